@@ -1,0 +1,244 @@
+"""Read a project YAML, check it against the classes it names, and build them.
+
+The schema of a component is its class's constructor: `params` must be keyword
+arguments of `__init__` (walking base classes while a constructor takes `**kwargs`).
+"""
+from __future__ import annotations
+
+import copy
+import difflib
+import importlib
+import inspect
+import re
+from pathlib import Path
+from typing import Any, Iterable
+
+import yaml
+
+from dl_utils.errors import UserInputError
+
+PROJECT_PACKAGES = ("core", "model_zoo", "data", "optim", "dl_utils", "projects")
+TOP_LEVEL_KEYS = {
+    "name": "run name",
+    "experiment": "{name, task: train|test, weights}",
+    "device": "auto | cpu | cuda",
+    "seed": "random seed (default 42)",
+    "deterministic": "deterministic algorithms where available (default true)",
+    "output_root": "folder that holds run folders (default runs)",
+    "allow_external_modules": "let module_name point outside this project's packages",
+    "configurator": "kept for iml-dl compatibility (ignored)",
+    "logging": "{wandb: {mode: disabled|offline|online, project, entity}}",
+    "model": "{module_name, class_name, params}",
+    "trainer": "{module_name, class_name, params, data_loader}",
+    "downstream_tasks": "{task name: {module_name, class_name, params, data_loader}}",
+}
+EXPERIMENT_KEYS = ("name", "task", "weights")
+COMPONENT_KEYS = ("module_name", "class_name", "params")
+TASKS = ("train", "test")
+LOGGING_KEYS = ("wandb",)
+WANDB_KEYS = ("mode", "project", "entity")
+WANDB_MODES = ("disabled", "offline", "online")
+
+
+class _SafeLoader(yaml.SafeLoader):
+    """`yaml.SafeLoader` that also reads `1e-4` as a float (YAML 1.1 needs `1.0e-4`)."""
+
+
+_SafeLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"""^[-+]?(?:[0-9][0-9_]*)\.?[0-9_]*[eE][-+]?[0-9]+$"""),
+    list("-+0123456789"),
+)
+
+
+def safe_load(text: str) -> Any:
+    """`yaml.safe_load` semantics (no python tags), plus exponent floats without a dot."""
+    return yaml.load(text, Loader=_SafeLoader)  # noqa: S506 - _SafeLoader derives from SafeLoader
+
+
+def _closest(key: str, options: Iterable[str]) -> str:
+    match = difflib.get_close_matches(str(key), list(options), n=1, cutoff=0.5)
+    return f"; did you mean '{match[0]}'?" if match else f"; valid keys: {', '.join(sorted(options))}"
+
+
+class ConfigError(UserInputError):
+    """A configuration error that names the file and the key."""
+
+    def __init__(self, path: str | Path, key: str, message: str):
+        super().__init__(f"{path}: {key}: {message}")
+
+
+def load_yaml(path: str | Path) -> dict[str, Any]:
+    """Read a YAML file with `yaml.safe_load`; errors name the file and line."""
+    path = Path(path)
+    if not path.is_file():
+        raise UserInputError(f"{path}: config file not found; pass an existing --config_path")
+    try:
+        config = safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise UserInputError(f"{path}: invalid YAML{where}: {problem} (python tags like !!python/tuple are not allowed; use lists)") from exc
+    if not isinstance(config, dict):
+        raise UserInputError(f"{path}: the config must be a mapping of top-level keys")
+    return config
+
+
+def apply_overrides(config: dict[str, Any], overrides: Iterable[str], path: str | Path) -> dict[str, Any]:
+    """Apply `key.path=value` overrides; values are typed by YAML rules; parents must exist."""
+    config = copy.deepcopy(config)
+    for item in overrides:
+        if "=" not in item:
+            raise UserInputError(f"--set {item}: expected key.path=value")
+        dotted, raw = item.split("=", 1)
+        keys = dotted.strip().split(".")
+        try:
+            value = safe_load(raw)
+        except yaml.YAMLError:
+            value = raw
+        node: Any = config
+        for depth, key in enumerate(keys[:-1]):
+            if not isinstance(node, dict) or key not in node:
+                here = ".".join(keys[: depth + 1])
+                options = node.keys() if isinstance(node, dict) else []
+                raise ConfigError(path, here, "--set names a key that is not in the config" + _closest(key, options))
+            if node[key] is None:
+                node[key] = {}
+            node = node[key]
+        if not isinstance(node, dict):
+            raise ConfigError(path, dotted, "--set: the parent is not a mapping")
+        node[keys[-1]] = value
+    return config
+
+
+def validate_top_level(config: dict[str, Any], path: str | Path) -> None:
+    """Unknown top-level, experiment and logging keys are errors with the closest valid key."""
+    for key in config:
+        if key not in TOP_LEVEL_KEYS:
+            raise ConfigError(path, key, "unknown top-level key" + _closest(key, TOP_LEVEL_KEYS))
+    for key in ("name", "experiment", "model"):
+        if key not in config:
+            raise ConfigError(path, key, "missing required key")
+    experiment = config["experiment"]
+    if not isinstance(experiment, dict):
+        raise ConfigError(path, "experiment", "must be a mapping {name, task, weights}")
+    for key in experiment:
+        if key not in EXPERIMENT_KEYS:
+            raise ConfigError(path, f"experiment.{key}", "unknown key" + _closest(key, EXPERIMENT_KEYS))
+    task = experiment.get("task", "train")
+    if task not in TASKS:
+        raise ConfigError(path, "experiment.task", f"'{task}' is not one of {', '.join(TASKS)}")
+    if task == "train" and "trainer" not in config:
+        raise ConfigError(path, "trainer", "required when experiment.task is train")
+    logging_cfg = config.get("logging") or {}
+    if not isinstance(logging_cfg, dict):
+        raise ConfigError(path, "logging", "must be a mapping {wandb: {...}}")
+    for key in logging_cfg:
+        if key not in LOGGING_KEYS:
+            raise ConfigError(path, f"logging.{key}", "unknown key" + _closest(key, LOGGING_KEYS))
+    wandb_cfg = logging_cfg.get("wandb") or {}
+    for key in wandb_cfg:
+        if key not in WANDB_KEYS:
+            raise ConfigError(path, f"logging.wandb.{key}", "unknown key" + _closest(key, WANDB_KEYS))
+    if wandb_cfg.get("mode", "disabled") not in WANDB_MODES:
+        raise ConfigError(path, "logging.wandb.mode", f"must be one of {', '.join(WANDB_MODES)}")
+
+
+def constructor_keywords(cls: type) -> tuple[set[str], bool]:
+    """Keyword names accepted by `cls(...)`, following `**kwargs` into base classes.
+
+    Returns (names, open_ended) where open_ended is True if some constructor in the
+    chain takes `**kwargs` that no base class resolves (then any key is accepted).
+    """
+    names: set[str] = set()
+    for klass in cls.__mro__:
+        if klass is object:
+            return names, False
+        init = klass.__dict__.get("__init__")
+        if init is None:
+            continue
+        params = inspect.signature(init).parameters.values()
+        has_var_kw = False
+        for p in params:
+            if p.name == "self" or p.kind is inspect.Parameter.VAR_POSITIONAL:
+                continue
+            if p.kind is inspect.Parameter.VAR_KEYWORD:
+                has_var_kw = True
+                continue
+            names.add(p.name)
+        if not has_var_kw:
+            return names, False
+    return names, True
+
+
+class ComponentBuilder:
+    """Builds `{module_name, class_name, params}` specs, checking names against the allow-list."""
+
+    def __init__(self, config_path: str | Path, allow_external_modules: bool = False):
+        self.config_path = str(config_path)
+        self.allow_external_modules = bool(allow_external_modules)
+
+    def resolve_class(self, spec: Any, key: str) -> type:
+        if not isinstance(spec, dict):
+            raise ConfigError(self.config_path, key, "must be a mapping {module_name, class_name, params}")
+        for name in ("module_name", "class_name"):
+            if not spec.get(name):
+                raise ConfigError(self.config_path, f"{key}.{name}", "missing")
+        module_name = str(spec["module_name"])
+        if not self.allow_external_modules and module_name.split(".")[0] not in PROJECT_PACKAGES:
+            raise ConfigError(
+                self.config_path,
+                f"{key}.module_name",
+                f"'{module_name}' is outside this project's packages ({', '.join(PROJECT_PACKAGES)}); "
+                "set top-level `allow_external_modules: true` to allow it",
+            )
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError as exc:
+            raise ConfigError(self.config_path, f"{key}.module_name", f"cannot import '{module_name}' ({exc})") from exc
+        class_name = str(spec["class_name"])
+        cls = getattr(module, class_name, None)
+        if not inspect.isclass(cls):
+            options = [n for n, v in vars(module).items() if inspect.isclass(v) and v.__module__ == module.__name__]
+            raise ConfigError(
+                self.config_path, f"{key}.class_name", f"'{class_name}' is not a class in {module_name}" + _closest(class_name, options)
+            )
+        return cls
+
+    def check_params(self, cls: type, params: dict[str, Any], key: str, reserved: Iterable[str] = ()) -> None:
+        names, open_ended = constructor_keywords(cls)
+        names -= set(reserved)
+        for name in params:
+            if name in reserved:
+                raise ConfigError(self.config_path, f"{key}.params.{name}", "is set by the framework, not the YAML")
+            if not open_ended and name not in names:
+                raise ConfigError(
+                    self.config_path, f"{key}.params.{name}", f"unknown parameter of {cls.__name__}" + _closest(name, names)
+                )
+
+    def build_value(self, value: Any, key: str) -> Any:
+        """Build nested component specs inside params (dicts and lists, in order)."""
+        if isinstance(value, dict) and "module_name" in value and "class_name" in value:
+            extra = set(value) - set(COMPONENT_KEYS)
+            if extra:
+                raise ConfigError(self.config_path, f"{key}.{sorted(extra)[0]}", "unknown key in a component" + _closest(sorted(extra)[0], COMPONENT_KEYS))
+            return self.build(value, key)
+        if isinstance(value, list):
+            return [self.build_value(v, f"{key}[{i}]") for i, v in enumerate(value)]
+        return value
+
+    def build(self, spec: dict[str, Any], key: str, reserved: Iterable[str] = (), **injected: Any) -> Any:
+        """Instantiate `spec`; `injected` objects (model, device, ...) are passed by the framework."""
+        cls = self.resolve_class(spec, key)
+        params = spec.get("params") or {}
+        if not isinstance(params, dict):
+            raise ConfigError(self.config_path, f"{key}.params", "must be a mapping of keyword arguments")
+        self.check_params(cls, params, key, reserved=set(reserved) | set(injected))
+        kwargs = {name: self.build_value(v, f"{key}.params.{name}") for name, v in params.items()}
+        try:
+            return cls(**kwargs, **injected)
+        except UserInputError:
+            raise
+        except (TypeError, ValueError) as exc:
+            raise ConfigError(self.config_path, f"{key}.params", f"{cls.__name__}: {exc}") from exc

@@ -1,0 +1,308 @@
+"""Base training loop: validation, early stopping, atomic checkpoints, resume, AMP, DDP.
+
+A project subclass writes only its step: `training_step` (one loss) or `run_step`
+(several optimisers, e.g. RA's alternating encoder/decoder updates).
+"""
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+import time
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+import torch
+from torch import Tensor, nn
+from torch.utils.data import DataLoader, DistributedSampler
+from tqdm import tqdm
+
+from dl_utils.checkpoint import load_checkpoint, save_checkpoint
+from dl_utils.distributed import DistributedContext, all_reduce_gradients, broadcast_parameters
+from dl_utils.errors import UserInputError
+from dl_utils.run_logger import RunLogger
+
+LOG = logging.getLogger(__name__)
+OPTIMIZERS = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW, "sgd": torch.optim.SGD}
+
+
+class Trainer:
+    """Owns the loop; subclasses own the step.
+
+    Checkpoints (`checkpoints/latest_model.pt`, `checkpoints/best_model.pt`) hold only
+    tensors and plain values, so they load with `torch.load(weights_only=True)`.
+    """
+
+    def __init__(
+        self,
+        *,
+        model: nn.Module,
+        data_module: Any,
+        device: torch.device,
+        run_dir: Path | None,
+        dist_ctx: DistributedContext = DistributedContext(),
+        logger: RunLogger | None = None,
+        seed: int = 42,
+        nr_epochs: int = 100,
+        optimizer: str = "adam",
+        optimizer_params: dict[str, Any] | None = None,
+        patience: int | None = None,
+        val_every: int = 1,
+        max_steps_per_epoch: int | None = None,
+        amp: bool = False,
+        grad_clip: float | None = None,
+        loss: Callable[[Tensor, Tensor], Tensor] | None = None,
+        progress: bool = True,
+    ):
+        if optimizer not in OPTIMIZERS:
+            raise ValueError(f"optimizer '{optimizer}' is not one of {', '.join(OPTIMIZERS)}")
+        if nr_epochs < 1:
+            raise ValueError("nr_epochs must be >= 1")
+        self.model = model
+        self.data_module = data_module
+        self.device = device
+        self.run_dir = Path(run_dir) if run_dir is not None else None
+        self.dist = dist_ctx
+        self.logger = logger
+        self.seed = seed
+        self.nr_epochs = nr_epochs
+        self.optimizer_name = optimizer
+        self.optimizer_params = dict(optimizer_params or {"lr": 1e-4})
+        self.patience = patience
+        self.val_every = val_every
+        self.max_steps_per_epoch = max_steps_per_epoch
+        self.amp = amp
+        self.grad_clip = grad_clip
+        self.loss = loss
+        self.progress = progress and dist_ctx.is_main
+        self.scaler = torch.amp.GradScaler("cuda") if (amp and device.type == "cuda") else None
+        self.start_epoch = 0
+        self.best_val = math.inf
+        self.best_epoch = -1
+        self.epochs_without_improvement = 0
+        self.best_weights: dict[str, Tensor] | None = None
+        self.history: list[dict[str, float]] = []
+        self.optimizers = self.build_optimizers()
+
+    # ---- hooks for subclasses -------------------------------------------------------
+    def build_optimizers(self) -> dict[str, torch.optim.Optimizer]:
+        """One optimiser over all model parameters; override for several."""
+        return {"model": self.make_optimizer(self.model.parameters())}
+
+    def make_optimizer(self, params: Any, **overrides: Any) -> torch.optim.Optimizer:
+        return OPTIMIZERS[self.optimizer_name](params, **{**self.optimizer_params, **overrides})
+
+    def training_step(self, batch: dict[str, Tensor]) -> dict[str, Tensor]:
+        """Named losses for one batch; `loss` is optimised. Default: the configured
+        reconstruction loss on `model(x)`, else the model's own `training_loss`."""
+        x = batch["image"]
+        if self.loss is not None:
+            return {"loss": self.loss(self.model(x), x)}
+        if not hasattr(self.model, "training_loss"):
+            raise UserInputError(
+                f"{type(self.model).__name__} has no training_loss(); set trainer.params.loss in the YAML"
+            )
+        losses = self.model.training_loss(x)
+        return losses if isinstance(losses, dict) else {"loss": losses}
+
+    def run_step(self, batch: dict[str, Tensor]) -> dict[str, float]:
+        """One optimisation step; override for several optimisers."""
+        with self.amp_context():
+            losses = self.training_step(batch)
+        self.optimize("model", losses["loss"])
+        return {k: float(v.detach()) for k, v in losses.items()}
+
+    @torch.no_grad()
+    def validation_step(self, batch: dict[str, Tensor]) -> dict[str, Tensor]:
+        """Named validation losses; `loss` drives early stopping and the best model."""
+        with self.amp_context():
+            return self.training_step(batch)
+
+    # ---- helpers for steps -------------------------------------------------------------
+    def amp_context(self) -> contextlib.AbstractContextManager:
+        """Autocast when `amp` is on (fp16 on CUDA, bf16 on CPU); a null context otherwise."""
+        if not self.amp:
+            return contextlib.nullcontext()
+        dtype = torch.float16 if self.device.type == "cuda" else torch.bfloat16
+        return torch.autocast(device_type=self.device.type, dtype=dtype)
+
+    def optimize(self, name: str, loss: Tensor) -> None:
+        """zero_grad, backward, average gradients over ranks, clip, step one optimiser."""
+        optimizer = self.optimizers[name]
+        optimizer.zero_grad(set_to_none=True)
+        if not torch.isfinite(loss):
+            raise FloatingPointError(f"non-finite loss ({float(loss)}) in optimiser '{name}'; lower the learning rate or check the data")
+        params = [p for group in optimizer.param_groups for p in group["params"]]
+        if self.scaler is not None:
+            self.scaler.scale(loss).backward()
+            self.scaler.unscale_(optimizer)
+        else:
+            loss.backward()
+        all_reduce_gradients(params, self.dist.world_size)
+        if self.grad_clip:
+            torch.nn.utils.clip_grad_norm_(params, self.grad_clip)
+        if self.scaler is not None:
+            self.scaler.step(optimizer)
+            self.scaler.update()
+        else:
+            optimizer.step()
+
+    # ---- data ----------------------------------------------------------------------------
+    def _per_rank_batch_size(self) -> int:
+        global_batch = int(self.data_module.batch_size)
+        if global_batch % self.dist.world_size:
+            raise UserInputError(
+                f"batch_size {global_batch} is not divisible by the {self.dist.world_size} processes; "
+                "set the data loader's batch_size to a multiple of --nproc_per_node"
+            )
+        return global_batch // self.dist.world_size
+
+    def _train_loader(self) -> tuple[DataLoader, DistributedSampler]:
+        dataset = self.data_module.train_dataset()
+        if len(dataset) == 0:
+            raise UserInputError("the training split is empty; check trainer.data_loader's train CSV")
+        # Also used for one process, so the sample order is identical for any number of ranks.
+        sampler = DistributedSampler(
+            dataset, num_replicas=self.dist.world_size, rank=self.dist.rank, shuffle=True, seed=self.seed
+        )
+        loader = DataLoader(
+            dataset,
+            batch_size=self._per_rank_batch_size(),
+            sampler=sampler,
+            num_workers=int(getattr(self.data_module, "num_workers", 0)),
+            drop_last=False,
+        )
+        return loader, sampler
+
+    def _val_loader(self) -> DataLoader | None:
+        dataset = self.data_module.val_dataset()
+        if dataset is None or len(dataset) == 0:
+            return None
+        return DataLoader(dataset, batch_size=int(self.data_module.batch_size), shuffle=False, num_workers=0)
+
+    def _to_device(self, batch: dict[str, Any]) -> dict[str, Any]:
+        return {k: v.to(self.device, non_blocking=True) if torch.is_tensor(v) else v for k, v in batch.items()}
+
+    # ---- loop ---------------------------------------------------------------------------
+    def train(self) -> None:
+        """Train for `nr_epochs` (from `start_epoch` when resumed), validating every `val_every`."""
+        broadcast_parameters(self.model)
+        train_loader, sampler = self._train_loader()
+        val_loader = self._val_loader()
+        for epoch in range(self.start_epoch, self.nr_epochs):
+            started = time.perf_counter()
+            sampler.set_epoch(epoch)
+            if hasattr(train_loader.dataset, "set_epoch"):
+                train_loader.dataset.set_epoch(epoch)
+            train_losses = self._train_epoch(train_loader, epoch)
+            record = {"epoch": epoch, **{f"train_{k}": v for k, v in train_losses.items()}}
+            stop = False
+            if val_loader is not None and (epoch + 1) % self.val_every == 0:
+                val_losses = self.validate(val_loader)
+                record.update({f"val_{k}": v for k, v in val_losses.items()})
+                stop = self._update_best(val_losses["loss"], epoch)
+            elif val_loader is None:
+                stop = self._update_best(train_losses.get("loss", math.inf), epoch)
+            record["seconds"] = time.perf_counter() - started
+            self.history.append(record)
+            if self.logger is not None:
+                self.logger.log_metrics(record, step=epoch)
+            self.save_latest(epoch)
+            if stop:
+                LOG.info("early stopping at epoch %d (best epoch %d)", epoch, self.best_epoch)
+                break
+        if self.best_weights is None:  # no validation ran: the last weights are the best we have
+            self.best_weights = _copy_state(self.model)
+            self._save("best_model.pt", self.best_weights, self.nr_epochs - 1)
+
+    def _train_epoch(self, loader: DataLoader, epoch: int) -> dict[str, float]:
+        self.model.train()
+        sums: dict[str, float] = {}
+        steps = 0
+        batches: Iterator = iter(loader)
+        total = len(loader) if self.max_steps_per_epoch is None else min(len(loader), self.max_steps_per_epoch)
+        bar = tqdm(batches, total=total, desc=f"epoch {epoch + 1}/{self.nr_epochs}", disable=not self.progress, leave=False)
+        for batch in bar:
+            if steps >= total:
+                break
+            losses = self.run_step(self._to_device(batch))
+            for k, v in losses.items():
+                sums[k] = sums.get(k, 0.0) + v
+            steps += 1
+            bar.set_postfix({k: f"{v:.4g}" for k, v in losses.items()})
+        return {k: v / max(steps, 1) for k, v in sums.items()}
+
+    @torch.no_grad()
+    def validate(self, loader: DataLoader) -> dict[str, float]:
+        """Mean validation losses; every rank sees the whole (small) validation set."""
+        self.model.eval()
+        sums: dict[str, float] = {}
+        count = 0
+        for batch in loader:
+            batch = self._to_device(batch)
+            n = batch["image"].shape[0]
+            for k, v in self.validation_step(batch).items():
+                sums[k] = sums.get(k, 0.0) + float(v) * n
+            count += n
+        self.model.train()
+        return {k: v / max(count, 1) for k, v in sums.items()}
+
+    def _update_best(self, value: float, epoch: int) -> bool:
+        """Copy the weights when validation improves; return True when patience runs out."""
+        if value < self.best_val:
+            self.best_val, self.best_epoch = value, epoch
+            self.epochs_without_improvement = 0
+            self.best_weights = _copy_state(self.model)
+            self._save("best_model.pt", self.best_weights, epoch)
+            return False
+        self.epochs_without_improvement += 1
+        return self.patience is not None and self.epochs_without_improvement >= self.patience
+
+    # ---- checkpoints -------------------------------------------------------------------
+    def _save(self, filename: str, weights: dict[str, Tensor], epoch: int, **extra: Any) -> None:
+        if self.run_dir is None or not self.dist.is_main:
+            return
+        state = {"model_weights": weights, "epoch": epoch, "best_val": self.best_val, "best_epoch": self.best_epoch, **extra}
+        save_checkpoint(state, self.run_dir / "checkpoints" / filename)
+
+    def save_latest(self, epoch: int) -> None:
+        """Everything needed to resume after `epoch`."""
+        self._save(
+            "latest_model.pt",
+            _copy_state(self.model),
+            epoch,
+            optimizer_weights={name: opt.state_dict() for name, opt in self.optimizers.items()},
+            scaler=self.scaler.state_dict() if self.scaler is not None else {},
+            epochs_without_improvement=self.epochs_without_improvement,
+            history=self.history,
+            torch_rng=torch.get_rng_state(),
+        )
+
+    def resume(self, checkpoint_path: str | Path) -> None:
+        """Restore model, optimisers and counters from a `latest_model.pt`."""
+        state = load_checkpoint(checkpoint_path, map_location=self.device)
+        if "optimizer_weights" not in state:
+            raise UserInputError(f"{checkpoint_path}: holds weights only, not a resumable training state; use checkpoints/latest_model.pt")
+        self.model.load_state_dict(state["model_weights"])
+        for name, opt_state in state["optimizer_weights"].items():
+            if name not in self.optimizers:
+                raise UserInputError(f"{checkpoint_path}: optimiser '{name}' does not exist in this trainer")
+            self.optimizers[name].load_state_dict(opt_state)
+        if self.scaler is not None and state.get("scaler"):
+            self.scaler.load_state_dict(state["scaler"])
+        self.start_epoch = int(state["epoch"]) + 1
+        self.best_val = float(state["best_val"])
+        self.best_epoch = int(state["best_epoch"])
+        self.epochs_without_improvement = int(state.get("epochs_without_improvement", 0))
+        self.history = list(state.get("history", []))
+        if "torch_rng" in state:
+            torch.set_rng_state(state["torch_rng"].cpu())
+        best_path = Path(checkpoint_path).with_name("best_model.pt")
+        if best_path.is_file():
+            self.best_weights = load_checkpoint(best_path, map_location=self.device)["model_weights"]
+        LOG.info("resumed from %s at epoch %d", checkpoint_path, self.start_epoch)
+
+
+def _copy_state(model: nn.Module) -> dict[str, Tensor]:
+    """A detached copy of the weights (never a live view of the model)."""
+    return {k: v.detach().clone() for k, v in model.state_dict().items()}

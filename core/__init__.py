@@ -1,0 +1,1 @@
+"""Method-agnostic machinery: CLI, configuration, training loop, evaluation."""

@@ -1,0 +1,48 @@
+"""results.json, results.csv and the markdown table printed at the end of a run."""
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+from pathlib import Path
+
+from dl_utils.checkpoint import atomic_write_text
+
+# Columns of the printed table, in order; all metrics are in the files.
+TABLE_COLUMNS = ("AUPRC", "AUROC", "Dice@val_dice", "Dice@fpr_1%", "Dice@fpr_5%", "Dice@oracle_dice",
+                 "DetectionRate@fpr_5%", "SampleAUROC", "seconds_per_volume")
+
+
+def _fmt(value: float | None) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "-"
+    return f"{value:.3f}" if abs(value) < 100 else f"{value:.0f}"
+
+
+def markdown_table(results: dict[str, dict[str, dict[str, float]]]) -> str:
+    """One row per (task, data set); `oracle` columns are upper bounds, not results."""
+    present = [c for c in TABLE_COLUMNS if any(c in m for task in results.values() for m in task.values())]
+    header = "| task | data set | " + " | ".join(c.replace("oracle_dice", "oracle (upper bound)") for c in present) + " |"
+    lines = [header, "|" + "---|" * (len(present) + 2)]
+    for task, sets in results.items():
+        for name, metrics in sets.items():
+            lines.append(f"| {task} | {name} | " + " | ".join(_fmt(metrics.get(c)) for c in present) + " |")
+    return "\n".join(lines)
+
+
+def write_results(results: dict[str, dict[str, dict[str, float]]], run_dir: Path, header: str = "") -> str:
+    """Write results.json / results.csv / results.md to `run_dir`, print and return the table."""
+    atomic_write_text(run_dir / "results.json", json.dumps(results, indent=2, default=float, allow_nan=True))
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(["task", "dataset", "metric", "value"])
+    for task, sets in results.items():
+        for name, metrics in sets.items():
+            for metric, value in metrics.items():
+                writer.writerow([task, name, metric, value])
+    atomic_write_text(run_dir / "results.csv", buffer.getvalue())
+    table = markdown_table(results)
+    atomic_write_text(run_dir / "results.md", (f"# {header}\n\n" if header else "") + table + "\n")
+    print(("\n" + header + "\n" if header else "\n") + table + "\n", flush=True)
+    return table

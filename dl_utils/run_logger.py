@@ -1,0 +1,72 @@
+"""Run logging: a text log, a JSON-lines metric log, and optional wandb (offline by default)."""
+from __future__ import annotations
+
+import json
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+LOG = logging.getLogger(__name__)
+
+
+def configure_logging(log_file: Path | None, verbose: bool = True) -> None:
+    """Log INFO to stderr and, when given, to the run folder's log file."""
+    root = logging.getLogger()
+    root.setLevel(logging.INFO)
+    for handler in list(root.handlers):
+        root.removeHandler(handler)
+    fmt = logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s", "%H:%M:%S")
+    stream = logging.StreamHandler()
+    stream.setLevel(logging.INFO if verbose else logging.WARNING)
+    stream.setFormatter(fmt)
+    root.addHandler(stream)
+    if log_file is not None:
+        log_file.parent.mkdir(parents=True, exist_ok=True)
+        file_handler = logging.FileHandler(log_file)
+        file_handler.setFormatter(fmt)
+        root.addHandler(file_handler)
+
+
+class RunLogger:
+    """Writes metrics to `metrics.jsonl` in the run folder and, if enabled, to wandb.
+
+    wandb `mode` is `disabled` (default), `offline` (files under the run folder, no
+    account) or `online`.
+    """
+
+    def __init__(self, run_dir: Path | None, is_main: bool = True, wandb_mode: str = "disabled",
+                 project: str = "uad-brain-mri", entity: str | None = None, run_name: str | None = None,
+                 config: dict[str, Any] | None = None):
+        self.run_dir = Path(run_dir) if run_dir is not None else None
+        self.is_main = is_main
+        self._wandb_run = None
+        if is_main and wandb_mode != "disabled":
+            import wandb  # imported lazily: most runs never need it
+
+            os.environ.setdefault("WANDB_SILENT", "true")
+            self._wandb_run = wandb.init(
+                mode=wandb_mode, project=project, entity=entity, name=run_name, config=config or {},
+                dir=str(self.run_dir) if self.run_dir else None,
+            )
+
+    def log_metrics(self, metrics: dict[str, Any], step: int | None = None) -> None:
+        if not self.is_main:
+            return
+        if self.run_dir is not None:
+            line = json.dumps({"step": step, **metrics}, default=float)
+            with open(self.run_dir / "metrics.jsonl", "a") as handle:
+                handle.write(line + "\n")
+        if self._wandb_run is not None:
+            self._wandb_run.log({k: v for k, v in metrics.items() if isinstance(v, (int, float))}, step=step)
+
+    def log_image(self, key: str, path: Path) -> None:
+        if self._wandb_run is not None:
+            import wandb
+
+            self._wandb_run.log({key: wandb.Image(str(path))})
+
+    def finish(self) -> None:
+        if self._wandb_run is not None:
+            self._wandb_run.finish()
+            self._wandb_run = None

@@ -1,0 +1,28 @@
+"""Pixel reconstruction losses, configurable from YAML."""
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+
+import torch.nn.functional as F
+from torch import Tensor
+
+
+class LossKind(enum.StrEnum):
+    L1 = "l1"
+    L2 = "l2"
+
+
+@dataclass(frozen=True)
+class ReconstructionLoss:
+    """Mean L1 or L2 error between reconstruction (B, C, H, W) and target."""
+
+    kind: str = "l2"
+
+    def __post_init__(self) -> None:
+        LossKind(self.kind)  # raises ValueError for an unknown kind
+
+    def __call__(self, reconstruction: Tensor, target: Tensor) -> Tensor:
+        if self.kind == LossKind.L1:
+            return F.l1_loss(reconstruction, target)
+        return F.mse_loss(reconstruction, target)
