@@ -53,7 +53,7 @@ def fit_thresholds(labelled_val: Sequence[ScoredVolume] | None, healthy_val: Seq
 
 def set_metrics(test: Sequence[ScoredVolume], found_thresholds: dict[str, float], binary_steps: Sequence[BinaryStep],
                 healthy_test: Sequence[ScoredVolume] | None, detection_min_fraction: float,
-                sample_reduction: str) -> dict[str, float]:
+                sample_reduction: str, per_slice_detection: bool = False) -> dict[str, float]:
     """Metrics of one test set: pixel ranking (pooled and per volume), Dice per threshold
     protocol, detection rate, sample-level AUROC and inference time."""
     labelled = [v for v in test if v.seg is not None]
@@ -76,11 +76,11 @@ def set_metrics(test: Sequence[ScoredVolume], found_thresholds: dict[str, float]
             metrics[f"Dice@{name}"] = segmentation.mean_dice(preds, segs)
             metrics[f"Dice_pooled@{name}"] = segmentation.pooled_dice(preds, segs)
             if name.startswith("fpr_"):
-                rates = detection.detection_rate(
-                    [v.amap for v in labelled], segs, threshold, min_fraction=detection_min_fraction,
-                    masks=[v.mask for v in labelled],
+                found_lesions = detection.detection_rate(
+                    [v.amap * v.mask for v in labelled], segs, threshold, min_fraction=detection_min_fraction,
+                    per_slice=per_slice_detection,
                 )
-                metrics[f"DetectionRate@{name}"] = rates
+                metrics[f"DetectionRate@{name}"] = found_lesions.rate
             metrics[f"threshold@{name}"] = float(threshold)
     anomalous = [v for v in test if v.label == 1]
     if healthy_test and anomalous:

@@ -26,7 +26,7 @@ def write_figures(name: str, test: Sequence[ScoredVolume], healthy: Sequence[Sco
         if v.image is None:
             continue
         z = _central_lesion_slice(v)
-        rows.append({"image": v.image[..., z], "reconstruction": v.reconstruction[..., z], "amap": v.amap[..., z],
+        rows.append({"image": v.image[..., z], "reconstruction": None if v.reconstruction is None else v.reconstruction[..., z], "amap": v.amap[..., z],
                      "seg": None if v.seg is None else v.seg[..., z], "title": f"{v.name} z={z}"})
     if rows:
         plot_cases(rows, folder / f"{name}_cases.png")

@@ -51,17 +51,16 @@ def score_volumes(model: nn.Module, volumes: Sequence[Any], scorer: Callable[[Te
                   keep_images: int = 0, set_name: str = "") -> list[ScoredVolume]:
     """Model -> reconstructions -> scorer -> map post-processing, for every volume of a set."""
     model.eval()
-    num_samples = int(getattr(scorer, "num_reconstructions", 1))
-    needs_recs = bool(getattr(scorer, "needs_reconstructions", True))
+    num_samples = int(getattr(scorer, "num_reconstructions", 1))  # 0: the scorer needs no model
     scored = []
     for index, volume in enumerate(volumes):
         started = time.perf_counter()
         image = volume.image.float()
         mask = volume.mask.bool()
-        if needs_recs:
+        if num_samples > 0:
             recs = reconstruct_volume(model, image, num_samples, slice_batch_size, device)
         else:
-            recs = image.unsqueeze(0)
+            recs = image.new_zeros((0, *image.shape))
         if not torch.isfinite(recs).all():
             raise UserInputError(f"{set_name}/{volume.name}: the model produced NaN or Inf reconstructions; check the weights")
         amap = scorer(image.to(device), recs.to(device), mask.to(device)).float().cpu()
@@ -73,6 +72,6 @@ def score_volumes(model: nn.Module, volumes: Sequence[Any], scorer: Callable[[Te
             seg=None if volume.seg is None else volume.seg.bool().numpy(), affine=np.asarray(volume.affine),
             seconds=time.perf_counter() - started,
             image=image.numpy() if keep else None,
-            reconstruction=recs.mean(0).numpy() if keep else None,
+            reconstruction=recs.mean(0).numpy() if keep and num_samples > 0 else None,
         ))
     return scored

@@ -44,7 +44,8 @@ def plot_cases(rows: Sequence[dict[str, np.ndarray | str]], path: Path) -> None:
     vmax = max(float(np.percentile(r["amap"], 99.5)) for r in rows) or 1.0
     for ax_row, row in zip(axes, rows):
         ax_row[0].imshow(row["image"].T, cmap="gray", vmin=0, vmax=1, origin="lower")
-        ax_row[1].imshow(row["reconstruction"].T, cmap="gray", vmin=0, vmax=1, origin="lower")
+        reconstruction = row["reconstruction"] if row.get("reconstruction") is not None else np.zeros_like(row["image"])
+        ax_row[1].imshow(reconstruction.T, cmap="gray", vmin=0, vmax=1, origin="lower")
         ax_row[2].imshow(row["amap"].T, cmap="inferno", vmin=0, vmax=vmax, origin="lower")
         ax_row[3].imshow(row["image"].T, cmap="gray", vmin=0, vmax=1, origin="lower")
         if row.get("seg") is not None and np.any(row["seg"]):
