@@ -54,8 +54,9 @@ class AnomalyDetectionEvaluator(DownstreamEvaluator):
                  fpr_levels: Sequence[float] = (0.01, 0.05), threshold_search: str = "bisection",
                  bisection_steps: int = 10, oracle: bool = True, detection_min_fraction: float = 0.1,
                  sample_score: str = "mean", slice_batch_size: int = 50, figure_cases: int = 3,
-                 save_maps: bool = True, **kwargs: Any):
+                 save_maps: bool = True, skip_if_unavailable: bool = False, **kwargs: Any):
         super().__init__(**kwargs)
+        self.unavailable = _unavailable_reason(scorer, skip_if_unavailable)
         if threshold_search not in THRESHOLD_SEARCHES:
             raise ValueError(f"threshold_search '{threshold_search}' is not one of {', '.join(THRESHOLD_SEARCHES)}")
         self.scorer = scorer
@@ -97,6 +98,9 @@ class AnomalyDetectionEvaluator(DownstreamEvaluator):
         return cache[name]
 
     def run(self, run_dir: Path, logger: RunLogger | None = None) -> dict[str, dict[str, float]]:
+        if self.unavailable:
+            LOG.warning("skipped: %s", self.unavailable)
+            return {name: {"skipped": self.unavailable} for name in self.test_sets}
         run_dir = Path(run_dir)
         if self.fit_set is not None and hasattr(self.scorer, "fit"):
             self.scorer.fit(self.datasets[self.fit_set])
@@ -122,3 +126,15 @@ class AnomalyDetectionEvaluator(DownstreamEvaluator):
                 write_maps(test, run_dir / "anomaly_maps" / name)
         return results
 
+
+def _unavailable_reason(scorer: Any, skip_if_unavailable: bool) -> str | None:
+    """Check a scorer's external files now; with `skip_if_unavailable` the task is reported as
+    skipped (with the reason) instead of stopping the run."""
+    try:
+        if hasattr(scorer, "check_available"):
+            scorer.check_available()
+    except UserInputError as exc:
+        if not skip_if_unavailable:
+            raise
+        return str(exc)
+    return None

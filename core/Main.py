@@ -29,7 +29,7 @@ def main(argv: list[str] | None = None) -> int:
         run_dir = run_experiment(args.config_path, args.overrides, resume=args.resume,
                                  output_root=args.output_root, quiet=args.quiet)
     except UserInputError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print("error: " + " ".join(str(exc).split()), file=sys.stderr)  # always one line
         return 2
     except KeyboardInterrupt:
         print("interrupted; the last complete checkpoint is intact (resume with --resume RUN_FOLDER)", file=sys.stderr)

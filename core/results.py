@@ -14,7 +14,9 @@ TABLE_COLUMNS = ("AUPRC", "AUROC", "Dice@val_dice", "Dice@fpr_1%", "Dice@fpr_5%"
                  "DetectionRate@fpr_5%", "SampleAUROC", "seconds_per_volume")
 
 
-def _fmt(value: float | None) -> str:
+def _fmt(value: float | str | None) -> str:
+    if isinstance(value, str):
+        return value
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "-"
     return f"{value:.3f}" if abs(value) < 100 else f"{value:.0f}"
@@ -27,6 +29,9 @@ def markdown_table(results: dict[str, dict[str, dict[str, float]]]) -> str:
     lines = [header, "|" + "---|" * (len(present) + 2)]
     for task, sets in results.items():
         for name, metrics in sets.items():
+            if "skipped" in metrics:
+                lines.append(f"| {task} | {name} | skipped: {metrics['skipped']} |" + " |" * (len(present) - 1))
+                continue
             lines.append(f"| {task} | {name} | " + " | ".join(_fmt(metrics.get(c)) for c in present) + " |")
     return "\n".join(lines)
 

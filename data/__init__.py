@@ -1,0 +1,1 @@
+"""Data layer: NIfTI I/O, CSV splits, preprocessing, augmentation, synthetic anomalies, datasets."""

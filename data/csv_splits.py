@@ -1,0 +1,94 @@
+"""Reading split CSVs (volume layout and iml-dl image lists) with one-line errors."""
+
+from __future__ import annotations
+
+import csv
+import math
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from dl_utils.errors import UserInputError
+
+VOLUME_COLUMNS = ("img_name", "age", "label", "img_path", "mask_path", "seg_path")
+
+
+@dataclass(frozen=True)
+class SplitRow:
+    """One row of a volume-layout split; paths resolved against the data root."""
+
+    img_name: str
+    age: float  # NaN when unknown
+    label: int
+    img_path: Path
+    mask_path: Path
+    seg_path: Path | None
+
+
+def resolve(path: str, data_root: str | os.PathLike | None) -> Path:
+    """Absolute paths stay; relative ones resolve against `data_root` (or the cwd)."""
+    p = Path(path).expanduser()
+    return p if p.is_absolute() or data_root is None else Path(data_root) / p
+
+
+def _read_rows(csv_path: Path, required: Sequence[str]) -> list[dict[str, str]]:
+    if not csv_path.is_file():
+        raise UserInputError(f"split CSV not found: {csv_path}; fix the path or data_root in the config")
+    with csv_path.open(newline="", encoding="utf-8-sig") as handle:
+        reader = csv.DictReader(handle, skipinitialspace=True)
+        fields = [f.strip() for f in (reader.fieldnames or [])]
+        missing = [c for c in required if c not in fields]
+        if missing:
+            raise UserInputError(
+                f"split CSV {csv_path} lacks column(s) {', '.join(missing)}; "
+                f"its header must contain {', '.join(required)}"
+            )
+        rows = [{k.strip(): (v or "").strip() for k, v in row.items() if k is not None} for row in reader]
+    rows = [r for r in rows if any(r.values())]
+    if not rows:
+        raise UserInputError(f"split CSV {csv_path} has no rows; add at least one entry")
+    return rows
+
+
+def read_volume_split(csv_path: str | os.PathLike, data_root: str | os.PathLike | None) -> list[SplitRow]:
+    """Rows of a volume-layout CSV (columns img_name, age, label, img_path, mask_path, seg_path).
+
+    Label 1 rows need a seg_path; names must be unique.
+    """
+    csv_path = resolve(str(csv_path), data_root)
+    out, seen = [], set()
+    for line, row in enumerate(_read_rows(csv_path, VOLUME_COLUMNS), start=2):
+        where = f"split CSV {csv_path} line {line}"
+        if row["label"] not in ("0", "1"):
+            raise UserInputError(f"{where}: label '{row['label']}' must be 0 or 1")
+        if not row["img_path"] or not row["mask_path"]:
+            raise UserInputError(f"{where}: img_path and mask_path must not be empty")
+        label = int(row["label"])
+        if label == 1 and not row["seg_path"]:
+            raise UserInputError(f"{where}: label 1 needs a seg_path with the lesion labels")
+        try:
+            age = float(row["age"]) if row["age"] else math.nan
+        except ValueError:
+            raise UserInputError(f"{where}: age '{row['age']}' is not a number; leave it empty if unknown") from None
+        name = row["img_name"] or Path(row["img_path"]).name
+        if name in seen:
+            raise UserInputError(f"{where}: img_name '{name}' appears twice; names must be unique")
+        seen.add(name)
+        seg = resolve(row["seg_path"], data_root) if row["seg_path"] else None
+        out.append(SplitRow(name, age, label, resolve(row["img_path"], data_root),
+                            resolve(row["mask_path"], data_root), seg))
+    return out
+
+
+def read_file_list(
+    csv_paths: str | os.PathLike | Sequence[str | os.PathLike], data_root: str | os.PathLike | None
+) -> list[Path]:
+    """iml-dl layout: the `filename` column of one or several CSVs, concatenated, resolved."""
+    if isinstance(csv_paths, (str, os.PathLike)):
+        csv_paths = [csv_paths]
+    files: list[Path] = []
+    for csv_path in csv_paths:
+        csv_path = resolve(str(csv_path), data_root)
+        files += [resolve(r["filename"], data_root) for r in _read_rows(csv_path, ("filename",))]
+    return files

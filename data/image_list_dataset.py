@@ -1,0 +1,174 @@
+"""iml-dl layout: CSVs with a `filename` column of 2D images (PNG or NIfTI), with
+row-parallel label (lesion) and brain-mask CSVs. Images become volumes with D = 1."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import nibabel as nib
+import numpy as np
+import torch
+from skimage import io as skio
+from skimage.transform import resize
+from torch.utils.data import Dataset
+
+from data.augmentation import Augmentation
+from data.csv_splits import read_file_list
+from data.volume import Volume
+from data.volume_dataset import build_part
+from dl_utils.errors import UserInputError
+
+CsvArg = str | Sequence[str] | None
+
+
+def load_image_2d(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    """(H, W) float32 array and (4, 4) affine from a PNG/JPEG/TIFF or a 2D NIfTI."""
+    if not path.is_file():
+        raise UserInputError(f"image file not found: {path}; fix the path in the CSV or data_root")
+    try:
+        if path.name.endswith((".nii", ".nii.gz")):
+            img = nib.load(str(path))
+            data, affine = np.asarray(img.dataobj, dtype=np.float32), np.asarray(img.affine, float)
+        else:
+            data, affine = skio.imread(str(path)).astype(np.float32), np.eye(4)
+    except Exception as exc:  # readers raise many types for corrupt files
+        raise UserInputError(f"image file {path} is unreadable ({type(exc).__name__}); re-export it") from exc
+    if data.ndim == 3 and data.shape[-1] in (3, 4) and not path.name.endswith((".nii", ".nii.gz")):
+        data = data[..., :3].mean(-1)  # RGB(A) PNG -> gray
+    data = np.squeeze(data)
+    if data.ndim != 2:
+        raise UserInputError(f"image file {path} has shape {data.shape}; expected a 2D image")
+    if not np.isfinite(data).all():
+        raise UserInputError(f"image file {path} contains NaN or Inf; replace them before use")
+    return data, affine
+
+
+def min_max(image: np.ndarray) -> np.ndarray:
+    """Scale to [0, 1] by the image's own min and max (constant -> 0)."""
+    lo, hi = float(image.min()), float(image.max())
+    return ((image - lo) / (hi - lo) if hi > lo else np.zeros_like(image)).astype(np.float32)
+
+
+def _parallel(files: list[Path], csv: CsvArg, data_root, what: str) -> list[Path] | None:
+    if csv is None:
+        return None
+    other = read_file_list(csv, data_root)
+    if len(other) != len(files):
+        raise UserInputError(
+            f"{what} CSV {csv} has {len(other)} rows but the image CSV has {len(files)}; "
+            "rows must match one to one"
+        )
+    return other
+
+
+class ImageListSet(Sequence):
+    """Sequence[Volume] with D = 1 from iml-dl CSVs; label = 1 if the label image has any lesion."""
+
+    def __init__(
+        self, csv: str | Sequence[str], data_root: str | None = None, label_dir: CsvArg = None,
+        mask_dir: CsvArg = None, target_size: Sequence[int] = (128, 128),
+    ) -> None:
+        """csv / label_dir / mask_dir: CSV file(s) with a `filename` column, row-parallel;
+        no mask_dir means the whole image is brain."""
+        if len(target_size) != 2:
+            raise UserInputError(f"key 'target_size' = {target_size}; give [H, W]")
+        self.target_size = tuple(int(t) for t in target_size)
+        self.files = read_file_list(csv, data_root)
+        self.labels = _parallel(self.files, label_dir, data_root, "label_dir")
+        self.masks = _parallel(self.files, mask_dir, data_root, "mask_dir")
+        self._cache: dict[int, Volume] = {}
+
+    def __len__(self) -> int:
+        return len(self.files)
+
+    def _binary(self, path: Path) -> np.ndarray:
+        data, _ = load_image_2d(path)
+        return resize(data > 0, self.target_size, order=0, preserve_range=True, anti_aliasing=False) > 0.5
+
+    def __getitem__(self, index):
+        if isinstance(index, slice):
+            return [self[i] for i in range(*index.indices(len(self)))]
+        index = range(len(self))[index]
+        if index not in self._cache:
+            data, affine = load_image_2d(self.files[index])
+            image = np.clip(resize(min_max(data), self.target_size, order=1, anti_aliasing=True), 0, 1)
+            mask = self._binary(self.masks[index]) if self.masks else np.ones(self.target_size, bool)
+            seg = self._binary(self.labels[index]) if self.labels else None
+            self._cache[index] = Volume(
+                name=str(self.files[index]),
+                image=torch.from_numpy(image.astype(np.float32))[..., None],
+                mask=torch.from_numpy(mask)[..., None],
+                seg=None if seg is None else torch.from_numpy(seg)[..., None],
+                label=int(seg is not None and bool(seg.any())),
+                affine=affine,
+            )
+        return self._cache[index]
+
+
+class ImageListSliceDataset(Dataset):
+    """Items {"image": (1, H, W), "mask": (1, H, W)}; item i is image i % n, augmented
+    as a pure function of (seed, epoch, i) when `augmentation` is given."""
+
+    def __init__(self, images: ImageListSet, samples_per_epoch: int | None = None,
+                 augmentation: Augmentation | None = None, seed: int = 0) -> None:
+        self.images = images
+        self.length = int(samples_per_epoch) if samples_per_epoch else len(images)
+        self.augmentation = augmentation
+        self.seed = int(seed)
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        """Select the epoch whose randomness items are drawn from."""
+        self.epoch = int(epoch)
+
+    def __len__(self) -> int:
+        return self.length
+
+    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+        volume = self.images[index % len(self.images)]
+        image = volume.image[..., 0].unsqueeze(0)
+        mask = volume.mask[..., 0].unsqueeze(0).float()
+        if self.augmentation is not None:
+            image, mask = self.augmentation(image, mask, self.seed, self.epoch, index)
+        return {"image": image.contiguous(), "mask": mask.contiguous()}
+
+
+class ImageListDataModule:
+    """Training/validation 2D images in the iml-dl layout."""
+
+    def __init__(
+        self, train_csv: str | Sequence[str], val_csv: str | Sequence[str], data_root: str | None = None,
+        batch_size: int = 8, num_workers: int = 0, target_size: Sequence[int] = (128, 128),
+        train_mask_dir: CsvArg = None, val_mask_dir: CsvArg = None, samples_per_epoch: int | None = None,
+        augmentation: Mapping[str, Any] | None = None, seed: int = 0,
+    ) -> None:
+        """*_mask_dir: brain-mask CSV(s) row-parallel to the image CSV(s); augmentation:
+        Augmentation params (applied to training items only)."""
+        if int(batch_size) < 1:
+            raise UserInputError(f"data_loader key 'batch_size' = {batch_size}; must be >= 1")
+        self.batch_size = int(batch_size)
+        self.num_workers = int(num_workers)
+        self._args = dict(data_root=data_root, target_size=target_size)
+        self.train_csv, self.val_csv = train_csv, val_csv
+        self.train_mask_dir, self.val_mask_dir = train_mask_dir, val_mask_dir
+        self.samples_per_epoch = samples_per_epoch
+        self.augmentation = build_part(Augmentation, augmentation, "augmentation")
+        self.seed = int(seed)
+        self._train: ImageListSliceDataset | None = None
+        self._val: ImageListSliceDataset | None = None
+
+    def train_dataset(self) -> ImageListSliceDataset:
+        """Augmented training images; has set_epoch(epoch)."""
+        if self._train is None:
+            images = ImageListSet(self.train_csv, mask_dir=self.train_mask_dir, **self._args)
+            self._train = ImageListSliceDataset(images, self.samples_per_epoch, self.augmentation, self.seed)
+        return self._train
+
+    def val_dataset(self) -> ImageListSliceDataset:
+        """Validation images without augmentation."""
+        if self._val is None:
+            images = ImageListSet(self.val_csv, mask_dir=self.val_mask_dir, **self._args)
+            self._val = ImageListSliceDataset(images, None, None, self.seed)
+        return self._val

@@ -1,0 +1,104 @@
+"""Validated NIfTI loading and atomic NIfTI saving."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+
+from dl_utils.errors import UserInputError
+
+
+@dataclass(frozen=True)
+class NiftiArray:
+    """A loaded 3D array with its (4, 4) affine and voxel spacing in mm."""
+
+    data: np.ndarray  # (X, Y, Z)
+    affine: np.ndarray  # (4, 4)
+    spacing: tuple[float, float, float]
+
+
+def load_nifti(path: str | os.PathLike, role: str = "image") -> NiftiArray:
+    """Load a 3D NIfTI as float32 (X, Y, Z); a trailing singleton 4th dim is squeezed.
+
+    Raises UserInputError (one line naming the file and the fix) for a missing file,
+    an unreadable file, a non-3D array or NaN/Inf voxels. `role` only words messages.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise UserInputError(f"{role} file not found: {path}; fix the path in the split CSV or data_root")
+    try:
+        img = nib.load(str(path))
+        data = np.asarray(img.dataobj, dtype=np.float32)
+    except Exception as exc:  # nibabel raises many types for corrupt files
+        detail = " ".join(str(exc).split())[:200]
+        raise UserInputError(
+            f"{role} file {path} is not a readable NIfTI ({type(exc).__name__}: {detail}); "
+            "re-export or re-download it"
+        ) from exc
+    if data.ndim == 4 and data.shape[3] == 1:
+        data = data[..., 0]
+    if data.ndim != 3:
+        raise UserInputError(
+            f"{role} file {path} has shape {data.shape}; expected a 3D volume (X, Y, Z), "
+            "split 4D series into 3D files"
+        )
+    if not np.isfinite(data).all():
+        raise UserInputError(
+            f"{role} file {path} contains NaN or Inf voxels; replace them (e.g. by 0) before use"
+        )
+    zooms = tuple(float(z) for z in img.header.get_zooms()[:3])
+    return NiftiArray(data=data, affine=np.asarray(img.affine, dtype=np.float64), spacing=zooms)
+
+
+def load_subject(
+    image_path: str | os.PathLike,
+    mask_path: str | os.PathLike,
+    seg_path: str | os.PathLike | None = None,
+) -> tuple[NiftiArray, np.ndarray, np.ndarray | None]:
+    """Load image, brain mask (bool) and optional seg (bool), all of one shape.
+
+    Raises UserInputError for an empty brain mask or mismatched shapes.
+    """
+    image = load_nifti(image_path, "image")
+    mask = load_nifti(mask_path, "brain mask").data > 0
+    if not mask.any():
+        raise UserInputError(
+            f"brain mask {mask_path} is empty; provide a mask with brain voxels > 0"
+        )
+    _check_shape(image.data.shape, mask.shape, mask_path, image_path)
+    seg = None
+    if seg_path is not None:
+        seg = load_nifti(seg_path, "segmentation").data > 0
+        _check_shape(image.data.shape, seg.shape, seg_path, image_path)
+    return image, mask, seg
+
+
+def _check_shape(ref: tuple[int, ...], got: tuple[int, ...], path: os.PathLike | str, ref_path) -> None:
+    if tuple(ref) != tuple(got):
+        raise UserInputError(
+            f"{path} has shape {tuple(got)} but image {ref_path} has shape {tuple(ref)}; "
+            "resample both onto the same grid"
+        )
+
+
+def save_nifti(path: str | os.PathLike, array: np.ndarray, affine: np.ndarray) -> None:
+    """Write a 3D array (float maps as float32, bool as uint8) atomically (temp file + os.replace)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    arr = np.asarray(array)
+    arr = arr.astype(np.uint8) if arr.dtype == bool else arr.astype(np.float32)
+    img = nib.Nifti1Image(arr, np.asarray(affine, dtype=np.float64))
+    suffix = "".join(path.suffixes) or ".nii.gz"
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=suffix, dir=path.parent)
+    os.close(fd)
+    try:
+        nib.save(img, tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise

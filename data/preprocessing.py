@@ -1,0 +1,169 @@
+"""Array transforms of the volume pipeline (methods.md section 1) and their composition.
+
+Order as in the originals: crop or pad -> percentile rescale in the brain -> resample.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import ndimage
+
+from dl_utils.errors import UserInputError
+
+
+def crop_or_pad_slices(
+    in_shape: Sequence[int], target_shape: Sequence[int], center: Sequence[float] | None = None
+) -> list[tuple[int, int]]:
+    """Per axis (start, stop) in input indices of a target-sized window centred on `center`.
+
+    Starts may be negative and stops may exceed the input (those parts are padded).
+    """
+    out = []
+    for axis, (n, t) in enumerate(zip(in_shape, target_shape)):
+        if center is None:
+            start = (n - t) // 2
+        else:
+            start = int(np.floor(float(center[axis]) - (t - 1) / 2.0 + 0.5))
+        out.append((start, start + int(t)))
+    return out
+
+
+def crop_or_pad(
+    array: np.ndarray, target_shape: Sequence[int], center: Sequence[float] | None = None,
+    fill: float = 0.0,
+) -> np.ndarray:
+    """Crop or pad (with `fill`) an N-D array to `target_shape`, centred (or on `center`)."""
+    if len(target_shape) != array.ndim:
+        raise ValueError(f"target_shape {tuple(target_shape)} does not match array ndim {array.ndim}")
+    windows = crop_or_pad_slices(array.shape, target_shape, center)
+    out = np.full(tuple(int(t) for t in target_shape), fill, dtype=array.dtype)
+    src, dst = [], []
+    for (start, stop), n in zip(windows, array.shape):
+        lo, hi = max(start, 0), min(stop, n)
+        if hi <= lo:
+            return out
+        src.append(slice(lo, hi))
+        dst.append(slice(lo - start, hi - start))
+    out[tuple(dst)] = array[tuple(src)]
+    return out
+
+
+def percentile_rescale(
+    image: np.ndarray, mask: np.ndarray | None = None, percentiles: Sequence[float] = (1.0, 99.0)
+) -> np.ndarray:
+    """Map the low/high percentiles (inside `mask`) to 0/1 linearly and clip to [0, 1]."""
+    values = image[mask.astype(bool)] if mask is not None else image.ravel()
+    if values.size == 0:
+        values = image.ravel()
+    lo, hi = np.percentile(values, [float(percentiles[0]), float(percentiles[1])])
+    scale = hi - lo if hi > lo else 1.0
+    return np.clip((image.astype(np.float32) - lo) / scale, 0.0, 1.0).astype(np.float32)
+
+
+def resample_to_shape(array: np.ndarray, target_shape: Sequence[int], order: int = 3) -> np.ndarray:
+    """Resample to `target_shape` with scipy.ndimage.zoom (order 3 = B-spline, 0 = nearest).
+
+    Corner voxels map onto corner voxels (zoom's default grid), see `resampled_affine`.
+    """
+    factors = [t / n for t, n in zip(target_shape, array.shape)]
+    if all(f == 1.0 for f in factors):
+        return array.copy()
+    src = array.astype(np.float32) if order > 0 else array
+    out = ndimage.zoom(src, factors, order=order, mode="nearest", grid_mode=False)
+    return out.astype(array.dtype) if order == 0 else out.astype(np.float32)
+
+
+def shape_for_spacing(
+    shape: Sequence[int], spacing: Sequence[float], target_spacing: Sequence[float]
+) -> tuple[int, ...]:
+    """Output shape that gives `target_spacing` (mm) from `shape` at `spacing`."""
+    return tuple(max(1, int(round(n * s / t))) for n, s, t in zip(shape, spacing, target_spacing))
+
+
+def resampled_affine(
+    affine: np.ndarray, in_shape: Sequence[int], windows: Sequence[tuple[int, int]] | None,
+    out_shape: Sequence[int],
+) -> np.ndarray:
+    """(4, 4) affine of the output grid after a crop/pad window and a zoom to `out_shape`."""
+    start = np.array([w[0] for w in windows], float) if windows is not None else np.zeros(3)
+    mid = [w[1] - w[0] for w in windows] if windows is not None else list(in_shape)
+    step = np.array([(m - 1) / (o - 1) if o > 1 else 1.0 for m, o in zip(mid, out_shape)])
+    index_map = np.eye(4)
+    index_map[:3, :3] = np.diag(step)
+    index_map[:3, 3] = start
+    return np.asarray(affine, float) @ index_map
+
+
+def _tuple_or_none(value, length: int, key: str, kind=int):
+    if value is None:
+        return None
+    if not isinstance(value, Sequence) or len(value) != length:
+        raise UserInputError(f"preprocessing key '{key}' = {value!r}; give a list of {length} numbers or null")
+    return tuple(kind(v) for v in value)
+
+
+@dataclass(frozen=True)
+class VolumePreprocessor:
+    """(image, mask, seg) (X, Y, Z) -> the preprocessed triple; paper defaults.
+
+    crop_shape: crop or pad (with 0) centred, at input resolution; null to skip.
+    percentiles: rescale to [0, 1] between these brain percentiles, clipping; null to skip.
+    target_shape / target_spacing (mm): resample (B-spline `image_order` for the image,
+    nearest for mask and seg); give at most one, null for neither.
+    """
+
+    crop_shape: Sequence[int] | None = (192, 192, 100)
+    percentiles: Sequence[float] | None = (1.0, 99.0)
+    target_shape: Sequence[int] | None = (96, 96, 50)
+    target_spacing: Sequence[float] | None = None
+    image_order: int = 3
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "crop_shape", _tuple_or_none(self.crop_shape, 3, "crop_shape"))
+        object.__setattr__(self, "percentiles", _tuple_or_none(self.percentiles, 2, "percentiles", float))
+        object.__setattr__(self, "target_shape", _tuple_or_none(self.target_shape, 3, "target_shape"))
+        object.__setattr__(
+            self, "target_spacing", _tuple_or_none(self.target_spacing, 3, "target_spacing", float)
+        )
+        if self.target_shape is not None and self.target_spacing is not None:
+            raise UserInputError("preprocessing sets both 'target_shape' and 'target_spacing'; keep one")
+        if self.percentiles is not None and not 0 <= self.percentiles[0] < self.percentiles[1] <= 100:
+            raise UserInputError(f"preprocessing key 'percentiles' = {self.percentiles}; need 0 <= low < high <= 100")
+
+    def output_shape(self, in_shape: Sequence[int], spacing: Sequence[float] = (1.0, 1.0, 1.0)) -> tuple[int, ...]:
+        """Shape the triple will have for an input of `in_shape` at `spacing` (mm)."""
+        mid = self.crop_shape or tuple(in_shape)
+        if self.target_shape is not None:
+            return self.target_shape
+        if self.target_spacing is not None:
+            return shape_for_spacing(mid, spacing, self.target_spacing)
+        return tuple(mid)
+
+    def output_affine(self, affine: np.ndarray, in_shape: Sequence[int], spacing=(1.0, 1.0, 1.0)) -> np.ndarray:
+        """(4, 4) affine of the preprocessed grid for an input with `affine`."""
+        windows = crop_or_pad_slices(in_shape, self.crop_shape) if self.crop_shape else None
+        return resampled_affine(affine, in_shape, windows, self.output_shape(in_shape, spacing))
+
+    def __call__(
+        self, image: np.ndarray, mask: np.ndarray, seg: np.ndarray | None = None,
+        spacing: Sequence[float] = (1.0, 1.0, 1.0),
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+        """image float (X, Y, Z), mask/seg bool (X, Y, Z) -> float32 in [0, 1], bool, bool | None."""
+        mask = mask.astype(bool)
+        seg = None if seg is None else seg.astype(bool)
+        out_shape = self.output_shape(image.shape, spacing)
+        if self.crop_shape is not None:
+            image = crop_or_pad(image, self.crop_shape)
+            mask = crop_or_pad(mask, self.crop_shape)
+            seg = None if seg is None else crop_or_pad(seg, self.crop_shape)
+        image = image.astype(np.float32)
+        if self.percentiles is not None:
+            image = percentile_rescale(image, mask, self.percentiles)
+        if tuple(out_shape) != image.shape:
+            image = np.clip(resample_to_shape(image, out_shape, self.image_order), 0.0, 1.0)
+            mask = resample_to_shape(mask, out_shape, order=0)
+            seg = None if seg is None else resample_to_shape(seg, out_shape, order=0)
+        return image.astype(np.float32), mask, seg

@@ -1,0 +1,20 @@
+"""The evaluation record shared by data/, optim/ and core/ (by duck typing)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+
+@dataclass(frozen=True)
+class Volume:
+    """One evaluation volume; 2D images of the iml-dl layout have D = 1."""
+
+    name: str  # unique within the set
+    image: torch.Tensor  # (H, W, D) float32 in [0, 1]
+    mask: torch.Tensor  # (H, W, D) bool brain mask
+    seg: torch.Tensor | None  # (H, W, D) bool lesion labels, None if unlabelled
+    label: int  # 0 healthy, 1 anomalous (sample level)
+    affine: np.ndarray  # (4, 4) for writing maps as NIfTI aligned with the input

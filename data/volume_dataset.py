@@ -1,0 +1,172 @@
+"""Volume layout: evaluation sets of whole volumes and 2D slice datasets for training."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from data.augmentation import Augmentation, item_generator
+from data.csv_splits import SplitRow, read_volume_split
+from data.nifti_io import load_subject
+from data.preprocessing import VolumePreprocessor
+from data.volume import Volume
+from dl_utils.errors import UserInputError
+
+
+def build_part(cls, params: Mapping[str, Any] | None, key: str):
+    """Build `cls(**params)`; unknown keys raise UserInputError naming `key`."""
+    params = dict(params or {})
+    try:
+        return cls(**params)
+    except TypeError as exc:
+        raise UserInputError(f"config key '{key}': {exc}; use only the parameters of {cls.__name__}") from None
+
+
+def load_volume(row: SplitRow, preprocessor: VolumePreprocessor) -> Volume:
+    """Load and preprocess one CSV row into a Volume (image (H, W, D) float32 in [0, 1])."""
+    image, mask, seg = load_subject(row.img_path, row.mask_path, row.seg_path)
+    img, msk, sg = preprocessor(image.data, mask, seg, spacing=image.spacing)
+    affine = preprocessor.output_affine(image.affine, image.data.shape, image.spacing)
+    return Volume(
+        name=row.img_name,
+        image=torch.from_numpy(np.ascontiguousarray(img, dtype=np.float32)),
+        mask=torch.from_numpy(np.ascontiguousarray(msk, dtype=bool)),
+        seg=None if sg is None else torch.from_numpy(np.ascontiguousarray(sg, dtype=bool)),
+        label=row.label,
+        affine=affine,
+    )
+
+
+class VolumeSet(Sequence):
+    """Sequence[Volume] from a volume-layout CSV, loaded once and cached in memory."""
+
+    def __init__(
+        self, csv: str, data_root: str | None = None, preprocessing: Mapping[str, Any] | None = None,
+    ) -> None:
+        """csv: split file (relative to data_root); preprocessing: VolumePreprocessor params."""
+        self.csv = csv
+        self.data_root = data_root
+        self.preprocessor = build_part(VolumePreprocessor, preprocessing, "preprocessing")
+        self._volumes = [load_volume(r, self.preprocessor) for r in read_volume_split(csv, data_root)]
+
+    def __len__(self) -> int:
+        return len(self._volumes)
+
+    def __getitem__(self, index):
+        return self._volumes[index]
+
+
+def eligible_slices(mask: torch.Tensor, min_brain_fraction: float) -> np.ndarray:
+    """Axial indices whose brain area is >= min_brain_fraction x the largest slice's area."""
+    area = mask.reshape(-1, mask.shape[-1]).sum(0).numpy().astype(float)
+    keep = np.flatnonzero(area >= max(min_brain_fraction * area.max(), 1.0))
+    return keep if keep.size else np.array([int(area.argmax())])
+
+
+class SliceTrainDataset(Dataset):
+    """Item i: one random eligible axial slice of volume i % n, augmented;
+    a pure function of (seed, epoch, i). Yields {"image": (1, H, W), "mask": (1, H, W)}."""
+
+    def __init__(
+        self, volumes: Sequence[Volume], samples_per_epoch: int | None, augmentation: Augmentation,
+        seed: int, min_brain_fraction: float,
+    ) -> None:
+        self.volumes = list(volumes)
+        self.slices = [eligible_slices(v.mask, min_brain_fraction) for v in self.volumes]
+        self.length = int(samples_per_epoch) if samples_per_epoch else len(self.volumes)
+        self.augmentation = augmentation
+        self.seed = int(seed)
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        """Select the epoch whose randomness items are drawn from."""
+        self.epoch = int(epoch)
+
+    def __len__(self) -> int:
+        return self.length
+
+    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+        vol_idx = index % len(self.volumes)
+        volume = self.volumes[vol_idx]
+        rng = item_generator(self.seed, self.epoch, index)
+        z = int(rng.choice(self.slices[vol_idx]))
+        image = volume.image[..., z].unsqueeze(0).float()
+        mask = volume.mask[..., z].unsqueeze(0).float()
+        image, mask = self.augmentation(image, mask, self.seed, self.epoch, index)
+        return {"image": image.contiguous(), "mask": mask.contiguous()}
+
+
+class SliceValDataset(Dataset):
+    """Fixed slices (evenly spaced among the eligible ones) of every volume, no augmentation."""
+
+    def __init__(
+        self, volumes: Sequence[Volume], min_brain_fraction: float, slices_per_volume: int | None = None,
+    ) -> None:
+        self.items: list[tuple[Volume, int]] = []
+        for volume in volumes:
+            idx = eligible_slices(volume.mask, min_brain_fraction)
+            if slices_per_volume and slices_per_volume < idx.size:
+                idx = idx[np.linspace(0, idx.size - 1, int(slices_per_volume)).round().astype(int)]
+            self.items += [(volume, int(z)) for z in idx]
+
+    def set_epoch(self, epoch: int) -> None:
+        """No-op: validation items do not depend on the epoch."""
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+        volume, z = self.items[index]
+        return {
+            "image": volume.image[..., z].unsqueeze(0).float().contiguous(),
+            "mask": volume.mask[..., z].unsqueeze(0).float().contiguous(),
+        }
+
+
+class VolumeDataModule:
+    """Training/validation slices from volume-layout CSVs (config `trainer.params.data_loader`)."""
+
+    def __init__(
+        self, train_csv: str, val_csv: str, data_root: str | None = None, batch_size: int = 32,
+        num_workers: int = 0, samples_per_epoch: int | None = None,
+        preprocessing: Mapping[str, Any] | None = None, augmentation: Mapping[str, Any] | None = None,
+        seed: int = 0, min_brain_fraction: float = 0.25, val_slices_per_volume: int | None = None,
+    ) -> None:
+        """samples_per_epoch: virtual epoch length (default: number of training volumes);
+        preprocessing: VolumePreprocessor params; augmentation: Augmentation params;
+        min_brain_fraction: slices with less brain than this share of the largest slice are skipped."""
+        if not 0.0 <= float(min_brain_fraction) <= 1.0:
+            raise UserInputError(f"data_loader key 'min_brain_fraction' = {min_brain_fraction}; must be in [0, 1]")
+        if int(batch_size) < 1:
+            raise UserInputError(f"data_loader key 'batch_size' = {batch_size}; must be >= 1")
+        self.train_csv, self.val_csv, self.data_root = train_csv, val_csv, data_root
+        self.batch_size = int(batch_size)
+        self.num_workers = int(num_workers)
+        self.samples_per_epoch = samples_per_epoch
+        self.preprocessing = dict(preprocessing or {})
+        self.augmentation = build_part(Augmentation, augmentation, "augmentation")
+        self.seed = int(seed)
+        self.min_brain_fraction = float(min_brain_fraction)
+        self.val_slices_per_volume = val_slices_per_volume
+        self._train: SliceTrainDataset | None = None
+        self._val: SliceValDataset | None = None
+
+    def train_dataset(self) -> SliceTrainDataset:
+        """Random augmented slices; has set_epoch(epoch). Built once, volumes cached."""
+        if self._train is None:
+            volumes = VolumeSet(self.train_csv, self.data_root, self.preprocessing)
+            self._train = SliceTrainDataset(
+                volumes, self.samples_per_epoch, self.augmentation, self.seed, self.min_brain_fraction
+            )
+        return self._train
+
+    def val_dataset(self) -> SliceValDataset:
+        """Deterministic slices of the validation volumes."""
+        if self._val is None:
+            volumes = VolumeSet(self.val_csv, self.data_root, self.preprocessing)
+            self._val = SliceValDataset(volumes, self.min_brain_fraction, self.val_slices_per_volume)
+        return self._val

@@ -1,0 +1,1 @@
+"""Losses, anomaly scoring, post-processing and metrics: pure numerics, no I/O."""

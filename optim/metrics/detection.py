@@ -1,0 +1,115 @@
+"""Lesion-level detection rate and sample-level (healthy vs anomalous) scores.
+
+Detection rate as in RA (Bercea et al.): a lesion counts as detected when more than
+``min_fraction`` of its voxels exceed the threshold. A lesion is a 3D connected component
+of the ground truth (``scipy.ndimage.label``), or with ``per_slice=True`` a 2D component
+of one axial slice (axis 2 of (H, W, D); 2D images are D = 1 volumes).
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from scipy import ndimage
+
+from optim.metrics.arrays import check_same_shape, to_numpy
+from optim.metrics.ranking import auroc
+
+_RANK_3D = {6: 1, 18: 2, 26: 3}
+
+
+class Reduction(enum.StrEnum):
+    """Per-volume score from a map: mean, max or 99th percentile of the brain voxels."""
+
+    MEAN = "mean"
+    MAX = "max"
+    P99 = "p99"
+
+
+@dataclass(frozen=True)
+class DetectionRate:
+    """Share of detected lesions (NaN without lesions) and the counts."""
+
+    rate: float
+    detected: int
+    total: int
+
+
+def lesion_structure(connectivity: int = 26, per_slice: bool = False) -> np.ndarray:
+    """3x3x3 element for ``scipy.ndimage.label``: 3D 6/18/26-connectivity, or with
+    ``per_slice`` only the middle axial plane (26/18 -> 8-connected, 6 -> 4-connected in 2D)."""
+    if connectivity not in _RANK_3D:
+        raise ValueError(f"connectivity must be 6, 18 or 26, got {connectivity}")
+    if not per_slice:
+        return ndimage.generate_binary_structure(3, _RANK_3D[connectivity])
+    element = np.zeros((3, 3, 3), dtype=bool)
+    element[:, :, 1] = ndimage.generate_binary_structure(2, 1 if connectivity == 6 else 2)
+    return element
+
+
+def count_detected_lesions(amap: Any, seg: Any, threshold: float, min_fraction: float = 0.1,
+                           per_slice: bool = False, connectivity: int = 26) -> tuple[int, int]:
+    """(detected, total) lesions of one (H, W, D) volume; detected if
+    mean(amap[lesion] > threshold) > min_fraction."""
+    a, g = to_numpy(amap), to_numpy(seg).astype(bool, copy=False)
+    check_same_shape(a, g, "map and seg")
+    if g.ndim != 3:
+        raise ValueError(f"expected an (H, W, D) volume, got shape {g.shape}")
+    labels, count = ndimage.label(g, structure=lesion_structure(connectivity, per_slice))
+    if count == 0:
+        return 0, 0
+    flat = labels.ravel()
+    sizes = np.bincount(flat, minlength=count + 1)[1:]
+    hits = np.bincount(flat, weights=(a > threshold).ravel(), minlength=count + 1)[1:]
+    return int(np.count_nonzero(hits > min_fraction * sizes)), int(count)
+
+
+def detection_rate(maps: Sequence[Any], segs: Sequence[Any], threshold: float,
+                   min_fraction: float = 0.1, per_slice: bool = False,
+                   connectivity: int = 26) -> DetectionRate:
+    """Detected share of all lesions of all volumes (RA's detection rate, pooled over lesions)."""
+    if len(maps) != len(segs):
+        raise ValueError(f"maps and segs: {len(maps)} vs {len(segs)} volumes")
+    detected = total = 0
+    for amap, seg in zip(maps, segs):
+        d, t = count_detected_lesions(amap, seg, threshold, min_fraction, per_slice, connectivity)
+        detected, total = detected + d, total + t
+    rate = detected / total if total else float("nan")
+    return DetectionRate(rate=rate, detected=detected, total=total)
+
+
+def sample_score(amap: Any, mask: Any | None = None, reduction: str = "mean") -> float:
+    """One anomaly score per volume from the map's voxels inside ``mask`` (all if None).
+
+    ``mean`` (RA's choice), ``max`` or ``p99`` (``numpy.percentile(values, 99)``, linear).
+    NaN for an empty mask.
+    """
+    how = Reduction(reduction)
+    values = to_numpy(amap)
+    if mask is not None:
+        m = to_numpy(mask).astype(bool, copy=False)
+        check_same_shape(values, m, "map and mask")
+        values = values[m]
+    values = values.reshape(-1).astype(np.float64)
+    if values.size == 0:
+        return float("nan")
+    if how is Reduction.MEAN:
+        return float(values.mean())
+    if how is Reduction.MAX:
+        return float(values.max())
+    return float(np.percentile(values, 99))
+
+
+def sample_auroc(maps: Sequence[Any], labels: Sequence[int], masks: Sequence[Any] | None = None,
+                 reduction: str = "mean") -> float:
+    """AUROC of per-volume ``sample_score`` against sample labels (1 anomalous, 0 healthy);
+    matches ``sklearn.metrics.roc_auc_score``; NaN if one class is absent."""
+    mask_list: Sequence[Any | None] = [None] * len(maps) if masks is None else masks
+    if not len(maps) == len(labels) == len(mask_list):
+        raise ValueError(f"maps, labels, masks: {len(maps)}, {len(labels)}, {len(mask_list)}")
+    scores = np.array([sample_score(a, m, reduction) for a, m in zip(maps, mask_list)])
+    return auroc(scores, np.asarray(labels))

@@ -1,0 +1,167 @@
+"""Post-processing of anomaly maps (section 8 of the evaluation protocol).
+
+Map steps are callables ``(amap (H, W, D), mask (H, W, D) bool) -> amap`` applied in the
+listed order (``apply_map_steps``); binary steps are ``(binary (H, W, D)) -> binary``
+applied after thresholding. Inputs may be tensors or numpy arrays; the result has the
+type (and for tensors the device and dtype) of ``amap``/``binary``. Inputs are never
+modified. The computation runs in scipy on the CPU.
+
+Benchmark (2 CPU cores, 96 x 96 x 50 float32): ``scipy.ndimage.median_filter`` size 5
+takes ~1.0 s, a torch ``unfold`` + ``median`` implementation also ~1.0 s, so scipy (the
+originals' function, exact reference) is used.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from scipy import ndimage
+
+from optim.metrics.arrays import ArrayLike, as_float, check_same_shape, like_input, to_numpy
+
+MapStep = Callable[[ArrayLike, ArrayLike], ArrayLike]
+BinaryStep = Callable[[ArrayLike], ArrayLike]
+
+
+class Structure(enum.StrEnum):
+    """2D structuring element: ``cross`` (4-neighbourhood) or ``square`` (8-neighbourhood)."""
+
+    CROSS = "cross"
+    SQUARE = "square"
+
+
+_CONNECTIVITY_RANK = {6: 1, 18: 2, 26: 3}
+
+
+def _check_volume(amap: np.ndarray, mask: np.ndarray) -> None:
+    if amap.ndim != 3:
+        raise ValueError(f"expected an (H, W, D) volume, got shape {amap.shape}")
+    check_same_shape(amap, mask, "amap and mask")
+
+
+def erode_mask_slicewise(mask: ArrayLike, iterations: int = 3, structure: str = "cross") -> np.ndarray:
+    """Erode a (H, W, D) mask per axial slice (axis 2) with a 2D element.
+
+    Matches ``scipy.ndimage.binary_erosion(mask[:, :, d], generate_binary_structure(2, 1),
+    iterations)`` for every slice d (border_value 0: the image border erodes too).
+    Returns a bool ndarray (H, W, D).
+    """
+    m = to_numpy(mask).astype(bool)
+    rank = 1 if Structure(structure) is Structure.CROSS else 2
+    element = np.zeros((3, 3, 3), dtype=bool)
+    element[:, :, 1] = ndimage.generate_binary_structure(2, rank)
+    if iterations <= 0:
+        return m.copy()
+    return ndimage.binary_erosion(m, structure=element, iterations=iterations)
+
+
+@dataclass(frozen=True)
+class BrainMaskErosion:
+    """Multiply the map by the brain mask eroded slice-wise (originals: cross, 3 iterations).
+
+    The originals use ``iterations = W // 25`` (3 at 96 x 96).
+    """
+
+    iterations: int = 3
+    structure: str = "cross"
+
+    def __post_init__(self) -> None:
+        Structure(self.structure)  # raises ValueError naming an unsupported value
+        if self.iterations < 0:
+            raise ValueError(f"BrainMaskErosion.iterations must be >= 0, got {self.iterations}")
+
+    def __call__(self, amap: ArrayLike, mask: ArrayLike) -> ArrayLike:
+        """amap (H, W, D), mask (H, W, D) bool -> amap * eroded mask (H, W, D)."""
+        a, m = to_numpy(amap), to_numpy(mask)
+        _check_volume(a, m)
+        eroded = erode_mask_slicewise(m, self.iterations, self.structure)
+        return like_input(as_float(a) * eroded, amap)
+
+
+@dataclass(frozen=True)
+class MedianFilter:
+    """3D median filter (``scipy.ndimage.median_filter``, size k^3, mode reflect), then x mask."""
+
+    kernel_size: int = 5
+
+    def __post_init__(self) -> None:
+        if self.kernel_size < 1:
+            raise ValueError(f"MedianFilter.kernel_size must be >= 1, got {self.kernel_size}")
+
+    def __call__(self, amap: ArrayLike, mask: ArrayLike) -> ArrayLike:
+        """amap (H, W, D), mask (H, W, D) bool -> median-filtered amap * mask (H, W, D)."""
+        a, m = to_numpy(amap), to_numpy(mask)
+        _check_volume(a, m)
+        filtered = ndimage.median_filter(as_float(a), size=self.kernel_size)
+        return like_input(filtered * m.astype(bool), amap)
+
+
+@dataclass(frozen=True)
+class GaussianSmoothing:
+    """3D Gaussian smoothing (``scipy.ndimage.gaussian_filter``, mode reflect), then x mask."""
+
+    sigma: float = 1.0
+    truncate: float = 4.0
+
+    def __post_init__(self) -> None:
+        if self.sigma < 0:
+            raise ValueError(f"GaussianSmoothing.sigma must be >= 0, got {self.sigma}")
+
+    def __call__(self, amap: ArrayLike, mask: ArrayLike) -> ArrayLike:
+        """amap (H, W, D), mask (H, W, D) bool -> smoothed amap * mask (H, W, D)."""
+        a, m = to_numpy(amap), to_numpy(mask)
+        _check_volume(a, m)
+        smoothed = ndimage.gaussian_filter(as_float(a), sigma=self.sigma, truncate=self.truncate)
+        return like_input(smoothed * m.astype(bool), amap)
+
+
+@dataclass(frozen=True)
+class RemoveSmallComponents:
+    """Remove connected components with fewer than ``min_size`` voxels (``scipy.ndimage.label``).
+
+    ``connectivity`` is 6, 18 or 26 (3D neighbourhoods). The originals drop components of
+    <= 7 voxels with 26-connectivity via skimage ``regionprops`` ``filled_area`` (holes
+    counted); here the voxel count itself is used.
+    """
+
+    min_size: int = 8
+    connectivity: int = 26
+
+    def __post_init__(self) -> None:
+        if self.connectivity not in _CONNECTIVITY_RANK:
+            raise ValueError(
+                f"RemoveSmallComponents.connectivity must be 6, 18 or 26, got {self.connectivity}"
+            )
+
+    def __call__(self, binary: ArrayLike) -> ArrayLike:
+        """binary (H, W, D) -> bool (H, W, D) without the small components."""
+        b = to_numpy(binary).astype(bool)
+        if b.ndim != 3:
+            raise ValueError(f"expected an (H, W, D) volume, got shape {b.shape}")
+        structure = ndimage.generate_binary_structure(3, _CONNECTIVITY_RANK[self.connectivity])
+        labels, count = ndimage.label(b, structure=structure)
+        sizes = np.bincount(labels.ravel(), minlength=count + 1)
+        keep = sizes >= self.min_size
+        keep[0] = False
+        result = keep[labels]
+        if isinstance(binary, torch.Tensor):
+            return torch.from_numpy(result).to(binary.device)
+        return result
+
+
+def apply_map_steps(steps: Sequence[MapStep], amap: ArrayLike, mask: ArrayLike) -> ArrayLike:
+    """Apply map steps in order: ``amap = step(amap, mask)``; no steps returns ``amap``."""
+    for step in steps:
+        amap = step(amap, mask)
+    return amap
+
+
+def apply_binary_steps(steps: Sequence[BinaryStep], binary: ArrayLike) -> ArrayLike:
+    """Apply binary steps in order: ``binary = step(binary)``."""
+    for step in steps:
+        binary = step(binary)
+    return binary

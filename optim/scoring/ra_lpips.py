@@ -1,0 +1,191 @@
+"""RA's perceptual anomaly map: CLAHE residual weighted by two smoothed LPIPS maps.
+
+Bercea et al., MIDL 2023 (ci-ber/RA, its DownstreamEvaluator): with x and rec clamped to
+[0, 1], ``map = |CLAHE(rec) - CLAHE(x)| * G(LPIPS(x, rec)) * G(LPIPS(CLAHE(x), CLAHE(rec)))``,
+LPIPS = SqueezeNet LPIPS with spatial maps, G = Gaussian smoothing (sigma 2), CLAHE =
+``skimage.exposure.equalize_adapthist`` per axial slice.
+
+Backbone weights: the ``lpips`` package ships its linear layers; the ImageNet SqueezeNet
+trunk is torchvision's ``squeezenet1_1-b8a52dc0.pth``, read from the torch hub checkpoint
+directory (or ``backbone_weights``) and never downloaded here.
+"""
+from __future__ import annotations
+
+import enum
+import os
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import lpips
+import numpy as np
+import torch
+from skimage.exposure import equalize_adapthist
+from torch import Tensor, nn
+
+from dl_utils.errors import UserInputError
+from optim.scoring._checks import check_inputs, check_num_reconstructions
+from optim.scoring.gaussian import gaussian_filter_bank
+
+BACKBONE_FILE = "squeezenet1_1-b8a52dc0.pth"
+BACKBONE_URL = f"https://download.pytorch.org/models/{BACKBONE_FILE}"
+MIN_SLICE_SIDE = 17
+"""Smallest slice side SqueezeNet 1.1's strided conv and three ceil-mode pools accept."""
+
+
+class Backbone(enum.StrEnum):
+    """Weights of LPIPS's SqueezeNet trunk."""
+
+    IMAGENET = "imagenet"
+    RANDOM = "random"  # for tests only: maps are then not the paper's
+
+
+def default_backbone_path() -> Path:
+    """Where torchvision would cache the SqueezeNet 1.1 weights: ``<torch hub dir>/checkpoints/``."""
+    return Path(os.path.join(torch.hub.get_dir(), "checkpoints", BACKBONE_FILE))
+
+
+def load_squeezenet_trunk(net: nn.Module, path: Path) -> None:
+    """Load torchvision's SqueezeNet 1.1 state dict (``features.<i>.*``) into lpips's sliced trunk.
+
+    lpips keeps ``features[i]`` as child ``str(i)`` of one of its ``slice<k>`` blocks.
+    """
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    owner = {
+        child: slice_name
+        for slice_name, block in net.named_children()
+        for child, _ in block.named_children()
+    }
+    mapped = {}
+    for key, value in state.items():
+        prefix, _, rest = key.partition(".")
+        index, _, param = rest.partition(".")
+        if prefix == "features" and index in owner:
+            mapped[f"{owner[index]}.{index}.{param}"] = value
+    try:
+        net.load_state_dict(mapped, strict=True)
+    except RuntimeError as err:
+        raise UserInputError(
+            f"{path}: not torchvision's SqueezeNet 1.1 weights ({BACKBONE_URL}): {str(err).splitlines()[0]}"
+        ) from None
+
+
+def clahe_slices(slices: np.ndarray, *, kernel_size: int | None, clip_limit: float, nbins: int) -> np.ndarray:
+    """``equalize_adapthist`` applied to each slice of ``(D, H, W)`` in [0, 1] -> ``(D, H, W)``."""
+    return np.stack(
+        [
+            equalize_adapthist(s, kernel_size=kernel_size, clip_limit=clip_limit, nbins=nbins)
+            for s in slices
+        ]
+    ).astype(np.float32)
+
+
+@dataclass(frozen=True)
+class RAPerceptualScorer:
+    """RA's anomaly map for a volume scored as its axial slices.
+
+    Args:
+        backbone: ``imagenet`` (the paper) or ``random`` (tests; recorded in ``uses_random_backbone``).
+        backbone_weights: path of ``squeezenet1_1-b8a52dc0.pth``; default: the torch hub cache.
+        sigma: Gaussian smoothing of each LPIPS map (pixels).
+        truncate: Gaussian kernel radius in sigmas (scipy's default).
+        clahe_clip_limit, clahe_kernel_size, clahe_nbins: ``equalize_adapthist`` arguments
+            (skimage defaults, as the original).
+        batch_size: slices per LPIPS forward pass.
+        random_backbone_seed: seed of the random trunk (the global RNG is left untouched).
+        num_reconstructions: reconstructions to draw; their mean is scored.
+    """
+
+    backbone: str = Backbone.IMAGENET
+    backbone_weights: str | None = None
+    sigma: float = 2.0
+    truncate: float = 4.0
+    clahe_clip_limit: float = 0.01
+    clahe_kernel_size: int | None = None
+    clahe_nbins: int = 256
+    batch_size: int = 32
+    random_backbone_seed: int = 0
+    num_reconstructions: int = 1
+
+    def __post_init__(self) -> None:
+        if self.backbone not in set(Backbone):
+            raise ValueError(
+                f"RAPerceptualScorer.backbone={self.backbone!r} is not one of {', '.join(Backbone)}"
+            )
+        check_num_reconstructions(self.num_reconstructions, 1, type(self).__name__)
+        if self.batch_size < 1:
+            raise ValueError(f"RAPerceptualScorer.batch_size={self.batch_size} must be >= 1")
+
+    @property
+    def uses_random_backbone(self) -> bool:
+        """True when the LPIPS trunk is random, i.e. the maps are not the paper's."""
+        return Backbone(self.backbone) is Backbone.RANDOM
+
+    def check_available(self) -> None:
+        """Raise UserInputError now (before any run output) if the backbone weights are missing."""
+        if not self.uses_random_backbone:
+            self.backbone_path()
+
+    def backbone_path(self) -> Path:
+        """The SqueezeNet weights file to load; raises UserInputError when it is missing."""
+        path = Path(self.backbone_weights) if self.backbone_weights else default_backbone_path()
+        if not path.is_file():
+            raise UserInputError(
+                f"LPIPS SqueezeNet weights not found: download {BACKBONE_URL} and put "
+                f"{BACKBONE_FILE} at {path} (or set the scorer's backbone_weights)"
+            )
+        return path
+
+    def _build(self) -> nn.Module:
+        """LPIPS(squeeze, spatial) with the packaged linear layers and the chosen trunk (CPU)."""
+        path = None if self.uses_random_backbone else self.backbone_path()
+        with warnings.catch_warnings(), torch.random.fork_rng(devices=[]):
+            warnings.simplefilter("ignore", UserWarning)  # torchvision's `pretrained=` deprecation
+            torch.manual_seed(self.random_backbone_seed)
+            net = lpips.LPIPS(net="squeeze", spatial=True, pretrained=True, pnet_rand=True, verbose=False)
+        if path is not None:
+            load_squeezenet_trunk(net.net, path)
+        return net.eval().requires_grad_(False)
+
+    def lpips_net(self, device: torch.device) -> nn.Module:
+        """The cached LPIPS network on ``device`` (built on first use)."""
+        cached = self.__dict__.get("_net")
+        net = (cached if cached is not None else self._build()).to(device)
+        object.__setattr__(self, "_net", net)  # a cache, not a parameter: frozen fields stay as built
+        return net
+
+    def lpips_map(self, a: Tensor, b: Tensor) -> Tensor:
+        """Gaussian-smoothed spatial LPIPS between slices ``a, b (D, H, W)`` in [0, 1] -> ``(D, H, W)``."""
+        if min(a.shape[-2:]) < MIN_SLICE_SIDE:
+            raise ValueError(f"LPIPS needs slices of at least {MIN_SLICE_SIDE} px, got {tuple(a.shape[-2:])}")
+        net = self.lpips_net(a.device)
+        maps = []
+        for start in range(0, a.shape[0], self.batch_size):
+            a_b = a[start : start + self.batch_size, None].float().expand(-1, 3, -1, -1)
+            b_b = b[start : start + self.batch_size, None].float().expand(-1, 3, -1, -1)
+            maps.append(net(a_b, b_b, normalize=True))  # normalize: [0, 1] -> [-1, 1]
+        dist = torch.cat(maps)  # (D, 1, H, W)
+        return gaussian_filter_bank(dist, (self.sigma,), truncate=self.truncate)[:, 0]
+
+    def _clahe(self, slices: Tensor) -> Tensor:
+        out = clahe_slices(
+            slices.detach().float().cpu().numpy(),
+            kernel_size=self.clahe_kernel_size,
+            clip_limit=self.clahe_clip_limit,
+            nbins=self.clahe_nbins,
+        )
+        return torch.from_numpy(out).to(slices.device)
+
+    @torch.no_grad()
+    def __call__(self, x: Tensor, recs: Tensor, mask: Tensor) -> Tensor:
+        """x (H, W, D), recs (N, H, W, D), mask (H, W, D) bool -> map (H, W, D), 0 outside mask.
+
+        Computed in float32 (LPIPS) and returned in x's dtype and device; H, W >= MIN_SLICE_SIDE.
+        """
+        check_inputs(x, recs, mask)
+        x_s = x.float().clamp(0, 1).permute(2, 0, 1)  # (D, H, W)
+        rec_s = recs.float().mean(0).clamp(0, 1).permute(2, 0, 1)
+        x_eq, rec_eq = self._clahe(x_s), self._clahe(rec_s)
+        saliency = self.lpips_map(x_s, rec_s) * self.lpips_map(x_eq, rec_eq)
+        amap = (rec_eq - x_eq).abs() * saliency
+        return (amap.permute(1, 2, 0) * mask).to(x.dtype)

@@ -1,0 +1,109 @@
+"""Volume-layout CSVs, VolumeSet and VolumeDataModule."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from data_helpers import brain_phantom, write_nifti, write_volume_csv
+
+from data.csv_splits import read_volume_split
+from data.volume import Volume
+from data.volume_dataset import VolumeDataModule, VolumeSet
+from dl_utils.errors import UserInputError
+
+PRE = {"crop_shape": [16, 16, 12], "target_shape": [8, 8, 6]}
+
+
+@pytest.fixture
+def root(tmp_path):
+    vols = tmp_path / "vols"
+    vols.mkdir()
+    for i in range(3):
+        image, mask = brain_phantom((18, 16, 12), seed=i)
+        write_nifti(vols / f"s{i}.nii.gz", image * 30)
+        write_nifti(vols / f"s{i}_mask.nii.gz", mask.astype(np.uint8))
+        seg = np.zeros(mask.shape, np.uint8)
+        seg[6:12, 6:12, 4:8] = 1
+        write_nifti(vols / f"s{i}_seg.nii.gz", seg)
+    healthy = [{"img_name": f"s{i}", "age": "30" if i else "", "label": "0", "img_path": f"vols/s{i}.nii.gz",
+                "mask_path": f"vols/s{i}_mask.nii.gz"} for i in range(2)]
+    write_volume_csv(tmp_path / "train.csv", healthy)
+    write_volume_csv(tmp_path / "val.csv", healthy[:1])
+    write_volume_csv(tmp_path / "test.csv", healthy + [{
+        "img_name": "s2", "label": "1", "img_path": "vols/s2.nii.gz", "mask_path": "vols/s2_mask.nii.gz",
+        "seg_path": "vols/s2_seg.nii.gz"}])
+    return tmp_path
+
+
+def test_volume_set(root):
+    vset = VolumeSet("test.csv", str(root), PRE)
+    assert len(vset) == 3
+    vol = vset[2]
+    assert isinstance(vol, Volume) and vol.name == "s2" and vol.label == 1
+    assert vol.image.shape == (8, 8, 6) and vol.image.dtype == torch.float32
+    assert vol.mask.dtype == torch.bool and vol.seg is not None and vol.seg.any()
+    assert vset[0].seg is None and vol.affine.shape == (4, 4)
+    assert 0 <= vol.image.min() and vol.image.max() <= 1
+
+
+def test_read_split_rows(root):
+    rows = read_volume_split("test.csv", root)
+    assert np.isnan(rows[0].age) and rows[1].age == 30.0
+    assert rows[2].seg_path == root / "vols/s2_seg.nii.gz"
+
+
+def test_csv_errors(root):
+    with pytest.raises(UserInputError, match="missing.csv"):
+        read_volume_split("missing.csv", root)
+    (root / "nocol.csv").write_text("img_name,label,img_path\nx,0,a.nii\n")
+    with pytest.raises(UserInputError, match="nocol.csv.*mask_path"):
+        read_volume_split("nocol.csv", root)
+    write_volume_csv(root / "empty.csv", [])
+    with pytest.raises(UserInputError, match="empty.csv"):
+        read_volume_split("empty.csv", root)
+    write_volume_csv(root / "noseg.csv", [{"img_name": "a", "label": "1", "img_path": "a", "mask_path": "b"}])
+    with pytest.raises(UserInputError, match="noseg.csv.*seg_path"):
+        read_volume_split("noseg.csv", root)
+    write_volume_csv(root / "badlabel.csv", [{"img_name": "a", "label": "2", "img_path": "a", "mask_path": "b"}])
+    with pytest.raises(UserInputError, match="badlabel.csv"):
+        read_volume_split("badlabel.csv", root)
+
+
+def test_missing_volume_named(root):
+    write_volume_csv(root / "bad.csv", [{"img_name": "a", "label": "0", "img_path": "vols/gone.nii.gz",
+                                         "mask_path": "vols/s0_mask.nii.gz"}])
+    with pytest.raises(UserInputError, match="gone.nii.gz"):
+        VolumeSet("bad.csv", str(root), PRE)
+
+
+def test_data_module_train_and_val(root):
+    dm = VolumeDataModule("train.csv", "val.csv", str(root), batch_size=2, samples_per_epoch=5,
+                          preprocessing=PRE, augmentation={"ghosting_p": 1.0}, seed=3, min_brain_fraction=0.3)
+    train = dm.train_dataset()
+    assert dm.train_dataset() is train and len(train) == 5
+    item = train[4]
+    assert set(item) == {"image", "mask"} and item["image"].shape == (1, 8, 8) == item["mask"].shape
+    assert item["image"].dtype == torch.float32 and 0 <= item["image"].min() and item["image"].max() <= 1
+    assert torch.equal(train[4]["image"], item["image"])  # pure function of (seed, epoch, index)
+    batch = torch.utils.data.default_collate([train[i] for i in range(2)])
+    assert batch["image"].shape == (2, 1, 8, 8)
+    val = dm.val_dataset()
+    assert len(val) >= 1 and torch.equal(val[0]["image"], val[0]["image"])
+    assert dm.batch_size == 2 and dm.num_workers == 0
+
+
+def test_epochs_differ(root):
+    dm = VolumeDataModule("train.csv", "val.csv", str(root), samples_per_epoch=8, preprocessing=PRE,
+                          augmentation={"gamma_p": 1.0}, seed=0)
+    train = dm.train_dataset()
+    first = torch.stack([train[i]["image"] for i in range(8)])
+    train.set_epoch(1)
+    second = torch.stack([train[i]["image"] for i in range(8)])
+    assert not torch.equal(first, second)
+    train.set_epoch(0)
+    assert torch.equal(first, torch.stack([train[i]["image"] for i in range(8)]))
+
+
+def test_unknown_augmentation_key(root):
+    with pytest.raises(UserInputError, match="augmentation"):
+        VolumeDataModule("train.csv", "val.csv", str(root), augmentation={"gama_p": 0.5})
