@@ -13,7 +13,7 @@ from typing import Any, Callable, Sequence
 import torch
 from torch import nn
 
-from core.evaluation_metrics import fit_thresholds, set_metrics
+from core.evaluation_metrics import fit_thresholds, mean_reconstruction_quality, set_metrics
 from core.evaluation_outputs import write_figures, write_maps
 from core.inference import ScoredVolume, score_volumes
 from dl_utils.errors import UserInputError
@@ -124,6 +124,10 @@ class AnomalyDetectionEvaluator(DownstreamEvaluator):
             write_figures(name, test, healthy_test, found, run_dir / "figures")
             if self.save_maps:
                 write_maps(test, run_dir / "anomaly_maps" / name)
+        if healthy_test:
+            quality = mean_reconstruction_quality(healthy_test)
+            if quality:  # how well healthy anatomy is reconstructed (cDDPM paper: SSIM / PSNR)
+                results[self.healthy_test] = {"volumes": float(len(healthy_test)), **quality}
         return results
 
 

@@ -87,5 +87,12 @@ def set_metrics(test: Sequence[ScoredVolume], found_thresholds: dict[str, float]
         scores = [detection.sample_score(v.amap, v.mask, reduction=sample_reduction) for v in list(healthy_test) + anomalous]
         labels = [0] * len(healthy_test) + [1] * len(anomalous)
         metrics["SampleAUROC"] = ranking.auroc(np.asarray(scores), np.asarray(labels))
+    metrics.update(mean_reconstruction_quality(test))
     metrics["seconds_per_volume"] = float(np.mean([v.seconds for v in test])) if test else float("nan")
     return metrics
+
+
+def mean_reconstruction_quality(volumes: Sequence[ScoredVolume]) -> dict[str, float]:
+    """Mean MAE / PSNR / SSIM of reconstructions over the volumes (empty for model-free scorers)."""
+    rows = [v.reconstruction_quality for v in volumes if v.reconstruction_quality]
+    return {k: float(np.mean([r[k] for r in rows])) for k in rows[0]} if rows else {}

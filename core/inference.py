@@ -10,6 +10,7 @@ import torch
 from torch import Tensor, nn
 
 from dl_utils.errors import UserInputError
+from optim.scoring.ssim import ssim_maps
 
 
 @dataclass
@@ -25,6 +26,19 @@ class ScoredVolume:
     seconds: float
     image: np.ndarray | None = None           # kept only for figure cases
     reconstruction: np.ndarray | None = None  # mean reconstruction, figure cases only
+    reconstruction_quality: dict[str, float] | None = None  # MAE / PSNR / SSIM in the brain
+
+
+def reconstruction_quality(image: Tensor, reconstruction: Tensor, mask: Tensor) -> dict[str, float]:
+    """MAE, PSNR (data range 1) and mean SSIM (2D per slice, Gaussian sigma 1.5) inside the brain."""
+    diff = (image - reconstruction)[mask]
+    mse = float(diff.square().mean())
+    ssim = ssim_maps(image.double(), reconstruction.double(), sigmas=(1.5,), spatial_dims=2, data_range=1.0)[0]
+    return {
+        "rec_MAE": float(diff.abs().mean()),
+        "rec_PSNR": float(10 * np.log10(1.0 / max(mse, 1e-12))),
+        "rec_SSIM": float(ssim[mask].mean()),
+    }
 
 
 @torch.no_grad()
@@ -67,11 +81,13 @@ def score_volumes(model: nn.Module, volumes: Sequence[Any], scorer: Callable[[Te
         for step in map_steps:
             amap = torch.as_tensor(step(amap, mask)).float()
         keep = index < keep_images
+        quality = reconstruction_quality(image, recs.mean(0), mask) if num_samples > 0 and mask.any() else None
         scored.append(ScoredVolume(
             name=volume.name, amap=amap.numpy(), mask=mask.numpy(), label=int(volume.label),
             seg=None if volume.seg is None else volume.seg.bool().numpy(), affine=np.asarray(volume.affine),
             seconds=time.perf_counter() - started,
             image=image.numpy() if keep else None,
             reconstruction=recs.mean(0).numpy() if keep and num_samples > 0 else None,
+            reconstruction_quality=quality,
         ))
     return scored

@@ -11,7 +11,7 @@ from dl_utils.checkpoint import atomic_write_text
 
 # Columns of the printed table, in order; all metrics are in the files.
 TABLE_COLUMNS = ("AUPRC", "AUROC", "Dice@val_dice", "Dice@fpr_1%", "Dice@fpr_5%", "Dice@oracle_dice",
-                 "DetectionRate@fpr_5%", "SampleAUROC", "seconds_per_volume")
+                 "DetectionRate@fpr_5%", "SampleAUROC", "rec_SSIM", "rec_PSNR", "seconds_per_volume")
 
 
 def _fmt(value: float | str | None) -> str:

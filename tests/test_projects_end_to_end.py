@@ -1,0 +1,92 @@
+"""Every project config runs end to end through `core/Main.py`, shrunk by `--set`, on a tiny
+stand-in of the demo data; paper configs run one training step on CPU."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Iterator
+
+import pytest
+
+from core.Configurator import load_yaml
+from core.Main import main
+from tests.demo_like_data import write_demo_like
+
+ROOT = Path(__file__).resolve().parents[1]
+CONFIGS = sorted(ROOT.glob("projects/*/configs/*.yaml"))
+PAPER = [c for c in CONFIGS if c.stem.endswith("_paper")]
+DEMO = [c for c in CONFIGS if c not in PAPER]
+
+
+@pytest.fixture(scope="module")
+def demo_like(tmp_path_factory) -> Path:
+    return write_demo_like(tmp_path_factory.mktemp("demo_like"))
+
+
+def _key_paths(node: Any, prefix: str = "") -> Iterator[tuple[str, Any]]:
+    if isinstance(node, dict):
+        for key, value in node.items():
+            path = f"{prefix}.{key}" if prefix else str(key)
+            yield path, value
+            yield from _key_paths(value, path)
+
+
+def shrink(config_path: Path, data_root: Path, out: Path, training: bool = True) -> list[str]:
+    """--set overrides: tiny data, one short epoch, CPU, output to `out`."""
+    config = load_yaml(config_path)
+    sets = ["device=cpu", f"output_root={out}"]
+    for path, value in _key_paths(config):
+        leaf = path.rsplit(".", 1)[-1]
+        if leaf == "data_root":
+            sets.append(f"{path}={data_root}")
+        elif leaf == "samples_per_epoch":
+            sets.append(f"{path}=4")
+        elif leaf == "batch_size" and path.startswith("trainer."):
+            sets.append(f"{path}=2")
+        elif leaf in ("nr_epochs",):
+            sets.append(f"{path}=1")
+        elif leaf == "target_shape" and value is not None:
+            sets.append(f"{path}=[{value[0]}, {value[1]}, 6]")
+        elif leaf == "figure_cases":
+            sets.append(f"{path}=1")
+    if training and "trainer" in config:
+        sets.append("trainer.params.max_steps_per_epoch=2")
+    return [item for s in sets for item in ("--set", s)]
+
+
+def _results(out: Path) -> dict:
+    files = list(out.rglob("results.json"))
+    assert len(files) == 1, files
+    return json.loads(files[0].read_text())
+
+
+@pytest.mark.parametrize("config", DEMO, ids=lambda p: f"{p.parent.parent.name}/{p.stem}")
+def test_demo_config_runs_end_to_end(config, demo_like, tmp_path, capsys):
+    experiment = load_yaml(config)["experiment"]
+    weights = experiment.get("weights")
+    if experiment.get("task") == "test" and weights and not (ROOT / weights).is_file():
+        pytest.skip(f"{weights} not shipped yet")
+    code = main(["--config_path", str(config), "--quiet", *shrink(config, demo_like, tmp_path)])
+    assert code == 0, capsys.readouterr().err
+    results = _results(tmp_path)
+    assert results, "no downstream results"
+    for task, sets in results.items():
+        for name, metrics in sets.items():
+            if "skipped" in metrics:
+                continue
+            if "AUPRC" not in metrics:  # the healthy test set: reconstruction quality only
+                assert 0.0 < metrics["rec_PSNR"] and -1.0 <= metrics["rec_SSIM"] <= 1.0
+                continue
+            assert 0.0 <= metrics["AUPRC"] <= 1.0, (task, name)
+            assert "Dice@val_dice" in metrics and "Dice@fpr_5%" in metrics
+    run_dir = next(p.parent for p in tmp_path.rglob("results.json"))
+    assert (run_dir / "results.csv").is_file() and any((run_dir / "figures").glob("*.png")) or any(run_dir.rglob("*.png"))
+    assert capsys.readouterr().out.strip().splitlines()[-1] == str(run_dir)
+
+
+@pytest.mark.parametrize("config", PAPER, ids=lambda p: f"{p.parent.parent.name}/{p.stem}")
+def test_paper_config_runs_one_training_step(config, demo_like, tmp_path, capsys):
+    overrides = shrink(config, demo_like, tmp_path) + ["--set", "downstream_tasks={}", "--set", "trainer.params.max_steps_per_epoch=1"]
+    code = main(["--config_path", str(config), "--quiet", *overrides])
+    assert code == 0, capsys.readouterr().err
+    assert list(tmp_path.rglob("checkpoints/best_model.pt"))
