@@ -1,0 +1,166 @@
+"""Time the anomaly scorers per 96 x 96 x 50 volume: python -m benchmarks.bench_scorers.
+
+Synthetic input: a smooth volume, an ellipsoid brain mask and N noisy reconstructions.
+Reports the best wall and process-CPU time of `--repeats` runs after one warm-up (slow
+baselines run once; the best, not the median, because other jobs may share the machine)
+and, per group, the wall-time ratio to the group's first row. No assertions on time.
+"""
+
+import argparse
+import time
+from collections.abc import Callable
+
+import numpy as np
+import torch
+from pytorch_msssim import ssim as msssim_ssim
+from skimage.metrics import structural_similarity
+
+from optim.scoring import (
+    L1Scorer,
+    MahalanobisScorer,
+    SSIMEnsembleScorer,
+    mahalanobis_pixel_scores,
+    ssim_maps,
+)
+from optim.scoring.mahalanobis_reference import dense_mahalanobis_pixel_scores
+from optim.scoring.ssim import ENSEMBLE_SIGMAS
+
+Row = tuple[str, tuple[float, float], str]  # name, (wall s, CPU s), note
+SHAPE = (96, 96, 50)
+SEMI_AXES = (47.0, 42.0, 30.0)  # the largest ellipse in 96 x 96 holds ~7200 pixels, not 9000
+
+
+def synthetic_case(num_recs: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """x (96, 96, 50) float32 in [0, 1], recs (N, 96, 96, 50), ellipsoid brain mask."""
+    g = torch.Generator().manual_seed(seed)
+    axes = [torch.arange(n, dtype=torch.float32) - (n - 1) / 2 for n in SHAPE]
+    grids = torch.meshgrid(*axes, indexing="ij")
+    mask = sum((grid / a) ** 2 for grid, a in zip(grids, SEMI_AXES)) <= 1
+    x = (0.5 + 0.2 * torch.sin(grids[0] / 7) * torch.cos(grids[1] / 5)) * mask
+    x = (x + 0.02 * torch.rand(SHAPE, generator=g)).clamp(0, 1)
+    recs = (x + 0.03 * torch.randn((num_recs, *SHAPE), generator=g)).clamp(0, 1)
+    return x, recs, mask
+
+
+def timed(fn: Callable[[], object], repeats: int) -> tuple[float, float]:
+    """Best (wall, process CPU) seconds of `repeats` calls after one warm-up (none if 1)."""
+    if repeats > 1:
+        fn()
+    walls, cpus = [], []
+    for _ in range(repeats):
+        wall, cpu = time.perf_counter(), time.process_time()
+        fn()
+        walls.append(time.perf_counter() - wall)
+        cpus.append(time.process_time() - cpu)
+    return min(walls), min(cpus)
+
+
+def row(name: str, fn: Callable[[], object], repeats: int, note: str = "") -> Row:
+    """One table row: the timing of fn under name."""
+    return name, timed(fn, repeats), note
+
+
+def _window(sigma: float, truncate: float = 3.5) -> int:
+    return 2 * int(truncate * sigma + 0.5) + 1
+
+
+def ssim_rows(repeats: int) -> list[Row]:
+    """The 8-sigma SSIM ensemble: one pass vs eight single-sigma computations."""
+    x, recs, mask = synthetic_case(1)
+    y = recs[0]
+    xn, yn = x.numpy(), y.numpy()
+    rng = float(max(np.ptp(xn), np.ptp(yn)))
+
+    def eight_single() -> None:
+        for s in ENSEMBLE_SIGMAS:
+            ssim_maps(y, x, (s,), spatial_dims=3)
+
+    def eight_msssim() -> None:
+        for s in ENSEMBLE_SIGMAS:
+            msssim_ssim(y[None, None], x[None, None], data_range=rng, size_average=False,
+                        win_size=_window(s), win_sigma=s)
+
+    def eight_skimage() -> None:
+        for s in ENSEMBLE_SIGMAS:
+            structural_similarity(yn, xn, full=True, gaussian_weights=True, sigma=s,
+                                  use_sample_covariance=False, data_range=rng)
+
+    def stacked() -> None:
+        ssim_maps(y, x, ENSEMBLE_SIGMAS, spatial_dims=3, sigmas_per_pass=None)
+
+    scorer_3d, scorer_2d = SSIMEnsembleScorer(), SSIMEnsembleScorer(spatial_dims=2)
+    return [
+        row("SSIM ensemble 3D scorer (ours, sigma by sigma)",
+            lambda: scorer_3d(x, recs, mask), repeats),
+        row("ours, all 8 sigmas stacked in one product", stacked, repeats, "sigmas_per_pass=None"),
+        row("8 x ours single-sigma ssim_maps", eight_single, repeats),
+        row("8 x pytorch_msssim.ssim", eight_msssim, repeats, "valid region, no padding"),
+        row("8 x skimage structural_similarity (full)", eight_skimage, 1, "1 run"),
+        row("SSIM ensemble 2D scorer (per axial slice)", lambda: scorer_2d(x, recs, mask), repeats),
+    ]
+
+
+def mahalanobis_rows(repeats: int, dense_slices: int) -> list[Row]:
+    """MHD with N = 10: Woodbury (all slices batched) vs the dense P x P inverse per slice."""
+    x, recs, mask = synthetic_case(10)
+    depth = SHAPE[-1]
+    centre = depth // 2
+    chosen = list(range(centre - dense_slices // 2, centre - dense_slices // 2 + dense_slices))
+    brain = mask.flatten(0, 1).sum(0)
+    dense_time = timed(lambda: dense_mahalanobis_pixel_scores(x, recs, mask, slices=chosen), 1)
+    note = "full volume"
+    if len(chosen) < depth:
+        dense_time = tuple(t * depth / len(chosen) for t in dense_time)
+        note = f"{len(chosen)} central slices x {depth}/{len(chosen)}: upper bound"
+    scorer = MahalanobisScorer()
+    sizes = f"P: central {int(brain[centre])}, mean {brain.float().mean():.0f}"
+    return [
+        row("MHD pixel scores, Woodbury batched",
+            lambda: mahalanobis_pixel_scores(x, recs, mask), repeats),
+        ("MHD pixel scores, dense P x P inverse", dense_time, note),
+        row("MHD pixel scores, diagonal variant",
+            lambda: mahalanobis_pixel_scores(x, recs, mask, diagonal=True), repeats),
+        row("MahalanobisScorer (+ smoothing, SSIM)", lambda: scorer(x, recs, mask), repeats, sizes),
+    ]
+
+
+def l1_rows(repeats: int) -> list[Row]:
+    x, recs, mask = synthetic_case(1)
+    scorer = L1Scorer()
+    return [row("l1", lambda: scorer(x, recs, mask), repeats)]
+
+
+def format_table(groups: list[list[Row]]) -> str:
+    """Rows 'name | wall ms | CPU ms | wall ratio to the group's first row | note'."""
+    head = f"{'scorer':<50} {'wall ms':>10} {'CPU ms':>10} {'ratio':>8}  note"
+    lines = [head, "-" * 110]
+    for rows in groups:
+        base = rows[0][1][0]
+        for name, (wall, cpu), note in rows:
+            ms = f"{wall * 1e3:>10.1f} {cpu * 1e3:>10.1f}"
+            lines.append(f"{name:<50} {ms} {wall / base:>7.2f}x  {note}")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--threads", type=int, default=None, help="torch.set_num_threads")
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--dense-slices", type=int, default=2,
+                        help="slices timed for the dense inverse (50 = whole volume)")
+    args = parser.parse_args()
+    if args.threads is not None:
+        torch.set_num_threads(args.threads)
+    torch.set_grad_enabled(False)
+    groups = [l1_rows(args.repeats), ssim_rows(args.repeats),
+              mahalanobis_rows(args.repeats, args.dense_slices)]
+    header = (f"volume {SHAPE} float32, CPU, torch {torch.__version__}, "
+              f"{torch.get_num_threads()} threads, best of {args.repeats} runs; "
+              "ratio = wall time / first row of the group")
+    print(header)  # a command-line report: printing is its job
+    print(format_table(groups))
+
+
+if __name__ == "__main__":
+    main()
