@@ -76,14 +76,23 @@ def _run(config: dict[str, Any], config_path: Path, ctx: DistributedContext, dev
             if ctx.is_main:
                 _plot_history(trainer.history, run_dir)
         barrier()
-        if ctx.is_main and evaluators:
+        if ctx.is_main:
             results = {name: evaluator.run(run_dir / name if len(evaluators) > 1 else run_dir, logger)
                        for name, evaluator in evaluators.items()}
+            if task == "train":
+                results["training"] = {"summary": _training_summary(trainer)}
             write_results(results, run_dir, header=f"{config['name']} ({config_path})")
         barrier()
     finally:
         logger.finish()
     return run_dir if ctx.is_main else None
+
+
+def _training_summary(trainer: Any) -> dict[str, float]:
+    last = trainer.history[-1] if trainer.history else {}
+    return {"epochs": float(len(trainer.history)), "best_epoch": float(trainer.best_epoch + 1),
+            "best_val_loss": float(trainer.best_val), "last_train_loss": float(last.get("train_loss", float("nan"))),
+            "train_seconds": float(sum(h.get("seconds", 0.0) for h in trainer.history))}
 
 
 def _build_data_module(builder: ComponentBuilder, config: dict[str, Any], seed: int) -> Any:

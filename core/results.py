@@ -23,7 +23,19 @@ def _fmt(value: float | str | None) -> str:
 
 
 def markdown_table(results: dict[str, dict[str, dict[str, float]]]) -> str:
-    """One row per (task, data set); `oracle` columns are upper bounds, not results."""
+    """One row per (task, data set); `oracle` columns are upper bounds, not results.
+    A training summary gets a small table of its own."""
+    results = dict(results)
+    training = results.pop("training", None)
+    parts = [_metric_table(results)] if results else []
+    if training:
+        keys = list(training["summary"])
+        parts.append("| training | " + " | ".join(keys) + " |\n|" + "---|" * (len(keys) + 1) + "\n| summary | "
+                     + " | ".join(_fmt(training["summary"][k]) for k in keys) + " |")
+    return "\n\n".join(parts)
+
+
+def _metric_table(results: dict[str, dict[str, dict[str, float]]]) -> str:
     present = [c for c in TABLE_COLUMNS if any(c in m for task in results.values() for m in task.values())]
     header = "| task | data set | " + " | ".join(c.replace("oracle_dice", "oracle (upper bound)") for c in present) + " |"
     lines = [header, "|" + "---|" * (len(present) + 2)]

@@ -15,24 +15,34 @@ def _cddpm(**kw) -> ConditionalDDPM:
     return ConditionalDDPM(encoder_arch="resnet18", cond_dim=8, **TINY, **kw).eval()
 
 
+@pytest.fixture(scope="module")
+def models() -> dict:
+    """One tiny model per class (building the ResNet dominates the cost), shared by tests."""
+    return {DDPM: DDPM(**TINY).eval(), ConditionalDDPM: _cddpm()}
+
+
 @pytest.mark.parametrize("mode", MODES)
 @pytest.mark.parametrize("cls", [DDPM, ConditionalDDPM])
-def test_reconstruct_shapes_for_every_mode(cls, mode):
-    torch.manual_seed(0)
-    kw = dict(reconstruction_mode=mode, sampling_steps=3, t_test=20)
-    model = _cddpm(**kw) if cls is ConditionalDDPM else DDPM(**TINY, **kw).eval()
+def test_reconstruct_shapes_for_every_mode(models, cls, mode):
+    model = models[cls]
+    model.reconstruction_mode, model.sampling_steps, model.t_test = mode, 3, 20
     x = torch.rand(2, 1, 16, 16)
     rec = model.reconstruct(x, num_samples=3)
     assert rec.shape == (3, 2, 1, 16, 16)
     assert rec.min() >= 0 and rec.max() <= 1
 
 
-def test_samples_go_through_the_unet_in_one_batch_and_condition_once():
-    model = _cddpm(reconstruction_mode="ensemble")
+def test_samples_go_through_the_unet_in_one_batch_and_condition_once(models):
+    model = models[ConditionalDDPM]
+    model.reconstruction_mode = "ensemble"
     unet_batches, encoder_batches = [], []
-    model.unet.register_forward_hook(lambda m, i, o: unet_batches.append(i[0].shape[0]))
-    model.encoder.register_forward_hook(lambda m, i, o: encoder_batches.append(i[0].shape[0]))
+    hooks = [
+        model.unet.register_forward_hook(lambda m, i, o: unet_batches.append(i[0].shape[0])),
+        model.encoder.register_forward_hook(lambda m, i, o: encoder_batches.append(i[0].shape[0])),
+    ]
     model.reconstruct(torch.rand(2, 1, 16, 16), num_samples=10)
+    for h in hooks:
+        h.remove()
     assert unet_batches == [10 * 2 * 3]  # N samples x B slices x 3 levels, one pass
     assert encoder_batches == [2]  # once per slice, reused for every sample and level
 
@@ -47,18 +57,20 @@ def test_reconstruct_is_deterministic_for_a_given_rng_state():
     assert torch.equal(a, b)
 
 
-def test_training_loss_and_gradients_reach_the_encoder():
-    model = _cddpm().train()
+def test_training_loss_returns_a_scalar_loss(models):
+    model = models[ConditionalDDPM].train()
     out = model.training_loss(torch.rand(2, 1, 16, 16), generator=torch.Generator().manual_seed(0))
+    model.eval()
     assert set(out) == {"loss"} and out["loss"].ndim == 0
     out["loss"].backward()
-    # the UNet output conv is zero-initialised, so gradients reach the encoder through it later;
-    # its own gradient must exist now
+    # the UNet output conv is zero-initialised, so gradients reach the encoder only after
+    # the first update; the output conv's own gradient must exist now
     assert model.unet.out[-1].weight.grad is not None
+    model.zero_grad(set_to_none=True)
 
 
 def test_load_encoder_weights_passes_on_spark_and_raises_on_mismatch():
-    model = _cddpm()
+    model = _cddpm()  # own instance: this test overwrites the encoder
     spark = SparkPretrainer("resnet18", image_size=64, decoder_width=32)
     weights = spark.encoder_state_dict()
     model.load_encoder_weights(weights)
