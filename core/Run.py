@@ -127,7 +127,7 @@ def _build_evaluators(builder: ComponentBuilder, config: dict[str, Any], model: 
         extra = set(spec) - {"module_name", "class_name", "params", "data_loader"}
         if extra:
             raise ConfigError(builder.config_path, f"{key}.{sorted(extra)[0]}", "unknown key; valid: module_name, class_name, params, data_loader")
-        datasets = _build_datasets(builder, spec.get("data_loader"), f"{key}.data_loader")
+        datasets = _build_datasets(builder, spec["data_loader"], f"{key}.data_loader") if "data_loader" in spec else {}
         component = {k: spec[k] for k in ("module_name", "class_name", "params") if k in spec}
         injected: dict[str, Any] = {"model": model, "device": device, "datasets": datasets}
         injected.update(_optional_seed(builder, component, key, seed))

@@ -52,8 +52,13 @@ class Trainer:
         amp: bool = False,
         grad_clip: float | None = None,
         loss: Callable[[Tensor, Tensor], Tensor] | None = None,
+        init_weights: dict[str, str] | None = None,
+        export_weights: dict[str, str] | None = None,
         progress: bool = True,
     ):
+        """`init_weights` / `export_weights` map a submodule path ("" = the whole model) to a
+        checkpoint file: loaded strictly before training / written from the best weights
+        after it (e.g. Spark's encoder trunk into cDDPM's `encoder.backbone`)."""
         if optimizer not in OPTIMIZERS:
             raise ValueError(f"optimizer '{optimizer}' is not one of {', '.join(OPTIMIZERS)}")
         if nr_epochs < 1:
@@ -82,6 +87,11 @@ class Trainer:
         self.epochs_without_improvement = 0
         self.best_weights: dict[str, Tensor] | None = None
         self.history: list[dict[str, float]] = []
+        self.export_weights = dict(export_weights or {})
+        for name in self.export_weights:
+            _submodule(model, name, "export_weights")
+        for name, path in (init_weights or {}).items():
+            load_submodule_weights(model, name, path, device)
         self.optimizers = self.build_optimizers()
 
     # ---- hooks for subclasses -------------------------------------------------------
@@ -214,6 +224,18 @@ class Trainer:
         if self.best_weights is None:  # no validation ran: the last weights are the best we have
             self.best_weights = _copy_state(self.model)
             self._save("best_model.pt", self.best_weights, self.nr_epochs - 1)
+        if self.export_weights and self.dist.is_main:
+            self._export_best()
+
+    def _export_best(self) -> None:
+        """Write the best weights of each `export_weights` submodule to its file."""
+        current = _copy_state(self.model)
+        self.model.load_state_dict(self.best_weights)
+        for name, path in self.export_weights.items():
+            weights = _copy_state(_submodule(self.model, name, "export_weights"))
+            save_checkpoint({"model_weights": weights, "epoch": self.best_epoch, "best_val": self.best_val}, path)
+            LOG.info("exported %s weights to %s", name or "model", path)
+        self.model.load_state_dict(current)
 
     def _train_epoch(self, loader: DataLoader, epoch: int) -> dict[str, float]:
         self.model.train()
@@ -301,6 +323,38 @@ class Trainer:
         if best_path.is_file():
             self.best_weights = load_checkpoint(best_path, map_location=self.device)["model_weights"]
         LOG.info("resumed from %s at epoch %d", checkpoint_path, self.start_epoch)
+
+
+def _submodule(model: nn.Module, name: str, key: str) -> nn.Module:
+    try:
+        return model.get_submodule(name) if name else model
+    except AttributeError as exc:
+        children = ", ".join(n for n, _ in model.named_children())
+        raise UserInputError(f"trainer.params.{key}: '{name}' is not a submodule of {type(model).__name__} (top level: {children})") from exc
+
+
+def load_submodule_weights(model: nn.Module, name: str, path: str | Path, device: torch.device) -> None:
+    """Strictly load a checkpoint's `model_weights` into `model.<name>`, naming any mismatch."""
+    target = _submodule(model, name, "init_weights")
+    if not Path(path).is_file():
+        raise UserInputError(
+            f"trainer.params.init_weights: {path} not found; create it first (e.g. with the config that exports it) "
+            "or set trainer.params.init_weights=null to train from scratch"
+        )
+    weights = load_checkpoint(path, map_location=device).get("model_weights", {})
+    own = target.state_dict()
+    missing, unexpected = sorted(set(own) - set(weights)), sorted(set(weights) - set(own))
+    mismatched = sorted(k for k in set(own) & set(weights) if own[k].shape != weights[k].shape)
+    if missing or unexpected or mismatched:
+        def show(keys: list[str]) -> str:
+            return (", ".join(keys[:5]) + (f" (+{len(keys) - 5} more)" if len(keys) > 5 else "")) if keys else "none"
+
+        raise UserInputError(
+            f"{path}: weights do not fit {name or 'the model'}: missing {show(missing)}; unexpected {show(unexpected)}; "
+            f"shape mismatch {show(mismatched)}"
+        )
+    target.load_state_dict(weights, strict=True)
+    LOG.info("initialised %s from %s", name or "model", path)
 
 
 def _copy_state(model: nn.Module) -> dict[str, Tensor]:

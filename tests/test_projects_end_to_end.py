@@ -49,9 +49,9 @@ def shrink(config_path: Path, data_root: Path, out: Path, training: bool = True)
             sets.append(f"{path}=[{value[0]}, {value[1]}, 6]")
         elif leaf == "figure_cases":
             sets.append(f"{path}=1")
-        elif leaf == "export_encoder_to":
-            sets.append(f"{path}={out / 'encoder.pt'}")
-        elif leaf == "encoder_weights":
+        elif leaf == "export_weights" and value:
+            sets.append(f"{path}={{{next(iter(value))}: {out / 'encoder.pt'}}}")
+        elif leaf == "init_weights":
             sets.append(f"{path}=null")
     if training and "trainer" in config:
         sets.append("trainer.params.max_steps_per_epoch=2")
@@ -106,6 +106,6 @@ def test_spark_encoder_flows_into_cddpm(demo_like, tmp_path, capsys):
     assert main(["--config_path", str(spark), "--quiet", *shrink(spark, demo_like, tmp_path / "spark")]) == 0
     encoder = tmp_path / "spark" / "encoder.pt"
     assert encoder.is_file()
-    overrides = shrink(cddpm, demo_like, tmp_path / "cddpm") + ["--set", f"trainer.params.encoder_weights={encoder}"]
+    overrides = shrink(cddpm, demo_like, tmp_path / "cddpm") + ["--set", f"trainer.params.init_weights={{encoder.backbone: {encoder}}}"]
     assert main(["--config_path", str(cddpm), *overrides]) == 0, capsys.readouterr().err
-    assert "condition encoder initialised from" in capsys.readouterr().err
+    assert f"initialised encoder.backbone from {encoder}" in capsys.readouterr().err
