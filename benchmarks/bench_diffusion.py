@@ -1,0 +1,168 @@
+"""Cost of the diffusion models at the paper's size: per-volume reconstruction and training.
+
+    python -m benchmarks.bench_diffusion [--quick] [--slices N] [--device cpu|cuda]
+
+A test volume is 50 axial slices of 96 x 96 (methods.md section 10). Reconstruction
+runs ``measured`` slices (all 50 unless --quick / --slices) and reports the time for
+50, extrapolated linearly when fewer were measured (marked "x"). Rows:
+- one-step (DDPM, t_test = 500): one UNet pass per slice.
+- ENS batched (ours): the 3 noise levels in one batch; ENS 3 passes: the originals'
+  loop, one call per level. Their ratio is the batching gain.
+- DDIM-k from t_test: k UNet passes; iterative DDPM with 500 steps is estimated as
+  500 x the one-step time (not run), for the ratio against DDIM-k.
+- cDDPM ENS: ENS plus one ResNet-50 pass per slice.
+- training: slices per second, Adam step, batch ``--train-batch``.
+Peak memory: torch.cuda.max_memory_allocated on CUDA; on CPU the growth of the
+process's max RSS (resource.getrusage), which only shows a phase that raises the peak.
+On CPU the ratios use process CPU time, which a busy shared machine disturbs less than
+wall time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import resource
+import time
+from collections.abc import Callable
+
+import torch
+
+from model_zoo.diffusion_models import DDPM, ConditionalDDPM
+
+VOLUME_SLICES = 50
+SIZE = 96
+
+
+def _peak_mb(device: torch.device) -> float:
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device) / 2**20
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KB on Linux
+
+
+def _measure(fn: Callable[[], object], device: torch.device, repeats: int = 1) -> tuple[float, float, float]:
+    """(wall seconds, process CPU seconds, peak-memory growth in MB): the fastest of ``repeats`` calls."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+        torch.cuda.reset_peak_memory_stats(device)
+    before = 0.0 if device.type == "cuda" else _peak_mb(device)
+    best_wall = best_cpu = float("inf")
+    for _ in range(repeats):
+        wall, cpu = time.perf_counter(), time.process_time()
+        fn()
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        best_wall = min(best_wall, time.perf_counter() - wall)
+        best_cpu = min(best_cpu, time.process_time() - cpu)
+    return best_wall, best_cpu, _peak_mb(device) - before
+
+
+def _reconstruction_rows(args: argparse.Namespace, device: torch.device) -> list[dict]:
+    torch.manual_seed(0)
+    common = dict(image_size=SIZE, max_batch_size=args.max_batch)
+    ddpm = DDPM(**common).to(device).eval()
+    x = torch.rand(args.slices, 1, SIZE, SIZE, device=device)
+    scale = VOLUME_SLICES / args.slices
+    rows = []
+
+    def run(name: str, passes: int, fn: Callable[[], object], note: str = "") -> float:
+        seconds, cpu, mem = _measure(fn, device, args.repeats)
+        rows.append(dict(case=name, passes=passes, seconds=seconds * scale, cpu=cpu * scale, mem=mem, note=note))
+        return cpu * scale if device.type == "cpu" else seconds * scale
+
+    def mode(model: DDPM, m: str, steps: int | None = None) -> Callable[[], object]:
+        def call() -> object:
+            model.reconstruction_mode, model.sampling_steps = m, steps
+            return model.reconstruct(x)
+
+        return call
+
+    def ens_three_passes() -> object:
+        ddpm.reconstruction_mode = "one_step"
+        recs = []
+        for level in ddpm.ensemble_timesteps:
+            ddpm.t_test = level
+            recs.append(ddpm.reconstruct(x))
+        ddpm.t_test = 500
+        return torch.stack(recs).mean(0)
+
+    mode(ddpm, "one_step")()  # warm-up (allocator, kernels), not timed
+    one = run("DDPM one-step", VOLUME_SLICES, mode(ddpm, "one_step"))
+    ens = run("DDPM ENS batched (ours)", 3 * VOLUME_SLICES, mode(ddpm, "ensemble"))
+    ens3 = run("DDPM ENS 3 passes (ref)", 3 * VOLUME_SLICES, ens_three_passes)
+    ddim = run(f"DDPM DDIM-{args.ddim_steps}", args.ddim_steps * VOLUME_SLICES, mode(ddpm, "ddim", args.ddim_steps))
+    one_wall = rows[0]["seconds"]
+    rows.append(dict(case="DDPM iterative 500 (est.)", passes=500 * VOLUME_SLICES, seconds=500 * one_wall,
+                     cpu=500 * one if device.type == "cpu" else float("nan"), mem=float("nan"),
+                     note="500 x one-step, not run"))
+    del ddpm
+    cddpm = ConditionalDDPM(**common, cond_dim=512).to(device).eval()
+    mode(cddpm, "ensemble")()
+    run("cDDPM ENS (+ResNet-50)", 3 * VOLUME_SLICES, mode(cddpm, "ensemble"))
+    rows.append(dict(case="ratio ENS 3 passes / batched", ratio=ens3 / ens))
+    rows.append(dict(case=f"ratio DDPM-500 / DDIM-{args.ddim_steps}", ratio=500 * one / ddim))
+    return rows
+
+
+def _training_rows(args: argparse.Namespace, device: torch.device) -> list[dict]:
+    rows = []
+    for name, cls in (("DDPM", DDPM), ("cDDPM", ConditionalDDPM)):
+        torch.manual_seed(0)
+        model = cls(image_size=SIZE).to(device).train()
+        opt = torch.optim.Adam(model.parameters(), lr=1e-4)
+        x = torch.rand(args.train_batch, 1, SIZE, SIZE, device=device)
+
+        def step() -> None:
+            opt.zero_grad(set_to_none=True)
+            model.training_loss(x)["loss"].backward()
+            opt.step()
+
+        step()  # warm-up
+        seconds, cpu, mem = _measure(lambda: [step() for _ in range(args.train_steps)], device)
+        rate = args.train_batch * args.train_steps / seconds
+        rows.append(dict(case=f"{name} training (batch {args.train_batch})", rate=rate, cpu=cpu, mem=mem))
+    return rows
+
+
+def _print(rows: list[dict], args: argparse.Namespace, device: torch.device) -> None:
+    extrap = "x" if args.slices < VOLUME_SLICES else ""
+    print(f"device={device}  threads={torch.get_num_threads()}  measured slices={args.slices} "
+          f"(times for a {VOLUME_SLICES}-slice volume{', extrapolated' if extrap else ''})")
+    print(f"{'case':34s} {'UNet passes':>11s} {'wall s/vol':>11s} {'CPU s/vol':>10s} {'peak +MB':>9s}  note")
+    for r in rows:
+        if "ratio" in r:
+            print(f"{r['case']:34s} {'':>11s} {r['ratio']:>10.2f}x  ({'CPU' if device.type == 'cpu' else 'wall'} time)")
+        elif "rate" in r:
+            print(f"{r['case']:34s} {'':>11s} {r['rate']:>6.2f} sl/s {r['cpu']:>9.1f}s {r['mem']:>8.0f}  CPU s per run")
+        else:
+            print(f"{r['case']:34s} {r['passes']:>11d} {r['seconds']:>10.1f}{extrap:1s} {r['cpu']:>10.1f} "
+                  f"{r['mem']:>8.0f}  {r['note']}")
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--quick", action="store_true", help="2 slices, DDIM-5, 1 training step of batch 2")
+    p.add_argument("--slices", type=int, default=None, help="slices measured (default 50; quick 2)")
+    p.add_argument("--ddim-steps", type=int, default=None, help="DDIM steps k (default 10; quick 5)")
+    p.add_argument("--train-batch", type=int, default=None, help="training batch (default 8; quick 2)")
+    p.add_argument("--train-steps", type=int, default=None, help="timed training steps (default 3; quick 1)")
+    p.add_argument("--max-batch", type=int, default=64, help="UNet batch cap at test time (model default 64)")
+    p.add_argument("--repeats", type=int, default=1, help="timed runs per reconstruction case (fastest kept)")
+    p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
+    p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    args = p.parse_args(argv)
+    quick = args.quick
+    args.slices = args.slices or (2 if quick else VOLUME_SLICES)
+    args.ddim_steps = args.ddim_steps or (5 if quick else 10)
+    args.train_batch = args.train_batch or (2 if quick else 8)
+    args.train_steps = args.train_steps or (1 if quick else 3)
+    device = torch.device(args.device)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    with torch.no_grad():
+        rows = _reconstruction_rows(args, device)
+    rows += _training_rows(args, device)
+    _print(rows, args, device)
+
+
+if __name__ == "__main__":
+    main()

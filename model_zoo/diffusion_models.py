@@ -1,0 +1,261 @@
+"""DDPM and cDDPM reconstruction models (Behrendt et al.): UNetADM + GaussianDiffusion + noise.
+
+Constructor arguments are flat plain values (the YAML ``params``):
+- UNet: the ``UNetADM`` argument names (``base_channels``, ``channel_mult``, ...).
+- Process: ``timesteps``, ``beta_schedule``, ``target``, ``loss``.
+- Noise: ``noise`` ("simplex" | "gaussian") and ``simplex_*`` for ``SimplexNoise``.
+- Test: ``reconstruction_mode``, ``t_test``, ``ensemble_timesteps``, ``sampling_steps``,
+  ``ddim_eta``, ``max_batch_size``.
+- cDDPM adds ``encoder_arch`` and ``cond_dim``.
+
+Inputs and outputs are slices (B, 1, H, W) in [0, 1]; the process runs in [-1, 1].
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from enum import StrEnum
+
+import torch
+from torch import Tensor, nn
+
+from dl_utils.errors import UserInputError
+from model_zoo.condition_encoder import ConditionEncoder
+from model_zoo.gaussian_diffusion import GaussianDiffusion, ReconstructionMode, parse_option
+from model_zoo.noise import GaussianNoise, NoiseSource, SimplexNoise
+from model_zoo.unet_adm import UNetADM
+
+
+class NoiseType(StrEnum):
+    SIMPLEX = "simplex"
+    GAUSSIAN = "gaussian"
+
+
+def _params(scope: dict, exclude: Sequence[str] = ()) -> dict:
+    """Constructor arguments from ``locals()`` (without self and ``exclude``)."""
+    return {k: v for k, v in scope.items() if k not in ("self", "__class__", *exclude)}
+
+
+class DDPM(nn.Module):
+    """Denoising diffusion model for reconstruction-based anomaly detection.
+
+    Paper defaults: 37.5 M-parameter UNet (128, (1, 2, 2), 3 res blocks), cosine schedule
+    with T = 1000, x0 target, L1 loss, simplex noise, one-step reconstruction at
+    t_test = 500. ``max_batch_size`` caps the UNet batch at test time (None: no cap); it
+    changes memory and speed only, not the result (ENS with 10 samples of a 50-slice
+    volume is a batch of 1500 slices).
+    """
+
+    def __init__(
+        self,
+        in_channels: int = 1,
+        image_size: int = 96,
+        base_channels: int = 128,
+        channel_mult: Sequence[int] = (1, 2, 2),
+        num_res_blocks: int = 3,
+        attention_resolutions: Sequence[int] = (),
+        num_head_channels: int = 64,
+        dropout: float = 0.0,
+        use_scale_shift_norm: bool = True,
+        resblock_updown: bool = True,
+        num_groups: int = 32,
+        timesteps: int = 1000,
+        beta_schedule: str = "cosine",
+        target: str = "x0",
+        loss: str = "l1",
+        noise: str = "simplex",
+        simplex_octaves: int = 6,
+        simplex_persistence: float = 0.8,
+        simplex_frequency: float = 64.0,
+        simplex_share_field_across_batch: bool = False,
+        simplex_normalize_variance: bool = True,
+        reconstruction_mode: str = "one_step",
+        t_test: int = 500,
+        ensemble_timesteps: Sequence[int] = (250, 500, 750),
+        sampling_steps: int | None = None,
+        ddim_eta: float = 0.0,
+        max_batch_size: int | None = 64,
+    ) -> None:
+        super().__init__()
+        self._build(cond_dim=None, **_params(locals()))
+
+    def _build(
+        self,
+        cond_dim: int | None,
+        in_channels: int,
+        image_size: int,
+        base_channels: int,
+        channel_mult: Sequence[int],
+        num_res_blocks: int,
+        attention_resolutions: Sequence[int],
+        num_head_channels: int,
+        dropout: float,
+        use_scale_shift_norm: bool,
+        resblock_updown: bool,
+        num_groups: int,
+        timesteps: int,
+        beta_schedule: str,
+        target: str,
+        loss: str,
+        noise: str,
+        simplex_octaves: int,
+        simplex_persistence: float,
+        simplex_frequency: float,
+        simplex_share_field_across_batch: bool,
+        simplex_normalize_variance: bool,
+        reconstruction_mode: str,
+        t_test: int,
+        ensemble_timesteps: Sequence[int],
+        sampling_steps: int | None,
+        ddim_eta: float,
+        max_batch_size: int | None,
+    ) -> None:
+        self.unet = UNetADM(
+            in_channels=in_channels,
+            out_channels=in_channels,
+            base_channels=base_channels,
+            channel_mult=tuple(channel_mult),
+            num_res_blocks=num_res_blocks,
+            attention_resolutions=tuple(attention_resolutions),
+            image_size=image_size,
+            num_head_channels=num_head_channels,
+            dropout=dropout,
+            use_scale_shift_norm=use_scale_shift_norm,
+            resblock_updown=resblock_updown,
+            num_groups=num_groups,
+            cond_dim=cond_dim,
+        )
+        self.diffusion = GaussianDiffusion(timesteps, beta_schedule, target, loss)
+        noise_type = parse_option(NoiseType, noise, "noise")
+        self.noise: NoiseSource = (
+            SimplexNoise(
+                octaves=simplex_octaves,
+                persistence=simplex_persistence,
+                frequency=simplex_frequency,
+                share_field_across_batch=simplex_share_field_across_batch,
+                normalize_variance=simplex_normalize_variance,
+            )
+            if noise_type == NoiseType.SIMPLEX
+            else GaussianNoise()
+        )
+        self.reconstruction_mode = parse_option(ReconstructionMode, reconstruction_mode, "reconstruction_mode")
+        for level in (t_test, *ensemble_timesteps):
+            if not 1 <= level <= timesteps:
+                raise UserInputError(f"DDPM: noise level {level} (t_test / ensemble_timesteps) outside 1..{timesteps}")
+        self.t_test = t_test
+        self.ensemble_timesteps = tuple(ensemble_timesteps)
+        self.sampling_steps = sampling_steps
+        self.ddim_eta = ddim_eta
+        self.max_batch_size = max_batch_size
+
+    def condition(self, x: Tensor) -> Tensor | None:
+        """Condition vector of clean slices x (B, C, H, W) in [0, 1]; None for the DDPM."""
+        return None
+
+    def training_loss(self, x: Tensor, generator: torch.Generator | None = None) -> dict[str, Tensor]:
+        """x (B, C, H, W) in [0, 1] -> {"loss": scalar} (diffusion loss at a random t)."""
+        x0 = x * 2 - 1
+        noise = self.noise.sample(tuple(x0.shape), device=x0.device, dtype=x0.dtype, generator=generator)
+        loss = self.diffusion.training_loss(self.unet, x0, noise, self.condition(x), generator)
+        return {"loss": loss}
+
+    @torch.no_grad()
+    def reconstruct(self, x: Tensor, num_samples: int = 1) -> Tensor:
+        """x (B, C, H, W) in [0, 1] -> (N, B, C, H, W) in [0, 1], N = num_samples.
+
+        The N noisy copies go through the network as one batch of N * B (split by
+        ``max_batch_size``); the condition is computed once per slice.
+        """
+        if num_samples < 1:
+            raise ValueError(f"num_samples={num_samples} must be >= 1")
+        cond = self.condition(x)
+        x_rep = (x * 2 - 1).repeat(num_samples, *([1] * (x.ndim - 1)))
+        cond_rep = cond.repeat(num_samples, 1) if cond is not None else None
+        rec = self.diffusion.reconstruct(
+            self.unet,
+            x_rep,
+            self.noise,
+            cond_rep,
+            mode=self.reconstruction_mode,
+            t_test=self.t_test,
+            ensemble_levels=self.ensemble_timesteps,
+            sampling_steps=self.sampling_steps,
+            eta=self.ddim_eta,
+            max_batch=self.max_batch_size,
+        )
+        return ((rec + 1) / 2).clamp(0, 1).reshape(num_samples, *x.shape)
+
+
+class ConditionalDDPM(DDPM):
+    """cDDPM: the DDPM conditioned on a ResNet encoding of the clean input slice.
+
+    The encoder (``encoder_arch``, output ``cond_dim``) is trained end to end with the
+    UNet; its vector enters every res block through the embedding (FiLM). Paper:
+    ENS reconstruction over (250, 500, 750) and cond_dim 128 (the code used 512).
+    All other arguments as ``DDPM``.
+    """
+
+    def __init__(
+        self,
+        in_channels: int = 1,
+        image_size: int = 96,
+        base_channels: int = 128,
+        channel_mult: Sequence[int] = (1, 2, 2),
+        num_res_blocks: int = 3,
+        attention_resolutions: Sequence[int] = (),
+        num_head_channels: int = 64,
+        dropout: float = 0.0,
+        use_scale_shift_norm: bool = True,
+        resblock_updown: bool = True,
+        num_groups: int = 32,
+        timesteps: int = 1000,
+        beta_schedule: str = "cosine",
+        target: str = "x0",
+        loss: str = "l1",
+        noise: str = "simplex",
+        simplex_octaves: int = 6,
+        simplex_persistence: float = 0.8,
+        simplex_frequency: float = 64.0,
+        simplex_share_field_across_batch: bool = False,
+        simplex_normalize_variance: bool = True,
+        reconstruction_mode: str = "ensemble",
+        t_test: int = 500,
+        ensemble_timesteps: Sequence[int] = (250, 500, 750),
+        sampling_steps: int | None = None,
+        ddim_eta: float = 0.0,
+        max_batch_size: int | None = 64,
+        encoder_arch: str = "resnet50",
+        cond_dim: int = 128,
+    ) -> None:
+        nn.Module.__init__(self)
+        params = _params(locals(), exclude=("encoder_arch", "cond_dim"))
+        self._build(cond_dim=cond_dim, **params)
+        self.encoder = ConditionEncoder(encoder_arch, cond_dim, in_channels=self.unet.input_conv.in_channels)
+
+    def condition(self, x: Tensor) -> Tensor:
+        """x (B, C, H, W) in [0, 1] -> (B, cond_dim)."""
+        return self.encoder(x)
+
+    def load_encoder_weights(self, state_dict: Mapping[str, Tensor]) -> None:
+        """Load a backbone state dict (e.g. ``SparkPretrainer.encoder_state_dict()``) strictly.
+
+        Raises ``UserInputError`` listing missing, unexpected and shape-mismatched keys.
+        """
+        own = self.encoder.backbone.state_dict()
+        missing = sorted(set(own) - set(state_dict))
+        unexpected = sorted(set(state_dict) - set(own))
+        mismatched = sorted(
+            f"{k} {tuple(state_dict[k].shape)} vs {tuple(own[k].shape)}"
+            for k in set(own) & set(state_dict)
+            if tuple(state_dict[k].shape) != tuple(own[k].shape)
+        )
+        if missing or unexpected or mismatched:
+            def show(keys: list[str]) -> str:
+                return ", ".join(keys[:8]) + (f" (+{len(keys) - 8} more)" if len(keys) > 8 else "") if keys else "none"
+
+            raise UserInputError(
+                "encoder weights do not match the condition encoder backbone "
+                f"(encoder_arch / in_channels?): missing: {show(missing)}; unexpected: {show(unexpected)}; "
+                f"shape mismatch: {show(mismatched)}"
+            )
+        self.encoder.backbone.load_state_dict(dict(state_dict), strict=True)

@@ -1,0 +1,239 @@
+"""SparK masked pre-training of the cDDPM condition encoder (Tian et al., ICLR 2023).
+
+Random patches of the input are masked; the ResNet runs "sparsely": after every conv,
+pooling and batch-norm, masked positions are set to zero, and batch-norm statistics
+are computed over visible positions only, so masked regions never leak into the
+features. Masked positions of the 4 feature maps (strides 4..32) are filled with a
+learned mask token per scale, a light UNet-like decoder upsamples back to the input,
+and the L2 loss is taken on masked patches only.
+
+The patch grid is the encoder's stride-32 grid by default (3 x 3 at 96 px); a finer
+``patch_size`` (16, 8, ...) masks on a finer grid, upsampled (nearest) to finer
+feature maps and max-pooled to coarser ones (a coarse position is visible if any of
+its patches is).
+
+``encoder_state_dict()`` is the ResNet trunk's state dict, the same module names as
+``ConditionEncoder.backbone``, for ``ConditionalDDPM.load_encoder_weights``.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from dl_utils.errors import UserInputError
+from model_zoo.condition_encoder import build_resnet_backbone, stage_channels
+
+ENCODER_STRIDE = 32
+
+
+def mask_at(active: Tensor, size: tuple[int, int]) -> Tensor:
+    """Visible-position mask (B, 1, g, g) bool resampled to ``size`` -> (B, 1, *size) bool."""
+    g = active.shape[-1]
+    if size[-1] >= g:
+        return F.interpolate(active.float(), size=size, mode="nearest").bool()
+    return F.adaptive_max_pool2d(active.float(), size).bool()
+
+
+def sparse_batch_norm(bn: nn.BatchNorm2d, x: Tensor, active: Tensor) -> Tensor:
+    """Batch-norm over visible positions only: x (B, C, H, W), active (B, 1, H, W) bool.
+
+    Statistics (and running-stat updates) use only visible positions; masked outputs are 0.
+    """
+    sel = active[:, 0]  # (B, H, W)
+    visible = x.permute(0, 2, 3, 1)[sel]  # (N, C)
+    if bn.training and bn.track_running_stats and bn.num_batches_tracked is not None:
+        bn.num_batches_tracked.add_(1)
+    momentum = bn.momentum if bn.momentum is not None else 1.0 / float(bn.num_batches_tracked)
+    normed = F.batch_norm(
+        visible,
+        bn.running_mean,
+        bn.running_var,
+        bn.weight,
+        bn.bias,
+        training=bn.training or not bn.track_running_stats,
+        momentum=momentum,
+        eps=bn.eps,
+    )
+    out = x.new_zeros(x.shape[0], x.shape[2], x.shape[3], x.shape[1])
+    out[sel] = normed.to(out.dtype)
+    return out.permute(0, 3, 1, 2)
+
+
+class _SparseRunner:
+    """Runs torchvision ResNet modules with masking after every conv / pool / BN."""
+
+    def __init__(self, active: Tensor) -> None:
+        self.active = active  # (B, 1, g, g) bool, visible patches
+        self._cache: dict[tuple[int, int], Tensor] = {}
+
+    def mask(self, size: tuple[int, int]) -> Tensor:
+        if size not in self._cache:
+            self._cache[size] = mask_at(self.active, size)
+        return self._cache[size]
+
+    def conv(self, module: nn.Module, x: Tensor) -> Tensor:
+        y = module(x)
+        return y * self.mask(tuple(y.shape[-2:]))
+
+    def bn(self, module: nn.BatchNorm2d, x: Tensor) -> Tensor:
+        return sparse_batch_norm(module, x, self.mask(tuple(x.shape[-2:])))
+
+    def block(self, blk: nn.Module, x: Tensor) -> Tensor:
+        """A torchvision BasicBlock or Bottleneck, sparse."""
+        out = F.relu(self.bn(blk.bn1, self.conv(blk.conv1, x)))
+        out = self.bn(blk.bn2, self.conv(blk.conv2, out))
+        if hasattr(blk, "conv3"):
+            out = self.bn(blk.bn3, self.conv(blk.conv3, F.relu(out)))
+        identity = x
+        if blk.downsample is not None:
+            conv, bn = blk.downsample[0], blk.downsample[1]
+            identity = self.bn(bn, self.conv(conv, x))
+        return F.relu(out + identity)
+
+    def features(self, net: nn.Module, x: Tensor) -> list[Tensor]:
+        """x (B, C, H, W) -> sparse features of layer1..layer4."""
+        h = F.relu(self.bn(net.bn1, self.conv(net.conv1, x)))
+        h = self.conv(net.maxpool, h)
+        feats = []
+        for layer in (net.layer1, net.layer2, net.layer3, net.layer4):
+            for blk in layer:
+                h = self.block(blk, h)
+            feats.append(h)
+        return feats
+
+
+class _UpBlock(nn.Module):
+    """2x transposed-conv upsampling then two 3x3 conv-BN-ReLU6: (B, cin, h, w) -> (B, cout, 2h, 2w)."""
+
+    def __init__(self, cin: int, cout: int) -> None:
+        super().__init__()
+        self.up = nn.ConvTranspose2d(cin, cin, kernel_size=4, stride=2, padding=1)
+        self.conv = nn.Sequential(
+            nn.Conv2d(cin, cin, 3, padding=1, bias=False), nn.BatchNorm2d(cin), nn.ReLU6(inplace=True),
+            nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout),
+        )
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.conv(self.up(x))
+
+
+class LightDecoder(nn.Module):
+    """SparK's light decoder: 5 upsampling stages from stride 32 to 1, adding the
+    projected encoder features of strides 32, 16, 8, 4 before the first four.
+
+    feats [(B, width, H/32), (B, width/2, H/16), ...] -> (B, out_channels, H, W).
+    """
+
+    def __init__(self, width: int = 512, out_channels: int = 1, stages: int = 5) -> None:
+        super().__init__()
+        chans = [max(width // 2**i, 1) for i in range(stages + 1)]
+        self.stages = nn.ModuleList(_UpBlock(a, b) for a, b in zip(chans[:-1], chans[1:]))
+        self.proj = nn.Conv2d(chans[-1], out_channels, 1)
+
+    def forward(self, feats: list[Tensor]) -> Tensor:
+        x = feats[0]
+        for i, stage in enumerate(self.stages):
+            if 0 < i < len(feats):
+                x = x + feats[i]
+            x = stage(x)
+        return self.proj(x)
+
+
+class SparkPretrainer(nn.Module):
+    """SparK pre-training of a ResNet condition encoder.
+
+    Args:
+        encoder_arch: "resnet18" | "resnet34" | "resnet50", as ``ConditionEncoder``.
+        in_channels: image channels.
+        image_size: training slice size (a multiple of 32).
+        mask_ratio: fraction of patches masked (SparK 0.6; cDDPM 0.65).
+        patch_size: mask grid cell in pixels, dividing 32 (default 32, the encoder stride).
+        decoder_width: channels of the decoder's first stage (halved per stage).
+        normalize_target_patches: regress per-patch standardised pixels (SparK default).
+    """
+
+    def __init__(
+        self,
+        encoder_arch: str = "resnet50",
+        in_channels: int = 1,
+        image_size: int = 96,
+        mask_ratio: float = 0.65,
+        patch_size: int = 32,
+        decoder_width: int = 512,
+        normalize_target_patches: bool = True,
+    ) -> None:
+        super().__init__()
+        if patch_size < 1 or ENCODER_STRIDE % patch_size or image_size % ENCODER_STRIDE:
+            raise UserInputError(
+                f"SparkPretrainer: patch_size={patch_size} must divide {ENCODER_STRIDE} and "
+                f"image_size={image_size} must be a multiple of {ENCODER_STRIDE}"
+            )
+        if not 0.0 < mask_ratio < 1.0:
+            raise UserInputError(f"SparkPretrainer: mask_ratio={mask_ratio} must be in (0, 1)")
+        self.backbone = build_resnet_backbone(encoder_arch, in_channels)
+        self.patch_size = patch_size
+        self.grid = image_size // patch_size
+        self.num_visible = max(1, round(self.grid**2 * (1 - mask_ratio)))
+        self.normalize_target_patches = normalize_target_patches
+        enc = list(reversed(stage_channels(self.backbone)))  # stride 32, 16, 8, 4
+        dec = [decoder_width // 2**i for i in range(4)]
+        self.enc_norms = nn.ModuleList(nn.BatchNorm2d(c) for c in enc)
+        self.mask_tokens = nn.ParameterList(
+            nn.Parameter(nn.init.trunc_normal_(torch.zeros(1, c, 1, 1), std=0.02, a=-0.02, b=0.02)) for c in enc
+        )
+        self.projections = nn.ModuleList(
+            nn.Conv2d(c, d, kernel_size=1 if i == 0 else 3, padding=0 if i == 0 else 1)
+            for i, (c, d) in enumerate(zip(enc, dec))
+        )
+        self.decoder = LightDecoder(decoder_width, in_channels)
+
+    def random_mask(self, batch: int, device: torch.device, generator: torch.Generator | None = None) -> Tensor:
+        """Visible-patch mask (B, 1, g, g) bool with ``num_visible`` visible patches each."""
+        gen_device = generator.device if generator is not None else device
+        order = torch.rand(batch, self.grid**2, generator=generator, device=gen_device).argsort(dim=1)
+        active = torch.zeros(batch, self.grid**2, dtype=torch.bool, device=gen_device)
+        active.scatter_(1, order[:, : self.num_visible], True)
+        return active.reshape(batch, 1, self.grid, self.grid).to(device)
+
+    def encode(self, x: Tensor, active: Tensor) -> list[Tensor]:
+        """Sparse encoder: x (B, C, H, W), active (B, 1, g, g) -> [layer1 .. layer4] features,
+        exactly zero at masked positions."""
+        runner = _SparseRunner(active)
+        return runner.features(self.backbone, x * runner.mask(tuple(x.shape[-2:])))
+
+    def forward(self, x: Tensor, active: Tensor) -> Tensor:
+        """Reconstruction of x (B, C, H, W) from its visible patches -> (B, C, H, W)."""
+        feats = list(reversed(self.encode(x, active)))  # stride 32 first
+        to_dec = []
+        for feat, norm, token, proj in zip(feats, self.enc_norms, self.mask_tokens, self.projections):
+            vis = mask_at(active, tuple(feat.shape[-2:]))
+            feat = torch.where(vis, sparse_batch_norm(norm, feat, vis), token.to(feat.dtype))
+            to_dec.append(proj(feat))
+        return self.decoder(to_dec)
+
+    def _patchify(self, x: Tensor) -> Tensor:
+        """(B, C, H, W) -> (B, g*g, C*p*p)."""
+        b, c, h, w = x.shape
+        p = self.patch_size
+        x = x.reshape(b, c, h // p, p, w // p, p).permute(0, 2, 4, 1, 3, 5)
+        return x.reshape(b, (h // p) * (w // p), c * p * p)
+
+    def training_loss(self, x: Tensor, generator: torch.Generator | None = None) -> dict[str, Tensor]:
+        """x (B, C, H, W) in [0, 1] -> {"loss": L2 on masked patches}."""
+        if x.shape[-1] != self.grid * self.patch_size or x.shape[-2] != self.grid * self.patch_size:
+            size = self.grid * self.patch_size
+            raise ValueError(f"SparkPretrainer: input {tuple(x.shape[-2:])} != image_size {size}")
+        active = self.random_mask(x.shape[0], x.device, generator)
+        rec, target = self._patchify(self(x, active)), self._patchify(x)
+        if self.normalize_target_patches:
+            mean, var = target.mean(-1, keepdim=True), target.var(-1, keepdim=True)
+            target = (target - mean) / (var + 1e-6).sqrt()
+        per_patch = ((rec - target) ** 2).mean(-1)  # (B, g*g)
+        masked = (~active).reshape(x.shape[0], -1).to(per_patch.dtype)
+        return {"loss": (per_patch * masked).sum() / masked.sum().clamp_min(1.0)}
+
+    def encoder_state_dict(self) -> dict[str, Tensor]:
+        """The ResNet trunk weights, keys as ``ConditionEncoder.backbone`` (detached copies)."""
+        return {k: v.detach().clone() for k, v in self.backbone.state_dict().items()}
