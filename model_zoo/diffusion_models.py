@@ -13,6 +13,7 @@ Inputs and outputs are slices (B, 1, H, W) in [0, 1]; the process runs in [-1, 1
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Mapping, Sequence
 from enum import StrEnum
 
@@ -186,6 +187,11 @@ class DDPM(nn.Module):
         return ((rec + 1) / 2).clamp(0, 1).reshape(num_samples, *x.shape)
 
 
+_DDPM_DEFAULTS = {
+    name: p.default for name, p in inspect.signature(DDPM.__init__).parameters.items() if name != "self"
+}
+
+
 class ConditionalDDPM(DDPM):
     """cDDPM: the DDPM conditioned on a ResNet encoding of the clean input slice.
 
@@ -197,38 +203,17 @@ class ConditionalDDPM(DDPM):
 
     def __init__(
         self,
-        in_channels: int = 1,
-        image_size: int = 96,
-        base_channels: int = 128,
-        channel_mult: Sequence[int] = (1, 2, 2),
-        num_res_blocks: int = 3,
-        attention_resolutions: Sequence[int] = (),
-        num_head_channels: int = 64,
-        dropout: float = 0.0,
-        use_scale_shift_norm: bool = True,
-        resblock_updown: bool = True,
-        num_groups: int = 32,
-        timesteps: int = 1000,
-        beta_schedule: str = "cosine",
-        target: str = "x0",
-        loss: str = "l1",
-        noise: str = "simplex",
-        simplex_octaves: int = 6,
-        simplex_persistence: float = 0.8,
-        simplex_frequency: float = 64.0,
-        simplex_share_field_across_batch: bool = False,
-        simplex_normalize_variance: bool = True,
-        reconstruction_mode: str = "ensemble",
-        t_test: int = 500,
-        ensemble_timesteps: Sequence[int] = (250, 500, 750),
-        sampling_steps: int | None = None,
-        ddim_eta: float = 0.0,
-        max_batch_size: int | None = 64,
+        *,
         encoder_arch: str = "resnet50",
         cond_dim: int = 128,
+        reconstruction_mode: str = "ensemble",
+        **ddpm_params: object,
     ) -> None:
         nn.Module.__init__(self)
-        params = _params(locals(), exclude=("encoder_arch", "cond_dim"))
+        unknown = set(ddpm_params) - set(_DDPM_DEFAULTS)
+        if unknown:
+            raise TypeError(f"ConditionalDDPM got unexpected arguments {sorted(unknown)}")
+        params = {**_DDPM_DEFAULTS, **ddpm_params, "reconstruction_mode": reconstruction_mode}
         self._build(cond_dim=cond_dim, **params)
         self.encoder = ConditionEncoder(encoder_arch, cond_dim, in_channels=self.unet.input_conv.in_channels)
 

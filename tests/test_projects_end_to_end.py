@@ -33,6 +33,10 @@ def _key_paths(node: Any, prefix: str = "") -> Iterator[tuple[str, Any]]:
 
 def shrink(config_path: Path, data_root: Path, out: Path, training: bool = True) -> list[str]:
     """--set overrides: tiny data, one short epoch, CPU, output to `out`."""
+    return [item for s in shrink_sets(config_path, data_root, out, training) for item in ("--set", s)]
+
+
+def shrink_sets(config_path: Path, data_root: Path, out: Path, training: bool = True) -> list[str]:
     config = load_yaml(config_path)
     sets = ["device=cpu", f"output_root={out}"]
     for path, value in _key_paths(config):
@@ -53,9 +57,20 @@ def shrink(config_path: Path, data_root: Path, out: Path, training: bool = True)
             sets.append(f"{path}={{{next(iter(value))}: {out / 'encoder.pt'}}}")
         elif leaf == "init_weights":
             sets.append(f"{path}=null")
+        elif leaf == "methods":  # the benchmark: shrink every method it runs
+            for name, spec in value.items():
+                inner = shrink_sets(ROOT / spec["config"], data_root, out / "inner", training)
+                if spec.get("reuse_weights_of"):
+                    inner = [i for i in inner if not i.startswith("trainer.")]
+                if "Spark" in name or "cDDPM" == name:
+                    inner = [i for i in inner if "weights=" not in i] + [
+                        f"trainer.params.{'export_weights' if 'Spark' in name else 'init_weights'}="
+                        f"{{{'backbone' if 'Spark' in name else 'encoder.backbone'}: {out / 'encoder.pt'}}}"]
+                listed = ", ".join(json.dumps(i) for i in inner)
+                sets.append(f"{path}.{name}.set=[{listed}]")
     if training and "trainer" in config:
         sets.append("trainer.params.max_steps_per_epoch=2")
-    return [item for s in sets for item in ("--set", s)]
+    return sets
 
 
 def _results(out: Path) -> dict:
