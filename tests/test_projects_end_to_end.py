@@ -74,7 +74,7 @@ def shrink_sets(config_path: Path, data_root: Path, out: Path, training: bool = 
 
 
 def _results(out: Path) -> dict:
-    files = list(out.rglob("results.json"))
+    files = [f for f in out.rglob("results.json") if "methods" not in f.relative_to(out).parts]
     assert len(files) == 1, files
     return json.loads(files[0].read_text())
 
@@ -101,7 +101,7 @@ def test_demo_config_runs_end_to_end(config, demo_like, tmp_path, capsys):
                 continue
             assert 0.0 <= metrics["AUPRC"] <= 1.0, (task, name)
             assert "Dice@val_dice" in metrics and "Dice@fpr_5%" in metrics
-    run_dir = next(p.parent for p in tmp_path.rglob("results.json"))
+    run_dir = next(p.parent for p in tmp_path.rglob("results.json") if "methods" not in p.relative_to(tmp_path).parts)
     assert (run_dir / "results.csv").is_file() and any((run_dir / "figures").glob("*.png")) or any(run_dir.rglob("*.png"))
     assert capsys.readouterr().out.strip().splitlines()[-1] == str(run_dir)
 
