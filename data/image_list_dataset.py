@@ -12,12 +12,11 @@ import numpy as np
 import torch
 from skimage import io as skio
 from skimage.transform import resize
-from torch.utils.data import Dataset
 
 from data.augmentation import Augmentation
 from data.csv_splits import read_file_list
 from data.volume import Volume
-from data.volume_dataset import build_part
+from data.volume_dataset import EpochSeededDataset, build_part
 from dl_utils.errors import UserInputError
 
 CsvArg = str | Sequence[str] | None
@@ -107,24 +106,14 @@ class ImageListSet(Sequence):
         return self._cache[index]
 
 
-class ImageListSliceDataset(Dataset):
+class ImageListSliceDataset(EpochSeededDataset):
     """Items {"image": (1, H, W), "mask": (1, H, W)}; item i is image i % n, augmented
-    as a pure function of (seed, epoch, i) when `augmentation` is given."""
+    when `augmentation` is given."""
 
     def __init__(self, images: ImageListSet, samples_per_epoch: int | None = None,
                  augmentation: Augmentation | None = None, seed: int = 0) -> None:
+        super().__init__(len(images), samples_per_epoch, augmentation, seed)
         self.images = images
-        self.length = int(samples_per_epoch) if samples_per_epoch else len(images)
-        self.augmentation = augmentation
-        self.seed = int(seed)
-        self.epoch = 0
-
-    def set_epoch(self, epoch: int) -> None:
-        """Select the epoch whose randomness items are drawn from."""
-        self.epoch = int(epoch)
-
-    def __len__(self) -> int:
-        return self.length
 
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
         volume = self.images[index % len(self.images)]

@@ -67,17 +67,14 @@ def eligible_slices(mask: torch.Tensor, min_brain_fraction: float) -> np.ndarray
     return keep if keep.size else np.array([int(area.argmax())])
 
 
-class SliceTrainDataset(Dataset):
-    """Item i: one random eligible axial slice of volume i % n, augmented;
-    a pure function of (seed, epoch, i). Yields {"image": (1, H, W), "mask": (1, H, W)}."""
+class EpochSeededDataset(Dataset):
+    """Training items that are a pure function of (seed, epoch, index), so runs are
+    reproducible across worker counts and resumes; `samples_per_epoch` items per epoch."""
 
     def __init__(
-        self, volumes: Sequence[Volume], samples_per_epoch: int | None, augmentation: Augmentation,
-        seed: int, min_brain_fraction: float,
+        self, num_sources: int, samples_per_epoch: int | None, augmentation: Augmentation | None, seed: int,
     ) -> None:
-        self.volumes = list(volumes)
-        self.slices = [eligible_slices(v.mask, min_brain_fraction) for v in self.volumes]
-        self.length = int(samples_per_epoch) if samples_per_epoch else len(self.volumes)
+        self.length = int(samples_per_epoch) if samples_per_epoch else num_sources
         self.augmentation = augmentation
         self.seed = int(seed)
         self.epoch = 0
@@ -88,6 +85,19 @@ class SliceTrainDataset(Dataset):
 
     def __len__(self) -> int:
         return self.length
+
+
+class SliceTrainDataset(EpochSeededDataset):
+    """Item i: one random eligible axial slice of volume i % n, augmented.
+    Yields {"image": (1, H, W), "mask": (1, H, W)}."""
+
+    def __init__(
+        self, volumes: Sequence[Volume], samples_per_epoch: int | None, augmentation: Augmentation,
+        seed: int, min_brain_fraction: float,
+    ) -> None:
+        super().__init__(len(volumes), samples_per_epoch, augmentation, seed)
+        self.volumes = list(volumes)
+        self.slices = [eligible_slices(v.mask, min_brain_fraction) for v in self.volumes]
 
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
         vol_idx = index % len(self.volumes)
