@@ -39,10 +39,15 @@ def _metric_table(results: dict[str, dict[str, dict[str, float]]]) -> str:
     present = [c for c in TABLE_COLUMNS if any(c in m for task in results.values() for m in task.values())]
     header = "| task | data set | " + " | ".join(c.replace("oracle_dice", "oracle (upper bound)") for c in present) + " |"
     lines = [header, "|" + "---|" * (len(present) + 2)]
+    pad = " |" * (len(present) - 1)
     for task, sets in results.items():
+        reasons = {m.get("skipped") for m in sets.values()}
+        if len(sets) > 1 and len(reasons) == 1 and None not in reasons:  # one reason for the whole task
+            lines.append(f"| {task} | all {len(sets)} data sets | skipped: {reasons.pop()} |" + pad)
+            continue
         for name, metrics in sets.items():
             if "skipped" in metrics:
-                lines.append(f"| {task} | {name} | skipped: {metrics['skipped']} |" + " |" * (len(present) - 1))
+                lines.append(f"| {task} | {name} | skipped: {metrics['skipped']} |" + pad)
                 continue
             lines.append(f"| {task} | {name} | " + " | ".join(_fmt(metrics.get(c)) for c in present) + " |")
     return "\n".join(lines)
