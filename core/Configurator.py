@@ -2,6 +2,8 @@
 
 The schema of a component is its class's constructor: `params` must be keyword
 arguments of `__init__` (walking base classes while a constructor takes `**kwargs`).
+A config may name `base` configs and state only what differs from them, so that a
+second project uses the first one's config instead of forking it.
 """
 from __future__ import annotations
 
@@ -18,7 +20,9 @@ import yaml
 from dl_utils.errors import UserInputError
 
 PROJECT_PACKAGES = ("core", "model_zoo", "data", "optim", "dl_utils", "projects")
+BASE_KEY = "base"
 TOP_LEVEL_KEYS = {
+    BASE_KEY: "config path(s) this one extends, relative to the working directory",
     "name": "run name",
     "experiment": "{name, task: train|test, weights}",
     "device": "auto | cpu | cuda",
@@ -83,6 +87,50 @@ def load_yaml(path: str | Path) -> dict[str, Any]:
     if not isinstance(config, dict):
         raise UserInputError(f"{path}: the config must be a mapping of top-level keys")
     return config
+
+
+def merge_configs(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
+    """`override` deep-merged over `base`: mappings merge key by key, anything else replaces.
+
+    A component mapping naming another `class_name` than its base replaces it whole, since
+    the base's `params` belong to a different constructor.
+    """
+    merged = copy.deepcopy(base)
+    for key, value in override.items():
+        old = merged.get(key)
+        both_mappings = isinstance(value, dict) and isinstance(old, dict)
+        other_class = both_mappings and "class_name" in value and value["class_name"] != old.get("class_name")
+        if both_mappings and not other_class:
+            merged[key] = merge_configs(old, value)
+        else:
+            merged[key] = copy.deepcopy(value)
+    return merged
+
+
+def load_config(path: str | Path) -> dict[str, Any]:
+    """A project YAML with its `base` configs merged under it (in the order listed)."""
+    return _load_with_bases(Path(path), ())
+
+
+def _load_with_bases(path: Path, chain: tuple[Path, ...]) -> dict[str, Any]:
+    if path.resolve() in chain:
+        loop = " -> ".join(str(p) for p in (*chain, path.resolve()))
+        raise ConfigError(path, BASE_KEY, f"configs extend each other in a loop: {loop}")
+    config = load_yaml(path)
+    bases = config.pop(BASE_KEY, None)
+    if bases is None:
+        return config
+    if isinstance(bases, str):
+        bases = [bases]
+    if not isinstance(bases, list) or not all(isinstance(b, str) for b in bases):
+        raise ConfigError(path, BASE_KEY, "must be a config path or a list of config paths")
+    merged: dict[str, Any] = {}
+    for base in bases:
+        if not Path(base).is_file():
+            raise ConfigError(path, BASE_KEY, f"{base} not found; base paths are relative to the working "
+                                              "directory, like --config_path (run from the repository root)")
+        merged = merge_configs(merged, _load_with_bases(Path(base), (*chain, path.resolve())))
+    return merge_configs(merged, config)
 
 
 def apply_overrides(config: dict[str, Any], overrides: Iterable[str], path: str | Path) -> dict[str, Any]:

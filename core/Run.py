@@ -10,7 +10,7 @@ import torch
 import torch.distributed as dist
 import yaml
 
-from core.Configurator import ComponentBuilder, ConfigError, apply_overrides, constructor_keywords, load_yaml, validate_top_level
+from core.Configurator import ComponentBuilder, ConfigError, apply_overrides, constructor_keywords, load_config, validate_top_level
 from core.results import write_results
 from dl_utils.checkpoint import atomic_write_text, load_checkpoint
 from dl_utils.device import resolve_device
@@ -28,7 +28,7 @@ def run_experiment(config_path: str | Path, overrides: list[str] | None = None, 
                    output_root: str | None = None, quiet: bool = False) -> Path | None:
     """Run the experiment described by `config_path`; return the run folder (rank 0) or None."""
     config_path = Path(config_path)
-    config = apply_overrides(load_yaml(config_path), overrides or [], config_path)
+    config = apply_overrides(load_config(config_path), overrides or [], config_path)
     validate_top_level(config, config_path)
     configure_logging(None, verbose=not quiet)
     ctx = context_from_env()

@@ -8,7 +8,7 @@ from typing import Any, Iterator
 
 import pytest
 
-from core.Configurator import load_yaml
+from core.Configurator import load_config
 from core.Main import main
 from tests.demo_like_data import write_demo_like
 
@@ -37,7 +37,7 @@ def shrink(config_path: Path, data_root: Path, out: Path, training: bool = True)
 
 
 def shrink_sets(config_path: Path, data_root: Path, out: Path, training: bool = True) -> list[str]:
-    config = load_yaml(config_path)
+    config = load_config(config_path)
     sets = ["device=cpu", f"output_root={out}"]
     for path, value in _key_paths(config):
         leaf = path.rsplit(".", 1)[-1]
@@ -81,7 +81,7 @@ def _results(out: Path) -> dict:
 
 @pytest.mark.parametrize("config", DEMO, ids=lambda p: f"{p.parent.parent.name}/{p.stem}")
 def test_demo_config_runs_end_to_end(config, demo_like, tmp_path, capsys):
-    experiment = load_yaml(config)["experiment"]
+    experiment = load_config(config)["experiment"]
     weights = experiment.get("weights")
     if experiment.get("task") == "test" and weights and not (ROOT / weights).is_file():
         pytest.skip(f"{weights} not shipped yet")

@@ -3,7 +3,15 @@ from __future__ import annotations
 
 import pytest
 
-from core.Configurator import ComponentBuilder, apply_overrides, constructor_keywords, load_yaml, validate_top_level
+from core.Configurator import (
+    ComponentBuilder,
+    apply_overrides,
+    constructor_keywords,
+    load_config,
+    load_yaml,
+    merge_configs,
+    validate_top_level,
+)
 from dl_utils.errors import UserInputError
 
 BASE = {"name": "t", "experiment": {"name": "t", "task": "test"}, "model": {"module_name": "model_zoo.identity", "class_name": "IdentityModel"}}
@@ -84,3 +92,35 @@ def test_constructor_keywords_follow_kwargs_into_bases():
 
     names, open_ended = constructor_keywords(AnomalyDetectionEvaluator)
     assert {"scorer", "fit_set", "model", "datasets"} <= names and not open_ended
+
+
+def test_merge_configs_merges_mappings_and_replaces_the_rest():
+    base = {"a": {"x": 1, "y": [1, 2]}, "scorer": {"module_name": "m", "class_name": "L1", "params": {"k": 1}}}
+    override = {"a": {"y": [3]}, "scorer": {"params": {"k": 2}}}
+    assert merge_configs(base, override) == {
+        "a": {"x": 1, "y": [3]}, "scorer": {"module_name": "m", "class_name": "L1", "params": {"k": 2}}}
+    other = {"scorer": {"module_name": "m", "class_name": "SSIM", "params": {"s": 1}}}
+    assert merge_configs(base, other)["scorer"] == other["scorer"]  # another class: its params only
+    assert base["a"] == {"x": 1, "y": [1, 2]}  # inputs untouched
+
+
+def test_base_chain_is_merged_in_order(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "root.yaml").write_text("name: r\nseed: 1\nexperiment: {name: r, task: train}\n")
+    (tmp_path / "mid.yaml").write_text("base: root.yaml\nseed: 2\n")
+    (tmp_path / "leaf.yaml").write_text("base: [mid.yaml]\nexperiment: {task: test}\n")
+    assert load_config("leaf.yaml") == {"name": "r", "seed": 2, "experiment": {"name": "r", "task": "test"}}
+
+
+def test_base_errors_name_the_file(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "a.yaml").write_text("base: missing.yaml\n")
+    with pytest.raises(UserInputError, match=r"a\.yaml: base: missing\.yaml not found"):
+        load_config("a.yaml")
+    (tmp_path / "b.yaml").write_text("base: c.yaml\n")
+    (tmp_path / "c.yaml").write_text("base: b.yaml\n")
+    with pytest.raises(UserInputError, match="extend each other in a loop"):
+        load_config("b.yaml")
+    (tmp_path / "d.yaml").write_text("base: {x: 1}\n")
+    with pytest.raises(UserInputError, match="d.yaml: base: must be a config path"):
+        load_config("d.yaml")
