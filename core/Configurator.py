@@ -107,18 +107,28 @@ def merge_configs(base: dict[str, Any], override: dict[str, Any]) -> dict[str, A
     return merged
 
 
-def load_config(path: str | Path) -> dict[str, Any]:
-    """A project YAML with its `base` configs merged under it (in the order listed)."""
-    return _load_with_bases(Path(path), ())
+def load_config(path: str | Path, sources: list[Path] | None = None) -> dict[str, Any]:
+    """A project YAML with its `base` configs merged under it (in the order listed).
+
+    `sources`, when given, receives every file read, bases before the files extending them.
+    """
+    return _load_with_bases(Path(path), (), sources if sources is not None else [])
 
 
-def _load_with_bases(path: Path, chain: tuple[Path, ...]) -> dict[str, Any]:
+def describe_sources(path: str | Path, sources: list[Path]) -> str:
+    """Where a key of a merged config may sit, for error messages."""
+    bases = [str(s) for s in sources if Path(s).resolve() != Path(path).resolve()]
+    return f"{path} (or its base {', '.join(bases)})" if bases else str(path)
+
+
+def _load_with_bases(path: Path, chain: tuple[Path, ...], sources: list[Path]) -> dict[str, Any]:
     if path.resolve() in chain:
         loop = " -> ".join(str(p) for p in (*chain, path.resolve()))
         raise ConfigError(path, BASE_KEY, f"configs extend each other in a loop: {loop}")
     config = load_yaml(path)
     bases = config.pop(BASE_KEY, None)
     if bases is None:
+        sources.append(path)
         return config
     if isinstance(bases, str):
         bases = [bases]
@@ -129,7 +139,8 @@ def _load_with_bases(path: Path, chain: tuple[Path, ...]) -> dict[str, Any]:
         if not Path(base).is_file():
             raise ConfigError(path, BASE_KEY, f"{base} not found; base paths are relative to the working "
                                               "directory, like --config_path (run from the repository root)")
-        merged = merge_configs(merged, _load_with_bases(Path(base), (*chain, path.resolve())))
+        merged = merge_configs(merged, _load_with_bases(Path(base), (*chain, path.resolve()), sources))
+    sources.append(path)
     return merge_configs(merged, config)
 
 

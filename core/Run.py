@@ -10,7 +10,15 @@ import torch
 import torch.distributed as dist
 import yaml
 
-from core.Configurator import ComponentBuilder, ConfigError, apply_overrides, constructor_keywords, load_config, validate_top_level
+from core.Configurator import (
+    ComponentBuilder,
+    ConfigError,
+    apply_overrides,
+    constructor_keywords,
+    describe_sources,
+    load_config,
+    validate_top_level,
+)
 from core.results import write_results
 from dl_utils.checkpoint import atomic_write_text, load_checkpoint
 from dl_utils.device import resolve_device
@@ -28,23 +36,26 @@ def run_experiment(config_path: str | Path, overrides: list[str] | None = None, 
                    output_root: str | None = None, quiet: bool = False) -> Path | None:
     """Run the experiment described by `config_path`; return the run folder (rank 0) or None."""
     config_path = Path(config_path)
-    config = apply_overrides(load_config(config_path), overrides or [], config_path)
-    validate_top_level(config, config_path)
+    sources: list[Path] = []
+    config = load_config(config_path, sources)
+    where = describe_sources(config_path, sources)
+    config = apply_overrides(config, overrides or [], where)
+    validate_top_level(config, where)
     configure_logging(None, verbose=not quiet)
     ctx = context_from_env()
     device = resolve_device(config.get("device", "auto"), ctx.local_rank)
     init_process_group(ctx, device)
     try:
-        return _run(config, config_path, ctx, device, resume, output_root, quiet)
+        return _run(config, config_path, where, ctx, device, resume, output_root, quiet)
     finally:
         destroy_process_group()
 
 
-def _run(config: dict[str, Any], config_path: Path, ctx: DistributedContext, device: torch.device,
+def _run(config: dict[str, Any], config_path: Path, where: str, ctx: DistributedContext, device: torch.device,
          resume: str | None, output_root: str | None, quiet: bool) -> Path | None:
     seed = int(config.get("seed", 42))
     seed_everything(seed, deterministic=bool(config.get("deterministic", True)))
-    builder = ComponentBuilder(config_path, bool(config.get("allow_external_modules", False)))
+    builder = ComponentBuilder(where, bool(config.get("allow_external_modules", False)))
     experiment = config["experiment"]
     task = experiment.get("task", "train")
 

@@ -88,3 +88,13 @@ def test_weights_required_for_test_of_trainable_model(tiny, capsys):
     line = _run_error(capsys, tiny, "--set", "model.module_name=model_zoo.autoencoder",
                       "--set", "model.class_name=ConvAutoencoder", "--set", "model.params={image_size: 16, channels: [8, 16]}")
     assert "experiment.weights" in line
+
+
+def test_a_config_extending_the_tiny_one_runs_and_its_errors_name_both_files(tiny, capsys, monkeypatch):
+    monkeypatch.chdir(tiny.parent)  # base paths are relative to the working directory
+    child = tiny.parent / "child.yaml"
+    child.write_text(f"base: {tiny.name}\nname: child\ndownstream_tasks:\n  detection:\n    params: {{fit_sett: x}}\n")
+    line = _run_error(capsys, child)
+    assert f"child.yaml (or its base {tiny.name})" in line and "did you mean 'fit_set'" in line
+    child.write_text(f"base: {tiny.name}\nname: child\n")
+    assert main(["--config_path", str(child), "--quiet"]) == 0
