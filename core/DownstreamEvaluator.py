@@ -127,10 +127,10 @@ class AnomalyDetectionEvaluator(DownstreamEvaluator):
             write_figures(name, test, healthy_test, found, run_dir / "figures")
             if self.save_maps:
                 write_maps(test, run_dir / "anomaly_maps" / name)
-        if healthy_test:
-            quality = mean_reconstruction_quality(healthy_test)
+        for healthy_name, healthy in ((self.healthy_validation, healthy_val), (self.healthy_test, healthy_test)):
+            quality = mean_reconstruction_quality(healthy) if healthy else {}
             if quality:  # how well healthy anatomy is reconstructed (cDDPM paper: SSIM / PSNR)
-                results[self.healthy_test] = {"volumes": float(len(healthy_test)), **quality}
+                results[healthy_name] = {"volumes": float(len(healthy)), **quality}
         return results
 
 
