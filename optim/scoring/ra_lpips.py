@@ -45,6 +45,11 @@ def default_backbone_path() -> Path:
     return Path(os.path.join(torch.hub.get_dir(), "checkpoints", BACKBONE_FILE))
 
 
+def packaged_linear_layers_path() -> Path:
+    """The ``lpips`` package's own SqueezeNet linear-layer weights (shipped in its wheel)."""
+    return Path(lpips.__file__).parent / "weights" / "v0.1" / "squeeze.pth"
+
+
 def load_squeezenet_trunk(net: nn.Module, path: Path) -> None:
     """Load torchvision's SqueezeNet 1.1 state dict (``features.<i>.*``) into lpips's sliced trunk.
 
@@ -139,10 +144,20 @@ class RAPerceptualScorer:
     def _build(self) -> nn.Module:
         """LPIPS(squeeze, spatial) with the packaged linear layers and the chosen trunk (CPU)."""
         path = None if self.uses_random_backbone else self.backbone_path()
+        linear = packaged_linear_layers_path()
+        if not linear.is_file():
+            raise UserInputError(f"{linear}: the lpips package's linear layers are missing; reinstall lpips==0.1.4")
+        # Built with no weights at all (lpips would otherwise read files itself, and torchvision
+        # could fetch the trunk); both weight files are then loaded here, from disk only.
         with warnings.catch_warnings(), torch.random.fork_rng(devices=[]):
             warnings.simplefilter("ignore", UserWarning)  # torchvision's `pretrained=` deprecation
             torch.manual_seed(self.random_backbone_seed)
-            net = lpips.LPIPS(net="squeeze", spatial=True, pretrained=True, pnet_rand=True, verbose=False)
+            net = lpips.LPIPS(net="squeeze", spatial=True, pretrained=False, pnet_rand=True, verbose=False)
+        state = torch.load(linear, map_location="cpu", weights_only=True)
+        needed = {k for k in net.state_dict() if k.startswith("lin") and not k.startswith("lins.")}  # lins: aliases
+        if set(state) != needed:
+            raise UserInputError(f"{linear}: not lpips 0.1.4's SqueezeNet linear layers; reinstall lpips==0.1.4")
+        net.load_state_dict(state, strict=False)  # the trunk (net.*) follows; scaling_layer is a constant
         if path is not None:
             load_squeezenet_trunk(net.net, path)
         return net.eval().requires_grad_(False)

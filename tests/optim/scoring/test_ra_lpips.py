@@ -10,7 +10,7 @@ from scipy.ndimage import gaussian_filter
 from skimage.exposure import equalize_adapthist
 
 from dl_utils.errors import UserInputError
-from optim.scoring.ra_lpips import BACKBONE_FILE, RAPerceptualScorer
+from optim.scoring.ra_lpips import BACKBONE_FILE, RAPerceptualScorer, packaged_linear_layers_path
 
 H, W, D = 32, 32, 3
 
@@ -134,3 +134,20 @@ def test_too_small_slices_raise(scorer: RAPerceptualScorer) -> None:
     x = torch.rand(12, 12, 2)
     with pytest.raises(ValueError, match="at least"):
         scorer(x, x[None], torch.ones(12, 12, 2, dtype=torch.bool))
+
+
+def test_building_the_network_never_downloads(hub_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Both weight files come from disk; any attempt to fetch one fails the test."""
+
+    def no_download(*args: object, **kwargs: object) -> None:
+        raise AssertionError("tried to download weights")
+
+    monkeypatch.setattr(torch.hub, "load_state_dict_from_url", no_download)
+    monkeypatch.setattr(torch.hub, "download_url_to_file", no_download)
+    (hub_dir / "checkpoints").mkdir()
+    torch.save(torchvision.models.squeezenet1_1().state_dict(), hub_dir / "checkpoints" / BACKBONE_FILE)
+    for backbone in ("random", "imagenet"):
+        net = RAPerceptualScorer(backbone=backbone).lpips_net(torch.device("cpu"))
+        packaged = torch.load(packaged_linear_layers_path(), map_location="cpu", weights_only=True)
+        for key, value in packaged.items():  # the paper's linear layers, not random ones
+            assert torch.equal(net.state_dict()[key], value), key
