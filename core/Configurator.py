@@ -126,10 +126,7 @@ def _load_with_bases(path: Path, chain: tuple[Path, ...], sources: list[Path]) -
         loop = " -> ".join(str(p) for p in (*chain, path.resolve()))
         raise ConfigError(path, BASE_KEY, f"configs extend each other in a loop: {loop}")
     config = load_yaml(path)
-    bases = config.pop(BASE_KEY, None)
-    if bases is None:
-        sources.append(path)
-        return config
+    bases = config.pop(BASE_KEY, None) or []
     if isinstance(bases, str):
         bases = [bases]
     if not isinstance(bases, list) or not all(isinstance(b, str) for b in bases):
