@@ -11,6 +11,7 @@ from torch import Tensor
 
 from dl_utils.errors import UserInputError
 from optim.scoring._checks import check_inputs
+from optim.scoring.gaussian import gaussian_kernel_bank
 
 
 def histogram_density(
@@ -30,11 +31,8 @@ def histogram_density(
     for v in values:
         counts += torch.histc(v.detach().double().cpu(), bins, low, high)
     if smoothing_sigma > 0:
-        radius = int(truncate * smoothing_sigma + 0.5)
-        offsets = torch.arange(-radius, radius + 1, dtype=torch.float64)
-        kernel = torch.exp(-0.5 * (offsets / smoothing_sigma) ** 2)
-        kernel = kernel / kernel.sum()
-        counts = F.conv1d(counts[None, None], kernel[None, None], padding=radius)[0, 0]
+        kernel = gaussian_kernel_bank((smoothing_sigma,), truncate, dtype=torch.float64, device=counts.device)
+        counts = F.conv1d(counts[None, None], kernel[None], padding=kernel.shape[-1] // 2)[0, 0]
     total = counts.sum()
     if total <= 0:
         raise UserInputError("IntensityDensityScorer.fit: no brain voxels within value_range")
