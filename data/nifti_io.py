@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import nibabel as nib
 import numpy as np
 
+from dl_utils.checkpoint import atomic_path
 from dl_utils.errors import UserInputError
 
 
@@ -93,12 +93,5 @@ def save_nifti(path: str | os.PathLike, array: np.ndarray, affine: np.ndarray) -
     arr = np.asarray(array)
     arr = arr.astype(np.uint8) if arr.dtype == bool else arr.astype(np.float32)
     img = nib.Nifti1Image(arr, np.asarray(affine, dtype=np.float64))
-    suffix = "".join(path.suffixes) or ".nii.gz"
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=suffix, dir=path.parent)
-    os.close(fd)
-    try:
+    with atomic_path(path, suffix="".join(path.suffixes) or ".nii.gz") as tmp:
         nib.save(img, tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
