@@ -328,7 +328,10 @@ def constructor_keywords(cls: type) -> tuple[set[str], bool]:
         init = klass.__dict__.get("__init__")
         if init is None:
             continue
-        params = inspect.signature(init).parameters.values()
+        try:
+            params = inspect.signature(init).parameters.values()
+        except (TypeError, ValueError):  # a builtin without a signature: its keywords cannot be checked
+            return names, True
         has_var_kw = False
         for p in params:
             if p.name == "self" or p.kind is inspect.Parameter.VAR_POSITIONAL:
@@ -381,11 +384,6 @@ class ComponentBuilder:
         if expected is not None and not issubclass(cls, expected):
             raise ConfigError(self.config_path, f"{key}.class_name", f"{module_name}.{class_name} is not a {expected.__name__} "
                                                                      f"(subclass {expected.__module__}.{expected.__name__} to use it here)")
-        try:
-            inspect.signature(cls)
-        except (TypeError, ValueError) as exc:
-            raise ConfigError(self.config_path, f"{key}.class_name", f"{module_name}.{class_name} has no readable constructor "
-                                                                     "signature, so it is not a component of this framework") from exc
         return cls
 
     def check_params(self, cls: type, params: dict[str, Any], key: str, reserved: Iterable[str] = ()) -> None:
