@@ -127,3 +127,14 @@ def _plot_history(history: list[dict[str, float]], run_dir: Path) -> None:
 
     atomic_write_text(run_dir / "training_history.yaml", yaml.safe_dump(history, sort_keys=False))
     plot_training_curves(history, run_dir / "figures" / "training_curves.png")
+
+
+def read_results(run_dir: Path) -> dict[str, Any]:
+    """A run folder's results.json with its timing.json figures merged back in."""
+    results = json.loads((Path(run_dir) / "results.json").read_text())
+    timing_file = Path(run_dir) / "timing.json"
+    timing = json.loads(timing_file.read_text()) if timing_file.is_file() else {}
+    for task, sets in timing.items():
+        for name, values in sets.items():
+            results.setdefault(task, {}).setdefault(name, {}).update(values)
+    return results
