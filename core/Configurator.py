@@ -18,7 +18,7 @@ from typing import Any, Iterable
 
 import yaml
 
-from core.param_types import constructor_hints, describe, is_component, mismatch
+from dl_utils.param_types import constructor_hints, describe, is_component, mismatch
 from dl_utils.errors import UserInputError
 from dl_utils.options import parse_option
 
@@ -146,6 +146,8 @@ def load_yaml(path: str | Path) -> dict[str, Any]:
         config = safe_load(path.read_text(encoding="utf-8"))
     except ConfigTooLarge as exc:
         raise UserInputError(f"{path}: invalid YAML: the document {exc}; write the values out instead of nesting aliases") from exc
+    except RecursionError as exc:
+        raise UserInputError(f"{path}: invalid YAML: nested too deeply; a config is a few levels of mappings") from exc
     except UnicodeDecodeError as exc:
         raise UserInputError(f"{path}: not a UTF-8 text file ({exc.reason} at byte {exc.start}); pass a YAML config") from exc
     except yaml.YAMLError as exc:
@@ -444,8 +446,10 @@ class ComponentBuilder:
         external = str(spec["module_name"]).split(".")[0] not in PROJECT_PACKAGES
         try:
             return cls(**kwargs, **injected)
-        except UserInputError:
-            raise
+        except UserInputError as exc:
+            if str(exc).startswith(self.config_path):
+                raise
+            raise UserInputError(f"{self.config_path}: {key}: {exc}") from exc
         except (TypeError, ValueError) as exc:
             raise ConfigError(self.config_path, f"{key}.params", f"{cls.__name__}: {' '.join(str(exc).split())}") from exc
         except Exception as exc:
