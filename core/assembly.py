@@ -81,10 +81,13 @@ def build_data_module(builder: ComponentBuilder, config: dict[str, Any], seed: i
     data_module = builder.build(spec, key, **_optional_seed(cls, spec, seed))
     if not isinstance(getattr(data_module, "batch_size", None), int):
         raise ConfigError(builder.config_path, key, f"{cls.__name__} has no integer batch_size; it is not a training data module")
-    train = data_module.train_dataset()  # read the splits now: a broken CSV or volume stops the run before it has a folder
+    try:  # read the splits now: a broken CSV or volume stops the run before it has a folder
+        train = data_module.train_dataset()
+        data_module.val_dataset()
+    except UserInputError as exc:
+        raise UserInputError(f"{builder.config_path}: {key}: {exc}") from exc
     if len(train) == 0:
         raise ConfigError(builder.config_path, key, "the training split is empty; check the train CSV")
-    data_module.val_dataset()
     return data_module
 
 

@@ -65,7 +65,7 @@ def load_subject(
     Raises UserInputError for an empty brain mask or mismatched shapes.
     """
     image = load_nifti(image_path, "image")
-    mask = load_nifti(mask_path, "brain mask").data > 0
+    mask = _binary(load_nifti(mask_path, "brain mask").data, mask_path, "brain mask")
     if not mask.any():
         raise UserInputError(
             f"brain mask {mask_path} is empty; provide a mask with brain voxels > 0"
@@ -73,9 +73,19 @@ def load_subject(
     _check_shape(image.data.shape, mask.shape, mask_path, image_path)
     seg = None
     if seg_path is not None:
-        seg = load_nifti(seg_path, "segmentation").data > 0
+        seg = _binary(load_nifti(seg_path, "segmentation").data, seg_path, "segmentation")
         _check_shape(image.data.shape, seg.shape, seg_path, image_path)
     return image, mask, seg
+
+
+def _binary(data: np.ndarray, path: str | os.PathLike, role: str) -> np.ndarray:
+    """`data > 0` for a binary volume (0 and one other value, e.g. 1 or 255); other volumes are refused."""
+    values = np.unique(data)
+    if values.size > 2 or (values.size == 2 and values[0] != 0) or (values < 0).any():
+        shown = ", ".join(f"{v:g}" for v in values[:5]) + (", ..." if values.size > 5 else "")
+        raise UserInputError(f"{role} {path} is not binary (values {shown}); write 0 outside and one value "
+                             "(e.g. 1) inside, e.g. binarise multi-label segmentations with seg > 0")
+    return data > 0
 
 
 def _check_shape(ref: tuple[int, ...], got: tuple[int, ...], path: os.PathLike | str, ref_path) -> None:

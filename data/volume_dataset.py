@@ -25,7 +25,7 @@ def build_part(cls, params: Mapping[str, Any] | None, key: str):
     for name, value in params.items():
         why = mismatch(value, hints.get(name, NO_HINT))
         if why:
-            raise UserInputError(f"config key '{key}.{name}': {why} (parameter of {cls.__name__})")
+            raise UserInputError(f"{key}.{name}: {why} (parameter of {cls.__name__}); fix the value's type")
     try:
         return cls(**params)
     except TypeError as exc:
