@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import difflib
+import enum
 import importlib
 import inspect
 import re
@@ -17,7 +18,9 @@ from typing import Any, Iterable
 
 import yaml
 
+from dl_utils.param_types import constructor_hints, describe, is_component, mismatch
 from dl_utils.errors import UserInputError
+from dl_utils.options import parse_option
 
 PROJECT_PACKAGES = ("core", "model_zoo", "data", "optim", "dl_utils", "projects")
 BASE_KEY = "base"
@@ -38,10 +41,35 @@ TOP_LEVEL_KEYS = {
 }
 EXPERIMENT_KEYS = ("name", "task", "weights")
 COMPONENT_KEYS = ("module_name", "class_name", "params")
-TASKS = ("train", "test")
 LOGGING_KEYS = ("wandb",)
 WANDB_KEYS = ("mode", "project", "entity")
-WANDB_MODES = ("disabled", "offline", "online")
+# Types of the top-level values (the components are typed by their constructors).
+TOP_LEVEL_TYPES: dict[str, Any] = {
+    "name": str, "device": str, "seed": int, "deterministic": bool, "output_root": str,
+    "allow_external_modules": bool, "experiment": dict, "logging": dict | None,
+    "model": dict, "trainer": dict, "downstream_tasks": dict | None,
+}
+EXPERIMENT_TYPES: dict[str, Any] = {"name": str, "task": str, "weights": str | None}
+# A config is a few kilobytes: these bounds refuse an oversized file or an alias bomb at once.
+MAX_CONFIG_BYTES = 1_000_000
+MAX_CONFIG_NODES = 200_000
+REPLACE_MARKER = "_replace"   # `{_replace: true, ...}`: this mapping replaces its base's whole
+DELETE_MARKER = "_delete"     # `{_delete: [key, ...], ...}`: drop these keys of the base's mapping
+
+
+class Task(enum.StrEnum):
+    TRAIN = "train"
+    TEST = "test"
+
+
+class WandbMode(enum.StrEnum):
+    DISABLED = "disabled"
+    OFFLINE = "offline"
+    ONLINE = "online"
+
+
+TASKS = tuple(t.value for t in Task)
+WANDB_MODES = tuple(m.value for m in WandbMode)
 
 
 class _SafeLoader(yaml.SafeLoader):
@@ -55,9 +83,42 @@ _SafeLoader.add_implicit_resolver(
 )
 
 
+class ConfigTooLarge(ValueError):
+    """A YAML document that would expand past MAX_CONFIG_NODES values."""
+
+
+def _expanded_size(node: yaml.Node, memo: dict[int, int]) -> int:
+    """Number of values `node` expands to, each alias counted in full (memoised, so a bomb is cheap to measure)."""
+    key = id(node)
+    if key in memo:
+        return memo[key]
+    memo[key] = MAX_CONFIG_NODES + 1  # a recursive alias counts as too large
+    total = 1
+    if isinstance(node, yaml.SequenceNode):
+        total += sum(_expanded_size(child, memo) for child in node.value)
+    elif isinstance(node, yaml.MappingNode):
+        total += sum(_expanded_size(k, memo) + _expanded_size(v, memo) for k, v in node.value)
+    memo[key] = total = min(total, MAX_CONFIG_NODES + 1)
+    return total
+
+
 def safe_load(text: str) -> Any:
-    """`yaml.safe_load` semantics (no python tags), plus exponent floats without a dot."""
-    return yaml.load(text, Loader=_SafeLoader)  # noqa: S506 - _SafeLoader derives from SafeLoader
+    """`yaml.safe_load` semantics (no python tags), plus exponent floats without a dot.
+
+    Refuses (ConfigTooLarge) a document whose aliases expand past MAX_CONFIG_NODES values,
+    measured on the composed node graph before any Python object is built.
+    """
+    loader = _SafeLoader(text)
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            return None
+        size = _expanded_size(node, {})
+        if size > MAX_CONFIG_NODES:
+            raise ConfigTooLarge(f"expands to more than {MAX_CONFIG_NODES} values (nested aliases?)")
+        return loader.construct_document(node)
+    finally:
+        loader.dispose()
 
 
 def _closest(key: str, options: Iterable[str]) -> str:
@@ -77,8 +138,18 @@ def load_yaml(path: str | Path) -> dict[str, Any]:
     path = Path(path)
     if not path.is_file():
         raise UserInputError(f"{path}: config file not found; pass an existing --config_path")
+    size = path.stat().st_size
+    if size > MAX_CONFIG_BYTES:
+        raise UserInputError(f"{path}: config file is {size} bytes, more than the {MAX_CONFIG_BYTES} a config may have; "
+                             "pass a project YAML (data belong in CSV files)")
     try:
-        config = safe_load(path.read_text())
+        config = safe_load(path.read_text(encoding="utf-8"))
+    except ConfigTooLarge as exc:
+        raise UserInputError(f"{path}: invalid YAML: the document {exc}; write the values out instead of nesting aliases") from exc
+    except RecursionError as exc:
+        raise UserInputError(f"{path}: invalid YAML: nested too deeply; a config is a few levels of mappings") from exc
+    except UnicodeDecodeError as exc:
+        raise UserInputError(f"{path}: not a UTF-8 text file ({exc.reason} at byte {exc.start}); pass a YAML config") from exc
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
@@ -93,15 +164,36 @@ def merge_configs(base: dict[str, Any], override: dict[str, Any]) -> dict[str, A
     """`override` deep-merged over `base`: mappings merge key by key, anything else replaces.
 
     A component mapping naming another `class_name` than its base replaces it whole, since
-    the base's `params` belong to a different constructor.
+    the base's `params` belong to a different constructor. A mapping holding
+    `_replace: true` replaces its base's mapping whole; `_delete: [key, ...]` drops those
+    keys of the base's mapping first (e.g. a paper config's data sets).
     """
     merged = copy.deepcopy(base)
+    override = dict(override)
+    replace = override.pop(REPLACE_MARKER, False)
+    deleted = override.pop(DELETE_MARKER, [])
+    if not isinstance(replace, bool):
+        raise ValueError(f"{REPLACE_MARKER} must be true or false, got {replace!r}")
+    if isinstance(deleted, str):
+        deleted = [deleted]
+    if not isinstance(deleted, list) or not all(isinstance(k, str) for k in deleted):
+        raise ValueError(f"{DELETE_MARKER} must be a key or a list of keys, got {deleted!r}")
+    if replace:
+        merged = {}
+    for key in deleted:
+        if key not in merged:
+            raise ValueError(f"{DELETE_MARKER}: '{key}' is not a key of the base config" + _closest(key, merged))
+        del merged[key]
     for key, value in override.items():
         old = merged.get(key)
         both_mappings = isinstance(value, dict) and isinstance(old, dict)
         other_class = both_mappings and "class_name" in value and value["class_name"] != old.get("class_name")
         if both_mappings and not other_class:
             merged[key] = merge_configs(old, value)
+        elif isinstance(value, dict):
+            merged[key] = merge_configs({}, value)  # strips markers in a mapping with no base
+        elif isinstance(value, list):
+            merged[key] = [merge_configs({}, v) if isinstance(v, dict) else copy.deepcopy(v) for v in value]
         else:
             merged[key] = copy.deepcopy(value)
     return merged
@@ -138,7 +230,10 @@ def _load_with_bases(path: Path, chain: tuple[Path, ...], sources: list[Path]) -
                                               "directory, like --config_path (run from the repository root)")
         merged = merge_configs(merged, _load_with_bases(Path(base), (*chain, path.resolve()), sources))
     sources.append(path)
-    return merge_configs(merged, config)
+    try:
+        return merge_configs(merged, config)
+    except ValueError as exc:
+        raise UserInputError(f"{path}: {exc}") from exc
 
 
 def apply_overrides(config: dict[str, Any], overrides: Iterable[str], path: str | Path) -> dict[str, Any]:
@@ -149,10 +244,14 @@ def apply_overrides(config: dict[str, Any], overrides: Iterable[str], path: str 
             raise UserInputError(f"--set {item}: expected key.path=value")
         dotted, raw = item.split("=", 1)
         keys = dotted.strip().split(".")
+        if not dotted.strip() or any(not k for k in keys):
+            raise UserInputError(f"--set {item}: expected key.path=value with a non-empty key path")
         try:
             value = safe_load(raw)
-        except yaml.YAMLError:
-            value = raw
+        except (yaml.YAMLError, ConfigTooLarge, RecursionError) as exc:
+            problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+            raise UserInputError(f"--set {item}: the value is not valid YAML ({problem}); quote a string as "
+                                 "key='\"text\"', write lists as [a, b] and mappings as {k: v}") from exc
         node: Any = config
         for depth, key in enumerate(keys[:-1]):
             if not isinstance(node, dict) or key not in node:
@@ -176,15 +275,20 @@ def validate_top_level(config: dict[str, Any], path: str | Path) -> None:
     for key in ("name", "experiment", "model"):
         if key not in config:
             raise ConfigError(path, key, "missing required key")
+    _check_types(config, TOP_LEVEL_TYPES, "", path)
     experiment = config["experiment"]
-    if not isinstance(experiment, dict):
-        raise ConfigError(path, "experiment", "must be a mapping {name, task, weights}")
     for key in experiment:
         if key not in EXPERIMENT_KEYS:
             raise ConfigError(path, f"experiment.{key}", "unknown key" + _closest(key, EXPERIMENT_KEYS))
+    _check_types(experiment, EXPERIMENT_TYPES, "experiment.", path)
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.+-]{0,63}", str(experiment.get("name", "run"))):
+        raise ConfigError(path, "experiment.name", f"'{experiment['name']}' is not a valid run name; use letters, digits, "
+                                                   "'_', '-', '.', '+' (it names the run folder), at most 64 characters")
     task = experiment.get("task", "train")
-    if task not in TASKS:
-        raise ConfigError(path, "experiment.task", f"'{task}' is not one of {', '.join(TASKS)}")
+    try:
+        parse_option(Task, task, "experiment.task")
+    except ValueError as exc:
+        raise ConfigError(path, "experiment.task", str(exc)) from None
     if task == "train" and "trainer" not in config:
         raise ConfigError(path, "trainer", "required when experiment.task is train")
     logging_cfg = config.get("logging") or {}
@@ -194,11 +298,23 @@ def validate_top_level(config: dict[str, Any], path: str | Path) -> None:
         if key not in LOGGING_KEYS:
             raise ConfigError(path, f"logging.{key}", "unknown key" + _closest(key, LOGGING_KEYS))
     wandb_cfg = logging_cfg.get("wandb") or {}
+    if not isinstance(wandb_cfg, dict):
+        raise ConfigError(path, "logging.wandb", "must be a mapping {mode, project, entity}")
     for key in wandb_cfg:
         if key not in WANDB_KEYS:
             raise ConfigError(path, f"logging.wandb.{key}", "unknown key" + _closest(key, WANDB_KEYS))
-    if wandb_cfg.get("mode", "disabled") not in WANDB_MODES:
-        raise ConfigError(path, "logging.wandb.mode", f"must be one of {', '.join(WANDB_MODES)}")
+    try:
+        parse_option(WandbMode, wandb_cfg.get("mode", "disabled"), "logging.wandb.mode")
+    except ValueError as exc:
+        raise ConfigError(path, "logging.wandb.mode", str(exc)) from None
+
+
+def _check_types(values: dict[str, Any], types_: dict[str, Any], prefix: str, path: str | Path) -> None:
+    for key, hint in types_.items():
+        if key in values:
+            why = mismatch(values[key], hint)
+            if why:
+                raise ConfigError(path, f"{prefix}{key}", why)
 
 
 def constructor_keywords(cls: type) -> tuple[set[str], bool]:
@@ -214,7 +330,10 @@ def constructor_keywords(cls: type) -> tuple[set[str], bool]:
         init = klass.__dict__.get("__init__")
         if init is None:
             continue
-        params = inspect.signature(init).parameters.values()
+        try:
+            params = inspect.signature(init).parameters.values()
+        except (TypeError, ValueError):  # a builtin without a signature: its keywords cannot be checked
+            return names, True
         has_var_kw = False
         for p in params:
             if p.name == "self" or p.kind is inspect.Parameter.VAR_POSITIONAL:
@@ -235,7 +354,8 @@ class ComponentBuilder:
         self.config_path = str(config_path)
         self.allow_external_modules = bool(allow_external_modules)
 
-    def resolve_class(self, spec: Any, key: str) -> type:
+    def resolve_class(self, spec: Any, key: str, expected: type | None = None) -> type:
+        """The class `spec` names, imported from an allowed module; `expected`: the base class its role needs."""
         if not isinstance(spec, dict):
             raise ConfigError(self.config_path, key, "must be a mapping {module_name, class_name, params}")
         for name in ("module_name", "class_name"):
@@ -253,6 +373,9 @@ class ComponentBuilder:
             module = importlib.import_module(module_name)
         except ModuleNotFoundError as exc:
             raise ConfigError(self.config_path, f"{key}.module_name", f"cannot import '{module_name}' ({exc})") from exc
+        except Exception as exc:  # an external module failing at import: one line, not its traceback
+            raise ConfigError(self.config_path, f"{key}.module_name", f"importing '{module_name}' failed ({type(exc).__name__}: "
+                                                                      f"{' '.join(str(exc).split())[:160]})") from exc
         class_name = str(spec["class_name"])
         cls = getattr(module, class_name, None)
         if not inspect.isclass(cls):
@@ -260,18 +383,48 @@ class ComponentBuilder:
             raise ConfigError(
                 self.config_path, f"{key}.class_name", f"'{class_name}' is not a class in {module_name}" + _closest(class_name, options)
             )
+        if expected is not None and not issubclass(cls, expected):
+            raise ConfigError(self.config_path, f"{key}.class_name", f"{module_name}.{class_name} is not a {expected.__name__} "
+                                                                     f"(subclass {expected.__module__}.{expected.__name__} to use it here)")
         return cls
 
     def check_params(self, cls: type, params: dict[str, Any], key: str, reserved: Iterable[str] = ()) -> None:
+        """Names and types of `params` against `cls`'s constructor; nested components are checked too."""
         names, open_ended = constructor_keywords(cls)
         names -= set(reserved)
-        for name in params:
+        hints = constructor_hints(cls)
+        for name, value in params.items():
             if name in reserved:
                 raise ConfigError(self.config_path, f"{key}.params.{name}", "is set by the framework, not the YAML")
             if not open_ended and name not in names:
                 raise ConfigError(
                     self.config_path, f"{key}.params.{name}", f"unknown parameter of {cls.__name__}" + _closest(name, names)
                 )
+            where = f"{key}.params.{name}"
+            self._check_nested(value, where)
+            why = mismatch(value, hints.get(name, inspect.Parameter.empty), lambda spec: self.resolve_class(spec, where))
+            if why:
+                raise ConfigError(self.config_path, where, f"{why} (parameter of {cls.__name__}); fix the value's type")
+
+    def _check_nested(self, value: Any, key: str) -> None:
+        """Check the component specs inside a parameter value (as `build_value` will build them)."""
+        if is_component(value):
+            extra = sorted(set(value) - set(COMPONENT_KEYS))
+            if extra:
+                raise ConfigError(self.config_path, f"{key}.{extra[0]}", "unknown key in a component" + _closest(extra[0], COMPONENT_KEYS))
+            self.check(value, key)
+        elif isinstance(value, list):
+            for i, item in enumerate(value):
+                self._check_nested(item, f"{key}[{i}]")
+
+    def check(self, spec: Any, key: str, reserved: Iterable[str] = (), expected: type | None = None) -> type:
+        """Everything `build` checks, without building: class, kind, parameter names and types. Returns the class."""
+        cls = self.resolve_class(spec, key, expected)
+        params = spec.get("params") or {}
+        if not isinstance(params, dict):
+            raise ConfigError(self.config_path, f"{key}.params", f"must be a mapping of keyword arguments, got {describe(type(params))}")
+        self.check_params(cls, params, key, reserved=reserved)
+        return cls
 
     def build_value(self, value: Any, key: str) -> Any:
         """Build nested component specs inside params (dicts and lists, in order)."""
@@ -284,17 +437,23 @@ class ComponentBuilder:
             return [self.build_value(v, f"{key}[{i}]") for i, v in enumerate(value)]
         return value
 
-    def build(self, spec: dict[str, Any], key: str, reserved: Iterable[str] = (), **injected: Any) -> Any:
+    def build(self, spec: dict[str, Any], key: str, reserved: Iterable[str] = (), expected: type | None = None,
+              **injected: Any) -> Any:
         """Instantiate `spec`; `injected` objects (model, device, ...) are passed by the framework."""
-        cls = self.resolve_class(spec, key)
+        cls = self.check(spec, key, reserved=set(reserved) | set(injected), expected=expected)
         params = spec.get("params") or {}
-        if not isinstance(params, dict):
-            raise ConfigError(self.config_path, f"{key}.params", "must be a mapping of keyword arguments")
-        self.check_params(cls, params, key, reserved=set(reserved) | set(injected))
         kwargs = {name: self.build_value(v, f"{key}.params.{name}") for name, v in params.items()}
+        external = str(spec["module_name"]).split(".")[0] not in PROJECT_PACKAGES
         try:
             return cls(**kwargs, **injected)
-        except UserInputError:
-            raise
+        except UserInputError as exc:
+            if str(exc).startswith(self.config_path):
+                raise
+            raise UserInputError(f"{self.config_path}: {key}: {exc}") from exc
         except (TypeError, ValueError) as exc:
-            raise ConfigError(self.config_path, f"{key}.params", f"{cls.__name__}: {exc}") from exc
+            raise ConfigError(self.config_path, f"{key}.params", f"{cls.__name__}: {' '.join(str(exc).split())}") from exc
+        except Exception as exc:
+            if not external:
+                raise
+            raise ConfigError(self.config_path, key, f"{cls.__name__} failed to build ({type(exc).__name__}: "
+                                                     f"{' '.join(str(exc).split())[:160]})") from exc

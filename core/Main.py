@@ -31,6 +31,14 @@ def main(argv: list[str] | None = None) -> int:
     except UserInputError as exc:
         print("error: " + " ".join(str(exc).split()), file=sys.stderr)  # always one line
         return 2
+    except OSError as exc:  # a disk that fills up or turns read-only mid-run, outside the atomic writers
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(f"error: {where}{exc.strerror or exc}; free space or fix permissions, then resume with --resume RUN_FOLDER "
+              "(the last complete checkpoint is intact)", file=sys.stderr)
+        return 2
+    except FloatingPointError as exc:
+        print("error: " + " ".join(str(exc).split()), file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print("interrupted; the last complete checkpoint is intact (resume with --resume RUN_FOLDER)", file=sys.stderr)
         return 130

@@ -6,10 +6,12 @@ A project subclass writes only its step: `training_step` (one loss) or `run_step
 from __future__ import annotations
 
 import contextlib
+import enum
+import glob
 import logging
 import math
 import time
-from pathlib import Path
+from pathlib import Path, PurePath
 from typing import Any, Callable, Iterator
 
 import torch
@@ -20,10 +22,21 @@ from tqdm import tqdm
 from dl_utils.checkpoint import load_checkpoint, save_checkpoint
 from dl_utils.distributed import DistributedContext, all_reduce_gradients, broadcast_parameters
 from dl_utils.errors import UserInputError
+from dl_utils.options import parse_option
 from dl_utils.run_logger import RunLogger
+from dl_utils.weights import load_strict
 
 LOG = logging.getLogger(__name__)
-OPTIMIZERS = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW, "sgd": torch.optim.SGD}
+STAGING_DIR = ".partial"  # in the run folder: checkpoints are written here, then renamed into checkpoints/
+
+
+class Optimizer(enum.StrEnum):
+    ADAM = "adam"
+    ADAMW = "adamw"
+    SGD = "sgd"
+
+
+OPTIMIZERS = {Optimizer.ADAM: torch.optim.Adam, Optimizer.ADAMW: torch.optim.AdamW, Optimizer.SGD: torch.optim.SGD}
 
 
 class Trainer:
@@ -56,11 +69,13 @@ class Trainer:
         export_weights: dict[str, str] | None = None,
         progress: bool = True,
     ):
-        """`init_weights` / `export_weights` map a submodule path ("" = the whole model) to a
-        checkpoint file: loaded strictly before training / written from the best weights
-        after it (e.g. Spark's encoder trunk into cDDPM's `encoder.backbone`)."""
-        if optimizer not in OPTIMIZERS:
-            raise ValueError(f"optimizer '{optimizer}' is not one of {', '.join(OPTIMIZERS)}")
+        """`init_weights` maps a submodule path ("" = the whole model) to a checkpoint file
+        loaded strictly before training (a `*` in the path picks the last match in sorted
+        order, e.g. the newest Spark run folder); `export_weights` maps a submodule path to
+        a file name inside the run folder, written from the best weights after training
+        (e.g. Spark's encoder trunk for cDDPM's `encoder.backbone`). A run writes only
+        inside its own run folder."""
+        parse_option(Optimizer, optimizer, "optimizer")
         if nr_epochs < 1:
             raise ValueError("nr_epochs must be >= 1")
         self.model = model
@@ -88,10 +103,11 @@ class Trainer:
         self.best_weights: dict[str, Tensor] | None = None
         self.history: list[dict[str, float]] = []
         self.export_weights = dict(export_weights or {})
-        for name in self.export_weights:
+        for name, filename in self.export_weights.items():
             _submodule(model, name, "export_weights")
+            _check_inside_run(filename)
         for name, path in (init_weights or {}).items():
-            load_submodule_weights(model, name, path, device)
+            load_submodule_weights(model, name, resolve_weights_path(path), device)
         self.optimizers = self.build_optimizers()
 
     # ---- hooks for subclasses -------------------------------------------------------
@@ -100,7 +116,12 @@ class Trainer:
         return {"model": self.make_optimizer(self.model.parameters())}
 
     def make_optimizer(self, params: Any, **overrides: Any) -> torch.optim.Optimizer:
-        return OPTIMIZERS[self.optimizer_name](params, **{**self.optimizer_params, **overrides})
+        return OPTIMIZERS[Optimizer(self.optimizer_name)](params, **{**self.optimizer_params, **overrides})
+
+    def attach_run(self, run_dir: Path | None, logger: RunLogger | None) -> None:
+        """Give a trainer built before the run folder existed (so that a bad config writes nothing) its folder and logger."""
+        self.run_dir = Path(run_dir) if run_dir is not None else None
+        self.logger = logger
 
     def training_step(self, batch: dict[str, Tensor]) -> dict[str, Tensor]:
         """Named losses for one batch; `loss` is optimised. Default: the configured
@@ -228,12 +249,17 @@ class Trainer:
             self._export_best()
 
     def _export_best(self) -> None:
-        """Write the best weights of each `export_weights` submodule to its file."""
+        """Write the best weights of each `export_weights` submodule to its file in the run folder."""
+        if self.run_dir is None:
+            LOG.warning("export_weights: no run folder, nothing exported")
+            return
         current = _copy_state(self.model)
         self.model.load_state_dict(self.best_weights)
-        for name, path in self.export_weights.items():
+        for name, filename in self.export_weights.items():
             weights = _copy_state(_submodule(self.model, name, "export_weights"))
-            save_checkpoint({"model_weights": weights, "epoch": self.best_epoch, "best_val": self.best_val}, path)
+            path = self.run_dir / filename
+            save_checkpoint({"model_weights": weights, "epoch": self.best_epoch, "best_val": self.best_val}, path,
+                            staging_dir=self.run_dir / STAGING_DIR)
             LOG.info("exported %s weights to %s", name or "model", path)
         self.model.load_state_dict(current)
 
@@ -285,7 +311,7 @@ class Trainer:
         if self.run_dir is None or not self.dist.is_main:
             return
         state = {"model_weights": weights, "epoch": epoch, "best_val": self.best_val, "best_epoch": self.best_epoch, **extra}
-        save_checkpoint(state, self.run_dir / "checkpoints" / filename)
+        save_checkpoint(state, self.run_dir / "checkpoints" / filename, staging_dir=self.run_dir / STAGING_DIR)
 
     def save_latest(self, epoch: int) -> None:
         """Everything needed to resume after `epoch`."""
@@ -303,13 +329,19 @@ class Trainer:
     def resume(self, checkpoint_path: str | Path) -> None:
         """Restore model, optimisers and counters from a `latest_model.pt`."""
         state = load_checkpoint(checkpoint_path, map_location=self.device)
-        if "optimizer_weights" not in state:
-            raise UserInputError(f"{checkpoint_path}: holds weights only, not a resumable training state; use checkpoints/latest_model.pt")
-        self.model.load_state_dict(state["model_weights"])
+        missing = [k for k in ("optimizer_weights", "epoch", "best_val", "best_epoch") if k not in state]
+        if missing:
+            raise UserInputError(f"{checkpoint_path}: not a resumable training state (no {', '.join(missing)}); "
+                                 "resume from a run folder's checkpoints/latest_model.pt")
+        load_strict(self.model, state["model_weights"], checkpoint_path)
         for name, opt_state in state["optimizer_weights"].items():
             if name not in self.optimizers:
                 raise UserInputError(f"{checkpoint_path}: optimiser '{name}' does not exist in this trainer")
-            self.optimizers[name].load_state_dict(opt_state)
+            try:
+                self.optimizers[name].load_state_dict(opt_state)
+            except (ValueError, KeyError, TypeError) as exc:
+                raise UserInputError(f"{checkpoint_path}: optimiser '{name}' state does not fit this trainer "
+                                     f"({' '.join(str(exc).split())[:120]}); resume with the config that wrote it") from exc
         if self.scaler is not None and state.get("scaler"):
             self.scaler.load_state_dict(state["scaler"])
         self.start_epoch = int(state["epoch"]) + 1
@@ -333,6 +365,26 @@ def _submodule(model: nn.Module, name: str, key: str) -> nn.Module:
         raise UserInputError(f"trainer.params.{key}: '{name}' is not a submodule of {type(model).__name__} (top level: {children})") from exc
 
 
+def _check_inside_run(filename: str) -> None:
+    """export_weights files are relative names inside the run folder (shipped weights/ are never written)."""
+    parts = PurePath(str(filename)).parts
+    if not parts or PurePath(str(filename)).is_absolute() or ".." in parts:
+        raise UserInputError(f"trainer.params.export_weights: '{filename}' must be a file name inside the run folder "
+                             "(e.g. spark_encoder.pt), not an absolute path or one with '..'; a run writes only inside its folder")
+
+
+def resolve_weights_path(path: str | Path) -> Path:
+    """`path`, or with a `*` the last match in sorted order (run folders are named by time, so the newest)."""
+    text = str(path)
+    if "*" not in text:
+        return Path(text)
+    matches = sorted(glob.glob(text))
+    if not matches:
+        raise UserInputError(f"trainer.params.init_weights: nothing matches {text}; run the config that exports it first "
+                             "or set trainer.params.init_weights=null to train from scratch")
+    return Path(matches[-1])
+
+
 def load_submodule_weights(model: nn.Module, name: str, path: str | Path, device: torch.device) -> None:
     """Strictly load a checkpoint's `model_weights` into `model.<name>`, naming any mismatch."""
     target = _submodule(model, name, "init_weights")
@@ -341,19 +393,7 @@ def load_submodule_weights(model: nn.Module, name: str, path: str | Path, device
             f"trainer.params.init_weights: {path} not found; create it first (e.g. with the config that exports it) "
             "or set trainer.params.init_weights=null to train from scratch"
         )
-    weights = load_checkpoint(path, map_location=device).get("model_weights", {})
-    own = target.state_dict()
-    missing, unexpected = sorted(set(own) - set(weights)), sorted(set(weights) - set(own))
-    mismatched = sorted(k for k in set(own) & set(weights) if own[k].shape != weights[k].shape)
-    if missing or unexpected or mismatched:
-        def show(keys: list[str]) -> str:
-            return (", ".join(keys[:5]) + (f" (+{len(keys) - 5} more)" if len(keys) > 5 else "")) if keys else "none"
-
-        raise UserInputError(
-            f"{path}: weights do not fit {name or 'the model'}: missing {show(missing)}; unexpected {show(unexpected)}; "
-            f"shape mismatch {show(mismatched)}"
-        )
-    target.load_state_dict(weights, strict=True)
+    load_strict(target, load_checkpoint(path, map_location=device)["model_weights"], path, name or "the model")
     LOG.info("initialised %s from %s", name or "model", path)
 
 

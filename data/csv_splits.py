@@ -26,8 +26,21 @@ class SplitRow:
     seg_path: Path | None
 
 
-def resolve(path: str, data_root: str | os.PathLike | None) -> Path:
-    """Absolute paths stay; relative ones resolve against `data_root` (or the cwd)."""
+def resolve(path: str, data_root: str | os.PathLike | None, where: str = "") -> Path:
+    """Absolute paths stay; relative ones resolve against `data_root` (or the cwd) and must stay inside it."""
+    p = Path(path).expanduser()
+    if p.is_absolute() or data_root is None:
+        return p
+    root = Path(os.path.normpath(data_root))
+    joined = Path(os.path.normpath(root / p))
+    if joined != root and root not in joined.parents:
+        raise UserInputError(f"{where or 'split CSV'}: path '{path}' escapes data_root {data_root}; "
+                             "paths in a split CSV must stay inside data_root")
+    return root / p
+
+
+def _config_path(path: str, data_root: str | os.PathLike | None) -> Path:
+    """A split CSV named in the config (relative to data_root); the config is trusted, its rows are not."""
     p = Path(path).expanduser()
     return p if p.is_absolute() or data_root is None else Path(data_root) / p
 
@@ -56,7 +69,7 @@ def read_volume_split(csv_path: str | os.PathLike, data_root: str | os.PathLike 
 
     Label 1 rows need a seg_path; names must be unique.
     """
-    csv_path = resolve(str(csv_path), data_root)
+    csv_path = _config_path(str(csv_path), data_root)
     out, seen = [], set()
     for line, row in enumerate(_read_rows(csv_path, VOLUME_COLUMNS), start=2):
         where = f"split CSV {csv_path} line {line}"
@@ -75,9 +88,9 @@ def read_volume_split(csv_path: str | os.PathLike, data_root: str | os.PathLike 
         if name in seen:
             raise UserInputError(f"{where}: img_name '{name}' appears twice; names must be unique")
         seen.add(name)
-        seg = resolve(row["seg_path"], data_root) if row["seg_path"] else None
-        out.append(SplitRow(name, age, label, resolve(row["img_path"], data_root),
-                            resolve(row["mask_path"], data_root), seg))
+        seg = resolve(row["seg_path"], data_root, where) if row["seg_path"] else None
+        out.append(SplitRow(name, age, label, resolve(row["img_path"], data_root, where),
+                            resolve(row["mask_path"], data_root, where), seg))
     return out
 
 
@@ -89,6 +102,7 @@ def read_file_list(
         csv_paths = [csv_paths]
     files: list[Path] = []
     for csv_path in csv_paths:
-        csv_path = resolve(str(csv_path), data_root)
-        files += [resolve(r["filename"], data_root) for r in _read_rows(csv_path, ("filename",))]
+        csv_path = _config_path(str(csv_path), data_root)
+        files += [resolve(r["filename"], data_root, f"split CSV {csv_path} line {line}")
+                  for line, r in enumerate(_read_rows(csv_path, ("filename",)), start=2)]
     return files

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import nibabel as nib
 import numpy as np
 
+from dl_utils.checkpoint import atomic_path
 from dl_utils.errors import UserInputError
 
 
@@ -65,7 +65,7 @@ def load_subject(
     Raises UserInputError for an empty brain mask or mismatched shapes.
     """
     image = load_nifti(image_path, "image")
-    mask = load_nifti(mask_path, "brain mask").data > 0
+    mask = _binary(load_nifti(mask_path, "brain mask").data, mask_path, "brain mask")
     if not mask.any():
         raise UserInputError(
             f"brain mask {mask_path} is empty; provide a mask with brain voxels > 0"
@@ -73,9 +73,19 @@ def load_subject(
     _check_shape(image.data.shape, mask.shape, mask_path, image_path)
     seg = None
     if seg_path is not None:
-        seg = load_nifti(seg_path, "segmentation").data > 0
+        seg = _binary(load_nifti(seg_path, "segmentation").data, seg_path, "segmentation")
         _check_shape(image.data.shape, seg.shape, seg_path, image_path)
     return image, mask, seg
+
+
+def _binary(data: np.ndarray, path: str | os.PathLike, role: str) -> np.ndarray:
+    """`data > 0` for a binary volume (0 and one other value, e.g. 1 or 255); other volumes are refused."""
+    values = np.unique(data)
+    if values.size > 2 or (values.size == 2 and values[0] != 0) or (values < 0).any():
+        shown = ", ".join(f"{v:g}" for v in values[:5]) + (", ..." if values.size > 5 else "")
+        raise UserInputError(f"{role} {path} is not binary (values {shown}); write 0 outside and one value "
+                             "(e.g. 1) inside, e.g. binarise multi-label segmentations with seg > 0")
+    return data > 0
 
 
 def _check_shape(ref: tuple[int, ...], got: tuple[int, ...], path: os.PathLike | str, ref_path) -> None:
@@ -93,12 +103,5 @@ def save_nifti(path: str | os.PathLike, array: np.ndarray, affine: np.ndarray) -
     arr = np.asarray(array)
     arr = arr.astype(np.uint8) if arr.dtype == bool else arr.astype(np.float32)
     img = nib.Nifti1Image(arr, np.asarray(affine, dtype=np.float64))
-    suffix = "".join(path.suffixes) or ".nii.gz"
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=suffix, dir=path.parent)
-    os.close(fd)
-    try:
+    with atomic_path(path, suffix="".join(path.suffixes) or ".nii.gz") as tmp:
         nib.save(img, tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise

@@ -1,6 +1,12 @@
-"""Atomic checkpoint writing and safe loading (`weights_only=True`)."""
+"""Atomic file writing (the one place that does it) and safe checkpoint loading (`weights_only=True`).
+
+Every file this framework writes goes through `atomic_path`: the content is written to a
+temporary file in the same file system, flushed to disk, and renamed over the target, so
+a reader (or a run killed at any instant) sees the old file or the new one, never half.
+"""
 from __future__ import annotations
 
+import errno
 import os
 import tempfile
 from collections.abc import Iterator
@@ -12,6 +18,8 @@ import torch
 
 from dl_utils.errors import UserInputError
 
+STAGING_PREFIX = ".partial-"
+
 
 def _default_mode() -> int:
     """0o666 minus the umask: what a plain `open(..., "w")` would give (mkstemp gives 0o600)."""
@@ -20,29 +28,67 @@ def _default_mode() -> int:
     return 0o666 & ~umask
 
 
+def _fsync(path: str) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 @contextmanager
-def _atomic_target(path: str | Path) -> Iterator[str]:
-    """Yield a temporary path next to `path`; on success it replaces `path`, on error it is removed."""
+def atomic_path(path: str | Path, suffix: str = ".tmp", staging_dir: str | Path | None = None) -> Iterator[str]:
+    """Yield a temporary path to write; on success it is fsynced and renamed over `path`, on error removed.
+
+    `staging_dir` (same file system) keeps the temporary file out of `path`'s folder, so that
+    a folder of checkpoints never holds a partial file, even after kill -9 mid-write.
+    `suffix` lets writers that pick the format from the name (nibabel, matplotlib) see it.
+    A full or read-only disk raises a one-line UserInputError; the old file stays intact.
+    """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
+    folder = Path(staging_dir) if staging_dir is not None else path.parent
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        folder.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=folder, prefix=f"{STAGING_PREFIX}{path.name}.", suffix=suffix)
+        os.close(fd)
+    except OSError as exc:
+        raise _write_error(path, exc) from exc
     try:
         yield tmp
         os.chmod(tmp, _default_mode())
+        _fsync(tmp)
         os.replace(tmp, path)
+    except OSError as exc:
+        _remove(tmp)
+        raise _write_error(path, exc) from exc
     except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+        _remove(tmp)
         raise
+
+
+def _remove(tmp: str) -> None:
+    try:
+        os.unlink(tmp)
+    except OSError:
+        pass
+
+
+def _write_error(path: Path, exc: OSError) -> UserInputError:
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        fix = "the disk is full; free space"
+    elif exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        fix = "the folder is not writable; fix its permissions"
+    else:
+        fix = "check the disk"
+    return UserInputError(f"{path}: cannot write ({exc.strerror or exc}); {fix}, then resume with --resume RUN_FOLDER "
+                          "(the last complete file is intact)")
 
 
 def atomic_write_bytes(path: str | Path, data: bytes) -> None:
     """Write `data` to `path` through a temporary file and a rename, so readers never see half a file."""
-    with _atomic_target(path) as tmp, open(tmp, "wb") as handle:
+    with atomic_path(path) as tmp, open(tmp, "wb") as handle:
         handle.write(data)
-        handle.flush()
-        os.fsync(handle.fileno())
 
 
 def atomic_write_text(path: str | Path, text: str) -> None:
@@ -50,17 +96,14 @@ def atomic_write_text(path: str | Path, text: str) -> None:
     atomic_write_bytes(path, text.encode("utf-8"))
 
 
-def save_checkpoint(state: dict[str, Any], path: str | Path) -> None:
-    """Save a checkpoint dict atomically (temp file in the same folder + os.replace)."""
-    with _atomic_target(path) as tmp:
-        with open(tmp, "wb") as handle:
-            torch.save(state, handle)
-            handle.flush()
-            os.fsync(handle.fileno())
+def save_checkpoint(state: dict[str, Any], path: str | Path, staging_dir: str | Path | None = None) -> None:
+    """Save a checkpoint dict atomically (temporary file + fsync + os.replace)."""
+    with atomic_path(path, staging_dir=staging_dir) as tmp, open(tmp, "wb") as handle:
+        torch.save(state, handle)
 
 
 def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
-    """Load a checkpoint with `weights_only=True`; a missing or unreadable file is a one-line error."""
+    """Load a checkpoint with `weights_only=True` (a pickle's code never runs); problems are one-line errors."""
     path = Path(path)
     if not path.is_file():
         raise UserInputError(
@@ -68,11 +111,15 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
         )
     try:
         state = torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as exc:  # torch raises many types for corrupt files
+    except Exception as exc:  # torch raises many types for corrupt, truncated or hostile files
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise UserInputError(
-            f"{path}: not a readable weights-only checkpoint ({first[:160]}); re-create it with this framework"
+            f"{path}: not a readable weights-only checkpoint ({' '.join(first.split())[:160]}); re-create it with this framework"
         ) from exc
-    if not isinstance(state, dict):
-        raise UserInputError(f"{path}: checkpoint must be a dict holding 'model_weights'")
+    if not isinstance(state, dict) or "model_weights" not in state:
+        raise UserInputError(f"{path}: not a checkpoint of this framework (a dict holding 'model_weights'); "
+                             "pass a file written by a training run (checkpoints/best_model.pt)")
+    weights = state["model_weights"]
+    if not isinstance(weights, dict) or not all(isinstance(k, str) and torch.is_tensor(v) for k, v in weights.items()):
+        raise UserInputError(f"{path}: 'model_weights' is not a mapping of names to tensors; the file is foreign or damaged")
     return state

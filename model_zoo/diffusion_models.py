@@ -21,8 +21,10 @@ import torch
 from torch import Tensor, nn
 
 from dl_utils.errors import UserInputError
+from dl_utils.weights import load_strict
 from model_zoo.condition_encoder import ConditionEncoder
-from model_zoo.gaussian_diffusion import GaussianDiffusion, ReconstructionMode, parse_option
+from dl_utils.options import parse_option
+from model_zoo.gaussian_diffusion import GaussianDiffusion, ReconstructionMode
 from model_zoo.noise import GaussianNoise, NoiseSource, SimplexNoise
 from model_zoo.unet_adm import UNetADM
 
@@ -226,21 +228,5 @@ class ConditionalDDPM(DDPM):
 
         Raises ``UserInputError`` listing missing, unexpected and shape-mismatched keys.
         """
-        own = self.encoder.backbone.state_dict()
-        missing = sorted(set(own) - set(state_dict))
-        unexpected = sorted(set(state_dict) - set(own))
-        mismatched = sorted(
-            f"{k} {tuple(state_dict[k].shape)} vs {tuple(own[k].shape)}"
-            for k in set(own) & set(state_dict)
-            if tuple(state_dict[k].shape) != tuple(own[k].shape)
-        )
-        if missing or unexpected or mismatched:
-            def show(keys: list[str]) -> str:
-                return ", ".join(keys[:8]) + (f" (+{len(keys) - 8} more)" if len(keys) > 8 else "") if keys else "none"
-
-            raise UserInputError(
-                "encoder weights do not match the condition encoder backbone "
-                f"(encoder_arch / in_channels?): missing: {show(missing)}; unexpected: {show(unexpected)}; "
-                f"shape mismatch: {show(mismatched)}"
-            )
-        self.encoder.backbone.load_state_dict(dict(state_dict), strict=True)
+        load_strict(self.encoder.backbone, state_dict, "encoder weights", "the condition encoder backbone",
+                    hint="check encoder_arch / in_channels")

@@ -20,6 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from dl_utils.options import parse_option
 from model_zoo.noise import NoiseSource
 
 Net = Callable[[Tensor, Tensor, Tensor | None], Tensor]
@@ -45,15 +46,6 @@ class ReconstructionMode(StrEnum):
     ENSEMBLE = "ensemble"
     DDPM = "ddpm"
     DDIM = "ddim"
-
-
-def parse_option(enum: type[StrEnum], value: str, name: str) -> StrEnum:
-    """``enum(value)``, or ValueError naming ``name``, the value and the choices."""
-    try:
-        return enum(value)
-    except ValueError:
-        allowed = ", ".join(m.value for m in enum)
-        raise ValueError(f"unsupported {name}={value!r}; choose one of: {allowed}") from None
 
 
 def cosine_betas(timesteps: int, s: float = 0.008, max_beta: float = 0.999) -> Tensor:

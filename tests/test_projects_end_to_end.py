@@ -54,7 +54,7 @@ def shrink_sets(config_path: Path, data_root: Path, out: Path, training: bool = 
         elif leaf == "figure_cases":
             sets.append(f"{path}=1")
         elif leaf == "export_weights" and value:
-            sets.append(f"{path}={{{next(iter(value))}: {out / 'encoder.pt'}}}")
+            sets.append(f"{path}={{{next(iter(value))}: encoder.pt}}")  # a file inside the run folder
         elif leaf == "init_weights":
             sets.append(f"{path}=null")
         elif leaf == "methods":  # the benchmark: shrink every method it runs
@@ -64,8 +64,8 @@ def shrink_sets(config_path: Path, data_root: Path, out: Path, training: bool = 
                     inner = [i for i in inner if not i.startswith("trainer.")]
                 if "Spark" in name or "cDDPM" == name:
                     inner = [i for i in inner if "weights=" not in i] + [
-                        f"trainer.params.{'export_weights' if 'Spark' in name else 'init_weights'}="
-                        f"{{{'backbone' if 'Spark' in name else 'encoder.backbone'}: {out / 'encoder.pt'}}}"]
+                        "trainer.params.export_weights={backbone: encoder.pt}" if "Spark" in name else
+                        "trainer.params.init_weights={encoder.backbone: <Spark pre-training>/encoder.pt}"]
                 listed = ", ".join(json.dumps(i) for i in inner)
                 sets.append(f"{path}.{name}.set=[{listed}]")
     if training and "trainer" in config:
@@ -120,8 +120,10 @@ def test_spark_encoder_flows_into_cddpm(demo_like, tmp_path, capsys):
     spark = ROOT / "projects/cDDPM/configs/spark_pretrain.yaml"
     cddpm = ROOT / "projects/cDDPM/configs/cddpm.yaml"
     assert main(["--config_path", str(spark), "--quiet", *shrink(spark, demo_like, tmp_path / "spark")]) == 0
-    encoder = tmp_path / "spark" / "encoder.pt"
-    assert encoder.is_file()
-    overrides = shrink(cddpm, demo_like, tmp_path / "cddpm") + ["--set", f"trainer.params.init_weights={{encoder.backbone: {encoder}}}"]
+    run_dir = Path(capsys.readouterr().out.strip().splitlines()[-1])
+    encoder = run_dir / "encoder.pt"
+    assert encoder.is_file() and [p.name for p in (tmp_path / "spark").rglob("*.pt") if p.parent == run_dir] == ["encoder.pt"]
+    newest = tmp_path / "spark" / "cDDPM" / "spark_pretrain" / "*" / "encoder.pt"  # a `*` picks the newest run folder
+    overrides = shrink(cddpm, demo_like, tmp_path / "cddpm") + ["--set", f"trainer.params.init_weights={{encoder.backbone: {newest}}}"]
     assert main(["--config_path", str(cddpm), *overrides]) == 0, capsys.readouterr().err
     assert f"initialised encoder.backbone from {encoder}" in capsys.readouterr().err

@@ -3,13 +3,12 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import logging
 from pathlib import Path
 from typing import Any
 
 from core.DownstreamEvaluator import DownstreamEvaluator
-from core.Run import run_experiment
+from core.Run import read_results, run_experiment
 from dl_utils.checkpoint import atomic_write_text
 from dl_utils.errors import UserInputError
 from dl_utils.figures import plot_bars
@@ -26,7 +25,8 @@ class MethodComparison(DownstreamEvaluator):
     `methods` maps a display name to `{config, set: [key=value, ...], reuse_weights_of, in_table}`:
     `reuse_weights_of` evaluates the weights of an earlier method's run (`task: test`)
     instead of training again; `in_table: false` runs a step (e.g. Spark pre-training)
-    without a row. Each method's run folder lies under `<run>/methods/<name>/`.
+    without a row. Each method's run folder lies under `<run>/methods/<name>/`; `<NAME>` in
+    a `set` value is replaced by the run folder of the earlier method NAME.
     """
 
     def __init__(self, *, methods: dict[str, dict[str, Any]], metrics: list[str] | None = None,
@@ -51,7 +51,7 @@ class MethodComparison(DownstreamEvaluator):
         run_dirs: dict[str, Path] = {}
         rows: dict[str, dict[str, dict[str, float]]] = {}
         for name, spec in self.methods.items():
-            overrides = [str(s) for s in spec.get("set", [])]
+            overrides = [_with_run_dirs(str(s), run_dirs) for s in spec.get("set", [])]
             if spec.get("reuse_weights_of"):
                 weights = run_dirs[spec["reuse_weights_of"]] / "checkpoints" / "best_model.pt"
                 overrides += ["experiment.task=test", f"experiment.weights={weights}"]
@@ -61,7 +61,7 @@ class MethodComparison(DownstreamEvaluator):
                 raise UserInputError(f"methods.{name}: the run wrote no run folder")
             run_dirs[name] = method_dir
             if spec.get("in_table", True):
-                rows.update(_method_rows(name, json.loads((method_dir / "results.json").read_text())))
+                rows.update(_method_rows(name, read_results(method_dir)))
         self._write_comparison(rows, run_dir)
         return {f"{method}: {dataset}": metrics for method, sets in rows.items() for dataset, metrics in sets.items()}
 
@@ -87,6 +87,13 @@ def _method_rows(name: str, results: dict[str, Any]) -> dict[str, dict[str, dict
         if kept:
             rows[name if len(tasks) == 1 else f"{name} [{task}]"] = kept
     return rows
+
+
+def _with_run_dirs(item: str, run_dirs: dict[str, Path]) -> str:
+    """`<NAME>` in a `set` value stands for the run folder of the earlier method NAME (e.g. its exported weights)."""
+    for name, path in run_dirs.items():
+        item = item.replace(f"<{name}>", str(path))
+    return item
 
 
 def _slug(name: str) -> str:

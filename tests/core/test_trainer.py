@@ -1,10 +1,12 @@
 """Base trainer: resume equals an uninterrupted run, best weights are copies, checkpoints are safe."""
 from __future__ import annotations
 
+import pytest
 import torch
 
 from core.Trainer import Trainer
 from dl_utils.checkpoint import load_checkpoint
+from dl_utils.errors import UserInputError
 from model_zoo.autoencoder import ConvAutoencoder
 from optim.losses.reconstruction import ReconstructionLoss
 from tests.core.fakes import SyntheticDataModule
@@ -60,9 +62,17 @@ def test_amp_step_on_cpu(tmp_path):
 
 
 def test_init_and_export_weights_roundtrip(tmp_path):
-    source = _trainer(tmp_path / "src", epochs=1, export_weights={"encoder": str(tmp_path / "enc.pt")})
+    """export_weights names a file inside the run folder; init_weights may pick the newest run with `*`."""
+    source = _trainer(tmp_path / "src", epochs=1, export_weights={"encoder": "enc.pt"})
     source.train()
-    target = _trainer(None, epochs=1, init_weights={"encoder": str(tmp_path / "enc.pt")})
+    assert (tmp_path / "src" / "enc.pt").is_file()
+    target = _trainer(None, epochs=1, init_weights={"encoder": str(tmp_path / "*" / "enc.pt")})
     for key, value in source.best_weights.items():
         if key.startswith("encoder."):
             torch.testing.assert_close(target.model.state_dict()[key], value)
+
+
+def test_export_weights_outside_the_run_folder_is_refused(tmp_path):
+    for bad in (str(tmp_path / "enc.pt"), "../enc.pt", "weights/../../enc.pt"):
+        with pytest.raises(UserInputError, match="must be a file name inside the run folder"):
+            _trainer(tmp_path / "src", epochs=1, export_weights={"encoder": bad})

@@ -1,0 +1,168 @@
+"""Build an experiment's parts from a checked config, reading every user file, before anything is written.
+
+Order: model, training data (both splits loaded, so a broken split stops the run here),
+trainer (its init weights loaded), weights to resume or start from, evaluators (their
+data sets loaded), test weights. Only when all of this succeeded does a run folder exist.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from core.Configurator import ComponentBuilder, ConfigError, constructor_keywords
+from core.DownstreamEvaluator import DownstreamEvaluator
+from core.Trainer import Trainer
+from dl_utils.checkpoint import load_checkpoint
+from dl_utils.distributed import DistributedContext
+from dl_utils.errors import UserInputError
+from dl_utils.weights import load_model_weights
+
+TASK_KEYS = ("module_name", "class_name", "params", "data_loader")
+DATA_LOADER_KEYS = ("module_name", "class_name", "params", "datasets")
+DATA_MODULE_METHODS = ("train_dataset", "val_dataset")
+
+
+@dataclass
+class Parts:
+    """What a run needs, built and checked; the trainer gets its run folder later (`attach_run`)."""
+
+    model: nn.Module
+    trainer: Trainer | None = None
+    evaluators: dict[str, DownstreamEvaluator] = field(default_factory=dict)
+
+
+def build_parts(config: dict[str, Any], builder: ComponentBuilder, config_path: Path, ctx: DistributedContext,
+                device: torch.device, seed: int, resume_from: Path | None) -> Parts:
+    """Every component of `config`, with weights loaded; raises UserInputError before any output exists."""
+    experiment = config["experiment"]
+    task = experiment.get("task", "train")
+    weights = experiment.get("weights")
+    model = builder.build(config["model"], "model", expected=nn.Module).to(device)
+    trainer = None
+    if task == "train":
+        data_module = build_data_module(builder, config, seed)
+        trainer = build_trainer(builder, config, model, data_module, device, ctx, seed)
+        initialise_training(trainer, model, weights, resume_from, device)
+    evaluators = build_evaluators(builder, config, model, device, seed)
+    if task == "test":
+        load_test_weights(model, weights, config_path, device)
+    return Parts(model, trainer, evaluators)
+
+
+def _check_keys(builder: ComponentBuilder, spec: dict[str, Any], key: str, allowed: tuple[str, ...]) -> None:
+    extra = sorted(set(spec) - set(allowed))
+    if extra:
+        raise ConfigError(builder.config_path, f"{key}.{extra[0]}", f"unknown key; valid: {', '.join(allowed)}")
+
+
+def _component(spec: dict[str, Any]) -> dict[str, Any]:
+    return {k: spec[k] for k in ("module_name", "class_name", "params") if k in spec}
+
+
+def build_data_module(builder: ComponentBuilder, config: dict[str, Any], seed: int) -> Any:
+    """The training data module, with its training and validation splits loaded now."""
+    trainer_cfg = config.get("trainer")
+    if not isinstance(trainer_cfg, dict):
+        raise ConfigError(builder.config_path, "trainer", "must be a mapping {module_name, class_name, params, data_loader}")
+    spec = trainer_cfg.get("data_loader")
+    if spec is None:
+        raise ConfigError(builder.config_path, "trainer.data_loader", "missing; training needs a data loader")
+    _check_keys(builder, trainer_cfg, "trainer", TASK_KEYS)
+    key = "trainer.data_loader"
+    cls = builder.check(spec, key)
+    absent = [m for m in DATA_MODULE_METHODS if not callable(getattr(cls, m, None))]
+    if absent or not hasattr(cls, "__init__"):
+        raise ConfigError(builder.config_path, f"{key}.class_name", f"{cls.__name__} is not a training data module "
+                                                                    f"(it lacks {', '.join(absent)}); use e.g. data.volume_dataset.VolumeDataModule")
+    data_module = builder.build(spec, key, **_optional_seed(cls, spec, seed))
+    if not isinstance(getattr(data_module, "batch_size", None), int):
+        raise ConfigError(builder.config_path, key, f"{cls.__name__} has no integer batch_size; it is not a training data module")
+    try:  # read the splits now: a broken CSV or volume stops the run before it has a folder
+        train = data_module.train_dataset()
+        data_module.val_dataset()
+    except UserInputError as exc:
+        raise UserInputError(f"{builder.config_path}: {key}: {exc}") from exc
+    if len(train) == 0:
+        raise ConfigError(builder.config_path, key, "the training split is empty; check the train CSV")
+    return data_module
+
+
+def build_trainer(builder: ComponentBuilder, config: dict[str, Any], model: nn.Module, data_module: Any,
+                  device: torch.device, ctx: DistributedContext, seed: int) -> Trainer:
+    """The trainer, built without its run folder (attached once the folder exists)."""
+    spec = _component(config["trainer"])
+    return builder.build(spec, "trainer", expected=Trainer, model=model, data_module=data_module, device=device,
+                         run_dir=None, dist_ctx=ctx, logger=None, seed=seed)
+
+
+def _optional_seed(cls: type, spec: dict[str, Any], seed: int) -> dict[str, Any]:
+    """Pass the run's seed to classes that take one, unless the YAML sets it."""
+    names, _ = constructor_keywords(cls)
+    return {"seed": seed} if "seed" in names and "seed" not in (spec.get("params") or {}) else {}
+
+
+def build_evaluators(builder: ComponentBuilder, config: dict[str, Any], model: nn.Module,
+                     device: torch.device, seed: int) -> dict[str, DownstreamEvaluator]:
+    tasks = config.get("downstream_tasks") or {}
+    if not isinstance(tasks, dict):
+        raise ConfigError(builder.config_path, "downstream_tasks", "must map task names to evaluators")
+    evaluators = {}
+    for name, spec in tasks.items():
+        key = f"downstream_tasks.{name}"
+        if not isinstance(spec, dict):
+            raise ConfigError(builder.config_path, key, "must be a mapping {module_name, class_name, params, data_loader}")
+        _check_keys(builder, spec, key, TASK_KEYS)
+        component = _component(spec)
+        cls = builder.check(component, key, reserved=("model", "device", "datasets"), expected=DownstreamEvaluator)
+        datasets = build_datasets(builder, spec["data_loader"], f"{key}.data_loader") if "data_loader" in spec else {}
+        injected: dict[str, Any] = {"model": model, "device": device, "datasets": datasets, **_optional_seed(cls, component, seed)}
+        evaluators[name] = builder.build(component, key, expected=DownstreamEvaluator, **injected)
+    return evaluators
+
+
+def build_datasets(builder: ComponentBuilder, spec: Any, key: str) -> dict[str, Any]:
+    """`data_loader: {module_name, class_name, params, datasets: {name: params overrides}}`."""
+    if not isinstance(spec, dict) or not isinstance(spec.get("datasets"), dict) or not spec["datasets"]:
+        raise ConfigError(builder.config_path, f"{key}.datasets", "missing; name at least one data set")
+    _check_keys(builder, spec, key, DATA_LOADER_KEYS)
+    common = spec.get("params") or {}
+    if not isinstance(common, dict):
+        raise ConfigError(builder.config_path, f"{key}.params", "must be a mapping of keyword arguments")
+    datasets = {}
+    for name, overrides in spec["datasets"].items():
+        if overrides is not None and not isinstance(overrides, dict):
+            raise ConfigError(builder.config_path, f"{key}.datasets.{name}", "must be a mapping of params (e.g. {csv: ...}); "
+                                                                             "to drop a base's data set use `_delete: [name]`")
+        params = {**common, **(overrides or {})}
+        component = {"module_name": spec.get("module_name"), "class_name": spec.get("class_name"), "params": params}
+        datasets[name] = builder.build(component, f"{key}.datasets.{name}")
+    return datasets
+
+
+def load_test_weights(model: nn.Module, weights: Any, config_path: Path, device: torch.device) -> None:
+    has_state = any(True for _ in model.state_dict())
+    if not weights:
+        if has_state:
+            raise ConfigError(config_path, "experiment.weights", "task: test needs the path of trained weights (e.g. weights/<name>.pt)")
+        return
+    state = load_checkpoint(weights, map_location=device)
+    load_model_weights(model, state, weights)
+
+
+def initialise_training(trainer: Trainer, model: nn.Module, weights: Any, resume_from: Path | None,
+                        device: torch.device) -> None:
+    """Resume from a run folder's latest checkpoint, or start from `experiment.weights` when given."""
+    if resume_from is not None:
+        trainer.resume(resume_from)
+    elif weights:
+        if not Path(weights).is_file():
+            raise UserInputError(f"experiment.weights: {weights} not found; set it to an existing checkpoint or null to train from scratch")
+        state = load_checkpoint(weights, map_location=device)
+        if "optimizer_weights" in state:
+            trainer.resume(weights)
+        else:
+            load_model_weights(model, state, weights)

@@ -1,0 +1,113 @@
+"""The run folder: created atomically (two runs at once never share one), or reopened by `--resume`.
+
+`--resume RUN_FOLDER` continues the run folder's stored `config.yaml` (the first run's
+`--set` values need not be repeated) and refuses, with one line, a config or `--set`
+that would change it; the stored config is never rewritten.
+"""
+from __future__ import annotations
+
+import datetime as _dt
+import json
+from pathlib import Path
+from typing import Any
+
+import torch.distributed as dist
+import yaml
+
+from core.Configurator import apply_overrides, load_config, load_yaml
+from dl_utils.checkpoint import atomic_write_text
+from dl_utils.distributed import DistributedContext
+from dl_utils.errors import UserInputError
+
+CONFIG_FILE = "config.yaml"
+ORIGIN_FILE = "origin.json"  # the config path and --set values a run folder was made from
+LATEST = Path("checkpoints") / "latest_model.pt"
+
+
+def first_difference(a: Any, b: Any, prefix: str = "") -> str | None:
+    """The first dotted key where `a` and `b` differ, with both values; None when equal."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        for key in list(a) + [k for k in b if k not in a]:
+            where = f"{prefix}.{key}" if prefix else str(key)
+            if key not in a or key not in b:
+                return f"{where} ({'absent' if key not in a else _short(a[key])} vs {'absent' if key not in b else _short(b[key])})"
+            found = first_difference(a[key], b[key], where)
+            if found:
+                return found
+        return None
+    return None if a == b and type(a) is type(b) else f"{prefix or '(top level)'} ({_short(a)} vs {_short(b)})"
+
+
+def _short(value: Any) -> str:
+    text = json.dumps(value, default=str)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def resume_config(run_dir: Path, config_path: Path, overrides: list[str]) -> dict[str, Any]:
+    """The stored config of `run_dir`; a different `config_path` or a changing `--set` is a one-line error."""
+    if not (run_dir / LATEST).is_file():
+        raise UserInputError(f"{run_dir}: --resume needs a run folder holding {LATEST} (no complete epoch was saved; "
+                             "start the run again without --resume)")
+    if not (run_dir / CONFIG_FILE).is_file():
+        raise UserInputError(f"{run_dir}: --resume needs the run folder's {CONFIG_FILE}; it is missing")
+    stored = load_yaml(run_dir / CONFIG_FILE)
+    changed = first_difference(stored, apply_overrides(stored, overrides, run_dir / CONFIG_FILE))
+    if changed:
+        raise UserInputError(f"{run_dir}: --resume continues the stored {CONFIG_FILE}, but --set changes {changed} "
+                             "(stored vs given); drop that --set, or start a new run without --resume")
+    origin_file = run_dir / ORIGIN_FILE
+    if origin_file.is_file():
+        origin = json.loads(origin_file.read_text())
+        if Path(origin["config_path"]).resolve() != config_path.resolve():
+            raise UserInputError(f"{run_dir}: was started from {origin['config_path']}, not {config_path}; "
+                                 "pass that --config_path to resume it")
+        if config_path.is_file():
+            current = apply_overrides(load_config(config_path), origin.get("overrides", []), config_path)
+            changed = first_difference(stored, current)
+            if changed:
+                raise UserInputError(f"{run_dir}: {config_path} has changed since the run began: {changed} (stored vs now); "
+                                     "restore it, or start a new run without --resume")
+    return stored
+
+
+def make_run_dir(config: dict[str, Any], config_path: Path, ctx: DistributedContext, output_root: str | None) -> Path:
+    """`<output_root>/<project>/<config>/<timestamp>[-n]`, made with one atomic mkdir and agreed by all ranks."""
+    if ctx.is_main:
+        root = Path(output_root or config.get("output_root") or "runs")
+        parts = config_path.resolve().parts
+        project = parts[parts.index("projects") + 1] if "projects" in parts[:-1] else "misc"
+        stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+        parent = root / project / config_path.stem
+        try:
+            parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise UserInputError(f"{parent}: cannot create the run folder ({exc.strerror}); set output_root to a writable folder") from exc
+        run_dir = _claim(parent, stamp)
+        (run_dir / "checkpoints").mkdir()
+        (run_dir / "figures").mkdir()
+        name = [str(run_dir)]
+    else:
+        name = [None]
+    if ctx.enabled:
+        dist.broadcast_object_list(name, src=0)
+    return Path(name[0])
+
+
+def _claim(parent: Path, stamp: str) -> Path:
+    """The first free `<stamp>`, `<stamp>-2`, ...: `mkdir` either creates it or fails, so no two runs get the same."""
+    for n in range(1, 10_000):
+        run_dir = parent / (stamp if n == 1 else f"{stamp}-{n}")
+        try:
+            run_dir.mkdir()
+            return run_dir
+        except FileExistsError:
+            continue
+        except OSError as exc:
+            raise UserInputError(f"{run_dir}: cannot create the run folder ({exc.strerror}); set output_root to a writable folder") from exc
+    raise UserInputError(f"{parent}: 10000 run folders with the stamp {stamp}; clean up {parent}")
+
+
+def write_run_config(run_dir: Path, config: dict[str, Any], config_path: Path, overrides: list[str]) -> None:
+    """The resolved config and where it came from (read back by `--resume`)."""
+    atomic_write_text(run_dir / CONFIG_FILE, yaml.safe_dump(config, sort_keys=False))
+    atomic_write_text(run_dir / ORIGIN_FILE, json.dumps({"config_path": str(config_path), "overrides": list(overrides)}, indent=1))

@@ -1,0 +1,177 @@
+"""Check a YAML value against a constructor's type hint, before anything is built or written.
+
+The schema of a component is its constructor; its annotations say which YAML values fit.
+`check_value` understands the hints this framework's constructors use: int, float, bool,
+str, paths, Optional / unions, Literal, Enum / StrEnum, Sequence / list / tuple,
+Mapping / dict, Callable and classes (filled by a nested `{module_name, class_name}`
+component). An int is not a float's refusal: YAML `2.0` for an `int`, `"10"` for an
+`int`, `abc` for a number and a list for a mapping are refused with the expected type.
+"""
+from __future__ import annotations
+
+import collections.abc as cabc
+import enum
+import inspect
+import numbers
+import os
+import types
+import typing
+from pathlib import Path, PurePath
+from typing import Any, Callable
+
+NO_HINT = inspect.Parameter.empty
+_PATH_TYPES = (Path, PurePath, os.PathLike)
+_SEQUENCE_ORIGINS = (list, tuple, cabc.Sequence, cabc.Iterable, cabc.Collection, cabc.MutableSequence, set, frozenset)
+_MAPPING_ORIGINS = (dict, cabc.Mapping, cabc.MutableMapping)
+
+
+def constructor_hints(cls: type) -> dict[str, Any]:
+    """Resolved annotations of every `__init__` in the MRO (subclass first wins); unresolvable ones are skipped."""
+    hints: dict[str, Any] = {}
+    for klass in reversed(cls.__mro__):
+        init = klass.__dict__.get("__init__")
+        if init is None or klass is object:
+            continue
+        try:
+            resolved = typing.get_type_hints(init)
+        except Exception:  # a forward reference nobody can resolve: no check rather than a wrong one
+            resolved = {}
+        hints.update({k: v for k, v in resolved.items() if k != "return"})
+    return hints
+
+
+_PLURALS = {int: "integers", float: "numbers", bool: "booleans", str: "strings"}
+
+
+def _describe_items(hint: Any) -> str:
+    return _PLURALS.get(hint) or describe(hint)
+
+
+def describe(hint: Any) -> str:
+    """A short human name for a type hint, e.g. `int or null`, `list of float`."""
+    if hint is type(None):
+        return "null"
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType):
+        return " or ".join(describe(a) for a in args)
+    if origin is typing.Literal:
+        return "one of " + ", ".join(repr(a) for a in args)
+    if origin in _SEQUENCE_ORIGINS:
+        inner = [a for a in args if a is not Ellipsis]
+        return "list" + (f" of {_describe_items(inner[0])}" if len(set(inner)) == 1 and inner[0] is not Any else "")
+    if origin in _MAPPING_ORIGINS:
+        return "mapping" + (f" of {_describe_items(args[1])}" if len(args) == 2 and args[1] is not Any else "")
+    if origin in (cabc.Callable,) or hint is Callable:
+        return "a component {module_name, class_name, params}"
+    if inspect.isclass(hint) and issubclass(hint, enum.Enum):
+        return "one of " + ", ".join(repr(m.value) for m in hint)
+    if hint in _PATH_TYPES or (inspect.isclass(hint) and issubclass(hint, PurePath)):
+        return "a path (string)"
+    if inspect.isclass(hint) and hint in (int, float, bool, str):
+        return {int: "an integer", float: "a number", bool: "true or false", str: "a string"}[hint]
+    if inspect.isclass(hint):
+        return f"a {hint.__name__} component {{module_name, class_name, params}}"
+    return str(hint)
+
+
+def _show(value: Any) -> str:
+    text = repr(value)
+    kind = "list" if isinstance(value, list) else "mapping" if isinstance(value, dict) else type(value).__name__
+    return f"{text[:60]}{'...' if len(text) > 60 else ''} ({kind})"
+
+
+def is_component(value: Any) -> bool:
+    return isinstance(value, dict) and "module_name" in value and "class_name" in value
+
+
+def mismatch(value: Any, hint: Any, resolve: Callable[[dict[str, Any]], type] | None = None) -> str | None:
+    """None when `value` (a YAML value, not yet built) fits `hint`; else why not, in words.
+
+    `resolve` maps a nested component spec to its class, so a class-typed parameter can
+    check that the named class is a subclass of what the constructor expects.
+    """
+    if hint is NO_HINT or hint is Any or isinstance(hint, (typing.TypeVar, str)):
+        return None
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin is typing.Annotated:
+        return mismatch(value, args[0], resolve)
+    if origin in (typing.Union, types.UnionType):
+        reasons = [mismatch(value, a, resolve) for a in args]
+        if any(r is None for r in reasons):
+            return None
+        nested = [r for r in reasons if r and not r.startswith("expected")]
+        return nested[0] if len(nested) == 1 else f"expected {describe(hint)}, got {_show(value)}"
+    if hint is type(None) or hint is None:
+        return None if value is None else f"expected null, got {_show(value)}"
+    if origin is typing.Literal:
+        return None if value in args and type(value) in {type(a) for a in args} else f"expected {describe(hint)}, got {_show(value)}"
+    if is_component(value):
+        return _component_mismatch(value, hint, origin, resolve)
+    if origin in _SEQUENCE_ORIGINS or hint in _SEQUENCE_ORIGINS:
+        return _sequence_mismatch(value, hint, origin or hint, args, resolve)
+    if origin in _MAPPING_ORIGINS or hint in _MAPPING_ORIGINS:
+        if not isinstance(value, dict):
+            return f"expected {describe(hint)}, got {_show(value)}"
+        if len(args) == 2:
+            for key, item in value.items():
+                why = mismatch(item, args[1], resolve)
+                if why:
+                    return f"[{key!r}]: {why}"
+        return None
+    if origin is cabc.Callable or hint is Callable or hint is cabc.Callable:
+        return f"expected {describe(hint)}, got {_show(value)}"
+    if not inspect.isclass(hint):
+        return None  # an unusual hint (a Protocol alias, a NewType): not checked rather than guessed
+    return _scalar_mismatch(value, hint)
+
+
+def _scalar_mismatch(value: Any, hint: type) -> str | None:
+    ok: bool
+    if hint is bool:
+        ok = isinstance(value, bool)
+    elif hint is int:
+        ok = isinstance(value, int) and not isinstance(value, bool)
+    elif hint is float or hint is numbers.Real or hint is numbers.Number:
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+    elif issubclass(hint, enum.Enum):
+        ok = isinstance(value, (str, int)) and not isinstance(value, bool) and value in {m.value for m in hint}
+    elif hint is str:
+        ok = isinstance(value, str)
+    elif hint in _PATH_TYPES or issubclass(hint, PurePath):
+        ok = isinstance(value, str)
+    elif hint is object:
+        ok = True
+    else:
+        ok = isinstance(value, hint)
+    return None if ok else f"expected {describe(hint)}, got {_show(value)}"
+
+
+def _sequence_mismatch(value: Any, hint: Any, origin: Any, args: tuple, resolve: Any) -> str | None:
+    if not isinstance(value, list):
+        return f"expected {describe(hint)}, got {_show(value)}"
+    if origin is tuple and args and Ellipsis not in args:
+        if len(value) != len(args):
+            return f"expected a list of {len(args)} items, got {len(value)}"
+        pairs = list(zip(value, args))
+    else:
+        item_hint = args[0] if args else Any
+        pairs = [(item, item_hint) for item in value]
+    for index, (item, item_hint) in enumerate(pairs):
+        why = mismatch(item, item_hint, resolve)
+        if why:
+            return f"[{index}]: {why}"
+    return None
+
+
+def _component_mismatch(value: dict[str, Any], hint: Any, origin: Any, resolve: Any) -> str | None:
+    if resolve is None:
+        return None
+    cls = resolve(value)
+    if origin is cabc.Callable or hint is Callable or hint is cabc.Callable:
+        return None if callable(getattr(cls, "__call__", None)) else f"expected a callable, {cls.__name__} is not"
+    target = origin or hint
+    if not inspect.isclass(target) or target in (int, float, bool, str) or target in _SEQUENCE_ORIGINS + _MAPPING_ORIGINS:
+        return f"expected {describe(hint)}, got a {cls.__name__} component"
+    if target is object or issubclass(cls, target):
+        return None
+    return f"expected {describe(hint)}, {cls.__name__} is not one"
