@@ -11,7 +11,8 @@ field gets its own random permutation table (the lattice gradients), drawn from 
 generator.
 
 ``OpenSimplexNoise`` is the originals' field (DDPM/cDDPM/MHD/SSIM code, from AnoDDPM):
-2D OpenSimplex noise (the ``opensimplex`` package's algorithm and seeding), octaves
+2D OpenSimplex noise (Kurt Spencer's algorithm and seeding as the ``opensimplex``
+package 0.4.5.1, which the originals vendored from AnoDDPM), octaves
 summed from ``frequency`` 64 down, ONE field per call repeated over every slice of the
 batch, cast to fp16 and never rescaled (std about 0.54). The paper configs use it.
 """
@@ -24,7 +25,6 @@ from typing import Protocol
 import math
 
 import torch
-from opensimplex.internals import _init as opensimplex_permutation
 from torch import Tensor
 
 # 3D simplex constants (Gustavson 2005): skew/unskew factors, kernel radius and the
@@ -180,14 +180,41 @@ _STRETCH2 = (1 / math.sqrt(3) - 1) / 2
 _SQUISH2 = (math.sqrt(3) - 1) / 2
 _NORM2 = 47.0
 _GRAD2 = (5, 2, 2, 5, -5, 2, -2, 5, 5, -2, 2, -5, -5, -2, -2, -5)
+_LCG_MUL, _LCG_ADD = 6364136223846793005, 1442695040888963407
+
+
+def _wrap_int64(value: int) -> int:
+    """Two's-complement int64 overflow of a Python int (the package's ``c_int64(x).value``)."""
+    return (value + 2**63) % 2**64 - 2**63
+
+
+def opensimplex_permutation(seed: int) -> Tensor:
+    """The permutation table of OpenSimplex for ``seed`` (opensimplex ``_init``) -> (256,) long.
+
+    A 64-bit LCG drives a Fisher-Yates shuffle of 0..255 (three warm-up steps). Written
+    out (256 steps, pure Python) because the package's wheel ships a top-level ``tests``
+    package that shadows this repository's tests.
+    """
+    seed = int(seed)
+    for _ in range(3):
+        seed = _wrap_int64(seed * _LCG_MUL + _LCG_ADD)
+    source = list(range(256))
+    perm = [0] * 256
+    for i in range(255, -1, -1):
+        seed = _wrap_int64(seed * _LCG_MUL + _LCG_ADD)
+        r = (seed + 31) % (i + 1)  # Python's modulo is never negative
+        perm[i] = source[r]
+        source[r] = source[i]
+    return torch.tensor(perm, dtype=torch.long)
 
 
 def opensimplex2d(x: Tensor, y: Tensor, perm: Tensor) -> Tensor:
     """2D OpenSimplex noise on the grid y x x: x (W,), y (H,) float64, perm (256,) long -> (H, W).
 
-    Equals ``opensimplex.OpenSimplex(seed).noise2array(x, y)`` for ``perm`` from
-    ``opensimplex.internals._init(seed)``. Written out in torch because the package's
-    loops take ~0.4 s per 96 x 96 field without numba; here all pixels go at once.
+    Equals ``opensimplex.OpenSimplex(seed).noise2array(x, y)`` (0.4.5.1) for ``perm`` =
+    ``opensimplex_permutation(seed)``. Written out in torch because the package's loops
+    take ~0.4 s per 96 x 96 field without numba (~10 ms here) and its wheel would shadow
+    our tests package.
     The branches of the scalar algorithm become ``torch.where`` selections.
     """
     yy, xx = torch.meshgrid(y, x, indexing="ij")
@@ -242,7 +269,7 @@ def opensimplex_octaves(
 
     sum_k persistence^k * noise2(x / (frequency / 2^k), y / (frequency / 2^k)) on the pixel grid.
     """
-    perm = torch.from_numpy(opensimplex_permutation(seed)[0])
+    perm = opensimplex_permutation(seed)
     x = torch.arange(width, dtype=torch.float64)
     y = torch.arange(height, dtype=torch.float64)
     field = torch.zeros(height, width, dtype=torch.float64)
