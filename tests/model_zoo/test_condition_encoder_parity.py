@@ -18,7 +18,7 @@ def _paper_encoder() -> ConditionEncoder:
     return ConditionEncoder("resnet50", cond_dim=512, in_channels=1, drop_path_rate=0.05, zero_init_last=True)
 
 
-def _fixed_state_dict(encoder: ConditionEncoder) -> dict[str, torch.Tensor]:
+def _fixed_state_dict(encoder: ConditionEncoder) -> tuple[dict[str, torch.Tensor], torch.Generator]:
     """The recording's deterministic state dict, generated over the timm key names in sorted order."""
     to_timm = {k: (f"fc.{k[5:]}" if k.startswith("head.") else k[len("backbone."):]) for k in encoder.state_dict()}
     shapes = {to_timm[k]: v for k, v in encoder.state_dict().items()}
