@@ -24,7 +24,11 @@ from torch import Tensor, nn
 
 from dl_utils.errors import UserInputError
 from model_zoo.condition_encoder import ConditionEncoder
-from model_zoo.gaussian_diffusion import GaussianDiffusion, ReconstructionMode, parse_option
+from model_zoo.gaussian_diffusion import (
+    GaussianDiffusion,
+    ReconstructionMode,
+    parse_option,
+)
 from model_zoo.noise import GaussianNoise, NoiseSource, OpenSimplexNoise, SimplexNoise
 from model_zoo.unet_adm import UNetADM
 

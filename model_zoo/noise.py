@@ -1,6 +1,6 @@
 """Noise generators for the diffusion process: Gaussian and fractal simplex noise.
 
-Both expose ``sample(shape, *, device, dtype, generator) -> Tensor`` and are
+All three expose ``sample(shape, *, device, dtype, generator) -> Tensor`` and are
 deterministic for a given ``torch.Generator`` (or the global torch RNG state).
 
 Simplex noise (AnoDDPM: octaves 6, persistence 0.8, frequency 64) is a sum of 3D
@@ -19,10 +19,9 @@ batch, cast to fp16 and never rescaled (std about 0.54). The paper configs use i
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Protocol
-
-import math
 
 import torch
 from torch import Tensor

@@ -22,14 +22,19 @@ false), and its timm ResNet-50 has stochastic depth 0.05 and zero-initialised la
 
 from __future__ import annotations
 
+import itertools
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
-
-from dl_utils.errors import UserInputError
 from torchvision.ops import stochastic_depth
 
-from model_zoo.condition_encoder import block_drop_rates, build_resnet_backbone, stage_channels
+from dl_utils.errors import UserInputError
+from model_zoo.condition_encoder import (
+    block_drop_rates,
+    build_resnet_backbone,
+    stage_channels,
+)
 
 ENCODER_STRIDE = 32
 
@@ -138,7 +143,7 @@ class LightDecoder(nn.Module):
     def __init__(self, width: int = 512, out_channels: int = 1, stages: int = 5) -> None:
         super().__init__()
         chans = [max(width // 2**i, 1) for i in range(stages + 1)]
-        self.stages = nn.ModuleList(_UpBlock(a, b) for a, b in zip(chans[:-1], chans[1:]))
+        self.stages = nn.ModuleList(_UpBlock(a, b) for a, b in itertools.pairwise(chans))
         self.proj = nn.Conv2d(chans[-1], out_channels, 1)
 
     def forward(self, feats: list[Tensor]) -> Tensor:

@@ -6,7 +6,11 @@ from pathlib import Path
 
 import torch
 
-from model_zoo.condition_encoder import ConditionEncoder, block_drop_rates, from_timm_state_dict
+from model_zoo.condition_encoder import (
+    ConditionEncoder,
+    block_drop_rates,
+    from_timm_state_dict,
+)
 
 FIXTURE = Path(__file__).parents[1] / "fixtures" / "parity" / "cddpm_encoder_outputs.pt"
 # Recorded from build_encoder("resnet50", 512, drop_path_rate=0) of the originals (timm ResNet).

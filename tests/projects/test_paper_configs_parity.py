@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from core.Configurator import load_config
-from model_zoo.diffusion_models import ConditionalDDPM, DDPM
+from model_zoo.diffusion_models import DDPM, ConditionalDDPM
 
 ROOT = Path(__file__).resolve().parents[2]
 DDPM_PAPER = ROOT / "projects/DDPM/configs/ddpm_paper.yaml"
@@ -85,7 +85,7 @@ def test_ssim_and_mhd_paper_scorers_pad_as_the_originals():
 
 
 def test_mhd_and_ens_noise_level_indices_match_the_originals():
-    tiny = dict(base_channels=8, channel_mult=(1, 2), num_res_blocks=1, image_size=16, num_head_channels=8, num_groups=4)
+    tiny = {"base_channels": 8, "channel_mult": (1, 2), "num_res_blocks": 1, "image_size": 16, "num_head_channels": 8, "num_groups": 4}
     mhd = _model_params(MHD_PAPER)
     assert mhd["reconstruction_mode"] == "one_step"
     model = DDPM(**tiny, t_test=mhd["t_test"])
