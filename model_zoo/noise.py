@@ -53,10 +53,19 @@ class NoiseSource(Protocol):
         """shape (B, C, H, W) -> noise of that shape."""
         ...
 
+    @property
+    def shared_per_call(self) -> bool:
+        """True if one call's batch shares a field (the caller must then draw per group)."""
+        ...
+
 
 @dataclass(frozen=True)
 class GaussianNoise:
     """Standard normal noise, i.i.d. per pixel."""
+
+    @property
+    def shared_per_call(self) -> bool:
+        return False
 
     def sample(
         self,
@@ -138,6 +147,10 @@ class SimplexNoise:
     def __post_init__(self) -> None:
         if self.octaves < 1 or self.frequency <= 0:
             raise ValueError(f"SimplexNoise: octaves={self.octaves} must be >= 1 and frequency > 0")
+
+    @property
+    def shared_per_call(self) -> bool:
+        return self.share_field_across_batch
 
     def sample(
         self,
@@ -303,6 +316,10 @@ class OpenSimplexNoise:
     def __post_init__(self) -> None:
         if self.octaves < 1 or self.frequency <= 0:
             raise ValueError(f"OpenSimplexNoise: octaves={self.octaves} must be >= 1 and frequency > 0")
+
+    @property
+    def shared_per_call(self) -> bool:
+        return True
 
     def sample(
         self,

@@ -85,6 +85,7 @@ class _Recorder:
 
     def __init__(self, inner):
         self.inner, self.shapes, self.draws = inner, [], []
+        self.shared_per_call = inner.shared_per_call
 
     def sample(self, shape, **kw):
         out = self.inner.sample(shape, **kw)
@@ -102,6 +103,15 @@ def test_reconstruct_draws_once_per_level_and_sample_for_all_slices(mode, draws)
     model.reconstruct(torch.rand(5, 1, 16, 16), num_samples=2)
     assert rec.shapes == [(5, 1, 16, 16)] * draws
     assert all(torch.equal(d, d[:1].expand_as(d)) for d in rec.draws)
+
+
+def test_unshared_noise_is_still_drawn_in_one_call():
+    """Per-pixel or per-slice noise needs no per-group draws (same RNG use as before)."""
+    model = DDPM(base_channels=8, channel_mult=(1, 2), num_res_blocks=1, image_size=16, num_head_channels=8,
+                 num_groups=4, noise="gaussian", reconstruction_mode="ensemble").eval()
+    model.noise = rec = _Recorder(model.noise)
+    model.reconstruct(torch.rand(5, 1, 16, 16), num_samples=2)
+    assert rec.shapes == [(3 * 2 * 5, 1, 16, 16)]
 
 
 def test_training_draws_one_field_for_the_whole_batch():
