@@ -3,10 +3,12 @@
 Constructor arguments are flat plain values (the YAML ``params``):
 - UNet: the ``UNetADM`` argument names (``base_channels``, ``channel_mult``, ...).
 - Process: ``timesteps``, ``beta_schedule``, ``target``, ``loss``.
-- Noise: ``noise`` ("simplex" | "gaussian") and ``simplex_*`` for ``SimplexNoise``.
+- Noise: ``noise`` ("opensimplex" = the originals' shared unscaled field | "simplex" |
+  "gaussian") and ``simplex_*`` for ``OpenSimplexNoise`` / ``SimplexNoise``.
 - Test: ``reconstruction_mode``, ``t_test``, ``ensemble_timesteps``, ``sampling_steps``,
   ``ddim_eta``, ``max_batch_size``.
-- cDDPM adds ``encoder_arch`` and ``cond_dim``.
+- Output: ``clamp_reconstruction`` (the originals return x0_hat unclamped).
+- cDDPM adds ``encoder_arch``, ``cond_dim``, ``encoder_drop_path_rate``, ``encoder_zero_init_last``.
 
 Inputs and outputs are slices (B, 1, H, W) in [0, 1]; the process runs in [-1, 1].
 """
@@ -25,11 +27,12 @@ from dl_utils.weights import load_strict
 from model_zoo.condition_encoder import ConditionEncoder
 from dl_utils.options import parse_option
 from model_zoo.gaussian_diffusion import GaussianDiffusion, ReconstructionMode
-from model_zoo.noise import GaussianNoise, NoiseSource, SimplexNoise
+from model_zoo.noise import GaussianNoise, NoiseSource, OpenSimplexNoise, SimplexNoise
 from model_zoo.unet_adm import UNetADM
 
 
 class NoiseType(StrEnum):
+    OPENSIMPLEX = "opensimplex"  # the originals: one 2D OpenSimplex field per draw, fp16, unscaled
     SIMPLEX = "simplex"
     GAUSSIAN = "gaussian"
 
@@ -72,12 +75,14 @@ class DDPM(nn.Module):
         simplex_frequency: float = 64.0,
         simplex_share_field_across_batch: bool = False,
         simplex_normalize_variance: bool = True,
+        simplex_fp16: bool = True,
         reconstruction_mode: str = "one_step",
         t_test: int = 500,
         ensemble_timesteps: Sequence[int] = (250, 500, 750),
         sampling_steps: int | None = None,
         ddim_eta: float = 0.0,
         max_batch_size: int | None = 64,
+        clamp_reconstruction: bool = True,
     ) -> None:
         super().__init__()
         self._build(cond_dim=None, **_params(locals()))
@@ -106,12 +111,14 @@ class DDPM(nn.Module):
         simplex_frequency: float,
         simplex_share_field_across_batch: bool,
         simplex_normalize_variance: bool,
+        simplex_fp16: bool,
         reconstruction_mode: str,
         t_test: int,
         ensemble_timesteps: Sequence[int],
         sampling_steps: int | None,
         ddim_eta: float,
         max_batch_size: int | None,
+        clamp_reconstruction: bool,
     ) -> None:
         self.unet = UNetADM(
             in_channels=in_channels,
@@ -130,17 +137,19 @@ class DDPM(nn.Module):
         )
         self.diffusion = GaussianDiffusion(timesteps, beta_schedule, target, loss)
         noise_type = parse_option(NoiseType, noise, "noise")
-        self.noise: NoiseSource = (
-            SimplexNoise(
+        self.noise: NoiseSource
+        if noise_type == NoiseType.OPENSIMPLEX:
+            self.noise = OpenSimplexNoise(simplex_octaves, simplex_persistence, simplex_frequency, simplex_fp16)
+        elif noise_type == NoiseType.SIMPLEX:
+            self.noise = SimplexNoise(
                 octaves=simplex_octaves,
                 persistence=simplex_persistence,
                 frequency=simplex_frequency,
                 share_field_across_batch=simplex_share_field_across_batch,
                 normalize_variance=simplex_normalize_variance,
             )
-            if noise_type == NoiseType.SIMPLEX
-            else GaussianNoise()
-        )
+        else:
+            self.noise = GaussianNoise()
         self.reconstruction_mode = parse_option(ReconstructionMode, reconstruction_mode, "reconstruction_mode")
         for level in (t_test, *ensemble_timesteps):
             if not 1 <= level <= timesteps:
@@ -150,6 +159,7 @@ class DDPM(nn.Module):
         self.sampling_steps = sampling_steps
         self.ddim_eta = ddim_eta
         self.max_batch_size = max_batch_size
+        self.clamp_reconstruction = clamp_reconstruction
 
     def condition(self, x: Tensor) -> Tensor | None:
         """Condition vector of clean slices x (B, C, H, W) in [0, 1]; None for the DDPM."""
@@ -164,10 +174,12 @@ class DDPM(nn.Module):
 
     @torch.no_grad()
     def reconstruct(self, x: Tensor, num_samples: int = 1) -> Tensor:
-        """x (B, C, H, W) in [0, 1] -> (N, B, C, H, W) in [0, 1], N = num_samples.
+        """x (B, C, H, W) in [0, 1] -> (N, B, C, H, W), N = num_samples (in [0, 1] if clamped).
 
         The N noisy copies go through the network as one batch of N * B (split by
-        ``max_batch_size``); the condition is computed once per slice.
+        ``max_batch_size``); the condition is computed once per slice. Noise is drawn once
+        per sample and noise level for all B slices, so a shared-field noise
+        (``opensimplex``) is shared by every slice of one call: pass a whole volume.
         """
         if num_samples < 1:
             raise ValueError(f"num_samples={num_samples} must be >= 1")
@@ -185,8 +197,11 @@ class DDPM(nn.Module):
             sampling_steps=self.sampling_steps,
             eta=self.ddim_eta,
             max_batch=self.max_batch_size,
+            clip=self.clamp_reconstruction,
+            groups=num_samples,
         )
-        return ((rec + 1) / 2).clamp(0, 1).reshape(num_samples, *x.shape)
+        rec = (rec + 1) / 2
+        return (rec.clamp(0, 1) if self.clamp_reconstruction else rec).reshape(num_samples, *x.shape)
 
 
 _DDPM_DEFAULTS = {
@@ -199,8 +214,9 @@ class ConditionalDDPM(DDPM):
 
     The encoder (``encoder_arch``, output ``cond_dim``) is trained end to end with the
     UNet; its vector enters every res block through the embedding (FiLM). Paper:
-    ENS reconstruction over (250, 500, 750) and cond_dim 128 (the code used 512).
-    All other arguments as ``DDPM``.
+    ENS reconstruction over (250, 500, 750) and cond_dim 128 (the code used 512), a
+    timm-style ResNet-50 with stochastic depth ``encoder_drop_path_rate`` 0.05 and
+    ``encoder_zero_init_last``. All other arguments as ``DDPM``.
     """
 
     def __init__(
@@ -208,6 +224,8 @@ class ConditionalDDPM(DDPM):
         *,
         encoder_arch: str = "resnet50",
         cond_dim: int = 128,
+        encoder_drop_path_rate: float = 0.0,
+        encoder_zero_init_last: bool = False,
         reconstruction_mode: str = "ensemble",
         **ddpm_params: object,
     ) -> None:
@@ -217,7 +235,13 @@ class ConditionalDDPM(DDPM):
             raise TypeError(f"ConditionalDDPM got unexpected arguments {sorted(unknown)}")
         params = {**_DDPM_DEFAULTS, **ddpm_params, "reconstruction_mode": reconstruction_mode}
         self._build(cond_dim=cond_dim, **params)
-        self.encoder = ConditionEncoder(encoder_arch, cond_dim, in_channels=self.unet.input_conv.in_channels)
+        self.encoder = ConditionEncoder(
+            encoder_arch,
+            cond_dim,
+            in_channels=self.unet.input_conv.in_channels,
+            drop_path_rate=encoder_drop_path_rate,
+            zero_init_last=encoder_zero_init_last,
+        )
 
     def condition(self, x: Tensor) -> Tensor:
         """x (B, C, H, W) in [0, 1] -> (B, cond_dim)."""

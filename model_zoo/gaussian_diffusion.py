@@ -173,8 +173,14 @@ class GaussianDiffusion(nn.Module):
         clip: bool = True,
         max_batch: int | None = None,
         generator: torch.Generator | None = None,
+        groups: int = 1,
     ) -> Tensor:
         """Noise x0 (B, C, H, W) in [-1, 1] to a level and denoise it -> x0_hat (B, C, H, W).
+
+        groups: x0 stacks this many copies (e.g. MC samples) of B / groups slices; a noise
+        whose draw shares one field over the batch (``shared_per_call``) is drawn per copy
+        and per ensemble level, as the originals called their noise once per reconstruction.
+        clip: clamp x0_hat to [-1, 1] (the originals' one-step reconstructions: no clamp).
 
         one_step: x_t = q_sample(x0, t_test), x0_hat = net(x_t, t_test) (one pass).
         ensemble: mean of one_step over ``ensemble_levels``, all levels in one batch.
@@ -184,8 +190,15 @@ class GaussianDiffusion(nn.Module):
         """
         mode = parse_option(ReconstructionMode, mode, "reconstruction_mode")
 
+        if groups < 1 or x0.shape[0] % groups:
+            raise ValueError(f"groups={groups} must divide the batch of {x0.shape[0]}")
+
         def draw(shape: tuple[int, ...]) -> Tensor:
-            return noise.sample(shape, device=x0.device, dtype=x0.dtype, generator=generator)
+            """Noise for shape; a batch-shared noise draws once per group of shape[0] / parts slices."""
+            parts = groups * (shape[0] // x0.shape[0]) if getattr(noise, "shared_per_call", False) else 1
+            part = (shape[0] // parts, *shape[1:])
+            kw = {"device": x0.device, "dtype": x0.dtype, "generator": generator}
+            return torch.cat([noise.sample(part, **kw) for _ in range(parts)]) if parts > 1 else noise.sample(shape, **kw)
 
         if mode == ReconstructionMode.ENSEMBLE:
             k, b = len(ensemble_levels), x0.shape[0]

@@ -14,16 +14,27 @@ its patches is).
 
 ``encoder_state_dict()`` is the ResNet trunk's state dict, the same module names as
 ``ConditionEncoder.backbone``, for ``ConditionalDDPM.load_encoder_weights``.
+
+The originals' SparK (cDDPM code) regresses raw pixels (``normalize_target_patches``
+false), and its timm ResNet-50 has stochastic depth 0.05 and zero-initialised last BNs
+(``drop_path_rate``, ``zero_init_last``, as ``ConditionEncoder``).
 """
 
 from __future__ import annotations
 
+import itertools
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+from torchvision.ops import stochastic_depth
 
 from dl_utils.errors import UserInputError
-from model_zoo.condition_encoder import build_resnet_backbone, stage_channels
+from model_zoo.condition_encoder import (
+    block_drop_rates,
+    build_resnet_backbone,
+    stage_channels,
+)
 
 ENCODER_STRIDE = 32
 
@@ -64,8 +75,9 @@ def sparse_batch_norm(bn: nn.BatchNorm2d, x: Tensor, active: Tensor) -> Tensor:
 class _SparseRunner:
     """Runs torchvision ResNet modules with masking after every conv / pool / BN."""
 
-    def __init__(self, active: Tensor) -> None:
+    def __init__(self, active: Tensor, drop_path_rate: float = 0.0) -> None:
         self.active = active  # (B, 1, g, g) bool, visible patches
+        self.drop_path_rate = drop_path_rate
         self._cache: dict[tuple[int, int], Tensor] = {}
 
     def mask(self, size: tuple[int, int]) -> Tensor:
@@ -80,12 +92,13 @@ class _SparseRunner:
     def bn(self, module: nn.BatchNorm2d, x: Tensor) -> Tensor:
         return sparse_batch_norm(module, x, self.mask(tuple(x.shape[-2:])))
 
-    def block(self, blk: nn.Module, x: Tensor) -> Tensor:
-        """A torchvision BasicBlock or Bottleneck, sparse."""
+    def block(self, blk: nn.Module, x: Tensor, drop_prob: float = 0.0) -> Tensor:
+        """A torchvision BasicBlock or Bottleneck, sparse, with stochastic depth (training)."""
         out = F.relu(self.bn(blk.bn1, self.conv(blk.conv1, x)))
         out = self.bn(blk.bn2, self.conv(blk.conv2, out))
         if hasattr(blk, "conv3"):
             out = self.bn(blk.bn3, self.conv(blk.conv3, F.relu(out)))
+        out = stochastic_depth(out, drop_prob, "row", training=blk.training)
         identity = x
         if blk.downsample is not None:
             conv, bn = blk.downsample[0], blk.downsample[1]
@@ -96,10 +109,11 @@ class _SparseRunner:
         """x (B, C, H, W) -> sparse features of layer1..layer4."""
         h = F.relu(self.bn(net.bn1, self.conv(net.conv1, x)))
         h = self.conv(net.maxpool, h)
+        rates = iter(block_drop_rates(net, self.drop_path_rate))
         feats = []
         for layer in (net.layer1, net.layer2, net.layer3, net.layer4):
             for blk in layer:
-                h = self.block(blk, h)
+                h = self.block(blk, h, next(rates))
             feats.append(h)
         return feats
 
@@ -129,7 +143,7 @@ class LightDecoder(nn.Module):
     def __init__(self, width: int = 512, out_channels: int = 1, stages: int = 5) -> None:
         super().__init__()
         chans = [max(width // 2**i, 1) for i in range(stages + 1)]
-        self.stages = nn.ModuleList(_UpBlock(a, b) for a, b in zip(chans[:-1], chans[1:]))
+        self.stages = nn.ModuleList(_UpBlock(a, b) for a, b in itertools.pairwise(chans))
         self.proj = nn.Conv2d(chans[-1], out_channels, 1)
 
     def forward(self, feats: list[Tensor]) -> Tensor:
@@ -151,7 +165,10 @@ class SparkPretrainer(nn.Module):
         mask_ratio: fraction of patches masked (SparK 0.6; cDDPM 0.65).
         patch_size: mask grid cell in pixels, dividing 32 (default 32, the encoder stride).
         decoder_width: channels of the decoder's first stage (halved per stage).
-        normalize_target_patches: regress per-patch standardised pixels (SparK default).
+        normalize_target_patches: regress per-patch standardised pixels (SparK default;
+            the cDDPM originals: false, raw pixels).
+        drop_path_rate: stochastic depth of the encoder's last block (originals 0.05).
+        zero_init_last: zero-initialise the last BN of each encoder block (originals true).
     """
 
     def __init__(
@@ -163,6 +180,8 @@ class SparkPretrainer(nn.Module):
         patch_size: int = 32,
         decoder_width: int = 512,
         normalize_target_patches: bool = True,
+        drop_path_rate: float = 0.0,
+        zero_init_last: bool = False,
     ) -> None:
         super().__init__()
         if patch_size < 1 or ENCODER_STRIDE % patch_size or image_size % ENCODER_STRIDE:
@@ -172,7 +191,10 @@ class SparkPretrainer(nn.Module):
             )
         if not 0.0 < mask_ratio < 1.0:
             raise UserInputError(f"SparkPretrainer: mask_ratio={mask_ratio} must be in (0, 1)")
-        self.backbone = build_resnet_backbone(encoder_arch, in_channels)
+        if not 0.0 <= drop_path_rate < 1.0:
+            raise UserInputError(f"SparkPretrainer: drop_path_rate={drop_path_rate} must be in [0, 1)")
+        self.backbone = build_resnet_backbone(encoder_arch, in_channels, zero_init_last)
+        self.drop_path_rate = drop_path_rate
         self.patch_size = patch_size
         self.grid = image_size // patch_size
         self.num_visible = max(1, round(self.grid**2 * (1 - mask_ratio)))
@@ -200,7 +222,7 @@ class SparkPretrainer(nn.Module):
     def encode(self, x: Tensor, active: Tensor) -> list[Tensor]:
         """Sparse encoder: x (B, C, H, W), active (B, 1, g, g) -> [layer1 .. layer4] features,
         exactly zero at masked positions."""
-        runner = _SparseRunner(active)
+        runner = _SparseRunner(active, self.drop_path_rate)
         return runner.features(self.backbone, x * runner.mask(tuple(x.shape[-2:])))
 
     def forward(self, x: Tensor, active: Tensor) -> Tensor:
@@ -225,14 +247,17 @@ class SparkPretrainer(nn.Module):
         if x.shape[-1] != self.grid * self.patch_size or x.shape[-2] != self.grid * self.patch_size:
             size = self.grid * self.patch_size
             raise ValueError(f"SparkPretrainer: input {tuple(x.shape[-2:])} != image_size {size}")
-        active = self.random_mask(x.shape[0], x.device, generator)
+        return {"loss": self.masked_loss(x, self.random_mask(x.shape[0], x.device, generator))}
+
+    def masked_loss(self, x: Tensor, active: Tensor) -> Tensor:
+        """L2 on the masked patches of x (B, C, H, W) for the visible-patch mask active (B, 1, g, g)."""
         rec, target = self._patchify(self(x, active)), self._patchify(x)
         if self.normalize_target_patches:
             mean, var = target.mean(-1, keepdim=True), target.var(-1, keepdim=True)
             target = (target - mean) / (var + 1e-6).sqrt()
         per_patch = ((rec - target) ** 2).mean(-1)  # (B, g*g)
         masked = (~active).reshape(x.shape[0], -1).to(per_patch.dtype)
-        return {"loss": (per_patch * masked).sum() / masked.sum().clamp_min(1.0)}
+        return (per_patch * masked).sum() / masked.sum().clamp_min(1.0)
 
     def encoder_state_dict(self) -> dict[str, Tensor]:
         """The ResNet trunk weights, keys as ``ConditionEncoder.backbone`` (detached copies)."""

@@ -13,7 +13,7 @@ from torch import Tensor
 from dl_utils.errors import UserInputError
 from optim.scoring._checks import check_inputs, check_num_reconstructions
 from optim.scoring.gaussian import gaussian_filter
-from optim.scoring.ssim import ssim_maps
+from optim.scoring.ssim import parse_ssim_padding, ssim_maps
 
 
 def _slices(t: Tensor) -> Tensor:
@@ -73,7 +73,9 @@ class MahalanobisScorer:
     (1 - 3D SSIM(mean reconstruction, x)) if combine_with_ssim, times the brain mask.
 
     smoothing_sigma=0 skips smoothing. Smoothing follows scipy.ndimage.gaussian_filter
-    (truncate 4, reflect) as the original code; the SSIM window is skimage's (truncate 3.5).
+    (truncate 4, reflect) as the original code; the SSIM window is skimage's (truncate 3.5),
+    as the originals' torchmetrics SSIM; ssim_padding "reflect" = the originals' torch
+    reflect padding (edge not repeated), "symmetric" = skimage-exact.
     """
 
     num_reconstructions: int = 10
@@ -82,9 +84,11 @@ class MahalanobisScorer:
     smoothing_sigma: float = 1.0
     ssim_sigma: float = 1.0
     combine_with_ssim: bool = True
+    ssim_padding: str = "symmetric"
 
     def __post_init__(self) -> None:
         name = type(self).__name__
+        parse_ssim_padding(self.ssim_padding)
         check_num_reconstructions(self.num_reconstructions, 2, name)
         if self.regularization <= 0:
             raise UserInputError(f"{name}.regularization={self.regularization}: use a value > 0")
@@ -101,5 +105,7 @@ class MahalanobisScorer:
         if self.smoothing_sigma > 0:
             amap = gaussian_filter(amap, self.smoothing_sigma)
         if self.combine_with_ssim:
-            amap = amap * (1 - ssim_maps(recs.mean(0), x, (self.ssim_sigma,), spatial_dims=3)[0])
+            amap = amap * (
+                1 - ssim_maps(recs.mean(0), x, (self.ssim_sigma,), spatial_dims=3, padding=self.ssim_padding)[0]
+            )
         return amap * mask

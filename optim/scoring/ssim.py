@@ -2,15 +2,37 @@
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from enum import StrEnum
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 
 from dl_utils.errors import UserInputError
 from optim.scoring._checks import check_inputs, check_num_reconstructions
-from optim.scoring.gaussian import gaussian_filter_stack
+from optim.scoring.gaussian import gaussian_filter_stack, gaussian_radius
 
 ENSEMBLE_SIGMAS = (0.3, 0.5, 0.7, 0.9, 1.1, 1.3, 1.5, 1.7)
+
+
+class SSIMPadding(StrEnum):
+    """How the Gaussian windows see beyond the border (numpy's names).
+
+    symmetric: edge repeated (d c b a | a b c d), scipy/skimage's "reflect".
+    reflect: edge not repeated (d c b | a b c d), torch ``F.pad(mode="reflect")``, as the
+        originals' torchmetrics SSIM; differs from symmetric only near the borders.
+    """
+
+    SYMMETRIC = "symmetric"
+    REFLECT = "reflect"
+
+
+def parse_ssim_padding(padding: str) -> SSIMPadding:
+    """SSIMPadding(padding), or UserInputError naming the choices."""
+    try:
+        return SSIMPadding(padding)
+    except ValueError:
+        raise UserInputError(f"SSIM padding={padding!r} is unsupported; use one of: {', '.join(SSIMPadding)}") from None
 
 
 def default_data_range(x: Tensor, y: Tensor) -> Tensor:
@@ -57,6 +79,7 @@ def ssim_maps(
     data_range: float | Tensor | None = None,
     truncate: float = 3.5,
     sigmas_per_pass: int | None = 1,
+    padding: str = "symmetric",
 ) -> Tensor:
     """Full SSIM maps of x and y for every sigma, sharing the moment products -> (K, *S).
 
@@ -67,6 +90,8 @@ def ssim_maps(
     data_range=None takes the larger value range of x and y over the whole input.
     sigmas_per_pass sigmas share each filter product (None: all). 1 is fastest on CPU,
     where the stacked moments of 8 sigmas (75 MB at 96 x 96 x 50) outgrow the cache.
+    padding "reflect" (the originals) pads the moments with torch's reflect by the largest
+    radius first, so the symmetric fold of the filter never reaches the original voxels.
     """
     if spatial_dims not in (2, 3) or x.ndim not in (spatial_dims, 3):
         raise ValueError(f"spatial_dims={spatial_dims} does not fit x of shape {tuple(x.shape)}")
@@ -77,9 +102,17 @@ def ssim_maps(
     c1 = torch.as_tensor((k1 * data_range) ** 2, dtype=x.dtype, device=x.device)
     c2 = torch.as_tensor((k2 * data_range) ** 2, dtype=x.dtype, device=x.device)
     moments = _to_batch(torch.stack([x, y, x * x, y * y, x * y]), spatial_dims)
+    pad = max(gaussian_radius(s, truncate) for s in sigmas) if parse_ssim_padding(padding) == SSIMPadding.REFLECT else 0
+    if pad:
+        spatial = moments.shape[2:]
+        if pad >= min(spatial):
+            raise ValueError(f"reflect padding by {pad} needs every axis longer than that, got {tuple(spatial)}")
+        moments = F.pad(moments, (pad,) * (2 * len(spatial)), mode="reflect")
     step = len(sigmas) if sigmas_per_pass is None else max(1, sigmas_per_pass)
     chunks = [tuple(sigmas[i : i + step]) for i in range(0, len(sigmas), step)]
     maps = torch.cat([_ssim_pass(moments, chunk, truncate, c1, c2) for chunk in chunks], dim=1)
+    if pad:
+        maps = maps[(slice(None), slice(None), *(slice(pad, -pad) for _ in maps.shape[2:]))]
     if spatial_dims == 2 and x.ndim == 3:
         return maps.movedim(0, -1)
     return maps[0]
@@ -106,9 +139,11 @@ class SSIMEnsembleScorer:
 
     The reference is the mean of the reconstructions. data_range=None: larger value range
     of input and reference. spatial_dims=3 (paper) or 2 (per axial slice). Windows follow
-    skimage (radius int(truncate * sigma + 0.5), reflect padding) as the paper states; the
-    original code used torchmetrics with an 11-voxel window for every sigma. As there, the
-    windows also see non-brain voxels; only the map is masked.
+    skimage (radius int(truncate * sigma + 0.5)), as the originals' torchmetrics SSIM, which
+    sizes the window from sigma the same way (its kernel_size 11 is unused for Gaussian
+    windows). padding "reflect" = the originals (torch reflect, edge not repeated; paper
+    config), "symmetric" = skimage-exact. As there, the windows also see non-brain voxels;
+    only the map is masked.
     """
 
     sigmas: tuple[float, ...] = ENSEMBLE_SIGMAS
@@ -118,9 +153,11 @@ class SSIMEnsembleScorer:
     data_range: float | None = None
     truncate: float = 3.5
     num_reconstructions: int = 1
+    padding: str = "symmetric"
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "sigmas", tuple(float(s) for s in self.sigmas))
+        parse_ssim_padding(self.padding)
         _check_ssim_params(
             self.sigmas, self.spatial_dims, self.num_reconstructions, type(self).__name__
         )
@@ -130,14 +167,17 @@ class SSIMEnsembleScorer:
         check_inputs(x, recs, mask)
         maps = ssim_maps(
             recs.mean(0), x, self.sigmas, self.spatial_dims, self.k1, self.k2,
-            self.data_range, self.truncate,
+            self.data_range, self.truncate, padding=self.padding,
         )
         return (1 - softmin_ensemble(maps)) * mask
 
 
 @dataclass(frozen=True)
 class SSIMScorer:
-    """(1 - SSIM map with one Gaussian sigma) * mask; sigma 1.5 as Wang et al. (2004)."""
+    """(1 - SSIM map with one Gaussian sigma) * mask; sigma 1.5 as Wang et al. (2004).
+
+    padding as ``SSIMEnsembleScorer``.
+    """
 
     sigma: float = 1.5
     spatial_dims: int = 3
@@ -146,8 +186,10 @@ class SSIMScorer:
     data_range: float | None = None
     truncate: float = 3.5
     num_reconstructions: int = 1
+    padding: str = "symmetric"
 
     def __post_init__(self) -> None:
+        parse_ssim_padding(self.padding)
         _check_ssim_params(
             (self.sigma,), self.spatial_dims, self.num_reconstructions, type(self).__name__
         )
@@ -157,6 +199,6 @@ class SSIMScorer:
         check_inputs(x, recs, mask)
         maps = ssim_maps(
             recs.mean(0), x, (self.sigma,), self.spatial_dims, self.k1, self.k2,
-            self.data_range, self.truncate,
+            self.data_range, self.truncate, padding=self.padding,
         )
         return (1 - maps[0]) * mask

@@ -1,0 +1,182 @@
+"""K-fold protocol in one command: one normal run per fold, then mean +- std over folds.
+
+    python -m core.cross_validation --config_path projects/cDDPM/configs/cddpm_paper.yaml --folds 0 1 2 3 4
+
+Every CSV path of the config (after `--set`) that names a fold (`..._fold0.csv`, the IXI
+split names of the originals) gets the fold number substituted; each fold then runs
+exactly as `core/Main.py` would with those paths, in `<cv folder>/fold<k>/`. The folds
+table (`folds.md`, `folds.csv`, `folds.json` in the cv folder) gives, per task, data set
+and metric, the mean and the standard deviation over folds (n - 1 in the denominator) and
+every fold's value. The cv folder `<output_root>/<project>/<config>/cv-<timestamp>` is
+printed last.
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import datetime as _dt
+import io
+import json
+import math
+import re
+import statistics
+import sys
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+from core.Configurator import apply_overrides, describe_sources, load_config
+from core.results import TABLE_COLUMNS
+from core.Run import run_experiment
+from dl_utils.checkpoint import atomic_write_text
+from dl_utils.errors import UserInputError
+
+FOLD = re.compile(r"fold\d+")
+
+Results = dict[str, dict[str, dict[str, Any]]]
+
+
+def _strings(node: Any, prefix: str = "") -> Iterator[tuple[str, str]]:
+    """(dotted key path, value) of every string leaf under mappings."""
+    if isinstance(node, dict):
+        for key, value in node.items():
+            yield from _strings(value, f"{prefix}.{key}" if prefix else str(key))
+    elif isinstance(node, str):
+        yield prefix, node
+
+
+def fold_paths(config: dict[str, Any]) -> dict[str, str]:
+    """{dotted key: CSV path} for every CSV path naming a fold (`fold<k>`)."""
+    return {key: value for key, value in _strings(config) if value.endswith(".csv") and FOLD.search(value)}
+
+
+def fold_overrides(paths: dict[str, str], fold: int) -> list[str]:
+    """`--set` items that point every fold-naming CSV path at `fold`."""
+    return [f"{key}={FOLD.sub(f'fold{fold}', value)}" for key, value in paths.items()]
+
+
+def summarise(per_fold: dict[int, Results]) -> Results:
+    """{task: {set: {metric: {"mean", "std", "folds": {k: value}}}}} over numeric metrics."""
+    summary: Results = {}
+    for fold, results in per_fold.items():
+        for task, sets in results.items():
+            for name, metrics in sets.items():
+                for metric, value in metrics.items():
+                    if isinstance(value, bool) or not isinstance(value, (int, float)):
+                        continue
+                    entry = summary.setdefault(task, {}).setdefault(name, {}).setdefault(metric, {"folds": {}})
+                    entry["folds"][fold] = float(value)
+    for sets in summary.values():
+        for metrics in sets.values():
+            for entry in metrics.values():
+                values = [v for v in entry["folds"].values() if not math.isnan(v)]
+                entry["mean"] = statistics.fmean(values) if values else math.nan
+                entry["std"] = statistics.stdev(values) if len(values) > 1 else math.nan
+    return summary
+
+
+def _fmt(entry: dict[str, Any] | None) -> str:
+    if not entry or math.isnan(entry["mean"]):
+        return "-"
+    std = "-" if math.isnan(entry["std"]) else f"{entry['std']:.3f}"
+    return f"{entry['mean']:.3f} ± {std}"
+
+
+def folds_table(summary: Results, folds: Sequence[int]) -> str:
+    """Markdown: one row per (task, data set), the run table's columns as mean ± std."""
+    present = [c for c in TABLE_COLUMNS if any(c in m for sets in summary.values() for m in sets.values())]
+    lines = [
+        f"folds {', '.join(map(str, folds))}: mean ± std (n - 1) over folds",
+        "",
+        "| task | data set | " + " | ".join(present) + " |",
+        "|" + "---|" * (len(present) + 2),
+    ]
+    for task, sets in summary.items():
+        if task == "training":
+            continue
+        for name, metrics in sets.items():
+            lines.append(f"| {task} | {name} | " + " | ".join(_fmt(metrics.get(c)) for c in present) + " |")
+    return "\n".join(lines)
+
+
+def _cv_dir(config: dict[str, Any], config_path: Path, output_root: str | None) -> Path:
+    root = Path(output_root or config.get("output_root") or "runs")
+    parts = config_path.resolve().parts
+    project = parts[parts.index("projects") + 1] if "projects" in parts[:-1] else "misc"
+    base = root / project / config_path.stem / f"cv-{_dt.datetime.now().strftime('%Y%m%d-%H%M%S')}"
+    cv_dir, n = base, 1
+    while cv_dir.exists():
+        n += 1
+        cv_dir = base.with_name(f"{base.name}-{n}")
+    cv_dir.mkdir(parents=True)
+    return cv_dir
+
+
+def write_folds(summary: Results, folds: Sequence[int], run_dirs: dict[int, Path], cv_dir: Path) -> str:
+    """folds.json / folds.csv / folds.md in cv_dir; returns the markdown table."""
+    payload = {"folds": list(folds), "runs": {k: str(v) for k, v in run_dirs.items()}, "summary": summary}
+    atomic_write_text(cv_dir / "folds.json", json.dumps(payload, indent=2, allow_nan=True))
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(["task", "dataset", "metric", "mean", "std", *[f"fold{k}" for k in folds]])
+    for task, sets in summary.items():
+        for name, metrics in sets.items():
+            for metric, e in metrics.items():
+                writer.writerow([task, name, metric, e["mean"], e["std"], *[e["folds"].get(k, "") for k in folds]])
+    atomic_write_text(cv_dir / "folds.csv", buffer.getvalue())
+    table = folds_table(summary, folds)
+    atomic_write_text(cv_dir / "folds.md", table + "\n")
+    return table
+
+
+def run_folds(config_path: str | Path, folds: Sequence[int], overrides: Sequence[str] = (),
+              output_root: str | None = None, quiet: bool = False) -> Path:
+    """Run every fold as a normal run, write the folds table, return the cv folder."""
+    config_path = Path(config_path)
+    if not folds or len(set(folds)) != len(folds) or min(folds) < 0:
+        raise UserInputError(f"--folds {' '.join(map(str, folds))}: give distinct fold numbers >= 0, e.g. --folds 0 1 2 3 4")
+    sources: list[Path] = []
+    config = apply_overrides(load_config(config_path, sources), overrides, describe_sources(config_path, sources))
+    paths = fold_paths(config)
+    if not paths:
+        raise UserInputError(
+            f"{config_path}: no CSV path names a fold (e.g. splits/IXI_train_fold0.csv); set the split CSVs "
+            "in projects/common/paper_evaluation.yaml (or with --set) to fold-numbered files"
+        )
+    cv_dir = _cv_dir(config, config_path, output_root)
+    per_fold: dict[int, Results] = {}
+    run_dirs: dict[int, Path] = {}
+    for fold in folds:
+        run_dir = run_experiment(config_path, [*overrides, *fold_overrides(paths, fold)],
+                                 output_root=str(cv_dir / f"fold{fold}"), quiet=quiet)
+        if run_dir is None:  # not rank 0 of a distributed run: rank 0 writes the table
+            continue
+        run_dirs[fold] = run_dir
+        per_fold[fold] = json.loads((run_dir / "results.json").read_text())
+    if run_dirs:
+        table = write_folds(summarise(per_fold), folds, run_dirs, cv_dir)
+        if not quiet:
+            print("\n" + table + "\n", flush=True)
+    return cv_dir
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Run a config once per fold and tabulate mean +- std over folds.")
+    parser.add_argument("--config_path", "--config-path", required=True, help="project YAML with fold-numbered split CSVs")
+    parser.add_argument("--folds", type=int, nargs="+", required=True, help="fold numbers, e.g. 0 1 2 3 4")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY.PATH=VALUE",
+                        help="override any config key for every fold; repeatable")
+    parser.add_argument("--output_root", "--output-root", help="folder for the cv folder (overrides output_root)")
+    parser.add_argument("--quiet", action="store_true", help="log warnings only")
+    args = parser.parse_args(argv)
+    try:
+        cv_dir = run_folds(args.config_path, args.folds, args.overrides, args.output_root, args.quiet)
+    except UserInputError as exc:
+        print("error: " + " ".join(str(exc).split()), file=sys.stderr)
+        return 2
+    print(cv_dir)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

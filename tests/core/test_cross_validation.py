@@ -1,0 +1,73 @@
+"""core.cross_validation: fold substitution into the split CSVs, one normal run per fold,
+the folds table with mean +- std (checked against statistics by hand), on 2 tiny folds."""
+
+import json
+import math
+import shutil
+from pathlib import Path
+
+import pytest
+
+from core.cross_validation import fold_overrides, fold_paths, main, summarise
+from tests.demo_like_data import write_demo_like
+from tests.test_projects_end_to_end import shrink_sets
+
+ROOT = Path(__file__).resolve().parents[2]
+THRESHOLD = ROOT / "projects/Threshold/configs/threshold.yaml"  # no training: the cheapest full run
+
+
+def test_fold_paths_finds_fold_numbered_csvs_only():
+    config = {"trainer": {"data_loader": {"params": {"train_csv": "splits/IXI_train_fold0.csv", "data_root": "d"}}},
+              "downstream_tasks": {"ad": {"data_loader": {"datasets": {"test": {"csv": "splits/IXI_test.csv"},
+                                                                      "val": {"csv": "splits/IXI_val_fold0.csv"}}}}}}
+    paths = fold_paths(config)
+    assert paths == {"trainer.data_loader.params.train_csv": "splits/IXI_train_fold0.csv",
+                     "downstream_tasks.ad.data_loader.datasets.val.csv": "splits/IXI_val_fold0.csv"}
+    assert fold_overrides(paths, 3) == ["trainer.data_loader.params.train_csv=splits/IXI_train_fold3.csv",
+                                        "downstream_tasks.ad.data_loader.datasets.val.csv=splits/IXI_val_fold3.csv"]
+
+
+def test_summarise_mean_and_sample_std():
+    per_fold = {0: {"ad": {"brats": {"AUPRC": 0.5, "note": "x"}}}, 1: {"ad": {"brats": {"AUPRC": 0.7}}},
+                2: {"ad": {"brats": {"AUPRC": 0.9}}}}
+    entry = summarise(per_fold)["ad"]["brats"]["AUPRC"]
+    assert entry["mean"] == pytest.approx(0.7)
+    assert entry["std"] == pytest.approx(0.2)  # sqrt(((-.2)^2 + 0 + .2^2) / (3 - 1))
+    assert entry["folds"] == {0: 0.5, 1: 0.7, 2: 0.9}
+    assert "note" not in summarise(per_fold)["ad"]["brats"]
+
+
+def test_config_without_fold_paths_is_one_readable_error(tmp_path, capsys):
+    assert main(["--config_path", str(THRESHOLD), "--folds", "0", "1", "--output_root", str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error:") and "fold" in err and len(err.splitlines()) == 1
+
+
+def test_two_tiny_folds_run_and_tabulate(tmp_path, capsys):
+    data = write_demo_like(tmp_path / "data")
+    for fold in (0, 1):  # fold-numbered copies of the healthy splits, as IXI_train_fold<k>.csv
+        for split in ("train_healthy", "val_healthy"):
+            shutil.copy(data / "splits" / f"{split}.csv", data / "splits" / f"{split}_fold{fold}.csv")
+    datasets = "downstream_tasks.anomaly_detection.data_loader.datasets"
+    items = [s for s in shrink_sets(THRESHOLD, data, tmp_path / "unused", training=False)
+             if not s.startswith("output_root=")]
+    items += [f"{datasets}.train_healthy.csv=splits/train_healthy_fold0.csv",
+              f"{datasets}.val_healthy.csv=splits/val_healthy_fold0.csv"]
+    sets = [part for item in items for part in ("--set", item)]
+    code = main(["--config_path", str(THRESHOLD), "--folds", "0", "1", "--quiet",
+                 "--output_root", str(tmp_path / "runs"), *sets])
+    assert code == 0, capsys.readouterr().err
+    cv_dir = Path(capsys.readouterr().out.strip().splitlines()[-1])
+    folds = json.loads((cv_dir / "folds.json").read_text())
+    assert folds["folds"] == [0, 1]
+    for fold in (0, 1):  # each fold ran as a normal run on its own CSVs
+        run_config = (Path(folds["runs"][str(fold)]) / "config.yaml").read_text()
+        assert f"train_healthy_fold{fold}.csv" in run_config and f"val_healthy_fold{1 - fold}.csv" not in run_config
+    metrics = next(iter(next(iter(folds["summary"].values())).values()))
+    auprc = metrics["AUPRC"]
+    values = list(auprc["folds"].values())
+    assert len(values) == 2 and auprc["mean"] == pytest.approx(sum(values) / 2)
+    assert auprc["std"] == pytest.approx(abs(values[0] - values[1]) / math.sqrt(2))
+    table = (cv_dir / "folds.md").read_text()
+    assert "±" in table and "AUPRC" in table
+    assert (cv_dir / "folds.csv").read_text().startswith("task,dataset,metric,mean,std,fold0,fold1")
