@@ -19,6 +19,7 @@ from core.Configurator import (
     load_config,
     validate_top_level,
 )
+from core import checkpoint_metadata
 from core.results import write_results
 from dl_utils.checkpoint import atomic_write_text, load_checkpoint
 from dl_utils.device import resolve_device
@@ -40,6 +41,7 @@ def run_experiment(config_path: str | Path, overrides: list[str] | None = None, 
     config = load_config(config_path, sources)
     where = describe_sources(config_path, sources)
     config = apply_overrides(config, overrides or [], where)
+    config = checkpoint_metadata.complete_config(config, where)  # test-only config: model from the weights
     validate_top_level(config, where)
     configure_logging(None, verbose=not quiet)
     ctx = context_from_env()
@@ -81,6 +83,7 @@ def _run(config: dict[str, Any], config_path: Path, where: str, ctx: Distributed
         if task == "train":
             trainer = builder.build(config["trainer"], "trainer", model=model, data_module=data_module, device=device,
                                     run_dir=run_dir, dist_ctx=ctx, logger=logger, seed=seed)
+            trainer.checkpoint_extra = checkpoint_metadata.describe(config)
             _initialise_training(trainer, model, weights, resume, run_dir, config_path, device)
             trainer.train()
             model.load_state_dict(trainer.best_weights)
@@ -93,6 +96,8 @@ def _run(config: dict[str, Any], config_path: Path, where: str, ctx: Distributed
             if task == "train":
                 results["training"] = {"summary": _training_summary(trainer)}
             write_results(results, run_dir, header=f"{config['name']} ({config_path})")
+            if task == "train":  # the run's own checkpoint only, never a shipped weights file
+                checkpoint_metadata.store_thresholds(run_dir / "checkpoints" / "best_model.pt", results, config)
         barrier()
     finally:
         logger.finish()
