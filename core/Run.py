@@ -97,7 +97,8 @@ def _run(config: dict[str, Any], config_path: Path, where: str, ctx: Distributed
                 results["training"] = {"summary": _training_summary(trainer)}
             write_results(results, run_dir, header=f"{config['name']} ({config_path})")
             if task == "train":  # the run's own checkpoint only, never a shipped weights file
-                checkpoint_metadata.store_thresholds(run_dir / "checkpoints" / "best_model.pt", results, config)
+                checkpoint_metadata.store_thresholds(run_dir / "checkpoints" / "best_model.pt", results, config,
+                                                     checkpoint_metadata.input_shapes(evaluators))
         barrier()
     finally:
         logger.finish()

@@ -44,7 +44,8 @@ def thresholds_from_results(results: dict[str, Any]) -> dict[str, dict[str, dict
             if not isinstance(metrics, dict):
                 continue
             values = {k[len(THRESHOLD_PREFIX):]: float(v) for k, v in metrics.items()
-                      if k.startswith(THRESHOLD_PREFIX) and isinstance(v, (int, float)) and math.isfinite(float(v))}
+                      if k.startswith(THRESHOLD_PREFIX) and not k.startswith(THRESHOLD_PREFIX + "oracle")
+                      and isinstance(v, (int, float)) and math.isfinite(float(v))}  # oracle: fitted on test, never used
             if values:
                 found.setdefault(task, {})[set_name] = values
     return found
@@ -58,16 +59,45 @@ def results_by_task(results: dict[str, Any], config: dict[str, Any]) -> dict[str
     return {k: v for k, v in results.items() if k in tasks}
 
 
-def store_thresholds(checkpoint: str | Path, results: dict[str, Any], config: dict[str, Any]) -> bool:
-    """Add the fitted thresholds (and the config) to `checkpoint` atomically; False if absent."""
+def input_shapes(evaluators: dict[str, Any]) -> dict[str, list[int]]:
+    """{task: (H, W, D) of its first evaluation volume}: the grid the model was evaluated on."""
+    shapes = {}
+    for name, evaluator in evaluators.items():
+        datasets = getattr(evaluator, "datasets", None) or {}
+        for volumes in datasets.values():
+            if len(volumes):
+                shapes[name] = [int(s) for s in volumes[0].image.shape]
+                break
+    return shapes
+
+
+def store_thresholds(checkpoint: str | Path, results: dict[str, Any], config: dict[str, Any],
+                     shapes: dict[str, list[int]] | None = None) -> bool:
+    """Add the fitted thresholds, evaluation grid shapes and the config to `checkpoint`
+    atomically; False if there is no such file."""
     checkpoint = Path(checkpoint)
     if not checkpoint.is_file():
         return False
     state = load_checkpoint(checkpoint)
     state.update(describe(config))
     state["thresholds"] = thresholds_from_results(results_by_task(results, config))
+    state["input_shapes"] = dict(shapes or {})
     save_checkpoint(state, checkpoint)
     return True
+
+
+def _shapes_from_maps(run_dir: Path, config: dict[str, Any]) -> dict[str, list[int]]:
+    """Evaluation grid shapes read off a run folder's written anomaly maps."""
+    import nibabel as nib
+
+    tasks = list((config.get("downstream_tasks") or {}).keys())
+    shapes = {}
+    for task in tasks:
+        root = run_dir / task / "anomaly_maps" if len(tasks) > 1 else run_dir / "anomaly_maps"
+        first = next(iter(sorted(root.glob("*/*.nii.gz"))), None) if root.is_dir() else None
+        if first is not None:
+            shapes[task] = [int(s) for s in nib.load(str(first)).shape[:3]]
+    return shapes
 
 
 def read(state: dict[str, Any], source: Any) -> dict[str, Any]:
@@ -120,6 +150,7 @@ def rewrite_from_run(run_dir: str | Path, weights: str | Path | None = None, out
         config["experiment"] = {**config["experiment"], "task": "train", "weights": None}
     state.update(describe(config))
     state["thresholds"] = thresholds_from_results(results_by_task(results, config))
+    state["input_shapes"] = _shapes_from_maps(run_dir, config)
     target = Path(out) if out else source
     save_checkpoint(state, target)
     return target
