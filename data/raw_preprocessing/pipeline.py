@@ -41,7 +41,7 @@ SUMMARY_COLUMNS = ("subject", "status", "seconds", "message")
 
 class SkullStrip(StrEnum):
     DEEPBET = "deepbet"  # deepbet on the T1 (default)
-    NONE = "none"        # already skull-stripped: mask = voxels > 0
+    NONE = "none"        # already skull-stripped: mask from intensities (data.demo.geometry.brain_mask_from_image)
 
 
 @dataclass(frozen=True)
@@ -100,8 +100,10 @@ def _strip(image: np.ndarray, affine: np.ndarray, subject: SubjectInput, options
     if subject.mask is not None:
         given = load_nifti(subject.mask, "brain mask")
         return resample_to_grid(given.data, given.affine, image.shape, affine, interpolation="nearest") > 0.5
-    if options.skull_strip == SkullStrip.NONE:
-        return image > 0
+    if options.skull_strip == SkullStrip.NONE:  # stripped already: intensity mask, largest component, holes filled
+        from data.demo.geometry import brain_mask_from_image
+
+        return brain_mask_from_image(image)
     from data.raw_preprocessing.skull_strip import deepbet_mask
 
     return deepbet_mask(image, affine, use_gpu=options.use_gpu)

@@ -11,12 +11,12 @@ from dl_utils.errors import UserInputError
 
 
 def register_affine(moving: np.ndarray, moving_affine: np.ndarray, fixed: np.ndarray, fixed_affine: np.ndarray,
-                    iterations: int = 100, shrink_factors: Sequence[int] = (4, 2, 1),
-                    smoothing_sigmas: Sequence[float] = (2.0, 1.0, 0.0), sampling: float = 0.2,
+                    iterations: int = 100, shrink_factors: Sequence[int] = (4, 2, 1), sampling: float = 0.2,
                     seed: int = 0, name: str = "scan") -> np.ndarray:
     """4x4 RAS-world matrix mapping template points to subject points (fixed -> moving, ITK's sense).
 
-    Rigid initialisation by image moments, then a 12-parameter affine, multi-resolution.
+    Initialisation by image moments, then a 12-parameter affine, multi-resolution (Gaussian
+    smoothing of shrink / 2 mm at each level, none at full resolution).
     A failed optimisation raises UserInputError naming the scan.
     """
     fixed_img = to_sitk(fixed.astype(np.float32), fixed_affine)
@@ -32,7 +32,7 @@ def register_affine(moving: np.ndarray, moving_affine: np.ndarray, fixed: np.nda
                                                  gradientMagnitudeTolerance=1e-6)
     reg.SetOptimizerScalesFromPhysicalShift()
     reg.SetShrinkFactorsPerLevel([int(s) for s in shrink_factors])
-    reg.SetSmoothingSigmasPerLevel([float(s) for s in smoothing_sigmas])
+    reg.SetSmoothingSigmasPerLevel([s / 2.0 if s > 1 else 0.0 for s in shrink_factors])
     reg.SmoothingSigmasAreSpecifiedInPhysicalUnitsOn()
     reg.SetInitialTransform(initial, inPlace=False)
     try:
