@@ -173,9 +173,11 @@ class Scan:
     preprocessed_dir: Path | None = None
 
 
-def read_scans(source: str | Path, preprocessed: bool = False, mask: str | Path | None = None) -> list[Scan]:
+def read_scans(source: str | Path, preprocessed: bool = False, mask: str | Path | None = None,
+               data_root: str | Path | None = None) -> list[Scan]:
     """A scan, a folder of scans, a `uad preprocess` output folder, a raw-subject CSV or a
-    volume-layout CSV (already preprocessed: img_path, mask_path)."""
+    volume-layout CSV (already preprocessed: img_path, mask_path, relative to `data_root`,
+    default the CSV's folder)."""
     source = Path(source)
     if source.is_dir() and (source / "subjects").is_dir():
         dirs = sorted(p for p in (source / "subjects").iterdir() if (p / TRANSFORM_FILE).is_file())
@@ -184,7 +186,8 @@ def read_scans(source: str | Path, preprocessed: bool = False, mask: str | Path 
         header = source.read_text(encoding="utf-8-sig").splitlines()[:1]
         columns = [c.strip() for c in (header[0].split(",") if header else [])]
         if "img_path" in columns and "mask_path" in columns:
-            return [Scan(r.img_name, row=r) for r in read_volume_split(source, source.parent)]
+            rows = read_volume_split(source.resolve(), data_root if data_root is not None else source.parent)
+            return [Scan(r.img_name, row=r) for r in rows]
     if preprocessed:
         files = sorted(p for p in source.iterdir() if is_nifti(p)) if source.is_dir() else [source]
         if not files or not all(is_nifti(f) for f in files):
@@ -285,11 +288,12 @@ def prepare_scan(scan: Scan, predictor: Predictor, options: PipelineOptions, wor
 # ---- the command ---------------------------------------------------------------------------
 def predict(model: str | Path, inputs: str | Path, output: str | Path, threshold: str = ThresholdProtocol.FPR_5,
             test_set: str | None = None, task: str | None = None, device: str = "auto", preprocessed: bool = False,
-            mask: str | None = None, options: PipelineOptions | None = None, png: bool = True) -> list[dict[str, str]]:
+            mask: str | None = None, options: PipelineOptions | None = None, png: bool = True,
+            data_root: str | None = None) -> list[dict[str, str]]:
     """Score every input scan; returns the rows written to `output/predictions.csv`."""
     predictor = load_predictor(model, task, device)
     protocol, value = predictor.threshold(str(threshold), test_set)
-    scans = read_scans(inputs, preprocessed, mask)
+    scans = read_scans(inputs, preprocessed, mask, data_root)
     output = Path(output)
     output.mkdir(parents=True, exist_ok=True)
     options = options or PipelineOptions()
