@@ -127,3 +127,11 @@ def test_predict_errors_are_one_line(tmp_path, capsys):
     code = uad(["predict", "--model", str(ROOT / "weights" / "ra_demo.pt"), "--input", str(tmp_path),
                 "--output", str(tmp_path / "o"), "--threshold", "fpr_3%"])
     assert code == 2 and "fpr_3%" in capsys.readouterr().err
+
+
+def test_uad_test_with_a_checkpoint_alone(trained_run, tmp_path, capsys):
+    assert uad(["test", "--model", str(trained_run), "--quiet", "--output_root", str(tmp_path / "runs")]) == 0
+    (results,) = list((tmp_path / "runs").rglob("results.json"))
+    ours = json.loads(results.read_text())[TASK]["test_hyper_spheres"]
+    theirs = json.loads((trained_run / "results.json").read_text())[TASK]["test_hyper_spheres"]
+    assert ours["AUPRC"] == pytest.approx(theirs["AUPRC"], abs=1e-6)
