@@ -42,3 +42,18 @@ def test_bad_input_is_one_line_exit_2(tmp_path, capsys):
     assert "exactly one of" in capsys.readouterr().err
     assert main(["preprocess", "--input", str(tmp_path / "none"), "--output", str(tmp_path / "o")]) == 2
     assert not (tmp_path / "o").exists()
+
+
+@pytest.mark.parametrize("script", ["core/cli.py", "core/Main.py"])
+def test_scripts_import_this_projects_data_package_from_anywhere(script, tmp_path):
+    """deepbet's wheel puts a `data/` folder into site-packages; run as scripts from another folder
+    (no PYTHONPATH), our entry points must still import this repository's `data` package."""
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    code = ("import runpy, sys; sys.argv = ['x', '--help']; "
+            f"runpy.run_path({str(ROOT / script)!r}, run_name='not_main'); import data.raw_preprocessing.pipeline")
+    proc = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-500:]
