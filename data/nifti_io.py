@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+import gzip
 import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import nibabel as nib
 import numpy as np
 
+from dl_utils.checkpoint import atomic_write_bytes
 from dl_utils.errors import UserInputError
 
 
@@ -110,18 +111,12 @@ def _check_shape(ref: tuple[int, ...], got: tuple[int, ...], path: os.PathLike |
 
 
 def save_nifti(path: str | os.PathLike, array: np.ndarray, affine: np.ndarray) -> None:
-    """Write a 3D array (float maps as float32, bool as uint8) atomically (temp file + os.replace)."""
+    """Write a 3D array (float maps as float32, bool as uint8) atomically (dl_utils.checkpoint's
+    temp file + os.replace); `.nii.gz` is gzipped."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     arr = np.asarray(array)
     arr = arr.astype(np.uint8) if arr.dtype == bool else arr.astype(np.float32)
-    img = nib.Nifti1Image(arr, np.asarray(affine, dtype=np.float64))
-    suffix = "".join(path.suffixes) or ".nii.gz"
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=suffix, dir=path.parent)
-    os.close(fd)
-    try:
-        nib.save(img, tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    data = nib.Nifti1Image(arr, np.asarray(affine, dtype=np.float64)).to_bytes()
+    if path.name.endswith(".gz"):
+        data = gzip.compress(data, compresslevel=6)
+    atomic_write_bytes(path, data)
