@@ -41,7 +41,7 @@ def run_experiment(config_path: str | Path, overrides: list[str] | None = None, 
     config = load_config(config_path, sources)
     where = describe_sources(config_path, sources)
     config = apply_overrides(config, overrides or [], where)
-    config = checkpoint_metadata.complete_config(config, where)  # test-only config: model from the weights
+    config = checkpoint_metadata.complete_config(config)  # test-only config: model from the weights
     validate_top_level(config, where)
     configure_logging(None, verbose=not quiet)
     ctx = context_from_env()

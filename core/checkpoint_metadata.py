@@ -111,7 +111,7 @@ def read(state: dict[str, Any], source: Any) -> dict[str, Any]:
     return config
 
 
-def complete_config(config: dict[str, Any], where: Any) -> dict[str, Any]:
+def complete_config(config: dict[str, Any]) -> dict[str, Any]:
     """A test-only config without `model` takes the model (and missing parts) from its weights."""
     experiment = config.get("experiment") or {}
     weights = experiment.get("weights") if isinstance(experiment, dict) else None

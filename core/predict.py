@@ -18,7 +18,6 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any, Callable
 
-import nibabel as nib
 import numpy as np
 import torch
 from torch import nn
@@ -32,7 +31,7 @@ from data.raw_preprocessing.inputs import is_nifti, read_subjects, scan_name
 from data.raw_preprocessing.pipeline import TRANSFORM_FILE, PipelineOptions, SubjectInput, preprocess_subject, raw_header
 from data.raw_preprocessing.qc import three_plane_png
 from data.raw_preprocessing.resample import resample_to_grid
-from data.raw_preprocessing.template import load_template
+from data.raw_preprocessing.template import Template, load_template
 from data.volume import Volume
 from data.volume_dataset import load_volume
 from dl_utils.checkpoint import atomic_write_text, load_checkpoint
@@ -205,9 +204,7 @@ class Prepared:
 
     volume: Volume
     grid_to_raw: Callable[[np.ndarray, str], np.ndarray]  # (array on model grid, interpolation) -> raw grid
-    raw_path: Path
-    raw_affine: np.ndarray
-    raw_header: Any
+    raw_affine: np.ndarray  # the scan's affine as stored: the outputs are written with it
 
 
 def _identity_preprocessing(params: dict[str, Any]) -> bool:
@@ -260,29 +257,25 @@ def _back_to_raw(grid_affine: np.ndarray, transform: dict[str, Any]) -> Callable
     return apply
 
 
-def prepare_scan(scan: Scan, predictor: Predictor, options: PipelineOptions, work: Path) -> Prepared:
+def prepare_scan(scan: Scan, predictor: Predictor, options: PipelineOptions, template: Template | None) -> Prepared:
     """Bring one scan onto the model grid (raw scans through `uad preprocess`'s steps)."""
     if scan.row is not None:  # already preprocessed: the evaluator's own loading
         pre = VolumePreprocessor(**predictor.preprocessing) if predictor.preprocessing else VolumePreprocessor()
         volume = load_volume(scan.row, pre)
-        img = nib.load(str(scan.row.img_path))
         transform = {"raw": raw_header(scan.row.img_path), "template_to_subject": np.eye(4).tolist()}
-        return Prepared(volume, _back_to_raw(volume.affine, transform), scan.row.img_path, img.affine, img.header)
+        return Prepared(volume, _back_to_raw(volume.affine, transform), np.asarray(transform["raw"]["affine"]))
     if scan.preprocessed_dir is not None:
         transform = json.loads((scan.preprocessed_dir / TRANSFORM_FILE).read_text())
         image = load_nifti(scan.preprocessed_dir / f"{scan.name}_t1.nii.gz", "preprocessed T1")
         mask = load_nifti(scan.preprocessed_dir / f"{scan.name}_mask.nii.gz", "preprocessed brain mask")
         arrays, affine = (image.data, mask.data > 0), image.affine
     else:
-        template = load_template(options.template, options.template_mask) if options.register else None
         result = preprocess_subject(scan.subject, options, template)
         transform, arrays, affine = result.transform, (result.image, result.mask), result.affine
     img, msk, grid_affine = _model_grid(arrays[0], arrays[1], affine, predictor)
     volume = Volume(name=scan.name, image=torch.from_numpy(np.ascontiguousarray(img, np.float32)),
                     mask=torch.from_numpy(np.ascontiguousarray(msk, bool)), seg=None, label=0, affine=grid_affine)
-    raw_path = Path(transform["raw"]["path"])
-    raw_img = nib.load(str(raw_path))
-    return Prepared(volume, _back_to_raw(grid_affine, transform), raw_path, raw_img.affine, raw_img.header)
+    return Prepared(volume, _back_to_raw(grid_affine, transform), np.asarray(transform["raw"]["affine"], float))
 
 
 # ---- the command ---------------------------------------------------------------------------
@@ -297,12 +290,14 @@ def predict(model: str | Path, inputs: str | Path, output: str | Path, threshold
     output = Path(output)
     output.mkdir(parents=True, exist_ok=True)
     options = options or PipelineOptions()
+    needs_template = options.register and any(s.subject is not None for s in scans)
+    template = load_template(options.template, options.template_mask) if needs_template else None
     rows = []
     for scan in scans:
         row = {c: "" for c in PREDICTION_COLUMNS}
         row.update(scan=scan.name, threshold_protocol=protocol, threshold=f"{value:.6g}")
         try:
-            prepared = prepare_scan(scan, predictor, options, output)
+            prepared = prepare_scan(scan, predictor, options, template)
             torch.manual_seed(predictor.seed)  # stochastic reconstructions repeat, as in evaluation
             amap = score_volume(predictor.model, prepared.volume, predictor.scorer, predictor.map_steps,
                                 predictor.device, predictor.slice_batch_size)

@@ -135,3 +135,17 @@ def test_uad_test_with_a_checkpoint_alone(trained_run, tmp_path, capsys):
     ours = json.loads(results.read_text())[TASK]["test_hyper_spheres"]
     theirs = json.loads((trained_run / "results.json").read_text())[TASK]["test_hyper_spheres"]
     assert ours["AUPRC"] == pytest.approx(theirs["AUPRC"], abs=1e-6)
+
+
+def test_predict_on_a_uad_preprocess_output_maps_back_to_the_raw_scans(tmp_path, capsys):
+    image, _, affine = phantom((60, 70, 40), 1.0)
+    raw = as_orientation(image, affine @ np.diag([1.2, 1.2, 1.5, 1.0]), ("P", "S", "L"))  # sagittal-first
+    (tmp_path / "raw").mkdir()
+    nib.save(raw, tmp_path / "raw" / "s1.nii.gz")
+    fast = ["--skull-strip", "none", "--no-registration"]
+    assert uad(["preprocess", "--input", str(tmp_path / "raw"), "--output", str(tmp_path / "pre"), "--no-qc", *fast]) == 0
+    assert uad(["predict", "--model", str(ROOT / "weights" / "ra_demo.pt"), "--input", str(tmp_path / "pre"),
+                "--output", str(tmp_path / "out"), "--no-png"]) == 0
+    stored = nib.load(tmp_path / "raw" / "s1.nii.gz")
+    out = nib.load(tmp_path / "out" / "s1_anomaly_map.nii.gz")
+    assert out.shape == stored.shape and np.array_equal(out.affine, stored.affine)
