@@ -2,7 +2,8 @@
 
 A checkpoint of this framework holds, next to `model_weights`, the full merged `config`
 it came from (so the model spec, the data-loader preprocessing, the scorer and the
-post-processing of every downstream task travel with it), `metadata_version` and, once
+post-processing of every downstream task travel with it), `model_spec` (the config's
+`model` entry, for readers that want only that), `metadata_version` and, once
 the run has been evaluated, the fitted `thresholds` ({task: {test set: {protocol:
 value}}}). Everything is plain values, so `torch.load(weights_only=True)` still loads it
 and `predict` or a test-only config needs nothing else.
@@ -30,8 +31,8 @@ THRESHOLD_PREFIX = "threshold@"
 
 def describe(config: dict[str, Any]) -> dict[str, Any]:
     """The entries a training run writes into every checkpoint (plain values only)."""
-    plain = json.loads(json.dumps(config, default=str))  # deep copy that refuses nothing yaml gave us
-    return {"config": plain, "metadata_version": METADATA_VERSION}
+    plain = json.loads(json.dumps(config, default=str))  # deep copy as plain values
+    return {"config": plain, "model_spec": plain.get("model"), "metadata_version": METADATA_VERSION}
 
 
 def thresholds_from_results(results: dict[str, Any]) -> dict[str, dict[str, dict[str, float]]]:

@@ -25,7 +25,7 @@ def test_shipped_weights_describe_themselves():
     manifest = json.loads((ROOT / "weights" / "manifest.json").read_text())
     for name in manifest:
         state = torch.load(ROOT / "weights" / name, map_location="cpu", weights_only=True)
-        assert state["config"]["model"]["class_name"], name
+        assert state["config"]["model"]["class_name"] and state["model_spec"] == state["config"]["model"], name
         assert state["config"]["experiment"]["task"] == "train", name
         assert any(state["thresholds"].values()), name
         assert state["input_shapes"], name
