@@ -137,6 +137,8 @@ def load_predictor(model: str | Path, task: str | None = None, device: str = "au
     last_error = None
     for name in candidates:
         params = tasks[name].get("params") or {}
+        if not isinstance(params.get("scorer"), dict):
+            continue  # not a scoring task (e.g. the benchmark's orchestrator)
         scorer = builder.build_value(params.get("scorer"), f"downstream_tasks.{name}.params.scorer")
         try:
             if hasattr(scorer, "check_available"):
