@@ -149,3 +149,17 @@ def test_predict_on_a_uad_preprocess_output_maps_back_to_the_raw_scans(tmp_path,
     stored = nib.load(tmp_path / "raw" / "s1.nii.gz")
     out = nib.load(tmp_path / "out" / "s1_anomaly_map.nii.gz")
     assert out.shape == stored.shape and np.array_equal(out.affine, stored.affine)
+
+
+def test_preprocessed_scan_with_a_mask_skips_preprocessing(tmp_path, capsys):
+    image, brain, affine = phantom((64, 64, 32), 2.0)
+    nib.save(nib.Nifti1Image(image, affine), tmp_path / "scan.nii.gz")
+    nib.save(nib.Nifti1Image(brain.astype(np.uint8), affine), tmp_path / "mask.nii.gz")
+    args = ["predict", "--model", str(ROOT / "weights" / "ra_demo.pt"), "--input", str(tmp_path / "scan.nii.gz"),
+            "--output", str(tmp_path / "out"), "--no-png", "--preprocessed"]
+    assert uad(args) == 2 and "--mask" in capsys.readouterr().err  # a preprocessed scan needs its brain mask
+    assert uad(args + ["--mask", str(tmp_path / "mask.nii.gz"), "--threshold", "0.2"]) == 0
+    (row,) = list(csv.DictReader((tmp_path / "out" / "predictions.csv").open()))
+    assert row["threshold_protocol"] == "given" and float(row["threshold"]) == 0.2
+    amap = np.asarray(nib.load(row["map_path"]).dataobj)
+    assert amap.shape == image.shape and (amap[~brain] == 0).all()  # the model grid is the scan's grid
