@@ -264,6 +264,11 @@ def prepare_scan(scan: Scan, predictor: Predictor, options: PipelineOptions, tem
     if scan.row is not None:  # already preprocessed: the evaluator's own loading
         pre = VolumePreprocessor(**predictor.preprocessing) if predictor.preprocessing else VolumePreprocessor()
         volume = load_volume(scan.row, pre)
+        expected = predictor.input_shape
+        if expected and _identity_preprocessing(predictor.preprocessing) and list(volume.image.shape[:2]) != list(expected[:2]):
+            raise UserInputError(f"{scan.row.img_path}: slices are {tuple(volume.image.shape[:2])} but the model was evaluated "
+                                 f"on {tuple(expected[:2])}; give the raw scan (without --preprocessed) so predict "
+                                 "brings it onto the model's grid")
         transform = {"raw": raw_header(scan.row.img_path), "template_to_subject": np.eye(4).tolist()}
         return Prepared(volume, _back_to_raw(volume.affine, transform), np.asarray(transform["raw"]["affine"]))
     if scan.preprocessed_dir is not None:
