@@ -15,6 +15,7 @@ from typing import Any
 import torch
 import yaml
 
+from core import checkpoint_metadata
 from core.assembly import Parts, build_parts
 from core.Configurator import ComponentBuilder, apply_overrides, describe_sources, load_config, validate_top_level
 from core.results import write_results
@@ -46,6 +47,7 @@ def run_experiment(config_path: str | Path, overrides: list[str] | None = None, 
         config = load_config(config_path, sources)
         where = describe_sources(config_path, sources)
         config = apply_overrides(config, overrides, where)
+    config = checkpoint_metadata.complete_config(config)  # test-only config: model from the weights
     validate_top_level(config, where)
     configure_logging(None, verbose=not quiet)
     ctx = context_from_env()
@@ -64,6 +66,8 @@ def _run(config: dict[str, Any], config_path: Path, overrides: list[str], where:
     builder = ComponentBuilder(where, config.get("allow_external_modules", False))
     parts = build_parts(config, builder, config_path, ctx, device, seed,
                         resume_from=resume_dir / LATEST if resume_dir is not None else None)
+    if parts.trainer is not None:
+        parts.trainer.checkpoint_extra = checkpoint_metadata.describe(config)  # every checkpoint carries its config
 
     # Every check passed: only now does the run write anything.
     run_dir = resume_dir if resume_dir is not None else make_run_dir(config, config_path, ctx, output_root)
@@ -80,6 +84,9 @@ def _run(config: dict[str, Any], config_path: Path, overrides: list[str], where:
         results = _train_and_evaluate(parts, run_dir, ctx, logger)
         if ctx.is_main:
             _write(results, run_dir, header=f"{config['name']} / {experiment_name} ({config_path})")
+            if parts.trainer is not None:  # the run's own checkpoint only, never a shipped weights file
+                checkpoint_metadata.store_thresholds(run_dir / "checkpoints" / "best_model.pt", results, config,
+                                                     checkpoint_metadata.input_shapes(parts.evaluators))
         barrier()
     finally:
         logger.finish()

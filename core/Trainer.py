@@ -102,6 +102,7 @@ class Trainer:
         self.epochs_without_improvement = 0
         self.best_weights: dict[str, Tensor] | None = None
         self.history: list[dict[str, float]] = []
+        self.checkpoint_extra: dict[str, Any] = {}  # set by core/Run.py: config (core/checkpoint_metadata.py)
         self.export_weights = dict(export_weights or {})
         for name, filename in self.export_weights.items():
             _submodule(model, name, "export_weights")
@@ -310,7 +311,8 @@ class Trainer:
     def _save(self, filename: str, weights: dict[str, Tensor], epoch: int, **extra: Any) -> None:
         if self.run_dir is None or not self.dist.is_main:
             return
-        state = {"model_weights": weights, "epoch": epoch, "best_val": self.best_val, "best_epoch": self.best_epoch, **extra}
+        state = {**self.checkpoint_extra, "model_weights": weights, "epoch": epoch, "best_val": self.best_val,
+                 "best_epoch": self.best_epoch, **extra}
         save_checkpoint(state, self.run_dir / "checkpoints" / filename, staging_dir=self.run_dir / STAGING_DIR)
 
     def save_latest(self, epoch: int) -> None:

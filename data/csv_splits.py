@@ -3,15 +3,25 @@
 from __future__ import annotations
 
 import csv
+import logging
 import math
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
+from enum import StrEnum
 from pathlib import Path
 
 from dl_utils.errors import UserInputError
 
+LOG = logging.getLogger(__name__)
 VOLUME_COLUMNS = ("img_name", "age", "label", "img_path", "mask_path", "seg_path")
+
+
+class Contrast(StrEnum):
+    """Which contrast a split's `img_path` names (the originals' `mode`)."""
+
+    T1 = "t1"
+    T2 = "t2"  # img_path with 't1' -> 't2' and 'FLAIR.nii.gz' -> 't2.nii.gz', as their datamodules do
 
 
 @dataclass(frozen=True)
@@ -27,11 +37,20 @@ class SplitRow:
 
 
 def resolve(path: str, data_root: str | os.PathLike | None, where: str = "") -> Path:
-    """Absolute paths stay; relative ones resolve against `data_root` (or the cwd) and must stay inside it."""
+    """A split-CSV path under `data_root` (or as given when there is no root); never outside it.
+
+    Relative paths resolve against `data_root` and must stay inside it. An absolute path
+    outside `data_root` is read under it: the authors' split CSVs write `/Train/ixi/...`
+    meaning `<data folder>/Train/ixi/...` (their `pathBase + '/Data/' + path`)."""
     p = Path(path).expanduser()
-    if p.is_absolute() or data_root is None:
+    if data_root is None:
         return p
     root = Path(os.path.normpath(data_root))
+    if p.is_absolute():
+        joined = Path(os.path.normpath(p))
+        if joined == root or root in joined.parents:
+            return joined
+        p = Path(str(p).lstrip("/"))
     joined = Path(os.path.normpath(root / p))
     if joined != root and root not in joined.parents:
         raise UserInputError(f"{where or 'split CSV'}: path '{path}' escapes data_root {data_root}; "
@@ -39,10 +58,24 @@ def resolve(path: str, data_root: str | os.PathLike | None, where: str = "") -> 
     return root / p
 
 
+def contrast_path(img_path: str, mode: str) -> str:
+    """`img_path` of the chosen contrast: the originals' `str.replace('t1', mode)` (and FLAIR file
+    names), applied to the CSV's value (their code also rewrote a 't1' inside the data folder's name)."""
+    mode = Contrast(mode)
+    if mode == Contrast.T1:
+        return img_path
+    return img_path.replace("t1", mode.value).replace("FLAIR.nii.gz", f"{mode.value.lower()}.nii.gz")
+
+
 def _config_path(path: str, data_root: str | os.PathLike | None) -> Path:
     """A split CSV named in the config (relative to data_root); the config is trusted, its rows are not."""
     p = Path(path).expanduser()
-    return p if p.is_absolute() or data_root is None else Path(data_root) / p
+    if data_root is None:
+        return p
+    if p.is_absolute():
+        inside = Path(data_root) / str(p).lstrip("/")
+        return inside if not p.exists() and inside.exists() else p
+    return Path(data_root) / p
 
 
 def _read_rows(csv_path: Path, required: Sequence[str]) -> list[dict[str, str]]:
@@ -64,13 +97,17 @@ def _read_rows(csv_path: Path, required: Sequence[str]) -> list[dict[str, str]]:
     return rows
 
 
-def read_volume_split(csv_path: str | os.PathLike, data_root: str | os.PathLike | None) -> list[SplitRow]:
-    """Rows of a volume-layout CSV (columns img_name, age, label, img_path, mask_path, seg_path).
+def read_volume_split(csv_path: str | os.PathLike, data_root: str | os.PathLike | None,
+                      mode: str = Contrast.T1) -> list[SplitRow]:
+    """Rows of a volume-layout CSV (columns img_name, age, label, img_path, mask_path, seg_path;
+    other columns, e.g. the originals' unnamed index, are ignored).
 
-    Label 1 rows need a seg_path; names must be unique.
+    Label 1 rows need a seg_path. A row repeated exactly (same name and paths) is kept, as
+    the originals keep it (their IXI folds list 10-13 scans twice), with one warning per
+    file; one name with different paths is an error. `mode: t2` picks the T2 of each row.
     """
     csv_path = _config_path(str(csv_path), data_root)
-    out, seen = [], set()
+    out, seen, repeated = [], {}, []
     for line, row in enumerate(_read_rows(csv_path, VOLUME_COLUMNS), start=2):
         where = f"split CSV {csv_path} line {line}"
         if row["label"] not in ("0", "1"):
@@ -85,12 +122,18 @@ def read_volume_split(csv_path: str | os.PathLike, data_root: str | os.PathLike 
         except ValueError:
             raise UserInputError(f"{where}: age '{row['age']}' is not a number; leave it empty if unknown") from None
         name = row["img_name"] or Path(row["img_path"]).name
+        key = (row["img_path"], row["mask_path"], row["seg_path"], label)
         if name in seen:
-            raise UserInputError(f"{where}: img_name '{name}' appears twice; names must be unique")
-        seen.add(name)
+            if seen[name] != key:
+                raise UserInputError(f"{where}: img_name '{name}' appears twice with different paths; names must be unique")
+            repeated.append(name)
+        seen[name] = key
         seg = resolve(row["seg_path"], data_root, where) if row["seg_path"] else None
-        out.append(SplitRow(name, age, label, resolve(row["img_path"], data_root, where),
+        out.append(SplitRow(name, age, label, resolve(contrast_path(row["img_path"], mode), data_root, where),
                             resolve(row["mask_path"], data_root, where), seg))
+    if repeated:
+        LOG.warning("split CSV %s lists %d scan(s) more than once (e.g. '%s'); kept, as the original code does",
+                    csv_path, len(repeated), repeated[0])
     return out
 
 

@@ -1,7 +1,8 @@
-"""Validated NIfTI loading and atomic NIfTI saving."""
+"""Validated NIfTI loading (reoriented to RAS) and atomic NIfTI saving."""
 
 from __future__ import annotations
 
+import gzip
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,18 +23,26 @@ class NiftiArray:
     spacing: tuple[float, float, float]
 
 
-def load_nifti(path: str | os.PathLike, role: str = "image") -> NiftiArray:
+def load_nifti(path: str | os.PathLike, role: str = "image", reorient: bool = True) -> NiftiArray:
     """Load a 3D NIfTI as float32 (X, Y, Z); a trailing singleton 4th dim is squeezed.
 
-    Raises UserInputError (one line naming the file and the fix) for a missing file,
-    an unreadable file, a non-3D array or NaN/Inf voxels. `role` only words messages.
+    With `reorient` (the default everywhere) the array is brought to the closest RAS
+    orientation (nibabel.as_closest_canonical: axis 0 -> Right, 1 -> Anterior, 2 ->
+    Superior, so axis 2 holds axial slices whatever the scanner's storage order) and
+    the affine follows. Raises UserInputError (one line naming the file and the fix) for
+    a missing file, an unreadable file, an orientation that cannot be read, a non-3D
+    array or NaN/Inf voxels. `role` only words messages.
     """
     path = Path(path)
     if not path.is_file():
         raise UserInputError(f"{role} file not found: {path}; fix the path in the split CSV or data_root")
     try:
         img = nib.load(str(path))
+        if reorient:
+            img = _canonical(img, path, role)
         data = np.asarray(img.dataobj, dtype=np.float32)
+    except UserInputError:
+        raise
     except Exception as exc:  # nibabel raises many types for corrupt files
         detail = " ".join(str(exc).split())[:200]
         raise UserInputError(
@@ -53,6 +62,21 @@ def load_nifti(path: str | os.PathLike, role: str = "image") -> NiftiArray:
         )
     zooms = tuple(float(z) for z in img.header.get_zooms()[:3])
     return NiftiArray(data=data, affine=np.asarray(img.affine, dtype=np.float64), spacing=zooms)
+
+
+def _canonical(img: nib.spatialimages.SpatialImage, path: Path, role: str) -> nib.spatialimages.SpatialImage:
+    """`img` reoriented to the closest RAS; refuses an affine whose axes cannot be read."""
+    affine = np.asarray(img.affine, dtype=np.float64)
+    if not np.isfinite(affine).all() or abs(np.linalg.det(affine[:3, :3])) < 1e-12:
+        raise UserInputError(
+            f"{role} file {path} has an unreadable orientation (singular or non-finite affine); "
+            "fix its header (qform/sform) before use"
+        )
+    if len(img.shape) == 4 and img.shape[3] == 1:
+        img = img.slicer[..., 0]
+    if len(img.shape) != 3:
+        return img  # the dimensionality check below words the error
+    return nib.as_closest_canonical(img)
 
 
 def load_subject(
@@ -97,9 +121,9 @@ def _check_shape(ref: tuple[int, ...], got: tuple[int, ...], path: os.PathLike |
 
 
 def save_nifti(path: str | os.PathLike, array: np.ndarray, affine: np.ndarray) -> None:
-    """Write a 3D array (float maps as float32, bool as uint8) atomically (temp file + os.replace)."""
+    """Write a 3D array (float maps as float32, bool as uint8) atomically (dl_utils.checkpoint's
+    temp file + os.replace); `.nii.gz` is gzipped."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     arr = np.asarray(array)
     arr = arr.astype(np.uint8) if arr.dtype == bool else arr.astype(np.float32)
     img = nib.Nifti1Image(arr, np.asarray(affine, dtype=np.float64))

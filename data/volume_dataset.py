@@ -52,12 +52,14 @@ class VolumeSet(Sequence):
 
     def __init__(
         self, csv: str, data_root: str | None = None, preprocessing: Mapping[str, Any] | None = None,
+        mode: str = "t1",
     ) -> None:
-        """csv: split file (relative to data_root); preprocessing: VolumePreprocessor params."""
+        """csv: split file (relative to data_root); preprocessing: VolumePreprocessor params;
+        mode: t1 | t2, the contrast of img_path (t2 rewrites 't1' -> 't2' as the originals do)."""
         self.csv = csv
         self.data_root = data_root
         self.preprocessor = build_part(VolumePreprocessor, preprocessing, "preprocessing")
-        self._volumes = [load_volume(r, self.preprocessor) for r in read_volume_split(csv, data_root)]
+        self._volumes = [load_volume(r, self.preprocessor) for r in read_volume_split(csv, data_root, mode)]
 
     def __len__(self) -> int:
         return len(self._volumes)
@@ -151,6 +153,7 @@ class VolumeDataModule:
         num_workers: int = 0, samples_per_epoch: int | None = None,
         preprocessing: Mapping[str, Any] | None = None, augmentation: Mapping[str, Any] | None = None,
         seed: int = 0, min_brain_fraction: float = 0.25, val_slices_per_volume: int | None = None,
+        mode: str = "t1",
     ) -> None:
         """samples_per_epoch: virtual epoch length (default: number of training volumes);
         preprocessing: VolumePreprocessor params; augmentation: Augmentation params;
@@ -168,13 +171,14 @@ class VolumeDataModule:
         self.seed = int(seed)
         self.min_brain_fraction = float(min_brain_fraction)
         self.val_slices_per_volume = val_slices_per_volume
+        self.mode = mode  # t1 | t2 (VolumeSet)
         self._train: SliceTrainDataset | None = None
         self._val: SliceValDataset | None = None
 
     def train_dataset(self) -> SliceTrainDataset:
         """Random augmented slices; has set_epoch(epoch). Built once, volumes cached."""
         if self._train is None:
-            volumes = VolumeSet(self.train_csv, self.data_root, self.preprocessing)
+            volumes = VolumeSet(self.train_csv, self.data_root, self.preprocessing, self.mode)
             self._train = SliceTrainDataset(
                 volumes, self.samples_per_epoch, self.augmentation, self.seed, self.min_brain_fraction
             )
@@ -183,6 +187,6 @@ class VolumeDataModule:
     def val_dataset(self) -> SliceValDataset:
         """Deterministic slices of the validation volumes."""
         if self._val is None:
-            volumes = VolumeSet(self.val_csv, self.data_root, self.preprocessing)
+            volumes = VolumeSet(self.val_csv, self.data_root, self.preprocessing, self.mode)
             self._val = SliceValDataset(volumes, self.min_brain_fraction, self.val_slices_per_volume)
         return self._val

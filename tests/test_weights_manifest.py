@@ -18,3 +18,14 @@ def test_manifest_matches_files():
         assert (ROOT / entry["config"]).is_file()
         state = torch.load(path, map_location="cpu", weights_only=True)
         assert "model_weights" in state
+
+
+def test_shipped_weights_describe_themselves():
+    """Every shipped checkpoint carries its config and fitted thresholds (uad predict needs nothing else)."""
+    manifest = json.loads((ROOT / "weights" / "manifest.json").read_text())
+    for name in manifest:
+        state = torch.load(ROOT / "weights" / name, map_location="cpu", weights_only=True)
+        assert state["config"]["model"]["class_name"] and state["model_spec"] == state["config"]["model"], name
+        assert state["config"]["experiment"]["task"] == "train", name
+        assert any(state["thresholds"].values()), name
+        assert state["input_shapes"], name

@@ -112,8 +112,12 @@ def sample_variant(
     mask = ndimage.affine_transform(grid.mask.astype(np.uint8), matrix, offset, out_shape, order=0,
                                     mode="grid-constant") > 0
     image = _intensity(np.clip(image, 0.0, 1.0), variant) * mask
+    # A mirrored variant is a new (mirrored) subject: its affine carries no flip, so that
+    # loading reoriented to RAS (data.nifti_io) keeps it mirrored.
+    unflipped = rot * (grid.spacing * variant.scale)
     index_map = np.eye(4)
-    index_map[:3, :3], index_map[:3, 3] = matrix, offset
+    index_map[:3, :3] = unflipped
+    index_map[:3, 3] = grid.center + np.array(variant.shift_mm) - unflipped @ half  # same box centre
     return image.astype(np.float32), mask, grid.affine @ index_map
 
 

@@ -1,0 +1,195 @@
+"""The `uad` command line: `uad train|test|predict|preprocess|benchmark|convert|describe`.
+
+`python core/Main.py --config_path ...` (iml-dl's command) keeps working; `train`, `test`
+and `benchmark` run the same `core.Run.run_experiment`. Every verb has `--help`.
+Errors on bad input are one line on stderr and exit code 2.
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+# deepbet's wheel installs a top-level `data/` folder (its model files) into site-packages,
+# which Python would take as a namespace package `data` before this repository's `data`
+# package whenever the repository root is not first on sys.path (a console script, or
+# `python core/Main.py`); put the root first so `data` is always this project's.
+_ROOT = str(Path(__file__).resolve().parents[1])
+if _ROOT not in sys.path[:1]:
+    sys.path.insert(0, _ROOT)
+
+from dl_utils.errors import UserInputError
+
+BENCHMARK_CONFIG = "projects/benchmark/configs/benchmark.yaml"
+
+
+def _add_run_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY.PATH=VALUE",
+                        help="override any config key (value typed by YAML rules); repeatable")
+    parser.add_argument("--output_root", "--output-root", help="folder for run folders (overrides output_root)")
+    parser.add_argument("--quiet", action="store_true", help="log warnings only")
+
+
+def _pipeline_options(args: argparse.Namespace):
+    from data.raw_preprocessing.pipeline import PipelineOptions
+
+    return PipelineOptions(spacing=args.spacing, skull_strip=args.skull_strip, template=args.template,
+                           template_mask=args.template_mask, register=not args.no_registration,
+                           n4=not args.no_n4, use_gpu=args.gpu, qc=not getattr(args, "no_qc", False))
+
+
+def _add_pipeline_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("preprocessing of raw scans")
+    group.add_argument("--template", default="mni152", help="registration template: mni152 (nilearn's, installed) or a brain NIfTI path")
+    group.add_argument("--template-mask", help="brain mask of a --template path (default: its voxels > 0)")
+    group.add_argument("--skull-strip", default="deepbet", choices=("deepbet", "none"),
+                       help="deepbet (weights in its wheel, offline) or none (scans already stripped)")
+    group.add_argument("--spacing", type=float, default=1.0, help="isotropic voxel size in mm (default 1)")
+    group.add_argument("--no-registration", action="store_true", help="skip the affine registration to the template")
+    group.add_argument("--no-n4", action="store_true", help="skip N4 bias correction")
+    group.add_argument("--gpu", action="store_true", help="run deepbet on CUDA when available")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="uad", description="Unsupervised anomaly detection in brain MRI.")
+    verbs = parser.add_subparsers(dest="verb", required=True, metavar="VERB")
+
+    train = verbs.add_parser("train", help="train (and evaluate) a project config", description="Train and evaluate from a project YAML.")
+    train.add_argument("--config_path", "--config-path", "--config", required=True, help="project YAML, e.g. projects/AE/configs/ae.yaml")
+    train.add_argument("--resume", metavar="RUN_FOLDER", help="continue from RUN_FOLDER/checkpoints/latest_model.pt")
+    _add_run_options(train)
+
+    test = verbs.add_parser("test", help="evaluate weights (a config, or a self-describing checkpoint alone)",
+                            description="Evaluate trained weights: --config_path with experiment.weights, or --model CHECKPOINT alone.")
+    test.add_argument("--config_path", "--config-path", "--config", help="project YAML (task test)")
+    test.add_argument("--model", help="self-describing checkpoint or run folder; evaluated as its run was")
+    _add_run_options(test)
+
+    predict = verbs.add_parser("predict", help="anomaly maps and masks for scans, in each scan's own space",
+                               description="Score scans with a self-describing checkpoint; writes maps, masks, PNGs and predictions.csv.")
+    predict.add_argument("--model", required=True, help="checkpoint (.pt) or run folder")
+    predict.add_argument("--input", required=True, help="a scan, a folder of scans, a `uad preprocess` output, or a CSV")
+    predict.add_argument("--output", required=True, help="output folder")
+    predict.add_argument("--threshold", default="fpr_5%", help="val_dice | fpr_1%% | fpr_5%% (fitted by the run) or a number (default fpr_5%%)")
+    predict.add_argument("--test-set", help="test set whose val_dice threshold to use (default: the first fitted)")
+    predict.add_argument("--task", help="downstream task of the config to score with (default: the first with thresholds)")
+    predict.add_argument("--device", default="auto", help="auto | cpu | cuda")
+    predict.add_argument("--data-root", help="folder the paths of a volume-layout --input CSV are relative to (default: its folder)")
+    predict.add_argument("--preprocessed", action="store_true", help="scans are already preprocessed (skip preprocessing); needs --mask")
+    predict.add_argument("--mask", help="brain mask of --preprocessed scans")
+    predict.add_argument("--no-png", action="store_true", help="skip the three-plane pictures")
+    _add_pipeline_options(predict)
+
+    pre = verbs.add_parser("preprocess", help="raw scans -> registered, stripped, N4-corrected volumes and split CSVs",
+                           description="Reorient to RAS, resample, skull strip, register, crop to the brain, N4; writes the volume layout.")
+    pre.add_argument("--input", required=True, help="folder of raw NIfTI T1 scans, or a CSV (subject, t1[, t2, seg, mask, age, label])")
+    pre.add_argument("--output", required=True, help="output folder (data_root of the written split CSVs)")
+    pre.add_argument("--workers", type=int, default=1, help="subjects in parallel (processes)")
+    pre.add_argument("--folds", type=int, default=5, help="k of the seeded healthy train/val folds")
+    pre.add_argument("--seed", type=int, default=0, help="seed of the fold permutation")
+    pre.add_argument("--no-qc", action="store_true", help="skip the QC montage per subject")
+    _add_pipeline_options(pre)
+
+    bench = verbs.add_parser("benchmark", help="every method on the same data, one comparison table",
+                             description="Run the benchmark config (all methods, one table).")
+    bench.add_argument("--config_path", "--config-path", "--config", default=BENCHMARK_CONFIG, help=f"default {BENCHMARK_CONFIG}")
+    _add_run_options(bench)
+
+    convert = verbs.add_parser("convert", help="an original Lightning checkpoint -> a checkpoint of this framework",
+                               description="Convert the authors' Lightning checkpoints (tensors only; their pickled code never runs).")
+    convert.add_argument("--input", required=True, help="the original .ckpt file")
+    convert.add_argument("--output", required=True, help="the .pt file to write")
+    convert.add_argument("--config_path", "--config-path", "--config",
+                         help="our config whose model the weights fit (checked strictly, and stored in the checkpoint)")
+
+    describe = verbs.add_parser("describe", help="write an evaluated run's config and thresholds into a checkpoint",
+                                description="Make a checkpoint self-describing from an evaluated run folder (config.yaml, results.json).")
+    describe.add_argument("run_dir", help="evaluated run folder")
+    describe.add_argument("--weights", help="checkpoint to describe (default RUN_DIR/checkpoints/best_model.pt)")
+    describe.add_argument("--out", help="where to write (default: the --weights file, atomically)")
+    return parser
+
+
+def _run(args: argparse.Namespace) -> Path | None:
+    from core.Run import run_experiment
+
+    return run_experiment(args.config_path, args.overrides, resume=getattr(args, "resume", None),
+                          output_root=args.output_root, quiet=args.quiet)
+
+
+def _test(args: argparse.Namespace) -> Path | None:
+    if bool(args.config_path) == bool(args.model):
+        raise UserInputError("uad test needs exactly one of --config_path CONFIG or --model CHECKPOINT")
+    if args.config_path:
+        return _run(args)
+    import tempfile
+
+    import yaml
+
+    from core import checkpoint_metadata
+    from core.predict import resolve_checkpoint
+    from core.Run import run_experiment
+
+    config = checkpoint_metadata.test_config(resolve_checkpoint(args.model))
+    with tempfile.TemporaryDirectory() as tmp:  # the stored config, as a file under projects/<P>-like name
+        path = Path(tmp) / "projects" / str(config.get("name", "model")) / f"{Path(args.model).stem}.yaml"
+        path.parent.mkdir(parents=True)
+        path.write_text(yaml.safe_dump(config, sort_keys=False))
+        return run_experiment(path, args.overrides, output_root=args.output_root or config.get("output_root") or "runs",
+                              quiet=args.quiet)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        if args.verb in ("train", "benchmark"):
+            result = _run(args)
+        elif args.verb == "test":
+            result = _test(args)
+        elif args.verb == "predict":
+            from core.predict import predict
+
+            rows = predict(args.model, args.input, args.output, args.threshold, args.test_set, args.task, args.device,
+                           args.preprocessed, args.mask, _pipeline_options(args), png=not args.no_png,
+                           data_root=args.data_root)
+            for row in rows:
+                print(f"{row['scan']}: {row['status']} score={row['sample_score']} {row['message']}".rstrip())
+            print(Path(args.output) / "predictions.csv")
+            return 1 if any(r["status"] == "failed" for r in rows) else 0
+        elif args.verb == "preprocess":
+            from data.raw_preprocessing.inputs import read_subjects
+            from data.raw_preprocessing.pipeline import run_all
+            from data.raw_preprocessing.splits import write_splits
+
+            subjects = read_subjects(args.input)
+            rows = run_all(subjects, args.output, _pipeline_options(args), workers=args.workers)
+            write_splits(subjects, args.output, folds=args.folds, seed=args.seed)
+            for row in rows:
+                print(f"{row['subject']}: {row['status']} ({row['seconds']} s) {row['message']}".rstrip())
+            print(Path(args.output) / "summary.csv")
+            return 1 if any(r["status"] == "failed" for r in rows) else 0
+        elif args.verb == "convert":
+            from core.convert import convert_checkpoint
+
+            result = convert_checkpoint(args.input, args.output, args.config_path)
+        elif args.verb == "describe":
+            from core.checkpoint_metadata import rewrite_from_run
+
+            result = rewrite_from_run(args.run_dir, args.weights, args.out)
+        else:  # argparse refuses unknown verbs already
+            return 2
+    except UserInputError as exc:
+        print("error: " + " ".join(str(exc).split()), file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    if result is not None:
+        print(result)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

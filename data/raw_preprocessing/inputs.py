@@ -1,0 +1,64 @@
+"""Which raw scans to preprocess: a folder of NIfTI files or a CSV of subjects."""
+from __future__ import annotations
+
+import csv
+import re
+from pathlib import Path
+
+from data.raw_preprocessing.pipeline import SubjectInput
+from dl_utils.errors import UserInputError
+
+NIFTI_SUFFIXES = (".nii", ".nii.gz")
+CSV_COLUMNS = ("subject", "t1", "t2", "seg", "mask", "age", "label")
+
+
+def scan_name(path: Path) -> str:
+    """File name without .nii / .nii.gz, made safe for a folder name."""
+    name = path.name[:-7] if path.name.endswith(".nii.gz") else path.stem
+    return re.sub(r"[^A-Za-z0-9._-]", "_", name)
+
+
+def is_nifti(path: Path) -> bool:
+    return path.is_file() and path.name.endswith(NIFTI_SUFFIXES)
+
+
+def read_subjects(source: str | Path) -> list[SubjectInput]:
+    """A folder: every NIfTI file is one subject's T1. A CSV: columns subject, t1 and optionally
+    t2, seg, mask, age, label (paths relative to the CSV's folder)."""
+    source = Path(source)
+    if source.is_dir():
+        scans = sorted(p for p in source.iterdir() if is_nifti(p))
+        if not scans:
+            raise UserInputError(f"{source}: no .nii / .nii.gz files; point --input at a folder of scans or a CSV")
+        return [SubjectInput(scan_name(p), p) for p in scans]
+    if is_nifti(source):
+        return [SubjectInput(scan_name(source), source)]
+    if not source.is_file():
+        raise UserInputError(f"{source}: not found; give a folder of NIfTI scans, one scan or a CSV")
+    with source.open(newline="", encoding="utf-8-sig") as handle:
+        reader = csv.DictReader(handle)
+        fields = [f.strip() for f in reader.fieldnames or []]
+        if "t1" not in fields:
+            raise UserInputError(f"{source}: CSV needs a 't1' column (optional: {', '.join(CSV_COLUMNS)})")
+        rows = [{(k or "").strip(): (v or "").strip() for k, v in r.items()} for r in reader]
+    out, seen = [], set()
+    for line, row in enumerate(rows, start=2):
+        if not row.get("t1"):
+            continue
+
+        def path(key: str) -> Path | None:
+            value = row.get(key, "")
+            return (source.parent / value) if value and not Path(value).is_absolute() else (Path(value) if value else None)
+
+        name = row.get("subject") or scan_name(path("t1"))
+        if name in seen:
+            raise UserInputError(f"{source} line {line}: subject '{name}' appears twice; subject names must be unique")
+        seen.add(name)
+        label = row.get("label", "")
+        if label not in ("", "0", "1"):
+            raise UserInputError(f"{source} line {line}: label '{label}' must be 0, 1 or empty")
+        out.append(SubjectInput(re.sub(r"[^A-Za-z0-9._-]", "_", name), path("t1"), path("t2"), path("seg"),
+                                path("mask"), row.get("age", ""), int(label) if label else None))
+    if not out:
+        raise UserInputError(f"{source}: no rows with a t1 path")
+    return out

@@ -1,0 +1,165 @@
+"""`uad predict` and self-describing checkpoints.
+
+- a training run writes its config into every checkpoint and the fitted thresholds into
+  best_model.pt; a test-only config naming only the weights (no model) evaluates them;
+- a scan scored by `predict` equals the same scan evaluated through the config (same maps,
+  same AUPRC) -- the same code path;
+- the shipped RA demo weights write maps and masks with exactly the input's shape and
+  affine for an LPS, non-isotropic input.
+"""
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import pytest
+import torch
+import yaml
+
+from core.cli import main as uad
+from core.Main import main
+from data.raw_preprocessing.pipeline import PipelineOptions
+from optim.metrics import ranking
+from tests.data.raw_scans import as_orientation, phantom
+from tests.demo_like_data import write_demo_like
+from tests.test_projects_end_to_end import shrink
+
+ROOT = Path(__file__).resolve().parents[2]
+AE = ROOT / "projects" / "AE" / "configs" / "ae.yaml"
+TASK = "anomaly_detection"
+SMALL = [  # one test set and the sets its thresholds need, a smaller network: seconds, not minutes
+    f"downstream_tasks.{TASK}.params.labelled_validation={{test_hyper_spheres: val_hyper_spheres}}",
+    f"downstream_tasks.{TASK}.data_loader.datasets={{val_healthy: {{csv: splits/val_healthy.csv}}, "
+    "test_healthy: {csv: splits/test_healthy.csv}, val_hyper_spheres: {csv: splits/val_hyper_spheres.csv}, "
+    "test_hyper_spheres: {csv: splits/test_hyper_spheres.csv}}",
+    "model.params.channels=[8, 16, 32, 32]", f"downstream_tasks.{TASK}.params.figure_cases=0",
+]
+
+
+@pytest.fixture(scope="module")
+def trained_run(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("ra_run")
+    data = write_demo_like(out / "data")
+    overrides = shrink(AE, data, out) + [item for s in SMALL for item in ("--set", s)]
+    assert main(["--config_path", str(AE), "--quiet", *overrides]) == 0
+    (run,) = [p.parent.parent for p in out.rglob("checkpoints/best_model.pt")]
+    return run
+
+
+def test_every_checkpoint_carries_config_and_best_carries_thresholds(trained_run):
+    for name in ("latest_model.pt", "best_model.pt"):
+        state = torch.load(trained_run / "checkpoints" / name, map_location="cpu", weights_only=True)
+        assert state["config"]["model"]["class_name"] == "ConvAutoencoder"
+        assert state["config"]["trainer"]["params"]["nr_epochs"] == 1  # the merged config, after --set
+    best = torch.load(trained_run / "checkpoints" / "best_model.pt", map_location="cpu", weights_only=True)
+    results = json.loads((trained_run / "results.json").read_text())
+    fitted = results[TASK]["test_hyper_spheres"]
+    assert best["thresholds"][TASK]["test_hyper_spheres"]["fpr_5%"] == pytest.approx(fitted["threshold@fpr_5%"])
+    assert "oracle_dice" not in best["thresholds"][TASK]["test_hyper_spheres"]
+    assert best["input_shapes"][TASK] == [64, 64, 6]
+
+
+def test_test_only_config_needs_no_model_section(trained_run, tmp_path, capsys):
+    config = {"name": "ae_weights_only", "experiment": {"name": "w", "task": "test",
+                                                         "weights": str(trained_run / "checkpoints" / "best_model.pt")},
+              "output_root": str(tmp_path / "runs")}
+    path = tmp_path / "weights_only.yaml"
+    path.write_text(yaml.safe_dump(config))
+    assert main(["--config_path", str(path), "--quiet"]) == 0
+    (results,) = list((tmp_path / "runs").rglob("results.json"))
+    ours = json.loads(results.read_text())[TASK]["test_hyper_spheres"]
+    theirs = json.loads((trained_run / "results.json").read_text())[TASK]["test_hyper_spheres"]
+    assert ours["AUPRC"] == pytest.approx(theirs["AUPRC"], abs=1e-6)
+
+
+def test_predict_equals_evaluation_on_the_same_scans(trained_run, tmp_path, capsys):
+    config = yaml.safe_load((trained_run / "config.yaml").read_text())
+    data_root = Path(config["downstream_tasks"][TASK]["data_loader"]["params"]["data_root"])
+    split = data_root / "splits" / "test_hyper_spheres.csv"
+    code = uad(["predict", "--model", str(trained_run), "--input", str(split), "--data-root", str(data_root),
+                "--output", str(tmp_path / "pred"), "--threshold", "fpr_5%", "--no-png"])
+    assert code == 0
+    rows = list(csv.DictReader((tmp_path / "pred" / "predictions.csv").open()))
+    assert [r["status"] for r in rows] == ["done", "done"]
+    evaluated = json.loads((trained_run / "results.json").read_text())[TASK]["test_hyper_spheres"]
+    assert float(rows[0]["threshold"]) == pytest.approx(evaluated["threshold@fpr_5%"], rel=1e-5)
+    scores, labels = [], []
+    for row in rows:
+        ours = np.asarray(nib.load(row["map_path"]).dataobj)
+        theirs = np.asarray(nib.load(trained_run / "anomaly_maps" / "test_hyper_spheres"
+                                     / f"{row['scan']}_anomaly_map.nii.gz").dataobj)
+        np.testing.assert_allclose(ours, theirs, atol=1e-6)
+        seg = np.asarray(nib.load(data_root / "volumes" / f"{row['scan']}_seg.nii.gz").dataobj) > 0
+        brain = np.asarray(nib.load(data_root / "volumes" / f"{row['scan']}_mask.nii.gz").dataobj) > 0
+        scores.append(ours[brain]), labels.append(seg[brain])
+    auprc = ranking.auprc(np.concatenate(scores), np.concatenate(labels))
+    assert abs(auprc - evaluated["AUPRC"]) < 0.02
+
+
+def test_shipped_weights_keep_shape_and_affine_of_an_lps_anisotropic_scan(tmp_path, capsys):
+    image, brain, affine = phantom((60, 70, 40), 1.0)
+    ras = affine @ np.diag([1.5, 1.2, 2.0, 1.0])  # non-isotropic voxels
+    img = as_orientation(image, ras, ("L", "P", "S"))
+    nib.save(img, tmp_path / "scan.nii.gz")
+    img = nib.load(tmp_path / "scan.nii.gz")  # the affine as stored (float32 in the header)
+    code = uad(["predict", "--model", str(ROOT / "weights" / "ra_demo.pt"), "--input", str(tmp_path / "scan.nii.gz"),
+                "--output", str(tmp_path / "out"), "--skull-strip", "none",
+                "--no-registration", "--threshold", "fpr_1%"])
+    assert code == 0, capsys.readouterr()
+    (row,) = list(csv.DictReader((tmp_path / "out" / "predictions.csv").open()))
+    assert row["status"] == "done" and row["threshold_protocol"] == "fpr_1%" and float(row["sample_score"]) > 0
+    for key in ("map_path", "mask_path"):
+        out = nib.load(row[key])
+        assert out.shape == img.shape
+        np.testing.assert_array_equal(out.affine, img.affine)
+    amap = np.asarray(nib.load(row["map_path"]).dataobj)
+    assert amap.max() > 0 and (amap[np.asarray(img.dataobj) == 0] == 0).mean() > 0.9  # the map lives in the brain
+    assert (tmp_path / "out" / "scan.png").stat().st_size > 1000
+
+
+def test_predict_errors_are_one_line(tmp_path, capsys):
+    assert uad(["predict", "--model", str(tmp_path / "nothing.pt"), "--input", "x", "--output", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "no checkpoint there" in err[0]
+    code = uad(["predict", "--model", str(ROOT / "weights" / "ra_demo.pt"), "--input", str(tmp_path),
+                "--output", str(tmp_path / "o"), "--threshold", "fpr_3%"])
+    assert code == 2 and "fpr_3%" in capsys.readouterr().err
+
+
+def test_uad_test_with_a_checkpoint_alone(trained_run, tmp_path, capsys):
+    assert uad(["test", "--model", str(trained_run), "--quiet", "--output_root", str(tmp_path / "runs")]) == 0
+    (results,) = list((tmp_path / "runs").rglob("results.json"))
+    ours = json.loads(results.read_text())[TASK]["test_hyper_spheres"]
+    theirs = json.loads((trained_run / "results.json").read_text())[TASK]["test_hyper_spheres"]
+    assert ours["AUPRC"] == pytest.approx(theirs["AUPRC"], abs=1e-6)
+
+
+def test_predict_on_a_uad_preprocess_output_maps_back_to_the_raw_scans(tmp_path, capsys):
+    image, _, affine = phantom((60, 70, 40), 1.0)
+    raw = as_orientation(image, affine @ np.diag([1.2, 1.2, 1.5, 1.0]), ("P", "S", "L"))  # sagittal-first
+    (tmp_path / "raw").mkdir()
+    nib.save(raw, tmp_path / "raw" / "s1.nii.gz")
+    fast = ["--skull-strip", "none", "--no-registration"]
+    assert uad(["preprocess", "--input", str(tmp_path / "raw"), "--output", str(tmp_path / "pre"), "--no-qc", *fast]) == 0
+    assert uad(["predict", "--model", str(ROOT / "weights" / "ra_demo.pt"), "--input", str(tmp_path / "pre"),
+                "--output", str(tmp_path / "out"), "--no-png"]) == 0
+    stored = nib.load(tmp_path / "raw" / "s1.nii.gz")
+    out = nib.load(tmp_path / "out" / "s1_anomaly_map.nii.gz")
+    assert out.shape == stored.shape and np.array_equal(out.affine, stored.affine)
+
+
+def test_preprocessed_scan_with_a_mask_skips_preprocessing(tmp_path, capsys):
+    image, brain, affine = phantom((64, 64, 32), 2.0)
+    nib.save(nib.Nifti1Image(image, affine), tmp_path / "scan.nii.gz")
+    nib.save(nib.Nifti1Image(brain.astype(np.uint8), affine), tmp_path / "mask.nii.gz")
+    args = ["predict", "--model", str(ROOT / "weights" / "ra_demo.pt"), "--input", str(tmp_path / "scan.nii.gz"),
+            "--output", str(tmp_path / "out"), "--no-png", "--preprocessed"]
+    assert uad(args) == 2 and "--mask" in capsys.readouterr().err  # a preprocessed scan needs its brain mask
+    assert uad(args + ["--mask", str(tmp_path / "mask.nii.gz"), "--threshold", "0.2"]) == 0
+    (row,) = list(csv.DictReader((tmp_path / "out" / "predictions.csv").open()))
+    assert row["threshold_protocol"] == "given" and float(row["threshold"]) == 0.2
+    amap = np.asarray(nib.load(row["map_path"]).dataobj)
+    assert amap.shape == image.shape and (amap[~brain] == 0).all()  # the model grid is the scan's grid
