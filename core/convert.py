@@ -200,7 +200,7 @@ def convert_checkpoint(source: str | Path, output: str | Path, config_path: str 
     and write `output` (with the config inside, so it is self-describing)."""
     from core import checkpoint_metadata
     from core.Configurator import ComponentBuilder, load_config
-    from core.Run import load_model_weights
+    from dl_utils.weights import load_model_weights
 
     if not config_path:
         raise UserInputError("uad convert needs --config_path: our config whose model the weights fit "

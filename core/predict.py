@@ -119,7 +119,7 @@ def resolve_checkpoint(model: str | Path) -> Path:
 
 def load_predictor(model: str | Path, task: str | None = None, device: str = "auto") -> Predictor:
     """Build model, scorer and post-processing from the checkpoint's own config."""
-    from core.Run import load_model_weights
+    from dl_utils.weights import load_model_weights
 
     path = resolve_checkpoint(model)
     state = load_checkpoint(path)
