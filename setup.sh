@@ -10,6 +10,8 @@ STAMP=.venv/.requirements.sha256
 WANT="$(sha256sum requirements.txt pyproject.toml | sha256sum | cut -d' ' -f1)"
 if [ ! -f "$STAMP" ] || [ "$(cat "$STAMP")" != "$WANT" ]; then
   .venv/bin/python -m pip install --quiet --disable-pip-version-check -r requirements.txt
-  .venv/bin/python -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
+  # compat mode puts the repository root on sys.path (a .pth), so this project's regular `data` package
+  # always wins over the namespace folder `data/` that deepbet's wheel installs into site-packages
+  .venv/bin/python -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e . --config-settings editable_mode=compat
   echo "$WANT" > "$STAMP"
 fi

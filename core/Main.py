@@ -9,13 +9,6 @@ import argparse
 import sys
 from pathlib import Path
 
-# deepbet's wheel installs a top-level `data/` folder (its model files) into site-packages,
-# which Python would take as a namespace package `data` before this repository's `data`
-# package whenever the repository root is not first on sys.path (a console script, or
-# `python core/Main.py`); put the root first so `data` is always this project's.
-_ROOT = str(Path(__file__).resolve().parents[1])
-if _ROOT not in sys.path[:1]:
-    sys.path.insert(0, _ROOT)
 
 from core.Run import run_experiment
 from dl_utils.errors import UserInputError
