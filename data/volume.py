@@ -13,7 +13,7 @@ class Volume:
     """One evaluation volume; 2D images of the iml-dl layout have D = 1."""
 
     name: str  # unique within the set
-    image: torch.Tensor  # (H, W, D) float32 in [0, 1]
+    image: torch.Tensor  # (H, W, D) float32 in [0, 1] (torchio pipeline: B-spline overshoot kept, as the originals)
     mask: torch.Tensor  # (H, W, D) bool brain mask
     seg: torch.Tensor | None  # (H, W, D) bool lesion labels, None if unlabelled
     label: int  # 0 healthy, 1 anomalous (sample level)

@@ -11,7 +11,7 @@ from data.volume import Volume
 from data.volume_dataset import VolumeDataModule, VolumeSet
 from dl_utils.errors import UserInputError
 
-PRE = {"crop_shape": [16, 16, 12], "target_shape": [8, 8, 6]}
+PRE = {"crop_shape": [16, 16, 12], "target_shape": [8, 8, 6], "pipeline": "zoom"}
 
 
 @pytest.fixture
