@@ -107,3 +107,46 @@ def test_epochs_differ(root):
 def test_unknown_augmentation_key(root):
     with pytest.raises(UserInputError, match="augmentation"):
         VolumeDataModule("train.csv", "val.csv", str(root), augmentation={"gama_p": 0.5})
+
+
+PAPER_LOADER = {"slice_sampling": "all", "augment_volume": True, "validation": "as_training", "drop_last": True,
+                "augmentation": {"gamma_p": 0.5, "bias_field_p": 0.25, "blur_p": 0.25, "blur_std_max": 2.0,
+                                 "ghosting_p": 0.5, "noise_p": 0.0, "affine_p": 0.0, "clip": False}}
+
+
+def test_paper_loader_draws_from_all_slices_and_augments_validation(root):
+    """The originals: slice uniform over all D, 3D augmentation unclipped, validation drawn as
+    training each epoch (so the best checkpoint is chosen on it), drop_last for the Trainer."""
+    dm = VolumeDataModule("train.csv", "val.csv", str(root), samples_per_epoch=64, preprocessing=PRE,
+                          seed=1, **PAPER_LOADER)
+    assert dm.drop_last is True
+    train, val = dm.train_dataset(), dm.val_dataset()
+    assert all(np.array_equal(s, np.arange(6)) for s in train.slices)  # all 6 slices, also brainless ones
+    assert len(val) == 1 and val in train.followers
+    first = val[0]["image"]
+    assert torch.equal(first, val[0]["image"])  # pure function of (seed, epoch, index)
+    changed = False
+    for epoch in range(1, 6):
+        train.set_epoch(epoch)  # the Trainer calls this on the training set only
+        assert val.epoch == epoch
+        changed |= not torch.equal(val[0]["image"], first)
+    assert changed
+
+
+def test_volume_augmentation_acts_in_3d_before_slicing(root, monkeypatch):
+    params = dict(PAPER_LOADER, augmentation={"blur_p": 1.0, "gamma_p": 0.0, "bias_field_p": 0.0,
+                                               "ghosting_p": 0.0, "noise_p": 0.0, "clip": False})
+    dm = VolumeDataModule("train.csv", "val.csv", str(root), samples_per_epoch=4, preprocessing=PRE, **params)
+    train = dm.train_dataset()
+    calls = []
+    original = type(train.augmentation).__call__
+    monkeypatch.setattr(type(train.augmentation), "__call__",
+                        lambda self, image, *a, **k: calls.append(image.shape) or original(self, image, *a, **k))
+    assert train[0]["image"].shape == (1, 8, 8)
+    assert calls == [(8, 8, 6)]
+
+
+@pytest.mark.parametrize("key, value", [("slice_sampling", "middle"), ("validation", "random")])
+def test_bad_loader_options(root, key, value):
+    with pytest.raises(UserInputError, match=key):
+        VolumeDataModule("train.csv", "val.csv", str(root), **{key: value})
