@@ -30,12 +30,14 @@ def item_generator(seed: int, epoch: int, index: int) -> np.random.Generator:
 @dataclass(frozen=True)
 class Augmentation:
     """Random augmentations, each with its probability (paper defaults: gamma .5,
-    bias field .25, blur .25, ghosting .5; noise and affine off).
+    bias field .25, blur .25, ghosting .5; noise, affine and flip off). `flip_p` flips the
+    W axis (axis 1 of (1, H, W) or (H, W, D)), RA's horizontal flip; `affine_interpolation`
+    is torchio's name ("nearest" = torchvision's RandomAffine default, as RA).
 
     Input intensities are in [0, 1]; the output is clipped to [0, 1] unless `clip` is false
     (the originals do not clip). The mask is resampled with nearest neighbour by the affine
     and untouched by intensity ops. Only steps with p > 0 enter the pipeline, in the order
-    affine, gamma, bias field, blur, ghosting, noise: with the originals' `aug_intensity`
+    affine, flip, gamma, bias field, blur, ghosting, noise: with the originals' `aug_intensity`
     settings (gamma .5, bias field .25, blur .25 with blur_std_max 2, ghosting .5) the
     pipeline is theirs and draws the same parameters from the same torch seed.
     """
@@ -53,10 +55,12 @@ class Augmentation:
     affine_degrees: float = 5.0
     affine_scale: float = 0.05
     affine_translation: float = 2.0
+    affine_interpolation: str = "bspline"
+    flip_p: float = 0.0
     clip: bool = True
 
     def __post_init__(self) -> None:
-        for name in ("gamma_p", "bias_field_p", "blur_p", "ghosting_p", "noise_p", "affine_p"):
+        for name in ("gamma_p", "bias_field_p", "blur_p", "ghosting_p", "noise_p", "affine_p", "flip_p"):
             value = getattr(self, name)
             if not 0.0 <= float(value) <= 1.0:
                 raise UserInputError(f"augmentation key '{name}' = {value}; a probability must be in [0, 1]")
@@ -66,7 +70,7 @@ class Augmentation:
         """True if any augmentation has a non-zero probability."""
         return any(
             getattr(self, n) > 0
-            for n in ("gamma_p", "bias_field_p", "blur_p", "ghosting_p", "noise_p", "affine_p")
+            for n in ("gamma_p", "bias_field_p", "blur_p", "ghosting_p", "noise_p", "affine_p", "flip_p")
         )
 
     def transform(self, is_2d: bool) -> tio.Compose:
@@ -79,8 +83,9 @@ class Augmentation:
                 scales=(1 - s, 1 + s, 1 - s, 1 + s, 1 - s * z, 1 + s * z),
                 degrees=(-d * z, d * z, -d * z, d * z, -d, d),
                 translation=(-t, t, -t, t, -t * z, t * z),
-                image_interpolation="bspline", label_interpolation="nearest", p=self.affine_p,
+                image_interpolation=self.affine_interpolation, label_interpolation="nearest", p=self.affine_p,
             ),
+            tio.RandomFlip(axes=(1,), flip_probability=1.0, p=self.flip_p),
             tio.RandomGamma(log_gamma=self.gamma_log_range, p=self.gamma_p),
             tio.RandomBiasField(coefficients=self.bias_field_coefficients, p=self.bias_field_p),
             tio.RandomBlur(std=(0, b, 0, b, 0, b * z), p=self.blur_p),

@@ -4,6 +4,7 @@ row-parallel label (lesion) and brain-mask CSVs. Images become volumes with D = 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +45,36 @@ def load_image_2d(path: Path) -> tuple[np.ndarray, np.ndarray]:
     return data, affine
 
 
+class MaskKind(StrEnum):
+    """What the images of a `mask_dir` CSV mark."""
+
+    BRAIN = "brain"  # the brain: maps are evaluated inside it (ours)
+    NON_LESION = "non_lesion"  # regions annotated as not anomalous (RA's `*_neg.csv`): kept as
+    # Volume.negative for RA's false-positive count; the whole image is evaluated
+
+
+class Intensity(StrEnum):
+    """How a loaded image is scaled to [0, 1]."""
+
+    MIN_MAX = "min_max"  # by the image's own min and max (ours)
+    TO01 = "to01"  # divided by 255 unless already <= 1 (RA's To01)
+
+
+def pad_to_square(image: np.ndarray, value: float | None = None) -> np.ndarray:
+    """Pad an (H, W) image to (S, S), S = max(H, W), centred (the odd pixel after), with
+    `value` (default: the image minimum), as RA's `Pad` before resizing, so nothing is stretched."""
+    h, w = image.shape
+    size = max(h, w)
+    fill = float(image.min()) if value is None else float(value)
+    widths = [((size - n) // 2, size - n - (size - n) // 2) for n in (h, w)]
+    return np.pad(image, widths, mode="constant", constant_values=fill)
+
+
+def to01(image: np.ndarray) -> np.ndarray:
+    """RA's To01: divide by 255 if the maximum exceeds 1, else unchanged."""
+    return (image / 255.0 if float(image.max()) > 1 else image).astype(np.float32)
+
+
 def min_max(image: np.ndarray) -> np.ndarray:
     """Scale to [0, 1] by the image's own min and max (constant -> 0)."""
     lo, hi = float(image.min()), float(image.max())
@@ -67,24 +98,48 @@ class ImageListSet(Sequence):
 
     def __init__(
         self, csv: str | Sequence[str], data_root: str | None = None, label_dir: CsvArg = None,
-        mask_dir: CsvArg = None, target_size: Sequence[int] = (128, 128),
+        mask_dir: CsvArg = None, target_size: Sequence[int] = (128, 128), mask_kind: str = MaskKind.BRAIN,
+        square: bool = False, intensity: str = Intensity.MIN_MAX,
     ) -> None:
         """csv / label_dir / mask_dir: CSV file(s) with a `filename` column, row-parallel;
-        no mask_dir means the whole image is brain."""
+        no mask_dir means the whole image is brain. mask_kind: `brain` or `non_lesion` (RA's
+        `mask_dir` CSVs); square: pad to square before resizing (RA) instead of stretching;
+        intensity: `min_max` or `to01` (RA)."""
         if len(target_size) != 2:
             raise UserInputError(f"key 'target_size' = {target_size}; give [H, W]")
+        for key, value, enum in (("mask_kind", mask_kind, MaskKind), ("intensity", intensity, Intensity)):
+            if value not in set(enum):
+                raise UserInputError(f"image list key '{key}' = {value!r}; use one of {[e.value for e in enum]}")
         self.target_size = tuple(int(t) for t in target_size)
+        self.mask_kind = MaskKind(mask_kind)
+        self.square = bool(square)
+        self.intensity = Intensity(intensity)
         self.files = read_file_list(csv, data_root)
         self.labels = _parallel(self.files, label_dir, data_root, "label_dir")
         self.masks = _parallel(self.files, mask_dir, data_root, "mask_dir")
+        self.mask_csv = mask_dir
         self._cache: dict[int, Volume] = {}
 
     def __len__(self) -> int:
         return len(self.files)
 
+    def _geometry(self, data: np.ndarray, value: float | None = None) -> np.ndarray:
+        return pad_to_square(data, value) if self.square else data
+
     def _binary(self, path: Path) -> np.ndarray:
         data, _ = load_image_2d(path)
-        return resize(data > 0, self.target_size, order=0, preserve_range=True, anti_aliasing=False) > 0.5
+        data = self._geometry(data > 0, 0.0)
+        return resize(data, self.target_size, order=0, preserve_range=True, anti_aliasing=False) > 0.5
+
+    def _check_brain_mask(self, mask: np.ndarray, seg: np.ndarray | None, index: int) -> None:
+        """A 'brain mask' that holds no pixel of a present lesion is RA's non-lesion mask:
+        used as a brain mask it would give NaN AUROC without a word."""
+        if seg is not None and seg.any() and not (mask & seg).any():
+            raise UserInputError(
+                f"mask_dir {self.mask_csv}: {self.masks[index]} holds none of the lesion pixels of "
+                f"{self.labels[index]}; it marks non-lesion regions (as RA's *_neg.csv), not the brain: "
+                "set mask_kind: non_lesion, or give brain masks"
+            )
 
     def __getitem__(self, index):
         if isinstance(index, slice):
@@ -92,9 +147,18 @@ class ImageListSet(Sequence):
         index = range(len(self))[index]
         if index not in self._cache:
             data, affine = load_image_2d(self.files[index])
-            image = np.clip(resize(min_max(data), self.target_size, order=1, anti_aliasing=True), 0, 1)
-            mask = self._binary(self.masks[index]) if self.masks else np.ones(self.target_size, bool)
+            scaled = to01(data) if self.intensity is Intensity.TO01 else min_max(data)
+            image = np.clip(resize(self._geometry(scaled), self.target_size, order=1, anti_aliasing=True), 0, 1)
             seg = self._binary(self.labels[index]) if self.labels else None
+            given = self._binary(self.masks[index]) if self.masks else None
+            negative = None
+            if given is not None and self.mask_kind is MaskKind.NON_LESION:
+                mask, negative = np.ones(self.target_size, bool), given
+            elif given is not None:
+                self._check_brain_mask(given, seg, index)
+                mask = given
+            else:
+                mask = np.ones(self.target_size, bool)
             self._cache[index] = Volume(
                 name=str(self.files[index]),
                 image=torch.from_numpy(image.astype(np.float32))[..., None],
@@ -102,6 +166,7 @@ class ImageListSet(Sequence):
                 seg=None if seg is None else torch.from_numpy(seg)[..., None],
                 label=int(seg is not None and bool(seg.any())),
                 affine=affine,
+                negative=None if negative is None else torch.from_numpy(negative)[..., None],
             )
         return self._cache[index]
 
@@ -131,15 +196,19 @@ class ImageListDataModule:
         self, train_csv: str | Sequence[str], val_csv: str | Sequence[str], data_root: str | None = None,
         batch_size: int = 8, num_workers: int = 0, target_size: Sequence[int] = (128, 128),
         train_mask_dir: CsvArg = None, val_mask_dir: CsvArg = None, samples_per_epoch: int | None = None,
-        augmentation: Mapping[str, Any] | None = None, seed: int = 0,
+        augmentation: Mapping[str, Any] | None = None, seed: int = 0, mask_kind: str = MaskKind.BRAIN,
+        square: bool = False, intensity: str = Intensity.MIN_MAX, drop_last: bool = False,
     ) -> None:
-        """*_mask_dir: brain-mask CSV(s) row-parallel to the image CSV(s); augmentation:
-        Augmentation params (applied to training items only)."""
+        """*_mask_dir: mask CSV(s) row-parallel to the image CSV(s), of `mask_kind`;
+        augmentation: Augmentation params (applied to training items only); square /
+        intensity: see ImageListSet; drop_last: the Trainer drops the last incomplete batch."""
         if int(batch_size) < 1:
             raise UserInputError(f"data_loader key 'batch_size' = {batch_size}; must be >= 1")
         self.batch_size = int(batch_size)
         self.num_workers = int(num_workers)
-        self._args = dict(data_root=data_root, target_size=target_size)
+        self._args = dict(data_root=data_root, target_size=target_size, mask_kind=mask_kind, square=square,
+                          intensity=intensity)
+        self.drop_last = bool(drop_last)
         self.train_csv, self.val_csv = train_csv, val_csv
         self.train_mask_dir, self.val_mask_dir = train_mask_dir, val_mask_dir
         self.samples_per_epoch = samples_per_epoch

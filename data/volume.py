@@ -18,3 +18,6 @@ class Volume:
     seg: torch.Tensor | None  # (H, W, D) bool lesion labels, None if unlabelled
     label: int  # 0 healthy, 1 anomalous (sample level)
     affine: np.ndarray  # (4, 4) for writing maps as NIfTI aligned with the input
+    # (H, W, D) bool regions annotated as not anomalous (RA's `mask_dir` CSVs, used there to
+    # count false positives); None when the data set has none
+    negative: torch.Tensor | None = None
