@@ -32,7 +32,8 @@ class Augmentation:
     """Random augmentations, each with its probability (paper defaults: gamma .5,
     bias field .25, blur .25, ghosting .5; noise, affine and flip off). `flip_p` flips the
     W axis (axis 1 of (1, H, W) or (H, W, D)), RA's horizontal flip; `affine_interpolation`
-    is torchio's name ("nearest" = torchvision's RandomAffine default, as RA).
+    is torchio's name ("nearest" = torchvision's RandomAffine default, as RA);
+    `affine_isotropic` draws one scale for all axes (torchvision's RandomAffine, as RA).
 
     Input intensities are in [0, 1]; the output is clipped to [0, 1] unless `clip` is false
     (the originals do not clip). The mask is resampled with nearest neighbour by the affine
@@ -56,6 +57,7 @@ class Augmentation:
     affine_scale: float = 0.05
     affine_translation: float = 2.0
     affine_interpolation: str = "bspline"
+    affine_isotropic: bool = False
     flip_p: float = 0.0
     clip: bool = True
 
@@ -80,10 +82,11 @@ class Augmentation:
         d, s, t = self.affine_degrees, self.affine_scale, self.affine_translation
         steps = [
             tio.RandomAffine(
-                scales=(1 - s, 1 + s, 1 - s, 1 + s, 1 - s * z, 1 + s * z),
+                scales=(1 - s, 1 + s) if self.affine_isotropic else (1 - s, 1 + s, 1 - s, 1 + s, 1 - s * z, 1 + s * z),
                 degrees=(-d * z, d * z, -d * z, d * z, -d, d),
                 translation=(-t, t, -t, t, -t * z, t * z),
-                image_interpolation=self.affine_interpolation, label_interpolation="nearest", p=self.affine_p,
+                isotropic=self.affine_isotropic, image_interpolation=self.affine_interpolation,
+                label_interpolation="nearest", p=self.affine_p,
             ),
             tio.RandomFlip(axes=(1,), flip_probability=1.0, p=self.flip_p),
             tio.RandomGamma(log_gamma=self.gamma_log_range, p=self.gamma_p),

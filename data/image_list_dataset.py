@@ -1,8 +1,13 @@
 """iml-dl layout: CSVs with a `filename` column of 2D images (PNG or NIfTI), with
-row-parallel label (lesion) and brain-mask CSVs. Images become volumes with D = 1."""
+row-parallel label (lesion) and mask CSVs. Images become volumes with D = 1.
+
+A volume-layout split CSV (img_path, mask_path, seg_path columns) is read as the
+mid-axial slice of each volume, its mask and its seg (the RA paper's 2D protocol on volumes).
+"""
 
 from __future__ import annotations
 
+import csv as csv_module
 from collections.abc import Mapping, Sequence
 from enum import StrEnum
 from pathlib import Path
@@ -15,7 +20,7 @@ from skimage import io as skio
 from skimage.transform import resize
 
 from data.augmentation import Augmentation
-from data.csv_splits import read_file_list
+from data.csv_splits import SplitRow, read_file_list, read_volume_split, resolve
 from data.volume import Volume
 from data.volume_dataset import EpochSeededDataset, build_part
 from dl_utils.errors import UserInputError
@@ -23,8 +28,9 @@ from dl_utils.errors import UserInputError
 CsvArg = str | Sequence[str] | None
 
 
-def load_image_2d(path: Path) -> tuple[np.ndarray, np.ndarray]:
-    """(H, W) float32 array and (4, 4) affine from a PNG/JPEG/TIFF or a 2D NIfTI."""
+def load_image_2d(path: Path, mid_axial: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """(H, W) float32 array and (4, 4) affine from a PNG/JPEG/TIFF or a 2D NIfTI; with
+    `mid_axial` a 3D NIfTI gives its slice D // 2."""
     if not path.is_file():
         raise UserInputError(f"image file not found: {path}; fix the path in the CSV or data_root")
     try:
@@ -38,6 +44,8 @@ def load_image_2d(path: Path) -> tuple[np.ndarray, np.ndarray]:
     if data.ndim == 3 and data.shape[-1] in (3, 4) and not path.name.endswith((".nii", ".nii.gz")):
         data = data[..., :3].mean(-1)  # RGB(A) PNG -> gray
     data = np.squeeze(data)
+    if mid_axial and data.ndim == 3:
+        data = data[:, :, data.shape[2] // 2]
     if data.ndim != 2:
         raise UserInputError(f"image file {path} has shape {data.shape}; expected a 2D image")
     if not np.isfinite(data).all():
@@ -81,6 +89,19 @@ def min_max(image: np.ndarray) -> np.ndarray:
     return ((image - lo) / (hi - lo) if hi > lo else np.zeros_like(image)).astype(np.float32)
 
 
+def volume_rows(csv: str | Sequence[str], data_root) -> list[SplitRow] | None:
+    """The rows if `csv` is (a list of) volume-layout split CSV(s) (an `img_path` column), else None."""
+    paths = [csv] if isinstance(csv, str) else list(csv)
+    first = resolve(str(paths[0]), data_root)
+    if not first.is_file():
+        return None  # read_file_list reports the missing file
+    with first.open(newline="", encoding="utf-8-sig") as handle:
+        header = [h.strip() for h in next(csv_module.reader(handle), [])]
+    if "img_path" not in header or "filename" in header:
+        return None
+    return [row for p in paths for row in read_volume_split(p, data_root)]
+
+
 def _parallel(files: list[Path], csv: CsvArg, data_root, what: str) -> list[Path] | None:
     if csv is None:
         return None
@@ -104,7 +125,8 @@ class ImageListSet(Sequence):
         """csv / label_dir / mask_dir: CSV file(s) with a `filename` column, row-parallel;
         no mask_dir means the whole image is brain. mask_kind: `brain` or `non_lesion` (RA's
         `mask_dir` CSVs); square: pad to square before resizing (RA) instead of stretching;
-        intensity: `min_max` or `to01` (RA)."""
+        intensity: `min_max` or `to01` (RA). With a volume-layout split CSV the masks are its
+        brain masks whatever `mask_kind` says."""
         if len(target_size) != 2:
             raise UserInputError(f"key 'target_size' = {target_size}; give [H, W]")
         for key, value, enum in (("mask_kind", mask_kind, MaskKind), ("intensity", intensity, Intensity)):
@@ -114,9 +136,21 @@ class ImageListSet(Sequence):
         self.mask_kind = MaskKind(mask_kind)
         self.square = bool(square)
         self.intensity = Intensity(intensity)
-        self.files = read_file_list(csv, data_root)
-        self.labels = _parallel(self.files, label_dir, data_root, "label_dir")
-        self.masks = _parallel(self.files, mask_dir, data_root, "mask_dir")
+        rows = volume_rows(csv, data_root)
+        self.mid_axial = rows is not None
+        if rows is not None:
+            if label_dir is not None or mask_dir is not None:
+                raise UserInputError(f"{csv} is a volume-layout split: its mask_path / seg_path columns "
+                                     "are used, so drop label_dir and mask_dir")
+            self.files = [r.img_path for r in rows]
+            self.masks = [r.mask_path for r in rows]
+            self.labels = [r.seg_path for r in rows] if any(r.seg_path for r in rows) else None
+            self.row_labels: list[int] | None = [r.label for r in rows]
+        else:
+            self.files = read_file_list(csv, data_root)
+            self.labels = _parallel(self.files, label_dir, data_root, "label_dir")
+            self.masks = _parallel(self.files, mask_dir, data_root, "mask_dir")
+            self.row_labels = None
         self.mask_csv = mask_dir
         self._cache: dict[int, Volume] = {}
 
@@ -126,8 +160,10 @@ class ImageListSet(Sequence):
     def _geometry(self, data: np.ndarray, value: float | None = None) -> np.ndarray:
         return pad_to_square(data, value) if self.square else data
 
-    def _binary(self, path: Path) -> np.ndarray:
-        data, _ = load_image_2d(path)
+    def _binary(self, path: Path | None) -> np.ndarray | None:
+        if path is None:
+            return None
+        data, _ = load_image_2d(path, self.mid_axial)
         data = self._geometry(data > 0, 0.0)
         return resize(data, self.target_size, order=0, preserve_range=True, anti_aliasing=False) > 0.5
 
@@ -146,13 +182,13 @@ class ImageListSet(Sequence):
             return [self[i] for i in range(*index.indices(len(self)))]
         index = range(len(self))[index]
         if index not in self._cache:
-            data, affine = load_image_2d(self.files[index])
+            data, affine = load_image_2d(self.files[index], self.mid_axial)
             scaled = to01(data) if self.intensity is Intensity.TO01 else min_max(data)
             image = np.clip(resize(self._geometry(scaled), self.target_size, order=1, anti_aliasing=True), 0, 1)
             seg = self._binary(self.labels[index]) if self.labels else None
             given = self._binary(self.masks[index]) if self.masks else None
             negative = None
-            if given is not None and self.mask_kind is MaskKind.NON_LESION:
+            if given is not None and self.mask_kind is MaskKind.NON_LESION and not self.mid_axial:
                 mask, negative = np.ones(self.target_size, bool), given
             elif given is not None:
                 self._check_brain_mask(given, seg, index)
@@ -164,7 +200,8 @@ class ImageListSet(Sequence):
                 image=torch.from_numpy(image.astype(np.float32))[..., None],
                 mask=torch.from_numpy(mask)[..., None],
                 seg=None if seg is None else torch.from_numpy(seg)[..., None],
-                label=int(seg is not None and bool(seg.any())),
+                # the slice's own lesion pixels decide (a volume's lesion may miss its mid slice)
+                label=int(bool(seg.any())) if seg is not None else int(bool(self.row_labels and self.row_labels[index])),
                 affine=affine,
                 negative=None if negative is None else torch.from_numpy(negative)[..., None],
             )

@@ -109,3 +109,21 @@ def test_square_padding_keeps_aspect(tmp_path):
 def test_bad_image_list_options(root):
     with pytest.raises(UserInputError, match="mask_kind"):
         ImageListSet("images.csv", str(root), mask_kind="healthy")
+
+
+def test_volume_split_gives_mid_axial_slices(tmp_path):
+    """A volume-layout split CSV is read as mid-axial slices (RA's 2D protocol on volumes)."""
+    from data_helpers import brain_phantom, write_volume_csv
+    image, mask = brain_phantom((20, 24, 7), seed=0)
+    seg = np.zeros(mask.shape, np.uint8)
+    seg[8:12, 8:12, 3] = 1
+    write_nifti(tmp_path / "v.nii.gz", image)
+    write_nifti(tmp_path / "v_mask.nii.gz", mask.astype(np.uint8))
+    write_nifti(tmp_path / "v_seg.nii.gz", seg)
+    write_volume_csv(tmp_path / "split.csv", [{"img_name": "v", "label": "1", "img_path": "v.nii.gz",
+                                               "mask_path": "v_mask.nii.gz", "seg_path": "v_seg.nii.gz"}])
+    vol = ImageListSet("split.csv", str(tmp_path), target_size=[20, 24])[0]
+    assert vol.label == 1 and vol.image.shape == (20, 24, 1)
+    assert np.array_equal(vol.mask[..., 0].numpy(), mask[:, :, 3]) and vol.seg[..., 0].numpy().sum() == 16
+    with pytest.raises(UserInputError, match="volume-layout"):
+        ImageListSet("split.csv", str(tmp_path), mask_dir="split.csv")
