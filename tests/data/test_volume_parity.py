@@ -121,3 +121,49 @@ def test_augmentation_pipeline_is_the_originals_policy():
     steps = Augmentation(**AUGMENTATION).transform(is_2d=False).transforms
     assert [type(t).__name__ for t in steps] == ["RandomGamma", "RandomBiasField", "RandomBlur", "RandomGhosting"]
     assert [t.probability for t in steps] == [0.5, 0.25, 0.25, 0.5]
+
+
+VOLUME_PAPER_CONFIGS = ["projects/DDPM/configs/ddpm_paper.yaml", "projects/cDDPM/configs/cddpm_paper.yaml"]
+
+
+def _loaders(config: dict):
+    yield "trainer.data_loader", config["trainer"]["data_loader"]
+    for name, task in (config.get("downstream_tasks") or {}).items():
+        if isinstance(task, dict) and "data_loader" in task:
+            yield f"downstream_tasks.{name}.data_loader", task["data_loader"]
+
+
+@pytest.mark.parametrize("path", VOLUME_PAPER_CONFIGS + ["projects/cDDPM/configs/spark_pretrain_paper.yaml"])
+def test_paper_configs_use_the_originals_pipeline(path):
+    """Every volume loader of the paper configs: CurvatureFlow, torchio crop/pad 192 x 192 x 100,
+    1 / 99 percentiles in the brain, 2 mm -> 96 x 96 x 50; training on all slices, drop_last,
+    validation drawn as training (the best checkpoint is chosen on it)."""
+    from core.Configurator import load_config
+
+    root = Path(__file__).resolve().parents[2]
+    config = load_config(root / path)
+    seen = 0
+    for where, loader in _loaders(config):
+        params = loader.get("params") or {}
+        if "preprocessing" not in params:
+            continue
+        pre = VolumePreprocessor(**params["preprocessing"])
+        assert (pre.pipeline, pre.curvature_flow) == ("torchio", True), where
+        assert pre.crop_shape == (192, 192, 100) and pre.percentiles == (1.0, 99.0), where
+        assert pre.target_spacing == (2.0, 2.0, 2.0) and pre.target_shape is None, where
+        seen += 1
+    assert seen >= 1
+    train = config["trainer"]["data_loader"]["params"]
+    assert (train["slice_sampling"], train["validation"], train["drop_last"]) == ("all", "as_training", True)
+    if path in VOLUME_PAPER_CONFIGS:  # SparK trains without augmentation (issue 9, item 4)
+        aug = Augmentation(**train["augmentation"])
+        assert train["augment_volume"] is True and aug.clip is False
+        assert [(type(t).__name__, t.probability) for t in aug.transform(is_2d=False).transforms] == [
+            ("RandomGamma", 0.5), ("RandomBiasField", 0.25), ("RandomBlur", 0.25), ("RandomGhosting", 0.5)]
+        assert aug == Augmentation(**AUGMENTATION)
+
+
+def test_paper_geometry_gives_96_96_50():
+    pre = VolumePreprocessor(crop_shape=[192, 192, 100], percentiles=[1, 99], target_shape=None,
+                             target_spacing=[2, 2, 2], pipeline="torchio")
+    assert pre.output_shape((240, 240, 155)) == (96, 96, 50)  # SRI24 grid, as the originals' data
