@@ -16,8 +16,9 @@ from typing import Any
 import nibabel as nib
 import numpy as np
 import torch
+import torchvision.transforms.functional as tvf
 from skimage import io as skio
-from skimage.transform import resize
+from skimage.transform import resize as sk_resize
 
 from data.augmentation import Augmentation
 from data.csv_splits import SplitRow, read_file_list, read_volume_split, resolve
@@ -66,6 +67,14 @@ class Intensity(StrEnum):
 
     MIN_MAX = "min_max"  # by the image's own min and max (ours)
     TO01 = "to01"  # divided by 255 unless already <= 1 (RA's To01)
+
+
+class Resize(StrEnum):
+    """How images and masks reach `target_size`."""
+
+    SKIMAGE = "skimage"  # skimage bilinear with Gaussian anti-aliasing; masks nearest (ours)
+    BILINEAR = "bilinear"  # torchvision Resize (bilinear, antialias) on images and masks (RA);
+    # lesion labels keep every pixel > 0 (RA counts non-zero), other masks those > 0.5
 
 
 def pad_to_square(image: np.ndarray, value: float | None = None) -> np.ndarray:
@@ -120,22 +129,25 @@ class ImageListSet(Sequence):
     def __init__(
         self, csv: str | Sequence[str], data_root: str | None = None, label_dir: CsvArg = None,
         mask_dir: CsvArg = None, target_size: Sequence[int] = (128, 128), mask_kind: str = MaskKind.BRAIN,
-        square: bool = False, intensity: str = Intensity.MIN_MAX,
+        square: bool = False, intensity: str = Intensity.MIN_MAX, resize: str = Resize.SKIMAGE,
     ) -> None:
         """csv / label_dir / mask_dir: CSV file(s) with a `filename` column, row-parallel;
         no mask_dir means the whole image is brain. mask_kind: `brain` or `non_lesion` (RA's
         `mask_dir` CSVs); square: pad to square before resizing (RA) instead of stretching;
-        intensity: `min_max` or `to01` (RA). With a volume-layout split CSV the masks are its
-        brain masks whatever `mask_kind` says."""
+        intensity: `min_max` or `to01` (RA); resize: `skimage` or `bilinear` (RA's torchvision
+        Resize). With a volume-layout split CSV the masks are its brain masks whatever
+        `mask_kind` says."""
         if len(target_size) != 2:
             raise UserInputError(f"key 'target_size' = {target_size}; give [H, W]")
-        for key, value, enum in (("mask_kind", mask_kind, MaskKind), ("intensity", intensity, Intensity)):
+        options = (("mask_kind", mask_kind, MaskKind), ("intensity", intensity, Intensity), ("resize", resize, Resize))
+        for key, value, enum in options:
             if value not in set(enum):
                 raise UserInputError(f"image list key '{key}' = {value!r}; use one of {[e.value for e in enum]}")
         self.target_size = tuple(int(t) for t in target_size)
         self.mask_kind = MaskKind(mask_kind)
         self.square = bool(square)
         self.intensity = Intensity(intensity)
+        self.resize = Resize(resize)
         rows = volume_rows(csv, data_root)
         self.mid_axial = rows is not None
         if rows is not None:
@@ -160,12 +172,21 @@ class ImageListSet(Sequence):
     def _geometry(self, data: np.ndarray, value: float | None = None) -> np.ndarray:
         return pad_to_square(data, value) if self.square else data
 
-    def _binary(self, path: Path | None) -> np.ndarray | None:
+    def _resized(self, data: np.ndarray) -> np.ndarray:
+        """(H, W) float -> target_size, by `resize` (no clipping)."""
+        if self.resize is Resize.BILINEAR:
+            tensor = torch.from_numpy(np.ascontiguousarray(data, dtype=np.float32))[None]
+            return tvf.resize(tensor, list(self.target_size), antialias=True)[0].numpy()
+        return sk_resize(data, self.target_size, order=1, anti_aliasing=True)
+
+    def _binary(self, path: Path | None, lesion: bool = False) -> np.ndarray | None:
         if path is None:
             return None
         data, _ = load_image_2d(path, self.mid_axial)
         data = self._geometry(data > 0, 0.0)
-        return resize(data, self.target_size, order=0, preserve_range=True, anti_aliasing=False) > 0.5
+        if self.resize is Resize.BILINEAR:
+            return self._resized(data.astype(np.float32)) > (0.0 if lesion else 0.5)
+        return sk_resize(data, self.target_size, order=0, preserve_range=True, anti_aliasing=False) > 0.5
 
     def _check_brain_mask(self, mask: np.ndarray, seg: np.ndarray | None, index: int) -> None:
         """A 'brain mask' that holds no pixel of a present lesion is RA's non-lesion mask:
@@ -184,8 +205,8 @@ class ImageListSet(Sequence):
         if index not in self._cache:
             data, affine = load_image_2d(self.files[index], self.mid_axial)
             scaled = to01(data) if self.intensity is Intensity.TO01 else min_max(data)
-            image = np.clip(resize(self._geometry(scaled), self.target_size, order=1, anti_aliasing=True), 0, 1)
-            seg = self._binary(self.labels[index]) if self.labels else None
+            image = np.clip(self._resized(self._geometry(scaled)), 0, 1)
+            seg = self._binary(self.labels[index], lesion=True) if self.labels else None
             given = self._binary(self.masks[index]) if self.masks else None
             negative = None
             if given is not None and self.mask_kind is MaskKind.NON_LESION and not self.mid_axial:
@@ -234,17 +255,18 @@ class ImageListDataModule:
         batch_size: int = 8, num_workers: int = 0, target_size: Sequence[int] = (128, 128),
         train_mask_dir: CsvArg = None, val_mask_dir: CsvArg = None, samples_per_epoch: int | None = None,
         augmentation: Mapping[str, Any] | None = None, seed: int = 0, mask_kind: str = MaskKind.BRAIN,
-        square: bool = False, intensity: str = Intensity.MIN_MAX, drop_last: bool = False,
+        square: bool = False, intensity: str = Intensity.MIN_MAX, resize: str = Resize.SKIMAGE,
+        drop_last: bool = False,
     ) -> None:
         """*_mask_dir: mask CSV(s) row-parallel to the image CSV(s), of `mask_kind`;
         augmentation: Augmentation params (applied to training items only); square /
-        intensity: see ImageListSet; drop_last: the Trainer drops the last incomplete batch."""
+        intensity / resize: see ImageListSet; drop_last: the Trainer drops the last incomplete batch."""
         if int(batch_size) < 1:
             raise UserInputError(f"data_loader key 'batch_size' = {batch_size}; must be >= 1")
         self.batch_size = int(batch_size)
         self.num_workers = int(num_workers)
         self._args = dict(data_root=data_root, target_size=target_size, mask_kind=mask_kind, square=square,
-                          intensity=intensity)
+                          intensity=intensity, resize=resize)
         self.drop_last = bool(drop_last)
         self.train_csv, self.val_csv = train_csv, val_csv
         self.train_mask_dir, self.val_mask_dir = train_mask_dir, val_mask_dir
