@@ -202,7 +202,7 @@ class Trainer:
             batch_size=self._per_rank_batch_size(),
             sampler=sampler,
             num_workers=int(getattr(self.data_module, "num_workers", 0)),
-            drop_last=False,
+            drop_last=bool(getattr(self.data_module, "drop_last", False)),
         )
         return loader, sampler
 

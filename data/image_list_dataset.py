@@ -1,20 +1,27 @@
 """iml-dl layout: CSVs with a `filename` column of 2D images (PNG or NIfTI), with
-row-parallel label (lesion) and brain-mask CSVs. Images become volumes with D = 1."""
+row-parallel label (lesion) and mask CSVs. Images become volumes with D = 1.
+
+A volume-layout split CSV (img_path, mask_path, seg_path columns) is read as the
+mid-axial slice of each volume, its mask and its seg (the RA paper's 2D protocol on volumes).
+"""
 
 from __future__ import annotations
 
+import csv as csv_module
 from collections.abc import Mapping, Sequence
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
 import nibabel as nib
 import numpy as np
 import torch
+import torchvision.transforms.functional as tvf
 from skimage import io as skio
-from skimage.transform import resize
+from skimage.transform import resize as sk_resize
 
 from data.augmentation import Augmentation
-from data.csv_splits import read_file_list
+from data.csv_splits import SplitRow, read_file_list, read_volume_split, resolve
 from data.volume import Volume
 from data.volume_dataset import EpochSeededDataset, build_part
 from dl_utils.errors import UserInputError
@@ -22,8 +29,9 @@ from dl_utils.errors import UserInputError
 CsvArg = str | Sequence[str] | None
 
 
-def load_image_2d(path: Path) -> tuple[np.ndarray, np.ndarray]:
-    """(H, W) float32 array and (4, 4) affine from a PNG/JPEG/TIFF or a 2D NIfTI."""
+def load_image_2d(path: Path, mid_axial: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """(H, W) float32 array and (4, 4) affine from a PNG/JPEG/TIFF or a 2D NIfTI; with
+    `mid_axial` a 3D NIfTI gives its slice D // 2."""
     if not path.is_file():
         raise UserInputError(f"image file not found: {path}; fix the path in the CSV or data_root")
     try:
@@ -37,6 +45,8 @@ def load_image_2d(path: Path) -> tuple[np.ndarray, np.ndarray]:
     if data.ndim == 3 and data.shape[-1] in (3, 4) and not path.name.endswith((".nii", ".nii.gz")):
         data = data[..., :3].mean(-1)  # RGB(A) PNG -> gray
     data = np.squeeze(data)
+    if mid_axial and data.ndim == 3:
+        data = data[:, :, data.shape[2] // 2]
     if data.ndim != 2:
         raise UserInputError(f"image file {path} has shape {data.shape}; expected a 2D image")
     if not np.isfinite(data).all():
@@ -44,10 +54,61 @@ def load_image_2d(path: Path) -> tuple[np.ndarray, np.ndarray]:
     return data, affine
 
 
+class MaskKind(StrEnum):
+    """What the images of a `mask_dir` CSV mark."""
+
+    BRAIN = "brain"  # the brain: maps are evaluated inside it (ours)
+    NON_LESION = "non_lesion"  # regions annotated as not anomalous (RA's `*_neg.csv`): kept as
+    # Volume.negative for RA's false-positive count; the whole image is evaluated
+
+
+class Intensity(StrEnum):
+    """How a loaded image is scaled to [0, 1]."""
+
+    MIN_MAX = "min_max"  # by the image's own min and max (ours)
+    TO01 = "to01"  # divided by 255 unless already <= 1 (RA's To01)
+
+
+class Resize(StrEnum):
+    """How images and masks reach `target_size`."""
+
+    SKIMAGE = "skimage"  # skimage bilinear with Gaussian anti-aliasing; masks nearest (ours)
+    BILINEAR = "bilinear"  # torchvision Resize (bilinear, antialias) on images and masks (RA);
+    # lesion labels keep every pixel > 0 (RA counts non-zero), other masks those > 0.5
+
+
+def pad_to_square(image: np.ndarray, value: float | None = None) -> np.ndarray:
+    """Pad an (H, W) image to (S, S), S = max(H, W), centred (the odd pixel after), with
+    `value` (default: the image minimum), as RA's `Pad` before resizing, so nothing is stretched."""
+    h, w = image.shape
+    size = max(h, w)
+    fill = float(image.min()) if value is None else float(value)
+    widths = [((size - n) // 2, size - n - (size - n) // 2) for n in (h, w)]
+    return np.pad(image, widths, mode="constant", constant_values=fill)
+
+
+def to01(image: np.ndarray) -> np.ndarray:
+    """RA's To01: divide by 255 if the maximum exceeds 1, else unchanged."""
+    return (image / 255.0 if float(image.max()) > 1 else image).astype(np.float32)
+
+
 def min_max(image: np.ndarray) -> np.ndarray:
     """Scale to [0, 1] by the image's own min and max (constant -> 0)."""
     lo, hi = float(image.min()), float(image.max())
     return ((image - lo) / (hi - lo) if hi > lo else np.zeros_like(image)).astype(np.float32)
+
+
+def volume_rows(csv: str | Sequence[str], data_root) -> list[SplitRow] | None:
+    """The rows if `csv` is (a list of) volume-layout split CSV(s) (an `img_path` column), else None."""
+    paths = [csv] if isinstance(csv, str) else list(csv)
+    first = resolve(str(paths[0]), data_root)
+    if not first.is_file():
+        return None  # read_file_list reports the missing file
+    with first.open(newline="", encoding="utf-8-sig") as handle:
+        header = [h.strip() for h in next(csv_module.reader(handle), [])]
+    if "img_path" not in header or "filename" in header:
+        return None
+    return [row for p in paths for row in read_volume_split(p, data_root)]
 
 
 def _parallel(files: list[Path], csv: CsvArg, data_root, what: str) -> list[Path] | None:
@@ -67,41 +128,103 @@ class ImageListSet(Sequence):
 
     def __init__(
         self, csv: str | Sequence[str], data_root: str | None = None, label_dir: CsvArg = None,
-        mask_dir: CsvArg = None, target_size: Sequence[int] = (128, 128),
+        mask_dir: CsvArg = None, target_size: Sequence[int] = (128, 128), mask_kind: str = MaskKind.BRAIN,
+        square: bool = False, intensity: str = Intensity.MIN_MAX, resize: str = Resize.SKIMAGE,
     ) -> None:
         """csv / label_dir / mask_dir: CSV file(s) with a `filename` column, row-parallel;
-        no mask_dir means the whole image is brain."""
+        no mask_dir means the whole image is brain. mask_kind: `brain` or `non_lesion` (RA's
+        `mask_dir` CSVs); square: pad to square before resizing (RA) instead of stretching;
+        intensity: `min_max` or `to01` (RA); resize: `skimage` or `bilinear` (RA's torchvision
+        Resize). With a volume-layout split CSV the masks are its brain masks whatever
+        `mask_kind` says."""
         if len(target_size) != 2:
             raise UserInputError(f"key 'target_size' = {target_size}; give [H, W]")
+        options = (("mask_kind", mask_kind, MaskKind), ("intensity", intensity, Intensity), ("resize", resize, Resize))
+        for key, value, enum in options:
+            if value not in set(enum):
+                raise UserInputError(f"image list key '{key}' = {value!r}; use one of {[e.value for e in enum]}")
         self.target_size = tuple(int(t) for t in target_size)
-        self.files = read_file_list(csv, data_root)
-        self.labels = _parallel(self.files, label_dir, data_root, "label_dir")
-        self.masks = _parallel(self.files, mask_dir, data_root, "mask_dir")
+        self.mask_kind = MaskKind(mask_kind)
+        self.square = bool(square)
+        self.intensity = Intensity(intensity)
+        self.resize = Resize(resize)
+        rows = volume_rows(csv, data_root)
+        self.mid_axial = rows is not None
+        if rows is not None:
+            if label_dir is not None or mask_dir is not None:
+                raise UserInputError(f"{csv} is a volume-layout split: its mask_path / seg_path columns "
+                                     "are used, so drop label_dir and mask_dir")
+            self.files = [r.img_path for r in rows]
+            self.masks = [r.mask_path for r in rows]
+            self.labels = [r.seg_path for r in rows] if any(r.seg_path for r in rows) else None
+            self.row_labels: list[int] | None = [r.label for r in rows]
+        else:
+            self.files = read_file_list(csv, data_root)
+            self.labels = _parallel(self.files, label_dir, data_root, "label_dir")
+            self.masks = _parallel(self.files, mask_dir, data_root, "mask_dir")
+            self.row_labels = None
+        self.mask_csv = mask_dir
         self._cache: dict[int, Volume] = {}
 
     def __len__(self) -> int:
         return len(self.files)
 
-    def _binary(self, path: Path) -> np.ndarray:
-        data, _ = load_image_2d(path)
-        return resize(data > 0, self.target_size, order=0, preserve_range=True, anti_aliasing=False) > 0.5
+    def _geometry(self, data: np.ndarray, value: float | None = None) -> np.ndarray:
+        return pad_to_square(data, value) if self.square else data
+
+    def _resized(self, data: np.ndarray) -> np.ndarray:
+        """(H, W) float -> target_size, by `resize` (no clipping)."""
+        if self.resize is Resize.BILINEAR:
+            tensor = torch.from_numpy(np.ascontiguousarray(data, dtype=np.float32))[None]
+            return tvf.resize(tensor, list(self.target_size), antialias=True)[0].numpy()
+        return sk_resize(data, self.target_size, order=1, anti_aliasing=True)
+
+    def _binary(self, path: Path | None, lesion: bool = False) -> np.ndarray | None:
+        if path is None:
+            return None
+        data, _ = load_image_2d(path, self.mid_axial)
+        data = self._geometry(data > 0, 0.0)
+        if self.resize is Resize.BILINEAR:
+            return self._resized(data.astype(np.float32)) > (0.0 if lesion else 0.5)
+        return sk_resize(data, self.target_size, order=0, preserve_range=True, anti_aliasing=False) > 0.5
+
+    def _check_brain_mask(self, mask: np.ndarray, seg: np.ndarray | None, index: int) -> None:
+        """A 'brain mask' that holds no pixel of a present lesion is RA's non-lesion mask:
+        used as a brain mask it would give NaN AUROC without a word."""
+        if seg is not None and seg.any() and not (mask & seg).any():
+            raise UserInputError(
+                f"mask_dir {self.mask_csv}: {self.masks[index]} holds none of the lesion pixels of "
+                f"{self.labels[index]}; it marks non-lesion regions (as RA's *_neg.csv), not the brain: "
+                "set mask_kind: non_lesion, or give brain masks"
+            )
 
     def __getitem__(self, index):
         if isinstance(index, slice):
             return [self[i] for i in range(*index.indices(len(self)))]
         index = range(len(self))[index]
         if index not in self._cache:
-            data, affine = load_image_2d(self.files[index])
-            image = np.clip(resize(min_max(data), self.target_size, order=1, anti_aliasing=True), 0, 1)
-            mask = self._binary(self.masks[index]) if self.masks else np.ones(self.target_size, bool)
-            seg = self._binary(self.labels[index]) if self.labels else None
+            data, affine = load_image_2d(self.files[index], self.mid_axial)
+            scaled = to01(data) if self.intensity is Intensity.TO01 else min_max(data)
+            image = np.clip(self._resized(self._geometry(scaled)), 0, 1)
+            seg = self._binary(self.labels[index], lesion=True) if self.labels else None
+            given = self._binary(self.masks[index]) if self.masks else None
+            negative = None
+            if given is not None and self.mask_kind is MaskKind.NON_LESION and not self.mid_axial:
+                mask, negative = np.ones(self.target_size, bool), given
+            elif given is not None:
+                self._check_brain_mask(given, seg, index)
+                mask = given
+            else:
+                mask = np.ones(self.target_size, bool)
             self._cache[index] = Volume(
                 name=str(self.files[index]),
                 image=torch.from_numpy(image.astype(np.float32))[..., None],
                 mask=torch.from_numpy(mask)[..., None],
                 seg=None if seg is None else torch.from_numpy(seg)[..., None],
-                label=int(seg is not None and bool(seg.any())),
+                # the slice's own lesion pixels decide (a volume's lesion may miss its mid slice)
+                label=int(bool(seg.any())) if seg is not None else int(bool(self.row_labels and self.row_labels[index])),
                 affine=affine,
+                negative=None if negative is None else torch.from_numpy(negative)[..., None],
             )
         return self._cache[index]
 
@@ -131,15 +254,20 @@ class ImageListDataModule:
         self, train_csv: str | Sequence[str], val_csv: str | Sequence[str], data_root: str | None = None,
         batch_size: int = 8, num_workers: int = 0, target_size: Sequence[int] = (128, 128),
         train_mask_dir: CsvArg = None, val_mask_dir: CsvArg = None, samples_per_epoch: int | None = None,
-        augmentation: Mapping[str, Any] | None = None, seed: int = 0,
+        augmentation: Mapping[str, Any] | None = None, seed: int = 0, mask_kind: str = MaskKind.BRAIN,
+        square: bool = False, intensity: str = Intensity.MIN_MAX, resize: str = Resize.SKIMAGE,
+        drop_last: bool = False,
     ) -> None:
-        """*_mask_dir: brain-mask CSV(s) row-parallel to the image CSV(s); augmentation:
-        Augmentation params (applied to training items only)."""
+        """*_mask_dir: mask CSV(s) row-parallel to the image CSV(s), of `mask_kind`;
+        augmentation: Augmentation params (applied to training items only); square /
+        intensity / resize: see ImageListSet; drop_last: the Trainer drops the last incomplete batch."""
         if int(batch_size) < 1:
             raise UserInputError(f"data_loader key 'batch_size' = {batch_size}; must be >= 1")
         self.batch_size = int(batch_size)
         self.num_workers = int(num_workers)
-        self._args = dict(data_root=data_root, target_size=target_size)
+        self._args = dict(data_root=data_root, target_size=target_size, mask_kind=mask_kind, square=square,
+                          intensity=intensity, resize=resize)
+        self.drop_last = bool(drop_last)
         self.train_csv, self.val_csv = train_csv, val_csv
         self.train_mask_dir, self.val_mask_dir = train_mask_dir, val_mask_dir
         self.samples_per_epoch = samples_per_epoch

@@ -1,17 +1,48 @@
 """Array transforms of the volume pipeline (methods.md section 1) and their composition.
 
-Order as in the originals: crop or pad -> percentile rescale in the brain -> resample.
+Order as in the originals (Behrendt et al., `src/datamodules/create_dataset.py`):
+SimpleITK CurvatureFlow on the image -> crop or pad -> percentile rescale in the brain ->
+resample. `Pipeline.TORCHIO` runs the originals' torchio transforms themselves (voxel-centre
+aligned B-spline, nearest for labels, no clipping after resampling); `Pipeline.ZOOM` is our
+earlier corner-aligned `ndimage.zoom` variant (output clipped to [0, 1]).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from enum import StrEnum
 
 import numpy as np
+import SimpleITK as sitk
+import torch
+import torchio as tio
 from scipy import ndimage
 
 from dl_utils.errors import UserInputError
+
+
+class Pipeline(StrEnum):
+    """How crop/pad, rescale and resampling are computed."""
+
+    TORCHIO = "torchio"  # the originals: tio.CropOrPad, tio.RescaleIntensity, tio.Resample / tio.Resize
+    ZOOM = "zoom"  # ours before: centred crop, clipped rescale, corner-aligned ndimage.zoom
+
+
+_TIO_INTERPOLATION = {0: "nearest", 1: "linear", 3: "bspline"}
+
+
+def curvature_flow(
+    image: np.ndarray, spacing: Sequence[float] = (1.0, 1.0, 1.0), time_step: float = 0.125, iterations: int = 3,
+) -> np.ndarray:
+    """SimpleITK CurvatureFlow edge-preserving smoothing of a (X, Y, Z) volume, float32.
+
+    As the originals' `sitk_reader`: float32 image, `timeStep` 0.125, 3 iterations.
+    """
+    itk = sitk.GetImageFromArray(np.ascontiguousarray(image, dtype=np.float32).transpose(2, 1, 0))
+    itk.SetSpacing(tuple(float(s) for s in spacing))
+    out = sitk.CurvatureFlow(image1=itk, timeStep=float(time_step), numberOfIterations=int(iterations))
+    return sitk.GetArrayFromImage(out).transpose(2, 1, 0).astype(np.float32)
 
 
 def crop_or_pad_slices(
@@ -107,12 +138,16 @@ def _tuple_or_none(value, length: int, key: str, kind=int):
 
 @dataclass(frozen=True)
 class VolumePreprocessor:
-    """(image, mask, seg) (X, Y, Z) -> the preprocessed triple; paper defaults.
+    """(image, mask, seg) (X, Y, Z) -> the preprocessed triple; paper geometry.
 
+    pipeline: `torchio` (the originals' transforms) or `zoom` (ours before, see Pipeline).
+    curvature_flow: SimpleITK CurvatureFlow on the image first (the originals: on, time step
+    0.125, 3 iterations; off by default because the demo volumes are already preprocessed).
     crop_shape: crop or pad (with 0) centred, at input resolution; null to skip.
     percentiles: rescale to [0, 1] between these brain percentiles, clipping; null to skip.
     target_shape / target_spacing (mm): resample (B-spline `image_order` for the image,
-    nearest for mask and seg); give at most one, null for neither.
+    nearest for mask and seg); give at most one, null for neither. The originals use
+    target_spacing 2 (their `rescaleFactor`) on 1 mm volumes.
     """
 
     crop_shape: Sequence[int] | None = (192, 192, 100)
@@ -120,6 +155,10 @@ class VolumePreprocessor:
     target_shape: Sequence[int] | None = (96, 96, 50)
     target_spacing: Sequence[float] | None = None
     image_order: int = 3
+    pipeline: str = Pipeline.TORCHIO
+    curvature_flow: bool = False
+    curvature_flow_time_step: float = 0.125
+    curvature_flow_iterations: int = 3
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "crop_shape", _tuple_or_none(self.crop_shape, 3, "crop_shape"))
@@ -132,9 +171,41 @@ class VolumePreprocessor:
             raise UserInputError("preprocessing sets both 'target_shape' and 'target_spacing'; keep one")
         if self.percentiles is not None and not 0 <= self.percentiles[0] < self.percentiles[1] <= 100:
             raise UserInputError(f"preprocessing key 'percentiles' = {self.percentiles}; need 0 <= low < high <= 100")
+        if self.pipeline not in set(Pipeline):
+            raise UserInputError(
+                f"preprocessing key 'pipeline' = {self.pipeline!r}; use one of {[p.value for p in Pipeline]}"
+            )
+        object.__setattr__(self, "pipeline", Pipeline(self.pipeline))
+        if self.pipeline is Pipeline.TORCHIO and self.image_order not in _TIO_INTERPOLATION:
+            raise UserInputError(
+                f"preprocessing key 'image_order' = {self.image_order}; the torchio pipeline takes 0, 1 or 3"
+            )
+
+    def _torchio_transform(self, with_intensity: bool = True) -> tio.Compose:
+        """The originals' `get_transform`: CropOrPad(pad 0) -> RescaleIntensity(mask) -> Resample."""
+        steps: list[tio.Transform] = []
+        if self.crop_shape is not None:
+            steps.append(tio.CropOrPad(self.crop_shape, padding_mode=0))
+        if self.percentiles is not None and with_intensity:
+            steps.append(tio.RescaleIntensity((0, 1), percentiles=self.percentiles, masking_method="mask"))
+        interpolation = _TIO_INTERPOLATION[self.image_order]
+        if self.target_spacing is not None:
+            steps.append(tio.Resample(self.target_spacing, image_interpolation=interpolation))
+        elif self.target_shape is not None:
+            steps.append(tio.Resize(self.target_shape, image_interpolation=interpolation))
+        return tio.Compose(steps)
+
+    def _torchio_geometry(self, in_shape: Sequence[int], spacing: Sequence[float]) -> tuple[tuple[int, ...], np.ndarray]:
+        """Output shape and (index -> input-index) affine of the torchio pipeline, from a label-only run."""
+        grid = np.diag([*map(float, spacing), 1.0])
+        dummy = tio.Subject(mask=tio.LabelMap(tensor=torch.zeros((1, *map(int, in_shape)), dtype=torch.uint8), affine=grid))
+        out = self._torchio_transform(with_intensity=False)(dummy)["mask"]
+        return tuple(int(n) for n in out.spatial_shape), np.linalg.inv(grid) @ np.asarray(out.affine, float)
 
     def output_shape(self, in_shape: Sequence[int], spacing: Sequence[float] = (1.0, 1.0, 1.0)) -> tuple[int, ...]:
         """Shape the triple will have for an input of `in_shape` at `spacing` (mm)."""
+        if self.pipeline is Pipeline.TORCHIO:
+            return self._torchio_geometry(in_shape, spacing)[0]
         mid = self.crop_shape or tuple(in_shape)
         if self.target_shape is not None:
             return self.target_shape
@@ -144,6 +215,8 @@ class VolumePreprocessor:
 
     def output_affine(self, affine: np.ndarray, in_shape: Sequence[int], spacing=(1.0, 1.0, 1.0)) -> np.ndarray:
         """(4, 4) affine of the preprocessed grid for an input with `affine`."""
+        if self.pipeline is Pipeline.TORCHIO:
+            return np.asarray(affine, float) @ self._torchio_geometry(in_shape, spacing)[1]
         windows = crop_or_pad_slices(in_shape, self.crop_shape) if self.crop_shape else None
         return resampled_affine(affine, in_shape, windows, self.output_shape(in_shape, spacing))
 
@@ -151,9 +224,17 @@ class VolumePreprocessor:
         self, image: np.ndarray, mask: np.ndarray, seg: np.ndarray | None = None,
         spacing: Sequence[float] = (1.0, 1.0, 1.0),
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
-        """image float (X, Y, Z), mask/seg bool (X, Y, Z) -> float32 in [0, 1], bool, bool | None."""
+        """image float (X, Y, Z), mask/seg bool (X, Y, Z) -> float32, bool, bool | None.
+
+        The zoom pipeline clips the image to [0, 1]; the torchio one, as the originals,
+        leaves B-spline over/undershoot.
+        """
         mask = mask.astype(bool)
         seg = None if seg is None else seg.astype(bool)
+        if self.curvature_flow:
+            image = curvature_flow(image, spacing, self.curvature_flow_time_step, self.curvature_flow_iterations)
+        if self.pipeline is Pipeline.TORCHIO:
+            return self._apply_torchio(image, mask, seg, spacing)
         out_shape = self.output_shape(image.shape, spacing)
         if self.crop_shape is not None:
             image = crop_or_pad(image, self.crop_shape)
@@ -167,3 +248,20 @@ class VolumePreprocessor:
             mask = resample_to_shape(mask, out_shape, order=0)
             seg = None if seg is None else resample_to_shape(seg, out_shape, order=0)
         return image.astype(np.float32), mask, seg
+
+    def _apply_torchio(
+        self, image: np.ndarray, mask: np.ndarray, seg: np.ndarray | None, spacing: Sequence[float],
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+        """The originals' torchio transforms on (image, mask, seg); the grid is diag(spacing)."""
+        grid = np.diag([*map(float, spacing), 1.0])
+        images = {
+            "image": tio.ScalarImage(tensor=torch.from_numpy(np.asarray(image, np.float32)[None].copy()), affine=grid),
+            "mask": tio.LabelMap(tensor=torch.from_numpy(mask[None].astype(np.uint8)), affine=grid),
+        }
+        if seg is not None:
+            images["seg"] = tio.LabelMap(tensor=torch.from_numpy(seg[None].astype(np.uint8)), affine=grid)
+        out = self._torchio_transform()(tio.Subject(images))
+        img = out["image"].data[0].numpy().astype(np.float32)
+        msk = out["mask"].data[0].numpy() > 0
+        sg = None if seg is None else out["seg"].data[0].numpy() > 0
+        return img, msk, sg

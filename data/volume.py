@@ -13,8 +13,11 @@ class Volume:
     """One evaluation volume; 2D images of the iml-dl layout have D = 1."""
 
     name: str  # unique within the set
-    image: torch.Tensor  # (H, W, D) float32 in [0, 1]
+    image: torch.Tensor  # (H, W, D) float32 in [0, 1] (torchio pipeline: B-spline overshoot kept, as the originals)
     mask: torch.Tensor  # (H, W, D) bool brain mask
     seg: torch.Tensor | None  # (H, W, D) bool lesion labels, None if unlabelled
     label: int  # 0 healthy, 1 anomalous (sample level)
     affine: np.ndarray  # (4, 4) for writing maps as NIfTI aligned with the input
+    # (H, W, D) bool regions annotated as not anomalous (RA's `mask_dir` CSVs, used there to
+    # count false positives); None when the data set has none
+    negative: torch.Tensor | None = None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from enum import StrEnum
 from typing import Any
 
 import numpy as np
@@ -75,6 +76,25 @@ def eligible_slices(mask: torch.Tensor, min_brain_fraction: float) -> np.ndarray
     return keep if keep.size else np.array([int(area.argmax())])
 
 
+class SliceSampling(StrEnum):
+    """Which axial slices a training item draws from."""
+
+    BRAIN = "brain"  # slices with at least min_brain_fraction of the largest brain area (ours)
+    ALL = "all"  # uniformly from all D slices (the originals' vol2slice)
+
+
+class Validation(StrEnum):
+    """What the validation loss (and so the best checkpoint) is computed on."""
+
+    FIXED = "fixed"  # evenly spaced eligible slices of every volume, no augmentation (ours)
+    AS_TRAINING = "as_training"  # one random, augmented slice per volume and epoch (the originals)
+
+
+def voxel_spacing(affine: np.ndarray) -> tuple[float, float, float]:
+    """Voxel size (mm) along each array axis of a (4, 4) affine."""
+    return tuple(float(v) for v in np.linalg.norm(np.asarray(affine, float)[:3, :3], axis=0))
+
+
 class EpochSeededDataset(Dataset):
     """Training items that are a pure function of (seed, epoch, index), so runs are
     reproducible across worker counts and resumes; `samples_per_epoch` items per epoch."""
@@ -86,35 +106,55 @@ class EpochSeededDataset(Dataset):
         self.augmentation = augmentation
         self.seed = int(seed)
         self.epoch = 0
+        self.followers: list[EpochSeededDataset] = []
 
     def set_epoch(self, epoch: int) -> None:
-        """Select the epoch whose randomness items are drawn from."""
+        """Select the epoch whose randomness items are drawn from (also for `followers`,
+        e.g. a validation set drawn anew each epoch as the training set)."""
         self.epoch = int(epoch)
+        for follower in self.followers:
+            follower.set_epoch(epoch)
 
     def __len__(self) -> int:
         return self.length
 
 
 class SliceTrainDataset(EpochSeededDataset):
-    """Item i: one random eligible axial slice of volume i % n, augmented.
-    Yields {"image": (1, H, W), "mask": (1, H, W)}."""
+    """Item i: one random axial slice of volume i % n, augmented.
+    Yields {"image": (1, H, W), "mask": (1, H, W)}.
+
+    slice_sampling: `brain` (eligible slices, see eligible_slices) or `all` (uniform over D);
+    augment_volume: augment the whole (H, W, D) volume at its voxel spacing, then slice
+    (the originals), instead of augmenting the 2D slice.
+    """
 
     def __init__(
         self, volumes: Sequence[Volume], samples_per_epoch: int | None, augmentation: Augmentation,
-        seed: int, min_brain_fraction: float,
+        seed: int, min_brain_fraction: float, slice_sampling: str = SliceSampling.BRAIN,
+        augment_volume: bool = False,
     ) -> None:
         super().__init__(len(volumes), samples_per_epoch, augmentation, seed)
         self.volumes = list(volumes)
-        self.slices = [eligible_slices(v.mask, min_brain_fraction) for v in self.volumes]
+        if SliceSampling(slice_sampling) is SliceSampling.ALL:
+            self.slices = [np.arange(v.image.shape[-1]) for v in self.volumes]
+        else:
+            self.slices = [eligible_slices(v.mask, min_brain_fraction) for v in self.volumes]
+        self.augment_volume = bool(augment_volume)
 
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
         vol_idx = index % len(self.volumes)
         volume = self.volumes[vol_idx]
         rng = item_generator(self.seed, self.epoch, index)
         z = int(rng.choice(self.slices[vol_idx]))
-        image = volume.image[..., z].unsqueeze(0).float()
-        mask = volume.mask[..., z].unsqueeze(0).float()
-        image, mask = self.augmentation(image, mask, self.seed, self.epoch, index)
+        if self.augment_volume and self.augmentation.enabled:
+            image, mask = self.augmentation(
+                volume.image.float(), volume.mask.float(), self.seed, self.epoch, index, voxel_spacing(volume.affine)
+            )
+            image, mask = image[..., z].unsqueeze(0), mask[..., z].unsqueeze(0)
+        else:
+            image = volume.image[..., z].unsqueeze(0).float()
+            mask = volume.mask[..., z].unsqueeze(0).float()
+            image, mask = self.augmentation(image, mask, self.seed, self.epoch, index)
         return {"image": image.contiguous(), "mask": mask.contiguous()}
 
 
@@ -153,15 +193,24 @@ class VolumeDataModule:
         num_workers: int = 0, samples_per_epoch: int | None = None,
         preprocessing: Mapping[str, Any] | None = None, augmentation: Mapping[str, Any] | None = None,
         seed: int = 0, min_brain_fraction: float = 0.25, val_slices_per_volume: int | None = None,
-        mode: str = "t1",
+        mode: str = "t1", slice_sampling: str = SliceSampling.BRAIN, augment_volume: bool = False,
+        validation: str = Validation.FIXED, drop_last: bool = False,
     ) -> None:
         """samples_per_epoch: virtual epoch length (default: number of training volumes);
         preprocessing: VolumePreprocessor params; augmentation: Augmentation params;
-        min_brain_fraction: slices with less brain than this share of the largest slice are skipped."""
+        min_brain_fraction: slices with less brain than this share of the largest slice are skipped
+        (slice_sampling `brain`); slice_sampling: `brain` | `all` (the originals: all);
+        augment_volume: augment the 3D volume before slicing (the originals);
+        validation: `fixed` | `as_training` (the originals: one random augmented slice per
+        validation volume and epoch, which the best checkpoint is chosen on);
+        drop_last: the Trainer drops the last incomplete training batch (the originals: on)."""
         if not 0.0 <= float(min_brain_fraction) <= 1.0:
             raise UserInputError(f"data_loader key 'min_brain_fraction' = {min_brain_fraction}; must be in [0, 1]")
         if int(batch_size) < 1:
             raise UserInputError(f"data_loader key 'batch_size' = {batch_size}; must be >= 1")
+        for key, value, enum in (("slice_sampling", slice_sampling, SliceSampling), ("validation", validation, Validation)):
+            if value not in set(enum):
+                raise UserInputError(f"data_loader key '{key}' = {value!r}; use one of {[e.value for e in enum]}")
         self.train_csv, self.val_csv, self.data_root = train_csv, val_csv, data_root
         self.batch_size = int(batch_size)
         self.num_workers = int(num_workers)
@@ -172,21 +221,39 @@ class VolumeDataModule:
         self.min_brain_fraction = float(min_brain_fraction)
         self.val_slices_per_volume = val_slices_per_volume
         self.mode = mode  # t1 | t2 (VolumeSet)
+        self.slice_sampling = SliceSampling(slice_sampling)
+        self.augment_volume = bool(augment_volume)
+        self.validation = Validation(validation)
+        self.drop_last = bool(drop_last)
         self._train: SliceTrainDataset | None = None
-        self._val: SliceValDataset | None = None
+        self._val: SliceValDataset | SliceTrainDataset | None = None
+
+    def _slices(self, volumes: Sequence[Volume], samples: int | None, seed: int) -> SliceTrainDataset:
+        return SliceTrainDataset(
+            volumes, samples, self.augmentation, seed, self.min_brain_fraction, self.slice_sampling,
+            self.augment_volume,
+        )
+
+    def _link(self) -> None:
+        """A validation set drawn as training follows the training set's epoch."""
+        if self._train is not None and isinstance(self._val, SliceTrainDataset) and self._val not in self._train.followers:
+            self._train.followers.append(self._val)
 
     def train_dataset(self) -> SliceTrainDataset:
         """Random augmented slices; has set_epoch(epoch). Built once, volumes cached."""
         if self._train is None:
             volumes = VolumeSet(self.train_csv, self.data_root, self.preprocessing, self.mode)
-            self._train = SliceTrainDataset(
-                volumes, self.samples_per_epoch, self.augmentation, self.seed, self.min_brain_fraction
-            )
+            self._train = self._slices(volumes, self.samples_per_epoch, self.seed)
+            self._link()
         return self._train
 
-    def val_dataset(self) -> SliceValDataset:
-        """Deterministic slices of the validation volumes."""
+    def val_dataset(self) -> SliceValDataset | SliceTrainDataset:
+        """Validation slices: deterministic (`fixed`) or drawn as training (`as_training`)."""
         if self._val is None:
             volumes = VolumeSet(self.val_csv, self.data_root, self.preprocessing, self.mode)
-            self._val = SliceValDataset(volumes, self.min_brain_fraction, self.val_slices_per_volume)
+            if self.validation is Validation.AS_TRAINING:
+                self._val = self._slices(volumes, None, self.seed + 1)
+            else:
+                self._val = SliceValDataset(volumes, self.min_brain_fraction, self.val_slices_per_volume)
+            self._link()
         return self._val

@@ -38,14 +38,14 @@ class ResidualBlock(nn.Module):
     ``(B, in_channels, H, W) -> (B, out_channels, H, W)``.
     """
 
-    def __init__(self, in_channels: int, out_channels: int, *, negative_slope: float = 0.2) -> None:
+    def __init__(
+        self, in_channels: int, out_channels: int, *, negative_slope: float = 0.2, project: bool | None = None,
+    ) -> None:
+        """project: 1x1 projection on the identity path; None = only if the channels differ."""
         super().__init__()
         pad = RESIDUAL_KERNEL // 2
-        self.expand = (
-            nn.Conv2d(in_channels, out_channels, kernel_size=1, bias=False)
-            if in_channels != out_channels
-            else nn.Identity()
-        )
+        project = in_channels != out_channels if project is None else project
+        self.expand = nn.Conv2d(in_channels, out_channels, kernel_size=1, bias=False) if project else nn.Identity()
         self.conv1 = nn.Conv2d(in_channels, out_channels, RESIDUAL_KERNEL, padding=pad, bias=False)
         self.bn1 = nn.BatchNorm2d(out_channels)
         self.conv2 = nn.Conv2d(out_channels, out_channels, RESIDUAL_KERNEL, padding=pad, bias=False)
@@ -59,6 +59,20 @@ class ResidualBlock(nn.Module):
         return self.act(out + self.expand(x))
 
 
+SMALL_INT_CACHE_MAX = 256
+"""CPython caches ints up to 256: above it, two equal channel counts read from YAML are
+different objects, so the published `inc is not outc` test is True for 512 -> 512."""
+
+
+def stage_projects(c_in: int, c_out: int, published_skip_convs: bool) -> bool:
+    """Whether a stage block between two channel entries gets a 1x1 identity projection.
+
+    Ours: only if the counts differ. Published (ci-ber/RA `ResidualBlock`, `inc is not outc`
+    on YAML-parsed ints): also for equal counts above 256, e.g. the two 512 -> 512 stages.
+    """
+    return c_in != c_out or (published_skip_convs and c_in > SMALL_INT_CACHE_MAX)
+
+
 class RAEncoder(nn.Module):
     """``(B, C, S, S) -> (mu, logvar (B, latent_dim), features)`` with ``len(channels)`` feature maps."""
 
@@ -70,6 +84,7 @@ class RAEncoder(nn.Module):
         latent_dim: int,
         conv_kernel: int,
         negative_slope: float,
+        published_skip_convs: bool = False,
     ) -> None:
         super().__init__()
         first = channels[0]
@@ -80,7 +95,10 @@ class RAEncoder(nn.Module):
         )
         self.pool = nn.AvgPool2d(POOL_FACTOR)
         self.stages = nn.ModuleList(
-            ResidualBlock(c_in, c_out, negative_slope=negative_slope)
+            ResidualBlock(
+                c_in, c_out, negative_slope=negative_slope,
+                project=stage_projects(c_in, c_out, published_skip_convs),
+            )
             for c_in, c_out in zip(channels[:-1], channels[1:])
         )
         self.final = ResidualBlock(channels[-1], channels[-1], negative_slope=negative_slope)
@@ -110,6 +128,7 @@ class RADecoder(nn.Module):
         latent_dim: int,
         conv_kernel: int,
         negative_slope: float,
+        published_skip_convs: bool = False,
     ) -> None:
         super().__init__()
         self.bottleneck = image_size // POOL_FACTOR ** len(channels)
@@ -119,9 +138,11 @@ class RADecoder(nn.Module):
         )
         layers: list[nn.Module] = []
         c_in = self.top_channels
-        for c_out in reversed(channels):
+        for i, c_out in enumerate(reversed(channels)):
+            # the first block maps the top entry onto itself (the same int object in the original)
+            project = None if i == 0 else stage_projects(c_in, c_out, published_skip_convs)
             layers += [
-                ResidualBlock(c_in, c_out, negative_slope=negative_slope),
+                ResidualBlock(c_in, c_out, negative_slope=negative_slope, project=project),
                 nn.Upsample(scale_factor=POOL_FACTOR, mode="nearest"),
             ]
             c_in = c_out
@@ -148,6 +169,10 @@ class RAModel(nn.Module):
         latent_dim: size of z.
         conv_kernel: kernel of the first encoder and last decoder convolution.
         negative_slope: LeakyReLU slope.
+        published_skip_convs: the network as the published code builds it from its YAML:
+            1x1 identity projections also on equal-count stages above 256 channels (two extra
+            512 -> 512 convolutions at the paper's size: 29,955,073 parameters instead of
+            29,430,785), so the authors' weights load (see `state_dict_from_original`).
     """
 
     def __init__(
@@ -158,6 +183,7 @@ class RAModel(nn.Module):
         latent_dim: int = 128,
         conv_kernel: int = 5,
         negative_slope: float = 0.2,
+        published_skip_convs: bool = False,
     ) -> None:
         super().__init__()
         channels = tuple(int(c) for c in channels)
@@ -174,7 +200,7 @@ class RAModel(nn.Module):
         self.in_channels = in_channels
         self.image_size = image_size
         self.latent_dim = latent_dim
-        args = (in_channels, image_size, channels, latent_dim, conv_kernel, negative_slope)
+        args = (in_channels, image_size, channels, latent_dim, conv_kernel, negative_slope, published_skip_convs)
         self.encoder = RAEncoder(*args)
         self.decoder = RADecoder(*args)
 
@@ -214,3 +240,35 @@ class RAModel(nn.Module):
         mu, _, _ = self.encode(x)
         rec = self.decode(mu)
         return rec.unsqueeze(0).expand(num_samples, *rec.shape).clone()
+
+
+def state_dict_from_original(state_dict: dict[str, Tensor]) -> dict[str, Tensor]:
+    """The published RA's state dict (ci-ber/RA `model_zoo/ra.py`, keys `encoder.main.res_in_64...`)
+    renamed onto :class:`RAModel` (build it with ``published_skip_convs=True``), tensors unchanged.
+
+    Its encoder is ``main.0`` conv, ``main.1`` BN, then one ``res_in_<size>`` block per stage
+    and a last one (our ``stages.*`` and ``final``); its decoder is ``fc``, one ``res_in_<size>``
+    block per channel entry plus a last one (our ``main.0, main.2, ...``), then ``predict``.
+    """
+    blocks: dict[str, list[str]] = {"encoder": [], "decoder": []}
+    for key in state_dict:
+        part, _, rest = key.partition(".main.")
+        name = rest.split(".", 1)[0]
+        if rest and name.startswith("res_in_") and name not in blocks[part]:
+            blocks[part].append(name)
+    rename = {("encoder", "0"): "encoder.stem.0", ("encoder", "1"): "encoder.stem.1"}
+    for i, name in enumerate(blocks["encoder"]):
+        last = i == len(blocks["encoder"]) - 1
+        rename[("encoder", name)] = "encoder.final" if last else f"encoder.stages.{i}"
+    for i, name in enumerate(blocks["decoder"]):
+        rename[("decoder", name)] = f"decoder.main.{2 * i}"
+    rename[("decoder", "predict")] = f"decoder.main.{2 * len(blocks['decoder']) - 1}"
+    out: dict[str, Tensor] = {}
+    for key, value in state_dict.items():
+        part, _, rest = key.partition(".main.")
+        if not rest:  # encoder.fc.*, decoder.fc.0.*: same names
+            out[key] = value
+            continue
+        module, _, leaf = rest.partition(".")
+        out[f"{rename[(part, module)]}.{leaf.replace('conv_expand.', 'expand.')}"] = value
+    return out

@@ -82,6 +82,38 @@ def detection_rate(maps: Sequence[Any], segs: Sequence[Any], threshold: float,
     return DetectionRate(rate=rate, detected=detected, total=total)
 
 
+def box_hit(amap: Any, boxes: Any, threshold: float, min_fraction: float = 0.1) -> bool:
+    """RA's per-image hit on annotation boxes (ci-ber/RA object_localization): more than
+    ``min_fraction`` of the box pixels (any non-zero value of ``boxes``, the union of an image's
+    boxes) have a non-zero map value ``>= threshold``."""
+    a, b = to_numpy(amap), to_numpy(boxes)
+    check_same_shape(a, b, "map and boxes")
+    inside = b != 0
+    reached = np.count_nonzero((a >= threshold) & (a != 0) & inside)
+    return bool(reached > min_fraction * np.count_nonzero(inside))
+
+
+def box_false_positives(amap: Any, boxes: Any, negative: Any, threshold: float) -> int:
+    """RA's per-image FP figure: int(sum of the thresholded map over the non-lesion region /
+    max(its sum over the boxes, 1)), as reported by their code (not a count of regions)."""
+    a, b, n = to_numpy(amap).astype(np.float64), to_numpy(boxes), to_numpy(negative)
+    check_same_shape(a, b, "map and boxes")
+    check_same_shape(a, n, "map and negative")
+    kept = np.where(a < threshold, 0.0, a)
+    return int((kept * n).sum() / max((kept * b).sum(), 1.0))
+
+
+def box_detection_rate(maps: Sequence[Any], boxes: Sequence[Any], threshold: float,
+                       min_fraction: float = 0.1) -> DetectionRate:
+    """Share of images with annotation boxes that ``box_hit`` (RA's detection rate, per image);
+    images without box pixels are not counted."""
+    if len(maps) != len(boxes):
+        raise ValueError(f"maps and boxes: {len(maps)} vs {len(boxes)} images")
+    pairs = [(a, b) for a, b in zip(maps, boxes) if np.count_nonzero(to_numpy(b))]
+    detected = sum(box_hit(a, b, threshold, min_fraction) for a, b in pairs)
+    return DetectionRate(rate=detected / len(pairs) if pairs else float("nan"), detected=detected, total=len(pairs))
+
+
 def sample_score(amap: Any, mask: Any | None = None, reduction: str = "mean") -> float:
     """One anomaly score per volume from the map's voxels inside ``mask`` (all if None).
 

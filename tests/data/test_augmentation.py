@@ -61,3 +61,21 @@ def test_affine_keeps_mask_aligned_in_2d():
 def test_bad_probability():
     with pytest.raises(UserInputError, match="gamma_p"):
         Augmentation(gamma_p=1.5)
+
+
+def test_flip_mirrors_the_width_axis():
+    """flip_p: RA's horizontal flip (torchvision RandomHorizontalFlip flips the last, W, axis)."""
+    image = torch.arange(12, dtype=torch.float32).reshape(1, 3, 4) / 12
+    mask = torch.ones(1, 3, 4)
+    off = {k: 0.0 for k in ("gamma_p", "bias_field_p", "blur_p", "ghosting_p", "noise_p", "affine_p")}
+    out, out_mask = Augmentation(**off, flip_p=1.0)(image, mask, 0, 0, 0)
+    assert torch.equal(out, image.flip(-1)) and torch.equal(out_mask, mask)
+
+
+def test_clip_off_keeps_overshoot():
+    image = torch.full((1, 4, 4), 0.5)
+    off = {k: 0.0 for k in ("bias_field_p", "blur_p", "ghosting_p", "affine_p")}
+    noisy = dict(off, gamma_p=0.0, noise_p=1.0, noise_std_max=5.0)
+    clipped, _ = Augmentation(**noisy)(image, image, 1, 0, 0)
+    raw, _ = Augmentation(**noisy, clip=False)(image, image, 1, 0, 0)
+    assert 0 <= clipped.min() and clipped.max() <= 1 and (raw.min() < 0 or raw.max() > 1)

@@ -70,3 +70,60 @@ def test_errors(root):
     _csv(root / "ghost.csv", ["ghost.png"])
     with pytest.raises(UserInputError, match="ghost.png"):
         ImageListSet("ghost.csv", str(root))[0]
+
+
+def test_non_lesion_masks_need_their_option(root):
+    """RA's mask_dir CSVs mark non-lesion regions; read as brain masks they would exclude every
+    lesion pixel (NaN AUROC), so that is refused with the option to set."""
+    neg = np.full((20, 24), 255, np.uint8)
+    neg[4:10, 4:10] = 0  # everything but (around) the lesion box of label2
+    skio.imsave(root / "neg2.png", neg, check_contrast=False)
+    _csv(root / "negs.csv", ["mask0.png", "mask1.png", "neg2.png", "mask0.png"])
+    iset = ImageListSet("images.csv", str(root), label_dir="labels.csv", mask_dir="negs.csv", target_size=[20, 24])
+    with pytest.raises(UserInputError, match="mask_kind: non_lesion"):
+        iset[2]
+    ra = ImageListSet("images.csv", str(root), label_dir="labels.csv", mask_dir="negs.csv", target_size=[20, 24],
+                      mask_kind="non_lesion")
+    vol = ra[2]
+    assert vol.mask.all() and vol.negative is not None
+    assert np.array_equal(vol.negative[..., 0].numpy(), neg > 0) and not (vol.negative & vol.seg).any()
+    assert iset[0].negative is None
+
+
+def test_square_padding_keeps_aspect(tmp_path):
+    """A non-square slice is padded to square (RA's Pad, value = image min) before resizing."""
+    img = np.zeros((20, 40), np.uint8)
+    img[5:15, 15:25] = 200  # a 10 x 10 square
+    skio.imsave(tmp_path / "wide.png", img, check_contrast=False)
+    _csv(tmp_path / "wide.csv", ["wide.png"])
+    padded = ImageListSet("wide.csv", str(tmp_path), target_size=[40, 40], square=True, intensity="to01")[0]
+    region = padded.image[..., 0].numpy() > 0.4
+    rows, cols = np.flatnonzero(region.any(1)), np.flatnonzero(region.any(0))
+    assert rows.size == cols.size == 10  # still square; stretched it would be 20 x 10
+    assert rows[0] == 15 and cols[0] == 15  # 10 rows of padding above, centred
+    assert padded.image.max() == pytest.approx(200 / 255, abs=1e-6)  # to01: divided by 255
+    stretched = ImageListSet("wide.csv", str(tmp_path), target_size=[40, 40])[0].image[..., 0].numpy() > 0.4
+    assert np.flatnonzero(stretched.any(1)).size > 15
+
+
+def test_bad_image_list_options(root):
+    with pytest.raises(UserInputError, match="mask_kind"):
+        ImageListSet("images.csv", str(root), mask_kind="healthy")
+
+
+def test_volume_split_gives_mid_axial_slices(tmp_path):
+    """A volume-layout split CSV is read as mid-axial slices (RA's 2D protocol on volumes)."""
+    from data_helpers import brain_phantom, write_volume_csv
+    image, mask = brain_phantom((20, 24, 7), seed=0)
+    seg = np.zeros(mask.shape, np.uint8)
+    seg[8:12, 8:12, 3] = 1
+    write_nifti(tmp_path / "v.nii.gz", image)
+    write_nifti(tmp_path / "v_mask.nii.gz", mask.astype(np.uint8))
+    write_nifti(tmp_path / "v_seg.nii.gz", seg)
+    write_volume_csv(tmp_path / "split.csv", [{"img_name": "v", "label": "1", "img_path": "v.nii.gz",
+                                               "mask_path": "v_mask.nii.gz", "seg_path": "v_seg.nii.gz"}])
+    vol = ImageListSet("split.csv", str(tmp_path), target_size=[20, 24])[0]
+    assert vol.label == 1 and vol.image.shape == (20, 24, 1)
+    assert np.array_equal(vol.mask[..., 0].numpy(), mask[:, :, 3]) and vol.seg[..., 0].numpy().sum() == 16
+    with pytest.raises(UserInputError, match="volume-layout"):
+        ImageListSet("split.csv", str(tmp_path), mask_dir="split.csv")

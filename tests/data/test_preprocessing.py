@@ -54,7 +54,7 @@ def test_preprocessor_paper_geometry():
     image, mask = brain_phantom((30, 34, 16))
     seg = np.zeros_like(mask)
     seg[12:18, 13:19, 5:11] = True
-    pre = VolumePreprocessor(crop_shape=[32, 32, 20], target_shape=[16, 16, 10])
+    pre = VolumePreprocessor(crop_shape=[32, 32, 20], target_shape=[16, 16, 10], pipeline="zoom")
     img, msk, sg = pre(image * 50.0, mask, seg)
     assert img.shape == msk.shape == sg.shape == (16, 16, 10)
     assert img.dtype == np.float32 and 0.0 <= img.min() and img.max() <= 1.0

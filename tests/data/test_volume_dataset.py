@@ -11,7 +11,7 @@ from data.volume import Volume
 from data.volume_dataset import VolumeDataModule, VolumeSet
 from dl_utils.errors import UserInputError
 
-PRE = {"crop_shape": [16, 16, 12], "target_shape": [8, 8, 6]}
+PRE = {"crop_shape": [16, 16, 12], "target_shape": [8, 8, 6], "pipeline": "zoom"}
 
 
 @pytest.fixture
@@ -107,3 +107,63 @@ def test_epochs_differ(root):
 def test_unknown_augmentation_key(root):
     with pytest.raises(UserInputError, match="augmentation"):
         VolumeDataModule("train.csv", "val.csv", str(root), augmentation={"gama_p": 0.5})
+
+
+PAPER_LOADER = {"slice_sampling": "all", "augment_volume": True, "validation": "as_training", "drop_last": True,
+                "augmentation": {"gamma_p": 0.5, "bias_field_p": 0.25, "blur_p": 0.25, "blur_std_max": 2.0,
+                                 "ghosting_p": 0.5, "noise_p": 0.0, "affine_p": 0.0, "clip": False}}
+
+
+def test_paper_loader_draws_from_all_slices_and_augments_validation(root):
+    """The originals: slice uniform over all D, 3D augmentation unclipped, validation drawn as
+    training each epoch (so the best checkpoint is chosen on it), drop_last for the Trainer."""
+    dm = VolumeDataModule("train.csv", "val.csv", str(root), samples_per_epoch=64, preprocessing=PRE,
+                          seed=1, **PAPER_LOADER)
+    assert dm.drop_last is True
+    train, val = dm.train_dataset(), dm.val_dataset()
+    assert all(np.array_equal(s, np.arange(6)) for s in train.slices)  # all 6 slices, also brainless ones
+    assert len(val) == 1 and val in train.followers
+    first = val[0]["image"]
+    assert torch.equal(first, val[0]["image"])  # pure function of (seed, epoch, index)
+    changed = False
+    for epoch in range(1, 6):
+        train.set_epoch(epoch)  # the Trainer calls this on the training set only
+        assert val.epoch == epoch
+        changed |= not torch.equal(val[0]["image"], first)
+    assert changed
+
+
+def test_volume_augmentation_acts_in_3d_before_slicing(root, monkeypatch):
+    params = dict(PAPER_LOADER, augmentation={"blur_p": 1.0, "gamma_p": 0.0, "bias_field_p": 0.0,
+                                               "ghosting_p": 0.0, "noise_p": 0.0, "clip": False})
+    dm = VolumeDataModule("train.csv", "val.csv", str(root), samples_per_epoch=4, preprocessing=PRE, **params)
+    train = dm.train_dataset()
+    calls = []
+    original = type(train.augmentation).__call__
+    monkeypatch.setattr(type(train.augmentation), "__call__",
+                        lambda self, image, *a, **k: calls.append(image.shape) or original(self, image, *a, **k))
+    assert train[0]["image"].shape == (1, 8, 8)
+    assert calls == [(8, 8, 6)]
+
+
+@pytest.mark.parametrize("key, value", [("slice_sampling", "middle"), ("validation", "random")])
+def test_bad_loader_options(root, key, value):
+    with pytest.raises(UserInputError, match=key):
+        VolumeDataModule("train.csv", "val.csv", str(root), **{key: value})
+
+
+@pytest.mark.parametrize("drop_last, batches", [(False, 3), (True, 2)])
+def test_trainer_reads_drop_last(tmp_path, drop_last, batches):
+    """The data module's drop_last reaches the training DataLoader (10 items, batch 4)."""
+    from core.Trainer import Trainer
+    from model_zoo.autoencoder import ConvAutoencoder
+    from optim.losses.reconstruction import ReconstructionLoss
+    from tests.core.fakes import SyntheticDataModule
+
+    data = SyntheticDataModule(n_train=10, batch_size=4)
+    data.drop_last = drop_last
+    model = ConvAutoencoder(image_size=16, channels=(8, 16), latent_dim=8, norm_groups=4)
+    trainer = Trainer(model=model, data_module=data, device=torch.device("cpu"), run_dir=tmp_path, nr_epochs=1,
+                      optimizer_params={"lr": 1e-3}, loss=ReconstructionLoss("l2"), progress=False)
+    loader, _ = trainer._train_loader()
+    assert len(loader) == batches and loader.drop_last is drop_last
