@@ -122,6 +122,10 @@ class Trainer:
         """Give a trainer built before the run folder existed (so that a bad config writes nothing) its folder and logger."""
         self.run_dir = Path(run_dir) if run_dir is not None else None
         self.logger = logger
+        staging = self.run_dir / STAGING_DIR if self.run_dir is not None else None
+        if staging is not None and staging.is_dir() and self.dist.is_main:
+            for stale in staging.iterdir():  # left by a run killed mid-write; never a complete checkpoint
+                stale.unlink(missing_ok=True)
 
     def training_step(self, batch: dict[str, Tensor]) -> dict[str, Tensor]:
         """Named losses for one batch; `loss` is optimised. Default: the configured
