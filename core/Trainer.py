@@ -20,7 +20,7 @@ from torch.utils.data import DataLoader, DistributedSampler
 from tqdm import tqdm
 
 from dl_utils.checkpoint import load_checkpoint, save_checkpoint
-from dl_utils.distributed import DistributedContext, all_reduce_gradients, broadcast_parameters
+from dl_utils.distributed import DistributedContext, all_reduce_gradients, all_reduce_mean, broadcast_parameters
 from dl_utils.errors import UserInputError
 from dl_utils.options import parse_option
 from dl_utils.run_logger import RunLogger
@@ -282,7 +282,8 @@ class Trainer:
                 sums[k] = sums.get(k, 0.0) + v
             steps += 1
             bar.set_postfix({k: f"{v:.4g}" for k, v in losses.items()})
-        return {k: v / max(steps, 1) for k, v in sums.items()}
+        # each rank saw its share of every global batch: the epoch's loss is the mean over ranks
+        return {k: all_reduce_mean(v / max(steps, 1), self.dist.world_size, self.device) for k, v in sums.items()}
 
     @torch.no_grad()
     def validate(self, loader: DataLoader) -> dict[str, float]:
