@@ -11,6 +11,7 @@ import gzip
 import io
 import os
 import pickle
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -323,7 +324,13 @@ def run_case(case: Case, root: Path) -> Outcome:
     argv = prepare(case, root)
     before = snapshot(root)
     err = io.StringIO()
-    with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
+
+    def show(message, category, filename, lineno, file=None, line=None):  # as the command line would print them
+        err.write(warnings.formatwarning(message, category, filename, lineno, line))
+
+    with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
+        warnings.simplefilter("default")
+        warnings.showwarning = show
         code = main(argv)
     after = snapshot(root)
     changed = sorted(k for k in set(before) | set(after) if before.get(k) != after.get(k))
