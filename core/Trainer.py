@@ -242,7 +242,7 @@ class Trainer:
             self.history.append(record)
             if self.logger is not None:
                 self.logger.log_metrics(record, step=epoch)
-            self.save_latest(epoch)
+            self.save_latest(epoch, stopped=stop)
             if stop:
                 LOG.info("early stopping at epoch %d (best epoch %d)", epoch, self.best_epoch)
                 break
@@ -318,7 +318,7 @@ class Trainer:
         state = {"model_weights": weights, "epoch": epoch, "best_val": self.best_val, "best_epoch": self.best_epoch, **extra}
         save_checkpoint(state, self.run_dir / "checkpoints" / filename, staging_dir=self.run_dir / STAGING_DIR)
 
-    def save_latest(self, epoch: int) -> None:
+    def save_latest(self, epoch: int, stopped: bool = False) -> None:
         """Everything needed to resume after `epoch`."""
         self._save(
             "latest_model.pt",
@@ -327,6 +327,7 @@ class Trainer:
             optimizer_weights={name: opt.state_dict() for name, opt in self.optimizers.items()},
             scaler=self.scaler.state_dict() if self.scaler is not None else {},
             epochs_without_improvement=self.epochs_without_improvement,
+            stopped_early=stopped,
             history=self.history,
             torch_rng=torch.get_rng_state(),
         )
@@ -349,7 +350,8 @@ class Trainer:
                                      f"({' '.join(str(exc).split())[:120]}); resume with the config that wrote it") from exc
         if self.scaler is not None and state.get("scaler"):
             self.scaler.load_state_dict(state["scaler"])
-        self.start_epoch = int(state["epoch"]) + 1
+        # a run that stopped early (killed before its evaluation) does not train on after resuming
+        self.start_epoch = self.nr_epochs if state.get("stopped_early") else int(state["epoch"]) + 1
         self.best_val = float(state["best_val"])
         self.best_epoch = int(state["best_epoch"])
         self.epochs_without_improvement = int(state.get("epochs_without_improvement", 0))
