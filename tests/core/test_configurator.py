@@ -83,7 +83,7 @@ def test_nested_components_are_built_in_order():
 
 def test_constructor_errors_are_one_line_user_errors():
     spec = {"module_name": "optim.losses.reconstruction", "class_name": "ReconstructionLoss", "params": {"kind": "l3"}}
-    with pytest.raises(UserInputError, match=r"c.yaml: loss.params: ReconstructionLoss: 'l3' is not a valid LossKind"):
+    with pytest.raises(UserInputError, match=r"c.yaml: loss.params: ReconstructionLoss: unsupported kind='l3'; choose one of: l1, l2"):
         ComponentBuilder("c.yaml").build(spec, "loss")
 
 
