@@ -43,17 +43,40 @@ def largest_difference(a: Any, b: Any) -> float:
     return 0.0 if a == b else math.inf
 
 
-def rerun(config: Path, root: Path) -> dict[str, Any]:
-    """Two runs of the same config and seed in separate processes: are their results.json files identical bytes?"""
-    first = _launch(["--config_path", str(config)], root / "first")
-    second = _launch(["--config_path", str(config)], root / "second")
+def _in_process(config: Path, output_root: Path) -> Path:
+    """One run in this process with one torch thread (as the OMP_NUM_THREADS=1 children)."""
+    import contextlib
+    import io
+
+    import torch
+
+    from core.Main import main
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        out = io.StringIO()
+        with contextlib.redirect_stdout(out):
+            code = main(["--config_path", str(config), "--quiet", "--output_root", str(output_root)])
+    finally:
+        torch.set_num_threads(threads)
+    if code != 0:
+        raise RuntimeError(f"run failed with exit code {code}")
+    return Path(out.getvalue().strip().splitlines()[-1])
+
+
+def rerun(config: Path, root: Path, separate_processes: bool = True) -> dict[str, Any]:
+    """Two runs of the same config and seed: are their results.json files identical bytes?"""
+    launch = _launch if separate_processes else lambda c, r: _in_process(Path(c[1]), r)
+    first = launch(["--config_path", str(config)], root / "first")
+    second = launch(["--config_path", str(config)], root / "second")
     a, b = (first / "results.json").read_bytes(), (second / "results.json").read_bytes()
     return {"identical_bytes": a == b, "largest_difference": largest_difference(json.loads(a), json.loads(b))}
 
 
-def torchrun_vs_one(config: Path, root: Path) -> dict[str, Any]:
+def torchrun_vs_one(config: Path, root: Path, one_in_process: bool = False) -> dict[str, Any]:
     """The same config under `torchrun --nproc_per_node=2` (gloo) and as one process."""
-    one = _launch(["--config_path", str(config)], root / "one")
+    one = _in_process(config, root / "one") if one_in_process else _launch(["--config_path", str(config)], root / "one")
     two = _launch(["--config_path", str(config)], root / "two", torchrun=True)
     a = json.loads((one / "results.json").read_text())
     b = json.loads((two / "results.json").read_text())

@@ -101,6 +101,11 @@ def main(argv: list[str] | None = None) -> int:
         "| run folder not writable (EACCES / EROFS) mid-run | `error: <file>: cannot write (Permission denied); the folder is not writable; ...` | same |",
         "| disk full while appending metrics.jsonl | `error: <run>/metrics.jsonl: No space left on device; free space or fix permissions, ...` | exit 2, one line |",
         "| 8 runs claim a run folder in the same second | - | 8 distinct folders (`mkdir` is the claim; `<stamp>`, `<stamp>-2`, ...) |",
+        "| `--resume RUN` of a run started with two `--set`, without repeating them (tests/reliability/test_resume.py) | (runs; prints the run folder) | "
+        "the stored config is continued (epochs 0-3, no epoch lost or repeated), config.yaml byte-identical |",
+        "| `--resume RUN` with a `--set` that changes the stored config, another `--config_path`, or an edited config file | "
+        "`error: <run>: --resume continues the stored config.yaml, but --set changes <key> (<stored> vs <given>); ...` | exit 2, nothing written (cases above) |",
+        "| `--resume` of a run that had stopped early and was killed before its evaluation | (runs) | no further epoch is trained (tests/core/test_trainer.py) |",
         "",
         "## kill -9 at random moments, then --resume (tests/reliability/test_kill_resume.py)",
         "",
