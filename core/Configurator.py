@@ -277,6 +277,8 @@ def validate_top_level(config: dict[str, Any], path: str | Path) -> None:
         if key not in config:
             raise ConfigError(path, key, "missing required key")
     _check_types(config, TOP_LEVEL_TYPES, "", path)
+    if not 0 <= config.get("seed", 0) < 2**63:
+        raise ConfigError(path, "seed", f"{config['seed']} is out of range; use an integer from 0 to 2**63 - 1")
     if config.get("num_threads") is not None and config["num_threads"] < 1:
         raise ConfigError(path, "num_threads", f"{config['num_threads']} must be >= 1 (or null for the number of cores)")
     experiment = config["experiment"]

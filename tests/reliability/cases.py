@@ -214,6 +214,7 @@ CASES: list[Case] = [
          _args(f"{T}.nr_epoch=2")),
     Case("float for an int", "types", "trainer.params.nr_epochs: expected an integer, got 2.0", _edit(f"{T}.nr_epochs", 2.0)),
     Case("string for a number (seed)", "types", "seed: expected an integer, got 'abc'", _args("seed=abc")),
+    Case("seed out of range", "types", "seed: 100000000000000000000000 is out of range", _args("seed=100000000000000000000000")),
     Case("string for an int (patience)", "types", "trainer.params.patience: expected an integer or null, got '10'",
          _edit(f"{T}.patience", "10")),
     Case("list for a mapping (optimiser)", "types", "trainer.params.optimizer_params: expected mapping or null, got [0.001]",
