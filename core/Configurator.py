@@ -288,7 +288,7 @@ def validate_top_level(config: dict[str, Any], path: str | Path) -> None:
     _check_types(experiment, EXPERIMENT_TYPES, "experiment.", path)
     if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.+-]{0,63}", str(experiment.get("name", "run"))):
         raise ConfigError(path, "experiment.name", f"'{experiment['name']}' is not a valid run name; use letters, digits, "
-                                                   "'_', '-', '.', '+' (it names the run folder), at most 64 characters")
+                                                   "'_', '-', '.', '+' (it names the wandb run and the results), at most 64 characters")
     task = experiment.get("task", "train")
     try:
         parse_option(Task, task, "experiment.task")
