@@ -31,6 +31,7 @@ TOP_LEVEL_KEYS = {
     "device": "auto | cpu | cuda",
     "seed": "random seed (default 42)",
     "deterministic": "deterministic algorithms where available (default true)",
+    "num_threads": "CPU threads for torch (default: the number of cores); results are reproducible per thread count",
     "output_root": "folder that holds run folders (default runs)",
     "allow_external_modules": "let module_name point outside this project's packages",
     "configurator": "kept for iml-dl compatibility (ignored)",
@@ -45,7 +46,7 @@ LOGGING_KEYS = ("wandb",)
 WANDB_KEYS = ("mode", "project", "entity")
 # Types of the top-level values (the components are typed by their constructors).
 TOP_LEVEL_TYPES: dict[str, Any] = {
-    "name": str, "device": str, "seed": int, "deterministic": bool, "output_root": str,
+    "name": str, "device": str, "seed": int, "deterministic": bool, "num_threads": int | None, "output_root": str,
     "allow_external_modules": bool, "experiment": dict, "logging": dict | None,
     "model": dict, "trainer": dict, "downstream_tasks": dict | None,
 }
@@ -276,6 +277,10 @@ def validate_top_level(config: dict[str, Any], path: str | Path) -> None:
         if key not in config:
             raise ConfigError(path, key, "missing required key")
     _check_types(config, TOP_LEVEL_TYPES, "", path)
+    if not 0 <= config.get("seed", 0) < 2**63:
+        raise ConfigError(path, "seed", f"{config['seed']} is out of range; use an integer from 0 to 2**63 - 1")
+    if config.get("num_threads") is not None and config["num_threads"] < 1:
+        raise ConfigError(path, "num_threads", f"{config['num_threads']} must be >= 1 (or null for the number of cores)")
     experiment = config["experiment"]
     for key in experiment:
         if key not in EXPERIMENT_KEYS:
@@ -283,7 +288,7 @@ def validate_top_level(config: dict[str, Any], path: str | Path) -> None:
     _check_types(experiment, EXPERIMENT_TYPES, "experiment.", path)
     if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.+-]{0,63}", str(experiment.get("name", "run"))):
         raise ConfigError(path, "experiment.name", f"'{experiment['name']}' is not a valid run name; use letters, digits, "
-                                                   "'_', '-', '.', '+' (it names the run folder), at most 64 characters")
+                                                   "'_', '-', '.', '+' (it names the wandb run and the results), at most 64 characters")
     task = experiment.get("task", "train")
     try:
         parse_option(Task, task, "experiment.task")

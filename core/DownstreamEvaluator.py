@@ -6,6 +6,7 @@ results, figures and NIfTI anomaly maps.
 """
 from __future__ import annotations
 
+import enum
 import logging
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -17,10 +18,18 @@ from core.evaluation_metrics import fit_thresholds, mean_reconstruction_quality,
 from core.evaluation_outputs import write_figures, write_maps
 from core.inference import ScoredVolume, score_volumes
 from dl_utils.errors import UserInputError
+from dl_utils.options import parse_option
 from dl_utils.run_logger import RunLogger
 
 LOG = logging.getLogger(__name__)
-THRESHOLD_SEARCHES = ("bisection", "exact")
+
+
+class ThresholdSearch(enum.StrEnum):
+    BISECTION = "bisection"
+    EXACT = "exact"
+
+
+THRESHOLD_SEARCHES = tuple(m.value for m in ThresholdSearch)
 
 
 class DownstreamEvaluator:
@@ -58,8 +67,7 @@ class AnomalyDetectionEvaluator(DownstreamEvaluator):
                  **kwargs: Any):
         super().__init__(**kwargs)
         self.unavailable = _unavailable_reason(scorer, skip_if_unavailable)
-        if threshold_search not in THRESHOLD_SEARCHES:
-            raise ValueError(f"threshold_search '{threshold_search}' is not one of {', '.join(THRESHOLD_SEARCHES)}")
+        parse_option(ThresholdSearch, threshold_search, "threshold_search")
         self.scorer = scorer
         self.map_steps = list(map_postprocessing or [])
         self.binary_steps = list(binary_postprocessing or [])

@@ -62,7 +62,7 @@ def run_experiment(config_path: str | Path, overrides: list[str] | None = None, 
 def _run(config: dict[str, Any], config_path: Path, overrides: list[str], where: str, ctx: DistributedContext,
          device: torch.device, resume_dir: Path | None, output_root: str | None, quiet: bool) -> Path | None:
     seed = config.get("seed", 42)
-    seed_everything(seed, deterministic=config.get("deterministic", True))
+    seed_everything(seed, deterministic=config.get("deterministic", True), num_threads=config.get("num_threads"))
     builder = ComponentBuilder(where, config.get("allow_external_modules", False))
     parts = build_parts(config, builder, config_path, ctx, device, seed,
                         resume_from=resume_dir / LATEST if resume_dir is not None else None)

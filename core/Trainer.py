@@ -20,7 +20,7 @@ from torch.utils.data import DataLoader, DistributedSampler
 from tqdm import tqdm
 
 from dl_utils.checkpoint import load_checkpoint, save_checkpoint
-from dl_utils.distributed import DistributedContext, all_reduce_gradients, broadcast_parameters
+from dl_utils.distributed import DistributedContext, all_reduce_gradients, all_reduce_mean, broadcast_parameters
 from dl_utils.errors import UserInputError
 from dl_utils.options import parse_option
 from dl_utils.run_logger import RunLogger
@@ -123,6 +123,10 @@ class Trainer:
         """Give a trainer built before the run folder existed (so that a bad config writes nothing) its folder and logger."""
         self.run_dir = Path(run_dir) if run_dir is not None else None
         self.logger = logger
+        staging = self.run_dir / STAGING_DIR if self.run_dir is not None else None
+        if staging is not None and staging.is_dir() and self.dist.is_main:
+            for stale in staging.iterdir():  # left by a run killed mid-write; never a complete checkpoint
+                stale.unlink(missing_ok=True)
 
     def training_step(self, batch: dict[str, Tensor]) -> dict[str, Tensor]:
         """Named losses for one batch; `loss` is optimised. Default: the configured
@@ -239,7 +243,7 @@ class Trainer:
             self.history.append(record)
             if self.logger is not None:
                 self.logger.log_metrics(record, step=epoch)
-            self.save_latest(epoch)
+            self.save_latest(epoch, stopped=stop)
             if stop:
                 LOG.info("early stopping at epoch %d (best epoch %d)", epoch, self.best_epoch)
                 break
@@ -279,7 +283,8 @@ class Trainer:
                 sums[k] = sums.get(k, 0.0) + v
             steps += 1
             bar.set_postfix({k: f"{v:.4g}" for k, v in losses.items()})
-        return {k: v / max(steps, 1) for k, v in sums.items()}
+        # each rank saw its share of every global batch: the epoch's loss is the mean over ranks
+        return {k: all_reduce_mean(v / max(steps, 1), self.dist.world_size, self.device) for k, v in sums.items()}
 
     @torch.no_grad()
     def validate(self, loader: DataLoader) -> dict[str, float]:
@@ -315,7 +320,7 @@ class Trainer:
                  "best_epoch": self.best_epoch, **extra}
         save_checkpoint(state, self.run_dir / "checkpoints" / filename, staging_dir=self.run_dir / STAGING_DIR)
 
-    def save_latest(self, epoch: int) -> None:
+    def save_latest(self, epoch: int, stopped: bool = False) -> None:
         """Everything needed to resume after `epoch`."""
         self._save(
             "latest_model.pt",
@@ -324,6 +329,7 @@ class Trainer:
             optimizer_weights={name: opt.state_dict() for name, opt in self.optimizers.items()},
             scaler=self.scaler.state_dict() if self.scaler is not None else {},
             epochs_without_improvement=self.epochs_without_improvement,
+            stopped_early=stopped,
             history=self.history,
             torch_rng=torch.get_rng_state(),
         )
@@ -346,7 +352,8 @@ class Trainer:
                                      f"({' '.join(str(exc).split())[:120]}); resume with the config that wrote it") from exc
         if self.scaler is not None and state.get("scaler"):
             self.scaler.load_state_dict(state["scaler"])
-        self.start_epoch = int(state["epoch"]) + 1
+        # a run that stopped early (killed before its evaluation) does not train on after resuming
+        self.start_epoch = self.nr_epochs if state.get("stopped_early") else int(state["epoch"]) + 1
         self.best_val = float(state["best_val"])
         self.best_epoch = int(state["best_epoch"])
         self.epochs_without_improvement = int(state.get("epochs_without_improvement", 0))

@@ -21,6 +21,7 @@ import numpy as np
 import torch
 from scipy import ndimage
 
+from dl_utils.options import parse_option
 from optim.metrics.arrays import ArrayLike, as_float, check_same_shape, like_input, to_numpy
 
 MapStep = Callable[[ArrayLike, ArrayLike], ArrayLike]
@@ -51,7 +52,7 @@ def erode_mask_slicewise(mask: ArrayLike, iterations: int = 3, structure: str = 
     Returns a bool ndarray (H, W, D).
     """
     m = to_numpy(mask).astype(bool)
-    rank = 1 if Structure(structure) is Structure.CROSS else 2
+    rank = 1 if parse_option(Structure, structure, "structure") is Structure.CROSS else 2
     element = np.zeros((3, 3, 3), dtype=bool)
     element[:, :, 1] = ndimage.generate_binary_structure(2, rank)
     if iterations <= 0:
@@ -70,7 +71,7 @@ class BrainMaskErosion:
     structure: str = "cross"
 
     def __post_init__(self) -> None:
-        Structure(self.structure)  # raises ValueError naming an unsupported value
+        parse_option(Structure, self.structure, "structure")
         if self.iterations < 0:
             raise ValueError(f"BrainMaskErosion.iterations must be >= 0, got {self.iterations}")
 

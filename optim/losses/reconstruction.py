@@ -7,6 +7,8 @@ from dataclasses import dataclass
 import torch.nn.functional as F
 from torch import Tensor
 
+from dl_utils.options import parse_option
+
 
 class LossKind(enum.StrEnum):
     L1 = "l1"
@@ -20,7 +22,7 @@ class ReconstructionLoss:
     kind: str = "l2"
 
     def __post_init__(self) -> None:
-        LossKind(self.kind)  # raises ValueError for an unknown kind
+        parse_option(LossKind, self.kind, "kind")
 
     def __call__(self, reconstruction: Tensor, target: Tensor) -> Tensor:
         if self.kind == LossKind.L1:

@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 from scipy import ndimage
 
+from dl_utils.options import parse_option
 from optim.metrics.arrays import check_same_shape, to_numpy
 from optim.metrics.ranking import auroc
 
@@ -120,7 +121,7 @@ def sample_score(amap: Any, mask: Any | None = None, reduction: str = "mean") ->
     ``mean`` (RA's choice), ``max`` or ``p99`` (``numpy.percentile(values, 99)``, linear).
     NaN for an empty mask.
     """
-    how = Reduction(reduction)
+    how = parse_option(Reduction, reduction, "reduction")
     values = to_numpy(amap)
     if mask is not None:
         m = to_numpy(mask).astype(bool, copy=False)

@@ -24,6 +24,7 @@ from skimage.exposure import equalize_adapthist
 from torch import Tensor, nn
 
 from dl_utils.errors import UserInputError
+from dl_utils.options import parse_option
 from optim.scoring._checks import check_inputs, check_num_reconstructions
 from optim.scoring.gaussian import gaussian_filter_bank
 
@@ -113,10 +114,7 @@ class RAPerceptualScorer:
     num_reconstructions: int = 1
 
     def __post_init__(self) -> None:
-        if self.backbone not in set(Backbone):
-            raise ValueError(
-                f"RAPerceptualScorer.backbone={self.backbone!r} is not one of {', '.join(Backbone)}"
-            )
+        parse_option(Backbone, self.backbone, "RAPerceptualScorer.backbone")
         check_num_reconstructions(self.num_reconstructions, 1, type(self).__name__)
         if self.batch_size < 1:
             raise ValueError(f"RAPerceptualScorer.batch_size={self.batch_size} must be >= 1")
@@ -124,7 +122,7 @@ class RAPerceptualScorer:
     @property
     def uses_random_backbone(self) -> bool:
         """True when the LPIPS trunk is random, i.e. the maps are not the paper's."""
-        return Backbone(self.backbone) is Backbone.RANDOM
+        return parse_option(Backbone, self.backbone, "backbone") is Backbone.RANDOM
 
     def check_available(self) -> None:
         """Raise UserInputError now (before any run output) if the backbone weights are missing."""

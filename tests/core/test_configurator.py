@@ -83,7 +83,7 @@ def test_nested_components_are_built_in_order():
 
 def test_constructor_errors_are_one_line_user_errors():
     spec = {"module_name": "optim.losses.reconstruction", "class_name": "ReconstructionLoss", "params": {"kind": "l3"}}
-    with pytest.raises(UserInputError, match=r"c.yaml: loss.params: ReconstructionLoss: 'l3' is not a valid LossKind"):
+    with pytest.raises(UserInputError, match=r"c.yaml: loss.params: ReconstructionLoss: unsupported kind='l3'; choose one of: l1, l2"):
         ComponentBuilder("c.yaml").build(spec, "loss")
 
 
@@ -124,3 +124,60 @@ def test_base_errors_name_the_file(tmp_path, monkeypatch):
     (tmp_path / "d.yaml").write_text("base: {x: 1}\n")
     with pytest.raises(UserInputError, match="d.yaml: base: must be a config path"):
         load_config("d.yaml")
+
+
+def test_base_mapping_can_be_replaced_or_pruned(tmp_path):
+    """`_replace: true` swaps a base's mapping whole; `_delete: [...]` drops keys of it (e.g. a paper config's data sets)."""
+    base = tmp_path / "base.yaml"
+    base.write_text("name: b\nsets: {ixi: {csv: a.csv}, brats: {csv: b.csv}, atlas: {csv: c.csv}}\nother: {x: 1, y: 2}\n")
+    child = tmp_path / "child.yaml"
+    child.write_text(f"base: {base}\nsets: {{_replace: true, mine: {{csv: m.csv}}}}\nother: {{_delete: [y], z: 3}}\n")
+    config = load_config(child)
+    assert config["sets"] == {"mine": {"csv": "m.csv"}}
+    assert config["other"] == {"x": 1, "z": 3}
+    child.write_text(f"base: {base}\nsets: {{_delete: [brats, atlas]}}\n")
+    assert load_config(child)["sets"] == {"ixi": {"csv": "a.csv"}}
+    child.write_text(f"base: {base}\nsets: {{_delete: [bratz]}}\n")
+    with pytest.raises(UserInputError, match="child.yaml: _delete: 'bratz' is not a key of the base config; did you mean 'brats'"):
+        load_config(child)
+
+
+def test_markers_never_reach_the_merged_config(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("name: c\nsets: {_replace: true, a: {_delete: [], k: 1}}\n")
+    assert load_config(path)["sets"] == {"a": {"k": 1}}
+
+
+def test_yaml_alias_bomb_and_oversized_file_are_refused(tmp_path):
+    bomb = tmp_path / "bomb.yaml"
+    levels = ['a0: &a0 ["x", "x", "x", "x", "x", "x", "x", "x", "x"]']
+    levels += [f"a{i}: &a{i} [" + ", ".join([f"*a{i - 1}"] * 9) + "]" for i in range(1, 9)]
+    bomb.write_text("\n".join(levels) + "\n")
+    with pytest.raises(UserInputError, match="bomb.yaml: invalid YAML: the document expands to more than"):
+        load_yaml(bomb)
+    huge = tmp_path / "huge.yaml"
+    huge.write_text("name: x\n# " + "x" * 2_000_000 + "\n")
+    with pytest.raises(UserInputError, match="huge.yaml: config file is 2000011 bytes"):
+        load_yaml(huge)
+    shared = tmp_path / "shared.yaml"
+    shared.write_text("a: &a {k: 1}\nb: *a\n")  # ordinary aliases still work
+    assert load_yaml(shared) == {"a": {"k": 1}, "b": {"k": 1}}
+
+
+@pytest.mark.parametrize("value, hint, ok", [
+    (2, int, True), (2.0, int, False), (True, int, False), ("2", int, False), (2, float, True), ("2.0", float, False),
+    (None, "int | None", True), ([1, 2], "list[int]", True), ([1, 2.5], "list[int]", False), ((), "Sequence[int]", False),
+    ({"a": 1}, "dict[str, float]", True), ([1], "dict[str, float]", False), ({"a": "x"}, "Mapping[str, float]", False),
+    ("adam", "Literal['adam', 'sgd']", True), ("adan", "Literal['adam', 'sgd']", False), ("x", "str | int", True),
+    (1.5, "str | int", False), ([1, 2], "tuple[int, int]", True), ([1, 2, 3], "tuple[int, int]", False),
+    ("sum", "Reduction", False), ("mean", "Reduction", True), ("p", "Path", True), (3, "Path", False),
+])
+def test_values_are_checked_against_type_hints(value, hint, ok):
+    from collections.abc import Mapping, Sequence  # noqa: F401 - names for eval
+    from pathlib import Path  # noqa: F401
+    from typing import Literal  # noqa: F401
+
+    from dl_utils.param_types import mismatch
+    from optim.metrics.detection import Reduction  # noqa: F401
+
+    assert (mismatch(value, eval(hint) if isinstance(hint, str) else hint) is None) == ok

@@ -76,3 +76,14 @@ def test_export_weights_outside_the_run_folder_is_refused(tmp_path):
     for bad in (str(tmp_path / "enc.pt"), "../enc.pt", "weights/../../enc.pt"):
         with pytest.raises(UserInputError, match="must be a file name inside the run folder"):
             _trainer(tmp_path / "src", epochs=1, export_weights={"encoder": bad})
+
+
+def test_resume_after_early_stopping_does_not_train_on(tmp_path):
+    """A run killed between early stopping and its evaluation resumes into the evaluation, not more epochs."""
+    first = _trainer(tmp_path, epochs=50, patience=1, optimizer_params={"lr": 0.0})
+    first.train()
+    assert len(first.history) == 2
+    resumed = _trainer(tmp_path, epochs=50, patience=1, optimizer_params={"lr": 0.0})
+    resumed.resume(tmp_path / "checkpoints" / "latest_model.pt")
+    resumed.train()
+    assert len(resumed.history) == 2 and resumed.start_epoch == 50

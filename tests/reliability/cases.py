@@ -11,6 +11,7 @@ import gzip
 import io
 import os
 import pickle
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -213,6 +214,7 @@ CASES: list[Case] = [
          _args(f"{T}.nr_epoch=2")),
     Case("float for an int", "types", "trainer.params.nr_epochs: expected an integer, got 2.0", _edit(f"{T}.nr_epochs", 2.0)),
     Case("string for a number (seed)", "types", "seed: expected an integer, got 'abc'", _args("seed=abc")),
+    Case("seed out of range", "types", "seed: 100000000000000000000000 is out of range", _args("seed=100000000000000000000000")),
     Case("string for an int (patience)", "types", "trainer.params.patience: expected an integer or null, got '10'",
          _edit(f"{T}.patience", "10")),
     Case("list for a mapping (optimiser)", "types", "trainer.params.optimizer_params: expected mapping or null, got [0.001]",
@@ -323,7 +325,13 @@ def run_case(case: Case, root: Path) -> Outcome:
     argv = prepare(case, root)
     before = snapshot(root)
     err = io.StringIO()
-    with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
+
+    def show(message, category, filename, lineno, file=None, line=None):  # as the command line would print them
+        err.write(warnings.formatwarning(message, category, filename, lineno, line))
+
+    with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
+        warnings.simplefilter("default")
+        warnings.showwarning = show
         code = main(argv)
     after = snapshot(root)
     changed = sorted(k for k in set(before) | set(after) if before.get(k) != after.get(k))
