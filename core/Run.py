@@ -87,9 +87,9 @@ def _run(config: dict[str, Any], config_path: Path, where: str, ctx: Distributed
             if ctx.is_main:
                 _plot_history(trainer.history, run_dir)
         barrier()
+        # every rank evaluates (each scores its share of the volumes); rank 0 writes
+        results = {name: evaluator.run(run_dir / name, logger) for name, evaluator in evaluators.items()}
         if ctx.is_main:
-            results = {name: evaluator.run(run_dir / name if len(evaluators) > 1 else run_dir, logger)
-                       for name, evaluator in evaluators.items()}
             if task == "train":
                 results["training"] = {"summary": _training_summary(trainer)}
             write_results(results, run_dir, header=f"{config['name']} ({config_path})")

@@ -17,7 +17,7 @@ Scores are float32 (the maps' dtype); -0.0 counts as +0.0.
 from __future__ import annotations
 
 import shutil
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -54,7 +54,7 @@ class RankingSummary:
     auroc: float
     auprc: float
     best_dice_threshold: float  # exact search, as thresholds.best_dice_threshold_search
-    quantile: float | None  # the requested ``quantile_higher``, else None
+    quantiles: dict[float, float]  # q -> numpy.quantile(scores, q, method='higher')
     max_score: float
     roc: tuple[np.ndarray, np.ndarray] = field(repr=False)  # (fpr, tpr) for plotting
     pr: tuple[np.ndarray, np.ndarray] = field(repr=False)  # (precision, recall) for plotting
@@ -183,11 +183,11 @@ class ScoreSpill:
         values = key_values(unique).astype(np.float64)
         return values[::-1], pos[::-1].astype(np.int64), neg[::-1].astype(np.int64)
 
-    def summary(self, n_target: int | None = None, quantile_higher: float | None = None,
+    def summary(self, n_target: int | None = None, quantiles: Sequence[float] = (),
                 curve_points: int = 2000, histogram_bins: int = 80) -> RankingSummary:
         """One sweep: AUROC / AUPRC (as ``ranking.auroc`` / ``auprc``), the exact best-Dice
         threshold (as ``thresholds.best_dice_threshold_search``; ``n_target`` = lesion
-        voxels including those outside the scored region, default n_pos), the quantile
+        voxels including those outside the scored region, default n_pos), the quantiles
         ``numpy.quantile(all scores, q, method="higher")`` and subsampled curves."""
         n_pos, n_neg = self.n_pos, self.n_neg
         total = n_pos + n_neg
@@ -195,8 +195,9 @@ class ScoreSpill:
         edges = np.linspace(0.0, max(self._approx_top(0.999), 1e-12), histogram_bins + 1)
         hist_pos = np.zeros(histogram_bins, dtype=np.int64)
         hist_neg = np.zeros(histogram_bins, dtype=np.int64)
-        rank = None if quantile_higher is None or total == 0 else total - 1 - int(np.ceil((total - 1) * quantile_higher))
-        quantile = None
+        # numpy's 'higher' index ceil((n - 1) q), counted from the top
+        ranks = {} if total == 0 else {float(q): total - 1 - int(np.ceil((total - 1) * float(q))) for q in quantiles}
+        found: dict[float, float] = {}
         tp = fp = 0
         wins2 = 0  # 2 x (pairs won + half the ties), an exact integer
         ap = 0.0
@@ -223,8 +224,9 @@ class ScoreSpill:
                         threshold = float(values[i + 1])
                     else:
                         threshold, pending = None, True
-            if rank is not None and quantile is None and cum_pos[-1] + cum_neg[-1] > rank:
-                quantile = float(values[int(np.searchsorted(cum_pos + cum_neg, rank, side="right"))])
+            for q, rank in ranks.items():
+                if q not in found and cum_pos[-1] + cum_neg[-1] > rank:
+                    found[q] = float(values[int(np.searchsorted(cum_pos + cum_neg, rank, side="right"))])
             bins = np.clip(np.searchsorted(edges, values, side="right") - 1, 0, histogram_bins - 1)
             keep_hist = values <= edges[-1]
             hist_pos += np.bincount(bins[keep_hist], weights=pos[keep_hist], minlength=histogram_bins).astype(np.int64)
@@ -254,7 +256,7 @@ class ScoreSpill:
             n_pos=n_pos, n_neg=n_neg,
             auroc=wins2 / (2.0 * n_pos * n_neg) if n_pos and n_neg else float("nan"),
             auprc=ap / n_pos if n_pos else float("nan"),
-            best_dice_threshold=float(threshold), quantile=quantile, max_score=max_score, roc=roc, pr=pr,
+            best_dice_threshold=float(threshold), quantiles=found, max_score=max_score, roc=roc, pr=pr,
             histogram={"edges": edges, "positives": hist_pos, "negatives": hist_neg},
         )
 

@@ -36,12 +36,12 @@ def test_sweep_equals_in_memory_metrics(tmp_path, budget):
         spill.add(amap, seg)
     scores = np.concatenate([a.ravel() for a, _ in vols])
     labels = np.concatenate([s.ravel() for _, s in vols])
-    got = spill.summary(quantile_higher=0.95)
+    got = spill.summary(quantiles=(0.95,))
     assert got.auroc == pytest.approx(roc_auc_score(labels, scores), abs=1e-12)
     assert got.auprc == pytest.approx(average_precision_score(labels, scores), abs=1e-12)
     assert got.auroc == pytest.approx(ranking.auroc(scores, labels), abs=1e-14)
     assert got.best_dice_threshold == thresholds.best_dice_threshold_search([a for a, _ in vols], [s for _, s in vols])
-    assert got.quantile == float(np.quantile(scores, 0.95, method="higher"))
+    assert got.quantiles[0.95] == float(np.quantile(scores, 0.95, method="higher"))
     assert got.n_pos == labels.sum() and got.max_score == scores.max()
     assert got.histogram["positives"].sum() + got.histogram["negatives"].sum() <= scores.size
 
@@ -53,7 +53,7 @@ def test_quantile_matches_numpy_for_many_sizes(tmp_path):
         for q in (0.5, 0.95, 0.99, 1 - 0.01, 1 - 0.05):
             spill = ScoreSpill(tmp_path / f"{n}_{q}")
             spill.add(s, np.zeros(n, bool))
-            assert spill.summary(quantile_higher=q).quantile == float(np.quantile(s, q, method="higher"))
+            assert spill.summary(quantiles=(q,)).quantiles[q] == float(np.quantile(s, q, method="higher"))
 
 
 def test_best_dice_threshold_with_lesion_outside_region_and_single_value(tmp_path):

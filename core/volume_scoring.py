@@ -1,0 +1,100 @@
+"""Score one volume: model reconstructions -> scorer -> map post-processing. No labels needed.
+
+`score_volume` is the one public entry point shared by the evaluator and by prediction on
+unlabelled volumes; everything here runs under `torch.inference_mode`.
+"""
+from __future__ import annotations
+
+import contextlib
+import enum
+from typing import Any, Callable, Sequence
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from dl_utils.errors import UserInputError
+from optim.postprocessing import apply_map_steps
+from optim.scoring.ssim import ssim_maps
+
+
+class Precision(enum.StrEnum):
+    """UNet precision at test time: `auto` = bf16 autocast + channels-last on CUDA, fp32 on CPU."""
+
+    AUTO = "auto"
+    FP32 = "fp32"
+    BF16 = "bf16"
+    FP16 = "fp16"
+
+
+def autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
+    """The autocast dtype for `precision` on `device`; None = plain fp32 (always on CPU)."""
+    choice = Precision(precision)
+    if device.type != "cuda" or choice is Precision.FP32:
+        return None
+    return torch.float16 if choice is Precision.FP16 else torch.bfloat16
+
+
+def prepare_model(model: nn.Module, device: torch.device, precision: str = "auto") -> nn.Module:
+    """eval mode; channels-last memory layout on CUDA when autocast is used (faster convs)."""
+    model.eval()
+    if autocast_dtype(precision, device) is not None:
+        model.to(memory_format=torch.channels_last)
+    return model
+
+
+def reconstruction_quality(image: Tensor, reconstruction: Tensor, mask: Tensor) -> dict[str, float]:
+    """MAE, PSNR (data range 1) and mean SSIM (2D per slice, Gaussian sigma 1.5) inside the brain."""
+    diff = (image - reconstruction)[mask]
+    mse = float(diff.square().mean())
+    ssim = ssim_maps(image.double(), reconstruction.double(), sigmas=(1.5,), spatial_dims=2, data_range=1.0)[0]
+    return {
+        "rec_MAE": float(diff.abs().mean()),
+        "rec_PSNR": float(10 * np.log10(1.0 / max(mse, 1e-12))),
+        "rec_SSIM": float(ssim[mask].mean()),
+    }
+
+
+@torch.inference_mode()
+def reconstruct_volume(model: nn.Module, image: Tensor, num_samples: int, slice_batch_size: int,
+                       device: torch.device, precision: str = "auto") -> Tensor:
+    """image (H, W, D) -> recs (N, H, W, D) float32: the volume runs through the model as
+    (D, 1, H, W) slices, `slice_batch_size` slices (x N samples) per call."""
+    slices = image.permute(2, 0, 1).unsqueeze(1)  # (D, 1, H, W)
+    dtype = autocast_dtype(precision, device)
+    chunks = []
+    for start in range(0, slices.shape[0], slice_batch_size):
+        batch = slices[start : start + slice_batch_size].to(device)
+        if dtype is not None:
+            batch = batch.contiguous(memory_format=torch.channels_last)
+        cast = torch.autocast(device_type=device.type, dtype=dtype) if dtype is not None else contextlib.nullcontext()
+        with cast:
+            recs = model.reconstruct(batch, num_samples=num_samples)
+        if recs.dim() != 5 or recs.shape[0] != num_samples or recs.shape[1:] != batch.shape:
+            raise RuntimeError(
+                f"{type(model).__name__}.reconstruct returned shape {tuple(recs.shape)}; expected "
+                f"({num_samples}, {', '.join(map(str, batch.shape))})"
+            )
+        chunks.append(recs.float().cpu())
+    recs = torch.cat(chunks, dim=1)  # (N, D, 1, H, W)
+    return recs[:, :, 0].permute(0, 2, 3, 1).contiguous()
+
+
+@torch.inference_mode()
+def score_volume(model: nn.Module, volume: Any, scorer: Callable[[Tensor, Tensor, Tensor], Tensor],
+                 map_steps: Sequence[Callable], device: torch.device, slice_batch_size: int,
+                 precision: str = "auto") -> tuple[np.ndarray, Tensor]:
+    """One volume (`.image`, `.mask`, `.name`) -> (post-processed anomaly map (H, W, D)
+    float32, reconstructions (N, H, W, D); N = 0 for model-free scorers)."""
+    image = volume.image.float()
+    mask = volume.mask.bool()
+    num_samples = int(getattr(scorer, "num_reconstructions", 1))  # 0: the scorer needs no model
+    if num_samples > 0:
+        recs = reconstruct_volume(model, image, num_samples, slice_batch_size, device, precision)
+    else:
+        recs = image.new_zeros((0, *image.shape))
+    if not torch.isfinite(recs).all():
+        raise UserInputError(f"{volume.name}: the model produced NaN or Inf reconstructions; check the weights")
+    amap = scorer(image.to(device), recs.to(device), mask.to(device)).float().cpu()
+    amap = apply_map_steps(map_steps, amap, mask)
+    return np.ascontiguousarray(torch.as_tensor(amap).float().numpy()), recs
