@@ -30,6 +30,7 @@ from dl_utils.seeding import seed_everything
 LOG = logging.getLogger(__name__)
 TRAINER_INJECTED = ("model", "data_module", "device", "run_dir", "dist_ctx", "logger", "seed")
 EVALUATOR_INJECTED = ("model", "device", "datasets", "seed")
+ORCHESTRATOR_KEY = "orchestrator"
 
 
 def run_experiment(config_path: str | Path, overrides: list[str] | None = None, *, resume: str | None = None,
@@ -40,6 +41,8 @@ def run_experiment(config_path: str | Path, overrides: list[str] | None = None, 
     config = load_config(config_path, sources)
     where = describe_sources(config_path, sources)
     config = apply_overrides(config, overrides or [], where)
+    if ORCHESTRATOR_KEY in config:  # a config that runs other configs (the benchmark)
+        return _run_orchestrator(config, config_path, where, output_root, quiet)
     validate_top_level(config, where)
     configure_logging(None, verbose=not quiet)
     ctx = context_from_env()
@@ -71,7 +74,7 @@ def _run(config: dict[str, Any], config_path: Path, where: str, ctx: Distributed
 
     run_dir = _make_run_dir(config, config_path, ctx, resume, output_root)
     if ctx.is_main:
-        configure_logging(run_dir / "log.txt", verbose=not quiet)
+        configure_logging(run_dir / "log.txt", verbose=not quiet, label=str(config["name"]))
         atomic_write_text(run_dir / "config.yaml", yaml.safe_dump(config, sort_keys=False))
     wandb_cfg = (config.get("logging") or {}).get("wandb") or {}
     logger = RunLogger(run_dir, ctx.is_main, wandb_cfg.get("mode", "disabled"), wandb_cfg.get("project", "uad-brain-mri"),
@@ -97,6 +100,24 @@ def _run(config: dict[str, Any], config_path: Path, where: str, ctx: Distributed
     finally:
         logger.finish()
     return run_dir if ctx.is_main else None
+
+
+def _run_orchestrator(config: dict[str, Any], config_path: Path, where: str, output_root: str | None,
+                      quiet: bool) -> Path:
+    """Build `orchestrator` (a class with `run(run_dir, run_experiment, quiet) -> (results,
+    table)`), give it a run folder and write what it returns."""
+    extra = set(config) - {"name", ORCHESTRATOR_KEY, "output_root", "allow_external_modules"}
+    if extra or "name" not in config:
+        key = sorted(extra)[0] if extra else "name"
+        raise ConfigError(where, key, "a config with 'orchestrator' takes only name, orchestrator, output_root")
+    builder = ComponentBuilder(where, bool(config.get("allow_external_modules", False)))
+    orchestrator = builder.build(config[ORCHESTRATOR_KEY], ORCHESTRATOR_KEY)
+    run_dir = _make_run_dir(config, config_path, DistributedContext(), None, output_root)
+    configure_logging(run_dir / "log.txt", verbose=not quiet, label=str(config["name"]))
+    atomic_write_text(run_dir / "config.yaml", yaml.safe_dump(config, sort_keys=False))
+    results, table = orchestrator.run(run_dir, run_experiment, quiet)
+    write_results({ORCHESTRATOR_KEY: results}, run_dir, header=f"{config['name']} ({config_path})", table=table)
+    return run_dir
 
 
 def _training_summary(trainer: Any) -> dict[str, float]:

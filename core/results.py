@@ -54,8 +54,10 @@ def _metric_table(results: dict[str, dict[str, dict[str, float]]]) -> str:
     return "\n".join(lines)
 
 
-def write_results(results: dict[str, dict[str, dict[str, float]]], run_dir: Path, header: str = "") -> str:
-    """Write results.json / results.csv / results.md to `run_dir`, print and return the table."""
+def write_results(results: dict[str, dict[str, dict[str, float]]], run_dir: Path, header: str = "",
+                  table: str | None = None) -> str:
+    """Write results.json / results.csv / results.md to `run_dir`, print and return the
+    table (`table`: a caller's own markdown, e.g. the benchmark's comparison)."""
     atomic_write_text(run_dir / "results.json", json.dumps(results, indent=2, default=float, allow_nan=True))
     buffer = io.StringIO()
     writer = csv.writer(buffer)
@@ -66,7 +68,7 @@ def write_results(results: dict[str, dict[str, dict[str, float]]], run_dir: Path
                 writer.writerow([task, name, metric, value])
     atomic_write_text(run_dir / "results.csv", buffer.getvalue())
     merge_per_volume(list(results), run_dir)
-    table = markdown_table(results)
+    table = markdown_table(results) if table is None else table
     atomic_write_text(run_dir / "results.md", (f"# {header}\n\n" if header else "") + table + "\n")
     print(("\n" + header + "\n" if header else "\n") + table + "\n", flush=True)
     return table
