@@ -106,16 +106,21 @@ def _run_orchestrator(config: dict[str, Any], config_path: Path, where: str, out
                       quiet: bool) -> Path:
     """Build `orchestrator` (a class with `run(run_dir, run_experiment, quiet) -> (results,
     table)`), give it a run folder and write what it returns."""
-    extra = set(config) - {"name", ORCHESTRATOR_KEY, "output_root", "allow_external_modules"}
+    extra = set(config) - {"name", ORCHESTRATOR_KEY, "output_root", "device", "allow_external_modules"}
     if extra or "name" not in config:
         key = sorted(extra)[0] if extra else "name"
-        raise ConfigError(where, key, "a config with 'orchestrator' takes only name, orchestrator, output_root")
+        raise ConfigError(where, key, "a config with 'orchestrator' takes only name, orchestrator, output_root, device")
     builder = ComponentBuilder(where, bool(config.get("allow_external_modules", False)))
     orchestrator = builder.build(config[ORCHESTRATOR_KEY], ORCHESTRATOR_KEY)
     run_dir = _make_run_dir(config, config_path, DistributedContext(), None, output_root)
     configure_logging(run_dir / "log.txt", verbose=not quiet, label=str(config["name"]))
     atomic_write_text(run_dir / "config.yaml", yaml.safe_dump(config, sort_keys=False))
-    results, table = orchestrator.run(run_dir, run_experiment, quiet)
+    forced = [f"device={config['device']}"] if "device" in config else []  # applies to every nested run
+
+    def nested(path: str | Path, overrides: list[str] | None = None, **kwargs: Any) -> Path | None:
+        return run_experiment(path, [*forced, *(overrides or [])], **kwargs)
+
+    results, table = orchestrator.run(run_dir, nested, quiet)
     write_results({ORCHESTRATOR_KEY: results}, run_dir, header=f"{config['name']} ({config_path})", table=table)
     return run_dir
 
