@@ -28,7 +28,8 @@ from optim.metrics.arrays import check_same_shape, to_numpy
 
 _BUCKETS = 1 << 16
 _SIGN = np.uint32(0x80000000)
-CHUNK = 1 << 22  # pairs read per step of a pass
+CHUNK = 1 << 21  # pairs read per step of a pass
+BUDGET = 1 << 22  # pairs counted in memory at once (peak ~ 25 bytes each)
 
 
 def order_keys(scores: np.ndarray) -> np.ndarray:
@@ -64,10 +65,10 @@ class RankingSummary:
 class ScoreSpill:
     """Scores and labels of many volumes, kept on disk in ``folder``; see the module docstring."""
 
-    def __init__(self, folder: Path, budget: int = 1 << 24) -> None:
+    def __init__(self, folder: Path, budget: int | None = None) -> None:
         self.folder = Path(folder)
         self.folder.mkdir(parents=True, exist_ok=True)
-        self.budget = int(budget)
+        self.budget = int(BUDGET if budget is None else budget)
         self.hist = np.zeros((2, _BUCKETS), dtype=np.int64)  # [negatives, positives] per bucket
         self._keys = open(self.folder / "keys.u32", "wb")
         self._labels = open(self.folder / "keys.u8", "wb")
@@ -108,7 +109,7 @@ class ScoreSpill:
     def _chunks(self, stem: Path) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         with open(f"{stem}.u32", "rb") as fk, open(f"{stem}.u8", "rb") as fl:
             while True:
-                keys = np.fromfile(fk, dtype=np.uint32, count=CHUNK)
+                keys = np.fromfile(fk, dtype=np.uint32, count=max(CHUNK, 1))
                 if keys.size == 0:
                     return
                 yield keys, np.fromfile(fl, dtype=np.uint8, count=keys.size).astype(bool)
