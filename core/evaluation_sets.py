@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 import shutil
-import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,6 +22,7 @@ from torch import nn
 from core.volume_scoring import reconstruction_quality, score_volume
 from data.nifti_io import save_nifti
 from dl_utils.distributed import DistributedContext, gather_to_main
+from dl_utils.progress import progress
 from dl_utils.seeding import derive_seed
 from optim.metrics import ranking
 from optim.metrics.detection import sample_score
@@ -155,7 +155,7 @@ def score_set(setup: ScoringSetup, name: str, volumes: Sequence[Any], ctx: Distr
         folder = Path(scratch) / name
         store = VolumeStore(folder / "volumes")
         scored = ScoredSet(name, folder, [], ScoreSpill(folder / "brain"), ScoreSpill(folder / "whole"), 0)
-    bar = _progress(n, f"scoring {name}") if ctx.is_main else None
+    bar = progress(total=n, desc=f"scoring {name}", unit="vol") if ctx.is_main else None
     for start in range(0, n, ctx.world_size):
         index = start + ctx.rank
         item = _score_one(setup, name, index, volumes[index]) if index < n else None
@@ -182,10 +182,3 @@ def score_set(setup: ScoringSetup, name: str, volumes: Sequence[Any], ctx: Distr
     if bar is not None:
         bar.close()
     return scored if ctx.is_main else None
-
-
-def _progress(total: int, desc: str) -> Any:
-    """A tqdm bar on an interactive terminal only; silent in log files and pipes."""
-    from tqdm import tqdm
-
-    return tqdm(total=total, desc=desc, unit="vol", leave=False, disable=not sys.stderr.isatty())
