@@ -59,17 +59,28 @@ def reconstruction_quality(image: Tensor, reconstruction: Tensor, mask: Tensor) 
 def reconstruct_volume(model: nn.Module, image: Tensor, num_samples: int, slice_batch_size: int,
                        device: torch.device, precision: str = "auto") -> Tensor:
     """image (H, W, D) -> recs (N, H, W, D) float32: the volume runs through the model as
-    (D, 1, H, W) slices, `slice_batch_size` slices (x N samples) per call."""
+    (D, 1, H, W) slices, `slice_batch_size` slices (x N samples, all in one UNet batch up
+    to the model's `max_batch_size`) per call; on a CUDA out-of-memory error the slice
+    batch is halved and the call repeated."""
     slices = image.permute(2, 0, 1).unsqueeze(1)  # (D, 1, H, W)
     dtype = autocast_dtype(precision, device)
     chunks = []
-    for start in range(0, slices.shape[0], slice_batch_size):
+    start = 0
+    while start < slices.shape[0]:
         batch = slices[start : start + slice_batch_size].to(device)
         if dtype is not None:
             batch = batch.contiguous(memory_format=torch.channels_last)
         cast = torch.autocast(device_type=device.type, dtype=dtype) if dtype is not None else contextlib.nullcontext()
-        with cast:
-            recs = model.reconstruct(batch, num_samples=num_samples)
+        try:
+            with cast:
+                recs = model.reconstruct(batch, num_samples=num_samples)
+        except torch.cuda.OutOfMemoryError:  # GPU: as large as memory allows, halving on OOM
+            if slice_batch_size == 1:
+                raise
+            slice_batch_size = max(1, slice_batch_size // 2)
+            torch.cuda.empty_cache()
+            continue
+        start += batch.shape[0]
         if recs.dim() != 5 or recs.shape[0] != num_samples or recs.shape[1:] != batch.shape:
             raise RuntimeError(
                 f"{type(model).__name__}.reconstruct returned shape {tuple(recs.shape)}; expected "
