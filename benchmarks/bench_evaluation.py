@@ -131,7 +131,7 @@ def unet_throughput() -> None:
 
     device = torch.device("cuda")
     for precision in ("fp32", "bf16"):
-        model = prepare_model(DDPM(image_size=96, max_batch_size=None).to(device), device, precision)
+        model = prepare_model(DDPM(image_size=96, max_batch_size=None).to(device), channels_last=True)
         image = torch.rand(96, 96, 50)
         reconstruct_volume(model, image, 10, 50, device, precision)  # warm-up (cuDNN algorithm choice)
         torch.cuda.synchronize()

@@ -20,7 +20,7 @@ from torch import nn
 from core.evaluation_metrics import fit_thresholds, mean_reconstruction_quality, set_metrics
 from core.evaluation_outputs import per_volume_rows, write_figures, write_per_volume
 from core.evaluation_sets import ScoredSet, ScoringSetup, score_set
-from core.volume_scoring import Precision, prepare_model
+from core.volume_scoring import Precision, prepare_model, use_channels_last
 from dl_utils.distributed import context_from_env
 from dl_utils.errors import UserInputError
 from dl_utils.run_logger import RunLogger
@@ -66,7 +66,8 @@ class AnomalyDetectionEvaluator(DownstreamEvaluator):
                  sample_score: str = "mean", slice_batch_size: int = 50, figure_cases: int = 3,
                  save_maps: bool = True, skip_if_unavailable: bool = False, detection_per_slice: bool = False,
                  search_with_binary_postprocessing: bool = True, precision: str = "auto",
-                 unet_batch_size: int | None = None, keep_scratch: bool = False, **kwargs: Any):
+                 unet_batch_size: int | None = None, channels_last: bool | None = None, keep_scratch: bool = False,
+                 **kwargs: Any):
         super().__init__(**kwargs)
         self.unavailable = _unavailable_reason(scorer, skip_if_unavailable)
         if threshold_search not in THRESHOLD_SEARCHES:
@@ -106,6 +107,7 @@ class AnomalyDetectionEvaluator(DownstreamEvaluator):
         self.precision = Precision(precision).value
         Reduction(sample_score)
         self.unet_batch_size = unet_batch_size  # UNet batch cap (slices x samples); None: the model's own
+        self.channels_last = channels_last  # model memory layout at test time; None: auto (use_channels_last)
         self.keep_scratch = keep_scratch
 
     def run(self, run_dir: Path, logger: RunLogger | None = None) -> dict[str, dict[str, float]]:
@@ -118,9 +120,10 @@ class AnomalyDetectionEvaluator(DownstreamEvaluator):
             self.scorer.fit(self.datasets[self.fit_set])  # every rank: deterministic, the same fit
         if self.unet_batch_size is not None and hasattr(self.model, "max_batch_size"):
             self.model.max_batch_size = int(self.unet_batch_size)
-        setup = ScoringSetup(prepare_model(self.model, self.device, self.precision), self.scorer, self.map_steps,
-                             self.device, self.slice_batch_size, self.precision, self.sample_score, self.seed,
-                             self.figure_cases)
+        channels_last = use_channels_last(self.model, self.channels_last)
+        model = prepare_model(self.model, channels_last)
+        setup = ScoringSetup(model, self.scorer, self.map_steps, self.device, self.slice_batch_size, self.precision,
+                             channels_last, self.sample_score, self.seed, self.figure_cases)
         # rank 0 keeps maps in the run folder; other ranks (maybe on other nodes) only score and send
         scratch = run_dir / ".scratch" if ctx.is_main else Path(tempfile.mkdtemp(prefix="uad-eval-"))
         try:

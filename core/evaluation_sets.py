@@ -113,6 +113,7 @@ class ScoringSetup:
     device: torch.device
     slice_batch_size: int
     precision: str
+    channels_last: bool
     sample_reduction: str
     seed: int
     figure_cases: int
@@ -122,7 +123,7 @@ def _score_one(setup: ScoringSetup, set_name: str, index: int, volume: Any) -> d
     torch.manual_seed(derive_seed(setup.seed, set_name, index))  # stochastic reconstructions, any sharding
     started = time.perf_counter()
     amap, recs = score_volume(setup.model, volume, setup.scorer, setup.map_steps, setup.device,
-                              setup.slice_batch_size, setup.precision)
+                              setup.slice_batch_size, setup.precision, setup.channels_last)
     mask = volume.mask.bool().numpy()
     seg = None if volume.seg is None else volume.seg.bool().numpy()
     mean_rec = recs.mean(0) if recs.shape[0] > 0 else None

@@ -19,7 +19,7 @@ from optim.scoring.ssim import ssim_maps
 
 
 class Precision(enum.StrEnum):
-    """UNet precision at test time: `auto` = bf16 autocast + channels-last on CUDA, fp32 on CPU."""
+    """UNet precision at test time: `auto` = bf16 autocast on CUDA, fp32 on CPU (always)."""
 
     AUTO = "auto"
     FP32 = "fp32"
@@ -35,10 +35,18 @@ def autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
     return torch.float16 if choice is Precision.FP16 else torch.bfloat16
 
 
-def prepare_model(model: nn.Module, device: torch.device, precision: str = "auto") -> nn.Module:
-    """eval mode; channels-last memory layout on CUDA when autocast is used (faster convs)."""
+def use_channels_last(model: nn.Module, channels_last: bool | None) -> bool:
+    """`None` (auto): channels-last for the diffusion models' UNet, where it was measured to
+    win (CPU: 0.81x the CPU time of the default layout, identical outputs, `python -m
+    benchmarks.bench_diffusion --cpu-speed`); other models keep their layout (some flatten
+    conv features with `view`)."""
+    return hasattr(model, "unet") if channels_last is None else bool(channels_last)
+
+
+def prepare_model(model: nn.Module, channels_last: bool) -> nn.Module:
+    """eval mode, and the channels-last memory layout when asked (same numbers, faster convs)."""
     model.eval()
-    if autocast_dtype(precision, device) is not None:
+    if channels_last:
         model.to(memory_format=torch.channels_last)
     return model
 
@@ -57,7 +65,7 @@ def reconstruction_quality(image: Tensor, reconstruction: Tensor, mask: Tensor) 
 
 @torch.inference_mode()
 def reconstruct_volume(model: nn.Module, image: Tensor, num_samples: int, slice_batch_size: int,
-                       device: torch.device, precision: str = "auto") -> Tensor:
+                       device: torch.device, precision: str = "auto", channels_last: bool = True) -> Tensor:
     """image (H, W, D) -> recs (N, H, W, D) float32: the volume runs through the model as
     (D, 1, H, W) slices, `slice_batch_size` slices (x N samples, all in one UNet batch up
     to the model's `max_batch_size`) per call; on a CUDA out-of-memory error the slice
@@ -68,7 +76,7 @@ def reconstruct_volume(model: nn.Module, image: Tensor, num_samples: int, slice_
     start = 0
     while start < slices.shape[0]:
         batch = slices[start : start + slice_batch_size].to(device)
-        if dtype is not None:
+        if channels_last:
             batch = batch.contiguous(memory_format=torch.channels_last)
         cast = torch.autocast(device_type=device.type, dtype=dtype) if dtype is not None else contextlib.nullcontext()
         try:
@@ -94,14 +102,14 @@ def reconstruct_volume(model: nn.Module, image: Tensor, num_samples: int, slice_
 @torch.inference_mode()
 def score_volume(model: nn.Module, volume: Any, scorer: Callable[[Tensor, Tensor, Tensor], Tensor],
                  map_steps: Sequence[Callable], device: torch.device, slice_batch_size: int,
-                 precision: str = "auto") -> tuple[np.ndarray, Tensor]:
+                 precision: str = "auto", channels_last: bool = True) -> tuple[np.ndarray, Tensor]:
     """One volume (`.image`, `.mask`, `.name`) -> (post-processed anomaly map (H, W, D)
     float32, reconstructions (N, H, W, D); N = 0 for model-free scorers)."""
     image = volume.image.float()
     mask = volume.mask.bool()
     num_samples = int(getattr(scorer, "num_reconstructions", 1))  # 0: the scorer needs no model
     if num_samples > 0:
-        recs = reconstruct_volume(model, image, num_samples, slice_batch_size, device, precision)
+        recs = reconstruct_volume(model, image, num_samples, slice_batch_size, device, precision, channels_last)
     else:
         recs = image.new_zeros((0, *image.shape))
     if not torch.isfinite(recs).all():
