@@ -110,6 +110,9 @@ def _run_orchestrator(config: dict[str, Any], config_path: Path, where: str, out
     if extra or "name" not in config:
         key = sorted(extra)[0] if extra else "name"
         raise ConfigError(where, key, "a config with 'orchestrator' takes only name, orchestrator, output_root, device")
+    if context_from_env().enabled:
+        raise UserInputError(f"{where}: a config with 'orchestrator' runs its configs one after another in one "
+                             "process; start it without torchrun")
     builder = ComponentBuilder(where, bool(config.get("allow_external_modules", False)))
     orchestrator = builder.build(config[ORCHESTRATOR_KEY], ORCHESTRATOR_KEY)
     run_dir = _make_run_dir(config, config_path, DistributedContext(), None, output_root)
