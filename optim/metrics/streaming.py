@@ -118,7 +118,7 @@ class ScoreSpill:
         """Runs of consecutive buckets (high to low) with <= budget pairs, or one bucket."""
         counts = self.hist.sum(0)
         groups: list[tuple[int, int]] = []
-        start, total = None, 0
+        start, low, total = None, 0, 0
         for bucket in np.flatnonzero(counts)[::-1]:
             c = int(counts[bucket])
             if start is not None and total + c > self.budget:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 import tracemalloc
 
-import numpy as np
 import torch
 
 from benchmarks.bench_evaluation import HealthyVolumes, Smoothing, SyntheticVolumes
