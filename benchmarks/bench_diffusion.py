@@ -1,7 +1,7 @@
 """Cost of the diffusion models at the paper's size: per-volume reconstruction and training.
 
     python -m benchmarks.bench_diffusion [--quick] [--slices N] [--device cpu|cuda]
-    python -m benchmarks.bench_diffusion --cpu-speed [--slices N] [--rounds R]
+    python -m benchmarks.bench_diffusion --cpu-speed [--compile] [--slices N] [--rounds R]
 
 A test volume is 50 axial slices of 96 x 96 (methods.md section 10). Reconstruction
 runs ``measured`` slices (all 50 unless --quick / --slices) and reports the time for
@@ -148,6 +148,14 @@ def cpu_speed(args: argparse.Namespace) -> None:
         frozen = torch.jit.optimize_for_inference(torch.jit.freeze(torch.jit.trace(copy.deepcopy(net), (x, t))))
     variants = {"eager fp32": lambda: net(x, t), "channels-last": lambda: cl_net(x_cl, t),
                 "jit frozen (oneDNN)": lambda: frozen(x, t)}
+    if args.compile:  # minutes of compilation before the rounds
+        compiled = copy.deepcopy(cl_net)
+        compiled.compile(options={"freezing": True})
+        with torch.inference_mode():
+            started = time.perf_counter()
+            compiled(x_cl, t)
+        print(f"torch.compile (inductor, freezing) took {time.perf_counter() - started:.0f} s")
+        variants["compiled + channels-last"] = lambda: compiled(x_cl, t)
     with torch.inference_mode():
         reference = variants["eager fp32"]()
         diffs = {k: float((f() - reference).abs().max()) for k, f in variants.items()}
@@ -194,6 +202,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     p.add_argument("--cpu-speed", action="store_true", help="only: eager vs channels-last vs frozen graph, alternating")
     p.add_argument("--rounds", type=int, default=5, help="alternating rounds of --cpu-speed")
+    p.add_argument("--compile", action="store_true", help="--cpu-speed: add torch.compile (inductor, frozen weights)")
     args = p.parse_args(argv)
     quick = args.quick
     args.slices = args.slices or (2 if quick else VOLUME_SLICES)

@@ -66,7 +66,8 @@ class AnomalyDetectionEvaluator(DownstreamEvaluator):
                  sample_score: str = "mean", slice_batch_size: int = 50, figure_cases: int = 3,
                  save_maps: bool = True, skip_if_unavailable: bool = False, detection_per_slice: bool = False,
                  search_with_binary_postprocessing: bool = True, precision: str = "auto",
-                 unet_batch_size: int | None = None, channels_last: bool | None = None, keep_scratch: bool = False,
+                 unet_batch_size: int | None = None, channels_last: bool | None = None, compile_unet: bool = False,
+                 keep_scratch: bool = False,
                  **kwargs: Any):
         super().__init__(**kwargs)
         self.unavailable = _unavailable_reason(scorer, skip_if_unavailable)
@@ -108,6 +109,7 @@ class AnomalyDetectionEvaluator(DownstreamEvaluator):
         Reduction(sample_score)
         self.unet_batch_size = unet_batch_size  # UNet batch cap (slices x samples); None: the model's own
         self.channels_last = channels_last  # model memory layout at test time; None: auto (use_channels_last)
+        self.compile_unet = compile_unet  # torch.compile the UNet for long evaluations (core.volume_scoring.prepare_model)
         self.keep_scratch = keep_scratch
 
     def run(self, run_dir: Path, logger: RunLogger | None = None) -> dict[str, dict[str, float]]:
@@ -121,7 +123,7 @@ class AnomalyDetectionEvaluator(DownstreamEvaluator):
         if self.unet_batch_size is not None and hasattr(self.model, "max_batch_size"):
             self.model.max_batch_size = int(self.unet_batch_size)
         channels_last = use_channels_last(self.model, self.channels_last)
-        model = prepare_model(self.model, channels_last)
+        model = prepare_model(self.model, channels_last, self.compile_unet)
         setup = ScoringSetup(model, self.scorer, self.map_steps, self.device, self.slice_batch_size, self.precision,
                              channels_last, self.sample_score, self.seed, self.figure_cases)
         # rank 0 keeps maps in the run folder; other ranks (maybe on other nodes) only score and send
