@@ -66,7 +66,7 @@ class AnomalyDetectionEvaluator(DownstreamEvaluator):
                  sample_score: str = "mean", slice_batch_size: int = 50, figure_cases: int = 3,
                  save_maps: bool = True, skip_if_unavailable: bool = False, detection_per_slice: bool = False,
                  search_with_binary_postprocessing: bool = True, precision: str = "auto",
-                 unet_batch_size: int | None = None, channels_last: bool | None = None, compile_unet: bool = False,
+                 unet_batch_size: int | str | None = "auto", channels_last: bool | None = None, compile_unet: bool = False,
                  keep_scratch: bool = False,
                  **kwargs: Any):
         super().__init__(**kwargs)
@@ -107,7 +107,11 @@ class AnomalyDetectionEvaluator(DownstreamEvaluator):
         self.search_with_binary_postprocessing = search_with_binary_postprocessing  # false: originals' search on raw maps
         self.precision = Precision(precision).value
         Reduction(sample_score)
-        self.unet_batch_size = unet_batch_size  # UNet batch cap (slices x samples); None: the model's own
+        # UNet batch cap (slices x samples x levels): an int; None: the model's own; "auto": no cap on
+        # CUDA (a whole volume's N reconstructions in one batch, halved on out-of-memory), the model's on CPU
+        if not (unet_batch_size is None or unet_batch_size == "auto" or isinstance(unet_batch_size, int)):
+            raise ValueError(f"unet_batch_size must be an integer, null or 'auto', got {unet_batch_size!r}")
+        self.unet_batch_size = unet_batch_size
         self.channels_last = channels_last  # model memory layout at test time; None: auto (use_channels_last)
         self.compile_unet = compile_unet  # torch.compile the UNet for long evaluations (core.volume_scoring.prepare_model)
         self.keep_scratch = keep_scratch
@@ -120,8 +124,10 @@ class AnomalyDetectionEvaluator(DownstreamEvaluator):
         run_dir = Path(run_dir)
         if self.fit_set is not None and hasattr(self.scorer, "fit"):
             self.scorer.fit(self.datasets[self.fit_set])  # every rank: deterministic, the same fit
-        if self.unet_batch_size is not None and hasattr(self.model, "max_batch_size"):
-            self.model.max_batch_size = int(self.unet_batch_size)
+        if hasattr(self.model, "max_batch_size") and isinstance(self.unet_batch_size, int):
+            self.model.max_batch_size = self.unet_batch_size
+        elif hasattr(self.model, "max_batch_size") and self.unet_batch_size == "auto" and self.device.type == "cuda":
+            self.model.max_batch_size = None
         channels_last = use_channels_last(self.model, self.channels_last)
         model = prepare_model(self.model, channels_last, self.compile_unet)
         setup = ScoringSetup(model, self.scorer, self.map_steps, self.device, self.slice_batch_size, self.precision,
