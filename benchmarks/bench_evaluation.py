@@ -10,18 +10,19 @@ the same under `torchrun --standalone --nproc_per_node=2` (gloo on CPU; max RSS 
 ranks). Memory should stay flat in N and time grow linearly. Where CUDA exists, the paper
 UNet's one-step reconstruction is also timed in slices per second at fp32 and bf16.
 
-Measured 2026-12-01 on the shared 2-core machine (load average ~10 from other jobs, so
-seconds are noisy; peak RSS is not), 96 x 96 x 50:
+Measured 2026-12-01 in one run of `--volumes 100 400 1600` on the shared 2-core machine
+(other jobs' load varied from ~14 to ~3 during the run, so seconds are noisy; peak RSS
+is not), 96 x 96 x 50:
 | ranks | volumes | peak RSS (MB) | seconds |
 |---|---|---|---|
 | 1 | 100 | 970 | 132.6 |
 | 1 | 400 | 935 | 664.9 |
 | 1 | 1600 | 915 | 1532.8 |
-| 2 | 100 | 992 | 42.9 |
-| 2 | 400 | 976 | 123.1 |
-| 2 | 1600 | 971 | 486.8 |
-Peak RSS from 100 to 1600 volumes: -5.7 % (1 process), -2.1 % (2 ranks, rank 0; rank 1
-~760 MB); metrics identical between 1 and 2 ranks.
+| 2 | 100 | 983 | 18.0 |
+| 2 | 400 | 977 | 77.3 |
+| 2 | 1600 | 964 | 365.3 |
+Peak RSS from 100 to 1600 volumes: -5.6 % (1 process), -1.9 % (2 ranks, max over the
+ranks); AUPRC identical between 1 and 2 ranks at every size.
 """
 from __future__ import annotations
 
