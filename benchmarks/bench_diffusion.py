@@ -1,6 +1,7 @@
 """Cost of the diffusion models at the paper's size: per-volume reconstruction and training.
 
     python -m benchmarks.bench_diffusion [--quick] [--slices N] [--device cpu|cuda]
+    python -m benchmarks.bench_diffusion --cpu-speed [--compile] [--slices N] [--rounds R]
 
 A test volume is 50 axial slices of 96 x 96 (methods.md section 10). Reconstruction
 runs ``measured`` slices (all 50 unless --quick / --slices) and reports the time for
@@ -128,6 +129,51 @@ def _training_rows(args: argparse.Namespace, device: torch.device) -> list[dict]
     return rows
 
 
+def cpu_speed(args: argparse.Namespace) -> None:
+    """Paper UNet one-step reconstruction on CPU, same weights and batch: plain eager fp32
+    (= the originals bitwise) against channels-last and a frozen TorchScript graph
+    (oneDNN prepacked convolutions), in alternating rounds; CPU seconds per round, the
+    median ratio to eager, and the largest output difference (must stay <= 1e-5)."""
+    import copy
+    import statistics
+
+    torch.manual_seed(0)
+    ddpm = DDPM(image_size=SIZE, max_batch_size=None).eval()
+    x = torch.rand(args.slices, 1, SIZE, SIZE) * 2 - 1
+    t = torch.full((args.slices,), 499, dtype=torch.long)
+    net = ddpm.unet
+    cl_net = copy.deepcopy(net).to(memory_format=torch.channels_last)
+    x_cl = x.contiguous(memory_format=torch.channels_last)
+    with torch.no_grad():
+        frozen = torch.jit.optimize_for_inference(torch.jit.freeze(torch.jit.trace(copy.deepcopy(net), (x, t))))
+    variants = {"eager fp32": lambda: net(x, t), "channels-last": lambda: cl_net(x_cl, t),
+                "jit frozen (oneDNN)": lambda: frozen(x, t)}
+    if args.compile:  # minutes of compilation before the rounds
+        compiled = copy.deepcopy(cl_net)
+        compiled.compile(options={"freezing": True})
+        with torch.inference_mode():
+            started = time.perf_counter()
+            compiled(x_cl, t)
+        print(f"torch.compile (inductor, freezing) took {time.perf_counter() - started:.0f} s")
+        variants["compiled + channels-last"] = lambda: compiled(x_cl, t)
+    with torch.inference_mode():
+        reference = variants["eager fp32"]()
+        diffs = {k: float((f() - reference).abs().max()) for k, f in variants.items()}
+        times: dict[str, list[float]] = {k: [] for k in variants}
+        for _ in range(args.rounds):
+            for name, fn in variants.items():
+                started = time.process_time()
+                fn()
+                times[name].append(time.process_time() - started)
+    base = statistics.median(times["eager fp32"])
+    print(f"paper UNet one-step, {args.slices} slices, CPU threads={torch.get_num_threads()}, {args.rounds} alternating rounds")
+    print("| variant | CPU s per round | median ratio to eager | max abs diff |")
+    print("|---|---|---|---|")
+    for name in variants:
+        print(f"| {name} | {', '.join(f'{v:.2f}' for v in times[name])} | "
+              f"{statistics.median(times[name]) / base:.3f} | {diffs[name]:.1e} |")
+
+
 def _print(rows: list[dict], args: argparse.Namespace, device: torch.device) -> None:
     extrap = "x" if args.slices < VOLUME_SLICES else ""
     print(f"device={device}  threads={torch.get_num_threads()}  measured slices={args.slices} "
@@ -154,6 +200,9 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--repeats", type=int, default=1, help="timed runs per reconstruction case (fastest kept)")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    p.add_argument("--cpu-speed", action="store_true", help="only: eager vs channels-last vs frozen graph, alternating")
+    p.add_argument("--rounds", type=int, default=5, help="alternating rounds of --cpu-speed")
+    p.add_argument("--compile", action="store_true", help="--cpu-speed: add torch.compile (inductor, frozen weights)")
     args = p.parse_args(argv)
     quick = args.quick
     args.slices = args.slices or (2 if quick else VOLUME_SLICES)
@@ -163,6 +212,9 @@ def main(argv: list[str] | None = None) -> None:
     device = torch.device(args.device)
     if args.threads:
         torch.set_num_threads(args.threads)
+    if args.cpu_speed:
+        cpu_speed(args)
+        return
     with torch.no_grad():
         rows = _reconstruction_rows(args, device)
     rows += _training_rows(args, device)

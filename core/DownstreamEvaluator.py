@@ -2,12 +2,16 @@
 
 `AnomalyDetectionEvaluator`: data sets -> model reconstructions -> scorer -> map
 post-processing -> thresholds (validation Dice, healthy FPR, oracle) -> metrics ->
-results, figures and NIfTI anomaly maps.
+results, `per_volume.csv`, figures and NIfTI anomaly maps. Memory does not grow with the
+number of volumes (maps are spilled to a scratch folder in the run folder, every metric
+stays exact), and under torchrun each rank scores its share of the volumes.
 """
 from __future__ import annotations
 
 import enum
 import logging
+import shutil
+import tempfile
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -15,11 +19,15 @@ import torch
 from torch import nn
 
 from core.evaluation_metrics import fit_thresholds, mean_reconstruction_quality, set_metrics
-from core.evaluation_outputs import write_figures, write_maps
-from core.inference import ScoredVolume, score_volumes
+from core.evaluation_outputs import per_volume_rows, write_figures, write_per_volume
+from core.evaluation_sets import ScoredSet, ScoringSetup, score_set
+from core.volume_scoring import Precision, prepare_model, use_channels_last
+from dl_utils.distributed import context_from_env
 from dl_utils.errors import UserInputError
 from dl_utils.options import parse_option
 from dl_utils.run_logger import RunLogger
+from optim.metrics.detection import Reduction
+from optim.metrics.streaming import RankingSummary
 
 LOG = logging.getLogger(__name__)
 
@@ -42,7 +50,9 @@ class DownstreamEvaluator:
         self.seed = seed
 
     def run(self, run_dir: Path, logger: RunLogger | None = None) -> dict[str, dict[str, float]]:
-        """Evaluate and return {data set name: {metric: value}}; files go to `run_dir`."""
+        """Evaluate and return {data set name: {metric: value}}; files go to `run_dir`.
+
+        Called on every rank of a torchrun job; rank 0's return value is the result."""
         raise NotImplementedError
 
 
@@ -64,6 +74,9 @@ class AnomalyDetectionEvaluator(DownstreamEvaluator):
                  bisection_steps: int = 10, oracle: bool = True, detection_min_fraction: float = 0.1,
                  sample_score: str = "mean", slice_batch_size: int = 50, figure_cases: int = 3,
                  save_maps: bool = True, skip_if_unavailable: bool = False, detection_per_slice: bool = False,
+                 search_with_binary_postprocessing: bool = True, precision: str = "auto",
+                 unet_batch_size: int | str | None = "auto", channels_last: bool | None = None, compile_unet: bool = False,
+                 keep_scratch: bool = False,
                  **kwargs: Any):
         super().__init__(**kwargs)
         self.unavailable = _unavailable_reason(scorer, skip_if_unavailable)
@@ -99,46 +112,99 @@ class AnomalyDetectionEvaluator(DownstreamEvaluator):
         self.figure_cases = figure_cases
         self.save_maps = save_maps
         self.detection_per_slice = detection_per_slice  # RA paper: lesions as 2D components per slice
-
-    def _scored(self, name: str, cache: dict[str, list[ScoredVolume]]) -> list[ScoredVolume]:
-        if name not in cache:
-            LOG.info("scoring data set '%s' (%d volumes)", name, len(self.datasets[name]))
-            cache[name] = score_volumes(self.model, self.datasets[name], self.scorer, self.map_steps, self.device,
-                                        self.slice_batch_size, keep_images=self.figure_cases, set_name=name)
-        return cache[name]
+        self.search_with_binary_postprocessing = search_with_binary_postprocessing  # false: originals' search on raw maps
+        self.precision = Precision(precision).value
+        Reduction(sample_score)
+        # UNet batch cap (slices x samples x levels): an int; None: the model's own; "auto": no cap on
+        # CUDA (a whole volume's N reconstructions in one batch, halved on out-of-memory), the model's on CPU
+        if not (unet_batch_size is None or unet_batch_size == "auto" or isinstance(unet_batch_size, int)):
+            raise ValueError(f"unet_batch_size must be an integer, null or 'auto', got {unet_batch_size!r}")
+        self.unet_batch_size = unet_batch_size
+        self.channels_last = channels_last  # model memory layout at test time; None: auto (use_channels_last)
+        self.compile_unet = compile_unet  # torch.compile the UNet for long evaluations (core.volume_scoring.prepare_model)
+        self.keep_scratch = keep_scratch
 
     def run(self, run_dir: Path, logger: RunLogger | None = None) -> dict[str, dict[str, float]]:
         if self.unavailable:
             LOG.warning("skipped: %s", self.unavailable)
             return {name: {"skipped": self.unavailable} for name in self.test_sets}
+        ctx = context_from_env()
         run_dir = Path(run_dir)
         if self.fit_set is not None and hasattr(self.scorer, "fit"):
-            self.scorer.fit(self.datasets[self.fit_set])
-        torch.manual_seed(self.seed)  # stochastic reconstructions (diffusion noise) repeat for a fixed seed
-        cache: dict[str, list[ScoredVolume]] = {}
-        healthy_val = self._scored(self.healthy_validation, cache) if self.healthy_validation else None
-        healthy_test = self._scored(self.healthy_test, cache) if self.healthy_test else None
+            self.scorer.fit(self.datasets[self.fit_set])  # every rank: deterministic, the same fit
+        if hasattr(self.model, "max_batch_size") and isinstance(self.unet_batch_size, int):
+            self.model.max_batch_size = self.unet_batch_size
+        elif hasattr(self.model, "max_batch_size") and self.unet_batch_size == "auto" and self.device.type == "cuda":
+            self.model.max_batch_size = None
+        channels_last = use_channels_last(self.model, self.channels_last)
+        model = prepare_model(self.model, channels_last, self.compile_unet)
+        setup = ScoringSetup(model, self.scorer, self.map_steps, self.device, self.slice_batch_size, self.precision,
+                             channels_last, self.sample_score, self.seed, self.figure_cases)
+        # rank 0 keeps maps in the run folder; other ranks (maybe on other nodes) only score and send
+        scratch = run_dir / ".scratch" if ctx.is_main else Path(tempfile.mkdtemp(prefix="uad-eval-"))
+        try:
+            return self._evaluate(setup, ctx, run_dir, scratch, logger)
+        finally:
+            if not self.keep_scratch or not ctx.is_main:
+                shutil.rmtree(scratch, ignore_errors=True)
+
+    def _evaluate(self, setup: ScoringSetup, ctx: Any, run_dir: Path, scratch: Path,
+                  logger: RunLogger | None) -> dict[str, dict[str, float]]:
+        scored: dict[str, ScoredSet | None] = {}
+        summaries: dict[str, tuple[RankingSummary, RankingSummary]] = {}
+
+        def get(name: str | None, maps: bool = False) -> ScoredSet | None:
+            if name is None:
+                return None
+            if name not in scored:
+                folder = run_dir / "anomaly_maps" / name if maps and self.save_maps and ctx.is_main else None
+                scored[name] = score_set(setup, name, self.datasets[name], ctx, scratch, folder)
+            return scored[name]
+
+        def brain_summary(s: ScoredSet) -> RankingSummary:
+            if s.name not in summaries:
+                quantiles = [1.0 - p for p in self.fpr_levels]
+                summaries[s.name] = (s.brain.summary(n_target=s.lesion_voxels_total, quantiles=quantiles), s.whole.summary())
+            return summaries[s.name][0]
+
+        healthy_val = get(self.healthy_validation)
+        healthy_test = get(self.healthy_test)
         results: dict[str, dict[str, float]] = {}
+        rows: list[dict[str, object]] = []
         for name in self.test_sets:
-            test = self._scored(name, cache)
+            test = get(name, maps=True)
             val_name = self.labelled_validation.get(name)
-            labelled_val = self._scored(val_name, cache) if val_name else None
+            labelled_val = get(val_name)
+            if not ctx.is_main:
+                continue
             found = fit_thresholds(labelled_val, healthy_val, test, self.fpr_levels, self.threshold_search,
-                                   self.bisection_steps, self.binary_steps, self.oracle)
+                                   self.bisection_steps, self.binary_steps, self.oracle, brain_summary,
+                                   self.search_with_binary_postprocessing)
+            brain = brain_summary(test)
             metrics = set_metrics(test, found, self.binary_steps, healthy_test, self.detection_min_fraction,
-                                  self.sample_score, self.detection_per_slice)
+                                  brain, summaries[name][1], self.detection_per_slice)
             if getattr(self.scorer, "uses_random_backbone", False):
                 metrics["random_backbone"] = 1.0
             results[name] = metrics
+            rows += per_volume_rows(test)
             if logger is not None:
                 logger.log_metrics({f"{name}/{k}": v for k, v in metrics.items()})
-            write_figures(name, test, healthy_test, found, run_dir / "figures")
-            if self.save_maps:
-                write_maps(test, run_dir / "anomaly_maps" / name)
-        for healthy_name, healthy in ((self.healthy_validation, healthy_val), (self.healthy_test, healthy_test)):
+            healthy = brain_summary(healthy_test) if healthy_test is not None and healthy_test.records else None
+            write_figures(name, test, brain, healthy, found, run_dir / "figures")
+        if not ctx.is_main:
+            return {}
+        for healthy_name in dict.fromkeys([self.healthy_validation, self.healthy_test]):
+            healthy = scored.get(healthy_name) if healthy_name else None
             quality = mean_reconstruction_quality(healthy) if healthy else {}
             if quality:  # how well healthy anatomy is reconstructed (cDDPM paper: SSIM / PSNR)
-                results[healthy_name] = {"volumes": float(len(healthy)), **quality}
+                results[healthy_name] = {"volumes": float(len(healthy.records)), **quality}
+            if healthy:
+                rows += per_volume_rows(healthy)
+        write_per_volume(rows, run_dir / "per_volume.csv")
+        for s in scored.values():
+            if s is not None:
+                s.brain.close()
+                s.whole.close()
         return results
 
 

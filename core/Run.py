@@ -17,17 +17,19 @@ import yaml
 
 from core import checkpoint_metadata
 from core.assembly import Parts, build_parts
-from core.Configurator import ComponentBuilder, apply_overrides, describe_sources, load_config, validate_top_level
+from core.Configurator import ComponentBuilder, ConfigError, apply_overrides, describe_sources, load_config, validate_top_level
 from core.results import write_results
 from core.run_folder import LATEST, make_run_dir, resume_config, write_run_config
 from dl_utils.checkpoint import atomic_write_text
 from dl_utils.device import resolve_device
 from dl_utils.distributed import DistributedContext, barrier, context_from_env, destroy_process_group, init_process_group
+from dl_utils.errors import UserInputError
 from dl_utils.run_logger import RunLogger, configure_logging
 from dl_utils.seeding import seed_everything
 
 LOG = logging.getLogger(__name__)
 TIMING_KEYS = ("seconds_per_volume", "train_seconds")  # wall-clock figures: timing.json, not results.json
+ORCHESTRATOR_KEY = "orchestrator"
 
 
 def run_experiment(config_path: str | Path, overrides: list[str] | None = None, *, resume: str | None = None,
@@ -47,6 +49,8 @@ def run_experiment(config_path: str | Path, overrides: list[str] | None = None, 
         config = load_config(config_path, sources)
         where = describe_sources(config_path, sources)
         config = apply_overrides(config, overrides, where)
+        if ORCHESTRATOR_KEY in config:  # a config that runs other configs (the benchmark)
+            return _run_orchestrator(config, config_path, where, output_root, quiet)
     config = checkpoint_metadata.complete_config(config)  # test-only config: model from the weights
     validate_top_level(config, where)
     configure_logging(None, verbose=not quiet)
@@ -72,7 +76,7 @@ def _run(config: dict[str, Any], config_path: Path, overrides: list[str], where:
     # Every check passed: only now does the run write anything.
     run_dir = resume_dir if resume_dir is not None else make_run_dir(config, config_path, ctx, output_root)
     if ctx.is_main:
-        configure_logging(run_dir / "log.txt", verbose=not quiet)
+        configure_logging(run_dir / "log.txt", verbose=not quiet, label=str(config["name"]))
         if resume_dir is None:
             write_run_config(run_dir, config, config_path, overrides)
     experiment_name = str(config["experiment"].get("name") or config["name"])
@@ -102,24 +106,48 @@ def _train_and_evaluate(parts: Parts, run_dir: Path, ctx: DistributedContext, lo
         if ctx.is_main:
             _plot_history(trainer.history, run_dir)
     barrier()
-    results: dict[str, Any] = {}
-    if ctx.is_main:
-        many = len(parts.evaluators) > 1
-        results = {name: evaluator.run(run_dir / name if many else run_dir, logger) for name, evaluator in parts.evaluators.items()}
-        if trainer is not None:
-            results["training"] = {"summary": _training_summary(trainer)}
-    return results
+    # every rank evaluates (each scores its share of the volumes); rank 0's results are the run's
+    results = {name: evaluator.run(run_dir / name, logger) for name, evaluator in parts.evaluators.items()}
+    if ctx.is_main and trainer is not None:
+        results["training"] = {"summary": _training_summary(trainer)}
+    return results if ctx.is_main else {}
 
 
-def _write(results: dict[str, Any], run_dir: Path, header: str) -> None:
+def _write(results: dict[str, Any], run_dir: Path, header: str, table: str | None = None) -> None:
     """results.json holds what a rerun reproduces exactly; wall-clock figures go to timing.json (tables show both)."""
     timing = {task: {name: {k: v for k, v in metrics.items() if k in TIMING_KEYS} for name, metrics in sets.items()}
               for task, sets in results.items()}
-    write_results(results, run_dir, header=header)
+    write_results(results, run_dir, header=header, table=table)
     reproducible = {task: {name: {k: v for k, v in metrics.items() if k not in TIMING_KEYS} for name, metrics in sets.items()}
                     for task, sets in results.items()}
     atomic_write_text(run_dir / "results.json", json.dumps(reproducible, indent=2, default=float, allow_nan=True))
     atomic_write_text(run_dir / "timing.json", json.dumps(timing, indent=2, default=float, allow_nan=True))
+
+
+def _run_orchestrator(config: dict[str, Any], config_path: Path, where: str, output_root: str | None,
+                      quiet: bool) -> Path:
+    """Build `orchestrator` (a class with `run(run_dir, run_experiment, quiet) -> (results,
+    table)`), give it a run folder and write what it returns."""
+    extra = set(config) - {"name", ORCHESTRATOR_KEY, "output_root", "device", "allow_external_modules"}
+    if extra or "name" not in config:
+        key = sorted(extra)[0] if extra else "name"
+        raise ConfigError(where, key, "a config with 'orchestrator' takes only name, orchestrator, output_root, device")
+    if context_from_env().enabled:
+        raise UserInputError(f"{where}: a config with 'orchestrator' runs its configs one after another in one "
+                             "process; start it without torchrun")
+    builder = ComponentBuilder(where, bool(config.get("allow_external_modules", False)))
+    orchestrator = builder.build(config[ORCHESTRATOR_KEY], ORCHESTRATOR_KEY)
+    run_dir = make_run_dir(config, config_path, DistributedContext(), output_root)
+    configure_logging(run_dir / "log.txt", verbose=not quiet, label=str(config["name"]))
+    atomic_write_text(run_dir / "config.yaml", yaml.safe_dump(config, sort_keys=False))
+    forced = [f"device={config['device']}"] if "device" in config else []  # applies to every nested run
+
+    def nested(path: str | Path, overrides: list[str] | None = None, **kwargs: Any) -> Path | None:
+        return run_experiment(path, [*forced, *(overrides or [])], **kwargs)
+
+    results, table = orchestrator.run(run_dir, nested, quiet)
+    _write({ORCHESTRATOR_KEY: results}, run_dir, header=f"{config['name']} ({config_path})", table=table)
+    return run_dir
 
 
 def _training_summary(trainer: Any) -> dict[str, float]:

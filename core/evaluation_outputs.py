@@ -1,48 +1,60 @@
-"""Files an evaluation writes: figures per test set and anomaly maps as NIfTI."""
+"""Files an evaluation writes: figures per test set and `per_volume.csv` (maps are written
+as NIfTI while scoring, see `core.evaluation_sets.score_set`)."""
 from __future__ import annotations
 
+import csv
+import io
+import math
 from pathlib import Path
 from typing import Sequence
 
-import numpy as np
-
-from core.inference import ScoredVolume
-from data.nifti_io import save_nifti
+from core.evaluation_sets import ScoredSet
+from dl_utils.checkpoint import atomic_write_text
 from dl_utils.figures import plot_cases, plot_curves, plot_histograms
-from optim.metrics import ranking
+from optim.metrics.streaming import RankingSummary
+
+PER_VOLUME_FIRST = ("dataset", "name", "label", "lesion_voxels", "AUPRC", "AUROC", "AUPRC_brain", "AUROC_brain")
 
 
-def _central_lesion_slice(volume: ScoredVolume) -> int:
-    if volume.seg is not None and volume.seg.any():
-        return int(np.argmax(volume.seg.sum(axis=(0, 1))))
-    return volume.amap.shape[2] // 2
-
-
-def write_figures(name: str, test: Sequence[ScoredVolume], healthy: Sequence[ScoredVolume] | None,
+def write_figures(name: str, test: ScoredSet, brain: RankingSummary, healthy: RankingSummary | None,
                   thresholds: dict[str, float], folder: Path) -> None:
-    """Example cases, ROC / PR curves and score histograms of one test set."""
-    rows = []
-    for v in test:
-        if v.image is None:
-            continue
-        z = _central_lesion_slice(v)
-        rows.append({"image": v.image[..., z], "reconstruction": None if v.reconstruction is None else v.reconstruction[..., z], "amap": v.amap[..., z],
-                     "seg": None if v.seg is None else v.seg[..., z], "title": f"{v.name} z={z}"})
+    """Example cases, ROC / PR curves (pooled brain voxels) and score histograms of one test set."""
+    rows = [r.case for r in test.records if r.case is not None]
     if rows:
         plot_cases(rows, folder / f"{name}_cases.png")
-    labelled = [v for v in test if v.seg is not None and v.seg.any()]
-    if labelled:
-        scores = np.concatenate([v.amap[v.mask] for v in labelled])
-        labels = np.concatenate([v.seg[v.mask] for v in labelled])
-        plot_curves(ranking.roc_curve(scores, labels), ranking.precision_recall_curve(scores, labels), name,
-                    folder / f"{name}_roc_pr.png")
-        series = {"lesion": scores[labels], "healthy tissue (same volumes)": scores[~labels]}
-        if healthy:
-            series["healthy volumes"] = np.concatenate([v.amap[v.mask] for v in healthy])
+    if brain.n_pos and brain.n_neg:
+        plot_curves(brain.roc, brain.pr, name, folder / f"{name}_roc_pr.png")
+        edges = brain.histogram["edges"]
+        series = {"lesion": (edges, brain.histogram["positives"]),
+                  "healthy tissue (same volumes)": (edges, brain.histogram["negatives"])}
+        if healthy is not None and healthy.n_neg:
+            series["healthy volumes"] = (healthy.histogram["edges"], healthy.histogram["negatives"])
         plot_histograms(series, thresholds, name, folder / f"{name}_histogram.png")
 
 
-def write_maps(test: Sequence[ScoredVolume], folder: Path) -> None:
-    """Each anomaly map as `<name>.nii.gz`, aligned with its input through the input's affine."""
-    for v in test:
-        save_nifti(folder / f"{v.name}_anomaly_map.nii.gz", v.amap.astype(np.float32), v.affine)
+def per_volume_rows(scored: ScoredSet) -> list[dict[str, object]]:
+    """One row per volume: name, label, lesion voxels, AUPRC / AUROC (whole volume and
+    brain), Dice at each threshold protocol, sample score, reconstruction quality, seconds."""
+    rows = []
+    for r in scored.records:
+        row: dict[str, object] = {"dataset": scored.name, "name": r.name, "label": r.label,
+                                  "lesion_voxels": "" if r.lesion_voxels is None else r.lesion_voxels}
+        row.update(r.metrics)
+        row["sample_score"] = r.sample_score
+        row.update(r.quality or {})
+        row["seconds"] = r.seconds
+        rows.append(row)
+    return rows
+
+
+def write_per_volume(rows: Sequence[dict[str, object]], path: Path) -> None:
+    """`per_volume.csv`: the union of the rows' columns, fixed ones first; empty = not defined."""
+    columns = list(PER_VOLUME_FIRST)
+    for row in rows:
+        columns += [k for k in row if k not in columns]
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=columns, restval="")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({k: "" if isinstance(v, float) and math.isnan(v) else v for k, v in row.items()})
+    atomic_write_text(path, buffer.getvalue())

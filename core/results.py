@@ -9,8 +9,9 @@ from pathlib import Path
 
 from dl_utils.checkpoint import atomic_write_text
 
-# Columns of the printed table, in order; all metrics are in the files.
-TABLE_COLUMNS = ("AUPRC", "AUROC", "Dice@val_dice", "Dice@fpr_1%", "Dice@fpr_5%", "Dice@oracle_dice",
+# Columns of the printed table, in order; all metrics are in the files. AUPRC / AUROC are
+# the papers' per-volume means over whole volumes (core/evaluation_metrics.py).
+TABLE_COLUMNS = ("AUPRC", "AUROC", "AUPRC_pooled_brain", "Dice@val_dice", "Dice@fpr_1%", "Dice@fpr_5%", "Dice@oracle_dice",
                  "DetectionRate@fpr_5%", "SampleAUROC", "rec_SSIM", "rec_PSNR", "seconds_per_volume")
 
 
@@ -53,8 +54,10 @@ def _metric_table(results: dict[str, dict[str, dict[str, float]]]) -> str:
     return "\n".join(lines)
 
 
-def write_results(results: dict[str, dict[str, dict[str, float]]], run_dir: Path, header: str = "") -> str:
-    """Write results.json / results.csv / results.md to `run_dir`, print and return the table."""
+def write_results(results: dict[str, dict[str, dict[str, float]]], run_dir: Path, header: str = "",
+                  table: str | None = None) -> str:
+    """Write results.json / results.csv / results.md to `run_dir`, print and return the
+    table (`table`: a caller's own markdown, e.g. the benchmark's comparison)."""
     atomic_write_text(run_dir / "results.json", json.dumps(results, indent=2, default=float, allow_nan=True))
     buffer = io.StringIO()
     writer = csv.writer(buffer)
@@ -64,7 +67,28 @@ def write_results(results: dict[str, dict[str, dict[str, float]]], run_dir: Path
             for metric, value in metrics.items():
                 writer.writerow([task, name, metric, value])
     atomic_write_text(run_dir / "results.csv", buffer.getvalue())
-    table = markdown_table(results)
+    merge_per_volume(list(results), run_dir)
+    table = markdown_table(results) if table is None else table
     atomic_write_text(run_dir / "results.md", (f"# {header}\n\n" if header else "") + table + "\n")
     print(("\n" + header + "\n" if header else "\n") + table + "\n", flush=True)
     return table
+
+
+def merge_per_volume(tasks: list[str], run_dir: Path) -> None:
+    """`<run>/per_volume.csv`: every task's `<run>/<task>/per_volume.csv` with a `task`
+    column first (a header-only file when no task wrote one)."""
+    rows: list[dict[str, str]] = []
+    columns = ["task"]
+    for task in tasks:
+        path = run_dir / task / "per_volume.csv"
+        if not path.is_file():
+            continue
+        with open(path, newline="") as handle:
+            for row in csv.DictReader(handle):
+                rows.append({"task": task, **row})
+                columns += [k for k in row if k not in columns]
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=columns, restval="")
+    writer.writeheader()
+    writer.writerows(rows)
+    atomic_write_text(run_dir / "per_volume.csv", buffer.getvalue())

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from typing import Iterable
+from typing import Any, Iterable
 
 import torch
 import torch.distributed as dist
@@ -73,13 +73,23 @@ def all_reduce_gradients(parameters: Iterable[torch.nn.Parameter], world_size: i
         offset += n
 
 
-def all_reduce_mean(value: float, world_size: int, device: torch.device) -> float:
-    """Mean of a scalar over ranks (e.g. a validation loss)."""
-    if world_size <= 1:
-        return value
-    t = torch.tensor([value], dtype=torch.float64, device=device)
-    dist.all_reduce(t, op=dist.ReduceOp.SUM)
-    return float(t.item() / world_size)
+def gather_to_main(obj: Any, ctx: DistributedContext) -> list[Any] | None:
+    """Every rank's `obj` as a list in rank order on rank 0 (None on the others); sent
+    through torch.distributed, so ranks need no shared filesystem (multi-node works)."""
+    if not ctx.enabled:
+        return [obj]
+    out: list[Any] | None = [None] * ctx.world_size if ctx.is_main else None
+    dist.gather_object(obj, out, dst=0)
+    return out
+
+
+def broadcast_from_main(obj: Any, ctx: DistributedContext) -> Any:
+    """Rank 0's `obj` on every rank."""
+    if not ctx.enabled:
+        return obj
+    box = [obj if ctx.is_main else None]
+    dist.broadcast_object_list(box, src=0)
+    return box[0]
 
 
 def broadcast_parameters(module: torch.nn.Module) -> None:

@@ -76,16 +76,16 @@ def plot_curves(roc: tuple[np.ndarray, np.ndarray], pr: tuple[np.ndarray, np.nda
     _save(fig, path)
 
 
-def plot_histograms(series: dict[str, np.ndarray], thresholds: dict[str, float], title: str, path: Path) -> None:
-    """Normalised histograms of score populations with the thresholds as vertical lines."""
+def plot_histograms(series: dict[str, tuple[np.ndarray, np.ndarray]], thresholds: dict[str, float], title: str,
+                    path: Path) -> None:
+    """Normalised histograms of score populations given as {name: (bin edges, counts)},
+    with the thresholds as vertical lines; counts come from the streamed sweep."""
     fig, ax = plt.subplots(figsize=(6, 3.5))
-    finite = [s[np.isfinite(s)] for s in series.values() if s.size]
-    if finite:
-        high = float(max(np.percentile(s, 99.9) for s in finite)) or 1.0
-        bins = np.linspace(0, high, 80)
-        for name, values in series.items():
-            if values.size:
-                ax.hist(values, bins=bins, density=True, alpha=0.5, label=name)
+    for name, (edges, values) in series.items():
+        widths = np.diff(edges)
+        total = float(np.sum(values))
+        if total > 0:
+            ax.stairs(values / (total * widths), edges, fill=True, alpha=0.5, label=name)
     for name, value in thresholds.items():
         ax.axvline(value, ls="--", lw=0.8, color="k")
         ax.text(value, ax.get_ylim()[1] * 0.9, name, rotation=90, fontsize=6, va="top")

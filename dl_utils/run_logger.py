@@ -1,22 +1,26 @@
 """Run logging: a text log, a JSON-lines metric log, and optional wandb (offline by default)."""
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 LOG = logging.getLogger(__name__)
 
 
-def configure_logging(log_file: Path | None, verbose: bool = True) -> None:
-    """Log INFO to stderr and, when given, to the run folder's log file."""
+def configure_logging(log_file: Path | None, verbose: bool = True, label: str | None = None) -> None:
+    """Log INFO to stderr and, when given, to the run folder's log file (replacing the root
+    handlers; nested runs restore their caller's with `logging_scope`). `label` (the
+    run's name) prefixes every line, so the console shows which run is talking."""
     root = logging.getLogger()
     root.setLevel(logging.INFO)
     for handler in list(root.handlers):
         root.removeHandler(handler)
-    fmt = logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s", "%H:%M:%S")
+    prefix = f"[{label}] " if label else ""
+    fmt = logging.Formatter(f"%(asctime)s {prefix}%(levelname)s %(name)s: %(message)s", "%H:%M:%S")
     stream = logging.StreamHandler()
     stream.setLevel(logging.INFO if verbose else logging.WARNING)
     stream.setFormatter(fmt)
@@ -26,6 +30,24 @@ def configure_logging(log_file: Path | None, verbose: bool = True) -> None:
         file_handler = logging.FileHandler(log_file)
         file_handler.setFormatter(fmt)
         root.addHandler(file_handler)
+
+
+@contextlib.contextmanager
+def logging_scope() -> Iterator[None]:
+    """Run a nested run inside: its handlers (its own log.txt) are closed afterwards and
+    the caller's handlers and level come back, so the caller's lines stay in its own log."""
+    root = logging.getLogger()
+    saved, level = list(root.handlers), root.level
+    try:
+        yield
+    finally:
+        for handler in list(root.handlers):
+            root.removeHandler(handler)
+            if handler not in saved:
+                handler.close()
+        for handler in saved:
+            root.addHandler(handler)
+        root.setLevel(level)
 
 
 class RunLogger:
@@ -59,12 +81,6 @@ class RunLogger:
                 handle.write(line + "\n")
         if self._wandb_run is not None:
             self._wandb_run.log({k: v for k, v in metrics.items() if isinstance(v, (int, float))}, step=step)
-
-    def log_image(self, key: str, path: Path) -> None:
-        if self._wandb_run is not None:
-            import wandb
-
-            self._wandb_run.log({key: wandb.Image(str(path))})
 
     def finish(self) -> None:
         if self._wandb_run is not None:

@@ -21,6 +21,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from dl_utils.options import parse_option
+from dl_utils.progress import progress
 from model_zoo.noise import NoiseSource
 
 Net = Callable[[Tensor, Tensor, Tensor | None], Tensor]
@@ -245,7 +246,7 @@ class GaussianDiffusion(nn.Module):
         """
         indices = self.step_indices(t_test, sampling_steps)
         x = x_t
-        for i, s in enumerate(indices):
+        for i, s in enumerate(progress(indices, desc="denoising steps", unit="step")):  # bar on a TTY only
             t = torch.full((x.shape[0],), s, device=x.device, dtype=torch.long)
             x0_hat = self.denoise_once(net, x, t, cond, clip, max_batch)
             if i == len(indices) - 1:

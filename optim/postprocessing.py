@@ -1,8 +1,9 @@
 """Post-processing of anomaly maps (section 8 of the evaluation protocol).
 
 Map steps are callables ``(amap (H, W, D), mask (H, W, D) bool) -> amap`` applied in the
-listed order (``apply_map_steps``); binary steps are ``(binary (H, W, D)) -> binary``
-applied after thresholding. Inputs may be tensors or numpy arrays; the result has the
+listed order (``apply_map_steps``, the one chain the evaluator and prediction use);
+binary steps are ``(binary (H, W, D)) -> binary`` applied after thresholding
+(``apply_binary_steps``, used by ``core.evaluation_metrics.binary_chain``). Inputs may be tensors or numpy arrays; the result has the
 type (and for tensors the device and dtype) of ``amap``/``binary``. Inputs are never
 modified. The computation runs in scipy on the CPU.
 
@@ -99,25 +100,6 @@ class MedianFilter:
         _check_volume(a, m)
         filtered = ndimage.median_filter(as_float(a), size=self.kernel_size)
         return like_input(filtered * m.astype(bool), amap)
-
-
-@dataclass(frozen=True)
-class GaussianSmoothing:
-    """3D Gaussian smoothing (``scipy.ndimage.gaussian_filter``, mode reflect), then x mask."""
-
-    sigma: float = 1.0
-    truncate: float = 4.0
-
-    def __post_init__(self) -> None:
-        if self.sigma < 0:
-            raise ValueError(f"GaussianSmoothing.sigma must be >= 0, got {self.sigma}")
-
-    def __call__(self, amap: ArrayLike, mask: ArrayLike) -> ArrayLike:
-        """amap (H, W, D), mask (H, W, D) bool -> smoothed amap * mask (H, W, D)."""
-        a, m = to_numpy(amap), to_numpy(mask)
-        _check_volume(a, m)
-        smoothed = ndimage.gaussian_filter(as_float(a), sigma=self.sigma, truncate=self.truncate)
-        return like_input(smoothed * m.astype(bool), amap)
 
 
 @dataclass(frozen=True)

@@ -137,12 +137,9 @@ def sample_score(amap: Any, mask: Any | None = None, reduction: str = "mean") ->
     return float(np.percentile(values, 99))
 
 
-def sample_auroc(maps: Sequence[Any], labels: Sequence[int], masks: Sequence[Any] | None = None,
-                 reduction: str = "mean") -> float:
-    """AUROC of per-volume ``sample_score`` against sample labels (1 anomalous, 0 healthy);
-    matches ``sklearn.metrics.roc_auc_score``; NaN if one class is absent."""
-    mask_list: Sequence[Any | None] = [None] * len(maps) if masks is None else masks
-    if not len(maps) == len(labels) == len(mask_list):
-        raise ValueError(f"maps, labels, masks: {len(maps)}, {len(labels)}, {len(mask_list)}")
-    scores = np.array([sample_score(a, m, reduction) for a, m in zip(maps, mask_list)])
-    return auroc(scores, np.asarray(labels))
+def sample_auroc(scores: Sequence[float], labels: Sequence[int]) -> float:
+    """AUROC of per-volume scores (``sample_score``) against sample labels (1 anomalous,
+    0 healthy); matches ``sklearn.metrics.roc_auc_score``; NaN if one class is absent."""
+    if len(scores) != len(labels):
+        raise ValueError(f"scores and labels: {len(scores)} vs {len(labels)} volumes")
+    return auroc(np.asarray(scores, dtype=np.float64), np.asarray(labels))

@@ -82,15 +82,22 @@ def best_dice_threshold_bisection(maps: Any, segs: Any, masks: Any | None = None
     non-negative. With ``postprocess_binary`` each evaluation applies it per volume.
     """
     volumes = _volumes(maps, segs, masks)
-    low, high = 0.0, max(float(np.max(m)) for m, _, _ in volumes)
+    high = max(float(np.max(m)) for m, _, _ in volumes)
+    return bisection_search(lambda t: _pooled_dice(volumes, t, postprocess_binary), high, num_steps)
+
+
+def bisection_search(dice_at: Callable[[float], float], high: float, num_steps: int = 10) -> float:
+    """The greedy bisection of ``best_dice_threshold_bisection`` on [0, high] for any
+    ``dice_at(threshold)`` (e.g. one that reads volumes back from disk)."""
+    low = 0.0
     if low == high:
         high = 1.0
     best_value, best_point = 0.0, 0.0
     for _ in range(num_steps):
         width = high - low
         q_low, q_high = low + 0.25 * width, low + 0.75 * width
-        d_low = _pooled_dice(volumes, q_low, postprocess_binary)
-        d_high = _pooled_dice(volumes, q_high, postprocess_binary)
+        d_low = dice_at(q_low)
+        d_high = dice_at(q_high)
         if d_low >= d_high:
             if d_low >= best_value:
                 best_value, best_point = d_low, q_low

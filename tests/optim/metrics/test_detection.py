@@ -67,5 +67,8 @@ def test_sample_auroc_matches_sklearn():
     labels = [0, 0, 1, 1, 0, 1]
     maps = [torch.from_numpy(rng.random((4, 4, 2)).astype(np.float32) + 0.3 * y) for y in labels]
     expected = roc_auc_score(labels, [float(m.mean()) for m in maps])
-    assert sample_auroc(maps, labels) == pytest.approx(expected)
-    assert np.isnan(sample_auroc(maps[:2], labels[:2]))
+    scores = [sample_score(m) for m in maps]  # sample_auroc takes the per-volume scores (streaming evaluation)
+    assert sample_auroc(scores, labels) == pytest.approx(expected)
+    assert np.isnan(sample_auroc(scores[:2], labels[:2]))
+    with pytest.raises(ValueError):
+        sample_auroc(scores, labels[:2])

@@ -1,0 +1,90 @@
+"""The paper protocol's metrics equal the originals' on a fixed map / label pair.
+
+Reference values recorded by running the originals' own functions (`compute_roc`,
+`compute_prc`, `find_best_val`, `filter_3d_connected_components`, `dice`, and the
+`np.nanmean` of `_test_end`) from FinnBehrendt/Conditioned-Diffusion-Models-UAD,
+src/utils/utils_eval.py at commit c5904a7 (HEAD of the fetched snapshot), in a scratch
+folder outside this repository, on the fixture below. Their code is not part of this
+project; only the numbers are.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from core.DownstreamEvaluator import AnomalyDetectionEvaluator
+from data.volume import Volume
+from optim.postprocessing import RemoveSmallComponents
+
+# Originals, per test volume: AUCPerVol, AUPRCPerVol; their means / stds; the validation
+# threshold of find_best_val on the pooled raw maps (10 steps); DiceScorePerVol mean.
+ORIGINAL_AUROC_PER_VOLUME = (0.7782001414427157, 0.7170904820261438)
+ORIGINAL_AUPRC_PER_VOLUME = (0.3569296125988948, 0.31226971029366246)
+ORIGINAL_AUROC_MEAN, ORIGINAL_AUROC_STD = 0.7476453117344297, 0.030554829708285935
+ORIGINAL_AUPRC_MEAN, ORIGINAL_AUPRC_STD = 0.3345996614462786, 0.022329951152616156
+ORIGINAL_VAL_THRESHOLD = 0.60672367  # float32 in their search
+ORIGINAL_DICE_MEAN = 0.3384615384615385
+
+
+def fixture() -> tuple[list, list]:
+    """Two validation and two test volumes (12, 12, 6): map in [0, 1] (2 decimals, ties), lesion cubes."""
+    rng = np.random.default_rng(7)
+    vols = []
+    for k in range(4):
+        seg = np.zeros((12, 12, 6), bool)
+        seg[2 + k : 6 + k, 3:7, 1:4] = True
+        seg[9:11, 9:11, 4:6] = k % 2 == 0  # a second lesion of 8 voxels in volumes 0 and 2
+        amap = rng.random((12, 12, 6)) * 0.6 + 0.35 * seg * rng.random((12, 12, 6))
+        amap[0, 0, 0] = 0.97  # an isolated bright voxel (removed as a small component)
+        vols.append((np.round(amap, 2).astype(np.float32), seg))
+    return vols[:2], vols[2:]
+
+
+class MapIsImage:
+    """Test scorer: the 'image' is the anomaly map itself (no model)."""
+
+    num_reconstructions = 0
+
+    def __call__(self, x, recs, mask):
+        return x * mask
+
+
+def _volumes(pairs, prefix):
+    return [Volume(name=f"{prefix}{i}", image=torch.from_numpy(a), mask=torch.ones(a.shape, dtype=torch.bool),
+                   seg=torch.from_numpy(s), label=1, affine=np.eye(4)) for i, (a, s) in enumerate(pairs)]
+
+
+def test_paper_protocol_equals_the_originals(tmp_path):
+    val, test = fixture()
+    evaluator = AnomalyDetectionEvaluator(
+        model=torch.nn.Identity(), device=torch.device("cpu"), seed=0,
+        datasets={"val": _volumes(val, "v"), "test": _volumes(test, "t")},
+        scorer=MapIsImage(), binary_postprocessing=[RemoveSmallComponents(min_size=8, connectivity=26)],
+        labelled_validation="val", threshold_search="bisection", bisection_steps=10, oracle=False,
+        search_with_binary_postprocessing=False, figure_cases=0, save_maps=False, fpr_levels=())
+    metrics = evaluator.run(tmp_path)["test"]
+    assert metrics["AUROC"] == pytest.approx(ORIGINAL_AUROC_MEAN, abs=1e-12)
+    assert metrics["AUPRC"] == pytest.approx(ORIGINAL_AUPRC_MEAN, abs=1e-12)
+    assert metrics["AUROC_std"] == pytest.approx(ORIGINAL_AUROC_STD, abs=1e-12)
+    assert metrics["AUPRC_std"] == pytest.approx(ORIGINAL_AUPRC_STD, abs=1e-12)
+    assert metrics["threshold@val_dice"] == pytest.approx(ORIGINAL_VAL_THRESHOLD, abs=1e-6)
+    assert metrics["Dice@val_dice"] == pytest.approx(ORIGINAL_DICE_MEAN, abs=1e-12)
+    rows = (tmp_path / "per_volume.csv").read_text().splitlines()
+    assert len(rows) == 1 + 2 and rows[0].startswith("dataset,name,label,lesion_voxels,AUPRC,AUROC")
+    test_rows = [r.split(",") for r in rows[1:] if r.startswith("test,")]
+    np.testing.assert_allclose([float(r[5]) for r in test_rows], ORIGINAL_AUROC_PER_VOLUME, atol=1e-12)
+    np.testing.assert_allclose([float(r[4]) for r in test_rows], ORIGINAL_AUPRC_PER_VOLUME, atol=1e-12)
+
+
+def test_component_removal_inside_the_search_is_one_flag_away(tmp_path):
+    """Ours (default): the bisection thresholds post-processed maps; one flag gives the originals'."""
+    val, test = fixture()
+    kwargs = dict(model=torch.nn.Identity(), device=torch.device("cpu"), seed=0,
+                  datasets={"val": _volumes(val, "v"), "test": _volumes(test, "t")}, scorer=MapIsImage(),
+                  binary_postprocessing=[RemoveSmallComponents(min_size=8, connectivity=26)],
+                  labelled_validation="val", oracle=False, figure_cases=0, save_maps=False, fpr_levels=())
+    ours = AnomalyDetectionEvaluator(**kwargs).run(tmp_path / "a")["test"]
+    original = AnomalyDetectionEvaluator(**kwargs, search_with_binary_postprocessing=False).run(tmp_path / "b")["test"]
+    assert original["threshold@val_dice"] == pytest.approx(ORIGINAL_VAL_THRESHOLD, abs=1e-6)
+    assert ours["AUPRC"] == original["AUPRC"]  # threshold-free metrics do not depend on the flag
