@@ -85,7 +85,7 @@ def _reconstruction_rows(args: argparse.Namespace, device: torch.device) -> list
 
         return call
 
-    def ens_three_passes() -> object:
+    def ens_three_passes(ddpm: DDPM = ddpm) -> object:
         ddpm.reconstruction_mode = "one_step"
         recs = []
         for level in ddpm.ensemble_timesteps:
@@ -118,7 +118,7 @@ def _training_rows(args: argparse.Namespace, device: torch.device) -> list[dict]
         opt = torch.optim.Adam(model.parameters(), lr=1e-4)
         x = torch.rand(args.train_batch, 1, SIZE, SIZE, device=device)
 
-        def step() -> None:
+        def step(model: torch.nn.Module = model, opt: torch.optim.Optimizer = opt, x: torch.Tensor = x) -> None:
             opt.zero_grad(set_to_none=True)
             model.training_loss(x)["loss"].backward()
             opt.step()

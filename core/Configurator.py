@@ -13,14 +13,15 @@ import enum
 import importlib
 import inspect
 import re
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 import yaml
 
-from dl_utils.param_types import constructor_hints, describe, is_component, mismatch
 from dl_utils.errors import UserInputError
 from dl_utils.options import parse_option
+from dl_utils.param_types import constructor_hints, describe, is_component, mismatch
 
 PROJECT_PACKAGES = ("core", "model_zoo", "data", "optim", "dl_utils", "projects")
 BASE_KEY = "base"

@@ -7,8 +7,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
-
 
 from core.Run import run_experiment
 from dl_utils.errors import UserInputError

@@ -11,8 +11,9 @@ import glob
 import logging
 import math
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path, PurePath
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import torch
 from torch import Tensor, nn

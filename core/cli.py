@@ -11,7 +11,6 @@ import logging
 import sys
 from pathlib import Path
 
-
 from dl_utils.errors import UserInputError
 
 BENCHMARK_CONFIG = "projects/benchmark/configs/benchmark.yaml"

@@ -5,8 +5,8 @@ from __future__ import annotations
 import csv
 import io
 import math
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 from core.evaluation_sets import ScoredSet
 from dl_utils.checkpoint import atomic_write_text

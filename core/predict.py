@@ -13,10 +13,11 @@ import csv
 import io
 import json
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import torch
@@ -24,6 +25,9 @@ from torch import nn
 
 from core import checkpoint_metadata
 from core.Configurator import ComponentBuilder
+from core.evaluation_metrics import binary_chain
+from core.volume_scoring import prepare_model, use_channels_last
+from core.volume_scoring import score_volume as evaluator_score_volume
 from data.csv_splits import SplitRow, read_volume_split
 from data.nifti_io import load_nifti, save_nifti
 from data.preprocessing import VolumePreprocessor
@@ -53,17 +57,16 @@ class ThresholdProtocol(StrEnum):
 # ---- adapter onto the evaluator (re-point here when the evaluator's public API changes) ----
 def score_volume(model: nn.Module, volume: Volume, scorer: Callable, map_steps: list[Callable],
                  device: torch.device, slice_batch_size: int) -> np.ndarray:
-    """The evaluator's per-volume scoring: reconstruct -> scorer -> map post-processing."""
-    from core.inference import score_volumes
-
-    return score_volumes(model, [volume], scorer, map_steps, device, slice_batch_size, set_name="predict")[0].amap
+    """The evaluator's per-volume scoring (`core.volume_scoring.score_volume`): reconstruct ->
+    scorer -> map post-processing, with the evaluator's default layout and precision."""
+    prepare_model(model, use_channels_last(model, None))
+    amap, _ = evaluator_score_volume(model, volume, scorer, map_steps, device, slice_batch_size)
+    return amap
 
 
 def binary_mask(amap: np.ndarray, threshold: float, mask: np.ndarray, binary_steps: list[Callable]) -> np.ndarray:
     """The evaluator's binarisation: (map > threshold) in the brain, then the binary steps."""
-    from core.evaluation_metrics import _chain
-
-    return np.asarray(thresholds.binarize(amap, threshold, mask, _chain(binary_steps))).astype(bool)
+    return np.asarray(thresholds.binarize(amap, threshold, mask, binary_chain(binary_steps))).astype(bool)
 
 
 # ---- the checkpoint as a predictor -------------------------------------------------------

@@ -2,8 +2,9 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any, Iterable
+from typing import Any
 
 import torch
 import torch.distributed as dist
@@ -90,6 +91,15 @@ def broadcast_from_main(obj: Any, ctx: DistributedContext) -> Any:
     box = [obj if ctx.is_main else None]
     dist.broadcast_object_list(box, src=0)
     return box[0]
+
+
+def all_reduce_mean(value: float, world_size: int, device: torch.device) -> float:
+    """Mean of a scalar over ranks (e.g. an epoch's training loss)."""
+    if world_size <= 1:
+        return value
+    t = torch.tensor([value], dtype=torch.float64, device=device)
+    dist.all_reduce(t, op=dist.ReduceOp.SUM)
+    return float(t.item() / world_size)
 
 
 def broadcast_parameters(module: torch.nn.Module) -> None:

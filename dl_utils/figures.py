@@ -1,8 +1,8 @@
 """Matplotlib figures written as PNG files (Agg backend; no screen needed)."""
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import matplotlib
 

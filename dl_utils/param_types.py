@@ -16,8 +16,9 @@ import numbers
 import os
 import types
 import typing
+from collections.abc import Callable
 from pathlib import Path, PurePath
-from typing import Any, Callable
+from typing import Any
 
 NO_HINT = inspect.Parameter.empty
 _PATH_TYPES = (Path, PurePath, os.PathLike)
@@ -168,7 +169,7 @@ def _component_mismatch(value: dict[str, Any], hint: Any, origin: Any, resolve: 
         return None
     cls = resolve(value)
     if origin is cabc.Callable or hint is Callable or hint is cabc.Callable:
-        return None if callable(getattr(cls, "__call__", None)) else f"expected a callable, {cls.__name__} is not"
+        return None if "__call__" in dir(cls) else f"expected a callable, {cls.__name__} is not"
     target = origin or hint
     if not inspect.isclass(target) or target in (int, float, bool, str) or target in _SEQUENCE_ORIGINS + _MAPPING_ORIGINS:
         return f"expected {describe(hint)}, got a {cls.__name__} component"

@@ -1,6 +1,7 @@
 """Seeding and determinism."""
 from __future__ import annotations
 
+import hashlib
 import random
 
 import numpy as np
@@ -24,3 +25,9 @@ def seed_everything(seed: int, deterministic: bool = True, num_threads: int | No
     if deterministic:
         torch.backends.cudnn.benchmark = False
         torch.backends.cudnn.deterministic = True
+
+
+def derive_seed(*parts: object) -> int:
+    """A stable 63-bit seed from any parts (e.g. seed, data set, volume index); independent of PYTHONHASHSEED."""
+    digest = hashlib.sha256(repr(parts).encode()).digest()
+    return int.from_bytes(digest[:8], "little") & (2**63 - 1)

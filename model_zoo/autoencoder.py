@@ -1,7 +1,7 @@
 """A convolutional autoencoder with a dense bottleneck (the AE baseline of Baur et al.)."""
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 from torch import Tensor, nn

@@ -23,9 +23,9 @@ import torch
 from torch import Tensor, nn
 
 from dl_utils.errors import UserInputError
+from dl_utils.options import parse_option
 from dl_utils.weights import load_strict
 from model_zoo.condition_encoder import ConditionEncoder
-from dl_utils.options import parse_option
 from model_zoo.gaussian_diffusion import GaussianDiffusion, ReconstructionMode
 from model_zoo.noise import GaussianNoise, NoiseSource, OpenSimplexNoise, SimplexNoise
 from model_zoo.unet_adm import UNetADM

@@ -3,8 +3,9 @@ stand-in of the demo data; paper configs run one training step on CPU."""
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 

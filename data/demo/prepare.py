@@ -24,7 +24,12 @@ import numpy as np
 
 from data import synthetic_anomalies as sa
 from data.demo.geometry import (
-    SubjectGrid, Variant, brain_mask_from_image, prepare_subject, random_variant, sample_variant,
+    SubjectGrid,
+    Variant,
+    brain_mask_from_image,
+    prepare_subject,
+    random_variant,
+    sample_variant,
 )
 from data.demo.sources import DEMO_SUBJECTS, DemoSubject, fetch_wheel, nifti_from_bytes, read_member
 from data.nifti_io import save_nifti

@@ -1,8 +1,8 @@
 """Skull stripping with deepbet (MIT; its T1 weights ship in the wheel, so it runs offline)."""
 from __future__ import annotations
 
-import numpy as np
 import nibabel as nib
+import numpy as np
 
 
 def deepbet_mask(array: np.ndarray, affine: np.ndarray, use_gpu: bool = False, threshold: float = 0.5) -> np.ndarray:

@@ -11,8 +11,8 @@ import torch
 import yaml
 
 from core.cli import main as uad
-from core.convert import read_tensors_only
 from core.Configurator import ComponentBuilder
+from core.convert import read_tensors_only
 
 MODEL = {"module_name": "model_zoo.diffusion_models", "class_name": "ConditionalDDPM", "params": {
     "image_size": 16, "base_channels": 8, "channel_mult": [1, 2], "num_res_blocks": 1, "num_head_channels": 8,

@@ -21,7 +21,6 @@ import yaml
 
 from core.cli import main as uad
 from core.Main import main
-from data.raw_preprocessing.pipeline import PipelineOptions
 from optim.metrics import ranking
 from tests.data.raw_scans import as_orientation, phantom
 from tests.demo_like_data import write_demo_like

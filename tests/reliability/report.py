@@ -69,7 +69,7 @@ def main(argv: list[str] | None = None) -> int:
         det_config = make_training_project(work / "det", epochs=2)
         same = rerun(det_config, work / "det")
         ddp = torchrun_vs_one(det_config, work / "det") if torchrun_available() else None
-    now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    now = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
     text = [
         "# Reliability: what bad input, kills and faults do",
         "",
