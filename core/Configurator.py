@@ -25,6 +25,7 @@ from dl_utils.param_types import constructor_hints, describe, is_component, mism
 
 PROJECT_PACKAGES = ("core", "model_zoo", "data", "optim", "dl_utils", "projects")
 BASE_KEY = "base"
+TASK_EXTENDS_KEY = "extends"  # a downstream task that is another task of the same config plus its own keys
 TOP_LEVEL_KEYS = {
     BASE_KEY: "config path(s) this one extends, relative to the working directory",
     "name": "run name",
@@ -206,7 +207,37 @@ def load_config(path: str | Path, sources: list[Path] | None = None) -> dict[str
 
     `sources`, when given, receives every file read, bases before the files extending them.
     """
-    return _load_with_bases(Path(path), (), sources if sources is not None else [])
+    config = _load_with_bases(Path(path), (), sources if sources is not None else [])
+    return resolve_task_extensions(config, path)
+
+
+def resolve_task_extensions(config: dict[str, Any], path: str | Path) -> dict[str, Any]:
+    """A downstream task with `extends: <other task>` is that task with its own keys merged over
+    it (`merge_configs` rules), so a second evaluation of the same protocol (e.g. RA's l1 map
+    beside its LPIPS map) states only the scorer instead of copying the protocol."""
+    tasks = config.get("downstream_tasks")
+    if not isinstance(tasks, dict) or not any(isinstance(t, dict) and TASK_EXTENDS_KEY in t for t in tasks.values()):
+        return config
+
+    def resolved(name: str, chain: tuple[str, ...]) -> dict[str, Any]:
+        spec = tasks[name]
+        if not isinstance(spec, dict) or TASK_EXTENDS_KEY not in spec:
+            return spec
+        parent = spec[TASK_EXTENDS_KEY]
+        key = f"downstream_tasks.{name}.{TASK_EXTENDS_KEY}"
+        if not isinstance(parent, str) or parent not in tasks:
+            raise ConfigError(path, key, f"'{parent}' is not a task of this config" + _closest(str(parent), tasks))
+        if parent in chain:
+            raise ConfigError(path, key, "tasks extend each other in a loop: " + " -> ".join((*chain, parent)))
+        own = {k: v for k, v in spec.items() if k != TASK_EXTENDS_KEY}
+        try:
+            return merge_configs(resolved(parent, (*chain, parent)), own)
+        except ValueError as exc:
+            raise ConfigError(path, f"downstream_tasks.{name}", str(exc)) from exc
+
+    config = dict(config)
+    config["downstream_tasks"] = {name: resolved(name, (name,)) for name in tasks}
+    return config
 
 
 def describe_sources(path: str | Path, sources: list[Path]) -> str:

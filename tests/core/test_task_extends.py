@@ -1,0 +1,50 @@
+"""`extends: <task>` in downstream_tasks: a second task of the same protocol states only what differs."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from core.Configurator import load_config
+from dl_utils.errors import UserInputError
+
+PROTOCOL = {"module_name": "core.DownstreamEvaluator", "class_name": "AnomalyDetectionEvaluator",
+            "params": {"scorer": {"module_name": "optim.scoring.l1", "class_name": "L1Scorer", "params": {}},
+                       "fpr_levels": [0.01, 0.05], "healthy_validation": "val"},
+            "data_loader": {"module_name": "data.volume_dataset", "class_name": "VolumeSet",
+                            "params": {"data_root": "d"}, "datasets": {"val": {"csv": "v.csv"}, "test": {"csv": "t.csv"}}}}
+
+
+def _write(tmp_path: Path, tasks: dict) -> Path:
+    path = tmp_path / "c.yaml"
+    path.write_text(yaml.safe_dump({"name": "x", "experiment": {"task": "test"}, "downstream_tasks": tasks}))
+    return path
+
+
+def test_a_task_extends_another_and_states_only_the_difference(tmp_path):
+    other_scorer = {"module_name": "optim.scoring.ssim", "class_name": "SSIMEnsembleScorer", "params": {}}
+    config = load_config(_write(tmp_path, {"a": PROTOCOL, "b": {"extends": "a", "params": {"scorer": other_scorer}}}))
+    a, b = config["downstream_tasks"]["a"], config["downstream_tasks"]["b"]
+    assert b["params"]["scorer"] == other_scorer  # another class replaces the component whole
+    assert {k: v for k, v in b["params"].items() if k != "scorer"} == {k: v for k, v in a["params"].items() if k != "scorer"}
+    assert b["data_loader"] == a["data_loader"] and "extends" not in b
+
+
+@pytest.mark.parametrize("tasks,words", [
+    ({"a": PROTOCOL, "b": {"extends": "nope"}}, "'nope' is not a task"),
+    ({"a": {"extends": "b"}, "b": {"extends": "a"}}, "loop"),
+])
+def test_a_bad_extends_is_one_line_naming_the_key(tmp_path, tasks, words):
+    with pytest.raises(UserInputError) as err:
+        load_config(_write(tmp_path, tasks))
+    assert words in str(err.value) and "downstream_tasks." in str(err.value) and "\n" not in str(err.value)
+
+
+def test_ra_demo_config_evaluates_both_maps_with_one_protocol():
+    tasks = load_config("projects/RA/configs/ra.yaml")["downstream_tasks"]
+    lpips, l1 = tasks["anomaly_detection"], tasks["anomaly_detection_l1"]
+    assert lpips["params"]["scorer"]["class_name"] == "RAPerceptualScorer" and l1["params"]["scorer"]["class_name"] == "L1Scorer"
+    assert lpips["data_loader"] == l1["data_loader"]
+    assert {k: v for k, v in lpips["params"].items() if k not in ("scorer", "skip_if_unavailable")} == \
+           {k: v for k, v in l1["params"].items() if k not in ("scorer", "skip_if_unavailable")}
