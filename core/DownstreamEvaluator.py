@@ -27,7 +27,7 @@ from dl_utils.distributed import context_from_env
 from dl_utils.errors import UserInputError
 from dl_utils.options import parse_option
 from dl_utils.run_logger import RunLogger
-from optim.metrics.detection import Reduction
+from optim.metrics.detection import DetectionUnit, Reduction
 from optim.metrics.streaming import RankingSummary
 
 LOG = logging.getLogger(__name__)
@@ -77,7 +77,7 @@ class AnomalyDetectionEvaluator(DownstreamEvaluator):
                  save_maps: bool = True, skip_if_unavailable: bool = False, detection_per_slice: bool = False,
                  search_with_binary_postprocessing: bool = True, precision: str = "auto",
                  unet_batch_size: int | str | None = "auto", channels_last: bool | None = None, compile_unet: bool = False,
-                 keep_scratch: bool = False,
+                 keep_scratch: bool = False, detection_unit: str = "lesion", fixed_thresholds: Sequence[float] = (),
                  **kwargs: Any):
         super().__init__(**kwargs)
         self.unavailable = _unavailable_reason(scorer, skip_if_unavailable)
@@ -113,6 +113,8 @@ class AnomalyDetectionEvaluator(DownstreamEvaluator):
         self.figure_cases = figure_cases
         self.save_maps = save_maps
         self.detection_per_slice = detection_per_slice  # RA paper: lesions as 2D components per slice
+        self.detection_unit = parse_option(DetectionUnit, detection_unit, "detection_unit")  # box: RA's per-image box hits
+        self.fixed_thresholds = [float(t) for t in fixed_thresholds]  # reported as fixed_<t> (RA's code: 0.009)
         self.search_with_binary_postprocessing = search_with_binary_postprocessing  # false: originals' search on raw maps
         self.precision = Precision(precision).value
         Reduction(sample_score)
@@ -181,9 +183,10 @@ class AnomalyDetectionEvaluator(DownstreamEvaluator):
             found = fit_thresholds(labelled_val, healthy_val, test, self.fpr_levels, self.threshold_search,
                                    self.bisection_steps, self.binary_steps, self.oracle, brain_summary,
                                    self.search_with_binary_postprocessing)
+            found.update({f"fixed_{t:g}": t for t in self.fixed_thresholds})
             brain = brain_summary(test)
             metrics = set_metrics(test, found, self.binary_steps, healthy_test, self.detection_min_fraction,
-                                  brain, summaries[name][1], self.detection_per_slice)
+                                  brain, summaries[name][1], self.detection_per_slice, self.detection_unit)
             if getattr(self.scorer, "uses_random_backbone", False):
                 metrics["random_backbone"] = 1.0
             results[name] = metrics

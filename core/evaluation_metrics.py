@@ -74,8 +74,11 @@ def _mean_std(values: Sequence[float]) -> tuple[float, float]:
 
 def set_metrics(test: ScoredSet, found_thresholds: dict[str, float], binary_steps: Sequence[BinaryStep],
                 healthy_test: ScoredSet | None, detection_min_fraction: float, brain: RankingSummary,
-                whole: RankingSummary, per_slice_detection: bool = False) -> dict[str, float]:
-    """Metrics of one test set; per-volume Dice per protocol is added to each record."""
+                whole: RankingSummary, per_slice_detection: bool = False, detection_unit: str = "lesion") -> dict[str, float]:
+    """Metrics of one test set; per-volume Dice per protocol is added to each record.
+
+    Detection rate at the FPR and fixed thresholds: of the lesions (3D components, or 2D per
+    slice), or with `detection_unit: box` of the images with annotation boxes (RA's rule)."""
     labelled = test.labelled
     metrics: dict[str, float] = {"volumes": float(len(test.records))}
     if labelled:
@@ -86,14 +89,16 @@ def set_metrics(test: ScoredSet, found_thresholds: dict[str, float], binary_step
         metrics["AUPRC_pooled_whole"], metrics["AUROC_pooled_whole"] = whole.auprc, whole.auroc
         post = binary_chain(binary_steps)
         totals = {name: np.zeros(3, dtype=np.int64) for name in found_thresholds}
-        lesions = {name: np.zeros(2, dtype=np.int64) for name in found_thresholds if name.startswith("fpr_")}
+        lesions = {name: np.zeros(2, dtype=np.int64) for name in found_thresholds if name.startswith(("fpr_", "fixed_"))}
         for record, amap, mask, seg in test.volumes():
             for name, threshold in found_thresholds.items():
                 pred = thresholds.binarize(amap, threshold, mask, post)
                 counts = segmentation.overlap_counts(pred, seg)
                 totals[name] += counts
                 record.metrics[f"Dice@{name}"] = segmentation.dice_from_counts(*counts)
-                if name in lesions:
+                if name in lesions and detection_unit == detection.DetectionUnit.BOX:
+                    lesions[name] += (int(detection.box_hit(amap * mask, seg, threshold, detection_min_fraction)), int(seg.any()))
+                elif name in lesions:
                     lesions[name] += detection.count_detected_lesions(amap * mask, seg, threshold, detection_min_fraction,
                                                                       per_slice=per_slice_detection)
         for name, threshold in found_thresholds.items():

@@ -23,6 +23,13 @@ from optim.metrics.ranking import auroc
 _RANK_3D = {6: 1, 18: 2, 26: 3}
 
 
+class DetectionUnit(enum.StrEnum):
+    """What a detection rate counts: lesions (connected components) or images with boxes (RA)."""
+
+    LESION = "lesion"
+    BOX = "box"
+
+
 class Reduction(enum.StrEnum):
     """Per-volume score from a map: mean, max or 99th percentile of the brain voxels."""
 
