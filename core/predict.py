@@ -59,8 +59,9 @@ def score_volume(model: nn.Module, volume: Volume, scorer: Callable, map_steps: 
                  device: torch.device, slice_batch_size: int) -> np.ndarray:
     """The evaluator's per-volume scoring (`core.volume_scoring.score_volume`): reconstruct ->
     scorer -> map post-processing, with the evaluator's default layout and precision."""
-    prepare_model(model, use_channels_last(model, None))
-    amap, _ = evaluator_score_volume(model, volume, scorer, map_steps, device, slice_batch_size)
+    channels_last = use_channels_last(model, None)
+    prepare_model(model, channels_last)
+    amap, _ = evaluator_score_volume(model, volume, scorer, map_steps, device, slice_batch_size, channels_last=channels_last)
     return amap
 
 

@@ -88,7 +88,7 @@ def test_predict_equals_evaluation_on_the_same_scans(trained_run, tmp_path, caps
     scores, labels = [], []
     for row in rows:
         ours = np.asarray(nib.load(row["map_path"]).dataobj)
-        theirs = np.asarray(nib.load(trained_run / "anomaly_maps" / "test_hyper_spheres"
+        theirs = np.asarray(nib.load(trained_run / TASK / "anomaly_maps" / "test_hyper_spheres"
                                      / f"{row['scan']}_anomaly_map.nii.gz").dataobj)
         np.testing.assert_allclose(ours, theirs, atol=1e-6)
         seg = np.asarray(nib.load(data_root / "volumes" / f"{row['scan']}_seg.nii.gz").dataobj) > 0
