@@ -3,7 +3,7 @@
     python -m benchmarks.bench_diffusion [--quick] [--slices N] [--device cpu|cuda]
     python -m benchmarks.bench_diffusion --cpu-speed [--compile] [--slices N] [--rounds R]
 
-A test volume is 50 axial slices of 96 x 96 (methods.md section 10). Reconstruction
+A test volume is 50 axial slices of 96 x 96 (docs/methods.md section 10). Reconstruction
 runs ``measured`` slices (all 50 unless --quick / --slices) and reports the time for
 50, extrapolated linearly when fewer were measured (marked "x"). Rows:
 - one-step (DDPM, t_test = 500): one UNet pass per slice.

@@ -58,7 +58,7 @@ class DownstreamEvaluator:
 
 
 class AnomalyDetectionEvaluator(DownstreamEvaluator):
-    """The evaluation core (methods.md section 8) for any reconstruction model and scorer.
+    """The evaluation core (docs/methods.md section 8) for any reconstruction model and scorer.
 
     Data set roles are named in the params: `labelled_validation` maps each test set to
     the labelled validation set its Dice threshold is fitted on (a single name applies to

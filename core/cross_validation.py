@@ -5,7 +5,7 @@
 Every CSV path of the config (after `--set`) that names a fold (`..._fold0.csv`, the IXI
 split names of the originals) gets the fold number substituted; each fold then runs
 exactly as `core/Main.py` would with those paths, in `<cv folder>/fold<k>/`. The folds
-table (`folds.md`, `folds.csv`, `folds.json` in the cv folder) gives, per task, data set
+table (`<cv folder>/folds.md`, `.csv`, `.json`) gives, per task, data set
 and metric, the mean and the standard deviation over folds (n - 1 in the denominator) and
 every fold's value. The cv folder `<output_root>/<project>/<config>/cv-<timestamp>` is
 printed last.
@@ -113,7 +113,7 @@ def _cv_dir(config: dict[str, Any], config_path: Path, output_root: str | None) 
 
 
 def write_folds(summary: Results, folds: Sequence[int], run_dirs: dict[int, Path], cv_dir: Path) -> str:
-    """folds.json / folds.csv / folds.md in cv_dir; returns the markdown table."""
+    """`<cv_dir>/folds.json`, `<cv_dir>/folds.csv` and `<cv_dir>/folds.md`; returns the markdown table."""
     payload = {"folds": list(folds), "runs": {k: str(v) for k, v in run_dirs.items()}, "summary": summary}
     atomic_write_text(cv_dir / "folds.json", json.dumps(payload, indent=2, allow_nan=True))
     buffer = io.StringIO()

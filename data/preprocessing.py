@@ -1,4 +1,4 @@
-"""Array transforms of the volume pipeline (methods.md section 1) and their composition.
+"""Array transforms of the volume pipeline (docs/methods.md section 1) and their composition.
 
 Order as in the originals (Behrendt et al., `src/datamodules/create_dataset.py`):
 SimpleITK CurvatureFlow on the image -> crop or pad -> percentile rescale in the brain ->

@@ -18,7 +18,7 @@ TOP_DIRS = ("core", "projects", "model_zoo", "data", "dl_utils", "optim", "weigh
 PACKAGES = ("core", "projects", "model_zoo", "data", "dl_utils", "optim", "benchmarks", "tests")
 ROOT_FILES = ("README.md", "LICENSE", "setup.sh", "test.sh", "demo.sh", "requirements.txt", "pyproject.toml",
               "ra_environment.yaml")
-FILE_SUFFIXES = (".py", ".yaml", ".yml", ".md", ".json", ".pt", ".sh", ".toml", ".csv", ".png", ".txt")
+FILE_SUFFIXES = (".py", ".yaml", ".yml", ".md", ".json", ".pt", ".pkl", ".sh", ".toml", ".csv", ".png", ".txt")
 PATH_RE = re.compile(r"(?<![\w./-])((?:" + "|".join(TOP_DIRS) + r")/[\w./-]*[\w/])")
 BARE_DOC_RE = re.compile(r"(?<![\w./-])([A-Za-z][\w-]*\.md)(?![\w/])")  # a document cited by its name alone
 DOTTED_RE = re.compile(r"`((?:" + "|".join(PACKAGES) + r")(?:\.\w+)+)`")
@@ -69,7 +69,8 @@ def _missing_paths(text: str) -> list[str]:
     missing = []
     for match in PATH_RE.finditer(text):
         rel = match.group(1).rstrip(".")
-        if PLACEHOLDER.search(rel) or _ignored(rel):
+        family = text[match.end():match.end() + 2].lstrip(".")[:1] in ("{", "*")  # `name.{npz,json}`, `evaluation_*.py`
+        if family or PLACEHOLDER.search(rel) or _ignored(rel):
             continue
         if not (ROOT / rel).exists():
             missing.append(rel)

@@ -18,7 +18,7 @@ def _randomise(net: torch.nn.Module) -> None:
 
 
 def test_paper_unet_has_about_37_5_million_parameters():
-    # methods.md section 2: base 128, mult (1, 2, 2), 3 res blocks, 96 px -> ~37.5 M.
+    # docs/methods.md section 2: base 128, mult (1, 2, 2), 3 res blocks, 96 px -> ~37.5 M.
     with torch.device("meta"):
         net = UNetADM(
             in_channels=1, out_channels=1, base_channels=128, channel_mult=(1, 2, 2), num_res_blocks=3, image_size=96
