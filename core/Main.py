@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Callable
+from typing import Any
 
 from core.Run import run_experiment
 from dl_utils.errors import UserInputError
@@ -23,11 +25,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
+def run_and_report(action: Callable[[], Any]) -> int:
+    """Run a command's action and turn its outcome into an exit code: a path (or other value)
+    is printed as the last line; bad input, a full or read-only disk and a non-finite loss
+    are one `error:` line and exit 2; an int is the action's own exit code."""
     try:
-        run_dir = run_experiment(args.config_path, args.overrides, resume=args.resume,
-                                 output_root=args.output_root, quiet=args.quiet)
+        result = action()
     except UserInputError as exc:
         print("error: " + " ".join(str(exc).split()), file=sys.stderr)  # always one line
         return 2
@@ -42,9 +45,17 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted; the last complete checkpoint is intact (resume with --resume RUN_FOLDER)", file=sys.stderr)
         return 130
-    if run_dir is not None:
-        print(run_dir)
+    if isinstance(result, int) and not isinstance(result, bool):
+        return result
+    if result is not None:
+        print(result)
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    return run_and_report(lambda: run_experiment(args.config_path, args.overrides, resume=args.resume,
+                                                 output_root=args.output_root, quiet=args.quiet))
 
 
 if __name__ == "__main__":

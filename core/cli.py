@@ -11,6 +11,7 @@ import logging
 import sys
 from pathlib import Path
 
+from core.Main import run_and_report
 from dl_utils.errors import UserInputError
 
 BENCHMARK_CONFIG = "projects/benchmark/configs/benchmark.yaml"
@@ -135,52 +136,48 @@ def _test(args: argparse.Namespace) -> Path | None:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    try:
-        if args.verb in ("train", "benchmark"):
-            result = _run(args)
-        elif args.verb == "test":
-            result = _test(args)
-        elif args.verb == "predict":
-            from core.predict import predict
+    return run_and_report(lambda: _dispatch(args))
 
-            rows = predict(args.model, args.input, args.output, args.threshold, args.test_set, args.task, args.device,
-                           args.preprocessed, args.mask, _pipeline_options(args), png=not args.no_png,
-                           data_root=args.data_root)
-            for row in rows:
-                print(f"{row['scan']}: {row['status']} score={row['sample_score']} {row['message']}".rstrip())
-            print(Path(args.output) / "predictions.csv")
-            return 1 if any(r["status"] == "failed" for r in rows) else 0
-        elif args.verb == "preprocess":
-            from data.raw_preprocessing.inputs import read_subjects
-            from data.raw_preprocessing.pipeline import run_all
-            from data.raw_preprocessing.splits import write_splits
 
-            subjects = read_subjects(args.input)
-            rows = run_all(subjects, args.output, _pipeline_options(args), workers=args.workers)
-            write_splits(subjects, args.output, folds=args.folds, seed=args.seed)
-            for row in rows:
-                print(f"{row['subject']}: {row['status']} ({row['seconds']} s) {row['message']}".rstrip())
-            print(Path(args.output) / "summary.csv")
-            return 1 if any(r["status"] == "failed" for r in rows) else 0
-        elif args.verb == "convert":
-            from core.convert import convert_checkpoint
+def _dispatch(args: argparse.Namespace) -> Path | int | None:
+    """Run one verb: a run folder or written file to print, or an exit code."""
+    if args.verb in ("train", "benchmark"):
+        result = _run(args)
+    elif args.verb == "test":
+        result = _test(args)
+    elif args.verb == "predict":
+        from core.predict import predict
 
-            result = convert_checkpoint(args.input, args.output, args.config_path)
-        elif args.verb == "describe":
-            from core.checkpoint_metadata import rewrite_from_run
+        rows = predict(args.model, args.input, args.output, args.threshold, args.test_set, args.task, args.device,
+                       args.preprocessed, args.mask, _pipeline_options(args), png=not args.no_png,
+                       data_root=args.data_root)
+        for row in rows:
+            print(f"{row['scan']}: {row['status']} score={row['sample_score']} {row['message']}".rstrip())
+        print(Path(args.output) / "predictions.csv")
+        return 1 if any(r["status"] == "failed" for r in rows) else 0
+    elif args.verb == "preprocess":
+        from data.raw_preprocessing.inputs import read_subjects
+        from data.raw_preprocessing.pipeline import run_all
+        from data.raw_preprocessing.splits import write_splits
 
-            result = rewrite_from_run(args.run_dir, args.weights, args.out)
-        else:  # argparse refuses unknown verbs already
-            return 2
-    except UserInputError as exc:
-        print("error: " + " ".join(str(exc).split()), file=sys.stderr)
+        subjects = read_subjects(args.input)
+        rows = run_all(subjects, args.output, _pipeline_options(args), workers=args.workers)
+        write_splits(subjects, args.output, folds=args.folds, seed=args.seed)
+        for row in rows:
+            print(f"{row['subject']}: {row['status']} ({row['seconds']} s) {row['message']}".rstrip())
+        print(Path(args.output) / "summary.csv")
+        return 1 if any(r["status"] == "failed" for r in rows) else 0
+    elif args.verb == "convert":
+        from core.convert import convert_checkpoint
+
+        result = convert_checkpoint(args.input, args.output, args.config_path)
+    elif args.verb == "describe":
+        from core.checkpoint_metadata import rewrite_from_run
+
+        result = rewrite_from_run(args.run_dir, args.weights, args.out)
+    else:  # argparse refuses unknown verbs already
         return 2
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
-    if result is not None:
-        print(result)
-    return 0
+    return result
 
 
 if __name__ == "__main__":
