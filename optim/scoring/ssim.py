@@ -134,7 +134,34 @@ def _check_ssim_params(
 
 
 @dataclass(frozen=True)
-class SSIMEnsembleScorer:
+class _SSIMMapScorer:
+    """The SSIM constants both SSIM scorers share (Wang et al. 2004; windows as skimage) and
+    their map of the mean reconstruction against the input."""
+
+    spatial_dims: int = 3
+    k1: float = 0.01
+    k2: float = 0.03
+    data_range: float | None = None
+    truncate: float = 3.5
+    num_reconstructions: int = 1
+    padding: str = "symmetric"
+
+    def _window_sigmas(self) -> tuple[float, ...]:
+        raise NotImplementedError
+
+    def __post_init__(self) -> None:
+        parse_ssim_padding(self.padding)
+        _check_ssim_params(self._window_sigmas(), self.spatial_dims, self.num_reconstructions, type(self).__name__)
+
+    def _maps(self, x: Tensor, recs: Tensor, mask: Tensor) -> Tensor:
+        """x (H, W, D), recs (N, H, W, D), mask -> SSIM maps (K, H, W, D), one per sigma."""
+        check_inputs(x, recs, mask)
+        return ssim_maps(recs.mean(0), x, self._window_sigmas(), self.spatial_dims, self.k1, self.k2,
+                         self.data_range, self.truncate, padding=self.padding)
+
+
+@dataclass(frozen=True)
+class SSIMEnsembleScorer(_SSIMMapScorer):
     """(1 - softmin-weighted ensemble of SSIM maps over sigmas) * mask (Behrendt et al.).
 
     The reference is the mean of the reconstructions. data_range=None: larger value range
@@ -147,58 +174,31 @@ class SSIMEnsembleScorer:
     """
 
     sigmas: tuple[float, ...] = ENSEMBLE_SIGMAS
-    spatial_dims: int = 3
-    k1: float = 0.01
-    k2: float = 0.03
-    data_range: float | None = None
-    truncate: float = 3.5
-    num_reconstructions: int = 1
-    padding: str = "symmetric"
+
+    def _window_sigmas(self) -> tuple[float, ...]:
+        return tuple(float(s) for s in self.sigmas)
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "sigmas", tuple(float(s) for s in self.sigmas))
-        parse_ssim_padding(self.padding)
-        _check_ssim_params(
-            self.sigmas, self.spatial_dims, self.num_reconstructions, type(self).__name__
-        )
+        object.__setattr__(self, "sigmas", self._window_sigmas())
+        super().__post_init__()
 
     def __call__(self, x: Tensor, recs: Tensor, mask: Tensor) -> Tensor:
         """x (H, W, D), recs (N, H, W, D), mask (H, W, D) bool -> map (H, W, D)."""
-        check_inputs(x, recs, mask)
-        maps = ssim_maps(
-            recs.mean(0), x, self.sigmas, self.spatial_dims, self.k1, self.k2,
-            self.data_range, self.truncate, padding=self.padding,
-        )
-        return (1 - softmin_ensemble(maps)) * mask
+        return (1 - softmin_ensemble(self._maps(x, recs, mask))) * mask
 
 
 @dataclass(frozen=True)
-class SSIMScorer:
+class SSIMScorer(_SSIMMapScorer):
     """(1 - SSIM map with one Gaussian sigma) * mask; sigma 1.5 as Wang et al. (2004).
 
     padding as ``SSIMEnsembleScorer``.
     """
 
     sigma: float = 1.5
-    spatial_dims: int = 3
-    k1: float = 0.01
-    k2: float = 0.03
-    data_range: float | None = None
-    truncate: float = 3.5
-    num_reconstructions: int = 1
-    padding: str = "symmetric"
 
-    def __post_init__(self) -> None:
-        parse_ssim_padding(self.padding)
-        _check_ssim_params(
-            (self.sigma,), self.spatial_dims, self.num_reconstructions, type(self).__name__
-        )
+    def _window_sigmas(self) -> tuple[float, ...]:
+        return (float(self.sigma),)
 
     def __call__(self, x: Tensor, recs: Tensor, mask: Tensor) -> Tensor:
         """x (H, W, D), recs (N, H, W, D), mask (H, W, D) bool -> map (H, W, D)."""
-        check_inputs(x, recs, mask)
-        maps = ssim_maps(
-            recs.mean(0), x, (self.sigma,), self.spatial_dims, self.k1, self.k2,
-            self.data_range, self.truncate, padding=self.padding,
-        )
-        return (1 - maps[0]) * mask
+        return (1 - self._maps(x, recs, mask)[0]) * mask
