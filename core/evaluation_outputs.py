@@ -2,14 +2,12 @@
 as NIfTI while scoring, see `core.evaluation_sets.score_set`)."""
 from __future__ import annotations
 
-import csv
-import io
 import math
 from collections.abc import Sequence
 from pathlib import Path
 
 from core.evaluation_sets import ScoredSet
-from dl_utils.checkpoint import atomic_write_text
+from dl_utils.checkpoint import atomic_write_csv
 from dl_utils.figures import plot_cases, plot_curves, plot_histograms
 from optim.metrics.streaming import RankingSummary
 
@@ -52,9 +50,5 @@ def write_per_volume(rows: Sequence[dict[str, object]], path: Path) -> None:
     columns = list(PER_VOLUME_FIRST)
     for row in rows:
         columns += [k for k in row if k not in columns]
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=columns, restval="")
-    writer.writeheader()
-    for row in rows:
-        writer.writerow({k: "" if isinstance(v, float) and math.isnan(v) else v for k, v in row.items()})
-    atomic_write_text(path, buffer.getvalue())
+    atomic_write_csv(path, ({k: "" if isinstance(v, float) and math.isnan(v) else v for k, v in row.items()} for row in rows),
+                     columns)

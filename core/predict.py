@@ -9,8 +9,6 @@ same scan evaluated through a test config.
 """
 from __future__ import annotations
 
-import csv
-import io
 import json
 import logging
 from collections.abc import Callable
@@ -38,7 +36,7 @@ from data.raw_preprocessing.resample import resample_to_grid
 from data.raw_preprocessing.template import Template, load_template
 from data.volume import Volume
 from data.volume_dataset import load_volume
-from dl_utils.checkpoint import atomic_write_text, load_checkpoint
+from dl_utils.checkpoint import atomic_write_csv, load_checkpoint
 from dl_utils.device import resolve_device
 from dl_utils.errors import UserInputError
 from optim.metrics import detection, thresholds
@@ -330,9 +328,5 @@ def predict(model: str | Path, inputs: str | Path, output: str | Path, threshold
             row.update(status="failed", message=" ".join(str(exc).split()))
             LOG.error("%s: %s", scan.name, row["message"])
         rows.append(row)
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=PREDICTION_COLUMNS)
-    writer.writeheader()
-    writer.writerows(rows)
-    atomic_write_text(output / "predictions.csv", buffer.getvalue())
+    atomic_write_csv(output / "predictions.csv", rows, PREDICTION_COLUMNS)
     return rows

@@ -7,7 +7,7 @@ import json
 import math
 from pathlib import Path
 
-from dl_utils.checkpoint import atomic_write_text
+from dl_utils.checkpoint import atomic_write_csv, atomic_write_text
 
 # Columns of the printed table, in order; all metrics are in the files. AUPRC / AUROC are
 # the papers' per-volume means over whole volumes (core/evaluation_metrics.py).
@@ -87,8 +87,4 @@ def merge_per_volume(tasks: list[str], run_dir: Path) -> None:
             for row in csv.DictReader(handle):
                 rows.append({"task": task, **row})
                 columns += [k for k in row if k not in columns]
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=columns, restval="")
-    writer.writeheader()
-    writer.writerows(rows)
-    atomic_write_text(run_dir / "per_volume.csv", buffer.getvalue())
+    atomic_write_csv(run_dir / "per_volume.csv", rows, columns)

@@ -8,8 +8,6 @@ subject (its folder exists) is skipped on a re-run and a half-written one is red
 """
 from __future__ import annotations
 
-import csv
-import io
 import json
 import logging
 import os
@@ -31,7 +29,7 @@ from data.raw_preprocessing.qc import three_plane_png
 from data.raw_preprocessing.registration import register_affine
 from data.raw_preprocessing.resample import resample_isotropic, resample_to_grid
 from data.raw_preprocessing.template import DEFAULT_TEMPLATE, Template, load_template
-from dl_utils.checkpoint import atomic_write_text
+from dl_utils.checkpoint import atomic_write_csv, atomic_write_text
 from dl_utils.errors import UserInputError
 
 LOG = logging.getLogger(__name__)
@@ -218,9 +216,5 @@ def run_all(subjects: list[SubjectInput], out_root: str | Path, options: Pipelin
     for row in rows:
         if row["status"] == "failed":
             LOG.error("%s", row["message"])
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=SUMMARY_COLUMNS)
-    writer.writeheader()
-    writer.writerows(rows)
-    atomic_write_text(out_root / "summary.csv", buffer.getvalue())
+    atomic_write_csv(out_root / "summary.csv", rows, SUMMARY_COLUMNS)
     return rows

@@ -1,15 +1,13 @@
 """Volume-layout split CSVs of a preprocessed folder, with seeded k folds over healthy subjects."""
 from __future__ import annotations
 
-import csv
-import io
 from pathlib import Path
 
 import numpy as np
 
 from data.csv_splits import VOLUME_COLUMNS
 from data.raw_preprocessing.pipeline import SubjectInput, subject_files
-from dl_utils.checkpoint import atomic_write_text
+from dl_utils.checkpoint import atomic_write_csv
 
 
 def _row(subject: SubjectInput, root: Path) -> dict[str, str] | None:
@@ -25,11 +23,7 @@ def _row(subject: SubjectInput, root: Path) -> dict[str, str] | None:
 
 
 def _write(path: Path, rows: list[dict[str, str]]) -> None:
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=VOLUME_COLUMNS)
-    writer.writeheader()
-    writer.writerows(rows)
-    atomic_write_text(path, buffer.getvalue())
+    atomic_write_csv(path, rows, VOLUME_COLUMNS)
 
 
 def write_splits(subjects: list[SubjectInput], root: str | Path, folds: int = 5, seed: int = 0) -> list[Path]:
