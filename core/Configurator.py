@@ -328,18 +328,8 @@ def validate_top_level(config: dict[str, Any], path: str | Path) -> None:
         raise ConfigError(path, "experiment.task", str(exc)) from None
     if task == "train" and "trainer" not in config:
         raise ConfigError(path, "trainer", "required when experiment.task is train")
-    logging_cfg = config.get("logging") or {}
-    if not isinstance(logging_cfg, dict):
-        raise ConfigError(path, "logging", "must be a mapping {wandb: {...}}")
-    for key in logging_cfg:
-        if key not in LOGGING_KEYS:
-            raise ConfigError(path, f"logging.{key}", "unknown key" + _closest(key, LOGGING_KEYS))
-    wandb_cfg = logging_cfg.get("wandb") or {}
-    if not isinstance(wandb_cfg, dict):
-        raise ConfigError(path, "logging.wandb", "must be a mapping {mode, project, entity}")
-    for key in wandb_cfg:
-        if key not in WANDB_KEYS:
-            raise ConfigError(path, f"logging.wandb.{key}", "unknown key" + _closest(key, WANDB_KEYS))
+    logging_cfg = _known_keys(config.get("logging"), LOGGING_KEYS, path, "logging")
+    wandb_cfg = _known_keys(logging_cfg.get("wandb"), WANDB_KEYS, path, "logging.wandb")
     try:
         parse_option(WandbMode, wandb_cfg.get("mode", "disabled"), "logging.wandb.mode")
     except ValueError as exc:
@@ -352,6 +342,17 @@ def _check_types(values: dict[str, Any], types_: dict[str, Any], prefix: str, pa
             why = mismatch(values[key], hint)
             if why:
                 raise ConfigError(path, f"{prefix}{key}", why)
+
+
+def _known_keys(value: Any, keys: Iterable[str], path: str | Path, where: str) -> dict[str, Any]:
+    """`value` as a mapping whose keys are all in `keys` (None: empty); else a one-line error."""
+    value = value or {}
+    if not isinstance(value, dict):
+        raise ConfigError(path, where, "must be a mapping {" + ", ".join(keys) + "}")
+    for key in value:
+        if key not in keys:
+            raise ConfigError(path, f"{where}.{key}", "unknown key" + _closest(key, keys))
+    return value
 
 
 def constructor_keywords(cls: type) -> tuple[set[str], bool]:
