@@ -18,12 +18,12 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 from torch.utils.data import DataLoader, DistributedSampler
-from tqdm import tqdm
 
 from dl_utils.checkpoint import load_checkpoint, save_checkpoint
 from dl_utils.distributed import DistributedContext, all_reduce_gradients, all_reduce_mean, broadcast_parameters
 from dl_utils.errors import UserInputError
 from dl_utils.options import parse_option
+from dl_utils.progress import progress
 from dl_utils.run_logger import RunLogger
 from dl_utils.weights import load_strict
 
@@ -275,7 +275,7 @@ class Trainer:
         steps = 0
         batches: Iterator = iter(loader)
         total = len(loader) if self.max_steps_per_epoch is None else min(len(loader), self.max_steps_per_epoch)
-        bar = tqdm(batches, total=total, desc=f"epoch {epoch + 1}/{self.nr_epochs}", disable=not self.progress, leave=False)
+        bar = progress(batches, desc=f"epoch {epoch + 1}/{self.nr_epochs}", total=total, enabled=self.progress)  # TTY only
         for batch in bar:
             if steps >= total:
                 break

@@ -23,8 +23,9 @@ from skimage.transform import resize as sk_resize
 from data.augmentation import Augmentation
 from data.csv_splits import SplitRow, read_file_list, read_volume_split, resolve
 from data.volume import Volume
-from data.volume_dataset import EpochSeededDataset, build_part
+from data.volume_dataset import EpochSeededDataset
 from dl_utils.errors import UserInputError
+from dl_utils.param_types import build_part
 
 CsvArg = str | Sequence[str] | None
 

@@ -16,21 +16,7 @@ from data.nifti_io import load_subject
 from data.preprocessing import VolumePreprocessor
 from data.volume import Volume
 from dl_utils.errors import UserInputError
-from dl_utils.param_types import NO_HINT, constructor_hints, mismatch
-
-
-def build_part(cls, params: Mapping[str, Any] | None, key: str):
-    """Build `cls(**params)`; unknown keys and values of the wrong type raise UserInputError naming `key`."""
-    params = dict(params or {})
-    hints = constructor_hints(cls)
-    for name, value in params.items():
-        why = mismatch(value, hints.get(name, NO_HINT))
-        if why:
-            raise UserInputError(f"{key}.{name}: {why} (parameter of {cls.__name__}); fix the value's type")
-    try:
-        return cls(**params)
-    except TypeError as exc:
-        raise UserInputError(f"config key '{key}': {exc}; use only the parameters of {cls.__name__}") from None
+from dl_utils.param_types import build_part
 
 
 def load_volume(row: SplitRow, preprocessor: VolumePreprocessor) -> Volume:

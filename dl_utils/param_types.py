@@ -16,9 +16,11 @@ import numbers
 import os
 import types
 import typing
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path, PurePath
 from typing import Any
+
+from dl_utils.errors import UserInputError
 
 NO_HINT = inspect.Parameter.empty
 _PATH_TYPES = (Path, PurePath, os.PathLike)
@@ -176,3 +178,19 @@ def _component_mismatch(value: dict[str, Any], hint: Any, origin: Any, resolve: 
     if target is object or issubclass(cls, target):
         return None
     return f"expected {describe(hint)}, {cls.__name__} is not one"
+
+
+def build_part(cls: type, params: Mapping[str, Any] | None, key: str) -> Any:
+    """`cls(**params)` for a plain mapping param that names no class (e.g. a data module's
+    `preprocessing` / `augmentation`): values are checked against the constructor's hints as
+    `core.Configurator` checks components; a mismatch or unknown key is one UserInputError naming `key`."""
+    params = dict(params or {})
+    hints = constructor_hints(cls)
+    for name, value in params.items():
+        why = mismatch(value, hints.get(name, NO_HINT))
+        if why:
+            raise UserInputError(f"{key}.{name}: {why} (parameter of {cls.__name__}); fix the value's type")
+    try:
+        return cls(**params)
+    except TypeError as exc:
+        raise UserInputError(f"{key}: {exc}; use only the parameters of {cls.__name__}") from None

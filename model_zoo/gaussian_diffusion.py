@@ -17,10 +17,10 @@ from collections.abc import Callable, Sequence
 from enum import StrEnum
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 from dl_utils.options import parse_option
+from dl_utils.pixel_loss import PixelLoss, pixel_loss
 from dl_utils.progress import progress
 from model_zoo.noise import NoiseSource
 
@@ -35,11 +35,6 @@ class BetaSchedule(StrEnum):
 class Target(StrEnum):
     X0 = "x0"
     NOISE = "noise"
-
-
-class LossType(StrEnum):
-    L1 = "l1"
-    L2 = "l2"
 
 
 class ReconstructionMode(StrEnum):
@@ -95,7 +90,7 @@ class GaussianDiffusion(nn.Module):
         self.timesteps = timesteps
         self.beta_schedule = parse_option(BetaSchedule, beta_schedule, "beta_schedule")
         self.target = parse_option(Target, target, "target")
-        self.loss_type = parse_option(LossType, loss, "loss")
+        self.loss_type = parse_option(PixelLoss, loss, "loss")
         betas = cosine_betas(timesteps) if self.beta_schedule == BetaSchedule.COSINE else linear_betas(timesteps)
         alphas_cumprod = torch.cumprod(1 - betas, dim=0)
         self.register_buffer("betas", betas.float(), persistent=False)
@@ -132,9 +127,7 @@ class GaussianDiffusion(nn.Module):
         t = torch.randint(0, self.timesteps, (x0.shape[0],), generator=generator, device=gen_device).to(x0.device)
         out = net(self.q_sample(x0, t, noise), t, cond)
         target = x0 if self.target == Target.X0 else noise
-        if self.loss_type == LossType.L1:
-            return F.l1_loss(out, target)
-        return F.mse_loss(out, target)
+        return pixel_loss(self.loss_type, out, target)
 
     # ---------------------------------------------------------- reconstruction
     def _index(self, level: int) -> int:
