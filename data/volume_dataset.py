@@ -35,24 +35,39 @@ def load_volume(row: SplitRow, preprocessor: VolumePreprocessor) -> Volume:
 
 
 class VolumeSet(Sequence):
-    """Sequence[Volume] from a volume-layout CSV, loaded once and cached in memory."""
+    """Sequence[Volume] from a volume-layout CSV.
+
+    `cache: true` loads every volume once and keeps it (small sets, demo). `cache: false`
+    keeps only the rows: every file is still read and checked at construction (so bad data
+    stops the run before anything is written), and a volume is loaded again when indexed, so
+    memory does not grow with the number of volumes (paper-scale test sets)."""
 
     def __init__(
         self, csv: str, data_root: str | None = None, preprocessing: Mapping[str, Any] | None = None,
-        mode: str = "t1",
+        mode: str = "t1", cache: bool = True,
     ) -> None:
         """csv: split file (relative to data_root); preprocessing: VolumePreprocessor params;
         mode: t1 | t2, the contrast of img_path (t2 rewrites 't1' -> 't2' as the originals do)."""
         self.csv = csv
         self.data_root = data_root
         self.preprocessor = build_part(VolumePreprocessor, preprocessing, "preprocessing")
-        self._volumes = [load_volume(r, self.preprocessor) for r in read_volume_split(csv, data_root, mode)]
+        self._rows = read_volume_split(csv, data_root, mode)
+        if cache:
+            self._volumes: list[Volume] | None = [load_volume(r, self.preprocessor) for r in self._rows]
+        else:
+            self._volumes = None
+            for row in self._rows:  # the same checks as loading, nothing kept
+                load_subject(row.img_path, row.mask_path, row.seg_path)
 
     def __len__(self) -> int:
-        return len(self._volumes)
+        return len(self._rows)
 
     def __getitem__(self, index):
-        return self._volumes[index]
+        if self._volumes is not None:
+            return self._volumes[index]
+        if isinstance(index, slice):
+            return [self[i] for i in range(*index.indices(len(self)))]
+        return load_volume(self._rows[index], self.preprocessor)
 
 
 def eligible_slices(mask: torch.Tensor, min_brain_fraction: float) -> np.ndarray:

@@ -167,3 +167,23 @@ def test_trainer_reads_drop_last(tmp_path, drop_last, batches):
                       optimizer_params={"lr": 1e-3}, loss=ReconstructionLoss("l2"), progress=False)
     loader, _ = trainer._train_loader()
     assert len(loader) == batches and loader.drop_last is drop_last
+
+
+def test_uncached_volume_set_equals_the_cached_one_and_still_checks_files_up_front(tmp_path):
+    """cache: false keeps no volume in memory, yields the same volumes, and a corrupt file is
+    still refused at construction (before a run writes anything)."""
+    import pytest as _pytest
+
+    from data.volume_dataset import VolumeSet
+    from dl_utils.errors import UserInputError
+    from tests.demo_like_data import write_demo_like
+
+    root = write_demo_like(tmp_path / "demo")
+    cached, lazy = VolumeSet("splits/test_hyper_spheres.csv", str(root)), VolumeSet("splits/test_hyper_spheres.csv", str(root), cache=False)
+    assert lazy._volumes is None and len(lazy) == len(cached) > 0
+    for a, b in zip(cached, lazy):
+        assert a.name == b.name and torch.equal(a.image, b.image) and torch.equal(a.mask, b.mask) and torch.equal(a.seg, b.seg)
+    first = lazy._rows[0].img_path
+    first.write_bytes(b"not a nifti")
+    with _pytest.raises(UserInputError):
+        VolumeSet("splits/test_hyper_spheres.csv", str(root), cache=False)

@@ -94,3 +94,13 @@ def test_mhd_and_ens_noise_level_indices_match_the_originals():
     assert model.diffusion._index(model.t_test) == ORIGINAL_MHD_T_INDEX
     cddpm = _model_params(CDDPM_PAPER)
     assert tuple(model.diffusion._index(t) for t in cddpm["ensemble_timesteps"]) == ORIGINAL_ENS_T_INDICES
+
+
+@pytest.mark.parametrize("path", VOLUME_PAPERS, ids=lambda p: p.stem)
+def test_paper_threshold_search_runs_on_raw_maps_and_test_sets_load_lazily(path):
+    """The originals' bisection thresholds the raw maps (components removed only for the final
+    Dice: tests/optim/metrics/test_metrics_parity.py pins that search); paper-scale test sets
+    are read when scored, not kept in memory."""
+    task = load_config(path)["downstream_tasks"]["anomaly_detection"]
+    assert task["params"]["search_with_binary_postprocessing"] is False
+    assert task["data_loader"]["params"]["cache"] is False
