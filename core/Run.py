@@ -7,7 +7,6 @@ Nothing is written before every check has passed.
 """
 from __future__ import annotations
 
-import json
 import logging
 from pathlib import Path
 from typing import Any
@@ -28,7 +27,6 @@ from dl_utils.run_logger import RunLogger, configure_logging
 from dl_utils.seeding import seed_everything
 
 LOG = logging.getLogger(__name__)
-TIMING_KEYS = ("seconds_per_volume", "train_seconds")  # wall-clock figures: timing.json, not results.json
 ORCHESTRATOR_KEY = "orchestrator"
 
 
@@ -87,7 +85,7 @@ def _run(config: dict[str, Any], config_path: Path, overrides: list[str], where:
     try:
         results = _train_and_evaluate(parts, run_dir, ctx, logger)
         if ctx.is_main:
-            _write(results, run_dir, header=f"{config['name']} / {experiment_name} ({config_path})")
+            write_results(results, run_dir, header=f"{config['name']} / {experiment_name} ({config_path})")
             if parts.trainer is not None:  # the run's own checkpoint only, never a shipped weights file
                 checkpoint_metadata.store_thresholds(run_dir / "checkpoints" / "best_model.pt", results, config,
                                                      checkpoint_metadata.input_shapes(parts.evaluators))
@@ -113,17 +111,6 @@ def _train_and_evaluate(parts: Parts, run_dir: Path, ctx: DistributedContext, lo
     return results if ctx.is_main else {}
 
 
-def _write(results: dict[str, Any], run_dir: Path, header: str, table: str | None = None) -> None:
-    """results.json holds what a rerun reproduces exactly; wall-clock figures go to timing.json (tables show both)."""
-    timing = {task: {name: {k: v for k, v in metrics.items() if k in TIMING_KEYS} for name, metrics in sets.items()}
-              for task, sets in results.items()}
-    write_results(results, run_dir, header=header, table=table)
-    reproducible = {task: {name: {k: v for k, v in metrics.items() if k not in TIMING_KEYS} for name, metrics in sets.items()}
-                    for task, sets in results.items()}
-    atomic_write_text(run_dir / "results.json", json.dumps(reproducible, indent=2, default=float, allow_nan=True))
-    atomic_write_text(run_dir / "timing.json", json.dumps(timing, indent=2, default=float, allow_nan=True))
-
-
 def _run_orchestrator(config: dict[str, Any], config_path: Path, where: str, output_root: str | None,
                       quiet: bool) -> Path:
     """Build `orchestrator` (a class with `run(run_dir, run_experiment, quiet) -> (results,
@@ -146,7 +133,7 @@ def _run_orchestrator(config: dict[str, Any], config_path: Path, where: str, out
         return run_experiment(path, [*forced, *(overrides or [])], **kwargs)
 
     results, table = orchestrator.run(run_dir, nested, quiet)
-    _write({ORCHESTRATOR_KEY: results}, run_dir, header=f"{config['name']} ({config_path})", table=table)
+    write_results({ORCHESTRATOR_KEY: results}, run_dir, header=f"{config['name']} ({config_path})", table=table)
     return run_dir
 
 
@@ -162,14 +149,3 @@ def _plot_history(history: list[dict[str, float]], run_dir: Path) -> None:
 
     atomic_write_text(run_dir / "training_history.yaml", yaml.safe_dump(history, sort_keys=False))
     plot_training_curves(history, run_dir / "figures" / "training_curves.png")
-
-
-def read_results(run_dir: Path) -> dict[str, Any]:
-    """A run folder's results.json with its timing.json figures merged back in."""
-    results = json.loads((Path(run_dir) / "results.json").read_text())
-    timing_file = Path(run_dir) / "timing.json"
-    timing = json.loads(timing_file.read_text()) if timing_file.is_file() else {}
-    for task, sets in timing.items():
-        for name, values in sets.items():
-            results.setdefault(task, {}).setdefault(name, {}).update(values)
-    return results

@@ -15,6 +15,20 @@ TABLE_COLUMNS = ("AUPRC", "AUROC", "AUPRC_pooled_brain", "Dice@val_dice", "Dice@
                  "DetectionRate@fpr_5%", "SampleAUROC", "rec_SSIM", "rec_PSNR", "seconds_per_volume")
 
 
+TIMING_KEYS = ("seconds_per_volume", "train_seconds")  # wall-clock figures: timing.json, not results.json
+
+
+def read_results(run_dir: Path) -> dict:
+    """A run folder's results.json with its timing.json figures merged back in."""
+    results = json.loads((Path(run_dir) / "results.json").read_text())
+    timing_file = Path(run_dir) / "timing.json"
+    timing = json.loads(timing_file.read_text()) if timing_file.is_file() else {}
+    for task, sets in timing.items():
+        for name, values in sets.items():
+            results.setdefault(task, {}).setdefault(name, {}).update(values)
+    return results
+
+
 def _fmt(value: float | str | None) -> str:
     if isinstance(value, str):
         return value
@@ -54,11 +68,20 @@ def _metric_table(results: dict[str, dict[str, dict[str, float]]]) -> str:
     return "\n".join(lines)
 
 
+def _split_timing(results: dict[str, dict[str, dict]], timing: bool) -> dict[str, dict[str, dict]]:
+    return {task: {name: {k: v for k, v in metrics.items() if (k in TIMING_KEYS) == timing} for name, metrics in sets.items()}
+            for task, sets in results.items()}
+
+
 def write_results(results: dict[str, dict[str, dict[str, float]]], run_dir: Path, header: str = "",
                   table: str | None = None) -> str:
-    """Write results.json / results.csv / results.md to `run_dir`, print and return the
-    table (`table`: a caller's own markdown, e.g. the benchmark's comparison)."""
-    atomic_write_text(run_dir / "results.json", json.dumps(results, indent=2, default=float, allow_nan=True))
+    """Write results.json / timing.json / results.csv / results.md to `run_dir`, print and
+    return the table (`table`: a caller's own markdown, e.g. the benchmark's comparison).
+
+    results.json holds what a rerun reproduces exactly; wall-clock figures go to timing.json
+    (the CSV and the table show both; `read_results` merges them back)."""
+    for name, part in (("results.json", _split_timing(results, False)), ("timing.json", _split_timing(results, True))):
+        atomic_write_text(run_dir / name, json.dumps(part, indent=2, default=float, allow_nan=True))
     buffer = io.StringIO()
     writer = csv.writer(buffer)
     writer.writerow(["task", "dataset", "metric", "value"])

@@ -22,10 +22,6 @@ def _row(subject: SubjectInput, root: Path) -> dict[str, str] | None:
             "mask_path": rel + files["mask"], "seg_path": rel + files["seg"] if has_seg else ""}
 
 
-def _write(path: Path, rows: list[dict[str, str]]) -> None:
-    atomic_write_csv(path, rows, VOLUME_COLUMNS)
-
-
 def write_splits(subjects: list[SubjectInput], root: str | Path, folds: int = 5, seed: int = 0) -> list[Path]:
     """`splits/all.csv`, `splits/anomalous.csv` (label 1) and, over the healthy subjects,
     `splits/train_fold<i>.csv` / `splits/val_fold<i>.csv` (seeded permutation, k folds).
@@ -33,11 +29,11 @@ def write_splits(subjects: list[SubjectInput], root: str | Path, folds: int = 5,
     root = Path(root)
     rows = [r for r in (_row(s, root) for s in subjects) if r is not None]
     written = [root / "splits" / "all.csv"]
-    _write(written[0], rows)
+    atomic_write_csv(written[0], rows, VOLUME_COLUMNS)
     anomalous = [r for r in rows if r["label"] == "1"]
     if anomalous:
         written.append(root / "splits" / "anomalous.csv")
-        _write(written[-1], anomalous)
+        atomic_write_csv(written[-1], anomalous, VOLUME_COLUMNS)
     healthy = [r for r in rows if r["label"] == "0"]
     k = min(int(folds), len(healthy))
     if k >= 2:
@@ -47,5 +43,5 @@ def write_splits(subjects: list[SubjectInput], root: str | Path, folds: int = 5,
             for kind, part in (("train", [healthy[i] for i in order if i not in val_set]),
                                ("val", [healthy[i] for i in sorted(val_set)])):
                 written.append(root / "splits" / f"{kind}_fold{fold}.csv")
-                _write(written[-1], part)
+                atomic_write_csv(written[-1], part, VOLUME_COLUMNS)
     return written

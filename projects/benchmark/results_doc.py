@@ -15,7 +15,7 @@ from pathlib import Path
 
 import torch
 
-from core.Run import read_results
+from core.results import read_results
 
 HEALTHY_KEYS = ("rec_MAE", "rec_SSIM", "rec_PSNR")
 
