@@ -52,14 +52,14 @@ class ThresholdProtocol(StrEnum):
     FPR_5 = "fpr_5%"        # 5 %
 
 
-# ---- adapter onto the evaluator (re-point here when the evaluator's public API changes) ----
+# ---- the evaluator's own scoring and binarisation, so predict equals a test-config evaluation ----
 def score_volume(model: nn.Module, volume: Volume, scorer: Callable, map_steps: list[Callable],
                  device: torch.device, slice_batch_size: int) -> np.ndarray:
     """The evaluator's per-volume scoring (`core.volume_scoring.score_volume`): reconstruct ->
-    scorer -> map post-processing, with the evaluator's default layout and precision."""
-    channels_last = use_channels_last(model, None)
-    prepare_model(model, channels_last)
-    amap, _ = evaluator_score_volume(model, volume, scorer, map_steps, device, slice_batch_size, channels_last=channels_last)
+    scorer -> map post-processing, with the evaluator's default layout and precision
+    (`model` prepared once by `load_predictor`)."""
+    amap, _ = evaluator_score_volume(model, volume, scorer, map_steps, device, slice_batch_size,
+                                     channels_last=use_channels_last(model, None))
     return amap
 
 
@@ -130,7 +130,7 @@ def load_predictor(model: str | Path, task: str | None = None, device: str = "au
     torch_device = resolve_device(device if device != "auto" else config.get("device", "auto"))
     net = builder.build(config["model"], "model").to(torch_device)
     load_model_weights(net, state, path)
-    net.eval()
+    prepare_model(net, use_channels_last(net, None))  # eval mode and the evaluator's memory layout, once
     tasks = config.get("downstream_tasks") or {}
     stored = state.get("thresholds") or {}
     candidates = [task] if task else [t for t in tasks if t in stored] + [t for t in tasks if t not in stored]
