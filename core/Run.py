@@ -68,8 +68,6 @@ def _run(config: dict[str, Any], config_path: Path, overrides: list[str], where:
     builder = ComponentBuilder(where, config.get("allow_external_modules", False))
     parts = build_parts(config, builder, config_path, ctx, device, seed,
                         resume_from=resume_dir / LATEST if resume_dir is not None else None)
-    if parts.trainer is not None:
-        parts.trainer.checkpoint_extra = checkpoint_metadata.describe(config)  # every checkpoint carries its config
 
     # Every check passed: only now does the run write anything.
     run_dir = resume_dir if resume_dir is not None else make_run_dir(config, config_path, ctx, output_root)
@@ -83,7 +81,7 @@ def _run(config: dict[str, Any], config_path: Path, overrides: list[str], where:
                        wandb_cfg.get("entity"), run_name=f"{config['name']}/{experiment_name}", config=config)
     LOG.info("experiment %s: run folder %s on %s (rank %d of %d)", experiment_name, run_dir, device, ctx.rank, ctx.world_size)
     try:
-        results = _train_and_evaluate(parts, run_dir, ctx, logger)
+        results = _train_and_evaluate(parts, run_dir, ctx, logger, checkpoint_metadata.describe(config))
         if ctx.is_main:
             write_results(results, run_dir, header=f"{config['name']} / {experiment_name} ({config_path})")
             if parts.trainer is not None:  # the run's own checkpoint only, never a shipped weights file
@@ -95,10 +93,11 @@ def _run(config: dict[str, Any], config_path: Path, overrides: list[str], where:
     return run_dir if ctx.is_main else None
 
 
-def _train_and_evaluate(parts: Parts, run_dir: Path, ctx: DistributedContext, logger: RunLogger) -> dict[str, Any]:
+def _train_and_evaluate(parts: Parts, run_dir: Path, ctx: DistributedContext, logger: RunLogger,
+                        checkpoint_extra: dict[str, Any]) -> dict[str, Any]:
     trainer = parts.trainer
     if trainer is not None:
-        trainer.attach_run(run_dir, logger)
+        trainer.attach_run(run_dir, logger, checkpoint_extra)  # every checkpoint carries the run's config
         trainer.train()
         parts.model.load_state_dict(trainer.best_weights)
         if ctx.is_main:

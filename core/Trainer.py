@@ -103,7 +103,7 @@ class Trainer:
         self.epochs_without_improvement = 0
         self.best_weights: dict[str, Tensor] | None = None
         self.history: list[dict[str, float]] = []
-        self.checkpoint_extra: dict[str, Any] = {}  # set by core/Run.py: config (core/checkpoint_metadata.py)
+        self.checkpoint_extra: dict[str, Any] = {}  # attach_run: the run's config (core/checkpoint_metadata.py)
         self.export_weights = dict(export_weights or {})
         for name, filename in self.export_weights.items():
             _submodule(model, name, "export_weights")
@@ -120,10 +120,12 @@ class Trainer:
     def make_optimizer(self, params: Any, **overrides: Any) -> torch.optim.Optimizer:
         return OPTIMIZERS[Optimizer(self.optimizer_name)](params, **{**self.optimizer_params, **overrides})
 
-    def attach_run(self, run_dir: Path | None, logger: RunLogger | None) -> None:
-        """Give a trainer built before the run folder existed (so that a bad config writes nothing) its folder and logger."""
+    def attach_run(self, run_dir: Path | None, logger: RunLogger | None, checkpoint_extra: dict[str, Any] | None = None) -> None:
+        """Give a trainer built before the run folder existed (so that a bad config writes nothing) its folder,
+        its logger and the plain values every checkpoint carries besides the weights (the run's config)."""
         self.run_dir = Path(run_dir) if run_dir is not None else None
         self.logger = logger
+        self.checkpoint_extra = dict(checkpoint_extra or {})
         staging = self.run_dir / STAGING_DIR if self.run_dir is not None else None
         if staging is not None and staging.is_dir() and self.dist.is_main:
             for stale in staging.iterdir():  # left by a run killed mid-write; never a complete checkpoint
