@@ -98,6 +98,7 @@ class Trainer:
         self.progress = progress and dist_ctx.is_main
         self.scaler = torch.amp.GradScaler("cuda") if (amp and device.type == "cuda") else None
         self.start_epoch = 0
+        self.epoch = 0  # the epoch being trained (0-based), for steps whose objective follows a schedule
         self.best_val = math.inf
         self.best_epoch = -1
         self.epochs_without_improvement = 0
@@ -151,6 +152,11 @@ class Trainer:
         self.optimize("model", losses["loss"])
         return {k: float(v.detach()) for k, v in losses.items()}
 
+    def selects_best(self, epoch: int) -> bool:
+        """Whether `epoch` may become the best model and counts towards patience (all epochs
+        here; a trainer with a warm-up phase of another objective excludes that phase)."""
+        return True
+
     @torch.no_grad()
     def validation_step(self, batch: dict[str, Tensor]) -> dict[str, Tensor]:
         """Named validation losses; `loss` drives early stopping and the best model."""
@@ -165,26 +171,34 @@ class Trainer:
         dtype = torch.float16 if self.device.type == "cuda" else torch.bfloat16
         return torch.autocast(device_type=self.device.type, dtype=dtype)
 
-    def optimize(self, name: str, loss: Tensor) -> None:
-        """zero_grad, backward, average gradients over ranks, clip, step one optimiser."""
-        optimizer = self.optimizers[name]
-        optimizer.zero_grad(set_to_none=True)
+    def optimize(self, name: str | tuple[str, ...], loss: Tensor) -> None:
+        """zero_grad, backward, average gradients over ranks, clip, step one optimiser (or
+        several named together, which then take one joint step on the same loss)."""
+        names = (name,) if isinstance(name, str) else tuple(name)
+        optimizers = [self.optimizers[n] for n in names]
+        for optimizer in optimizers:
+            optimizer.zero_grad(set_to_none=True)
         if not torch.isfinite(loss):
-            raise FloatingPointError(f"non-finite loss ({float(loss)}) in optimiser '{name}'; lower the learning rate or check the data")
-        params = [p for group in optimizer.param_groups for p in group["params"]]
+            raise FloatingPointError(
+                f"non-finite loss ({float(loss)}) in optimiser '{'+'.join(names)}'; lower the learning rate or check the data"
+            )
+        params = [p for optimizer in optimizers for group in optimizer.param_groups for p in group["params"]]
         if self.scaler is not None:
             self.scaler.scale(loss).backward()
-            self.scaler.unscale_(optimizer)
+            for optimizer in optimizers:
+                self.scaler.unscale_(optimizer)
         else:
             loss.backward()
         all_reduce_gradients(params, self.dist.world_size)
         if self.grad_clip:
             torch.nn.utils.clip_grad_norm_(params, self.grad_clip)
+        for optimizer in optimizers:
+            if self.scaler is not None:
+                self.scaler.step(optimizer)
+            else:
+                optimizer.step()
         if self.scaler is not None:
-            self.scaler.step(optimizer)
             self.scaler.update()
-        else:
-            optimizer.step()
 
     # ---- data ----------------------------------------------------------------------------
     def _per_rank_batch_size(self) -> int:
@@ -233,15 +247,16 @@ class Trainer:
             sampler.set_epoch(epoch)
             if hasattr(train_loader.dataset, "set_epoch"):
                 train_loader.dataset.set_epoch(epoch)
+            self.epoch = epoch
             train_losses = self._train_epoch(train_loader, epoch)
             record = {"epoch": epoch, **{f"train_{k}": v for k, v in train_losses.items()}}
             stop = False
             if val_loader is not None and (epoch + 1) % self.val_every == 0:
                 val_losses = self.validate(val_loader)
                 record.update({f"val_{k}": v for k, v in val_losses.items()})
-                stop = self._update_best(val_losses["loss"], epoch)
+                stop = self.selects_best(epoch) and self._update_best(val_losses["loss"], epoch)
             elif val_loader is None:
-                stop = self._update_best(train_losses.get("loss", math.inf), epoch)
+                stop = self.selects_best(epoch) and self._update_best(train_losses.get("loss", math.inf), epoch)
             record["seconds"] = time.perf_counter() - started
             self.history.append(record)
             if self.logger is not None:

@@ -49,6 +49,14 @@ class RATrainer(Trainer):
         embedding_weight: weight of RA's reversed-embedding loss in the encoder loss.
         encoder_lr, decoder_lr: learning rates of the two optimisers (``optimizer_params`` may
             hold the optimiser's other arguments, not ``lr``).
+        vae_epochs: first epochs trained as a plain VAE (one joint step on
+            ``scale * (beta_rec * rec error + beta_kl * KL)``), then the introspective RA
+            objective; Soft-IntroVAE's ``num_vae`` (Daniel & Tamar). 0 = the published RA,
+            which has no such phase; the CPU demo uses it, as a VAE step costs about a
+            sixth of an introspective one. Warm-up epochs never become the best model, so
+            the evaluated weights are always RA-trained.
+        vae_lr: learning rate of both optimisers during the warm-up (None: encoder_lr and
+            decoder_lr); the introspective phase then runs at encoder_lr / decoder_lr.
         **kwargs: the base :class:`core.Trainer.Trainer` arguments (``loss`` is rejected: RA's
             objective is fixed, where the original silently ignored the configured loss).
 
@@ -67,6 +75,8 @@ class RATrainer(Trainer):
         embedding_weight: float = 0.005,
         encoder_lr: float = 5e-5,
         decoder_lr: float = 5e-5,
+        vae_epochs: int = 0,
+        vae_lr: float | None = None,
         **kwargs: Any,
     ) -> None:
         self.beta_rec = beta_rec
@@ -77,6 +87,10 @@ class RATrainer(Trainer):
         self.embedding_weight = embedding_weight
         self.encoder_lr = encoder_lr
         self.decoder_lr = decoder_lr
+        if vae_epochs < 0:
+            raise UserInputError(f"trainer.params.vae_epochs: {vae_epochs} must be >= 0")
+        self.vae_epochs = vae_epochs
+        self.vae_lr = vae_lr
         if kwargs.get("loss") is not None:
             raise UserInputError(
                 "trainer.params.loss: RATrainer optimises its own Soft-IntroVAE/RA objective; remove the key"
@@ -87,6 +101,11 @@ class RATrainer(Trainer):
                 "move the value there"
             )
         super().__init__(**kwargs)
+        if vae_epochs >= self.nr_epochs:
+            raise UserInputError(
+                f"trainer.params.vae_epochs: {vae_epochs} warm-up epochs leave none of the {self.nr_epochs} "
+                "for RA's introspective training; make it smaller than nr_epochs"
+            )
 
     def build_optimizers(self) -> dict[str, torch.optim.Optimizer]:
         """``{"encoder": ..., "decoder": ...}`` with their own learning rates."""
@@ -168,13 +187,50 @@ class RATrainer(Trainer):
             "kl_fake": kl_fake,
         }
 
+    def in_warmup(self) -> bool:
+        """Whether the current epoch belongs to the plain-VAE warm-up."""
+        return self.epoch < self.vae_epochs
+
+    def selects_best(self, epoch: int) -> bool:
+        """Only introspective (RA) epochs may become the best model."""
+        return epoch >= self.vae_epochs
+
+    def _set_phase_lr(self) -> None:
+        """The warm-up's rate during the warm-up, each optimiser's own after it."""
+        for name, own in (("encoder", self.encoder_lr), ("decoder", self.decoder_lr)):
+            lr = self.vae_lr if (self.in_warmup() and self.vae_lr is not None) else own
+            for group in self.optimizers[name].param_groups:
+                group["lr"] = lr
+
+    def vae_losses(self, x: Tensor, scale: float) -> dict[str, Tensor]:
+        """Plain VAE objective of ``x (B,C,H,W)`` (the warm-up phase), optimised by both optimisers."""
+        model = self.model
+        mu, logvar, _ = model.encode(x)
+        rec = model.decode(model.reparameterize(mu, logvar))
+        rec_error = reconstruction_error(x, rec).mean()
+        kl_real = kl_divergence(mu, logvar).mean()
+        return {
+            "loss_vae": scale * (self.beta_rec * rec_error + self.beta_kl * kl_real),
+            "mse": rec_error * scale,
+            "kl_real": kl_real,
+        }
+
     def run_step(self, batch: dict[str, Tensor]) -> dict[str, float]:
-        """Encoder update, then decoder update, on ``batch["image"] (B, C, H, W)`` in [0, 1].
+        """Encoder update, then decoder update, on ``batch["image"] (B, C, H, W)`` in [0, 1]
+        (one joint VAE update during the first ``vae_epochs``).
 
         Returns floats; ``loss`` is the per-pixel MSE of the decoder step's reconstruction.
         """
         x = batch["image"]
         scale = 1.0 / x[0].numel()
+        self._set_phase_lr()
+        if self.in_warmup():
+            with self.amp_context():
+                vae = self.vae_losses(x, scale)
+            self.optimize(("encoder", "decoder"), vae["loss_vae"])
+            out = {k: float(v.detach()) for k, v in vae.items()}
+            out["loss"] = out["mse"]
+            return out
         noise = torch.randn(x.shape[0], self.model.latent_dim, device=x.device, dtype=x.dtype)
         with frozen(self.model.decoder), self.amp_context():
             enc = self.encoder_losses(x, noise, scale)

@@ -140,3 +140,47 @@ def test_one_epoch_through_base_loop() -> None:
     record = trainer.history[0]
     assert math.isfinite(record["train_loss_encoder"]) and math.isfinite(record["val_loss"])
     assert trainer.best_weights is not None
+
+
+# ---- VAE warm-up (Soft-IntroVAE's num_vae) -------------------------------------------
+def test_warmup_step_is_one_joint_vae_update_at_the_warmup_rate() -> None:
+    trainer = _trainer(encoder_lr=1e-4, decoder_lr=2e-4, vae_epochs=1, vae_lr=1e-3)
+    model = trainer.model.train()
+    batch = _batch()
+    reference = RAModel(image_size=32, channels=SMALL, latent_dim=8)
+    reference.load_state_dict(model.state_dict())
+    reference.train()
+    torch.manual_seed(5)
+    losses = trainer.run_step(batch)
+    assert set(losses) == {"loss", "loss_vae", "mse", "kl_real"}
+    assert all(g["lr"] == 1e-3 for o in trainer.optimizers.values() for g in o.param_groups)
+    # the same objective by hand, one Adam step over all parameters
+    torch.manual_seed(5)
+    x = batch["image"]
+    mu, logvar, _ = reference.encode(x)
+    rec = reference.decode(reference.reparameterize(mu, logvar))
+    scale = 1.0 / x[0].numel()
+    loss = scale * (0.5 * ((rec - x) ** 2).flatten(1).sum(1).mean() + kl_divergence(mu, logvar).mean())
+    torch.testing.assert_close(torch.tensor(losses["loss_vae"]), loss.detach())
+    optimizer = torch.optim.Adam(reference.parameters(), lr=1e-3)
+    loss.backward()
+    optimizer.step()
+    for ours, theirs in zip(model.parameters(), reference.parameters()):
+        torch.testing.assert_close(ours, theirs)
+    trainer.epoch = 1  # after the warm-up: the introspective objective at each optimiser's own rate
+    assert "loss_encoder" in trainer.run_step(batch)
+    assert trainer.optimizers["encoder"].param_groups[0]["lr"] == 1e-4
+    assert trainer.optimizers["decoder"].param_groups[0]["lr"] == 2e-4
+
+
+def test_warmup_epochs_never_become_the_best_model() -> None:
+    trainer = _trainer(data_module=_DataModule(), nr_epochs=3, vae_epochs=2, vae_lr=1e-3)
+    trainer.train()
+    assert "train_loss_vae" in trainer.history[0] and "train_loss_encoder" in trainer.history[2]
+    assert trainer.best_epoch == 2
+
+
+@pytest.mark.parametrize("vae_epochs", [-1, 100])
+def test_warmup_outside_the_epochs_is_refused(vae_epochs: int) -> None:
+    with pytest.raises(UserInputError, match="vae_epochs"):
+        _trainer(vae_epochs=vae_epochs)
