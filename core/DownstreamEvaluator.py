@@ -22,6 +22,7 @@ from torch import nn
 from core.evaluation_metrics import fit_thresholds, mean_reconstruction_quality, set_metrics
 from core.evaluation_outputs import per_volume_rows, write_figures, write_per_volume
 from core.evaluation_sets import ScoredSet, ScoringSetup, score_set
+from core.unet_compile import DEFAULT_MIN_TFLOP, check_setting, compile_unet, should_compile
 from core.volume_scoring import Precision, prepare_model, use_channels_last
 from dl_utils.distributed import context_from_env
 from dl_utils.errors import UserInputError
@@ -76,7 +77,8 @@ class AnomalyDetectionEvaluator(DownstreamEvaluator):
                  sample_score: str = "mean", slice_batch_size: int = 50, figure_cases: int = 3,
                  save_maps: bool = True, skip_if_unavailable: bool = False, detection_per_slice: bool = False,
                  search_with_binary_postprocessing: bool = True, precision: str = "auto",
-                 unet_batch_size: int | str | None = "auto", channels_last: bool | None = None, compile_unet: bool = False,
+                 unet_batch_size: int | str | None = "auto", channels_last: bool | None = None,
+                 compile_unet: bool | str = "auto", compile_min_tflop: float = DEFAULT_MIN_TFLOP,
                  keep_scratch: bool = False, detection_unit: str = "lesion", fixed_thresholds: Sequence[float] = (),
                  **kwargs: Any):
         super().__init__(**kwargs)
@@ -124,7 +126,8 @@ class AnomalyDetectionEvaluator(DownstreamEvaluator):
             raise ValueError(f"unet_batch_size must be an integer, null or 'auto', got {unet_batch_size!r}")
         self.unet_batch_size = unet_batch_size
         self.channels_last = channels_last  # model memory layout at test time; None: auto (use_channels_last)
-        self.compile_unet = compile_unet  # torch.compile the UNet for long evaluations (core.volume_scoring.prepare_model)
+        self.compile_unet = check_setting(compile_unet)  # torch.compile the UNet: auto = where it pays off (core.unet_compile)
+        self.compile_min_tflop = float(compile_min_tflop)
         self.keep_scratch = keep_scratch
 
     def run(self, run_dir: Path, logger: RunLogger | None = None) -> dict[str, dict[str, float]]:
@@ -140,7 +143,13 @@ class AnomalyDetectionEvaluator(DownstreamEvaluator):
         elif hasattr(self.model, "max_batch_size") and self.unet_batch_size == "auto" and self.device.type == "cuda":
             self.model.max_batch_size = None
         channels_last = use_channels_last(self.model, self.channels_last)
-        model = prepare_model(self.model, channels_last, self.compile_unet)
+        model = prepare_model(self.model, channels_last)
+        scored = [self.datasets[n] for n in dict.fromkeys([*self.test_sets, *self.labelled_validation.values(),
+                                                           self.healthy_validation, self.healthy_test]) if n]
+        num_samples = int(getattr(self.scorer, "num_reconstructions", 1))
+        if should_compile(self.compile_unet, model, self.device, scored, num_samples, self.compile_min_tflop,
+                          ctx.world_size):
+            compile_unet(model)
         setup = ScoringSetup(model, self.scorer, self.map_steps, self.device, self.slice_batch_size, self.precision,
                              channels_last, self.sample_score, self.seed, self.figure_cases)
         # rank 0 keeps maps in the run folder; other ranks (maybe on other nodes) only score and send

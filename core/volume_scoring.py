@@ -38,24 +38,18 @@ def autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
 
 def use_channels_last(model: nn.Module, channels_last: bool | None) -> bool:
     """`None` (auto): channels-last for the diffusion models' UNet, where it was measured to
-    win (CPU: 0.81x the CPU time of the default layout, identical outputs, `python -m
-    benchmarks.bench_diffusion --cpu-speed`); other models keep their layout (some flatten
-    conv features with `view`)."""
+    win (CPU, paper UNet: 0.78x the CPU time of the default layout, outputs equal to 8e-6,
+    `python -m benchmarks.bench_diffusion --cpu-speed`); other models keep their layout
+    (some flatten conv features with `view`)."""
     return hasattr(model, "unet") if channels_last is None else bool(channels_last)
 
 
-def prepare_model(model: nn.Module, channels_last: bool, compile_unet: bool = False) -> nn.Module:
+def prepare_model(model: nn.Module, channels_last: bool) -> nn.Module:
     """eval mode, and the channels-last memory layout when asked (same numbers, faster convs).
-
-    `compile_unet`: `torch.compile` the model's UNet in place (inductor, frozen weights).
-    CPU, paper UNet one-step, channels-last: 0.64x the CPU time of plain eager fp32 with
-    identical outputs, after a one-time compile of minutes per process, so it pays off
-    for long (paper-scale) evaluations only; hence off by default."""
+    Compiling the UNet is decided per evaluation (`core.unet_compile`)."""
     model.eval()
     if channels_last:
         model.to(memory_format=torch.channels_last)
-    if compile_unet and hasattr(model, "unet"):
-        model.unet.compile(options={"freezing": True})
     return model
 
 
