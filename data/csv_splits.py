@@ -97,18 +97,36 @@ def _read_rows(csv_path: Path, required: Sequence[str]) -> list[dict[str, str]]:
     return rows
 
 
+def read_keep_list(csv_path: str | os.PathLike, data_root: str | os.PathLike | None) -> set[str]:
+    """The T1 names of the originals' `avail_t2.csv` (column `0`: T2 scan names that have a T1
+    counterpart; their datamodule keeps a row if its img_name is a listed name with 't2' -> 't1')."""
+    path = _config_path(str(csv_path), data_root)
+    return {row["0"].replace("t2", "t1") for row in _read_rows(path, ("0",)) if row["0"]}
+
+
 def read_volume_split(csv_path: str | os.PathLike, data_root: str | os.PathLike | None,
-                      mode: str = Contrast.T1) -> list[SplitRow]:
+                      mode: str = Contrast.T1, keep_list: str | os.PathLike | None = None) -> list[SplitRow]:
     """Rows of a volume-layout CSV (columns img_name, age, label, img_path, mask_path, seg_path;
     other columns, e.g. the originals' unnamed index, are ignored).
 
     Label 1 rows need a seg_path. A row repeated exactly (same name and paths) is kept, as
     the originals keep it (their IXI folds list 10-13 scans twice), with one warning per
-    file; one name with different paths is an error. `mode: t2` picks the T2 of each row.
+    file; one name with different paths is an error. `mode: t2` picks the T2 of each row;
+    `keep_list` (with `mode: t2`, the originals' `keep_t2`, `avail_t2.csv`) drops the rows
+    whose subject has no T2 scan, as their IXI datamodule does.
     """
     csv_path = _config_path(str(csv_path), data_root)
-    out, seen, repeated = [], {}, []
+    keep = None
+    if keep_list is not None:
+        if Contrast(mode) != Contrast.T2:
+            raise UserInputError(f"keep_list {keep_list}: the originals' T2 subject filter (avail_t2.csv) "
+                                 "applies with mode: t2 only; remove it or set mode: t2")
+        keep = read_keep_list(keep_list, data_root)
+    out, seen, repeated, dropped = [], {}, [], 0
     for line, row in enumerate(_read_rows(csv_path, VOLUME_COLUMNS), start=2):
+        if keep is not None and row["img_name"] not in keep:
+            dropped += 1
+            continue
         where = f"split CSV {csv_path} line {line}"
         if row["label"] not in ("0", "1"):
             raise UserInputError(f"{where}: label '{row['label']}' must be 0 or 1")
@@ -134,6 +152,11 @@ def read_volume_split(csv_path: str | os.PathLike, data_root: str | os.PathLike 
     if repeated:
         LOG.warning("split CSV %s lists %d scan(s) more than once (e.g. '%s'); kept, as the original code does",
                     csv_path, len(repeated), repeated[0])
+    if keep is not None:
+        LOG.info("split CSV %s: %d row(s) kept, %d without a T2 scan in %s dropped", csv_path, len(out), dropped, keep_list)
+        if not out:
+            raise UserInputError(f"split CSV {csv_path}: no row's img_name is listed in keep_list {keep_list}; "
+                                 "check that the two files describe the same subjects")
     return out
 
 

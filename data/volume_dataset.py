@@ -44,14 +44,15 @@ class VolumeSet(Sequence):
 
     def __init__(
         self, csv: str, data_root: str | None = None, preprocessing: Mapping[str, Any] | None = None,
-        mode: str = "t1", cache: bool = True,
+        mode: str = "t1", cache: bool = True, keep_list: str | None = None,
     ) -> None:
         """csv: split file (relative to data_root); preprocessing: VolumePreprocessor params;
-        mode: t1 | t2, the contrast of img_path (t2 rewrites 't1' -> 't2' as the originals do)."""
+        mode: t1 | t2, the contrast of img_path (t2 rewrites 't1' -> 't2' as the originals do);
+        keep_list: with t2, the originals' avail_t2.csv (rows without a T2 scan are dropped)."""
         self.csv = csv
         self.data_root = data_root
         self.preprocessor = build_part(VolumePreprocessor, preprocessing, "preprocessing")
-        self._rows = read_volume_split(csv, data_root, mode)
+        self._rows = read_volume_split(csv, data_root, mode, keep_list)
         if cache:
             self._volumes: list[Volume] | None = [load_volume(r, self.preprocessor) for r in self._rows]
         else:
@@ -195,7 +196,7 @@ class VolumeDataModule:
         preprocessing: Mapping[str, Any] | None = None, augmentation: Mapping[str, Any] | None = None,
         seed: int = 0, min_brain_fraction: float = 0.25, val_slices_per_volume: int | None = None,
         mode: str = "t1", slice_sampling: str = SliceSampling.BRAIN, augment_volume: bool = False,
-        validation: str = Validation.FIXED, drop_last: bool = False,
+        validation: str = Validation.FIXED, drop_last: bool = False, keep_list: str | None = None,
     ) -> None:
         """samples_per_epoch: virtual epoch length (default: number of training volumes);
         preprocessing: VolumePreprocessor params; augmentation: Augmentation params;
@@ -204,7 +205,8 @@ class VolumeDataModule:
         augment_volume: augment the 3D volume before slicing (the originals);
         validation: `fixed` | `as_training` (the originals: one random augmented slice per
         validation volume and epoch, which the best checkpoint is chosen on);
-        drop_last: the Trainer drops the last incomplete training batch (the originals: on)."""
+        drop_last: the Trainer drops the last incomplete training batch (the originals: on);
+        keep_list: with `mode: t2`, the originals' avail_t2.csv (subjects without T2 dropped)."""
         if not 0.0 <= float(min_brain_fraction) <= 1.0:
             raise UserInputError(f"data_loader key 'min_brain_fraction' = {min_brain_fraction}; must be in [0, 1]")
         if int(batch_size) < 1:
@@ -222,6 +224,7 @@ class VolumeDataModule:
         self.min_brain_fraction = float(min_brain_fraction)
         self.val_slices_per_volume = val_slices_per_volume
         self.mode = mode  # t1 | t2 (VolumeSet)
+        self.keep_list = keep_list
         self.slice_sampling = SliceSampling(slice_sampling)
         self.augment_volume = bool(augment_volume)
         self.validation = Validation(validation)
@@ -243,7 +246,7 @@ class VolumeDataModule:
     def train_dataset(self) -> SliceTrainDataset:
         """Random augmented slices; has set_epoch(epoch). Built once, volumes cached."""
         if self._train is None:
-            volumes = VolumeSet(self.train_csv, self.data_root, self.preprocessing, self.mode)
+            volumes = VolumeSet(self.train_csv, self.data_root, self.preprocessing, self.mode, keep_list=self.keep_list)
             self._train = self._slices(volumes, self.samples_per_epoch, self.seed)
             self._link()
         return self._train
@@ -251,7 +254,7 @@ class VolumeDataModule:
     def val_dataset(self) -> SliceValDataset | SliceTrainDataset:
         """Validation slices: deterministic (`fixed`) or drawn as training (`as_training`)."""
         if self._val is None:
-            volumes = VolumeSet(self.val_csv, self.data_root, self.preprocessing, self.mode)
+            volumes = VolumeSet(self.val_csv, self.data_root, self.preprocessing, self.mode, keep_list=self.keep_list)
             if self.validation is Validation.AS_TRAINING:
                 self._val = self._slices(volumes, None, self.seed + 1)
             else:

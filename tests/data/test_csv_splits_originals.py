@@ -53,3 +53,21 @@ def test_same_name_with_other_paths_is_refused(originals_root):
     (originals_root / "bad.csv").write_text("\n".join([HEADER, ROW.format(i=1), bad]) + "\n")
     with pytest.raises(UserInputError, match="different paths"):
         read_volume_split("bad.csv", originals_root)
+
+
+def test_keep_list_drops_subjects_without_t2_as_their_ixi_datamodule(originals_root, caplog):
+    # their avail_t2.csv: a pandas-written list (unnamed index, column "0") of T2 names
+    (originals_root / "avail_t2.csv").write_text(",0\n0,IXI002-Guys_t2.nii.gz\n")
+    with caplog.at_level(logging.INFO):
+        rows = read_volume_split("fold.csv", originals_root, mode="t2", keep_list="avail_t2.csv")
+    assert [r.img_name for r in rows] == ["IXI002-Guys_t1.nii.gz"]
+    assert rows[0].img_path == originals_root / "Train/ixi/t2/IXI002-Guys_t2.nii.gz"
+    assert any("2 without a T2 scan" in r.message for r in caplog.records)
+    volumes = VolumeSet("fold.csv", str(originals_root), {"crop_shape": None, "percentiles": None, "target_shape": None},
+                        mode="t2", keep_list="avail_t2.csv")
+    assert len(volumes) == 1
+    with pytest.raises(UserInputError, match="mode: t2"):
+        read_volume_split("fold.csv", originals_root, keep_list="avail_t2.csv")
+    (originals_root / "none.csv").write_text(",0\n0,IXI999-HH_t2.nii.gz\n")
+    with pytest.raises(UserInputError, match="no row's img_name"):
+        read_volume_split("fold.csv", originals_root, mode="t2", keep_list="none.csv")
