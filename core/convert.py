@@ -8,7 +8,9 @@ resolves; every other global becomes an inert placeholder that runs nothing. The
 key names (Conditioned-Diffusion-Models-UAD, `src/models/DDPM_2D.py`: the OpenAI UNet
 under `diffusion.model.`, the timm ResNet under `encoder.`) are mapped onto
 `model_zoo.unet_adm.UNetADM` / `model_zoo.condition_encoder.ConditionEncoder`, and the
-result is loaded strictly into the model of our config before it is written.
+result is loaded strictly into the model of our config before it is written. Their SparK
+pre-training checkpoints (`src/models/Spark_2D.py`, the ResNet at
+`model.sparse_encoder.sp_cnn.`) become encoder files for `init_weights`.
 """
 from __future__ import annotations
 
@@ -195,9 +197,44 @@ def map_state_dict(theirs: dict[str, Tensor], model: nn.Module) -> dict[str, Ten
     return out
 
 
+SPARK_TRUNK = ".sparse_encoder.sp_cnn."  # their SparK Lightning module: model.sparse_encoder.sp_cnn.<timm ResNet>
+
+
+def is_spark_checkpoint(theirs: dict[str, Any]) -> bool:
+    """Whether a Lightning `state_dict` is their SparK pre-training (src/models/Spark_2D.py)."""
+    return any(SPARK_TRUNK in key for key in theirs)
+
+
+def map_spark_trunk(theirs: dict[str, Any]) -> dict[str, Tensor]:
+    """Their SparK `state_dict` -> the ResNet trunk's keys (conv1 .. layer4): what their cDDPM
+    loads into its encoder (`DDPM_2D.py`: keys after `sp_cnn`, the fc layer removed)."""
+    out: dict[str, Tensor] = {}
+    for key, value in theirs.items():
+        if SPARK_TRUNK in key and isinstance(value, Tensor):
+            rest = key.split(SPARK_TRUNK, 1)[1]
+            if not rest.startswith("fc."):
+                out[rest] = value.float() if value.is_floating_point() else value
+    return out
+
+
+def _backbone_of(model: nn.Module) -> nn.Module:
+    """The ResNet trunk a SparK checkpoint fits: `backbone` (Spark pre-training) or `encoder.backbone` (cDDPM)."""
+    for path in ("backbone", "encoder.backbone"):
+        module: Any = model
+        for name in path.split("."):
+            module = getattr(module, name, None)
+        if isinstance(module, nn.Module):
+            return module
+    raise UserInputError(f"{type(model).__name__} has no ResNet trunk (`backbone` or `encoder.backbone`); a SparK "
+                         "checkpoint converts with a Spark pre-training or cDDPM config")
+
+
 def convert_checkpoint(source: str | Path, output: str | Path, config_path: str | Path | None) -> Path:
     """Read `source` (tensors only), map its keys onto the model of `config_path`, load strictly,
-    and write `output` (with the config inside, so it is self-describing)."""
+    and write `output` (with the config inside, so it is self-describing).
+
+    A SparK pre-training checkpoint becomes an encoder file in the format our Spark runs
+    export (`model_weights` = the ResNet trunk), for `init_weights: {encoder.backbone: FILE}`."""
     from core import checkpoint_metadata
     from core.Configurator import ComponentBuilder, load_config
     from dl_utils.weights import load_model_weights
@@ -211,9 +248,16 @@ def convert_checkpoint(source: str | Path, output: str | Path, config_path: str 
         raise UserInputError(f"{source}: no 'state_dict' entry; expected a PyTorch Lightning checkpoint")
     config = load_config(config_path)
     model = ComponentBuilder(config_path).build(config["model"], "model")
+    epoch = int(state.get("epoch", -1)) if isinstance(state.get("epoch"), int) else -1
+    if is_spark_checkpoint(weights):
+        trunk = _backbone_of(model)
+        load_model_weights(trunk, {"model_weights": map_spark_trunk(weights)}, source)  # strict
+        output = Path(output)
+        save_checkpoint({"model_weights": trunk.state_dict(), "epoch": epoch, "converted_from": str(source)}, output)
+        return output
     mapped = map_state_dict(weights, model)
     load_model_weights(model, {"model_weights": mapped}, source)  # strict: every key and shape must fit
     output = Path(output)
-    save_checkpoint({"model_weights": model.state_dict(), "epoch": int(state.get("epoch", -1)) if isinstance(state.get("epoch"), int) else -1,
+    save_checkpoint({"model_weights": model.state_dict(), "epoch": epoch,
                      "converted_from": str(source), **checkpoint_metadata.describe(config)}, output)
     return output

@@ -113,3 +113,35 @@ def test_foreign_files_are_one_line(tmp_path, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "junk.ckpt" in err[0]
     assert not (tmp_path / "o.pt").exists()
+
+
+SPARK_MODEL = {"module_name": "model_zoo.spark", "class_name": "SparkPretrainer",
+               "params": {"image_size": 32, "encoder_arch": "resnet18"}}
+
+
+def test_their_spark_checkpoint_becomes_an_encoder_file_for_cddpm(tmp_path):
+    # their Spark_2D LightningModule: model.sparse_encoder.sp_cnn = the timm ResNet (fc kept,
+    # dropped by their cDDPM loader), besides the decoder and mask tokens (model.dense_decoder...)
+    spark = ComponentBuilder("test").build(SPARK_MODEL, "model")
+    trunk = {k: torch.randn_like(v.float()) if v.is_floating_point() else v for k, v in spark.backbone.state_dict().items()}
+    state_dict = collections.OrderedDict(("model.sparse_encoder.sp_cnn." + k, v) for k, v in trunk.items())
+    state_dict["model.sparse_encoder.sp_cnn.fc.weight"] = torch.randn(10, 512)
+    state_dict["model.dense_decoder.dec.0.up_sample.weight"] = torch.randn(4, 4, 4, 4)
+    state_dict["model.mask_tokens.0"] = torch.randn(1, 64, 1, 1)
+    marker = tmp_path / "pwned"
+    torch.save({"state_dict": state_dict, "hyper_parameters": {"cfg": Hostile(marker)}, "epoch": 3}, tmp_path / "spark.ckpt")
+    cddpm = {"name": "c", "experiment": {"task": "test"}, "model": MODEL}
+    (tmp_path / "cddpm.yaml").write_text(yaml.safe_dump(cddpm))
+    out = tmp_path / "spark_encoder.pt"
+    assert uad(["convert", "--input", str(tmp_path / "spark.ckpt"), "--output", str(out),
+                "--config_path", str(tmp_path / "cddpm.yaml")]) == 0
+    assert not marker.exists()
+    converted = torch.load(out, map_location="cpu", weights_only=True)
+    assert set(converted["model_weights"]) == set(trunk) and converted["epoch"] == 3
+    for key, value in trunk.items():
+        torch.testing.assert_close(converted["model_weights"][key], value, rtol=0, atol=0)
+    # the file is what cDDPM's init_weights loads (strictly) into encoder.backbone
+    from core.Trainer import load_submodule_weights
+    model = ComponentBuilder("test").build(MODEL, "model")
+    load_submodule_weights(model, "encoder.backbone", out, torch.device("cpu"))
+    torch.testing.assert_close(model.encoder.backbone.conv1.weight, trunk["conv1.weight"], rtol=0, atol=0)
