@@ -106,7 +106,9 @@ def test_augmentation_draws_and_output_equal_originals(reference, seed, monkeypa
     aug = Augmentation(**AUGMENTATION)
     image, mask = torch.from_numpy(ref["image"]), torch.from_numpy(ref["mask"]).float()
     out, out_mask = aug(image, mask, 0, 0, 0, spacing=(2.0, 2.0, 2.0))
-    np.testing.assert_array_equal(out.numpy(), ref[f"aug_seed{seed}"])
+    # torchio's RandomGhosting goes through an FFT whose last bits depend on the CPU
+    # (1.8e-7 apart between two of our machines, on values of order 1): float32 noise
+    np.testing.assert_allclose(out.numpy(), ref[f"aug_seed{seed}"], rtol=0, atol=1e-6)
     assert torch.equal(out_mask, mask)
     # the parameters as torchio drew them (their history lists the preprocessing first)
     theirs = meta["history"][str(seed)][4:]
