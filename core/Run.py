@@ -125,7 +125,7 @@ def _run_orchestrator(config: dict[str, Any], config_path: Path, where: str, out
     orchestrator = builder.build(config[ORCHESTRATOR_KEY], ORCHESTRATOR_KEY)
     run_dir = make_run_dir(config, config_path, DistributedContext(), output_root)
     configure_logging(run_dir / "log.txt", verbose=not quiet, label=str(config["name"]))
-    atomic_write_text(run_dir / "config.yaml", yaml.safe_dump(config, sort_keys=False))
+    write_run_config(run_dir, config, config_path, [])
     forced = [f"device={config['device']}"] if "device" in config else []  # applies to every nested run
 
     def nested(path: str | Path, overrides: list[str] | None = None, **kwargs: Any) -> Path | None:

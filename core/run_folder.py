@@ -8,9 +8,12 @@ from __future__ import annotations
 
 import datetime as _dt
 import json
+import platform
+import subprocess
 from pathlib import Path
 from typing import Any
 
+import torch
 import torch.distributed as dist
 import yaml
 
@@ -20,7 +23,7 @@ from dl_utils.distributed import DistributedContext
 from dl_utils.errors import UserInputError
 
 CONFIG_FILE = "config.yaml"
-ORIGIN_FILE = "origin.json"  # the config path and --set values a run folder was made from
+ORIGIN_FILE = "origin.json"  # the config path, --set values, code commit and software a run folder was made from
 LATEST = Path("checkpoints") / "latest_model.pt"
 
 
@@ -107,7 +110,30 @@ def _claim(parent: Path, stamp: str) -> Path:
     raise UserInputError(f"{parent}: 10000 run folders with the stamp {stamp}; clean up {parent}")
 
 
+def _code_commit() -> dict[str, Any]:
+    """The git commit of this framework's checkout and whether tracked files differ from it
+    (null outside a git checkout): what a recorded result was computed with."""
+    root = Path(__file__).resolve().parents[1]
+    try:
+        head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, timeout=10)
+        status = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,
+                                capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return {"commit": None, "uncommitted_changes": None}
+    if head.returncode != 0:
+        return {"commit": None, "uncommitted_changes": None}
+    return {"commit": head.stdout.strip(), "uncommitted_changes": bool(status.stdout.strip())}
+
+
+def provenance() -> dict[str, Any]:
+    """Code commit, Python, torch, platform and CPU threads of this process."""
+    return {**_code_commit(), "python": platform.python_version(), "torch": torch.__version__,
+            "platform": platform.platform(), "cpu_threads": torch.get_num_threads()}
+
+
 def write_run_config(run_dir: Path, config: dict[str, Any], config_path: Path, overrides: list[str]) -> None:
-    """The resolved config and where it came from (read back by `--resume`)."""
+    """The resolved config and where it came from (read back by `--resume`; the provenance
+    lets a report name the commit and software of the run, not of the machine reading it)."""
     atomic_write_text(run_dir / CONFIG_FILE, yaml.safe_dump(config, sort_keys=False))
-    atomic_write_text(run_dir / ORIGIN_FILE, json.dumps({"config_path": str(config_path), "overrides": list(overrides)}, indent=1))
+    origin = {"config_path": str(config_path), "overrides": list(overrides), **provenance()}
+    atomic_write_text(run_dir / ORIGIN_FILE, json.dumps(origin, indent=1))
