@@ -220,11 +220,10 @@ def map_spark_trunk(theirs: dict[str, Any]) -> dict[str, Tensor]:
 def _backbone_of(model: nn.Module) -> nn.Module:
     """The ResNet trunk a SparK checkpoint fits: `backbone` (Spark pre-training) or `encoder.backbone` (cDDPM)."""
     for path in ("backbone", "encoder.backbone"):
-        module: Any = model
-        for name in path.split("."):
-            module = getattr(module, name, None)
-        if isinstance(module, nn.Module):
-            return module
+        try:
+            return model.get_submodule(path)
+        except AttributeError:
+            continue
     raise UserInputError(f"{type(model).__name__} has no ResNet trunk (`backbone` or `encoder.backbone`); a SparK "
                          "checkpoint converts with a Spark pre-training or cDDPM config")
 

@@ -45,7 +45,7 @@ def use_channels_last(model: nn.Module, channels_last: bool | None) -> bool:
 
 
 def prepare_model(model: nn.Module, channels_last: bool) -> nn.Module:
-    """eval mode, and the channels-last memory layout when asked (same numbers, faster convs).
+    """eval mode, and the channels-last memory layout when asked (faster convs, outputs equal to float noise).
     Compiling the UNet is decided per evaluation (`core.unet_compile`)."""
     model.eval()
     if channels_last:

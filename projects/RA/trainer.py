@@ -125,6 +125,10 @@ class RATrainer(Trainer):
             beta_neg=self.beta_neg,
         )
 
+    def _elbo_loss(self, rec_error: Tensor, kl: Tensor, scale: float) -> Tensor:
+        """The weighted negative ELBO of real data: the VAE warm-up's whole loss, the first term of the encoder's."""
+        return scale * (self.beta_rec * rec_error + self.beta_kl * kl)
+
     def encoder_losses(self, x: Tensor, noise: Tensor, scale: float) -> dict[str, Tensor]:
         """Encoder objective (decoder frozen); ``x (B,C,H,W)``, ``noise (B, z)``.
 
@@ -145,7 +149,7 @@ class RATrainer(Trainer):
         expelbo_fake = self._expelbo(fake, fake_mu, fake_logvar, scale)
         emb = embedding_loss(features_x, features_rec)
         loss = (
-            scale * (self.beta_rec * rec_error + self.beta_kl * kl_real)
+            self._elbo_loss(rec_error, kl_real, scale)
             + self.expelbo_weight * (expelbo_rec + expelbo_fake)
             + self.embedding_weight * emb
         )
@@ -210,7 +214,7 @@ class RATrainer(Trainer):
         rec_error = reconstruction_error(x, rec).mean()
         kl_real = kl_divergence(mu, logvar).mean()
         return {
-            "loss_vae": scale * (self.beta_rec * rec_error + self.beta_kl * kl_real),
+            "loss_vae": self._elbo_loss(rec_error, kl_real, scale),
             "mse": rec_error * scale,
             "kl_real": kl_real,
         }
