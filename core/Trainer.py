@@ -13,7 +13,7 @@ import math
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path, PurePath
-from typing import Any
+from typing import Annotated, Any
 
 import torch
 from torch import Tensor, nn
@@ -23,12 +23,14 @@ from dl_utils.checkpoint import load_checkpoint, save_checkpoint
 from dl_utils.distributed import DistributedContext, all_reduce_gradients, all_reduce_mean, broadcast_parameters
 from dl_utils.errors import UserInputError
 from dl_utils.options import parse_option
+from dl_utils.param_types import Ge, Le, PositiveFloat, PositiveInt
 from dl_utils.progress import progress
 from dl_utils.run_logger import RunLogger
 from dl_utils.weights import load_strict
 
 LOG = logging.getLogger(__name__)
 STAGING_DIR = ".partial"  # in the run folder: checkpoints are written here, then renamed into checkpoints/
+MAX_EPOCHS = 1_000_000  # far above any paper's schedule (the longest is 1600); a larger value is a typo
 
 
 class Optimizer(enum.StrEnum):
@@ -57,14 +59,14 @@ class Trainer:
         dist_ctx: DistributedContext = DistributedContext(),
         logger: RunLogger | None = None,
         seed: int = 42,
-        nr_epochs: int = 100,
+        nr_epochs: Annotated[int, Ge(1), Le(MAX_EPOCHS)] = 100,
         optimizer: str = "adam",
         optimizer_params: dict[str, Any] | None = None,
-        patience: int | None = None,
-        val_every: int = 1,
-        max_steps_per_epoch: int | None = None,
+        patience: PositiveInt | None = None,
+        val_every: PositiveInt = 1,
+        max_steps_per_epoch: PositiveInt | None = None,
         amp: bool = False,
-        grad_clip: float | None = None,
+        grad_clip: PositiveFloat | None = None,
         loss: Callable[[Tensor, Tensor], Tensor] | None = None,
         init_weights: dict[str, str] | None = None,
         export_weights: dict[str, str] | None = None,
@@ -75,7 +77,9 @@ class Trainer:
         order, e.g. the newest Spark run folder); `export_weights` maps a submodule path to
         a file name inside the run folder, written from the best weights after training
         (e.g. Spark's encoder trunk for cDDPM's `encoder.backbone`). A run writes only
-        inside its own run folder."""
+        inside its own run folder. Ranges are in the signature (`Annotated[..., Ge(1)]`) and are
+        checked by the configurator before anything is built: `patience: 0` would stop
+        after the first epoch, `grad_clip: -1` would reverse the gradient."""
         parse_option(Optimizer, optimizer, "optimizer")
         if nr_epochs < 1:
             raise ValueError("nr_epochs must be >= 1")

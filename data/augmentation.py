@@ -8,12 +8,14 @@ untouched and an item's augmentation does not depend on workers or processes.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Annotated
 
 import numpy as np
 import torch
 import torchio as tio
 
 from dl_utils.errors import UserInputError
+from dl_utils.param_types import Ge, Lt, NonNegativeFloat, Probability
 
 
 def item_seed(seed: int, epoch: int, index: int) -> int:
@@ -43,22 +45,22 @@ class Augmentation:
     pipeline is theirs and draws the same parameters from the same torch seed.
     """
 
-    gamma_p: float = 0.5
-    gamma_log_range: float = 0.3
-    bias_field_p: float = 0.25
-    bias_field_coefficients: float = 0.5
-    blur_p: float = 0.25
-    blur_std_max: float = 1.0
-    ghosting_p: float = 0.5
-    noise_p: float = 0.0
-    noise_std_max: float = 0.02
-    affine_p: float = 0.0
-    affine_degrees: float = 5.0
-    affine_scale: float = 0.05
-    affine_translation: float = 2.0
+    gamma_p: Probability = 0.5
+    gamma_log_range: NonNegativeFloat = 0.3
+    bias_field_p: Probability = 0.25
+    bias_field_coefficients: NonNegativeFloat = 0.5
+    blur_p: Probability = 0.25
+    blur_std_max: NonNegativeFloat = 1.0
+    ghosting_p: Probability = 0.5
+    noise_p: Probability = 0.0
+    noise_std_max: NonNegativeFloat = 0.02
+    affine_p: Probability = 0.0
+    affine_degrees: NonNegativeFloat = 5.0
+    affine_scale: Annotated[float, Ge(0), Lt(1)] = 0.05
+    affine_translation: NonNegativeFloat = 2.0
     affine_interpolation: str = "bspline"
     affine_isotropic: bool = False
-    flip_p: float = 0.0
+    flip_p: Probability = 0.0
     clip: bool = True
 
     def __post_init__(self) -> None:

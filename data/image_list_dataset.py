@@ -25,7 +25,7 @@ from data.csv_splits import SplitRow, read_file_list, read_volume_split, resolve
 from data.volume import Volume
 from data.volume_dataset import EpochSeededDataset
 from dl_utils.errors import UserInputError
-from dl_utils.param_types import build_part
+from dl_utils.param_types import NonNegativeInt, PositiveInt, build_part
 
 CsvArg = str | Sequence[str] | None
 
@@ -129,7 +129,7 @@ class ImageListSet(Sequence):
 
     def __init__(
         self, csv: str | Sequence[str], data_root: str | None = None, label_dir: CsvArg = None,
-        mask_dir: CsvArg = None, target_size: Sequence[int] = (128, 128), mask_kind: str = MaskKind.BRAIN,
+        mask_dir: CsvArg = None, target_size: Sequence[PositiveInt] = (128, 128), mask_kind: str = MaskKind.BRAIN,
         square: bool = False, intensity: str = Intensity.MIN_MAX, resize: str = Resize.SKIMAGE,
     ) -> None:
         """csv / label_dir / mask_dir: CSV file(s) with a `filename` column, row-parallel;
@@ -253,8 +253,8 @@ class ImageListDataModule:
 
     def __init__(
         self, train_csv: str | Sequence[str], val_csv: str | Sequence[str], data_root: str | None = None,
-        batch_size: int = 8, num_workers: int = 0, target_size: Sequence[int] = (128, 128),
-        train_mask_dir: CsvArg = None, val_mask_dir: CsvArg = None, samples_per_epoch: int | None = None,
+        batch_size: PositiveInt = 8, num_workers: NonNegativeInt = 0, target_size: Sequence[PositiveInt] = (128, 128),
+        train_mask_dir: CsvArg = None, val_mask_dir: CsvArg = None, samples_per_epoch: PositiveInt | None = None,
         augmentation: Mapping[str, Any] | None = None, seed: int = 0, mask_kind: str = MaskKind.BRAIN,
         square: bool = False, intensity: str = Intensity.MIN_MAX, resize: str = Resize.SKIMAGE,
         drop_last: bool = False,

@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import Annotated
 
 import numpy as np
 import SimpleITK as sitk
@@ -20,6 +21,7 @@ import torchio as tio
 from scipy import ndimage
 
 from dl_utils.errors import UserInputError
+from dl_utils.param_types import Ge, Le, NonNegativeInt, PositiveFloat, PositiveInt
 
 
 class Pipeline(StrEnum):
@@ -150,15 +152,15 @@ class VolumePreprocessor:
     target_spacing 2 (their `rescaleFactor`) on 1 mm volumes.
     """
 
-    crop_shape: Sequence[int] | None = (192, 192, 100)
-    percentiles: Sequence[float] | None = (1.0, 99.0)
-    target_shape: Sequence[int] | None = (96, 96, 50)
-    target_spacing: Sequence[float] | None = None
+    crop_shape: Sequence[PositiveInt] | None = (192, 192, 100)
+    percentiles: Sequence[Annotated[float, Ge(0), Le(100)]] | None = (1.0, 99.0)
+    target_shape: Sequence[PositiveInt] | None = (96, 96, 50)
+    target_spacing: Sequence[PositiveFloat] | None = None
     image_order: int = 3
     pipeline: str = Pipeline.TORCHIO
     curvature_flow: bool = False
-    curvature_flow_time_step: float = 0.125
-    curvature_flow_iterations: int = 3
+    curvature_flow_time_step: PositiveFloat = 0.125
+    curvature_flow_iterations: NonNegativeInt = 3
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "crop_shape", _tuple_or_none(self.crop_shape, 3, "crop_shape"))

@@ -16,7 +16,7 @@ from data.nifti_io import load_subject
 from data.preprocessing import VolumePreprocessor
 from data.volume import Volume
 from dl_utils.errors import UserInputError
-from dl_utils.param_types import build_part
+from dl_utils.param_types import NonNegativeInt, PositiveInt, Probability, build_part
 
 
 def load_volume(row: SplitRow, preprocessor: VolumePreprocessor) -> Volume:
@@ -191,10 +191,10 @@ class VolumeDataModule:
     """Training/validation slices from volume-layout CSVs (config `trainer.params.data_loader`)."""
 
     def __init__(
-        self, train_csv: str, val_csv: str, data_root: str | None = None, batch_size: int = 32,
-        num_workers: int = 0, samples_per_epoch: int | None = None,
+        self, train_csv: str, val_csv: str, data_root: str | None = None, batch_size: PositiveInt = 32,
+        num_workers: NonNegativeInt = 0, samples_per_epoch: PositiveInt | None = None,
         preprocessing: Mapping[str, Any] | None = None, augmentation: Mapping[str, Any] | None = None,
-        seed: int = 0, min_brain_fraction: float = 0.25, val_slices_per_volume: int | None = None,
+        seed: int = 0, min_brain_fraction: Probability = 0.25, val_slices_per_volume: PositiveInt | None = None,
         mode: str = "t1", slice_sampling: str = SliceSampling.BRAIN, augment_volume: bool = False,
         validation: str = Validation.FIXED, drop_last: bool = False, keep_list: str | None = None,
     ) -> None:

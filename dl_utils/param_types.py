@@ -6,6 +6,12 @@ str, paths, Optional / unions, Literal, Enum / StrEnum, Sequence / list / tuple,
 Mapping / dict, Callable and classes (filled by a nested `{module_name, class_name}`
 component). An int is not a float's refusal: YAML `2.0` for an `int`, `"10"` for an
 `int`, `abc` for a number and a list for a mapping are refused with the expected type.
+
+Ranges are part of the signature too: `Annotated[int, Ge(1)]` (or the aliases
+`PositiveInt`, `NonNegativeInt`, `PositiveFloat`, `Fraction`, ...) states the values a
+parameter takes, and `mismatch` refuses `0` with "expected an integer >= 1, got 0",
+before anything is built or written. The markers are hand-written (four comparisons)
+rather than taken from `annotated_types`, which is not a dependency of this project.
 """
 from __future__ import annotations
 
@@ -17,8 +23,9 @@ import os
 import types
 import typing
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path, PurePath
-from typing import Any
+from typing import Annotated, Any
 
 from dl_utils.errors import UserInputError
 
@@ -26,6 +33,86 @@ NO_HINT = inspect.Parameter.empty
 _PATH_TYPES = (Path, PurePath, os.PathLike)
 _SEQUENCE_ORIGINS = (list, tuple, cabc.Sequence, cabc.Iterable, cabc.Collection, cabc.MutableSequence, set, frozenset)
 _MAPPING_ORIGINS = (dict, cabc.Mapping, cabc.MutableMapping)
+
+
+@dataclass(frozen=True)
+class Bound:
+    """A range marker in an `Annotated` hint; subclasses say which comparison must hold."""
+
+    bound: float
+    symbol = "?"
+
+    def holds(self, value: float) -> bool:  # pragma: no cover - every subclass overrides it
+        raise NotImplementedError
+
+    def __str__(self) -> str:
+        return f"{self.symbol} {self.bound:g}" if isinstance(self.bound, float) else f"{self.symbol} {self.bound}"
+
+
+class Ge(Bound):
+    """value >= bound (NaN never holds)."""
+
+    symbol = ">="
+
+    def holds(self, value: float) -> bool:
+        return bool(value >= self.bound)
+
+
+class Gt(Bound):
+    """value > bound."""
+
+    symbol = ">"
+
+    def holds(self, value: float) -> bool:
+        return bool(value > self.bound)
+
+
+class Le(Bound):
+    """value <= bound."""
+
+    symbol = "<="
+
+    def holds(self, value: float) -> bool:
+        return bool(value <= self.bound)
+
+
+class Lt(Bound):
+    """value < bound."""
+
+    symbol = "<"
+
+    def holds(self, value: float) -> bool:
+        return bool(value < self.bound)
+
+
+# The ranges constructors use most; a specific bound is written out, e.g. Annotated[int, Ge(1), Le(100_000)].
+PositiveInt = Annotated[int, Ge(1)]
+NonNegativeInt = Annotated[int, Ge(0)]
+PositiveFloat = Annotated[float, Gt(0)]
+NonNegativeFloat = Annotated[float, Ge(0)]
+Probability = Annotated[float, Ge(0), Le(1)]      # a probability or a fraction, ends included
+OpenFraction = Annotated[float, Gt(0), Lt(1)]     # strictly between 0 and 1 (a false-positive rate, a quantile)
+
+
+def bounds_of(hint: Any) -> tuple[Bound, ...]:
+    """The range markers of an `Annotated` hint (none for any other hint)."""
+    if typing.get_origin(hint) is not typing.Annotated:
+        return ()
+    return tuple(m for m in hint.__metadata__ if isinstance(m, Bound))
+
+
+def _range_words(bounds: tuple[Bound, ...]) -> str:
+    return " and ".join(str(b) for b in bounds)
+
+
+def check_bounds(value: Any, hint: Any) -> str | None:
+    """None when `value` (already of the right type) lies in the range `hint` states; else why not."""
+    bounds = bounds_of(hint)
+    if not bounds or isinstance(value, bool) or not isinstance(value, numbers.Real):
+        return None
+    if all(b.holds(value) for b in bounds):
+        return None
+    return f"expected {describe(hint)}, got {_show(value)}"
 
 
 def constructor_hints(cls: type) -> dict[str, Any]:
@@ -36,7 +123,7 @@ def constructor_hints(cls: type) -> dict[str, Any]:
         if init is None or klass is object:
             continue
         try:
-            resolved = typing.get_type_hints(init)
+            resolved = typing.get_type_hints(init, include_extras=True)  # keep Annotated ranges
         except Exception:  # a forward reference nobody can resolve: no check rather than a wrong one
             resolved = {}
         hints.update({k: v for k, v in resolved.items() if k != "return"})
@@ -47,6 +134,9 @@ _PLURALS = {int: "integers", float: "numbers", bool: "booleans", str: "strings"}
 
 
 def _describe_items(hint: Any) -> str:
+    bounds = bounds_of(hint)
+    if bounds:
+        return f"{_describe_items(typing.get_args(hint)[0])} {_range_words(bounds)}"
     return _PLURALS.get(hint) or describe(hint)
 
 
@@ -55,6 +145,9 @@ def describe(hint: Any) -> str:
     if hint is type(None):
         return "null"
     origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin is typing.Annotated:
+        bounds = bounds_of(hint)
+        return describe(args[0]) + (f" {_range_words(bounds)}" if bounds else "")
     if origin in (typing.Union, types.UnionType):
         return " or ".join(describe(a) for a in args)
     if origin is typing.Literal:
@@ -97,7 +190,7 @@ def mismatch(value: Any, hint: Any, resolve: Callable[[dict[str, Any]], type] | 
         return None
     origin, args = typing.get_origin(hint), typing.get_args(hint)
     if origin is typing.Annotated:
-        return mismatch(value, args[0], resolve)
+        return mismatch(value, args[0], resolve) or check_bounds(value, hint)
     if origin in (typing.Union, types.UnionType):
         reasons = [mismatch(value, a, resolve) for a in args]
         if any(r is None for r in reasons):

@@ -6,6 +6,8 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor, nn
 
+from dl_utils.param_types import PositiveInt
+
 
 def _down(cin: int, cout: int, groups: int) -> nn.Sequential:
     return nn.Sequential(nn.Conv2d(cin, cout, 4, stride=2, padding=1), nn.GroupNorm(min(groups, cout), cout), nn.LeakyReLU(0.2))
@@ -22,8 +24,9 @@ class ConvAutoencoder(nn.Module):
     over distributed processes.
     """
 
-    def __init__(self, in_channels: int = 1, image_size: int = 64, channels: Sequence[int] = (32, 64, 128, 256),
-                 latent_dim: int = 128, norm_groups: int = 8):
+    def __init__(self, in_channels: PositiveInt = 1, image_size: PositiveInt = 64,
+                 channels: Sequence[PositiveInt] = (32, 64, 128, 256), latent_dim: PositiveInt = 128,
+                 norm_groups: PositiveInt = 8):
         super().__init__()
         factor = 2 ** len(channels)
         if image_size % factor:

@@ -18,12 +18,14 @@ from __future__ import annotations
 import inspect
 from collections.abc import Mapping, Sequence
 from enum import StrEnum
+from typing import Annotated
 
 import torch
 from torch import Tensor, nn
 
 from dl_utils.errors import UserInputError
 from dl_utils.options import parse_option
+from dl_utils.param_types import Ge, Lt, NonNegativeFloat, PositiveFloat, PositiveInt
 from dl_utils.weights import load_strict
 from model_zoo.condition_encoder import ConditionEncoder
 from model_zoo.gaussian_diffusion import GaussianDiffusion, ReconstructionMode
@@ -54,34 +56,34 @@ class DDPM(nn.Module):
 
     def __init__(
         self,
-        in_channels: int = 1,
-        image_size: int = 96,
-        base_channels: int = 128,
-        channel_mult: Sequence[int] = (1, 2, 2),
-        num_res_blocks: int = 3,
-        attention_resolutions: Sequence[int] = (),
-        num_head_channels: int = 64,
-        dropout: float = 0.0,
+        in_channels: PositiveInt = 1,
+        image_size: PositiveInt = 96,
+        base_channels: PositiveInt = 128,
+        channel_mult: Sequence[PositiveInt] = (1, 2, 2),
+        num_res_blocks: PositiveInt = 3,
+        attention_resolutions: Sequence[PositiveInt] = (),
+        num_head_channels: PositiveInt = 64,
+        dropout: Annotated[float, Ge(0), Lt(1)] = 0.0,
         use_scale_shift_norm: bool = True,
         resblock_updown: bool = True,
-        num_groups: int = 32,
-        timesteps: int = 1000,
+        num_groups: PositiveInt = 32,
+        timesteps: PositiveInt = 1000,
         beta_schedule: str = "cosine",
         target: str = "x0",
         loss: str = "l1",
         noise: str = "simplex",
-        simplex_octaves: int = 6,
-        simplex_persistence: float = 0.8,
-        simplex_frequency: float = 64.0,
+        simplex_octaves: PositiveInt = 6,
+        simplex_persistence: PositiveFloat = 0.8,
+        simplex_frequency: PositiveFloat = 64.0,
         simplex_share_field_across_batch: bool = False,
         simplex_normalize_variance: bool = True,
         simplex_fp16: bool = True,
         reconstruction_mode: str = "one_step",
-        t_test: int = 500,
-        ensemble_timesteps: Sequence[int] = (250, 500, 750),
-        sampling_steps: int | None = None,
-        ddim_eta: float = 0.0,
-        max_batch_size: int | None = 64,
+        t_test: PositiveInt = 500,
+        ensemble_timesteps: Sequence[PositiveInt] = (250, 500, 750),
+        sampling_steps: PositiveInt | None = None,
+        ddim_eta: NonNegativeFloat = 0.0,
+        max_batch_size: PositiveInt | None = 64,
         clamp_reconstruction: bool = True,
     ) -> None:
         super().__init__()
@@ -223,8 +225,8 @@ class ConditionalDDPM(DDPM):
         self,
         *,
         encoder_arch: str = "resnet50",
-        cond_dim: int = 128,
-        encoder_drop_path_rate: float = 0.0,
+        cond_dim: PositiveInt = 128,
+        encoder_drop_path_rate: Annotated[float, Ge(0), Lt(1)] = 0.0,
         encoder_zero_init_last: bool = False,
         reconstruction_mode: str = "ensemble",
         **ddpm_params: object,

@@ -15,6 +15,8 @@ from typing import NamedTuple
 import torch
 from torch import Tensor, nn
 
+from dl_utils.param_types import NonNegativeFloat, PositiveInt
+
 RESIDUAL_KERNEL = 3
 """Kernel size of the two convolutions inside a residual block (Soft-IntroVAE)."""
 POOL_FACTOR = 2
@@ -177,12 +179,12 @@ class RAModel(nn.Module):
 
     def __init__(
         self,
-        in_channels: int = 1,
-        image_size: int = 128,
-        channels: Sequence[int] = (64, 128, 256, 512, 512),
-        latent_dim: int = 128,
-        conv_kernel: int = 5,
-        negative_slope: float = 0.2,
+        in_channels: PositiveInt = 1,
+        image_size: PositiveInt = 128,
+        channels: Sequence[PositiveInt] = (64, 128, 256, 512, 512),
+        latent_dim: PositiveInt = 128,
+        conv_kernel: PositiveInt = 5,
+        negative_slope: NonNegativeFloat = 0.2,
         published_skip_convs: bool = False,
     ) -> None:
         super().__init__()

@@ -23,6 +23,7 @@ false), and its timm ResNet-50 has stochastic depth 0.05 and zero-initialised la
 from __future__ import annotations
 
 import itertools
+from typing import Annotated
 
 import torch
 import torch.nn.functional as F
@@ -30,6 +31,7 @@ from torch import Tensor, nn
 from torchvision.ops import stochastic_depth
 
 from dl_utils.errors import UserInputError
+from dl_utils.param_types import Ge, Lt, OpenFraction, PositiveInt
 from model_zoo.condition_encoder import (
     block_drop_rates,
     build_resnet_backbone,
@@ -174,13 +176,13 @@ class SparkPretrainer(nn.Module):
     def __init__(
         self,
         encoder_arch: str = "resnet50",
-        in_channels: int = 1,
-        image_size: int = 96,
-        mask_ratio: float = 0.65,
-        patch_size: int = 32,
-        decoder_width: int = 512,
+        in_channels: PositiveInt = 1,
+        image_size: PositiveInt = 96,
+        mask_ratio: OpenFraction = 0.65,
+        patch_size: PositiveInt = 32,
+        decoder_width: PositiveInt = 512,
         normalize_target_patches: bool = True,
-        drop_path_rate: float = 0.0,
+        drop_path_rate: Annotated[float, Ge(0), Lt(1)] = 0.0,
         zero_init_last: bool = False,
     ) -> None:
         super().__init__()

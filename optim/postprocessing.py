@@ -17,12 +17,14 @@ from __future__ import annotations
 import enum
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
 import torch
 from scipy import ndimage
 
 from dl_utils.options import parse_option
+from dl_utils.param_types import NonNegativeInt, PositiveInt
 from optim.metrics.arrays import ArrayLike, as_float, check_same_shape, like_input, to_numpy
 
 MapStep = Callable[[ArrayLike, ArrayLike], ArrayLike]
@@ -68,7 +70,7 @@ class BrainMaskErosion:
     The originals use ``iterations = W // 25`` (3 at 96 x 96).
     """
 
-    iterations: int = 3
+    iterations: NonNegativeInt = 3
     structure: str = "cross"
 
     def __post_init__(self) -> None:
@@ -88,7 +90,7 @@ class BrainMaskErosion:
 class MedianFilter:
     """3D median filter (``scipy.ndimage.median_filter``, size k^3, mode reflect), then x mask."""
 
-    kernel_size: int = 5
+    kernel_size: PositiveInt = 5
 
     def __post_init__(self) -> None:
         if self.kernel_size < 1:
@@ -111,8 +113,8 @@ class RemoveSmallComponents:
     counted); here the voxel count itself is used.
     """
 
-    min_size: int = 8
-    connectivity: int = 26
+    min_size: NonNegativeInt = 8
+    connectivity: Literal[6, 18, 26] = 26
 
     def __post_init__(self) -> None:
         if self.connectivity not in _CONNECTIVITY_RANK:

@@ -10,6 +10,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from dl_utils.errors import UserInputError
+from dl_utils.param_types import NonNegativeFloat, NonNegativeInt, PositiveFloat, PositiveInt
 from optim.scoring._checks import check_inputs
 from optim.scoring.gaussian import gaussian_kernel_bank
 
@@ -48,11 +49,11 @@ class IntensityDensityScorer:
     volumes first; the fitted density travels via state_dict()/load_state_dict().
     """
 
-    bins: int = 200
+    bins: PositiveInt = 200
     value_range: tuple[float, float] = (0.0, 1.0)
-    smoothing_sigma: float = 1.0
-    eps: float = 1e-6
-    num_reconstructions: int = 0
+    smoothing_sigma: NonNegativeFloat = 1.0
+    eps: PositiveFloat = 1e-6
+    num_reconstructions: NonNegativeInt = 0
     _fitted: dict[str, Tensor] = field(default_factory=dict, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:

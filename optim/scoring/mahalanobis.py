@@ -6,11 +6,13 @@ all slices at once, instead of the original code's dense P x P inverse per slice
 """
 
 from dataclasses import dataclass
+from typing import Annotated
 
 import torch
 from torch import Tensor
 
 from dl_utils.errors import UserInputError
+from dl_utils.param_types import Ge, NonNegativeFloat, PositiveFloat
 from optim.scoring._checks import check_inputs, check_num_reconstructions
 from optim.scoring.gaussian import gaussian_filter
 from optim.scoring.ssim import parse_ssim_padding, ssim_maps
@@ -78,11 +80,11 @@ class MahalanobisScorer:
     reflect padding (edge not repeated), "symmetric" = skimage-exact.
     """
 
-    num_reconstructions: int = 10
-    regularization: float = 0.01
+    num_reconstructions: Annotated[int, Ge(2)] = 10
+    regularization: PositiveFloat = 0.01
     diagonal: bool = False
-    smoothing_sigma: float = 1.0
-    ssim_sigma: float = 1.0
+    smoothing_sigma: NonNegativeFloat = 1.0
+    ssim_sigma: PositiveFloat = 1.0
     combine_with_ssim: bool = True
     ssim_padding: str = "symmetric"
 

@@ -25,6 +25,7 @@ from torch import Tensor, nn
 
 from dl_utils.errors import UserInputError
 from dl_utils.options import parse_option
+from dl_utils.param_types import NonNegativeFloat, NonNegativeInt, PositiveFloat, PositiveInt
 from optim.scoring._checks import check_inputs, check_num_reconstructions
 from optim.scoring.gaussian import gaussian_filter_bank
 
@@ -104,14 +105,14 @@ class RAPerceptualScorer:
 
     backbone: str = Backbone.IMAGENET
     backbone_weights: str | None = None
-    sigma: float = 2.0
-    truncate: float = 4.0
-    clahe_clip_limit: float = 0.01
-    clahe_kernel_size: int | None = None
-    clahe_nbins: int = 256
-    batch_size: int = 32
-    random_backbone_seed: int = 0
-    num_reconstructions: int = 1
+    sigma: PositiveFloat = 2.0
+    truncate: PositiveFloat = 4.0
+    clahe_clip_limit: NonNegativeFloat = 0.01
+    clahe_kernel_size: PositiveInt | None = None
+    clahe_nbins: PositiveInt = 256
+    batch_size: PositiveInt = 32
+    random_backbone_seed: NonNegativeInt = 0
+    num_reconstructions: PositiveInt = 1
 
     def __post_init__(self) -> None:
         parse_option(Backbone, self.backbone, "RAPerceptualScorer.backbone")

@@ -3,12 +3,14 @@
 from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import Literal
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
 from dl_utils.errors import UserInputError
+from dl_utils.param_types import PositiveFloat, PositiveInt
 from optim.scoring._checks import check_inputs, check_num_reconstructions
 from optim.scoring.gaussian import gaussian_filter_stack, gaussian_radius
 
@@ -138,12 +140,12 @@ class _SSIMMapScorer:
     """The SSIM constants both SSIM scorers share (Wang et al. 2004; windows as skimage) and
     their map of the mean reconstruction against the input."""
 
-    spatial_dims: int = 3
-    k1: float = 0.01
-    k2: float = 0.03
-    data_range: float | None = None
-    truncate: float = 3.5
-    num_reconstructions: int = 1
+    spatial_dims: Literal[2, 3] = 3
+    k1: PositiveFloat = 0.01
+    k2: PositiveFloat = 0.03
+    data_range: PositiveFloat | None = None
+    truncate: PositiveFloat = 3.5
+    num_reconstructions: PositiveInt = 1
     padding: str = "symmetric"
 
     def _window_sigmas(self) -> tuple[float, ...]:
@@ -173,7 +175,7 @@ class SSIMEnsembleScorer(_SSIMMapScorer):
     only the map is masked.
     """
 
-    sigmas: tuple[float, ...] = ENSEMBLE_SIGMAS
+    sigmas: tuple[PositiveFloat, ...] = ENSEMBLE_SIGMAS
 
     def _window_sigmas(self) -> tuple[float, ...]:
         return tuple(float(s) for s in self.sigmas)
@@ -194,7 +196,7 @@ class SSIMScorer(_SSIMMapScorer):
     padding as ``SSIMEnsembleScorer``.
     """
 
-    sigma: float = 1.5
+    sigma: PositiveFloat = 1.5
 
     def _window_sigmas(self) -> tuple[float, ...]:
         return (float(self.sigma),)

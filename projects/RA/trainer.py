@@ -20,6 +20,7 @@ from torch import Tensor, nn
 
 from core.Trainer import Trainer
 from dl_utils.errors import UserInputError
+from dl_utils.param_types import NonNegativeFloat, NonNegativeInt, PositiveFloat
 from projects.RA.losses import embedding_loss, exp_elbo, kl_divergence, reconstruction_error
 
 
@@ -67,16 +68,16 @@ class RATrainer(Trainer):
     def __init__(
         self,
         *,
-        beta_rec: float = 0.5,
-        beta_kl: float = 1.0,
-        beta_neg: float = 128.0,
-        gamma_r: float = 1e-8,
-        expelbo_weight: float = 0.25,
-        embedding_weight: float = 0.005,
-        encoder_lr: float = 5e-5,
-        decoder_lr: float = 5e-5,
-        vae_epochs: int = 0,
-        vae_lr: float | None = None,
+        beta_rec: NonNegativeFloat = 0.5,
+        beta_kl: NonNegativeFloat = 1.0,
+        beta_neg: NonNegativeFloat = 128.0,
+        gamma_r: NonNegativeFloat = 1e-8,
+        expelbo_weight: NonNegativeFloat = 0.25,
+        embedding_weight: NonNegativeFloat = 0.005,
+        encoder_lr: PositiveFloat = 5e-5,
+        decoder_lr: PositiveFloat = 5e-5,
+        vae_epochs: NonNegativeInt = 0,
+        vae_lr: PositiveFloat | None = None,
         **kwargs: Any,
     ) -> None:
         self.beta_rec = beta_rec
