@@ -4,6 +4,13 @@ The schema of a component is its class's constructor: `params` must be keyword
 arguments of `__init__` (walking base classes while a constructor takes `**kwargs`).
 A config may name `base` configs and state only what differs from them, so that a
 second project uses the first one's config instead of forking it.
+
+A config is data, never permission: only classes defined in this project's packages are
+built, unless the person running the command passes `--allow-external-modules` (core/Main.py,
+core/cli.py); no file (config, `base:`, run folder, checkpoint) can grant it, and a config
+key `allow_external_modules` is refused with one line naming the flag. Each place a
+component fills has a `Role` (a base class, or the methods its class must define), checked
+on the class before it is constructed: `subprocess.Popen` is neither a model nor a scorer.
 """
 from __future__ import annotations
 
@@ -14,10 +21,12 @@ import importlib
 import inspect
 import re
 from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import yaml
+from torch import nn
 
 from dl_utils.errors import UserInputError
 from dl_utils.options import parse_option
@@ -35,7 +44,6 @@ TOP_LEVEL_KEYS = {
     "deterministic": "deterministic algorithms where available (default true)",
     "num_threads": "CPU threads for torch (default: the number of cores); results are reproducible per thread count",
     "output_root": "folder that holds run folders (default runs)",
-    "allow_external_modules": "let module_name point outside this project's packages",
     "configurator": "kept for iml-dl compatibility (ignored)",
     "logging": "{wandb: {mode: disabled|offline|online, project, entity}}",
     "model": "{module_name, class_name, params}",
@@ -49,13 +57,15 @@ WANDB_KEYS = ("mode", "project", "entity")
 # Types of the top-level values (the components are typed by their constructors).
 TOP_LEVEL_TYPES: dict[str, Any] = {
     "name": str, "device": str, "seed": int, "deterministic": bool, "num_threads": int | None, "output_root": str,
-    "allow_external_modules": bool, "experiment": dict, "logging": dict | None,
+    "experiment": dict, "logging": dict | None,
     "model": dict, "trainer": dict, "downstream_tasks": dict | None,
 }
 EXPERIMENT_TYPES: dict[str, Any] = {"name": str, "task": str, "weights": str | None}
 # A config is a few kilobytes: these bounds refuse an oversized file or an alias bomb at once.
 MAX_CONFIG_BYTES = 1_000_000
 MAX_CONFIG_NODES = 200_000
+FILE_OPT_IN_KEY = "allow_external_modules"  # was a config key; now only the command-line flag grants it
+EXTERNAL_FLAG = "--allow-external-modules"
 REPLACE_MARKER = "_replace"   # `{_replace: true, ...}`: this mapping replaces its base's whole
 DELETE_MARKER = "_delete"     # `{_delete: [key, ...], ...}`: drop these keys of the base's mapping
 
@@ -300,8 +310,17 @@ def apply_overrides(config: dict[str, Any], overrides: Iterable[str], path: str 
     return config
 
 
+def refuse_file_opt_in(config: Any, path: str | Path) -> None:
+    """A file (config, base, run folder, checkpoint) must never let code from outside this project run:
+    the opt-in is the command-line flag of the person running the command."""
+    if isinstance(config, dict) and FILE_OPT_IN_KEY in config:
+        raise ConfigError(path, FILE_OPT_IN_KEY, f"is not a config key: a file cannot allow code from outside this project; "
+                                                 f"remove it and pass {EXTERNAL_FLAG} on the command line if you trust the modules it names")
+
+
 def validate_top_level(config: dict[str, Any], path: str | Path) -> None:
     """Unknown top-level, experiment and logging keys are errors with the closest valid key."""
+    refuse_file_opt_in(config, path)
     for key in config:
         if key not in TOP_LEVEL_KEYS:
             raise ConfigError(path, key, "unknown top-level key" + _closest(key, TOP_LEVEL_KEYS))
@@ -385,15 +404,56 @@ def constructor_keywords(cls: type) -> tuple[set[str], bool]:
     return names, True
 
 
+def _defines(cls: type, method: str) -> bool:
+    """Whether `cls` (not its metaclass: every class is callable) defines a callable `method`."""
+    return any(callable(vars(klass).get(method)) for klass in cls.__mro__ if klass is not object)
+
+
+@dataclass(frozen=True)
+class Role:
+    """What a component must be to fill its place, checked on its class before construction:
+    a subclass of `base`, and/or a class defining `methods` (for protocol-like roles)."""
+
+    name: str
+    base: type | None = None
+    methods: tuple[str, ...] = ()
+
+    def refusal(self, cls: type) -> str | None:
+        """None when `cls` can fill this role; else why not, in words."""
+        if self.base is not None and not issubclass(cls, self.base):
+            return (f"is not a {self.base.__name__} (subclass {self.base.__module__}.{self.base.__name__} "
+                    f"to use it as the {self.name})")
+        absent = [m for m in self.methods if not _defines(cls, m)]
+        if absent:
+            return f"is not a {self.name} (it defines no {', '.join(absent)})"
+        return None
+
+
+MODEL = Role("model", base=nn.Module)
+SCORER = Role("scorer", methods=("__call__",))
+MAP_STEP = Role("post-processing step", methods=("__call__",))
+DATA_MODULE = Role("training data module", methods=("train_dataset", "val_dataset"))
+EVALUATION_SET = Role("evaluation data set", methods=("__len__", "__getitem__"))
+ORCHESTRATOR = Role("orchestrator", methods=("run",))
+
+
+def is_project_class(cls: type) -> bool:
+    """Defined in one of this project's packages (not merely imported into one of its modules)."""
+    return str(getattr(cls, "__module__", "")).split(".")[0] in PROJECT_PACKAGES
+
+
 class ComponentBuilder:
-    """Builds `{module_name, class_name, params}` specs, checking names against the allow-list."""
+    """Builds `{module_name, class_name, params}` specs: project classes only (unless the command
+    line allowed external ones), each checked against its role before it is constructed."""
 
     def __init__(self, config_path: str | Path, allow_external_modules: bool = False):
+        """`allow_external_modules` comes from the command-line flag, never from a file."""
         self.config_path = str(config_path)
         self.allow_external_modules = bool(allow_external_modules)
 
-    def resolve_class(self, spec: Any, key: str, expected: type | None = None) -> type:
-        """The class `spec` names, imported from an allowed module; `expected`: the base class its role needs."""
+    def resolve_class(self, spec: Any, key: str, expected: type | Role | None = None) -> type:
+        """The class `spec` names, imported from an allowed module; `expected`: the base class or
+        role its place needs (checked on the class: nothing is constructed yet)."""
         if not isinstance(spec, dict):
             raise ConfigError(self.config_path, key, "must be a mapping {module_name, class_name, params}")
         for name in ("module_name", "class_name"):
@@ -405,7 +465,7 @@ class ComponentBuilder:
                 self.config_path,
                 f"{key}.module_name",
                 f"'{module_name}' is outside this project's packages ({', '.join(PROJECT_PACKAGES)}); "
-                "set top-level `allow_external_modules: true` to allow it",
+                f"pass {EXTERNAL_FLAG} on the command line to allow it",
             )
         try:
             module = importlib.import_module(module_name)
@@ -421,9 +481,14 @@ class ComponentBuilder:
             raise ConfigError(
                 self.config_path, f"{key}.class_name", f"'{class_name}' is not a class in {module_name}" + _closest(class_name, options)
             )
-        if expected is not None and not issubclass(cls, expected):
-            raise ConfigError(self.config_path, f"{key}.class_name", f"{module_name}.{class_name} is not a {expected.__name__} "
-                                                                     f"(subclass {expected.__module__}.{expected.__name__} to use it here)")
+        if not self.allow_external_modules and not is_project_class(cls):
+            raise ConfigError(self.config_path, f"{key}.class_name", f"{module_name}.{class_name} is defined in "
+                                                                     f"'{cls.__module__}', outside this project's packages; "
+                                                                     f"pass {EXTERNAL_FLAG} on the command line to allow it")
+        role = Role(expected.__name__, base=expected) if inspect.isclass(expected) else expected
+        why = role.refusal(cls) if role is not None else None
+        if why:
+            raise ConfigError(self.config_path, f"{key}.class_name", f"{module_name}.{class_name} {why}")
         return cls
 
     def check_params(self, cls: type, params: dict[str, Any], key: str, reserved: Iterable[str] = ()) -> None:
@@ -455,7 +520,7 @@ class ComponentBuilder:
             for i, item in enumerate(value):
                 self._check_nested(item, f"{key}[{i}]")
 
-    def check(self, spec: Any, key: str, reserved: Iterable[str] = (), expected: type | None = None) -> type:
+    def check(self, spec: Any, key: str, reserved: Iterable[str] = (), expected: type | Role | None = None) -> type:
         """Everything `build` checks, without building: class, kind, parameter names and types. Returns the class."""
         cls = self.resolve_class(spec, key, expected)
         params = spec.get("params") or {}
@@ -464,24 +529,25 @@ class ComponentBuilder:
         self.check_params(cls, params, key, reserved=reserved)
         return cls
 
-    def build_value(self, value: Any, key: str) -> Any:
-        """Build nested component specs inside params (dicts and lists, in order)."""
+    def build_value(self, value: Any, key: str, role: type | Role | None = None) -> Any:
+        """Build nested component specs inside params (dicts and lists, in order); `role`: what a
+        component here (or each one of a list) must be."""
         if isinstance(value, dict) and "module_name" in value and "class_name" in value:
             extra = set(value) - set(COMPONENT_KEYS)
             if extra:
                 raise ConfigError(self.config_path, f"{key}.{sorted(extra)[0]}", "unknown key in a component" + _closest(sorted(extra)[0], COMPONENT_KEYS))
-            return self.build(value, key)
+            return self.build(value, key, expected=role)
         if isinstance(value, list):
-            return [self.build_value(v, f"{key}[{i}]") for i, v in enumerate(value)]
+            return [self.build_value(v, f"{key}[{i}]", role) for i, v in enumerate(value)]
         return value
 
-    def build(self, spec: dict[str, Any], key: str, reserved: Iterable[str] = (), expected: type | None = None,
+    def build(self, spec: dict[str, Any], key: str, reserved: Iterable[str] = (), expected: type | Role | None = None,
               **injected: Any) -> Any:
         """Instantiate `spec`; `injected` objects (model, device, ...) are passed by the framework."""
         cls = self.check(spec, key, reserved=set(reserved) | set(injected), expected=expected)
         params = spec.get("params") or {}
         kwargs = {name: self.build_value(v, f"{key}.params.{name}") for name, v in params.items()}
-        external = str(spec["module_name"]).split(".")[0] not in PROJECT_PACKAGES
+        external = not is_project_class(cls)
         try:
             return cls(**kwargs, **injected)
         except UserInputError as exc:

@@ -22,7 +22,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--resume", metavar="RUN_FOLDER", help="continue training from RUN_FOLDER/checkpoints/latest_model.pt")
     parser.add_argument("--output_root", "--output-root", help="folder for run folders (overrides output_root)")
     parser.add_argument("--quiet", action="store_true", help="log warnings only")
+    add_external_modules_flag(parser)
     return parser.parse_args(argv)
+
+
+def add_external_modules_flag(parser: argparse.ArgumentParser) -> None:
+    """The only way to let a config name classes outside this project's packages: the person running
+    the command says so (a config, checkpoint or run folder never can)."""
+    parser.add_argument("--allow-external-modules", "--allow_external_modules", dest="allow_external_modules",
+                        action="store_true", help="let module_name name classes outside this project's packages "
+                                                  "(only for configs and checkpoints you trust: building a class runs its code)")
 
 
 def run_and_report(action: Callable[[], Any]) -> int:
@@ -55,7 +64,8 @@ def run_and_report(action: Callable[[], Any]) -> int:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     return run_and_report(lambda: run_experiment(args.config_path, args.overrides, resume=args.resume,
-                                                 output_root=args.output_root, quiet=args.quiet))
+                                                 output_root=args.output_root, quiet=args.quiet,
+                                                 allow_external_modules=args.allow_external_modules))
 
 
 if __name__ == "__main__":

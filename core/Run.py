@@ -16,7 +16,16 @@ import yaml
 
 from core import checkpoint_metadata
 from core.assembly import Parts, build_parts
-from core.Configurator import ComponentBuilder, ConfigError, apply_overrides, describe_sources, load_config, validate_top_level
+from core.Configurator import (
+    ORCHESTRATOR,
+    ComponentBuilder,
+    ConfigError,
+    apply_overrides,
+    describe_sources,
+    load_config,
+    refuse_file_opt_in,
+    validate_top_level,
+)
 from core.results import write_results
 from core.run_folder import LATEST, make_run_dir, resume_config, write_run_config
 from dl_utils.checkpoint import atomic_write_text
@@ -31,10 +40,11 @@ ORCHESTRATOR_KEY = "orchestrator"
 
 
 def run_experiment(config_path: str | Path, overrides: list[str] | None = None, *, resume: str | None = None,
-                   output_root: str | None = None, quiet: bool = False) -> Path | None:
+                   output_root: str | None = None, quiet: bool = False, allow_external_modules: bool = False) -> Path | None:
     """Run the experiment described by `config_path`; return the run folder (rank 0) or None.
 
     With `resume`, the run folder's stored config is continued (see `core.run_folder`).
+    `allow_external_modules` is the command line's `--allow-external-modules` (no file grants it).
     """
     config_path = Path(config_path)
     overrides = list(overrides or [])
@@ -48,7 +58,7 @@ def run_experiment(config_path: str | Path, overrides: list[str] | None = None, 
         where = describe_sources(config_path, sources)
         config = apply_overrides(config, overrides, where)
         if ORCHESTRATOR_KEY in config:  # a config that runs other configs (the benchmark)
-            return _run_orchestrator(config, config_path, where, output_root, quiet)
+            return _run_orchestrator(config, config_path, where, output_root, quiet, allow_external_modules)
     config = checkpoint_metadata.complete_config(config)  # test-only config: model from the weights
     validate_top_level(config, where)
     configure_logging(None, verbose=not quiet)
@@ -56,16 +66,17 @@ def run_experiment(config_path: str | Path, overrides: list[str] | None = None, 
     device = resolve_device(config.get("device", "auto"), ctx.local_rank)
     init_process_group(ctx, device)
     try:
-        return _run(config, config_path, overrides, where, ctx, device, resume_dir, output_root, quiet)
+        return _run(config, config_path, overrides, where, ctx, device, resume_dir, output_root, quiet, allow_external_modules)
     finally:
         destroy_process_group()
 
 
 def _run(config: dict[str, Any], config_path: Path, overrides: list[str], where: str, ctx: DistributedContext,
-         device: torch.device, resume_dir: Path | None, output_root: str | None, quiet: bool) -> Path | None:
+         device: torch.device, resume_dir: Path | None, output_root: str | None, quiet: bool,
+         allow_external_modules: bool) -> Path | None:
     seed = config.get("seed", 42)
     seed_everything(seed, deterministic=config.get("deterministic", True), num_threads=config.get("num_threads"))
-    builder = ComponentBuilder(where, config.get("allow_external_modules", False))
+    builder = ComponentBuilder(where, allow_external_modules)
     parts = build_parts(config, builder, config_path, ctx, device, seed,
                         resume_from=resume_dir / LATEST if resume_dir is not None else None)
 
@@ -111,25 +122,26 @@ def _train_and_evaluate(parts: Parts, run_dir: Path, ctx: DistributedContext, lo
 
 
 def _run_orchestrator(config: dict[str, Any], config_path: Path, where: str, output_root: str | None,
-                      quiet: bool) -> Path:
+                      quiet: bool, allow_external_modules: bool) -> Path:
     """Build `orchestrator` (a class with `run(run_dir, run_experiment, quiet) -> (results,
     table)`), give it a run folder and write what it returns."""
-    extra = set(config) - {"name", ORCHESTRATOR_KEY, "output_root", "device", "allow_external_modules"}
+    refuse_file_opt_in(config, where)
+    extra = set(config) - {"name", ORCHESTRATOR_KEY, "output_root", "device"}
     if extra or "name" not in config:
         key = sorted(extra)[0] if extra else "name"
         raise ConfigError(where, key, "a config with 'orchestrator' takes only name, orchestrator, output_root, device")
     if context_from_env().enabled:
         raise UserInputError(f"{where}: a config with 'orchestrator' runs its configs one after another in one "
                              "process; start it without torchrun")
-    builder = ComponentBuilder(where, bool(config.get("allow_external_modules", False)))
-    orchestrator = builder.build(config[ORCHESTRATOR_KEY], ORCHESTRATOR_KEY)
+    builder = ComponentBuilder(where, allow_external_modules)
+    orchestrator = builder.build(config[ORCHESTRATOR_KEY], ORCHESTRATOR_KEY, expected=ORCHESTRATOR)
     run_dir = make_run_dir(config, config_path, DistributedContext(), output_root)
     configure_logging(run_dir / "log.txt", verbose=not quiet, label=str(config["name"]))
     write_run_config(run_dir, config, config_path, [])
     forced = [f"device={config['device']}"] if "device" in config else []  # applies to every nested run
 
     def nested(path: str | Path, overrides: list[str] | None = None, **kwargs: Any) -> Path | None:
-        return run_experiment(path, [*forced, *(overrides or [])], **kwargs)
+        return run_experiment(path, [*forced, *(overrides or [])], allow_external_modules=allow_external_modules, **kwargs)
 
     results, table = orchestrator.run(run_dir, nested, quiet)
     write_results({ORCHESTRATOR_KEY: results}, run_dir, header=f"{config['name']} ({config_path})", table=table)

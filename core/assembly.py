@@ -13,7 +13,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from core.Configurator import ComponentBuilder, ConfigError, constructor_keywords
+from core.Configurator import DATA_MODULE, EVALUATION_SET, MODEL, ComponentBuilder, ConfigError, constructor_keywords
 from core.DownstreamEvaluator import DownstreamEvaluator
 from core.Trainer import Trainer
 from dl_utils.checkpoint import load_checkpoint
@@ -23,7 +23,6 @@ from dl_utils.weights import load_model_weights
 
 TASK_KEYS = ("module_name", "class_name", "params", "data_loader")
 DATA_LOADER_KEYS = ("module_name", "class_name", "params", "datasets")
-DATA_MODULE_METHODS = ("train_dataset", "val_dataset")
 
 
 @dataclass
@@ -41,7 +40,7 @@ def build_parts(config: dict[str, Any], builder: ComponentBuilder, config_path: 
     experiment = config["experiment"]
     task = experiment.get("task", "train")
     weights = experiment.get("weights")
-    model = builder.build(config["model"], "model", expected=nn.Module).to(device)
+    model = builder.build(config["model"], "model", expected=MODEL).to(device)
     trainer = None
     if task == "train":
         data_module = build_data_module(builder, config, seed)
@@ -73,12 +72,8 @@ def build_data_module(builder: ComponentBuilder, config: dict[str, Any], seed: i
         raise ConfigError(builder.config_path, "trainer.data_loader", "missing; training needs a data loader")
     _check_keys(builder, trainer_cfg, "trainer", TASK_KEYS)
     key = "trainer.data_loader"
-    cls = builder.check(spec, key)
-    absent = [m for m in DATA_MODULE_METHODS if not callable(getattr(cls, m, None))]
-    if absent or not hasattr(cls, "__init__"):
-        raise ConfigError(builder.config_path, f"{key}.class_name", f"{cls.__name__} is not a training data module "
-                                                                    f"(it lacks {', '.join(absent)}); use e.g. data.volume_dataset.VolumeDataModule")
-    data_module = builder.build(spec, key, **_optional_seed(cls, spec, seed))
+    cls = builder.check(spec, key, expected=DATA_MODULE)  # e.g. data.volume_dataset.VolumeDataModule
+    data_module = builder.build(spec, key, expected=DATA_MODULE, **_optional_seed(cls, spec, seed))
     if not isinstance(getattr(data_module, "batch_size", None), int):
         raise ConfigError(builder.config_path, key, f"{cls.__name__} has no integer batch_size; it is not a training data module")
     try:  # read the splits now: a broken CSV or volume stops the run before it has a folder
@@ -139,7 +134,7 @@ def build_datasets(builder: ComponentBuilder, spec: Any, key: str) -> dict[str, 
                                                                              "to drop a base's data set use `_delete: [name]`")
         params = {**common, **(overrides or {})}
         component = {"module_name": spec.get("module_name"), "class_name": spec.get("class_name"), "params": params}
-        datasets[name] = builder.build(component, f"{key}.datasets.{name}")
+        datasets[name] = builder.build(component, f"{key}.datasets.{name}", expected=EVALUATION_SET)
     return datasets
 
 

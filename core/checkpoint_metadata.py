@@ -22,6 +22,7 @@ from typing import Any
 
 import yaml
 
+from core.Configurator import refuse_file_opt_in
 from dl_utils.checkpoint import load_checkpoint, save_checkpoint
 from dl_utils.errors import UserInputError
 
@@ -109,6 +110,7 @@ def read(state: dict[str, Any], source: Any) -> dict[str, Any]:
             f"{source}: checkpoint does not describe itself (no 'config' entry); re-write it with "
             "`uad describe RUN_FOLDER --weights <this file>`"
         )
+    refuse_file_opt_in(config, f"{source} (stored config)")  # a checkpoint never grants --allow-external-modules
     return config
 
 

@@ -11,7 +11,7 @@ import logging
 import sys
 from pathlib import Path
 
-from core.Main import run_and_report
+from core.Main import add_external_modules_flag, run_and_report
 from dl_utils.errors import UserInputError
 
 BENCHMARK_CONFIG = "projects/benchmark/configs/benchmark.yaml"
@@ -22,6 +22,7 @@ def _add_run_options(parser: argparse.ArgumentParser) -> None:
                         help="override any config key (value typed by YAML rules); repeatable")
     parser.add_argument("--output_root", "--output-root", help="folder for run folders (overrides output_root)")
     parser.add_argument("--quiet", action="store_true", help="log warnings only")
+    add_external_modules_flag(parser)
 
 
 def _pipeline_options(args: argparse.Namespace):
@@ -72,6 +73,7 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--preprocessed", action="store_true", help="scans are already preprocessed (skip preprocessing); needs --mask")
     predict.add_argument("--mask", help="brain mask of --preprocessed scans")
     predict.add_argument("--no-png", action="store_true", help="skip the three-plane pictures")
+    add_external_modules_flag(predict)
     _add_pipeline_options(predict)
 
     pre = verbs.add_parser("preprocess", help="raw scans -> registered, stripped, N4-corrected volumes and split CSVs",
@@ -97,6 +99,7 @@ def build_parser() -> argparse.ArgumentParser:
     convert.add_argument("--output", required=True, help="the .pt file to write")
     convert.add_argument("--config_path", "--config-path", "--config",
                          help="our config whose model the weights fit (checked strictly, and stored in the checkpoint)")
+    add_external_modules_flag(convert)
 
     describe = verbs.add_parser("describe", help="write an evaluated run's config and thresholds into a checkpoint",
                                 description="Make a checkpoint self-describing from an evaluated run folder (config.yaml, results.json).")
@@ -110,7 +113,7 @@ def _run(args: argparse.Namespace) -> Path | None:
     from core.Run import run_experiment
 
     return run_experiment(args.config_path, args.overrides, resume=getattr(args, "resume", None),
-                          output_root=args.output_root, quiet=args.quiet)
+                          output_root=args.output_root, quiet=args.quiet, allow_external_modules=args.allow_external_modules)
 
 
 def _test(args: argparse.Namespace) -> Path | None:
@@ -132,7 +135,7 @@ def _test(args: argparse.Namespace) -> Path | None:
         path.parent.mkdir(parents=True)
         path.write_text(yaml.safe_dump(config, sort_keys=False))
         return run_experiment(path, args.overrides, output_root=args.output_root or config.get("output_root") or "runs",
-                              quiet=args.quiet)
+                              quiet=args.quiet, allow_external_modules=args.allow_external_modules)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -152,7 +155,7 @@ def _dispatch(args: argparse.Namespace) -> Path | int | None:
 
         rows = predict(args.model, args.input, args.output, args.threshold, args.test_set, args.task, args.device,
                        args.preprocessed, args.mask, _pipeline_options(args), png=not args.no_png,
-                       data_root=args.data_root)
+                       data_root=args.data_root, allow_external_modules=args.allow_external_modules)
         for row in rows:
             print(f"{row['scan']}: {row['status']} score={row['sample_score']} {row['message']}".rstrip())
         print(Path(args.output) / "predictions.csv")
@@ -172,7 +175,7 @@ def _dispatch(args: argparse.Namespace) -> Path | int | None:
     elif args.verb == "convert":
         from core.convert import convert_checkpoint
 
-        result = convert_checkpoint(args.input, args.output, args.config_path)
+        result = convert_checkpoint(args.input, args.output, args.config_path, args.allow_external_modules)
     elif args.verb == "describe":
         from core.checkpoint_metadata import rewrite_from_run
 

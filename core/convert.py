@@ -228,14 +228,15 @@ def _backbone_of(model: nn.Module) -> nn.Module:
                          "checkpoint converts with a Spark pre-training or cDDPM config")
 
 
-def convert_checkpoint(source: str | Path, output: str | Path, config_path: str | Path | None) -> Path:
+def convert_checkpoint(source: str | Path, output: str | Path, config_path: str | Path | None,
+                       allow_external_modules: bool = False) -> Path:
     """Read `source` (tensors only), map its keys onto the model of `config_path`, load strictly,
     and write `output` (with the config inside, so it is self-describing).
 
     A SparK pre-training checkpoint becomes an encoder file in the format our Spark runs
     export (`model_weights` = the ResNet trunk), for `init_weights: {encoder.backbone: FILE}`."""
     from core import checkpoint_metadata
-    from core.Configurator import ComponentBuilder, load_config
+    from core.Configurator import MODEL, ComponentBuilder, load_config, refuse_file_opt_in
     from dl_utils.weights import load_model_weights
 
     if not config_path:
@@ -246,7 +247,8 @@ def convert_checkpoint(source: str | Path, output: str | Path, config_path: str 
     if not isinstance(weights, dict):
         raise UserInputError(f"{source}: no 'state_dict' entry; expected a PyTorch Lightning checkpoint")
     config = load_config(config_path)
-    model = ComponentBuilder(config_path).build(config["model"], "model")
+    refuse_file_opt_in(config, config_path)
+    model = ComponentBuilder(config_path, allow_external_modules).build(config["model"], "model", expected=MODEL)
     epoch = int(state.get("epoch", -1)) if isinstance(state.get("epoch"), int) else -1
     if is_spark_checkpoint(weights):
         trunk = _backbone_of(model)

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from core.Configurator import apply_overrides, describe_sources, load_config
+from core.Main import add_external_modules_flag
 from core.results import TABLE_COLUMNS
 from core.Run import run_experiment
 from dl_utils.checkpoint import atomic_write_text
@@ -130,7 +131,7 @@ def write_folds(summary: Results, folds: Sequence[int], run_dirs: dict[int, Path
 
 
 def run_folds(config_path: str | Path, folds: Sequence[int], overrides: Sequence[str] = (),
-              output_root: str | None = None, quiet: bool = False) -> Path:
+              output_root: str | None = None, quiet: bool = False, allow_external_modules: bool = False) -> Path:
     """Run every fold as a normal run, write the folds table, return the cv folder."""
     config_path = Path(config_path)
     if not folds or len(set(folds)) != len(folds) or min(folds) < 0:
@@ -148,7 +149,8 @@ def run_folds(config_path: str | Path, folds: Sequence[int], overrides: Sequence
     run_dirs: dict[int, Path] = {}
     for fold in folds:
         run_dir = run_experiment(config_path, [*overrides, *fold_overrides(paths, fold)],
-                                 output_root=str(cv_dir / f"fold{fold}"), quiet=quiet)
+                                 output_root=str(cv_dir / f"fold{fold}"), quiet=quiet,
+                                 allow_external_modules=allow_external_modules)
         if run_dir is None:  # not rank 0 of a distributed run: rank 0 writes the table
             continue
         run_dirs[fold] = run_dir
@@ -168,9 +170,10 @@ def main(argv: list[str] | None = None) -> int:
                         help="override any config key for every fold; repeatable")
     parser.add_argument("--output_root", "--output-root", help="folder for the cv folder (overrides output_root)")
     parser.add_argument("--quiet", action="store_true", help="log warnings only")
+    add_external_modules_flag(parser)
     args = parser.parse_args(argv)
     try:
-        cv_dir = run_folds(args.config_path, args.folds, args.overrides, args.output_root, args.quiet)
+        cv_dir = run_folds(args.config_path, args.folds, args.overrides, args.output_root, args.quiet, args.allow_external_modules)
     except UserInputError as exc:
         print("error: " + " ".join(str(exc).split()), file=sys.stderr)
         return 2

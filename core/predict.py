@@ -22,7 +22,7 @@ import torch
 from torch import nn
 
 from core import checkpoint_metadata
-from core.Configurator import ComponentBuilder
+from core.Configurator import MAP_STEP, MODEL, SCORER, ComponentBuilder
 from core.evaluation_metrics import binary_chain
 from core.volume_scoring import prepare_model, use_channels_last
 from core.volume_scoring import score_volume as evaluator_score_volume
@@ -119,16 +119,18 @@ def resolve_checkpoint(model: str | Path) -> Path:
     return path
 
 
-def load_predictor(model: str | Path, task: str | None = None, device: str = "auto") -> Predictor:
-    """Build model, scorer and post-processing from the checkpoint's own config."""
+def load_predictor(model: str | Path, task: str | None = None, device: str = "auto",
+                   allow_external_modules: bool = False) -> Predictor:
+    """Build model, scorer and post-processing from the checkpoint's own config (project classes
+    of the right role only; `allow_external_modules` is the command-line flag, never the file's)."""
     from dl_utils.weights import load_model_weights
 
     path = resolve_checkpoint(model)
     state = load_checkpoint(path)
     config = checkpoint_metadata.read(state, path)
-    builder = ComponentBuilder(f"{path} (stored config)", bool(config.get("allow_external_modules", False)))
+    builder = ComponentBuilder(f"{path} (stored config)", allow_external_modules)
     torch_device = resolve_device(device if device != "auto" else config.get("device", "auto"))
-    net = builder.build(config["model"], "model").to(torch_device)
+    net = builder.build(config["model"], "model", expected=MODEL).to(torch_device)
     load_model_weights(net, state, path)
     prepare_model(net, use_channels_last(net, None))  # eval mode and the evaluator's memory layout, once
     tasks = config.get("downstream_tasks") or {}
@@ -141,7 +143,7 @@ def load_predictor(model: str | Path, task: str | None = None, device: str = "au
         params = tasks[name].get("params") or {}
         if not isinstance(params.get("scorer"), dict):
             continue  # not a scoring task (e.g. the benchmark's orchestrator)
-        scorer = builder.build_value(params.get("scorer"), f"downstream_tasks.{name}.params.scorer")
+        scorer = builder.build_value(params.get("scorer"), f"downstream_tasks.{name}.params.scorer", SCORER)
         try:
             if hasattr(scorer, "check_available"):
                 scorer.check_available()
@@ -156,8 +158,10 @@ def load_predictor(model: str | Path, task: str | None = None, device: str = "au
         loader = (tasks[name].get("data_loader") or {}).get("params") or {}
         return Predictor(
             model=net, device=torch_device, task=name, scorer=scorer,
-            map_steps=list(builder.build_value(params.get("map_postprocessing") or [], f"downstream_tasks.{name}.params.map_postprocessing")),
-            binary_steps=list(builder.build_value(params.get("binary_postprocessing") or [], f"downstream_tasks.{name}.params.binary_postprocessing")),
+            map_steps=list(builder.build_value(params.get("map_postprocessing") or [],
+                                               f"downstream_tasks.{name}.params.map_postprocessing", MAP_STEP)),
+            binary_steps=list(builder.build_value(params.get("binary_postprocessing") or [],
+                                                  f"downstream_tasks.{name}.params.binary_postprocessing", MAP_STEP)),
             preprocessing=dict(loader.get("preprocessing") or {}), thresholds=stored.get(name, {}),
             input_shape=(state.get("input_shapes") or {}).get(name), sample_reduction=str(params.get("sample_score", "mean")),
             slice_batch_size=int(params.get("slice_batch_size", 50)), seed=int(config.get("seed", 42)), config=config,
@@ -291,9 +295,9 @@ def prepare_scan(scan: Scan, predictor: Predictor, options: PipelineOptions, tem
 def predict(model: str | Path, inputs: str | Path, output: str | Path, threshold: str = ThresholdProtocol.FPR_5,
             test_set: str | None = None, task: str | None = None, device: str = "auto", preprocessed: bool = False,
             mask: str | None = None, options: PipelineOptions | None = None, png: bool = True,
-            data_root: str | None = None) -> list[dict[str, str]]:
+            data_root: str | None = None, allow_external_modules: bool = False) -> list[dict[str, str]]:
     """Score every input scan; returns the rows written to `output/predictions.csv`."""
-    predictor = load_predictor(model, task, device)
+    predictor = load_predictor(model, task, device, allow_external_modules)
     protocol, value = predictor.threshold(str(threshold), test_set)
     scans = read_scans(inputs, preprocessed, mask, data_root)
     output = Path(output)

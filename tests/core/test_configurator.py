@@ -60,7 +60,7 @@ def test_unknown_param_names_class_and_closest():
 
 def test_external_modules_need_opt_in():
     spec = {"module_name": "collections", "class_name": "OrderedDict", "params": {}}
-    with pytest.raises(UserInputError, match="allow_external_modules: true"):
+    with pytest.raises(UserInputError, match="pass --allow-external-modules on the command line"):
         ComponentBuilder("c.yaml").build(spec, "model")
     assert ComponentBuilder("c.yaml", allow_external_modules=True).build(spec, "model") == {}
 

@@ -60,6 +60,11 @@ def _args(*items: str) -> Setup:
     return lambda root, config: _set(*items)
 
 
+def _flag_args(*items: str) -> Setup:
+    """--set items plus the command-line opt-in to modules outside this project."""
+    return lambda root, config: ["--allow-external-modules", *_set(*items)]
+
+
 def _raw_config(text: str) -> Setup:
     """Replace the config file by `text` (written after the config dict, so it wins)."""
     def setup(root: Path, config: dict[str, Any]) -> list[str]:
@@ -249,11 +254,14 @@ CASES: list[Case] = [
     Case("export outside the run folder", "config", "must be a file name inside the run folder",
          _args(f"{T}.export_weights={{encoder: ../../weights/enc.pt}}")),
     Case("external class that is not a model", "external", "collections.OrderedDict is not a Module",
-         _args("allow_external_modules=true", "model.module_name=collections", "model.class_name=OrderedDict", "model.params={}")),
+         _flag_args("model.module_name=collections", "model.class_name=OrderedDict", "model.params={}")),
     Case("external class that is not a trainer", "external", "collections.Counter is not a Trainer",
-         _args("allow_external_modules=true", "trainer.module_name=collections", "trainer.class_name=Counter", f"{T}={{}}")),
-    Case("external module without opt-in", "external", "set top-level `allow_external_modules: true`",
+         _flag_args("trainer.module_name=collections", "trainer.class_name=Counter", f"{T}={{}}")),
+    Case("external module without opt-in", "external", "pass --allow-external-modules on the command line",
          _args("model.module_name=collections", "model.class_name=OrderedDict")),
+    Case("opt-in from the config file", "external", "allow_external_modules: is not a config key",
+         _edit("allow_external_modules", True)),
+    Case("opt-in by --set", "external", "allow_external_modules: is not a config key", _args("allow_external_modules=true")),
     # --- the config file itself is user input
     Case("YAML alias bomb", "yaml", "expands to more than 200000 values", _bomb),
     Case("50 MB config file", "yaml", "more than the 1000000 a config may have", _huge),
