@@ -289,6 +289,9 @@ def apply_overrides(config: dict[str, Any], overrides: Iterable[str], path: str 
         keys = dotted.strip().split(".")
         if not dotted.strip() or any(not k for k in keys):
             raise UserInputError(f"--set {item}: expected key.path=value with a non-empty key path")
+        if keys[0] == BASE_KEY:  # the bases are merged when the file is read, before any --set
+            raise ConfigError(path, BASE_KEY, f"--set {item}: base configs are merged when the file is read, so --set "
+                                              "cannot change them; write `base:` in the config file (or --set the keys themselves)")
         try:
             value = safe_load(raw)
         except (yaml.YAMLError, ConfigTooLarge, RecursionError) as exc:
@@ -507,7 +510,7 @@ class ComponentBuilder:
             self._check_nested(value, where)
             why = mismatch(value, hints.get(name, inspect.Parameter.empty), lambda spec: self.resolve_class(spec, where))
             if why:
-                raise ConfigError(self.config_path, where, f"{why} (parameter of {cls.__name__}); fix the value's type")
+                raise ConfigError(self.config_path, where, f"{why} (parameter of {cls.__name__}); fix the value")
 
     def _check_nested(self, value: Any, key: str) -> None:
         """Check the component specs inside a parameter value (as `build_value` will build them)."""
@@ -522,6 +525,10 @@ class ComponentBuilder:
 
     def check(self, spec: Any, key: str, reserved: Iterable[str] = (), expected: type | Role | None = None) -> type:
         """Everything `build` checks, without building: class, kind, parameter names and types. Returns the class."""
+        extra = sorted(str(k) for k in set(spec) - set(COMPONENT_KEYS)) if isinstance(spec, dict) else []
+        if extra:  # e.g. `parms:` would otherwise build the class with its defaults
+            raise ConfigError(self.config_path, f"{key}.{extra[0]}", "unknown key of a component {module_name, class_name, params}"
+                                                                     + _closest(extra[0], COMPONENT_KEYS))
         cls = self.resolve_class(spec, key, expected)
         params = spec.get("params") or {}
         if not isinstance(params, dict):

@@ -72,6 +72,8 @@ def reconstruct_volume(model: nn.Module, image: Tensor, num_samples: int, slice_
     (D, 1, H, W) slices, `slice_batch_size` slices (x N samples, all in one UNet batch up
     to the model's `max_batch_size`) per call; on a CUDA out-of-memory error the slice
     batch is halved and the call repeated."""
+    if slice_batch_size < 1:  # 0 would loop forever on empty batches
+        raise UserInputError(f"slice_batch_size: {slice_batch_size} must be an integer >= 1")
     slices = image.permute(2, 0, 1).unsqueeze(1)  # (D, 1, H, W)
     dtype = autocast_dtype(precision, device)
     chunks = []

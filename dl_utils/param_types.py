@@ -282,7 +282,7 @@ def build_part(cls: type, params: Mapping[str, Any] | None, key: str) -> Any:
     for name, value in params.items():
         why = mismatch(value, hints.get(name, NO_HINT))
         if why:
-            raise UserInputError(f"{key}.{name}: {why} (parameter of {cls.__name__}); fix the value's type")
+            raise UserInputError(f"{key}.{name}: {why} (parameter of {cls.__name__}); fix the value")
     try:
         return cls(**params)
     except TypeError as exc:

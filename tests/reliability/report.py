@@ -37,20 +37,24 @@ def _cell(text: str) -> str:
     return text.replace("|", "\\|").replace("\n", " ")
 
 
-def bad_input_section(work: Path) -> tuple[list[str], int]:
+def bad_input_section(work: Path) -> tuple[list[str], int, int]:
+    """The table, the number of failing cases, and of those the number still pending (known, with a reason)."""
     lines = ["| kind | case | exit | one line | nothing written | message (expected part in bold) |", "|---|---|---|---|---|---|"]
-    failures = 0
+    failures = pending = 0
     for i, case in enumerate(CASES):
         outcome = run_case(case, work / f"case{i}")
         one = len(outcome.lines) == 1 and outcome.lines[0].startswith("error: ") and case.expected in outcome.lines[0]
         clean = not outcome.changed and not outcome.marker
-        failures += int(not (one and clean and outcome.code == 2))
+        failed = not (one and clean and outcome.code == 2)
+        failures += int(failed)
+        pending += int(failed and case.pending is not None)
         message = outcome.lines[0] if outcome.lines else "(no output)"
         message = message.replace(str(work / f"case{i}"), "<project>")
         shown = _cell(message).replace(_cell(case.expected), f"**{_cell(case.expected)}**", 1)
-        lines.append(f"| {case.kind} | {case.name} | {outcome.code} | {'yes' if one else 'NO'} | "
+        name = f"{case.name} (pending: {case.pending})" if case.pending and failed else case.name
+        lines.append(f"| {case.kind} | {name} | {outcome.code} | {'yes' if one else 'NO'} | "
                      f"{'yes' if clean else 'NO: ' + ', '.join(outcome.changed[:3])} | {shown} |")
-    return lines, failures
+    return lines, failures, pending
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -61,7 +65,7 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(1)
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
-        cases, failures = bad_input_section(work / "cases")
+        cases, failures, pending = bad_input_section(work / "cases")
         config = make_training_project(work / "kill", epochs=8)
         figures, killed_dir = kill_and_resume(config, work / "kill" / "runs", kills=args.kills, seed=0)
         straight_dir = _launch(["--config_path", str(config)], work / "kill" / "straight")
@@ -87,7 +91,8 @@ def main(argv: list[str] | None = None) -> int:
         "Optional, unions, Literal, StrEnum, nested components) and both training splits are read "
         "before the run folder exists.",
         "",
-        f"{len(CASES)} cases, {failures} failing.",
+        f"{len(CASES)} cases, {failures} failing" + (f" ({pending} of them pending, marked xfail(strict=True) with the reason "
+                                                     "in the table: they pass once that work lands)." if pending else "."),
         "",
         *cases,
         "",
@@ -142,7 +147,7 @@ def main(argv: list[str] | None = None) -> int:
     ]
     Path(args.output).write_text("\n".join(text))
     print(args.output)
-    return 1 if failures or figures.unreadable_checkpoints or figures.max_epochs_lost > 1 else 0
+    return 1 if failures - pending or figures.unreadable_checkpoints or figures.max_epochs_lost > 1 else 0
 
 
 if __name__ == "__main__":
