@@ -31,6 +31,7 @@ from torch import nn
 from dl_utils.errors import UserInputError
 from dl_utils.options import parse_option
 from dl_utils.param_types import constructor_hints, describe, is_component, mismatch
+from dl_utils.paths import component_problem
 
 PROJECT_PACKAGES = ("core", "model_zoo", "data", "optim", "dl_utils", "projects")
 BASE_KEY = "base"
@@ -331,6 +332,9 @@ def validate_top_level(config: dict[str, Any], path: str | Path) -> None:
         if key not in config:
             raise ConfigError(path, key, "missing required key")
     _check_types(config, TOP_LEVEL_TYPES, "", path)
+    problem = component_problem(config["name"])
+    if problem:
+        raise ConfigError(path, "name", f"'{config['name']}' {problem}; the run name is a plain name (no '/', '\\', '..')")
     if not 0 <= config.get("seed", 0) < 2**63:
         raise ConfigError(path, "seed", f"{config['seed']} is out of range; use an integer from 0 to 2**63 - 1")
     if config.get("num_threads") is not None and config["num_threads"] < 1:

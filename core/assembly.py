@@ -19,6 +19,7 @@ from core.Trainer import Trainer
 from dl_utils.checkpoint import load_checkpoint
 from dl_utils.distributed import DistributedContext
 from dl_utils.errors import UserInputError
+from dl_utils.paths import component_problem
 from dl_utils.weights import load_model_weights
 
 TASK_KEYS = ("module_name", "class_name", "params", "data_loader")
@@ -108,6 +109,7 @@ def build_evaluators(builder: ComponentBuilder, config: dict[str, Any], model: n
     evaluators = {}
     for name, spec in tasks.items():
         key = f"downstream_tasks.{name}"
+        _check_folder_name(builder, key, name, "task")
         if not isinstance(spec, dict):
             raise ConfigError(builder.config_path, key, "must be a mapping {module_name, class_name, params, data_loader}")
         _check_keys(builder, spec, key, TASK_KEYS)
@@ -129,6 +131,7 @@ def build_datasets(builder: ComponentBuilder, spec: Any, key: str) -> dict[str, 
         raise ConfigError(builder.config_path, f"{key}.params", "must be a mapping of keyword arguments")
     datasets = {}
     for name, overrides in spec["datasets"].items():
+        _check_folder_name(builder, f"{key}.datasets.{name}", name, "data set")
         if overrides is not None and not isinstance(overrides, dict):
             raise ConfigError(builder.config_path, f"{key}.datasets.{name}", "must be a mapping of params (e.g. {csv: ...}); "
                                                                              "to drop a base's data set use `_delete: [name]`")
@@ -136,6 +139,14 @@ def build_datasets(builder: ComponentBuilder, spec: Any, key: str) -> dict[str, 
         component = {"module_name": spec.get("module_name"), "class_name": spec.get("class_name"), "params": params}
         datasets[name] = builder.build(component, f"{key}.datasets.{name}", expected=EVALUATION_SET)
     return datasets
+
+
+def _check_folder_name(builder: ComponentBuilder, key: str, name: Any, what: str) -> None:
+    """A task or data set name names a folder and files of the run: one plain name, never a path."""
+    problem = component_problem(name)
+    if problem:
+        raise ConfigError(builder.config_path, key, f"the {what} name {problem}; it names a folder of the run, so use "
+                                                    "a plain name (no '/', '\\', '..')")
 
 
 def load_test_weights(model: nn.Module, weights: Any, config_path: Path, device: torch.device) -> None:

@@ -128,10 +128,12 @@ def _test(args: argparse.Namespace) -> Path | None:
     from core import checkpoint_metadata
     from core.predict import resolve_checkpoint
     from core.Run import run_experiment
+    from dl_utils.paths import check_component
 
     config = checkpoint_metadata.test_config(resolve_checkpoint(args.model))
+    name = check_component(str(config.get("name", "model")), f"{args.model}: stored config: name")
     with tempfile.TemporaryDirectory() as tmp:  # the stored config, as a file under projects/<P>-like name
-        path = Path(tmp) / "projects" / str(config.get("name", "model")) / f"{Path(args.model).stem}.yaml"
+        path = Path(tmp) / "projects" / name / f"{Path(args.model).stem}.yaml"
         path.parent.mkdir(parents=True)
         path.write_text(yaml.safe_dump(config, sort_keys=False))
         return run_experiment(path, args.overrides, output_root=args.output_root or config.get("output_root") or "runs",

@@ -23,6 +23,7 @@ from torch import nn
 from core.volume_scoring import reconstruction_quality, score_volume
 from data.nifti_io import save_nifti
 from dl_utils.distributed import DistributedContext, gather_to_main
+from dl_utils.paths import inside
 from dl_utils.progress import progress
 from dl_utils.seeding import derive_seed
 from optim.metrics import ranking
@@ -177,7 +178,7 @@ def score_set(setup: ScoringSetup, name: str, volumes: Sequence[Any], ctx: Distr
                 scored.whole.add(amap, seg)
                 scored.lesion_voxels_total += int(seg.sum())
             if maps_folder is not None:
-                save_nifti(Path(maps_folder) / f"{record.name}_anomaly_map.nii.gz", amap.astype(np.float32), item["affine"])
+                save_nifti(inside(maps_folder, f"{record.name}_anomaly_map.nii.gz"), amap.astype(np.float32), item["affine"])
             scored.records.append(record)
             if bar is not None:
                 bar.update(1)

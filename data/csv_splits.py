@@ -12,6 +12,7 @@ from enum import StrEnum
 from pathlib import Path
 
 from dl_utils.errors import UserInputError
+from dl_utils.paths import check_component
 
 LOG = logging.getLogger(__name__)
 VOLUME_COLUMNS = ("img_name", "age", "label", "img_path", "mask_path", "seg_path")
@@ -139,7 +140,7 @@ def read_volume_split(csv_path: str | os.PathLike, data_root: str | os.PathLike 
             age = float(row["age"]) if row["age"] else math.nan
         except ValueError:
             raise UserInputError(f"{where}: age '{row['age']}' is not a number; leave it empty if unknown") from None
-        name = row["img_name"] or Path(row["img_path"]).name
+        name = check_component(row["img_name"] or Path(row["img_path"]).name, f"{where}: img_name")  # names its map file
         key = (row["img_path"], row["mask_path"], row["seg_path"], label)
         if name in seen:
             if seen[name] != key:

@@ -26,6 +26,7 @@ from data.volume import Volume
 from data.volume_dataset import EpochSeededDataset
 from dl_utils.errors import UserInputError
 from dl_utils.param_types import NonNegativeInt, PositiveInt, build_part
+from dl_utils.paths import flat_name
 
 CsvArg = str | Sequence[str] | None
 
@@ -156,11 +157,13 @@ class ImageListSet(Sequence):
                 raise UserInputError(f"{csv} is a volume-layout split: its mask_path / seg_path columns "
                                      "are used, so drop label_dir and mask_dir")
             self.files = [r.img_path for r in rows]
+            self.names = [r.img_name for r in rows]
             self.masks = [r.mask_path for r in rows]
             self.labels = [r.seg_path for r in rows] if any(r.seg_path for r in rows) else None
             self.row_labels: list[int] | None = [r.label for r in rows]
         else:
             self.files = read_file_list(csv, data_root)
+            self.names = [flat_name(f, data_root) for f in self.files]  # one plain name: it names the map file
             self.labels = _parallel(self.files, label_dir, data_root, "label_dir")
             self.masks = _parallel(self.files, mask_dir, data_root, "mask_dir")
             self.row_labels = None
@@ -218,7 +221,7 @@ class ImageListSet(Sequence):
             else:
                 mask = np.ones(self.target_size, bool)
             self._cache[index] = Volume(
-                name=str(self.files[index]),
+                name=self.names[index],
                 image=torch.from_numpy(image.astype(np.float32))[..., None],
                 mask=torch.from_numpy(mask)[..., None],
                 seg=None if seg is None else torch.from_numpy(seg)[..., None],

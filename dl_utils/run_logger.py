@@ -20,6 +20,8 @@ def configure_logging(log_file: Path | None, verbose: bool = True, label: str | 
     root.setLevel(logging.INFO)
     for handler in list(root.handlers):
         root.removeHandler(handler)
+        if isinstance(handler, logging.FileHandler):  # an earlier run's log.txt: closed, not left to the GC
+            handler.close()
     prefix = f"[{label}] " if label else ""
     fmt = logging.Formatter(f"%(asctime)s {prefix}%(levelname)s %(name)s: %(message)s", "%H:%M:%S")
     stream = logging.StreamHandler()

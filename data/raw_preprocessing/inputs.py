@@ -7,6 +7,7 @@ from pathlib import Path
 
 from data.raw_preprocessing.pipeline import SubjectInput
 from dl_utils.errors import UserInputError
+from dl_utils.paths import check_component
 
 NIFTI_SUFFIXES = (".nii", ".nii.gz")
 CSV_COLUMNS = ("subject", "t1", "t2", "seg", "mask", "age", "label")
@@ -57,7 +58,8 @@ def read_subjects(source: str | Path) -> list[SubjectInput]:
         label = row.get("label", "")
         if label not in ("", "0", "1"):
             raise UserInputError(f"{source} line {line}: label '{label}' must be 0, 1 or empty")
-        out.append(SubjectInput(re.sub(r"[^A-Za-z0-9._-]", "_", name), path("t1"), path("t2"), path("seg"),
+        safe = check_component(re.sub(r"[^A-Za-z0-9._-]", "_", name), f"{source} line {line}: subject")  # '..' stays '..'
+        out.append(SubjectInput(safe, path("t1"), path("t2"), path("seg"),
                                 path("mask"), row.get("age", ""), int(label) if label else None))
     if not out:
         raise UserInputError(f"{source}: no rows with a t1 path")

@@ -187,3 +187,23 @@ def test_uncached_volume_set_equals_the_cached_one_and_still_checks_files_up_fro
     first.write_bytes(b"not a nifti")
     with _pytest.raises(UserInputError):
         VolumeSet("splits/test_hyper_spheres.csv", str(root), cache=False)
+
+
+def test_paths_stay_inside_data_root_textually_and_links_are_followed(root, tmp_path_factory):
+    """The documented rule (data/README.md): `..` rows and path-like names are refused; a symbolic
+    link inside data_root is followed wherever it points (whoever made it chose the target)."""
+    outside = tmp_path_factory.mktemp("store")
+    image, mask = brain_phantom((18, 16, 12), seed=5)
+    write_nifti(outside / "far.nii.gz", image * 30)
+    (root / "vols" / "linked.nii.gz").symlink_to(outside / "far.nii.gz")
+    write_volume_csv(root / "linked.csv", [{"img_name": "linked", "label": "0", "img_path": "vols/linked.nii.gz",
+                                            "mask_path": "vols/s0_mask.nii.gz"}])
+    assert VolumeSet("linked.csv", str(root), PRE)[0].name == "linked"
+    write_volume_csv(root / "dotdot.csv", [{"img_name": "x", "label": "0", "img_path": "../store/far.nii.gz",
+                                            "mask_path": "vols/s0_mask.nii.gz"}])
+    with pytest.raises(UserInputError, match="escapes data_root"):
+        read_volume_split("dotdot.csv", root)
+    write_volume_csv(root / "name.csv", [{"img_name": "../../x", "label": "0", "img_path": "vols/s0.nii.gz",
+                                          "mask_path": "vols/s0_mask.nii.gz"}])
+    with pytest.raises(UserInputError, match=r"name.csv line 2: img_name '../../x' holds a path separator"):
+        read_volume_split("name.csv", root)

@@ -7,6 +7,8 @@ tests/reliability/test_bad_input.py and by `python -m tests.reliability.report`.
 from __future__ import annotations
 
 import contextlib
+import copy
+import gc
 import gzip
 import io
 import os
@@ -213,6 +215,72 @@ def _resume_with(*extra: str, first: tuple[str, ...] = (), config_path: str | No
 
 
 EVALUATOR_RANGES = "evaluator ranges: lead"  # the evaluator's constructor is being regrouped; its ranges come with it
+def _uad(build: Callable[[Path, dict[str, Any]], list[str]]) -> Setup:
+    """A case of the `uad` command line (core/cli.py): `build` returns its whole argument list."""
+    def setup(root: Path, config: dict[str, Any]) -> list[str]:
+        config["__uad__"] = True
+        return build(root, config)
+    return setup
+
+
+def _popen(root: Path) -> dict[str, Any]:
+    """A component that would run a shell command (touching the marker) if it were ever constructed."""
+    return {"module_name": "subprocess", "class_name": "Popen", "params": {"args": ["touch", str(root / "PWNED")]}}
+
+
+def _shared_checkpoint(root: Path, config: dict[str, Any], **changes: Any) -> str:
+    """A self-describing checkpoint as someone else might share it: the project's config with `changes`
+    (dotted keys) inside, the model's weights next to it."""
+    stored = copy.deepcopy(config)
+    for dotted, value in changes.items():
+        node = stored
+        *parents, last = dotted.split("__")
+        for key in parents:
+            node = node[key]
+        node[last] = value(root) if callable(value) else value
+    path = root / "shared.pt"
+    torch.save({"model_weights": _model_state(), "config": stored, "model_spec": stored["model"], "metadata_version": 1,
+                "thresholds": {}, "input_shapes": {}}, path)
+    return str(path)
+
+
+def _predict(**changes: Any) -> Setup:
+    def build(root: Path, config: dict[str, Any]) -> list[str]:
+        flag = ["--allow-external-modules"] if changes.pop("flag", False) else []
+        model = _shared_checkpoint(root, config, **changes)
+        return ["predict", "--model", model, "--input", str(_data(root) / "test.csv"), "--output", str(root / "out"),
+                "--threshold", "0.5", "--device", "cpu", "--no-png", *flag]
+    return _uad(build)
+
+
+def _test_model(**changes: Any) -> Setup:
+    return _uad(lambda root, config: ["test", "--model", _shared_checkpoint(root, config, **changes), "--quiet"])
+
+
+def _hostile_run_folder(root: Path, config: dict[str, Any]) -> list[str]:
+    """Train once, then replace the run folder's config.yaml and the project config by one naming a shell command."""
+    args = _resume_with()(root, config)
+    run_dir = Path(args[1])
+    config.update(allow_external_modules=True, model=_popen(root))
+    (run_dir / "config.yaml").write_text(yaml.safe_dump({k: v for k, v in config.items() if not k.startswith("__")}, sort_keys=False))
+    return args
+
+
+def _evil_base(root: Path, config: dict[str, Any]) -> list[str]:
+    base = root / "shared_base.yaml"
+    base.write_text(yaml.safe_dump({"allow_external_modules": True, "model": _popen(root)}))
+    config["base"] = str(base)
+    return []
+
+
+def _rename_dataset(old: str, new: str) -> Setup:
+    def setup(root: Path, config: dict[str, Any]) -> list[str]:
+        datasets = config["downstream_tasks"]["detection"]["data_loader"]["datasets"]
+        datasets[new] = datasets.pop(old)
+        return []
+    return setup
+
+
 T = "trainer.params"
 DL = "trainer.data_loader.params"
 EVAL = "downstream_tasks.detection"
@@ -294,6 +362,30 @@ CASES: list[Case] = [
     Case("opt-in from the config file", "external", "allow_external_modules: is not a config key",
          _edit("allow_external_modules", True)),
     Case("opt-in by --set", "external", "allow_external_modules: is not a config key", _args("allow_external_modules=true")),
+    # --- a shared checkpoint, run folder or base config never runs code: the opt-in is the command line's
+    Case("checkpoint naming a shell command, opt-in inside (predict)", "hostile", "allow_external_modules: is not a config key",
+         _predict(allow_external_modules=True, model=_popen)),
+    Case("checkpoint naming a shell command (predict)", "hostile", "'subprocess' is outside this project's packages",
+         _predict(model=_popen)),
+    Case("checkpoint naming a shell command, flag given (predict)", "hostile", "subprocess.Popen is not a Module",
+         _predict(model=_popen, flag=True)),
+    Case("checkpoint naming a shell command as scorer, flag given (predict)", "hostile", "subprocess.Popen is not a scorer",
+         _predict(downstream_tasks__detection__params__scorer=_popen, flag=True)),
+    Case("checkpoint naming a shell command (uad test --model)", "hostile", "allow_external_modules: is not a config key",
+         _test_model(allow_external_modules=True, model=_popen)),
+    Case("run folder config replaced (--resume)", "hostile", "allow_external_modules: is not a config key", _hostile_run_folder),
+    Case("opt-in from a base config", "hostile", "allow_external_modules: is not a config key", _evil_base),
+    # --- names that become paths stay inside their folder
+    Case("img_name escaping the maps folder", "paths", "img_name '../../../../X' holds a path separator",
+         _csv_row("test.csv", "../../../../X,,1,t0.nii.gz,t0_mask.nii.gz,t0_seg.nii.gz")),
+    Case("img_name escaping the --output folder (predict)", "paths", "img_name '../../X' holds a path separator",
+         lambda root, config: _csv_row("test.csv", "../../X,,1,t0.nii.gz,t0_mask.nii.gz,t0_seg.nii.gz")(root, config)
+         + _predict()(root, config)),
+    Case("data set name escaping the output root", "paths", "datasets.../test: the data set name holds a path separator",
+         _rename_dataset("test", "../test")),
+    Case("run name with ../", "paths", "name: '../../../dir' holds a path separator", _edit("name", "../../../dir")),
+    Case("checkpoint run name with ../ (uad test --model)", "paths", "stored config: name '../../../dir' holds a path separator",
+         _test_model(name="../../../dir")),
     # --- the config file itself is user input
     Case("YAML alias bomb", "yaml", "expands to more than 200000 values", _bomb),
     Case("50 MB config file", "yaml", "more than the 1000000 a config may have", _huge),
@@ -350,20 +442,30 @@ def prepare(case: Case, root: Path) -> list[str]:
     config = yaml.safe_load(config_path.read_text())
     extra = case.setup(root, config)
     raw = config.pop("__raw__", None)
+    uad = config.pop("__uad__", False)
     config.pop("__keep__", None)
     other = config.pop("__config_path__", None)
     if raw is not None:
         config_path.write_bytes(raw.encode("utf-8", "surrogateescape"))
     else:
         config_path.write_text(yaml.safe_dump(config, sort_keys=False))
+    if uad:
+        return ["uad", *extra]
     return ["--config_path", other or str(config_path), "--quiet", *extra]
 
 
 def run_case(case: Case, root: Path) -> Outcome:
     """Run `case` through core/Main.py in this process."""
+    from core.cli import main as uad
     from core.Main import main
 
+    with warnings.catch_warnings():  # files an earlier (crashed) case left open are closed now, not inside this one
+        warnings.simplefilter("ignore")
+        gc.collect()
     argv = prepare(case, root)
+    command = main
+    if argv[0] == "uad":
+        command, argv = uad, argv[1:]
     before = snapshot(root)
     err = io.StringIO()
 
@@ -373,7 +475,7 @@ def run_case(case: Case, root: Path) -> Outcome:
     with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
         warnings.simplefilter("default")
         warnings.showwarning = show
-        code = main(argv)
+        code = command(argv)
     after = snapshot(root)
     changed = sorted(k for k in set(before) | set(after) if before.get(k) != after.get(k))
     return Outcome(code, [line for line in err.getvalue().splitlines() if line.strip()], changed, (root / "PWNED").exists())

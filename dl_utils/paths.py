@@ -1,0 +1,66 @@
+"""Names from user files that become path components, and paths that must stay inside a folder.
+
+A run, project, task, data set or scan name ends up as a folder or file name; read from a
+config, a split CSV or a checkpoint, it must never lead a write outside the folder meant for
+it (`../../x`, `/etc/x`). `check_component` refuses such a name where it is read (one line,
+before anything is written); `inside` is the last check where a path is joined.
+
+The rule is textual: `..`, separators and absolute paths are refused; symbolic links already
+on disk are followed (whoever made the link chose where it points; e.g. a data folder
+whose `volumes/` links to a shared store), see data/README.md.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path, PurePath
+
+from dl_utils.errors import UserInputError
+
+_SEPARATORS = ("/", "\\")
+
+
+def component_problem(name: object) -> str | None:
+    """None when `name` is one plain file or folder name; else what is wrong with it."""
+    if not isinstance(name, str) or not name.strip():
+        return "is empty"
+    if name in (".", ".."):
+        return f"is '{name}'"
+    if any(sep in name for sep in _SEPARATORS):
+        return "holds a path separator"
+    if "\x00" in name:
+        return "holds a NUL character"
+    return None
+
+
+def check_component(name: object, what: str) -> str:
+    """`name` unchanged when it is one plain file or folder name; else a one-line UserInputError
+    naming `what` (e.g. "split.csv line 3: img_name")."""
+    problem = component_problem(name)
+    if problem:
+        raise UserInputError(f"{what} '{name}' {problem}; it becomes a file or folder name, so it must be one plain "
+                             "name (no '/', '\\', '..'), which keeps every output inside its folder")
+    return str(name)
+
+
+def inside(folder: str | os.PathLike, *parts: str) -> Path:
+    """`folder / parts...`, refused (UserInputError) when the joined path leaves `folder`
+    (compared after normalising `..`, without following links)."""
+    root = Path(os.path.normpath(folder))
+    joined = Path(os.path.normpath(root.joinpath(*parts)))
+    if joined != root and root not in joined.parents:
+        raise UserInputError(f"'{os.path.join(*parts) if parts else ''}' leads outside {root}; "
+                             "a name that becomes a path must stay inside its folder")
+    return root.joinpath(*parts)
+
+
+def flat_name(path: str | os.PathLike, root: str | os.PathLike | None = None) -> str:
+    """A file path as one plain name: relative to `root` when inside it, parts joined by '__'
+    (`brain/x.png` -> `brain__x.png`), so names stay unique and never hold a separator."""
+    pure = PurePath(path)
+    if root is not None:
+        try:
+            pure = pure.relative_to(PurePath(root))
+        except ValueError:
+            pass
+    parts = [p for p in pure.parts if p not in (pure.anchor, ".", "..", "")]
+    return "__".join(parts) or pure.name or "unnamed"

@@ -1,0 +1,36 @@
+"""Names that become path components, and joins that must stay inside their folder (dl_utils/paths.py)."""
+from __future__ import annotations
+
+import pytest
+
+from dl_utils.errors import UserInputError
+from dl_utils.paths import check_component, component_problem, flat_name, inside
+
+
+@pytest.mark.parametrize("name, ok", [
+    ("t0", True), ("IXI002-Guys_0828.t1", True), ("a..b", True), ("..", False), (".", False), ("", False), ("  ", False),
+    ("../x", False), ("a/b", False), ("a\\b", False), ("/etc", False), ("x\x00", False), (3, False), (None, False),
+])
+def test_a_component_is_one_plain_name(name, ok):
+    assert (component_problem(name) is None) == ok
+
+
+def test_check_component_names_what_and_the_fix():
+    assert check_component("t0", "img_name") == "t0"
+    with pytest.raises(UserInputError, match=r"^split.csv line 3: img_name '../../X' holds a path separator; .*one plain name"):
+        check_component("../../X", "split.csv line 3: img_name")
+
+
+def test_inside_refuses_a_join_that_leaves_the_folder(tmp_path):
+    assert inside(tmp_path, "maps", "t0_anomaly_map.nii.gz") == tmp_path / "maps" / "t0_anomaly_map.nii.gz"
+    assert inside(tmp_path, "a/../b") == tmp_path / "a/../b"  # normalised, still inside
+    for escaping in ("../x", "a/../../x", "/etc/passwd"):
+        with pytest.raises(UserInputError, match="leads outside"):
+            inside(tmp_path, escaping)
+
+
+def test_flat_name_is_unique_and_plain():
+    assert flat_name("/data/fastMRI/brain/x.png", "/data/fastMRI") == "brain__x.png"
+    assert flat_name("/elsewhere/x.png", "/data") == "elsewhere__x.png"
+    assert flat_name("brain/x.png") == "brain__x.png"
+    assert component_problem(flat_name("../../x.png")) is None
