@@ -46,6 +46,7 @@ def build_parts(config: dict[str, Any], builder: ComponentBuilder, config_path: 
     if task == "train":
         data_module = build_data_module(builder, config, seed)
         trainer = build_trainer(builder, config, model, data_module, device, ctx, seed)
+        check_model_on_one_sample(builder, trainer, config)
         initialise_training(trainer, model, weights, resume_from, device)
     evaluators = build_evaluators(builder, config, model, device, seed)
     if task == "test":
@@ -93,6 +94,39 @@ def build_trainer(builder: ComponentBuilder, config: dict[str, Any], model: nn.M
     spec = _component(config["trainer"])
     return builder.build(spec, "trainer", expected=Trainer, model=model, data_module=data_module, device=device,
                          run_dir=None, dist_ctx=ctx, logger=None, seed=seed)
+
+
+def check_model_on_one_sample(builder: ComponentBuilder, trainer: Trainer, config: dict[str, Any]) -> None:
+    """Run the trainer's validation step on the first training sample (batch of one, eval mode, no
+    gradient, the RNG state put back), so that a model that does not fit the data grid (e.g. an
+    `image_size` other than the slices') is one line naming the files before training starts,
+    not a shape error in the first step. Nothing of the model changes (eval mode: no statistics)."""
+    model = trainer.model
+    dataset = trainer.data_module.train_dataset()
+    sample = dataset[0]
+    batch = {k: v.unsqueeze(0).to(trainer.device) if torch.is_tensor(v) else v for k, v in sample.items()}
+    shape = tuple(batch["image"].shape) if torch.is_tensor(batch.get("image")) else "?"
+    rng = torch.get_rng_state()
+    cuda_rng = torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            trainer.validation_step(batch)
+    except (RuntimeError, ValueError, IndexError) as exc:
+        reason = " ".join(str(exc).split())[:200]
+        model_params = config["model"].get("params") or {}
+        data = (config.get("trainer") or {}).get("data_loader") or {}
+        csv = (data.get("params") or {}).get("train_csv", "the training split")
+        raise ConfigError(builder.config_path, "model", f"{type(model).__name__} does not fit a training batch {shape} of {csv} "
+                                                        f"({reason}); make model.params fit the data grid (image_size: "
+                                                        f"{model_params.get('image_size', 'default')}) or change the data "
+                                                        "loader's preprocessing") from exc
+    finally:
+        model.train(was_training)
+        torch.set_rng_state(rng)
+        if cuda_rng is not None:
+            torch.cuda.set_rng_state_all(cuda_rng)
 
 
 def _optional_seed(cls: type, spec: dict[str, Any], seed: int) -> dict[str, Any]:

@@ -63,6 +63,20 @@ class VolumeSet(Sequence):
     def __len__(self) -> int:
         return len(self._rows)
 
+    def slice_shape(self) -> tuple[int, int]:
+        """(H, W) of every volume's axial slices (after preprocessing); a one-line UserInputError naming
+        both files when two differ, since training batches stack slices of one size."""
+        volumes = self._volumes if self._volumes is not None else [self[i] for i in range(len(self))]
+        first = tuple(volumes[0].image.shape[:2])
+        for row, volume in zip(self._rows, volumes):
+            shape = tuple(volume.image.shape[:2])
+            if shape != first:
+                raise UserInputError(
+                    f"split CSV {self.csv}: {row.img_path} has {shape[0]}x{shape[1]} slices but {self._rows[0].img_path} "
+                    f"has {first[0]}x{first[1]} (after preprocessing); training batches need one slice size: use "
+                    "volumes of one grid or set preprocessing crop_shape / target_shape")
+        return first
+
     def __getitem__(self, index):
         if self._volumes is not None:
             return self._volumes[index]
@@ -230,6 +244,7 @@ class VolumeDataModule:
         self.validation = Validation(validation)
         self.drop_last = bool(drop_last)
         self._train: SliceTrainDataset | None = None
+        self._train_shape: tuple[int, int] | None = None
         self._val: SliceValDataset | SliceTrainDataset | None = None
 
     def _slices(self, volumes: Sequence[Volume], samples: int | None, seed: int) -> SliceTrainDataset:
@@ -247,6 +262,7 @@ class VolumeDataModule:
         """Random augmented slices; has set_epoch(epoch). Built once, volumes cached."""
         if self._train is None:
             volumes = VolumeSet(self.train_csv, self.data_root, self.preprocessing, self.mode, keep_list=self.keep_list)
+            self._train_shape = volumes.slice_shape()
             self._train = self._slices(volumes, self.samples_per_epoch, self.seed)
             self._link()
         return self._train
@@ -255,6 +271,11 @@ class VolumeDataModule:
         """Validation slices: deterministic (`fixed`) or drawn as training (`as_training`)."""
         if self._val is None:
             volumes = VolumeSet(self.val_csv, self.data_root, self.preprocessing, self.mode, keep_list=self.keep_list)
+            shape = volumes.slice_shape()
+            if self._train_shape is not None and shape != self._train_shape:
+                raise UserInputError(f"split CSV {self.val_csv}: validation slices are {shape[0]}x{shape[1]} but training slices "
+                                     f"{self._train_shape[0]}x{self._train_shape[1]} (from {self.train_csv}); the model sees "
+                                     "both: use volumes of one grid or set preprocessing crop_shape / target_shape")
             if self.validation is Validation.AS_TRAINING:
                 self._val = self._slices(volumes, None, self.seed + 1)
             else:

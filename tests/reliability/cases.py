@@ -403,6 +403,11 @@ CASES: list[Case] = [
     Case("4D training volume", "data", "h0.nii.gz", _nifti("h0.nii.gz", np.zeros((*SHAPE, 2), np.float32))),
     Case("NaN in a training volume", "data", "NaN", _nifti("h1.nii.gz", np.full(SHAPE, np.nan, np.float32))),
     Case("Inf in a validation volume", "data", "v0.nii.gz", _nifti("v0.nii.gz", np.full(SHAPE, np.inf, np.float32))),
+    Case("training volume of another size", "data", "h1.nii.gz has 12x16 slices but",
+         lambda root, config: _nifti("h1.nii.gz", np.full((12, 16, 8), 0.5, np.float32))(root, config)
+         + _nifti("h1_mask.nii.gz", np.ones((12, 16, 8), np.uint8))(root, config)),
+    Case("model image_size off the data grid", "data", "model: ConvAutoencoder does not fit a training batch (1, 1, 16, 16) of healthy.csv",
+         _args("model.params.image_size=32")),
     Case("mask shape mismatch", "data", "h0_mask.nii.gz", _nifti("h0_mask.nii.gz", np.ones((16, 16, 4), np.uint8))),
     Case("empty brain mask", "data", "h1_mask.nii.gz", _nifti("h1_mask.nii.gz", np.zeros(SHAPE, np.uint8))),
     Case("non-binary mask", "data", "h0_mask.nii.gz is not binary",
