@@ -20,10 +20,8 @@ import math
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from core.Configurator import refuse_file_opt_in
-from dl_utils.checkpoint import load_checkpoint, save_checkpoint
+from core.Configurator import load_yaml, refuse_file_opt_in
+from dl_utils.checkpoint import load_checkpoint, read_json_mapping, save_checkpoint
 from dl_utils.errors import UserInputError
 
 METADATA_VERSION = 1
@@ -143,13 +141,13 @@ def rewrite_from_run(run_dir: str | Path, weights: str | Path | None = None, out
     for path in (config_path, results_path):
         if not path.is_file():
             raise UserInputError(f"{path} not found; pass an evaluated run folder (it holds config.yaml and results.json)")
-    config = yaml.safe_load(config_path.read_text())
-    results = json.loads(results_path.read_text())
+    config = load_yaml(config_path)  # one line for invalid YAML or a python tag
+    results = read_json_mapping(results_path, "evaluate the run again (uad test) to rewrite it")
     source = Path(weights) if weights else run_dir / "checkpoints" / "best_model.pt"
     state = load_checkpoint(source)
     if "model_weights" not in state:
         raise UserInputError(f"{source}: no 'model_weights' entry; it is not a checkpoint of this framework")
-    if config.get("experiment", {}).get("task") == "test":
+    if isinstance(config.get("experiment"), dict) and config["experiment"].get("task") == "test":
         config["experiment"] = {**config["experiment"], "task": "train", "weights": None}
     state.update(describe(config))
     state["thresholds"] = thresholds_from_results(results_by_task(results, config))

@@ -114,8 +114,11 @@ def read_tensors_only(path: str | Path) -> dict[str, Any]:
                 state = TensorsOnlyUnpickler(handle, archive, prefix).load()
     except zipfile.BadZipFile:
         raise UserInputError(f"{path}: not a zip-format torch checkpoint (legacy or corrupt); re-save it with torch >= 1.6") from None
-    except (pickle.UnpicklingError, EOFError, KeyError, RuntimeError) as exc:
-        raise UserInputError(f"{path}: unreadable checkpoint ({type(exc).__name__}: {str(exc)[:120]})") from None
+    except UserInputError:
+        raise
+    except (pickle.UnpicklingError, EOFError, KeyError, RuntimeError, TypeError, ValueError, AttributeError, IndexError,
+            RecursionError, MemoryError) as exc:  # a crafted pickle fails in many ways; none is a traceback
+        raise UserInputError(f"{path}: unreadable checkpoint ({type(exc).__name__}: {' '.join(str(exc).split())[:120]})") from None
     if not isinstance(state, dict):
         raise UserInputError(f"{path}: the checkpoint is not a dict; expected a Lightning checkpoint with 'state_dict'")
     return state
@@ -246,6 +249,10 @@ def convert_checkpoint(source: str | Path, output: str | Path, config_path: str 
     weights = state.get("state_dict")
     if not isinstance(weights, dict):
         raise UserInputError(f"{source}: no 'state_dict' entry; expected a PyTorch Lightning checkpoint")
+    foreign = next(((k, v) for k, v in weights.items() if not (isinstance(k, str) and isinstance(v, Tensor))), None)
+    if foreign is not None:
+        raise UserInputError(f"{source}: 'state_dict' entry {str(foreign[0])[:60]!r} is a {type(foreign[1]).__name__}, not a "
+                             "tensor; the file is not an original Lightning checkpoint (or is damaged)")
     config = load_config(config_path)
     refuse_file_opt_in(config, config_path)
     model = ComponentBuilder(config_path, allow_external_modules).build(config["model"], "model", expected=MODEL)

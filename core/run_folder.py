@@ -18,7 +18,7 @@ import torch.distributed as dist
 import yaml
 
 from core.Configurator import apply_overrides, load_config, load_yaml
-from dl_utils.checkpoint import atomic_write_text
+from dl_utils.checkpoint import atomic_write_text, read_json_mapping
 from dl_utils.distributed import DistributedContext
 from dl_utils.errors import UserInputError
 
@@ -60,7 +60,10 @@ def resume_config(run_dir: Path, config_path: Path, overrides: list[str]) -> dic
                              "(stored vs given); drop that --set, or start a new run without --resume")
     origin_file = run_dir / ORIGIN_FILE
     if origin_file.is_file():
-        origin = json.loads(origin_file.read_text())
+        origin = read_json_mapping(origin_file, "restore it from a copy, or start a new run without --resume")
+        if not isinstance(origin.get("config_path"), str) or not isinstance(origin.get("overrides", []), list):
+            raise UserInputError(f"{origin_file}: lacks config_path / overrides; restore it from a copy, or start a new run "
+                                 "without --resume")
         if Path(origin["config_path"]).resolve() != config_path.resolve():
             raise UserInputError(f"{run_dir}: was started from {origin['config_path']}, not {config_path}; "
                                  "pass that --config_path to resume it")

@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import errno
 import io
+import json
 import os
 import tempfile
 import warnings
@@ -112,6 +113,22 @@ def save_checkpoint(state: dict[str, Any], path: str | Path, staging_dir: str | 
     """Save a checkpoint dict atomically (temporary file + fsync + os.replace)."""
     with atomic_path(path, staging_dir=staging_dir) as tmp, open(tmp, "wb") as handle:
         torch.save(state, handle)
+
+
+def read_json_mapping(path: str | Path, fix: str) -> dict[str, Any]:
+    """A JSON file holding a mapping (a run folder's results.json, origin.json); a missing, corrupt
+    or non-mapping file is a one-line UserInputError naming it and `fix`."""
+    path = Path(path)
+    try:
+        value = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise UserInputError(f"{path}: not found; {fix}") from None
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
+        where = f" at line {exc.lineno}, column {exc.colno}" if isinstance(exc, json.JSONDecodeError) else ""
+        raise UserInputError(f"{path}: not valid JSON{where}; {fix}") from exc
+    if not isinstance(value, dict):
+        raise UserInputError(f"{path}: expected a JSON mapping, got {type(value).__name__}; {fix}")
+    return value
 
 
 def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:

@@ -36,12 +36,19 @@ def read_subjects(source: str | Path) -> list[SubjectInput]:
         return [SubjectInput(scan_name(source), source)]
     if not source.is_file():
         raise UserInputError(f"{source}: not found; give a folder of NIfTI scans, one scan or a CSV")
-    with source.open(newline="", encoding="utf-8-sig") as handle:
-        reader = csv.DictReader(handle)
-        fields = [f.strip() for f in reader.fieldnames or []]
-        if "t1" not in fields:
-            raise UserInputError(f"{source}: CSV needs a 't1' column (optional: {', '.join(CSV_COLUMNS)})")
-        rows = [{(k or "").strip(): (v or "").strip() for k, v in r.items()} for r in reader]
+    if source.suffix.lower() != ".csv":
+        raise UserInputError(f"{source}: not a NIfTI scan ({' / '.join(NIFTI_SUFFIXES)}) nor a CSV; give a scan, a folder "
+                             "of scans or a CSV of subjects")
+    try:
+        with source.open(newline="", encoding="utf-8-sig") as handle:
+            reader = csv.DictReader(handle)
+            fields = [f.strip() for f in reader.fieldnames or []]
+            if "t1" not in fields:
+                raise UserInputError(f"{source}: CSV needs a 't1' column (optional: {', '.join(CSV_COLUMNS)})")
+            rows = [{(k or "").strip(): (v or "").strip() for k, v in r.items()} for r in reader]
+    except (UnicodeDecodeError, csv.Error) as exc:
+        raise UserInputError(f"{source}: not a readable UTF-8 CSV ({exc.__class__.__name__}); give a CSV of subjects, "
+                             "a scan or a folder of scans") from exc
     out, seen = [], set()
     for line, row in enumerate(rows, start=2):
         if not row.get("t1"):

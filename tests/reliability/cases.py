@@ -281,6 +281,37 @@ def _rename_dataset(old: str, new: str) -> Setup:
     return setup
 
 
+def _shared_run(config_text: str | None = None, results_text: str = '{"detection": {}}') -> Setup:
+    """`uad describe` on a run folder from someone else whose config.yaml / results.json are as given."""
+    def build(root: Path, config: dict[str, Any]) -> list[str]:
+        run_dir = root / "shared_run"
+        (run_dir / "checkpoints").mkdir(parents=True)
+        (run_dir / "config.yaml").write_text(config_text if config_text is not None else yaml.safe_dump(config))
+        (run_dir / "results.json").write_text(results_text)
+        torch.save({"model_weights": _model_state(), "epoch": 0}, run_dir / "checkpoints" / "best_model.pt")
+        return ["describe", str(run_dir)]
+    return _uad(build)
+
+
+def _corrupt_origin(root: Path, config: dict[str, Any]) -> list[str]:
+    args = _resume_with()(root, config)
+    (Path(args[1]) / "origin.json").write_text('{"config_path": "tiny.yaml", ')
+    return args
+
+
+def _crafted_lightning(root: Path, config: dict[str, Any]) -> list[str]:
+    path = root / "crafted.ckpt"
+    torch.save({"state_dict": {"diffusion.model.input_blocks.0.0.weight": "not a tensor"}, "epoch": 3}, path)
+    return ["convert", "--input", str(path), "--output", str(root / "converted.pt"), "--config_path", str(root / "tiny.yaml")]
+
+
+def _predict_png(root: Path, config: dict[str, Any]) -> list[str]:
+    (root / "scan.png").write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 4)
+    args = _predict()(root, config)
+    args[args.index("--input") + 1] = str(root / "scan.png")
+    return args
+
+
 T = "trainer.params"
 DL = "trainer.data_loader.params"
 EVAL = "downstream_tasks.detection"
@@ -386,6 +417,14 @@ CASES: list[Case] = [
     Case("run name with ../", "paths", "name: '../../../dir' holds a path separator", _edit("name", "../../../dir")),
     Case("checkpoint run name with ../ (uad test --model)", "paths", "stored config: name '../../../dir' holds a path separator",
          _test_model(name="../../../dir")),
+    # --- run-folder files and checkpoints from someone else, damaged or crafted
+    Case("describe: config.yaml not YAML", "run folder", "config.yaml: invalid YAML at line 2", _shared_run("model: [unclosed\n")),
+    Case("describe: config.yaml with a python tag", "run folder", "config.yaml: invalid YAML at line 1",
+         _shared_run("name: !!python/object/apply:os.system ['touch PWNED']\n")),
+    Case("describe: results.json corrupt", "run folder", "results.json: not valid JSON at line 1", _shared_run(results_text='{"det')),
+    Case("--resume with a corrupt origin.json", "run folder", "origin.json: not valid JSON", _corrupt_origin),
+    Case("convert: crafted Lightning checkpoint", "checkpoint", "is a str, not a tensor", _uad(_crafted_lightning)),
+    Case("predict: a PNG as input", "checkpoint", "scan.png: not a NIfTI scan", _uad(_predict_png)),
     # --- the config file itself is user input
     Case("YAML alias bomb", "yaml", "expands to more than 200000 values", _bomb),
     Case("50 MB config file", "yaml", "more than the 1000000 a config may have", _huge),
