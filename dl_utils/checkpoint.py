@@ -110,9 +110,33 @@ def atomic_write_csv(path: str | Path, rows: Iterable[Mapping[str, Any]], column
 
 
 def save_checkpoint(state: dict[str, Any], path: str | Path, staging_dir: str | Path | None = None) -> None:
-    """Save a checkpoint dict atomically (temporary file + fsync + os.replace)."""
+    """Save a checkpoint dict atomically (temporary file + fsync + os.replace).
+
+    A disk that fills inside `torch.save` surfaces as torch's RuntimeError ("unexpected pos",
+    "file write failed") around the OSError of the write: that OSError is raised instead, so
+    it becomes the one-line "disk is full" error and the previous checkpoint stays the file."""
     with atomic_path(path, staging_dir=staging_dir) as tmp, open(tmp, "wb") as handle:
-        torch.save(state, handle)
+        try:
+            torch.save(state, handle)
+        except RuntimeError as exc:
+            cause = _os_error_in(exc)
+            if cause is None and "PytorchStreamWriter failed writing" in str(exc):
+                cause = OSError(errno.EIO, "torch.save could not write the file")
+            if cause is None:
+                raise
+            raise cause from exc
+
+
+def _os_error_in(exc: BaseException) -> OSError | None:
+    """The OSError an exception was raised from (its cause or context chain), if any."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        if isinstance(current, OSError):
+            return current
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__
+    return None
 
 
 def read_json_mapping(path: str | Path, fix: str) -> dict[str, Any]:

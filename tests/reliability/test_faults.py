@@ -55,6 +55,55 @@ def test_disk_failure_mid_run_is_one_line_and_keeps_the_last_checkpoint(error, w
     assert load_checkpoint(checkpoints / "best_model.pt")["epoch"] == 0
 
 
+class _FillingHandle:
+    """A file handle on a disk that fills after `room` more bytes: `write` raises ENOSPC, as the OS would."""
+
+    def __init__(self, handle, room: int):
+        self._handle, self._room = handle, room
+
+    def write(self, data) -> int:
+        self._room -= len(data)
+        if self._room < 0:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return self._handle.write(data)
+
+    def __getattr__(self, name):
+        return getattr(self._handle, name)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self._handle.close()
+
+
+def test_disk_filling_inside_torch_save_is_one_line_and_resumable(tmp_path, capsys, monkeypatch):
+    """torch.save wraps the write's ENOSPC in a RuntimeError; the run still ends in the one disk-full line,
+    the epoch-0 checkpoints stay loadable, and --resume continues from them once there is room."""
+    config = make_training_project(tmp_path, epochs=3)
+    original, writes = open, {"n": 0}
+
+    def filling_open(file, mode="r", *args, **kwargs):
+        handle = original(file, mode, *args, **kwargs)
+        if "w" in mode and Path(file).parent.name == ".partial":  # a checkpoint being staged
+            writes["n"] += 1
+            if writes["n"] > 2:  # epoch 0 writes best and latest; the third write finds the disk full midway
+                return _FillingHandle(handle, room=4096)
+        return handle
+
+    monkeypatch.setattr(checkpoint, "open", filling_open, raising=False)
+    code = main(["--config_path", str(config), "--quiet"])
+    err = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+    assert code == 2 and len(err) == 1 and err[0].startswith("error: ") and "the disk is full" in err[0], err
+    run_dir = _run_dir(tmp_path)
+    assert sorted(p.name for p in (run_dir / "checkpoints").iterdir()) == ["best_model.pt", "latest_model.pt"]
+    assert load_checkpoint(run_dir / "checkpoints" / "latest_model.pt")["epoch"] == 0
+    assert not [p for p in (run_dir / ".partial").iterdir()], "a partial file was left behind"
+    monkeypatch.setattr(checkpoint, "open", original, raising=False)  # space freed
+    assert main(["--config_path", str(config), "--quiet", "--resume", str(run_dir)]) == 0
+    assert load_checkpoint(run_dir / "checkpoints" / "latest_model.pt")["epoch"] == 2
+
+
 def test_disk_failure_on_log_write_is_one_line(tmp_path, capsys, monkeypatch):
     """A failure outside the atomic writers (metrics.jsonl) still ends in one line."""
     import dl_utils.run_logger as run_logger
