@@ -131,6 +131,8 @@ class Trainer:
         self.run_dir = Path(run_dir) if run_dir is not None else None
         self.logger = logger
         self.checkpoint_extra = dict(checkpoint_extra or {})
+        if logger is not None and self.start_epoch > 0:  # resumed: rows logged after the checkpoint come again
+            logger.forget_from(self.start_epoch)
         staging = self.run_dir / STAGING_DIR if self.run_dir is not None else None
         if staging is not None and staging.is_dir() and self.dist.is_main:
             for stale in staging.iterdir():  # left by a run killed mid-write; never a complete checkpoint

@@ -9,6 +9,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from dl_utils.checkpoint import atomic_write_text
+
 LOG = logging.getLogger(__name__)
 
 
@@ -84,6 +86,23 @@ class RunLogger:
                 handle.write(line + "\n")
         if self._wandb_run is not None:
             self._wandb_run.log({k: v for k, v in metrics.items() if isinstance(v, (int, float))}, step=step)
+
+    def forget_from(self, step: int) -> None:
+        """On resume from the checkpoint of epoch `step - 1`: drop the rows a killed run logged after
+        that checkpoint (training rows of epoch >= `step`, evaluation rows, a torn last line), since
+        the resumed run logs them again; metrics.jsonl then holds each epoch once."""
+        path = self.run_dir / "metrics.jsonl" if self.run_dir is not None else None
+        if not self.is_main or path is None or not path.is_file():
+            return
+        kept = []
+        for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError:
+                continue
+            if isinstance(row, dict) and isinstance(row.get("step"), int) and row["step"] < step:
+                kept.append(line)
+        atomic_write_text(path, "".join(f"{line}\n" for line in kept))
 
     def finish(self) -> None:
         if self._wandb_run is not None:

@@ -36,3 +36,26 @@ def test_resume_uses_the_stored_config_without_repeating_set(tmp_path, capsys, m
     assert json.loads((run_dir / "results.json").read_text())["training"]["summary"]["epochs"] == 4.0
     # repeating the same --set is allowed (it changes nothing)
     assert main(["--config_path", str(config), "--quiet", "--resume", str(run_dir), sets[0], sets[1]]) == 0
+
+
+def test_resume_after_a_kill_between_log_and_checkpoint_logs_each_epoch_once(tmp_path, capsys, monkeypatch):
+    """Epoch 2 was logged, then the run died before its checkpoint: the resumed run trains epoch 2 again
+    and metrics.jsonl holds it once (it held 16 training rows for 10 epochs after kills and resumes)."""
+    config = make_training_project(tmp_path, epochs=4)
+    original = Trainer.save_latest
+
+    def die_before_checkpoint_2(self, epoch, stopped=False):
+        if epoch == 2:
+            raise KeyboardInterrupt
+        original(self, epoch, stopped)
+
+    monkeypatch.setattr(Trainer, "save_latest", die_before_checkpoint_2)
+    assert main(["--config_path", str(config), "--quiet"]) == 130
+    monkeypatch.setattr(Trainer, "save_latest", original)
+    (run_dir,) = list((tmp_path / "runs").glob("*/*/*"))
+    with open(run_dir / "metrics.jsonl", "a") as handle:
+        handle.write('{"step": 3, "epo')  # and a line torn by the kill
+    assert main(["--config_path", str(config), "--quiet", "--resume", str(run_dir)]) == 0, capsys.readouterr().err
+    rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in rows if "train_loss" in r] == [0, 1, 2, 3]
+    assert sum(1 for r in rows if r.get("step") is None) >= 1  # the evaluation's rows, once
