@@ -6,11 +6,17 @@ progress, and the run that was killed 10 times ends with the results of one that
 from __future__ import annotations
 
 import json
+import os
+import signal
+import subprocess
+import sys
+import time
 
 import torch
 
 from core.Main import main
-from tests.reliability.kill_resume import kill_and_resume
+from dl_utils.checkpoint import load_checkpoint
+from tests.reliability.kill_resume import ROOT, kill_and_resume
 from tests.reliability.project import make_training_project
 
 EPOCHS = 8
@@ -29,3 +35,27 @@ def test_ten_random_kills_lose_nothing_but_the_epoch_in_progress(tmp_path, capsy
     straight = capsys.readouterr().out.strip().splitlines()[-1]
     killed = json.loads((run_dir / "results.json").read_text())
     assert killed == json.loads((tmp_path / "straight" / straight.split("straight/")[1] / "results.json").read_text())
+
+
+def test_sigterm_is_a_clean_one_line_exit_with_loadable_checkpoints(tmp_path):
+    """A scheduler's stop (SIGTERM) ends the run with one line and exit code 143, no partial file left,
+    and the checkpoints load."""
+    config = make_training_project(tmp_path, epochs=200)
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
+    cmd = [sys.executable, str(ROOT / "core" / "Main.py"), "--config_path", str(config), "--quiet"]
+    proc = subprocess.Popen(cmd, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while not list((tmp_path / "runs").glob("*/*/*/checkpoints/latest_model.pt")) and time.monotonic() < deadline:
+        assert proc.poll() is None, proc.communicate()
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=120)
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert proc.returncode == 143, (out, err)
+    assert lines == ["terminated (SIGTERM); the last complete checkpoint is intact (resume with --resume RUN_FOLDER)"], err
+    (run_dir,) = list((tmp_path / "runs").glob("*/*/*"))
+    staging = run_dir / ".partial"
+    assert not staging.is_dir() or not list(staging.iterdir())
+
+    epoch = load_checkpoint(run_dir / "checkpoints" / "latest_model.pt")["epoch"]
+    assert 0 <= epoch < 199  # stopped mid-run; resuming it is what the kill -9 test above checks
