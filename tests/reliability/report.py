@@ -83,13 +83,19 @@ def main(argv: list[str] | None = None) -> int:
         "",
         "## Bad input: one line, exit code 2, nothing written",
         "",
-        "Each case breaks one thing in a fresh tiny training project and runs `core/Main.py`. "
+        "Each case breaks one thing in a fresh tiny training project and runs `core/Main.py` (or, for "
+        "the `uad` verbs, `core/cli.py`: `predict`, `test --model`, `describe`, `convert`). "
         "Every file of the project is hashed before and after: *nothing written* means no run folder, "
-        "no file created, changed or removed. Every component's parameters (model, trainer, data "
-        "modules and their nested mappings, evaluators, scorers, post-processing) are checked by name "
-        "and by type against the constructor's annotations (int, float, bool, str, lists, mappings, "
-        "Optional, unions, Literal, StrEnum, nested components) and both training splits are read "
-        "before the run folder exists.",
+        "no file created, changed or removed; the hostile cases also check that the marker file a "
+        "shell command would touch never appears. Every component's parameters (model, trainer, data "
+        "modules and their nested mappings, evaluators, scorers, post-processing) are checked by name, "
+        "by type and by range against the constructor's annotations (int, float, bool, str, lists, mappings, "
+        "Optional, unions, Literal, StrEnum, nested components, `Annotated[int, Ge(1)]` ranges), every "
+        "component mapping by its keys, both training splits are read and the model runs once on a "
+        "training sample, all before the run folder exists. Only this project's classes are built, each "
+        "checked against its role before construction, unless the command line passes "
+        "`--allow-external-modules` (no config, base, run folder or checkpoint can). Every name that "
+        "becomes a path (run, task, data set, `img_name`, subject) is one plain name.",
         "",
         f"{len(CASES)} cases, {failures} failing" + (f" ({pending} of them pending, marked xfail(strict=True) with the reason "
                                                      "in the table: they pass once that work lands)." if pending else "."),
@@ -104,6 +110,12 @@ def main(argv: list[str] | None = None) -> int:
         "the disk is full; free space, then resume with --resume RUN_FOLDER (the last complete file is intact)` | exit 2, one line, "
         "checkpoints/ holds exactly the two epoch-0 files and both load |",
         "| run folder not writable (EACCES / EROFS) mid-run | `error: <file>: cannot write (Permission denied); the folder is not writable; ...` | same |",
+        "| disk full inside `torch.save` (torch's RuntimeError around the write's ENOSPC) | the disk-full line above | "
+        "exit 2, one line, the epoch-0 checkpoints load, no partial file, `--resume` finishes the run |",
+        "| SIGTERM mid-run (a scheduler's stop; tests/reliability/test_kill_resume.py) | `terminated (SIGTERM); the last complete "
+        "checkpoint is intact (resume with --resume RUN_FOLDER)` | exit 143, one line, no partial file, checkpoints load |",
+        "| killed after logging an epoch, before its checkpoint, then `--resume` (tests/reliability/test_resume.py) | (runs) | "
+        "metrics.jsonl holds each epoch once (the rows after the checkpoint and a torn line are dropped on resume) |",
         "| disk full while appending metrics.jsonl | `error: <run>/metrics.jsonl: No space left on device; free space or fix permissions, ...` | exit 2, one line |",
         "| 8 runs claim a run folder in the same second | - | 8 distinct folders (`mkdir` is the claim; `<stamp>`, `<stamp>-2`, ...) |",
         "| `--resume RUN` of a run started with two `--set`, without repeating them (tests/reliability/test_resume.py) | (runs; prints the run folder) | "
