@@ -136,7 +136,8 @@ def _test(args: argparse.Namespace) -> Path | None:
         path = Path(tmp) / "projects" / name / f"{Path(args.model).stem}.yaml"
         path.parent.mkdir(parents=True)
         path.write_text(yaml.safe_dump(config, sort_keys=False))
-        return run_experiment(path, args.overrides, output_root=args.output_root or config.get("output_root") or "runs",
+        # the run folder goes where the person running the command says (default ./runs), never where the file says
+        return run_experiment(path, args.overrides, output_root=args.output_root or "runs",
                               quiet=args.quiet, allow_external_modules=args.allow_external_modules)
 
 

@@ -57,3 +57,19 @@ def test_data_package_is_ours_from_any_folder(tmp_path):
     proc = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr[-500:]
     assert proc.stdout.strip().endswith(os.path.join("data", "__init__.py"))
+
+
+def test_test_model_writes_where_the_command_says_not_where_the_checkpoint_says(tmp_path, monkeypatch):
+    """A shared checkpoint's stored output_root is ignored: the run folder goes to --output_root, default ./runs."""
+    import yaml
+
+    from core.cli import main as uad
+    from tests.reliability.cases import _shared_checkpoint
+    from tests.reliability.project import make_training_project
+
+    config = yaml.safe_load(make_training_project(tmp_path / "project").read_text())
+    elsewhere = tmp_path / "elsewhere"
+    checkpoint = _shared_checkpoint(tmp_path / "project", config, output_root=str(elsewhere))
+    monkeypatch.chdir(tmp_path)
+    assert uad(["test", "--model", checkpoint, "--quiet"]) == 0
+    assert not elsewhere.exists() and list((tmp_path / "runs").glob("*/*/*/results.json"))
