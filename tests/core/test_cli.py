@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from core.cli import build_parser, main
+from core.commands.cli import build_parser, main
 
 ROOT = Path(__file__).resolve().parents[2]
 VERBS = ("train", "test", "predict", "preprocess", "benchmark", "convert", "describe")
@@ -63,7 +63,7 @@ def test_test_model_writes_where_the_command_says_not_where_the_checkpoint_says(
     """A shared checkpoint's stored output_root is ignored: the run folder goes to --output_root, default ./runs."""
     import yaml
 
-    from core.cli import main as uad
+    from core.commands.cli import main as uad
     from tests.reliability.cases import _shared_checkpoint
     from tests.reliability.project import make_training_project
 

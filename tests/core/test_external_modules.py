@@ -1,11 +1,11 @@
 """Only this project's classes are built unless the command line says otherwise, and a class that
-does not fit its role is refused before it is constructed (core.Configurator.ComponentBuilder)."""
+does not fit its role is refused before it is constructed (core.config.configurator.ComponentBuilder)."""
 from __future__ import annotations
 
 import pytest
 
-from core.cli import build_parser
-from core.Configurator import (
+from core.commands.cli import build_parser
+from core.config.configurator import (
     MAP_STEP,
     MODEL,
     SCORER,

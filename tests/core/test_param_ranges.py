@@ -1,5 +1,5 @@
 """Ranges stated in constructor signatures (`Annotated[int, Ge(1)]`) are checked with the types,
-before anything is built: `dl_utils.param_types` and `core.Configurator.ComponentBuilder`."""
+before anything is built: `dl_utils.param_types` and `core.config.configurator.ComponentBuilder`."""
 from __future__ import annotations
 
 import importlib
@@ -11,7 +11,7 @@ from typing import Annotated, Any
 
 import pytest
 
-from core.Configurator import ComponentBuilder, ConfigError
+from core.config.configurator import ComponentBuilder, ConfigError
 from dl_utils.param_types import (
     Ge,
     Gt,

@@ -216,7 +216,7 @@ def _resume_with(*extra: str, first: tuple[str, ...] = (), config_path: str | No
 
 EVALUATOR_RANGES = "evaluator ranges: lead"  # the evaluator's constructor is being regrouped; its ranges come with it
 def _uad(build: Callable[[Path, dict[str, Any]], list[str]]) -> Setup:
-    """A case of the `uad` command line (core/cli.py): `build` returns its whole argument list."""
+    """A case of the `uad` command line (core/commands/cli.py): `build` returns its whole argument list."""
     def setup(root: Path, config: dict[str, Any]) -> list[str]:
         config["__uad__"] = True
         return build(root, config)
@@ -500,7 +500,7 @@ def prepare(case: Case, root: Path) -> list[str]:
 
 def run_case(case: Case, root: Path) -> Outcome:
     """Run `case` through core/Main.py in this process."""
-    from core.cli import main as uad
+    from core.commands.cli import main as uad
     from core.Main import main
 
     with warnings.catch_warnings():  # files an earlier (crashed) case left open are closed now, not inside this one

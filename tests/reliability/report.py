@@ -84,7 +84,7 @@ def main(argv: list[str] | None = None) -> int:
         "## Bad input: one line, exit code 2, nothing written",
         "",
         "Each case breaks one thing in a fresh tiny training project and runs `core/Main.py` (or, for "
-        "the `uad` verbs, `core/cli.py`: `predict`, `test --model`, `describe`, `convert`). "
+        "the `uad` verbs, `core/commands/cli.py`: `predict`, `test --model`, `describe`, `convert`). "
         "Every file of the project is hashed before and after: *nothing written* means no run folder, "
         "no file created, changed or removed; the hostile cases also check that the marker file a "
         "shell command would touch never appears. Every component's parameters (model, trainer, data "

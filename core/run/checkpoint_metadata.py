@@ -20,7 +20,7 @@ import math
 from pathlib import Path
 from typing import Any
 
-from core.Configurator import load_yaml, refuse_file_opt_in
+from core.config.configurator import load_yaml, refuse_file_opt_in
 from dl_utils.checkpoint import load_checkpoint, read_json_mapping, save_checkpoint
 from dl_utils.errors import UserInputError
 
