@@ -7,7 +7,7 @@ second project uses the first one's config instead of forking it.
 
 A config is data, never permission: only classes defined in this project's packages are
 built, unless the person running the command passes `--allow-external-modules` (core/Main.py,
-core/cli.py); no file (config, `base:`, run folder, checkpoint) can grant it, and a config
+core/commands/cli.py); no file (config, `base:`, run folder, checkpoint) can grant it, and a config
 key `allow_external_modules` is refused with one line naming the flag. Each place a
 component fills has a `Role` (a base class, or the methods its class must define), checked
 on the class before it is constructed: `subprocess.Popen` is neither a model nor a scorer.

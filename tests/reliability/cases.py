@@ -334,7 +334,7 @@ CASES: list[Case] = [
          _args(f"{DL}.batch_size=4.0")),
     Case("string for a number (augmentation)", "types", "augmentation.gamma_p: expected a number, got '0.5'",
          _edit(f"{DL}.augmentation.gamma_p", "0.5")),
-    Case("string for a list (preprocessing)", "types", "preprocessing.crop_shape: expected list of integers or null",
+    Case("string for a list (preprocessing)", "types", "preprocessing.crop_shape: expected list of integers >= 1 or null",
          _edit(f"{DL}.preprocessing.crop_shape", "16x16x8")),
     Case("number for a list (evaluator)", "types", "downstream_tasks.detection.params.fpr_levels: expected list of numbers",
          _args(f"{EVAL}.params.fpr_levels=0.05")),
