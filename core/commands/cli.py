@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 from core.commands.exit_codes import run_and_report
+from core.evaluation.thresholds import VAL_DICE_KEY, fixed_key, fpr_key
 from dl_utils.errors import UserInputError
 
 BENCHMARK_CONFIG = "projects/benchmark/configs/benchmark.yaml"
@@ -64,8 +65,10 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--model", required=True, help="checkpoint (.pt) or run folder")
     predict.add_argument("--input", required=True, help="a scan, a folder of scans, a `uad preprocess` output, or a CSV")
     predict.add_argument("--output", required=True, help="output folder")
-    predict.add_argument("--threshold", default="fpr_5%", help="val_dice | fpr_1%% | fpr_5%% (fitted by the run) or a number (default fpr_5%%)")
-    predict.add_argument("--test-set", help="test set whose val_dice threshold to use (default: the first fitted)")
+    examples = ", ".join(k.replace("%", "%%") for k in (VAL_DICE_KEY, fpr_key(0.01), fpr_key(0.05), fixed_key(0.009)))
+    predict.add_argument("--threshold", default=fpr_key(0.05),
+                         help=f"a threshold rule the run fitted (e.g. {examples}) or a number (default %(default)s)")
+    predict.add_argument("--test-set", help="test set whose fitted thresholds (and evaluation seeds) to use (default: the first fitted)")
     predict.add_argument("--task", help="downstream task of the config to score with (default: the first with thresholds)")
     predict.add_argument("--device", default="auto", help="auto | cpu | cuda")
     predict.add_argument("--data-root", help="folder the paths of a volume-layout --input CSV are relative to (default: its folder)")

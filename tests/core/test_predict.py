@@ -56,9 +56,16 @@ def test_every_checkpoint_carries_config_and_best_carries_thresholds(trained_run
     best = torch.load(trained_run / "checkpoints" / "best_model.pt", map_location="cpu", weights_only=True)
     results = json.loads((trained_run / "results.json").read_text())
     fitted = results[TASK]["test_hyper_spheres"]
-    assert best["thresholds"][TASK]["test_hyper_spheres"]["fpr_5%"] == pytest.approx(fitted["threshold@fpr_5%"])
-    assert "oracle_dice" not in best["thresholds"][TASK]["test_hyper_spheres"]
-    assert best["input_shapes"][TASK] == [64, 64, 6]
+    record = best["evaluation"][TASK]
+    assert best["metadata_version"] == 2
+    stored = record["thresholds"]["test_hyper_spheres"]["fpr_5%"]
+    assert stored == fitted["thresholds"]["fpr_5%"]  # the same record in the checkpoint and in results.json
+    assert stored["value"] == pytest.approx(fitted["threshold@fpr_5%"]) and stored["fitted_on"] == "val_healthy"
+    assert stored["kind"] == "healthy_fpr" and stored["level"] == 0.05
+    assert "oracle_dice" not in record["thresholds"]["test_hyper_spheres"]  # fitted on the test labels: never for predict
+    assert record["input_grid"]["shape"] == [64, 64, 6] == fitted["input_grid"]["shape"]
+    assert record["volumes"]["test_hyper_spheres"] == [r["name"] for r in csv.DictReader(
+        (trained_run / TASK / "per_volume.csv").open()) if r["dataset"] == "test_hyper_spheres"]
 
 
 def test_test_only_config_needs_no_model_section(trained_run, tmp_path, capsys):
