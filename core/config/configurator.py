@@ -36,6 +36,8 @@ TOP_LEVEL_KEYS = {
     "deterministic": "deterministic algorithms where available (default true)",
     "num_threads": "CPU threads for torch (default: the number of cores); results are reproducible per thread count",
     "output_root": "folder that holds run folders (default runs)",
+    "data_root": "folder the data sets' CSV paths are relative to, given to every data loader that takes data_root "
+                 "and does not set its own",
     "allow_external_modules": "let module_name point outside this project's packages",
     "configurator": "kept for iml-dl compatibility (ignored)",
     "logging": "{wandb: {mode: disabled|offline|online, project, entity}}",
@@ -50,6 +52,7 @@ WANDB_KEYS = ("mode", "project", "entity")
 # Types of the top-level values (the components are typed by their constructors).
 TOP_LEVEL_TYPES: dict[str, Any] = {
     "name": str, "device": str, "seed": int, "deterministic": bool, "num_threads": int | None, "output_root": str,
+    "data_root": str | None,
     "allow_external_modules": bool, "experiment": dict, "logging": dict | None,
     "model": dict, "trainer": dict, "downstream_tasks": dict | None,
 }
@@ -176,7 +179,8 @@ def merge_configs(base: dict[str, Any], override: dict[str, Any]) -> dict[str, A
     """`override` deep-merged over `base`: mappings merge key by key, anything else replaces.
 
     A component mapping naming another `class_name` than its base replaces it whole, since
-    the base's `params` belong to a different constructor. A mapping holding
+    the base's `params` belong to a different constructor; a base mapping naming no class
+    (e.g. only a trainer's `data_loader`) merges into it. A mapping holding
     `_replace: true` replaces its base's mapping whole; `_delete: [key, ...]` drops those
     keys of the base's mapping first (e.g. a paper config's data sets).
     """
@@ -199,7 +203,7 @@ def merge_configs(base: dict[str, Any], override: dict[str, Any]) -> dict[str, A
     for key, value in override.items():
         old = merged.get(key)
         both_mappings = isinstance(value, dict) and isinstance(old, dict)
-        other_class = both_mappings and "class_name" in value and value["class_name"] != old.get("class_name")
+        other_class = both_mappings and "class_name" in value and "class_name" in old and value["class_name"] != old["class_name"]
         if both_mappings and not other_class:
             merged[key] = merge_configs(old, value)
         elif isinstance(value, dict):
@@ -251,7 +255,7 @@ def resolve_task_extensions(config: dict[str, Any], path: str | Path) -> dict[st
 
 def describe_sources(path: str | Path, sources: list[Path]) -> str:
     """Where a key of a merged config may sit, for error messages."""
-    bases = [str(s) for s in sources if Path(s).resolve() != Path(path).resolve()]
+    bases = list(dict.fromkeys(str(s) for s in sources if Path(s).resolve() != Path(path).resolve()))
     return f"{path} (or its base {', '.join(bases)})" if bases else str(path)
 
 

@@ -154,7 +154,8 @@ class AnomalyDetectionEvaluator(DownstreamEvaluator):
                 result.sets[healthy_name] = SetResult({"volumes": float(len(healthy.records)), **quality})
             if healthy:
                 result.per_volume += per_volume_rows(healthy)
-        result.volumes = {name: [r.name for r in s.records] for name, s in scored.items() if s is not None}
+        for row in result.per_volume:  # the volumes of per_volume.csv, per data set in scoring order
+            result.volumes.setdefault(str(row["dataset"]), []).append(str(row["name"]))
         write_per_volume(result.per_volume, run_dir / "per_volume.csv")
         for s in scored.values():
             if s is not None:

@@ -75,7 +75,7 @@ class SetResult:
 @dataclass
 class EvaluationResult:
     """A task's result: per data set (test sets, then healthy sets), the per-volume rows, and
-    the names of the volumes scored per data set in order (how predict finds a volume's seed)."""
+    the names of their volumes per data set in scoring order (how predict finds a volume's seed)."""
 
     sets: dict[str, SetResult] = field(default_factory=dict)
     per_volume: list[dict[str, Any]] = field(default_factory=list)

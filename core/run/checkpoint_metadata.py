@@ -131,7 +131,7 @@ def complete_config(config: dict[str, Any]) -> dict[str, Any]:
         return config
     stored = read(load_checkpoint(weights), weights)
     out = copy.deepcopy(config)
-    for key in ("model", "downstream_tasks", "name"):
+    for key in ("model", "downstream_tasks", "name", "data_root"):
         if key not in out and key in stored:
             out[key] = copy.deepcopy(stored[key])
     return out
