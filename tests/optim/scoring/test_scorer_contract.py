@@ -46,9 +46,11 @@ def _discovered() -> dict[str, type]:
     for info in pkgutil.walk_packages(optim.scoring.__path__, "optim.scoring."):
         module = importlib.import_module(info.name)
         for name, cls in vars(module).items():
-            if inspect.isclass(cls) and cls.__module__ == module.__name__ and not name.startswith("_") \
-                    and not getattr(cls, "_is_protocol", False) and callable(getattr(cls, "__call__", None)) \
-                    and "num_reconstructions" in {f.name for f in dataclasses.fields(cls)} if dataclasses.is_dataclass(cls) else False:
+            if not (inspect.isclass(cls) and dataclasses.is_dataclass(cls)) or cls.__module__ != module.__name__ \
+                    or name.startswith("_"):
+                continue
+            if "num_reconstructions" in {f.name for f in dataclasses.fields(cls)} \
+                    and any("__call__" in vars(base) for base in cls.__mro__[:-1]):
                 found[name] = cls
     return found
 
