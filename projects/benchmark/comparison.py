@@ -1,7 +1,7 @@
 """The benchmark: runs every method's config on the same data and compares them.
 
 An orchestrator, not an evaluator: the YAML names it under `orchestrator:` (no model, no
-task), and `core/Run.py` hands it the run folder. Each method runs as a nested run with
+task), and `core/run/experiment.py` hands it the run folder. Each method runs as a nested run with
 its own run folder and `log.txt` under `<run>/methods/<name>/`. The comparison is per test
 set and per volume: mean +- std over volumes of each per-volume metric, and a paired
 Wilcoxon signed-rank test (`scipy.stats.wilcoxon`, two-sided) of every method against
