@@ -17,6 +17,7 @@ import yaml
 from core import checkpoint_metadata
 from core.assembly import Parts, build_parts
 from core.Configurator import ComponentBuilder, ConfigError, apply_overrides, describe_sources, load_config, validate_top_level
+from core.report import try_write_report
 from core.results import write_results
 from core.run_folder import LATEST, make_run_dir, resume_config, write_run_config
 from dl_utils.checkpoint import atomic_write_text
@@ -87,6 +88,7 @@ def _run(config: dict[str, Any], config_path: Path, overrides: list[str], where:
             if parts.trainer is not None:  # the run's own checkpoint only, never a shipped weights file
                 checkpoint_metadata.store_thresholds(run_dir / "checkpoints" / "best_model.pt", results, config,
                                                      checkpoint_metadata.input_shapes(parts.evaluators))
+            try_write_report(run_dir)  # report.html from the files just written
         barrier()
     finally:
         logger.finish()
@@ -133,6 +135,7 @@ def _run_orchestrator(config: dict[str, Any], config_path: Path, where: str, out
 
     results, table = orchestrator.run(run_dir, nested, quiet)
     write_results({ORCHESTRATOR_KEY: results}, run_dir, header=f"{config['name']} ({config_path})", table=table)
+    try_write_report(run_dir)  # report.html: the comparison and every method's volumes
     return run_dir
 
 

@@ -3,7 +3,9 @@
 Per scan: `<name>_anomaly_map.nii.gz` and `<name>_anomaly_mask.nii.gz` with exactly the
 input's shape and affine (through the inverse of the preprocessing: inverse registration,
 un-crop, un-resample), `<name>.png` (three planes: map with a colour bar, mask outline)
-and one row of `predictions.csv` (the sample score, the threshold used). Scoring is the
+and one row of `predictions.csv` (the sample score, the threshold used); with the report
+(default) also `<name>_input.nii.gz` / `<name>_reconstruction.nii.gz` (what the model saw
+and made, taken back the same way) and one `report.html` for all scans (`core.report`). Scoring is the
 evaluator's per-volume code path (see `score_volume`), so a scan scored here equals the
 same scan evaluated through a test config.
 """
@@ -24,6 +26,7 @@ from torch import nn
 from core import checkpoint_metadata
 from core.Configurator import ComponentBuilder
 from core.evaluation_metrics import binary_chain
+from core.report import save_volumes, try_write_report
 from core.volume_scoring import prepare_model, use_channels_last
 from core.volume_scoring import score_volume as evaluator_score_volume
 from data.csv_splits import SplitRow, read_volume_split
@@ -54,13 +57,14 @@ class ThresholdProtocol(StrEnum):
 
 # ---- the evaluator's own scoring and binarisation, so predict equals a test-config evaluation ----
 def score_volume(model: nn.Module, volume: Volume, scorer: Callable, map_steps: list[Callable],
-                 device: torch.device, slice_batch_size: int) -> np.ndarray:
+                 device: torch.device, slice_batch_size: int) -> tuple[np.ndarray, np.ndarray | None]:
     """The evaluator's per-volume scoring (`core.volume_scoring.score_volume`): reconstruct ->
     scorer -> map post-processing, with the evaluator's default layout and precision
-    (`model` prepared once by `load_predictor`)."""
-    amap, _ = evaluator_score_volume(model, volume, scorer, map_steps, device, slice_batch_size,
-                                     channels_last=use_channels_last(model, None))
-    return amap
+    (`model` prepared once by `load_predictor`). Returns the map and the mean reconstruction
+    (None for a scorer that draws none)."""
+    amap, recs = evaluator_score_volume(model, volume, scorer, map_steps, device, slice_batch_size,
+                                        channels_last=use_channels_last(model, None))
+    return amap, (recs.float().mean(0).numpy() if recs.shape[0] > 0 else None)
 
 
 def binary_mask(amap: np.ndarray, threshold: float, mask: np.ndarray, binary_steps: list[Callable]) -> np.ndarray:
@@ -291,8 +295,9 @@ def prepare_scan(scan: Scan, predictor: Predictor, options: PipelineOptions, tem
 def predict(model: str | Path, inputs: str | Path, output: str | Path, threshold: str = ThresholdProtocol.FPR_5,
             test_set: str | None = None, task: str | None = None, device: str = "auto", preprocessed: bool = False,
             mask: str | None = None, options: PipelineOptions | None = None, png: bool = True,
-            data_root: str | None = None) -> list[dict[str, str]]:
-    """Score every input scan; returns the rows written to `output/predictions.csv`."""
+            data_root: str | None = None, report: bool = True) -> list[dict[str, str]]:
+    """Score every input scan; returns the rows written to `output/predictions.csv`
+    (`report`: also `report.html`, with the model's input and reconstruction per scan)."""
     predictor = load_predictor(model, task, device)
     protocol, value = predictor.threshold(str(threshold), test_set)
     scans = read_scans(inputs, preprocessed, mask, data_root)
@@ -308,7 +313,7 @@ def predict(model: str | Path, inputs: str | Path, output: str | Path, threshold
         try:
             prepared = prepare_scan(scan, predictor, options, template)
             torch.manual_seed(predictor.seed)  # stochastic reconstructions repeat, as in evaluation
-            amap = score_volume(predictor.model, prepared.volume, predictor.scorer, predictor.map_steps,
+            amap, reconstruction = score_volume(predictor.model, prepared.volume, predictor.scorer, predictor.map_steps,
                                 predictor.device, predictor.slice_batch_size)
             brain = prepared.volume.mask.numpy()
             lesion = binary_mask(amap, value, brain, predictor.binary_steps)
@@ -318,6 +323,10 @@ def predict(model: str | Path, inputs: str | Path, output: str | Path, threshold
                      (("map", "_anomaly_map.nii.gz"), ("mask", "_anomaly_mask.nii.gz"), ("png", ".png"))}
             save_nifti(paths["map"], raw_map, prepared.raw_affine)
             save_nifti(paths["mask"], raw_mask, prepared.raw_affine)
+            if report:  # what the model saw and made, in the scan's space, for report.html
+                save_volumes(output, scan.name, prepared.grid_to_raw(prepared.volume.image.numpy(), "linear"),
+                             None if reconstruction is None else prepared.grid_to_raw(reconstruction, "linear"),
+                             None, prepared.raw_affine)
             if png:
                 three_plane_png(paths["png"], prepared.volume.image.numpy(), lesion, overlay=amap,
                                 title=f"{scan.name}: anomaly map ({predictor.task}), mask at {protocol} = {value:.3g}")
@@ -329,4 +338,6 @@ def predict(model: str | Path, inputs: str | Path, output: str | Path, threshold
             LOG.error("%s: %s", scan.name, row["message"])
         rows.append(row)
     atomic_write_csv(output / "predictions.csv", rows, PREDICTION_COLUMNS)
+    if report:
+        try_write_report(output, checkpoint=resolve_checkpoint(model))
     return rows
