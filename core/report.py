@@ -16,7 +16,7 @@ import enum
 import json
 import logging
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -115,10 +115,12 @@ class Budget:
     def __init__(self, max_bytes: int, max_side: int) -> None:
         self.left, self.max_side, self.drawn, self.skipped = max_bytes, max_side, 0, []
 
-    def add(self, viewer_id: str, title: str, layers: dict[str, Layer], panels: list[Panel], spacing: Any) -> str:
+    def add(self, viewer_id: str, title: str, volume: Callable[[], tuple[dict[str, Layer], list[Panel], Any]]) -> str:
+        """The viewer of `volume()` (layers, panels, spacing; read only while bytes are left), or '' past the budget."""
         if self.left <= 0:
             self.skipped.append(title)
             return ""
+        layers, panels, spacing = volume()
         body, size = viewer(viewer_id, title, layers, panels, spacing, self.max_side)
         if size > self.left:
             self.left = 0
@@ -295,9 +297,8 @@ def _run_page(folder: Path, budget: Budget) -> tuple[str, list[Part]]:
     anchors, viewers = {}, []
     for (task, dataset), name in _round_robin({k: v for k, v in groups.items() if v}):
         files = VolumeFiles(name, folder / task / "anomaly_maps" / dataset)
-        layers, panels, spacing = _volume_layers(files)
         vid = _slug(task, dataset, name)
-        body = budget.add(vid, f"{task} / {dataset} / {name}", layers, panels, spacing)
+        body = budget.add(vid, f"{task} / {dataset} / {name}", lambda files=files: _volume_layers(files))
         if body:
             anchors[(task, dataset, name)] = vid
             viewers.append(body)
@@ -356,7 +357,7 @@ def _benchmark_page(folder: Path, budget: Budget) -> tuple[str, list[Part]]:
     comparison = json.loads((folder / "results.json").read_text())[ORCHESTRATOR]
     columns = [c for name, path in methods.items() for c in _columns(name, path)]
     method_rows = [{"method": name, "run folder": str(path.relative_to(folder)) if path.is_relative_to(folder) else str(path),
-                    "trained on": json.dumps(trained_on(path / "checkpoints" / "best_model.pt")) or "-"}
+                    "trained on": json.dumps(trained_on(path / "checkpoints" / "best_model.pt") or None) or "-"}
                    for name, path in methods.items()]
     links = {"run folder": lambda row: f'<a href="{html.esc(row["run folder"])}/{REPORT_FILE}">{html.esc(row["run folder"])}</a>'}
     parts = [Part("methods", "Methods", html.section("Methods", html.table(["method", "run folder", "trained on"], method_rows,
@@ -378,8 +379,7 @@ def _benchmark_page(folder: Path, budget: Budget) -> tuple[str, list[Part]]:
     anchors, viewers = {}, []
     for dataset, name in _round_robin({d: list(v) for d, v in groups.items()}):
         vid = _slug(dataset, name)
-        layers, panels, spacing = _compared_layers(groups[dataset][name])
-        body = budget.add(vid, f"{dataset} / {name}", layers, panels, spacing)
+        body = budget.add(vid, f"{dataset} / {name}", lambda entries=groups[dataset][name]: _compared_layers(entries))
         if body:
             viewers.append(body)
             for column, _ in groups[dataset][name]:
@@ -455,9 +455,8 @@ def _prediction_page(folder: Path, budget: Budget, checkpoint: Path | None) -> t
         files = VolumeFiles(row["scan"], folder)
         if not files.path("map").is_file():
             continue
-        layers, panels, spacing = _volume_layers(files, labels_key="mask")
         vid = _slug(row["scan"])
-        body = budget.add(vid, row["scan"], layers, panels, spacing)
+        body = budget.add(vid, row["scan"], lambda files=files: _volume_layers(files, labels_key="mask"))
         if body:
             anchors[(row["scan"],)] = vid
             viewers.append(body)

@@ -22,7 +22,7 @@ STYLE = """
 body{font:14px/1.4 system-ui,sans-serif;margin:0;color:#222;background:#fafafa}
 header{padding:12px 20px;background:#fff;border-bottom:1px solid #ddd;position:sticky;top:0;z-index:2}
 h1{font-size:20px;margin:0 0 4px} h2{font-size:17px;margin:24px 0 8px} h3{font-size:14px;margin:12px 0 6px}
-main{padding:0 20px 40px} section{margin-bottom:8px} .note{color:#555;margin:2px 0 8px}
+main{padding:0 20px 40px} section{margin-bottom:8px} section,.viewer{scroll-margin-top:110px} .note{color:#555;margin:2px 0 8px}
 nav a{margin-right:4px} .scroll{overflow-x:auto;max-height:70vh;overflow-y:auto}
 table{border-collapse:collapse;background:#fff;font-size:13px} caption{text-align:left;font-weight:600;padding:4px 0}
 th,td{border:1px solid #ddd;padding:3px 7px;text-align:right;white-space:nowrap}
