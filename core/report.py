@@ -291,7 +291,8 @@ def _run_page(folder: Path, budget: Budget) -> tuple[str, list[Part]]:
         found = {s: read_curve_points(p) for s in results[task] if (p := folder / task / "figures" / f"{s}_roc_pr.json").is_file()}
         if found:
             curves[f"{task}" if len(_tasks(results)) > 1 else "test sets"] = found
-    parts.append(_curves_part(curves, "Pooled brain voxels of each test set (the points of <task>/figures/<set>_roc_pr.png)."))
+    parts.append(_curves_part(curves, html.esc("Pooled brain voxels of each test set (the points of "
+                                               "<task>/figures/<set>_roc_pr.png).")))
     groups = {(task, s): _map_names(folder / task / "anomaly_maps" / s) for task in _tasks(results)
               for s in results[task]}
     anchors, viewers = {}, []
@@ -315,7 +316,7 @@ def _results_part(results: dict[str, Any]) -> Part:
             rows.append({"task": task, "data set": dataset, **({"skipped": metrics["skipped"]} if "skipped" in metrics else metrics)})
     present = [c for c in TABLE_COLUMNS if any(c in r for r in rows)]
     skipped = ["skipped"] if any("skipped" in r for r in rows) else []
-    body = html.table(["task", "data set", *present, *skipped], rows, sortable=False)
+    body = html.table(["task", "data set", *skipped, *present], rows, sortable=False)
     training = (results.get("training") or {}).get("summary")
     if training:
         body += html.table(list(training), [training], sortable=False, caption="training")
