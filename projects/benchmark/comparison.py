@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 from scipy import stats
 
-from core.report import METHODS_FILE
+from core.run.report import METHODS_FILE
 from dl_utils.checkpoint import atomic_write_text
 from dl_utils.errors import UserInputError
 from dl_utils.figures import plot_bars

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import yaml
 
-from core.cli import main as uad
+from core.commands.cli import main as uad
 from core.Main import main
 from tests.core.tiny_project import make_tiny_benchmark
 

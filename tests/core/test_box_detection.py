@@ -6,7 +6,7 @@ import numpy as np
 import torch
 
 from benchmarks.bench_evaluation import HealthyVolumes, Smoothing, SyntheticVolumes
-from core.DownstreamEvaluator import AnomalyDetectionEvaluator
+from core.evaluation.evaluator import AnomalyDetectionEvaluator
 from optim.metrics import detection
 from optim.scoring.l1 import L1Scorer
 

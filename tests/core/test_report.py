@@ -1,4 +1,4 @@
-"""report.html from a folder's files (core/report.py) and its pieces (dl_utils/report/): the
+"""report.html from a folder's files (core/run/report.py) and its pieces (dl_utils/report/): the
 evaluation writes exactly what the page draws, the page shows the files' numbers (the
 benchmark's p-values as computed, not recomputed), `uad report` rebuilds the same page."""
 from __future__ import annotations
@@ -16,8 +16,8 @@ import numpy as np
 import pytest
 import torch
 
-from core.cli import main as uad
-from core.report import REPORT_FILE, FolderKind, folder_kind, try_write_report, write_report
+from core.commands.cli import main as uad
+from core.run.report import REPORT_FILE, FolderKind, folder_kind, try_write_report, write_report
 from data.volume_dataset import VolumeSet
 from dl_utils.errors import UserInputError
 from dl_utils.report import html

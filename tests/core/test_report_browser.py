@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from core.report import REPORT_FILE
+from core.run.report import REPORT_FILE
 from tests import chromium
 
 pytestmark = pytest.mark.skipif(chromium.available() is not None, reason=str(chromium.available()))

@@ -5,7 +5,7 @@ input's shape and affine (through the inverse of the preprocessing: inverse regi
 un-crop, un-resample), `<name>.png` (three planes: map with a colour bar, mask outline)
 and one row of `predictions.csv` (the sample score, the threshold used); with the report
 (default) also `<name>_input.nii.gz` / `<name>_reconstruction.nii.gz` (what the model saw
-and made, taken back the same way) and one `report.html` for all scans (`core.report`). Scoring is the
+and made, taken back the same way) and one `report.html` for all scans (`core.run.report`). Scoring is the
 evaluator's per-volume code path (see `score_volume`), so a scan scored here equals the
 same scan evaluated through a test config.
 """
@@ -23,12 +23,13 @@ import numpy as np
 import torch
 from torch import nn
 
-from core import checkpoint_metadata
-from core.Configurator import ComponentBuilder
-from core.evaluation_metrics import binary_chain
-from core.report import save_volumes, try_write_report
-from core.volume_scoring import prepare_model, use_channels_last
-from core.volume_scoring import score_volume as evaluator_score_volume
+from core.config.configurator import ComponentBuilder
+from core.evaluation.metrics import binary_chain
+from core.evaluation.reconstruction import prepare_model, use_channels_last
+from core.evaluation.reconstruction import score_volume as evaluator_score_volume
+from core.evaluation.volume_files import save_volumes
+from core.run import checkpoint_metadata
+from core.run.report import try_write_report
 from data.csv_splits import SplitRow, read_volume_split
 from data.nifti_io import load_nifti, save_nifti
 from data.preprocessing import VolumePreprocessor
@@ -58,7 +59,7 @@ class ThresholdProtocol(StrEnum):
 # ---- the evaluator's own scoring and binarisation, so predict equals a test-config evaluation ----
 def score_volume(model: nn.Module, volume: Volume, scorer: Callable, map_steps: list[Callable],
                  device: torch.device, slice_batch_size: int) -> tuple[np.ndarray, np.ndarray | None]:
-    """The evaluator's per-volume scoring (`core.volume_scoring.score_volume`): reconstruct ->
+    """The evaluator's per-volume scoring (`core.evaluation.reconstruction.score_volume`): reconstruct ->
     scorer -> map post-processing, with the evaluator's default layout and precision
     (`model` prepared once by `load_predictor`). Returns the map and the mean reconstruction
     (None for a scorer that draws none)."""

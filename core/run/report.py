@@ -5,8 +5,8 @@ run: results.json / timing.json (the results or the benchmark's comparison with 
 p-values, as `projects/benchmark/comparison.py` computed them), `<task>/figures/<set>_roc_pr.json`
 (the ROC / PR points the evaluator drew), per_volume.csv or predictions.csv (a table
 sortable by any column), and the NIfTI volumes next to each anomaly map (input,
-reconstruction, map, lesion labels; `save_volumes` writes them during evaluation) drawn in
-three planes with a slice slider. Volumes are added until the page reaches `max_megabytes`;
+reconstruction, map, lesion labels, as `core.evaluation.volume_files` names and writes them)
+drawn in three planes with a slice slider. Volumes are added until the page reaches `max_megabytes`;
 the page says which were left out.
 """
 from __future__ import annotations
@@ -24,9 +24,10 @@ from typing import Any
 import numpy as np
 import yaml
 
-from core.results import TABLE_COLUMNS, read_results
-from core.run_folder import CONFIG_FILE, ORIGIN_FILE
-from data.nifti_io import load_nifti, save_nifti
+from core.evaluation.volume_files import SUFFIXES
+from core.run.results import TABLE_COLUMNS, read_results
+from core.run.run_folder import CONFIG_FILE, ORIGIN_FILE
+from data.nifti_io import load_nifti
 from dl_utils.checkpoint import atomic_write_text
 from dl_utils.errors import UserInputError
 from dl_utils.figures import read_curve_points
@@ -39,26 +40,12 @@ REPORT_FILE = "report.html"
 METHODS_FILE = "methods.json"  # the benchmark's {"baseline", "methods": {name: run folder relative to it}}
 ORCHESTRATOR = "orchestrator"
 DEFAULT_MEGABYTES = 25.0
-# the files of one evaluated volume, in <run>/<task>/anomaly_maps/<set>/ (and a predict output)
-SUFFIXES = {"map": "_anomaly_map.nii.gz", "input": "_input.nii.gz", "reconstruction": "_reconstruction.nii.gz",
-            "labels": "_labels.nii.gz", "mask": "_anomaly_mask.nii.gz"}
 
 
 class FolderKind(enum.StrEnum):
     RUN = "run"                # results.json of an evaluated run
     BENCHMARK = "benchmark"    # results.json under `orchestrator`, methods/ below
     PREDICTION = "prediction"  # predictions.csv of `uad predict`
-
-
-def save_volumes(folder: Path, name: str, image: np.ndarray, reconstruction: np.ndarray | None,
-                 seg: np.ndarray | None, affine: np.ndarray) -> None:
-    """Next to a volume's anomaly map: its input, mean reconstruction (if the model made one)
-    and lesion labels (if labelled), on the evaluated grid, for the report."""
-    save_nifti(Path(folder) / f"{name}{SUFFIXES['input']}", np.asarray(image, dtype=np.float32), affine)
-    if reconstruction is not None:
-        save_nifti(Path(folder) / f"{name}{SUFFIXES['reconstruction']}", np.asarray(reconstruction, dtype=np.float32), affine)
-    if seg is not None:
-        save_nifti(Path(folder) / f"{name}{SUFFIXES['labels']}", np.asarray(seg, dtype=np.uint8), affine)
 
 
 def folder_kind(folder: Path) -> FolderKind:

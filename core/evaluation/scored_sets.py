@@ -20,8 +20,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from core.report import save_volumes
-from core.volume_scoring import reconstruction_quality, score_volume
+from core.evaluation.reconstruction import reconstruction_quality, score_volume
+from core.evaluation.volume_files import save_volumes
 from data.nifti_io import save_nifti
 from dl_utils.distributed import DistributedContext, gather_to_main
 from dl_utils.progress import progress
