@@ -65,13 +65,18 @@ def write_report(folder: str | Path, checkpoint: str | Path | None = None,
     exceeds `max_side`."""
     folder = Path(folder)
     budget = Budget(int(max_megabytes * 1e6), max_side)
-    kind = folder_kind(folder)
-    if kind == FolderKind.PREDICTION:
-        title, parts = _prediction_page(folder, budget, Path(checkpoint) if checkpoint else None)
-    elif kind == FolderKind.BENCHMARK:
-        title, parts = _benchmark_page(folder, budget)
-    else:
-        title, parts = _run_page(folder, budget)
+    try:
+        kind = folder_kind(folder)
+        if kind == FolderKind.PREDICTION:
+            title, parts = _prediction_page(folder, budget, Path(checkpoint) if checkpoint else None)
+        elif kind == FolderKind.BENCHMARK:
+            title, parts = _benchmark_page(folder, budget)
+        else:
+            title, parts = _run_page(folder, budget)
+    except (ValueError, KeyError, yaml.YAMLError, csv.Error) as exc:  # damaged JSON / YAML / CSV files
+        detail = " ".join(str(exc).split())[:200]
+        raise UserInputError(f"{folder}: its files cannot be read for a report ({type(exc).__name__}: {detail}); "
+                             "give a complete run, benchmark or predict folder") from exc
     page = html.page(title, _subtitle(folder, kind), [p.html for p in parts], [(p.anchor, p.title) for p in parts])
     atomic_write_text(folder / REPORT_FILE, page)
     LOG.info("report: %s (%.1f MB, %d volumes drawn)", folder / REPORT_FILE, len(page) / 1e6, budget.drawn)
