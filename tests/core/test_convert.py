@@ -149,7 +149,7 @@ def test_their_spark_checkpoint_becomes_an_encoder_file_with_a_spark_config(tmp_
 
 
 def _ra_original(form: str) -> tuple[dict, dict[str, torch.Tensor]]:
-    """What ci-ber/RA writes (projects/23_ra_midl/RA_Trainer.py: best_model.pt with the two Adam
+    """What ci-ber/RA writes (its RA_Trainer.py: best_model.pt with the two Adam
     states, latest_model.pt with one), or a bare `model.state_dict()`; and the expected weights."""
     model = ComponentBuilder("test").build(RA_MODEL, "model")
     ours = _random_state(RA_MODEL)
