@@ -215,7 +215,7 @@ class DDPM(nn.Module):
     def state_dict_from_original(self, theirs: dict[str, Tensor]) -> dict[str, Tensor]:
         """The originals' DDPM_2D Lightning ``state_dict`` -> ours, fp32 (pure; no I/O).
 
-        Their UNet (``diffusion.model.``, OpenAI names, fp16 torso) goes through
+        Their UNet (``diffusion.model.``, OpenAI names) goes through
         ``UNetADM.state_dict_from_original``; their schedule buffers (the rest of
         ``diffusion.``) are dropped, ours computes them. Any other key keeps its name, so a
         strict load reports it (e.g. a cDDPM's ``encoder.`` given to a DDPM).

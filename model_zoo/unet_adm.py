@@ -285,7 +285,8 @@ class UNetADM(nn.Module):
 
     def state_dict_from_original(self, theirs: dict[str, Tensor]) -> dict[str, Tensor]:
         """The originals' OpenAI ``UNetModel`` state dict (keys ``input_blocks.*``, ``middle_block.*``,
-        ``output_blocks.*``, ``time_embed.*``, ``label_emb.*``, ``out.*``; fp16 torso) -> ours, fp32.
+        ``output_blocks.*``, ``time_embed.*``, ``label_emb.*``, ``out.*``) -> ours; fp16 tensors
+        (OpenAI's ``convert_to_fp16``; a no-op in the cDDPM code) become fp32.
 
         A key with no counterpart keeps its name, so a strict load reports it. Pure: no I/O.
         """

@@ -9,6 +9,7 @@ last of each level but the first ending in an Upsample), `src/models/DDPM_2D.py`
 `diffusion.model.`, timm encoder at `encoder.`, or SparK_2D_encoder's at `encoder.encoder.`),
 `src/models/Spark_2D.py` + `modules/spark/{Spark_2D,decoder,encoder}.py` (SparK at `model.`);
 ci-ber/RA @ 9b7a255: the recorded key list in tests/fixtures/parity_data/ra_network.json.
+Their paper-size UNet keys, recorded from their module: tests/fixtures/parity_data/cddpm_unet_keys.json.
 """
 from __future__ import annotations
 
@@ -70,7 +71,8 @@ def openai_unet_name(ours: str, table: dict[str, str]) -> str:
 
 
 def is_fp16_torso(their_key: str) -> bool:
-    """Their `convert_to_fp16()` halves input_blocks, middle_block and output_blocks."""
+    """OpenAI's `convert_to_fp16()` halves input_blocks, middle_block and output_blocks (theirs at
+    c5904a7 is a no-op, so their files hold fp32; fake originals keep fp16 to test the cast)."""
     return any(part in their_key for part in ("input_blocks.", "middle_block.", "output_blocks."))
 
 
@@ -113,6 +115,7 @@ def spark_name(ours: str, identity_first_projection: bool) -> str | None:
     raise AssertionError(f"no original name for {ours}")
 
 
+CDDPM_UNET_RECORDING = Path(__file__).resolve().parents[1] / "fixtures" / "parity_data" / "cddpm_unet_keys.json"
 RA_RECORDING = Path(__file__).resolve().parents[1] / "fixtures" / "parity_data" / "ra_network.json"
 RA_PAPER = {"in_channels": 1, "image_size": 128, "channels": [64, 128, 256, 512, 512], "latent_dim": 128,
             "published_skip_convs": True}

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import importlib
 import inspect
+import json
 import pkgutil
 from collections.abc import Callable
 
@@ -139,3 +140,17 @@ def test_an_unknown_key_is_not_dropped_silently(name):
     theirs, _ = original(model)
     theirs["not_theirs.weight"] = torch.zeros(3)
     assert weights_mismatch(model.state_dict(), model.state_dict_from_original(theirs)) is not None
+
+
+def test_the_recorded_paper_unet_of_the_originals_maps_exactly():
+    """Their OpenAI UNet as their paper cDDPM builds it (keys and shapes recorded from their module,
+    tests/fixtures/parity_data/cddpm_unet_keys.json) fits our paper-size UNet key for key."""
+    recorded = json.loads(names.CDDPM_UNET_RECORDING.read_text())
+    with torch.device("meta"):
+        unet = MODELS["UNetADM"](base_channels=128, channel_mult=(1, 2, 2), num_res_blocks=3, image_size=96,
+                                 num_head_channels=64, cond_dim=512)
+        theirs = {k: torch.empty(shape) for k, shape, _ in recorded["state_dict"]}
+    assert sum(p.numel() for p in unet.parameters()) == recorded["parameters"]
+    mapped = unet.state_dict_from_original(theirs)
+    assert weights_mismatch(unet.state_dict(), mapped) is None
+    assert len(mapped) == len(theirs)
