@@ -13,8 +13,6 @@ mkdir), before the first fold runs, and printed last; errors and exit codes are 
 """
 from __future__ import annotations
 
-import csv
-import io
 import json
 import math
 import re
@@ -27,7 +25,7 @@ from core.config.configurator import apply_overrides, describe_sources, load_con
 from core.run.experiment import run_experiment
 from core.run.results import TABLE_COLUMNS, read_results
 from core.run.run_folder import claim_run_dir
-from dl_utils.checkpoint import atomic_write_text
+from dl_utils.checkpoint import atomic_write_csv, atomic_write_text
 from dl_utils.errors import UserInputError
 
 FOLD = re.compile(r"fold\d+")
@@ -102,14 +100,11 @@ def write_folds(summary: Results, folds: Sequence[int], run_dirs: dict[int, Path
     """`<cv_dir>/folds.json`, `<cv_dir>/folds.csv` and `<cv_dir>/folds.md`; returns the markdown table."""
     payload = {"folds": list(folds), "runs": {k: str(v) for k, v in run_dirs.items()}, "summary": summary}
     atomic_write_text(cv_dir / "folds.json", json.dumps(payload, indent=2, allow_nan=True))
-    buffer = io.StringIO()
-    writer = csv.writer(buffer)
-    writer.writerow(["task", "dataset", "metric", "mean", "std", *[f"fold{k}" for k in folds]])
-    for task, sets in summary.items():
-        for name, metrics in sets.items():
-            for metric, e in metrics.items():
-                writer.writerow([task, name, metric, e["mean"], e["std"], *[e["folds"].get(k, "") for k in folds]])
-    atomic_write_text(cv_dir / "folds.csv", buffer.getvalue())
+    columns = ["task", "dataset", "metric", "mean", "std", *[f"fold{k}" for k in folds]]
+    rows = ({"task": task, "dataset": name, "metric": metric, "mean": e["mean"], "std": e["std"],
+             **{f"fold{k}": e["folds"].get(k, "") for k in folds}}
+            for task, sets in summary.items() for name, metrics in sets.items() for metric, e in metrics.items())
+    atomic_write_csv(cv_dir / "folds.csv", rows, columns)
     table = folds_table(summary, folds)
     atomic_write_text(cv_dir / "folds.md", table + "\n")
     return table
