@@ -102,7 +102,10 @@ def _per_volume_metrics(amap: np.ndarray, mask: np.ndarray, seg: np.ndarray) -> 
             "AUPRC_brain": ranking.auprc(amap[mask], seg[mask]), "AUROC_brain": ranking.auroc(amap[mask], seg[mask])}
 
 
-def _score_one(pipeline: ScoringPipeline, set_name: str, index: int, volume: Any, figure_cases: int) -> dict[str, Any]:
+def _score_one(pipeline: ScoringPipeline, set_name: str, index: int, volume: Any, figure_cases: int,
+               keep_volumes: bool) -> dict[str, Any]:
+    """One volume scored, as the (small) item a rank sends to rank 0; `keep_volumes`: with the
+    input and mean reconstruction for the files beside its map."""
     started = time.perf_counter()
     scored = pipeline.score(volume, set_name, index)  # seeded from (seed, set, index): any sharding
     amap, recs = scored.amap, scored.reconstructions
@@ -124,15 +127,17 @@ def _score_one(pipeline: ScoringPipeline, set_name: str, index: int, volume: Any
         metrics={} if seg is None else _per_volume_metrics(amap, mask, seg), quality=quality, case=case,
     )
     return {"record": record, "amap": amap, "mask": np.packbits(mask.ravel()), "seg": None if seg is None else np.packbits(seg.ravel()),
-            "affine": np.asarray(volume.affine), "image": volume.image.float().numpy(),  # image, reconstruction: for report.html
-            "reconstruction": None if mean_rec is None else mean_rec.float().numpy()}
+            "affine": np.asarray(volume.affine), "image": volume.image.float().numpy() if keep_volumes else None,
+            "reconstruction": None if mean_rec is None or not keep_volumes else mean_rec.float().numpy()}
 
 
 def score_set(pipeline: ScoringPipeline, name: str, volumes: Sequence[Any], ctx: DistributedContext,
-              scratch: Path | None, maps_folder: Path | None = None, figure_cases: int = 0) -> ScoredSet | None:
+              scratch: Path | None, maps_folder: Path | None = None, figure_cases: int = 0,
+              keep_volumes: bool = False) -> ScoredSet | None:
     """Score every volume of `volumes` (sharded over ranks) with a prepared pipeline; rank 0
-    returns the ScoredSet, other ranks None. `maps_folder`: write each map as NIfTI there (rank 0);
-    `figure_cases`: keep slices of the first volumes for figures."""
+    returns the ScoredSet, other ranks None. `maps_folder`: write each map as NIfTI there (rank 0),
+    with the input and mean reconstruction when `keep_volumes` (the same on every rank: each sends
+    them); `figure_cases`: keep slices of the first volumes for figures."""
     n = len(volumes)
     if ctx.is_main:
         LOG.info("scoring data set '%s' (%d volumes, %d rank%s)", name, n, ctx.world_size, "s" if ctx.enabled else "")
@@ -142,7 +147,7 @@ def score_set(pipeline: ScoringPipeline, name: str, volumes: Sequence[Any], ctx:
     bar = progress(total=n, desc=f"scoring {name}", unit="vol") if ctx.is_main else None
     for start in range(0, n, ctx.world_size):
         index = start + ctx.rank
-        item = _score_one(pipeline, name, index, volumes[index], figure_cases) if index < n else None
+        item = _score_one(pipeline, name, index, volumes[index], figure_cases, keep_volumes) if index < n else None
         gathered = gather_to_main(item, ctx)
         if not ctx.is_main:
             continue
