@@ -90,7 +90,9 @@ def set_metrics(test: ScoredSet, found_thresholds: dict[str, float], binary_step
         post = binary_chain(binary_steps)
         totals = {name: np.zeros(3, dtype=np.int64) for name in found_thresholds}
         lesions = {name: np.zeros(2, dtype=np.int64) for name in found_thresholds if name.startswith(("fpr_", "fixed_"))}
+        localized = {name: [] for name in lesions} if detection_unit == detection.DetectionUnit.BOX else {}
         for record, amap, mask, seg in test.volumes():
+            regions = test.box_regions(record) if localized and seg.any() else None  # RA's TP / FP / F1
             for name, threshold in found_thresholds.items():
                 pred = thresholds.binarize(amap, threshold, mask, post)
                 counts = segmentation.overlap_counts(pred, seg)
@@ -98,6 +100,8 @@ def set_metrics(test: ScoredSet, found_thresholds: dict[str, float], binary_step
                 record.metrics[f"Dice@{name}"] = segmentation.dice_from_counts(*counts)
                 if name in lesions and detection_unit == detection.DetectionUnit.BOX:
                     lesions[name] += (int(detection.box_hit(amap * mask, seg, threshold, detection_min_fraction)), int(seg.any()))
+                    if regions is not None:
+                        localized[name].append(detection.box_localization(amap * mask, *regions, threshold, detection_min_fraction))
                 elif name in lesions:
                     lesions[name] += detection.count_detected_lesions(amap * mask, seg, threshold, detection_min_fraction,
                                                                       per_slice=per_slice_detection)
@@ -108,6 +112,8 @@ def set_metrics(test: ScoredSet, found_thresholds: dict[str, float], binary_step
                 detected, total = (int(v) for v in lesions[name])
                 metrics[f"DetectionRate@{name}"] = detected / total if total else float("nan")
             metrics[f"threshold@{name}"] = float(threshold)
+            if localized.get(name):
+                metrics.update({f"{k}@{name}": v for k, v in detection.box_localization_summary(localized[name]).items()})
     anomalous = [r for r in test.records if r.label == 1]
     if healthy_test is not None and healthy_test.records and anomalous:
         records = list(healthy_test.records) + anomalous

@@ -111,6 +111,55 @@ def box_false_positives(amap: Any, boxes: Any, negative: Any, threshold: float) 
     return int((kept * n).sum() / max((kept * b).sum(), 1.0))
 
 
+@dataclass(frozen=True)
+class BoxLocalization:
+    """RA's figures of one image at one threshold (ci-ber/RA `object_localization`): a hit
+    (their TP, 0 or 1) and their FP figure; precision, recall and F1 follow from them as there."""
+
+    tp: int
+    fp: int
+
+    @property
+    def precision(self) -> float:
+        """tp / max(tp + fp, 1)."""
+        return self.tp / max(self.tp + self.fp, 1)
+
+    @property
+    def recall(self) -> float:
+        """The hit itself (one annotated region per image)."""
+        return float(self.tp)
+
+    @property
+    def f1(self) -> float:
+        """2 precision recall / (precision + recall + 1e-8), with RA's epsilon."""
+        return 2 * (self.precision * self.tp) / (self.precision + self.tp + 1e-8)
+
+
+def box_localization(amap: Any, boxes: Any, negative: Any, threshold: float,
+                     min_fraction: float = 0.1) -> BoxLocalization:
+    """RA's per-image TP (``box_hit``) and FP (``box_false_positives``). ``boxes``: the resized
+    annotation as read (fractional at the box edges: their FP figure weighs the map by it)."""
+    return BoxLocalization(tp=int(box_hit(amap, boxes, threshold, min_fraction)),
+                           fp=box_false_positives(amap, boxes, negative, threshold))
+
+
+def _nan_mean_std(values: Sequence[float]) -> tuple[float, float]:
+    finite = np.asarray(values, dtype=np.float64)
+    finite = finite[~np.isnan(finite)]
+    return (float(finite.mean()), float(finite.std())) if finite.size else (float("nan"), float("nan"))
+
+
+def box_localization_summary(images: Sequence[BoxLocalization]) -> dict[str, float]:
+    """The per-set figures RA logs: sums of TP and FP over the images, and mean / std
+    (``numpy.nanmean`` / ``nanstd``, population std) of FP, precision, recall and F1.
+    Empty: NaN everywhere, sums 0."""
+    figures: dict[str, float] = {"TP": float(sum(i.tp for i in images)), "FP": float(sum(i.fp for i in images))}
+    for key, values in (("FP_mean", [i.fp for i in images]), ("Precision", [i.precision for i in images]),
+                        ("Recall", [i.recall for i in images]), ("F1", [i.f1 for i in images])):
+        figures[key], figures[f"{key.removesuffix('_mean')}_std"] = _nan_mean_std(values)
+    return figures
+
+
 def box_detection_rate(maps: Sequence[Any], boxes: Sequence[Any], threshold: float,
                        min_fraction: float = 0.1) -> DetectionRate:
     """Share of images with annotation boxes that ``box_hit`` (RA's detection rate, per image);
