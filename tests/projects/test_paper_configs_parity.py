@@ -56,6 +56,25 @@ def test_precision_ddpm_fp32_cddpm_and_spark_amp():
     assert load_config(SPARK_PAPER)["trainer"]["params"]["amp"] is True
 
 
+# Test-time precision of the originals (Lightning `precision` runs test_step under it): C and S
+# configs/experiment/.../DDPM.yaml `precision: 32`; C DDPM_cond_spark_2D and M cDDPM_MHD keep
+# configs/trainer/default.yaml `precision : 16` (fp16 autocast).
+ORIGINAL_TEST_PRECISION = {DDPM_PAPER: "fp32", SSIM_PAPER: "fp32", CDDPM_PAPER: "fp16", MHD_PAPER: "fp16"}
+
+
+@pytest.mark.parametrize("path", VOLUME_PAPERS, ids=lambda p: p.stem)
+def test_evaluation_precision_is_the_originals(path):
+    """Issue 18: each paper config tests at the original's precision; bf16 (`auto` on CUDA) is the fast option."""
+    from core.volume_scoring import autocast_dtype
+
+    precision = load_config(path)["downstream_tasks"]["anomaly_detection"]["params"]["precision"]
+    assert precision == ORIGINAL_TEST_PRECISION[path]
+    expected = {"fp32": None, "fp16": torch.float16}[precision]
+    assert autocast_dtype(precision, torch.device("cuda")) == expected
+    assert autocast_dtype(precision, torch.device("cpu")) is None  # CPU: always fp32
+    assert autocast_dtype("auto", torch.device("cuda")) == torch.bfloat16
+
+
 def test_cddpm_paper_encoder_and_condition_size():
     config = load_config(CDDPM_PAPER)
     params = config["model"]["params"]
