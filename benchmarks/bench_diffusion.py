@@ -153,7 +153,7 @@ def cpu_speed(args: argparse.Namespace) -> None:
 
     from torch.utils.flop_counter import FlopCounterMode
 
-    from core.unet_compile import compile_unet
+    from core.evaluation.unet_compile import compile_unet
 
     torch.manual_seed(0)
     ddpm = DDPM(image_size=SIZE, max_batch_size=None).eval()

@@ -90,7 +90,7 @@ class Smoothing(nn.Module):
 
 def child(count: int, shape: tuple[int, int, int], out: Path) -> None:
     """One evaluation of `count` volumes; rank 0 prints one JSON line."""
-    from core.DownstreamEvaluator import AnomalyDetectionEvaluator
+    from core.evaluation.evaluator import AnomalyDetectionEvaluator
     from dl_utils.distributed import context_from_env, destroy_process_group, init_process_group
     from optim.postprocessing import BrainMaskErosion, RemoveSmallComponents
     from optim.scoring.l1 import L1Scorer
@@ -141,7 +141,7 @@ def _launch(count: int, shape: tuple[int, int, int], ranks: int) -> dict:
 
 def unet_throughput() -> None:
     """Paper UNet (DDPM one-step) slices per second at fp32 and bf16 autocast + channels-last."""
-    from core.volume_scoring import prepare_model, reconstruct_volume
+    from core.evaluation.reconstruction import prepare_model, reconstruct_volume
     from model_zoo.diffusion_models import DDPM
 
     device = torch.device("cuda")

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from benchmarks.bench_evaluation import HealthyVolumes, Smoothing, SyntheticVolumes
-from core.DownstreamEvaluator import AnomalyDetectionEvaluator
+from core.evaluation.evaluator import AnomalyDetectionEvaluator
 from data.volume import Volume
 from optim.metrics import detection
 from optim.scoring.l1 import L1Scorer

@@ -19,7 +19,7 @@ import pytest
 import torch
 import yaml
 
-from core.cli import main as uad
+from core.commands.cli import main as uad
 from core.Main import main
 from optim.metrics import ranking
 from tests.data.raw_scans import as_orientation, phantom

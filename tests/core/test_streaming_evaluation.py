@@ -8,7 +8,7 @@ import tracemalloc
 import torch
 
 from benchmarks.bench_evaluation import HealthyVolumes, Smoothing, SyntheticVolumes
-from core.DownstreamEvaluator import AnomalyDetectionEvaluator
+from core.evaluation.evaluator import AnomalyDetectionEvaluator
 from dl_utils.run_logger import configure_logging, logging_scope
 from optim.metrics import streaming
 from optim.postprocessing import RemoveSmallComponents

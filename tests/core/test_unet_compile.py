@@ -9,9 +9,9 @@ import torch
 from torch import nn
 
 from benchmarks.bench_evaluation import HealthyVolumes, SyntheticVolumes
-from core import DownstreamEvaluator as evaluator_module
-from core import unet_compile
-from core.unet_compile import check_setting, reconstruction_tflop, should_compile, toolchain_missing
+from core.evaluation import evaluator as evaluator_module
+from core.evaluation import unet_compile
+from core.evaluation.unet_compile import check_setting, reconstruction_tflop, should_compile, toolchain_missing
 from dl_utils.errors import UserInputError
 from model_zoo.diffusion_models import DDPM
 from optim.scoring.l1 import L1Scorer

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from benchmarks.bench_evaluation import Smoothing, SyntheticVolumes
-from core.volume_scoring import autocast_dtype, prepare_model, score_volume, use_channels_last
+from core.evaluation.reconstruction import autocast_dtype, prepare_model, score_volume, use_channels_last
 from model_zoo.diffusion_models import DDPM
 from optim.postprocessing import BrainMaskErosion
 from optim.scoring.l1 import L1Scorer

@@ -84,7 +84,7 @@ def test_training_items_are_quantised_to_8_bits_as_ras_to_pil_image(pngs):
 def test_ra_paper_config_states_the_pinned_pipeline():
     """ra_paper.yaml: no antialias (torchvision 0.10.1), 8-bit training items, last batch dropped;
     each one flag from ours."""
-    from core.Configurator import load_config
+    from core.config.configurator import load_config
 
     config = load_config(Path(__file__).resolve().parents[2] / "projects/RA/configs/ra_paper.yaml")
     train = config["trainer"]["data_loader"]["params"]

@@ -140,7 +140,7 @@ def test_paper_configs_use_the_originals_pipeline(path):
     """Every volume loader of the paper configs: CurvatureFlow, torchio crop/pad 192 x 192 x 100,
     1 / 99 percentiles in the brain, 2 mm -> 96 x 96 x 50; training on all slices, drop_last,
     validation drawn as training (the best checkpoint is chosen on it)."""
-    from core.Configurator import load_config
+    from core.config.configurator import load_config
 
     root = Path(__file__).resolve().parents[2]
     config = load_config(root / path)
@@ -217,7 +217,7 @@ def test_lps_file_as_stored_equals_the_originals_and_ras_is_mirrored(lps_files):
 
 def test_paper_configs_read_volumes_as_stored():
     """Every volume loader of the paper configs reads files in their stored voxel order, as the originals."""
-    from core.Configurator import load_config
+    from core.config.configurator import load_config
 
     root = Path(__file__).resolve().parents[2]
     for path in VOLUME_PAPER_CONFIGS + ["projects/cDDPM/configs/spark_pretrain_paper.yaml", "projects/common/paper_evaluation.yaml"]:

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from core.Configurator import load_config
+from core.config.configurator import load_config
 from model_zoo.diffusion_models import DDPM, ConditionalDDPM
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -63,7 +63,7 @@ ORIGINAL_TEST_PRECISION = {DDPM_PAPER: "fp32", SSIM_PAPER: "fp32", CDDPM_PAPER: 
 @pytest.mark.parametrize("path", VOLUME_PAPERS, ids=lambda p: p.stem)
 def test_evaluation_precision_is_the_originals(path):
     """Issue 18: each paper config tests at the original's precision; bf16 (`auto` on CUDA) is the fast option."""
-    from core.volume_scoring import autocast_dtype
+    from core.evaluation.reconstruction import autocast_dtype
 
     precision = load_config(path)["downstream_tasks"]["anomaly_detection"]["params"]["precision"]
     assert precision == ORIGINAL_TEST_PRECISION[path]

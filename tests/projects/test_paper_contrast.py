@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from core.Configurator import load_config
+from core.config.configurator import load_config
 from data.nifti_io import save_nifti
 from data.volume_dataset import VolumeSet
 

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 import torch
 
-from core.DownstreamEvaluator import AnomalyDetectionEvaluator
+from core.evaluation.evaluator import AnomalyDetectionEvaluator
 from data.volume import Volume
 from optim.postprocessing import RemoveSmallComponents
 

@@ -46,7 +46,7 @@ def use_channels_last(model: nn.Module, channels_last: bool | None) -> bool:
 
 def prepare_model(model: nn.Module, channels_last: bool) -> nn.Module:
     """eval mode, and the channels-last memory layout when asked (faster convs, outputs equal to float noise).
-    Compiling the UNet is decided per evaluation (`core.unet_compile`)."""
+    Compiling the UNet is decided per evaluation (`core.evaluation.unet_compile`)."""
     model.eval()
     if channels_last:
         model.to(memory_format=torch.channels_last)

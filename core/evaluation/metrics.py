@@ -15,7 +15,7 @@ from functools import partial
 
 import numpy as np
 
-from core.evaluation_sets import ScoredSet
+from core.evaluation.scored_sets import ScoredSet
 from optim.metrics import detection, segmentation, thresholds
 from optim.metrics.streaming import RankingSummary
 from optim.postprocessing import apply_binary_steps

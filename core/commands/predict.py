@@ -21,11 +21,11 @@ import numpy as np
 import torch
 from torch import nn
 
-from core import checkpoint_metadata
-from core.Configurator import ComponentBuilder
-from core.evaluation_metrics import binary_chain
-from core.volume_scoring import prepare_model, use_channels_last
-from core.volume_scoring import score_volume as evaluator_score_volume
+from core.config.configurator import ComponentBuilder
+from core.evaluation.metrics import binary_chain
+from core.evaluation.reconstruction import prepare_model, use_channels_last
+from core.evaluation.reconstruction import score_volume as evaluator_score_volume
+from core.run import checkpoint_metadata
 from data.csv_splits import SplitRow, read_volume_split
 from data.nifti_io import load_nifti, save_nifti
 from data.preprocessing import VolumePreprocessor
@@ -55,7 +55,7 @@ class ThresholdProtocol(StrEnum):
 # ---- the evaluator's own scoring and binarisation, so predict equals a test-config evaluation ----
 def score_volume(model: nn.Module, volume: Volume, scorer: Callable, map_steps: list[Callable],
                  device: torch.device, slice_batch_size: int) -> np.ndarray:
-    """The evaluator's per-volume scoring (`core.volume_scoring.score_volume`): reconstruct ->
+    """The evaluator's per-volume scoring (`core.evaluation.reconstruction.score_volume`): reconstruct ->
     scorer -> map post-processing, with the evaluator's default layout and precision
     (`model` prepared once by `load_predictor`)."""
     amap, _ = evaluator_score_volume(model, volume, scorer, map_steps, device, slice_batch_size,

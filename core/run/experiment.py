@@ -1,7 +1,7 @@
 """One experiment from config to run folder: check and build everything, then train and/or evaluate.
 
-The jobs live in their own modules: `core.Configurator` (load, merge, check the YAML),
-`core.assembly` (build the parts, reading every user file), `core.run_folder` (create or
+The jobs live in their own modules: `core.config.configurator` (load, merge, check the YAML),
+`core.run.assembly` (build the parts, reading every user file), `core.run.run_folder` (create or
 resume the run folder), this module (the order of things, training and evaluation).
 Nothing is written before every check has passed.
 """
@@ -14,11 +14,11 @@ from typing import Any
 import torch
 import yaml
 
-from core import checkpoint_metadata
-from core.assembly import Parts, build_parts
-from core.Configurator import ComponentBuilder, ConfigError, apply_overrides, describe_sources, load_config, validate_top_level
-from core.results import write_results
-from core.run_folder import LATEST, make_run_dir, resume_config, write_run_config
+from core.config.configurator import ComponentBuilder, ConfigError, apply_overrides, describe_sources, load_config, validate_top_level
+from core.run import checkpoint_metadata
+from core.run.assembly import Parts, build_parts
+from core.run.results import write_results
+from core.run.run_folder import LATEST, make_run_dir, resume_config, write_run_config
 from dl_utils.checkpoint import atomic_write_text
 from dl_utils.device import resolve_device
 from dl_utils.distributed import DistributedContext, barrier, context_from_env, destroy_process_group, init_process_group
@@ -34,7 +34,7 @@ def run_experiment(config_path: str | Path, overrides: list[str] | None = None, 
                    output_root: str | None = None, quiet: bool = False) -> Path | None:
     """Run the experiment described by `config_path`; return the run folder (rank 0) or None.
 
-    With `resume`, the run folder's stored config is continued (see `core.run_folder`).
+    With `resume`, the run folder's stored config is continued (see `core.run.run_folder`).
     """
     config_path = Path(config_path)
     overrides = list(overrides or [])

@@ -20,7 +20,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from core.volume_scoring import reconstruction_quality, score_volume
+from core.evaluation.reconstruction import reconstruction_quality, score_volume
 from data.nifti_io import save_nifti
 from dl_utils.distributed import DistributedContext, gather_to_main
 from dl_utils.progress import progress

@@ -1,7 +1,7 @@
 """The `uad` command line: `uad train|test|predict|preprocess|benchmark|convert|describe`.
 
 `python core/Main.py --config_path ...` (iml-dl's command) keeps working; `train`, `test`
-and `benchmark` run the same `core.Run.run_experiment`. Every verb has `--help`.
+and `benchmark` run the same `core.run.experiment.run_experiment`. Every verb has `--help`.
 Errors on bad input are one line on stderr and exit code 2.
 """
 from __future__ import annotations
@@ -11,7 +11,7 @@ import logging
 import sys
 from pathlib import Path
 
-from core.Main import run_and_report
+from core.commands.exit_codes import run_and_report
 from dl_utils.errors import UserInputError
 
 BENCHMARK_CONFIG = "projects/benchmark/configs/benchmark.yaml"
@@ -107,7 +107,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _run(args: argparse.Namespace) -> Path | None:
-    from core.Run import run_experiment
+    from core.run.experiment import run_experiment
 
     return run_experiment(args.config_path, args.overrides, resume=getattr(args, "resume", None),
                           output_root=args.output_root, quiet=args.quiet)
@@ -122,9 +122,9 @@ def _test(args: argparse.Namespace) -> Path | None:
 
     import yaml
 
-    from core import checkpoint_metadata
-    from core.predict import resolve_checkpoint
-    from core.Run import run_experiment
+    from core.commands.predict import resolve_checkpoint
+    from core.run import checkpoint_metadata
+    from core.run.experiment import run_experiment
 
     config = checkpoint_metadata.test_config(resolve_checkpoint(args.model))
     with tempfile.TemporaryDirectory() as tmp:  # the stored config, as a file under projects/<P>-like name
@@ -148,7 +148,7 @@ def _dispatch(args: argparse.Namespace) -> Path | int | None:
     elif args.verb == "test":
         result = _test(args)
     elif args.verb == "predict":
-        from core.predict import predict
+        from core.commands.predict import predict
 
         rows = predict(args.model, args.input, args.output, args.threshold, args.test_set, args.task, args.device,
                        args.preprocessed, args.mask, _pipeline_options(args), png=not args.no_png,
@@ -170,11 +170,11 @@ def _dispatch(args: argparse.Namespace) -> Path | int | None:
         print(Path(args.output) / "summary.csv")
         return 1 if any(r["status"] == "failed" for r in rows) else 0
     elif args.verb == "convert":
-        from core.convert import convert_checkpoint
+        from core.commands.convert import convert_checkpoint
 
         result = convert_checkpoint(args.input, args.output, args.config_path)
     elif args.verb == "describe":
-        from core.checkpoint_metadata import rewrite_from_run
+        from core.run.checkpoint_metadata import rewrite_from_run
 
         result = rewrite_from_run(args.run_dir, args.weights, args.out)
     else:  # argparse refuses unknown verbs already

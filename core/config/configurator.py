@@ -19,6 +19,7 @@ from typing import Any
 
 import yaml
 
+from core.config.aliases import resolve_module_name
 from dl_utils.errors import UserInputError
 from dl_utils.options import parse_option
 from dl_utils.param_types import constructor_hints, describe, is_component, mismatch
@@ -408,7 +409,7 @@ class ComponentBuilder:
                 "set top-level `allow_external_modules: true` to allow it",
             )
         try:
-            module = importlib.import_module(module_name)
+            module = importlib.import_module(resolve_module_name(module_name))
         except ModuleNotFoundError as exc:
             raise ConfigError(self.config_path, f"{key}.module_name", f"cannot import '{module_name}' ({exc})") from exc
         except Exception as exc:  # an external module failing at import: one line, not its traceback

@@ -19,11 +19,11 @@ from typing import Any
 import torch
 from torch import nn
 
-from core.evaluation_metrics import fit_thresholds, mean_reconstruction_quality, set_metrics
-from core.evaluation_outputs import per_volume_rows, write_figures, write_per_volume
-from core.evaluation_sets import ScoredSet, ScoringSetup, score_set
-from core.unet_compile import DEFAULT_MIN_TFLOP, check_setting, compile_unet, should_compile
-from core.volume_scoring import Precision, prepare_model, use_channels_last
+from core.evaluation.metrics import fit_thresholds, mean_reconstruction_quality, set_metrics
+from core.evaluation.outputs import per_volume_rows, write_figures, write_per_volume
+from core.evaluation.reconstruction import Precision, prepare_model, use_channels_last
+from core.evaluation.scored_sets import ScoredSet, ScoringSetup, score_set
+from core.evaluation.unet_compile import DEFAULT_MIN_TFLOP, check_setting, compile_unet, should_compile
 from dl_utils.distributed import context_from_env
 from dl_utils.errors import UserInputError
 from dl_utils.options import parse_option
@@ -126,7 +126,7 @@ class AnomalyDetectionEvaluator(DownstreamEvaluator):
             raise ValueError(f"unet_batch_size must be an integer, null or 'auto', got {unet_batch_size!r}")
         self.unet_batch_size = unet_batch_size
         self.channels_last = channels_last  # model memory layout at test time; None: auto (use_channels_last)
-        self.compile_unet = check_setting(compile_unet)  # torch.compile the UNet: auto = where it pays off (core.unet_compile)
+        self.compile_unet = check_setting(compile_unet)  # torch.compile the UNet: auto = where it pays off (core.evaluation.unet_compile)
         self.compile_min_tflop = float(compile_min_tflop)
         self.keep_scratch = keep_scratch
 

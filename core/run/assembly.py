@@ -13,9 +13,9 @@ from typing import Any
 import torch
 from torch import nn
 
-from core.Configurator import ComponentBuilder, ConfigError, constructor_keywords
-from core.DownstreamEvaluator import DownstreamEvaluator
-from core.Trainer import Trainer
+from core.config.configurator import ComponentBuilder, ConfigError, constructor_keywords
+from core.evaluation.evaluator import DownstreamEvaluator
+from core.training.trainer import Trainer
 from dl_utils.checkpoint import load_checkpoint
 from dl_utils.distributed import DistributedContext
 from dl_utils.errors import UserInputError
