@@ -1,4 +1,4 @@
-"""The `uad` command line: `uad train|test|predict|preprocess|benchmark|convert|describe`.
+"""The `uad` command line: `uad train|test|predict|preprocess|benchmark|cv|convert|describe`.
 
 `python core/Main.py --config_path ...` (iml-dl's command) keeps working; `train`, `test`
 and `benchmark` run the same `core.run.experiment.run_experiment`. Every verb has `--help`.
@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 from core.commands.exit_codes import run_and_report
+from core.evaluation.thresholds import VAL_DICE_KEY, fixed_key, fpr_key
 from dl_utils.errors import UserInputError
 
 BENCHMARK_CONFIG = "projects/benchmark/configs/benchmark.yaml"
@@ -64,8 +65,10 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--model", required=True, help="checkpoint (.pt) or run folder")
     predict.add_argument("--input", required=True, help="a scan, a folder of scans, a `uad preprocess` output, or a CSV")
     predict.add_argument("--output", required=True, help="output folder")
-    predict.add_argument("--threshold", default="fpr_5%", help="val_dice | fpr_1%% | fpr_5%% (fitted by the run) or a number (default fpr_5%%)")
-    predict.add_argument("--test-set", help="test set whose val_dice threshold to use (default: the first fitted)")
+    examples = ", ".join(k.replace("%", "%%") for k in (VAL_DICE_KEY, fpr_key(0.01), fpr_key(0.05), fixed_key(0.009)))
+    predict.add_argument("--threshold", default=fpr_key(0.05),
+                         help=f"a threshold rule the run fitted (e.g. {examples}) or a number (default %(default)s)")
+    predict.add_argument("--test-set", help="test set whose fitted thresholds (and evaluation seeds) to use (default: the first fitted)")
     predict.add_argument("--task", help="downstream task of the config to score with (default: the first with thresholds)")
     predict.add_argument("--device", default="auto", help="auto | cpu | cuda")
     predict.add_argument("--data-root", help="folder the paths of a volume-layout --input CSV are relative to (default: its folder)")
@@ -88,6 +91,13 @@ def build_parser() -> argparse.ArgumentParser:
                              description="Run the benchmark config (all methods, one table).")
     bench.add_argument("--config_path", "--config-path", "--config", default=BENCHMARK_CONFIG, help=f"default {BENCHMARK_CONFIG}")
     _add_run_options(bench)
+
+    cv = verbs.add_parser("cv", help="k-fold protocol: one run per fold, then mean +- std over folds",
+                          description="Run a config once per fold (fold-numbered split CSVs, e.g. IXI_train_fold0.csv, "
+                                      "get the fold substituted) and write the folds table (folds.md/.csv/.json).")
+    cv.add_argument("--config_path", "--config-path", "--config", required=True, help="project YAML with fold-numbered split CSVs")
+    cv.add_argument("--folds", type=int, nargs="+", required=True, help="fold numbers, e.g. 0 1 2 3 4")
+    _add_run_options(cv)
 
     convert = verbs.add_parser("convert", help="an original Lightning checkpoint -> a checkpoint of this framework",
                                description="Convert the authors' Lightning checkpoints (tensors only; their pickled code never runs): "
@@ -169,6 +179,10 @@ def _dispatch(args: argparse.Namespace) -> Path | int | None:
             print(f"{row['subject']}: {row['status']} ({row['seconds']} s) {row['message']}".rstrip())
         print(Path(args.output) / "summary.csv")
         return 1 if any(r["status"] == "failed" for r in rows) else 0
+    elif args.verb == "cv":
+        from core.commands.cross_validation import run_folds
+
+        result = run_folds(args.config_path, args.folds, args.overrides, args.output_root, args.quiet)
     elif args.verb == "convert":
         from core.commands.convert import convert_checkpoint
 

@@ -8,6 +8,9 @@ import torch
 
 from benchmarks.bench_evaluation import HealthyVolumes, Smoothing, SyntheticVolumes
 from core.evaluation.evaluator import AnomalyDetectionEvaluator
+from core.evaluation.pipeline import ScoringSpec
+from core.evaluation.settings import DataRoles, DetectionSettings, OutputSettings
+from core.evaluation.thresholds import ThresholdSettings
 from data.volume import Volume
 from optim.metrics import detection
 from optim.scoring.l1 import L1Scorer
@@ -19,10 +22,11 @@ def _evaluate(tmp_path, unit: str) -> dict:
     test = SyntheticVolumes(6, SHAPE, 1)
     evaluator = AnomalyDetectionEvaluator(
         model=Smoothing(), device=torch.device("cpu"), seed=0,
-        datasets={"test": test, "healthy": HealthyVolumes(3, SHAPE, 3)}, scorer=L1Scorer(),
-        healthy_validation="healthy", healthy_test="healthy", figure_cases=0, save_maps=False,
-        detection_unit=unit, fixed_thresholds=[0.009], oracle=False)
-    return evaluator.run(tmp_path / unit)["test"], test
+        datasets={"test": test, "healthy": HealthyVolumes(3, SHAPE, 3)}, scoring=ScoringSpec(L1Scorer()),
+        roles=DataRoles(healthy_validation="healthy", healthy_test="healthy"),
+        outputs=OutputSettings(figure_cases=0, save_maps=False), detection=DetectionSettings(unit=unit),
+        thresholds=ThresholdSettings(fixed=[0.009], oracle=False))
+    return evaluator.run(tmp_path / unit).sets["test"].metrics, test
 
 
 def test_box_detection_counts_images_by_ras_rule(tmp_path):
@@ -74,15 +78,19 @@ def _ra_images(n: int = 5) -> list[Volume]:
     return volumes
 
 
+def _evaluate_images(tmp_path, images, fixed) -> dict:
+    evaluator = AnomalyDetectionEvaluator(
+        model=torch.nn.Identity(), device=torch.device("cpu"), seed=0, datasets={"test": images},
+        scoring=ScoringSpec(_MapIsImage()), outputs=OutputSettings(figure_cases=0, save_maps=False),
+        detection=DetectionSettings(unit="box"), thresholds=ThresholdSettings(fixed=fixed, oracle=False, fpr_levels=()))
+    return evaluator.run(tmp_path).sets["test"].metrics
+
+
 def test_box_unit_reports_ras_tp_fp_precision_recall_f1(tmp_path):
     """Issue 18: RA's per-set figures from its box localisation, computed on the stored maps
     with the boxes' resized weights and the non-lesion regions (Volume.seg_weights / negative)."""
     images = _ra_images()
-    evaluator = AnomalyDetectionEvaluator(
-        model=torch.nn.Identity(), device=torch.device("cpu"), seed=0, datasets={"test": images},
-        scorer=_MapIsImage(), figure_cases=0, save_maps=False, detection_unit="box", fixed_thresholds=[0.009, 0.04],
-        oracle=False, fpr_levels=())
-    metrics = evaluator.run(tmp_path)["test"]
+    metrics = _evaluate_images(tmp_path, images, [0.009, 0.04])
     for t in (0.009, 0.04):
         expected = detection.box_localization_summary([
             detection.box_localization(v.image[..., 0].numpy(), v.seg_weights[..., 0].numpy(), v.negative[..., 0].numpy(), t)
@@ -97,9 +105,5 @@ def test_box_unit_reports_ras_tp_fp_precision_recall_f1(tmp_path):
 def test_box_figures_need_the_non_lesion_regions(tmp_path):
     """Without RA's *_neg masks there is no FP figure: only the detection rate is reported."""
     plain = [Volume(name=v.name, image=v.image, mask=v.mask, seg=v.seg, label=1, affine=v.affine) for v in _ra_images(2)]
-    evaluator = AnomalyDetectionEvaluator(
-        model=torch.nn.Identity(), device=torch.device("cpu"), seed=0, datasets={"test": plain},
-        scorer=_MapIsImage(), figure_cases=0, save_maps=False, detection_unit="box", fixed_thresholds=[0.009],
-        oracle=False, fpr_levels=())
-    metrics = evaluator.run(tmp_path)["test"]
+    metrics = _evaluate_images(tmp_path, plain, [0.009])
     assert "DetectionRate@fixed_0.009" in metrics and "FP@fixed_0.009" not in metrics

@@ -105,3 +105,20 @@ def test_box_localization_summary_by_hand():
     assert got["F1"] == pytest.approx(np.mean(f1)) and got["F1_std"] == pytest.approx(np.std(f1))
     empty = box_localization_summary([])
     assert empty["TP"] == 0 and np.isnan(empty["Precision"])
+
+
+def test_detection_counter_keeps_ras_figures_only_with_regions():
+    from optim.metrics.detection import DetectionCounter
+
+    boxes = np.zeros((4, 4, 1)); boxes[:2, :2] = 1.0
+    negative = np.zeros((4, 4, 1), bool); negative[3] = True
+    amap = np.zeros((4, 4, 1)); amap[:2, :2] = 0.6; amap[3, 0] = 2.0
+    counter = DetectionCounter("box")
+    counter.add(amap, boxes > 0, 0.5, (boxes, negative))
+    counter.add(amap, np.zeros_like(boxes, bool), 0.5, (np.zeros_like(boxes), negative))  # no box: not counted
+    # hand: hit; FP = int(2.0 / max(0.6 * 4, 1)) = 0
+    assert (counter.result().detected, counter.result().total) == (1, 1)
+    assert counter.box_figures() == box_localization_summary([BoxLocalization(1, 0)])
+    plain = DetectionCounter("box")
+    plain.add(amap, boxes > 0, 0.5)
+    assert plain.box_figures() == {}
