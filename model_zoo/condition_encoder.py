@@ -127,6 +127,19 @@ class ConditionEncoder(nn.Module):
         feat = backbone_features(self.backbone, x, self.drop_path_rate)[-1]
         return self.head(torch.flatten(feat.mean(dim=(2, 3)), 1))
 
+    def state_dict_from_original(self, theirs: dict[str, Tensor]) -> dict[str, Tensor]:
+        """The originals' encoder state dict -> ours (pure; tensors unchanged).
+
+        Accepts their timm ResNet (``conv1.`` .. ``fc.``), their SparK_2D_encoder wrapping it
+        (``encoder.`` + timm: the paper cDDPM) or SparK's sparse trunk (``sp_cnn.`` + timm,
+        its ``fc`` dropped as their cDDPM drops it when loading a SparK checkpoint).
+        """
+        if theirs and all(k.startswith("encoder.") for k in theirs):
+            theirs = {k[len("encoder."):]: v for k, v in theirs.items()}
+        elif theirs and all(k.startswith("sp_cnn.") for k in theirs):
+            theirs = {k[len("sp_cnn."):]: v for k, v in theirs.items() if not k.startswith("sp_cnn.fc.")}
+        return from_timm_state_dict(theirs)
+
 
 def from_timm_state_dict(state_dict: dict[str, Tensor]) -> dict[str, Tensor]:
     """A timm ResNet classifier's state dict (the originals' encoder) -> ConditionEncoder keys.

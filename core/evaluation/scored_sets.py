@@ -20,6 +20,7 @@ import numpy as np
 
 from core.evaluation.pipeline import ScoringPipeline
 from core.evaluation.reconstruction import reconstruction_quality
+from core.evaluation.volume_files import save_volumes
 from data.nifti_io import save_nifti
 from dl_utils.distributed import DistributedContext, gather_to_main
 from dl_utils.progress import progress
@@ -115,7 +116,10 @@ def _per_volume_metrics(amap: np.ndarray, mask: np.ndarray, seg: np.ndarray) -> 
             "AUPRC_brain": ranking.auprc(amap[mask], seg[mask]), "AUROC_brain": ranking.auroc(amap[mask], seg[mask])}
 
 
-def _score_one(pipeline: ScoringPipeline, set_name: str, index: int, volume: Any, figure_cases: int) -> dict[str, Any]:
+def _score_one(pipeline: ScoringPipeline, set_name: str, index: int, volume: Any, figure_cases: int,
+               keep_volumes: bool) -> dict[str, Any]:
+    """One volume scored, as the (small) item a rank sends to rank 0; `keep_volumes`: with the
+    input and mean reconstruction for the files beside its map."""
     started = time.perf_counter()
     scored = pipeline.score(volume, set_name, index)  # seeded from (seed, set, index): any sharding
     amap, recs = scored.amap, scored.reconstructions
@@ -137,7 +141,9 @@ def _score_one(pipeline: ScoringPipeline, set_name: str, index: int, volume: Any
         metrics={} if seg is None else _per_volume_metrics(amap, mask, seg), quality=quality, case=case,
     )
     return {"record": record, "amap": amap, "mask": np.packbits(mask.ravel()), "seg": None if seg is None else np.packbits(seg.ravel()),
-            "affine": np.asarray(volume.affine), "regions": _box_regions(volume)}
+            "affine": np.asarray(volume.affine), "image": volume.image.float().numpy() if keep_volumes else None,
+            "reconstruction": None if mean_rec is None or not keep_volumes else mean_rec.float().numpy(),
+            "regions": _box_regions(volume)}
 
 
 def _box_regions(volume: Any) -> dict[str, np.ndarray] | None:
@@ -149,10 +155,12 @@ def _box_regions(volume: Any) -> dict[str, np.ndarray] | None:
 
 
 def score_set(pipeline: ScoringPipeline, name: str, volumes: Sequence[Any], ctx: DistributedContext,
-              scratch: Path | None, maps_folder: Path | None = None, figure_cases: int = 0) -> ScoredSet | None:
+              scratch: Path | None, maps_folder: Path | None = None, figure_cases: int = 0,
+              keep_volumes: bool = False) -> ScoredSet | None:
     """Score every volume of `volumes` (sharded over ranks) with a prepared pipeline; rank 0
-    returns the ScoredSet, other ranks None. `maps_folder`: write each map as NIfTI there (rank 0);
-    `figure_cases`: keep slices of the first volumes for figures."""
+    returns the ScoredSet, other ranks None. `maps_folder`: write each map as NIfTI there (rank 0),
+    with the input and mean reconstruction when `keep_volumes` (the same on every rank: each sends
+    them); `figure_cases`: keep slices of the first volumes for figures."""
     n = len(volumes)
     if ctx.is_main:
         LOG.info("scoring data set '%s' (%d volumes, %d rank%s)", name, n, ctx.world_size, "s" if ctx.enabled else "")
@@ -162,7 +170,7 @@ def score_set(pipeline: ScoringPipeline, name: str, volumes: Sequence[Any], ctx:
     bar = progress(total=n, desc=f"scoring {name}", unit="vol") if ctx.is_main else None
     for start in range(0, n, ctx.world_size):
         index = start + ctx.rank
-        item = _score_one(pipeline, name, index, volumes[index], figure_cases) if index < n else None
+        item = _score_one(pipeline, name, index, volumes[index], figure_cases, keep_volumes) if index < n else None
         gathered = gather_to_main(item, ctx)
         if not ctx.is_main:
             continue
@@ -180,6 +188,7 @@ def score_set(pipeline: ScoringPipeline, name: str, volumes: Sequence[Any], ctx:
                 scored.lesion_voxels_total += int(seg.sum())
             if maps_folder is not None:
                 save_nifti(Path(maps_folder) / f"{record.name}_anomaly_map.nii.gz", amap.astype(np.float32), item["affine"])
+                save_volumes(Path(maps_folder), record.name, item["image"], item["reconstruction"], seg, item["affine"])
             scored.records.append(record)
             if bar is not None:
                 bar.update(1)
