@@ -170,7 +170,7 @@ def cpu_speed(args: argparse.Namespace) -> None:
     if args.compile:
         if args.cold_compile:  # an empty inductor cache: what a first run on a new machine pays
             os.environ["TORCHINDUCTOR_CACHE_DIR"] = tempfile.mkdtemp(prefix="uad-inductor-")
-        compiled = compile_unet(copy.deepcopy(ddpm).to(memory_format=torch.channels_last)).unet  # as the evaluator does
+        compiled = compile_unet(copy.deepcopy(ddpm).to(memory_format=torch.channels_last).unet)  # as the evaluator does
         with torch.inference_mode():
             started = time.perf_counter()
             compiled(x_cl, t)

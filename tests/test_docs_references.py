@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from core.config.aliases import DOCUMENTED_NAMES
+
 ROOT = Path(__file__).resolve().parents[1]
 TOP_DIRS = ("core", "projects", "model_zoo", "data", "dl_utils", "optim", "weights", "tests", "docs", "benchmarks")
 PACKAGES = ("core", "projects", "model_zoo", "data", "dl_utils", "optim", "benchmarks", "tests")
@@ -82,7 +84,11 @@ def _missing_bare_docs(text: str, names: set[str]) -> list[str]:
 
 
 def _resolves(dotted: str) -> bool:
-    """`core.config.configurator.merge_configs`: the longest importable module, then attributes."""
+    """`core.config.configurator.merge_configs`: the longest importable module, then attributes;
+    iml-dl's documented component names (`core.Trainer`) resolve through core.config.aliases."""
+    for name, module in DOCUMENTED_NAMES.items():
+        if dotted == name or dotted.startswith(name + "."):
+            dotted = module + dotted[len(name):]
     parts = dotted.split(".")
     for cut in range(len(parts), 0, -1):
         try:

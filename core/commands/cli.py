@@ -1,4 +1,4 @@
-"""The `uad` command line: `uad train|test|predict|preprocess|benchmark|convert|describe`.
+"""The `uad` command line: `uad train|test|predict|preprocess|benchmark|cv|convert|describe|report`.
 
 `python core/Main.py --config_path ...` (iml-dl's command) keeps working; `train`, `test`
 and `benchmark` run the same `core.run.experiment.run_experiment`. Every verb has `--help`.
@@ -13,6 +13,7 @@ from pathlib import Path
 
 from core.commands.exit_codes import run_and_report
 from core.commands.flags import add_external_modules_flag
+from core.evaluation.thresholds import VAL_DICE_KEY, fixed_key, fpr_key
 from dl_utils.errors import UserInputError
 
 BENCHMARK_CONFIG = "projects/benchmark/configs/benchmark.yaml"
@@ -66,14 +67,18 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--model", required=True, help="checkpoint (.pt) or run folder")
     predict.add_argument("--input", required=True, help="a scan, a folder of scans, a `uad preprocess` output, or a CSV")
     predict.add_argument("--output", required=True, help="output folder")
-    predict.add_argument("--threshold", default="fpr_5%", help="val_dice | fpr_1%% | fpr_5%% (fitted by the run) or a number (default fpr_5%%)")
-    predict.add_argument("--test-set", help="test set whose val_dice threshold to use (default: the first fitted)")
+    examples = ", ".join(k.replace("%", "%%") for k in (VAL_DICE_KEY, fpr_key(0.01), fpr_key(0.05), fixed_key(0.009)))
+    predict.add_argument("--threshold", default=fpr_key(0.05),
+                         help=f"a threshold rule the run fitted (e.g. {examples}) or a number (default %(default)s)")
+    predict.add_argument("--test-set", help="test set whose fitted thresholds (and evaluation seeds) to use (default: the first fitted)")
     predict.add_argument("--task", help="downstream task of the config to score with (default: the first with thresholds)")
     predict.add_argument("--device", default="auto", help="auto | cpu | cuda")
     predict.add_argument("--data-root", help="folder the paths of a volume-layout --input CSV are relative to (default: its folder)")
     predict.add_argument("--preprocessed", action="store_true", help="scans are already preprocessed (skip preprocessing); needs --mask")
     predict.add_argument("--mask", help="brain mask of --preprocessed scans")
     predict.add_argument("--no-png", action="store_true", help="skip the three-plane pictures")
+    predict.add_argument("--no-report", action="store_true",
+                         help="skip report.html (and the input / reconstruction NIfTIs it shows)")
     add_external_modules_flag(predict)
     _add_pipeline_options(predict)
 
@@ -92,6 +97,13 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--config_path", "--config-path", "--config", default=BENCHMARK_CONFIG, help=f"default {BENCHMARK_CONFIG}")
     _add_run_options(bench)
 
+    cv = verbs.add_parser("cv", help="k-fold protocol: one run per fold, then mean +- std over folds",
+                          description="Run a config once per fold (fold-numbered split CSVs, e.g. IXI_train_fold0.csv, "
+                                      "get the fold substituted) and write the folds table (folds.md/.csv/.json).")
+    cv.add_argument("--config_path", "--config-path", "--config", required=True, help="project YAML with fold-numbered split CSVs")
+    cv.add_argument("--folds", type=int, nargs="+", required=True, help="fold numbers, e.g. 0 1 2 3 4")
+    _add_run_options(cv)
+
     convert = verbs.add_parser("convert", help="an original Lightning checkpoint -> a checkpoint of this framework",
                                description="Convert the authors' Lightning checkpoints (tensors only; their pickled code never runs): "
                                            "DDPM / cDDPM into a checkpoint of the config's model, SparK pre-training "
@@ -107,6 +119,14 @@ def build_parser() -> argparse.ArgumentParser:
     describe.add_argument("run_dir", help="evaluated run folder")
     describe.add_argument("--weights", help="checkpoint to describe (default RUN_DIR/checkpoints/best_model.pt)")
     describe.add_argument("--out", help="where to write (default: the --weights file, atomically)")
+
+    report = verbs.add_parser("report", help="(re)write report.html of a run, benchmark or predict folder",
+                              description="One self-contained HTML page (no server, no network) from the files of a "
+                                          "run folder, a benchmark folder or a `uad predict` output.")
+    report.add_argument("folder", help="run folder, benchmark run folder or predict output folder")
+    report.add_argument("--model", help="checkpoint of a predict output, to show what it was trained on")
+    report.add_argument("--max-mb", type=float, default=25.0, help="size budget of the drawn volumes in MB (default 25)")
+    report.add_argument("--max-side", type=int, default=128, help="draw every n-th voxel so no side exceeds this (default 128)")
     return parser
 
 
@@ -159,7 +179,8 @@ def _dispatch(args: argparse.Namespace) -> Path | int | None:
 
         rows = predict(args.model, args.input, args.output, args.threshold, args.test_set, args.task, args.device,
                        args.preprocessed, args.mask, _pipeline_options(args), png=not args.no_png,
-                       data_root=args.data_root, allow_external_modules=args.allow_external_modules)
+                       data_root=args.data_root, report=not args.no_report,
+                       allow_external_modules=args.allow_external_modules)
         for row in rows:
             print(f"{row['scan']}: {row['status']} score={row['sample_score']} {row['message']}".rstrip())
         print(Path(args.output) / "predictions.csv")
@@ -176,6 +197,10 @@ def _dispatch(args: argparse.Namespace) -> Path | int | None:
             print(f"{row['subject']}: {row['status']} ({row['seconds']} s) {row['message']}".rstrip())
         print(Path(args.output) / "summary.csv")
         return 1 if any(r["status"] == "failed" for r in rows) else 0
+    elif args.verb == "cv":
+        from core.commands.cross_validation import run_folds
+
+        result = run_folds(args.config_path, args.folds, args.overrides, args.output_root, args.quiet)
     elif args.verb == "convert":
         from core.commands.convert import convert_checkpoint
 
@@ -184,6 +209,10 @@ def _dispatch(args: argparse.Namespace) -> Path | int | None:
         from core.run.checkpoint_metadata import rewrite_from_run
 
         result = rewrite_from_run(args.run_dir, args.weights, args.out)
+    elif args.verb == "report":
+        from core.run.report import write_report
+
+        result = write_report(args.folder, args.model, args.max_mb, args.max_side)
     else:  # argparse refuses unknown verbs already
         return 2
     return result

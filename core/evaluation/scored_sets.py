@@ -11,23 +11,21 @@ from __future__ import annotations
 import logging
 import shutil
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
-from torch import nn
 
-from core.evaluation.reconstruction import reconstruction_quality, score_volume
+from core.evaluation.pipeline import ScoringPipeline
+from core.evaluation.reconstruction import reconstruction_quality
+from core.evaluation.volume_files import save_volumes
 from data.nifti_io import save_nifti
 from dl_utils.distributed import DistributedContext, gather_to_main
 from dl_utils.paths import inside
 from dl_utils.progress import progress
-from dl_utils.seeding import derive_seed
 from optim.metrics import ranking
-from optim.metrics.detection import sample_score
 from optim.metrics.streaming import ScoreSpill
 
 LOG = logging.getLogger(__name__)
@@ -56,11 +54,21 @@ class VolumeStore:
         self.folder = Path(folder)
         self.folder.mkdir(parents=True, exist_ok=True)
 
-    def put(self, index: int, amap: np.ndarray, mask: np.ndarray, seg: np.ndarray | None) -> None:
+    def put(self, index: int, amap: np.ndarray, mask: np.ndarray, seg: np.ndarray | None,
+            regions: dict[str, np.ndarray] | None = None) -> None:
         arrays = {"amap": amap, "mask": np.packbits(mask.ravel())}
         if seg is not None:
             arrays["seg"] = np.packbits(seg.ravel())
+        arrays.update(regions or {})  # RA's boxes: seg_weights (float32), negative (bit-packed)
         np.savez(self.folder / f"{index:07d}.npz", **arrays)
+
+    def box_regions(self, index: int) -> tuple[np.ndarray, np.ndarray] | None:
+        """(box weights float32, non-lesion region bool) of RA's annotations, or None."""
+        with np.load(self.folder / f"{index:07d}.npz") as data:
+            if "negative" not in data:
+                return None
+            weights = data["seg_weights"]
+            return weights, np.unpackbits(data["negative"], count=weights.size).astype(bool).reshape(weights.shape)
 
     def get(self, index: int) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
         with np.load(self.folder / f"{index:07d}.npz") as data:
@@ -92,6 +100,10 @@ class ScoredSet:
         for record in self.labelled if labelled_only else self.records:
             yield (record, *store.get(record.index))
 
+    def box_regions(self, record: VolumeRecord) -> tuple[np.ndarray, np.ndarray] | None:
+        """RA's box weights and non-lesion region of a volume (Volume.seg_weights / negative), or None."""
+        return VolumeStore(self.folder / "volumes").box_regions(record.index)
+
     def remove(self) -> None:
         shutil.rmtree(self.folder, ignore_errors=True)
 
@@ -105,33 +117,19 @@ def _per_volume_metrics(amap: np.ndarray, mask: np.ndarray, seg: np.ndarray) -> 
             "AUPRC_brain": ranking.auprc(amap[mask], seg[mask]), "AUROC_brain": ranking.auroc(amap[mask], seg[mask])}
 
 
-@dataclass(frozen=True)
-class ScoringSetup:
-    """What scoring a volume needs, shared by every data set of an evaluation."""
-
-    model: nn.Module
-    scorer: Callable
-    map_steps: Sequence[Callable]
-    device: torch.device
-    slice_batch_size: int
-    precision: str
-    channels_last: bool
-    sample_reduction: str
-    seed: int
-    figure_cases: int
-
-
-def _score_one(setup: ScoringSetup, set_name: str, index: int, volume: Any) -> dict[str, Any]:
-    torch.manual_seed(derive_seed(setup.seed, set_name, index))  # stochastic reconstructions, any sharding
+def _score_one(pipeline: ScoringPipeline, set_name: str, index: int, volume: Any, figure_cases: int,
+               keep_volumes: bool) -> dict[str, Any]:
+    """One volume scored, as the (small) item a rank sends to rank 0; `keep_volumes`: with the
+    input and mean reconstruction for the files beside its map."""
     started = time.perf_counter()
-    amap, recs = score_volume(setup.model, volume, setup.scorer, setup.map_steps, setup.device,
-                              setup.slice_batch_size, setup.precision, setup.channels_last)
+    scored = pipeline.score(volume, set_name, index)  # seeded from (seed, set, index): any sharding
+    amap, recs = scored.amap, scored.reconstructions
     mask = volume.mask.bool().numpy()
     seg = None if volume.seg is None else volume.seg.bool().numpy()
     mean_rec = recs.mean(0) if recs.shape[0] > 0 else None
     quality = reconstruction_quality(volume.image.float(), mean_rec, volume.mask.bool()) if mean_rec is not None and mask.any() else None
     case = None
-    if index < setup.figure_cases:
+    if index < figure_cases:
         z = int(np.argmax(seg.sum(axis=(0, 1)))) if seg is not None and seg.any() else amap.shape[2] // 2
         case = {"image": volume.image[..., z].numpy().copy(), "amap": amap[..., z].copy(),
                 "reconstruction": None if mean_rec is None else mean_rec[..., z].numpy().copy(),
@@ -139,20 +137,32 @@ def _score_one(setup: ScoringSetup, set_name: str, index: int, volume: Any) -> d
     record = VolumeRecord(
         index=index, name=str(volume.name), label=int(volume.label),
         lesion_voxels=None if seg is None else int(seg.sum()),
-        sample_score=sample_score(amap, mask, reduction=setup.sample_reduction),
+        sample_score=pipeline.sample_score(amap, mask),
         seconds=time.perf_counter() - started, map_max=float(amap.max()) if amap.size else 0.0,
         metrics={} if seg is None else _per_volume_metrics(amap, mask, seg), quality=quality, case=case,
     )
     return {"record": record, "amap": amap, "mask": np.packbits(mask.ravel()), "seg": None if seg is None else np.packbits(seg.ravel()),
-            "affine": np.asarray(volume.affine)}
+            "affine": np.asarray(volume.affine), "image": volume.image.float().numpy() if keep_volumes else None,
+            "reconstruction": None if mean_rec is None or not keep_volumes else mean_rec.float().numpy(),
+            "regions": _box_regions(volume)}
 
 
-def score_set(setup: ScoringSetup, name: str, volumes: Sequence[Any], ctx: DistributedContext,
-              scratch: Path | None, maps_folder: Path | None = None) -> ScoredSet | None:
-    """Score every volume of `volumes` (sharded over ranks); rank 0 returns the ScoredSet,
-    other ranks None. `maps_folder`: write each map as NIfTI there (rank 0)."""
+def _box_regions(volume: Any) -> dict[str, np.ndarray] | None:
+    """RA's annotation boxes as read and non-lesion region, for their FP figure (None without)."""
+    negative, weights = getattr(volume, "negative", None), getattr(volume, "seg_weights", None)
+    if negative is None or weights is None:
+        return None
+    return {"seg_weights": weights.float().numpy(), "negative": np.packbits(negative.bool().numpy().ravel())}
+
+
+def score_set(pipeline: ScoringPipeline, name: str, volumes: Sequence[Any], ctx: DistributedContext,
+              scratch: Path | None, maps_folder: Path | None = None, figure_cases: int = 0,
+              keep_volumes: bool = False) -> ScoredSet | None:
+    """Score every volume of `volumes` (sharded over ranks) with a prepared pipeline; rank 0
+    returns the ScoredSet, other ranks None. `maps_folder`: write each map as NIfTI there (rank 0),
+    with the input and mean reconstruction when `keep_volumes` (the same on every rank: each sends
+    them); `figure_cases`: keep slices of the first volumes for figures."""
     n = len(volumes)
-    setup.model.eval()
     if ctx.is_main:
         LOG.info("scoring data set '%s' (%d volumes, %d rank%s)", name, n, ctx.world_size, "s" if ctx.enabled else "")
         folder = Path(scratch) / name
@@ -161,7 +171,7 @@ def score_set(setup: ScoringSetup, name: str, volumes: Sequence[Any], ctx: Distr
     bar = progress(total=n, desc=f"scoring {name}", unit="vol") if ctx.is_main else None
     for start in range(0, n, ctx.world_size):
         index = start + ctx.rank
-        item = _score_one(setup, name, index, volumes[index]) if index < n else None
+        item = _score_one(pipeline, name, index, volumes[index], figure_cases, keep_volumes) if index < n else None
         gathered = gather_to_main(item, ctx)
         if not ctx.is_main:
             continue
@@ -172,13 +182,14 @@ def score_set(setup: ScoringSetup, name: str, volumes: Sequence[Any], ctx: Distr
             count = amap.size
             mask = np.unpackbits(item["mask"], count=count).astype(bool).reshape(amap.shape)
             seg = None if item["seg"] is None else np.unpackbits(item["seg"], count=count).astype(bool).reshape(amap.shape)
-            store.put(record.index, amap, mask, seg)
+            store.put(record.index, amap, mask, seg, item.get("regions"))
             scored.brain.add(amap[mask], seg[mask] if seg is not None else np.zeros(int(mask.sum()), bool))
             if seg is not None:
                 scored.whole.add(amap, seg)
                 scored.lesion_voxels_total += int(seg.sum())
             if maps_folder is not None:
                 save_nifti(inside(maps_folder, f"{record.name}_anomaly_map.nii.gz"), amap.astype(np.float32), item["affine"])
+                save_volumes(Path(maps_folder), record.name, item["image"], item["reconstruction"], seg, item["affine"])
             scored.records.append(record)
             if bar is not None:
                 bar.update(1)

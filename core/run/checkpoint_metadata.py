@@ -3,29 +3,65 @@
 A checkpoint of this framework holds, next to `model_weights`, the full merged `config`
 it came from (so the model spec, the data-loader preprocessing, the scorer and the
 post-processing of every downstream task travel with it), `model_spec` (the config's
-`model` entry, for readers that want only that), `metadata_version` and, once
-the run has been evaluated, the fitted `thresholds` ({task: {test set: {protocol:
-value}}}). Everything is plain values, so `torch.load(weights_only=True)` still loads it
-and `predict` or a test-only config needs nothing else.
+`model` entry), `metadata_version` and, once the run has been evaluated, `evaluation`:
+per task the fitted thresholds (`FittedThreshold` records per test set), the input grid
+(shape and preprocessing of the evaluated volumes) and the names of the volumes scored per
+data set, in order (so `uad predict` seeds a volume as the evaluator did). Everything is
+plain values, so `torch.load(weights_only=True)` loads it and `predict` or a test-only
+config needs nothing else.
 
-`uad describe RUN_FOLDER [--weights W] [--out OUT]` (core/cli.py) makes any
-evaluated run folder's checkpoint (or the weights file `W`) self-describing from the
-run's `config.yaml` and `results.json`.
+Version 1 (e.g. `weights/ra_demo.pt`) held flat evaluator params, bare {key: value}
+thresholds and `input_shapes`; `task_records` reads both versions into the same records.
+
+`uad describe RUN_FOLDER [--weights W] [--out OUT]` (core/commands/cli.py) makes any
+evaluated run folder's checkpoint (or the weights file `W`) self-describing from the run's
+`config.yaml`, `results.json` and `per_volume.csv`.
 """
 from __future__ import annotations
 
 import copy
+import csv
 import json
-import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from core.config.configurator import load_yaml, refuse_file_opt_in
+from core.evaluation.result import EvaluationResult, InputGrid, SetResult
+from core.evaluation.thresholds import FittedThreshold, legacy_fitted, legacy_thresholds_from_metrics, thresholds_from_json
 from dl_utils.checkpoint import load_checkpoint, read_json_mapping, save_checkpoint
 from dl_utils.errors import UserInputError
 
-METADATA_VERSION = 1
-THRESHOLD_PREFIX = "threshold@"
+METADATA_VERSION = 2
+EVALUATION_KEY = "evaluation"
+
+
+@dataclass
+class TaskRecord:
+    """What a run's evaluation of one task left in its checkpoint, for `uad predict`."""
+
+    thresholds: dict[str, dict[str, FittedThreshold]] = field(default_factory=dict)  # {test set: {rule key: fitted}}
+    input_grid: InputGrid | None = None
+    volumes: dict[str, list[str]] = field(default_factory=dict)  # {data set: volume names in scoring order}
+
+    def to_json(self) -> dict[str, Any]:
+        return {"thresholds": {s: {k: t.to_json() for k, t in found.items()} for s, found in self.thresholds.items()},
+                "input_grid": None if self.input_grid is None else self.input_grid.to_json(),
+                "volumes": {s: list(names) for s, names in self.volumes.items()}}
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> TaskRecord:
+        grid = data.get("input_grid")
+        return cls({s: thresholds_from_json(found) for s, found in (data.get("thresholds") or {}).items()},
+                   InputGrid.from_json(grid) if isinstance(grid, Mapping) else None,
+                   {s: [str(n) for n in names] for s, names in (data.get("volumes") or {}).items()})
+
+    @classmethod
+    def of(cls, result: EvaluationResult) -> TaskRecord:
+        """The record of an evaluation; thresholds only of rules predict may use (no oracle)."""
+        thresholds = {s: {k: t for k, t in found.items() if t.usable_by_predict} for s, found in result.thresholds().items()}
+        return cls(thresholds, result.input_grid(), dict(result.volumes))
 
 
 def describe(config: dict[str, Any]) -> dict[str, Any]:
@@ -34,70 +70,22 @@ def describe(config: dict[str, Any]) -> dict[str, Any]:
     return {"config": plain, "model_spec": plain.get("model"), "metadata_version": METADATA_VERSION}
 
 
-def thresholds_from_results(results: dict[str, Any]) -> dict[str, dict[str, dict[str, float]]]:
-    """{task: {test set: {protocol: threshold}}} from results keyed by task ({task: {set: metrics}})."""
-    found: dict[str, dict[str, dict[str, float]]] = {}
-    for task, sets in results.items():
-        if not isinstance(sets, dict):
-            continue
-        for set_name, metrics in sets.items():
-            if not isinstance(metrics, dict):
-                continue
-            values = {k[len(THRESHOLD_PREFIX):]: float(v) for k, v in metrics.items()
-                      if k.startswith(THRESHOLD_PREFIX) and not k.startswith(THRESHOLD_PREFIX + "oracle")
-                      and isinstance(v, (int, float)) and math.isfinite(float(v))}  # oracle: fitted on test, never used
-            if values:
-                found.setdefault(task, {})[set_name] = values
-    return found
-
-
-def results_by_task(results: dict[str, Any], config: dict[str, Any]) -> dict[str, Any]:
-    """Results keyed by task name whether the run had one task (flat) or several (nested)."""
-    tasks = list((config.get("downstream_tasks") or {}).keys())
-    if len(tasks) == 1 and tasks[0] not in results:
-        return {tasks[0]: {k: v for k, v in results.items() if k != "training"}}
-    return {k: v for k, v in results.items() if k in tasks}
-
-
-def input_shapes(evaluators: dict[str, Any]) -> dict[str, list[int]]:
-    """{task: (H, W, D) of its first evaluation volume}: the grid the model was evaluated on."""
-    shapes = {}
-    for name, evaluator in evaluators.items():
-        datasets = getattr(evaluator, "datasets", None) or {}
-        for volumes in datasets.values():
-            if len(volumes):
-                shapes[name] = [int(s) for s in volumes[0].image.shape]
-                break
-    return shapes
-
-
-def store_thresholds(checkpoint: str | Path, results: dict[str, Any], config: dict[str, Any],
-                     shapes: dict[str, list[int]] | None = None) -> bool:
-    """Add the fitted thresholds, evaluation grid shapes and the config to `checkpoint`
-    atomically; False if there is no such file."""
+def store_evaluation(checkpoint: str | Path, config: dict[str, Any], evaluations: Mapping[str, EvaluationResult]) -> bool:
+    """Add the config and each task's evaluation record to `checkpoint` atomically; False if there is no such file."""
     checkpoint = Path(checkpoint)
     if not checkpoint.is_file():
         return False
-    state = load_checkpoint(checkpoint)
-    state.update(describe(config))
-    state["thresholds"] = thresholds_from_results(results_by_task(results, config))
-    state["input_shapes"] = dict(shapes or {})
-    save_checkpoint(state, checkpoint)
+    records = {task: TaskRecord.of(result) for task, result in evaluations.items()}
+    _write(load_checkpoint(checkpoint), config, records, checkpoint)
     return True
 
 
-def _shapes_from_maps(run_dir: Path, config: dict[str, Any]) -> dict[str, list[int]]:
-    """Evaluation grid shapes read off a run folder's written anomaly maps."""
-    import nibabel as nib
-
-    tasks = list((config.get("downstream_tasks") or {}).keys())
-    shapes = {}
-    for task in tasks:
-        root = run_dir / task / "anomaly_maps" if len(tasks) > 1 else run_dir / "anomaly_maps"
-        first = next(iter(sorted(root.glob("*/*.nii.gz"))), None) if root.is_dir() else None
-        if first is not None:
-            shapes[task] = [int(s) for s in nib.load(str(first)).shape[:3]]
-    return shapes
+def _write(state: dict[str, Any], config: dict[str, Any], records: Mapping[str, TaskRecord], target: Path) -> None:
+    state.update(describe(config))
+    for legacy_key in ("thresholds", "input_shapes"):  # version 1 entries, now inside `evaluation`
+        state.pop(legacy_key, None)
+    state[EVALUATION_KEY] = {task: record.to_json() for task, record in records.items()}
+    save_checkpoint(state, target)
 
 
 def read(state: dict[str, Any], source: Any) -> dict[str, Any]:
@@ -112,6 +100,29 @@ def read(state: dict[str, Any], source: Any) -> dict[str, Any]:
     return config
 
 
+def task_records(state: dict[str, Any], config: dict[str, Any]) -> dict[str, TaskRecord]:
+    """{task: record} of a checkpoint of either metadata version."""
+    if int(state.get("metadata_version", 1)) >= 2 or EVALUATION_KEY in state:
+        return {task: TaskRecord.from_json(data) for task, data in (state.get(EVALUATION_KEY) or {}).items()}
+    return _records_v1(state, config)
+
+
+def _records_v1(state: dict[str, Any], config: dict[str, Any]) -> dict[str, TaskRecord]:
+    """Version 1: bare {task: {set: {key: value}}} thresholds and {task: [H, W, D]} shapes; the
+    grid's preprocessing is the task's data loader's, as version-1 predict read it."""
+    records: dict[str, TaskRecord] = {}
+    shapes = state.get("input_shapes") or {}
+    for task, sets in (state.get("thresholds") or {}).items():
+        record = records.setdefault(task, TaskRecord())
+        for set_name, values in sets.items():
+            found = (legacy_fitted(key, value) for key, value in values.items())
+            record.thresholds[set_name] = {t.key: t for t in found if t is not None}
+    for task, shape in shapes.items():
+        loader = ((config.get("downstream_tasks") or {}).get(task, {}).get("data_loader") or {}).get("params") or {}
+        records.setdefault(task, TaskRecord()).input_grid = InputGrid(tuple(int(s) for s in shape), loader.get("preprocessing"))
+    return records
+
+
 def complete_config(config: dict[str, Any]) -> dict[str, Any]:
     """A test-only config without `model` takes the model (and missing parts) from its weights."""
     experiment = config.get("experiment") or {}
@@ -120,7 +131,7 @@ def complete_config(config: dict[str, Any]) -> dict[str, Any]:
         return config
     stored = read(load_checkpoint(weights), weights)
     out = copy.deepcopy(config)
-    for key in ("model", "downstream_tasks", "name"):
+    for key in ("model", "downstream_tasks", "name", "data_root"):
         if key not in out and key in stored:
             out[key] = copy.deepcopy(stored[key])
     return out
@@ -132,6 +143,55 @@ def test_config(checkpoint: str | Path) -> dict[str, Any]:
     config["experiment"] = {**(config.get("experiment") or {}), "task": "test", "weights": str(checkpoint)}
     config.pop("base", None)
     return config
+
+
+# ---- from an evaluated run folder ---------------------------------------------------------------
+def _run_records(run_dir: Path, config: dict[str, Any], results: dict[str, Any]) -> dict[str, TaskRecord]:
+    """Each task's record from the run folder's results.json (typed since version 2; older
+    folders: `threshold@` metrics and the written maps' shapes) and per_volume.csv."""
+    tasks = list((config.get("downstream_tasks") or {}).keys())
+    by_task = {tasks[0]: results} if len(tasks) == 1 and tasks[0] not in results else results
+    records: dict[str, TaskRecord] = {}
+    for task in tasks:
+        sets = by_task.get(task)
+        if not isinstance(sets, Mapping):
+            continue
+        record = records[task] = TaskRecord()
+        for set_name, data in sets.items():
+            if not isinstance(data, Mapping):
+                continue
+            result = SetResult.from_json(data)
+            thresholds = result.thresholds or legacy_thresholds_from_metrics(result.metrics)
+            if thresholds:
+                record.thresholds[set_name] = {k: t for k, t in thresholds.items() if t.usable_by_predict}
+            if record.input_grid is None and result.input_grid is not None:
+                record.input_grid = result.input_grid
+        if record.input_grid is None:
+            record.input_grid = _grid_from_maps(run_dir, task, config)
+        record.volumes = _volumes_from_rows(run_dir / task / "per_volume.csv")
+    return records
+
+
+def _grid_from_maps(run_dir: Path, task: str, config: dict[str, Any]) -> InputGrid | None:
+    """The evaluation grid read off a run folder's written anomaly maps (`<run>/<task>/anomaly_maps/<set>/`)."""
+    import nibabel as nib
+
+    first = next(iter(sorted((run_dir / task / "anomaly_maps").glob("*/*.nii.gz"))), None)
+    if first is None:
+        return None
+    loader = ((config.get("downstream_tasks") or {}).get(task, {}).get("data_loader") or {}).get("params") or {}
+    return InputGrid(tuple(int(s) for s in nib.load(str(first)).shape[:3]), loader.get("preprocessing"))
+
+
+def _volumes_from_rows(path: Path) -> dict[str, list[str]]:
+    """{data set: volume names in order} from a task's per_volume.csv (its test and healthy sets)."""
+    if not path.is_file():
+        return {}
+    volumes: dict[str, list[str]] = {}
+    with open(path, newline="") as handle:
+        for row in csv.DictReader(handle):
+            volumes.setdefault(row["dataset"], []).append(row["name"])
+    return volumes
 
 
 def rewrite_from_run(run_dir: str | Path, weights: str | Path | None = None, out: str | Path | None = None) -> Path:
@@ -149,9 +209,6 @@ def rewrite_from_run(run_dir: str | Path, weights: str | Path | None = None, out
         raise UserInputError(f"{source}: no 'model_weights' entry; it is not a checkpoint of this framework")
     if isinstance(config.get("experiment"), dict) and config["experiment"].get("task") == "test":
         config["experiment"] = {**config["experiment"], "task": "train", "weights": None}
-    state.update(describe(config))
-    state["thresholds"] = thresholds_from_results(results_by_task(results, config))
-    state["input_shapes"] = _shapes_from_maps(run_dir, config)
     target = Path(out) if out else source
-    save_checkpoint(state, target)
+    _write(state, config, _run_records(run_dir, config, results), target)
     return target

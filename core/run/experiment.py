@@ -24,8 +24,10 @@ from core.config.configurator import (
     refuse_file_opt_in,
     validate_top_level,
 )
+from core.evaluation.result import EvaluationResult
 from core.run import checkpoint_metadata
 from core.run.assembly import Parts, build_parts
+from core.run.report import try_write_report
 from core.run.results import write_results
 from core.run.run_folder import LATEST, make_run_dir, resume_config, write_run_config
 from dl_utils.checkpoint import atomic_write_text
@@ -77,6 +79,7 @@ def _run(config: dict[str, Any], config_path: Path, overrides: list[str], where:
     seed = config.get("seed", 42)
     seed_everything(seed, deterministic=config.get("deterministic", True), num_threads=config.get("num_threads"))
     builder = ComponentBuilder(where, allow_external_modules)
+    config = builder.upgrade(config)  # earlier config versions in today's form: what is built is what is stored
     parts = build_parts(config, builder, config_path, ctx, device, seed,
                         resume_from=resume_dir / LATEST if resume_dir is not None else None)
 
@@ -92,12 +95,15 @@ def _run(config: dict[str, Any], config_path: Path, overrides: list[str], where:
                        wandb_cfg.get("entity"), run_name=f"{config['name']}/{experiment_name}", config=config)
     LOG.info("experiment %s: run folder %s on %s (rank %d of %d)", experiment_name, run_dir, device, ctx.rank, ctx.world_size)
     try:
-        results = _train_and_evaluate(parts, run_dir, ctx, logger, checkpoint_metadata.describe(config))
+        evaluations, training = _train_and_evaluate(parts, run_dir, ctx, logger, checkpoint_metadata.describe(config))
         if ctx.is_main:
+            results = {task: result.to_json() for task, result in evaluations.items()}
+            if training:
+                results["training"] = {"summary": training}
             write_results(results, run_dir, header=f"{config['name']} / {experiment_name} ({config_path})")
             if parts.trainer is not None:  # the run's own checkpoint only, never a shipped weights file
-                checkpoint_metadata.store_thresholds(run_dir / "checkpoints" / "best_model.pt", results, config,
-                                                     checkpoint_metadata.input_shapes(parts.evaluators))
+                checkpoint_metadata.store_evaluation(run_dir / "checkpoints" / "best_model.pt", config, evaluations)
+            try_write_report(run_dir)  # report.html from the files just written
         barrier()
     finally:
         logger.finish()
@@ -105,7 +111,8 @@ def _run(config: dict[str, Any], config_path: Path, overrides: list[str], where:
 
 
 def _train_and_evaluate(parts: Parts, run_dir: Path, ctx: DistributedContext, logger: RunLogger,
-                        checkpoint_extra: dict[str, Any]) -> dict[str, Any]:
+                        checkpoint_extra: dict[str, Any]) -> tuple[dict[str, EvaluationResult], dict[str, float] | None]:
+    """Train (when there is a trainer), then every evaluation: ({task: result}, training summary)."""
     trainer = parts.trainer
     if trainer is not None:
         trainer.attach_run(run_dir, logger, checkpoint_extra)  # every checkpoint carries the run's config
@@ -115,10 +122,9 @@ def _train_and_evaluate(parts: Parts, run_dir: Path, ctx: DistributedContext, lo
             _plot_history(trainer.history, run_dir)
     barrier()
     # every rank evaluates (each scores its share of the volumes); rank 0's results are the run's
-    results = {name: evaluator.run(run_dir / name, logger) for name, evaluator in parts.evaluators.items()}
-    if ctx.is_main and trainer is not None:
-        results["training"] = {"summary": _training_summary(trainer)}
-    return results if ctx.is_main else {}
+    evaluations = {name: evaluator.run(run_dir / name, logger) for name, evaluator in parts.evaluators.items()}
+    training = _training_summary(trainer) if ctx.is_main and trainer is not None else None
+    return (evaluations, training) if ctx.is_main else ({}, None)
 
 
 def _run_orchestrator(config: dict[str, Any], config_path: Path, where: str, output_root: str | None,
@@ -145,6 +151,7 @@ def _run_orchestrator(config: dict[str, Any], config_path: Path, where: str, out
 
     results, table = orchestrator.run(run_dir, nested, quiet)
     write_results({ORCHESTRATOR_KEY: results}, run_dir, header=f"{config['name']} ({config_path})", table=table)
+    try_write_report(run_dir)  # report.html: the comparison and every method's volumes
     return run_dir
 
 

@@ -1,7 +1,7 @@
 """The benchmark: runs every method's config on the same data and compares them.
 
 An orchestrator, not an evaluator: the YAML names it under `orchestrator:` (no model, no
-task), and `core/Run.py` hands it the run folder. Each method runs as a nested run with
+task), and `core/run/experiment.py` hands it the run folder. Each method runs as a nested run with
 its own run folder and `log.txt` under `<run>/methods/<name>/`. The comparison is per test
 set and per volume: mean +- std over volumes of each per-volume metric, and a paired
 Wilcoxon signed-rank test (`scipy.stats.wilcoxon`, two-sided) of every method against
@@ -10,10 +10,10 @@ the baseline on the same volumes.
 from __future__ import annotations
 
 import csv
-import io
 import json
 import logging
 import math
+import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -21,14 +21,16 @@ from typing import Any
 import numpy as np
 from scipy import stats
 
-from dl_utils.checkpoint import atomic_write_text
+from core.evaluation.thresholds import VAL_DICE_KEY, fpr_key, metric_key
+from core.run.report import METHODS_FILE
+from dl_utils.checkpoint import atomic_write_csv, atomic_write_text
 from dl_utils.errors import UserInputError
 from dl_utils.figures import plot_bars
 from dl_utils.run_logger import logging_scope
 
 LOG = logging.getLogger(__name__)
 METHOD_KEYS = ("config", "set", "reuse_weights_of", "in_table")
-PAIRED_METRICS = ("AUPRC", "AUROC", "Dice@val_dice", "Dice@fpr_5%")
+PAIRED_METRICS = ("AUPRC", "AUROC", metric_key("Dice", VAL_DICE_KEY), metric_key("Dice", fpr_key(0.05)))
 RunExperiment = Callable[..., Path | None]
 
 
@@ -84,18 +86,16 @@ class MethodComparison:
                 per_volume.update(_method_rows(name, method_dir))
         rows = compare(per_volume, self.baseline, self.metrics)
         self._write(rows, run_dir)
+        listing = {"baseline": self.baseline, "methods": {n: os.path.relpath(p, run_dir) for n, p in run_dirs.items()}}
+        atomic_write_text(run_dir / METHODS_FILE, json.dumps(listing, indent=1))  # report.html finds the methods by name
         return rows, comparison_table(rows, self.metrics, self.baseline)
 
     def _write(self, rows: dict[str, dict[str, float]], run_dir: Path) -> None:
         """comparison.csv (one row per method and test set) and a bar chart of `bar_metric`."""
-        buffer = io.StringIO()
-        writer = csv.writer(buffer)
         columns = [c for m in self.metrics for c in (m, f"{m}_std", f"{m}_p_vs_baseline", f"{m}_volumes")]
-        writer.writerow(["method", "dataset", *columns])
-        for key, values in rows.items():
-            method, dataset = key.rsplit(": ", 1)
-            writer.writerow([method, dataset, *[values.get(c, "") for c in columns]])
-        atomic_write_text(run_dir / "comparison.csv", buffer.getvalue())
+        table = ({"method": key.rsplit(": ", 1)[0], "dataset": key.rsplit(": ", 1)[1], **{c: values.get(c, "") for c in columns}}
+                 for key, values in rows.items())
+        atomic_write_csv(run_dir / "comparison.csv", table, ["method", "dataset", *columns])
         bars: dict[str, dict[str, float]] = {}
         for key, values in rows.items():
             method, dataset = key.rsplit(": ", 1)

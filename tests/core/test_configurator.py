@@ -91,7 +91,7 @@ def test_constructor_keywords_follow_kwargs_into_bases():
     from core.evaluation.evaluator import AnomalyDetectionEvaluator
 
     names, open_ended = constructor_keywords(AnomalyDetectionEvaluator)
-    assert {"scorer", "fit_set", "model", "datasets"} <= names and not open_ended
+    assert {"scoring", "roles", "model", "datasets"} <= names and not open_ended
 
 
 def test_merge_configs_merges_mappings_and_replaces_the_rest():

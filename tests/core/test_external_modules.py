@@ -28,14 +28,14 @@ def _popen(marker) -> dict:
 def test_wrong_kind_is_refused_before_construction_even_when_allowed(tmp_path, role, key, message):
     marker = tmp_path / "PWNED"
     with pytest.raises(ConfigError, match=message):
-        ComponentBuilder("c.yaml", allow_external_modules=True).build_value(_popen(marker), key, role)
+        ComponentBuilder("c.yaml", allow_external_modules=True).build_value(_popen(marker), key, role=role)
     assert not marker.exists()
 
 
 def test_external_class_needs_the_flag(tmp_path):
     marker = tmp_path / "PWNED"
     with pytest.raises(ConfigError, match="'subprocess' is outside this project's packages .*; pass --allow-external-modules"):
-        ComponentBuilder("c.yaml").build_value(_popen(marker), "model", MODEL)
+        ComponentBuilder("c.yaml").build_value(_popen(marker), "model", role=MODEL)
     assert not marker.exists()
 
 
@@ -47,9 +47,9 @@ def test_a_class_imported_into_a_project_module_is_not_a_project_class():
 
 def test_project_classes_of_the_right_role_build():
     spec = {"module_name": "optim.scoring.l1", "class_name": "L1Scorer", "params": {}}
-    assert callable(ComponentBuilder("c.yaml").build_value(spec, "scorer", SCORER))
+    assert callable(ComponentBuilder("c.yaml").build_value(spec, "scorer", role=SCORER))
     steps = [{"module_name": "optim.postprocessing", "class_name": "MedianFilter", "params": {"kernel_size": 3}}]
-    assert len(ComponentBuilder("c.yaml").build_value(steps, "steps", MAP_STEP)) == 1
+    assert len(ComponentBuilder("c.yaml").build_value(steps, "steps", role=MAP_STEP)) == 1
 
 
 @pytest.mark.parametrize("value", [True, False])
