@@ -200,7 +200,7 @@ def _dispatch(args: argparse.Namespace) -> Path | int | None:
     elif args.verb == "cv":
         from core.commands.cross_validation import run_folds
 
-        result = run_folds(args.config_path, args.folds, args.overrides, args.output_root, args.quiet)
+        result = run_folds(args.config_path, args.folds, args.overrides, args.output_root, args.quiet, args.allow_external_modules)
     elif args.verb == "convert":
         from core.commands.convert import convert_checkpoint
 

@@ -62,7 +62,7 @@ def test_a_config_key_cannot_grant_the_opt_in(value):
 @pytest.mark.parametrize("argv", [
     ["train", "--config_path", "c.yaml"], ["test", "--model", "m.pt"], ["benchmark"],
     ["predict", "--model", "m.pt", "--input", "i", "--output", "o"],
-    ["convert", "--input", "a.ckpt", "--output", "b.pt"],
+    ["convert", "--input", "a.ckpt", "--output", "b.pt"], ["cv", "--config_path", "c.yaml", "--folds", "0"],
 ])
 def test_every_verb_that_builds_components_takes_the_flag(argv):
     parser = build_parser()
