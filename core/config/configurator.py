@@ -583,7 +583,9 @@ class ComponentBuilder:
     def build_param(self, spec: dict[str, Any], key: str, name: str, expected: type | Role | None = None) -> Any:
         """Only the parameter `name` of component `spec`, built as `build` would (the whole spec is
         checked first); its default when the spec does not set it. For readers that need one part
-        of a component whose other parts they cannot build (predict: an evaluator's scoring, no data sets)."""
+        of a component whose other parts they cannot build (predict: an evaluator's scoring, no data sets).
+        Keys beside the component's own (a task's `data_loader`) belong to other readers and are left to them."""
+        spec = {k: v for k, v in spec.items() if k in COMPONENT_KEYS} if isinstance(spec, dict) else spec
         cls = self.check(spec, key, expected=expected)
         params = self.params_of(cls, spec, key)
         if name in params:

@@ -214,7 +214,6 @@ def _resume_with(*extra: str, first: tuple[str, ...] = (), config_path: str | No
     return setup
 
 
-EVALUATOR_RANGES = "evaluator ranges: lead"  # the evaluator's constructor is being regrouped; its ranges come with it
 def _uad(build: Callable[[Path, dict[str, Any]], list[str]]) -> Setup:
     """A case of the `uad` command line (core/commands/cli.py): `build` returns its whole argument list."""
     def setup(root: Path, config: dict[str, Any]) -> list[str]:
@@ -300,9 +299,12 @@ def _corrupt_origin(root: Path, config: dict[str, Any]) -> list[str]:
 
 
 def _crafted_lightning(root: Path, config: dict[str, Any]) -> list[str]:
-    path = root / "crafted.ckpt"
-    torch.save({"state_dict": {"diffusion.model.input_blocks.0.0.weight": "not a tensor"}, "epoch": 3}, path)
-    return ["convert", "--input", str(path), "--output", str(root / "converted.pt"), "--config_path", str(root / "tiny.yaml")]
+    """A Lightning-style file whose state_dict holds strings ('str' object has no attribute 'dtype' before)."""
+    path, ra = root / "crafted.ckpt", root / "ra.yaml"
+    torch.save({"state_dict": {"model.encoder.0.weight": "not a tensor", "model.decoder.fc.0.bias": "nor this"}, "epoch": 3}, path)
+    ra.write_text(yaml.safe_dump({"name": "ra", "experiment": {"name": "ra"}, "model": {
+        "module_name": "model_zoo.ra", "class_name": "RAModel", "params": {"image_size": 16, "channels": [4], "latent_dim": 4}}}))
+    return ["convert", "--input", str(path), "--output", str(root / "converted.pt"), "--config_path", str(ra)]
 
 
 def _predict_png(root: Path, config: dict[str, Any]) -> list[str]:
@@ -369,12 +371,12 @@ CASES: list[Case] = [
          _edit(f"{EVAL}.params.map_postprocessing[0].params.kernel_size", 0)),
     Case("zero reconstructions (scorer)", "ranges", "scorer.params.num_reconstructions: expected an integer >= 1, got 0",
          _args(f"{EVAL}.params.scorer.params.num_reconstructions=0")),
-    Case("zero slice batch (evaluator)", "ranges", "slice_batch_size", _args(f"{EVAL}.params.slice_batch_size=0"),
-         pending=EVALUATOR_RANGES),
-    Case("negative bisection steps (evaluator)", "ranges", "bisection_steps", _args(f"{EVAL}.params.bisection_steps=-3"),
-         pending=EVALUATOR_RANGES),
-    Case("false-positive rate above 1 (evaluator)", "ranges", "fpr_levels", _args(f"{EVAL}.params.fpr_levels=[1.5]"),
-         pending=EVALUATOR_RANGES),
+    Case("zero slice batch (evaluator)", "ranges", "scoring.inference: InferenceSettings: slice_batch_size must be >= 1, got 0",
+         _args(f"{EVAL}.params.slice_batch_size=0")),
+    Case("negative bisection steps (evaluator)", "ranges", "thresholds: ThresholdSettings: bisection_steps must be >= 1, got -3",
+         _args(f"{EVAL}.params.bisection_steps=-3")),
+    Case("false-positive rate above 1 (evaluator)", "ranges", "a false-positive rate must lie in (0, 1), got 1.5",
+         _args(f"{EVAL}.params.fpr_levels=[1.5]")),
     Case("params not a mapping", "types", "model.params: must be a mapping of keyword arguments", _args("model.params=[1, 2]")),
     Case("unparsable --set value", "config", "is not valid YAML", _args(f"{T}.optimizer_params={{lr: ")),
     Case("--set without a value", "config", "expected key.path=value", lambda root, config: ["--set", f"{T}.nr_epochs"]),
@@ -400,7 +402,7 @@ CASES: list[Case] = [
          _predict(model=_popen)),
     Case("checkpoint naming a shell command, flag given (predict)", "hostile", "subprocess.Popen is not a Module",
          _predict(model=_popen, flag=True)),
-    Case("checkpoint naming a shell command as scorer, flag given (predict)", "hostile", "subprocess.Popen is not a scorer",
+    Case("checkpoint naming a shell command as scorer, flag given (predict)", "hostile", "expected a Scorer, Popen lacks num_reconstructions",
          _predict(downstream_tasks__detection__params__scorer=_popen, flag=True)),
     Case("checkpoint naming a shell command (uad test --model)", "hostile", "allow_external_modules: is not a config key",
          _test_model(allow_external_modules=True, model=_popen)),
@@ -423,7 +425,7 @@ CASES: list[Case] = [
          _shared_run("name: !!python/object/apply:os.system ['touch PWNED']\n")),
     Case("describe: results.json corrupt", "run folder", "results.json: not valid JSON at line 1", _shared_run(results_text='{"det')),
     Case("--resume with a corrupt origin.json", "run folder", "origin.json: not valid JSON", _corrupt_origin),
-    Case("convert: crafted Lightning checkpoint", "checkpoint", "is a str, not a tensor", _uad(_crafted_lightning)),
+    Case("convert: crafted Lightning checkpoint", "checkpoint", "crafted.ckpt: weights do not fit the model of", _uad(_crafted_lightning)),
     Case("predict: a PNG as input", "checkpoint", "scan.png: not a NIfTI scan", _uad(_predict_png)),
     # --- the config file itself is user input
     Case("YAML alias bomb", "yaml", "expands to more than 200000 values", _bomb),
