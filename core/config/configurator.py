@@ -523,6 +523,15 @@ class ComponentBuilder:
             raise ConfigError(self.config_path, f"{key}.class_name", f"{module_name}.{class_name} {why}")
         return cls
 
+    def check_keys(self, spec: Any, key: str, allowed: Iterable[str] = COMPONENT_KEYS) -> None:
+        """A mapping the configurator reads has a known set of keys: an unknown one (e.g. `parms:`,
+        which would otherwise build the class with its defaults) is one line with the closest key."""
+        allowed = tuple(allowed)
+        extra = sorted(str(k) for k in set(spec) - set(allowed)) if isinstance(spec, dict) else []
+        if extra:
+            raise ConfigError(self.config_path, f"{key}.{extra[0]}", "unknown key (valid: " + ", ".join(allowed) + ")"
+                              + _closest(extra[0], allowed))
+
     def check_params(self, cls: type, params: dict[str, Any], key: str, reserved: Iterable[str] = (),
                      prefix: str | None = None) -> None:
         """Names and types of `params` against `cls`'s constructor; nested components and typed
@@ -572,10 +581,6 @@ class ComponentBuilder:
 
     def check(self, spec: Any, key: str, reserved: Iterable[str] = (), expected: type | Role | None = None) -> type:
         """Everything `build` checks, without building: class, kind, parameter names and types. Returns the class."""
-        extra = sorted(str(k) for k in set(spec) - set(COMPONENT_KEYS)) if isinstance(spec, dict) else []
-        if extra:  # e.g. `parms:` would otherwise build the class with its defaults
-            raise ConfigError(self.config_path, f"{key}.{extra[0]}", "unknown key of a component {module_name, class_name, params}"
-                                                                     + _closest(extra[0], COMPONENT_KEYS))
         cls = self.resolve_class(spec, key, expected)
         self.check_params(cls, self.params_of(cls, spec, key), key, reserved=reserved)
         return cls
@@ -583,9 +588,7 @@ class ComponentBuilder:
     def build_param(self, spec: dict[str, Any], key: str, name: str, expected: type | Role | None = None) -> Any:
         """Only the parameter `name` of component `spec`, built as `build` would (the whole spec is
         checked first); its default when the spec does not set it. For readers that need one part
-        of a component whose other parts they cannot build (predict: an evaluator's scoring, no data sets).
-        Keys beside the component's own (a task's `data_loader`) belong to other readers and are left to them."""
-        spec = {k: v for k, v in spec.items() if k in COMPONENT_KEYS} if isinstance(spec, dict) else spec
+        of a component whose other parts they cannot build (predict: an evaluator's scoring, no data sets)."""
         cls = self.check(spec, key, expected=expected)
         params = self.params_of(cls, spec, key)
         if name in params:

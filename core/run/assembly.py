@@ -14,6 +14,7 @@ import torch
 from torch import nn
 
 from core.config.configurator import (
+    COMPONENT_KEYS,
     DATA_MODULE,
     EVALUATION_SET,
     MODEL,
@@ -48,6 +49,7 @@ def build_parts(config: dict[str, Any], builder: ComponentBuilder, config_path: 
     experiment = config["experiment"]
     task = experiment.get("task", "train")
     weights = experiment.get("weights")
+    _check_keys(builder, config["model"], "model", COMPONENT_KEYS)  # `parms:` would build the defaults
     model = builder.build(config["model"], "model", expected=MODEL).to(device)
     trainer = None
     if task == "train":
@@ -62,9 +64,7 @@ def build_parts(config: dict[str, Any], builder: ComponentBuilder, config_path: 
 
 
 def _check_keys(builder: ComponentBuilder, spec: dict[str, Any], key: str, allowed: tuple[str, ...]) -> None:
-    extra = sorted(set(spec) - set(allowed))
-    if extra:
-        raise ConfigError(builder.config_path, f"{key}.{extra[0]}", f"unknown key; valid: {', '.join(allowed)}")
+    builder.check_keys(spec, key, allowed)
 
 
 def _component(spec: dict[str, Any]) -> dict[str, Any]:
@@ -81,6 +81,7 @@ def build_data_module(builder: ComponentBuilder, config: dict[str, Any], seed: i
         raise ConfigError(builder.config_path, "trainer.data_loader", "missing; training needs a data loader")
     _check_keys(builder, trainer_cfg, "trainer", TASK_KEYS)
     key = "trainer.data_loader"
+    _check_keys(builder, spec, key, COMPONENT_KEYS)  # a sibling of params would be silently ignored
     cls = builder.check(spec, key, expected=DATA_MODULE)  # e.g. data.volume_dataset.VolumeDataModule
     data_module = builder.build(spec, key, expected=DATA_MODULE,
                                 **_run_values(cls, spec, {"seed": seed, "data_root": config.get("data_root")}))

@@ -347,10 +347,9 @@ CASES: list[Case] = [
          _args(f"{T}.optimizer=sgdd")),
     Case("unknown option value (task)", "types", "unsupported experiment.task='fit'; choose one of: train, test",
          _args("experiment.task=fit")),
-    Case("unknown key beside params (model)", "config", "model.foo: unknown key of a component", _edit("model.foo", 1)),
-    Case("misspelt params (model)", "config", "model.parms: unknown key of a component {module_name, class_name, params}; "
-         "did you mean 'params'", lambda root, config: [config["model"].__setitem__("parms", config["model"].pop("params"))] and []),
-    Case("unknown key beside params (data loader)", "config", "trainer.data_loader.foo: unknown key of a component",
+    Case("unknown key beside params (model)", "config", "model.foo: unknown key (valid: module_name, class_name, params)", _edit("model.foo", 1)),
+    Case("misspelt params (model)", "config", "model.parms: unknown key (valid: module_name, class_name, params); did you mean 'params'", lambda root, config: [config["model"].__setitem__("parms", config["model"].pop("params"))] and []),
+    Case("unknown key beside params (data loader)", "config", "trainer.data_loader.foo: unknown key (valid: module_name, class_name, params)",
          _edit("trainer.data_loader.foo", 1)),
     Case("--set base after loading", "config", "base: --set base=other.yaml: base configs are merged when the file is read",
          _args("base=other.yaml")),
