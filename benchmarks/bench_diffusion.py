@@ -35,6 +35,16 @@ from model_zoo.diffusion_models import DDPM, ConditionalDDPM
 
 VOLUME_SLICES = 50
 SIZE = 96
+TINY = dict(image_size=32, base_channels=32, num_res_blocks=1)  # --tiny: checks the script runs, not the paper's cost
+
+
+def _sizes(args: argparse.Namespace) -> dict:
+    """UNet size arguments: the paper's (only image_size differs from the defaults) or --tiny's."""
+    return dict(TINY) if args.tiny else dict(image_size=SIZE)
+
+
+def _cddpm_sizes(args: argparse.Namespace) -> dict:
+    return {**_sizes(args), "encoder_arch": "resnet18", "cond_dim": 64} if args.tiny else {**_sizes(args), "cond_dim": 512}
 
 
 def _peak_mb(device: torch.device) -> float:
@@ -67,9 +77,9 @@ def _measure(fn: Callable[[], object], device: torch.device, repeats: int = 1) -
 
 def _reconstruction_rows(args: argparse.Namespace, device: torch.device) -> list[dict]:
     torch.manual_seed(0)
-    common = dict(image_size=SIZE, max_batch_size=args.max_batch)
-    ddpm = DDPM(**common).to(device).eval()
-    x = torch.rand(args.slices, 1, SIZE, SIZE, device=device)
+    ddpm = DDPM(**_sizes(args), max_batch_size=args.max_batch).to(device).eval()
+    size = _sizes(args)["image_size"]
+    x = torch.rand(args.slices, 1, size, size, device=device)
     scale = VOLUME_SLICES / args.slices
     rows = []
 
@@ -103,7 +113,7 @@ def _reconstruction_rows(args: argparse.Namespace, device: torch.device) -> list
                      cpu=500 * one if device.type == "cpu" else float("nan"), mem=float("nan"),
                      note="500 x one-step, not run"))
     del ddpm
-    cddpm = ConditionalDDPM(**common, cond_dim=512).to(device).eval()
+    cddpm = ConditionalDDPM(**_cddpm_sizes(args), max_batch_size=args.max_batch).to(device).eval()
     run("cDDPM ENS (+ResNet-50)", 3 * VOLUME_SLICES, mode(cddpm, "ensemble"))
     rows.append(dict(case="ratio ENS 3 passes / batched", ratio=ens3 / ens))
     rows.append(dict(case=f"ratio DDPM-500 / DDIM-{args.ddim_steps}", ratio=500 * one / ddim))
@@ -112,11 +122,11 @@ def _reconstruction_rows(args: argparse.Namespace, device: torch.device) -> list
 
 def _training_rows(args: argparse.Namespace, device: torch.device) -> list[dict]:
     rows = []
-    for name, cls in (("DDPM", DDPM), ("cDDPM", ConditionalDDPM)):
+    for name, cls, sizes in (("DDPM", DDPM, _sizes(args)), ("cDDPM", ConditionalDDPM, _cddpm_sizes(args))):
         torch.manual_seed(0)
-        model = cls(image_size=SIZE).to(device).train()
+        model = cls(**sizes).to(device).train()
         opt = torch.optim.Adam(model.parameters(), lr=1e-4)
-        x = torch.rand(args.train_batch, 1, SIZE, SIZE, device=device)
+        x = torch.rand(args.train_batch, 1, sizes["image_size"], sizes["image_size"], device=device)
 
         def step(model: torch.nn.Module = model, opt: torch.optim.Optimizer = opt, x: torch.Tensor = x) -> None:
             opt.zero_grad(set_to_none=True)
@@ -224,6 +234,7 @@ def _print(rows: list[dict], args: argparse.Namespace, device: torch.device) -> 
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--quick", action="store_true", help="2 slices, DDIM-5, 1 training step of batch 2")
+    p.add_argument("--tiny", action="store_true", help="--quick with a 32-px small UNet: checks that it runs (no paper figures)")
     p.add_argument("--slices", type=int, default=None, help="slices measured (default 50; quick 2)")
     p.add_argument("--ddim-steps", type=int, default=None, help="DDIM steps k (default 10; quick 5)")
     p.add_argument("--train-batch", type=int, default=None, help="training batch (default 8; quick 2)")
@@ -237,7 +248,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--compile", action="store_true", help="--cpu-speed: add torch.compile (inductor, frozen weights)")
     p.add_argument("--cold-compile", action="store_true", help="--compile into an empty inductor cache")
     args = p.parse_args(argv)
-    quick = args.quick
+    quick = args.quick or args.tiny
     args.slices = args.slices or (2 if quick else VOLUME_SLICES)
     args.ddim_steps = args.ddim_steps or (5 if quick else 10)
     args.train_batch = args.train_batch or (2 if quick else 8)
