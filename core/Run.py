@@ -19,6 +19,7 @@ from core.assembly import Parts, build_parts
 from core.Configurator import ComponentBuilder, ConfigError, apply_overrides, describe_sources, load_config, validate_top_level
 from core.results import write_results
 from core.run_folder import LATEST, make_run_dir, resume_config, write_run_config
+from data.trained_on import from_data_module
 from dl_utils.checkpoint import atomic_write_text
 from dl_utils.device import resolve_device
 from dl_utils.distributed import DistributedContext, barrier, context_from_env, destroy_process_group, init_process_group
@@ -81,7 +82,8 @@ def _run(config: dict[str, Any], config_path: Path, overrides: list[str], where:
                        wandb_cfg.get("entity"), run_name=f"{config['name']}/{experiment_name}", config=config)
     LOG.info("experiment %s: run folder %s on %s (rank %d of %d)", experiment_name, run_dir, device, ctx.rank, ctx.world_size)
     try:
-        results = _train_and_evaluate(parts, run_dir, ctx, logger, checkpoint_metadata.describe(config))
+        trained = from_data_module(parts.trainer.data_module).to_plain() if parts.trainer is not None else None
+        results = _train_and_evaluate(parts, run_dir, ctx, logger, checkpoint_metadata.describe(config, trained))
         if ctx.is_main:
             write_results(results, run_dir, header=f"{config['name']} / {experiment_name} ({config_path})")
             if parts.trainer is not None:  # the run's own checkpoint only, never a shipped weights file

@@ -3,10 +3,11 @@
 A checkpoint of this framework holds, next to `model_weights`, the full merged `config`
 it came from (so the model spec, the data-loader preprocessing, the scorer and the
 post-processing of every downstream task travel with it), `model_spec` (the config's
-`model` entry, for readers that want only that), `metadata_version` and, once
-the run has been evaluated, the fitted `thresholds` ({task: {test set: {protocol:
-value}}}). Everything is plain values, so `torch.load(weights_only=True)` still loads it
-and `predict` or a test-only config needs nothing else.
+`model` entry, for readers that want only that), `metadata_version`, `trained_on` (the
+training data: split, volumes, subjects, contrast, grid; `data.trained_on`) and, once the
+run has been evaluated, the fitted `thresholds` ({task: {test set: {protocol: value}}}).
+Everything is plain values, so `torch.load(weights_only=True)` still loads it and `predict`
+or a test-only config needs nothing else.
 
 `uad describe RUN_FOLDER [--weights W] [--out OUT]` (core/cli.py) makes any
 evaluated run folder's checkpoint (or the weights file `W`) self-describing from the
@@ -29,10 +30,12 @@ METADATA_VERSION = 1
 THRESHOLD_PREFIX = "threshold@"
 
 
-def describe(config: dict[str, Any]) -> dict[str, Any]:
-    """The entries a training run writes into every checkpoint (plain values only)."""
+def describe(config: dict[str, Any], trained_on: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The entries a training run writes into every checkpoint (plain values only); `trained_on`
+    (`data.trained_on.TrainedOn.to_plain()`, what `uad predict` states) when given."""
     plain = json.loads(json.dumps(config, default=str))  # deep copy as plain values
-    return {"config": plain, "model_spec": plain.get("model"), "metadata_version": METADATA_VERSION}
+    described = {"config": plain, "model_spec": plain.get("model"), "metadata_version": METADATA_VERSION}
+    return {**described, "trained_on": dict(trained_on)} if trained_on is not None else described
 
 
 def thresholds_from_results(results: dict[str, Any]) -> dict[str, dict[str, dict[str, float]]]:

@@ -148,8 +148,12 @@ def _dispatch(args: argparse.Namespace) -> Path | int | None:
     elif args.verb == "test":
         result = _test(args)
     elif args.verb == "predict":
-        from core.predict import predict
+        from core.predict import predict, resolve_checkpoint
+        from data.trained_on import TrainedOn
+        from dl_utils.checkpoint import load_checkpoint
 
+        plain = load_checkpoint(resolve_checkpoint(args.model)).get("trained_on")  # what its training run recorded
+        print(f"{args.model}: trained on " + (TrainedOn.from_plain(plain).summary() if plain else "(not recorded in this checkpoint)"))
         rows = predict(args.model, args.input, args.output, args.threshold, args.test_set, args.task, args.device,
                        args.preprocessed, args.mask, _pipeline_options(args), png=not args.no_png,
                        data_root=args.data_root)

@@ -34,6 +34,7 @@ from data.raw_preprocessing.pipeline import TRANSFORM_FILE, PipelineOptions, Sub
 from data.raw_preprocessing.qc import three_plane_png
 from data.raw_preprocessing.resample import resample_to_grid
 from data.raw_preprocessing.template import Template, load_template
+from data.trained_on import ScanHeader, TrainedOn, scan_warnings
 from data.volume import Volume
 from data.volume_dataset import load_volume
 from dl_utils.checkpoint import atomic_write_csv, load_checkpoint
@@ -86,6 +87,7 @@ class Predictor:
     slice_batch_size: int = 50
     seed: int = 42
     config: dict[str, Any] = field(default_factory=dict)
+    trained_on: TrainedOn | None = None  # the checkpoint's `trained_on` (None: written before it existed)
 
     def threshold(self, choice: str, test_set: str | None = None) -> tuple[str, float]:
         """(protocol name, value): a number, or a protocol fitted by the run (`val_dice` per test set)."""
@@ -161,6 +163,7 @@ def load_predictor(model: str | Path, task: str | None = None, device: str = "au
             preprocessing=dict(loader.get("preprocessing") or {}), thresholds=stored.get(name, {}),
             input_shape=(state.get("input_shapes") or {}).get(name), sample_reduction=str(params.get("sample_score", "mean")),
             slice_batch_size=int(params.get("slice_batch_size", 50)), seed=int(config.get("seed", 42)), config=config,
+            trained_on=TrainedOn.from_plain(state["trained_on"]) if state.get("trained_on") else None,
         )
     raise last_error or UserInputError(f"{path}: its config has no downstream task to score with")
 
@@ -288,6 +291,17 @@ def prepare_scan(scan: Scan, predictor: Predictor, options: PipelineOptions, tem
 
 
 # ---- the command ---------------------------------------------------------------------------
+def _differences(scan: Scan, trained: TrainedOn | None) -> list[str]:
+    """How the scan's header differs from the training data (`data.trained_on.scan_warnings`), each logged."""
+    path = scan.subject.t1 if scan.subject is not None else scan.row.img_path if scan.row is not None else None
+    if trained is None or path is None:
+        return []
+    warnings = scan_warnings(trained, ScanHeader.read(path, scan.name))
+    for warning in warnings:
+        LOG.warning("%s: %s", scan.name, warning)
+    return warnings
+
+
 def predict(model: str | Path, inputs: str | Path, output: str | Path, threshold: str = ThresholdProtocol.FPR_5,
             test_set: str | None = None, task: str | None = None, device: str = "auto", preprocessed: bool = False,
             mask: str | None = None, options: PipelineOptions | None = None, png: bool = True,
@@ -306,6 +320,7 @@ def predict(model: str | Path, inputs: str | Path, output: str | Path, threshold
         row = {c: "" for c in PREDICTION_COLUMNS}
         row.update(scan=scan.name, threshold_protocol=protocol, threshold=f"{value:.6g}")
         try:
+            warnings = _differences(scan, predictor.trained_on)
             prepared = prepare_scan(scan, predictor, options, template)
             torch.manual_seed(predictor.seed)  # stochastic reconstructions repeat, as in evaluation
             amap = score_volume(predictor.model, prepared.volume, predictor.scorer, predictor.map_steps,
@@ -323,7 +338,8 @@ def predict(model: str | Path, inputs: str | Path, output: str | Path, threshold
                                 title=f"{scan.name}: anomaly map ({predictor.task}), mask at {protocol} = {value:.3g}")
             row.update(status="done", lesion_voxels=str(int(raw_mask.sum())),
                        sample_score=f"{detection.sample_score(amap, brain, reduction=predictor.sample_reduction):.6g}",
-                       map_path=str(paths["map"]), mask_path=str(paths["mask"]), png_path=str(paths["png"]) if png else "")
+                       map_path=str(paths["map"]), mask_path=str(paths["mask"]), png_path=str(paths["png"]) if png else "",
+                       message="; ".join(f"warning: {w}" for w in warnings))
         except UserInputError as exc:
             row.update(status="failed", message=" ".join(str(exc).split()))
             LOG.error("%s: %s", scan.name, row["message"])
