@@ -68,6 +68,8 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--test-set", help="test set whose val_dice threshold to use (default: the first fitted)")
     predict.add_argument("--task", help="downstream task of the config to score with (default: the first with thresholds)")
     predict.add_argument("--device", default="auto", help="auto | cpu | cuda")
+    predict.add_argument("--precision", default="auto", choices=("auto", "fp32", "bf16", "fp16"),
+                         help="model precision: auto = bf16 autocast on CUDA, fp32 on CPU; bf16 = bf16 autocast on CPU too")
     predict.add_argument("--data-root", help="folder the paths of a volume-layout --input CSV are relative to (default: its folder)")
     predict.add_argument("--preprocessed", action="store_true", help="scans are already preprocessed (skip preprocessing); needs --mask")
     predict.add_argument("--mask", help="brain mask of --preprocessed scans")
@@ -156,7 +158,7 @@ def _dispatch(args: argparse.Namespace) -> Path | int | None:
         print(f"{args.model}: trained on " + (TrainedOn.from_plain(plain).summary() if plain else "(not recorded in this checkpoint)"))
         rows = predict(args.model, args.input, args.output, args.threshold, args.test_set, args.task, args.device,
                        args.preprocessed, args.mask, _pipeline_options(args), png=not args.no_png,
-                       data_root=args.data_root)
+                       data_root=args.data_root, precision=args.precision)
         for row in rows:
             print(f"{row['scan']}: {row['status']} score={row['sample_score']} {row['message']}".rstrip())
         print(Path(args.output) / "predictions.csv")

@@ -55,11 +55,11 @@ class ThresholdProtocol(StrEnum):
 
 # ---- the evaluator's own scoring and binarisation, so predict equals a test-config evaluation ----
 def score_volume(model: nn.Module, volume: Volume, scorer: Callable, map_steps: list[Callable],
-                 device: torch.device, slice_batch_size: int) -> np.ndarray:
+                 device: torch.device, slice_batch_size: int, precision: str = "auto") -> np.ndarray:
     """The evaluator's per-volume scoring (`core.volume_scoring.score_volume`): reconstruct ->
-    scorer -> map post-processing, with the evaluator's default layout and precision
+    scorer -> map post-processing, with the evaluator's default layout and the given precision
     (`model` prepared once by `load_predictor`)."""
-    amap, _ = evaluator_score_volume(model, volume, scorer, map_steps, device, slice_batch_size,
+    amap, _ = evaluator_score_volume(model, volume, scorer, map_steps, device, slice_batch_size, precision=precision,
                                      channels_last=use_channels_last(model, None))
     return amap
 
@@ -305,8 +305,9 @@ def _differences(scan: Scan, trained: TrainedOn | None) -> list[str]:
 def predict(model: str | Path, inputs: str | Path, output: str | Path, threshold: str = ThresholdProtocol.FPR_5,
             test_set: str | None = None, task: str | None = None, device: str = "auto", preprocessed: bool = False,
             mask: str | None = None, options: PipelineOptions | None = None, png: bool = True,
-            data_root: str | None = None) -> list[dict[str, str]]:
-    """Score every input scan; returns the rows written to `output/predictions.csv`."""
+            data_root: str | None = None, precision: str = "auto") -> list[dict[str, str]]:
+    """Score every input scan; returns the rows written to `output/predictions.csv`.
+    `precision`: `core.volume_scoring.Precision` (`bf16`: bf16 autocast also on CPU)."""
     predictor = load_predictor(model, task, device)
     protocol, value = predictor.threshold(str(threshold), test_set)
     scans = read_scans(inputs, preprocessed, mask, data_root)
@@ -324,7 +325,7 @@ def predict(model: str | Path, inputs: str | Path, output: str | Path, threshold
             prepared = prepare_scan(scan, predictor, options, template)
             torch.manual_seed(predictor.seed)  # stochastic reconstructions repeat, as in evaluation
             amap = score_volume(predictor.model, prepared.volume, predictor.scorer, predictor.map_steps,
-                                predictor.device, predictor.slice_batch_size)
+                                predictor.device, predictor.slice_batch_size, precision)
             brain = prepared.volume.mask.numpy()
             lesion = binary_mask(amap, value, brain, predictor.binary_steps)
             raw_map = prepared.grid_to_raw(amap.astype(np.float32), "linear")

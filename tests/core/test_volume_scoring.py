@@ -1,4 +1,4 @@
-"""score_volume: one volume -> post-processed map (+ reconstructions); fp32 on CPU, autocast on CUDA only."""
+"""score_volume: one volume -> post-processed map (+ reconstructions); fp32 on CPU unless bf16 is asked for, autocast on CUDA."""
 from __future__ import annotations
 
 import numpy as np
@@ -14,7 +14,8 @@ from optim.scoring.l1 import L1Scorer
 
 def test_precision_choice():
     cpu, cuda = torch.device("cpu"), torch.device("cuda")
-    assert autocast_dtype("auto", cpu) is None and autocast_dtype("bf16", cpu) is None  # CPU: fp32 always
+    assert autocast_dtype("auto", cpu) is None and autocast_dtype("fp16", cpu) is None  # CPU: fp32 unless bf16 is asked for
+    assert autocast_dtype("bf16", cpu) is torch.bfloat16
     assert autocast_dtype("auto", cuda) is torch.bfloat16 and autocast_dtype("fp16", cuda) is torch.float16
     assert autocast_dtype("fp32", cuda) is None
     with pytest.raises(ValueError):
