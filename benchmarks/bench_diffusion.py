@@ -165,7 +165,7 @@ def cpu_speed(args: argparse.Namespace) -> None:
 
     from torch.utils.flop_counter import FlopCounterMode
 
-    from core.unet_compile import compile_unet
+    from core.evaluation.unet_compile import compile_unet
 
     torch.manual_seed(0)
     ddpm = DDPM(image_size=SIZE, max_batch_size=None).eval()
@@ -182,7 +182,7 @@ def cpu_speed(args: argparse.Namespace) -> None:
     if args.compile:
         if args.cold_compile:  # an empty inductor cache: what a first run on a new machine pays
             os.environ["TORCHINDUCTOR_CACHE_DIR"] = tempfile.mkdtemp(prefix="uad-inductor-")
-        compiled = compile_unet(copy.deepcopy(ddpm).to(memory_format=torch.channels_last)).unet  # as the evaluator does
+        compiled = compile_unet(copy.deepcopy(ddpm).to(memory_format=torch.channels_last).unet)  # as the evaluator does
         with torch.inference_mode():
             started = time.perf_counter()
             compiled(x_cl, t)
@@ -252,7 +252,7 @@ def _load_weights(path: str, *models: torch.nn.Module) -> None:
 
 def cpu_precision(args: argparse.Namespace) -> None:
     """fp32 against bf16 autocast on CPU for each method, through the evaluator's own
-    `core.volume_scoring.score_volume` (channels-last), same weights, same input volume, same
+    `core.evaluation.pipeline.ScoringPipeline` (channels-last), same weights, same input volume, same
     noise seed, in alternating rounds: median CPU-time ratio bf16 / fp32, seconds per
     50-slice scan, and the anomaly-map difference bf16 vs fp32 against the noise of the
     reconstruction itself (the difference between two fp32 maps drawn with different noise
@@ -261,22 +261,24 @@ def cpu_precision(args: argparse.Namespace) -> None:
     from types import SimpleNamespace
 
     from benchmarks.bench_scorers import synthetic_case
-    from core.volume_scoring import prepare_model, score_volume
+    from core.evaluation.pipeline import InferenceSettings, ScoringPipeline, ScoringSpec
 
     size = _sizes(args)["image_size"]
     image, _, mask = synthetic_case(1, shape=(size, size, args.slices))
     volume = SimpleNamespace(name="synthetic", image=image, mask=mask)
     cpu = torch.device("cpu")
     cases = _method_cases(args)
-    for model, _, _ in cases.values():
-        prepare_model(model, channels_last=True)
 
     def score(name: str, precision: str, seed: int) -> tuple[torch.Tensor, float, float]:
+        """The evaluator's scoring of the volume (eager: compile_unet off), noise seeded by `seed`."""
         model, _, scorer = cases[name]
-        torch.manual_seed(seed)
-        wall, cpu_s = time.perf_counter(), time.process_time()
-        amap, _ = score_volume(model, volume, scorer, [], cpu, args.slices, precision=precision, channels_last=True)
-        return torch.from_numpy(amap), time.process_time() - cpu_s, time.perf_counter() - wall
+        inference = InferenceSettings(slice_batch_size=args.slices, precision=precision, channels_last=True,
+                                      compile_unet=False, unet_batch_size=None)
+        pipeline = ScoringPipeline(model, ScoringSpec(scorer, inference=inference), cpu, seed=0)
+        with pipeline.prepared():
+            wall, cpu_s = time.perf_counter(), time.process_time()
+            amap = pipeline.score(volume, "bench", seed).amap
+            return torch.from_numpy(amap), time.process_time() - cpu_s, time.perf_counter() - wall
 
     per_scan = VOLUME_SLICES / args.slices
     weights = f"checkpoint {args.weights}" if args.weights else "random weights, zero layers randomised"

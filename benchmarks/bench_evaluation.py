@@ -90,7 +90,10 @@ class Smoothing(nn.Module):
 
 def child(count: int, shape: tuple[int, int, int], out: Path) -> None:
     """One evaluation of `count` volumes; rank 0 prints one JSON line."""
-    from core.DownstreamEvaluator import AnomalyDetectionEvaluator
+    from core.evaluation.evaluator import AnomalyDetectionEvaluator
+    from core.evaluation.pipeline import ScoringSpec
+    from core.evaluation.settings import DataRoles, OutputSettings
+    from core.evaluation.thresholds import ThresholdSettings
     from dl_utils.distributed import context_from_env, destroy_process_group, init_process_group
     from optim.postprocessing import BrainMaskErosion, RemoveSmallComponents
     from optim.scoring.l1 import L1Scorer
@@ -103,10 +106,11 @@ def child(count: int, shape: tuple[int, int, int], out: Path) -> None:
         model=Smoothing(), device=device, seed=0,
         datasets={"test": SyntheticVolumes(count, shape, 1), "val": SyntheticVolumes(4, shape, 2),
                   "healthy_val": HealthyVolumes(4, shape, 3)},
-        scorer=L1Scorer(), map_postprocessing=[BrainMaskErosion(iterations=3)],
-        binary_postprocessing=[RemoveSmallComponents(min_size=8)], labelled_validation="val",
-        healthy_validation="healthy_val", oracle=False, figure_cases=1, save_maps=False)
-    results = evaluator.run(out / "run")
+        scoring=ScoringSpec(L1Scorer(), map_postprocessing=[BrainMaskErosion(iterations=3)],
+                            binary_postprocessing=[RemoveSmallComponents(min_size=8)]),
+        roles=DataRoles(labelled_validation="val", healthy_validation="healthy_val"),
+        thresholds=ThresholdSettings(oracle=False), outputs=OutputSettings(figure_cases=1, save_maps=False))
+    results = evaluator.run(out / "run").to_json()
     seconds = time.perf_counter() - started
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KB on Linux -> MB
     peaks = [rss]
@@ -141,12 +145,12 @@ def _launch(count: int, shape: tuple[int, int, int], ranks: int) -> dict:
 
 def unet_throughput() -> None:
     """Paper UNet (DDPM one-step) slices per second at fp32 and bf16 autocast + channels-last."""
-    from core.volume_scoring import prepare_model, reconstruct_volume
+    from core.evaluation.reconstruction import reconstruct_volume
     from model_zoo.diffusion_models import DDPM
 
     device = torch.device("cuda")
     for precision in ("fp32", "bf16"):
-        model = prepare_model(DDPM(image_size=96, max_batch_size=None).to(device), channels_last=True)
+        model = DDPM(image_size=96, max_batch_size=None).to(device).eval().to(memory_format=torch.channels_last)
         image = torch.rand(96, 96, 50)
         reconstruct_volume(model, image, 10, 50, device, precision)  # warm-up (cuDNN algorithm choice)
         torch.cuda.synchronize()

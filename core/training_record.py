@@ -16,9 +16,9 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
-from core import checkpoint_metadata
-from core.assembly import build_data_module
-from core.Configurator import ComponentBuilder
+from core.config.configurator import ComponentBuilder
+from core.run import checkpoint_metadata
+from core.run.assembly import build_data_module
 from data.trained_on import TrainedOn, from_data_module
 from dl_utils.checkpoint import load_checkpoint, save_checkpoint
 from dl_utils.errors import UserInputError
@@ -39,7 +39,7 @@ def record_trained_on(checkpoint: str | Path, out: str | Path | None = None, not
 
 
 def main(argv: list[str] | None = None) -> int:
-    from core.Main import run_and_report
+    from core.commands.exit_codes import run_and_report
 
     parser = argparse.ArgumentParser(description="Write trained_on into a checkpoint from its stored config's training data.")
     parser.add_argument("checkpoint", help="self-describing checkpoint (.pt)")

@@ -10,6 +10,7 @@ component). An int is not a float's refusal: YAML `2.0` for an `int`, `"10"` for
 from __future__ import annotations
 
 import collections.abc as cabc
+import dataclasses
 import enum
 import inspect
 import numbers
@@ -85,6 +86,38 @@ def _show(value: Any) -> str:
 
 def is_component(value: Any) -> bool:
     return isinstance(value, dict) and "module_name" in value and "class_name" in value
+
+
+def part_class(hint: Any) -> type | None:
+    """The dataclass a parameter's hint names (through Annotated / Optional), or None.
+
+    Such a parameter is a typed part of its component: YAML gives it as a plain mapping of
+    the dataclass's fields, checked and built like a component's params (e.g. an evaluator's
+    `thresholds: {fpr_levels: [0.01]}`)."""
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin is typing.Annotated:
+        return part_class(args[0])
+    if origin in (typing.Union, types.UnionType):
+        parts = [p for p in (part_class(a) for a in args if a is not type(None)) if p is not None]
+        return parts[0] if len(parts) == 1 else None
+    return hint if inspect.isclass(hint) and dataclasses.is_dataclass(hint) else None
+
+
+def protocol_members(protocol: type) -> set[str]:
+    """The attributes and methods a `typing.Protocol` class asks for (its own and its bases')."""
+    members: set[str] = set()
+    for klass in protocol.__mro__:
+        if klass in (object, typing.Protocol, typing.Generic) or not getattr(klass, "_is_protocol", False):
+            continue
+        members |= set(getattr(klass, "__annotations__", {}))
+        members |= {n for n, v in vars(klass).items() if callable(v) and (not n.startswith("_") or n == "__call__")}
+        members |= {n for n, v in vars(klass).items() if isinstance(v, property)}
+    return members
+
+
+def _provides(cls: type, name: str) -> bool:
+    fields = {f.name for f in dataclasses.fields(cls)} if dataclasses.is_dataclass(cls) else set()
+    return hasattr(cls, name) or name in fields
 
 
 def mismatch(value: Any, hint: Any, resolve: Callable[[dict[str, Any]], type] | None = None) -> str | None:
@@ -175,6 +208,9 @@ def _component_mismatch(value: dict[str, Any], hint: Any, origin: Any, resolve: 
     target = origin or hint
     if not inspect.isclass(target) or target in (int, float, bool, str) or target in _SEQUENCE_ORIGINS + _MAPPING_ORIGINS:
         return f"expected {describe(hint)}, got a {cls.__name__} component"
+    if getattr(target, "_is_protocol", False):  # a contract (typing.Protocol): checked by its members
+        missing = sorted(m for m in protocol_members(target) if not _provides(cls, m))
+        return None if not missing else f"expected a {target.__name__}, {cls.__name__} lacks {', '.join(missing)}"
     if target is object or issubclass(cls, target):
         return None
     return f"expected {describe(hint)}, {cls.__name__} is not one"
@@ -183,7 +219,7 @@ def _component_mismatch(value: dict[str, Any], hint: Any, origin: Any, resolve: 
 def build_part(cls: type, params: Mapping[str, Any] | None, key: str) -> Any:
     """`cls(**params)` for a plain mapping param that names no class (e.g. a data module's
     `preprocessing` / `augmentation`): values are checked against the constructor's hints as
-    `core.Configurator` checks components; a mismatch or unknown key is one UserInputError naming `key`."""
+    `core.config.configurator` checks components; a mismatch or unknown key is one UserInputError naming `key`."""
     params = dict(params or {})
     hints = constructor_hints(cls)
     for name, value in params.items():

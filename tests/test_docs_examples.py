@@ -27,6 +27,7 @@ import enum
 import re
 import shutil
 import subprocess
+import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -70,7 +71,7 @@ RULES: tuple[Rule, ...] = (
     Rule(r"^python core/Main\.py ", Mode.CHECK,
          "a run takes minutes (the benchmark ~40 min; paper configs are for GPUs); "
          "tests/test_projects_end_to_end.py runs every config shrunk end to end"),
-    Rule(r"^python -m core\.cross_validation ", Mode.CHECK,
+    Rule(r"^python -m core\.(commands\.)?cross_validation ", Mode.CHECK,
          "one paper run per fold; two folds checked, with fold-numbered stand-in CSVs (the demo's name no fold)",
          add=("--set", "trainer.data_loader.params.train_csv=splits/train_fold0.csv",
               "--set", "trainer.data_loader.params.val_csv=splits/val_fold0.csv"),
@@ -127,13 +128,13 @@ def _csv_stand_ins(config: Any, data_root: Path) -> None:
 # ---- check: build an experiment instead of running it --------------------------------------
 def check_experiment(config_path: str | Path, overrides: list[str] | None = None, *, resume: str | None = None,
                      output_root: str | None = None, quiet: bool = False, data_root: Path | None = None) -> Path:
-    """`core.Run.run_experiment`'s checks and builds, without training, evaluating or writing a run
+    """`core.run.experiment.run_experiment`'s checks and builds, without training, evaluating or writing a run
     folder; returns an empty stand-in run folder (cross-validation reads its results.json)."""
-    from core import checkpoint_metadata
-    from core.assembly import build_parts
-    from core.Configurator import ComponentBuilder, apply_overrides, describe_sources, load_config, validate_top_level
-    from core.Run import ORCHESTRATOR_KEY
-    from core.run_folder import LATEST, resume_config
+    from core.config.configurator import ComponentBuilder, apply_overrides, describe_sources, load_config, validate_top_level
+    from core.run import checkpoint_metadata
+    from core.run.assembly import build_parts
+    from core.run.experiment import ORCHESTRATOR_KEY
+    from core.run.run_folder import LATEST, resume_config
     from dl_utils.device import resolve_device
     from dl_utils.distributed import DistributedContext
 
@@ -158,6 +159,7 @@ def check_experiment(config_path: str | Path, overrides: list[str] | None = None
         config = checkpoint_metadata.complete_config(config)
         validate_top_level(config, where)
         builder = ComponentBuilder(where, bool(config.get("allow_external_modules", False)))
+        config = builder.upgrade(config)  # as the run does: earlier config versions in today's form
         device = resolve_device(config.get("device", "auto"))
         build_parts(config, builder, config_path, DistributedContext(), device, int(config.get("seed", 42)),
                     resume_from=Path(resume) / LATEST if resume else None)
@@ -170,16 +172,15 @@ def check_experiment(config_path: str | Path, overrides: list[str] | None = None
 @contextlib.contextmanager
 def checking(data_root: Path) -> Iterator[None]:
     """Every entry point's `run_experiment` builds instead of running, for the duration."""
-    import core.cross_validation
-    import core.Main
-    import core.Run
+    from core.run.experiment import run_experiment
 
     def check(*args: Any, **kwargs: Any) -> Path:
         return check_experiment(*args, **kwargs, data_root=data_root)
 
     with pytest.MonkeyPatch.context() as mp:
-        for module in (core.Main, core.Run, core.cross_validation):
-            mp.setattr(module, "run_experiment", check)
+        for module in list(sys.modules.values()):  # every module that imported it by name, wherever it lives
+            if getattr(module, "run_experiment", None) is run_experiment:
+                mp.setattr(module, "run_experiment", check)
         yield
 
 
@@ -192,8 +193,8 @@ def _fabricated_run(project: str, config_name: str, data_root: Path) -> Path:
     as a self-describing checkpoint (no training): enough for a command that loads it."""
     import yaml
 
-    from core import checkpoint_metadata
-    from core.Configurator import ComponentBuilder, apply_overrides, load_config
+    from core.config.configurator import ComponentBuilder, apply_overrides, load_config
+    from core.run import checkpoint_metadata
     from dl_utils.checkpoint import save_checkpoint
 
     found = sorted(ROOT.glob(f"projects/*/configs/{config_name}.yaml"))
@@ -252,7 +253,7 @@ def run_torchrun(argv: list[str], mode: Mode, data_root: Path) -> int:
 def run_module(module: str, argv: list[str], mode: Mode, data_root: Path) -> int:
     import importlib
 
-    if module == "core.cross_validation":
+    if module.endswith("cross_validation"):
         argv = _config_args(argv, data_root)
     main = importlib.import_module(module).main
     with checking(data_root) if mode is Mode.CHECK else contextlib.nullcontext():
@@ -261,7 +262,7 @@ def run_module(module: str, argv: list[str], mode: Mode, data_root: Path) -> int
 
 
 def run_uad(argv: list[str], mode: Mode, data_root: Path) -> int:
-    from core.cli import main
+    from core.commands.cli import main
 
     if argv and argv[0] in ("train", "test") and "--config_path" in argv:
         argv = [argv[0], *_config_args(argv[1:], data_root)]

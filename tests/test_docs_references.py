@@ -81,7 +81,7 @@ def _missing_bare_docs(text: str, names: set[str]) -> list[str]:
 
 
 def _resolves(dotted: str) -> bool:
-    """`core.Configurator.merge_configs`: the longest importable module, then attributes."""
+    """`core.config.configurator.merge_configs`: the longest importable module, then attributes."""
     parts = dotted.split(".")
     for cut in range(len(parts), 0, -1):
         try:

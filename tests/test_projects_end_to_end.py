@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from core.Configurator import load_config
+from core.config.configurator import load_config
 from core.Main import main
 from tests.demo_like_data import write_demo_like
 

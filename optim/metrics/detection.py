@@ -76,18 +76,43 @@ def count_detected_lesions(amap: Any, seg: Any, threshold: float, min_fraction: 
     return int(np.count_nonzero(hits > min_fraction * sizes)), int(count)
 
 
+class DetectionCounter:
+    """Detected / total counts accumulated one volume at a time (the evaluator streams volumes
+    from disk): lesions (3D components, or 2D per slice) or, with unit `box`, images with
+    annotation boxes (RA's rule, `box_hit`). `detection_rate` and `box_detection_rate` are this
+    counter over a list."""
+
+    def __init__(self, unit: str = DetectionUnit.LESION, min_fraction: float = 0.1, per_slice: bool = False,
+                 connectivity: int = 26) -> None:
+        self.unit = parse_option(DetectionUnit, unit, "detection unit")
+        self.min_fraction, self.per_slice, self.connectivity = float(min_fraction), bool(per_slice), int(connectivity)
+        self.detected = self.total = 0
+
+    def add(self, amap: Any, seg: Any, threshold: float) -> None:
+        """Count one (H, W, D) map against its lesion labels (boxes for unit `box`)."""
+        if self.unit is DetectionUnit.BOX:
+            if np.count_nonzero(to_numpy(seg)):  # images without box pixels are not counted
+                self.detected += int(box_hit(amap, seg, threshold, self.min_fraction))
+                self.total += 1
+            return
+        d, t = count_detected_lesions(amap, seg, threshold, self.min_fraction, self.per_slice, self.connectivity)
+        self.detected, self.total = self.detected + d, self.total + t
+
+    def result(self) -> DetectionRate:
+        rate = self.detected / self.total if self.total else float("nan")
+        return DetectionRate(rate=rate, detected=self.detected, total=self.total)
+
+
 def detection_rate(maps: Sequence[Any], segs: Sequence[Any], threshold: float,
                    min_fraction: float = 0.1, per_slice: bool = False,
                    connectivity: int = 26) -> DetectionRate:
     """Detected share of all lesions of all volumes (RA's detection rate, pooled over lesions)."""
     if len(maps) != len(segs):
         raise ValueError(f"maps and segs: {len(maps)} vs {len(segs)} volumes")
-    detected = total = 0
+    counter = DetectionCounter(DetectionUnit.LESION, min_fraction, per_slice, connectivity)
     for amap, seg in zip(maps, segs):
-        d, t = count_detected_lesions(amap, seg, threshold, min_fraction, per_slice, connectivity)
-        detected, total = detected + d, total + t
-    rate = detected / total if total else float("nan")
-    return DetectionRate(rate=rate, detected=detected, total=total)
+        counter.add(amap, seg, threshold)
+    return counter.result()
 
 
 def box_hit(amap: Any, boxes: Any, threshold: float, min_fraction: float = 0.1) -> bool:
@@ -117,9 +142,10 @@ def box_detection_rate(maps: Sequence[Any], boxes: Sequence[Any], threshold: flo
     images without box pixels are not counted."""
     if len(maps) != len(boxes):
         raise ValueError(f"maps and boxes: {len(maps)} vs {len(boxes)} images")
-    pairs = [(a, b) for a, b in zip(maps, boxes) if np.count_nonzero(to_numpy(b))]
-    detected = sum(box_hit(a, b, threshold, min_fraction) for a, b in pairs)
-    return DetectionRate(rate=detected / len(pairs) if pairs else float("nan"), detected=detected, total=len(pairs))
+    counter = DetectionCounter(DetectionUnit.BOX, min_fraction)
+    for amap, box in zip(maps, boxes):
+        counter.add(amap, box, threshold)
+    return counter.result()
 
 
 def sample_score(amap: Any, mask: Any | None = None, reduction: str = "mean") -> float:

@@ -124,6 +124,11 @@ class RAPerceptualScorer:
         """True when the LPIPS trunk is random, i.e. the maps are not the paper's."""
         return parse_option(Backbone, self.backbone, "backbone") is Backbone.RANDOM
 
+    @property
+    def uses_stand_in_weights(self) -> bool:
+        """`NeedsExternalFiles`: the random backbone is the stand-in for the ImageNet weights."""
+        return self.uses_random_backbone
+
     def check_available(self) -> None:
         """Raise UserInputError now (before any run output) if the backbone weights are missing."""
         if not self.uses_random_backbone:

@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from core.Trainer import Trainer
+from core.training.trainer import Trainer
 from dl_utils.errors import UserInputError
 from projects.RA.losses import embedding_loss, exp_elbo, kl_divergence, reconstruction_error
 
@@ -57,7 +57,7 @@ class RATrainer(Trainer):
             the evaluated weights are always RA-trained.
         vae_lr: learning rate of both optimisers during the warm-up (None: encoder_lr and
             decoder_lr); the introspective phase then runs at encoder_lr / decoder_lr.
-        **kwargs: the base :class:`core.Trainer.Trainer` arguments (``loss`` is rejected: RA's
+        **kwargs: the base :class:`core.training.trainer.Trainer` arguments (``loss`` is rejected: RA's
             objective is fixed, where the original silently ignored the configured loss).
 
     The model must offer ``encoder``, ``decoder``, ``latent_dim``, ``encode``, ``decode``,

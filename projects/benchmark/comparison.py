@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 from scipy import stats
 
+from core.evaluation.thresholds import VAL_DICE_KEY, fpr_key, metric_key
 from dl_utils.checkpoint import atomic_write_text
 from dl_utils.errors import UserInputError
 from dl_utils.figures import plot_bars
@@ -28,7 +29,7 @@ from dl_utils.run_logger import logging_scope
 
 LOG = logging.getLogger(__name__)
 METHOD_KEYS = ("config", "set", "reuse_weights_of", "in_table")
-PAIRED_METRICS = ("AUPRC", "AUROC", "Dice@val_dice", "Dice@fpr_5%")
+PAIRED_METRICS = ("AUPRC", "AUROC", metric_key("Dice", VAL_DICE_KEY), metric_key("Dice", fpr_key(0.05)))
 RunExperiment = Callable[..., Path | None]
 
 

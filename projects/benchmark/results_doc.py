@@ -11,8 +11,8 @@ import math
 import sys
 from pathlib import Path
 
-from core.results import read_results
-from core.run_folder import ORIGIN_FILE
+from core.run.results import read_results
+from core.run.run_folder import ORIGIN_FILE
 
 HEALTHY_KEYS = ("rec_MAE", "rec_SSIM", "rec_PSNR")
 

@@ -6,7 +6,10 @@ import numpy as np
 import torch
 
 from benchmarks.bench_evaluation import HealthyVolumes, Smoothing, SyntheticVolumes
-from core.DownstreamEvaluator import AnomalyDetectionEvaluator
+from core.evaluation.evaluator import AnomalyDetectionEvaluator
+from core.evaluation.pipeline import ScoringSpec
+from core.evaluation.settings import DataRoles, DetectionSettings, OutputSettings
+from core.evaluation.thresholds import ThresholdSettings
 from optim.metrics import detection
 from optim.scoring.l1 import L1Scorer
 
@@ -17,10 +20,11 @@ def _evaluate(tmp_path, unit: str) -> dict:
     test = SyntheticVolumes(6, SHAPE, 1)
     evaluator = AnomalyDetectionEvaluator(
         model=Smoothing(), device=torch.device("cpu"), seed=0,
-        datasets={"test": test, "healthy": HealthyVolumes(3, SHAPE, 3)}, scorer=L1Scorer(),
-        healthy_validation="healthy", healthy_test="healthy", figure_cases=0, save_maps=False,
-        detection_unit=unit, fixed_thresholds=[0.009], oracle=False)
-    return evaluator.run(tmp_path / unit)["test"], test
+        datasets={"test": test, "healthy": HealthyVolumes(3, SHAPE, 3)}, scoring=ScoringSpec(L1Scorer()),
+        roles=DataRoles(healthy_validation="healthy", healthy_test="healthy"),
+        outputs=OutputSettings(figure_cases=0, save_maps=False), detection=DetectionSettings(unit=unit),
+        thresholds=ThresholdSettings(fixed=[0.009], oracle=False))
+    return evaluator.run(tmp_path / unit).sets["test"].metrics, test
 
 
 def test_box_detection_counts_images_by_ras_rule(tmp_path):

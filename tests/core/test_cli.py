@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from core.cli import build_parser, main
+from core.commands.cli import build_parser, main
 
 ROOT = Path(__file__).resolve().parents[2]
 VERBS = ("train", "test", "predict", "preprocess", "benchmark", "convert", "describe")

@@ -37,7 +37,9 @@ def test_good_tiny_config_writes_results(tiny, capsys):
 
 def test_misspelt_key(tiny, capsys):
     line = _run_error(capsys, tiny, "--set", "downstream_tasks.detection.params.fit_sett=healthy")
-    assert "tiny.yaml" in line and "fit_sett" in line and "did you mean 'fit_set'" in line
+    assert "tiny.yaml" in line and "fit_sett" in line and "did you mean 'roles.fit_set'" in line  # today's key
+    line = _run_error(capsys, tiny, "--set", "downstream_tasks.detection.params.roles={fit_sett: healthy}")
+    assert "detection.params.roles.fit_sett" in line and "did you mean 'fit_set'" in line
 
 
 def test_missing_volume_file(tiny, capsys):
@@ -95,6 +97,6 @@ def test_a_config_extending_the_tiny_one_runs_and_its_errors_name_both_files(tin
     child = tiny.parent / "child.yaml"
     child.write_text(f"base: {tiny.name}\nname: child\ndownstream_tasks:\n  detection:\n    params: {{fit_sett: x}}\n")
     line = _run_error(capsys, child)
-    assert f"child.yaml (or its base {tiny.name})" in line and "did you mean 'fit_set'" in line
+    assert f"child.yaml (or its base {tiny.name})" in line and "did you mean 'roles.fit_set'" in line
     child.write_text(f"base: {tiny.name}\nname: child\n")
     assert main(["--config_path", str(child), "--quiet"]) == 0

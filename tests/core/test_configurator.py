@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from core.Configurator import (
+from core.config.configurator import (
     ComponentBuilder,
     apply_overrides,
     constructor_keywords,
@@ -72,7 +72,7 @@ def test_unknown_class_suggests_closest():
 
 
 def test_nested_components_are_built_in_order():
-    spec = {"module_name": "core.Trainer", "class_name": "Trainer", "params": {}}
+    spec = {"module_name": "core.training.trainer", "class_name": "Trainer", "params": {}}
     names, open_ended = constructor_keywords(type("Sub", (object,), {}))
     assert names == set() and not open_ended
     loss = ComponentBuilder("c.yaml").build_value(
@@ -88,10 +88,10 @@ def test_constructor_errors_are_one_line_user_errors():
 
 
 def test_constructor_keywords_follow_kwargs_into_bases():
-    from core.DownstreamEvaluator import AnomalyDetectionEvaluator
+    from core.evaluation.evaluator import AnomalyDetectionEvaluator
 
     names, open_ended = constructor_keywords(AnomalyDetectionEvaluator)
-    assert {"scorer", "fit_set", "model", "datasets"} <= names and not open_ended
+    assert {"scoring", "roles", "model", "datasets"} <= names and not open_ended
 
 
 def test_merge_configs_merges_mappings_and_replaces_the_rest():

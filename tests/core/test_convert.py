@@ -10,9 +10,9 @@ import pytest
 import torch
 import yaml
 
-from core.cli import main as uad
-from core.Configurator import ComponentBuilder
-from core.convert import read_tensors_only
+from core.commands.cli import main as uad
+from core.commands.convert import read_tensors_only
+from core.config.configurator import ComponentBuilder
 
 MODEL = {"module_name": "model_zoo.diffusion_models", "class_name": "ConditionalDDPM", "params": {
     "image_size": 16, "base_channels": 8, "channel_mult": [1, 2], "num_res_blocks": 1, "num_head_channels": 8,
@@ -141,7 +141,7 @@ def test_their_spark_checkpoint_becomes_an_encoder_file_for_cddpm(tmp_path):
     for key, value in trunk.items():
         torch.testing.assert_close(converted["model_weights"][key], value, rtol=0, atol=0)
     # the file is what cDDPM's init_weights loads (strictly) into encoder.backbone
-    from core.Trainer import load_submodule_weights
+    from core.training.trainer import load_submodule_weights
     model = ComponentBuilder("test").build(MODEL, "model")
     load_submodule_weights(model, "encoder.backbone", out, torch.device("cpu"))
     torch.testing.assert_close(model.encoder.backbone.conv1.weight, trunk["conv1.weight"], rtol=0, atol=0)

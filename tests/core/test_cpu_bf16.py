@@ -10,8 +10,8 @@ import numpy as np
 import torch
 
 from benchmarks.bench_diffusion import _randomize_zero_layers
-from core.cli import main as uad
-from core.volume_scoring import prepare_model, score_volume
+from core.commands.cli import main as uad
+from core.evaluation.pipeline import InferenceSettings, ScoringPipeline, ScoringSpec
 from model_zoo.diffusion_models import DDPM
 from optim.scoring.l1 import L1Scorer
 from tests.data.raw_scans import phantom
@@ -23,11 +23,13 @@ def _maps(precision: str) -> tuple[np.ndarray, torch.Tensor]:
     torch.manual_seed(0)
     model = DDPM(image_size=16, base_channels=8, channel_mult=(1, 2), num_res_blocks=1, num_groups=4, num_head_channels=8)
     _randomize_zero_layers(model.unet)
-    prepare_model(model, channels_last=True)
     image, mask, _ = phantom((16, 16, 4), 1.0)
     volume = SimpleNamespace(name="v", image=torch.from_numpy(image), mask=torch.from_numpy(mask))
-    torch.manual_seed(1)
-    return score_volume(model, volume, L1Scorer(), [], torch.device("cpu"), 4, precision=precision, channels_last=True)
+    inference = InferenceSettings(slice_batch_size=4, precision=precision, channels_last=True, compile_unet=False)
+    pipeline = ScoringPipeline(model, ScoringSpec(L1Scorer(), inference=inference), torch.device("cpu"), seed=1)
+    with pipeline.prepared():
+        scored = pipeline.score(volume, "test", 0)
+    return scored.amap, scored.reconstructions
 
 
 def test_bf16_on_cpu_runs_the_unet_in_bf16_and_returns_fp32_maps():

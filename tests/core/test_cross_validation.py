@@ -1,4 +1,4 @@
-"""core.cross_validation: fold substitution into the split CSVs, one normal run per fold,
+"""core.commands.cross_validation: fold substitution into the split CSVs, one normal run per fold,
 the folds table with mean +- std (checked against statistics by hand), on 2 tiny folds."""
 
 import json
@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from core.cross_validation import fold_overrides, fold_paths, main, summarise
+from core.commands.cross_validation import fold_overrides, fold_paths, main, summarise
 from tests.demo_like_data import write_demo_like
 from tests.test_projects_end_to_end import shrink_sets
 

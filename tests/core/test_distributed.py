@@ -8,7 +8,7 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
-from core.Trainer import Trainer
+from core.training.trainer import Trainer
 from dl_utils.distributed import DistributedContext
 from model_zoo.autoencoder import ConvAutoencoder
 from optim.losses.reconstruction import ReconstructionLoss

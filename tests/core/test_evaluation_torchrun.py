@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from core.Configurator import load_config
+from core.config.configurator import load_config
 from dl_utils.checkpoint import save_checkpoint
 from model_zoo.diffusion_models import DDPM
 from tests.demo_like_data import write_demo_like

@@ -19,7 +19,7 @@ import pytest
 import torch
 import yaml
 
-from core.cli import main as uad
+from core.commands.cli import main as uad
 from core.Main import main
 from optim.metrics import ranking
 from tests.data.raw_scans import as_orientation, phantom
@@ -29,12 +29,13 @@ from tests.test_projects_end_to_end import shrink
 ROOT = Path(__file__).resolve().parents[2]
 AE = ROOT / "projects" / "AE" / "configs" / "ae.yaml"
 TASK = "anomaly_detection"
+TEST = "test_hyper_spheres"
 SMALL = [  # one test set and the sets its thresholds need, a smaller network: seconds, not minutes
-    f"downstream_tasks.{TASK}.params.labelled_validation={{test_hyper_spheres: val_hyper_spheres}}",
+    f"downstream_tasks.{TASK}.params.roles.labelled_validation={{test_hyper_spheres: val_hyper_spheres}}",
     f"downstream_tasks.{TASK}.data_loader.datasets={{val_healthy: {{csv: splits/val_healthy.csv}}, "
     "test_healthy: {csv: splits/test_healthy.csv}, val_hyper_spheres: {csv: splits/val_hyper_spheres.csv}, "
     "test_hyper_spheres: {csv: splits/test_hyper_spheres.csv}}",
-    "model.params.channels=[8, 16, 32, 32]", f"downstream_tasks.{TASK}.params.figure_cases=0",
+    "model.params.channels=[8, 16, 32, 32]", f"downstream_tasks.{TASK}.params.outputs={{figure_cases: 0}}",
 ]
 
 
@@ -56,9 +57,16 @@ def test_every_checkpoint_carries_config_and_best_carries_thresholds(trained_run
     best = torch.load(trained_run / "checkpoints" / "best_model.pt", map_location="cpu", weights_only=True)
     results = json.loads((trained_run / "results.json").read_text())
     fitted = results[TASK]["test_hyper_spheres"]
-    assert best["thresholds"][TASK]["test_hyper_spheres"]["fpr_5%"] == pytest.approx(fitted["threshold@fpr_5%"])
-    assert "oracle_dice" not in best["thresholds"][TASK]["test_hyper_spheres"]
-    assert best["input_shapes"][TASK] == [64, 64, 6]
+    record = best["evaluation"][TASK]
+    assert best["metadata_version"] == 2
+    stored = record["thresholds"]["test_hyper_spheres"]["fpr_5%"]
+    assert stored == fitted["thresholds"]["fpr_5%"]  # the same record in the checkpoint and in results.json
+    assert stored["value"] == pytest.approx(fitted["threshold@fpr_5%"]) and stored["fitted_on"] == "val_healthy"
+    assert stored["kind"] == "healthy_fpr" and stored["level"] == 0.05
+    assert "oracle_dice" not in record["thresholds"]["test_hyper_spheres"]  # fitted on the test labels: never for predict
+    assert record["input_grid"]["shape"] == [64, 64, 6] == fitted["input_grid"]["shape"]
+    assert record["volumes"]["test_hyper_spheres"] == [r["name"] for r in csv.DictReader(
+        (trained_run / TASK / "per_volume.csv").open()) if r["dataset"] == "test_hyper_spheres"]
 
 
 def test_test_only_config_needs_no_model_section(trained_run, tmp_path, capsys):
@@ -76,7 +84,7 @@ def test_test_only_config_needs_no_model_section(trained_run, tmp_path, capsys):
 
 def test_predict_equals_evaluation_on_the_same_scans(trained_run, tmp_path, capsys):
     config = yaml.safe_load((trained_run / "config.yaml").read_text())
-    data_root = Path(config["downstream_tasks"][TASK]["data_loader"]["params"]["data_root"])
+    data_root = Path(config["data_root"])
     split = data_root / "splits" / "test_hyper_spheres.csv"
     code = uad(["predict", "--model", str(trained_run), "--input", str(split), "--data-root", str(data_root),
                 "--output", str(tmp_path / "pred"), "--threshold", "fpr_5%", "--no-png"])
@@ -162,3 +170,49 @@ def test_preprocessed_scan_with_a_mask_skips_preprocessing(tmp_path, capsys):
     assert row["threshold_protocol"] == "given" and float(row["threshold"]) == 0.2
     amap = np.asarray(nib.load(row["map_path"]).dataobj)
     assert amap.shape == image.shape and (amap[~brain] == 0).all()  # the model grid is the scan's grid
+
+
+def test_describe_writes_the_runs_true_grid_and_thresholds_and_predict_uses_them(trained_run, tmp_path, capsys):
+    state = torch.load(trained_run / "checkpoints" / "best_model.pt", map_location="cpu", weights_only=True)
+    bare = {"model_weights": state["model_weights"], "epoch": state["epoch"]}  # a checkpoint that describes nothing
+    torch.save(bare, tmp_path / "bare.pt")
+    assert uad(["describe", str(trained_run), "--weights", str(tmp_path / "bare.pt"), "--out", str(tmp_path / "described.pt")]) == 0
+    described = torch.load(tmp_path / "described.pt", map_location="cpu", weights_only=True)
+    results = json.loads((trained_run / "results.json").read_text())[TASK][TEST]
+    record = described["evaluation"][TASK]
+    assert record["input_grid"]["shape"] == [64, 64, 6]  # the evaluated grid (not the raw scans')
+    assert record["input_grid"]["preprocessing"]["target_shape"] is None
+    assert record["thresholds"][TEST] == {k: v for k, v in results["thresholds"].items() if k != "oracle_dice"}
+    assert record == state["evaluation"][TASK]  # what the run itself stored
+
+    # predict with the described file: the same maps as with the run's checkpoint, at the described threshold
+    data_root = Path(yaml.safe_load((trained_run / "config.yaml").read_text())["data_root"])
+    split = data_root / "splits" / f"{TEST}.csv"
+    for name, model in (("run", trained_run), ("described", tmp_path / "described.pt")):
+        assert uad(["predict", "--model", str(model), "--input", str(split), "--data-root", str(data_root),
+                    "--output", str(tmp_path / name), "--threshold", "val_dice", "--no-png"]) == 0
+    ours, theirs = (list(csv.DictReader((tmp_path / n / "predictions.csv").open())) for n in ("described", "run"))
+    assert [r["threshold"] for r in ours] == [r["threshold"] for r in theirs]
+    assert float(ours[0]["threshold"]) == pytest.approx(results["thresholds"]["val_dice"]["value"], rel=1e-5)
+    for a, b in zip(ours, theirs):
+        np.testing.assert_array_equal(np.asarray(nib.load(a["map_path"]).dataobj), np.asarray(nib.load(b["map_path"]).dataobj))
+        np.testing.assert_array_equal(np.asarray(nib.load(a["mask_path"]).dataobj), np.asarray(nib.load(b["mask_path"]).dataobj))
+
+
+def test_describe_reads_a_run_folder_written_before_metadata_version_2(trained_run, tmp_path):
+    """An older run folder: no threshold records or grid in results.json; both are read off its
+    `threshold@` metrics and written maps."""
+    import shutil
+
+    old = tmp_path / "old_run"
+    shutil.copytree(trained_run, old)
+    results = json.loads((old / "results.json").read_text())
+    for metrics in results[TASK].values():
+        metrics.pop("thresholds", None), metrics.pop("input_grid", None)
+    (old / "results.json").write_text(json.dumps(results))
+    assert uad(["describe", str(old), "--out", str(tmp_path / "described.pt")]) == 0
+    record = torch.load(tmp_path / "described.pt", map_location="cpu", weights_only=True)["evaluation"][TASK]
+    assert record["input_grid"]["shape"] == [64, 64, 6]
+    fitted = results[TASK][TEST]
+    assert record["thresholds"][TEST]["fpr_5%"]["value"] == fitted["threshold@fpr_5%"]
+    assert record["thresholds"][TEST]["val_dice"]["kind"] == "val_dice"

@@ -9,7 +9,7 @@ import nibabel as nib
 import numpy as np
 import torch
 
-from core.cli import main as uad
+from core.commands.cli import main as uad
 from core.Main import main
 from data.trained_on import TrainedOn
 from tests.data.raw_scans import phantom

@@ -1,6 +1,6 @@
 """The printed results table."""
 
-from core.results import markdown_table
+from core.run.results import markdown_table
 
 
 def test_a_task_skipped_on_every_set_is_one_row() -> None:

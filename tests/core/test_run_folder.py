@@ -5,7 +5,7 @@ from pathlib import Path
 
 import torch
 
-from core.run_folder import ORIGIN_FILE, write_run_config
+from core.run.run_folder import ORIGIN_FILE, write_run_config
 from projects.benchmark.results_doc import _provenance
 
 ROOT = Path(__file__).resolve().parents[2]

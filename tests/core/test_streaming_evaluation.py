@@ -8,7 +8,9 @@ import tracemalloc
 import torch
 
 from benchmarks.bench_evaluation import HealthyVolumes, Smoothing, SyntheticVolumes
-from core.DownstreamEvaluator import AnomalyDetectionEvaluator
+from core.evaluation.evaluator import AnomalyDetectionEvaluator
+from core.evaluation.pipeline import ScoringSpec
+from core.evaluation.settings import DataRoles, OutputSettings
 from dl_utils.run_logger import configure_logging, logging_scope
 from optim.metrics import streaming
 from optim.postprocessing import RemoveSmallComponents
@@ -22,13 +24,14 @@ def _peak_bytes(count: int, tmp_path) -> tuple[int, dict]:
         model=Smoothing(), device=torch.device("cpu"), seed=0,
         datasets={"test": SyntheticVolumes(count, SHAPE, 1), "val": SyntheticVolumes(3, SHAPE, 2),
                   "healthy": HealthyVolumes(3, SHAPE, 3)},
-        scorer=L1Scorer(), binary_postprocessing=[RemoveSmallComponents()], labelled_validation="val",
-        healthy_validation="healthy", healthy_test="healthy", figure_cases=1, save_maps=False)
+        scoring=ScoringSpec(L1Scorer(), binary_postprocessing=[RemoveSmallComponents()]),
+        roles=DataRoles(labelled_validation="val", healthy_validation="healthy", healthy_test="healthy"),
+        outputs=OutputSettings(figure_cases=1, save_maps=False))
     tracemalloc.start()
     results = evaluator.run(tmp_path / str(count))
     peak = tracemalloc.get_traced_memory()[1]
     tracemalloc.stop()
-    return peak, results
+    return peak, results.to_json()
 
 
 def test_peak_memory_does_not_grow_with_volumes(tmp_path, monkeypatch):

@@ -6,10 +6,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from core.Configurator import load_config
+from core.config.configurator import load_config
 from dl_utils.errors import UserInputError
 
-PROTOCOL = {"module_name": "core.DownstreamEvaluator", "class_name": "AnomalyDetectionEvaluator",
+PROTOCOL = {"module_name": "core.evaluation.evaluator", "class_name": "AnomalyDetectionEvaluator",
             "params": {"scorer": {"module_name": "optim.scoring.l1", "class_name": "L1Scorer", "params": {}},
                        "fpr_levels": [0.01, 0.05], "healthy_validation": "val"},
             "data_loader": {"module_name": "data.volume_dataset", "class_name": "VolumeSet",

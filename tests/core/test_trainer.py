@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from core.Trainer import Trainer
+from core.training.trainer import Trainer
 from dl_utils.checkpoint import load_checkpoint
 from dl_utils.errors import UserInputError
 from model_zoo.autoencoder import ConvAutoencoder

@@ -52,7 +52,7 @@ def make_tiny_project(root: Path) -> Path:
         "output_root": str(root / "runs"),
         "model": {"module_name": "model_zoo.identity", "class_name": "IdentityModel", "params": {}},
         "downstream_tasks": {"detection": {
-            "module_name": "core.DownstreamEvaluator", "class_name": "AnomalyDetectionEvaluator",
+            "module_name": "core.evaluation.evaluator", "class_name": "AnomalyDetectionEvaluator",
             "params": {
                 "scorer": {"module_name": "optim.scoring.intensity", "class_name": "IntensityDensityScorer", "params": {}},
                 "fit_set": "healthy", "healthy_validation": "healthy", "labelled_validation": "val",

@@ -155,7 +155,7 @@ def test_bad_loader_options(root, key, value):
 @pytest.mark.parametrize("drop_last, batches", [(False, 3), (True, 2)])
 def test_trainer_reads_drop_last(tmp_path, drop_last, batches):
     """The data module's drop_last reaches the training DataLoader (10 items, batch 4)."""
-    from core.Trainer import Trainer
+    from core.training.trainer import Trainer
     from model_zoo.autoencoder import ConvAutoencoder
     from optim.losses.reconstruction import ReconstructionLoss
     from tests.core.fakes import SyntheticDataModule

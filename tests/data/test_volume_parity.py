@@ -140,7 +140,7 @@ def test_paper_configs_use_the_originals_pipeline(path):
     """Every volume loader of the paper configs: CurvatureFlow, torchio crop/pad 192 x 192 x 100,
     1 / 99 percentiles in the brain, 2 mm -> 96 x 96 x 50; training on all slices, drop_last,
     validation drawn as training (the best checkpoint is chosen on it)."""
-    from core.Configurator import load_config
+    from core.config.configurator import load_config
 
     root = Path(__file__).resolve().parents[2]
     config = load_config(root / path)

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from core.Configurator import load_config
+from core.config.configurator import load_config
 from model_zoo.diffusion_models import DDPM, ConditionalDDPM
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -230,7 +230,7 @@ CASES: list[Case] = [
          _edit(f"{DL}.augmentation.gamma_p", "0.5")),
     Case("string for a list (preprocessing)", "types", "preprocessing.crop_shape: expected list of integers or null",
          _edit(f"{DL}.preprocessing.crop_shape", "16x16x8")),
-    Case("number for a list (evaluator)", "types", "downstream_tasks.detection.params.fpr_levels: expected list of numbers",
+    Case("number for a list (evaluator)", "types", "downstream_tasks.detection.params.thresholds.fpr_levels: expected list of numbers",
          _args(f"{EVAL}.params.fpr_levels=0.05")),
     Case("string for an int (post-processing)", "types", "map_postprocessing[0].params.kernel_size: expected an integer, got '3'",
          _edit(f"{EVAL}.params.map_postprocessing[0].params.kernel_size", "3")),

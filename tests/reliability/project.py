@@ -24,7 +24,7 @@ def make_training_project(root: Path, epochs: int = 2, **trainer_params: Any) ->
     config["model"] = {"module_name": "model_zoo.autoencoder", "class_name": "ConvAutoencoder",
                        "params": {"in_channels": 1, "image_size": 16, "channels": [8, 16], "latent_dim": 8, "norm_groups": 4}}
     config["trainer"] = {
-        "module_name": "core.Trainer", "class_name": "Trainer",
+        "module_name": "core.training.trainer", "class_name": "Trainer",
         "params": {"nr_epochs": epochs, "patience": 10, "optimizer": "adam", "optimizer_params": {"lr": 1.0e-3},
                    "progress": False, "loss": {"module_name": "optim.losses.reconstruction", "class_name": "ReconstructionLoss",
                                                "params": {"kind": "l2"}}, **trainer_params},

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-import core.run_folder as run_folder
+import core.run.run_folder as run_folder
 import dl_utils.checkpoint as checkpoint
 from core.Main import main
 from dl_utils.checkpoint import load_checkpoint

@@ -5,7 +5,7 @@ import json
 from pathlib import Path
 
 from core.Main import main
-from core.Trainer import Trainer
+from core.training.trainer import Trainer
 from dl_utils.checkpoint import load_checkpoint
 from tests.reliability.project import make_training_project
 

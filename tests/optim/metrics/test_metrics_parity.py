@@ -13,7 +13,10 @@ import numpy as np
 import pytest
 import torch
 
-from core.DownstreamEvaluator import AnomalyDetectionEvaluator
+from core.evaluation.evaluator import AnomalyDetectionEvaluator
+from core.evaluation.pipeline import ScoringSpec
+from core.evaluation.settings import DataRoles, OutputSettings
+from core.evaluation.thresholds import ThresholdSettings
 from data.volume import Volume
 from optim.postprocessing import RemoveSmallComponents
 
@@ -60,10 +63,12 @@ def test_paper_protocol_equals_the_originals(tmp_path):
     evaluator = AnomalyDetectionEvaluator(
         model=torch.nn.Identity(), device=torch.device("cpu"), seed=0,
         datasets={"val": _volumes(val, "v"), "test": _volumes(test, "t")},
-        scorer=MapIsImage(), binary_postprocessing=[RemoveSmallComponents(min_size=8, connectivity=26)],
-        labelled_validation="val", threshold_search="bisection", bisection_steps=10, oracle=False,
-        search_with_binary_postprocessing=False, figure_cases=0, save_maps=False, fpr_levels=())
-    metrics = evaluator.run(tmp_path)["test"]
+        scoring=ScoringSpec(MapIsImage(), binary_postprocessing=[RemoveSmallComponents(min_size=8, connectivity=26)]),
+        roles=DataRoles(labelled_validation="val"),
+        thresholds=ThresholdSettings(search="bisection", bisection_steps=10, oracle=False, fpr_levels=(),
+                                     search_with_binary_postprocessing=False),
+        outputs=OutputSettings(figure_cases=0, save_maps=False))
+    metrics = evaluator.run(tmp_path).sets["test"].metrics
     assert metrics["AUROC"] == pytest.approx(ORIGINAL_AUROC_MEAN, abs=1e-12)
     assert metrics["AUPRC"] == pytest.approx(ORIGINAL_AUPRC_MEAN, abs=1e-12)
     assert metrics["AUROC_std"] == pytest.approx(ORIGINAL_AUROC_STD, abs=1e-12)
@@ -81,10 +86,11 @@ def test_component_removal_inside_the_search_is_one_flag_away(tmp_path):
     """Ours (default): the bisection thresholds post-processed maps; one flag gives the originals'."""
     val, test = fixture()
     kwargs = dict(model=torch.nn.Identity(), device=torch.device("cpu"), seed=0,
-                  datasets={"val": _volumes(val, "v"), "test": _volumes(test, "t")}, scorer=MapIsImage(),
-                  binary_postprocessing=[RemoveSmallComponents(min_size=8, connectivity=26)],
-                  labelled_validation="val", oracle=False, figure_cases=0, save_maps=False, fpr_levels=())
-    ours = AnomalyDetectionEvaluator(**kwargs).run(tmp_path / "a")["test"]
-    original = AnomalyDetectionEvaluator(**kwargs, search_with_binary_postprocessing=False).run(tmp_path / "b")["test"]
+                  datasets={"val": _volumes(val, "v"), "test": _volumes(test, "t")},
+                  scoring=ScoringSpec(MapIsImage(), binary_postprocessing=[RemoveSmallComponents(min_size=8, connectivity=26)]),
+                  roles=DataRoles(labelled_validation="val"), outputs=OutputSettings(figure_cases=0, save_maps=False))
+    ours = AnomalyDetectionEvaluator(**kwargs, thresholds=ThresholdSettings(oracle=False, fpr_levels=())).run(tmp_path / "a").sets["test"].metrics
+    original = AnomalyDetectionEvaluator(**kwargs, thresholds=ThresholdSettings(
+        oracle=False, fpr_levels=(), search_with_binary_postprocessing=False)).run(tmp_path / "b").sets["test"].metrics
     assert original["threshold@val_dice"] == pytest.approx(ORIGINAL_VAL_THRESHOLD, abs=1e-6)
     assert ours["AUPRC"] == original["AUPRC"]  # threshold-free metrics do not depend on the flag

@@ -1,7 +1,7 @@
 """The `uad` command line: `uad train|test|predict|preprocess|benchmark|convert|describe`.
 
 `python core/Main.py --config_path ...` (iml-dl's command) keeps working; `train`, `test`
-and `benchmark` run the same `core.Run.run_experiment`. Every verb has `--help`.
+and `benchmark` run the same `core.run.experiment.run_experiment`. Every verb has `--help`.
 Errors on bad input are one line on stderr and exit code 2.
 """
 from __future__ import annotations
@@ -11,7 +11,8 @@ import logging
 import sys
 from pathlib import Path
 
-from core.Main import run_and_report
+from core.commands.exit_codes import run_and_report
+from core.evaluation.thresholds import VAL_DICE_KEY, fixed_key, fpr_key
 from dl_utils.errors import UserInputError
 
 BENCHMARK_CONFIG = "projects/benchmark/configs/benchmark.yaml"
@@ -64,12 +65,15 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--model", required=True, help="checkpoint (.pt) or run folder")
     predict.add_argument("--input", required=True, help="a scan, a folder of scans, a `uad preprocess` output, or a CSV")
     predict.add_argument("--output", required=True, help="output folder")
-    predict.add_argument("--threshold", default="fpr_5%", help="val_dice | fpr_1%% | fpr_5%% (fitted by the run) or a number (default fpr_5%%)")
-    predict.add_argument("--test-set", help="test set whose val_dice threshold to use (default: the first fitted)")
+    examples = ", ".join(k.replace("%", "%%") for k in (VAL_DICE_KEY, fpr_key(0.01), fpr_key(0.05), fixed_key(0.009)))
+    predict.add_argument("--threshold", default=fpr_key(0.05),
+                         help=f"a threshold rule the run fitted (e.g. {examples}) or a number (default %(default)s)")
+    predict.add_argument("--test-set", help="test set whose fitted thresholds (and evaluation seeds) to use (default: the first fitted)")
     predict.add_argument("--task", help="downstream task of the config to score with (default: the first with thresholds)")
     predict.add_argument("--device", default="auto", help="auto | cpu | cuda")
-    predict.add_argument("--precision", default="auto", choices=("auto", "fp32", "bf16", "fp16"),
-                         help="model precision: auto = bf16 autocast on CUDA, fp32 on CPU; bf16 = bf16 autocast on CPU too")
+    predict.add_argument("--precision", choices=("auto", "fp32", "bf16", "fp16"),
+                         help="model precision (default: the stored task's; auto = bf16 autocast on CUDA, fp32 on CPU); "
+                              "bf16 = bf16 autocast on CPU too")
     predict.add_argument("--data-root", help="folder the paths of a volume-layout --input CSV are relative to (default: its folder)")
     predict.add_argument("--preprocessed", action="store_true", help="scans are already preprocessed (skip preprocessing); needs --mask")
     predict.add_argument("--mask", help="brain mask of --preprocessed scans")
@@ -109,7 +113,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _run(args: argparse.Namespace) -> Path | None:
-    from core.Run import run_experiment
+    from core.run.experiment import run_experiment
 
     return run_experiment(args.config_path, args.overrides, resume=getattr(args, "resume", None),
                           output_root=args.output_root, quiet=args.quiet)
@@ -124,9 +128,9 @@ def _test(args: argparse.Namespace) -> Path | None:
 
     import yaml
 
-    from core import checkpoint_metadata
-    from core.predict import resolve_checkpoint
-    from core.Run import run_experiment
+    from core.commands.predict import resolve_checkpoint
+    from core.run import checkpoint_metadata
+    from core.run.experiment import run_experiment
 
     config = checkpoint_metadata.test_config(resolve_checkpoint(args.model))
     with tempfile.TemporaryDirectory() as tmp:  # the stored config, as a file under projects/<P>-like name
@@ -150,7 +154,7 @@ def _dispatch(args: argparse.Namespace) -> Path | int | None:
     elif args.verb == "test":
         result = _test(args)
     elif args.verb == "predict":
-        from core.predict import predict, resolve_checkpoint
+        from core.commands.predict import predict, resolve_checkpoint
         from data.trained_on import TrainedOn
         from dl_utils.checkpoint import load_checkpoint
 
@@ -176,11 +180,11 @@ def _dispatch(args: argparse.Namespace) -> Path | int | None:
         print(Path(args.output) / "summary.csv")
         return 1 if any(r["status"] == "failed" for r in rows) else 0
     elif args.verb == "convert":
-        from core.convert import convert_checkpoint
+        from core.commands.convert import convert_checkpoint
 
         result = convert_checkpoint(args.input, args.output, args.config_path)
     elif args.verb == "describe":
-        from core.checkpoint_metadata import rewrite_from_run
+        from core.run.checkpoint_metadata import rewrite_from_run
 
         result = rewrite_from_run(args.run_dir, args.weights, args.out)
     else:  # argparse refuses unknown verbs already

@@ -4,16 +4,16 @@ Per scan: `<name>_anomaly_map.nii.gz` and `<name>_anomaly_mask.nii.gz` with exac
 input's shape and affine (through the inverse of the preprocessing: inverse registration,
 un-crop, un-resample), `<name>.png` (three planes: map with a colour bar, mask outline)
 and one row of `predictions.csv` (the sample score, the threshold used). Scoring is the
-evaluator's per-volume code path (see `score_volume`), so a scan scored here equals the
-same scan evaluated through a test config.
+evaluator's own `ScoringPipeline`, built from the checkpoint's stored task with the same
+inference settings and the same per-volume seed (`Predictor.seed_key`), so a volume the run
+evaluated gets the map and mask it got there.
 """
 from __future__ import annotations
 
 import json
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from enum import StrEnum
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -21,11 +21,12 @@ import numpy as np
 import torch
 from torch import nn
 
-from core import checkpoint_metadata
-from core.Configurator import ComponentBuilder
-from core.evaluation_metrics import binary_chain
-from core.volume_scoring import prepare_model, use_channels_last
-from core.volume_scoring import score_volume as evaluator_score_volume
+from core.config.configurator import ComponentBuilder
+from core.evaluation.evaluator import AnomalyDetectionEvaluator
+from core.evaluation.pipeline import ScoringPipeline
+from core.evaluation.thresholds import RuleKind, fpr_key
+from core.run import checkpoint_metadata
+from core.run.checkpoint_metadata import TaskRecord
 from data.csv_splits import SplitRow, read_volume_split
 from data.nifti_io import load_nifti, save_nifti
 from data.preprocessing import VolumePreprocessor
@@ -40,75 +41,69 @@ from data.volume_dataset import load_volume
 from dl_utils.checkpoint import atomic_write_csv, load_checkpoint
 from dl_utils.device import resolve_device
 from dl_utils.errors import UserInputError
-from optim.metrics import detection, thresholds
 
 LOG = logging.getLogger(__name__)
 PREDICTION_COLUMNS = ("scan", "status", "sample_score", "threshold_protocol", "threshold", "lesion_voxels",
                       "map_path", "mask_path", "png_path", "message")
 
 
-class ThresholdProtocol(StrEnum):
-    VAL_DICE = "val_dice"   # best Dice on the labelled validation set
-    FPR_1 = "fpr_1%"        # 1 % false positives on healthy validation voxels
-    FPR_5 = "fpr_5%"        # 5 %
-
-
-# ---- the evaluator's own scoring and binarisation, so predict equals a test-config evaluation ----
-def score_volume(model: nn.Module, volume: Volume, scorer: Callable, map_steps: list[Callable],
-                 device: torch.device, slice_batch_size: int, precision: str = "auto") -> np.ndarray:
-    """The evaluator's per-volume scoring (`core.volume_scoring.score_volume`): reconstruct ->
-    scorer -> map post-processing, with the evaluator's default layout and the given precision
-    (`model` prepared once by `load_predictor`)."""
-    amap, _ = evaluator_score_volume(model, volume, scorer, map_steps, device, slice_batch_size, precision=precision,
-                                     channels_last=use_channels_last(model, None))
-    return amap
-
-
-def binary_mask(amap: np.ndarray, threshold: float, mask: np.ndarray, binary_steps: list[Callable]) -> np.ndarray:
-    """The evaluator's binarisation: (map > threshold) in the brain, then the binary steps."""
-    return np.asarray(thresholds.binarize(amap, threshold, mask, binary_chain(binary_steps))).astype(bool)
+DEFAULT_RULE = fpr_key(0.05)
+PREDICT_SET = "predict"  # the seed key's data set for scans the run did not evaluate
 
 
 # ---- the checkpoint as a predictor -------------------------------------------------------
 @dataclass
 class Predictor:
-    """Model, scoring parts and thresholds of one downstream task of a self-describing checkpoint."""
+    """One downstream task of a self-describing checkpoint: its scoring pipeline (the
+    evaluator's, built from the stored task) and what its evaluation recorded."""
 
-    model: nn.Module
-    device: torch.device
+    pipeline: ScoringPipeline
     task: str
-    scorer: Callable
-    map_steps: list[Callable]
-    binary_steps: list[Callable]
-    preprocessing: dict[str, Any]
-    thresholds: dict[str, dict[str, float]]
-    input_shape: list[int] | None
-    sample_reduction: str = "mean"
-    slice_batch_size: int = 50
-    seed: int = 42
+    record: TaskRecord
     config: dict[str, Any] = field(default_factory=dict)
     trained_on: TrainedOn | None = None  # the checkpoint's `trained_on` (None: written before it existed)
 
     def threshold(self, choice: str, test_set: str | None = None) -> tuple[str, float]:
-        """(protocol name, value): a number, or a protocol fitted by the run (`val_dice` per test set)."""
+        """(label, value): a number, or the value of a rule the run fitted (for `test_set`, or
+        the first test set that has it); the oracle is never offered."""
         try:
             return "given", float(choice)
         except ValueError:
             pass
-        if choice not in set(ThresholdProtocol):
-            raise UserInputError(f"--threshold '{choice}' is not a number nor one of {', '.join(ThresholdProtocol)}")
-        protocol = ThresholdProtocol(choice).value
-        if not self.thresholds:
+        fitted = self.record.thresholds
+        if not fitted:
             raise UserInputError(f"the checkpoint holds no fitted thresholds for task '{self.task}'; "
                                  "give --threshold NUMBER, or evaluate the run first")
-        sets = [test_set] if test_set else list(self.thresholds)
-        for name in sets:
-            if protocol in self.thresholds.get(name, {}):
-                return f"{protocol}@{name}" if protocol == ThresholdProtocol.VAL_DICE else protocol, \
-                    float(self.thresholds[name][protocol])
-        have = sorted({p for values in self.thresholds.values() for p in values})
-        raise UserInputError(f"threshold protocol '{choice}' was not fitted for task '{self.task}' "
+        if test_set is not None and test_set not in fitted:
+            raise UserInputError(f"--test-set {test_set}: no thresholds fitted for it (have: {', '.join(fitted)})")
+        for name in [test_set] if test_set else list(fitted):
+            found = fitted[name].get(choice)
+            if found is not None and found.usable_by_predict:
+                return (f"{found.key}@{name}" if found.kind is RuleKind.VAL_DICE else found.key), found.value
+        have = sorted({k for values in fitted.values() for k, t in values.items() if t.usable_by_predict})
+        raise UserInputError(f"--threshold '{choice}' was not fitted for task '{self.task}' "
                              f"(have: {', '.join(have)}); choose one of them or give a number")
+
+    def seed_key(self, scan_name: str, test_set: str | None = None) -> tuple[str, int | str]:
+        """(data set, index) the evaluator seeded this volume with, when the run scored a volume
+        of that name (in `test_set`, else in the first set that has it); else (`predict`, name)."""
+        volumes = self.record.volumes
+        order = [test_set] if test_set else [*self.record.thresholds, *volumes]
+        for name in dict.fromkeys(order):
+            names = volumes.get(name, [])
+            if scan_name in names:
+                return name, names.index(scan_name)
+        return PREDICT_SET, scan_name
+
+    @property
+    def input_shape(self) -> list[int] | None:
+        grid = self.record.input_grid
+        return None if grid is None else list(grid.shape)
+
+    @property
+    def preprocessing(self) -> dict[str, Any]:
+        grid = self.record.input_grid
+        return dict(grid.preprocessing or {}) if grid is not None else {}
 
 
 def resolve_checkpoint(model: str | Path) -> Path:
@@ -122,49 +117,43 @@ def resolve_checkpoint(model: str | Path) -> Path:
 
 
 def load_predictor(model: str | Path, task: str | None = None, device: str = "auto") -> Predictor:
-    """Build model, scorer and post-processing from the checkpoint's own config."""
+    """Build the model and the task's scoring pipeline from the checkpoint's own config."""
     from dl_utils.weights import load_model_weights
 
     path = resolve_checkpoint(model)
     state = load_checkpoint(path)
-    config = checkpoint_metadata.read(state, path)
-    builder = ComponentBuilder(f"{path} (stored config)", bool(config.get("allow_external_modules", False)))
+    stored = checkpoint_metadata.read(state, path)
+    builder = ComponentBuilder(f"{path} (stored config)", bool(stored.get("allow_external_modules", False)))
+    config = builder.upgrade(stored)
     torch_device = resolve_device(device if device != "auto" else config.get("device", "auto"))
-    net = builder.build(config["model"], "model").to(torch_device)
+    net = builder.build(config["model"], "model", expected=nn.Module).to(torch_device)
     load_model_weights(net, state, path)
-    prepare_model(net, use_channels_last(net, None))  # eval mode and the evaluator's memory layout, once
+    records = checkpoint_metadata.task_records(state, config)
     tasks = config.get("downstream_tasks") or {}
-    stored = state.get("thresholds") or {}
-    candidates = [task] if task else [t for t in tasks if t in stored] + [t for t in tasks if t not in stored]
     if task and task not in tasks:
         raise UserInputError(f"{path}: no downstream task '{task}' in its config (have: {', '.join(tasks)})")
+    candidates = [task] if task else [t for t in tasks if t in records] + [t for t in tasks if t not in records]
     last_error = None
     for name in candidates:
-        params = tasks[name].get("params") or {}
-        if not isinstance(params.get("scorer"), dict):
-            continue  # not a scoring task (e.g. the benchmark's orchestrator)
-        scorer = builder.build_value(params.get("scorer"), f"downstream_tasks.{name}.params.scorer")
+        key = f"downstream_tasks.{name}"
         try:
-            if hasattr(scorer, "check_available"):
-                scorer.check_available()
+            if not issubclass(builder.resolve_class(tasks[name], key), AnomalyDetectionEvaluator):
+                continue  # not a scoring task (e.g. the benchmark's orchestrator)
+            scoring = builder.build_param(tasks[name], key, AnomalyDetectionEvaluator.SCORING_PARAM)
+            pipeline = ScoringPipeline(net, scoring, torch_device, int(config.get("seed", 42)))
+            reason = pipeline.unavailable_reason()
+            if reason:
+                raise UserInputError(reason)
         except UserInputError as exc:
             last_error = exc
             LOG.warning("task %s unavailable: %s", name, exc)
             continue
-        if hasattr(scorer, "fit"):
-            last_error = UserInputError(f"task '{name}': its scorer {type(scorer).__name__} is fitted on healthy "
+        if pipeline.needs_fit:
+            last_error = UserInputError(f"task '{name}': its scorer {type(scoring.scorer).__name__} is fitted on healthy "
                                         "volumes at evaluation time; predict supports scorers without fit")
             continue
-        loader = (tasks[name].get("data_loader") or {}).get("params") or {}
-        return Predictor(
-            model=net, device=torch_device, task=name, scorer=scorer,
-            map_steps=list(builder.build_value(params.get("map_postprocessing") or [], f"downstream_tasks.{name}.params.map_postprocessing")),
-            binary_steps=list(builder.build_value(params.get("binary_postprocessing") or [], f"downstream_tasks.{name}.params.binary_postprocessing")),
-            preprocessing=dict(loader.get("preprocessing") or {}), thresholds=stored.get(name, {}),
-            input_shape=(state.get("input_shapes") or {}).get(name), sample_reduction=str(params.get("sample_score", "mean")),
-            slice_batch_size=int(params.get("slice_batch_size", 50)), seed=int(config.get("seed", 42)), config=config,
-            trained_on=TrainedOn.from_plain(state["trained_on"]) if state.get("trained_on") else None,
-        )
+        trained = TrainedOn.from_plain(state["trained_on"]) if state.get("trained_on") else None
+        return Predictor(pipeline, name, records.get(name, TaskRecord()), config, trained)
     raise last_error or UserInputError(f"{path}: its config has no downstream task to score with")
 
 
@@ -302,13 +291,16 @@ def _differences(scan: Scan, trained: TrainedOn | None) -> list[str]:
     return warnings
 
 
-def predict(model: str | Path, inputs: str | Path, output: str | Path, threshold: str = ThresholdProtocol.FPR_5,
+def predict(model: str | Path, inputs: str | Path, output: str | Path, threshold: str = DEFAULT_RULE,
             test_set: str | None = None, task: str | None = None, device: str = "auto", preprocessed: bool = False,
             mask: str | None = None, options: PipelineOptions | None = None, png: bool = True,
-            data_root: str | None = None, precision: str = "auto") -> list[dict[str, str]]:
+            data_root: str | None = None, precision: str | None = None) -> list[dict[str, str]]:
     """Score every input scan; returns the rows written to `output/predictions.csv`.
-    `precision`: `core.volume_scoring.Precision` (`bf16`: bf16 autocast also on CPU)."""
+    `precision` (`core.evaluation.reconstruction.Precision`) replaces the stored task's, e.g. `bf16` on CPU."""
     predictor = load_predictor(model, task, device)
+    if precision is not None:
+        spec = predictor.pipeline.spec
+        predictor.pipeline.spec = replace(spec, inference=replace(spec.inference, precision=precision))
     protocol, value = predictor.threshold(str(threshold), test_set)
     scans = read_scans(inputs, preprocessed, mask, data_root)
     output = Path(output)
@@ -316,34 +308,34 @@ def predict(model: str | Path, inputs: str | Path, output: str | Path, threshold
     options = options or PipelineOptions()
     needs_template = options.register and any(s.subject is not None for s in scans)
     template = load_template(options.template, options.template_mask) if needs_template else None
+    pipeline = predictor.pipeline
     rows = []
-    for scan in scans:
-        row = {c: "" for c in PREDICTION_COLUMNS}
-        row.update(scan=scan.name, threshold_protocol=protocol, threshold=f"{value:.6g}")
-        try:
-            warnings = _differences(scan, predictor.trained_on)
-            prepared = prepare_scan(scan, predictor, options, template)
-            torch.manual_seed(predictor.seed)  # stochastic reconstructions repeat, as in evaluation
-            amap = score_volume(predictor.model, prepared.volume, predictor.scorer, predictor.map_steps,
-                                predictor.device, predictor.slice_batch_size, precision)
-            brain = prepared.volume.mask.numpy()
-            lesion = binary_mask(amap, value, brain, predictor.binary_steps)
-            raw_map = prepared.grid_to_raw(amap.astype(np.float32), "linear")
-            raw_mask = prepared.grid_to_raw(lesion.astype(np.float32), "nearest") > 0.5
-            paths = {k: output / f"{scan.name}{suffix}" for k, suffix in
-                     (("map", "_anomaly_map.nii.gz"), ("mask", "_anomaly_mask.nii.gz"), ("png", ".png"))}
-            save_nifti(paths["map"], raw_map, prepared.raw_affine)
-            save_nifti(paths["mask"], raw_mask, prepared.raw_affine)
-            if png:
-                three_plane_png(paths["png"], prepared.volume.image.numpy(), lesion, overlay=amap,
-                                title=f"{scan.name}: anomaly map ({predictor.task}), mask at {protocol} = {value:.3g}")
-            row.update(status="done", lesion_voxels=str(int(raw_mask.sum())),
-                       sample_score=f"{detection.sample_score(amap, brain, reduction=predictor.sample_reduction):.6g}",
-                       map_path=str(paths["map"]), mask_path=str(paths["mask"]), png_path=str(paths["png"]) if png else "",
-                       message="; ".join(f"warning: {w}" for w in warnings))
-        except UserInputError as exc:
-            row.update(status="failed", message=" ".join(str(exc).split()))
-            LOG.error("%s: %s", scan.name, row["message"])
-        rows.append(row)
+    with pipeline.prepared():  # the task's inference settings, as in its evaluation
+        for scan in scans:
+            row = {c: "" for c in PREDICTION_COLUMNS}
+            row.update(scan=scan.name, threshold_protocol=protocol, threshold=f"{value:.6g}")
+            try:
+                warnings = _differences(scan, predictor.trained_on)
+                prepared = prepare_scan(scan, predictor, options, template)
+                amap = pipeline.score(prepared.volume, *predictor.seed_key(scan.name, test_set)).amap
+                brain = prepared.volume.mask.numpy()
+                lesion = pipeline.binarize(amap, brain, value)
+                raw_map = prepared.grid_to_raw(amap.astype(np.float32), "linear")
+                raw_mask = prepared.grid_to_raw(lesion.astype(np.float32), "nearest") > 0.5
+                paths = {k: output / f"{scan.name}{suffix}" for k, suffix in
+                         (("map", "_anomaly_map.nii.gz"), ("mask", "_anomaly_mask.nii.gz"), ("png", ".png"))}
+                save_nifti(paths["map"], raw_map, prepared.raw_affine)
+                save_nifti(paths["mask"], raw_mask, prepared.raw_affine)
+                if png:
+                    three_plane_png(paths["png"], prepared.volume.image.numpy(), lesion, overlay=amap,
+                                    title=f"{scan.name}: anomaly map ({predictor.task}), mask at {protocol} = {value:.3g}")
+                row.update(status="done", lesion_voxels=str(int(raw_mask.sum())),
+                           sample_score=f"{pipeline.sample_score(amap, brain):.6g}",
+                           map_path=str(paths["map"]), mask_path=str(paths["mask"]), png_path=str(paths["png"]) if png else "",
+                           message="; ".join(f"warning: {w}" for w in warnings))
+            except UserInputError as exc:
+                row.update(status="failed", message=" ".join(str(exc).split()))
+                LOG.error("%s: %s", scan.name, row["message"])
+            rows.append(row)
     atomic_write_csv(output / "predictions.csv", rows, PREDICTION_COLUMNS)
     return rows

@@ -11,22 +11,19 @@ from __future__ import annotations
 import logging
 import shutil
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
-from torch import nn
 
-from core.volume_scoring import reconstruction_quality, score_volume
+from core.evaluation.pipeline import ScoringPipeline
+from core.evaluation.reconstruction import reconstruction_quality
 from data.nifti_io import save_nifti
 from dl_utils.distributed import DistributedContext, gather_to_main
 from dl_utils.progress import progress
-from dl_utils.seeding import derive_seed
 from optim.metrics import ranking
-from optim.metrics.detection import sample_score
 from optim.metrics.streaming import ScoreSpill
 
 LOG = logging.getLogger(__name__)
@@ -104,33 +101,16 @@ def _per_volume_metrics(amap: np.ndarray, mask: np.ndarray, seg: np.ndarray) -> 
             "AUPRC_brain": ranking.auprc(amap[mask], seg[mask]), "AUROC_brain": ranking.auroc(amap[mask], seg[mask])}
 
 
-@dataclass(frozen=True)
-class ScoringSetup:
-    """What scoring a volume needs, shared by every data set of an evaluation."""
-
-    model: nn.Module
-    scorer: Callable
-    map_steps: Sequence[Callable]
-    device: torch.device
-    slice_batch_size: int
-    precision: str
-    channels_last: bool
-    sample_reduction: str
-    seed: int
-    figure_cases: int
-
-
-def _score_one(setup: ScoringSetup, set_name: str, index: int, volume: Any) -> dict[str, Any]:
-    torch.manual_seed(derive_seed(setup.seed, set_name, index))  # stochastic reconstructions, any sharding
+def _score_one(pipeline: ScoringPipeline, set_name: str, index: int, volume: Any, figure_cases: int) -> dict[str, Any]:
     started = time.perf_counter()
-    amap, recs = score_volume(setup.model, volume, setup.scorer, setup.map_steps, setup.device,
-                              setup.slice_batch_size, setup.precision, setup.channels_last)
+    scored = pipeline.score(volume, set_name, index)  # seeded from (seed, set, index): any sharding
+    amap, recs = scored.amap, scored.reconstructions
     mask = volume.mask.bool().numpy()
     seg = None if volume.seg is None else volume.seg.bool().numpy()
     mean_rec = recs.mean(0) if recs.shape[0] > 0 else None
     quality = reconstruction_quality(volume.image.float(), mean_rec, volume.mask.bool()) if mean_rec is not None and mask.any() else None
     case = None
-    if index < setup.figure_cases:
+    if index < figure_cases:
         z = int(np.argmax(seg.sum(axis=(0, 1)))) if seg is not None and seg.any() else amap.shape[2] // 2
         case = {"image": volume.image[..., z].numpy().copy(), "amap": amap[..., z].copy(),
                 "reconstruction": None if mean_rec is None else mean_rec[..., z].numpy().copy(),
@@ -138,7 +118,7 @@ def _score_one(setup: ScoringSetup, set_name: str, index: int, volume: Any) -> d
     record = VolumeRecord(
         index=index, name=str(volume.name), label=int(volume.label),
         lesion_voxels=None if seg is None else int(seg.sum()),
-        sample_score=sample_score(amap, mask, reduction=setup.sample_reduction),
+        sample_score=pipeline.sample_score(amap, mask),
         seconds=time.perf_counter() - started, map_max=float(amap.max()) if amap.size else 0.0,
         metrics={} if seg is None else _per_volume_metrics(amap, mask, seg), quality=quality, case=case,
     )
@@ -146,12 +126,12 @@ def _score_one(setup: ScoringSetup, set_name: str, index: int, volume: Any) -> d
             "affine": np.asarray(volume.affine)}
 
 
-def score_set(setup: ScoringSetup, name: str, volumes: Sequence[Any], ctx: DistributedContext,
-              scratch: Path | None, maps_folder: Path | None = None) -> ScoredSet | None:
-    """Score every volume of `volumes` (sharded over ranks); rank 0 returns the ScoredSet,
-    other ranks None. `maps_folder`: write each map as NIfTI there (rank 0)."""
+def score_set(pipeline: ScoringPipeline, name: str, volumes: Sequence[Any], ctx: DistributedContext,
+              scratch: Path | None, maps_folder: Path | None = None, figure_cases: int = 0) -> ScoredSet | None:
+    """Score every volume of `volumes` (sharded over ranks) with a prepared pipeline; rank 0
+    returns the ScoredSet, other ranks None. `maps_folder`: write each map as NIfTI there (rank 0);
+    `figure_cases`: keep slices of the first volumes for figures."""
     n = len(volumes)
-    setup.model.eval()
     if ctx.is_main:
         LOG.info("scoring data set '%s' (%d volumes, %d rank%s)", name, n, ctx.world_size, "s" if ctx.enabled else "")
         folder = Path(scratch) / name
@@ -160,7 +140,7 @@ def score_set(setup: ScoringSetup, name: str, volumes: Sequence[Any], ctx: Distr
     bar = progress(total=n, desc=f"scoring {name}", unit="vol") if ctx.is_main else None
     for start in range(0, n, ctx.world_size):
         index = start + ctx.rank
-        item = _score_one(setup, name, index, volumes[index]) if index < n else None
+        item = _score_one(pipeline, name, index, volumes[index], figure_cases) if index < n else None
         gathered = gather_to_main(item, ctx)
         if not ctx.is_main:
             continue

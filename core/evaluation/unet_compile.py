@@ -24,6 +24,7 @@ import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
+from core.evaluation.contracts import DiffusionModel
 from dl_utils.errors import UserInputError
 
 LOG = logging.getLogger(__name__)
@@ -37,8 +38,6 @@ pays off after 4.6 volumes (34 TFLOP); 100 TFLOP (13 one-step volumes, 4-5 with 
 room for slower compiles and the second compile of a smaller last batch. The demo
 evaluations (64 x 64 slices, small UNets) stay far below it."""
 CXX_CANDIDATES = ("g++", "c++", "clang++")
-COMPILED_MARK = "compiled_for_inference"
-"""Attribute set on a UNet compiled by `compile_unet`, so later tasks of the run do not redo it."""
 
 
 def check_setting(setting: bool | str) -> bool | str:
@@ -80,9 +79,7 @@ def should_compile(setting: bool | str, model: nn.Module, device: torch.device, 
     """The decision for one process that will score its share (1 / `world_size`) of the
     volumes of `datasets`; logged with its reason."""
     setting = check_setting(setting)
-    if setting is False or not hasattr(model, "unet") or num_samples < 1:
-        return False
-    if getattr(model.unet, COMPILED_MARK, False):  # an earlier task of this run compiled it
+    if setting is False or not isinstance(model, DiffusionModel) or num_samples < 1:
         return False
     missing = toolchain_missing(device)
     if setting is True:
@@ -106,8 +103,7 @@ def should_compile(setting: bool | str, model: nn.Module, device: torch.device, 
     return decision
 
 
-def compile_unet(model: nn.Module) -> nn.Module:
-    """`torch.compile` the model's UNet in place (inductor, frozen weights: test time only)."""
-    model.unet.compile(options={"freezing": True})
-    setattr(model.unet, COMPILED_MARK, True)
-    return model
+def compile_unet(unet: nn.Module) -> nn.Module:
+    """The UNet compiled by `torch.compile` (inductor, frozen weights: test time only); the
+    module itself is untouched, so the caller swaps it in for a run of scoring and back after."""
+    return torch.compile(unet, options={"freezing": True})

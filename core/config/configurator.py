@@ -15,13 +15,14 @@ import inspect
 import re
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 import yaml
 
+from core.config.aliases import resolve_module_name
 from dl_utils.errors import UserInputError
 from dl_utils.options import parse_option
-from dl_utils.param_types import constructor_hints, describe, is_component, mismatch
+from dl_utils.param_types import constructor_hints, describe, is_component, mismatch, part_class
 
 PROJECT_PACKAGES = ("core", "model_zoo", "data", "optim", "dl_utils", "projects")
 BASE_KEY = "base"
@@ -35,6 +36,8 @@ TOP_LEVEL_KEYS = {
     "deterministic": "deterministic algorithms where available (default true)",
     "num_threads": "CPU threads for torch (default: the number of cores); results are reproducible per thread count",
     "output_root": "folder that holds run folders (default runs)",
+    "data_root": "folder the data sets' CSV paths are relative to, given to every data loader that takes data_root "
+                 "and does not set its own",
     "allow_external_modules": "let module_name point outside this project's packages",
     "configurator": "kept for iml-dl compatibility (ignored)",
     "logging": "{wandb: {mode: disabled|offline|online, project, entity}}",
@@ -49,6 +52,7 @@ WANDB_KEYS = ("mode", "project", "entity")
 # Types of the top-level values (the components are typed by their constructors).
 TOP_LEVEL_TYPES: dict[str, Any] = {
     "name": str, "device": str, "seed": int, "deterministic": bool, "num_threads": int | None, "output_root": str,
+    "data_root": str | None,
     "allow_external_modules": bool, "experiment": dict, "logging": dict | None,
     "model": dict, "trainer": dict, "downstream_tasks": dict | None,
 }
@@ -58,6 +62,14 @@ MAX_CONFIG_BYTES = 1_000_000
 MAX_CONFIG_NODES = 200_000
 REPLACE_MARKER = "_replace"   # `{_replace: true, ...}`: this mapping replaces its base's whole
 DELETE_MARKER = "_delete"     # `{_delete: [key, ...], ...}`: drop these keys of the base's mapping
+
+
+@runtime_checkable
+class UpgradesParams(Protocol):
+    """A component class that reads params of an earlier config version (e.g. renamed or
+    regrouped keys) and returns them in today's form."""
+
+    def upgrade_params(self, params: dict[str, Any]) -> dict[str, Any]: ...
 
 
 class Task(enum.StrEnum):
@@ -167,7 +179,8 @@ def merge_configs(base: dict[str, Any], override: dict[str, Any]) -> dict[str, A
     """`override` deep-merged over `base`: mappings merge key by key, anything else replaces.
 
     A component mapping naming another `class_name` than its base replaces it whole, since
-    the base's `params` belong to a different constructor. A mapping holding
+    the base's `params` belong to a different constructor; a base mapping naming no class
+    (e.g. only a trainer's `data_loader`) merges into it. A mapping holding
     `_replace: true` replaces its base's mapping whole; `_delete: [key, ...]` drops those
     keys of the base's mapping first (e.g. a paper config's data sets).
     """
@@ -190,7 +203,7 @@ def merge_configs(base: dict[str, Any], override: dict[str, Any]) -> dict[str, A
     for key, value in override.items():
         old = merged.get(key)
         both_mappings = isinstance(value, dict) and isinstance(old, dict)
-        other_class = both_mappings and "class_name" in value and value["class_name"] != old.get("class_name")
+        other_class = both_mappings and "class_name" in value and "class_name" in old and value["class_name"] != old["class_name"]
         if both_mappings and not other_class:
             merged[key] = merge_configs(old, value)
         elif isinstance(value, dict):
@@ -242,7 +255,7 @@ def resolve_task_extensions(config: dict[str, Any], path: str | Path) -> dict[st
 
 def describe_sources(path: str | Path, sources: list[Path]) -> str:
     """Where a key of a merged config may sit, for error messages."""
-    bases = [str(s) for s in sources if Path(s).resolve() != Path(path).resolve()]
+    bases = list(dict.fromkeys(str(s) for s in sources if Path(s).resolve() != Path(path).resolve()))
     return f"{path} (or its base {', '.join(bases)})" if bases else str(path)
 
 
@@ -385,6 +398,18 @@ def constructor_keywords(cls: type) -> tuple[set[str], bool]:
     return names, True
 
 
+def _param_paths(cls: type, names: Iterable[str], depth: int = 2) -> list[str]:
+    """`names` and, for parameters that are typed parts, their fields as `part.field` (did-you-mean candidates)."""
+    hints = constructor_hints(cls)
+    paths = list(names)
+    for name in names:
+        part = part_class(hints.get(name, inspect.Parameter.empty))
+        if part is not None and depth > 0:
+            fields, _ = constructor_keywords(part)
+            paths += [f"{name}.{f}" for f in _param_paths(part, sorted(fields), depth - 1)]
+    return paths
+
+
 class ComponentBuilder:
     """Builds `{module_name, class_name, params}` specs, checking names against the allow-list."""
 
@@ -408,7 +433,7 @@ class ComponentBuilder:
                 "set top-level `allow_external_modules: true` to allow it",
             )
         try:
-            module = importlib.import_module(module_name)
+            module = importlib.import_module(resolve_module_name(module_name))
         except ModuleNotFoundError as exc:
             raise ConfigError(self.config_path, f"{key}.module_name", f"cannot import '{module_name}' ({exc})") from exc
         except Exception as exc:  # an external module failing at import: one line, not its traceback
@@ -426,21 +451,27 @@ class ComponentBuilder:
                                                                      f"(subclass {expected.__module__}.{expected.__name__} to use it here)")
         return cls
 
-    def check_params(self, cls: type, params: dict[str, Any], key: str, reserved: Iterable[str] = ()) -> None:
-        """Names and types of `params` against `cls`'s constructor; nested components are checked too."""
+    def check_params(self, cls: type, params: dict[str, Any], key: str, reserved: Iterable[str] = (),
+                     prefix: str | None = None) -> None:
+        """Names and types of `params` against `cls`'s constructor; nested components and typed
+        parts are checked too. `prefix`: where the params sit (default `<key>.params`)."""
+        prefix = f"{key}.params" if prefix is None else prefix
         names, open_ended = constructor_keywords(cls)
         names -= set(reserved)
         hints = constructor_hints(cls)
         for name, value in params.items():
+            where = f"{prefix}.{name}"
             if name in reserved:
-                raise ConfigError(self.config_path, f"{key}.params.{name}", "is set by the framework, not the YAML")
+                raise ConfigError(self.config_path, where, "is set by the framework, not the YAML")
             if not open_ended and name not in names:
-                raise ConfigError(
-                    self.config_path, f"{key}.params.{name}", f"unknown parameter of {cls.__name__}" + _closest(name, names)
-                )
-            where = f"{key}.params.{name}"
+                raise ConfigError(self.config_path, where, f"unknown parameter of {cls.__name__}" + _closest(name, _param_paths(cls, names)))
+            hint = hints.get(name, inspect.Parameter.empty)
+            part = part_class(hint)
+            if part is not None and isinstance(value, dict) and not is_component(value):
+                self.check_params(part, value, where, prefix=where)  # a typed part: a plain mapping of its fields
+                continue
             self._check_nested(value, where)
-            why = mismatch(value, hints.get(name, inspect.Parameter.empty), lambda spec: self.resolve_class(spec, where))
+            why = mismatch(value, hint, lambda spec: self.resolve_class(spec, where))
             if why:
                 raise ConfigError(self.config_path, where, f"{why} (parameter of {cls.__name__}); fix the value's type")
 
@@ -455,17 +486,70 @@ class ComponentBuilder:
             for i, item in enumerate(value):
                 self._check_nested(item, f"{key}[{i}]")
 
-    def check(self, spec: Any, key: str, reserved: Iterable[str] = (), expected: type | None = None) -> type:
-        """Everything `build` checks, without building: class, kind, parameter names and types. Returns the class."""
-        cls = self.resolve_class(spec, key, expected)
+    def params_of(self, cls: type, spec: dict[str, Any], key: str) -> dict[str, Any]:
+        """`spec`'s params, upgraded from an earlier config version when `cls` says how (`upgrade_params`)."""
         params = spec.get("params") or {}
         if not isinstance(params, dict):
             raise ConfigError(self.config_path, f"{key}.params", f"must be a mapping of keyword arguments, got {describe(type(params))}")
-        self.check_params(cls, params, key, reserved=reserved)
+        if isinstance(cls, UpgradesParams):
+            try:
+                params = cls.upgrade_params(params)
+            except ValueError as exc:
+                raise ConfigError(self.config_path, f"{key}.params", str(exc)) from exc
+        return params
+
+    def check(self, spec: Any, key: str, reserved: Iterable[str] = (), expected: type | None = None) -> type:
+        """Everything `build` checks, without building: class, kind, parameter names and types. Returns the class."""
+        cls = self.resolve_class(spec, key, expected)
+        self.check_params(cls, self.params_of(cls, spec, key), key, reserved=reserved)
         return cls
 
-    def build_value(self, value: Any, key: str) -> Any:
-        """Build nested component specs inside params (dicts and lists, in order)."""
+    def build_param(self, spec: dict[str, Any], key: str, name: str, expected: type | None = None) -> Any:
+        """Only the parameter `name` of component `spec`, built as `build` would (the whole spec is
+        checked first); its default when the spec does not set it. For readers that need one part
+        of a component whose other parts they cannot build (predict: an evaluator's scoring, no data sets)."""
+        cls = self.check(spec, key, expected=expected)
+        params = self.params_of(cls, spec, key)
+        if name in params:
+            return self.build_value(params[name], f"{key}.params.{name}", constructor_hints(cls).get(name, inspect.Parameter.empty))
+        default = inspect.signature(cls).parameters.get(name)
+        if default is None or default.default is inspect.Parameter.empty:
+            raise ConfigError(self.config_path, f"{key}.params.{name}", "missing")
+        return default.default
+
+    def upgrade(self, config: dict[str, Any]) -> dict[str, Any]:
+        """`config` with every component's params in today's form (see `params_of`), so the run
+        folder and checkpoints store what is built. Components that do not resolve are left for
+        the checks to report."""
+        def walk(node: Any, key: str) -> Any:
+            if isinstance(node, list):
+                return [walk(v, f"{key}[{i}]") for i, v in enumerate(node)]
+            if not isinstance(node, dict):
+                return node
+            out = {k: walk(v, f"{key}.{k}" if key else str(k)) for k, v in node.items()}
+            if is_component(out) and isinstance(out.get("params"), dict):
+                try:
+                    cls = self.resolve_class(out, key)
+                except ConfigError:
+                    return out
+                out["params"] = self.params_of(cls, out, key)
+            return out
+
+        return walk(config, "")
+
+    def build_value(self, value: Any, key: str, hint: Any = inspect.Parameter.empty) -> Any:
+        """Build nested component specs inside params (dicts and lists, in order) and typed parts
+        (a plain mapping where `hint` is a dataclass)."""
+        part = part_class(hint)
+        if part is not None and isinstance(value, dict) and not is_component(value):
+            hints = constructor_hints(part)
+            fields = {n: self.build_value(v, f"{key}.{n}", hints.get(n, inspect.Parameter.empty)) for n, v in value.items()}
+            try:
+                return part(**fields)
+            except UserInputError as exc:
+                raise UserInputError(f"{self.config_path}: {key}: {exc}") from exc
+            except (TypeError, ValueError) as exc:
+                raise ConfigError(self.config_path, key, f"{part.__name__}: {' '.join(str(exc).split())}") from exc
         if isinstance(value, dict) and "module_name" in value and "class_name" in value:
             extra = set(value) - set(COMPONENT_KEYS)
             if extra:
@@ -479,8 +563,10 @@ class ComponentBuilder:
               **injected: Any) -> Any:
         """Instantiate `spec`; `injected` objects (model, device, ...) are passed by the framework."""
         cls = self.check(spec, key, reserved=set(reserved) | set(injected), expected=expected)
-        params = spec.get("params") or {}
-        kwargs = {name: self.build_value(v, f"{key}.params.{name}") for name, v in params.items()}
+        params = self.params_of(cls, spec, key)
+        hints = constructor_hints(cls)
+        kwargs = {name: self.build_value(v, f"{key}.params.{name}", hints.get(name, inspect.Parameter.empty))
+                  for name, v in params.items()}
         external = str(spec["module_name"]).split(".")[0] not in PROJECT_PACKAGES
         try:
             return cls(**kwargs, **injected)

@@ -1,12 +1,12 @@
 """Files an evaluation writes: figures per test set and `per_volume.csv` (maps are written
-as NIfTI while scoring, see `core.evaluation_sets.score_set`)."""
+as NIfTI while scoring, see `core.evaluation.scored_sets.score_set`)."""
 from __future__ import annotations
 
 import math
 from collections.abc import Sequence
 from pathlib import Path
 
-from core.evaluation_sets import ScoredSet
+from core.evaluation.scored_sets import ScoredSet
 from dl_utils.checkpoint import atomic_write_csv
 from dl_utils.figures import plot_cases, plot_curves, plot_histograms
 from optim.metrics.streaming import RankingSummary

@@ -13,9 +13,9 @@ from typing import Any
 import torch
 from torch import nn
 
-from core.Configurator import ComponentBuilder, ConfigError, constructor_keywords
-from core.DownstreamEvaluator import DownstreamEvaluator
-from core.Trainer import Trainer
+from core.config.configurator import ComponentBuilder, ConfigError, constructor_keywords
+from core.evaluation.evaluator import DownstreamEvaluator
+from core.training.trainer import Trainer
 from dl_utils.checkpoint import load_checkpoint
 from dl_utils.distributed import DistributedContext
 from dl_utils.errors import UserInputError
@@ -78,7 +78,7 @@ def build_data_module(builder: ComponentBuilder, config: dict[str, Any], seed: i
     if absent or not hasattr(cls, "__init__"):
         raise ConfigError(builder.config_path, f"{key}.class_name", f"{cls.__name__} is not a training data module "
                                                                     f"(it lacks {', '.join(absent)}); use e.g. data.volume_dataset.VolumeDataModule")
-    data_module = builder.build(spec, key, **_optional_seed(cls, spec, seed))
+    data_module = builder.build(spec, key, **_run_values(cls, spec, {"seed": seed, "data_root": config.get("data_root")}))
     if not isinstance(getattr(data_module, "batch_size", None), int):
         raise ConfigError(builder.config_path, key, f"{cls.__name__} has no integer batch_size; it is not a training data module")
     try:  # read the splits now: a broken CSV or volume stops the run before it has a folder
@@ -99,10 +99,12 @@ def build_trainer(builder: ComponentBuilder, config: dict[str, Any], model: nn.M
                          run_dir=None, dist_ctx=ctx, logger=None, seed=seed)
 
 
-def _optional_seed(cls: type, spec: dict[str, Any], seed: int) -> dict[str, Any]:
-    """Pass the run's seed to classes that take one, unless the YAML sets it."""
+def _run_values(cls: type, spec: dict[str, Any], values: dict[str, Any]) -> dict[str, Any]:
+    """The run's values (seed, the config's `data_root`) for the constructor parameters of the
+    same name that the YAML leaves unset; a value of None is not passed."""
     names, _ = constructor_keywords(cls)
-    return {"seed": seed} if "seed" in names and "seed" not in (spec.get("params") or {}) else {}
+    params = spec.get("params") or {}
+    return {k: v for k, v in values.items() if v is not None and k in names and k not in params}
 
 
 def build_evaluators(builder: ComponentBuilder, config: dict[str, Any], model: nn.Module,
@@ -118,14 +120,16 @@ def build_evaluators(builder: ComponentBuilder, config: dict[str, Any], model: n
         _check_keys(builder, spec, key, TASK_KEYS)
         component = _component(spec)
         cls = builder.check(component, key, reserved=("model", "device", "datasets"), expected=DownstreamEvaluator)
-        datasets = build_datasets(builder, spec["data_loader"], f"{key}.data_loader") if "data_loader" in spec else {}
-        injected: dict[str, Any] = {"model": model, "device": device, "datasets": datasets, **_optional_seed(cls, component, seed)}
+        datasets = build_datasets(builder, spec["data_loader"], f"{key}.data_loader", config.get("data_root")) \
+            if "data_loader" in spec else {}
+        injected: dict[str, Any] = {"model": model, "device": device, "datasets": datasets, **_run_values(cls, component, {"seed": seed})}
         evaluators[name] = builder.build(component, key, expected=DownstreamEvaluator, **injected)
     return evaluators
 
 
-def build_datasets(builder: ComponentBuilder, spec: Any, key: str) -> dict[str, Any]:
-    """`data_loader: {module_name, class_name, params, datasets: {name: params overrides}}`."""
+def build_datasets(builder: ComponentBuilder, spec: Any, key: str, data_root: str | None = None) -> dict[str, Any]:
+    """`data_loader: {module_name, class_name, params, datasets: {name: params overrides}}`; the
+    config's `data_root` goes to each data set that takes one and does not set its own."""
     if not isinstance(spec, dict) or not isinstance(spec.get("datasets"), dict) or not spec["datasets"]:
         raise ConfigError(builder.config_path, f"{key}.datasets", "missing; name at least one data set")
     _check_keys(builder, spec, key, DATA_LOADER_KEYS)
@@ -139,7 +143,8 @@ def build_datasets(builder: ComponentBuilder, spec: Any, key: str) -> dict[str, 
                                                                              "to drop a base's data set use `_delete: [name]`")
         params = {**common, **(overrides or {})}
         component = {"module_name": spec.get("module_name"), "class_name": spec.get("class_name"), "params": params}
-        datasets[name] = builder.build(component, f"{key}.datasets.{name}")
+        cls = builder.resolve_class(component, f"{key}.datasets.{name}")
+        datasets[name] = builder.build(component, f"{key}.datasets.{name}", **_run_values(cls, component, {"data_root": data_root}))
     return datasets
 
 

@@ -1,6 +1,6 @@
 """K-fold protocol in one command: one normal run per fold, then mean +- std over folds.
 
-    python -m core.cross_validation --config_path projects/cDDPM/configs/cddpm_paper.yaml --folds 0 1 2 3 4
+    python -m core.commands.cross_validation --config_path projects/cDDPM/configs/cddpm_paper.yaml --folds 0 1 2 3 4
 
 Every CSV path of the config (after `--set`) that names a fold (`..._fold0.csv`, the IXI
 split names of the originals) gets the fold number substituted; each fold then runs
@@ -25,9 +25,9 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from core.Configurator import apply_overrides, describe_sources, load_config
-from core.results import TABLE_COLUMNS
-from core.Run import run_experiment
+from core.config.configurator import apply_overrides, describe_sources, load_config
+from core.run.experiment import run_experiment
+from core.run.results import TABLE_COLUMNS
 from dl_utils.checkpoint import atomic_write_text
 from dl_utils.errors import UserInputError
 

@@ -234,8 +234,8 @@ def convert_checkpoint(source: str | Path, output: str | Path, config_path: str 
 
     A SparK pre-training checkpoint becomes an encoder file in the format our Spark runs
     export (`model_weights` = the ResNet trunk), for `init_weights: {encoder.backbone: FILE}`."""
-    from core import checkpoint_metadata
-    from core.Configurator import ComponentBuilder, load_config
+    from core.config.configurator import ComponentBuilder, load_config
+    from core.run import checkpoint_metadata
     from dl_utils.weights import load_model_weights
 
     if not config_path:

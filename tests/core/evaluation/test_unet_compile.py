@@ -9,9 +9,12 @@ import torch
 from torch import nn
 
 from benchmarks.bench_evaluation import HealthyVolumes, SyntheticVolumes
-from core import DownstreamEvaluator as evaluator_module
-from core import unet_compile
-from core.unet_compile import check_setting, reconstruction_tflop, should_compile, toolchain_missing
+from core.evaluation import pipeline as pipeline_module
+from core.evaluation import unet_compile
+from core.evaluation.evaluator import AnomalyDetectionEvaluator
+from core.evaluation.pipeline import InferenceSettings, ScoringSpec
+from core.evaluation.settings import DataRoles, OutputSettings
+from core.evaluation.unet_compile import check_setting, reconstruction_tflop, should_compile, toolchain_missing
 from dl_utils.errors import UserInputError
 from model_zoo.diffusion_models import DDPM
 from optim.scoring.l1 import L1Scorer
@@ -102,15 +105,18 @@ def _tiny_ddpm() -> DDPM:
 @pytest.mark.parametrize("min_tflop, compiles", [(0.0, True), (math.inf, False)])
 def test_evaluator_compiles_only_above_the_threshold(monkeypatch, tmp_path, min_tflop, compiles) -> None:
     calls = []
-    monkeypatch.setattr(evaluator_module, "compile_unet", lambda model: calls.append(model))
+    monkeypatch.setattr(pipeline_module, "compile_unet", lambda unet: calls.append(unet) or unet)
     monkeypatch.setattr(unet_compile, "toolchain_missing", lambda device: None)
-    evaluator = evaluator_module.AnomalyDetectionEvaluator(
-        model=_tiny_ddpm(), device=CPU, seed=0,
+    model = _tiny_ddpm()
+    unet = model.unet
+    evaluator = AnomalyDetectionEvaluator(
+        model=model, device=CPU, seed=0,
         datasets={"test": SyntheticVolumes(2, (16, 16, 4), 1), "healthy": HealthyVolumes(2, (16, 16, 4), 3)},
-        scorer=L1Scorer(), healthy_validation="healthy", figure_cases=0, save_maps=False,
-        compile_min_tflop=min_tflop)
+        scoring=ScoringSpec(L1Scorer(), inference=InferenceSettings(compile_min_tflop=min_tflop)),
+        roles=DataRoles(healthy_validation="healthy"), outputs=OutputSettings(figure_cases=0, save_maps=False))
     evaluator.run(tmp_path)
     assert len(calls) == (1 if compiles else 0)
+    assert model.unet is unet  # the compiled UNet is swapped in for the evaluation only
 
 
 @pytest.mark.skipif(toolchain_missing(CPU) is not None, reason="no C++ compiler for torch inductor")
@@ -118,13 +124,11 @@ def test_compiled_unet_equals_eager() -> None:
     eager = _tiny_ddpm()
     compiled = _tiny_ddpm()
     compiled.to(memory_format=torch.channels_last)
-    unet_compile.compile_unet(compiled)
+    compiled_unet = unet_compile.compile_unet(compiled.unet)
     x = torch.rand(6, 1, 16, 16) * 2 - 1
     t = torch.full((6,), 499, dtype=torch.long)
     with torch.inference_mode():
         reference = eager.unet(x, t)
-        out = compiled.unet(x.contiguous(memory_format=torch.channels_last), t)
+        out = compiled_unet(x.contiguous(memory_format=torch.channels_last), t)
     assert reference.abs().max() > 0.01
     torch.testing.assert_close(out, reference, atol=1e-5, rtol=0)
-    assert getattr(compiled.unet, unet_compile.COMPILED_MARK)
-    assert not should_compile(True, compiled, CPU, [], 1)  # compiled once per run

@@ -17,7 +17,7 @@ import torch
 import torch.distributed as dist
 import yaml
 
-from core.Configurator import apply_overrides, load_config, load_yaml
+from core.config.configurator import apply_overrides, load_config, load_yaml
 from dl_utils.checkpoint import atomic_write_text
 from dl_utils.distributed import DistributedContext
 from dl_utils.errors import UserInputError

@@ -1,7 +1,7 @@
 """One experiment from config to run folder: check and build everything, then train and/or evaluate.
 
-The jobs live in their own modules: `core.Configurator` (load, merge, check the YAML),
-`core.assembly` (build the parts, reading every user file), `core.run_folder` (create or
+The jobs live in their own modules: `core.config.configurator` (load, merge, check the YAML),
+`core.run.assembly` (build the parts, reading every user file), `core.run.run_folder` (create or
 resume the run folder), this module (the order of things, training and evaluation).
 Nothing is written before every check has passed.
 """
@@ -14,11 +14,12 @@ from typing import Any
 import torch
 import yaml
 
-from core import checkpoint_metadata
-from core.assembly import Parts, build_parts
-from core.Configurator import ComponentBuilder, ConfigError, apply_overrides, describe_sources, load_config, validate_top_level
-from core.results import write_results
-from core.run_folder import LATEST, make_run_dir, resume_config, write_run_config
+from core.config.configurator import ComponentBuilder, ConfigError, apply_overrides, describe_sources, load_config, validate_top_level
+from core.evaluation.result import EvaluationResult
+from core.run import checkpoint_metadata
+from core.run.assembly import Parts, build_parts
+from core.run.results import write_results
+from core.run.run_folder import LATEST, make_run_dir, resume_config, write_run_config
 from data.trained_on import from_data_module
 from dl_utils.checkpoint import atomic_write_text
 from dl_utils.device import resolve_device
@@ -35,7 +36,7 @@ def run_experiment(config_path: str | Path, overrides: list[str] | None = None, 
                    output_root: str | None = None, quiet: bool = False) -> Path | None:
     """Run the experiment described by `config_path`; return the run folder (rank 0) or None.
 
-    With `resume`, the run folder's stored config is continued (see `core.run_folder`).
+    With `resume`, the run folder's stored config is continued (see `core.run.run_folder`).
     """
     config_path = Path(config_path)
     overrides = list(overrides or [])
@@ -67,6 +68,7 @@ def _run(config: dict[str, Any], config_path: Path, overrides: list[str], where:
     seed = config.get("seed", 42)
     seed_everything(seed, deterministic=config.get("deterministic", True), num_threads=config.get("num_threads"))
     builder = ComponentBuilder(where, config.get("allow_external_modules", False))
+    config = builder.upgrade(config)  # earlier config versions in today's form: what is built is what is stored
     parts = build_parts(config, builder, config_path, ctx, device, seed,
                         resume_from=resume_dir / LATEST if resume_dir is not None else None)
 
@@ -83,12 +85,14 @@ def _run(config: dict[str, Any], config_path: Path, overrides: list[str], where:
     LOG.info("experiment %s: run folder %s on %s (rank %d of %d)", experiment_name, run_dir, device, ctx.rank, ctx.world_size)
     try:
         trained = from_data_module(parts.trainer.data_module).to_plain() if parts.trainer is not None else None
-        results = _train_and_evaluate(parts, run_dir, ctx, logger, checkpoint_metadata.describe(config, trained))
+        evaluations, training = _train_and_evaluate(parts, run_dir, ctx, logger, checkpoint_metadata.describe(config, trained))
         if ctx.is_main:
+            results = {task: result.to_json() for task, result in evaluations.items()}
+            if training:
+                results["training"] = {"summary": training}
             write_results(results, run_dir, header=f"{config['name']} / {experiment_name} ({config_path})")
             if parts.trainer is not None:  # the run's own checkpoint only, never a shipped weights file
-                checkpoint_metadata.store_thresholds(run_dir / "checkpoints" / "best_model.pt", results, config,
-                                                     checkpoint_metadata.input_shapes(parts.evaluators))
+                checkpoint_metadata.store_evaluation(run_dir / "checkpoints" / "best_model.pt", config, evaluations)
         barrier()
     finally:
         logger.finish()
@@ -96,7 +100,8 @@ def _run(config: dict[str, Any], config_path: Path, overrides: list[str], where:
 
 
 def _train_and_evaluate(parts: Parts, run_dir: Path, ctx: DistributedContext, logger: RunLogger,
-                        checkpoint_extra: dict[str, Any]) -> dict[str, Any]:
+                        checkpoint_extra: dict[str, Any]) -> tuple[dict[str, EvaluationResult], dict[str, float] | None]:
+    """Train (when there is a trainer), then every evaluation: ({task: result}, training summary)."""
     trainer = parts.trainer
     if trainer is not None:
         trainer.attach_run(run_dir, logger, checkpoint_extra)  # every checkpoint carries the run's config
@@ -106,10 +111,9 @@ def _train_and_evaluate(parts: Parts, run_dir: Path, ctx: DistributedContext, lo
             _plot_history(trainer.history, run_dir)
     barrier()
     # every rank evaluates (each scores its share of the volumes); rank 0's results are the run's
-    results = {name: evaluator.run(run_dir / name, logger) for name, evaluator in parts.evaluators.items()}
-    if ctx.is_main and trainer is not None:
-        results["training"] = {"summary": _training_summary(trainer)}
-    return results if ctx.is_main else {}
+    evaluations = {name: evaluator.run(run_dir / name, logger) for name, evaluator in parts.evaluators.items()}
+    training = _training_summary(trainer) if ctx.is_main and trainer is not None else None
+    return (evaluations, training) if ctx.is_main else ({}, None)
 
 
 def _run_orchestrator(config: dict[str, Any], config_path: Path, where: str, output_root: str | None,

@@ -7,12 +7,14 @@ import json
 import math
 from pathlib import Path
 
+from core.evaluation.thresholds import ORACLE_KEY, VAL_DICE_KEY, fpr_key, metric_key
 from dl_utils.checkpoint import atomic_write_csv, atomic_write_text
 
 # Columns of the printed table, in order; all metrics are in the files. AUPRC / AUROC are
 # the papers' per-volume means over whole volumes (core/evaluation_metrics.py).
-TABLE_COLUMNS = ("AUPRC", "AUROC", "AUPRC_pooled_brain", "Dice@val_dice", "Dice@fpr_1%", "Dice@fpr_5%", "Dice@oracle_dice",
-                 "DetectionRate@fpr_5%", "SampleAUROC", "rec_SSIM", "rec_PSNR", "seconds_per_volume")
+TABLE_COLUMNS = ("AUPRC", "AUROC", "AUPRC_pooled_brain", metric_key("Dice", VAL_DICE_KEY), metric_key("Dice", fpr_key(0.01)),
+                 metric_key("Dice", fpr_key(0.05)), metric_key("Dice", ORACLE_KEY), metric_key("DetectionRate", fpr_key(0.05)),
+                 "SampleAUROC", "rec_SSIM", "rec_PSNR", "seconds_per_volume")
 
 
 TIMING_KEYS = ("seconds_per_volume", "train_seconds")  # wall-clock figures: timing.json, not results.json
@@ -52,7 +54,7 @@ def markdown_table(results: dict[str, dict[str, dict[str, float]]]) -> str:
 
 def _metric_table(results: dict[str, dict[str, dict[str, float]]]) -> str:
     present = [c for c in TABLE_COLUMNS if any(c in m for task in results.values() for m in task.values())]
-    header = "| task | data set | " + " | ".join(c.replace("oracle_dice", "oracle (upper bound)") for c in present) + " |"
+    header = "| task | data set | " + " | ".join(c.replace(ORACLE_KEY, "oracle (upper bound)") for c in present) + " |"
     lines = [header, "|" + "---|" * (len(present) + 2)]
     pad = " |" * (len(present) - 1)
     for task, sets in results.items():
@@ -88,7 +90,8 @@ def write_results(results: dict[str, dict[str, dict[str, float]]], run_dir: Path
     for task, sets in results.items():
         for name, metrics in sets.items():
             for metric, value in metrics.items():
-                writer.writerow([task, name, metric, value])
+                if not isinstance(value, (dict, list)):  # records (thresholds, input grid) stay in results.json
+                    writer.writerow([task, name, metric, value])
     atomic_write_text(run_dir / "results.csv", buffer.getvalue())
     merge_per_volume(list(results), run_dir)
     table = markdown_table(results) if table is None else table

@@ -1,21 +1,17 @@
-"""Score one volume: model reconstructions -> scorer -> map post-processing. No labels needed.
+"""Reconstructing a volume slice by slice, test-time precision, and reconstruction quality.
 
-`score_volume` is the one public entry point shared by the evaluator and by prediction on
-unlabelled volumes; everything here runs under `torch.inference_mode`.
+`core.evaluation.pipeline.ScoringPipeline` calls `reconstruct_volume` for evaluation and
+prediction alike; everything here runs under `torch.inference_mode`.
 """
 from __future__ import annotations
 
 import contextlib
 import enum
-from collections.abc import Callable, Sequence
-from typing import Any
 
 import numpy as np
 import torch
 from torch import Tensor, nn
 
-from dl_utils.errors import UserInputError
-from optim.postprocessing import apply_map_steps
 from optim.scoring.ssim import ssim_maps
 
 
@@ -37,23 +33,6 @@ def autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
     if choice is Precision.FP32:
         return None
     return torch.float16 if choice is Precision.FP16 else torch.bfloat16
-
-
-def use_channels_last(model: nn.Module, channels_last: bool | None) -> bool:
-    """`None` (auto): channels-last for the diffusion models' UNet, where it was measured to
-    win (CPU, paper UNet: 0.78x the CPU time of the default layout, outputs equal to 8e-6,
-    `python -m benchmarks.bench_diffusion --cpu-speed`); other models keep their layout
-    (some flatten conv features with `view`)."""
-    return hasattr(model, "unet") if channels_last is None else bool(channels_last)
-
-
-def prepare_model(model: nn.Module, channels_last: bool) -> nn.Module:
-    """eval mode, and the channels-last memory layout when asked (faster convs, outputs equal to float noise).
-    Compiling the UNet is decided per evaluation (`core.unet_compile`)."""
-    model.eval()
-    if channels_last:
-        model.to(memory_format=torch.channels_last)
-    return model
 
 
 def reconstruction_quality(image: Tensor, reconstruction: Tensor, mask: Tensor) -> dict[str, float]:
@@ -102,23 +81,3 @@ def reconstruct_volume(model: nn.Module, image: Tensor, num_samples: int, slice_
         chunks.append(recs.float().cpu())
     recs = torch.cat(chunks, dim=1)  # (N, D, 1, H, W)
     return recs[:, :, 0].permute(0, 2, 3, 1).contiguous()
-
-
-@torch.inference_mode()
-def score_volume(model: nn.Module, volume: Any, scorer: Callable[[Tensor, Tensor, Tensor], Tensor],
-                 map_steps: Sequence[Callable], device: torch.device, slice_batch_size: int,
-                 precision: str = "auto", channels_last: bool = True) -> tuple[np.ndarray, Tensor]:
-    """One volume (`.image`, `.mask`, `.name`) -> (post-processed anomaly map (H, W, D)
-    float32, reconstructions (N, H, W, D); N = 0 for model-free scorers)."""
-    image = volume.image.float()
-    mask = volume.mask.bool()
-    num_samples = int(getattr(scorer, "num_reconstructions", 1))  # 0: the scorer needs no model
-    if num_samples > 0:
-        recs = reconstruct_volume(model, image, num_samples, slice_batch_size, device, precision, channels_last)
-    else:
-        recs = image.new_zeros((0, *image.shape))
-    if not torch.isfinite(recs).all():
-        raise UserInputError(f"{volume.name}: the model produced NaN or Inf reconstructions; check the weights")
-    amap = scorer(image.to(device), recs.to(device), mask.to(device)).float().cpu()
-    amap = apply_map_steps(map_steps, amap, mask)
-    return np.ascontiguousarray(torch.as_tensor(amap).float().numpy()), recs

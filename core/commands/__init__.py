@@ -1,0 +1,1 @@
+"""The command lines (`uad` verbs) and what only they do: predict, convert, cross-validation, exit codes."""

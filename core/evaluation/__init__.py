@@ -1,0 +1,1 @@
+"""The evaluation protocol: scoring pipeline, threshold rules, metrics, the evaluator and its result."""

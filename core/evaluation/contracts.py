@@ -1,0 +1,32 @@
+"""What the evaluation needs of a model, as Protocols (models in `model_zoo/` satisfy them structurally).
+
+`tests/core/evaluation/test_model_contract.py` discovers every `nn.Module` of `model_zoo/`
+with a `reconstruct` method and checks it against `ReconstructionModel` at a tiny size.
+"""
+from __future__ import annotations
+
+from typing import Protocol, runtime_checkable
+
+from torch import Tensor, nn
+
+
+@runtime_checkable
+class ReconstructionModel(Protocol):
+    """What the evaluation needs of a model (`model_zoo/`): in eval mode, x (B, 1, H, W) in
+    [0, 1] -> (N, B, 1, H, W) in [0, 1], deterministic for a given torch RNG state."""
+
+    def reconstruct(self, x: Tensor, num_samples: int = 1) -> Tensor: ...
+
+
+@runtime_checkable
+class BatchCappedModel(Protocol):
+    """A model that splits its network batch (slices x samples x levels) at `max_batch_size` (None: no cap)."""
+
+    max_batch_size: int | None
+
+
+@runtime_checkable
+class DiffusionModel(Protocol):
+    """A model whose cost is its UNet: channels-last and compiling apply to it."""
+
+    unet: nn.Module

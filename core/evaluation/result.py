@@ -1,0 +1,102 @@
+"""What one evaluation returns, typed: metrics and fitted thresholds per data set, the input grid, per-volume rows.
+
+The run writes it as it is: `results.json` holds, per task and data set, the metrics, and
+for test sets the fitted thresholds (records, see `core.evaluation.thresholds`) and the
+input grid; the run's checkpoint gets the thresholds, grids and scored volume names
+(`core.run.checkpoint_metadata`), so `uad predict` reads values, never metric names.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from core.evaluation.thresholds import FittedThreshold, thresholds_from_json, thresholds_to_json
+
+THRESHOLDS_KEY = "thresholds"
+INPUT_GRID_KEY = "input_grid"
+SKIPPED_KEY = "skipped"
+
+
+@dataclass(frozen=True)
+class InputGrid:
+    """The grid a data set was evaluated on: volume shape (H, W, D) and the preprocessing
+    (its data module's `VolumePreprocessor` settings) that brought scans onto it."""
+
+    shape: tuple[int, int, int]
+    preprocessing: dict[str, Any] | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {"shape": list(self.shape), "preprocessing": self.preprocessing}
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> InputGrid:
+        return cls(tuple(int(s) for s in data["shape"]), data.get("preprocessing"))
+
+    @classmethod
+    def of(cls, datasets: Any) -> InputGrid | None:
+        """The grid of a data set's first volume, with its preprocessor when it has one."""
+        if not len(datasets):
+            return None
+        shape = tuple(int(s) for s in datasets[0].image.shape)
+        preprocessor = getattr(datasets, "preprocessor", None)
+        settings = None
+        if preprocessor is not None and dataclasses.is_dataclass(preprocessor):
+            settings = json.loads(json.dumps(dataclasses.asdict(preprocessor)))  # plain values (enums -> str)
+        return cls(shape, settings)
+
+
+@dataclass
+class SetResult:
+    """One data set's metrics; for a test set also its fitted thresholds and input grid."""
+
+    metrics: dict[str, Any]
+    thresholds: dict[str, FittedThreshold] = field(default_factory=dict)
+    input_grid: InputGrid | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        out = dict(self.metrics)
+        if self.thresholds:
+            out[THRESHOLDS_KEY] = thresholds_to_json(self.thresholds)
+        if self.input_grid is not None:
+            out[INPUT_GRID_KEY] = self.input_grid.to_json()
+        return out
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> SetResult:
+        metrics = {k: v for k, v in data.items() if k not in (THRESHOLDS_KEY, INPUT_GRID_KEY)}
+        grid = data.get(INPUT_GRID_KEY)
+        return cls(metrics, thresholds_from_json(data.get(THRESHOLDS_KEY) or {}),
+                   InputGrid.from_json(grid) if isinstance(grid, Mapping) else None)
+
+
+@dataclass
+class EvaluationResult:
+    """A task's result: per data set (test sets, then healthy sets), the per-volume rows, and
+    the names of their volumes per data set in scoring order (how predict finds a volume's seed)."""
+
+    sets: dict[str, SetResult] = field(default_factory=dict)
+    per_volume: list[dict[str, Any]] = field(default_factory=list)
+    volumes: dict[str, list[str]] = field(default_factory=dict)
+
+    @classmethod
+    def skipped(cls, test_sets: Sequence[str], reason: str) -> EvaluationResult:
+        return cls({name: SetResult({SKIPPED_KEY: reason}) for name in test_sets})
+
+    def to_json(self) -> dict[str, dict[str, Any]]:
+        """`results.json`'s entry of the task: {data set: metrics (+ thresholds, input grid)}."""
+        return {name: result.to_json() for name, result in self.sets.items()}
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> EvaluationResult:
+        return cls({name: SetResult.from_json(value) for name, value in data.items() if isinstance(value, Mapping)})
+
+    def thresholds(self) -> dict[str, dict[str, FittedThreshold]]:
+        """{test set: {rule key: fitted}} for the sets that have thresholds."""
+        return {name: dict(r.thresholds) for name, r in self.sets.items() if r.thresholds}
+
+    def input_grid(self) -> InputGrid | None:
+        """The grid of the first test set (the one predict brings scans onto)."""
+        return next((r.input_grid for r in self.sets.values() if r.input_grid is not None), None)

@@ -1,0 +1,217 @@
+"""Self-describing checkpoints: what a checkpoint carries besides its weights, and why.
+
+A checkpoint of this framework holds, next to `model_weights`, the full merged `config`
+it came from (so the model spec, the data-loader preprocessing, the scorer and the
+post-processing of every downstream task travel with it), `model_spec` (the config's
+`model` entry), `metadata_version`, `trained_on` (the training data: split, volumes,
+subjects, contrast, grid; `data.trained_on`) and, once the run has been evaluated, `evaluation`:
+per task the fitted thresholds (`FittedThreshold` records per test set), the input grid
+(shape and preprocessing of the evaluated volumes) and the names of the volumes scored per
+data set, in order (so `uad predict` seeds a volume as the evaluator did). Everything is
+plain values, so `torch.load(weights_only=True)` loads it and `predict` or a test-only
+config needs nothing else.
+
+Version 1 (e.g. `weights/ra_demo.pt`) held flat evaluator params, bare {key: value}
+thresholds and `input_shapes`; `task_records` reads both versions into the same records.
+
+`uad describe RUN_FOLDER [--weights W] [--out OUT]` (core/commands/cli.py) makes any
+evaluated run folder's checkpoint (or the weights file `W`) self-describing from the run's
+`config.yaml`, `results.json` and `per_volume.csv`.
+"""
+from __future__ import annotations
+
+import copy
+import csv
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from core.evaluation.result import EvaluationResult, InputGrid, SetResult
+from core.evaluation.thresholds import FittedThreshold, legacy_fitted, legacy_thresholds_from_metrics, thresholds_from_json
+from dl_utils.checkpoint import load_checkpoint, save_checkpoint
+from dl_utils.errors import UserInputError
+
+METADATA_VERSION = 2
+EVALUATION_KEY = "evaluation"
+
+
+@dataclass
+class TaskRecord:
+    """What a run's evaluation of one task left in its checkpoint, for `uad predict`."""
+
+    thresholds: dict[str, dict[str, FittedThreshold]] = field(default_factory=dict)  # {test set: {rule key: fitted}}
+    input_grid: InputGrid | None = None
+    volumes: dict[str, list[str]] = field(default_factory=dict)  # {data set: volume names in scoring order}
+
+    def to_json(self) -> dict[str, Any]:
+        return {"thresholds": {s: {k: t.to_json() for k, t in found.items()} for s, found in self.thresholds.items()},
+                "input_grid": None if self.input_grid is None else self.input_grid.to_json(),
+                "volumes": {s: list(names) for s, names in self.volumes.items()}}
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> TaskRecord:
+        grid = data.get("input_grid")
+        return cls({s: thresholds_from_json(found) for s, found in (data.get("thresholds") or {}).items()},
+                   InputGrid.from_json(grid) if isinstance(grid, Mapping) else None,
+                   {s: [str(n) for n in names] for s, names in (data.get("volumes") or {}).items()})
+
+    @classmethod
+    def of(cls, result: EvaluationResult) -> TaskRecord:
+        """The record of an evaluation; thresholds only of rules predict may use (no oracle)."""
+        thresholds = {s: {k: t for k, t in found.items() if t.usable_by_predict} for s, found in result.thresholds().items()}
+        return cls(thresholds, result.input_grid(), dict(result.volumes))
+
+
+def describe(config: dict[str, Any], trained_on: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The entries a training run writes into every checkpoint (plain values only); `trained_on`
+    (`data.trained_on.TrainedOn.to_plain()`, what `uad predict` states) when given."""
+    plain = json.loads(json.dumps(config, default=str))  # deep copy as plain values
+    described = {"config": plain, "model_spec": plain.get("model"), "metadata_version": METADATA_VERSION}
+    return {**described, "trained_on": dict(trained_on)} if trained_on is not None else described
+
+
+def store_evaluation(checkpoint: str | Path, config: dict[str, Any], evaluations: Mapping[str, EvaluationResult]) -> bool:
+    """Add the config and each task's evaluation record to `checkpoint` atomically; False if there is no such file."""
+    checkpoint = Path(checkpoint)
+    if not checkpoint.is_file():
+        return False
+    records = {task: TaskRecord.of(result) for task, result in evaluations.items()}
+    _write(load_checkpoint(checkpoint), config, records, checkpoint)
+    return True
+
+
+def _write(state: dict[str, Any], config: dict[str, Any], records: Mapping[str, TaskRecord], target: Path) -> None:
+    state.update(describe(config))
+    for legacy_key in ("thresholds", "input_shapes"):  # version 1 entries, now inside `evaluation`
+        state.pop(legacy_key, None)
+    state[EVALUATION_KEY] = {task: record.to_json() for task, record in records.items()}
+    save_checkpoint(state, target)
+
+
+def read(state: dict[str, Any], source: Any) -> dict[str, Any]:
+    """The stored config of a loaded checkpoint; a one-line error when it has none."""
+    config = state.get("config")
+    if not isinstance(config, dict) or "model" not in config:
+        raise UserInputError(
+            f"{source}: checkpoint does not describe itself (no 'config' entry); re-write it with "
+            "`uad describe RUN_FOLDER --weights <this file>`"
+        )
+    return config
+
+
+def task_records(state: dict[str, Any], config: dict[str, Any]) -> dict[str, TaskRecord]:
+    """{task: record} of a checkpoint of either metadata version."""
+    if int(state.get("metadata_version", 1)) >= 2 or EVALUATION_KEY in state:
+        return {task: TaskRecord.from_json(data) for task, data in (state.get(EVALUATION_KEY) or {}).items()}
+    return _records_v1(state, config)
+
+
+def _records_v1(state: dict[str, Any], config: dict[str, Any]) -> dict[str, TaskRecord]:
+    """Version 1: bare {task: {set: {key: value}}} thresholds and {task: [H, W, D]} shapes; the
+    grid's preprocessing is the task's data loader's, as version-1 predict read it."""
+    records: dict[str, TaskRecord] = {}
+    shapes = state.get("input_shapes") or {}
+    for task, sets in (state.get("thresholds") or {}).items():
+        record = records.setdefault(task, TaskRecord())
+        for set_name, values in sets.items():
+            found = (legacy_fitted(key, value) for key, value in values.items())
+            record.thresholds[set_name] = {t.key: t for t in found if t is not None}
+    for task, shape in shapes.items():
+        loader = ((config.get("downstream_tasks") or {}).get(task, {}).get("data_loader") or {}).get("params") or {}
+        records.setdefault(task, TaskRecord()).input_grid = InputGrid(tuple(int(s) for s in shape), loader.get("preprocessing"))
+    return records
+
+
+def complete_config(config: dict[str, Any]) -> dict[str, Any]:
+    """A test-only config without `model` takes the model (and missing parts) from its weights."""
+    experiment = config.get("experiment") or {}
+    weights = experiment.get("weights") if isinstance(experiment, dict) else None
+    if "model" in config or not weights:
+        return config
+    stored = read(load_checkpoint(weights), weights)
+    out = copy.deepcopy(config)
+    for key in ("model", "downstream_tasks", "name", "data_root"):
+        if key not in out and key in stored:
+            out[key] = copy.deepcopy(stored[key])
+    return out
+
+
+def test_config(checkpoint: str | Path) -> dict[str, Any]:
+    """A `task: test` config that evaluates `checkpoint` exactly as its run was evaluated."""
+    config = copy.deepcopy(read(load_checkpoint(checkpoint), checkpoint))
+    config["experiment"] = {**(config.get("experiment") or {}), "task": "test", "weights": str(checkpoint)}
+    config.pop("base", None)
+    return config
+
+
+# ---- from an evaluated run folder ---------------------------------------------------------------
+def _run_records(run_dir: Path, config: dict[str, Any], results: dict[str, Any]) -> dict[str, TaskRecord]:
+    """Each task's record from the run folder's results.json (typed since version 2; older
+    folders: `threshold@` metrics and the written maps' shapes) and per_volume.csv."""
+    tasks = list((config.get("downstream_tasks") or {}).keys())
+    by_task = {tasks[0]: results} if len(tasks) == 1 and tasks[0] not in results else results
+    records: dict[str, TaskRecord] = {}
+    for task in tasks:
+        sets = by_task.get(task)
+        if not isinstance(sets, Mapping):
+            continue
+        record = records[task] = TaskRecord()
+        for set_name, data in sets.items():
+            if not isinstance(data, Mapping):
+                continue
+            result = SetResult.from_json(data)
+            thresholds = result.thresholds or legacy_thresholds_from_metrics(result.metrics)
+            if thresholds:
+                record.thresholds[set_name] = {k: t for k, t in thresholds.items() if t.usable_by_predict}
+            if record.input_grid is None and result.input_grid is not None:
+                record.input_grid = result.input_grid
+        if record.input_grid is None:
+            record.input_grid = _grid_from_maps(run_dir, task, config)
+        record.volumes = _volumes_from_rows(run_dir / task / "per_volume.csv")
+    return records
+
+
+def _grid_from_maps(run_dir: Path, task: str, config: dict[str, Any]) -> InputGrid | None:
+    """The evaluation grid read off a run folder's written anomaly maps (`<run>/<task>/anomaly_maps/<set>/`)."""
+    import nibabel as nib
+
+    first = next(iter(sorted((run_dir / task / "anomaly_maps").glob("*/*.nii.gz"))), None)
+    if first is None:
+        return None
+    loader = ((config.get("downstream_tasks") or {}).get(task, {}).get("data_loader") or {}).get("params") or {}
+    return InputGrid(tuple(int(s) for s in nib.load(str(first)).shape[:3]), loader.get("preprocessing"))
+
+
+def _volumes_from_rows(path: Path) -> dict[str, list[str]]:
+    """{data set: volume names in order} from a task's per_volume.csv (its test and healthy sets)."""
+    if not path.is_file():
+        return {}
+    volumes: dict[str, list[str]] = {}
+    with open(path, newline="") as handle:
+        for row in csv.DictReader(handle):
+            volumes.setdefault(row["dataset"], []).append(row["name"])
+    return volumes
+
+
+def rewrite_from_run(run_dir: str | Path, weights: str | Path | None = None, out: str | Path | None = None) -> Path:
+    """Make a self-describing checkpoint from an evaluated run folder; returns the written path."""
+    run_dir = Path(run_dir)
+    config_path, results_path = run_dir / "config.yaml", run_dir / "results.json"
+    for path in (config_path, results_path):
+        if not path.is_file():
+            raise UserInputError(f"{path} not found; pass an evaluated run folder (it holds config.yaml and results.json)")
+    config = yaml.safe_load(config_path.read_text())
+    results = json.loads(results_path.read_text())
+    source = Path(weights) if weights else run_dir / "checkpoints" / "best_model.pt"
+    state = load_checkpoint(source)
+    if "model_weights" not in state:
+        raise UserInputError(f"{source}: no 'model_weights' entry; it is not a checkpoint of this framework")
+    if config.get("experiment", {}).get("task") == "test":
+        config["experiment"] = {**config["experiment"], "task": "train", "weights": None}
+    target = Path(out) if out else source
+    _write(state, config, _run_records(run_dir, config, results), target)
+    return target

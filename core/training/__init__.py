@@ -1,0 +1,1 @@
+"""The training loop (`Trainer`), method-agnostic; projects subclass it for their step."""

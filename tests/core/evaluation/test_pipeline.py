@@ -1,0 +1,117 @@
+"""ScoringPipeline: one volume -> post-processed map (+ reconstructions), seeded per volume; the
+model is prepared for a run of scoring and restored after; fp32 on CPU, autocast on CUDA only."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from benchmarks.bench_evaluation import Smoothing, SyntheticVolumes
+from core.evaluation.pipeline import InferenceSettings, ScoringPipeline, ScoringSpec
+from core.evaluation.reconstruction import autocast_dtype
+from model_zoo.diffusion_models import DDPM
+from optim.postprocessing import BrainMaskErosion, RemoveSmallComponents
+from optim.scoring.l1 import L1Scorer
+
+CPU = torch.device("cpu")
+
+
+def _tiny_ddpm(**kwargs) -> DDPM:
+    torch.manual_seed(0)
+    ddpm = DDPM(image_size=16, base_channels=8, channel_mult=(1,), num_res_blocks=1, num_groups=4, num_head_channels=8,
+                noise="gaussian", **kwargs)
+    with torch.no_grad():  # ADM zero-initialises its output layers: make the reconstruction depend on the noise
+        for p in ddpm.unet.parameters():
+            if not p.any():
+                p.normal_(0, 0.05)
+    return ddpm
+
+
+def test_precision_choice():
+    cuda = torch.device("cuda")
+    assert autocast_dtype("auto", CPU) is None and autocast_dtype("fp16", CPU) is None  # CPU: fp32 unless bf16 is asked for
+    assert autocast_dtype("bf16", CPU) is torch.bfloat16
+    assert autocast_dtype("auto", cuda) is torch.bfloat16 and autocast_dtype("fp16", cuda) is torch.float16
+    assert autocast_dtype("fp32", cuda) is None
+    with pytest.raises(ValueError):
+        autocast_dtype("fp8", CPU)
+
+
+def test_channels_last_default_is_on_for_diffusion_models_only():
+    assert ScoringPipeline(_tiny_ddpm(), ScoringSpec(L1Scorer()), CPU, 0).channels_last
+    assert not ScoringPipeline(Smoothing(), ScoringSpec(L1Scorer()), CPU, 0).channels_last
+    spec = ScoringSpec(L1Scorer(), inference=InferenceSettings(channels_last=True))
+    assert ScoringPipeline(Smoothing(), spec, CPU, 0).channels_last
+
+
+def test_score_is_the_chain_by_hand():
+    volume = SyntheticVolumes(1, (16, 12, 5), 0)[0]
+    model = Smoothing()
+    spec = ScoringSpec(L1Scorer(num_reconstructions=2), map_postprocessing=[BrainMaskErosion(iterations=1)],
+                       inference=InferenceSettings(slice_batch_size=2, channels_last=True))
+    pipeline = ScoringPipeline(model, spec, CPU, seed=0)
+    with pipeline.prepared():
+        scored = pipeline.score(volume, "test", 0)
+    slices = volume.image.permute(2, 0, 1).unsqueeze(1)
+    rec = model.eval().reconstruct(slices, 1)[0, :, 0].permute(1, 2, 0)
+    expected = BrainMaskErosion(iterations=1)((volume.image - rec).abs() * volume.mask, volume.mask)
+    assert scored.reconstructions.shape == (2, 16, 12, 5) and scored.amap.dtype == np.float32
+    np.testing.assert_allclose(scored.amap, expected.numpy(), atol=1e-7)
+
+
+def test_binarize_and_sample_score_are_the_specs():
+    amap = np.zeros((8, 8, 4), np.float32)
+    amap[1:3, 1:3, 1:3] = 1.0  # 8 voxels: kept by min_size 8
+    amap[6, 6, 0] = 1.0  # 1 voxel: removed
+    mask = np.ones_like(amap, bool)
+    spec = ScoringSpec(L1Scorer(), binary_postprocessing=[RemoveSmallComponents(min_size=8)], sample_score="max")
+    pipeline = ScoringPipeline(Smoothing(), spec, CPU, 0)
+    lesion = pipeline.binarize(amap, mask, 0.5)
+    assert lesion.sum() == 8 and not lesion[6, 6, 0]
+    assert pipeline.sample_score(amap, mask) == 1.0
+
+
+def test_stochastic_scores_depend_on_the_volume_key_only():
+    torch.manual_seed(0)
+    volume = SyntheticVolumes(1, (16, 16, 3), 0)[0]
+    pipeline = ScoringPipeline(_tiny_ddpm(), ScoringSpec(L1Scorer()), CPU, seed=7)
+    with pipeline.prepared():
+        a = pipeline.score(volume, "test", 2).amap
+        torch.manual_seed(123)  # whatever ran before
+        b = pipeline.score(volume, "test", 2).amap
+        c = pipeline.score(volume, "test", 3).amap
+    np.testing.assert_array_equal(a, b)
+    assert not np.array_equal(a, c)
+
+
+def test_prepared_restores_the_model():
+    model = _tiny_ddpm(max_batch_size=64).train()
+    spec = ScoringSpec(L1Scorer(), inference=InferenceSettings(unet_batch_size=3, compile_unet=False))
+    pipeline = ScoringPipeline(model, spec, CPU, 0)
+    with pipeline.prepared():
+        assert not model.training and model.max_batch_size == 3
+        assert model.unet.input_conv.weight.is_contiguous(memory_format=torch.channels_last)
+    assert model.training and model.max_batch_size == 64
+    assert model.unet.input_conv.weight.is_contiguous()
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_bf16_autocast_on_cuda_is_close_to_fp32():
+    volume = SyntheticVolumes(1, (16, 12, 5), 0)[0]
+    device = torch.device("cuda")
+    conv = torch.nn.Conv2d(1, 1, 3, padding=1).to(device)
+
+    class Model(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv = conv
+
+        def reconstruct(self, x, num_samples=1):
+            return self.conv(x).float().unsqueeze(0).expand(num_samples, *x.shape)
+
+    maps = []
+    for precision in ("fp32", "bf16"):
+        pipeline = ScoringPipeline(Model(), ScoringSpec(L1Scorer(), inference=InferenceSettings(5, precision)), device, 0)
+        with pipeline.prepared():
+            maps.append(pipeline.score(volume, "test", 0).amap)
+    np.testing.assert_allclose(maps[1], maps[0], atol=2e-2)

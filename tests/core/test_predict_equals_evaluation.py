@@ -1,0 +1,68 @@
+"""`uad predict` gives, for a volume the run evaluated, the evaluator's own map and mask, also
+for stochastic models: each method's demo config is trained for two steps, evaluated on one
+test set, then its checkpoint predicts that test set's CSV.
+
+Maps must be equal bit for bit (same pipeline, same inference settings, same per-volume
+seed); masks are checked through the evaluator's per-volume Dice at the same threshold.
+"""
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import pytest
+import yaml
+
+from core.commands.cli import main as uad
+from core.Main import main
+from optim.metrics import segmentation
+from tests.demo_like_data import write_demo_like
+from tests.test_projects_end_to_end import shrink
+
+ROOT = Path(__file__).resolve().parents[2]
+TASK = "anomaly_detection"
+TEST_SET = "test_hyper_spheres"
+ONE_TEST_SET = [
+    f"downstream_tasks.{TASK}.params.roles.labelled_validation={{{TEST_SET}: val_hyper_spheres}}",
+    f"downstream_tasks.{TASK}.data_loader.datasets={{val_healthy: {{csv: splits/val_healthy.csv}}, "
+    "test_healthy: {csv: splits/test_healthy.csv}, val_hyper_spheres: {csv: splits/val_hyper_spheres.csv}, "
+    f"{TEST_SET}: {{csv: splits/{TEST_SET}.csv}}}}",
+]
+METHODS = {  # config, and what makes it small enough to train and evaluate in seconds
+    "AE": ("projects/AE/configs/ae.yaml", ["model.params.channels=[8, 16, 32, 32]"]),
+    "DDPM": ("projects/DDPM/configs/ddpm.yaml", ["model.params.base_channels=8", "model.params.channel_mult=[1, 2]", "model.params.num_head_channels=8", "model.params.num_groups=4"]),
+    "cDDPM": ("projects/cDDPM/configs/cddpm.yaml", ["model.params.base_channels=8", "model.params.channel_mult=[1, 2]", "model.params.num_head_channels=8", "model.params.num_groups=4"]),
+    "MHD": ("projects/MHD/configs/mhd.yaml", ["model.params.base_channels=8", "model.params.channel_mult=[1, 2]", "model.params.num_head_channels=8", "model.params.num_groups=4"]),
+}
+
+
+@pytest.fixture(scope="module")
+def demo_like(tmp_path_factory) -> Path:
+    return write_demo_like(tmp_path_factory.mktemp("demo_like"))
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_predict_gives_the_evaluators_maps_and_masks(method, demo_like, tmp_path, capsys):
+    config, small = METHODS[method]
+    overrides = shrink(ROOT / config, demo_like, tmp_path / "runs") + [a for s in ONE_TEST_SET + small for a in ("--set", s)]
+    assert main(["--config_path", str(ROOT / config), "--quiet", *overrides]) == 0, capsys.readouterr().err
+    (run,) = [p.parent.parent for p in (tmp_path / "runs").rglob("checkpoints/best_model.pt")]
+    data_root = Path(yaml.safe_load((run / "config.yaml").read_text())["data_root"])
+
+    code = uad(["predict", "--model", str(run), "--input", str(data_root / "splits" / f"{TEST_SET}.csv"),
+                "--data-root", str(data_root), "--output", str(tmp_path / "pred"), "--threshold", "fpr_5%", "--no-png"])
+    assert code == 0, capsys.readouterr().err
+    rows = list(csv.DictReader((tmp_path / "pred" / "predictions.csv").open()))
+    evaluated = {r["name"]: r for r in csv.DictReader((run / TASK / "per_volume.csv").open()) if r["dataset"] == TEST_SET}
+    assert [r["scan"] for r in rows] == list(evaluated) and all(r["status"] == "done" for r in rows)
+    for row in rows:
+        ours = np.asarray(nib.load(row["map_path"]).dataobj)
+        theirs = np.asarray(nib.load(run / TASK / "anomaly_maps" / TEST_SET / f"{row['scan']}_anomaly_map.nii.gz").dataobj)
+        np.testing.assert_array_equal(ours, theirs)
+        mask = np.asarray(nib.load(row["mask_path"]).dataobj) > 0
+        seg = np.asarray(nib.load(data_root / "volumes" / f"{row['scan']}_seg.nii.gz").dataobj) > 0
+        dice = segmentation.dice_from_counts(*segmentation.overlap_counts(mask, seg))
+        assert dice == pytest.approx(float(evaluated[row["scan"]]["Dice@fpr_5%"]), abs=1e-12)
+        assert float(row["sample_score"]) == pytest.approx(float(evaluated[row["scan"]]["sample_score"]), rel=1e-5)
