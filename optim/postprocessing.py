@@ -3,7 +3,7 @@
 Map steps are callables ``(amap (H, W, D), mask (H, W, D) bool) -> amap`` applied in the
 listed order (``apply_map_steps``, the one chain the evaluator and prediction use);
 binary steps are ``(binary (H, W, D)) -> binary`` applied after thresholding
-(``apply_binary_steps``, used by ``core.evaluation.metrics.binary_chain``). Inputs may be tensors or numpy arrays; the result has the
+(``apply_binary_steps``, used by ``core.evaluation.pipeline.ScoringPipeline.binary_chain``). Inputs may be tensors or numpy arrays; the result has the
 type (and for tensors the device and dtype) of ``amap``/``binary``. Inputs are never
 modified. The computation runs in scipy on the CPU.
 

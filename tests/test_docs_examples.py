@@ -71,7 +71,7 @@ RULES: tuple[Rule, ...] = (
     Rule(r"^python core/Main\.py ", Mode.CHECK,
          "a run takes minutes (the benchmark ~40 min; paper configs are for GPUs); "
          "tests/test_projects_end_to_end.py runs every config shrunk end to end"),
-    Rule(r"^python -m core\.(commands\.)?cross_validation ", Mode.CHECK,
+    Rule(r"^(uad cv|python -m core\.(commands\.)?cross_validation) ", Mode.CHECK,
          "one paper run per fold; two folds checked, with fold-numbered stand-in CSVs (the demo's name no fold)",
          add=("--set", "trainer.data_loader.params.train_csv=splits/train_fold0.csv",
               "--set", "trainer.data_loader.params.val_csv=splits/val_fold0.csv"),
@@ -264,7 +264,7 @@ def run_module(module: str, argv: list[str], mode: Mode, data_root: Path) -> int
 def run_uad(argv: list[str], mode: Mode, data_root: Path) -> int:
     from core.commands.cli import main
 
-    if argv and argv[0] in ("train", "test") and "--config_path" in argv:
+    if argv and argv[0] in ("train", "test", "cv") and "--config_path" in argv:
         argv = [argv[0], *_config_args(argv[1:], data_root)]
     with checking(data_root) if mode is Mode.CHECK else contextlib.nullcontext():
         return main(argv)

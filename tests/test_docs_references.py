@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from core.config.aliases import DOCUMENTED_NAMES
 from tests.doc_examples import documents
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -81,7 +82,11 @@ def _missing_bare_docs(text: str, names: set[str]) -> list[str]:
 
 
 def _resolves(dotted: str) -> bool:
-    """`core.config.configurator.merge_configs`: the longest importable module, then attributes."""
+    """`core.config.configurator.merge_configs`: the longest importable module, then attributes;
+    iml-dl's documented component names (`core.Trainer`) resolve through core.config.aliases."""
+    for name, module in DOCUMENTED_NAMES.items():
+        if dotted == name or dotted.startswith(name + "."):
+            dotted = module + dotted[len(name):]
     parts = dotted.split(".")
     for cut in range(len(parts), 0, -1):
         try:

@@ -1,4 +1,4 @@
-"""The `uad` command line: `uad train|test|predict|preprocess|benchmark|convert|describe`.
+"""The `uad` command line: `uad train|test|predict|preprocess|benchmark|cv|convert|describe`.
 
 `python core/Main.py --config_path ...` (iml-dl's command) keeps working; `train`, `test`
 and `benchmark` run the same `core.run.experiment.run_experiment`. Every verb has `--help`.
@@ -95,6 +95,13 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--config_path", "--config-path", "--config", default=BENCHMARK_CONFIG, help=f"default {BENCHMARK_CONFIG}")
     _add_run_options(bench)
 
+    cv = verbs.add_parser("cv", help="k-fold protocol: one run per fold, then mean +- std over folds",
+                          description="Run a config once per fold (fold-numbered split CSVs, e.g. IXI_train_fold0.csv, "
+                                      "get the fold substituted) and write the folds table (folds.md/.csv/.json).")
+    cv.add_argument("--config_path", "--config-path", "--config", required=True, help="project YAML with fold-numbered split CSVs")
+    cv.add_argument("--folds", type=int, nargs="+", required=True, help="fold numbers, e.g. 0 1 2 3 4")
+    _add_run_options(cv)
+
     convert = verbs.add_parser("convert", help="an original Lightning checkpoint -> a checkpoint of this framework",
                                description="Convert the authors' Lightning checkpoints (tensors only; their pickled code never runs): "
                                            "DDPM / cDDPM into a checkpoint of the config's model, SparK pre-training "
@@ -179,6 +186,10 @@ def _dispatch(args: argparse.Namespace) -> Path | int | None:
             print(f"{row['subject']}: {row['status']} ({row['seconds']} s) {row['message']}".rstrip())
         print(Path(args.output) / "summary.csv")
         return 1 if any(r["status"] == "failed" for r in rows) else 0
+    elif args.verb == "cv":
+        from core.commands.cross_validation import run_folds
+
+        result = run_folds(args.config_path, args.folds, args.overrides, args.output_root, args.quiet)
     elif args.verb == "convert":
         from core.commands.convert import convert_checkpoint
 

@@ -1,34 +1,31 @@
 """K-fold protocol in one command: one normal run per fold, then mean +- std over folds.
 
-    python -m core.commands.cross_validation --config_path projects/cDDPM/configs/cddpm_paper.yaml --folds 0 1 2 3 4
+    uad cv --config_path projects/cDDPM/configs/cddpm_paper.yaml --folds 0 1 2 3 4
 
 Every CSV path of the config (after `--set`) that names a fold (`..._fold0.csv`, the IXI
 split names of the originals) gets the fold number substituted; each fold then runs
 exactly as `core/Main.py` would with those paths, in `<cv folder>/fold<k>/`. The folds
 table (`<cv folder>/folds.md`, `.csv`, `.json`) gives, per task, data set
 and metric, the mean and the standard deviation over folds (n - 1 in the denominator) and
-every fold's value. The cv folder `<output_root>/<project>/<config>/cv-<timestamp>` is
-printed last.
+every fold's value (wall-clock figures included, from each run's timing.json). The cv folder
+`<output_root>/<project>/<config>/cv-<timestamp>` is claimed like a run folder (one atomic
+mkdir), before the first fold runs, and printed last; errors and exit codes are the `uad` verbs'.
 """
 from __future__ import annotations
 
-import argparse
-import csv
-import datetime as _dt
-import io
 import json
 import math
 import re
 import statistics
-import sys
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 from core.config.configurator import apply_overrides, describe_sources, load_config
 from core.run.experiment import run_experiment
-from core.run.results import TABLE_COLUMNS
-from dl_utils.checkpoint import atomic_write_text
+from core.run.results import TABLE_COLUMNS, read_results
+from core.run.run_folder import claim_run_dir
+from dl_utils.checkpoint import atomic_write_csv, atomic_write_text
 from dl_utils.errors import UserInputError
 
 FOLD = re.compile(r"fold\d+")
@@ -99,31 +96,15 @@ def folds_table(summary: Results, folds: Sequence[int]) -> str:
     return "\n".join(lines)
 
 
-def _cv_dir(config: dict[str, Any], config_path: Path, output_root: str | None) -> Path:
-    root = Path(output_root or config.get("output_root") or "runs")
-    parts = config_path.resolve().parts
-    project = parts[parts.index("projects") + 1] if "projects" in parts[:-1] else "misc"
-    base = root / project / config_path.stem / f"cv-{_dt.datetime.now().strftime('%Y%m%d-%H%M%S')}"
-    cv_dir, n = base, 1
-    while cv_dir.exists():
-        n += 1
-        cv_dir = base.with_name(f"{base.name}-{n}")
-    cv_dir.mkdir(parents=True)
-    return cv_dir
-
-
 def write_folds(summary: Results, folds: Sequence[int], run_dirs: dict[int, Path], cv_dir: Path) -> str:
     """`<cv_dir>/folds.json`, `<cv_dir>/folds.csv` and `<cv_dir>/folds.md`; returns the markdown table."""
     payload = {"folds": list(folds), "runs": {k: str(v) for k, v in run_dirs.items()}, "summary": summary}
     atomic_write_text(cv_dir / "folds.json", json.dumps(payload, indent=2, allow_nan=True))
-    buffer = io.StringIO()
-    writer = csv.writer(buffer)
-    writer.writerow(["task", "dataset", "metric", "mean", "std", *[f"fold{k}" for k in folds]])
-    for task, sets in summary.items():
-        for name, metrics in sets.items():
-            for metric, e in metrics.items():
-                writer.writerow([task, name, metric, e["mean"], e["std"], *[e["folds"].get(k, "") for k in folds]])
-    atomic_write_text(cv_dir / "folds.csv", buffer.getvalue())
+    columns = ["task", "dataset", "metric", "mean", "std", *[f"fold{k}" for k in folds]]
+    rows = ({"task": task, "dataset": name, "metric": metric, "mean": e["mean"], "std": e["std"],
+             **{f"fold{k}": e["folds"].get(k, "") for k in folds}}
+            for task, sets in summary.items() for name, metrics in sets.items() for metric, e in metrics.items())
+    atomic_write_csv(cv_dir / "folds.csv", rows, columns)
     table = folds_table(summary, folds)
     atomic_write_text(cv_dir / "folds.md", table + "\n")
     return table
@@ -143,7 +124,7 @@ def run_folds(config_path: str | Path, folds: Sequence[int], overrides: Sequence
             f"{config_path}: no CSV path names a fold (e.g. splits/IXI_train_fold0.csv); set the split CSVs "
             "in projects/common/paper_evaluation.yaml (or with --set) to fold-numbered files"
         )
-    cv_dir = _cv_dir(config, config_path, output_root)
+    cv_dir = claim_run_dir(config, config_path, output_root, prefix="cv-")
     per_fold: dict[int, Results] = {}
     run_dirs: dict[int, Path] = {}
     for fold in folds:
@@ -152,31 +133,9 @@ def run_folds(config_path: str | Path, folds: Sequence[int], overrides: Sequence
         if run_dir is None:  # not rank 0 of a distributed run: rank 0 writes the table
             continue
         run_dirs[fold] = run_dir
-        per_fold[fold] = json.loads((run_dir / "results.json").read_text())
+        per_fold[fold] = read_results(run_dir)
     if run_dirs:
         table = write_folds(summarise(per_fold), folds, run_dirs, cv_dir)
         if not quiet:
             print("\n" + table + "\n", flush=True)
     return cv_dir
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description="Run a config once per fold and tabulate mean +- std over folds.")
-    parser.add_argument("--config_path", "--config-path", required=True, help="project YAML with fold-numbered split CSVs")
-    parser.add_argument("--folds", type=int, nargs="+", required=True, help="fold numbers, e.g. 0 1 2 3 4")
-    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY.PATH=VALUE",
-                        help="override any config key for every fold; repeatable")
-    parser.add_argument("--output_root", "--output-root", help="folder for the cv folder (overrides output_root)")
-    parser.add_argument("--quiet", action="store_true", help="log warnings only")
-    args = parser.parse_args(argv)
-    try:
-        cv_dir = run_folds(args.config_path, args.folds, args.overrides, args.output_root, args.quiet)
-    except UserInputError as exc:
-        print("error: " + " ".join(str(exc).split()), file=sys.stderr)
-        return 2
-    print(cv_dir)
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

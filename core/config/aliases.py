@@ -10,10 +10,12 @@ documented ones.
 """
 from __future__ import annotations
 
-MODULE_ALIASES: dict[str, str] = {
-    # iml-dl's names (documented in README / framework docs)
+DOCUMENTED_NAMES: dict[str, str] = {  # iml-dl's names, which the README and the shipped YAML use
     "core.Trainer": "core.training.trainer",
     "core.DownstreamEvaluator": "core.evaluation.evaluator",
+}
+MODULE_ALIASES: dict[str, str] = {
+    **DOCUMENTED_NAMES,
     # flat core/ modules before the regrouping into subpackages (metadata_version 1)
     "core.Configurator": "core.config.configurator",
     "core.evaluation_sets": "core.evaluation.scored_sets",

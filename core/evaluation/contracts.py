@@ -1,6 +1,6 @@
 """What the evaluation needs of a model, as Protocols (models in `model_zoo/` satisfy them structurally).
 
-`tests/core/evaluation/test_model_contract.py` discovers every `nn.Module` of `model_zoo/`
+`tests/model_zoo/test_model_contract.py` discovers every `nn.Module` of `model_zoo/`
 with a `reconstruct` method and checks it against `ReconstructionModel` at a tiny size.
 """
 from __future__ import annotations

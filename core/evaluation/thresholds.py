@@ -123,6 +123,9 @@ class BestDice:
     search: ThresholdSearch = ThresholdSearch.BISECTION
     bisection_steps: int = 10
 
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "search", ThresholdSearch(self.search))
+
     def threshold(self, scored: Any, data: FitData) -> float:
         if self.search is ThresholdSearch.EXACT:
             return data.summary(scored).best_dice_threshold

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import csv
-import io
 import json
 import math
 from pathlib import Path
@@ -84,15 +83,10 @@ def write_results(results: dict[str, dict[str, dict[str, float]]], run_dir: Path
     (the CSV and the table show both; `read_results` merges them back)."""
     for name, part in (("results.json", _split_timing(results, False)), ("timing.json", _split_timing(results, True))):
         atomic_write_text(run_dir / name, json.dumps(part, indent=2, default=float, allow_nan=True))
-    buffer = io.StringIO()
-    writer = csv.writer(buffer)
-    writer.writerow(["task", "dataset", "metric", "value"])
-    for task, sets in results.items():
-        for name, metrics in sets.items():
-            for metric, value in metrics.items():
-                if not isinstance(value, (dict, list)):  # records (thresholds, input grid) stay in results.json
-                    writer.writerow([task, name, metric, value])
-    atomic_write_text(run_dir / "results.csv", buffer.getvalue())
+    rows = ({"task": task, "dataset": name, "metric": metric, "value": value}
+            for task, sets in results.items() for name, metrics in sets.items() for metric, value in metrics.items()
+            if not isinstance(value, (dict, list)))  # records (thresholds, input grid) stay in results.json
+    atomic_write_csv(run_dir / "results.csv", rows, ("task", "dataset", "metric", "value"))
     merge_per_volume(list(results), run_dir)
     table = markdown_table(results) if table is None else table
     atomic_write_text(run_dir / "results.md", (f"# {header}\n\n" if header else "") + table + "\n")

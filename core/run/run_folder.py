@@ -73,19 +73,25 @@ def resume_config(run_dir: Path, config_path: Path, overrides: list[str]) -> dic
     return stored
 
 
+def claim_run_dir(config: dict[str, Any], config_path: Path, output_root: str | None, prefix: str = "") -> Path:
+    """`<output_root>/<project>/<config>/<prefix><timestamp>[-n]`, made with one atomic mkdir
+    (two runs at once never share one); `prefix` names other kinds of run folder (`cv-`)."""
+    root = Path(output_root or config.get("output_root") or "runs")
+    parts = config_path.resolve().parts
+    project = parts[parts.index("projects") + 1] if "projects" in parts[:-1] else "misc"
+    stamp = prefix + _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+    parent = root / project / config_path.stem
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UserInputError(f"{parent}: cannot create the run folder ({exc.strerror}); set output_root to a writable folder") from exc
+    return _claim(parent, stamp)
+
+
 def make_run_dir(config: dict[str, Any], config_path: Path, ctx: DistributedContext, output_root: str | None) -> Path:
-    """`<output_root>/<project>/<config>/<timestamp>[-n]`, made with one atomic mkdir and agreed by all ranks."""
+    """A run's folder (`claim_run_dir`) with its `checkpoints/` and `figures/`, agreed by all ranks."""
     if ctx.is_main:
-        root = Path(output_root or config.get("output_root") or "runs")
-        parts = config_path.resolve().parts
-        project = parts[parts.index("projects") + 1] if "projects" in parts[:-1] else "misc"
-        stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
-        parent = root / project / config_path.stem
-        try:
-            parent.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise UserInputError(f"{parent}: cannot create the run folder ({exc.strerror}); set output_root to a writable folder") from exc
-        run_dir = _claim(parent, stamp)
+        run_dir = claim_run_dir(config, config_path, output_root)
         (run_dir / "checkpoints").mkdir()
         (run_dir / "figures").mkdir()
         name = [str(run_dir)]

@@ -33,6 +33,7 @@ from data.demo.geometry import (
 )
 from data.demo.sources import DEMO_SUBJECTS, DemoSubject, fetch_wheel, nifti_from_bytes, read_member
 from data.nifti_io import save_nifti
+from dl_utils.checkpoint import atomic_write_csv
 from dl_utils.errors import UserInputError
 
 log = logging.getLogger(__name__)
@@ -93,10 +94,7 @@ class _Writer:
     def write_csvs(self) -> None:
         (self.root / "splits").mkdir(parents=True, exist_ok=True)
         for split, rows in self.splits.items():
-            with (self.root / "splits" / f"{split}.csv").open("w", newline="") as handle:
-                writer = csv.DictWriter(handle, fieldnames=COLUMNS)
-                writer.writeheader()
-                writer.writerows(rows)
+            atomic_write_csv(self.root / "splits" / f"{split}.csv", rows, COLUMNS)
 
 
 def _anomaly(family: str, image, mask, rng, donor) -> tuple[np.ndarray, np.ndarray]:

@@ -1,7 +1,7 @@
 """The benchmark: runs every method's config on the same data and compares them.
 
 An orchestrator, not an evaluator: the YAML names it under `orchestrator:` (no model, no
-task), and `core/Run.py` hands it the run folder. Each method runs as a nested run with
+task), and `core/run/experiment.py` hands it the run folder. Each method runs as a nested run with
 its own run folder and `log.txt` under `<run>/methods/<name>/`. The comparison is per test
 set and per volume: mean +- std over volumes of each per-volume metric, and a paired
 Wilcoxon signed-rank test (`scipy.stats.wilcoxon`, two-sided) of every method against
@@ -10,7 +10,6 @@ the baseline on the same volumes.
 from __future__ import annotations
 
 import csv
-import io
 import json
 import logging
 import math
@@ -22,7 +21,7 @@ import numpy as np
 from scipy import stats
 
 from core.evaluation.thresholds import VAL_DICE_KEY, fpr_key, metric_key
-from dl_utils.checkpoint import atomic_write_text
+from dl_utils.checkpoint import atomic_write_csv
 from dl_utils.errors import UserInputError
 from dl_utils.figures import plot_bars
 from dl_utils.run_logger import logging_scope
@@ -89,14 +88,10 @@ class MethodComparison:
 
     def _write(self, rows: dict[str, dict[str, float]], run_dir: Path) -> None:
         """comparison.csv (one row per method and test set) and a bar chart of `bar_metric`."""
-        buffer = io.StringIO()
-        writer = csv.writer(buffer)
         columns = [c for m in self.metrics for c in (m, f"{m}_std", f"{m}_p_vs_baseline", f"{m}_volumes")]
-        writer.writerow(["method", "dataset", *columns])
-        for key, values in rows.items():
-            method, dataset = key.rsplit(": ", 1)
-            writer.writerow([method, dataset, *[values.get(c, "") for c in columns]])
-        atomic_write_text(run_dir / "comparison.csv", buffer.getvalue())
+        table = ({"method": key.rsplit(": ", 1)[0], "dataset": key.rsplit(": ", 1)[1], **{c: values.get(c, "") for c in columns}}
+                 for key, values in rows.items())
+        atomic_write_csv(run_dir / "comparison.csv", table, ["method", "dataset", *columns])
         bars: dict[str, dict[str, float]] = {}
         for key, values in rows.items():
             method, dataset = key.rsplit(": ", 1)

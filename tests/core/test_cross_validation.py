@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from core.commands.cross_validation import fold_overrides, fold_paths, main, summarise
+from core.commands.cli import main as uad
+from core.commands.cross_validation import fold_overrides, fold_paths, summarise
 from tests.demo_like_data import write_demo_like
 from tests.test_projects_end_to_end import shrink_sets
 
@@ -38,7 +39,7 @@ def test_summarise_mean_and_sample_std():
 
 
 def test_config_without_fold_paths_is_one_readable_error(tmp_path, capsys):
-    assert main(["--config_path", str(THRESHOLD), "--folds", "0", "1", "--output_root", str(tmp_path)]) == 2
+    assert uad(["cv", "--config_path", str(THRESHOLD), "--folds", "0", "1", "--output_root", str(tmp_path)]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("error:") and "fold" in err and len(err.splitlines()) == 1
 
@@ -54,7 +55,7 @@ def test_two_tiny_folds_run_and_tabulate(tmp_path, capsys):
     items += [f"{datasets}.train_healthy.csv=splits/train_healthy_fold0.csv",
               f"{datasets}.val_healthy.csv=splits/val_healthy_fold0.csv"]
     sets = [part for item in items for part in ("--set", item)]
-    code = main(["--config_path", str(THRESHOLD), "--folds", "0", "1", "--quiet",
+    code = uad(["cv", "--config_path", str(THRESHOLD), "--folds", "0", "1", "--quiet",
                  "--output_root", str(tmp_path / "runs"), *sets])
     assert code == 0, capsys.readouterr().err
     cv_dir = Path(capsys.readouterr().out.strip().splitlines()[-1])
@@ -71,3 +72,6 @@ def test_two_tiny_folds_run_and_tabulate(tmp_path, capsys):
     table = (cv_dir / "folds.md").read_text()
     assert "±" in table and "AUPRC" in table
     assert (cv_dir / "folds.csv").read_text().startswith("task,dataset,metric,mean,std,fold0,fold1")
+    seconds = metrics["seconds_per_volume"]  # wall-clock figures live in each run's timing.json
+    assert len(seconds["folds"]) == 2 and seconds["mean"] > 0
+    assert cv_dir.name.startswith("cv-") and cv_dir.parent == tmp_path / "runs" / "Threshold" / "threshold"

@@ -1,18 +1,21 @@
-"""The Scorer protocol, checked for every scorer."""
+"""The Scorer protocol (optim.scoring.base), checked for every scorer of optim/scoring/.
+
+Scorers are discovered from the package (every class satisfying `Scorer`), so a new scorer
+cannot skip this test: it fails until the scorer has a factory here."""
 
 import dataclasses
+import importlib
+import inspect
+import pkgutil
 from types import SimpleNamespace
 
 import pytest
 import torch
 
-from optim.scoring import (
-    IntensityDensityScorer,
-    L1Scorer,
-    MahalanobisScorer,
-    SSIMEnsembleScorer,
-    SSIMScorer,
-)
+import optim.scoring
+from optim.scoring import IntensityDensityScorer, MahalanobisScorer, SSIMEnsembleScorer
+from optim.scoring.base import FittedOnHealthy, NeedsExternalFiles, Scorer
+from optim.scoring.ra_lpips import RAPerceptualScorer
 
 
 def _fitted_intensity() -> IntensityDensityScorer:
@@ -25,23 +28,56 @@ def _fitted_intensity() -> IntensityDensityScorer:
     return scorer
 
 
-SCORERS = {
-    "l1": L1Scorer,
-    "ssim": SSIMScorer,
-    "ssim_ensemble_3d": SSIMEnsembleScorer,
-    "ssim_ensemble_2d": lambda: SSIMEnsembleScorer(spatial_dims=2),
-    "mahalanobis": MahalanobisScorer,
-    "mahalanobis_diagonal": lambda: MahalanobisScorer(diagonal=True),
-    "intensity": _fitted_intensity,
+FACTORIES = {  # class name -> instances checked (default construction unless stated)
+    "L1Scorer": {},
+    "SSIMScorer": {},
+    "SSIMEnsembleScorer": {"ssim_ensemble_3d": SSIMEnsembleScorer, "ssim_ensemble_2d": lambda: SSIMEnsembleScorer(spatial_dims=2)},
+    "MahalanobisScorer": {"mahalanobis": MahalanobisScorer, "mahalanobis_diagonal": lambda: MahalanobisScorer(diagonal=True)},
+    "IntensityDensityScorer": {"intensity": _fitted_intensity},
+    "RAPerceptualScorer": {"ra_lpips_random_backbone": lambda: RAPerceptualScorer(backbone="random")},
 }
+
+
+LARGE_SLICES = {"ra_lpips_random_backbone"}
+
+
+def _discovered() -> dict[str, type]:
+    found = {}
+    for info in pkgutil.walk_packages(optim.scoring.__path__, "optim.scoring."):
+        module = importlib.import_module(info.name)
+        for name, cls in vars(module).items():
+            if not (inspect.isclass(cls) and dataclasses.is_dataclass(cls)) or cls.__module__ != module.__name__ \
+                    or name.startswith("_"):
+                continue
+            if "num_reconstructions" in {f.name for f in dataclasses.fields(cls)} \
+                    and any("__call__" in vars(base) for base in cls.__mro__[:-1]):
+                found[name] = cls
+    return found
+
+
+DISCOVERED = _discovered()
+SCORERS = {label: factory for name, cases in FACTORIES.items()
+           for label, factory in (cases.items() if cases else {name.lower(): DISCOVERED.get(name)}.items())}
+
+
+def test_every_scorer_has_a_factory_here():
+    assert set(DISCOVERED) == set(FACTORIES), f"add {sorted(set(DISCOVERED) - set(FACTORIES))} to FACTORIES"
 
 
 @pytest.mark.parametrize("name", SCORERS)
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 def test_scorer_contract(name: str, dtype: torch.dtype, sample) -> None:
+    if name in LARGE_SLICES:  # LPIPS's SqueezeNet needs slices of at least 17 px
+        sample = tuple(torch.nn.functional.interpolate(t[None].double(), size=(24, 22, 6))[0].to(t.dtype) if t.dim() == 4
+                       else torch.nn.functional.interpolate(t[None, None].double(), size=(24, 22, 6))[0, 0].to(t.dtype)
+                       for t in sample)
     x, recs, mask = (t.to(dtype) if t.is_floating_point() else t for t in sample)
     scorer = SCORERS[name]()
-    assert isinstance(scorer.num_reconstructions, int)
+    assert isinstance(scorer, Scorer) and isinstance(scorer.num_reconstructions, int)
+    if isinstance(scorer, NeedsExternalFiles):
+        scorer.check_available()  # a stand-in needs no files
+        assert isinstance(scorer.uses_stand_in_weights, bool)
+    assert isinstance(scorer, FittedOnHealthy) == (name == "intensity")
     n = max(scorer.num_reconstructions, 1)  # 0 = needs no model; pass one anyway
     noise = 0.02 * torch.rand((n, *x.shape), generator=torch.Generator().manual_seed(6))
     recs = recs.repeat(3, 1, 1, 1)[:n] + noise.to(dtype)
