@@ -33,4 +33,4 @@ def test_shipped_weights_describe_themselves():
         assert state["input_shapes"], name
         trained = TrainedOn.from_plain(state["trained_on"])  # what `uad predict` states about the weights
         assert trained.volumes > 0 and trained.grid_shape == tuple(next(iter(state["input_shapes"].values()))), name
-        assert trained.note, f"{name}: say what the weights are for (python -m core.training_record --note)"
+        assert trained.note, f"{name}: say what the weights are for (python -m core.commands.training_record --note)"

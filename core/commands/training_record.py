@@ -1,10 +1,10 @@
 """Write what a checkpoint was trained on into it, from its stored config's training data.
 
-    python -m core.training_record weights/ra_demo.pt [--note TEXT] [--out OUT]
+    python -m core.commands.training_record weights/ra_demo.pt [--note TEXT] [--out OUT]
 
-Training runs record `trained_on` themselves (`core.Run`); this is for checkpoints written
-before they did (the shipped `weights/ra_demo.pt`): the stored config's training data
-module is built (its split CSV read, its first volume loaded as training loads it, so the
+Training runs record `trained_on` themselves (`core.run.experiment`); this is for
+checkpoints written before they did (the shipped `weights/ra_demo.pt`): the stored config's
+training data module is built (its split CSV read, its first volume loaded as training loads it, so the
 data must be where the config says, e.g. `python -m data.demo.prepare` for the demo) and
 `data.trained_on.TrainedOn` of it is written atomically; every other entry is kept as is.
 `--note` adds what the numbers cannot say (e.g. that two rows are one brain and its mirror image).
