@@ -3,6 +3,7 @@ when a scan differs (contrast, slice thickness, field of view): data/trained_on.
 from __future__ import annotations
 
 import csv
+from dataclasses import replace
 from pathlib import Path
 
 import nibabel as nib
@@ -10,6 +11,7 @@ import numpy as np
 import torch
 
 from core.commands.cli import main as uad
+from core.commands.training_record import main as record_main
 from core.Main import main
 from data.trained_on import TrainedOn
 from tests.data.raw_scans import phantom
@@ -24,10 +26,18 @@ def test_a_training_run_records_its_training_data_in_every_checkpoint(tmp_path, 
     data = write_demo_like(tmp_path / "data")
     overrides = shrink(AE, data, tmp_path / "runs") + ["--set", "downstream_tasks={}", "--set", "model.params.channels=[8, 16, 32, 32]"]
     assert main(["--config_path", str(AE), "--quiet", *overrides]) == 0, capsys.readouterr().err
+    expected = TrainedOn(f"{data}/splits/train_healthy.csv", 2, 2, "t1", (64, 64, 6), (1.0, 1.0, 1.0))
     for name in ("best_model.pt", "latest_model.pt"):
         (path,) = (tmp_path / "runs").rglob(f"checkpoints/{name}")
-        record = TrainedOn.from_plain(torch.load(path, weights_only=True)["trained_on"])
-        assert record == TrainedOn(f"{data}/splits/train_healthy.csv", 2, 2, "t1", (64, 64, 6), (1.0, 1.0, 1.0))
+        assert TrainedOn.from_plain(torch.load(path, weights_only=True)["trained_on"]) == expected
+    # an older checkpoint without it gets the same record from its stored config (weights untouched)
+    state = torch.load(path, weights_only=True)
+    del state["trained_on"]
+    torch.save(state, tmp_path / "old.pt")
+    assert record_main([str(tmp_path / "old.pt"), "--note", "a test", "--out", str(tmp_path / "new.pt")]) == 0
+    new = torch.load(tmp_path / "new.pt", weights_only=True)
+    assert TrainedOn.from_plain(new["trained_on"]) == replace(expected, note="a test")
+    assert all(torch.equal(new["model_weights"][k], v) for k, v in state["model_weights"].items())
 
 
 def test_predict_states_what_the_shipped_weights_were_trained_on_and_warns_on_a_thick_post_contrast_scan(tmp_path, capsys):
