@@ -1,6 +1,7 @@
 """Matplotlib figures written as PNG files (Agg backend; no screen needed)."""
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -10,7 +11,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from dl_utils.checkpoint import atomic_path  # noqa: E402
+from dl_utils.checkpoint import atomic_path, atomic_write_text  # noqa: E402
 
 
 def _save(fig: plt.Figure, path: Path) -> None:
@@ -74,6 +75,27 @@ def plot_curves(roc: tuple[np.ndarray, np.ndarray], pr: tuple[np.ndarray, np.nda
     ax_pr.set_ylabel("precision")
     ax_pr.set_title(f"PR, {title}", fontsize=9)
     _save(fig, path)
+
+
+def write_curve_points(path: Path, roc: tuple[np.ndarray, np.ndarray], pr: tuple[np.ndarray, np.ndarray],
+                       **scalars: float) -> None:
+    """The points `plot_curves` draws, as JSON (`roc`: fpr, tpr; `pr`: recall, precision; plus
+    `scalars`, e.g. the AUROC / AUPRC they belong to), so a report can redraw them exactly."""
+    fpr, tpr = roc
+    precision, recall = pr
+    payload = {"roc": {"fpr": _floats(fpr), "tpr": _floats(tpr)},
+               "pr": {"recall": _floats(recall), "precision": _floats(precision)},
+               **{k: float(v) for k, v in scalars.items()}}
+    atomic_write_text(path, json.dumps(payload, allow_nan=True))
+
+
+def read_curve_points(path: Path) -> dict:
+    """What `write_curve_points` wrote: {"roc": {"fpr", "tpr"}, "pr": {"recall", "precision"}, scalars}."""
+    return json.loads(Path(path).read_text())
+
+
+def _floats(values: np.ndarray) -> list[float]:
+    return [float(v) for v in np.asarray(values, dtype=np.float64)]
 
 
 def plot_histograms(series: dict[str, tuple[np.ndarray, np.ndarray]], thresholds: dict[str, float], title: str,

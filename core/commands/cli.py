@@ -1,4 +1,4 @@
-"""The `uad` command line: `uad train|test|predict|preprocess|benchmark|cv|convert|describe`.
+"""The `uad` command line: `uad train|test|predict|preprocess|benchmark|cv|convert|describe|report`.
 
 `python core/Main.py --config_path ...` (iml-dl's command) keeps working; `train`, `test`
 and `benchmark` run the same `core.run.experiment.run_experiment`. Every verb has `--help`.
@@ -78,6 +78,8 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--preprocessed", action="store_true", help="scans are already preprocessed (skip preprocessing); needs --mask")
     predict.add_argument("--mask", help="brain mask of --preprocessed scans")
     predict.add_argument("--no-png", action="store_true", help="skip the three-plane pictures")
+    predict.add_argument("--no-report", action="store_true",
+                         help="skip report.html (and the input / reconstruction NIfTIs it shows)")
     _add_pipeline_options(predict)
 
     pre = verbs.add_parser("preprocess", help="raw scans -> registered, stripped, N4-corrected volumes and split CSVs",
@@ -116,6 +118,14 @@ def build_parser() -> argparse.ArgumentParser:
     describe.add_argument("run_dir", help="evaluated run folder")
     describe.add_argument("--weights", help="checkpoint to describe (default RUN_DIR/checkpoints/best_model.pt)")
     describe.add_argument("--out", help="where to write (default: the --weights file, atomically)")
+
+    report = verbs.add_parser("report", help="(re)write report.html of a run, benchmark or predict folder",
+                              description="One self-contained HTML page (no server, no network) from the files of a "
+                                          "run folder, a benchmark folder or a `uad predict` output.")
+    report.add_argument("folder", help="run folder, benchmark run folder or predict output folder")
+    report.add_argument("--model", help="checkpoint of a predict output, to show what it was trained on")
+    report.add_argument("--max-mb", type=float, default=25.0, help="size budget of the drawn volumes in MB (default 25)")
+    report.add_argument("--max-side", type=int, default=128, help="draw every n-th voxel so no side exceeds this (default 128)")
     return parser
 
 
@@ -169,7 +179,7 @@ def _dispatch(args: argparse.Namespace) -> Path | int | None:
         print(f"{args.model}: trained on " + (TrainedOn.from_plain(plain).summary() if plain else "(not recorded in this checkpoint)"))
         rows = predict(args.model, args.input, args.output, args.threshold, args.test_set, args.task, args.device,
                        args.preprocessed, args.mask, _pipeline_options(args), png=not args.no_png,
-                       data_root=args.data_root, precision=args.precision)
+                       data_root=args.data_root, report=not args.no_report, precision=args.precision)
         for row in rows:
             print(f"{row['scan']}: {row['status']} score={row['sample_score']} {row['message']}".rstrip())
         print(Path(args.output) / "predictions.csv")
@@ -198,6 +208,10 @@ def _dispatch(args: argparse.Namespace) -> Path | int | None:
         from core.run.checkpoint_metadata import rewrite_from_run
 
         result = rewrite_from_run(args.run_dir, args.weights, args.out)
+    elif args.verb == "report":
+        from core.run.report import write_report
+
+        result = write_report(args.folder, args.model, args.max_mb, args.max_side)
     else:  # argparse refuses unknown verbs already
         return 2
     return result

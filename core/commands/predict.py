@@ -3,7 +3,10 @@
 Per scan: `<name>_anomaly_map.nii.gz` and `<name>_anomaly_mask.nii.gz` with exactly the
 input's shape and affine (through the inverse of the preprocessing: inverse registration,
 un-crop, un-resample), `<name>.png` (three planes: map with a colour bar, mask outline)
-and one row of `predictions.csv` (the sample score, the threshold used). Scoring is the
+and one row of `predictions.csv` (the sample score, the threshold used); with the report
+(default) also `<name>_input.nii.gz` / `<name>_reconstruction.nii.gz` (what the model saw
+and made, taken back the same way) and one `report.html` for all scans (`core.run.report`).
+Scoring is the
 evaluator's own `ScoringPipeline`, built from the checkpoint's stored task with the same
 inference settings and the same per-volume seed (`Predictor.seed_key`), so a volume the run
 evaluated gets the map and mask it got there.
@@ -25,8 +28,10 @@ from core.config.configurator import ComponentBuilder
 from core.evaluation.evaluator import AnomalyDetectionEvaluator
 from core.evaluation.pipeline import ScoringPipeline
 from core.evaluation.thresholds import RuleKind, fpr_key
+from core.evaluation.volume_files import save_volumes
 from core.run import checkpoint_metadata
 from core.run.checkpoint_metadata import TaskRecord
+from core.run.report import try_write_report
 from data.csv_splits import SplitRow, read_volume_split
 from data.nifti_io import load_nifti, save_nifti
 from data.preprocessing import VolumePreprocessor
@@ -294,8 +299,9 @@ def _differences(scan: Scan, trained: TrainedOn | None) -> list[str]:
 def predict(model: str | Path, inputs: str | Path, output: str | Path, threshold: str = DEFAULT_RULE,
             test_set: str | None = None, task: str | None = None, device: str = "auto", preprocessed: bool = False,
             mask: str | None = None, options: PipelineOptions | None = None, png: bool = True,
-            data_root: str | None = None, precision: str | None = None) -> list[dict[str, str]]:
-    """Score every input scan; returns the rows written to `output/predictions.csv`.
+            data_root: str | None = None, report: bool = True, precision: str | None = None) -> list[dict[str, str]]:
+    """Score every input scan; returns the rows written to `output/predictions.csv`
+    (`report`: also `report.html`, with the model's input and reconstruction per scan).
     `precision` (`core.evaluation.reconstruction.Precision`) replaces the stored task's, e.g. `bf16` on CPU."""
     predictor = load_predictor(model, task, device)
     if precision is not None:
@@ -317,7 +323,8 @@ def predict(model: str | Path, inputs: str | Path, output: str | Path, threshold
             try:
                 warnings = _differences(scan, predictor.trained_on)
                 prepared = prepare_scan(scan, predictor, options, template)
-                amap = pipeline.score(prepared.volume, *predictor.seed_key(scan.name, test_set)).amap
+                scored = pipeline.score(prepared.volume, *predictor.seed_key(scan.name, test_set))
+                amap = scored.amap
                 brain = prepared.volume.mask.numpy()
                 lesion = pipeline.binarize(amap, brain, value)
                 raw_map = prepared.grid_to_raw(amap.astype(np.float32), "linear")
@@ -326,6 +333,11 @@ def predict(model: str | Path, inputs: str | Path, output: str | Path, threshold
                          (("map", "_anomaly_map.nii.gz"), ("mask", "_anomaly_mask.nii.gz"), ("png", ".png"))}
                 save_nifti(paths["map"], raw_map, prepared.raw_affine)
                 save_nifti(paths["mask"], raw_mask, prepared.raw_affine)
+                if report:  # what the model saw and made, in the scan's space, for report.html
+                    recs = scored.reconstructions
+                    save_volumes(output, scan.name, prepared.grid_to_raw(prepared.volume.image.numpy(), "linear"),
+                                 prepared.grid_to_raw(recs.float().mean(0).numpy(), "linear") if recs.shape[0] else None,
+                                 None, prepared.raw_affine)
                 if png:
                     three_plane_png(paths["png"], prepared.volume.image.numpy(), lesion, overlay=amap,
                                     title=f"{scan.name}: anomaly map ({predictor.task}), mask at {protocol} = {value:.3g}")
@@ -338,4 +350,6 @@ def predict(model: str | Path, inputs: str | Path, output: str | Path, threshold
                 LOG.error("%s: %s", scan.name, row["message"])
             rows.append(row)
     atomic_write_csv(output / "predictions.csv", rows, PREDICTION_COLUMNS)
+    if report:
+        try_write_report(output, checkpoint=resolve_checkpoint(model))
     return rows

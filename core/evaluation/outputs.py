@@ -8,7 +8,7 @@ from pathlib import Path
 
 from core.evaluation.scored_sets import ScoredSet
 from dl_utils.checkpoint import atomic_write_csv
-from dl_utils.figures import plot_cases, plot_curves, plot_histograms
+from dl_utils.figures import plot_cases, plot_curves, plot_histograms, write_curve_points
 from optim.metrics.streaming import RankingSummary
 
 PER_VOLUME_FIRST = ("dataset", "name", "label", "lesion_voxels", "AUPRC", "AUROC", "AUPRC_brain", "AUROC_brain")
@@ -22,6 +22,7 @@ def write_figures(name: str, test: ScoredSet, brain: RankingSummary, healthy: Ra
         plot_cases(rows, folder / f"{name}_cases.png")
     if brain.n_pos and brain.n_neg:
         plot_curves(brain.roc, brain.pr, name, folder / f"{name}_roc_pr.png")
+        write_curve_points(folder / f"{name}_roc_pr.json", brain.roc, brain.pr, AUROC=brain.auroc, AUPRC=brain.auprc)
         edges = brain.histogram["edges"]
         series = {"lesion": (edges, brain.histogram["positives"]),
                   "healthy tissue (same volumes)": (edges, brain.histogram["negatives"])}

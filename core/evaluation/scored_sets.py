@@ -20,6 +20,7 @@ import numpy as np
 
 from core.evaluation.pipeline import ScoringPipeline
 from core.evaluation.reconstruction import reconstruction_quality
+from core.evaluation.volume_files import save_volumes
 from data.nifti_io import save_nifti
 from dl_utils.distributed import DistributedContext, gather_to_main
 from dl_utils.progress import progress
@@ -123,7 +124,8 @@ def _score_one(pipeline: ScoringPipeline, set_name: str, index: int, volume: Any
         metrics={} if seg is None else _per_volume_metrics(amap, mask, seg), quality=quality, case=case,
     )
     return {"record": record, "amap": amap, "mask": np.packbits(mask.ravel()), "seg": None if seg is None else np.packbits(seg.ravel()),
-            "affine": np.asarray(volume.affine)}
+            "affine": np.asarray(volume.affine), "image": volume.image.float().numpy(),  # image, reconstruction: for report.html
+            "reconstruction": None if mean_rec is None else mean_rec.float().numpy()}
 
 
 def score_set(pipeline: ScoringPipeline, name: str, volumes: Sequence[Any], ctx: DistributedContext,
@@ -158,6 +160,7 @@ def score_set(pipeline: ScoringPipeline, name: str, volumes: Sequence[Any], ctx:
                 scored.lesion_voxels_total += int(seg.sum())
             if maps_folder is not None:
                 save_nifti(Path(maps_folder) / f"{record.name}_anomaly_map.nii.gz", amap.astype(np.float32), item["affine"])
+                save_volumes(Path(maps_folder), record.name, item["image"], item["reconstruction"], seg, item["affine"])
             scored.records.append(record)
             if bar is not None:
                 bar.update(1)

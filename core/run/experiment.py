@@ -18,6 +18,7 @@ from core.config.configurator import ComponentBuilder, ConfigError, apply_overri
 from core.evaluation.result import EvaluationResult
 from core.run import checkpoint_metadata
 from core.run.assembly import Parts, build_parts
+from core.run.report import try_write_report
 from core.run.results import write_results
 from core.run.run_folder import LATEST, make_run_dir, resume_config, write_run_config
 from data.trained_on import from_data_module
@@ -93,6 +94,7 @@ def _run(config: dict[str, Any], config_path: Path, overrides: list[str], where:
             write_results(results, run_dir, header=f"{config['name']} / {experiment_name} ({config_path})")
             if parts.trainer is not None:  # the run's own checkpoint only, never a shipped weights file
                 checkpoint_metadata.store_evaluation(run_dir / "checkpoints" / "best_model.pt", config, evaluations)
+            try_write_report(run_dir)  # report.html from the files just written
         barrier()
     finally:
         logger.finish()
@@ -139,6 +141,7 @@ def _run_orchestrator(config: dict[str, Any], config_path: Path, where: str, out
 
     results, table = orchestrator.run(run_dir, nested, quiet)
     write_results({ORCHESTRATOR_KEY: results}, run_dir, header=f"{config['name']} ({config_path})", table=table)
+    try_write_report(run_dir)  # report.html: the comparison and every method's volumes
     return run_dir
 
 

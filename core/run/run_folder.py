@@ -17,7 +17,7 @@ import torch
 import torch.distributed as dist
 import yaml
 
-from core.config.configurator import apply_overrides, load_config, load_yaml
+from core.config.configurator import ComponentBuilder, apply_overrides, load_config, load_yaml
 from dl_utils.checkpoint import atomic_write_text
 from dl_utils.distributed import DistributedContext
 from dl_utils.errors import UserInputError
@@ -66,7 +66,8 @@ def resume_config(run_dir: Path, config_path: Path, overrides: list[str]) -> dic
                                  "pass that --config_path to resume it")
         if config_path.is_file():
             current = apply_overrides(load_config(config_path), origin.get("overrides", []), config_path)
-            changed = first_difference(stored, current)
+            builder = ComponentBuilder(config_path)  # the stored config was upgraded before it was written
+            changed = first_difference(builder.upgrade(stored), builder.upgrade(current))
             if changed:
                 raise UserInputError(f"{run_dir}: {config_path} has changed since the run began: {changed} (stored vs now); "
                                      "restore it, or start a new run without --resume")

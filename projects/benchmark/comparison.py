@@ -13,6 +13,7 @@ import csv
 import json
 import logging
 import math
+import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -21,7 +22,8 @@ import numpy as np
 from scipy import stats
 
 from core.evaluation.thresholds import VAL_DICE_KEY, fpr_key, metric_key
-from dl_utils.checkpoint import atomic_write_csv
+from core.run.report import METHODS_FILE
+from dl_utils.checkpoint import atomic_write_csv, atomic_write_text
 from dl_utils.errors import UserInputError
 from dl_utils.figures import plot_bars
 from dl_utils.run_logger import logging_scope
@@ -84,6 +86,8 @@ class MethodComparison:
                 per_volume.update(_method_rows(name, method_dir))
         rows = compare(per_volume, self.baseline, self.metrics)
         self._write(rows, run_dir)
+        listing = {"baseline": self.baseline, "methods": {n: os.path.relpath(p, run_dir) for n, p in run_dirs.items()}}
+        atomic_write_text(run_dir / METHODS_FILE, json.dumps(listing, indent=1))  # report.html finds the methods by name
         return rows, comparison_table(rows, self.metrics, self.baseline)
 
     def _write(self, rows: dict[str, dict[str, float]], run_dir: Path) -> None:

@@ -8,7 +8,7 @@ import pytest
 from core.commands.cli import build_parser, main
 
 ROOT = Path(__file__).resolve().parents[2]
-VERBS = ("train", "test", "predict", "preprocess", "benchmark", "convert", "describe")
+VERBS = ("train", "test", "predict", "preprocess", "benchmark", "convert", "describe", "report")
 
 
 def test_console_script_entry_resolves():

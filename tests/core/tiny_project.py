@@ -68,3 +68,33 @@ def make_tiny_project(root: Path) -> Path:
     path = root / "tiny.yaml"
     path.write_text(yaml.safe_dump(config, sort_keys=False))
     return path
+
+
+def make_tiny_benchmark(root: Path) -> Path:
+    """The tiny data set scored by two methods (the intensity baseline and a tiny
+    autoencoder trained one step, which reconstructs) under the benchmark's orchestrator; return its config path."""
+    threshold = make_tiny_project(root)
+    config = yaml.safe_load(threshold.read_text())
+    config["name"] = "tiny_ae"
+    config["model"] = {"module_name": "model_zoo.autoencoder", "class_name": "ConvAutoencoder",
+                       "params": {"image_size": SHAPE[0], "channels": [4, 4], "latent_dim": 8, "norm_groups": 2}}
+    config["experiment"]["task"] = "train"  # one tiny step: a checkpoint, and a model that reconstructs
+    data = config["downstream_tasks"]["detection"]["data_loader"]["params"]["data_root"]
+    config["trainer"] = {"module_name": "core.Trainer", "class_name": "Trainer", "params": {
+        "nr_epochs": 1, "max_steps_per_epoch": 1, "optimizer": "adam",
+        "loss": {"module_name": "optim.losses.reconstruction", "class_name": "ReconstructionLoss", "params": {"kind": "l2"}}},
+        "data_loader": {"module_name": "data.volume_dataset", "class_name": "VolumeDataModule", "params": {
+            "data_root": data, "train_csv": "healthy.csv", "val_csv": "healthy.csv", "batch_size": 2, "samples_per_epoch": 2,
+            "preprocessing": {"crop_shape": None, "percentiles": None, "target_shape": None}}}}
+    params = config["downstream_tasks"]["detection"]["params"]
+    params["scorer"] = {"module_name": "optim.scoring.l1", "class_name": "L1Scorer", "params": {}}
+    del params["fit_set"]
+    autoencoder = root / "tiny_ae.yaml"
+    autoencoder.write_text(yaml.safe_dump(config, sort_keys=False))
+    benchmark = {"name": "tiny_benchmark", "output_root": str(root / "runs"), "orchestrator": {
+        "module_name": "projects.benchmark.comparison", "class_name": "MethodComparison",
+        "params": {"baseline": "Threshold", "methods": {"Threshold": {"config": str(threshold)},
+                                                        "AE (one step)": {"config": str(autoencoder)}}}}}
+    path = root / "tiny_benchmark.yaml"
+    path.write_text(yaml.safe_dump(benchmark, sort_keys=False))
+    return path

@@ -1,0 +1,234 @@
+"""report.html from a folder's files (core/run/report.py) and its pieces (dl_utils/report/): the
+evaluation writes exactly what the page draws, the page shows the files' numbers (the
+benchmark's p-values as computed, not recomputed), `uad report` rebuilds the same page."""
+from __future__ import annotations
+
+import base64
+import csv
+import json
+import shutil
+import zlib
+from html.parser import HTMLParser
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import pytest
+import torch
+
+from core.commands.cli import main as uad
+from core.run.report import REPORT_FILE, FolderKind, folder_kind, try_write_report, write_report
+from data.volume_dataset import VolumeSet
+from dl_utils.errors import UserInputError
+from dl_utils.report import html
+from dl_utils.report.charts import line_chart, visible_points
+from dl_utils.report.volumes import Layer, LayerKind, Panel, display_window, focus, quantise, stride_for, viewer
+from optim.postprocessing import MedianFilter
+from optim.scoring.l1 import L1Scorer
+
+TASK = "detection"
+
+
+class Tables(HTMLParser):
+    """The text of every table cell, per section id: {section: [[cell, ...] per row]}."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.sections: dict[str, list[list[str]]] = {}
+        self.section, self.row, self.cell = None, None, None
+
+    def handle_starttag(self, tag, attrs):
+        if tag == "section":
+            self.section = dict(attrs)["id"]
+            self.sections[self.section] = []
+        elif tag == "tr":
+            self.row = []
+        elif tag in ("td", "th"):
+            self.cell = ""
+
+    def handle_endtag(self, tag):
+        if tag in ("td", "th") and self.row is not None:
+            self.row.append(self.cell)
+            self.cell = None
+        elif tag == "tr" and self.row is not None:
+            self.sections[self.section].append(self.row)
+            self.row = None
+
+    def handle_data(self, data):
+        if self.cell is not None:
+            self.cell += data
+
+
+def tables(page: Path) -> dict[str, list[list[str]]]:
+    parser = Tables()
+    parser.feed(page.read_text())
+    return parser.sections
+
+
+def _ae_run(folders) -> Path:
+    return next(p for p in folders.runs.values() if (p / "checkpoints" / "best_model.pt").is_file())
+
+
+# ---- what the evaluation writes for the report ------------------------------------------------
+def test_evaluation_writes_the_input_reconstruction_and_labels_it_scored(report_folders):
+    run = _ae_run(report_folders)
+    config = __import__("yaml").safe_load((run / "config.yaml").read_text())
+    loader = config["downstream_tasks"][TASK]["data_loader"]["params"]
+    volumes = VolumeSet("test.csv", loader["data_root"], loader["preprocessing"])
+    folder = run / TASK / "anomaly_maps" / "test"
+    for volume in volumes:
+        read = {k: np.asarray(nib.load(folder / f"{volume.name}_{k}.nii.gz").dataobj)
+                for k in ("input", "reconstruction", "labels", "anomaly_map")}
+        np.testing.assert_array_equal(read["input"], volume.image.numpy())
+        np.testing.assert_array_equal(read["labels"] > 0, volume.seg.numpy())
+        # the saved reconstruction is the one scored: L1 then the config's median filter give the saved map
+        amap = L1Scorer()(volume.image, torch.from_numpy(read["reconstruction"])[None], volume.mask)
+        amap = MedianFilter(kernel_size=3)(amap, volume.mask)
+        np.testing.assert_allclose(np.asarray(amap), read["anomaly_map"], atol=1e-6)
+    threshold_run = next(p for p in report_folders.runs.values() if p != run)  # a model-free scorer: no reconstruction
+    assert not list((threshold_run / TASK / "anomaly_maps" / "test").glob("*_reconstruction.nii.gz"))
+    assert len(list((threshold_run / TASK / "anomaly_maps" / "test").glob("*_input.nii.gz"))) == len(volumes)
+
+
+def test_curve_points_are_the_pooled_curves_of_the_results(report_folders):
+    for run in report_folders.runs.values():
+        points = json.loads((run / TASK / "figures" / "test_roc_pr.json").read_text())
+        results = json.loads((run / "results.json").read_text())[TASK]["test"]
+        assert points["AUPRC"] == results["AUPRC_pooled_brain"] and points["AUROC"] == results["AUROC_pooled_brain"]
+        fpr, tpr = np.array(points["roc"]["fpr"]), np.array(points["roc"]["tpr"])
+        assert fpr[0] == tpr[0] == 0 and fpr[-1] == tpr[-1] == 1
+        assert np.trapezoid(tpr, fpr) == pytest.approx(results["AUROC_pooled_brain"], abs=1e-9)  # every vertex (< 2000)
+
+
+# ---- the pages -------------------------------------------------------------------------------
+def test_run_page_shows_the_files_numbers(report_folders):
+    run = _ae_run(report_folders)
+    page = tables(run / REPORT_FILE)
+    results = json.loads((run / "results.json").read_text())[TASK]["test"]
+    header, row = page["results"][0], page["results"][1]
+    for column in ("AUPRC", "AUROC", "Dice@val_dice"):
+        assert row[header.index(column)] == html.fmt(results[column])
+    with open(run / "per_volume.csv", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert len(page["per-volume"]) == 1 + len(rows)
+    assert [r[page["per-volume"][0].index("sample_score")] for r in page["per-volume"][1:]] == \
+        [html.fmt(r["sample_score"]) for r in rows]
+
+
+def test_benchmark_page_shows_the_comparisons_p_values(report_folders):
+    page = tables(report_folders.benchmark / REPORT_FILE)
+    comparison = json.loads((report_folders.benchmark / "results.json").read_text())["orchestrator"]
+    header, *rows = page["comparison"]
+    assert len(rows) == len(comparison)
+    for row, (key, values) in zip(rows, comparison.items()):
+        assert f"{row[0]}: {row[1]}" == key
+        for metric in ("AUPRC", "AUROC", "Dice@val_dice", "Dice@fpr_5%"):
+            assert row[header.index(f"p vs Threshold ({metric})")] == html.fmt(values[f"{metric}_p_vs_baseline"], 2)
+            assert row[header.index(f"{metric} (mean ± std)")].startswith(html.fmt(values[metric], 3) + " ± ")
+    methods = [r[0] for r in page["methods"][1:]]
+    assert methods == list(json.loads((report_folders.benchmark / "methods.json").read_text())["methods"])
+
+
+def test_uad_report_rebuilds_the_same_page_from_the_files(report_folders, tmp_path, capsys):
+    for index, folder in enumerate((*report_folders.runs.values(), report_folders.benchmark, report_folders.predict)):
+        written = (folder / REPORT_FILE).read_text()
+        copy = tmp_path / f"{index}_{folder.name}"
+        shutil.copytree(folder, copy)
+        (copy / REPORT_FILE).unlink()
+        if folder == report_folders.predict:  # only the checkpoint is not in a predict folder
+            model = _ae_run(report_folders)
+            assert uad(["report", str(copy), "--model", str(model / "checkpoints" / "best_model.pt")]) == 0
+        else:
+            assert uad(["report", str(copy)]) == 0
+        assert capsys.readouterr().out.strip().splitlines()[-1] == str(copy / REPORT_FILE)
+        rebuilt = (copy / REPORT_FILE).read_text()
+        rebuilt = rebuilt.replace(str(copy.resolve()), "FOLDER").replace(str(folder.resolve()), "FOLDER")  # CSV paths too
+        assert rebuilt == written.replace(str(folder.resolve()), "FOLDER")
+
+
+def test_volume_budget_and_bad_folders(report_folders, tmp_path, capsys, caplog):
+    run = _ae_run(report_folders)
+    copy = tmp_path / "run"
+    shutil.copytree(run, copy)
+    page = write_report(copy, max_megabytes=1e-6).read_text()
+    assert 'class="viewer"' not in page and "2 more volume(s) not drawn" in page and "t0" in page
+    assert folder_kind(copy) == FolderKind.RUN and folder_kind(report_folders.predict) == FolderKind.PREDICTION
+    with pytest.raises(UserInputError, match="neither results.json"):
+        write_report(tmp_path)
+    assert uad(["report", str(tmp_path)]) == 2
+    assert len(capsys.readouterr().err.strip().splitlines()) == 1
+    (copy / "results.json").write_text("{not json")
+    assert try_write_report(copy) is None and "uad report" in caplog.text  # a finished run is not failed by its page
+    assert uad(["report", str(copy)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "JSONDecodeError" in err[0]
+
+
+def test_predict_writes_the_report_unless_told_not_to(report_folders, tmp_path):
+    rows = list(csv.DictReader((report_folders.predict / "predictions.csv").open()))
+    for row in rows:
+        for suffix in ("_input.nii.gz", "_reconstruction.nii.gz", "_anomaly_map.nii.gz"):
+            assert nib.load(report_folders.predict / f"{row['scan']}{suffix}").shape == nib.load(row["map_path"]).shape
+    model = _ae_run(report_folders)
+    assert uad(["predict", "--model", str(model), "--input", str(report_folders.data / "test.csv"),
+                "--output", str(tmp_path / "out"), "--no-png", "--no-report"]) == 0
+    assert sorted(p.name for p in (tmp_path / "out").iterdir() if not p.name.endswith(("_map.nii.gz", "_mask.nii.gz"))) \
+        == ["predictions.csv"]
+
+
+def test_model_section_shows_what_the_checkpoint_was_trained_on(report_folders, tmp_path):
+    state = torch.load(_ae_run(report_folders) / "checkpoints" / "best_model.pt", map_location="cpu", weights_only=True)
+    state["trained_on"] = {"dataset": "demo", "subjects": 1, "contrast": "T1", "grid": [16, 16, 8]}
+    torch.save(state, tmp_path / "described.pt")
+    copy = tmp_path / "predict"
+    shutil.copytree(report_folders.predict, copy)
+    page = write_report(copy, checkpoint=tmp_path / "described.pt").read_text()
+    assert "<dt>trained on</dt><dd><dl><dt>dataset</dt><dd>demo</dd><dt>subjects</dt><dd>1</dd>" in page
+    assert "not recorded in the checkpoint" in (report_folders.predict / REPORT_FILE).read_text()
+
+
+# ---- the pieces --------------------------------------------------------------------------------
+def test_quantise_window_stride_and_focus_by_hand():
+    assert quantise(np.array([-1.0, 0.0, 0.5, 1.0, 2.0]), (0.0, 1.0), LayerKind.INTENSITY).tolist() == [0, 0, 128, 255, 255]
+    assert quantise(np.array([0.2, 0.7]), (0.0, 1.0), LayerKind.MASK).tolist() == [0, 1]
+    assert display_window(np.linspace(0, 1, 11), LayerKind.INTENSITY) == (0.0, 1.0)
+    ramp = np.concatenate([np.zeros(50), np.arange(1.0, 201.0)])  # positives 1..200: 99.5 % at 1 + 0.995 * 199
+    assert display_window(ramp, LayerKind.MAP) == pytest.approx((0.0, 199.005))
+    assert display_window(np.zeros(5), LayerKind.MAP) == (0.0, 1.0)
+    assert display_window(np.arange(201.0), LayerKind.INTENSITY) == pytest.approx((1.0, 199.0))
+    assert [stride_for(s, 128) for s in ((64, 64, 32), (128, 1, 1), (160, 192, 160), (385, 10, 10))] == [1, 1, 2, 4]
+    mask = np.zeros((6, 7, 8))
+    mask[1, 2:4, 5] = 1
+    mask[4, 2, 5] = 1
+    assert focus({"m": Layer(mask, LayerKind.MASK)}, mask.shape) == [1, 2, 5]
+    amap = np.zeros((6, 7, 8))
+    amap[3, 4, 1] = 2.0
+    assert focus({"a": Layer(amap, LayerKind.MAP)}, amap.shape) == [3, 4, 1]
+    assert focus({"a": Layer(np.zeros((6, 7, 8)), LayerKind.MAP)}, (6, 7, 8)) == [3, 3, 4]
+
+
+def test_viewer_embeds_the_strided_quantised_layers():
+    rng = np.random.default_rng(0)
+    image = rng.uniform(0, 1, (9, 5, 4)).astype(np.float32)
+    body, size = viewer("v-1", "a <b>", {"in": Layer(image, LayerKind.INTENSITY)}, [Panel("input", "in")], max_side=5)
+    spec = json.loads(body.split('type="application/json" id="v-1-data">')[1].split("</script>")[0])
+    strided = image[::2, ::2, ::2]
+    assert spec["shape"] == list(strided.shape) and spec["spacing"] == [2.0, 2.0, 2.0] and size > 0
+    decoded = np.frombuffer(zlib.decompress(base64.b64decode(spec["layers"]["in"])), np.uint8).reshape(strided.shape)
+    np.testing.assert_array_equal(decoded, quantise(strided, (0.0, 1.0), LayerKind.INTENSITY))
+    assert "a &lt;b&gt;" in body and "<b>" not in body  # titles are escaped
+    with pytest.raises(ValueError, match="one 3D shape"):
+        viewer("v", "t", {"a": Layer(image, LayerKind.MAP), "b": Layer(image[:2], LayerKind.MAP)}, [])
+    with pytest.raises(ValueError, match="names layer 'x'"):
+        viewer("v", "t", {"a": Layer(image, LayerKind.MAP)}, [Panel("p", "x")])
+
+
+def test_charts_keep_visible_vertices_and_cells_format():
+    x = np.array([0.0, 0.001, 0.002, 0.5, 0.5005, 1.0])
+    y = np.array([0.0, 0.0, 0.5, 0.5, 0.5, 1.0])
+    assert visible_points(x, y, 0.01).tolist() == [0, 2, 3, 5]
+    svg = line_chart({"A": (x, y), "B <1>": (y, x)}, "ROC", "fpr", "tpr", diagonal=True)
+    assert svg.count("<polyline") == 2 and "B &lt;1&gt;" in svg
+    assert [html.fmt(v) for v in (0.123456, "", "nan", "12", float("nan"), "x", 3)] == ["0.1235", "-", "-", "12", "-", "x", "3"]
+    cells = html.table(["a", "b"], [{"a": "n<1>", "b": "0.5"}])
+    assert '<td data-v="0.5">0.5</td>' in cells and "n&lt;1&gt;" in cells

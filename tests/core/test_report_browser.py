@@ -1,0 +1,93 @@
+"""report.html in a real headless Chromium (Debian's package, driven by chromedriver): for a run,
+a benchmark and a `uad predict` output the page loads with no console error and no request,
+shows every method, sorts the per-volume table by score, and a slider changes the slice."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from core.run.report import REPORT_FILE
+from tests import chromium
+
+pytestmark = pytest.mark.skipif(chromium.available() is not None, reason=str(chromium.available()))
+
+READY = "return document.documentElement.dataset.ready"
+PLANE = ".viewer .plane[data-plane='{plane}']"
+STATE = """const plane = document.querySelector(arguments[0]);
+return [plane.querySelector('input.slice').value, plane.querySelector('.slice-label').textContent,
+        Array.from(plane.querySelectorAll('canvas'), (c) => c.toDataURL())];"""
+
+
+@pytest.fixture(scope="module")
+def browser():
+    with chromium.Browser() as session:
+        yield session
+
+
+def _load(browser: chromium.Browser, folder) -> None:
+    browser.console()  # drop what earlier pages logged
+    browser.open(folder / REPORT_FILE)
+    assert browser.wait_for(READY) == "true"
+    errors = [e for e in browser.console() if e.get("level") == "SEVERE"]
+    assert errors == [], errors
+    assert browser.run("return performance.getEntriesByType('resource').length") == 0  # nothing fetched
+
+
+def _slider_changes_the_slice(browser: chromium.Browser) -> None:
+    for plane in range(3):
+        css = PLANE.format(plane=plane)
+        value, label, pictures = browser.run(STATE, css)
+        top = int(browser.run("return document.querySelector(arguments[0]).max", f"{css} input.slice"))
+        browser.press(f"{css} input.slice", "left" if int(value) > top // 2 else "right")  # a real key press
+        moved, moved_label, moved_pictures = browser.run(STATE, css)
+        assert moved != value and moved_label != label and moved_label.split()[-3] == moved
+        assert moved_pictures != pictures, f"plane {plane}: the pictures did not change with the slice"
+        assert all(p.startswith("data:image/png") and len(p) > 200 for p in moved_pictures)
+
+
+def _sorts_by(browser: chromium.Browser, column: str) -> None:
+    index = browser.run("""return Array.from(document.querySelectorAll('#per-volume th'), (th) => th.textContent)
+                           .indexOf(arguments[0]);""", column)
+    assert index >= 0, f"no column {column}"
+    cells = "return Array.from(document.querySelectorAll('#per-volume tbody tr'), (tr) => tr.cells[arguments[0]].dataset.v)" \
+            ".filter((v) => v !== undefined).map(Number);"
+    browser.click(f"#per-volume th:nth-child({index + 1})")
+    ascending = browser.run(cells, index)
+    browser.click(f"#per-volume th:nth-child({index + 1})")
+    descending = browser.run(cells, index)
+    assert len(ascending) >= 2 and ascending == sorted(ascending) and descending == sorted(ascending, reverse=True)
+
+
+def test_run_report(browser, report_folders):
+    for run in report_folders.runs.values():
+        _load(browser, run)
+        captions = browser.run("return Array.from(document.querySelectorAll('.viewer figcaption'), (f) => f.textContent)")
+        assert any(c.startswith("anomaly map") for c in captions) and "input + ground truth" in captions
+        assert browser.run("return document.querySelectorAll('#curves svg polyline').length") == 2  # ROC and PR
+        _sorts_by(browser, "sample_score")
+        _slider_changes_the_slice(browser)
+
+
+def test_benchmark_report_shows_every_method(browser, report_folders):
+    _load(browser, report_folders.benchmark)
+    methods = list(json.loads((report_folders.benchmark / "methods.json").read_text())["methods"])
+    compared = browser.run("return Array.from(document.querySelectorAll('#comparison tbody tr'), (tr) => tr.cells[0].textContent)")
+    legends = browser.run("return Array.from(document.querySelectorAll('#curves svg polyline title'), (t) => t.textContent)")
+    captions = browser.run("return Array.from(document.querySelectorAll('.viewer figcaption'), (f) => f.textContent)")
+    for method in methods:
+        assert method in compared
+        assert sum(legend.startswith(f"{method} (") for legend in legends) == 2  # its ROC and its PR curve
+        assert any(c.startswith(f"{method}: map") for c in captions)
+    assert browser.run("return document.querySelectorAll('.viewer').length") == 2  # each test volume once
+    _sorts_by(browser, "sample_score")
+    _slider_changes_the_slice(browser)
+
+
+def test_predict_report(browser, report_folders):
+    _load(browser, report_folders.predict)
+    captions = browser.run("return Array.from(document.querySelectorAll('.viewer figcaption'), (f) => f.textContent)")
+    assert "input + predicted mask" in captions and "reconstruction" in captions
+    assert browser.run("return document.querySelectorAll('.viewer').length") == 2
+    _sorts_by(browser, "sample_score")
+    _slider_changes_the_slice(browser)
