@@ -216,3 +216,28 @@ def test_describe_reads_a_run_folder_written_before_metadata_version_2(trained_r
     fitted = results[TASK][TEST]
     assert record["thresholds"][TEST]["fpr_5%"]["value"] == fitted["threshold@fpr_5%"]
     assert record["thresholds"][TEST]["val_dice"]["kind"] == "val_dice"
+
+
+# `uad predict` with weights/ra_demo.pt (metadata version 1) on the LPS phantom above, recorded at
+# commit 1085f0c (before metadata version 2 and the grouped evaluator): threshold value and
+# mask voxels per rule, and the map's sum and sample score, which the rules share.
+RECORDED_V1 = {"fpr_1%": (0.300994, 963), "fpr_5%": (0.235487, 2026), "val_dice": (0.224181, 2306)}
+RECORDED_V1_MAP_SUM, RECORDED_V1_SCORE = 2855.8449056845566, 0.0826882
+
+
+@pytest.mark.parametrize("rule", RECORDED_V1)
+def test_a_version_1_checkpoint_predicts_as_before(rule, tmp_path):
+    state = torch.load(ROOT / "weights" / "ra_demo.pt", map_location="cpu", weights_only=True)
+    assert state.get("metadata_version", 1) == 1 and "evaluation" not in state  # still the version-1 file
+    image, _, affine = phantom((60, 70, 40), 1.0)
+    nib.save(as_orientation(image, affine @ np.diag([1.5, 1.2, 2.0, 1.0]), ("L", "P", "S")), tmp_path / "scan.nii.gz")
+    assert uad(["predict", "--model", str(ROOT / "weights" / "ra_demo.pt"), "--input", str(tmp_path / "scan.nii.gz"),
+                "--output", str(tmp_path / "out"), "--skull-strip", "none", "--no-registration", "--threshold", rule,
+                "--no-png"]) == 0
+    (row,) = list(csv.DictReader((tmp_path / "out" / "predictions.csv").open()))
+    threshold, voxels = RECORDED_V1[rule]
+    assert float(row["threshold"]) == pytest.approx(threshold, rel=1e-5)
+    assert abs(int(row["lesion_voxels"]) - voxels) <= 2  # float noise of another CPU may move a voxel at the threshold
+    assert float(row["sample_score"]) == pytest.approx(RECORDED_V1_SCORE, rel=1e-5)
+    amap = np.asarray(nib.load(row["map_path"]).dataobj).astype(np.float64)
+    assert amap.sum() == pytest.approx(RECORDED_V1_MAP_SUM, rel=1e-5)
