@@ -113,20 +113,22 @@ def read_volume_split(csv_path: str | os.PathLike, data_root: str | os.PathLike 
     the originals keep it (their IXI folds list 10-13 scans twice), with one warning per
     file; one name with different paths is an error. `mode: t2` picks the T2 of each row;
     `keep_list` (with `mode: t2`, the originals' `keep_t2`, `avail_t2.csv`) drops the rows
-    whose subject has no T2 scan, as their IXI datamodule does.
+    whose subject has no T2 scan, as their IXI datamodule does. It concerns the rows that name
+    a T1 scan (those `mode: t2` rewrites) and is read at the first of them: a split that names
+    no T1 scan (the demo data: one contrast, no `t1` in its paths) is read as given.
     """
     csv_path = _config_path(str(csv_path), data_root)
-    keep = None
-    if keep_list is not None:
-        if Contrast(mode) != Contrast.T2:
-            raise UserInputError(f"keep_list {keep_list}: the originals' T2 subject filter (avail_t2.csv) "
-                                 "applies with mode: t2 only; remove it or set mode: t2")
-        keep = read_keep_list(keep_list, data_root)
+    if keep_list is not None and Contrast(mode) != Contrast.T2:
+        raise UserInputError(f"keep_list {keep_list}: the originals' T2 subject filter (avail_t2.csv) "
+                             "applies with mode: t2 only; remove it or set mode: t2")
+    keep: set[str] | None = None
     out, seen, repeated, dropped = [], {}, [], 0
     for line, row in enumerate(_read_rows(csv_path, VOLUME_COLUMNS), start=2):
-        if keep is not None and row["img_name"] not in keep:
-            dropped += 1
-            continue
+        if keep_list is not None and contrast_path(row["img_path"], mode) != row["img_path"]:
+            keep = read_keep_list(keep_list, data_root) if keep is None else keep
+            if row["img_name"] not in keep:
+                dropped += 1
+                continue
         where = f"split CSV {csv_path} line {line}"
         if row["label"] not in ("0", "1"):
             raise UserInputError(f"{where}: label '{row['label']}' must be 0 or 1")

@@ -74,7 +74,7 @@ class Resize(StrEnum):
     """How images and masks reach `target_size`."""
 
     SKIMAGE = "skimage"  # skimage bilinear with Gaussian anti-aliasing; masks nearest (ours)
-    BILINEAR = "bilinear"  # torchvision Resize (bilinear, antialias) on images and masks (RA);
+    BILINEAR = "bilinear"  # torchvision Resize (bilinear; `antialias` as set) on images and masks (RA);
     # lesion labels keep every pixel > 0 (RA counts non-zero), other masks those > 0.5
 
 
@@ -91,6 +91,12 @@ def pad_to_square(image: np.ndarray, value: float | None = None) -> np.ndarray:
 def to01(image: np.ndarray) -> np.ndarray:
     """RA's To01: divide by 255 if the maximum exceeds 1, else unchanged."""
     return (image / 255.0 if float(image.max()) > 1 else image).astype(np.float32)
+
+
+def quantize_8bit(image: torch.Tensor) -> torch.Tensor:
+    """RA's training transform: ToPILImage on a float tensor (``mul(255).byte()``, truncating)
+    then ToTensor (``/ 255``): intensities in [0, 1] become k / 255."""
+    return image.clamp(0, 1).mul(255).to(torch.uint8).to(torch.float32).div(255)
 
 
 def min_max(image: np.ndarray) -> np.ndarray:
@@ -131,13 +137,15 @@ class ImageListSet(Sequence):
         self, csv: str | Sequence[str], data_root: str | None = None, label_dir: CsvArg = None,
         mask_dir: CsvArg = None, target_size: Sequence[int] = (128, 128), mask_kind: str = MaskKind.BRAIN,
         square: bool = False, intensity: str = Intensity.MIN_MAX, resize: str = Resize.SKIMAGE,
+        antialias: bool = True,
     ) -> None:
         """csv / label_dir / mask_dir: CSV file(s) with a `filename` column, row-parallel;
         no mask_dir means the whole image is brain. mask_kind: `brain` or `non_lesion` (RA's
         `mask_dir` CSVs); square: pad to square before resizing (RA) instead of stretching;
         intensity: `min_max` or `to01` (RA); resize: `skimage` or `bilinear` (RA's torchvision
-        Resize). With a volume-layout split CSV the masks are its brain masks whatever
-        `mask_kind` says."""
+        Resize); antialias: low-pass before downsizing (false: plain bilinear sampling, as the
+        tensor Resize of RA's pinned torchvision 0.10.1). With a volume-layout split CSV the
+        masks are its brain masks whatever `mask_kind` says."""
         if len(target_size) != 2:
             raise UserInputError(f"key 'target_size' = {target_size}; give [H, W]")
         options = (("mask_kind", mask_kind, MaskKind), ("intensity", intensity, Intensity), ("resize", resize, Resize))
@@ -149,6 +157,7 @@ class ImageListSet(Sequence):
         self.square = bool(square)
         self.intensity = Intensity(intensity)
         self.resize = Resize(resize)
+        self.antialias = bool(antialias)
         rows = volume_rows(csv, data_root)
         self.mid_axial = rows is not None
         if rows is not None:
@@ -177,17 +186,22 @@ class ImageListSet(Sequence):
         """(H, W) float -> target_size, by `resize` (no clipping)."""
         if self.resize is Resize.BILINEAR:
             tensor = torch.from_numpy(np.ascontiguousarray(data, dtype=np.float32))[None]
-            return tvf.resize(tensor, list(self.target_size), antialias=True)[0].numpy()
-        return sk_resize(data, self.target_size, order=1, anti_aliasing=True)
+            return tvf.resize(tensor, list(self.target_size), antialias=self.antialias)[0].numpy()
+        return sk_resize(data, self.target_size, order=1, anti_aliasing=self.antialias)
+
+    def _resized_label(self, path: Path) -> np.ndarray:
+        """The 0/1 label image at target_size as float: fractional at edges with `bilinear`
+        (RA's boxes as read), 0/1 (nearest) with `skimage`."""
+        data, _ = load_image_2d(path, self.mid_axial)
+        data = self._geometry(data > 0, 0.0)
+        if self.resize is Resize.BILINEAR:
+            return self._resized(data.astype(np.float32))
+        return sk_resize(data, self.target_size, order=0, preserve_range=True, anti_aliasing=False).astype(np.float32)
 
     def _binary(self, path: Path | None, lesion: bool = False) -> np.ndarray | None:
         if path is None:
             return None
-        data, _ = load_image_2d(path, self.mid_axial)
-        data = self._geometry(data > 0, 0.0)
-        if self.resize is Resize.BILINEAR:
-            return self._resized(data.astype(np.float32)) > (0.0 if lesion else 0.5)
-        return sk_resize(data, self.target_size, order=0, preserve_range=True, anti_aliasing=False) > 0.5
+        return self._resized_label(path) > (0.0 if lesion and self.resize is Resize.BILINEAR else 0.5)
 
     def _check_brain_mask(self, mask: np.ndarray, seg: np.ndarray | None, index: int) -> None:
         """A 'brain mask' that holds no pixel of a present lesion is RA's non-lesion mask:
@@ -207,11 +221,14 @@ class ImageListSet(Sequence):
             data, affine = load_image_2d(self.files[index], self.mid_axial)
             scaled = to01(data) if self.intensity is Intensity.TO01 else min_max(data)
             image = np.clip(self._resized(self._geometry(scaled)), 0, 1)
-            seg = self._binary(self.labels[index], lesion=True) if self.labels else None
+            label_values = self._resized_label(self.labels[index]) if self.labels else None
+            seg = None if label_values is None else label_values > (0.0 if self.resize is Resize.BILINEAR else 0.5)
             given = self._binary(self.masks[index]) if self.masks else None
-            negative = None
+            negative = seg_weights = None
             if given is not None and self.mask_kind is MaskKind.NON_LESION and not self.mid_axial:
                 mask, negative = np.ones(self.target_size, bool), given
+                if label_values is not None:  # RA's boxes as read: their FP figure weighs the map by them
+                    seg_weights = torch.from_numpy(np.where(seg, label_values, 0).astype(np.float32))[..., None]
             elif given is not None:
                 self._check_brain_mask(given, seg, index)
                 mask = given
@@ -226,6 +243,7 @@ class ImageListSet(Sequence):
                 label=int(bool(seg.any())) if seg is not None else int(bool(self.row_labels and self.row_labels[index])),
                 affine=affine,
                 negative=None if negative is None else torch.from_numpy(negative)[..., None],
+                seg_weights=seg_weights,
             )
         return self._cache[index]
 
@@ -235,14 +253,18 @@ class ImageListSliceDataset(EpochSeededDataset):
     when `augmentation` is given."""
 
     def __init__(self, images: ImageListSet, samples_per_epoch: int | None = None,
-                 augmentation: Augmentation | None = None, seed: int = 0) -> None:
+                 augmentation: Augmentation | None = None, seed: int = 0, quantize: bool = False) -> None:
+        """quantize: intensities to k / 255 before the augmentation (`quantize_8bit`, RA's training transform)."""
         super().__init__(len(images), samples_per_epoch, augmentation, seed)
         self.images = images
+        self.quantize = bool(quantize)
 
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
         volume = self.images[index % len(self.images)]
         image = volume.image[..., 0].unsqueeze(0)
         mask = volume.mask[..., 0].unsqueeze(0).float()
+        if self.quantize:
+            image = quantize_8bit(image)
         if self.augmentation is not None:
             image, mask = self.augmentation(image, mask, self.seed, self.epoch, index)
         return {"image": image.contiguous(), "mask": mask.contiguous()}
@@ -257,18 +279,21 @@ class ImageListDataModule:
         train_mask_dir: CsvArg = None, val_mask_dir: CsvArg = None, samples_per_epoch: int | None = None,
         augmentation: Mapping[str, Any] | None = None, seed: int = 0, mask_kind: str = MaskKind.BRAIN,
         square: bool = False, intensity: str = Intensity.MIN_MAX, resize: str = Resize.SKIMAGE,
-        drop_last: bool = False,
+        drop_last: bool = False, antialias: bool = True, quantize_training: bool = False,
     ) -> None:
         """*_mask_dir: mask CSV(s) row-parallel to the image CSV(s), of `mask_kind`;
         augmentation: Augmentation params (applied to training items only); square /
-        intensity / resize: see ImageListSet; drop_last: the Trainer drops the last incomplete batch."""
+        intensity / resize / antialias: see ImageListSet; drop_last: the Trainer drops the last
+        incomplete batch; quantize_training: training images to k / 255 before augmentation
+        (RA's ToPILImage on a float tensor; validation images are not quantised, as theirs)."""
         if int(batch_size) < 1:
             raise UserInputError(f"data_loader key 'batch_size' = {batch_size}; must be >= 1")
         self.batch_size = int(batch_size)
         self.num_workers = int(num_workers)
         self._args = dict(data_root=data_root, target_size=target_size, mask_kind=mask_kind, square=square,
-                          intensity=intensity, resize=resize)
+                          intensity=intensity, resize=resize, antialias=antialias)
         self.drop_last = bool(drop_last)
+        self.quantize_training = bool(quantize_training)
         self.train_csv, self.val_csv = train_csv, val_csv
         self.train_mask_dir, self.val_mask_dir = train_mask_dir, val_mask_dir
         self.samples_per_epoch = samples_per_epoch
@@ -281,7 +306,8 @@ class ImageListDataModule:
         """Augmented training images; has set_epoch(epoch)."""
         if self._train is None:
             images = ImageListSet(self.train_csv, mask_dir=self.train_mask_dir, **self._args)
-            self._train = ImageListSliceDataset(images, self.samples_per_epoch, self.augmentation, self.seed)
+            self._train = ImageListSliceDataset(images, self.samples_per_epoch, self.augmentation, self.seed,
+                                                self.quantize_training)
         return self._train
 
     def val_dataset(self) -> ImageListSliceDataset:

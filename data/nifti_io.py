@@ -82,13 +82,15 @@ def load_subject(
     image_path: str | os.PathLike,
     mask_path: str | os.PathLike,
     seg_path: str | os.PathLike | None = None,
+    reorient: bool = True,
 ) -> tuple[NiftiArray, np.ndarray, np.ndarray | None]:
-    """Load image, brain mask (bool) and optional seg (bool), all of one shape.
+    """Load image, brain mask (bool) and optional seg (bool), all of one shape
+    (`reorient`: to RAS, see load_nifti; false: as stored).
 
     Raises UserInputError for an empty brain mask or mismatched shapes.
     """
-    image = load_nifti(image_path, "image")
-    mask = _binary(load_nifti(mask_path, "brain mask").data, mask_path, "brain mask")
+    image = load_nifti(image_path, "image", reorient)
+    mask = _binary(load_nifti(mask_path, "brain mask", reorient).data, mask_path, "brain mask")
     if not mask.any():
         raise UserInputError(
             f"brain mask {mask_path} is empty; provide a mask with brain voxels > 0"
@@ -96,7 +98,7 @@ def load_subject(
     _check_shape(image.data.shape, mask.shape, mask_path, image_path)
     seg = None
     if seg_path is not None:
-        seg = _binary(load_nifti(seg_path, "segmentation").data, seg_path, "segmentation")
+        seg = _binary(load_nifti(seg_path, "segmentation", reorient).data, seg_path, "segmentation")
         _check_shape(image.data.shape, seg.shape, seg_path, image_path)
     return image, mask, seg
 

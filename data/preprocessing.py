@@ -29,6 +29,13 @@ class Pipeline(StrEnum):
     ZOOM = "zoom"  # ours before: centred crop, clipped rescale, corner-aligned ndimage.zoom
 
 
+class Orientation(StrEnum):
+    """The voxel order a volume is read in (before any other step)."""
+
+    RAS = "ras"  # reoriented to the closest RAS (axis 2 = axial whatever the storage order; ours)
+    AS_STORED = "as_stored"  # the voxel order of the file (the originals: SimpleITK array, identity affine)
+
+
 _TIO_INTERPOLATION = {0: "nearest", 1: "linear", 3: "bspline"}
 
 
@@ -148,6 +155,10 @@ class VolumePreprocessor:
     target_shape / target_spacing (mm): resample (B-spline `image_order` for the image,
     nearest for mask and seg); give at most one, null for neither. The originals use
     target_spacing 2 (their `rescaleFactor`) on 1 mm volumes.
+    orientation: `ras` (ours: every file reoriented to RAS first, so the same crop and axial
+    axis for any storage order) or `as_stored` (the originals: the file's voxel order; equal
+    for RAS files, an LPS file comes out mirrored in x and y, and an odd crop margin falls on
+    the other side). Read by `data.volume_dataset.load_volume`.
     """
 
     crop_shape: Sequence[int] | None = (192, 192, 100)
@@ -159,6 +170,7 @@ class VolumePreprocessor:
     curvature_flow: bool = False
     curvature_flow_time_step: float = 0.125
     curvature_flow_iterations: int = 3
+    orientation: str = Orientation.RAS
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "crop_shape", _tuple_or_none(self.crop_shape, 3, "crop_shape"))
@@ -176,6 +188,11 @@ class VolumePreprocessor:
                 f"preprocessing key 'pipeline' = {self.pipeline!r}; use one of {[p.value for p in Pipeline]}"
             )
         object.__setattr__(self, "pipeline", Pipeline(self.pipeline))
+        if self.orientation not in set(Orientation):
+            raise UserInputError(
+                f"preprocessing key 'orientation' = {self.orientation!r}; use one of {[o.value for o in Orientation]}"
+            )
+        object.__setattr__(self, "orientation", Orientation(self.orientation))
         if self.pipeline is Pipeline.TORCHIO and self.image_order not in _TIO_INTERPOLATION:
             raise UserInputError(
                 f"preprocessing key 'image_order' = {self.image_order}; the torchio pipeline takes 0, 1 or 3"
@@ -201,6 +218,11 @@ class VolumePreprocessor:
         dummy = tio.Subject(mask=tio.LabelMap(tensor=torch.zeros((1, *map(int, in_shape)), dtype=torch.uint8), affine=grid))
         out = self._torchio_transform(with_intensity=False)(dummy)["mask"]
         return tuple(int(n) for n in out.spatial_shape), np.linalg.inv(grid) @ np.asarray(out.affine, float)
+
+    @property
+    def reorients(self) -> bool:
+        """Whether volumes are reoriented to RAS on loading (`orientation: ras`)."""
+        return self.orientation is Orientation.RAS
 
     def output_shape(self, in_shape: Sequence[int], spacing: Sequence[float] = (1.0, 1.0, 1.0)) -> tuple[int, ...]:
         """Shape the triple will have for an input of `in_shape` at `spacing` (mm)."""

@@ -21,3 +21,6 @@ class Volume:
     # (H, W, D) bool regions annotated as not anomalous (RA's `mask_dir` CSVs, used there to
     # count false positives); None when the data set has none
     negative: torch.Tensor | None = None
+    # (H, W, D) float32 lesion annotation as resized, before binarising (RA's boxes: fractional at
+    # the edges, 0 outside seg; their FP figure weighs the map by it); None: seg itself
+    seg_weights: torch.Tensor | None = None

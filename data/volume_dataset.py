@@ -21,7 +21,7 @@ from dl_utils.param_types import build_part
 
 def load_volume(row: SplitRow, preprocessor: VolumePreprocessor) -> Volume:
     """Load and preprocess one CSV row into a Volume (image (H, W, D) float32 in [0, 1])."""
-    image, mask, seg = load_subject(row.img_path, row.mask_path, row.seg_path)
+    image, mask, seg = load_subject(row.img_path, row.mask_path, row.seg_path, reorient=preprocessor.reorients)
     img, msk, sg = preprocessor(image.data, mask, seg, spacing=image.spacing)
     affine = preprocessor.output_affine(image.affine, image.data.shape, image.spacing)
     return Volume(
@@ -58,7 +58,7 @@ class VolumeSet(Sequence):
         else:
             self._volumes = None
             for row in self._rows:  # the same checks as loading, nothing kept
-                load_subject(row.img_path, row.mask_path, row.seg_path)
+                load_subject(row.img_path, row.mask_path, row.seg_path, reorient=self.preprocessor.reorients)
 
     def __len__(self) -> int:
         return len(self._rows)

@@ -34,8 +34,10 @@ def build_resnet_backbone(
 ) -> torchvision.models.ResNet:
     """A randomly initialised torchvision ResNet with ``in_channels`` inputs and no fc.
 
-    The stem conv is replaced (same geometry, ``in_channels`` inputs); ``fc`` and
-    ``avgpool`` become identities, so the state dict holds only conv1 .. layer4.
+    The stem conv is replaced (same geometry, ``in_channels`` inputs) and initialised as
+    torchvision and timm initialise every ResNet conv (kaiming normal, fan out, ReLU gain:
+    std sqrt(2 / (64 * 7 * 7)) = 0.025; PyTorch's default would give 0.082 for one channel);
+    ``fc`` and ``avgpool`` become identities, so the state dict holds only conv1 .. layer4.
     zero_init_last: zero the last BN weight of each residual block (timm's default).
     """
     try:
@@ -44,6 +46,7 @@ def build_resnet_backbone(
         raise ValueError(f"unsupported encoder arch={arch!r}; choose one of: {', '.join(ResNetArch)}") from None
     net = getattr(torchvision.models, arch.value)(weights=None, zero_init_residual=zero_init_last)
     net.conv1 = nn.Conv2d(in_channels, 64, kernel_size=7, stride=2, padding=3, bias=False)
+    nn.init.kaiming_normal_(net.conv1.weight, mode="fan_out", nonlinearity="relu")
     net.fc = nn.Identity()
     net.avgpool = nn.Identity()
     return net
@@ -123,6 +126,19 @@ class ConditionEncoder(nn.Module):
         """x (B, C, H, W) -> (B, cond_dim)."""
         feat = backbone_features(self.backbone, x, self.drop_path_rate)[-1]
         return self.head(torch.flatten(feat.mean(dim=(2, 3)), 1))
+
+    def state_dict_from_original(self, theirs: dict[str, Tensor]) -> dict[str, Tensor]:
+        """The originals' encoder state dict -> ours (pure; tensors unchanged).
+
+        Accepts their timm ResNet (``conv1.`` .. ``fc.``), their SparK_2D_encoder wrapping it
+        (``encoder.`` + timm: the paper cDDPM) or SparK's sparse trunk (``sp_cnn.`` + timm,
+        its ``fc`` dropped as their cDDPM drops it when loading a SparK checkpoint).
+        """
+        if theirs and all(k.startswith("encoder.") for k in theirs):
+            theirs = {k[len("encoder."):]: v for k, v in theirs.items()}
+        elif theirs and all(k.startswith("sp_cnn.") for k in theirs):
+            theirs = {k[len("sp_cnn."):]: v for k, v in theirs.items() if not k.startswith("sp_cnn.fc.")}
+        return from_timm_state_dict(theirs)
 
 
 def from_timm_state_dict(state_dict: dict[str, Tensor]) -> dict[str, Tensor]:

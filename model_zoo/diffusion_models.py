@@ -30,6 +30,15 @@ from model_zoo.gaussian_diffusion import GaussianDiffusion, ReconstructionMode
 from model_zoo.noise import GaussianNoise, NoiseSource, OpenSimplexNoise, SimplexNoise
 from model_zoo.unet_adm import UNetADM
 
+ORIGINAL_UNET_PREFIX = "diffusion.model."
+"""Where the originals' DDPM_2D (cDDPM and MHD code alike) keeps the OpenAI UNet."""
+ORIGINAL_SCHEDULE_PREFIX = "diffusion."
+"""The originals' GaussianDiffusion buffers (betas, alphas_cumprod, ...): recomputed here, so dropped."""
+ORIGINAL_ENCODER_PREFIX = "encoder."
+"""The originals' cDDPM condition encoder (timm ResNet, or SparK_2D_encoder wrapping one)."""
+ORIGINAL_SPARK_TRUNK = ".sparse_encoder.sp_cnn."
+"""A SparK pre-training checkpoint (their Spark_2D: ``model.sparse_encoder.sp_cnn.`` + timm ResNet)."""
+
 
 class NoiseType(StrEnum):
     OPENSIMPLEX = "opensimplex"  # the originals: one 2D OpenSimplex field per draw, fp16, unscaled
@@ -203,6 +212,24 @@ class DDPM(nn.Module):
         rec = (rec + 1) / 2
         return (rec.clamp(0, 1) if self.clamp_reconstruction else rec).reshape(num_samples, *x.shape)
 
+    def state_dict_from_original(self, theirs: dict[str, Tensor]) -> dict[str, Tensor]:
+        """The originals' DDPM_2D Lightning ``state_dict`` -> ours, fp32 (pure; no I/O).
+
+        Their UNet (``diffusion.model.``, OpenAI names) goes through
+        ``UNetADM.state_dict_from_original``; their schedule buffers (the rest of
+        ``diffusion.``) are dropped, ours computes them. Any other key keeps its name, so a
+        strict load reports it (e.g. a cDDPM's ``encoder.`` given to a DDPM).
+        """
+        unet: dict[str, Tensor] = {}
+        out: dict[str, Tensor] = {}
+        for key, value in theirs.items():
+            if key.startswith(ORIGINAL_UNET_PREFIX):
+                unet[key[len(ORIGINAL_UNET_PREFIX):]] = value
+            elif not key.startswith(ORIGINAL_SCHEDULE_PREFIX):
+                out[key] = value
+        out |= {"unet." + k: v for k, v in self.unet.state_dict_from_original(unet).items()}
+        return {k: v.float() if v.is_floating_point() else v for k, v in out.items()}
+
 
 _DDPM_DEFAULTS = {
     name: p.default for name, p in inspect.signature(DDPM.__init__).parameters.items() if name != "self"
@@ -246,6 +273,24 @@ class ConditionalDDPM(DDPM):
     def condition(self, x: Tensor) -> Tensor:
         """x (B, C, H, W) in [0, 1] -> (B, cond_dim)."""
         return self.encoder(x)
+
+    def state_dict_from_original(self, theirs: dict[str, Tensor]) -> dict[str, Tensor]:
+        """The originals' cDDPM (DDPM_2D with a condition) ``state_dict`` -> ours, fp32 (pure).
+
+        As ``DDPM``, plus their encoder (``encoder.``) through
+        ``ConditionEncoder.state_dict_from_original``. A SparK pre-training state dict
+        gives only ``encoder.backbone.*``: what their DDPM_2D loads from it (``sp_cnn``, no fc).
+        """
+        encoder = {k[len(ORIGINAL_ENCODER_PREFIX):]: v for k, v in theirs.items() if k.startswith(ORIGINAL_ENCODER_PREFIX)}
+        spark = {"sp_cnn." + k.split(ORIGINAL_SPARK_TRUNK, 1)[1]: v for k, v in theirs.items() if ORIGINAL_SPARK_TRUNK in k}
+        rest = {k: v for k, v in theirs.items()
+                if not k.startswith(ORIGINAL_ENCODER_PREFIX) and ORIGINAL_SPARK_TRUNK not in k}
+        out = super().state_dict_from_original(rest)
+        for part in (encoder, spark):
+            if part:
+                mapped = self.encoder.state_dict_from_original(part)
+                out |= {"encoder." + k: v.float() if v.is_floating_point() else v for k, v in mapped.items()}
+        return out
 
     def load_encoder_weights(self, state_dict: Mapping[str, Tensor]) -> None:
         """Load a backbone state dict (e.g. ``SparkPretrainer.encoder_state_dict()``) strictly.

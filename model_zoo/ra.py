@@ -241,6 +241,19 @@ class RAModel(nn.Module):
         rec = self.decode(mu)
         return rec.unsqueeze(0).expand(num_samples, *rec.shape).clone()
 
+    def state_dict_from_original(self, theirs: dict[str, Tensor]) -> dict[str, Tensor]:
+        """The published RA's state dict (what ci-ber/RA saves as ``model_weights``) -> ours (pure).
+
+        Raises ``ValueError`` when theirs has the 1x1 projections of equal-count stages and
+        this model was built without them (``published_skip_convs``), instead of a key report.
+        """
+        out, own = state_dict_from_original(theirs), self.state_dict().keys()
+        extra = sorted(k for k in out if k.endswith(".expand.weight") and k not in own)
+        if extra:
+            raise ValueError(f"the weights hold 1x1 skip projections ({', '.join(extra)}) that RAModel builds only "
+                             "with published_skip_convs: true; set it in the model params")
+        return out
+
 
 def state_dict_from_original(state_dict: dict[str, Tensor]) -> dict[str, Tensor]:
     """The published RA's state dict (ci-ber/RA `model_zoo/ra.py`, keys `encoder.main.res_in_64...`)
@@ -270,5 +283,9 @@ def state_dict_from_original(state_dict: dict[str, Tensor]) -> dict[str, Tensor]
             out[key] = value
             continue
         module, _, leaf = rest.partition(".")
-        out[f"{rename[(part, module)]}.{leaf.replace('conv_expand.', 'expand.')}"] = value
+        target = rename.get((part, module))
+        if target is None:  # not one of theirs: kept, so a strict load names it
+            out[key] = value
+            continue
+        out[f"{target}.{leaf.replace('conv_expand.', 'expand.')}"] = value
     return out

@@ -262,3 +262,36 @@ class SparkPretrainer(nn.Module):
     def encoder_state_dict(self) -> dict[str, Tensor]:
         """The ResNet trunk weights, keys as ``ConditionEncoder.backbone`` (detached copies)."""
         return {k: v.detach().clone() for k, v in self.backbone.state_dict().items()}
+
+    def state_dict_from_original(self, theirs: dict[str, Tensor]) -> dict[str, Tensor]:
+        """The originals' Spark_2D Lightning ``state_dict`` (``model.`` + SparK_2D) -> ours (pure).
+
+        Their trunk ``sparse_encoder.sp_cnn`` (its classifier ``fc`` dropped), ``en_de_norms``,
+        ``en_de_lins``, ``mask_tokens`` and ``dense_decoder.dec.i.{up, conv.0.b}`` / ``.proj`` are
+        our ``backbone``, ``enc_norms``, ``projections``, ``mask_tokens`` and
+        ``decoder.stages.i.{up, conv}`` / ``.proj``. Their first projection is an identity when
+        the encoder is as wide as the decoder (ResNet-18/34 at width 512): ours is a 1x1 conv,
+        so it gets the identity weights. Their constant buffers (``imn_m``, ``imn_s``,
+        ``norm_black``, ``pos_embeds``) are dropped; any other key keeps its name.
+        """
+        renames = (("model.sparse_encoder.sp_cnn.", "backbone."), ("model.en_de_norms.", "enc_norms."),
+                   ("model.en_de_lins.", "projections."), ("model.mask_tokens.", "mask_tokens."),
+                   ("model.dense_decoder.proj.", "decoder.proj."), ("model.dense_decoder.dec.", "decoder.stages."))
+        dropped = ("model.sparse_encoder.sp_cnn.fc.", "model.imn_m", "model.imn_s", "model.norm_black",
+                   "model.pos_embeds.")
+        out: dict[str, Tensor] = {}
+        for key, value in theirs.items():
+            if key.startswith(dropped):
+                continue
+            prefix, ours = next(((p, o) for p, o in renames if key.startswith(p)), ("", ""))
+            rest = key[len(prefix):]
+            if ours == "decoder.stages.":  # <i>.conv.0.b.<j>. -> <i>.conv.<j>. (their single UNetBlock2x per stage)
+                stage, sep, tail = rest.partition(".conv.0.b.")
+                rest = f"{stage}.conv.{tail}" if sep else rest
+            out[ours + rest if prefix else key] = value
+        first = self.projections[0]
+        if "projections.1.weight" in out and "projections.0.weight" not in out \
+                and first.in_channels == first.out_channels:  # their nn.Identity()
+            out["projections.0.weight"] = torch.eye(first.in_channels).reshape(first.weight.shape)
+            out["projections.0.bias"] = torch.zeros(first.out_channels)
+        return out

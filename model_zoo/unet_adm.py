@@ -13,6 +13,7 @@ that never occurs raises instead of being ignored silently.
 from __future__ import annotations
 
 import math
+import re
 
 import torch
 import torch.nn.functional as F
@@ -281,3 +282,98 @@ class UNetADM(nn.Module):
                 h = torch.cat([h, skips.pop()], dim=1)
             h = stage(h, emb)
         return self.out(h)
+
+    def state_dict_from_original(self, theirs: dict[str, Tensor]) -> dict[str, Tensor]:
+        """The originals' OpenAI ``UNetModel`` state dict (keys ``input_blocks.*``, ``middle_block.*``,
+        ``output_blocks.*``, ``time_embed.*``, ``label_emb.*``, ``out.*``) -> ours; fp16 tensors
+        (OpenAI's ``convert_to_fp16``; a no-op in the cDDPM code) become fp32.
+
+        A key with no counterpart keeps its name, so a strict load reports it. Pure: no I/O.
+        """
+        stages = _stage_names(self)
+        out: dict[str, Tensor] = {}
+        for key, value in theirs.items():
+            ours = openai_unet_key(key, *stages)
+            out[key if ours is None else ours] = value.float() if value.is_floating_point() else value
+        return out
+
+
+# ---- the originals' OpenAI-UNet names (Conditioned-Diffusion-Models-UAD src/models/modules/OpenAI_Unet.py)
+OPENAI_RESBLOCK_PARTS = {"in_layers.0": "norm_in", "in_layers.2": "conv_in", "emb_layers.1": "emb_proj",
+                         "out_layers.0": "norm_out", "out_layers.3": "conv_out", "skip_connection": "skip"}
+"""Their ResBlock's sub-module names -> ours."""
+OPENAI_RESAMPLE_CONVS = {"op": "block", "conv": "block.1"}
+"""Their Downsample ``op`` / Upsample ``conv`` (``resblock_updown`` false) -> our plain resample stage."""
+
+
+def _stage_names(unet: UNetADM) -> tuple[list[str], list[str], list[str]]:
+    """Our down stages, main up stages (take a skip) and the upsample stage after each main one ('' if none)."""
+    down = [f"down.{i}" for i in range(len(unet.down))]
+    main: list[str] = []
+    after: list[str] = []
+    for i, stage in enumerate(unet.up):
+        if stage.takes_skip:
+            main.append(f"up.{i}")
+            after.append("")
+        else:
+            after[-1] = f"up.{i}"
+    return down, main, after
+
+
+def _block_part(rest: str) -> tuple[str, str]:
+    """'in_layers.2.weight' -> ('conv_in', 'weight') for res blocks; ('', rest) otherwise (attention)."""
+    for theirs, ours in OPENAI_RESBLOCK_PARTS.items():
+        if rest.startswith(theirs + "."):
+            return ours, rest[len(theirs) + 1:]
+    return "", rest
+
+
+def _resample_part(rest: str) -> str | None:
+    """'op.weight' -> 'block.weight' (strided conv), 'conv.bias' -> 'block.1.bias' (nearest + conv); else None."""
+    head, _, leaf = rest.partition(".")
+    return f"{OPENAI_RESAMPLE_CONVS[head]}.{leaf}" if head in OPENAI_RESAMPLE_CONVS and leaf else None
+
+
+def openai_unet_key(key: str, down: list[str], main: list[str], after: list[str]) -> str | None:
+    """One OpenAI-UNet key -> ours, given our stage names (`_stage_names`); None if it has no counterpart.
+
+    Their ``input_blocks`` are the input conv, then our ``down`` stages in order; their
+    ``middle_block`` is res, attention, res; their ``output_blocks.i`` is our i-th main up
+    stage (res block, attention) plus, at a level's end, the upsampling stage after it.
+    """
+    if key.startswith(("time_embed.", "out.")):
+        return key
+    if key.startswith("label_emb."):
+        return "cond_embed." + key[len("label_emb."):]
+    match = re.fullmatch(r"input_blocks\.(\d+)\.(\d+)\.(.+)", key)
+    if match:
+        block, rest = int(match[1]), match[3]
+        if block == 0:
+            return "input_conv." + rest
+        if block > len(down):
+            return None
+        resample = _resample_part(rest)
+        if resample is not None:
+            return f"{down[block - 1]}.{resample}"
+        part, leaf = _block_part(rest)
+        return f"{down[block - 1]}.block.{part}.{leaf}" if part else f"{down[block - 1]}.attn.{leaf}"
+    match = re.fullmatch(r"middle_block\.([012])\.(.+)", key)
+    if match:
+        target = {"0": "middle.0.block", "1": "middle.0.attn", "2": "middle.1.block"}[match[1]]
+        part, leaf = _block_part(match[2])
+        return f"{target}.{part}.{leaf}" if part else f"{target}.{leaf}"
+    match = re.fullmatch(r"output_blocks\.(\d+)\.(\d+)\.(.+)", key)
+    if match:
+        block, layer, rest = int(match[1]), int(match[2]), match[3]
+        if block >= len(main):
+            return None
+        resample = _resample_part(rest)
+        if resample is not None and layer > 0 and after[block]:
+            return f"{after[block]}.{resample}"
+        part, leaf = _block_part(rest)
+        if not part:  # attention after the res block
+            return f"{main[block]}.attn.{leaf}"
+        if layer == 0:
+            return f"{main[block]}.block.{part}.{leaf}"
+        return f"{after[block]}.block.{part}.{leaf}" if after[block] else None  # the upsampling res block
+    return None

@@ -1,25 +1,27 @@
-"""`uad convert`: the authors' Lightning checkpoints -> checkpoints of this framework, tensors only.
+"""`uad convert`: the authors' checkpoints -> checkpoints of this framework, tensors only.
+
+Reading, dispatch and writing only; the key maps live beside the models (`model_zoo/`), each
+model's `state_dict_from_original` (the `ConvertsOriginalWeights` contract below).
 
 Their `.ckpt` files pickle the hyper-parameters (omegaconf objects), so
 `torch.load(weights_only=True)` refuses them, and a plain `torch.load` would run
 whatever code the pickle names. Here the zip's `data.pkl` is read by a restricted
 unpickler: torch's tensor-rebuild functions and storage types are the only globals it
-resolves; every other global becomes an inert placeholder that runs nothing. Then their
-key names (Conditioned-Diffusion-Models-UAD, `src/models/DDPM_2D.py`: the OpenAI UNet
-under `diffusion.model.`, the timm ResNet under `encoder.`) are mapped onto
-`model_zoo.unet_adm.UNetADM` / `model_zoo.condition_encoder.ConditionEncoder`, and the
-result is loaded strictly into the model of our config before it is written. Their SparK
-pre-training checkpoints (`src/models/Spark_2D.py`, the ResNet at
-`model.sparse_encoder.sp_cnn.`) become encoder files for `init_weights`.
+resolves; every other global becomes an inert placeholder that runs nothing.
+
+Their state dict is found in the checkpoint (Lightning `state_dict`: DDPM / cDDPM / SparK;
+iml-dl's `model_weights`: RA, ci-ber/RA `RA_Trainer.py`; or a bare state dict), mapped by the
+model of our config, loaded strictly and written with the config inside. A SparK
+pre-training checkpoint (`model.sparse_encoder.sp_cnn.`) becomes an encoder file for
+`init_weights: {encoder.backbone: FILE}`: the mapped ResNet trunk only.
 """
 from __future__ import annotations
 
 import collections
 import pickle
-import re
 import zipfile
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 import torch
 from torch import Tensor, nn
@@ -27,14 +29,25 @@ from torch import Tensor, nn
 from dl_utils.checkpoint import save_checkpoint
 from dl_utils.errors import UserInputError
 
-UNET_PREFIXES = ("diffusion.model.", "model.")  # DDPM_2D keeps the UNet at diffusion.model; others at model
-ENCODER_PREFIX = "encoder."
-RESBLOCK_PARTS = {"in_layers.0": "norm_in", "in_layers.2": "conv_in", "emb_layers.1": "emb_proj",
-                  "out_layers.0": "norm_out", "out_layers.3": "conv_out", "skip_connection": "skip"}
+SPARK_TRUNK = ".sparse_encoder.sp_cnn."  # their SparK Lightning module: model.sparse_encoder.sp_cnn.<timm ResNet>
+TRUNK_PATHS = ("backbone", "encoder.backbone")  # where our models keep the ResNet a SparK checkpoint fits
 STORAGE_DTYPES = {f"{name}Storage": dtype for name, dtype in (
     ("Float", torch.float32), ("Double", torch.float64), ("Half", torch.float16), ("BFloat16", torch.bfloat16),
     ("Long", torch.int64), ("Int", torch.int32), ("Short", torch.int16), ("Char", torch.int8),
     ("Byte", torch.uint8), ("Bool", torch.bool))}
+
+
+@runtime_checkable
+class ConvertsOriginalWeights(Protocol):
+    """A model (`model_zoo/`) that renames its original authors' state dict onto its own keys.
+
+    Pure (no I/O): tensors in, tensors out, fp32. Keys of theirs that are not weights of
+    the model (schedule buffers, constant buffers) are dropped; any other key without a
+    counterpart keeps its name, so the strict load that follows names it.
+    `tests/model_zoo/test_original_weights.py` checks every implementation, discovered.
+    """
+
+    def state_dict_from_original(self, theirs: dict[str, Tensor]) -> dict[str, Tensor]: ...
 
 
 # ---- reading their pickles without running them -------------------------------------------
@@ -121,83 +134,18 @@ def read_tensors_only(path: str | Path) -> dict[str, Any]:
     return state
 
 
-# ---- their names onto ours ------------------------------------------------------------------
-def _stage_names(unet: nn.Module) -> tuple[list[str], list[str], list[str]]:
-    """Our down stages, main up stages (take a skip) and the upsample stage after each main one ('' if none)."""
-    down = [f"down.{i}" for i in range(len(unet.down))]
-    main, after = [], []
-    for i, stage in enumerate(unet.up):
-        if stage.takes_skip:
-            main.append(f"up.{i}")
-            after.append("")
-        else:
-            after[-1] = f"up.{i}"
-    return down, main, after
-
-
-def _block_part(rest: str) -> tuple[str, str]:
-    """'in_layers.2.weight' -> ('conv_in', 'weight') for res blocks; attention names stay."""
-    for theirs, ours in RESBLOCK_PARTS.items():
-        if rest.startswith(theirs + "."):
-            return ours, rest[len(theirs) + 1:]
-    return "", rest
-
-
-def map_unet_key(key: str, unet: nn.Module) -> str | None:
-    """One OpenAI-UNet key (without prefix) -> ours (without `unet.`), None when it has no counterpart."""
-    down, main, after = _stage_names(unet)
-    if key.startswith(("time_embed.", "out.")):
-        return key
-    if key.startswith("label_emb."):
-        return "cond_embed." + key[len("label_emb."):]
-    match = re.match(r"input_blocks\.(\d+)\.(\d+)\.(.*)", key)
-    if match:
-        block, layer, rest = int(match[1]), int(match[2]), match[3]
-        if block == 0:
-            return "input_conv." + rest
-        part, leaf = _block_part(rest)
-        stage = down[block - 1]
-        return f"{stage}.block.{part}.{leaf}" if part else f"{stage}.attn.{leaf}"
-    match = re.match(r"middle_block\.(\d+)\.(.*)", key)
-    if match:
-        layer, rest = int(match[1]), match[2]
-        part, leaf = _block_part(rest)
-        target = {0: "middle.0.block", 1: "middle.0.attn", 2: "middle.1.block"}[layer]
-        return f"{target}.{part}.{leaf}" if part else f"{target}.{leaf}"
-    match = re.match(r"output_blocks\.(\d+)\.(\d+)\.(.*)", key)
-    if match:
-        block, layer, rest = int(match[1]), int(match[2]), match[3]
-        part, leaf = _block_part(rest)
-        if not part:  # attention after the res block
-            return f"{main[block]}.attn.{leaf}"
-        if layer == 0:
-            return f"{main[block]}.block.{part}.{leaf}"
-        return f"{after[block]}.block.{part}.{leaf}"  # the upsampling res block ends the output block
-    return None
-
-
-def map_state_dict(theirs: dict[str, Tensor], model: nn.Module) -> dict[str, Tensor]:
-    """Their Lightning `state_dict` -> our model's keys (fp16 weights become fp32; schedule buffers dropped)."""
-    unet = getattr(model, "unet", None)
-    if unet is None:
-        raise UserInputError(f"{type(model).__name__} has no `unet`; convert targets DDPM / ConditionalDDPM configs")
-    out: dict[str, Tensor] = {}
-    for key, value in theirs.items():
-        if not isinstance(value, Tensor):
-            continue
-        prefix = next((p for p in UNET_PREFIXES if key.startswith(p)), None)
-        if prefix is not None:
-            mapped = map_unet_key(key[len(prefix):], unet)
-            if mapped is not None:
-                out["unet." + mapped] = value.float() if value.is_floating_point() else value
-        elif key.startswith(ENCODER_PREFIX) and hasattr(model, "encoder"):
-            rest = key[len(ENCODER_PREFIX):]
-            target = "encoder.head." + rest[len("fc."):] if rest.startswith("fc.") else "encoder.backbone." + rest
-            out[target] = value.float() if value.is_floating_point() else value
-    return out
-
-
-SPARK_TRUNK = ".sparse_encoder.sp_cnn."  # their SparK Lightning module: model.sparse_encoder.sp_cnn.<timm ResNet>
+# ---- dispatch ------------------------------------------------------------------------------
+def original_state_dict(state: dict[str, Any], source: str | Path) -> dict[str, Tensor]:
+    """The state dict inside one of their checkpoints (tensors only): Lightning's `state_dict`,
+    iml-dl's `model_weights` (RA: `torch.save({'model_weights': ..., 'epoch': ...})`) or the
+    checkpoint itself when it is a bare state dict."""
+    for entry in ("state_dict", "model_weights"):
+        if isinstance(state.get(entry), dict):
+            return {k: v for k, v in state[entry].items() if isinstance(v, Tensor)}
+    if state and all(isinstance(v, Tensor) for v in state.values()):
+        return dict(state)
+    raise UserInputError(f"{source}: no 'state_dict' (Lightning) or 'model_weights' (iml-dl, RA) entry and not a "
+                         "state dict; give the original checkpoint file")
 
 
 def is_spark_checkpoint(theirs: dict[str, Any]) -> bool:
@@ -205,58 +153,51 @@ def is_spark_checkpoint(theirs: dict[str, Any]) -> bool:
     return any(SPARK_TRUNK in key for key in theirs)
 
 
-def map_spark_trunk(theirs: dict[str, Any]) -> dict[str, Tensor]:
-    """Their SparK `state_dict` -> the ResNet trunk's keys (conv1 .. layer4): what their cDDPM
-    loads into its encoder (`DDPM_2D.py`: keys after `sp_cnn`, the fc layer removed)."""
-    out: dict[str, Tensor] = {}
-    for key, value in theirs.items():
-        if SPARK_TRUNK in key and isinstance(value, Tensor):
-            rest = key.split(SPARK_TRUNK, 1)[1]
-            if not rest.startswith("fc."):
-                out[rest] = value.float() if value.is_floating_point() else value
-    return out
-
-
-def _backbone_of(model: nn.Module) -> nn.Module:
+def _trunk_of(model: nn.Module, config_path: str | Path) -> tuple[str, nn.Module]:
     """The ResNet trunk a SparK checkpoint fits: `backbone` (Spark pre-training) or `encoder.backbone` (cDDPM)."""
-    for path in ("backbone", "encoder.backbone"):
+    for path in TRUNK_PATHS:
         try:
-            return model.get_submodule(path)
+            return path, model.get_submodule(path)
         except AttributeError:
             continue
-    raise UserInputError(f"{type(model).__name__} has no ResNet trunk (`backbone` or `encoder.backbone`); a SparK "
-                         "checkpoint converts with a Spark pre-training or cDDPM config")
+    raise UserInputError(f"{config_path}: {type(model).__name__} has no ResNet trunk (`backbone` or `encoder.backbone`); "
+                         "a SparK checkpoint converts with a Spark pre-training or cDDPM config")
 
 
 def convert_checkpoint(source: str | Path, output: str | Path, config_path: str | Path | None) -> Path:
-    """Read `source` (tensors only), map its keys onto the model of `config_path`, load strictly,
+    """Read `source` (tensors only), map its keys with the model of `config_path`, load strictly,
     and write `output` (with the config inside, so it is self-describing).
 
     A SparK pre-training checkpoint becomes an encoder file in the format our Spark runs
     export (`model_weights` = the ResNet trunk), for `init_weights: {encoder.backbone: FILE}`."""
     from core.config.configurator import ComponentBuilder, load_config
     from core.run import checkpoint_metadata
-    from dl_utils.weights import load_model_weights
+    from dl_utils.weights import load_strict
 
     if not config_path:
         raise UserInputError("uad convert needs --config_path: our config whose model the weights fit "
                              "(e.g. projects/cDDPM/configs/cddpm_paper.yaml)")
     state = read_tensors_only(source)
-    weights = state.get("state_dict")
-    if not isinstance(weights, dict):
-        raise UserInputError(f"{source}: no 'state_dict' entry; expected a PyTorch Lightning checkpoint")
+    theirs = original_state_dict(state, source)
     config = load_config(config_path)
     model = ComponentBuilder(config_path).build(config["model"], "model")
-    epoch = int(state.get("epoch", -1)) if isinstance(state.get("epoch"), int) else -1
-    if is_spark_checkpoint(weights):
-        trunk = _backbone_of(model)
-        load_model_weights(trunk, {"model_weights": map_spark_trunk(weights)}, source)  # strict
-        output = Path(output)
+    if not isinstance(model, ConvertsOriginalWeights):
+        raise UserInputError(f"{config_path}: {type(model).__name__} has no map from the originals' weights; "
+                             "uad convert takes a DDPM, cDDPM, Spark pre-training or RA config")
+    try:
+        mapped = model.state_dict_from_original(theirs)
+    except ValueError as exc:
+        raise UserInputError(f"{source}: does not fit the model of {config_path}: {exc}") from None
+    epoch = int(state["epoch"]) if isinstance(state.get("epoch"), int) else -1
+    output = Path(output)
+    hint = f"check that {config_path} is the config of the method and size that wrote the checkpoint"
+    if is_spark_checkpoint(theirs):
+        path, trunk = _trunk_of(model, config_path)
+        weights = {k[len(path) + 1:]: v for k, v in mapped.items() if k.startswith(path + ".")}
+        load_strict(trunk, weights, source, f"the ResNet trunk of {config_path}", hint=f"check encoder_arch in {config_path}")
         save_checkpoint({"model_weights": trunk.state_dict(), "epoch": epoch, "converted_from": str(source)}, output)
         return output
-    mapped = map_state_dict(weights, model)
-    load_model_weights(model, {"model_weights": mapped}, source)  # strict: every key and shape must fit
-    output = Path(output)
+    load_strict(model, mapped, source, f"the model of {config_path}", hint=hint)
     save_checkpoint({"model_weights": model.state_dict(), "epoch": epoch,
                      "converted_from": str(source), **checkpoint_metadata.describe(config)}, output)
     return output

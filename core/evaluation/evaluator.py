@@ -117,8 +117,10 @@ class AnomalyDetectionEvaluator(DownstreamEvaluator):
             if name is None:
                 return None
             if name not in scored:
-                folder = run_dir / "anomaly_maps" / name if maps and self.outputs.save_maps and ctx.is_main else None
-                scored[name] = score_set(self.pipeline, name, self.datasets[name], ctx, scratch, folder, self.outputs.figure_cases)
+                keep = maps and self.outputs.save_maps
+                folder = run_dir / "anomaly_maps" / name if keep and ctx.is_main else None
+                scored[name] = score_set(self.pipeline, name, self.datasets[name], ctx, scratch, folder,
+                                         self.outputs.figure_cases, keep_volumes=keep)
             return scored[name]
 
         def summary(s: ScoredSet) -> RankingSummary:

@@ -56,17 +56,19 @@ def set_metrics(test: ScoredSet, fitted: Mapping[str, FittedThreshold], binarize
                                                     detection_settings.per_slice)
                     for key, t in fitted.items() if t.counts_detections}
         for record, amap, mask, seg in test.volumes():
+            regions = test.box_regions(record) if counters and detection_settings.unit is detection.DetectionUnit.BOX else None
             for key, threshold in fitted.items():
                 counts = segmentation.overlap_counts(binarize(amap, mask, threshold.value), seg)
                 totals[key] += counts
                 record.metrics[metric_key("Dice", key)] = segmentation.dice_from_counts(*counts)
                 if key in counters:
-                    counters[key].add(amap * mask, seg, threshold.value)
+                    counters[key].add(amap * mask, seg, threshold.value, regions)  # regions: RA's TP / FP / F1
         for key, threshold in fitted.items():
             metrics[metric_key("Dice", key)] = float(np.mean([r.metrics[metric_key("Dice", key)] for r in labelled]))
             metrics[metric_key("Dice_pooled", key)] = segmentation.dice_from_counts(*(int(t) for t in totals[key]))
             if key in counters:
                 metrics[metric_key("DetectionRate", key)] = counters[key].result().rate
+                metrics.update({metric_key(name, key): v for name, v in counters[key].box_figures().items()})
             metrics[metric_key("threshold", key)] = float(threshold.value)
     anomalous = [r for r in test.records if r.label == 1]
     if healthy_test is not None and healthy_test.records and anomalous:

@@ -53,11 +53,21 @@ class VolumeStore:
         self.folder = Path(folder)
         self.folder.mkdir(parents=True, exist_ok=True)
 
-    def put(self, index: int, amap: np.ndarray, mask: np.ndarray, seg: np.ndarray | None) -> None:
+    def put(self, index: int, amap: np.ndarray, mask: np.ndarray, seg: np.ndarray | None,
+            regions: dict[str, np.ndarray] | None = None) -> None:
         arrays = {"amap": amap, "mask": np.packbits(mask.ravel())}
         if seg is not None:
             arrays["seg"] = np.packbits(seg.ravel())
+        arrays.update(regions or {})  # RA's boxes: seg_weights (float32), negative (bit-packed)
         np.savez(self.folder / f"{index:07d}.npz", **arrays)
+
+    def box_regions(self, index: int) -> tuple[np.ndarray, np.ndarray] | None:
+        """(box weights float32, non-lesion region bool) of RA's annotations, or None."""
+        with np.load(self.folder / f"{index:07d}.npz") as data:
+            if "negative" not in data:
+                return None
+            weights = data["seg_weights"]
+            return weights, np.unpackbits(data["negative"], count=weights.size).astype(bool).reshape(weights.shape)
 
     def get(self, index: int) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
         with np.load(self.folder / f"{index:07d}.npz") as data:
@@ -89,6 +99,10 @@ class ScoredSet:
         for record in self.labelled if labelled_only else self.records:
             yield (record, *store.get(record.index))
 
+    def box_regions(self, record: VolumeRecord) -> tuple[np.ndarray, np.ndarray] | None:
+        """RA's box weights and non-lesion region of a volume (Volume.seg_weights / negative), or None."""
+        return VolumeStore(self.folder / "volumes").box_regions(record.index)
+
     def remove(self) -> None:
         shutil.rmtree(self.folder, ignore_errors=True)
 
@@ -102,7 +116,10 @@ def _per_volume_metrics(amap: np.ndarray, mask: np.ndarray, seg: np.ndarray) -> 
             "AUPRC_brain": ranking.auprc(amap[mask], seg[mask]), "AUROC_brain": ranking.auroc(amap[mask], seg[mask])}
 
 
-def _score_one(pipeline: ScoringPipeline, set_name: str, index: int, volume: Any, figure_cases: int) -> dict[str, Any]:
+def _score_one(pipeline: ScoringPipeline, set_name: str, index: int, volume: Any, figure_cases: int,
+               keep_volumes: bool) -> dict[str, Any]:
+    """One volume scored, as the (small) item a rank sends to rank 0; `keep_volumes`: with the
+    input and mean reconstruction for the files beside its map."""
     started = time.perf_counter()
     scored = pipeline.score(volume, set_name, index)  # seeded from (seed, set, index): any sharding
     amap, recs = scored.amap, scored.reconstructions
@@ -124,15 +141,26 @@ def _score_one(pipeline: ScoringPipeline, set_name: str, index: int, volume: Any
         metrics={} if seg is None else _per_volume_metrics(amap, mask, seg), quality=quality, case=case,
     )
     return {"record": record, "amap": amap, "mask": np.packbits(mask.ravel()), "seg": None if seg is None else np.packbits(seg.ravel()),
-            "affine": np.asarray(volume.affine), "image": volume.image.float().numpy(),  # image, reconstruction: for report.html
-            "reconstruction": None if mean_rec is None else mean_rec.float().numpy()}
+            "affine": np.asarray(volume.affine), "image": volume.image.float().numpy() if keep_volumes else None,
+            "reconstruction": None if mean_rec is None or not keep_volumes else mean_rec.float().numpy(),
+            "regions": _box_regions(volume)}
+
+
+def _box_regions(volume: Any) -> dict[str, np.ndarray] | None:
+    """RA's annotation boxes as read and non-lesion region, for their FP figure (None without)."""
+    negative, weights = getattr(volume, "negative", None), getattr(volume, "seg_weights", None)
+    if negative is None or weights is None:
+        return None
+    return {"seg_weights": weights.float().numpy(), "negative": np.packbits(negative.bool().numpy().ravel())}
 
 
 def score_set(pipeline: ScoringPipeline, name: str, volumes: Sequence[Any], ctx: DistributedContext,
-              scratch: Path | None, maps_folder: Path | None = None, figure_cases: int = 0) -> ScoredSet | None:
+              scratch: Path | None, maps_folder: Path | None = None, figure_cases: int = 0,
+              keep_volumes: bool = False) -> ScoredSet | None:
     """Score every volume of `volumes` (sharded over ranks) with a prepared pipeline; rank 0
-    returns the ScoredSet, other ranks None. `maps_folder`: write each map as NIfTI there (rank 0);
-    `figure_cases`: keep slices of the first volumes for figures."""
+    returns the ScoredSet, other ranks None. `maps_folder`: write each map as NIfTI there (rank 0),
+    with the input and mean reconstruction when `keep_volumes` (the same on every rank: each sends
+    them); `figure_cases`: keep slices of the first volumes for figures."""
     n = len(volumes)
     if ctx.is_main:
         LOG.info("scoring data set '%s' (%d volumes, %d rank%s)", name, n, ctx.world_size, "s" if ctx.enabled else "")
@@ -142,7 +170,7 @@ def score_set(pipeline: ScoringPipeline, name: str, volumes: Sequence[Any], ctx:
     bar = progress(total=n, desc=f"scoring {name}", unit="vol") if ctx.is_main else None
     for start in range(0, n, ctx.world_size):
         index = start + ctx.rank
-        item = _score_one(pipeline, name, index, volumes[index], figure_cases) if index < n else None
+        item = _score_one(pipeline, name, index, volumes[index], figure_cases, keep_volumes) if index < n else None
         gathered = gather_to_main(item, ctx)
         if not ctx.is_main:
             continue
@@ -153,7 +181,7 @@ def score_set(pipeline: ScoringPipeline, name: str, volumes: Sequence[Any], ctx:
             count = amap.size
             mask = np.unpackbits(item["mask"], count=count).astype(bool).reshape(amap.shape)
             seg = None if item["seg"] is None else np.unpackbits(item["seg"], count=count).astype(bool).reshape(amap.shape)
-            store.put(record.index, amap, mask, seg)
+            store.put(record.index, amap, mask, seg, item.get("regions"))
             scored.brain.add(amap[mask], seg[mask] if seg is not None else np.zeros(int(mask.sum()), bool))
             if seg is not None:
                 scored.whole.add(amap, seg)

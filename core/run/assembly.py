@@ -75,7 +75,7 @@ def build_data_module(builder: ComponentBuilder, config: dict[str, Any], seed: i
     key = "trainer.data_loader"
     cls = builder.check(spec, key)
     absent = [m for m in DATA_MODULE_METHODS if not callable(getattr(cls, m, None))]
-    if absent or not hasattr(cls, "__init__"):
+    if absent:
         raise ConfigError(builder.config_path, f"{key}.class_name", f"{cls.__name__} is not a training data module "
                                                                     f"(it lacks {', '.join(absent)}); use e.g. data.volume_dataset.VolumeDataModule")
     data_module = builder.build(spec, key, **_run_values(cls, spec, {"seed": seed, "data_root": config.get("data_root")}))

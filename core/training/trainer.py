@@ -13,7 +13,7 @@ import math
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path, PurePath
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 import torch
 from torch import Tensor, nn
@@ -30,6 +30,21 @@ from dl_utils.weights import load_strict
 LOG = logging.getLogger(__name__)
 STAGING_DIR = ".partial"  # in the run folder: checkpoints are written here, then renamed into checkpoints/
 
+
+
+@runtime_checkable
+class ModelWithOwnLoss(Protocol):
+    """A model that computes its own training loss (the diffusion models, Spark): used when the
+    trainer has no `loss` configured."""
+
+    def training_loss(self, x: Tensor) -> dict[str, Tensor] | Tensor: ...
+
+
+@runtime_checkable
+class EpochSeeded(Protocol):
+    """A training data set whose items are drawn from the epoch's randomness (data/)."""
+
+    def set_epoch(self, epoch: int) -> None: ...
 
 class Optimizer(enum.StrEnum):
     ADAM = "adam"
@@ -138,7 +153,7 @@ class Trainer:
         x = batch["image"]
         if self.loss is not None:
             return {"loss": self.loss(self.model(x), x)}
-        if not hasattr(self.model, "training_loss"):
+        if not isinstance(self.model, ModelWithOwnLoss):
             raise UserInputError(
                 f"{type(self.model).__name__} has no training_loss(); set trainer.params.loss in the YAML"
             )
@@ -245,7 +260,7 @@ class Trainer:
         for epoch in range(self.start_epoch, self.nr_epochs):
             started = time.perf_counter()
             sampler.set_epoch(epoch)
-            if hasattr(train_loader.dataset, "set_epoch"):
+            if isinstance(train_loader.dataset, EpochSeeded):
                 train_loader.dataset.set_epoch(epoch)
             self.epoch = epoch
             train_losses = self._train_epoch(train_loader, epoch)

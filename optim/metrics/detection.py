@@ -80,20 +80,26 @@ class DetectionCounter:
     """Detected / total counts accumulated one volume at a time (the evaluator streams volumes
     from disk): lesions (3D components, or 2D per slice) or, with unit `box`, images with
     annotation boxes (RA's rule, `box_hit`). `detection_rate` and `box_detection_rate` are this
-    counter over a list."""
+    counter over a list. With unit `box` and an image's `regions` (its box values as read and
+    non-lesion region), RA's per-image TP / FP are kept too (`box_figures`)."""
 
     def __init__(self, unit: str = DetectionUnit.LESION, min_fraction: float = 0.1, per_slice: bool = False,
                  connectivity: int = 26) -> None:
         self.unit = parse_option(DetectionUnit, unit, "detection unit")
         self.min_fraction, self.per_slice, self.connectivity = float(min_fraction), bool(per_slice), int(connectivity)
         self.detected = self.total = 0
+        self.localized: list[BoxLocalization] = []
 
-    def add(self, amap: Any, seg: Any, threshold: float) -> None:
-        """Count one (H, W, D) map against its lesion labels (boxes for unit `box`)."""
+    def add(self, amap: Any, seg: Any, threshold: float, regions: tuple[Any, Any] | None = None) -> None:
+        """Count one (H, W, D) map against its lesion labels (boxes for unit `box`; `regions`:
+        (box values, non-lesion region) for RA's FP figure, or None)."""
         if self.unit is DetectionUnit.BOX:
             if np.count_nonzero(to_numpy(seg)):  # images without box pixels are not counted
-                self.detected += int(box_hit(amap, seg, threshold, self.min_fraction))
+                hit = int(box_hit(amap, seg, threshold, self.min_fraction))
+                self.detected += hit
                 self.total += 1
+                if regions is not None:
+                    self.localized.append(BoxLocalization(hit, box_false_positives(amap, *regions, threshold)))
             return
         d, t = count_detected_lesions(amap, seg, threshold, self.min_fraction, self.per_slice, self.connectivity)
         self.detected, self.total = self.detected + d, self.total + t
@@ -101,6 +107,11 @@ class DetectionCounter:
     def result(self) -> DetectionRate:
         rate = self.detected / self.total if self.total else float("nan")
         return DetectionRate(rate=rate, detected=self.detected, total=self.total)
+
+    def box_figures(self) -> dict[str, float]:
+        """RA's per-set TP, FP, precision, recall, F1 (`box_localization_summary`) of the images
+        added with regions; empty if none was."""
+        return box_localization_summary(self.localized) if self.localized else {}
 
 
 def detection_rate(maps: Sequence[Any], segs: Sequence[Any], threshold: float,
@@ -134,6 +145,55 @@ def box_false_positives(amap: Any, boxes: Any, negative: Any, threshold: float) 
     check_same_shape(a, n, "map and negative")
     kept = np.where(a < threshold, 0.0, a)
     return int((kept * n).sum() / max((kept * b).sum(), 1.0))
+
+
+@dataclass(frozen=True)
+class BoxLocalization:
+    """RA's figures of one image at one threshold (ci-ber/RA `object_localization`): a hit
+    (their TP, 0 or 1) and their FP figure; precision, recall and F1 follow from them as there."""
+
+    tp: int
+    fp: int
+
+    @property
+    def precision(self) -> float:
+        """tp / max(tp + fp, 1)."""
+        return self.tp / max(self.tp + self.fp, 1)
+
+    @property
+    def recall(self) -> float:
+        """The hit itself (one annotated region per image)."""
+        return float(self.tp)
+
+    @property
+    def f1(self) -> float:
+        """2 precision recall / (precision + recall + 1e-8), with RA's epsilon."""
+        return 2 * (self.precision * self.tp) / (self.precision + self.tp + 1e-8)
+
+
+def box_localization(amap: Any, boxes: Any, negative: Any, threshold: float,
+                     min_fraction: float = 0.1) -> BoxLocalization:
+    """RA's per-image TP (``box_hit``) and FP (``box_false_positives``). ``boxes``: the resized
+    annotation as read (fractional at the box edges: their FP figure weighs the map by it)."""
+    return BoxLocalization(tp=int(box_hit(amap, boxes, threshold, min_fraction)),
+                           fp=box_false_positives(amap, boxes, negative, threshold))
+
+
+def _nan_mean_std(values: Sequence[float]) -> tuple[float, float]:
+    finite = np.asarray(values, dtype=np.float64)
+    finite = finite[~np.isnan(finite)]
+    return (float(finite.mean()), float(finite.std())) if finite.size else (float("nan"), float("nan"))
+
+
+def box_localization_summary(images: Sequence[BoxLocalization]) -> dict[str, float]:
+    """The per-set figures RA logs: sums of TP and FP over the images, and mean / std
+    (``numpy.nanmean`` / ``nanstd``, population std) of FP, precision, recall and F1.
+    Empty: NaN everywhere, sums 0."""
+    figures: dict[str, float] = {"TP": float(sum(i.tp for i in images)), "FP": float(sum(i.fp for i in images))}
+    for key, values in (("FP_mean", [i.fp for i in images]), ("Precision", [i.precision for i in images]),
+                        ("Recall", [i.recall for i in images]), ("F1", [i.f1 for i in images])):
+        figures[key], figures[f"{key.removesuffix('_mean')}_std"] = _nan_mean_std(values)
+    return figures
 
 
 def box_detection_rate(maps: Sequence[Any], boxes: Sequence[Any], threshold: float,

@@ -1,5 +1,7 @@
-"""`uad convert`: an original Lightning checkpoint (their key layout, pickled hyper-parameters)
-becomes ours by loading tensors only; a hostile pickle never runs."""
+"""`uad convert`: an original checkpoint (their key layout; Lightning's pickled hyper-parameters,
+iml-dl's `model_weights` dict for RA, or a bare state dict) becomes ours by loading tensors
+only; a hostile pickle never runs. The key maps themselves are tested per model in
+tests/model_zoo/test_original_weights.py; here: reading, dispatch, writing, errors."""
 from __future__ import annotations
 
 import collections
@@ -13,43 +15,11 @@ import yaml
 from core.commands.cli import main as uad
 from core.commands.convert import read_tensors_only
 from core.config.configurator import ComponentBuilder
+from tests.model_zoo import original_names as names
 
-MODEL = {"module_name": "model_zoo.diffusion_models", "class_name": "ConditionalDDPM", "params": {
-    "image_size": 16, "base_channels": 8, "channel_mult": [1, 2], "num_res_blocks": 1, "num_head_channels": 8,
-    "num_groups": 8, "noise": "gaussian", "encoder_arch": "resnet18", "cond_dim": 16}}
-
-# Their names for this tiny UNet, read off src/models/modules/OpenAI_Unet.py (UNetModel.__init__:
-# input_blocks = [conv] + per level [ResBlock]*num_res_blocks (+ a down ResBlock between levels),
-# middle_block = ResBlock, AttentionBlock, ResBlock; output_blocks per level (num_res_blocks + 1)
-# blocks, the last of each level but the first ending in an up ResBlock) -> ours, written by hand.
-PREFIXES = {
-    "time_embed.0": "unet.time_embed.0", "time_embed.2": "unet.time_embed.2",
-    "label_emb.0": "unet.cond_embed.0", "label_emb.2": "unet.cond_embed.2",
-    "input_blocks.0.0": "unet.input_conv",
-    "input_blocks.1.0": "unet.down.0.block", "input_blocks.2.0": "unet.down.1.block", "input_blocks.3.0": "unet.down.2.block",
-    "middle_block.0": "unet.middle.0.block", "middle_block.1": "unet.middle.0.attn", "middle_block.2": "unet.middle.1.block",
-    "output_blocks.0.0": "unet.up.0.block", "output_blocks.1.0": "unet.up.1.block", "output_blocks.1.1": "unet.up.2.block",
-    "output_blocks.2.0": "unet.up.3.block", "output_blocks.3.0": "unet.up.4.block",
-    "out.0": "unet.out.0", "out.2": "unet.out.2",
-}
-RESBLOCK = {"in_layers.0": "norm_in", "in_layers.2": "conv_in", "emb_layers.1": "emb_proj",
-            "out_layers.0": "norm_out", "out_layers.3": "conv_out", "skip_connection": "skip"}
-
-
-def their_key(ours: str) -> str:
-    """Our key -> the original Lightning key (hand table above; timm ResNet names for the encoder)."""
-    if ours.startswith("encoder.head."):
-        return "encoder.fc." + ours[len("encoder.head."):]
-    if ours.startswith("encoder.backbone."):
-        return "encoder." + ours[len("encoder.backbone."):]
-    for theirs, prefix in sorted(PREFIXES.items(), key=lambda kv: -len(kv[1])):
-        if ours.startswith(prefix + "."):
-            rest = ours[len(prefix) + 1:]
-            for t, o in RESBLOCK.items():
-                if rest.startswith(o + "."):
-                    rest = t + rest[len(o):]
-            return "diffusion.model." + theirs + "." + rest
-    raise AssertionError(f"no original name for {ours}")
+MODEL = {"module_name": "model_zoo.diffusion_models", "class_name": "ConditionalDDPM", "params": names.CDDPM}
+DDPM_MODEL = {"module_name": "model_zoo.diffusion_models", "class_name": "DDPM", "params": names.DIFFUSION}
+RA_MODEL = {"module_name": "model_zoo.ra", "class_name": "RAModel", "params": names.RA_TINY}
 
 
 class Hostile:
@@ -62,35 +32,50 @@ class Hostile:
         return os.system, (f"touch {self.marker}",)
 
 
-@pytest.fixture()
-def original(tmp_path):
-    model = ComponentBuilder("test").build(MODEL, "model")
-    ours = {k: torch.randn_like(v.float()) if v.is_floating_point() else v for k, v in model.state_dict().items()}
+def _config(tmp_path, model: dict, name: str = "tiny.yaml"):
+    config = {"name": "tiny", "experiment": {"name": "c", "task": "test", "weights": None}, "model": model}
+    (tmp_path / name).write_text(yaml.safe_dump(config))
+    return tmp_path / name
+
+
+def _random_state(model_spec: dict) -> dict[str, torch.Tensor]:
+    model = ComponentBuilder("test").build(model_spec, "model")
+    return {k: torch.randn_like(v.float()) if v.is_floating_point() else v for k, v in model.state_dict().items()}
+
+
+# (our model, where their encoder sits): a timm backbone (`encoder.`), their SparK_2D_encoder (the
+# paper cDDPM, `encoder.encoder.`), the unconditional DDPM
+ORIGINALS = {"cddpm_timm": (MODEL, "encoder."), "cddpm_spark_encoder": (MODEL, "encoder.encoder."),
+             "ddpm": (DDPM_MODEL, "encoder.")}
+
+
+@pytest.fixture(params=sorted(ORIGINALS))
+def original(request, tmp_path):
+    model, encoder_prefix = ORIGINALS[request.param]
+    ours = _random_state(model)
     state_dict = collections.OrderedDict()
     for key, value in ours.items():
-        name = their_key(key)
-        half = name.startswith("diffusion.model.") and "_blocks" in name or "middle_block" in name
-        state_dict[name] = value.half() if half else value  # their convert_to_fp16() blocks
+        name = names.cddpm_name(key, encoder_prefix)
+        state_dict[name] = value.half() if names.is_fp16_torso(name) else value  # their convert_to_fp16() blocks
     state_dict["diffusion.betas"] = torch.linspace(1e-4, 0.02, 10)  # schedule buffers: ours computes them
     marker = tmp_path / "pwned"
     ckpt = {"state_dict": state_dict, "hyper_parameters": {"cfg": Hostile(marker)}, "epoch": 7,
             "pytorch-lightning_version": "1.9.0", "callbacks": {"ModelCheckpoint": Hostile(marker)}}
     path = tmp_path / "last.ckpt"
     torch.save(ckpt, path)
-    config = {"name": "tiny_cddpm", "experiment": {"name": "c", "task": "test", "weights": None}, "model": MODEL}
-    (tmp_path / "tiny.yaml").write_text(yaml.safe_dump(config))
-    return path, marker, ours, tmp_path / "tiny.yaml"
+    expected = {k: v.half().float() if names.is_fp16_torso(names.cddpm_name(k, encoder_prefix)) else v for k, v in ours.items()}
+    return path, marker, expected, _config(tmp_path, model), model
 
 
 def test_weights_only_refuses_their_pickle(original):
-    path, marker, _, _ = original
+    path, marker, _, _, _ = original
     with pytest.raises(Exception):
         torch.load(path, weights_only=True)
     assert not marker.exists()
 
 
 def test_convert_loads_tensors_only_and_maps_every_key(original, tmp_path, capsys):
-    path, marker, ours, config = original
+    path, marker, expected, config, model = original
     state = read_tensors_only(path)
     assert not marker.exists()  # the __reduce__ payload never ran
     assert type(state["hyper_parameters"]["cfg"]).__name__.startswith("Inert")
@@ -98,11 +83,10 @@ def test_convert_loads_tensors_only_and_maps_every_key(original, tmp_path, capsy
     assert uad(["convert", "--input", str(path), "--output", str(out), "--config_path", str(config)]) == 0
     assert not marker.exists()
     converted = torch.load(out, map_location="cpu", weights_only=True)
-    assert set(converted["model_weights"]) == set(ours)
-    for key, value in ours.items():
-        expected = value.half().float() if their_key(key).split(".")[2].endswith("_blocks") or "middle_block" in their_key(key) else value
-        torch.testing.assert_close(converted["model_weights"][key], expected, rtol=0, atol=0)
-    assert converted["config"]["model"] == MODEL
+    assert set(converted["model_weights"]) == set(expected)
+    for key, value in expected.items():
+        torch.testing.assert_close(converted["model_weights"][key], value, rtol=0, atol=0)
+    assert converted["config"]["model"] == converted["model_spec"] == model and converted["epoch"] == 7
 
 
 def test_foreign_files_are_one_line(tmp_path, capsys):
@@ -145,3 +129,83 @@ def test_their_spark_checkpoint_becomes_an_encoder_file_for_cddpm(tmp_path):
     model = ComponentBuilder("test").build(MODEL, "model")
     load_submodule_weights(model, "encoder.backbone", out, torch.device("cpu"))
     torch.testing.assert_close(model.encoder.backbone.conv1.weight, trunk["conv1.weight"], rtol=0, atol=0)
+
+
+def test_their_spark_checkpoint_becomes_an_encoder_file_with_a_spark_config(tmp_path):
+    # the whole SparK_2D under their names (identity first projection: resnet18 at decoder width 512)
+    ours = _random_state(SPARK_MODEL)
+    state_dict = collections.OrderedDict((names.spark_name(k, True), v) for k, v in ours.items()
+                                         if names.spark_name(k, True) is not None)
+    state_dict["model.norm_black"] = torch.zeros(1, 3, 32, 32)
+    torch.save({"state_dict": state_dict, "epoch": 5}, tmp_path / "spark.ckpt")
+    out = tmp_path / "encoder.pt"
+    assert uad(["convert", "--input", str(tmp_path / "spark.ckpt"), "--output", str(out),
+                "--config_path", str(_config(tmp_path, SPARK_MODEL))]) == 0
+    converted = torch.load(out, map_location="cpu", weights_only=True)
+    trunk = {k[len("backbone."):]: v for k, v in ours.items() if k.startswith("backbone.")}
+    assert set(converted["model_weights"]) == set(trunk) and converted["epoch"] == 5
+    for key, value in trunk.items():
+        torch.testing.assert_close(converted["model_weights"][key], value, rtol=0, atol=0)
+
+
+def _ra_original(form: str) -> tuple[dict, dict[str, torch.Tensor]]:
+    """What ci-ber/RA writes (its RA_Trainer.py: best_model.pt with the two Adam
+    states, latest_model.pt with one), or a bare `model.state_dict()`; and the expected weights."""
+    model = ComponentBuilder("test").build(RA_MODEL, "model")
+    ours = _random_state(RA_MODEL)
+    theirs = collections.OrderedDict((names.ra_tiny_name(k), v) for k, v in ours.items())
+    adam_e, adam_d = torch.optim.Adam(model.encoder.parameters()), torch.optim.Adam(model.decoder.parameters())
+    model(torch.rand(2, 1, 16, 16)).rec.mean().backward()
+    adam_e.step()
+    adam_d.step()
+    if form == "best_model":
+        return {"model_weights": theirs, "optimizer_e_weights": adam_e.state_dict(),
+                "optimizer_d_weights": adam_d.state_dict(), "epoch": 12}, ours
+    if form == "latest_model":
+        return {"model_weights": theirs, "optimizer_weights": adam_e.state_dict(), "epoch": 12}, ours
+    return theirs, ours
+
+
+@pytest.mark.parametrize("form", ["best_model", "latest_model", "state_dict"])
+def test_ra_original_checkpoints_convert(form, tmp_path):
+    checkpoint, ours = _ra_original(form)
+    torch.save(checkpoint, tmp_path / "best_model.pt")
+    out = tmp_path / "ra.pt"
+    config = _config(tmp_path, RA_MODEL)
+    assert uad(["convert", "--input", str(tmp_path / "best_model.pt"), "--output", str(out),
+                "--config_path", str(config)]) == 0
+    converted = torch.load(out, map_location="cpu", weights_only=True)
+    assert set(converted["model_weights"]) == set(ours)
+    for key, value in ours.items():
+        torch.testing.assert_close(converted["model_weights"][key], value, rtol=0, atol=0)
+    assert converted["model_spec"] == RA_MODEL and converted["config"]["model"] == RA_MODEL
+    assert converted["epoch"] == (12 if form != "state_dict" else -1)
+    # self-describing: `uad test`-style loading needs nothing but the file
+    model = ComponentBuilder("test").build(converted["model_spec"], "model")
+    model.load_state_dict(converted["model_weights"], strict=True)
+
+
+def test_ra_projections_without_published_skip_convs_are_one_line(tmp_path, capsys):
+    # their `inc is not outc` on YAML ints above 256 adds a 1x1 projection to an equal-count block
+    checkpoint, _ = _ra_original("best_model")
+    checkpoint["model_weights"]["encoder.main.res_in_4.conv_expand.weight"] = torch.randn(8, 8, 1, 1)
+    torch.save(checkpoint, tmp_path / "best_model.pt")
+    assert uad(["convert", "--input", str(tmp_path / "best_model.pt"), "--output", str(tmp_path / "o.pt"),
+                "--config_path", str(_config(tmp_path, RA_MODEL))]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "best_model.pt" in err[0] and "published_skip_convs" in err[0]
+    assert not (tmp_path / "o.pt").exists()
+
+
+def test_a_config_without_a_map_or_of_another_method_is_one_line(tmp_path, capsys):
+    checkpoint, _ = _ra_original("best_model")
+    torch.save(checkpoint, tmp_path / "best_model.pt")
+    autoencoder = {"module_name": "model_zoo.autoencoder", "class_name": "ConvAutoencoder",
+                   "params": {"image_size": 16, "channels": [4, 8], "latent_dim": 8}}
+    for model, named in ((autoencoder, "ConvAutoencoder"), (DDPM_MODEL, "missing unet.")):
+        config = _config(tmp_path, model, f"{named.split()[0]}.yaml")
+        assert uad(["convert", "--input", str(tmp_path / "best_model.pt"), "--output", str(tmp_path / "o.pt"),
+                    "--config_path", str(config)]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and named in err[0] and config.name in err[0], err
+    assert not (tmp_path / "o.pt").exists()

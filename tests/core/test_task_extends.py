@@ -44,7 +44,9 @@ def test_a_bad_extends_is_one_line_naming_the_key(tmp_path, tasks, words):
 def test_ra_demo_config_evaluates_both_maps_with_one_protocol():
     tasks = load_config("projects/RA/configs/ra.yaml")["downstream_tasks"]
     lpips, l1 = tasks["anomaly_detection"], tasks["anomaly_detection_l1"]
-    assert lpips["params"]["scorer"]["class_name"] == "RAPerceptualScorer" and l1["params"]["scorer"]["class_name"] == "L1Scorer"
+    scoring = lpips["params"]["scoring"], l1["params"]["scoring"]
+    assert scoring[0]["scorer"]["class_name"] == "RAPerceptualScorer" and scoring[1]["scorer"]["class_name"] == "L1Scorer"
     assert lpips["data_loader"] == l1["data_loader"]
-    assert {k: v for k, v in lpips["params"].items() if k not in ("scorer", "skip_if_unavailable")} == \
-           {k: v for k, v in l1["params"].items() if k not in ("scorer", "skip_if_unavailable")}
+    assert {k: v for k, v in lpips["params"].items() if k != "scoring"} == {k: v for k, v in l1["params"].items() if k != "scoring"}
+    assert {k: v for k, v in scoring[0].items() if k not in ("scorer", "skip_if_unavailable")} == \
+           {k: v for k, v in scoring[1].items() if k not in ("scorer", "skip_if_unavailable")}

@@ -1,8 +1,10 @@
-"""RA's 2D loader (issue 9 item 7, issue 12): non-square slices padded to square, To01,
-torchvision Resize; the annotation boxes and non-lesion masks as its evaluation reads them.
+"""RA's 2D loader (issue 9 item 7, issue 12, issue 18): non-square slices padded to square,
+To01, torchvision Resize; the annotation boxes and non-lesion masks as its evaluation reads them.
 
 tests/fixtures/parity_data/ra_loader.npz was recorded by running ci-ber/RA's own transforms
-on the PNGs below (see ra_loader.json); only the recorded arrays live here.
+on the PNGs below (see ra_loader.json) with today's antialiased Resize; ra_loader_tv010.npz
+with the Resize / ToPILImage of their pinned torchvision 0.10.1 (no antialias on tensors;
+see ra_loader_tv010.json). Only the recorded arrays live here.
 """
 from __future__ import annotations
 
@@ -12,11 +14,13 @@ import numpy as np
 import pytest
 from skimage import io as skio
 
-from data.image_list_dataset import ImageListSet
+from data.image_list_dataset import ImageListDataModule, ImageListSet
 
 FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "parity_data" / "ra_loader.npz"
+FIXTURE_TV010 = FIXTURE.with_name("ra_loader_tv010.npz")
 RA_OPTIONS = {"target_size": [128, 128], "square": True, "intensity": "to01", "resize": "bilinear",
               "mask_kind": "non_lesion"}
+PAPER_OPTIONS = dict(RA_OPTIONS, antialias=False)  # ra_paper.yaml: torchvision 0.10.1's tensor Resize
 
 
 @pytest.fixture
@@ -30,6 +34,10 @@ def pngs(tmp_path):
     for name, a in (("img", img), ("box", box), ("neg", (255 - box).astype(np.uint8))):
         skio.imsave(tmp_path / f"{name}.png", a, check_contrast=False)
         (tmp_path / f"{name}.csv").write_text(f"filename\n{name}.png\n")
+    y2, x2 = np.mgrid[0:256, 0:320]  # fine texture, padded to 320 and resized 2.5 x down
+    big = (120 + 90 * np.sin(x2 / 2.3) * np.cos(y2 / 3.1) + 30 * np.sin((x2 + y2) / 1.7)).clip(0, 255).astype(np.uint8)
+    skio.imsave(tmp_path / "big.png", big, check_contrast=False)
+    (tmp_path / "big.csv").write_text("filename\nbig.png\n")
     return tmp_path
 
 
@@ -46,3 +54,41 @@ def test_our_default_resize_differs(pngs):
     ref = np.load(FIXTURE)
     ours = ImageListSet("img.csv", str(pngs), **dict(RA_OPTIONS, resize="skimage"))[0]
     assert np.abs(ours.image[..., 0].numpy() - ref["image"]).max() > 1e-3
+
+
+def test_paper_loader_equals_ras_pinned_torchvision(pngs):
+    """antialias: false is their torchvision 0.10.1 tensor Resize, bitwise; the boxes keep
+    their resized values (fractional at the edges) for the FP figure."""
+    ref = np.load(FIXTURE_TV010)
+    vol = ImageListSet("img.csv", str(pngs), label_dir="box.csv", mask_dir="neg.csv", **PAPER_OPTIONS)[0]
+    np.testing.assert_array_equal(vol.image[..., 0].numpy(), ref["image"])
+    np.testing.assert_array_equal(vol.seg_weights[..., 0].numpy(), ref["boxes"])
+    assert np.array_equal(vol.seg[..., 0].numpy(), ref["boxes"] != 0)
+    assert np.array_equal(vol.negative[..., 0].numpy(), ref["negative"])
+    big = ImageListSet("big.csv", str(pngs), **PAPER_OPTIONS)[0].image[..., 0].numpy()
+    np.testing.assert_array_equal(big, ref["image_big"])
+    antialiased = ImageListSet("big.csv", str(pngs), **RA_OPTIONS)[0].image[..., 0].numpy()
+    assert np.abs(antialiased - ref["image_big"]).mean() > 0.01  # the option matters on a 2.5 x downsize
+
+
+def test_training_items_are_quantised_to_8_bits_as_ras_to_pil_image(pngs):
+    ref = np.load(FIXTURE_TV010)
+    off = {k: 0.0 for k in ("affine_p", "flip_p", "gamma_p", "bias_field_p", "blur_p", "ghosting_p", "noise_p")}
+    data = ImageListDataModule("img.csv", "img.csv", str(pngs), quantize_training=True, augmentation=off, **PAPER_OPTIONS)
+    item = data.train_dataset()[0]["image"][0].numpy()
+    np.testing.assert_array_equal(item, ref["train_quantised"])
+    assert np.abs(item - ref["image"]).max() > 0  # it did something
+    np.testing.assert_array_equal(data.val_dataset()[0]["image"][0].numpy(), ref["image"])  # validation: not quantised
+
+
+def test_ra_paper_config_states_the_pinned_pipeline():
+    """ra_paper.yaml: no antialias (torchvision 0.10.1), 8-bit training items, last batch dropped;
+    each one flag from ours."""
+    from core.config.configurator import load_config
+
+    config = load_config(Path(__file__).resolve().parents[2] / "projects/RA/configs/ra_paper.yaml")
+    train = config["trainer"]["data_loader"]["params"]
+    assert (train["antialias"], train["quantize_training"], train["drop_last"]) == (False, True, True)
+    evaluation = config["downstream_tasks"]["anomaly_detection"]["data_loader"]["params"]
+    assert evaluation["antialias"] is False and evaluation["mask_kind"] == "non_lesion"
+    assert config["downstream_tasks"]["anomaly_detection"]["params"]["detection"]["unit"] == "box"

@@ -57,6 +57,30 @@ def test_drop_path_rates_and_zero_init_match_timm():
     assert all(float(w.detach().abs().sum()) == 0.0 for w in bn3)
 
 
+# conv1.weight std of the originals' build_encoder("resnet50", 512, input_size=96, drop_path_rate=0)
+# (timm create_model(in_chans=1): kaiming normal, fan out) after torch.manual_seed(0 .. 9);
+# their SparK encoder comes from the same create_model(name, in_chans=1) (SOURCES.md).
+ORIGINAL_STEM_STD_MEAN = 0.02525379993021488
+ORIGINAL_STEM_STD_RANGE = (0.024725956842303276, 0.02579604648053646)
+
+
+def test_stem_is_initialised_as_the_originals_timm_stem():
+    """Issue 18: the 1-channel conv1 of the cDDPM encoder and of SparK draws like timm's
+    (std 0.025), not with PyTorch's default Conv2d init (std 0.082)."""
+    from model_zoo.spark import SparkPretrainer
+
+    builders = {"encoder": lambda: _paper_encoder().backbone,
+                "spark": lambda: SparkPretrainer(encoder_arch="resnet50", image_size=96, zero_init_last=True).backbone}
+    for name, build in builders.items():
+        stds = []
+        for seed in range(10):
+            torch.manual_seed(seed)
+            stds.append(float(build().conv1.weight.detach().std()))
+        lo, hi = ORIGINAL_STEM_STD_RANGE
+        assert lo * 0.95 < min(stds) and max(stds) < hi * 1.05, (name, stds)
+        assert abs(sum(stds) / len(stds) - ORIGINAL_STEM_STD_MEAN) < 0.02 * ORIGINAL_STEM_STD_MEAN, (name, stds)
+
+
 def test_outputs_match_the_originals_module_with_its_state_dict():
     torch.set_num_threads(1)
     ref = torch.load(FIXTURE, weights_only=True)

@@ -2,7 +2,8 @@
 
 tests/fixtures/parity_data/ra_boxes.json holds the TP / FP lists that the published lines of
 ci-ber/RA (9b7a255) `object_localization` gave, executed verbatim on ra_boxes.npz (see the
-JSON's `source`), at the code's fixed threshold 0.009 and three others.
+JSON's `source`), at the code's fixed threshold 0.009 and three others, with the precision,
+recall and F1 per image and the per-set figures their code logs (issue 18).
 """
 from __future__ import annotations
 
@@ -12,7 +13,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from optim.metrics.detection import box_detection_rate, box_false_positives, box_hit
+from optim.metrics.detection import (
+    box_detection_rate,
+    box_false_positives,
+    box_hit,
+    box_localization,
+    box_localization_summary,
+)
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "parity_data"
 REF = json.loads((FIXTURES / "ra_boxes.json").read_text())["per_threshold"]
@@ -29,6 +36,20 @@ def test_box_hits_and_fp_equal_published_code(threshold):
     rate = box_detection_rate(list(maps), list(boxes), th)
     assert rate.detected == REF[threshold]["tps"] and rate.total == len(maps)
     assert rate.rate == pytest.approx(REF[threshold]["tps"] / len(maps))
+
+
+@pytest.mark.parametrize("threshold", sorted(REF, key=float))
+def test_precision_recall_f1_and_set_figures_equal_published_code(threshold):
+    ref = REF[threshold]
+    images = [box_localization(a, b, n, float(threshold)) for a, b, n in zip(DATA["maps"], DATA["boxes"], DATA["negative"])]
+    np.testing.assert_allclose([i.precision for i in images], ref["Precision"], rtol=0, atol=1e-15)
+    np.testing.assert_allclose([i.recall for i in images], ref["Recall"], rtol=0, atol=0)
+    np.testing.assert_allclose([i.f1 for i in images], ref["F1"], rtol=0, atol=1e-15)
+    got = box_localization_summary(images)
+    assert (got["TP"], got["FP"]) == (ref["set"]["TP"]["sum"], ref["set"]["FP"]["sum"])
+    for ours, theirs in (("FP_mean", "FP"), ("Precision", "Precision"), ("Recall", "Recall"), ("F1", "F1")):
+        assert got[ours] == pytest.approx(ref["set"][theirs]["mean"], abs=1e-15)
+        assert got[f"{theirs}_std"] == pytest.approx(ref["set"][theirs]["std"], abs=1e-15)
 
 
 def test_hit_rule_by_hand():

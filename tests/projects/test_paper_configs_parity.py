@@ -1,6 +1,7 @@
 """The paper configs state the originals' choices (recorded from their code, see
 tests/fixtures/parity/SOURCES.md); our variants are one flag away."""
 
+import json
 from pathlib import Path
 
 import pytest
@@ -17,10 +18,7 @@ SSIM_PAPER = ROOT / "projects/SSIM/configs/ssim_ensemble_paper.yaml"
 MHD_PAPER = ROOT / "projects/MHD/configs/mhd_paper.yaml"
 VOLUME_PAPERS = [DDPM_PAPER, CDDPM_PAPER, SSIM_PAPER, MHD_PAPER]
 PROTOCOL = ROOT / "projects/common/paper_evaluation.yaml"
-# M src/models/DDPM_2D.test_step: t = test_timesteps - 1 = 499, diffusion(t=t-1): index 498.
-ORIGINAL_MHD_T_INDEX = 498
-# C src/models/DDPM_2D.test_step: ENS levels t in (250, 500, 750) run at t - 1.
-ORIGINAL_ENS_T_INDICES = (249, 499, 749)
+NOISE_LEVELS = ROOT / "tests/fixtures/parity/noise_level_reconstructions.json"
 
 
 def _model_params(path: Path) -> dict:
@@ -33,13 +31,15 @@ def test_volume_paper_configs_share_one_protocol_and_data_place(path):
     config = load_config(path, sources)
     assert PROTOCOL.resolve() in [s.resolve() for s in sources]
     protocol = load_config(PROTOCOL)
-    assert config["trainer"]["data_loader"]["params"]["data_root"] == protocol["trainer"]["data_loader"]["params"]["data_root"]
+    assert config["data_root"] == protocol["data_root"]  # stated once, in the protocol
+    assert config["trainer"]["data_loader"] == protocol["trainer"]["data_loader"]  # the papers' training data, once
     evaluation = config["downstream_tasks"]["anomaly_detection"]
     assert evaluation["data_loader"]["datasets"] == protocol["downstream_tasks"]["anomaly_detection"]["data_loader"]["datasets"]
-    assert evaluation["params"]["slice_batch_size"] >= 50  # a whole volume per reconstruct call
+    assert evaluation["params"]["scoring"]["inference"]["slice_batch_size"] >= 50  # a whole volume per reconstruct call
     for own in (path, *[s for s in sources if s.resolve() != PROTOCOL.resolve()]):  # paths only in the protocol
         text = own.read_text()
-        assert "train_csv:" not in text and "datasets:" not in text, own
+        assert "train_csv:" not in text and "datasets:" not in text and "data_root:" not in text, own
+        assert "preprocessing:" not in text, own  # the papers' pipeline, once
 
 
 @pytest.mark.parametrize("path", VOLUME_PAPERS, ids=lambda p: p.stem)
@@ -54,6 +54,25 @@ def test_precision_ddpm_fp32_cddpm_and_spark_amp():
     assert load_config(DDPM_PAPER)["trainer"]["params"]["amp"] is False
     assert load_config(CDDPM_PAPER)["trainer"]["params"]["amp"] is True
     assert load_config(SPARK_PAPER)["trainer"]["params"]["amp"] is True
+
+
+# Test-time precision of the originals (Lightning `precision` runs test_step under it): C and S
+# configs/experiment/.../DDPM.yaml `precision: 32`; C DDPM_cond_spark_2D and M cDDPM_MHD keep
+# configs/trainer/default.yaml `precision : 16` (fp16 autocast).
+ORIGINAL_TEST_PRECISION = {DDPM_PAPER: "fp32", SSIM_PAPER: "fp32", CDDPM_PAPER: "fp16", MHD_PAPER: "fp16"}
+
+
+@pytest.mark.parametrize("path", VOLUME_PAPERS, ids=lambda p: p.stem)
+def test_evaluation_precision_is_the_originals(path):
+    """Issue 18: each paper config tests at the original's precision; bf16 (`auto` on CUDA) is the fast option."""
+    from core.evaluation.reconstruction import autocast_dtype
+
+    precision = load_config(path)["downstream_tasks"]["anomaly_detection"]["params"]["scoring"]["inference"]["precision"]
+    assert precision == ORIGINAL_TEST_PRECISION[path]
+    expected = {"fp32": None, "fp16": torch.float16}[precision]
+    assert autocast_dtype(precision, torch.device("cuda")) == expected
+    assert autocast_dtype(precision, torch.device("cpu")) is None  # CPU: always fp32
+    assert autocast_dtype("auto", torch.device("cuda")) == torch.bfloat16
 
 
 def test_cddpm_paper_encoder_and_condition_size():
@@ -79,21 +98,65 @@ def test_spark_paper_raw_pixels_without_augmentation():
 
 
 def test_ssim_and_mhd_paper_scorers_pad_as_the_originals():
-    ssim = load_config(SSIM_PAPER)["downstream_tasks"]["anomaly_detection"]["params"]["scorer"]
+    ssim = load_config(SSIM_PAPER)["downstream_tasks"]["anomaly_detection"]["params"]["scoring"]["scorer"]
     assert ssim["class_name"] == "SSIMEnsembleScorer" and ssim["params"]["padding"] == "reflect"
-    mhd = load_config(MHD_PAPER)["downstream_tasks"]["anomaly_detection"]["params"]
+    mhd = load_config(MHD_PAPER)["downstream_tasks"]["anomaly_detection"]["params"]["scoring"]
     assert mhd["scorer"]["params"]["ssim_padding"] == "reflect" and mhd["scorer"]["params"]["num_reconstructions"] == 10
     assert mhd["map_postprocessing"] == [] and mhd["binary_postprocessing"] == []
 
 
-def test_mhd_and_ens_noise_level_indices_match_the_originals():
-    tiny = {"base_channels": 8, "channel_mult": (1, 2), "num_res_blocks": 1, "image_size": 16, "num_head_channels": 8, "num_groups": 4}
-    mhd = _model_params(MHD_PAPER)
-    assert mhd["reconstruction_mode"] == "one_step"
-    model = DDPM(**tiny, t_test=mhd["t_test"])
-    assert model.diffusion._index(model.t_test) == ORIGINAL_MHD_T_INDEX
-    cddpm = _model_params(CDDPM_PAPER)
-    assert tuple(model.diffusion._index(t) for t in cddpm["ensemble_timesteps"]) == ORIGINAL_ENS_T_INDICES
+class _Passthrough(torch.nn.Module):
+    """Stand-in network: returns its noisy input, so an x0-target reconstruction is x_t itself."""
+
+    def forward(self, x, t, cond=None):
+        return x
+
+
+class _FixedNoise:
+    """The recorded noise fields, in the order the reconstruction draws them."""
+
+    shared_per_call = False
+
+    def __init__(self, fields: list[torch.Tensor]):
+        self.fields = fields
+
+    def sample(self, shape, device=None, dtype=None, generator=None):
+        out = torch.cat(self.fields)
+        assert tuple(out.shape) == tuple(shape)
+        return out.to(device=device, dtype=dtype)
+
+
+def _noised_through_the_paper_model(path: Path, fields: list[torch.Tensor], x: torch.Tensor):
+    """reconstruct(x) of the paper config's diffusion settings with the stand-in network: (x_t + 1) / 2."""
+    params = _model_params(path)
+    keys = ("timesteps", "beta_schedule", "target", "t_test", "ensemble_timesteps", "reconstruction_mode",
+            "clamp_reconstruction")
+    tiny = {"base_channels": 8, "channel_mult": (1,), "num_res_blocks": 1, "image_size": 4, "num_head_channels": 8,
+            "num_groups": 4, "noise": "gaussian"}
+    model = DDPM(**tiny, **{k: params[k] for k in keys}).eval()
+    model.unet = _Passthrough()
+    model.noise = _FixedNoise(fields)
+    return model.reconstruct(x)[0]
+
+
+def test_mhd_and_ens_noise_levels_are_the_originals():
+    """Issue 18: the originals' GaussianDiffusion (forward -> p_losses) with a network that returns
+    its noisy input, on a recorded x and noise (tests/fixtures/parity/noise_level_reconstructions.json,
+    SOURCES.md), gives x_t at the index their test step used; the paper configs' reconstructions
+    with the same stand-in and noise give the same images (an index off by one moves them by ~1e-3)."""
+    ref = json.loads(NOISE_LEVELS.read_text())
+    x = torch.tensor(ref["x"]).reshape(2, 1, 4, 4)
+    noise = [torch.tensor(n).reshape(2, 1, 4, 4) for n in ref["noise"]]
+    shape = (2, 1, 4, 4)
+    mhd = _noised_through_the_paper_model(MHD_PAPER, noise[:1], x)
+    assert _model_params(MHD_PAPER)["reconstruction_mode"] == "one_step"
+    torch.testing.assert_close(mhd, torch.tensor(ref["mhd_one_step"]).reshape(shape), rtol=0, atol=2e-6)
+    ddpm = _noised_through_the_paper_model(DDPM_PAPER, noise[:1], x)
+    torch.testing.assert_close(ddpm, torch.tensor(ref["ddpm_one_step_t500"]).reshape(shape), rtol=0, atol=2e-6)
+    ens = _noised_through_the_paper_model(CDDPM_PAPER, noise, x)
+    assert _model_params(CDDPM_PAPER)["reconstruction_mode"] == "ensemble"
+    torch.testing.assert_close(ens, torch.tensor(ref["ens_250_500_750"]).reshape(shape), rtol=0, atol=2e-6)
+    assert (mhd - ddpm).abs().max() > 1e-4  # index 498 vs 499: distinguishable at this tolerance
 
 
 @pytest.mark.parametrize("path", VOLUME_PAPERS, ids=lambda p: p.stem)
@@ -102,5 +165,5 @@ def test_paper_threshold_search_runs_on_raw_maps_and_test_sets_load_lazily(path)
     Dice: tests/optim/metrics/test_metrics_parity.py pins that search); paper-scale test sets
     are read when scored, not kept in memory."""
     task = load_config(path)["downstream_tasks"]["anomaly_detection"]
-    assert task["params"]["search_with_binary_postprocessing"] is False
+    assert task["params"]["thresholds"]["search_with_binary_postprocessing"] is False
     assert task["data_loader"]["params"]["cache"] is False

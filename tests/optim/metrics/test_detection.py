@@ -5,6 +5,9 @@ from scipy import ndimage
 from sklearn.metrics import roc_auc_score
 
 from optim.metrics.detection import (
+    BoxLocalization,
+    box_localization,
+    box_localization_summary,
     count_detected_lesions,
     detection_rate,
     sample_auroc,
@@ -72,3 +75,50 @@ def test_sample_auroc_matches_sklearn():
     assert np.isnan(sample_auroc(scores[:2], labels[:2]))
     with pytest.raises(ValueError):
         sample_auroc(scores, labels[:2])
+
+
+def test_box_localization_by_hand():
+    """4 x 4 image, box = top-left 2 x 2 (edge weight 0.5 on one pixel), non-lesion = bottom row."""
+    boxes = np.zeros((4, 4)); boxes[:2, :2] = 1.0; boxes[1, 1] = 0.5
+    negative = np.zeros((4, 4)); negative[3] = 1
+    amap = np.zeros((4, 4)); amap[:2, :2] = 0.6; amap[3] = [2.0, 1.0, 0.4, 0.1]
+    got = box_localization(amap, boxes, negative, threshold=0.5)
+    # hand: 4 of 4 box pixels >= 0.5 -> TP 1; kept map over the box 0.6 * 3.5 = 2.1, over the
+    # non-lesion row 2 + 1 = 3 (0.4, 0.1 < 0.5 zeroed): FP = int(3 / max(2.1, 1)) = 1
+    assert (got.tp, got.fp) == (1, 1)
+    assert got.precision == 0.5 and got.recall == 1.0
+    assert got.f1 == pytest.approx(2 * 0.5 / 1.5, abs=1e-8)
+    low = box_localization(amap * 0.1, boxes, negative, threshold=0.05)  # box sum 0.21 < 1: FP = int(0.3 / 1) = 0
+    assert (low.tp, low.fp, low.precision) == (1, 0, 1.0)
+    miss = box_localization(np.where(boxes > 0, 0.0, amap), boxes, negative, threshold=0.5)
+    assert (miss.tp, miss.fp, miss.precision, miss.f1) == (0, 3, 0.0, 0.0)
+
+
+def test_box_localization_summary_by_hand():
+    images = [BoxLocalization(1, 1), BoxLocalization(1, 0), BoxLocalization(0, 3)]
+    got = box_localization_summary(images)
+    assert (got["TP"], got["FP"]) == (2, 4)
+    assert got["FP_mean"] == pytest.approx(4 / 3) and got["FP_std"] == pytest.approx(np.std([1, 0, 3]))
+    assert got["Precision"] == pytest.approx(np.mean([0.5, 1.0, 0.0]))
+    assert got["Recall"] == pytest.approx(2 / 3) and got["Recall_std"] == pytest.approx(np.std([1, 1, 0]))
+    f1 = [2 * 0.5 / (1.5 + 1e-8), 2 / (2 + 1e-8), 0.0]
+    assert got["F1"] == pytest.approx(np.mean(f1)) and got["F1_std"] == pytest.approx(np.std(f1))
+    empty = box_localization_summary([])
+    assert empty["TP"] == 0 and np.isnan(empty["Precision"])
+
+
+def test_detection_counter_keeps_ras_figures_only_with_regions():
+    from optim.metrics.detection import DetectionCounter
+
+    boxes = np.zeros((4, 4, 1)); boxes[:2, :2] = 1.0
+    negative = np.zeros((4, 4, 1), bool); negative[3] = True
+    amap = np.zeros((4, 4, 1)); amap[:2, :2] = 0.6; amap[3, 0] = 2.0
+    counter = DetectionCounter("box")
+    counter.add(amap, boxes > 0, 0.5, (boxes, negative))
+    counter.add(amap, np.zeros_like(boxes, bool), 0.5, (np.zeros_like(boxes), negative))  # no box: not counted
+    # hand: hit; FP = int(2.0 / max(0.6 * 4, 1)) = 0
+    assert (counter.result().detected, counter.result().total) == (1, 1)
+    assert counter.box_figures() == box_localization_summary([BoxLocalization(1, 0)])
+    plain = DetectionCounter("box")
+    plain.add(amap, boxes > 0, 0.5)
+    assert plain.box_figures() == {}
