@@ -17,6 +17,7 @@ from typing import Any
 
 import nibabel as nib
 import numpy as np
+import torch
 
 FOV_FRACTION = 0.9     # a scan covering less than this share of the training extent on an axis
 THICKNESS_FACTOR = 1.5  # slices thicker than this many times the training grid's coarsest spacing
@@ -93,7 +94,8 @@ def from_data_module(data_module: Any) -> TrainedOn:
     from data.volume_dataset import load_volume
 
     rows = read_volume_split(data_module.train_csv, data_module.data_root, data_module.mode, data_module.keep_list)
-    first = load_volume(rows[0], VolumePreprocessor(**data_module.preprocessing))
+    with torch.random.fork_rng(devices=[]):  # loading (torchio) draws from torch's RNG: the run's draws stay as they were
+        first = load_volume(rows[0], VolumePreprocessor(**data_module.preprocessing))
     spacing = tuple(round(float(s), 4) for s in np.linalg.norm(np.asarray(first.affine)[:3, :3], axis=0))
     return TrainedOn(dataset, len(rows), len({r.img_name for r in rows}), contrast,
                      tuple(int(n) for n in first.image.shape), spacing)

@@ -74,3 +74,20 @@ def test_thresholds_of_the_warnings_are_strict_bounds():
     assert scan_warnings(TRAINED, at_bound) == []
     unknown = TrainedOn("x.csv", 1, 1, "unknown", None, None)
     assert scan_warnings(unknown, ScanHeader("flair.nii", "", (1.0, 1.0, 9.0), (10.0, 10.0, 10.0))) == []
+
+
+def test_recording_the_training_data_leaves_the_runs_random_draws_alone(tmp_path):
+    """The record is computed before training: a draw from torch's RNG here would change every
+    run's training noise (it did: torchio draws while loading the first volume)."""
+    import random
+
+    import torch
+
+    data = write_demo_like(tmp_path / "data")
+    module = VolumeDataModule(data_root=str(data), train_csv="splits/train_healthy.csv", val_csv="splits/val_healthy.csv",
+                              batch_size=2, preprocessing={"crop_shape": None, "percentiles": None, "target_shape": None})
+    torch.manual_seed(3), np.random.seed(3), random.seed(3)
+    before = (torch.random.get_rng_state(), np.random.get_state()[1].copy(), random.getstate())
+    from_data_module(module)
+    assert torch.equal(before[0], torch.random.get_rng_state())
+    assert (before[1] == np.random.get_state()[1]).all() and before[2] == random.getstate()
