@@ -2,6 +2,7 @@
 
     python -m benchmarks.bench_diffusion [--quick] [--slices N] [--device cpu|cuda]
     python -m benchmarks.bench_diffusion --cpu-speed [--compile [--cold-compile]] [--slices N] [--rounds R]
+    python -m benchmarks.bench_diffusion --cpu-precision [--slices N] [--rounds R] [--weights CKPT]
 
 A test volume is 50 axial slices of 96 x 96 (docs/methods.md section 10). Reconstruction
 runs ``measured`` slices (all 50 unless --quick / --slices) and reports the time for
@@ -25,6 +26,7 @@ wall time.
 from __future__ import annotations
 
 import argparse
+import copy
 import resource
 import time
 from collections.abc import Callable
@@ -35,6 +37,16 @@ from model_zoo.diffusion_models import DDPM, ConditionalDDPM
 
 VOLUME_SLICES = 50
 SIZE = 96
+TINY = dict(image_size=32, base_channels=32, num_res_blocks=1)  # --tiny: checks the script runs, not the paper's cost
+
+
+def _sizes(args: argparse.Namespace) -> dict:
+    """UNet size arguments: the paper's (only image_size differs from the defaults) or --tiny's."""
+    return dict(TINY) if args.tiny else dict(image_size=SIZE)
+
+
+def _cddpm_sizes(args: argparse.Namespace) -> dict:
+    return {**_sizes(args), "encoder_arch": "resnet18", "cond_dim": 64} if args.tiny else {**_sizes(args), "cond_dim": 512}
 
 
 def _peak_mb(device: torch.device) -> float:
@@ -67,9 +79,9 @@ def _measure(fn: Callable[[], object], device: torch.device, repeats: int = 1) -
 
 def _reconstruction_rows(args: argparse.Namespace, device: torch.device) -> list[dict]:
     torch.manual_seed(0)
-    common = dict(image_size=SIZE, max_batch_size=args.max_batch)
-    ddpm = DDPM(**common).to(device).eval()
-    x = torch.rand(args.slices, 1, SIZE, SIZE, device=device)
+    ddpm = DDPM(**_sizes(args), max_batch_size=args.max_batch).to(device).eval()
+    size = _sizes(args)["image_size"]
+    x = torch.rand(args.slices, 1, size, size, device=device)
     scale = VOLUME_SLICES / args.slices
     rows = []
 
@@ -103,7 +115,7 @@ def _reconstruction_rows(args: argparse.Namespace, device: torch.device) -> list
                      cpu=500 * one if device.type == "cpu" else float("nan"), mem=float("nan"),
                      note="500 x one-step, not run"))
     del ddpm
-    cddpm = ConditionalDDPM(**common, cond_dim=512).to(device).eval()
+    cddpm = ConditionalDDPM(**_cddpm_sizes(args), max_batch_size=args.max_batch).to(device).eval()
     run("cDDPM ENS (+ResNet-50)", 3 * VOLUME_SLICES, mode(cddpm, "ensemble"))
     rows.append(dict(case="ratio ENS 3 passes / batched", ratio=ens3 / ens))
     rows.append(dict(case=f"ratio DDPM-500 / DDIM-{args.ddim_steps}", ratio=500 * one / ddim))
@@ -112,11 +124,11 @@ def _reconstruction_rows(args: argparse.Namespace, device: torch.device) -> list
 
 def _training_rows(args: argparse.Namespace, device: torch.device) -> list[dict]:
     rows = []
-    for name, cls in (("DDPM", DDPM), ("cDDPM", ConditionalDDPM)):
+    for name, cls, sizes in (("DDPM", DDPM, _sizes(args)), ("cDDPM", ConditionalDDPM, _cddpm_sizes(args))):
         torch.manual_seed(0)
-        model = cls(image_size=SIZE).to(device).train()
+        model = cls(**sizes).to(device).train()
         opt = torch.optim.Adam(model.parameters(), lr=1e-4)
-        x = torch.rand(args.train_batch, 1, SIZE, SIZE, device=device)
+        x = torch.rand(args.train_batch, 1, sizes["image_size"], sizes["image_size"], device=device)
 
         def step(model: torch.nn.Module = model, opt: torch.optim.Optimizer = opt, x: torch.Tensor = x) -> None:
             opt.zero_grad(set_to_none=True)
@@ -206,6 +218,98 @@ def cpu_speed(args: argparse.Namespace) -> None:
               f"{VOLUME_SLICES}-slice one-step volume: {payoff}")
 
 
+def _method_cases(args: argparse.Namespace) -> dict[str, tuple[torch.nn.Module, int, object]]:
+    """{method: (model, reconstructions per slice, scorer)} as the paper configs evaluate them
+    (projects/*/configs/*_paper.yaml): one UNet batch per call, capped by the model's max_batch_size."""
+    from optim.scoring import L1Scorer, MahalanobisScorer, SSIMEnsembleScorer
+
+    torch.manual_seed(0)
+    paper = dict(max_batch_size=args.max_batch, noise="opensimplex", clamp_reconstruction=False)
+    ddpm = DDPM(**_sizes(args), **paper).eval()
+    cddpm_ens = ConditionalDDPM(**_cddpm_sizes(args), **paper).eval()
+    cddpm_one = copy.deepcopy(cddpm_ens)
+    cddpm_one.reconstruction_mode, cddpm_one.t_test = "one_step", 499
+    for model in (ddpm, cddpm_ens, cddpm_one):
+        _randomize_zero_layers(model.unet)
+    if args.weights:
+        _load_weights(args.weights, ddpm, cddpm_ens, cddpm_one)
+    ssim_dims = 3 if args.slices >= 13 else 2  # the 3D SSIM window (13) needs 13 slices; fewer: per slice
+    return {
+        "DDPM one-step (L1)": (ddpm, 1, L1Scorer()),
+        f"DDPM + SSIM ensemble ({ssim_dims}D)": (ddpm, 1, SSIMEnsembleScorer(spatial_dims=ssim_dims)),
+        "cDDPM ENS (3 levels, L1)": (cddpm_ens, 1, L1Scorer()),
+        "cDDPM + MHD (10 one-step)": (cddpm_one, 10, MahalanobisScorer(num_reconstructions=10)),
+    }
+
+
+def _load_weights(path: str, *models: torch.nn.Module) -> None:
+    """A checkpoint's `model_weights` into each model it fits (DDPM or cDDPM of the same size)."""
+    state = torch.load(path, map_location="cpu", weights_only=True)["model_weights"]
+    for model in models:
+        if set(state) == set(model.state_dict()):
+            model.load_state_dict(state)
+
+
+def cpu_precision(args: argparse.Namespace) -> None:
+    """fp32 against bf16 autocast on CPU for each method, through the evaluator's own
+    `core.evaluation.pipeline.ScoringPipeline` (channels-last), same weights, same input volume, same
+    noise seed, in alternating rounds: median CPU-time ratio bf16 / fp32, seconds per
+    50-slice scan, and the anomaly-map difference bf16 vs fp32 against the noise of the
+    reconstruction itself (the difference between two fp32 maps drawn with different noise
+    seeds), as mean |difference| over brain voxels relative to the mean fp32 map there."""
+    import statistics
+    from types import SimpleNamespace
+
+    from benchmarks.bench_scorers import synthetic_case
+    from core.evaluation.pipeline import InferenceSettings, ScoringPipeline, ScoringSpec
+
+    size = _sizes(args)["image_size"]
+    image, _, mask = synthetic_case(1, shape=(size, size, args.slices))
+    volume = SimpleNamespace(name="synthetic", image=image, mask=mask)
+    cpu = torch.device("cpu")
+    cases = _method_cases(args)
+
+    def score(name: str, precision: str, seed: int) -> tuple[torch.Tensor, float, float]:
+        """The evaluator's scoring of the volume (eager: compile_unet off), noise seeded by `seed`."""
+        model, _, scorer = cases[name]
+        inference = InferenceSettings(slice_batch_size=args.slices, precision=precision, channels_last=True,
+                                      compile_unet=False, unet_batch_size=None)
+        pipeline = ScoringPipeline(model, ScoringSpec(scorer, inference=inference), cpu, seed=0)
+        with pipeline.prepared():
+            wall, cpu_s = time.perf_counter(), time.process_time()
+            amap = pipeline.score(volume, "bench", seed).amap
+            return torch.from_numpy(amap), time.process_time() - cpu_s, time.perf_counter() - wall
+
+    per_scan = VOLUME_SLICES / args.slices
+    weights = f"checkpoint {args.weights}" if args.weights else "random weights, zero layers randomised"
+    print(f"CPU precision: {'tiny' if args.tiny else 'paper'} UNets ({weights}), "
+          f"synthetic {size} x {size} x {args.slices} volume, threads={torch.get_num_threads()}, {args.rounds} alternating rounds; "
+          f"times scaled x{per_scan:.3g} to a {VOLUME_SLICES}-slice scan")
+    print("| method | UNet passes / scan | fp32 CPU s / scan | bf16 CPU s / scan | bf16 / fp32 (median CPU ratio) | "
+          "fp32 wall s / scan | bf16 wall s / scan | map diff bf16 vs fp32 | map diff fp32 seed vs seed | bf16 within noise |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    with torch.inference_mode():
+        for name, (model, n, _) in cases.items():
+            times: dict[str, list[tuple[float, float]]] = {"fp32": [], "bf16": []}
+            maps = {}
+            score(name, "fp32", 0)  # warm-up: allocator growth and first-touch page faults outside the timing
+            for _ in range(args.rounds):
+                for precision in ("fp32", "bf16"):
+                    amap, cpu_s, wall = score(name, precision, 0)
+                    times[precision].append((cpu_s, wall))
+                    maps[precision] = amap
+            other_seed, _, _ = score(name, "fp32", 1)
+            brain = mask.bool()
+            level = float(maps["fp32"][brain].abs().mean())
+            d_bf16 = float((maps["bf16"] - maps["fp32"])[brain].abs().mean()) / level
+            d_seed = float((other_seed - maps["fp32"])[brain].abs().mean()) / level
+            ratio = statistics.median(b[0] / f[0] for f, b in zip(times["fp32"], times["bf16"]))
+            med = {p: [statistics.median(t[i] for t in times[p]) * per_scan for i in (0, 1)] for p in times}
+            passes = VOLUME_SLICES * n * (len(model.ensemble_timesteps) if model.reconstruction_mode == "ensemble" else 1)
+            print(f"| {name} | {passes} | {med['fp32'][0]:.0f} | {med['bf16'][0]:.0f} | {ratio:.2f} | {med['fp32'][1]:.0f} | "
+                  f"{med['bf16'][1]:.0f} | {d_bf16:.2%} | {d_seed:.2%} | {'yes' if d_bf16 < d_seed else 'NO'} |", flush=True)
+
+
 def _print(rows: list[dict], args: argparse.Namespace, device: torch.device) -> None:
     extrap = "x" if args.slices < VOLUME_SLICES else ""
     print(f"device={device}  threads={torch.get_num_threads()}  measured slices={args.slices} "
@@ -224,6 +328,7 @@ def _print(rows: list[dict], args: argparse.Namespace, device: torch.device) -> 
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--quick", action="store_true", help="2 slices, DDIM-5, 1 training step of batch 2")
+    p.add_argument("--tiny", action="store_true", help="--quick with a 32-px small UNet: checks that it runs (no paper figures)")
     p.add_argument("--slices", type=int, default=None, help="slices measured (default 50; quick 2)")
     p.add_argument("--ddim-steps", type=int, default=None, help="DDIM steps k (default 10; quick 5)")
     p.add_argument("--train-batch", type=int, default=None, help="training batch (default 8; quick 2)")
@@ -236,8 +341,13 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--rounds", type=int, default=5, help="alternating rounds of --cpu-speed")
     p.add_argument("--compile", action="store_true", help="--cpu-speed: add torch.compile (inductor, frozen weights)")
     p.add_argument("--cold-compile", action="store_true", help="--compile into an empty inductor cache")
+    p.add_argument("--cpu-precision", action="store_true",
+                   help="only: fp32 vs bf16 autocast on CPU per method (time ratio, s per scan, map difference vs noise)")
+    p.add_argument("--weights", help="--cpu-precision: a DDPM / cDDPM checkpoint of the paper size (default: random weights)")
     args = p.parse_args(argv)
-    quick = args.quick
+    quick = args.quick or args.tiny
+    if args.cpu_precision and not args.slices:
+        args.slices = 2 if quick else 4  # per round: MHD's 10 reconstructions x 3 precisions runs; x 50 / slices per scan
     args.slices = args.slices or (2 if quick else VOLUME_SLICES)
     args.ddim_steps = args.ddim_steps or (5 if quick else 10)
     args.train_batch = args.train_batch or (2 if quick else 8)
@@ -245,6 +355,9 @@ def main(argv: list[str] | None = None) -> None:
     device = torch.device(args.device)
     if args.threads:
         torch.set_num_threads(args.threads)
+    if args.cpu_precision:
+        cpu_precision(args)
+        return
     if args.cpu_speed:
         cpu_speed(args)
         return

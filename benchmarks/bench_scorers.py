@@ -1,9 +1,10 @@
-"""Time the anomaly scorers per 96 x 96 x 50 volume: python -m benchmarks.bench_scorers.
+"""Time the anomaly scorers per 96 x 96 x 50 volume: python -m benchmarks.bench_scorers [--quick].
 
 Synthetic input: a smooth volume, an ellipsoid brain mask and N noisy reconstructions.
 Reports the best wall and process-CPU time of `--repeats` runs after one warm-up (slow
 baselines run once; the best, not the median, because other jobs may share the machine)
 and, per group, the wall-time ratio to the group's first row. No assertions on time.
+`--quick` (a 40 x 40 x 16 volume, one run, one dense slice) only checks that it runs.
 """
 
 import argparse
@@ -30,15 +31,20 @@ SHAPE = (96, 96, 50)
 SEMI_AXES = (47.0, 42.0, 30.0)  # the largest ellipse in 96 x 96 holds ~7200 pixels, not 9000
 
 
-def synthetic_case(num_recs: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """x (96, 96, 50) float32 in [0, 1], recs (N, 96, 96, 50), ellipsoid brain mask."""
+QUICK_SHAPE = (40, 40, 16)  # 16 slices: skimage needs the largest sigma's window (13) to fit
+
+
+def synthetic_case(num_recs: int, seed: int = 0, shape: tuple[int, int, int] = SHAPE
+                   ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """x `shape` (default 96, 96, 50) float32 in [0, 1], recs (N, *shape), ellipsoid brain mask."""
     g = torch.Generator().manual_seed(seed)
-    axes = [torch.arange(n, dtype=torch.float32) - (n - 1) / 2 for n in SHAPE]
+    axes = [torch.arange(n, dtype=torch.float32) - (n - 1) / 2 for n in shape]
     grids = torch.meshgrid(*axes, indexing="ij")
-    mask = sum((grid / a) ** 2 for grid, a in zip(grids, SEMI_AXES)) <= 1
+    semi = [a * n / full for a, n, full in zip(SEMI_AXES, shape, SHAPE)]
+    mask = sum((grid / a) ** 2 for grid, a in zip(grids, semi)) <= 1
     x = (0.5 + 0.2 * torch.sin(grids[0] / 7) * torch.cos(grids[1] / 5)) * mask
-    x = (x + 0.02 * torch.rand(SHAPE, generator=g)).clamp(0, 1)
-    recs = (x + 0.03 * torch.randn((num_recs, *SHAPE), generator=g)).clamp(0, 1)
+    x = (x + 0.02 * torch.rand(shape, generator=g)).clamp(0, 1)
+    recs = (x + 0.03 * torch.randn((num_recs, *shape), generator=g)).clamp(0, 1)
     return x, recs, mask
 
 
@@ -64,9 +70,9 @@ def _window(sigma: float, truncate: float = 3.5) -> int:
     return 2 * int(truncate * sigma + 0.5) + 1
 
 
-def ssim_rows(repeats: int) -> list[Row]:
+def ssim_rows(repeats: int, shape: tuple[int, int, int] = SHAPE) -> list[Row]:
     """The 8-sigma SSIM ensemble: one pass vs eight single-sigma computations."""
-    x, recs, mask = synthetic_case(1)
+    x, recs, mask = synthetic_case(1, shape=shape)
     y = recs[0]
     xn, yn = x.numpy(), y.numpy()
     rng = float(max(np.ptp(xn), np.ptp(yn)))
@@ -100,10 +106,10 @@ def ssim_rows(repeats: int) -> list[Row]:
     ]
 
 
-def mahalanobis_rows(repeats: int, dense_slices: int) -> list[Row]:
+def mahalanobis_rows(repeats: int, dense_slices: int, shape: tuple[int, int, int] = SHAPE) -> list[Row]:
     """MHD with N = 10: Woodbury (all slices batched) vs the dense P x P inverse per slice."""
-    x, recs, mask = synthetic_case(10)
-    depth = SHAPE[-1]
+    x, recs, mask = synthetic_case(10, shape=shape)
+    depth = shape[-1]
     centre = depth // 2
     chosen = list(range(centre - dense_slices // 2, centre - dense_slices // 2 + dense_slices))
     brain = mask.flatten(0, 1).sum(0)
@@ -124,8 +130,8 @@ def mahalanobis_rows(repeats: int, dense_slices: int) -> list[Row]:
     ]
 
 
-def l1_rows(repeats: int) -> list[Row]:
-    x, recs, mask = synthetic_case(1)
+def l1_rows(repeats: int, shape: tuple[int, int, int] = SHAPE) -> list[Row]:
+    x, recs, mask = synthetic_case(1, shape=shape)
     scorer = L1Scorer()
     return [row("l1", lambda: scorer(x, recs, mask), repeats)]
 
@@ -143,19 +149,23 @@ def format_table(groups: list[list[Row]]) -> str:
     return "\n".join(lines)
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--threads", type=int, default=None, help="torch.set_num_threads")
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--dense-slices", type=int, default=2,
                         help="slices timed for the dense inverse (50 = whole volume)")
-    args = parser.parse_args()
+    parser.add_argument("--quick", action="store_true", help=f"a {QUICK_SHAPE} volume, one run, one dense slice")
+    args = parser.parse_args(argv)
+    shape = QUICK_SHAPE if args.quick else SHAPE
+    if args.quick:
+        args.repeats, args.dense_slices = 1, 1
     if args.threads is not None:
         torch.set_num_threads(args.threads)
-    torch.set_grad_enabled(False)
-    groups = [l1_rows(args.repeats), ssim_rows(args.repeats),
-              mahalanobis_rows(args.repeats, args.dense_slices)]
-    header = (f"volume {SHAPE} float32, CPU, torch {torch.__version__}, "
+    with torch.no_grad():
+        groups = [l1_rows(args.repeats, shape), ssim_rows(args.repeats, shape),
+                  mahalanobis_rows(args.repeats, args.dense_slices, shape)]
+    header = (f"volume {shape} float32, CPU, torch {torch.__version__}, "
               f"{torch.get_num_threads()} threads, best of {args.repeats} runs; "
               "ratio = wall time / first row of the group")
     print(header)  # a command-line report: printing is its job

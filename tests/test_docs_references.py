@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from core.config.aliases import DOCUMENTED_NAMES
+from tests.doc_examples import documents
 
 ROOT = Path(__file__).resolve().parents[1]
 TOP_DIRS = ("core", "projects", "model_zoo", "data", "dl_utils", "optim", "weights", "tests", "docs", "benchmarks")
@@ -29,10 +30,7 @@ PLACEHOLDER = re.compile(r"[<>*{}]|\.\.\.")
 
 
 def _documents() -> list[Path]:
-    docs = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
-    docs += sorted(p for p in ROOT.glob("*/README.md"))
-    docs += sorted(p for p in (ROOT / "projects").glob("*/README.md"))
-    return [p for p in docs if p.is_file()]
+    return documents()
 
 
 def _docstrings(path: Path) -> str:

@@ -3,6 +3,7 @@ stand-in of the demo data; paper configs run one training step on CPU."""
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -82,6 +83,25 @@ def _results(out: Path) -> dict:
     return json.loads(files[0].read_text())
 
 
+RECORDED = json.loads((ROOT / "tests" / "fixtures" / "demo_results.json").read_text())
+
+
+def _assert_recorded_results(config: Path, results: dict) -> None:
+    """Every metric of the recorded results.json of this config (tests/fixtures/demo_results.json:
+    before and after the evaluation refactor) is reproduced; new metrics may be added."""
+    recorded = RECORDED["results"][str(config.relative_to(ROOT))]
+    differ = []
+    for task, sets in recorded.items():
+        for name, metrics in sets.items():
+            for metric, value in metrics.items():
+                ours = results.get(task, {}).get(name, {}).get(metric)
+                same = (value is None and isinstance(ours, float) and math.isnan(ours)) or \
+                       (value is not None and ours == pytest.approx(value, rel=1e-6, abs=1e-9))
+                if not same:
+                    differ.append(f"{task}/{name}/{metric}: recorded {value}, now {ours}")
+    assert not differ, "\n".join(differ[:20])
+
+
 @pytest.mark.parametrize("config", DEMO, ids=lambda p: f"{p.parent.parent.name}/{p.stem}")
 def test_demo_config_runs_end_to_end(config, demo_like, tmp_path, capsys):
     experiment = load_config(config).get("experiment", {})  # an orchestrator config (benchmark) has none
@@ -106,6 +126,7 @@ def test_demo_config_runs_end_to_end(config, demo_like, tmp_path, capsys):
                 continue
             assert 0.0 <= metrics["AUPRC"] <= 1.0, (task, name)
             assert "Dice@val_dice" in metrics and "Dice@fpr_5%" in metrics
+    _assert_recorded_results(config, results)
     run_dir = next(p.parent for p in tmp_path.rglob("results.json") if "methods" not in p.relative_to(tmp_path).parts)
     assert (run_dir / "results.csv").is_file()
     assert any(run_dir.rglob("*.png")), f"no figures written under {run_dir}"

@@ -5,6 +5,8 @@ from pathlib import Path
 
 import torch
 
+from data.trained_on import TrainedOn
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -29,3 +31,6 @@ def test_shipped_weights_describe_themselves():
         assert state["config"]["experiment"]["task"] == "train", name
         assert any(state["thresholds"].values()), name
         assert state["input_shapes"], name
+        trained = TrainedOn.from_plain(state["trained_on"])  # what `uad predict` states about the weights
+        assert trained.volumes > 0 and trained.grid_shape == tuple(next(iter(state["input_shapes"].values()))), name
+        assert trained.note, f"{name}: say what the weights are for (python -m core.commands.training_record --note)"

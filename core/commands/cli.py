@@ -73,6 +73,9 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--test-set", help="test set whose fitted thresholds (and evaluation seeds) to use (default: the first fitted)")
     predict.add_argument("--task", help="downstream task of the config to score with (default: the first with thresholds)")
     predict.add_argument("--device", default="auto", help="auto | cpu | cuda")
+    predict.add_argument("--precision", choices=("auto", "fp32", "bf16", "fp16"),
+                         help="model precision (default: the stored task's; auto = bf16 autocast on CUDA, fp32 on CPU); "
+                              "bf16 = bf16 autocast on CPU too")
     predict.add_argument("--data-root", help="folder the paths of a volume-layout --input CSV are relative to (default: its folder)")
     predict.add_argument("--preprocessed", action="store_true", help="scans are already preprocessed (skip preprocessing); needs --mask")
     predict.add_argument("--mask", help="brain mask of --preprocessed scans")
@@ -175,11 +178,15 @@ def _dispatch(args: argparse.Namespace) -> Path | int | None:
     elif args.verb == "test":
         result = _test(args)
     elif args.verb == "predict":
-        from core.commands.predict import predict
+        from core.commands.predict import predict, resolve_checkpoint
+        from data.trained_on import TrainedOn
+        from dl_utils.checkpoint import load_checkpoint
 
+        plain = load_checkpoint(resolve_checkpoint(args.model)).get("trained_on")  # what its training run recorded
+        print(f"{args.model}: trained on " + (TrainedOn.from_plain(plain).summary() if plain else "(not recorded in this checkpoint)"))
         rows = predict(args.model, args.input, args.output, args.threshold, args.test_set, args.task, args.device,
                        args.preprocessed, args.mask, _pipeline_options(args), png=not args.no_png,
-                       data_root=args.data_root, report=not args.no_report,
+                       data_root=args.data_root, report=not args.no_report, precision=args.precision,
                        allow_external_modules=args.allow_external_modules)
         for row in rows:
             print(f"{row['scan']}: {row['status']} score={row['sample_score']} {row['message']}".rstrip())

@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +39,7 @@ from data.raw_preprocessing.pipeline import TRANSFORM_FILE, PipelineOptions, Sub
 from data.raw_preprocessing.qc import three_plane_png
 from data.raw_preprocessing.resample import resample_to_grid
 from data.raw_preprocessing.template import Template, load_template
+from data.trained_on import ScanHeader, TrainedOn, scan_warnings
 from data.volume import Volume
 from data.volume_dataset import load_volume
 from dl_utils.checkpoint import atomic_write_csv, load_checkpoint
@@ -64,6 +65,7 @@ class Predictor:
     task: str
     record: TaskRecord
     config: dict[str, Any] = field(default_factory=dict)
+    trained_on: TrainedOn | None = None  # the checkpoint's `trained_on` (None: written before it existed)
 
     def threshold(self, choice: str, test_set: str | None = None) -> tuple[str, float]:
         """(label, value): a number, or the value of a rule the run fitted (for `test_set`, or
@@ -156,7 +158,8 @@ def load_predictor(model: str | Path, task: str | None = None, device: str = "au
             last_error = UserInputError(f"task '{name}': its scorer {type(scoring.scorer).__name__} is fitted on healthy "
                                         "volumes at evaluation time; predict supports scorers without fit")
             continue
-        return Predictor(pipeline, name, records.get(name, TaskRecord()), config)
+        trained = TrainedOn.from_plain(state["trained_on"]) if state.get("trained_on") else None
+        return Predictor(pipeline, name, records.get(name, TaskRecord()), config, trained)
     raise last_error or UserInputError(f"{path}: its config has no downstream task to score with")
 
 
@@ -283,13 +286,29 @@ def prepare_scan(scan: Scan, predictor: Predictor, options: PipelineOptions, tem
 
 
 # ---- the command ---------------------------------------------------------------------------
+def _differences(scan: Scan, trained: TrainedOn | None) -> list[str]:
+    """How the scan's header differs from the training data (`data.trained_on.scan_warnings`), each logged."""
+    path = scan.subject.t1 if scan.subject is not None else scan.row.img_path if scan.row is not None else None
+    if trained is None or path is None:
+        return []
+    warnings = scan_warnings(trained, ScanHeader.read(path, scan.name))
+    for warning in warnings:
+        LOG.warning("%s: %s", scan.name, warning)
+    return warnings
+
+
 def predict(model: str | Path, inputs: str | Path, output: str | Path, threshold: str = DEFAULT_RULE,
             test_set: str | None = None, task: str | None = None, device: str = "auto", preprocessed: bool = False,
             mask: str | None = None, options: PipelineOptions | None = None, png: bool = True,
-            data_root: str | None = None, report: bool = True, allow_external_modules: bool = False) -> list[dict[str, str]]:
+            data_root: str | None = None, report: bool = True, precision: str | None = None,
+            allow_external_modules: bool = False) -> list[dict[str, str]]:
     """Score every input scan; returns the rows written to `output/predictions.csv`
-    (`report`: also `report.html`, with the model's input and reconstruction per scan)."""
+    (`report`: also `report.html`, with the model's input and reconstruction per scan).
+    `precision` (`core.evaluation.reconstruction.Precision`) replaces the stored task's, e.g. `bf16` on CPU."""
     predictor = load_predictor(model, task, device, allow_external_modules)
+    if precision is not None:
+        spec = predictor.pipeline.spec
+        predictor.pipeline.spec = replace(spec, inference=replace(spec.inference, precision=precision))
     protocol, value = predictor.threshold(str(threshold), test_set)
     scans = read_scans(inputs, preprocessed, mask, data_root)
     output = Path(output)
@@ -304,6 +323,7 @@ def predict(model: str | Path, inputs: str | Path, output: str | Path, threshold
             row = {c: "" for c in PREDICTION_COLUMNS}
             row.update(scan=scan.name, threshold_protocol=protocol, threshold=f"{value:.6g}")
             try:
+                warnings = _differences(scan, predictor.trained_on)
                 prepared = prepare_scan(scan, predictor, options, template)
                 scored = pipeline.score(prepared.volume, *predictor.seed_key(scan.name, test_set))
                 amap = scored.amap
@@ -325,7 +345,8 @@ def predict(model: str | Path, inputs: str | Path, output: str | Path, threshold
                                     title=f"{scan.name}: anomaly map ({predictor.task}), mask at {protocol} = {value:.3g}")
                 row.update(status="done", lesion_voxels=str(int(raw_mask.sum())),
                            sample_score=f"{pipeline.sample_score(amap, brain):.6g}",
-                           map_path=str(paths["map"]), mask_path=str(paths["mask"]), png_path=str(paths["png"]) if png else "")
+                           map_path=str(paths["map"]), mask_path=str(paths["mask"]), png_path=str(paths["png"]) if png else "",
+                           message="; ".join(f"warning: {w}" for w in warnings))
             except UserInputError as exc:
                 row.update(status="failed", message=" ".join(str(exc).split()))
                 LOG.error("%s: %s", scan.name, row["message"])

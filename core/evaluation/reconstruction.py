@@ -16,7 +16,8 @@ from optim.scoring.ssim import ssim_maps
 
 
 class Precision(enum.StrEnum):
-    """UNet precision at test time: `auto` = bf16 autocast on CUDA, fp32 on CPU (always)."""
+    """UNet precision at test time: `auto` = bf16 autocast on CUDA, fp32 on CPU; `bf16` also on
+    CPU (autocast; `python -m benchmarks.bench_diffusion --cpu-precision` measures it); `fp16` on CUDA only."""
 
     AUTO = "auto"
     FP32 = "fp32"
@@ -25,9 +26,11 @@ class Precision(enum.StrEnum):
 
 
 def autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
-    """The autocast dtype for `precision` on `device`; None = plain fp32 (always on CPU)."""
+    """The autocast dtype for `precision` on `device`; None = plain fp32 (CPU: unless `bf16` is asked for)."""
     choice = Precision(precision)
-    if device.type != "cuda" or choice is Precision.FP32:
+    if device.type != "cuda":
+        return torch.bfloat16 if choice is Precision.BF16 and device.type == "cpu" else None
+    if choice is Precision.FP32:
         return None
     return torch.float16 if choice is Precision.FP16 else torch.bfloat16
 

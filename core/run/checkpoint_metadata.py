@@ -3,7 +3,8 @@
 A checkpoint of this framework holds, next to `model_weights`, the full merged `config`
 it came from (so the model spec, the data-loader preprocessing, the scorer and the
 post-processing of every downstream task travel with it), `model_spec` (the config's
-`model` entry), `metadata_version` and, once the run has been evaluated, `evaluation`:
+`model` entry), `metadata_version`, `trained_on` (the training data: split, volumes,
+subjects, contrast, grid; `data.trained_on`) and, once the run has been evaluated, `evaluation`:
 per task the fitted thresholds (`FittedThreshold` records per test set), the input grid
 (shape and preprocessing of the evaluated volumes) and the names of the volumes scored per
 data set, in order (so `uad predict` seeds a volume as the evaluator did). Everything is
@@ -64,10 +65,12 @@ class TaskRecord:
         return cls(thresholds, result.input_grid(), dict(result.volumes))
 
 
-def describe(config: dict[str, Any]) -> dict[str, Any]:
-    """The entries a training run writes into every checkpoint (plain values only)."""
+def describe(config: dict[str, Any], trained_on: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The entries a training run writes into every checkpoint (plain values only); `trained_on`
+    (`data.trained_on.TrainedOn.to_plain()`, what `uad predict` states) when given."""
     plain = json.loads(json.dumps(config, default=str))  # deep copy as plain values
-    return {"config": plain, "model_spec": plain.get("model"), "metadata_version": METADATA_VERSION}
+    described = {"config": plain, "model_spec": plain.get("model"), "metadata_version": METADATA_VERSION}
+    return {**described, "trained_on": dict(trained_on)} if trained_on is not None else described
 
 
 def store_evaluation(checkpoint: str | Path, config: dict[str, Any], evaluations: Mapping[str, EvaluationResult]) -> bool:

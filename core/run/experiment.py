@@ -30,6 +30,7 @@ from core.run.assembly import Parts, build_parts
 from core.run.report import try_write_report
 from core.run.results import write_results
 from core.run.run_folder import LATEST, make_run_dir, resume_config, write_run_config
+from data.trained_on import from_data_module
 from dl_utils.checkpoint import atomic_write_text
 from dl_utils.device import resolve_device
 from dl_utils.distributed import DistributedContext, barrier, context_from_env, destroy_process_group, init_process_group
@@ -95,7 +96,8 @@ def _run(config: dict[str, Any], config_path: Path, overrides: list[str], where:
                        wandb_cfg.get("entity"), run_name=f"{config['name']}/{experiment_name}", config=config)
     LOG.info("experiment %s: run folder %s on %s (rank %d of %d)", experiment_name, run_dir, device, ctx.rank, ctx.world_size)
     try:
-        evaluations, training = _train_and_evaluate(parts, run_dir, ctx, logger, checkpoint_metadata.describe(config))
+        trained = from_data_module(parts.trainer.data_module).to_plain() if parts.trainer is not None else None
+        evaluations, training = _train_and_evaluate(parts, run_dir, ctx, logger, checkpoint_metadata.describe(config, trained))
         if ctx.is_main:
             results = {task: result.to_json() for task, result in evaluations.items()}
             if training:

@@ -184,7 +184,14 @@ def test_model_section_shows_what_the_checkpoint_was_trained_on(report_folders, 
     shutil.copytree(report_folders.predict, copy)
     page = write_report(copy, checkpoint=tmp_path / "described.pt").read_text()
     assert "<dt>trained on</dt><dd><dl><dt>dataset</dt><dd>demo</dd><dt>subjects</dt><dd>1</dd>" in page
-    assert "not recorded in the checkpoint" in (report_folders.predict / REPORT_FILE).read_text()
+    # training runs record it themselves (data.trained_on), so the fixture's predict page shows it ...
+    assert "<dt>trained on</dt><dd><dl><dt>dataset</dt>" in (report_folders.predict / REPORT_FILE).read_text()
+    # ... and a checkpoint written before they did says so
+    del state["trained_on"]
+    torch.save(state, tmp_path / "older.pt")
+    older = tmp_path / "predict_older"
+    shutil.copytree(report_folders.predict, older)
+    assert "not recorded in the checkpoint" in write_report(older, checkpoint=tmp_path / "older.pt").read_text()
 
 
 # ---- the pieces --------------------------------------------------------------------------------

@@ -91,4 +91,4 @@ def test_ra_paper_config_states_the_pinned_pipeline():
     assert (train["antialias"], train["quantize_training"], train["drop_last"]) == (False, True, True)
     evaluation = config["downstream_tasks"]["anomaly_detection"]["data_loader"]["params"]
     assert evaluation["antialias"] is False and evaluation["mask_kind"] == "non_lesion"
-    assert config["downstream_tasks"]["anomaly_detection"]["params"]["detection_unit"] == "box"
+    assert config["downstream_tasks"]["anomaly_detection"]["params"]["detection"]["unit"] == "box"

@@ -31,13 +31,15 @@ def test_volume_paper_configs_share_one_protocol_and_data_place(path):
     config = load_config(path, sources)
     assert PROTOCOL.resolve() in [s.resolve() for s in sources]
     protocol = load_config(PROTOCOL)
-    assert config["trainer"]["data_loader"]["params"]["data_root"] == protocol["trainer"]["data_loader"]["params"]["data_root"]
+    assert config["data_root"] == protocol["data_root"]  # stated once, in the protocol
+    assert config["trainer"]["data_loader"] == protocol["trainer"]["data_loader"]  # the papers' training data, once
     evaluation = config["downstream_tasks"]["anomaly_detection"]
     assert evaluation["data_loader"]["datasets"] == protocol["downstream_tasks"]["anomaly_detection"]["data_loader"]["datasets"]
-    assert evaluation["params"]["slice_batch_size"] >= 50  # a whole volume per reconstruct call
+    assert evaluation["params"]["scoring"]["inference"]["slice_batch_size"] >= 50  # a whole volume per reconstruct call
     for own in (path, *[s for s in sources if s.resolve() != PROTOCOL.resolve()]):  # paths only in the protocol
         text = own.read_text()
-        assert "train_csv:" not in text and "datasets:" not in text, own
+        assert "train_csv:" not in text and "datasets:" not in text and "data_root:" not in text, own
+        assert "preprocessing:" not in text, own  # the papers' pipeline, once
 
 
 @pytest.mark.parametrize("path", VOLUME_PAPERS, ids=lambda p: p.stem)
@@ -65,7 +67,7 @@ def test_evaluation_precision_is_the_originals(path):
     """Issue 18: each paper config tests at the original's precision; bf16 (`auto` on CUDA) is the fast option."""
     from core.evaluation.reconstruction import autocast_dtype
 
-    precision = load_config(path)["downstream_tasks"]["anomaly_detection"]["params"]["precision"]
+    precision = load_config(path)["downstream_tasks"]["anomaly_detection"]["params"]["scoring"]["inference"]["precision"]
     assert precision == ORIGINAL_TEST_PRECISION[path]
     expected = {"fp32": None, "fp16": torch.float16}[precision]
     assert autocast_dtype(precision, torch.device("cuda")) == expected
@@ -96,9 +98,9 @@ def test_spark_paper_raw_pixels_without_augmentation():
 
 
 def test_ssim_and_mhd_paper_scorers_pad_as_the_originals():
-    ssim = load_config(SSIM_PAPER)["downstream_tasks"]["anomaly_detection"]["params"]["scorer"]
+    ssim = load_config(SSIM_PAPER)["downstream_tasks"]["anomaly_detection"]["params"]["scoring"]["scorer"]
     assert ssim["class_name"] == "SSIMEnsembleScorer" and ssim["params"]["padding"] == "reflect"
-    mhd = load_config(MHD_PAPER)["downstream_tasks"]["anomaly_detection"]["params"]
+    mhd = load_config(MHD_PAPER)["downstream_tasks"]["anomaly_detection"]["params"]["scoring"]
     assert mhd["scorer"]["params"]["ssim_padding"] == "reflect" and mhd["scorer"]["params"]["num_reconstructions"] == 10
     assert mhd["map_postprocessing"] == [] and mhd["binary_postprocessing"] == []
 
@@ -163,5 +165,5 @@ def test_paper_threshold_search_runs_on_raw_maps_and_test_sets_load_lazily(path)
     Dice: tests/optim/metrics/test_metrics_parity.py pins that search); paper-scale test sets
     are read when scored, not kept in memory."""
     task = load_config(path)["downstream_tasks"]["anomaly_detection"]
-    assert task["params"]["search_with_binary_postprocessing"] is False
+    assert task["params"]["thresholds"]["search_with_binary_postprocessing"] is False
     assert task["data_loader"]["params"]["cache"] is False

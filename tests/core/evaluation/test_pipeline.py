@@ -29,7 +29,8 @@ def _tiny_ddpm(**kwargs) -> DDPM:
 
 def test_precision_choice():
     cuda = torch.device("cuda")
-    assert autocast_dtype("auto", CPU) is None and autocast_dtype("bf16", CPU) is None  # CPU: fp32 always
+    assert autocast_dtype("auto", CPU) is None and autocast_dtype("fp16", CPU) is None  # CPU: fp32 unless bf16 is asked for
+    assert autocast_dtype("bf16", CPU) is torch.bfloat16
     assert autocast_dtype("auto", cuda) is torch.bfloat16 and autocast_dtype("fp16", cuda) is torch.float16
     assert autocast_dtype("fp32", cuda) is None
     with pytest.raises(ValueError):

@@ -1,0 +1,54 @@
+"""Write what a checkpoint was trained on into it, from its stored config's training data.
+
+    python -m core.commands.training_record weights/ra_demo.pt [--note TEXT] [--out OUT]
+
+Training runs record `trained_on` themselves (`core.run.experiment`); this is for
+checkpoints written before they did (the shipped `weights/ra_demo.pt`): the stored config's
+training data module is built (its split CSV read, its first volume loaded as training loads it, so the
+data must be where the config says, e.g. `python -m data.demo.prepare` for the demo) and
+`data.trained_on.TrainedOn` of it is written atomically; every other entry is kept as is.
+`--note` adds what the numbers cannot say (e.g. that two rows are one brain and its mirror image).
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+from core.config.configurator import ComponentBuilder
+from core.run import checkpoint_metadata
+from core.run.assembly import build_data_module
+from data.trained_on import TrainedOn, from_data_module
+from dl_utils.checkpoint import load_checkpoint, save_checkpoint
+from dl_utils.errors import UserInputError
+
+
+def record_trained_on(checkpoint: str | Path, out: str | Path | None = None, note: str = "") -> TrainedOn:
+    """Compute `trained_on` from the checkpoint's stored config and write it to `out` (default: in place)."""
+    path = Path(checkpoint)
+    state = load_checkpoint(path)
+    config = checkpoint_metadata.read(state, path)
+    if "trainer" not in config:
+        raise UserInputError(f"{path}: its stored config has no trainer (data loader) to read the training data from")
+    builder = ComponentBuilder(f"{path} (stored config)", bool(config.get("allow_external_modules", False)))
+    trained = replace(from_data_module(build_data_module(builder, config, int(config.get("seed", 42)))), note=note)
+    state["trained_on"] = trained.to_plain()
+    save_checkpoint(state, Path(out) if out else path)
+    return trained
+
+
+def main(argv: list[str] | None = None) -> int:
+    from core.commands.exit_codes import run_and_report
+
+    parser = argparse.ArgumentParser(description="Write trained_on into a checkpoint from its stored config's training data.")
+    parser.add_argument("checkpoint", help="self-describing checkpoint (.pt)")
+    parser.add_argument("--note", default="", help="what the numbers cannot say, printed with them by uad predict")
+    parser.add_argument("--out", help="where to write (default: the checkpoint, atomically)")
+    args = parser.parse_args(argv)
+    return run_and_report(lambda: f"{args.out or args.checkpoint}: trained on "
+                          f"{record_trained_on(args.checkpoint, args.out, args.note).summary()}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

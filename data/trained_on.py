@@ -1,0 +1,170 @@
+"""What a model was trained on, and where a scan to score differs from it.
+
+`TrainedOn` is the record a training run writes into its checkpoints (`trained_on`): the
+training split, how many volumes and subjects it holds, their contrast, and the grid the
+model saw (shape and voxel spacing of a training volume after the data loader's
+preprocessing). `scan_warnings` compares a scan's header with it, so `uad predict` can say
+when a map is likely to be about the scan rather than about anomalies: another contrast
+(named in the file name or the NIfTI description), a field of view smaller than the
+training volumes', slices much thicker than the training grid's voxels.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import nibabel as nib
+import numpy as np
+import torch
+
+FOV_FRACTION = 0.9     # a scan covering less than this share of the training extent on an axis
+THICKNESS_FACTOR = 1.5  # slices thicker than this many times the training grid's coarsest spacing
+RAS_AXES = ("left-right", "posterior-anterior", "inferior-superior")
+
+# file-name / description words -> contrast; the first family found wins (post-contrast before T1)
+CONTRAST_WORDS: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("t1 post-contrast", ("t1ce", "t1c", "t1gd", "t1post", "gd", "gad", "ce", "postcontrast", "contrast", "kontrast")),
+    ("flair", ("flair",)),
+    ("t2", ("t2", "t2w")),
+    ("pd", ("pd", "pdw")),
+    ("t1", ("t1", "t1w", "mprage", "spgr", "tfl")),
+)
+
+
+@dataclass(frozen=True)
+class TrainedOn:
+    """The training data of a checkpoint, as plain values (`to_plain` / `from_plain`)."""
+
+    dataset: str                           # the training split as configured, e.g. data/demo/splits/train_healthy.csv
+    volumes: int                           # rows of the training split
+    subjects: int                          # distinct img_name among them (the layout's subject key)
+    contrast: str                          # t1 | t2 (the data module's `mode`), "unknown" when not stated
+    grid_shape: tuple[int, ...] | None     # (H, W, D) of a training volume as the model saw it
+    spacing_mm: tuple[float, ...] | None   # its voxel spacing (RAS axes)
+    note: str = ""                         # what the numbers cannot say, stated by whoever ships the weights
+
+    @property
+    def extent_mm(self) -> tuple[float, ...] | None:
+        if self.grid_shape is None or self.spacing_mm is None:
+            return None
+        return tuple(n * s for n, s in zip(self.grid_shape, self.spacing_mm))
+
+    def summary(self) -> str:
+        """One line for a person: data set, volumes / subjects, contrast, grid."""
+        grid = ""
+        if self.grid_shape is not None:
+            grid = ", grid " + " x ".join(map(str, self.grid_shape))
+            if self.spacing_mm is not None:
+                grid += " at " + " x ".join(f"{s:.3g}" for s in self.spacing_mm) + " mm"
+        subjects = "subject" if self.subjects == 1 else "subjects"
+        note = f" ({self.note})" if self.note else ""
+        return f"{self.dataset} ({self.volumes} volumes, {self.subjects} {subjects}), {self.contrast.upper()}{grid}{note}"
+
+    def to_plain(self) -> dict[str, Any]:
+        plain = asdict(self)
+        for key in ("grid_shape", "spacing_mm"):
+            plain[key] = list(plain[key]) if plain[key] is not None else None
+        return plain
+
+    @classmethod
+    def from_plain(cls, plain: dict[str, Any]) -> TrainedOn:
+        return cls(dataset=str(plain["dataset"]), volumes=int(plain["volumes"]), subjects=int(plain["subjects"]),
+                   contrast=str(plain["contrast"]),
+                   grid_shape=tuple(int(n) for n in plain["grid_shape"]) if plain.get("grid_shape") else None,
+                   spacing_mm=tuple(float(s) for s in plain["spacing_mm"]) if plain.get("spacing_mm") else None,
+                   note=str(plain.get("note", "")))
+
+
+def from_data_module(data_module: Any) -> TrainedOn:
+    """The record of a training data module: its split CSV read and its first volume loaded
+    exactly as training loads it (`VolumeDataModule`); other modules give what they state."""
+    from data.volume_dataset import VolumeDataModule
+
+    csv = getattr(data_module, "train_csv", "?")
+    root = getattr(data_module, "data_root", None)
+    names = csv if isinstance(csv, (list, tuple)) else [csv]
+    dataset = ", ".join(str(Path(root) / str(n)) if root else str(n) for n in names)
+    contrast = str(getattr(data_module, "mode", "unknown") or "unknown")
+    if not isinstance(data_module, VolumeDataModule):
+        return TrainedOn(dataset, _rows(names, root), _rows(names, root), contrast, None, None)
+    from data.csv_splits import read_volume_split
+    from data.preprocessing import VolumePreprocessor
+    from data.volume_dataset import load_volume
+
+    rows = read_volume_split(data_module.train_csv, data_module.data_root, data_module.mode, data_module.keep_list)
+    with torch.random.fork_rng(devices=[]):  # loading (torchio) draws from torch's RNG: the run's draws stay as they were
+        first = load_volume(rows[0], VolumePreprocessor(**data_module.preprocessing))
+    spacing = tuple(round(float(s), 4) for s in np.linalg.norm(np.asarray(first.affine)[:3, :3], axis=0))
+    return TrainedOn(dataset, len(rows), len({r.img_name for r in rows}), contrast,
+                     tuple(int(n) for n in first.image.shape), spacing)
+
+
+def _rows(names: list[Any], root: Any) -> int:
+    count = 0
+    for name in names:
+        path = Path(root) / str(name) if root else Path(str(name))
+        if path.is_file():
+            count += max(0, len([line for line in path.read_text().splitlines() if line.strip()]) - 1)
+    return count
+
+
+# ---- a scan against the record -------------------------------------------------------------
+@dataclass(frozen=True)
+class ScanHeader:
+    """What a scan's header says: its name, description, voxel spacing and extent per RAS axis."""
+
+    name: str
+    description: str
+    spacing_mm: tuple[float, float, float]  # per RAS axis
+    extent_mm: tuple[float, float, float]   # per RAS axis
+
+    @classmethod
+    def read(cls, path: str | Path, name: str | None = None) -> ScanHeader:
+        img = nib.load(str(path))
+        description = img.header.get("descrip") if hasattr(img.header, "get") else None
+        text = description.item().decode("latin-1", "replace") if description is not None else ""
+        return cls.from_affine(name or Path(path).name, text.strip("\x00 "), tuple(img.shape[:3]), np.asarray(img.affine))
+
+    @classmethod
+    def from_affine(cls, name: str, description: str, shape: tuple[int, ...], affine: np.ndarray) -> ScanHeader:
+        """Spacing and extent of each voxel axis, put on the RAS axis it runs along most."""
+        zooms = np.linalg.norm(affine[:3, :3], axis=0)
+        order = nib.orientations.io_orientation(affine)[:, 0].astype(int)  # voxel axis j -> world axis order[j]
+        spacing, extent = [0.0] * 3, [0.0] * 3
+        for j, world in enumerate(order):
+            spacing[world], extent[world] = float(zooms[j]), float(zooms[j] * shape[j])
+        return cls(name, description, (spacing[0], spacing[1], spacing[2]), (extent[0], extent[1], extent[2]))
+
+
+def scan_contrast(*texts: str) -> str | None:
+    """The contrast a file name or header description names (e.g. `sub1_T1CE.nii.gz`: t1 post-contrast), or None."""
+    words = {w for text in texts for w in re.split(r"[^a-z0-9]+", text.lower()) if w}
+    for contrast, family in CONTRAST_WORDS:
+        if words & set(family):
+            return contrast
+    return None
+
+
+def scan_warnings(trained: TrainedOn, scan: ScanHeader) -> list[str]:
+    """Each way the scan differs from the training data, one sentence each (empty: none found)."""
+    warnings = []
+    contrast = scan_contrast(scan.name, scan.description)
+    if contrast is not None and trained.contrast != "unknown" and contrast != trained.contrast:
+        warnings.append(f"contrast: the scan looks {contrast.upper()} (its name or description), the model was trained "
+                        f"on {trained.contrast.upper()}; contrast differences will score as anomalies")
+    if trained.spacing_mm is not None:
+        coarsest = max(trained.spacing_mm)
+        thickest = max(scan.spacing_mm)
+        if thickest > THICKNESS_FACTOR * coarsest:
+            axis = RAS_AXES[int(np.argmax(scan.spacing_mm))]
+            warnings.append(f"slice thickness: {thickest:.3g} mm along {axis}, the model's grid has "
+                            f"{coarsest:.3g} mm voxels; structures thinner than the slices are blurred or lost")
+    extent = trained.extent_mm
+    if extent is not None:
+        short = [(RAS_AXES[i], scan.extent_mm[i], extent[i]) for i in range(3) if scan.extent_mm[i] < FOV_FRACTION * extent[i]]
+        for axis, have, want in short:
+            warnings.append(f"field of view: the scan covers {have:.0f} mm {axis}, the training volumes {want:.0f} mm; "
+                            "brain outside the scan is missing from the map")
+    return warnings

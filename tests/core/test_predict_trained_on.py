@@ -1,0 +1,56 @@
+"""What a model was trained on travels in its checkpoints, and `uad predict` states it and warns
+when a scan differs (contrast, slice thickness, field of view): data/trained_on.py."""
+from __future__ import annotations
+
+import csv
+from dataclasses import replace
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import torch
+
+from core.commands.cli import main as uad
+from core.commands.training_record import main as record_main
+from core.Main import main
+from data.trained_on import TrainedOn
+from tests.data.raw_scans import phantom
+from tests.demo_like_data import write_demo_like
+from tests.test_projects_end_to_end import shrink
+
+ROOT = Path(__file__).resolve().parents[2]
+AE = ROOT / "projects" / "AE" / "configs" / "ae.yaml"
+
+
+def test_a_training_run_records_its_training_data_in_every_checkpoint(tmp_path, capsys):
+    data = write_demo_like(tmp_path / "data")
+    overrides = shrink(AE, data, tmp_path / "runs") + ["--set", "downstream_tasks={}", "--set", "model.params.channels=[8, 16, 32, 32]"]
+    assert main(["--config_path", str(AE), "--quiet", *overrides]) == 0, capsys.readouterr().err
+    expected = TrainedOn(f"{data}/splits/train_healthy.csv", 2, 2, "t1", (64, 64, 6), (1.0, 1.0, 1.0))
+    for name in ("best_model.pt", "latest_model.pt"):
+        (path,) = (tmp_path / "runs").rglob(f"checkpoints/{name}")
+        assert TrainedOn.from_plain(torch.load(path, weights_only=True)["trained_on"]) == expected
+    # an older checkpoint without it gets the same record from its stored config (weights untouched)
+    state = torch.load(path, weights_only=True)
+    del state["trained_on"]
+    torch.save(state, tmp_path / "old.pt")
+    assert record_main([str(tmp_path / "old.pt"), "--note", "a test", "--out", str(tmp_path / "new.pt")]) == 0
+    new = torch.load(tmp_path / "new.pt", weights_only=True)
+    assert TrainedOn.from_plain(new["trained_on"]) == replace(expected, note="a test")
+    assert all(torch.equal(new["model_weights"][k], v) for k, v in state["model_weights"].items())
+
+
+def test_predict_states_what_the_shipped_weights_were_trained_on_and_warns_on_a_thick_post_contrast_scan(tmp_path, capsys):
+    image, _, affine = phantom((60, 70, 14), 1.0)
+    nib.save(nib.Nifti1Image(image, affine @ np.diag([1.0, 1.0, 6.5, 1.0])), tmp_path / "head_T1CE.nii.gz")
+    code = uad(["predict", "--model", str(ROOT / "weights" / "ra_demo.pt"), "--input", str(tmp_path / "head_T1CE.nii.gz"),
+                "--output", str(tmp_path / "out"), "--skull-strip", "none", "--no-registration", "--no-n4", "--no-png"])
+    out = capsys.readouterr().out.splitlines()
+    assert code == 0
+    assert out[0].startswith(f"{ROOT / 'weights' / 'ra_demo.pt'}: trained on data/demo/splits/train_healthy.csv (2 volumes")
+    assert "T1, grid 64 x 64 x 32" in out[0] and "demo weights" in out[0]
+    (row,) = list(csv.DictReader((tmp_path / "out" / "predictions.csv").open()))
+    assert row["status"] == "done"
+    assert "warning: contrast: the scan looks T1 POST-CONTRAST" in row["message"]
+    assert "warning: slice thickness: 6.5 mm along inferior-superior" in row["message"]
+    assert row["message"] in out[1]  # the per-scan line shows them too

