@@ -140,6 +140,7 @@ def load_predictor(model: str | Path, task: str | None = None, device: str = "au
         raise UserInputError(f"{path}: no downstream task '{task}' in its config (have: {', '.join(tasks)})")
     candidates = [task] if task else [t for t in tasks if t in records] + [t for t in tasks if t not in records]
     last_error = None
+    skipped: list[str] = []  # warned about only when another task is used; else the error line says it
     for name in candidates:
         key = f"downstream_tasks.{name}"
         try:
@@ -152,13 +153,15 @@ def load_predictor(model: str | Path, task: str | None = None, device: str = "au
                 raise UserInputError(reason)
         except UserInputError as exc:
             last_error = exc
-            LOG.warning("task %s unavailable: %s", name, exc)
+            skipped.append(f"task {name} unavailable: {exc}")
             continue
         if pipeline.needs_fit:
             last_error = UserInputError(f"task '{name}': its scorer {type(scoring.scorer).__name__} is fitted on healthy "
                                         "volumes at evaluation time; predict supports scorers without fit")
             continue
         trained = TrainedOn.from_plain(state["trained_on"]) if state.get("trained_on") else None
+        for message in skipped:
+            LOG.warning("%s", message)
         return Predictor(pipeline, name, records.get(name, TaskRecord()), config, trained)
     raise last_error or UserInputError(f"{path}: its config has no downstream task to score with")
 

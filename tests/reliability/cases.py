@@ -11,6 +11,7 @@ import copy
 import gc
 import gzip
 import io
+import logging
 import os
 import pickle
 import warnings
@@ -507,6 +508,9 @@ def run_case(case: Case, root: Path) -> Outcome:
     with warnings.catch_warnings():  # files an earlier (crashed) case left open are closed now, not inside this one
         warnings.simplefilter("ignore")
         gc.collect()
+    root_logger = logging.getLogger()
+    saved_logging = root_logger.handlers[:], root_logger.level
+    root_logger.handlers = []  # as in a fresh process: the command's own logging setup writes to the captured stderr
     argv = prepare(case, root)
     command = main
     if argv[0] == "uad":
@@ -520,7 +524,14 @@ def run_case(case: Case, root: Path) -> Outcome:
     with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
         warnings.simplefilter("default")
         warnings.showwarning = show
-        code = command(argv)
+        try:
+            code = command(argv)
+        finally:
+            for handler in root_logger.handlers:
+                if handler not in saved_logging[0]:
+                    handler.close()
+            root_logger.handlers = saved_logging[0]
+            root_logger.setLevel(saved_logging[1])
     after = snapshot(root)
     changed = sorted(k for k in set(before) | set(after) if before.get(k) != after.get(k))
     return Outcome(code, [line for line in err.getvalue().splitlines() if line.strip()], changed, (root / "PWNED").exists())
