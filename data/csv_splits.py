@@ -59,7 +59,7 @@ def resolve(path: str, data_root: str | os.PathLike | None, where: str = "") -> 
     return root / p
 
 
-def contrast_path(img_path: str, mode: str) -> str:
+def contrast_path(img_path: str, mode: Contrast) -> str:
     """`img_path` of the chosen contrast: the originals' `str.replace('t1', mode)` (and FLAIR file
     names), applied to the CSV's value (their code also rewrote a 't1' inside the data folder's name)."""
     mode = Contrast(mode)
@@ -106,7 +106,7 @@ def read_keep_list(csv_path: str | os.PathLike, data_root: str | os.PathLike | N
 
 
 def read_volume_split(csv_path: str | os.PathLike, data_root: str | os.PathLike | None,
-                      mode: str = Contrast.T1, keep_list: str | os.PathLike | None = None) -> list[SplitRow]:
+                      mode: Contrast = Contrast.T1, keep_list: str | os.PathLike | None = None) -> list[SplitRow]:
     """Rows of a volume-layout CSV (columns img_name, age, label, img_path, mask_path, seg_path;
     other columns, e.g. the originals' unnamed index, are ignored).
 

@@ -25,6 +25,7 @@ from data.csv_splits import SplitRow, read_file_list, read_volume_split, resolve
 from data.volume import Volume
 from data.volume_dataset import EpochSeededDataset
 from dl_utils.errors import UserInputError
+from dl_utils.options import parse_option
 from dl_utils.param_types import NonNegativeInt, PositiveInt, build_part
 from dl_utils.paths import flat_name
 
@@ -136,8 +137,8 @@ class ImageListSet(Sequence):
 
     def __init__(
         self, csv: str | Sequence[str], data_root: str | None = None, label_dir: CsvArg = None,
-        mask_dir: CsvArg = None, target_size: Sequence[PositiveInt] = (128, 128), mask_kind: str = MaskKind.BRAIN,
-        square: bool = False, intensity: str = Intensity.MIN_MAX, resize: str = Resize.SKIMAGE,
+        mask_dir: CsvArg = None, target_size: Sequence[PositiveInt] = (128, 128), mask_kind: MaskKind = MaskKind.BRAIN,
+        square: bool = False, intensity: Intensity = Intensity.MIN_MAX, resize: Resize = Resize.SKIMAGE,
         antialias: bool = True,
     ) -> None:
         """csv / label_dir / mask_dir: CSV file(s) with a `filename` column, row-parallel;
@@ -149,15 +150,11 @@ class ImageListSet(Sequence):
         masks are its brain masks whatever `mask_kind` says."""
         if len(target_size) != 2:
             raise UserInputError(f"key 'target_size' = {target_size}; give [H, W]")
-        options = (("mask_kind", mask_kind, MaskKind), ("intensity", intensity, Intensity), ("resize", resize, Resize))
-        for key, value, enum in options:
-            if value not in set(enum):
-                raise UserInputError(f"image list key '{key}' = {value!r}; use one of {[e.value for e in enum]}")
         self.target_size = tuple(int(t) for t in target_size)
-        self.mask_kind = MaskKind(mask_kind)
+        self.mask_kind = parse_option(MaskKind, mask_kind, "mask_kind")
         self.square = bool(square)
-        self.intensity = Intensity(intensity)
-        self.resize = Resize(resize)
+        self.intensity = parse_option(Intensity, intensity, "intensity")
+        self.resize = parse_option(Resize, resize, "resize")
         self.antialias = bool(antialias)
         rows = volume_rows(csv, data_root)
         self.mid_axial = rows is not None
@@ -280,8 +277,8 @@ class ImageListDataModule:
         self, train_csv: str | Sequence[str], val_csv: str | Sequence[str], data_root: str | None = None,
         batch_size: PositiveInt = 8, num_workers: NonNegativeInt = 0, target_size: Sequence[PositiveInt] = (128, 128),
         train_mask_dir: CsvArg = None, val_mask_dir: CsvArg = None, samples_per_epoch: PositiveInt | None = None,
-        augmentation: Mapping[str, Any] | None = None, seed: int = 0, mask_kind: str = MaskKind.BRAIN,
-        square: bool = False, intensity: str = Intensity.MIN_MAX, resize: str = Resize.SKIMAGE,
+        augmentation: Mapping[str, Any] | None = None, seed: int = 0, mask_kind: MaskKind = MaskKind.BRAIN,
+        square: bool = False, intensity: Intensity = Intensity.MIN_MAX, resize: Resize = Resize.SKIMAGE,
         drop_last: bool = False, antialias: bool = True, quantize_training: bool = False,
     ) -> None:
         """*_mask_dir: mask CSV(s) row-parallel to the image CSV(s), of `mask_kind`;

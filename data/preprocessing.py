@@ -21,6 +21,7 @@ import torchio as tio
 from scipy import ndimage
 
 from dl_utils.errors import UserInputError
+from dl_utils.options import parse_option
 from dl_utils.param_types import Ge, Le, NonNegativeInt, PositiveFloat, PositiveInt
 
 
@@ -168,11 +169,11 @@ class VolumePreprocessor:
     target_shape: Sequence[PositiveInt] | None = (96, 96, 50)
     target_spacing: Sequence[PositiveFloat] | None = None
     image_order: int = 3
-    pipeline: str = Pipeline.TORCHIO
+    pipeline: Pipeline = Pipeline.TORCHIO
     curvature_flow: bool = False
     curvature_flow_time_step: PositiveFloat = 0.125
     curvature_flow_iterations: NonNegativeInt = 3
-    orientation: str = Orientation.RAS
+    orientation: Orientation = Orientation.RAS
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "crop_shape", _tuple_or_none(self.crop_shape, 3, "crop_shape"))
@@ -185,16 +186,8 @@ class VolumePreprocessor:
             raise UserInputError("preprocessing sets both 'target_shape' and 'target_spacing'; keep one")
         if self.percentiles is not None and not 0 <= self.percentiles[0] < self.percentiles[1] <= 100:
             raise UserInputError(f"preprocessing key 'percentiles' = {self.percentiles}; need 0 <= low < high <= 100")
-        if self.pipeline not in set(Pipeline):
-            raise UserInputError(
-                f"preprocessing key 'pipeline' = {self.pipeline!r}; use one of {[p.value for p in Pipeline]}"
-            )
-        object.__setattr__(self, "pipeline", Pipeline(self.pipeline))
-        if self.orientation not in set(Orientation):
-            raise UserInputError(
-                f"preprocessing key 'orientation' = {self.orientation!r}; use one of {[o.value for o in Orientation]}"
-            )
-        object.__setattr__(self, "orientation", Orientation(self.orientation))
+        object.__setattr__(self, "pipeline", parse_option(Pipeline, self.pipeline, "preprocessing key 'pipeline'"))
+        object.__setattr__(self, "orientation", parse_option(Orientation, self.orientation, "preprocessing key 'orientation'"))
         if self.pipeline is Pipeline.TORCHIO and self.image_order not in _TIO_INTERPOLATION:
             raise UserInputError(
                 f"preprocessing key 'image_order' = {self.image_order}; the torchio pipeline takes 0, 1 or 3"

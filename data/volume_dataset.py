@@ -11,11 +11,12 @@ import torch
 from torch.utils.data import Dataset
 
 from data.augmentation import Augmentation, item_generator
-from data.csv_splits import SplitRow, read_volume_split
+from data.csv_splits import Contrast, SplitRow, read_volume_split
 from data.nifti_io import load_subject
 from data.preprocessing import VolumePreprocessor
 from data.volume import Volume
 from dl_utils.errors import UserInputError
+from dl_utils.options import parse_option
 from dl_utils.param_types import NonNegativeInt, PositiveInt, Probability, build_part
 
 
@@ -44,7 +45,7 @@ class VolumeSet(Sequence):
 
     def __init__(
         self, csv: str, data_root: str | None = None, preprocessing: Mapping[str, Any] | None = None,
-        mode: str = "t1", cache: bool = True, keep_list: str | None = None,
+        mode: Contrast = Contrast.T1, cache: bool = True, keep_list: str | None = None,
     ) -> None:
         """csv: split file (relative to data_root); preprocessing: VolumePreprocessor params;
         mode: t1 | t2, the contrast of img_path (t2 rewrites 't1' -> 't2' as the originals do);
@@ -146,12 +147,12 @@ class SliceTrainDataset(EpochSeededDataset):
 
     def __init__(
         self, volumes: Sequence[Volume], samples_per_epoch: int | None, augmentation: Augmentation,
-        seed: int, min_brain_fraction: float, slice_sampling: str = SliceSampling.BRAIN,
+        seed: int, min_brain_fraction: float, slice_sampling: SliceSampling = SliceSampling.BRAIN,
         augment_volume: bool = False,
     ) -> None:
         super().__init__(len(volumes), samples_per_epoch, augmentation, seed)
         self.volumes = list(volumes)
-        if SliceSampling(slice_sampling) is SliceSampling.ALL:
+        if parse_option(SliceSampling, slice_sampling, "slice_sampling") is SliceSampling.ALL:
             self.slices = [np.arange(v.image.shape[-1]) for v in self.volumes]
         else:
             self.slices = [eligible_slices(v.mask, min_brain_fraction) for v in self.volumes]
@@ -209,8 +210,8 @@ class VolumeDataModule:
         num_workers: NonNegativeInt = 0, samples_per_epoch: PositiveInt | None = None,
         preprocessing: Mapping[str, Any] | None = None, augmentation: Mapping[str, Any] | None = None,
         seed: int = 0, min_brain_fraction: Probability = 0.25, val_slices_per_volume: PositiveInt | None = None,
-        mode: str = "t1", slice_sampling: str = SliceSampling.BRAIN, augment_volume: bool = False,
-        validation: str = Validation.FIXED, drop_last: bool = False, keep_list: str | None = None,
+        mode: Contrast = Contrast.T1, slice_sampling: SliceSampling = SliceSampling.BRAIN, augment_volume: bool = False,
+        validation: Validation = Validation.FIXED, drop_last: bool = False, keep_list: str | None = None,
     ) -> None:
         """samples_per_epoch: virtual epoch length (default: number of training volumes);
         preprocessing: VolumePreprocessor params; augmentation: Augmentation params;
@@ -225,9 +226,6 @@ class VolumeDataModule:
             raise UserInputError(f"data_loader key 'min_brain_fraction' = {min_brain_fraction}; must be in [0, 1]")
         if int(batch_size) < 1:
             raise UserInputError(f"data_loader key 'batch_size' = {batch_size}; must be >= 1")
-        for key, value, enum in (("slice_sampling", slice_sampling, SliceSampling), ("validation", validation, Validation)):
-            if value not in set(enum):
-                raise UserInputError(f"data_loader key '{key}' = {value!r}; use one of {[e.value for e in enum]}")
         self.train_csv, self.val_csv, self.data_root = train_csv, val_csv, data_root
         self.batch_size = int(batch_size)
         self.num_workers = int(num_workers)
@@ -237,11 +235,11 @@ class VolumeDataModule:
         self.seed = int(seed)
         self.min_brain_fraction = float(min_brain_fraction)
         self.val_slices_per_volume = val_slices_per_volume
-        self.mode = mode  # t1 | t2 (VolumeSet)
+        self.mode = parse_option(Contrast, mode, "mode")  # the contrast VolumeSet reads
         self.keep_list = keep_list
-        self.slice_sampling = SliceSampling(slice_sampling)
+        self.slice_sampling = parse_option(SliceSampling, slice_sampling, "slice_sampling")
         self.augment_volume = bool(augment_volume)
-        self.validation = Validation(validation)
+        self.validation = parse_option(Validation, validation, "validation")
         self.drop_last = bool(drop_last)
         self._train: SliceTrainDataset | None = None
         self._train_shape: tuple[int, int] | None = None

@@ -6,12 +6,21 @@ import json
 import logging
 import os
 from collections.abc import Iterator
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
 from dl_utils.checkpoint import atomic_write_text
 
 LOG = logging.getLogger(__name__)
+
+
+class WandbMode(StrEnum):
+    """wandb's run modes; `disabled` (the default) and `offline` need no account."""
+
+    DISABLED = "disabled"
+    OFFLINE = "offline"
+    ONLINE = "online"
 
 
 def configure_logging(log_file: Path | None, verbose: bool = True, label: str | None = None) -> None:
@@ -62,18 +71,18 @@ class RunLogger:
     account) or `online`.
     """
 
-    def __init__(self, run_dir: Path | None, is_main: bool = True, wandb_mode: str = "disabled",
+    def __init__(self, run_dir: Path | None, is_main: bool = True, wandb_mode: WandbMode = WandbMode.DISABLED,
                  project: str = "uad-brain-mri", entity: str | None = None, run_name: str | None = None,
                  config: dict[str, Any] | None = None):
         self.run_dir = Path(run_dir) if run_dir is not None else None
         self.is_main = is_main
         self._wandb_run = None
-        if is_main and wandb_mode != "disabled":
+        if is_main and wandb_mode != WandbMode.DISABLED:
             import wandb  # imported lazily: most runs never need it
 
             os.environ.setdefault("WANDB_SILENT", "true")
             self._wandb_run = wandb.init(
-                mode=wandb_mode, project=project, entity=entity, name=run_name, config=config or {},
+                mode=str(wandb_mode), project=project, entity=entity, name=run_name, config=config or {},
                 dir=str(self.run_dir) if self.run_dir else None,
             )
 

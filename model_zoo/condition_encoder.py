@@ -22,6 +22,8 @@ import torchvision
 from torch import Tensor, nn
 from torchvision.ops import stochastic_depth
 
+from dl_utils.options import parse_option
+
 
 class ResNetArch(StrEnum):
     RESNET18 = "resnet18"
@@ -30,7 +32,7 @@ class ResNetArch(StrEnum):
 
 
 def build_resnet_backbone(
-    arch: str = "resnet50", in_channels: int = 1, zero_init_last: bool = False
+    arch: ResNetArch = ResNetArch.RESNET50, in_channels: int = 1, zero_init_last: bool = False
 ) -> torchvision.models.ResNet:
     """A randomly initialised torchvision ResNet with ``in_channels`` inputs and no fc.
 
@@ -40,10 +42,7 @@ def build_resnet_backbone(
     ``fc`` and ``avgpool`` become identities, so the state dict holds only conv1 .. layer4.
     zero_init_last: zero the last BN weight of each residual block (timm's default).
     """
-    try:
-        arch = ResNetArch(arch)
-    except ValueError:
-        raise ValueError(f"unsupported encoder arch={arch!r}; choose one of: {', '.join(ResNetArch)}") from None
+    arch = parse_option(ResNetArch, arch, "encoder arch")
     net = getattr(torchvision.models, arch.value)(weights=None, zero_init_residual=zero_init_last)
     net.conv1 = nn.Conv2d(in_channels, 64, kernel_size=7, stride=2, padding=3, bias=False)
     nn.init.kaiming_normal_(net.conv1.weight, mode="fan_out", nonlinearity="relu")
@@ -109,7 +108,7 @@ class ConditionEncoder(nn.Module):
 
     def __init__(
         self,
-        arch: str = "resnet50",
+        arch: ResNetArch = ResNetArch.RESNET50,
         cond_dim: int = 128,
         in_channels: int = 1,
         drop_path_rate: float = 0.0,

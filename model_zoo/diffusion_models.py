@@ -26,9 +26,10 @@ from torch import Tensor, nn
 from dl_utils.errors import UserInputError
 from dl_utils.options import parse_option
 from dl_utils.param_types import Ge, Lt, NonNegativeFloat, PositiveFloat, PositiveInt
+from dl_utils.pixel_loss import PixelLoss
 from dl_utils.weights import load_strict
-from model_zoo.condition_encoder import ConditionEncoder
-from model_zoo.gaussian_diffusion import GaussianDiffusion, ReconstructionMode
+from model_zoo.condition_encoder import ConditionEncoder, ResNetArch
+from model_zoo.gaussian_diffusion import BetaSchedule, GaussianDiffusion, ReconstructionMode, Target
 from model_zoo.noise import GaussianNoise, NoiseSource, OpenSimplexNoise, SimplexNoise
 from model_zoo.unet_adm import UNetADM
 
@@ -77,17 +78,17 @@ class DDPM(nn.Module):
         resblock_updown: bool = True,
         num_groups: PositiveInt = 32,
         timesteps: PositiveInt = 1000,
-        beta_schedule: str = "cosine",
-        target: str = "x0",
-        loss: str = "l1",
-        noise: str = "simplex",
+        beta_schedule: BetaSchedule = BetaSchedule.COSINE,
+        target: Target = Target.X0,
+        loss: PixelLoss = PixelLoss.L1,
+        noise: NoiseType = NoiseType.SIMPLEX,
         simplex_octaves: PositiveInt = 6,
         simplex_persistence: PositiveFloat = 0.8,
         simplex_frequency: PositiveFloat = 64.0,
         simplex_share_field_across_batch: bool = False,
         simplex_normalize_variance: bool = True,
         simplex_fp16: bool = True,
-        reconstruction_mode: str = "one_step",
+        reconstruction_mode: ReconstructionMode = ReconstructionMode.ONE_STEP,
         t_test: PositiveInt = 500,
         ensemble_timesteps: Sequence[PositiveInt] = (250, 500, 750),
         sampling_steps: PositiveInt | None = None,
@@ -251,11 +252,11 @@ class ConditionalDDPM(DDPM):
     def __init__(
         self,
         *,
-        encoder_arch: str = "resnet50",
+        encoder_arch: ResNetArch = ResNetArch.RESNET50,
         cond_dim: PositiveInt = 128,
         encoder_drop_path_rate: Annotated[float, Ge(0), Lt(1)] = 0.0,
         encoder_zero_init_last: bool = False,
-        reconstruction_mode: str = "ensemble",
+        reconstruction_mode: ReconstructionMode = ReconstructionMode.ENSEMBLE,
         **ddpm_params: object,
     ) -> None:
         nn.Module.__init__(self)

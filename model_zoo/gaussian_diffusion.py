@@ -20,6 +20,7 @@ import torch
 from torch import Tensor, nn
 
 from dl_utils.options import parse_option
+from dl_utils.param_types import PositiveInt
 from dl_utils.pixel_loss import PixelLoss, pixel_loss
 from dl_utils.progress import progress
 from model_zoo.noise import NoiseSource
@@ -79,10 +80,10 @@ class GaussianDiffusion(nn.Module):
 
     def __init__(
         self,
-        timesteps: int = 1000,
-        beta_schedule: str = "cosine",
-        target: str = "x0",
-        loss: str = "l1",
+        timesteps: PositiveInt = 1000,
+        beta_schedule: BetaSchedule = BetaSchedule.COSINE,
+        target: Target = Target.X0,
+        loss: PixelLoss = PixelLoss.L1,
     ) -> None:
         super().__init__()
         if timesteps < 1:
@@ -159,7 +160,7 @@ class GaussianDiffusion(nn.Module):
         x0: Tensor,
         noise: NoiseSource,
         cond: Tensor | None = None,
-        mode: str = "one_step",
+        mode: ReconstructionMode = ReconstructionMode.ONE_STEP,
         t_test: int = 500,
         ensemble_levels: Sequence[int] = (250, 500, 750),
         sampling_steps: int | None = None,

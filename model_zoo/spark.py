@@ -33,6 +33,7 @@ from torchvision.ops import stochastic_depth
 from dl_utils.errors import UserInputError
 from dl_utils.param_types import Ge, Lt, OpenFraction, PositiveInt
 from model_zoo.condition_encoder import (
+    ResNetArch,
     block_drop_rates,
     build_resnet_backbone,
     stage_channels,
@@ -175,7 +176,7 @@ class SparkPretrainer(nn.Module):
 
     def __init__(
         self,
-        encoder_arch: str = "resnet50",
+        encoder_arch: ResNetArch = ResNetArch.RESNET50,
         in_channels: PositiveInt = 1,
         image_size: PositiveInt = 96,
         mask_ratio: OpenFraction = 0.65,

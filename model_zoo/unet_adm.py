@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import math
 import re
+from enum import StrEnum
 
 import torch
 import torch.nn.functional as F
@@ -53,6 +54,14 @@ def _zero(module: nn.Module) -> nn.Module:
     return module
 
 
+class Resample(StrEnum):
+    """What a res block does to the resolution before its first conv."""
+
+    NONE = "none"
+    DOWN = "down"  # 2 x 2 average pooling
+    UP = "up"  # nearest-neighbour x 2
+
+
 class ResBlock(nn.Module):
     """Residual block with timestep/condition embedding and optional 2x up/down sampling.
 
@@ -67,12 +76,12 @@ class ResBlock(nn.Module):
         emb_dim: int,
         dropout: float = 0.0,
         use_scale_shift_norm: bool = True,
-        resample: str = "none",
+        resample: Resample = Resample.NONE,
         num_groups: int = 32,
     ) -> None:
         super().__init__()
         self.use_scale_shift_norm = use_scale_shift_norm
-        self.resample = resample
+        self.resample = Resample(resample)
         self.norm_in = group_norm(in_ch, num_groups)
         self.conv_in = nn.Conv2d(in_ch, out_ch, 3, padding=1)
         self.emb_proj = nn.Linear(emb_dim, 2 * out_ch if use_scale_shift_norm else out_ch)
@@ -82,9 +91,9 @@ class ResBlock(nn.Module):
         self.skip = nn.Identity() if in_ch == out_ch else nn.Conv2d(in_ch, out_ch, 1)
 
     def _resample(self, x: Tensor) -> Tensor:
-        if self.resample == "down":
+        if self.resample is Resample.DOWN:
             return F.avg_pool2d(x, 2)
-        if self.resample == "up":
+        if self.resample is Resample.UP:
             return F.interpolate(x, scale_factor=2, mode="nearest")
         return x
 
@@ -212,16 +221,16 @@ class UNetADM(nn.Module):
         self.cond_embed = _mlp(cond_dim, emb_half) if cond_dim is not None else None
         emb_dim = emb_half * (2 if cond_dim is not None else 1)
 
-        def res(i: int, o: int, resample: str = "none") -> ResBlock:
+        def res(i: int, o: int, resample: Resample = Resample.NONE) -> ResBlock:
             return ResBlock(i, o, emb_dim, dropout, use_scale_shift_norm, resample, num_groups)
 
         def attn(ch: int, size: int) -> AttentionBlock | None:
             return AttentionBlock(ch, num_head_channels, num_groups) if size in self.attention_sizes else None
 
-        def resample(ch: int, kind: str) -> nn.Module:
+        def resample(ch: int, kind: Resample) -> nn.Module:
             if resblock_updown:
                 return res(ch, ch, kind)
-            if kind == "down":
+            if kind is Resample.DOWN:
                 return nn.Conv2d(ch, ch, 3, stride=2, padding=1)
             return nn.Sequential(nn.Upsample(scale_factor=2, mode="nearest"), nn.Conv2d(ch, ch, 3, padding=1))
 
@@ -235,7 +244,7 @@ class UNetADM(nn.Module):
                 ch = base_channels * mult
                 skip_chs.append(ch)
             if lvl != levels - 1:
-                self.down.append(_Stage(resample(ch, "down")))
+                self.down.append(_Stage(resample(ch, Resample.DOWN)))
                 skip_chs.append(ch)
         self.middle = nn.ModuleList([
             _Stage(res(ch, ch), AttentionBlock(ch, num_head_channels, num_groups)),
@@ -249,7 +258,7 @@ class UNetADM(nn.Module):
                 ch = out_ch
                 self.up.append(stage)
                 if lvl and i == num_res_blocks:
-                    self.up.append(_Stage(resample(ch, "up")))
+                    self.up.append(_Stage(resample(ch, Resample.UP)))
         self.out = nn.Sequential(
             group_norm(ch, num_groups), nn.SiLU(), _zero(nn.Conv2d(ch, out_channels, 3, padding=1))
         )

@@ -47,7 +47,7 @@ def _check_volume(amap: np.ndarray, mask: np.ndarray) -> None:
     check_same_shape(amap, mask, "amap and mask")
 
 
-def erode_mask_slicewise(mask: ArrayLike, iterations: int = 3, structure: str = "cross") -> np.ndarray:
+def erode_mask_slicewise(mask: ArrayLike, iterations: int = 3, structure: Structure = Structure.CROSS) -> np.ndarray:
     """Erode a (H, W, D) mask per axial slice (axis 2) with a 2D element.
 
     Matches ``scipy.ndimage.binary_erosion(mask[:, :, d], generate_binary_structure(2, 1),
@@ -71,10 +71,10 @@ class BrainMaskErosion:
     """
 
     iterations: NonNegativeInt = 3
-    structure: str = "cross"
+    structure: Structure = Structure.CROSS
 
     def __post_init__(self) -> None:
-        parse_option(Structure, self.structure, "structure")
+        object.__setattr__(self, "structure", parse_option(Structure, self.structure, "structure"))
         if self.iterations < 0:
             raise ValueError(f"BrainMaskErosion.iterations must be >= 0, got {self.iterations}")
 

@@ -33,6 +33,7 @@ from dl_utils.errors import UserInputError
 from dl_utils.options import parse_option
 from dl_utils.param_types import constructor_hints, describe, is_component, mismatch, part_class
 from dl_utils.paths import component_problem
+from dl_utils.run_logger import WandbMode
 
 PROJECT_PACKAGES = ("core", "model_zoo", "data", "optim", "dl_utils", "projects")
 BASE_KEY = "base"
@@ -88,14 +89,6 @@ class Task(enum.StrEnum):
     TEST = "test"
 
 
-class WandbMode(enum.StrEnum):
-    DISABLED = "disabled"
-    OFFLINE = "offline"
-    ONLINE = "online"
-
-
-TASKS = tuple(t.value for t in Task)
-WANDB_MODES = tuple(m.value for m in WandbMode)
 
 
 class _SafeLoader(yaml.SafeLoader):

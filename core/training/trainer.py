@@ -75,7 +75,7 @@ class Trainer:
         logger: RunLogger | None = None,
         seed: int = 42,
         nr_epochs: Annotated[int, Ge(1), Le(MAX_EPOCHS)] = 100,
-        optimizer: str = "adam",
+        optimizer: Optimizer = Optimizer.ADAM,
         optimizer_params: dict[str, Any] | None = None,
         patience: PositiveInt | None = None,
         val_every: PositiveInt = 1,
@@ -95,7 +95,6 @@ class Trainer:
         inside its own run folder. Ranges are in the signature (`Annotated[..., Ge(1)]`) and are
         checked by the configurator before anything is built: `patience: 0` would stop
         after the first epoch, `grad_clip: -1` would reverse the gradient."""
-        parse_option(Optimizer, optimizer, "optimizer")
         if nr_epochs < 1:
             raise ValueError("nr_epochs must be >= 1")
         self.model = model
@@ -106,7 +105,7 @@ class Trainer:
         self.logger = logger
         self.seed = seed
         self.nr_epochs = nr_epochs
-        self.optimizer_name = optimizer
+        self.optimizer_name = parse_option(Optimizer, optimizer, "optimizer")
         self.optimizer_params = dict(optimizer_params or {"lr": 1e-4})
         self.patience = patience
         self.val_every = val_every
@@ -138,7 +137,7 @@ class Trainer:
         return {"model": self.make_optimizer(self.model.parameters())}
 
     def make_optimizer(self, params: Any, **overrides: Any) -> torch.optim.Optimizer:
-        return OPTIMIZERS[Optimizer(self.optimizer_name)](params, **{**self.optimizer_params, **overrides})
+        return OPTIMIZERS[self.optimizer_name](params, **{**self.optimizer_params, **overrides})
 
     def attach_run(self, run_dir: Path | None, logger: RunLogger | None, checkpoint_extra: dict[str, Any] | None = None) -> None:
         """Give a trainer built before the run folder existed (so that a bad config writes nothing) its folder,

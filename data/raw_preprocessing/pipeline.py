@@ -31,6 +31,7 @@ from data.raw_preprocessing.resample import resample_isotropic, resample_to_grid
 from data.raw_preprocessing.template import DEFAULT_TEMPLATE, Template, load_template
 from dl_utils.checkpoint import atomic_write_csv, atomic_write_text
 from dl_utils.errors import UserInputError
+from dl_utils.options import parse_option
 
 LOG = logging.getLogger(__name__)
 TRANSFORM_FILE = "transform.json"
@@ -60,7 +61,7 @@ class PipelineOptions:
     """Step parameters; defaults are the papers' (1 mm, affine to the template, N4)."""
 
     spacing: float = 1.0
-    skull_strip: str = SkullStrip.DEEPBET
+    skull_strip: SkullStrip = SkullStrip.DEEPBET
     template: str = DEFAULT_TEMPLATE
     template_mask: str | None = None
     register: bool = True
@@ -73,7 +74,7 @@ class PipelineOptions:
     qc: bool = True
 
     def __post_init__(self) -> None:
-        SkullStrip(self.skull_strip)  # ValueError naming the bad value
+        object.__setattr__(self, "skull_strip", parse_option(SkullStrip, self.skull_strip, "skull_strip"))
 
 
 @dataclass

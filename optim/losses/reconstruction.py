@@ -13,10 +13,10 @@ from dl_utils.pixel_loss import PixelLoss, pixel_loss
 class ReconstructionLoss:
     """Mean L1 or L2 error between reconstruction (B, C, H, W) and target."""
 
-    kind: str = "l2"
+    kind: PixelLoss = PixelLoss.L2
 
     def __post_init__(self) -> None:
-        parse_option(PixelLoss, self.kind, "kind")
+        object.__setattr__(self, "kind", parse_option(PixelLoss, self.kind, "kind"))
 
     def __call__(self, reconstruction: Tensor, target: Tensor) -> Tensor:
         return pixel_loss(self.kind, reconstruction, target)

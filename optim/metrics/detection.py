@@ -83,7 +83,7 @@ class DetectionCounter:
     counter over a list. With unit `box` and an image's `regions` (its box values as read and
     non-lesion region), RA's per-image TP / FP are kept too (`box_figures`)."""
 
-    def __init__(self, unit: str = DetectionUnit.LESION, min_fraction: float = 0.1, per_slice: bool = False,
+    def __init__(self, unit: DetectionUnit = DetectionUnit.LESION, min_fraction: float = 0.1, per_slice: bool = False,
                  connectivity: int = 26) -> None:
         self.unit = parse_option(DetectionUnit, unit, "detection unit")
         self.min_fraction, self.per_slice, self.connectivity = float(min_fraction), bool(per_slice), int(connectivity)

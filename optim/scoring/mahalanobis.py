@@ -15,7 +15,7 @@ from dl_utils.errors import UserInputError
 from dl_utils.param_types import Ge, NonNegativeFloat, PositiveFloat
 from optim.scoring._checks import check_inputs, check_num_reconstructions
 from optim.scoring.gaussian import gaussian_filter
-from optim.scoring.ssim import parse_ssim_padding, ssim_maps
+from optim.scoring.ssim import SSIMPadding, parse_ssim_padding, ssim_maps
 
 
 def _slices(t: Tensor) -> Tensor:
@@ -86,11 +86,11 @@ class MahalanobisScorer:
     smoothing_sigma: NonNegativeFloat = 1.0
     ssim_sigma: PositiveFloat = 1.0
     combine_with_ssim: bool = True
-    ssim_padding: str = "symmetric"
+    ssim_padding: SSIMPadding = SSIMPadding.SYMMETRIC
 
     def __post_init__(self) -> None:
         name = type(self).__name__
-        parse_ssim_padding(self.ssim_padding)
+        object.__setattr__(self, "ssim_padding", parse_ssim_padding(self.ssim_padding))
         check_num_reconstructions(self.num_reconstructions, 2, name)
         if self.regularization <= 0:
             raise UserInputError(f"{name}.regularization={self.regularization}: use a value > 0")

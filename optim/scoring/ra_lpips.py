@@ -103,7 +103,7 @@ class RAPerceptualScorer:
         num_reconstructions: reconstructions to draw; their mean is scored.
     """
 
-    backbone: str = Backbone.IMAGENET
+    backbone: Backbone = Backbone.IMAGENET
     backbone_weights: str | None = None
     sigma: PositiveFloat = 2.0
     truncate: PositiveFloat = 4.0
@@ -115,7 +115,7 @@ class RAPerceptualScorer:
     num_reconstructions: PositiveInt = 1
 
     def __post_init__(self) -> None:
-        parse_option(Backbone, self.backbone, "RAPerceptualScorer.backbone")
+        object.__setattr__(self, "backbone", parse_option(Backbone, self.backbone, "RAPerceptualScorer.backbone"))
         check_num_reconstructions(self.num_reconstructions, 1, type(self).__name__)
         if self.batch_size < 1:
             raise ValueError(f"RAPerceptualScorer.batch_size={self.batch_size} must be >= 1")
@@ -123,7 +123,7 @@ class RAPerceptualScorer:
     @property
     def uses_random_backbone(self) -> bool:
         """True when the LPIPS trunk is random, i.e. the maps are not the paper's."""
-        return parse_option(Backbone, self.backbone, "backbone") is Backbone.RANDOM
+        return self.backbone is Backbone.RANDOM
 
     @property
     def uses_stand_in_weights(self) -> bool:

@@ -10,6 +10,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from dl_utils.errors import UserInputError
+from dl_utils.options import parse_option
 from dl_utils.param_types import PositiveFloat, PositiveInt
 from optim.scoring._checks import check_inputs, check_num_reconstructions
 from optim.scoring.gaussian import gaussian_filter_stack, gaussian_radius
@@ -30,11 +31,8 @@ class SSIMPadding(StrEnum):
 
 
 def parse_ssim_padding(padding: str) -> SSIMPadding:
-    """SSIMPadding(padding), or UserInputError naming the choices."""
-    try:
-        return SSIMPadding(padding)
-    except ValueError:
-        raise UserInputError(f"SSIM padding={padding!r} is unsupported; use one of: {', '.join(SSIMPadding)}") from None
+    """SSIMPadding(padding), or a one-line error naming the choices."""
+    return parse_option(SSIMPadding, padding, "SSIM padding")
 
 
 def default_data_range(x: Tensor, y: Tensor) -> Tensor:
@@ -81,7 +79,7 @@ def ssim_maps(
     data_range: float | Tensor | None = None,
     truncate: float = 3.5,
     sigmas_per_pass: int | None = 1,
-    padding: str = "symmetric",
+    padding: SSIMPadding = SSIMPadding.SYMMETRIC,
 ) -> Tensor:
     """Full SSIM maps of x and y for every sigma, sharing the moment products -> (K, *S).
 
@@ -146,13 +144,13 @@ class _SSIMMapScorer:
     data_range: PositiveFloat | None = None
     truncate: PositiveFloat = 3.5
     num_reconstructions: PositiveInt = 1
-    padding: str = "symmetric"
+    padding: SSIMPadding = SSIMPadding.SYMMETRIC
 
     def _window_sigmas(self) -> tuple[float, ...]:
         raise NotImplementedError
 
     def __post_init__(self) -> None:
-        parse_ssim_padding(self.padding)
+        object.__setattr__(self, "padding", parse_ssim_padding(self.padding))
         _check_ssim_params(self._window_sigmas(), self.spatial_dims, self.num_reconstructions, type(self).__name__)
 
     def _maps(self, x: Tensor, recs: Tensor, mask: Tensor) -> Tensor:

@@ -82,8 +82,17 @@ def test_nested_components_are_built_in_order():
 
 
 def test_constructor_errors_are_one_line_user_errors():
+    """What a signature cannot state (a noise level beyond the schedule) is the constructor's one line."""
+    tiny = {"image_size": 8, "base_channels": 8, "channel_mult": [1], "num_res_blocks": 1, "num_groups": 4,
+            "num_head_channels": 8, "timesteps": 10, "t_test": 20}
+    spec = {"module_name": "model_zoo.diffusion_models", "class_name": "DDPM", "params": tiny}
+    with pytest.raises(UserInputError, match=r"^c.yaml: model.*DDPM: noise level 20 .* outside 1..10$"):
+        ComponentBuilder("c.yaml").build(spec, "model")
+
+
+def test_a_bad_option_is_refused_by_the_type_check_before_construction():
     spec = {"module_name": "optim.losses.reconstruction", "class_name": "ReconstructionLoss", "params": {"kind": "l3"}}
-    with pytest.raises(UserInputError, match=r"c.yaml: loss.params: ReconstructionLoss: unsupported kind='l3'; choose one of: l1, l2"):
+    with pytest.raises(UserInputError, match=r"c.yaml: loss.params.kind: expected one of 'l1', 'l2', got 'l3'"):
         ComponentBuilder("c.yaml").build(spec, "loss")
 
 

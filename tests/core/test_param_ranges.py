@@ -2,11 +2,8 @@
 before anything is built: `dl_utils.param_types` and `core.config.configurator.ComponentBuilder`."""
 from __future__ import annotations
 
-import importlib
 import inspect
-import pkgutil
 import typing
-from pathlib import Path
 from typing import Annotated, Any
 
 import pytest
@@ -26,8 +23,7 @@ from dl_utils.param_types import (
     describe,
     mismatch,
 )
-
-ROOT = Path(__file__).resolve().parents[2]
+from tests.project_classes import project_classes
 
 
 @pytest.mark.parametrize("value, hint, ok", [
@@ -89,24 +85,10 @@ def _has_range(hint: Any) -> bool:
     return any(_has_range(a) for a in typing.get_args(hint))
 
 
-def _project_classes() -> list[type]:
-    classes = {}
-    for package in ("core", "data", "optim", "model_zoo", "projects"):
-        for info in pkgutil.walk_packages([str(ROOT / package)], prefix=f"{package}."):
-            try:
-                module = importlib.import_module(info.name)
-            except ImportError:  # an optional dependency missing here: its classes are not checked
-                continue
-            for obj in vars(module).values():
-                if inspect.isclass(obj) and obj.__module__ == module.__name__:
-                    classes[f"{obj.__module__}.{obj.__qualname__}"] = obj
-    return list(classes.values())
-
-
 def test_every_default_lies_in_its_own_range():
     """Discovered, not listed: each constructor whose signature states a range has a default inside it."""
     checked = 0
-    for cls in _project_classes():
+    for cls in project_classes():
         hints = constructor_hints(cls)
         try:
             params = inspect.signature(cls).parameters

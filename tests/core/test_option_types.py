@@ -1,0 +1,79 @@
+"""Options are typed by their StrEnum in constructor signatures (not `str`), so the configurator's
+one type check refuses a bad value, naming the choices, before anything is built."""
+from __future__ import annotations
+
+import enum
+import inspect
+import types
+import typing
+
+import pytest
+
+from core.config.configurator import ComponentBuilder, ConfigError
+from dl_utils.param_types import constructor_hints
+from tests.project_classes import project_classes
+
+
+def _option_enums() -> dict[str, type[enum.Enum]]:
+    """Value -> enum, over every StrEnum this project defines."""
+    values: dict[str, type[enum.Enum]] = {}
+    for cls in project_classes():
+        if issubclass(cls, enum.StrEnum):
+            values.update({member.value: cls for member in cls})
+    return values
+
+
+def _strip_optional(hint: typing.Any) -> typing.Any:
+    args = [a for a in typing.get_args(hint) if a is not type(None)]
+    return args[0] if typing.get_origin(hint) in (typing.Union, types.UnionType) and len(args) == 1 else hint
+
+
+def _signature_options() -> list[tuple[str, str, typing.Any, object]]:
+    """(class, parameter, hint, default) of every constructor parameter with a string default."""
+    found = []
+    for cls in project_classes():
+        if issubclass(cls, enum.Enum):
+            continue
+        try:
+            params = inspect.signature(cls).parameters
+        except (TypeError, ValueError):
+            continue
+        hints = constructor_hints(cls)
+        for name, param in params.items():
+            if isinstance(param.default, str) and name in hints:
+                found.append((f"{cls.__module__}.{cls.__qualname__}", name, _strip_optional(hints[name]), param.default))
+    return found
+
+
+def test_a_string_default_that_names_an_option_is_typed_by_its_enum():
+    """Discovered over every constructor: `beta_schedule: str = "cosine"` would escape the config
+    check (any string passes `str`) and be re-validated inside; its StrEnum is the type."""
+    enums = _option_enums()
+    untyped = [f"{cls}({name}: str = {default!r}) -> {enums[default].__name__}"
+               for cls, name, hint, default in _signature_options()
+               if hint is str and default in enums and enums[default].__module__.split(".")[0] != "tests"]
+    assert not untyped, "type these options by their StrEnum: " + "; ".join(untyped)
+
+
+def test_every_enum_default_is_a_member_of_its_enum():
+    checked = 0
+    for cls, name, hint, default in _signature_options():
+        if inspect.isclass(hint) and issubclass(hint, enum.Enum):
+            assert default in {m.value for m in hint}, f"{cls}({name}={default!r}) is not a {hint.__name__}"
+            checked += 1
+    assert checked >= 25  # trainer, data modules, preprocessing, models, scorers, post-processing
+
+
+@pytest.mark.parametrize("spec, key, value, choices", [
+    ({"module_name": "model_zoo.diffusion_models", "class_name": "DDPM"}, "beta_schedule", "cosin", "'cosine', 'linear'"),
+    ({"module_name": "model_zoo.diffusion_models", "class_name": "ConditionalDDPM"}, "encoder_arch", "resnet51",
+     "'resnet18', 'resnet34', 'resnet50'"),
+    ({"module_name": "optim.scoring.ssim", "class_name": "SSIMEnsembleScorer"}, "padding", "zeros",
+     "'symmetric', 'reflect'"),
+    ({"module_name": "data.volume_dataset", "class_name": "VolumeDataModule"}, "mode", "flair", "'t1', 't2'"),
+])
+def test_a_bad_option_is_refused_by_the_config_check_with_its_choices(spec, key, value, choices):
+    with pytest.raises(ConfigError) as info:
+        ComponentBuilder("cfg.yaml").check({**spec, "params": {key: value}}, "part")
+    message = str(info.value)
+    assert f"part.params.{key}" in message and choices in message and "\n" not in message
