@@ -132,7 +132,8 @@ def check_experiment(config_path: str | Path, overrides: list[str] | None = None
                      output_root: str | None = None, quiet: bool = False, data_root: Path | None = None) -> Path:
     """`core.run.experiment.run_experiment`'s checks and builds, without training, evaluating or writing a run
     folder; returns an empty stand-in run folder (cross-validation reads its results.json)."""
-    from core.config.configurator import ComponentBuilder, apply_overrides, describe_sources, load_config, validate_top_level
+    from core.config.builder import ComponentBuilder
+    from core.config.configurator import apply_overrides, describe_sources, load_config, validate_top_level
     from core.run import checkpoint_metadata
     from core.run.assembly import build_parts
     from core.run.experiment import ORCHESTRATOR_KEY
@@ -195,7 +196,8 @@ def _fabricated_run(project: str, config_name: str, data_root: Path) -> Path:
     as a self-describing checkpoint (no training): enough for a command that loads it."""
     import yaml
 
-    from core.config.configurator import ComponentBuilder, apply_overrides, load_config
+    from core.config.builder import ComponentBuilder
+    from core.config.configurator import apply_overrides, load_config
     from core.run import checkpoint_metadata
     from dl_utils.checkpoint import save_checkpoint
 

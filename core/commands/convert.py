@@ -174,7 +174,8 @@ def convert_checkpoint(source: str | Path, output: str | Path, config_path: str 
 
     A SparK pre-training checkpoint becomes an encoder file in the format our Spark runs
     export (`model_weights` = the ResNet trunk), for `init_weights: {encoder.backbone: FILE}`."""
-    from core.config.configurator import MODEL, ComponentBuilder, load_config, refuse_file_opt_in
+    from core.config.builder import MODEL, ComponentBuilder
+    from core.config.configurator import load_config, refuse_file_opt_in
     from core.run import checkpoint_metadata
     from dl_utils.weights import load_strict
 

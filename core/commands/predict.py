@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from core.config.configurator import MODEL, ComponentBuilder
+from core.config.builder import MODEL, ComponentBuilder
 from core.evaluation.evaluator import AnomalyDetectionEvaluator
 from core.evaluation.pipeline import ScoringPipeline
 from core.evaluation.thresholds import RuleKind, fpr_key

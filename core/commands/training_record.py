@@ -16,7 +16,7 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
-from core.config.configurator import ComponentBuilder
+from core.config.builder import ComponentBuilder
 from core.run import checkpoint_metadata
 from core.run.assembly import build_data_module
 from data.trained_on import TrainedOn, from_data_module

@@ -13,15 +13,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from core.config.configurator import (
-    COMPONENT_KEYS,
-    DATA_MODULE,
-    EVALUATION_SET,
-    MODEL,
-    ComponentBuilder,
-    ConfigError,
-    constructor_keywords,
-)
+from core.config.builder import DATA_MODULE, EVALUATION_SET, MODEL, ComponentBuilder, constructor_keywords
+from core.config.configurator import COMPONENT_KEYS, ConfigError
 from core.evaluation.evaluator import DownstreamEvaluator
 from core.training.trainer import Trainer
 from dl_utils.checkpoint import load_checkpoint

@@ -14,16 +14,8 @@ from typing import Any
 import torch
 import yaml
 
-from core.config.configurator import (
-    ORCHESTRATOR,
-    ComponentBuilder,
-    ConfigError,
-    apply_overrides,
-    describe_sources,
-    load_config,
-    refuse_file_opt_in,
-    validate_top_level,
-)
+from core.config.builder import ORCHESTRATOR, ComponentBuilder
+from core.config.configurator import ConfigError, apply_overrides, describe_sources, load_config, refuse_file_opt_in, validate_top_level
 from core.evaluation.result import EvaluationResult
 from core.run import checkpoint_metadata
 from core.run.assembly import Parts, build_parts

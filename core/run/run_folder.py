@@ -17,7 +17,8 @@ import torch
 import torch.distributed as dist
 import yaml
 
-from core.config.configurator import ComponentBuilder, apply_overrides, load_config, load_yaml
+from core.config.builder import ComponentBuilder
+from core.config.configurator import apply_overrides, load_config, load_yaml
 from dl_utils.checkpoint import atomic_write_text, read_json_mapping
 from dl_utils.distributed import DistributedContext
 from dl_utils.errors import UserInputError

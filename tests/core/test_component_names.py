@@ -11,7 +11,8 @@ from typing import Any
 import pytest
 
 from core.config.aliases import MODULE_ALIASES
-from core.config.configurator import ComponentBuilder, load_config
+from core.config.builder import ComponentBuilder
+from core.config.configurator import load_config
 from core.run import checkpoint_metadata
 from dl_utils.checkpoint import load_checkpoint
 from dl_utils.param_types import is_component

@@ -3,15 +3,8 @@ from __future__ import annotations
 
 import pytest
 
-from core.config.configurator import (
-    ComponentBuilder,
-    apply_overrides,
-    constructor_keywords,
-    load_config,
-    load_yaml,
-    merge_configs,
-    validate_top_level,
-)
+from core.config.builder import ComponentBuilder, constructor_keywords
+from core.config.configurator import apply_overrides, load_config, load_yaml, merge_configs, validate_top_level
 from dl_utils.errors import UserInputError
 
 BASE = {"name": "t", "experiment": {"name": "t", "task": "test"}, "model": {"module_name": "model_zoo.identity", "class_name": "IdentityModel"}}

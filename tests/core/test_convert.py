@@ -14,7 +14,7 @@ import yaml
 
 from core.commands.cli import main as uad
 from core.commands.convert import read_tensors_only
-from core.config.configurator import ComponentBuilder
+from core.config.builder import ComponentBuilder
 from tests.model_zoo import original_names as names
 
 MODEL = {"module_name": "model_zoo.diffusion_models", "class_name": "ConditionalDDPM", "params": names.CDDPM}

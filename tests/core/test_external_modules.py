@@ -1,18 +1,12 @@
 """Only this project's classes are built unless the command line says otherwise, and a class that
-does not fit its role is refused before it is constructed (core.config.configurator.ComponentBuilder)."""
+does not fit its role is refused before it is constructed (core.config.builder.ComponentBuilder)."""
 from __future__ import annotations
 
 import pytest
 
 from core.commands.cli import build_parser
-from core.config.configurator import (
-    MAP_STEP,
-    MODEL,
-    SCORER,
-    ComponentBuilder,
-    ConfigError,
-    validate_top_level,
-)
+from core.config.builder import MAP_STEP, MODEL, SCORER, ComponentBuilder
+from core.config.configurator import ConfigError, validate_top_level
 from core.Main import parse_args
 
 

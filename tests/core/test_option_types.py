@@ -9,7 +9,8 @@ import typing
 
 import pytest
 
-from core.config.configurator import ComponentBuilder, ConfigError
+from core.config.builder import ComponentBuilder
+from core.config.configurator import ConfigError
 from dl_utils.param_types import constructor_hints
 from tests.project_classes import project_classes
 

@@ -1,5 +1,5 @@
 """Ranges stated in constructor signatures (`Annotated[int, Ge(1)]`) are checked with the types,
-before anything is built: `dl_utils.param_types` and `core.config.configurator.ComponentBuilder`."""
+before anything is built: `dl_utils.param_types` and `core.config.builder.ComponentBuilder`."""
 from __future__ import annotations
 
 import inspect
@@ -8,7 +8,8 @@ from typing import Annotated, Any
 
 import pytest
 
-from core.config.configurator import ComponentBuilder, ConfigError
+from core.config.builder import ComponentBuilder
+from core.config.configurator import ConfigError
 from dl_utils.param_types import (
     Ge,
     Gt,

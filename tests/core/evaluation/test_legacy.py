@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from benchmarks.bench_evaluation import HealthyVolumes, Smoothing, SyntheticVolumes
-from core.config.configurator import ComponentBuilder
+from core.config.builder import ComponentBuilder
 from core.evaluation.legacy import FLAT_KEYS, group_flat_params
 from core.evaluation.settings import DataRoles, DetectionSettings, OutputSettings
 from core.evaluation.thresholds import ThresholdSettings
