@@ -129,7 +129,8 @@ def _csv_stand_ins(config: Any, data_root: Path) -> None:
 
 # ---- check: build an experiment instead of running it --------------------------------------
 def check_experiment(config_path: str | Path, overrides: list[str] | None = None, *, resume: str | None = None,
-                     output_root: str | None = None, quiet: bool = False, data_root: Path | None = None) -> Path:
+                     output_root: str | None = None, quiet: bool = False, allow_external_modules: bool = False,
+                     data_root: Path | None = None) -> Path:
     """`core.run.experiment.run_experiment`'s checks and builds, without training, evaluating or writing a run
     folder; returns an empty stand-in run folder (cross-validation reads its results.json)."""
     from core.config.builder import ComponentBuilder
@@ -152,16 +153,17 @@ def check_experiment(config_path: str | Path, overrides: list[str] | None = None
     if data_root is not None:
         _csv_stand_ins(config, data_root)
     if ORCHESTRATOR_KEY in config:  # the benchmark: its methods, each checked as its own config
-        builder = ComponentBuilder(where, bool(config.get("allow_external_modules", False)))
+        builder = ComponentBuilder(where, allow_external_modules)
         orchestrator = builder.build(config[ORCHESTRATOR_KEY], ORCHESTRATOR_KEY)
         for spec in orchestrator.methods.values():
             sets = [s for s in spec.get("set", []) if "<" not in s]  # `<method>` names an earlier method's run folder
             shrunk = _shrunk(spec["config"], data_root) if data_root is not None else []
-            check_experiment(spec["config"], [*shrunk, *sets], data_root=data_root)
+            check_experiment(spec["config"], [*shrunk, *sets], allow_external_modules=allow_external_modules,
+                             data_root=data_root)
     else:
         config = checkpoint_metadata.complete_config(config)
         validate_top_level(config, where)
-        builder = ComponentBuilder(where, bool(config.get("allow_external_modules", False)))
+        builder = ComponentBuilder(where, allow_external_modules)
         config = builder.upgrade(config)  # as the run does: earlier config versions in today's form
         device = resolve_device(config.get("device", "auto"))
         build_parts(config, builder, config_path, DistributedContext(), device, int(config.get("seed", 42)),
