@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib
 import inspect
 import pkgutil
+from collections.abc import Callable
 from functools import cache
 from pathlib import Path
 
@@ -26,3 +27,10 @@ def project_classes() -> tuple[type, ...]:
                 if inspect.isclass(obj) and obj.__module__ == module.__name__:
                     classes[f"{obj.__module__}.{obj.__qualname__}"] = obj
     return tuple(classes.values())
+
+
+def classes_in(package: str, keep: Callable[[type], bool]) -> dict[str, type]:
+    """{class name: class} of the classes defined under `package` (e.g. "model_zoo") for which
+    `keep(cls)` holds: the implementations of a contract, found rather than listed."""
+    return {cls.__name__: cls for cls in project_classes()
+            if (cls.__module__ == package or cls.__module__.startswith(package + ".")) and keep(cls)}

@@ -6,16 +6,14 @@ so a new model cannot skip this test: it fails until the model has a tiny config
 """
 from __future__ import annotations
 
-import importlib
 import inspect
-import pkgutil
 
 import pytest
 import torch
 from torch import nn
 
-import model_zoo
 from core.evaluation.contracts import BatchCappedModel, DiffusionModel, ReconstructionModel
+from tests.project_classes import classes_in
 
 DIFFUSION = dict(base_channels=8, channel_mult=(1, 2), num_res_blocks=1, image_size=16, num_head_channels=8,
                  num_groups=4, noise="gaussian")
@@ -36,14 +34,7 @@ def _takes_slices(method) -> bool:
 
 
 def _discovered() -> dict[str, type]:
-    found = {}
-    for info in pkgutil.walk_packages(model_zoo.__path__, "model_zoo."):
-        module = importlib.import_module(info.name)
-        for name, cls in vars(module).items():
-            if inspect.isclass(cls) and issubclass(cls, nn.Module) and cls.__module__ == module.__name__ \
-                    and _takes_slices(getattr(cls, "reconstruct", None)):
-                found[name] = cls
-    return found
+    return classes_in("model_zoo", lambda cls: issubclass(cls, nn.Module) and _takes_slices(getattr(cls, "reconstruct", None)))
 
 
 MODELS = _discovered()

@@ -9,31 +9,22 @@ so a new one cannot skip this test: it fails until the model has an original her
 """
 from __future__ import annotations
 
-import importlib
-import inspect
 import json
-import pkgutil
 from collections.abc import Callable
 
 import pytest
 import torch
 from torch import Tensor, nn
 
-import model_zoo
 from core.commands.convert import ConvertsOriginalWeights
 from dl_utils.weights import load_strict, weights_mismatch
 from tests.model_zoo import original_names as names
+from tests.project_classes import classes_in
 
 
 def _discovered() -> dict[str, type]:
-    found = {}
-    for info in pkgutil.walk_packages(model_zoo.__path__, "model_zoo."):
-        module = importlib.import_module(info.name)
-        for name, cls in vars(module).items():
-            if inspect.isclass(cls) and issubclass(cls, nn.Module) and cls.__module__ == module.__name__ \
-                    and callable(getattr(cls, "state_dict_from_original", None)):
-                found[name] = cls
-    return found
+    return classes_in("model_zoo", lambda cls: issubclass(cls, nn.Module)
+                      and callable(getattr(cls, "state_dict_from_original", None)))
 
 
 MODELS = _discovered()

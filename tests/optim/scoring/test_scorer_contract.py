@@ -4,18 +4,15 @@ Scorers are discovered from the package (every class satisfying `Scorer`), so a 
 cannot skip this test: it fails until the scorer has a factory here."""
 
 import dataclasses
-import importlib
-import inspect
-import pkgutil
 from types import SimpleNamespace
 
 import pytest
 import torch
 
-import optim.scoring
 from optim.scoring import IntensityDensityScorer, MahalanobisScorer, SSIMEnsembleScorer
 from optim.scoring.base import FittedOnHealthy, NeedsExternalFiles, Scorer
 from optim.scoring.ra_lpips import RAPerceptualScorer
+from tests.project_classes import classes_in
 
 
 def _fitted_intensity() -> IntensityDensityScorer:
@@ -41,18 +38,14 @@ FACTORIES = {  # class name -> instances checked (default construction unless st
 LARGE_SLICES = {"ra_lpips_random_backbone"}
 
 
+def _is_scorer(cls: type) -> bool:
+    return dataclasses.is_dataclass(cls) and not cls.__name__.startswith("_") \
+        and "num_reconstructions" in {f.name for f in dataclasses.fields(cls)} \
+        and any("__call__" in vars(base) for base in cls.__mro__[:-1])
+
+
 def _discovered() -> dict[str, type]:
-    found = {}
-    for info in pkgutil.walk_packages(optim.scoring.__path__, "optim.scoring."):
-        module = importlib.import_module(info.name)
-        for name, cls in vars(module).items():
-            if not (inspect.isclass(cls) and dataclasses.is_dataclass(cls)) or cls.__module__ != module.__name__ \
-                    or name.startswith("_"):
-                continue
-            if "num_reconstructions" in {f.name for f in dataclasses.fields(cls)} \
-                    and any("__call__" in vars(base) for base in cls.__mro__[:-1]):
-                found[name] = cls
-    return found
+    return classes_in("optim.scoring", _is_scorer)
 
 
 DISCOVERED = _discovered()
