@@ -344,7 +344,7 @@ CASES: list[Case] = [
     Case("string for an int (post-processing)", "types", "map_postprocessing[0].params.kernel_size: expected an integer, got '3'",
          _edit(f"{EVAL}.params.map_postprocessing[0].params.kernel_size", "3")),
     Case("unknown scorer parameter", "config", "scorer.params.sigma: unknown parameter of L1Scorer", _args(f"{EVAL}.params.scorer.params.sigma=2")),
-    Case("unknown option value (optimiser)", "types", "unsupported optimizer='sgdd'; choose one of: adam, adamw, sgd",
+    Case("unknown option value (optimiser)", "types", "trainer.params.optimizer: expected one of 'adam', 'adamw', 'sgd', got 'sgdd'",
          _args(f"{T}.optimizer=sgdd")),
     Case("unknown option value (task)", "types", "unsupported experiment.task='fit'; choose one of: train, test",
          _args("experiment.task=fit")),
