@@ -308,12 +308,12 @@ def predict(model: str | Path, inputs: str | Path, output: str | Path, threshold
     """Score every input scan; returns the rows written to `output/predictions.csv`
     (`report`: also `report.html`, with the model's input and reconstruction per scan).
     `precision` (`core.evaluation.reconstruction.Precision`) replaces the stored task's, e.g. `bf16` on CPU."""
+    scans = read_scans(inputs, preprocessed, mask, data_root)  # a bad input stops before the model is loaded
     predictor = load_predictor(model, task, device, allow_external_modules)
     if precision is not None:
         spec = predictor.pipeline.spec
         predictor.pipeline.spec = replace(spec, inference=replace(spec.inference, precision=precision))
     protocol, value = predictor.threshold(str(threshold), test_set)
-    scans = read_scans(inputs, preprocessed, mask, data_root)
     output = Path(output)
     output.mkdir(parents=True, exist_ok=True)
     options = options or PipelineOptions()

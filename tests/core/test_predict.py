@@ -131,9 +131,15 @@ def test_predict_errors_are_one_line(tmp_path, capsys):
     assert uad(["predict", "--model", str(tmp_path / "nothing.pt"), "--input", "x", "--output", str(tmp_path / "o")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "no checkpoint there" in err[0]
-    code = uad(["predict", "--model", str(ROOT / "weights" / "ra_demo.pt"), "--input", str(tmp_path),
+    assert uad(["predict", "--model", str(ROOT / "weights" / "ra_demo.pt"), "--input", str(tmp_path),
+                "--output", str(tmp_path / "o")]) == 2
+    assert "no .nii / .nii.gz files" in capsys.readouterr().err  # inputs are read before the model is loaded
+    (tmp_path / "scans").mkdir()
+    nib.save(nib.Nifti1Image(np.zeros((8, 8, 8), np.float32), np.eye(4)), tmp_path / "scans" / "s.nii.gz")
+    code = uad(["predict", "--model", str(ROOT / "weights" / "ra_demo.pt"), "--input", str(tmp_path / "scans"),
                 "--output", str(tmp_path / "o"), "--threshold", "fpr_3%"])
     assert code == 2 and "fpr_3%" in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()
 
 
 def test_uad_test_with_a_checkpoint_alone(trained_run, tmp_path, capsys):
