@@ -312,7 +312,7 @@ def _component_mismatch(value: dict[str, Any], hint: Any, origin: Any, resolve: 
 def build_part(cls: type, params: Mapping[str, Any] | None, key: str) -> Any:
     """`cls(**params)` for a plain mapping param that names no class (e.g. a data module's
     `preprocessing` / `augmentation`): values are checked against the constructor's hints as
-    `core.config.configurator` checks components; a mismatch or unknown key is one UserInputError naming `key`."""
+    `core.config.builder` checks components; a mismatch or unknown key is one UserInputError naming `key`."""
     params = dict(params or {})
     hints = constructor_hints(cls)
     for name, value in params.items():
