@@ -27,6 +27,7 @@ from core.evaluation.scored_sets import ScoredSet, score_set
 from core.evaluation.settings import DataRoles, DetectionSettings, OutputSettings
 from core.evaluation.thresholds import FitData, ThresholdSettings, fit_all
 from dl_utils.distributed import DistributedContext, context_from_env
+from dl_utils.param_groups import group_flat_params
 from dl_utils.run_logger import RunLogger
 from optim.metrics.streaming import RankingSummary
 
@@ -81,7 +82,7 @@ class AnomalyDetectionEvaluator(DownstreamEvaluator):
     @staticmethod
     def upgrade_params(params: Mapping[str, Any]) -> dict[str, Any]:
         """This evaluator's params of an earlier config version (flat keys) in today's groups."""
-        return legacy.group_flat_params(params)
+        return group_flat_params(params, legacy.FLAT_KEYS, "AnomalyDetectionEvaluator")
 
     def _scored_names(self) -> list[str]:
         roles = self.roles

@@ -6,7 +6,8 @@ import torch
 
 from benchmarks.bench_evaluation import HealthyVolumes, Smoothing, SyntheticVolumes
 from core.config.builder import ComponentBuilder
-from core.evaluation.legacy import FLAT_KEYS, group_flat_params
+from core.evaluation.evaluator import AnomalyDetectionEvaluator
+from core.evaluation.legacy import FLAT_KEYS
 from core.evaluation.settings import DataRoles, DetectionSettings, OutputSettings
 from core.evaluation.thresholds import ThresholdSettings
 from core.run.results import TIMING_KEYS
@@ -19,6 +20,7 @@ FLAT = {
     "detection_min_fraction": 0.2, "detection_unit": "lesion", "figure_cases": 0, "save_maps": False,
     "slice_batch_size": 7, "precision": "fp32", "skip_if_unavailable": False,
 }
+group_flat_params = AnomalyDetectionEvaluator.upgrade_params
 
 
 def _evaluator(params: dict, tmp_path):
