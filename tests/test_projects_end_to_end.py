@@ -57,9 +57,9 @@ def shrink_sets(config_path: Path, data_root: Path, out: Path, training: bool = 
             sets.append(f"{path}=[{value[0]}, {value[1]}, 6]")
         elif leaf == "figure_cases":
             sets.append(f"{path}=1")
-        elif leaf == "export_weights" and value:
+        elif path.endswith("params.weights.export") and value:
             sets.append(f"{path}={{{next(iter(value))}: encoder.pt}}")  # a file inside the run folder
-        elif leaf == "init_weights":
+        elif path.endswith("params.weights.init"):
             sets.append(f"{path}=null")
         elif leaf == "methods":  # the benchmark: shrink every method it runs
             for name, spec in value.items():
@@ -67,9 +67,9 @@ def shrink_sets(config_path: Path, data_root: Path, out: Path, training: bool = 
                 if spec.get("reuse_weights_of"):
                     inner = [i for i in inner if not i.startswith("trainer.")]
                 if "Spark" in name or "cDDPM" == name:
-                    inner = [i for i in inner if "weights=" not in i] + [
-                        "trainer.params.export_weights={backbone: encoder.pt}" if "Spark" in name else
-                        "trainer.params.init_weights={encoder.backbone: <Spark pre-training>/encoder.pt}"]
+                    inner = [i for i in inner if "params.weights." not in i] + [
+                        "trainer.params.weights.export={backbone: encoder.pt}" if "Spark" in name else
+                        "trainer.params.weights.init={encoder.backbone: <Spark pre-training>/encoder.pt}"]
                 listed = ", ".join(json.dumps(i) for i in inner)
                 sets.append(f"{path}.{name}.set=[{listed}]")
     if training and "trainer" in config:
@@ -150,6 +150,6 @@ def test_spark_encoder_flows_into_cddpm(demo_like, tmp_path, capsys):
     encoder = run_dir / "encoder.pt"
     assert encoder.is_file() and [p.name for p in (tmp_path / "spark").rglob("*.pt") if p.parent == run_dir] == ["encoder.pt"]
     newest = tmp_path / "spark" / "cDDPM" / "spark_pretrain" / "*" / "encoder.pt"  # a `*` picks the newest run folder
-    overrides = shrink(cddpm, demo_like, tmp_path / "cddpm") + ["--set", f"trainer.params.init_weights={{encoder.backbone: {newest}}}"]
+    overrides = shrink(cddpm, demo_like, tmp_path / "cddpm") + ["--set", f"trainer.params.weights.init={{encoder.backbone: {newest}}}"]
     assert main(["--config_path", str(cddpm), *overrides]) == 0, capsys.readouterr().err
     assert f"initialised encoder.backbone from {encoder}" in capsys.readouterr().err

@@ -110,7 +110,7 @@ def build_parser() -> argparse.ArgumentParser:
     convert = verbs.add_parser("convert", help="an original Lightning checkpoint -> a checkpoint of this framework",
                                description="Convert the authors' Lightning checkpoints (tensors only; their pickled code never runs): "
                                            "DDPM / cDDPM into a checkpoint of the config's model, SparK pre-training "
-                                           "into an encoder file for init_weights {encoder.backbone: FILE}.")
+                                           "into an encoder file for trainer.params.weights.init {encoder.backbone: FILE}.")
     convert.add_argument("--input", required=True, help="the original .ckpt file")
     convert.add_argument("--output", required=True, help="the .pt file to write")
     convert.add_argument("--config_path", "--config-path", "--config",

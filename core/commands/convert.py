@@ -13,7 +13,7 @@ Their state dict is found in the checkpoint (Lightning `state_dict`: DDPM / cDDP
 iml-dl's `model_weights`: RA, ci-ber/RA `RA_Trainer.py`; or a bare state dict), mapped by the
 model of our config, loaded strictly and written with the config inside. A SparK
 pre-training checkpoint (`model.sparse_encoder.sp_cnn.`) becomes an encoder file for
-`init_weights: {encoder.backbone: FILE}`: the mapped ResNet trunk only.
+`trainer.params.weights.init: {encoder.backbone: FILE}`: the mapped ResNet trunk only.
 """
 from __future__ import annotations
 
@@ -173,7 +173,7 @@ def convert_checkpoint(source: str | Path, output: str | Path, config_path: str 
     and write `output` (with the config inside, so it is self-describing).
 
     A SparK pre-training checkpoint becomes an encoder file in the format our Spark runs
-    export (`model_weights` = the ResNet trunk), for `init_weights: {encoder.backbone: FILE}`."""
+    export (`model_weights` = the ResNet trunk), for `weights.init: {encoder.backbone: FILE}`."""
     from core.config.builder import MODEL, ComponentBuilder
     from core.config.configurator import load_config, refuse_file_opt_in
     from core.run import checkpoint_metadata

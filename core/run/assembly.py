@@ -16,7 +16,7 @@ from torch import nn
 from core.config.builder import DATA_MODULE, EVALUATION_SET, MODEL, ComponentBuilder, constructor_keywords
 from core.config.configurator import COMPONENT_KEYS, ConfigError
 from core.evaluation.evaluator import DownstreamEvaluator
-from core.training.trainer import Trainer
+from core.training.trainer import Trainer, TrainingContext
 from dl_utils.checkpoint import load_checkpoint
 from dl_utils.distributed import DistributedContext
 from dl_utils.errors import UserInputError
@@ -25,6 +25,8 @@ from dl_utils.weights import load_model_weights
 
 TASK_KEYS = ("module_name", "class_name", "params", "data_loader")
 DATA_LOADER_KEYS = ("module_name", "class_name", "params", "datasets")
+# set by the framework, never trainer.params: the TrainingContext's parts, and the run folder and logger (attach_run)
+TRAINER_RESERVED = ("model", "data_module", "device", "dist_ctx", "seed", "run_dir", "logger")
 
 
 @dataclass
@@ -92,10 +94,10 @@ def build_data_module(builder: ComponentBuilder, config: dict[str, Any], seed: i
 
 def build_trainer(builder: ComponentBuilder, config: dict[str, Any], model: nn.Module, data_module: Any,
                   device: torch.device, ctx: DistributedContext, seed: int) -> Trainer:
-    """The trainer, built without its run folder (attached once the folder exists)."""
+    """The trainer, built without its run folder (attached once the folder exists, `Trainer.attach_run`)."""
     spec = _component(config["trainer"])
-    return builder.build(spec, "trainer", expected=Trainer, model=model, data_module=data_module, device=device,
-                         run_dir=None, dist_ctx=ctx, logger=None, seed=seed)
+    context = TrainingContext(model=model, data_module=data_module, device=device, dist=ctx, seed=seed)
+    return builder.build(spec, "trainer", reserved=TRAINER_RESERVED, expected=Trainer, context=context)
 
 
 def check_model_on_one_sample(builder: ComponentBuilder, trainer: Trainer, config: dict[str, Any]) -> None:

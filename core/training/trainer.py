@@ -11,7 +11,8 @@ import glob
 import logging
 import math
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
 from pathlib import Path, PurePath
 from typing import Annotated, Any, Protocol, runtime_checkable
 
@@ -23,6 +24,7 @@ from dl_utils.checkpoint import load_checkpoint, save_checkpoint
 from dl_utils.distributed import DistributedContext, all_reduce_gradients, all_reduce_mean, broadcast_parameters
 from dl_utils.errors import UserInputError
 from dl_utils.options import parse_option
+from dl_utils.param_groups import group_flat_params
 from dl_utils.param_types import Ge, Le, PositiveFloat, PositiveInt
 from dl_utils.progress import progress
 from dl_utils.run_logger import RunLogger
@@ -57,23 +59,54 @@ class Optimizer(enum.StrEnum):
 OPTIMIZERS = {Optimizer.ADAM: torch.optim.Adam, Optimizer.ADAMW: torch.optim.AdamW, Optimizer.SGD: torch.optim.SGD}
 
 
+@dataclass(frozen=True)
+class TrainingContext:
+    """What the framework gives a trainer (core.run.assembly), never the YAML: the model, the
+    training data module, the device, this process's place in a distributed run and the run's seed
+    (`experiment.seed`, which also seeds the sample order)."""
+
+    model: nn.Module
+    data_module: Any
+    device: torch.device
+    dist: DistributedContext = DistributedContext()
+    seed: int = 42
+
+
+@dataclass(frozen=True)
+class WeightFiles:
+    """Submodule weights a run reads before training and writes after it.
+
+    init: {submodule path ("" = the whole model): checkpoint file} loaded strictly before
+    training; a `*` in the path picks the last match in sorted order (e.g. the newest Spark run
+    folder). export: {submodule path: file name inside the run folder} written from the best
+    weights after training (e.g. Spark's encoder trunk for cDDPM's `encoder.backbone`); a run
+    writes only inside its own run folder."""
+
+    init: Mapping[str, str] | None = None
+    export: Mapping[str, str] | None = None
+
+
+WEIGHTS = "weights"
+# Config version 1 (flat params, e.g. weights/ra_demo.pt's stored config) -> today's typed parts.
+FLAT_KEYS: dict[str, tuple[str, ...]] = {
+    "init_weights": (WEIGHTS, "init"),
+    "export_weights": (WEIGHTS, "export"),
+}
+
+
 class Trainer:
     """Owns the loop; subclasses own the step.
 
     Checkpoints (`checkpoints/latest_model.pt`, `checkpoints/best_model.pt`) hold only
-    tensors and plain values, so they load with `torch.load(weights_only=True)`.
+    tensors and plain values, so they load with `torch.load(weights_only=True)`. A trainer is
+    built before its run folder exists (so that a bad config writes nothing) and gets the folder
+    and its logger from `attach_run`; without one it writes nothing.
     """
 
     def __init__(
         self,
         *,
-        model: nn.Module,
-        data_module: Any,
-        device: torch.device,
-        run_dir: Path | None,
-        dist_ctx: DistributedContext = DistributedContext(),
-        logger: RunLogger | None = None,
-        seed: int = 42,
+        context: TrainingContext,
         nr_epochs: Annotated[int, Ge(1), Le(MAX_EPOCHS)] = 100,
         optimizer: Optimizer = Optimizer.ADAM,
         optimizer_params: dict[str, Any] | None = None,
@@ -83,27 +116,24 @@ class Trainer:
         amp: bool = False,
         grad_clip: PositiveFloat | None = None,
         loss: Callable[[Tensor, Tensor], Tensor] | None = None,
-        init_weights: dict[str, str] | None = None,
-        export_weights: dict[str, str] | None = None,
+        weights: WeightFiles = WeightFiles(),
         progress: bool = True,
     ):
-        """`init_weights` maps a submodule path ("" = the whole model) to a checkpoint file
-        loaded strictly before training (a `*` in the path picks the last match in sorted
-        order, e.g. the newest Spark run folder); `export_weights` maps a submodule path to
-        a file name inside the run folder, written from the best weights after training
-        (e.g. Spark's encoder trunk for cDDPM's `encoder.backbone`). A run writes only
-        inside its own run folder. Ranges are in the signature (`Annotated[..., Ge(1)]`) and are
-        checked by the configurator before anything is built: `patience: 0` would stop
-        after the first epoch, `grad_clip: -1` would reverse the gradient."""
+        """`context`: injected by the framework (`TrainingContext`); `weights`: submodule weights
+        read before and written after training (`WeightFiles`, YAML `weights: {init: ..., export: ...}`).
+        Ranges are in the signature (`Annotated[..., Ge(1)]`) and are checked by the configurator
+        before anything is built: `patience: 0` would stop after the first epoch, `grad_clip: -1`
+        would reverse the gradient."""
         if nr_epochs < 1:
             raise ValueError("nr_epochs must be >= 1")
-        self.model = model
-        self.data_module = data_module
-        self.device = device
-        self.run_dir = Path(run_dir) if run_dir is not None else None
-        self.dist = dist_ctx
-        self.logger = logger
-        self.seed = seed
+        self.context = context
+        self.model = model = context.model
+        self.data_module = context.data_module
+        self.device = device = context.device
+        self.dist = context.dist
+        self.seed = context.seed
+        self.run_dir: Path | None = None  # attach_run
+        self.logger: RunLogger | None = None  # attach_run
         self.nr_epochs = nr_epochs
         self.optimizer_name = parse_option(Optimizer, optimizer, "optimizer")
         self.optimizer_params = dict(optimizer_params or {"lr": 1e-4})
@@ -113,7 +143,7 @@ class Trainer:
         self.amp = amp
         self.grad_clip = grad_clip
         self.loss = loss
-        self.progress = progress and dist_ctx.is_main
+        self.progress = progress and self.dist.is_main
         self.scaler = torch.amp.GradScaler("cuda") if (amp and device.type == "cuda") else None
         self.start_epoch = 0
         self.epoch = 0  # the epoch being trained (0-based), for steps whose objective follows a schedule
@@ -123,13 +153,19 @@ class Trainer:
         self.best_weights: dict[str, Tensor] | None = None
         self.history: list[dict[str, float]] = []
         self.checkpoint_extra: dict[str, Any] = {}  # attach_run: the run's config (core/checkpoint_metadata.py)
-        self.export_weights = dict(export_weights or {})
+        self.export_weights = dict(weights.export or {})
         for name, filename in self.export_weights.items():
-            _submodule(model, name, "export_weights")
+            _submodule(model, name, "weights.export")
             _check_inside_run(filename)
-        for name, path in (init_weights or {}).items():
+        for name, path in (weights.init or {}).items():
             load_submodule_weights(model, name, resolve_weights_path(path), device)
         self.optimizers = self.build_optimizers()
+
+    @classmethod
+    def upgrade_params(cls, params: Mapping[str, Any]) -> dict[str, Any]:
+        """This trainer's params of an earlier config version (flat `init_weights`, `export_weights`)
+        in today's typed part `weights: {init, export}`."""
+        return group_flat_params(params, FLAT_KEYS, cls.__name__)
 
     # ---- hooks for subclasses -------------------------------------------------------
     def build_optimizers(self) -> dict[str, torch.optim.Optimizer]:
@@ -141,7 +177,8 @@ class Trainer:
 
     def attach_run(self, run_dir: Path | None, logger: RunLogger | None, checkpoint_extra: dict[str, Any] | None = None) -> None:
         """Give a trainer built before the run folder existed (so that a bad config writes nothing) its folder,
-        its logger and the plain values every checkpoint carries besides the weights (the run's config)."""
+        its logger and the plain values every checkpoint carries besides the weights (the run's config).
+        The one way a trainer gets a run folder and a logger."""
         self.run_dir = Path(run_dir) if run_dir is not None else None
         self.logger = logger
         self.checkpoint_extra = dict(checkpoint_extra or {})
@@ -292,14 +329,14 @@ class Trainer:
             self._export_best()
 
     def _export_best(self) -> None:
-        """Write the best weights of each `export_weights` submodule to its file in the run folder."""
+        """Write the best weights of each `weights.export` submodule to its file in the run folder."""
         if self.run_dir is None:
-            LOG.warning("export_weights: no run folder, nothing exported")
+            LOG.warning("weights.export: no run folder, nothing exported")
             return
         current = _copy_state(self.model)
         self.model.load_state_dict(self.best_weights)
         for name, filename in self.export_weights.items():
-            weights = _copy_state(_submodule(self.model, name, "export_weights"))
+            weights = _copy_state(_submodule(self.model, name, "weights.export"))
             path = self.run_dir / filename
             save_checkpoint({"model_weights": weights, "epoch": self.best_epoch, "best_val": self.best_val}, path,
                             staging_dir=self.run_dir / STAGING_DIR)
@@ -413,10 +450,10 @@ def _submodule(model: nn.Module, name: str, key: str) -> nn.Module:
 
 
 def _check_inside_run(filename: str) -> None:
-    """export_weights files are relative names inside the run folder (shipped weights/ are never written)."""
+    """weights.export files are relative names inside the run folder (shipped weights/ are never written)."""
     parts = PurePath(str(filename)).parts
     if not parts or PurePath(str(filename)).is_absolute() or ".." in parts:
-        raise UserInputError(f"trainer.params.export_weights: '{filename}' must be a file name inside the run folder "
+        raise UserInputError(f"trainer.params.weights.export: '{filename}' must be a file name inside the run folder "
                              "(e.g. spark_encoder.pt), not an absolute path or one with '..'; a run writes only inside its folder")
 
 
@@ -427,18 +464,18 @@ def resolve_weights_path(path: str | Path) -> Path:
         return Path(text)
     matches = sorted(glob.glob(text))
     if not matches:
-        raise UserInputError(f"trainer.params.init_weights: nothing matches {text}; run the config that exports it first "
-                             "or set trainer.params.init_weights=null to train from scratch")
+        raise UserInputError(f"trainer.params.weights.init: nothing matches {text}; run the config that exports it first "
+                             "or set trainer.params.weights.init=null to train from scratch")
     return Path(matches[-1])
 
 
 def load_submodule_weights(model: nn.Module, name: str, path: str | Path, device: torch.device) -> None:
     """Strictly load a checkpoint's `model_weights` into `model.<name>`, naming any mismatch."""
-    target = _submodule(model, name, "init_weights")
+    target = _submodule(model, name, "weights.init")
     if not Path(path).is_file():
         raise UserInputError(
-            f"trainer.params.init_weights: {path} not found; create it first (e.g. with the config that exports it) "
-            "or set trainer.params.init_weights=null to train from scratch"
+            f"trainer.params.weights.init: {path} not found; create it first (e.g. with the config that exports it) "
+            "or set trainer.params.weights.init=null to train from scratch"
         )
     load_strict(target, load_checkpoint(path, map_location=device)["model_weights"], path, name or "the model")
     LOG.info("initialised %s from %s", name or "model", path)

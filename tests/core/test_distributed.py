@@ -8,7 +8,7 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
-from core.training.trainer import Trainer
+from core.training.trainer import Trainer, TrainingContext
 from dl_utils.distributed import DistributedContext
 from model_zoo.autoencoder import ConvAutoencoder
 from optim.losses.reconstruction import ReconstructionLoss
@@ -18,8 +18,8 @@ from tests.core.fakes import SyntheticDataModule
 def _train(ctx: DistributedContext) -> dict[str, torch.Tensor]:
     torch.manual_seed(0)
     model = ConvAutoencoder(image_size=16, channels=(8, 16), latent_dim=8, norm_groups=4)
-    trainer = Trainer(model=model, data_module=SyntheticDataModule(batch_size=8), device=torch.device("cpu"),
-                      run_dir=None, dist_ctx=ctx, nr_epochs=2, optimizer_params={"lr": 1e-3},
+    context = TrainingContext(model=model, data_module=SyntheticDataModule(batch_size=8), device=torch.device("cpu"), dist=ctx)
+    trainer = Trainer(context=context, nr_epochs=2, optimizer_params={"lr": 1e-3},
                       loss=ReconstructionLoss("l2"), progress=False)
     trainer.train()
     return {k: v.clone() for k, v in model.state_dict().items()}

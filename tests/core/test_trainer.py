@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from core.training.trainer import Trainer
+from core.training.trainer import Trainer, TrainingContext, WeightFiles
 from dl_utils.checkpoint import load_checkpoint
 from dl_utils.errors import UserInputError
 from model_zoo.autoencoder import ConvAutoencoder
@@ -16,8 +16,10 @@ def _trainer(run_dir, epochs: int, **kwargs) -> Trainer:
     torch.manual_seed(0)
     model = ConvAutoencoder(image_size=16, channels=(8, 16), latent_dim=8, norm_groups=4)
     options = {"optimizer_params": {"lr": 1e-3}, "loss": ReconstructionLoss("l2"), "progress": False, **kwargs}
-    return Trainer(model=model, data_module=SyntheticDataModule(batch_size=8), device=torch.device("cpu"),
-                   run_dir=run_dir, nr_epochs=epochs, **options)
+    context = TrainingContext(model=model, data_module=SyntheticDataModule(batch_size=8), device=torch.device("cpu"))
+    trainer = Trainer(context=context, nr_epochs=epochs, **options)
+    trainer.attach_run(run_dir, None)
+    return trainer
 
 
 def test_resume_continues_exactly(tmp_path):
@@ -63,10 +65,10 @@ def test_amp_step_on_cpu(tmp_path):
 
 def test_init_and_export_weights_roundtrip(tmp_path):
     """export_weights names a file inside the run folder; init_weights may pick the newest run with `*`."""
-    source = _trainer(tmp_path / "src", epochs=1, export_weights={"encoder": "enc.pt"})
+    source = _trainer(tmp_path / "src", epochs=1, weights=WeightFiles(export={"encoder": "enc.pt"}))
     source.train()
     assert (tmp_path / "src" / "enc.pt").is_file()
-    target = _trainer(None, epochs=1, init_weights={"encoder": str(tmp_path / "*" / "enc.pt")})
+    target = _trainer(None, epochs=1, weights=WeightFiles(init={"encoder": str(tmp_path / "*" / "enc.pt")}))
     for key, value in source.best_weights.items():
         if key.startswith("encoder."):
             torch.testing.assert_close(target.model.state_dict()[key], value)
@@ -75,7 +77,7 @@ def test_init_and_export_weights_roundtrip(tmp_path):
 def test_export_weights_outside_the_run_folder_is_refused(tmp_path):
     for bad in (str(tmp_path / "enc.pt"), "../enc.pt", "weights/../../enc.pt"):
         with pytest.raises(UserInputError, match="must be a file name inside the run folder"):
-            _trainer(tmp_path / "src", epochs=1, export_weights={"encoder": bad})
+            _trainer(tmp_path / "src", epochs=1, weights=WeightFiles(export={"encoder": bad}))
 
 
 def test_resume_after_early_stopping_does_not_train_on(tmp_path):

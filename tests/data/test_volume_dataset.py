@@ -155,7 +155,7 @@ def test_bad_loader_options(root, key, value):
 @pytest.mark.parametrize("drop_last, batches", [(False, 3), (True, 2)])
 def test_trainer_reads_drop_last(tmp_path, drop_last, batches):
     """The data module's drop_last reaches the training DataLoader (10 items, batch 4)."""
-    from core.training.trainer import Trainer
+    from core.training.trainer import Trainer, TrainingContext
     from model_zoo.autoencoder import ConvAutoencoder
     from optim.losses.reconstruction import ReconstructionLoss
     from tests.core.fakes import SyntheticDataModule
@@ -163,8 +163,9 @@ def test_trainer_reads_drop_last(tmp_path, drop_last, batches):
     data = SyntheticDataModule(n_train=10, batch_size=4)
     data.drop_last = drop_last
     model = ConvAutoencoder(image_size=16, channels=(8, 16), latent_dim=8, norm_groups=4)
-    trainer = Trainer(model=model, data_module=data, device=torch.device("cpu"), run_dir=tmp_path, nr_epochs=1,
+    trainer = Trainer(context=TrainingContext(model=model, data_module=data, device=torch.device("cpu")), nr_epochs=1,
                       optimizer_params={"lr": 1e-3}, loss=ReconstructionLoss("l2"), progress=False)
+    trainer.attach_run(tmp_path, None)
     loader, _ = trainer._train_loader()
     assert len(loader) == batches and loader.drop_last is drop_last
 

@@ -80,8 +80,8 @@ def test_cddpm_paper_encoder_and_condition_size():
     params = config["model"]["params"]
     assert (params["cond_dim"], params["encoder_drop_path_rate"], params["encoder_zero_init_last"]) == (512, 0.05, True)
     # "+ SSL" by default: the encoder exported by the newest spark_pretrain_paper.yaml run
-    spark_export = load_config(SPARK_PAPER)["trainer"]["params"]["export_weights"]["backbone"]
-    assert config["trainer"]["params"]["init_weights"] == {"encoder.backbone": f"runs/cDDPM/spark_pretrain_paper/*/{spark_export}"}
+    spark_export = load_config(SPARK_PAPER)["trainer"]["params"]["weights"]["export"]["backbone"]
+    assert config["trainer"]["params"]["weights"]["init"] == {"encoder.backbone": f"runs/cDDPM/spark_pretrain_paper/*/{spark_export}"}
     with torch.device("meta"):
         model = ConditionalDDPM(**params)
     assert sum(p.numel() for p in model.unet.parameters()) == 44_068_481

@@ -6,6 +6,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import Dataset
 
+from core.training.trainer import TrainingContext
 from dl_utils.errors import UserInputError
 from model_zoo.ra import RAModel
 from projects.RA.losses import embedding_loss, exp_elbo, kl_divergence, reconstruction_error
@@ -53,10 +54,8 @@ def test_embedding_loss_hand_values() -> None:
 def _trainer(**kwargs) -> RATrainer:
     torch.manual_seed(0)
     model = RAModel(image_size=32, channels=SMALL, latent_dim=8)
-    return RATrainer(
-        model=model, data_module=kwargs.pop("data_module", None), device=torch.device("cpu"),
-        run_dir=None, progress=False, **kwargs,
-    )
+    context = TrainingContext(model=model, data_module=kwargs.pop("data_module", None), device=torch.device("cpu"))
+    return RATrainer(context=context, progress=False, **kwargs)
 
 
 def _batch(n: int = 4) -> dict[str, torch.Tensor]:
