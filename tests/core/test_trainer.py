@@ -89,3 +89,33 @@ def test_resume_after_early_stopping_does_not_train_on(tmp_path):
     resumed.resume(tmp_path / "checkpoints" / "latest_model.pt")
     resumed.train()
     assert len(resumed.history) == 2 and resumed.start_epoch == 50
+
+
+def test_flat_weight_params_build_the_same_trainer_as_the_weights_part(tmp_path):
+    """Config version 1 (flat `init_weights`, `export_weights`, as stored in earlier run folders and
+    checkpoints) is upgraded to `weights: {init, export}` and builds the same trainer."""
+    from core.config.builder import ComponentBuilder
+    from core.run.assembly import TRAINER_RESERVED
+
+    source = _trainer(tmp_path / "src", epochs=1, weights=WeightFiles(export={"encoder": "enc.pt"}))
+    source.train()
+    init, export = {"encoder": str(tmp_path / "src" / "enc.pt")}, {"decoder": "dec.pt"}
+    flat = {"nr_epochs": 1, "progress": False, "init_weights": init, "export_weights": export}
+    grouped = {"nr_epochs": 1, "progress": False, "weights": {"init": init, "export": export}}
+    assert Trainer.upgrade_params(flat) == grouped
+    built = []
+    for params in (flat, grouped):
+        torch.manual_seed(0)
+        model = ConvAutoencoder(image_size=16, channels=(8, 16), latent_dim=8, norm_groups=4)
+        context = TrainingContext(model=model, data_module=SyntheticDataModule(batch_size=8), device=torch.device("cpu"))
+        spec = {"module_name": "core.training.trainer", "class_name": "Trainer", "params": params}
+        built.append(ComponentBuilder("cfg.yaml").build(spec, "trainer", reserved=TRAINER_RESERVED, expected=Trainer, context=context))
+    old, new = built
+    assert old.export_weights == new.export_weights == export and old.nr_epochs == new.nr_epochs == 1
+    for key, value in new.model.state_dict().items():
+        torch.testing.assert_close(old.model.state_dict()[key], value, msg=key)
+        if key.startswith("encoder."):  # both loaded the exported encoder
+            torch.testing.assert_close(value, source.best_weights[key], msg=key)
+    with pytest.raises(Exception, match="is set by the framework"):
+        ComponentBuilder("cfg.yaml").build({**spec, "params": {"seed": 3}}, "trainer", reserved=TRAINER_RESERVED,
+                                           expected=Trainer, context=context)
