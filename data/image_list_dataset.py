@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv as csv_module
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
@@ -26,6 +27,7 @@ from data.volume import Volume
 from data.volume_dataset import EpochSeededDataset
 from dl_utils.errors import UserInputError
 from dl_utils.options import parse_option
+from dl_utils.param_groups import group_flat_params
 from dl_utils.param_types import NonNegativeInt, PositiveInt, build_part
 from dl_utils.paths import flat_name
 
@@ -132,30 +134,56 @@ def _parallel(files: list[Path], csv: CsvArg, data_root, what: str) -> list[Path
     return other
 
 
+@dataclass(frozen=True)
+class ImageReading:
+    """How an image file becomes a `target_size` slice in [0, 1], the same for training and evaluation.
+
+    square: pad to square before resizing (RA's Pad) instead of stretching; intensity: `min_max`
+    or `to01` (RA); resize: `skimage` or `bilinear` (RA's torchvision Resize); antialias: low-pass
+    before downsizing (false: plain bilinear sampling, as the tensor Resize of RA's pinned
+    torchvision 0.10.1)."""
+
+    target_size: Sequence[PositiveInt] = (128, 128)
+    square: bool = False
+    intensity: Intensity = Intensity.MIN_MAX
+    resize: Resize = Resize.SKIMAGE
+    antialias: bool = True
+
+    def __post_init__(self) -> None:
+        if len(self.target_size) != 2:
+            raise UserInputError(f"key 'reading.target_size' = {self.target_size}; give [H, W]")
+        object.__setattr__(self, "target_size", tuple(int(t) for t in self.target_size))
+        object.__setattr__(self, "square", bool(self.square))
+        object.__setattr__(self, "intensity", parse_option(Intensity, self.intensity, "reading.intensity"))
+        object.__setattr__(self, "resize", parse_option(Resize, self.resize, "reading.resize"))
+        object.__setattr__(self, "antialias", bool(self.antialias))
+
+
+# Config version 1: the reading options were flat keys of ImageListSet and ImageListDataModule.
+READING_FLAT_KEYS: dict[str, tuple[str, ...]] = {
+    name: ("reading", name) for name in ("target_size", "square", "intensity", "resize", "antialias")
+}
+
+
 class ImageListSet(Sequence):
     """Sequence[Volume] with D = 1 from iml-dl CSVs; label = 1 if the label image has any lesion."""
 
     def __init__(
         self, csv: str | Sequence[str], data_root: str | None = None, label_dir: CsvArg = None,
-        mask_dir: CsvArg = None, target_size: Sequence[PositiveInt] = (128, 128), mask_kind: MaskKind = MaskKind.BRAIN,
-        square: bool = False, intensity: Intensity = Intensity.MIN_MAX, resize: Resize = Resize.SKIMAGE,
-        antialias: bool = True,
+        mask_dir: CsvArg = None, mask_kind: MaskKind = MaskKind.BRAIN, reading: ImageReading = ImageReading(),
     ) -> None:
         """csv / label_dir / mask_dir: CSV file(s) with a `filename` column, row-parallel;
         no mask_dir means the whole image is brain. mask_kind: `brain` or `non_lesion` (RA's
-        `mask_dir` CSVs); square: pad to square before resizing (RA) instead of stretching;
-        intensity: `min_max` or `to01` (RA); resize: `skimage` or `bilinear` (RA's torchvision
-        Resize); antialias: low-pass before downsizing (false: plain bilinear sampling, as the
-        tensor Resize of RA's pinned torchvision 0.10.1). With a volume-layout split CSV the
-        masks are its brain masks whatever `mask_kind` says."""
-        if len(target_size) != 2:
-            raise UserInputError(f"key 'target_size' = {target_size}; give [H, W]")
-        self.target_size = tuple(int(t) for t in target_size)
+        `mask_dir` CSVs); reading: how each file becomes a slice (`ImageReading`). With a
+        volume-layout split CSV the masks are its brain masks whatever `mask_kind` says. Flat
+        reading keys of earlier configs (`target_size`, ...) are moved by `upgrade_params`."""
+        self.reading = reading
+        self.target_size = reading.target_size
         self.mask_kind = parse_option(MaskKind, mask_kind, "mask_kind")
-        self.square = bool(square)
-        self.intensity = parse_option(Intensity, intensity, "intensity")
-        self.resize = parse_option(Resize, resize, "resize")
-        self.antialias = bool(antialias)
+        self.square = reading.square
+        self.intensity = reading.intensity
+        self.resize = reading.resize
+        self.antialias = reading.antialias
         rows = volume_rows(csv, data_root)
         self.mid_axial = rows is not None
         if rows is not None:
@@ -175,6 +203,11 @@ class ImageListSet(Sequence):
             self.row_labels = None
         self.mask_csv = mask_dir
         self._cache: dict[int, Volume] = {}
+
+    @staticmethod
+    def upgrade_params(params: Mapping[str, Any]) -> dict[str, Any]:
+        """This set's params of an earlier config version (flat reading keys) in today's groups."""
+        return group_flat_params(params, READING_FLAT_KEYS, "ImageListSet")
 
     def __len__(self) -> int:
         return len(self.files)
@@ -270,37 +303,63 @@ class ImageListSliceDataset(EpochSeededDataset):
         return {"image": image.contiguous(), "mask": mask.contiguous()}
 
 
+@dataclass(frozen=True)
+class MaskLists:
+    """Mask CSV(s) row-parallel to the training and validation image CSV(s), and what their images
+    mark (`kind`: `brain` or `non_lesion`, see ImageListSet); none: the whole image is brain."""
+
+    train: CsvArg = None
+    val: CsvArg = None
+    kind: MaskKind = MaskKind.BRAIN
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "kind", parse_option(MaskKind, self.kind, "masks.kind"))
+
+
+# Config version 1 of ImageListDataModule: flat keys, moved into today's groups by `upgrade_params`.
+IMAGE_LIST_DATA_FLAT_KEYS: dict[str, tuple[str, ...]] = {
+    **READING_FLAT_KEYS,
+    "train_mask_dir": ("masks", "train"),
+    "val_mask_dir": ("masks", "val"),
+    "mask_kind": ("masks", "kind"),
+}
+
+
 class ImageListDataModule:
     """Training/validation 2D images in the iml-dl layout."""
 
     def __init__(
         self, train_csv: str | Sequence[str], val_csv: str | Sequence[str], data_root: str | None = None,
-        batch_size: PositiveInt = 8, num_workers: NonNegativeInt = 0, target_size: Sequence[PositiveInt] = (128, 128),
-        train_mask_dir: CsvArg = None, val_mask_dir: CsvArg = None, samples_per_epoch: PositiveInt | None = None,
-        augmentation: Mapping[str, Any] | None = None, seed: int = 0, mask_kind: MaskKind = MaskKind.BRAIN,
-        square: bool = False, intensity: Intensity = Intensity.MIN_MAX, resize: Resize = Resize.SKIMAGE,
-        drop_last: bool = False, antialias: bool = True, quantize_training: bool = False,
+        batch_size: PositiveInt = 8, num_workers: NonNegativeInt = 0, samples_per_epoch: PositiveInt | None = None,
+        augmentation: Mapping[str, Any] | None = None, seed: int = 0, reading: ImageReading = ImageReading(),
+        masks: MaskLists = MaskLists(), drop_last: bool = False, quantize_training: bool = False,
     ) -> None:
-        """*_mask_dir: mask CSV(s) row-parallel to the image CSV(s), of `mask_kind`;
-        augmentation: Augmentation params (applied to training items only); square /
-        intensity / resize / antialias: see ImageListSet; drop_last: the Trainer drops the last
-        incomplete batch; quantize_training: training images to k / 255 before augmentation
-        (RA's ToPILImage on a float tensor; validation images are not quantised, as theirs)."""
+        """reading: how each image file becomes a slice (`ImageReading`, as ImageListSet);
+        masks: the mask CSVs of both splits and their kind (`MaskLists`); augmentation:
+        Augmentation params (applied to training items only); drop_last: the Trainer drops the
+        last incomplete batch; quantize_training: training images to k / 255 before augmentation
+        (RA's ToPILImage on a float tensor; validation images are not quantised, as theirs).
+        Flat keys of earlier configs (`target_size`, `train_mask_dir`, ...) are moved by `upgrade_params`."""
         if int(batch_size) < 1:
             raise UserInputError(f"data_loader key 'batch_size' = {batch_size}; must be >= 1")
         self.batch_size = int(batch_size)
         self.num_workers = int(num_workers)
-        self._args = dict(data_root=data_root, target_size=target_size, mask_kind=mask_kind, square=square,
-                          intensity=intensity, resize=resize, antialias=antialias)
+        self.reading, self.masks = reading, masks
+        self._args = dict(data_root=data_root, mask_kind=masks.kind, reading=reading)
         self.drop_last = bool(drop_last)
         self.quantize_training = bool(quantize_training)
         self.train_csv, self.val_csv = train_csv, val_csv
-        self.train_mask_dir, self.val_mask_dir = train_mask_dir, val_mask_dir
+        self.train_mask_dir, self.val_mask_dir = masks.train, masks.val
         self.samples_per_epoch = samples_per_epoch
         self.augmentation = build_part(Augmentation, augmentation, "augmentation")
         self.seed = int(seed)
         self._train: ImageListSliceDataset | None = None
         self._val: ImageListSliceDataset | None = None
+
+    @staticmethod
+    def upgrade_params(params: Mapping[str, Any]) -> dict[str, Any]:
+        """This data module's params of an earlier config version (flat keys) in today's groups."""
+        return group_flat_params(params, IMAGE_LIST_DATA_FLAT_KEYS, "ImageListDataModule")
 
     def train_dataset(self) -> ImageListSliceDataset:
         """Augmented training images; has set_epoch(epoch)."""

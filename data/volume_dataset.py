@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
@@ -17,6 +18,7 @@ from data.preprocessing import VolumePreprocessor
 from data.volume import Volume
 from dl_utils.errors import UserInputError
 from dl_utils.options import parse_option
+from dl_utils.param_groups import group_flat_params
 from dl_utils.param_types import NonNegativeInt, PositiveInt, Probability, build_part
 
 
@@ -202,6 +204,54 @@ class SliceValDataset(Dataset):
         }
 
 
+@dataclass(frozen=True)
+class Slicing:
+    """How volumes become 2D items: which axial slices, and whether augmentation comes before slicing.
+
+    sampling: training slices from the `brain` slices (at least `min_brain_fraction` of the
+    largest slice's brain area) or from `all` D (the originals); augment_volume: augment the 3D
+    volume at its voxel spacing, then slice (the originals), instead of augmenting the slice;
+    validation: `fixed` (evenly spaced brain slices, at most `val_per_volume` per volume, no
+    augmentation) or `as_training` (the originals: one random augmented slice per validation
+    volume and epoch, which the best checkpoint is chosen on)."""
+
+    sampling: SliceSampling = SliceSampling.BRAIN
+    min_brain_fraction: Probability = 0.25
+    augment_volume: bool = False
+    validation: Validation = Validation.FIXED
+    val_per_volume: PositiveInt | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "sampling", parse_option(SliceSampling, self.sampling, "slices.sampling"))
+        object.__setattr__(self, "validation", parse_option(Validation, self.validation, "slices.validation"))
+        if not 0.0 <= float(self.min_brain_fraction) <= 1.0:
+            raise UserInputError(f"data_loader key 'slices.min_brain_fraction' = {self.min_brain_fraction}; must be in [0, 1]")
+
+
+@dataclass(frozen=True)
+class ContrastSelection:
+    """Which scan of each subject is read: `mode` t1 | t2 (t2 rewrites 't1' -> 't2' in img_path, as
+    the originals do); keep_list: with t2, the originals' avail_t2.csv (subjects without T2 dropped)."""
+
+    mode: Contrast = Contrast.T1
+    keep_list: str | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "mode", parse_option(Contrast, self.mode, "contrast.mode"))
+
+
+# Config version 1 of VolumeDataModule: flat keys, moved into today's groups by `upgrade_params`.
+VOLUME_DATA_FLAT_KEYS: dict[str, tuple[str, ...]] = {
+    "slice_sampling": ("slices", "sampling"),
+    "min_brain_fraction": ("slices", "min_brain_fraction"),
+    "augment_volume": ("slices", "augment_volume"),
+    "validation": ("slices", "validation"),
+    "val_slices_per_volume": ("slices", "val_per_volume"),
+    "mode": ("contrast", "mode"),
+    "keep_list": ("contrast", "keep_list"),
+}
+
+
 class VolumeDataModule:
     """Training/validation slices from volume-layout CSVs (config `trainer.params.data_loader`)."""
 
@@ -209,21 +259,15 @@ class VolumeDataModule:
         self, train_csv: str, val_csv: str, data_root: str | None = None, batch_size: PositiveInt = 32,
         num_workers: NonNegativeInt = 0, samples_per_epoch: PositiveInt | None = None,
         preprocessing: Mapping[str, Any] | None = None, augmentation: Mapping[str, Any] | None = None,
-        seed: int = 0, min_brain_fraction: Probability = 0.25, val_slices_per_volume: PositiveInt | None = None,
-        mode: Contrast = Contrast.T1, slice_sampling: SliceSampling = SliceSampling.BRAIN, augment_volume: bool = False,
-        validation: Validation = Validation.FIXED, drop_last: bool = False, keep_list: str | None = None,
+        seed: int = 0, slices: Slicing = Slicing(), contrast: ContrastSelection = ContrastSelection(),
+        drop_last: bool = False,
     ) -> None:
         """samples_per_epoch: virtual epoch length (default: number of training volumes);
         preprocessing: VolumePreprocessor params; augmentation: Augmentation params;
-        min_brain_fraction: slices with less brain than this share of the largest slice are skipped
-        (slice_sampling `brain`); slice_sampling: `brain` | `all` (the originals: all);
-        augment_volume: augment the 3D volume before slicing (the originals);
-        validation: `fixed` | `as_training` (the originals: one random augmented slice per
-        validation volume and epoch, which the best checkpoint is chosen on);
-        drop_last: the Trainer drops the last incomplete training batch (the originals: on);
-        keep_list: with `mode: t2`, the originals' avail_t2.csv (subjects without T2 dropped)."""
-        if not 0.0 <= float(min_brain_fraction) <= 1.0:
-            raise UserInputError(f"data_loader key 'min_brain_fraction' = {min_brain_fraction}; must be in [0, 1]")
+        slices: which slices become training / validation items (`Slicing`); contrast: which
+        scan of each subject is read (`ContrastSelection`); drop_last: the Trainer drops the
+        last incomplete training batch (the originals: on). Flat keys of earlier configs
+        (`slice_sampling`, `mode`, ...) are moved into these groups by `upgrade_params`."""
         if int(batch_size) < 1:
             raise UserInputError(f"data_loader key 'batch_size' = {batch_size}; must be >= 1")
         self.train_csv, self.val_csv, self.data_root = train_csv, val_csv, data_root
@@ -233,17 +277,23 @@ class VolumeDataModule:
         self.preprocessing = dict(preprocessing or {})
         self.augmentation = build_part(Augmentation, augmentation, "augmentation")
         self.seed = int(seed)
-        self.min_brain_fraction = float(min_brain_fraction)
-        self.val_slices_per_volume = val_slices_per_volume
-        self.mode = parse_option(Contrast, mode, "mode")  # the contrast VolumeSet reads
-        self.keep_list = keep_list
-        self.slice_sampling = parse_option(SliceSampling, slice_sampling, "slice_sampling")
-        self.augment_volume = bool(augment_volume)
-        self.validation = parse_option(Validation, validation, "validation")
+        self.slices, self.contrast = slices, contrast
+        self.min_brain_fraction = float(slices.min_brain_fraction)
+        self.val_slices_per_volume = slices.val_per_volume
+        self.mode = contrast.mode  # the contrast VolumeSet reads (data.trained_on reads it too)
+        self.keep_list = contrast.keep_list
+        self.slice_sampling = slices.sampling
+        self.augment_volume = bool(slices.augment_volume)
+        self.validation = slices.validation
         self.drop_last = bool(drop_last)
         self._train: SliceTrainDataset | None = None
         self._train_shape: tuple[int, int] | None = None
         self._val: SliceValDataset | SliceTrainDataset | None = None
+
+    @staticmethod
+    def upgrade_params(params: Mapping[str, Any]) -> dict[str, Any]:
+        """This data module's params of an earlier config version (flat keys) in today's groups."""
+        return group_flat_params(params, VOLUME_DATA_FLAT_KEYS, "VolumeDataModule")
 
     def _slices(self, volumes: Sequence[Volume], samples: int | None, seed: int) -> SliceTrainDataset:
         return SliceTrainDataset(

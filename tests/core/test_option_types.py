@@ -71,7 +71,7 @@ def test_every_enum_default_is_a_member_of_its_enum():
      "'resnet18', 'resnet34', 'resnet50'"),
     ({"module_name": "optim.scoring.ssim", "class_name": "SSIMEnsembleScorer"}, "padding", "zeros",
      "'symmetric', 'reflect'"),
-    ({"module_name": "data.volume_dataset", "class_name": "VolumeDataModule"}, "mode", "flair", "'t1', 't2'"),
+    ({"module_name": "data.volume_dataset", "class_name": "VolumeDataModule"}, "contrast", {"mode": "flair"}, "'t1', 't2'"),
 ])
 def test_a_bad_option_is_refused_by_the_config_check_with_its_choices(spec, key, value, choices):
     with pytest.raises(ConfigError) as info:

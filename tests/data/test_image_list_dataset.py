@@ -7,7 +7,7 @@ import torch
 from data_helpers import write_nifti
 from skimage import io as skio
 
-from data.image_list_dataset import ImageListDataModule, ImageListSet
+from data.image_list_dataset import ImageListDataModule, ImageListSet, ImageReading, MaskLists
 from dl_utils.errors import UserInputError
 
 
@@ -36,7 +36,7 @@ def root(tmp_path):
 
 
 def test_image_list_set(root):
-    iset = ImageListSet("images.csv", str(root), label_dir="labels.csv", mask_dir=["masks.csv"], target_size=[16, 16])
+    iset = ImageListSet("images.csv", str(root), label_dir="labels.csv", mask_dir=["masks.csv"], reading=ImageReading(target_size=[16, 16]))
     assert len(iset) == 4
     vols = [iset[i] for i in range(4)]
     assert [v.label for v in vols] == [0, 0, 1, 0]
@@ -48,8 +48,8 @@ def test_image_list_set(root):
 
 
 def test_image_list_data_module(root):
-    dm = ImageListDataModule("images.csv", "images.csv", str(root), batch_size=2, target_size=[16, 16],
-                             train_mask_dir="masks.csv", samples_per_epoch=6, seed=1)
+    dm = ImageListDataModule("images.csv", "images.csv", str(root), batch_size=2, reading=ImageReading(target_size=[16, 16]),
+                             masks=MaskLists(train="masks.csv"), samples_per_epoch=6, seed=1)
     train, val = dm.train_dataset(), dm.val_dataset()
     assert len(train) == 6 and len(val) == 4
     item = train[5]
@@ -79,10 +79,10 @@ def test_non_lesion_masks_need_their_option(root):
     neg[4:10, 4:10] = 0  # everything but (around) the lesion box of label2
     skio.imsave(root / "neg2.png", neg, check_contrast=False)
     _csv(root / "negs.csv", ["mask0.png", "mask1.png", "neg2.png", "mask0.png"])
-    iset = ImageListSet("images.csv", str(root), label_dir="labels.csv", mask_dir="negs.csv", target_size=[20, 24])
+    iset = ImageListSet("images.csv", str(root), label_dir="labels.csv", mask_dir="negs.csv", reading=ImageReading(target_size=[20, 24]))
     with pytest.raises(UserInputError, match="mask_kind: non_lesion"):
         iset[2]
-    ra = ImageListSet("images.csv", str(root), label_dir="labels.csv", mask_dir="negs.csv", target_size=[20, 24],
+    ra = ImageListSet("images.csv", str(root), label_dir="labels.csv", mask_dir="negs.csv", reading=ImageReading(target_size=[20, 24]),
                       mask_kind="non_lesion")
     vol = ra[2]
     assert vol.mask.all() and vol.negative is not None
@@ -96,13 +96,13 @@ def test_square_padding_keeps_aspect(tmp_path):
     img[5:15, 15:25] = 200  # a 10 x 10 square
     skio.imsave(tmp_path / "wide.png", img, check_contrast=False)
     _csv(tmp_path / "wide.csv", ["wide.png"])
-    padded = ImageListSet("wide.csv", str(tmp_path), target_size=[40, 40], square=True, intensity="to01")[0]
+    padded = ImageListSet("wide.csv", str(tmp_path), reading=ImageReading(target_size=[40, 40], square=True, intensity="to01"))[0]
     region = padded.image[..., 0].numpy() > 0.4
     rows, cols = np.flatnonzero(region.any(1)), np.flatnonzero(region.any(0))
     assert rows.size == cols.size == 10  # still square; stretched it would be 20 x 10
     assert rows[0] == 15 and cols[0] == 15  # 10 rows of padding above, centred
     assert padded.image.max() == pytest.approx(200 / 255, abs=1e-6)  # to01: divided by 255
-    stretched = ImageListSet("wide.csv", str(tmp_path), target_size=[40, 40])[0].image[..., 0].numpy() > 0.4
+    stretched = ImageListSet("wide.csv", str(tmp_path), reading=ImageReading(target_size=[40, 40]))[0].image[..., 0].numpy() > 0.4
     assert np.flatnonzero(stretched.any(1)).size > 15
 
 
@@ -122,7 +122,7 @@ def test_volume_split_gives_mid_axial_slices(tmp_path):
     write_nifti(tmp_path / "v_seg.nii.gz", seg)
     write_volume_csv(tmp_path / "split.csv", [{"img_name": "v", "label": "1", "img_path": "v.nii.gz",
                                                "mask_path": "v_mask.nii.gz", "seg_path": "v_seg.nii.gz"}])
-    vol = ImageListSet("split.csv", str(tmp_path), target_size=[20, 24])[0]
+    vol = ImageListSet("split.csv", str(tmp_path), reading=ImageReading(target_size=[20, 24]))[0]
     assert vol.label == 1 and vol.image.shape == (20, 24, 1)
     assert np.array_equal(vol.mask[..., 0].numpy(), mask[:, :, 3]) and vol.seg[..., 0].numpy().sum() == 16
     with pytest.raises(UserInputError, match="volume-layout"):

@@ -8,19 +8,21 @@ see ra_loader_tv010.json). Only the recorded arrays live here.
 """
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pytest
 from skimage import io as skio
 
-from data.image_list_dataset import ImageListDataModule, ImageListSet
+from data.image_list_dataset import ImageListDataModule, ImageListSet, ImageReading, MaskLists
 
 FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "parity_data" / "ra_loader.npz"
 FIXTURE_TV010 = FIXTURE.with_name("ra_loader_tv010.npz")
-RA_OPTIONS = {"target_size": [128, 128], "square": True, "intensity": "to01", "resize": "bilinear",
-              "mask_kind": "non_lesion"}
-PAPER_OPTIONS = dict(RA_OPTIONS, antialias=False)  # ra_paper.yaml: torchvision 0.10.1's tensor Resize
+RA_READING = ImageReading(target_size=[128, 128], square=True, intensity="to01", resize="bilinear")
+RA_OPTIONS = {"reading": RA_READING, "mask_kind": "non_lesion"}
+PAPER_READING = replace(RA_READING, antialias=False)  # ra_paper.yaml: torchvision 0.10.1's tensor Resize
+PAPER_OPTIONS = dict(RA_OPTIONS, reading=PAPER_READING)
 
 
 @pytest.fixture
@@ -52,7 +54,7 @@ def test_loader_equals_ra_transforms(pngs):
 
 def test_our_default_resize_differs(pngs):
     ref = np.load(FIXTURE)
-    ours = ImageListSet("img.csv", str(pngs), **dict(RA_OPTIONS, resize="skimage"))[0]
+    ours = ImageListSet("img.csv", str(pngs), **dict(RA_OPTIONS, reading=replace(RA_READING, resize="skimage")))[0]
     assert np.abs(ours.image[..., 0].numpy() - ref["image"]).max() > 1e-3
 
 
@@ -74,7 +76,8 @@ def test_paper_loader_equals_ras_pinned_torchvision(pngs):
 def test_training_items_are_quantised_to_8_bits_as_ras_to_pil_image(pngs):
     ref = np.load(FIXTURE_TV010)
     off = {k: 0.0 for k in ("affine_p", "flip_p", "gamma_p", "bias_field_p", "blur_p", "ghosting_p", "noise_p")}
-    data = ImageListDataModule("img.csv", "img.csv", str(pngs), quantize_training=True, augmentation=off, **PAPER_OPTIONS)
+    data = ImageListDataModule("img.csv", "img.csv", str(pngs), quantize_training=True, augmentation=off,
+                               reading=PAPER_READING, masks=MaskLists(kind="non_lesion"))
     item = data.train_dataset()[0]["image"][0].numpy()
     np.testing.assert_array_equal(item, ref["train_quantised"])
     assert np.abs(item - ref["image"]).max() > 0  # it did something
@@ -88,7 +91,7 @@ def test_ra_paper_config_states_the_pinned_pipeline():
 
     config = load_config(Path(__file__).resolve().parents[2] / "projects/RA/configs/ra_paper.yaml")
     train = config["trainer"]["data_loader"]["params"]
-    assert (train["antialias"], train["quantize_training"], train["drop_last"]) == (False, True, True)
+    assert (train["reading"]["antialias"], train["quantize_training"], train["drop_last"]) == (False, True, True)
     evaluation = config["downstream_tasks"]["anomaly_detection"]["data_loader"]["params"]
-    assert evaluation["antialias"] is False and evaluation["mask_kind"] == "non_lesion"
+    assert evaluation["reading"]["antialias"] is False and evaluation["mask_kind"] == "non_lesion"
     assert config["downstream_tasks"]["anomaly_detection"]["params"]["detection"]["unit"] == "box"

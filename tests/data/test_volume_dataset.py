@@ -8,7 +8,7 @@ from data_helpers import brain_phantom, write_nifti, write_volume_csv
 
 from data.csv_splits import read_volume_split
 from data.volume import Volume
-from data.volume_dataset import VolumeDataModule, VolumeSet
+from data.volume_dataset import Slicing, VolumeDataModule, VolumeSet
 from dl_utils.errors import UserInputError
 
 PRE = {"crop_shape": [16, 16, 12], "target_shape": [8, 8, 6], "pipeline": "zoom"}
@@ -78,7 +78,7 @@ def test_missing_volume_named(root):
 
 def test_data_module_train_and_val(root):
     dm = VolumeDataModule("train.csv", "val.csv", str(root), batch_size=2, samples_per_epoch=5,
-                          preprocessing=PRE, augmentation={"ghosting_p": 1.0}, seed=3, min_brain_fraction=0.3)
+                          preprocessing=PRE, augmentation={"ghosting_p": 1.0}, seed=3, slices=Slicing(min_brain_fraction=0.3))
     train = dm.train_dataset()
     assert dm.train_dataset() is train and len(train) == 5
     item = train[4]
@@ -109,7 +109,7 @@ def test_unknown_augmentation_key(root):
         VolumeDataModule("train.csv", "val.csv", str(root), augmentation={"gama_p": 0.5})
 
 
-PAPER_LOADER = {"slice_sampling": "all", "augment_volume": True, "validation": "as_training", "drop_last": True,
+PAPER_LOADER = {"slices": Slicing(sampling="all", augment_volume=True, validation="as_training"), "drop_last": True,
                 "augmentation": {"gamma_p": 0.5, "bias_field_p": 0.25, "blur_p": 0.25, "blur_std_max": 2.0,
                                  "ghosting_p": 0.5, "noise_p": 0.0, "affine_p": 0.0, "clip": False}}
 
@@ -146,10 +146,10 @@ def test_volume_augmentation_acts_in_3d_before_slicing(root, monkeypatch):
     assert calls == [(8, 8, 6)]
 
 
-@pytest.mark.parametrize("key, value", [("slice_sampling", "middle"), ("validation", "random")])
+@pytest.mark.parametrize("key, value", [("sampling", "middle"), ("validation", "random")])
 def test_bad_loader_options(root, key, value):
     with pytest.raises(UserInputError, match=key):
-        VolumeDataModule("train.csv", "val.csv", str(root), **{key: value})
+        VolumeDataModule("train.csv", "val.csv", str(root), slices=Slicing(**{key: value}))
 
 
 @pytest.mark.parametrize("drop_last, batches", [(False, 3), (True, 2)])

@@ -156,10 +156,10 @@ def test_paper_configs_use_the_originals_pipeline(path):
         seen += 1
     assert seen >= 1
     train = config["trainer"]["data_loader"]["params"]
-    assert (train["slice_sampling"], train["validation"], train["drop_last"]) == ("all", "as_training", True)
+    assert (train["slices"]["sampling"], train["slices"]["validation"], train["drop_last"]) == ("all", "as_training", True)
     if path in VOLUME_PAPER_CONFIGS:  # SparK trains without augmentation (issue 9, item 4)
         aug = Augmentation(**train["augmentation"])
-        assert train["augment_volume"] is True and aug.clip is False
+        assert train["slices"]["augment_volume"] is True and aug.clip is False
         assert [(type(t).__name__, t.probability) for t in aug.transform(is_2d=False).transforms] == [
             ("RandomGamma", 0.5), ("RandomBiasField", 0.25), ("RandomBlur", 0.25), ("RandomGhosting", 0.5)]
         assert aug == Augmentation(**AUGMENTATION)

@@ -69,6 +69,7 @@ def authors_data(tmp_path_factory) -> Path:
 
 def _kept(params: dict, csv: str, root: Path) -> VolumeSet:
     """The set the config's params read from `csv` (files checked, nothing loaded)."""
+    params = {**params, **params.get("contrast", {})}  # a training data module states them as its `contrast` part
     keys = ("preprocessing", "mode", "keep_list")
     return VolumeSet(csv, str(root), **{k: params[k] for k in keys if k in params}, cache=False)
 
@@ -85,7 +86,7 @@ def _assert_t2(volumes: VolumeSet) -> None:
 @pytest.mark.parametrize("path", [*PAPERS, SPARK], ids=lambda p: p.stem)
 def test_paper_training_reads_t2_of_subjects_with_t2(path, authors_data):
     train = load_config(path)["trainer"]["data_loader"]["params"]
-    assert (train["mode"], train["keep_list"]) == ("t2", "splits/avail_t2.csv")
+    assert (train["contrast"]["mode"], train["contrast"]["keep_list"]) == ("t2", "splits/avail_t2.csv")
     for key, split in (("train_csv", "train"), ("val_csv", "val")):
         volumes = _kept(dict(train, preprocessing={"crop_shape": None, "percentiles": None, "target_shape": None}),
                         AUTHORS_CSVS[key], authors_data)
