@@ -336,4 +336,4 @@ class ConditionalDDPM(DDPM):
         Raises ``UserInputError`` listing missing, unexpected and shape-mismatched keys.
         """
         load_strict(self.encoder.backbone, state_dict, "encoder weights", "the condition encoder backbone",
-                    hint="check encoder_arch / in_channels")
+                    hint="check encoder.arch / in_channels")
