@@ -12,6 +12,7 @@ from enum import StrEnum
 from pathlib import Path
 
 from dl_utils.errors import UserInputError
+from dl_utils.options import parse_option
 from dl_utils.paths import check_component
 
 LOG = logging.getLogger(__name__)
@@ -62,7 +63,7 @@ def resolve(path: str, data_root: str | os.PathLike | None, where: str = "") -> 
 def contrast_path(img_path: str, mode: Contrast) -> str:
     """`img_path` of the chosen contrast: the originals' `str.replace('t1', mode)` (and FLAIR file
     names), applied to the CSV's value (their code also rewrote a 't1' inside the data folder's name)."""
-    mode = Contrast(mode)
+    mode = parse_option(Contrast, mode, "mode")
     if mode == Contrast.T1:
         return img_path
     return img_path.replace("t1", mode.value).replace("FLAIR.nii.gz", f"{mode.value.lower()}.nii.gz")
@@ -119,7 +120,7 @@ def read_volume_split(csv_path: str | os.PathLike, data_root: str | os.PathLike 
     no T1 scan (the demo data: one contrast, no `t1` in its paths) is read as given.
     """
     csv_path = _config_path(str(csv_path), data_root)
-    if keep_list is not None and Contrast(mode) != Contrast.T2:
+    if keep_list is not None and parse_option(Contrast, mode, "mode") is not Contrast.T2:
         raise UserInputError(f"keep_list {keep_list}: the originals' T2 subject filter (avail_t2.csv) "
                              "applies with mode: t2 only; remove it or set mode: t2")
     keep: set[str] | None = None

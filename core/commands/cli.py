@@ -179,10 +179,10 @@ def _dispatch(args: argparse.Namespace) -> Path | int | None:
         result = _test(args)
     elif args.verb == "predict":
         from core.commands.predict import predict, resolve_checkpoint
+        from core.run.report import trained_on
         from data.trained_on import TrainedOn
-        from dl_utils.checkpoint import load_checkpoint
 
-        plain = load_checkpoint(resolve_checkpoint(args.model)).get("trained_on")  # what its training run recorded
+        plain = trained_on(resolve_checkpoint(args.model))  # what its training run recorded (memory-mapped: weights not read)
         print(f"{args.model}: trained on " + (TrainedOn.from_plain(plain).summary() if plain else "(not recorded in this checkpoint)"))
         rows = predict(args.model, args.input, args.output, args.threshold, args.test_set, args.task, args.device,
                        args.preprocessed, args.mask, _pipeline_options(args), png=not args.no_png,

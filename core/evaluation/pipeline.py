@@ -25,6 +25,7 @@ from core.evaluation.contracts import BatchCappedModel, DiffusionModel
 from core.evaluation.reconstruction import Precision, reconstruct_volume
 from core.evaluation.unet_compile import DEFAULT_MIN_TFLOP, compile_unet, should_compile
 from dl_utils.errors import UserInputError
+from dl_utils.options import parse_option
 from dl_utils.seeding import derive_seed
 from optim.metrics import thresholds as threshold_ops
 from optim.metrics.detection import Reduction, sample_score
@@ -55,7 +56,7 @@ class InferenceSettings:
     compile_min_tflop: float = DEFAULT_MIN_TFLOP
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "precision", Precision(self.precision))
+        object.__setattr__(self, "precision", parse_option(Precision, self.precision, "inference.precision"))
         if self.slice_batch_size < 1:
             raise ValueError(f"slice_batch_size must be >= 1, got {self.slice_batch_size}")
         if isinstance(self.unet_batch_size, int) and not isinstance(self.unet_batch_size, bool) and self.unet_batch_size < 1:
@@ -82,7 +83,7 @@ class ScoringSpec:
     def __post_init__(self) -> None:
         object.__setattr__(self, "map_postprocessing", tuple(self.map_postprocessing))
         object.__setattr__(self, "binary_postprocessing", tuple(self.binary_postprocessing))
-        object.__setattr__(self, "sample_score", Reduction(self.sample_score))
+        object.__setattr__(self, "sample_score", parse_option(Reduction, self.sample_score, "sample_score"))
 
 
 @dataclass(frozen=True)

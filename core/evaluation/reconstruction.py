@@ -12,6 +12,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from dl_utils.options import parse_option
 from optim.scoring.ssim import ssim_maps
 
 
@@ -27,7 +28,7 @@ class Precision(enum.StrEnum):
 
 def autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
     """The autocast dtype for `precision` on `device`; None = plain fp32 (CPU: unless `bf16` is asked for)."""
-    choice = Precision(precision)
+    choice = parse_option(Precision, precision, "precision")
     if device.type != "cuda":
         return torch.bfloat16 if choice is Precision.BF16 and device.type == "cpu" else None
     if choice is Precision.FP32:

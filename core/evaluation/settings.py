@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from dl_utils.options import parse_option
 from optim.metrics.detection import DetectionUnit
 
 
@@ -62,7 +63,7 @@ class DetectionSettings:
     unit: DetectionUnit = DetectionUnit.LESION
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "unit", DetectionUnit(self.unit))
+        object.__setattr__(self, "unit", parse_option(DetectionUnit, self.unit, "detection.unit"))
         if not 0.0 <= self.min_fraction < 1.0:
             raise ValueError(f"min_fraction must lie in [0, 1), got {self.min_fraction}")
 

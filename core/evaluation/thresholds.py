@@ -18,6 +18,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar, Protocol
 
+from dl_utils.options import parse_option
 from optim.metrics import thresholds as threshold_search
 from optim.metrics.streaming import RankingSummary
 
@@ -124,7 +125,7 @@ class BestDice:
     bisection_steps: int = 10
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "search", ThresholdSearch(self.search))
+        object.__setattr__(self, "search", parse_option(ThresholdSearch, self.search, "thresholds.search"))
 
     def threshold(self, scored: Any, data: FitData) -> float:
         if self.search is ThresholdSearch.EXACT:
@@ -240,7 +241,7 @@ class ThresholdSettings:
     search_with_binary_postprocessing: bool = True
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "search", ThresholdSearch(self.search))
+        object.__setattr__(self, "search", parse_option(ThresholdSearch, self.search, "thresholds.search"))
         object.__setattr__(self, "fpr_levels", tuple(float(p) for p in self.fpr_levels))
         object.__setattr__(self, "fixed", tuple(float(t) for t in self.fixed))
         for level in self.fpr_levels:

@@ -121,8 +121,7 @@ def _records_v1(state: dict[str, Any], config: dict[str, Any]) -> dict[str, Task
             found = (legacy_fitted(key, value) for key, value in values.items())
             record.thresholds[set_name] = {t.key: t for t in found if t is not None}
     for task, shape in shapes.items():
-        loader = ((config.get("downstream_tasks") or {}).get(task, {}).get("data_loader") or {}).get("params") or {}
-        records.setdefault(task, TaskRecord()).input_grid = InputGrid(tuple(int(s) for s in shape), loader.get("preprocessing"))
+        records.setdefault(task, TaskRecord()).input_grid = InputGrid(tuple(int(s) for s in shape), _task_preprocessing(config, task))
     return records
 
 
@@ -182,8 +181,13 @@ def _grid_from_maps(run_dir: Path, task: str, config: dict[str, Any]) -> InputGr
     first = next(iter(sorted((run_dir / task / "anomaly_maps").glob("*/*.nii.gz"))), None)
     if first is None:
         return None
+    return InputGrid(tuple(int(s) for s in nib.load(str(first)).shape[:3]), _task_preprocessing(config, task))
+
+
+def _task_preprocessing(config: dict[str, Any], task: str) -> Any:
+    """The preprocessing of a task's data loader, as written before input grids were recorded (version 1)."""
     loader = ((config.get("downstream_tasks") or {}).get(task, {}).get("data_loader") or {}).get("params") or {}
-    return InputGrid(tuple(int(s) for s in nib.load(str(first)).shape[:3]), loader.get("preprocessing"))
+    return loader.get("preprocessing")
 
 
 def _volumes_from_rows(path: Path) -> dict[str, list[str]]:
