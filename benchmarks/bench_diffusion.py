@@ -33,20 +33,22 @@ from collections.abc import Callable
 
 import torch
 
-from model_zoo.diffusion_models import DDPM, ConditionalDDPM
+from model_zoo.diffusion_models import DDPM, ConditionalDDPM, EncoderSettings, NoiseSettings, ReconstructionSettings
+from model_zoo.unet_adm import UNetArchitecture
 
 VOLUME_SLICES = 50
 SIZE = 96
-TINY = dict(image_size=32, base_channels=32, num_res_blocks=1)  # --tiny: checks the script runs, not the paper's cost
+TINY = dict(image_size=32, unet=UNetArchitecture(base_channels=32, num_res_blocks=1))  # --tiny: checks the script runs, not the paper's cost
 
 
 def _sizes(args: argparse.Namespace) -> dict:
-    """UNet size arguments: the paper's (only image_size differs from the defaults) or --tiny's."""
+    """Size arguments: the paper's (only image_size differs from the defaults) or --tiny's."""
     return dict(TINY) if args.tiny else dict(image_size=SIZE)
 
 
 def _cddpm_sizes(args: argparse.Namespace) -> dict:
-    return {**_sizes(args), "encoder_arch": "resnet18", "cond_dim": 64} if args.tiny else {**_sizes(args), "cond_dim": 512}
+    encoder = EncoderSettings(arch="resnet18", cond_dim=64) if args.tiny else EncoderSettings(cond_dim=512)
+    return {**_sizes(args), "encoder": encoder}
 
 
 def _peak_mb(device: torch.device) -> float:
@@ -224,7 +226,8 @@ def _method_cases(args: argparse.Namespace) -> dict[str, tuple[torch.nn.Module, 
     from optim.scoring import L1Scorer, MahalanobisScorer, SSIMEnsembleScorer
 
     torch.manual_seed(0)
-    paper = dict(max_batch_size=args.max_batch, noise="opensimplex", clamp_reconstruction=False)
+    paper = dict(max_batch_size=args.max_batch, noise_source=NoiseSettings(kind="opensimplex"),
+                 reconstruction=ReconstructionSettings(clamp=False))
     ddpm = DDPM(**_sizes(args), **paper).eval()
     cddpm_ens = ConditionalDDPM(**_cddpm_sizes(args), **paper).eval()
     cddpm_one = copy.deepcopy(cddpm_ens)

@@ -1,14 +1,18 @@
 """DDPM and cDDPM reconstruction models (Behrendt et al.): UNetADM + GaussianDiffusion + noise.
 
-Constructor arguments are flat plain values (the YAML ``params``):
-- UNet: the ``UNetADM`` argument names (``base_channels``, ``channel_mult``, ...).
-- Process: ``timesteps``, ``beta_schedule``, ``target``, ``loss``.
-- Noise: ``noise`` ("opensimplex" = the originals' shared unscaled field | "simplex" |
-  "gaussian") and ``simplex_*`` for ``OpenSimplexNoise`` / ``SimplexNoise``.
-- Test: ``reconstruction_mode``, ``t_test``, ``ensemble_timesteps``, ``sampling_steps``,
-  ``ddim_eta``, ``max_batch_size``.
-- Output: ``clamp_reconstruction`` (the originals return x0_hat unclamped).
-- cDDPM adds ``encoder_arch``, ``cond_dim``, ``encoder_drop_path_rate``, ``encoder_zero_init_last``.
+Constructor arguments are plain values and typed parts (YAML mappings of their fields):
+- ``in_channels``, ``image_size``: the slices.
+- ``unet``: the UNet's ``UNetArchitecture`` (``base_channels``, ``channel_mult``, ...).
+- ``diffusion``: the ``DiffusionProcess`` (``timesteps``, ``beta_schedule``, ``target``, ``loss``).
+- ``noise_source``: ``NoiseSettings`` (``kind``: "opensimplex" = the originals' shared unscaled
+  field | "simplex" | "gaussian"; ``octaves``, ... for ``OpenSimplexNoise`` / ``SimplexNoise``).
+- ``reconstruction``: ``ReconstructionSettings`` (``mode``, ``t_test``, ``ensemble_timesteps``,
+  ``sampling_steps``, ``ddim_eta``, ``clamp``: the originals return x0_hat unclamped).
+- ``max_batch_size``: the UNet batch cap at test time.
+- cDDPM adds ``encoder``: ``EncoderSettings`` (``arch``, ``cond_dim``, ``drop_path_rate``,
+  ``zero_init_last``).
+Configs of an earlier version give these flat (``base_channels``, ``t_test``, ``simplex_octaves``,
+``encoder_arch``, ...): ``upgrade_params`` moves them into the parts (``DDPM_FLAT_KEYS``).
 
 Inputs and outputs are slices (B, 1, H, W) in [0, 1]; the process runs in [-1, 1].
 """
@@ -17,21 +21,22 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, fields
 from enum import StrEnum
-from typing import Annotated
+from typing import Annotated, Any, ClassVar
 
 import torch
 from torch import Tensor, nn
 
 from dl_utils.errors import UserInputError
 from dl_utils.options import parse_option
+from dl_utils.param_groups import group_flat_params
 from dl_utils.param_types import Ge, Lt, NonNegativeFloat, PositiveFloat, PositiveInt
-from dl_utils.pixel_loss import PixelLoss
 from dl_utils.weights import load_strict
 from model_zoo.condition_encoder import ConditionEncoder, ResNetArch
-from model_zoo.gaussian_diffusion import BetaSchedule, GaussianDiffusion, ReconstructionMode, Target
+from model_zoo.gaussian_diffusion import DiffusionProcess, ReconstructionMode
 from model_zoo.noise import GaussianNoise, NoiseSource, OpenSimplexNoise, SimplexNoise
-from model_zoo.unet_adm import UNetADM
+from model_zoo.unet_adm import UNetADM, UNetArchitecture
 
 ORIGINAL_UNET_PREFIX = "diffusion.model."
 """Where the originals' DDPM_2D (cDDPM and MHD code alike) keeps the OpenAI UNet."""
@@ -49,6 +54,95 @@ class NoiseType(StrEnum):
     GAUSSIAN = "gaussian"
 
 
+@dataclass(frozen=True)
+class NoiseSettings:
+    """The noise of the forward process (training and reconstruction).
+
+    kind: ``opensimplex`` (the originals: one 2D OpenSimplex field per draw shared by the batch,
+    fp16, unscaled), ``simplex`` (AnoDDPM simplex noise, ours: one field per slice) or
+    ``gaussian``; octaves, persistence, frequency: the simplex fields (AnoDDPM: 6, 0.8, 64);
+    share_field_across_batch, normalize_variance: ``simplex`` only (one field per batch; unit
+    variance per field); fp16: ``opensimplex`` only (round the field to fp16, as the originals)."""
+
+    kind: NoiseType = NoiseType.SIMPLEX
+    octaves: PositiveInt = 6
+    persistence: PositiveFloat = 0.8
+    frequency: PositiveFloat = 64.0
+    share_field_across_batch: bool = False
+    normalize_variance: bool = True
+    fp16: bool = True
+
+    def build(self) -> NoiseSource:
+        kind = parse_option(NoiseType, self.kind, "noise_source.kind")
+        if kind == NoiseType.OPENSIMPLEX:
+            return OpenSimplexNoise(self.octaves, self.persistence, self.frequency, self.fp16)
+        if kind == NoiseType.SIMPLEX:
+            return SimplexNoise(octaves=self.octaves, persistence=self.persistence, frequency=self.frequency,
+                                share_field_across_batch=self.share_field_across_batch,
+                                normalize_variance=self.normalize_variance)
+        return GaussianNoise()
+
+
+@dataclass(frozen=True)
+class ReconstructionSettings:
+    """How a test slice is reconstructed.
+
+    mode: ``one_step`` (noise to t_test, predict x0 in one pass), ``ensemble`` (mean over
+    ensemble_timesteps), ``ddpm`` / ``ddim`` (iterative denoising from t_test in sampling_steps
+    steps; ddim_eta for ddim); null: the model's own (DDPM one_step, cDDPM ensemble).
+    t_test, ensemble_timesteps: noise levels in 1..timesteps. clamp: clamp x0_hat to [-1, 1]
+    (the originals return it unclamped)."""
+
+    mode: ReconstructionMode | None = None
+    t_test: PositiveInt = 500
+    ensemble_timesteps: Sequence[PositiveInt] = (250, 500, 750)
+    sampling_steps: PositiveInt | None = None
+    ddim_eta: NonNegativeFloat = 0.0
+    clamp: bool = True
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "ensemble_timesteps", tuple(self.ensemble_timesteps))
+
+
+@dataclass(frozen=True)
+class EncoderSettings:
+    """cDDPM's condition encoder: a ResNet (``arch``) whose output vector (``cond_dim``) enters
+    every UNet res block; drop_path_rate: stochastic depth (the originals 0.05);
+    zero_init_last: zero-initialise each block's last BN (timm)."""
+
+    arch: ResNetArch = ResNetArch.RESNET50
+    cond_dim: PositiveInt = 128
+    drop_path_rate: Annotated[float, Ge(0), Lt(1)] = 0.0
+    zero_init_last: bool = False
+
+
+UNET, DIFFUSION, NOISE, RECONSTRUCTION, ENCODER = "unet", "diffusion", "noise_source", "reconstruction", "encoder"
+
+DDPM_FLAT_KEYS: dict[str, tuple[str, ...]] = {
+    **{f.name: (UNET, f.name) for f in fields(UNetArchitecture)},
+    **{f.name: (DIFFUSION, f.name) for f in fields(DiffusionProcess)},
+    "noise": (NOISE, "kind"),
+    **{f"simplex_{f.name}": (NOISE, f.name) for f in fields(NoiseSettings) if f.name != "kind"},
+    "reconstruction_mode": (RECONSTRUCTION, "mode"),
+    "t_test": (RECONSTRUCTION, "t_test"),
+    "ensemble_timesteps": (RECONSTRUCTION, "ensemble_timesteps"),
+    "sampling_steps": (RECONSTRUCTION, "sampling_steps"),
+    "ddim_eta": (RECONSTRUCTION, "ddim_eta"),
+    "clamp_reconstruction": (RECONSTRUCTION, "clamp"),
+}
+"""An earlier config version's flat DDPM params -> today's parts (e.g. ``simplex_octaves`` ->
+``noise_source.octaves``, ``clamp_reconstruction`` -> ``reconstruction.clamp``)."""
+
+CDDPM_FLAT_KEYS: dict[str, tuple[str, ...]] = {
+    **DDPM_FLAT_KEYS,
+    "encoder_arch": (ENCODER, "arch"),
+    "cond_dim": (ENCODER, "cond_dim"),
+    "encoder_drop_path_rate": (ENCODER, "drop_path_rate"),
+    "encoder_zero_init_last": (ENCODER, "zero_init_last"),
+}
+"""The flat ConditionalDDPM params of an earlier config version: the DDPM's and the encoder's."""
+
+
 def _params(scope: dict, exclude: Sequence[str] = ()) -> dict:
     """Constructor arguments from ``locals()`` (without self and ``exclude``)."""
     return {k: v for k, v in scope.items() if k not in ("self", "__class__", *exclude)}
@@ -62,116 +156,60 @@ class DDPM(nn.Module):
     t_test = 500. ``max_batch_size`` caps the UNet batch at test time (None: no cap); it
     changes memory and speed only, not the result (ENS with 10 samples of a 50-slice
     volume is a batch of 1500 slices).
+
+    The reconstruction settings are kept as attributes (``reconstruction_mode``, ``t_test``,
+    ``ensemble_timesteps``, ``sampling_steps``, ``ddim_eta``, ``clamp_reconstruction``,
+    ``max_batch_size``) that callers may change between calls.
     """
+
+    RECONSTRUCTION_MODE: ClassVar[ReconstructionMode] = ReconstructionMode.ONE_STEP
+    """The mode when ``reconstruction.mode`` is null."""
 
     def __init__(
         self,
         in_channels: PositiveInt = 1,
         image_size: PositiveInt = 96,
-        base_channels: PositiveInt = 128,
-        channel_mult: Sequence[PositiveInt] = (1, 2, 2),
-        num_res_blocks: PositiveInt = 3,
-        attention_resolutions: Sequence[PositiveInt] = (),
-        num_head_channels: PositiveInt = 64,
-        dropout: Annotated[float, Ge(0), Lt(1)] = 0.0,
-        use_scale_shift_norm: bool = True,
-        resblock_updown: bool = True,
-        num_groups: PositiveInt = 32,
-        timesteps: PositiveInt = 1000,
-        beta_schedule: BetaSchedule = BetaSchedule.COSINE,
-        target: Target = Target.X0,
-        loss: PixelLoss = PixelLoss.L1,
-        noise: NoiseType = NoiseType.SIMPLEX,
-        simplex_octaves: PositiveInt = 6,
-        simplex_persistence: PositiveFloat = 0.8,
-        simplex_frequency: PositiveFloat = 64.0,
-        simplex_share_field_across_batch: bool = False,
-        simplex_normalize_variance: bool = True,
-        simplex_fp16: bool = True,
-        reconstruction_mode: ReconstructionMode = ReconstructionMode.ONE_STEP,
-        t_test: PositiveInt = 500,
-        ensemble_timesteps: Sequence[PositiveInt] = (250, 500, 750),
-        sampling_steps: PositiveInt | None = None,
-        ddim_eta: NonNegativeFloat = 0.0,
+        unet: UNetArchitecture = UNetArchitecture(),
+        diffusion: DiffusionProcess = DiffusionProcess(),
+        noise_source: NoiseSettings = NoiseSettings(),
+        reconstruction: ReconstructionSettings = ReconstructionSettings(),
         max_batch_size: PositiveInt | None = 64,
-        clamp_reconstruction: bool = True,
     ) -> None:
         super().__init__()
         self._build(cond_dim=None, **_params(locals()))
+
+    @staticmethod
+    def upgrade_params(params: Mapping[str, Any]) -> dict[str, Any]:
+        """This model's params of an earlier config version (flat keys) in today's parts."""
+        return group_flat_params(params, DDPM_FLAT_KEYS, "DDPM")
 
     def _build(
         self,
         cond_dim: int | None,
         in_channels: int,
         image_size: int,
-        base_channels: int,
-        channel_mult: Sequence[int],
-        num_res_blocks: int,
-        attention_resolutions: Sequence[int],
-        num_head_channels: int,
-        dropout: float,
-        use_scale_shift_norm: bool,
-        resblock_updown: bool,
-        num_groups: int,
-        timesteps: int,
-        beta_schedule: str,
-        target: str,
-        loss: str,
-        noise: str,
-        simplex_octaves: int,
-        simplex_persistence: float,
-        simplex_frequency: float,
-        simplex_share_field_across_batch: bool,
-        simplex_normalize_variance: bool,
-        simplex_fp16: bool,
-        reconstruction_mode: str,
-        t_test: int,
-        ensemble_timesteps: Sequence[int],
-        sampling_steps: int | None,
-        ddim_eta: float,
+        unet: UNetArchitecture,
+        diffusion: DiffusionProcess,
+        noise_source: NoiseSettings,
+        reconstruction: ReconstructionSettings,
         max_batch_size: int | None,
-        clamp_reconstruction: bool,
     ) -> None:
-        self.unet = UNetADM(
-            in_channels=in_channels,
-            out_channels=in_channels,
-            base_channels=base_channels,
-            channel_mult=tuple(channel_mult),
-            num_res_blocks=num_res_blocks,
-            attention_resolutions=tuple(attention_resolutions),
-            image_size=image_size,
-            num_head_channels=num_head_channels,
-            dropout=dropout,
-            use_scale_shift_norm=use_scale_shift_norm,
-            resblock_updown=resblock_updown,
-            num_groups=num_groups,
-            cond_dim=cond_dim,
-        )
-        self.diffusion = GaussianDiffusion(timesteps, beta_schedule, target, loss)
-        noise_type = parse_option(NoiseType, noise, "noise")
-        self.noise: NoiseSource
-        if noise_type == NoiseType.OPENSIMPLEX:
-            self.noise = OpenSimplexNoise(simplex_octaves, simplex_persistence, simplex_frequency, simplex_fp16)
-        elif noise_type == NoiseType.SIMPLEX:
-            self.noise = SimplexNoise(
-                octaves=simplex_octaves,
-                persistence=simplex_persistence,
-                frequency=simplex_frequency,
-                share_field_across_batch=simplex_share_field_across_batch,
-                normalize_variance=simplex_normalize_variance,
-            )
-        else:
-            self.noise = GaussianNoise()
-        self.reconstruction_mode = parse_option(ReconstructionMode, reconstruction_mode, "reconstruction_mode")
-        for level in (t_test, *ensemble_timesteps):
-            if not 1 <= level <= timesteps:
-                raise UserInputError(f"DDPM: noise level {level} (t_test / ensemble_timesteps) outside 1..{timesteps}")
-        self.t_test = t_test
-        self.ensemble_timesteps = tuple(ensemble_timesteps)
-        self.sampling_steps = sampling_steps
-        self.ddim_eta = ddim_eta
+        self.unet = UNetADM(in_channels, in_channels, image_size, unet, cond_dim=cond_dim)
+        self.diffusion = diffusion.build()
+        self.noise: NoiseSource = noise_source.build()
+        rec = reconstruction
+        mode = self.RECONSTRUCTION_MODE if rec.mode is None else rec.mode
+        self.reconstruction_mode = parse_option(ReconstructionMode, mode, "reconstruction_mode")
+        for level in (rec.t_test, *rec.ensemble_timesteps):
+            if not 1 <= level <= diffusion.timesteps:
+                raise UserInputError(f"DDPM: noise level {level} (reconstruction.t_test / ensemble_timesteps) "
+                                     f"outside 1..{diffusion.timesteps}")
+        self.t_test = rec.t_test
+        self.ensemble_timesteps = tuple(rec.ensemble_timesteps)
+        self.sampling_steps = rec.sampling_steps
+        self.ddim_eta = rec.ddim_eta
         self.max_batch_size = max_batch_size
-        self.clamp_reconstruction = clamp_reconstruction
+        self.clamp_reconstruction = rec.clamp
 
     def condition(self, x: Tensor) -> Tensor | None:
         """Condition vector of clean slices x (B, C, H, W) in [0, 1]; None for the DDPM."""
@@ -242,36 +280,33 @@ _DDPM_DEFAULTS = {
 class ConditionalDDPM(DDPM):
     """cDDPM: the DDPM conditioned on a ResNet encoding of the clean input slice.
 
-    The encoder (``encoder_arch``, output ``cond_dim``) is trained end to end with the
+    The encoder (``encoder.arch``, output ``encoder.cond_dim``) is trained end to end with the
     UNet; its vector enters every res block through the embedding (FiLM). Paper:
-    ENS reconstruction over (250, 500, 750) and cond_dim 128 (the code used 512), a
-    timm-style ResNet-50 with stochastic depth ``encoder_drop_path_rate`` 0.05 and
-    ``encoder_zero_init_last``. All other arguments as ``DDPM``.
+    ENS reconstruction over (250, 500, 750) (the default mode here) and cond_dim 128 (the code
+    used 512), a timm-style ResNet-50 with stochastic depth ``encoder.drop_path_rate`` 0.05 and
+    ``encoder.zero_init_last``. All other arguments as ``DDPM``.
     """
 
-    def __init__(
-        self,
-        *,
-        encoder_arch: ResNetArch = ResNetArch.RESNET50,
-        cond_dim: PositiveInt = 128,
-        encoder_drop_path_rate: Annotated[float, Ge(0), Lt(1)] = 0.0,
-        encoder_zero_init_last: bool = False,
-        reconstruction_mode: ReconstructionMode = ReconstructionMode.ENSEMBLE,
-        **ddpm_params: object,
-    ) -> None:
+    RECONSTRUCTION_MODE: ClassVar[ReconstructionMode] = ReconstructionMode.ENSEMBLE
+
+    def __init__(self, *, encoder: EncoderSettings = EncoderSettings(), **ddpm_params: Any) -> None:
         nn.Module.__init__(self)
         unknown = set(ddpm_params) - set(_DDPM_DEFAULTS)
         if unknown:
             raise TypeError(f"ConditionalDDPM got unexpected arguments {sorted(unknown)}")
-        params = {**_DDPM_DEFAULTS, **ddpm_params, "reconstruction_mode": reconstruction_mode}
-        self._build(cond_dim=cond_dim, **params)
+        self._build(cond_dim=encoder.cond_dim, **{**_DDPM_DEFAULTS, **ddpm_params})
         self.encoder = ConditionEncoder(
-            encoder_arch,
-            cond_dim,
+            encoder.arch,
+            encoder.cond_dim,
             in_channels=self.unet.input_conv.in_channels,
-            drop_path_rate=encoder_drop_path_rate,
-            zero_init_last=encoder_zero_init_last,
+            drop_path_rate=encoder.drop_path_rate,
+            zero_init_last=encoder.zero_init_last,
         )
+
+    @staticmethod
+    def upgrade_params(params: Mapping[str, Any]) -> dict[str, Any]:
+        """This model's params of an earlier config version (flat keys) in today's parts."""
+        return group_flat_params(params, CDDPM_FLAT_KEYS, "ConditionalDDPM")
 
     def condition(self, x: Tensor) -> Tensor:
         """x (B, C, H, W) in [0, 1] -> (B, cond_dim)."""
@@ -301,4 +336,4 @@ class ConditionalDDPM(DDPM):
         Raises ``UserInputError`` listing missing, unexpected and shape-mismatched keys.
         """
         load_strict(self.encoder.backbone, state_dict, "encoder weights", "the condition encoder backbone",
-                    hint="check encoder_arch / in_channels")
+                    hint="check encoder.arch / in_channels")

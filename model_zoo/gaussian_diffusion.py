@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from enum import StrEnum
 
 import torch
@@ -63,6 +64,22 @@ def linear_betas(timesteps: int, start: float = 1e-4, end: float = 0.02) -> Tens
 def _at(values: Tensor, t: Tensor, ndim: int) -> Tensor:
     """values (T,), t (B,) long -> (B, 1, ..., 1) with ndim dims."""
     return values[t].reshape(-1, *([1] * (ndim - 1)))
+
+
+@dataclass(frozen=True)
+class DiffusionProcess:
+    """The diffusion process a model trains and reconstructs with (``GaussianDiffusion``'s arguments).
+
+    timesteps: T; beta_schedule: ``cosine`` (the papers) or ``linear``; target: what the network
+    predicts, ``x0`` (the papers) or ``noise``; loss: ``l1`` (the papers) or ``l2``."""
+
+    timesteps: PositiveInt = 1000
+    beta_schedule: BetaSchedule = BetaSchedule.COSINE
+    target: Target = Target.X0
+    loss: PixelLoss = PixelLoss.L1
+
+    def build(self) -> GaussianDiffusion:
+        return GaussianDiffusion(self.timesteps, self.beta_schedule, self.target, self.loss)
 
 
 class GaussianDiffusion(nn.Module):

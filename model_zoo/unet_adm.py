@@ -14,13 +14,18 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, fields
 from enum import StrEnum
+from typing import Annotated, Any
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from dl_utils.errors import UserInputError
+from dl_utils.param_groups import group_flat_params
+from dl_utils.param_types import Ge, Lt, PositiveInt
 
 
 def timestep_embedding(t: Tensor, dim: int, max_period: float = 10000.0) -> Tensor:
@@ -157,46 +162,63 @@ def _mlp(in_dim: int, out_dim: int) -> nn.Sequential:
     return nn.Sequential(nn.Linear(in_dim, out_dim), nn.SiLU(), nn.Linear(out_dim, out_dim))
 
 
+@dataclass(frozen=True)
+class UNetArchitecture:
+    """The UNet's shape (paper: 128 channels, (1, 2, 2), 3 res blocks, ~37.5 M parameters at 96 px).
+
+    base_channels: width of the first level; channel_mult: width multipliers per level, a 2x
+    downsampling between levels; num_res_blocks: res blocks per level on the way down (up: one
+    more); attention_resolutions: feature-map sizes (pixels, for ``image_size`` inputs) at which
+    every res block is followed by attention, each ``image_size // 2**level`` for some level (the
+    middle block always attends); num_head_channels: channels per attention head; dropout: in
+    the res blocks; use_scale_shift_norm: FiLM through GroupNorm (AdaGN) instead of adding the
+    embedding; resblock_updown: resample with res blocks (else strided conv / nearest + conv);
+    num_groups: GroupNorm groups (reduced to a divisor for narrow layers)."""
+
+    base_channels: PositiveInt = 128
+    channel_mult: Sequence[PositiveInt] = (1, 2, 2)
+    num_res_blocks: PositiveInt = 3
+    attention_resolutions: Sequence[PositiveInt] = ()
+    num_head_channels: PositiveInt = 64
+    dropout: Annotated[float, Ge(0), Lt(1)] = 0.0
+    use_scale_shift_norm: bool = True
+    resblock_updown: bool = True
+    num_groups: PositiveInt = 32
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "channel_mult", tuple(self.channel_mult))
+        object.__setattr__(self, "attention_resolutions", tuple(self.attention_resolutions))
+
+
+ARCHITECTURE = "architecture"
+UNET_FLAT_KEYS: dict[str, tuple[str, ...]] = {f.name: (ARCHITECTURE, f.name) for f in fields(UNetArchitecture)}
+"""An earlier config version's flat UNetADM params (``base_channels``, ...) -> ``architecture``."""
+
+
 class UNetADM(nn.Module):
     """ADM UNet: x (B, in_channels, H, W), t (B,) long, cond (B, cond_dim) | None
     -> (B, out_channels, H, W).
 
     Args:
         in_channels, out_channels: image channels in and out.
-        base_channels: width of the first level (paper 128).
-        channel_mult: width multipliers per level; a 2x downsampling between levels.
-        num_res_blocks: res blocks per level on the way down (up: one more).
-        attention_resolutions: feature-map sizes (pixels, for ``image_size`` inputs) at
-            which every res block is followed by attention; each must be
-            ``image_size // 2**level`` for some level. The middle block always attends.
         image_size: the training slice size; fixes which sizes the levels have.
-        num_head_channels: channels per attention head.
-        dropout: dropout in the res blocks.
-        use_scale_shift_norm: FiLM through GroupNorm (AdaGN) instead of adding emb.
-        resblock_updown: resample with res blocks (else strided conv / nearest + conv).
-        num_groups: GroupNorm groups (reduced to a divisor for narrow layers).
+        architecture: widths, depth, attention, normalisation (``UNetArchitecture``).
         cond_dim: size of a condition vector; emb = concat(MLP_t(t), MLP_c(cond)) of
             width 8 * base_channels. None: emb = MLP_t(t), width 4 * base_channels.
     """
 
     def __init__(
         self,
-        in_channels: int = 1,
-        out_channels: int = 1,
-        base_channels: int = 128,
-        channel_mult: tuple[int, ...] = (1, 2, 2),
-        num_res_blocks: int = 3,
-        attention_resolutions: tuple[int, ...] = (),
-        image_size: int = 96,
-        num_head_channels: int = 64,
-        dropout: float = 0.0,
-        use_scale_shift_norm: bool = True,
-        resblock_updown: bool = True,
-        num_groups: int = 32,
-        cond_dim: int | None = None,
+        in_channels: PositiveInt = 1,
+        out_channels: PositiveInt = 1,
+        image_size: PositiveInt = 96,
+        architecture: UNetArchitecture = UNetArchitecture(),
+        cond_dim: PositiveInt | None = None,
     ) -> None:
         super().__init__()
-        channel_mult = tuple(channel_mult)
+        arch = self.architecture = architecture
+        base_channels, channel_mult, num_res_blocks, num_groups = (
+            arch.base_channels, tuple(arch.channel_mult), arch.num_res_blocks, arch.num_groups)
         levels = len(channel_mult)
         if levels < 1 or num_res_blocks < 1:
             raise UserInputError("UNetADM: channel_mult needs >= 1 level and num_res_blocks >= 1")
@@ -206,7 +228,7 @@ class UNetADM(nn.Module):
                 "use a size divisible by the total downsampling"
             )
         sizes = [image_size // 2**lvl for lvl in range(levels)]
-        unknown = sorted(set(attention_resolutions) - set(sizes))
+        unknown = sorted(set(arch.attention_resolutions) - set(sizes))
         if unknown:
             raise UserInputError(
                 f"UNetADM: attention_resolutions {unknown} never occur; the feature-map sizes "
@@ -215,20 +237,20 @@ class UNetADM(nn.Module):
         self.base_channels = base_channels
         self.cond_dim = cond_dim
         self.num_levels = levels
-        self.attention_sizes = tuple(sorted(set(attention_resolutions), reverse=True))
+        self.attention_sizes = tuple(sorted(set(arch.attention_resolutions), reverse=True))
         emb_half = 4 * base_channels
         self.time_embed = _mlp(base_channels, emb_half)
         self.cond_embed = _mlp(cond_dim, emb_half) if cond_dim is not None else None
         emb_dim = emb_half * (2 if cond_dim is not None else 1)
 
         def res(i: int, o: int, resample: Resample = Resample.NONE) -> ResBlock:
-            return ResBlock(i, o, emb_dim, dropout, use_scale_shift_norm, resample, num_groups)
+            return ResBlock(i, o, emb_dim, arch.dropout, arch.use_scale_shift_norm, resample, num_groups)
 
         def attn(ch: int, size: int) -> AttentionBlock | None:
-            return AttentionBlock(ch, num_head_channels, num_groups) if size in self.attention_sizes else None
+            return AttentionBlock(ch, arch.num_head_channels, num_groups) if size in self.attention_sizes else None
 
         def resample(ch: int, kind: Resample) -> nn.Module:
-            if resblock_updown:
+            if arch.resblock_updown:
                 return res(ch, ch, kind)
             if kind is Resample.DOWN:
                 return nn.Conv2d(ch, ch, 3, stride=2, padding=1)
@@ -247,7 +269,7 @@ class UNetADM(nn.Module):
                 self.down.append(_Stage(resample(ch, Resample.DOWN)))
                 skip_chs.append(ch)
         self.middle = nn.ModuleList([
-            _Stage(res(ch, ch), AttentionBlock(ch, num_head_channels, num_groups)),
+            _Stage(res(ch, ch), AttentionBlock(ch, arch.num_head_channels, num_groups)),
             _Stage(res(ch, ch)),
         ])
         self.up = nn.ModuleList()
@@ -262,6 +284,11 @@ class UNetADM(nn.Module):
         self.out = nn.Sequential(
             group_norm(ch, num_groups), nn.SiLU(), _zero(nn.Conv2d(ch, out_channels, 3, padding=1))
         )
+
+    @staticmethod
+    def upgrade_params(params: Mapping[str, Any]) -> dict[str, Any]:
+        """Params of an earlier config version (the architecture's fields flat) in today's groups."""
+        return group_flat_params(params, UNET_FLAT_KEYS, "UNetADM")
 
     def embed(self, t: Tensor, cond: Tensor | None) -> Tensor:
         """t (B,), cond (B, cond_dim) | None -> emb (B, 4 or 8 * base_channels)."""

@@ -200,7 +200,8 @@ def convert_checkpoint(source: str | Path, output: str | Path, config_path: str 
     if is_spark_checkpoint(theirs):
         path, trunk = _trunk_of(model, config_path)
         weights = {k[len(path) + 1:]: v for k, v in mapped.items() if k.startswith(path + ".")}
-        load_strict(trunk, weights, source, f"the ResNet trunk of {config_path}", hint=f"check encoder_arch in {config_path}")
+        load_strict(trunk, weights, source, f"the ResNet trunk of {config_path}",
+                    hint=f"check the encoder's arch in {config_path} (cDDPM: encoder.arch; Spark: encoder_arch)")
         save_checkpoint({"model_weights": trunk.state_dict(), "epoch": epoch, "converted_from": str(source)}, output)
         return output
     load_strict(model, mapped, source, f"the model of {config_path}", hint=hint)

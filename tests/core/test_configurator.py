@@ -76,8 +76,8 @@ def test_nested_components_are_built_in_order():
 
 def test_constructor_errors_are_one_line_user_errors():
     """What a signature cannot state (a noise level beyond the schedule) is the constructor's one line."""
-    tiny = {"image_size": 8, "base_channels": 8, "channel_mult": [1], "num_res_blocks": 1, "num_groups": 4,
-            "num_head_channels": 8, "timesteps": 10, "t_test": 20}
+    tiny = {"image_size": 8, "unet": {"base_channels": 8, "channel_mult": [1], "num_res_blocks": 1, "num_groups": 4,
+                                      "num_head_channels": 8}, "diffusion": {"timesteps": 10}, "reconstruction": {"t_test": 20}}
     spec = {"module_name": "model_zoo.diffusion_models", "class_name": "DDPM", "params": tiny}
     with pytest.raises(UserInputError, match=r"^c.yaml: model.*DDPM: noise level 20 .* outside 1..10$"):
         ComponentBuilder("c.yaml").build(spec, "model")

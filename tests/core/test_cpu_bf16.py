@@ -13,6 +13,7 @@ from benchmarks.bench_diffusion import _randomize_zero_layers
 from core.commands.cli import main as uad
 from core.evaluation.pipeline import InferenceSettings, ScoringPipeline, ScoringSpec
 from model_zoo.diffusion_models import DDPM
+from model_zoo.unet_adm import UNetArchitecture
 from optim.scoring.l1 import L1Scorer
 from tests.data.raw_scans import phantom
 
@@ -21,7 +22,8 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def _maps(precision: str) -> tuple[np.ndarray, torch.Tensor]:
     torch.manual_seed(0)
-    model = DDPM(image_size=16, base_channels=8, channel_mult=(1, 2), num_res_blocks=1, num_groups=4, num_head_channels=8)
+    model = DDPM(image_size=16, unet=UNetArchitecture(base_channels=8, channel_mult=(1, 2), num_res_blocks=1, num_groups=4,
+                                                      num_head_channels=8))
     _randomize_zero_layers(model.unet)
     image, mask, _ = phantom((16, 16, 4), 1.0)
     volume = SimpleNamespace(name="v", image=torch.from_numpy(image), mask=torch.from_numpy(mask))

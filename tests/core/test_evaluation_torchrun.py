@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 import torch
 
+from core.config.builder import ComponentBuilder
 from core.config.configurator import load_config
 from dl_utils.checkpoint import save_checkpoint
-from model_zoo.diffusion_models import DDPM
 from tests.demo_like_data import write_demo_like
 from tests.test_projects_end_to_end import ROOT, shrink
 
@@ -44,7 +44,7 @@ def _per_volume(run_dir: Path) -> list[dict[str, str]]:
 def test_two_rank_evaluation_equals_one_process(tmp_path):
     data = write_demo_like(tmp_path / "data")
     config = ROOT / "projects/DDPM/configs/ddpm.yaml"
-    model = DDPM(**load_config(config)["model"]["params"])
+    model = ComponentBuilder(config).build(load_config(config)["model"], "model")
     torch.manual_seed(0)
     weights = tmp_path / "ddpm.pt"
     save_checkpoint({"model_weights": model.state_dict()}, weights)

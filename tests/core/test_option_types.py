@@ -66,8 +66,9 @@ def test_every_enum_default_is_a_member_of_its_enum():
 
 
 @pytest.mark.parametrize("spec, key, value, choices", [
-    ({"module_name": "model_zoo.diffusion_models", "class_name": "DDPM"}, "beta_schedule", "cosin", "'cosine', 'linear'"),
-    ({"module_name": "model_zoo.diffusion_models", "class_name": "ConditionalDDPM"}, "encoder_arch", "resnet51",
+    ({"module_name": "model_zoo.diffusion_models", "class_name": "DDPM"}, "diffusion", {"beta_schedule": "cosin"},
+     "'cosine', 'linear'"),
+    ({"module_name": "model_zoo.diffusion_models", "class_name": "ConditionalDDPM"}, "encoder", {"arch": "resnet51"},
      "'resnet18', 'resnet34', 'resnet50'"),
     ({"module_name": "optim.scoring.ssim", "class_name": "SSIMEnsembleScorer"}, "padding", "zeros",
      "'symmetric', 'reflect'"),

@@ -32,9 +32,9 @@ ONE_TEST_SET = [
 ]
 METHODS = {  # config, and what makes it small enough to train and evaluate in seconds
     "AE": ("projects/AE/configs/ae.yaml", ["model.params.channels=[8, 16, 32, 32]"]),
-    "DDPM": ("projects/DDPM/configs/ddpm.yaml", ["model.params.base_channels=8", "model.params.channel_mult=[1, 2]", "model.params.num_head_channels=8", "model.params.num_groups=4"]),
-    "cDDPM": ("projects/cDDPM/configs/cddpm.yaml", ["model.params.base_channels=8", "model.params.channel_mult=[1, 2]", "model.params.num_head_channels=8", "model.params.num_groups=4"]),
-    "MHD": ("projects/MHD/configs/mhd.yaml", ["model.params.base_channels=8", "model.params.channel_mult=[1, 2]", "model.params.num_head_channels=8", "model.params.num_groups=4"]),
+    "DDPM": ("projects/DDPM/configs/ddpm.yaml", ["model.params.unet.base_channels=8", "model.params.unet.channel_mult=[1, 2]", "model.params.unet.num_head_channels=8", "model.params.unet.num_groups=4"]),
+    "cDDPM": ("projects/cDDPM/configs/cddpm.yaml", ["model.params.unet.base_channels=8", "model.params.unet.channel_mult=[1, 2]", "model.params.unet.num_head_channels=8", "model.params.unet.num_groups=4"]),
+    "MHD": ("projects/MHD/configs/mhd.yaml", ["model.params.unet.base_channels=8", "model.params.unet.channel_mult=[1, 2]", "model.params.unet.num_head_channels=8", "model.params.unet.num_groups=4"]),
 }
 
 

@@ -20,9 +20,9 @@ from pathlib import Path
 RESBLOCK = {"in_layers.0": "norm_in", "in_layers.2": "conv_in", "emb_layers.1": "emb_proj",
             "out_layers.0": "norm_out", "out_layers.3": "conv_out", "skip_connection": "skip"}
 
-DIFFUSION = {"image_size": 16, "base_channels": 8, "channel_mult": [1, 2], "num_res_blocks": 1,
-             "num_head_channels": 8, "num_groups": 8, "noise": "gaussian"}
-CDDPM = dict(DIFFUSION, encoder_arch="resnet18", cond_dim=16)
+DIFFUSION = {"image_size": 16, "noise_source": {"kind": "gaussian"},
+             "unet": {"base_channels": 8, "channel_mult": [1, 2], "num_res_blocks": 1, "num_head_channels": 8, "num_groups": 8}}
+CDDPM = dict(DIFFUSION, encoder={"arch": "resnet18", "cond_dim": 16})
 
 # their UNet names -> ours, for DIFFUSION (resblock_updown, no attention but the middle's)
 TINY_UNET = {
@@ -38,9 +38,9 @@ TINY_UNET = {
 
 # UNetADM(image_size=16, base 8, mult (1, 2), 1 res block, attention at 8 px, resblock_updown false):
 # the Downsample is a strided conv `op`, the Upsample a conv `conv` after nearest upsampling
-UNET_CONV_RESAMPLE = {"image_size": 16, "base_channels": 8, "channel_mult": [1, 2], "num_res_blocks": 1,
-                      "attention_resolutions": [8], "num_head_channels": 8, "num_groups": 8,
-                      "resblock_updown": False}
+UNET_CONV_RESAMPLE = {"image_size": 16, "architecture": {"base_channels": 8, "channel_mult": [1, 2], "num_res_blocks": 1,
+                                                      "attention_resolutions": [8], "num_head_channels": 8, "num_groups": 8,
+                                                      "resblock_updown": False}}
 CONV_RESAMPLE_UNET = {
     "time_embed.0": "time_embed.0", "time_embed.2": "time_embed.2",
     "input_blocks.0.0": "input_conv",

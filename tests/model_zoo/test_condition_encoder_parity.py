@@ -40,10 +40,10 @@ def _fixed_state_dict(encoder: ConditionEncoder) -> tuple[dict[str, torch.Tensor
 
 
 def test_parameter_counts_match_the_originals():
-    from model_zoo.diffusion_models import ConditionalDDPM
+    from model_zoo.diffusion_models import ConditionalDDPM, EncoderSettings
 
     with torch.device("meta"):
-        model = ConditionalDDPM(cond_dim=512, encoder_drop_path_rate=0.05, encoder_zero_init_last=True)
+        model = ConditionalDDPM(encoder=EncoderSettings(cond_dim=512, drop_path_rate=0.05, zero_init_last=True))
     assert sum(p.numel() for p in model.encoder.parameters()) == ORIGINAL_ENCODER_PARAMS
     assert sum(p.numel() for p in model.unet.parameters()) == ORIGINAL_UNET_PARAMS
 

@@ -4,15 +4,17 @@ import pytest
 import torch
 
 from dl_utils.errors import UserInputError
-from model_zoo.diffusion_models import DDPM, ConditionalDDPM
+from model_zoo.diffusion_models import DDPM, ConditionalDDPM, EncoderSettings, NoiseSettings, ReconstructionSettings
 from model_zoo.spark import SparkPretrainer
+from model_zoo.unet_adm import UNetArchitecture
 
-TINY = dict(base_channels=8, channel_mult=(1, 2), num_res_blocks=1, image_size=16, num_head_channels=8, num_groups=4)
+TINY = dict(image_size=16, unet=UNetArchitecture(base_channels=8, channel_mult=(1, 2), num_res_blocks=1, num_head_channels=8,
+                                                 num_groups=4))
 MODES = ["one_step", "ensemble", "ddpm", "ddim"]
 
 
 def _cddpm(**kw) -> ConditionalDDPM:
-    return ConditionalDDPM(encoder_arch="resnet18", cond_dim=8, **TINY, **kw).eval()
+    return ConditionalDDPM(encoder=EncoderSettings(arch="resnet18", cond_dim=8), **TINY, **kw).eval()
 
 
 @pytest.fixture(scope="module")
@@ -48,7 +50,7 @@ def test_samples_go_through_the_unet_in_one_batch_and_condition_once(models):
 
 
 def test_reconstruct_is_deterministic_for_a_given_rng_state():
-    model = DDPM(**TINY, noise="gaussian").eval()
+    model = DDPM(**TINY, noise_source=NoiseSettings(kind="gaussian")).eval()
     x = torch.rand(2, 1, 16, 16)
     torch.manual_seed(5)
     a = model.reconstruct(x, 2)
@@ -90,8 +92,8 @@ def test_load_encoder_weights_passes_on_spark_and_raises_on_mismatch():
 
 def test_invalid_options_raise():
     with pytest.raises(ValueError, match="noise"):
-        DDPM(**TINY, noise="pink")
+        DDPM(**TINY, noise_source=NoiseSettings(kind="pink"))
     with pytest.raises(ValueError, match="reconstruction_mode"):
-        DDPM(**TINY, reconstruction_mode="magic")
+        DDPM(**TINY, reconstruction=ReconstructionSettings(mode="magic"))
     with pytest.raises(UserInputError):
-        DDPM(**TINY, t_test=1001)
+        DDPM(**TINY, reconstruction=ReconstructionSettings(t_test=1001))

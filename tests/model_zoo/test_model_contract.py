@@ -13,16 +13,18 @@ import torch
 from torch import nn
 
 from core.evaluation.contracts import BatchCappedModel, DiffusionModel, ReconstructionModel
+from model_zoo.diffusion_models import EncoderSettings, NoiseSettings
+from model_zoo.unet_adm import UNetArchitecture
 from tests.project_classes import classes_in
 
-DIFFUSION = dict(base_channels=8, channel_mult=(1, 2), num_res_blocks=1, image_size=16, num_head_channels=8,
-                 num_groups=4, noise="gaussian")
+DIFFUSION = dict(image_size=16, noise_source=NoiseSettings(kind="gaussian"),
+                 unet=UNetArchitecture(base_channels=8, channel_mult=(1, 2), num_res_blocks=1, num_head_channels=8, num_groups=4))
 TINY = {  # class name -> constructor arguments of a tiny instance on 16 x 16 slices
     "ConvAutoencoder": dict(image_size=16, channels=(4, 8), latent_dim=8),
     "RAModel": dict(image_size=16, channels=(4, 8), latent_dim=8),
     "IdentityModel": {},
     "DDPM": DIFFUSION,
-    "ConditionalDDPM": dict(DIFFUSION, encoder_arch="resnet18", cond_dim=8),
+    "ConditionalDDPM": dict(DIFFUSION, encoder=EncoderSettings(arch="resnet18", cond_dim=8)),
 }
 
 

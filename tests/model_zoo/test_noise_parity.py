@@ -8,12 +8,14 @@ import numpy as np
 import pytest
 import torch
 
-from model_zoo.diffusion_models import DDPM
+from model_zoo.diffusion_models import DDPM, NoiseSettings, ReconstructionSettings
 from model_zoo.noise import OpenSimplexNoise, opensimplex_octaves
+from model_zoo.unet_adm import UNetArchitecture
 
 FIXTURE = Path(__file__).parents[1] / "fixtures" / "parity" / "opensimplex_field_seed123456789.npz"
 # Their gen_noise over 200 calls (96 x 96): per-field std mean 0.5438, min 0.416, max 0.726.
 ORIGINAL_STD_MEAN = 0.5438
+TINY_UNET = UNetArchitecture(base_channels=8, channel_mult=(1, 2), num_res_blocks=1, num_head_channels=8, num_groups=4)
 
 
 @pytest.fixture(autouse=True)
@@ -97,8 +99,8 @@ class _Recorder:
 @pytest.mark.parametrize("mode, draws", [("ensemble", 3 * 2), ("one_step", 2)])
 def test_reconstruct_draws_once_per_level_and_sample_for_all_slices(mode, draws):
     """The originals: gen_noise(input.shape) per ENS level / MC sample, input = all slices."""
-    model = DDPM(base_channels=8, channel_mult=(1, 2), num_res_blocks=1, image_size=16, num_head_channels=8,
-                 num_groups=4, noise="opensimplex", reconstruction_mode=mode, clamp_reconstruction=False).eval()
+    model = DDPM(image_size=16, unet=TINY_UNET, noise_source=NoiseSettings(kind="opensimplex"),
+                 reconstruction=ReconstructionSettings(mode=mode, clamp=False)).eval()
     model.noise = rec = _Recorder(model.noise)
     model.reconstruct(torch.rand(5, 1, 16, 16), num_samples=2)
     assert rec.shapes == [(5, 1, 16, 16)] * draws
@@ -107,24 +109,23 @@ def test_reconstruct_draws_once_per_level_and_sample_for_all_slices(mode, draws)
 
 def test_unshared_noise_is_still_drawn_in_one_call():
     """Per-pixel or per-slice noise needs no per-group draws (same RNG use as before)."""
-    model = DDPM(base_channels=8, channel_mult=(1, 2), num_res_blocks=1, image_size=16, num_head_channels=8,
-                 num_groups=4, noise="gaussian", reconstruction_mode="ensemble").eval()
+    model = DDPM(image_size=16, unet=TINY_UNET, noise_source=NoiseSettings(kind="gaussian"),
+                 reconstruction=ReconstructionSettings(mode="ensemble")).eval()
     model.noise = rec = _Recorder(model.noise)
     model.reconstruct(torch.rand(5, 1, 16, 16), num_samples=2)
     assert rec.shapes == [(3 * 2 * 5, 1, 16, 16)]
 
 
 def test_training_draws_one_field_for_the_whole_batch():
-    model = DDPM(base_channels=8, channel_mult=(1, 2), num_res_blocks=1, image_size=16, num_head_channels=8,
-                 num_groups=4, noise="opensimplex")
+    model = DDPM(image_size=16, unet=TINY_UNET, noise_source=NoiseSettings(kind="opensimplex"))
     model.noise = rec = _Recorder(model.noise)
     model.training_loss(torch.rand(6, 1, 16, 16))
     assert rec.shapes == [(6, 1, 16, 16)]
 
 
 def test_reconstructions_unclamped_when_asked():
-    model = DDPM(base_channels=8, channel_mult=(1, 2), num_res_blocks=1, image_size=16, num_head_channels=8,
-                 num_groups=4, noise="opensimplex", clamp_reconstruction=False).eval()
+    model = DDPM(image_size=16, unet=TINY_UNET, noise_source=NoiseSettings(kind="opensimplex"),
+                 reconstruction=ReconstructionSettings(clamp=False)).eval()
     with torch.no_grad():
         model.unet.out[-1].bias.fill_(5.0)  # the network predicts x0 = 5 everywhere
     rec = model.reconstruct(torch.rand(2, 1, 16, 16))

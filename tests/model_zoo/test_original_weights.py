@@ -17,7 +17,9 @@ import torch
 from torch import Tensor, nn
 
 from core.commands.convert import ConvertsOriginalWeights
+from core.config.builder import ComponentBuilder
 from dl_utils.weights import load_strict, weights_mismatch
+from model_zoo.unet_adm import UNetArchitecture
 from tests.model_zoo import original_names as names
 from tests.project_classes import classes_in
 
@@ -93,7 +95,7 @@ def _spark(model: nn.Module) -> Original:
     return theirs, expected
 
 
-ORIGINALS: dict[str, tuple[dict, Callable[[nn.Module], Original]]] = {  # class -> (small params, original)
+ORIGINALS: dict[str, tuple[dict, Callable[[nn.Module], Original]]] = {  # class -> (small params as YAML gives them, original)
     "UNetADM": (names.UNET_CONV_RESAMPLE, _unet),
     "DDPM": (names.DIFFUSION, _ddpm),
     "ConditionalDDPM": (names.CDDPM, _cddpm),
@@ -103,6 +105,12 @@ ORIGINALS: dict[str, tuple[dict, Callable[[nn.Module], Original]]] = {  # class 
 }
 
 
+def _build(name: str, params: dict) -> nn.Module:
+    """`MODELS[name]` from its YAML params (typed parts as mappings), as the builder builds a config's model."""
+    cls = MODELS[name]
+    return ComponentBuilder("test").build({"module_name": cls.__module__, "class_name": cls.__name__, "params": params}, name)
+
+
 def test_every_convertible_model_has_an_original_here():
     assert set(MODELS) == set(ORIGINALS), f"add an original for {sorted(set(MODELS) - set(ORIGINALS))}"
 
@@ -110,7 +118,7 @@ def test_every_convertible_model_has_an_original_here():
 @pytest.mark.parametrize("name", sorted(MODELS))
 def test_original_weights_load_strictly_where_their_names_say(name):
     params, original = ORIGINALS[name]
-    model = MODELS[name](**params)
+    model = _build(name, params)
     assert isinstance(model, ConvertsOriginalWeights)
     theirs, expected = original(model)
     before = {k: v.clone() for k, v in theirs.items()}
@@ -127,7 +135,7 @@ def test_original_weights_load_strictly_where_their_names_say(name):
 @pytest.mark.parametrize("name", sorted(MODELS))
 def test_an_unknown_key_is_not_dropped_silently(name):
     params, original = ORIGINALS[name]
-    model = MODELS[name](**params)
+    model = _build(name, params)
     theirs, _ = original(model)
     theirs["not_theirs.weight"] = torch.zeros(3)
     assert weights_mismatch(model.state_dict(), model.state_dict_from_original(theirs)) is not None
@@ -138,8 +146,8 @@ def test_the_recorded_paper_unet_of_the_originals_maps_exactly():
     tests/fixtures/parity_data/cddpm_unet_keys.json) fits our paper-size UNet key for key."""
     recorded = json.loads(names.CDDPM_UNET_RECORDING.read_text())
     with torch.device("meta"):
-        unet = MODELS["UNetADM"](base_channels=128, channel_mult=(1, 2, 2), num_res_blocks=3, image_size=96,
-                                 num_head_channels=64, cond_dim=512)
+        unet = MODELS["UNetADM"](image_size=96, cond_dim=512, architecture=UNetArchitecture(
+            base_channels=128, channel_mult=(1, 2, 2), num_res_blocks=3, num_head_channels=64))
         theirs = {k: torch.empty(shape) for k, shape, _ in recorded["state_dict"]}
     assert sum(p.numel() for p in unet.parameters()) == recorded["parameters"]
     mapped = unet.state_dict_from_original(theirs)

@@ -4,9 +4,14 @@ import pytest
 import torch
 
 from dl_utils.errors import UserInputError
-from model_zoo.unet_adm import AttentionBlock, UNetADM, group_norm, timestep_embedding
+from model_zoo.unet_adm import AttentionBlock, UNetADM, UNetArchitecture, group_norm, timestep_embedding
 
-TINY = dict(base_channels=8, channel_mult=(1, 2, 2), num_res_blocks=2, image_size=16, num_head_channels=8, num_groups=4)
+TINY_ARCH = dict(base_channels=8, channel_mult=(1, 2, 2), num_res_blocks=2, num_head_channels=8, num_groups=4)
+TINY = dict(image_size=16, architecture=UNetArchitecture(**TINY_ARCH))
+
+
+def _tiny(**arch) -> UNetArchitecture:
+    return UNetArchitecture(**TINY_ARCH, **arch)
 
 
 def _randomise(net: torch.nn.Module) -> None:
@@ -20,16 +25,15 @@ def _randomise(net: torch.nn.Module) -> None:
 def test_paper_unet_has_about_37_5_million_parameters():
     # docs/methods.md section 2: base 128, mult (1, 2, 2), 3 res blocks, 96 px -> ~37.5 M.
     with torch.device("meta"):
-        net = UNetADM(
-            in_channels=1, out_channels=1, base_channels=128, channel_mult=(1, 2, 2), num_res_blocks=3, image_size=96
-        )
+        net = UNetADM(in_channels=1, out_channels=1, image_size=96,
+                      architecture=UNetArchitecture(base_channels=128, channel_mult=(1, 2, 2), num_res_blocks=3))
     count = sum(p.numel() for p in net.parameters())
     assert 37.4e6 < count < 37.6e6
 
 
 @pytest.mark.parametrize("sizes, per_level", [((), 0), ((8,), 2 + 3), ((16, 4), 2 * (2 + 3))])
 def test_attention_blocks_at_configured_resolutions(sizes, per_level):
-    net = UNetADM(attention_resolutions=sizes, **TINY)
+    net = UNetADM(image_size=16, architecture=_tiny(attention_resolutions=sizes))
     blocks = [m for m in net.modules() if isinstance(m, AttentionBlock)]
     # per attended level: num_res_blocks down + (num_res_blocks + 1) up; +1 in the middle block
     assert len(blocks) == per_level + 1
@@ -43,12 +47,12 @@ def test_attention_blocks_at_configured_resolutions(sizes, per_level):
 
 def test_unknown_attention_resolution_raises():
     with pytest.raises(UserInputError, match="never occur"):
-        UNetADM(attention_resolutions=(12,), **TINY)
+        UNetADM(image_size=16, architecture=_tiny(attention_resolutions=(12,)))
 
 
 @pytest.mark.parametrize("updown, scale_shift", [(False, False), (True, False), (False, True)])
 def test_resampling_and_norm_variants(updown, scale_shift):
-    net = UNetADM(resblock_updown=updown, use_scale_shift_norm=scale_shift, **TINY)
+    net = UNetADM(image_size=16, architecture=_tiny(resblock_updown=updown, use_scale_shift_norm=scale_shift))
     _randomise(net)
     assert net(torch.randn(1, 1, 16, 16), torch.tensor([5])).shape == (1, 1, 16, 16)
 

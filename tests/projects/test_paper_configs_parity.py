@@ -7,8 +7,10 @@ from pathlib import Path
 import pytest
 import torch
 
+from core.config.builder import ComponentBuilder
 from core.config.configurator import load_config
-from model_zoo.diffusion_models import DDPM, ConditionalDDPM
+from model_zoo.diffusion_models import CDDPM_FLAT_KEYS, DDPM, DiffusionProcess, NoiseSettings, ReconstructionSettings
+from model_zoo.unet_adm import UNetArchitecture
 
 ROOT = Path(__file__).resolve().parents[2]
 DDPM_PAPER = ROOT / "projects/DDPM/configs/ddpm_paper.yaml"
@@ -22,7 +24,14 @@ NOISE_LEVELS = ROOT / "tests/fixtures/parity/noise_level_reconstructions.json"
 
 
 def _model_params(path: Path) -> dict:
-    return load_config(path)["model"]["params"]
+    """The model's params of `path`, each setting under its flat name (`cond_dim`, `simplex_fp16`, ...)."""
+    params = load_config(path)["model"]["params"]
+    groups = {group for group, _ in CDDPM_FLAT_KEYS.values()}
+    flat = {k: v for k, v in params.items() if k not in groups}
+    for key, (group, field) in CDDPM_FLAT_KEYS.items():
+        if field in params.get(group, {}):
+            flat[key] = params[group][field]
+    return flat
 
 
 @pytest.mark.parametrize("path", VOLUME_PAPERS, ids=lambda p: p.stem)
@@ -77,13 +86,13 @@ def test_evaluation_precision_is_the_originals(path):
 
 def test_cddpm_paper_encoder_and_condition_size():
     config = load_config(CDDPM_PAPER)
-    params = config["model"]["params"]
+    params = _model_params(CDDPM_PAPER)
     assert (params["cond_dim"], params["encoder_drop_path_rate"], params["encoder_zero_init_last"]) == (512, 0.05, True)
     # "+ SSL" by default: the encoder exported by the newest spark_pretrain_paper.yaml run
     spark_export = load_config(SPARK_PAPER)["trainer"]["params"]["weights"]["export"]["backbone"]
     assert config["trainer"]["params"]["weights"]["init"] == {"encoder.backbone": f"runs/cDDPM/spark_pretrain_paper/*/{spark_export}"}
     with torch.device("meta"):
-        model = ConditionalDDPM(**params)
+        model = ComponentBuilder(CDDPM_PAPER).build(config["model"], "model")
     assert sum(p.numel() for p in model.unet.parameters()) == 44_068_481
     assert sum(p.numel() for p in model.encoder.parameters()) == 24_550_848
 
@@ -128,12 +137,13 @@ class _FixedNoise:
 
 def _noised_through_the_paper_model(path: Path, fields: list[torch.Tensor], x: torch.Tensor):
     """reconstruct(x) of the paper config's diffusion settings with the stand-in network: (x_t + 1) / 2."""
-    params = _model_params(path)
-    keys = ("timesteps", "beta_schedule", "target", "t_test", "ensemble_timesteps", "reconstruction_mode",
-            "clamp_reconstruction")
-    tiny = {"base_channels": 8, "channel_mult": (1,), "num_res_blocks": 1, "image_size": 4, "num_head_channels": 8,
-            "num_groups": 4, "noise": "gaussian"}
-    model = DDPM(**tiny, **{k: params[k] for k in keys}).eval()
+    params = load_config(path)["model"]["params"]
+    diffusion, reconstruction = params["diffusion"], params["reconstruction"]
+    tiny = UNetArchitecture(base_channels=8, channel_mult=(1,), num_res_blocks=1, num_head_channels=8, num_groups=4)
+    model = DDPM(image_size=4, unet=tiny, noise_source=NoiseSettings(kind="gaussian"),
+                 diffusion=DiffusionProcess(**{k: diffusion[k] for k in ("timesteps", "beta_schedule", "target")}),
+                 reconstruction=ReconstructionSettings(**{k: reconstruction[k] for k in ("mode", "t_test", "ensemble_timesteps",
+                                                                                         "clamp")})).eval()
     model.unet = _Passthrough()
     model.noise = _FixedNoise(fields)
     return model.reconstruct(x)[0]

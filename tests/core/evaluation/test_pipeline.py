@@ -9,7 +9,8 @@ import torch
 from benchmarks.bench_evaluation import Smoothing, SyntheticVolumes
 from core.evaluation.pipeline import InferenceSettings, ScoringPipeline, ScoringSpec
 from core.evaluation.reconstruction import autocast_dtype
-from model_zoo.diffusion_models import DDPM
+from model_zoo.diffusion_models import DDPM, NoiseSettings
+from model_zoo.unet_adm import UNetArchitecture
 from optim.postprocessing import BrainMaskErosion, RemoveSmallComponents
 from optim.scoring.l1 import L1Scorer
 
@@ -18,8 +19,8 @@ CPU = torch.device("cpu")
 
 def _tiny_ddpm(**kwargs) -> DDPM:
     torch.manual_seed(0)
-    ddpm = DDPM(image_size=16, base_channels=8, channel_mult=(1,), num_res_blocks=1, num_groups=4, num_head_channels=8,
-                noise="gaussian", **kwargs)
+    ddpm = DDPM(image_size=16, unet=UNetArchitecture(base_channels=8, channel_mult=(1,), num_res_blocks=1, num_groups=4,
+                                                     num_head_channels=8), noise_source=NoiseSettings(kind="gaussian"), **kwargs)
     with torch.no_grad():  # ADM zero-initialises its output layers: make the reconstruction depend on the noise
         for p in ddpm.unet.parameters():
             if not p.any():

@@ -16,7 +16,8 @@ from core.evaluation.pipeline import InferenceSettings, ScoringSpec
 from core.evaluation.settings import DataRoles, OutputSettings
 from core.evaluation.unet_compile import check_setting, reconstruction_tflop, should_compile, toolchain_missing
 from dl_utils.errors import UserInputError
-from model_zoo.diffusion_models import DDPM
+from model_zoo.diffusion_models import DDPM, NoiseSettings
+from model_zoo.unet_adm import UNetArchitecture
 from optim.scoring.l1 import L1Scorer
 
 CPU = torch.device("cpu")
@@ -52,8 +53,8 @@ def test_tflop_is_the_hand_count_per_slice_times_depth_and_samples() -> None:
 
 
 def test_tflop_of_a_ddpm_counts_every_unet_pass_and_keeps_the_rng() -> None:
-    ddpm = DDPM(image_size=16, base_channels=8, channel_mult=(1,), num_res_blocks=1, num_groups=4,
-                num_head_channels=8, noise="gaussian").eval()
+    ddpm = DDPM(image_size=16, unet=UNetArchitecture(base_channels=8, channel_mult=(1,), num_res_blocks=1, num_groups=4,
+                                                     num_head_channels=8), noise_source=NoiseSettings(kind="gaussian")).eval()
     one_step = reconstruction_tflop(ddpm, _volume(16, 16, 5), 1, CPU)
     torch.manual_seed(3)
     ddpm.reconstruction_mode = "ensemble"  # 3 noise levels: 3 UNet passes per slice
@@ -93,8 +94,8 @@ def test_decisions(monkeypatch) -> None:
 
 def _tiny_ddpm() -> DDPM:
     torch.manual_seed(0)
-    ddpm = DDPM(image_size=16, base_channels=8, channel_mult=(1, 2), num_res_blocks=1, num_groups=4,
-                num_head_channels=8, noise="gaussian").eval()
+    ddpm = DDPM(image_size=16, unet=UNetArchitecture(base_channels=8, channel_mult=(1, 2), num_res_blocks=1, num_groups=4,
+                                                     num_head_channels=8), noise_source=NoiseSettings(kind="gaussian")).eval()
     with torch.no_grad():  # ADM zero-initialises its output layers: make the output non-trivial
         for p in ddpm.unet.parameters():
             if not p.any():
