@@ -311,12 +311,25 @@ def _component_mismatch(value: dict[str, Any], hint: Any, origin: Any, resolve: 
 
 def build_part(cls: type, params: Mapping[str, Any] | None, key: str) -> Any:
     """`cls(**params)` for a plain mapping param that names no class (e.g. a data module's
-    `preprocessing` / `augmentation`): values are checked against the constructor's hints as
+    `preprocessing` / `augmentation`): flat params of an earlier config version are upgraded
+    when `cls` says how (`upgrade_params`), fields that are typed parts themselves are built from
+    their mappings, and values are checked against the constructor's hints as
     `core.config.builder` checks components; a mismatch or unknown key is one UserInputError naming `key`."""
     params = dict(params or {})
+    upgrade = getattr(cls, "upgrade_params", None)
+    if callable(upgrade):
+        try:
+            params = upgrade(params)
+        except ValueError as exc:
+            raise UserInputError(f"{key}: {exc}") from None
     hints = constructor_hints(cls)
     for name, value in params.items():
-        why = mismatch(value, hints.get(name, NO_HINT))
+        hint = hints.get(name, NO_HINT)
+        part = part_class(hint)
+        if part is not None and isinstance(value, Mapping):
+            params[name] = build_part(part, value, f"{key}.{name}")
+            continue
+        why = mismatch(value, hint)
         if why:
             raise UserInputError(f"{key}.{name}: {why} (parameter of {cls.__name__}); fix the value")
     try:

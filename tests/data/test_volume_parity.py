@@ -22,6 +22,7 @@ import data.augmentation as augmentation_module
 from data.augmentation import Augmentation
 from data.nifti_io import load_subject
 from data.preprocessing import VolumePreprocessor, curvature_flow
+from dl_utils.param_types import build_part
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "parity_data"
 # The originals' settings as recorded: imageDim (48, 48, 30), rescaleFactor 2, perc 1 / 99.
@@ -103,7 +104,7 @@ def test_augmentation_draws_and_output_equal_originals(reference, seed, monkeypa
     """Same torch seed -> the originals' get_augment(aug_intensity) output, on the 2 mm volume."""
     ref, meta = reference
     monkeypatch.setattr(augmentation_module, "item_seed", lambda s, e, i: seed)
-    aug = Augmentation(**AUGMENTATION)
+    aug = build_part(Augmentation, AUGMENTATION, "augmentation")
     image, mask = torch.from_numpy(ref["image"]), torch.from_numpy(ref["mask"]).float()
     out, out_mask = aug(image, mask, 0, 0, 0, spacing=(2.0, 2.0, 2.0))
     # torchio's RandomGhosting goes through an FFT whose last bits depend on the CPU
@@ -120,7 +121,7 @@ def test_augmentation_draws_and_output_equal_originals(reference, seed, monkeypa
 
 
 def test_augmentation_pipeline_is_the_originals_policy():
-    steps = Augmentation(**AUGMENTATION).transform(is_2d=False).transforms
+    steps = build_part(Augmentation, AUGMENTATION, "augmentation").transform(is_2d=False).transforms
     assert [type(t).__name__ for t in steps] == ["RandomGamma", "RandomBiasField", "RandomBlur", "RandomGhosting"]
     assert [t.probability for t in steps] == [0.5, 0.25, 0.25, 0.5]
 
@@ -158,11 +159,11 @@ def test_paper_configs_use_the_originals_pipeline(path):
     train = config["trainer"]["data_loader"]["params"]
     assert (train["slices"]["sampling"], train["slices"]["validation"], train["drop_last"]) == ("all", "as_training", True)
     if path in VOLUME_PAPER_CONFIGS:  # SparK trains without augmentation (issue 9, item 4)
-        aug = Augmentation(**train["augmentation"])
+        aug = build_part(Augmentation, train["augmentation"], "augmentation")
         assert train["slices"]["augment_volume"] is True and aug.clip is False
         assert [(type(t).__name__, t.probability) for t in aug.transform(is_2d=False).transforms] == [
             ("RandomGamma", 0.5), ("RandomBiasField", 0.25), ("RandomBlur", 0.25), ("RandomGhosting", 0.5)]
-        assert aug == Augmentation(**AUGMENTATION)
+        assert aug == build_part(Augmentation, AUGMENTATION, "augmentation")
 
 
 def test_paper_geometry_gives_96_96_50():

@@ -31,8 +31,8 @@ def make_training_project(root: Path, epochs: int = 2, **trainer_params: Any) ->
         "data_loader": {"module_name": "data.volume_dataset", "class_name": "VolumeDataModule",
                         "params": {"data_root": data, "train_csv": "healthy.csv", "val_csv": "val.csv", "batch_size": 4,
                                    "samples_per_epoch": 8, "preprocessing": {"crop_shape": None, "percentiles": None, "target_shape": None},
-                                   "augmentation": {"gamma_p": 0.5, "bias_field_p": 0.0, "blur_p": 0.0, "ghosting_p": 0.0,
-                                                    "noise_p": 0.5, "affine_p": 0.0}}},
+                                   "augmentation": {"gamma": {"p": 0.5}, "bias_field": {"p": 0.0}, "blur": {"p": 0.0},
+                                                    "ghosting": {"p": 0.0}, "noise": {"p": 0.5}, "affine": {"p": 0.0}}}},
     }
     evaluation = config["downstream_tasks"]["detection"]
     evaluation["params"]["scorer"] = {"module_name": "optim.scoring.l1", "class_name": "L1Scorer", "params": {}}
