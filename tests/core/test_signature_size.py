@@ -1,4 +1,4 @@
-"""Long constructor signatures are grouped into typed parts (style.md section 4): a new parameter
+"""Long constructor signatures are grouped into typed parts (the style guide's habit 4): a new parameter
 joins the part it belongs to, so no constructor (a dataclass's fields included) grows past MAX_PARAMETERS."""
 from __future__ import annotations
 

@@ -1,6 +1,7 @@
 """The paper configs state the originals' choices (recorded from their code, see
 tests/fixtures/parity/SOURCES.md); our variants are one flag away."""
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -9,6 +10,8 @@ import torch
 
 from core.config.builder import ComponentBuilder
 from core.config.configurator import load_config
+from data.augmentation import Augmentation
+from dl_utils.param_types import build_part
 from model_zoo.diffusion_models import CDDPM_FLAT_KEYS, DDPM, DiffusionProcess, NoiseSettings, ReconstructionSettings
 from model_zoo.unet_adm import UNetArchitecture
 
@@ -102,7 +105,8 @@ def test_spark_paper_raw_pixels_without_augmentation():
     params = config["model"]["params"]
     assert params["normalize_target_patches"] is False
     assert (params["drop_path_rate"], params["zero_init_last"]) == (0.05, True)
-    augmentation = config["trainer"]["data_loader"]["params"]["augmentation"]
+    built = build_part(Augmentation, config["trainer"]["data_loader"]["params"]["augmentation"], "augmentation")
+    augmentation = {f.name: getattr(built, f.name).p for f in dataclasses.fields(built) if f.name != "clip"}  # each step's p
     assert all(p == 0.0 for p in augmentation.values())
 
 
