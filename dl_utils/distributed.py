@@ -37,14 +37,16 @@ def context_from_env() -> DistributedContext:
     )
 
 
-def init_process_group(ctx: DistributedContext, device: torch.device) -> None:
-    """Join the process group: NCCL on CUDA, gloo on CPU. No-op for a single process."""
+def init_process_group(ctx: DistributedContext, device: torch.device) -> bool:
+    """Join the process group: NCCL on CUDA, gloo on CPU. No-op for a single process or when
+    joined already; True when this call created the group (so its caller destroys it)."""
     if not ctx.enabled or dist.is_initialized():
-        return
+        return False
     backend = "nccl" if device.type == "cuda" else "gloo"
     if device.type == "cuda":
         torch.cuda.set_device(device)
     dist.init_process_group(backend=backend, rank=ctx.rank, world_size=ctx.world_size)
+    return True
 
 
 def destroy_process_group() -> None:

@@ -9,7 +9,9 @@ table (`<cv folder>/folds.md`, `.csv`, `.json`) gives, per task, data set
 and metric, the mean and the standard deviation over folds (n - 1 in the denominator) and
 every fold's value (wall-clock figures included, from each run's timing.json). The cv folder
 `<output_root>/<project>/<config>/cv-<timestamp>` is claimed like a run folder (one atomic
-mkdir), before the first fold runs, and printed last; errors and exit codes are the `uad` verbs'.
+mkdir, by rank 0 alone under torchrun), only after every fold's config has passed every check
+a run makes (each fold built once, nothing written: a bad key or a missing fold CSV is one line
+and no folder), and printed last; errors and exit codes are the `uad` verbs'.
 """
 from __future__ import annotations
 
@@ -22,11 +24,14 @@ from pathlib import Path
 from typing import Any
 
 from core.config.configurator import apply_overrides, describe_sources, load_config
-from core.run.experiment import run_experiment
+from core.run.experiment import check_experiment, run_experiment
 from core.run.results import TABLE_COLUMNS, read_results
-from core.run.run_folder import claim_run_dir
+from core.run.run_folder import claim_run_dir, claimed_by_main
 from dl_utils.checkpoint import atomic_write_csv, atomic_write_text
+from dl_utils.device import resolve_device
+from dl_utils.distributed import context_from_env, destroy_process_group, init_process_group
 from dl_utils.errors import UserInputError
+from dl_utils.run_logger import configure_logging
 
 FOLD = re.compile(r"fold\d+")
 
@@ -124,11 +129,27 @@ def run_folds(config_path: str | Path, folds: Sequence[int], overrides: Sequence
             f"{config_path}: no CSV path names a fold (e.g. splits/IXI_train_fold0.csv); set the split CSVs "
             "in projects/common/paper_evaluation.yaml (or with --set) to fold-numbered files"
         )
-    cv_dir = claim_run_dir(config, config_path, output_root, prefix="cv-")
+    fold_sets = {fold: [*overrides, *fold_overrides(paths, fold)] for fold in folds}
+    configure_logging(None, verbose=not quiet)
+    for fold_set in fold_sets.values():  # every fold checked and built before anything is written
+        check_experiment(config_path, fold_set, allow_external_modules=allow_external_modules)
+    ctx = context_from_env()
+    created = init_process_group(ctx, resolve_device(config.get("device", "auto"), ctx.local_rank))
+    try:  # one group for every fold, so that rank 0 alone claims the cv folder and shares it
+        cv_dir = claimed_by_main(lambda: claim_run_dir(config, config_path, output_root, prefix="cv-"), ctx)
+        return _run_folds(config_path, fold_sets, cv_dir, quiet, allow_external_modules)
+    finally:
+        if created:
+            destroy_process_group()
+
+
+def _run_folds(config_path: Path, fold_sets: dict[int, list[str]], cv_dir: Path, quiet: bool,
+               allow_external_modules: bool) -> Path:
+    """Every fold in `<cv_dir>/fold<k>/`, then the folds table (rank 0)."""
     per_fold: dict[int, Results] = {}
     run_dirs: dict[int, Path] = {}
-    for fold in folds:
-        run_dir = run_experiment(config_path, [*overrides, *fold_overrides(paths, fold)],
+    for fold, fold_set in fold_sets.items():
+        run_dir = run_experiment(config_path, fold_set,
                                  output_root=str(cv_dir / f"fold{fold}"), quiet=quiet,
                                  allow_external_modules=allow_external_modules)
         if run_dir is None:  # not rank 0 of a distributed run: rank 0 writes the table
@@ -136,7 +157,7 @@ def run_folds(config_path: str | Path, folds: Sequence[int], overrides: Sequence
         run_dirs[fold] = run_dir
         per_fold[fold] = read_results(run_dir)
     if run_dirs:
-        table = write_folds(summarise(per_fold), folds, run_dirs, cv_dir)
+        table = write_folds(summarise(per_fold), list(fold_sets), run_dirs, cv_dir)
         if not quiet:
             print("\n" + table + "\n", flush=True)
     return cv_dir

@@ -48,10 +48,7 @@ def run_experiment(config_path: str | Path, overrides: list[str] | None = None, 
         config = resume_config(resume_dir, config_path, overrides)
         where = str(resume_dir / "config.yaml")
     else:
-        sources: list[Path] = []
-        config = load_config(config_path, sources)
-        where = describe_sources(config_path, sources)
-        config = apply_overrides(config, overrides, where)
+        config, where = _load(config_path, overrides)
         if ORCHESTRATOR_KEY in config:  # a config that runs other configs (the benchmark)
             return _run_orchestrator(config, config_path, where, output_root, quiet, allow_external_modules)
     config = checkpoint_metadata.complete_config(config)  # test-only config: model from the weights
@@ -59,22 +56,53 @@ def run_experiment(config_path: str | Path, overrides: list[str] | None = None, 
     configure_logging(None, verbose=not quiet)
     ctx = context_from_env()
     device = resolve_device(config.get("device", "auto"), ctx.local_rank)
-    init_process_group(ctx, device)
+    created = init_process_group(ctx, device)
     try:
         return _run(config, config_path, overrides, where, ctx, device, resume_dir, output_root, quiet, allow_external_modules)
     finally:
-        destroy_process_group()
+        if created:  # a caller's group (`uad cv` runs every fold in one) stays
+            destroy_process_group()
 
 
-def _run(config: dict[str, Any], config_path: Path, overrides: list[str], where: str, ctx: DistributedContext,
-         device: torch.device, resume_dir: Path | None, output_root: str | None, quiet: bool,
-         allow_external_modules: bool) -> Path | None:
+def check_experiment(config_path: str | Path, overrides: list[str] | None = None, *,
+                     allow_external_modules: bool = False) -> None:
+    """Every check `run_experiment` makes before it writes (config, components, every user file read,
+    parts built), and nothing written: what `uad cv` runs for each fold before it claims its folder.
+    A config with `orchestrator` is checked as far as its top level; its configs are checked when they run."""
+    config_path = Path(config_path)
+    config, where = _load(config_path, list(overrides or []))
+    if ORCHESTRATOR_KEY in config:
+        return
+    config = checkpoint_metadata.complete_config(config)
+    validate_top_level(config, where)
+    device = resolve_device(config.get("device", "auto"), context_from_env().local_rank)
+    _build(config, config_path, where, DistributedContext(), device, None, allow_external_modules)
+
+
+def _load(config_path: Path, overrides: list[str]) -> tuple[dict[str, Any], str]:
+    """The config with its bases merged and `--set` applied, and how to name where it came from."""
+    sources: list[Path] = []
+    config = load_config(config_path, sources)
+    where = describe_sources(config_path, sources)
+    return apply_overrides(config, overrides, where), where
+
+
+def _build(config: dict[str, Any], config_path: Path, where: str, ctx: DistributedContext, device: torch.device,
+           resume_dir: Path | None, allow_external_modules: bool) -> tuple[dict[str, Any], Parts]:
+    """Seed, upgrade the config to today's form and build every part: (upgraded config, parts)."""
     seed = config.get("seed", 42)
     seed_everything(seed, deterministic=config.get("deterministic", True), num_threads=config.get("num_threads"))
     builder = ComponentBuilder(where, allow_external_modules)
     config = builder.upgrade(config)  # earlier config versions in today's form: what is built is what is stored
     parts = build_parts(config, builder, config_path, ctx, device, seed,
                         resume_from=resume_dir / LATEST if resume_dir is not None else None)
+    return config, parts
+
+
+def _run(config: dict[str, Any], config_path: Path, overrides: list[str], where: str, ctx: DistributedContext,
+         device: torch.device, resume_dir: Path | None, output_root: str | None, quiet: bool,
+         allow_external_modules: bool) -> Path | None:
+    config, parts = _build(config, config_path, where, ctx, device, resume_dir, allow_external_modules)
 
     # Every check passed: only now does the run write anything.
     run_dir = resume_dir if resume_dir is not None else make_run_dir(config, config_path, ctx, output_root)

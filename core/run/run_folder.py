@@ -10,17 +10,17 @@ import datetime as _dt
 import json
 import platform
 import subprocess
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import torch
-import torch.distributed as dist
 import yaml
 
 from core.config.builder import ComponentBuilder
 from core.config.configurator import apply_overrides, load_config, load_yaml
 from dl_utils.checkpoint import atomic_write_text, read_json_mapping
-from dl_utils.distributed import DistributedContext
+from dl_utils.distributed import DistributedContext, broadcast_from_main
 from dl_utils.errors import UserInputError
 
 CONFIG_FILE = "config.yaml"
@@ -95,16 +95,18 @@ def claim_run_dir(config: dict[str, Any], config_path: Path, output_root: str | 
 
 def make_run_dir(config: dict[str, Any], config_path: Path, ctx: DistributedContext, output_root: str | None) -> Path:
     """A run's folder (`claim_run_dir`) with its `checkpoints/` and `figures/`, agreed by all ranks."""
-    if ctx.is_main:
+    def claim() -> Path:
         run_dir = claim_run_dir(config, config_path, output_root)
         (run_dir / "checkpoints").mkdir()
         (run_dir / "figures").mkdir()
-        name = [str(run_dir)]
-    else:
-        name = [None]
-    if ctx.enabled:
-        dist.broadcast_object_list(name, src=0)
-    return Path(name[0])
+        return run_dir
+    return claimed_by_main(claim, ctx)
+
+
+def claimed_by_main(claim: Callable[[], Path], ctx: DistributedContext) -> Path:
+    """`claim()` run on rank 0 only, its folder sent to every rank: one folder per run, never one per rank
+    (the process group must be joined when `ctx` is distributed)."""
+    return Path(broadcast_from_main(str(claim()) if ctx.is_main else None, ctx))
 
 
 def _claim(parent: Path, stamp: str) -> Path:

@@ -3,7 +3,10 @@ the folds table with mean +- std (checked against statistics by hand), on 2 tiny
 
 import json
 import math
+import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -44,9 +47,11 @@ def test_config_without_fold_paths_is_one_readable_error(tmp_path, capsys):
     assert err.startswith("error:") and "fold" in err and len(err.splitlines()) == 1
 
 
-def test_two_tiny_folds_run_and_tabulate(tmp_path, capsys):
+def _fold_sets(tmp_path: Path) -> list[str]:
+    """Demo-like data with fold-numbered copies of the healthy splits (as IXI_train_fold<k>.csv); the
+    `--set` arguments that shrink the Threshold config onto them."""
     data = write_demo_like(tmp_path / "data")
-    for fold in (0, 1):  # fold-numbered copies of the healthy splits, as IXI_train_fold<k>.csv
+    for fold in (0, 1):
         for split in ("train_healthy", "val_healthy"):
             shutil.copy(data / "splits" / f"{split}.csv", data / "splits" / f"{split}_fold{fold}.csv")
     datasets = "downstream_tasks.anomaly_detection.data_loader.datasets"
@@ -54,7 +59,11 @@ def test_two_tiny_folds_run_and_tabulate(tmp_path, capsys):
              if not s.startswith("output_root=")]
     items += [f"{datasets}.train_healthy.csv=splits/train_healthy_fold0.csv",
               f"{datasets}.val_healthy.csv=splits/val_healthy_fold0.csv"]
-    sets = [part for item in items for part in ("--set", item)]
+    return [part for item in items for part in ("--set", item)]
+
+
+def test_two_tiny_folds_run_and_tabulate(tmp_path, capsys):
+    sets = _fold_sets(tmp_path)
     code = uad(["cv", "--config_path", str(THRESHOLD), "--folds", "0", "1", "--quiet",
                  "--output_root", str(tmp_path / "runs"), *sets])
     assert code == 0, capsys.readouterr().err
@@ -75,3 +84,20 @@ def test_two_tiny_folds_run_and_tabulate(tmp_path, capsys):
     seconds = metrics["seconds_per_volume"]  # wall-clock figures live in each run's timing.json
     assert len(seconds["folds"]) == 2 and seconds["mean"] > 0
     assert cv_dir.name.startswith("cv-") and cv_dir.parent == tmp_path / "runs" / "Threshold" / "threshold"
+
+
+@pytest.mark.skipif(shutil.which("torchrun", path=str(Path(sys.executable).parent)) is None, reason="torchrun not installed")
+def test_torchrun_claims_one_cv_folder(tmp_path):
+    """Under torchrun rank 0 alone claims the cv folder and shares it: one cv-* folder, both folds in it."""
+    torchrun = str(Path(sys.executable).parent / "torchrun")
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
+    proc = subprocess.run([torchrun, "--standalone", "--nproc_per_node=2", "-m", "core.commands.cli", "cv",
+                           "--config_path", str(THRESHOLD), "--folds", "0", "1", "--quiet",
+                           "--output_root", str(tmp_path / "runs"), *_fold_sets(tmp_path)],
+                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    claimed = list((tmp_path / "runs" / "Threshold" / "threshold").iterdir())
+    assert len(claimed) == 1 and claimed[0].name.startswith("cv-"), claimed
+    assert (claimed[0] / "folds.json").is_file()
+    assert sorted(p.name for p in claimed[0].iterdir() if p.is_dir()) == ["fold0", "fold1"]
+    assert len(list(claimed[0].rglob("results.json"))) == 2

@@ -299,6 +299,19 @@ def _corrupt_origin(root: Path, config: dict[str, Any]) -> list[str]:
     return args
 
 
+def _cv(items: tuple[str, ...] = (), folds: tuple[int, ...] = (0, 1), thresholds: dict[str, Any] | None = None) -> Setup:
+    """`uad cv --folds 0 1` training on fold-numbered copies of the training split (healthy_fold<k>.csv
+    for each k in `folds`), with `--set` items and the detection task's `thresholds` params."""
+    def build(root: Path, config: dict[str, Any]) -> list[str]:
+        if thresholds is not None:
+            config["downstream_tasks"]["detection"]["params"]["thresholds"] = thresholds
+        for fold in folds:
+            (_data(root) / f"healthy_fold{fold}.csv").write_text((_data(root) / "healthy.csv").read_text())
+        return ["cv", "--config_path", str(root / "tiny.yaml"), "--folds", "0", "1", "--quiet",
+                *_set("trainer.data_loader.params.train_csv=healthy_fold0.csv", *items)]
+    return _uad(build)
+
+
 def _crafted_lightning(root: Path, config: dict[str, Any]) -> list[str]:
     """A Lightning-style file whose state_dict holds strings ('str' object has no attribute 'dtype' before)."""
     path, ra = root / "crafted.ckpt", root / "ra.yaml"
@@ -427,6 +440,10 @@ CASES: list[Case] = [
     Case("--resume with a corrupt origin.json", "run folder", "origin.json: not valid JSON", _corrupt_origin),
     Case("convert: crafted Lightning checkpoint", "checkpoint", "crafted.ckpt: weights do not fit the model of", _uad(_crafted_lightning)),
     Case("predict: a PNG as input", "checkpoint", "scan.png: not a NIfTI scan", _uad(_predict_png)),
+    # --- uad cv: every fold checked before its cv folder is claimed
+    Case("cv: unknown threshold key", "config", "thresholds.bogus: unknown parameter of ThresholdSettings",
+         _cv(thresholds={"fixed": [0.5]}, items=("downstream_tasks.detection.params.thresholds.bogus=1",))),
+    Case("cv: the second fold's split missing", "data", "healthy_fold1.csv", _cv(folds=(0,))),
     # --- the config file itself is user input
     Case("YAML alias bomb", "yaml", "expands to more than 200000 values", _bomb),
     Case("50 MB config file", "yaml", "more than the 1000000 a config may have", _huge),
