@@ -321,7 +321,9 @@ def predict(model: str | Path, inputs: str | Path, output: str | Path, threshold
     template = load_template(options.template, options.template_mask) if needs_template else None
     pipeline = predictor.pipeline
     rows = []
-    with pipeline.prepared():  # the task's inference settings, as in its evaluation
+    scored_with = predictor.record.scored_with
+    # the task's inference settings and its evaluation's compile decision: the evaluated maps to the last digit
+    with pipeline.prepared(compiled=scored_with.compiled_unet if scored_with is not None else None):
         for scan in scans:
             row = {c: "" for c in PREDICTION_COLUMNS}
             row.update(scan=scan.name, threshold_protocol=protocol, threshold=f"{value:.6g}")

@@ -22,7 +22,7 @@ from core.evaluation import legacy
 from core.evaluation.metrics import mean_reconstruction_quality, pooled_dice_at, set_metrics
 from core.evaluation.outputs import per_volume_rows, write_figures, write_per_volume
 from core.evaluation.pipeline import ScoringPipeline, ScoringSpec
-from core.evaluation.result import EvaluationResult, InputGrid, SetResult
+from core.evaluation.result import EvaluationResult, InputGrid, ScoredWith, SetResult
 from core.evaluation.scored_sets import ScoredSet, score_set
 from core.evaluation.settings import DataRoles, DetectionSettings, OutputSettings
 from core.evaluation.thresholds import FitData, ThresholdSettings, fit_all
@@ -132,6 +132,7 @@ class AnomalyDetectionEvaluator(DownstreamEvaluator):
         healthy_val = get(self.roles.healthy_validation)
         healthy_test = get(self.roles.healthy_test)
         result = EvaluationResult()
+        scored_with = ScoredWith(self.pipeline.seed, self.pipeline.compiled_unet)
         for name in self.test_sets:
             test = get(name, maps=True)
             labelled_val = get(self.labelled_validation.get(name))
@@ -142,7 +143,7 @@ class AnomalyDetectionEvaluator(DownstreamEvaluator):
             metrics = set_metrics(test, fitted, self.pipeline.binarize, healthy_test, self.detection, brain, summaries[name][1])
             if self.pipeline.uses_stand_in_weights:
                 metrics["random_backbone"] = 1.0
-            result.sets[name] = SetResult(metrics, fitted, InputGrid.of(self.datasets[name]))
+            result.sets[name] = SetResult(metrics, fitted, InputGrid.of(self.datasets[name]), scored_with)
             result.per_volume += per_volume_rows(test)
             if logger is not None:
                 logger.log_metrics({f"{name}/{k}": v for k, v in metrics.items()})

@@ -23,7 +23,7 @@ from torch import Tensor, nn
 
 from core.evaluation.contracts import BatchCappedModel, DiffusionModel
 from core.evaluation.reconstruction import Precision, reconstruct_volume
-from core.evaluation.unet_compile import DEFAULT_MIN_TFLOP, compile_unet, should_compile
+from core.evaluation.unet_compile import DEFAULT_MIN_TFLOP, compile_unet, repeat_decision, should_compile
 from dl_utils.errors import UserInputError
 from dl_utils.options import parse_option
 from dl_utils.seeding import derive_seed
@@ -102,6 +102,7 @@ class ScoringPipeline:
         self.spec = spec
         self.device = device
         self.seed = int(seed)
+        self.compiled_unet = False  # whether the last `prepared()` compiled the UNet (recorded for predict)
 
     @property
     def scorer(self) -> Scorer:
@@ -155,10 +156,12 @@ class ScoringPipeline:
         return True, int(setting)
 
     @contextlib.contextmanager
-    def prepared(self, planned: Sequence[Sequence[Any]] = (), world_size: int = 1) -> Iterator[ScoringPipeline]:
+    def prepared(self, planned: Sequence[Sequence[Any]] = (), world_size: int = 1,
+                 compiled: bool | None = None) -> Iterator[ScoringPipeline]:
         """The model in eval mode with this task's batch cap, memory layout and (where it pays
         off for the `planned` data sets, scored by `world_size` processes) compiled UNet;
-        everything is restored on exit."""
+        everything is restored on exit. `compiled`: a decision taken before (the evaluation's,
+        for `uad predict`) repeated instead of deciding anew."""
         model = self.model
         was_training = model.training
         set_cap, cap = self._batch_cap()
@@ -170,8 +173,12 @@ class ScoringPipeline:
         if self.channels_last:
             model.to(memory_format=torch.channels_last)
         inference = self.spec.inference
-        if should_compile(inference.compile_unet, model, self.device, planned, self.num_reconstructions,
-                          inference.compile_min_tflop, world_size):
+        if compiled is not None:
+            self.compiled_unet = repeat_decision(compiled, model, self.device)
+        else:
+            self.compiled_unet = should_compile(inference.compile_unet, model, self.device, planned,
+                                                self.num_reconstructions, inference.compile_min_tflop, world_size)
+        if self.compiled_unet:
             model.unet = compile_unet(original_unet)
         try:
             yield self

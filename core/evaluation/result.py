@@ -1,8 +1,8 @@
 """What one evaluation returns, typed: metrics and fitted thresholds per data set, the input grid, per-volume rows.
 
 The run writes it as it is: `results.json` holds, per task and data set, the metrics, and
-for test sets the fitted thresholds (records, see `core.evaluation.thresholds`) and the
-input grid; the run's checkpoint gets the thresholds, grids and scored volume names
+for test sets the fitted thresholds (records, see `core.evaluation.thresholds`), the
+input grid and how the volumes were scored (`ScoredWith`); the run's checkpoint gets the thresholds, grids and scored volume names
 (`core.run.checkpoint_metadata`), so `uad predict` reads values, never metric names.
 """
 from __future__ import annotations
@@ -17,6 +17,7 @@ from core.evaluation.thresholds import FittedThreshold, thresholds_from_json, th
 
 THRESHOLDS_KEY = "thresholds"
 INPUT_GRID_KEY = "input_grid"
+SCORED_WITH_KEY = "scored_with"
 SKIPPED_KEY = "skipped"
 
 
@@ -48,13 +49,31 @@ class InputGrid:
         return cls(shape, settings)
 
 
+@dataclass(frozen=True)
+class ScoredWith:
+    """What a later scoring (`uad predict`) must repeat to give the evaluator's maps to the last
+    digit: the seed the per-volume seeds derive from, and whether the UNet ran compiled
+    (`compile_unet` as resolved for the whole evaluation)."""
+
+    seed: int
+    compiled_unet: bool = False
+
+    def to_json(self) -> dict[str, Any]:
+        return {"seed": self.seed, "compiled_unet": self.compiled_unet}
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> ScoredWith:
+        return cls(int(data["seed"]), bool(data.get("compiled_unet", False)))
+
+
 @dataclass
 class SetResult:
-    """One data set's metrics; for a test set also its fitted thresholds and input grid."""
+    """One data set's metrics; for a test set also its fitted thresholds, input grid and how it was scored."""
 
     metrics: dict[str, Any]
     thresholds: dict[str, FittedThreshold] = field(default_factory=dict)
     input_grid: InputGrid | None = None
+    scored_with: ScoredWith | None = None
 
     def to_json(self) -> dict[str, Any]:
         out = dict(self.metrics)
@@ -62,14 +81,17 @@ class SetResult:
             out[THRESHOLDS_KEY] = thresholds_to_json(self.thresholds)
         if self.input_grid is not None:
             out[INPUT_GRID_KEY] = self.input_grid.to_json()
+        if self.scored_with is not None:
+            out[SCORED_WITH_KEY] = self.scored_with.to_json()
         return out
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> SetResult:
-        metrics = {k: v for k, v in data.items() if k not in (THRESHOLDS_KEY, INPUT_GRID_KEY)}
-        grid = data.get(INPUT_GRID_KEY)
+        metrics = {k: v for k, v in data.items() if k not in (THRESHOLDS_KEY, INPUT_GRID_KEY, SCORED_WITH_KEY)}
+        grid, scored_with = data.get(INPUT_GRID_KEY), data.get(SCORED_WITH_KEY)
         return cls(metrics, thresholds_from_json(data.get(THRESHOLDS_KEY) or {}),
-                   InputGrid.from_json(grid) if isinstance(grid, Mapping) else None)
+                   InputGrid.from_json(grid) if isinstance(grid, Mapping) else None,
+                   ScoredWith.from_json(scored_with) if isinstance(scored_with, Mapping) else None)
 
 
 @dataclass
@@ -100,3 +122,7 @@ class EvaluationResult:
     def input_grid(self) -> InputGrid | None:
         """The grid of the first test set (the one predict brings scans onto)."""
         return next((r.input_grid for r in self.sets.values() if r.input_grid is not None), None)
+
+    def scored_with(self) -> ScoredWith | None:
+        """How the task's volumes were scored (one pipeline for every set: the first test set's record)."""
+        return next((r.scored_with for r in self.sets.values() if r.scored_with is not None), None)

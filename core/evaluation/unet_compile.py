@@ -9,7 +9,9 @@ back: on CPU, when a C++ compiler exists and the reconstruction work ahead of th
 (FLOPs of one slice, counted by torch's FlopCounterMode, times the slices it will score)
 reaches `min_tflop`. The estimate counts operations, not seconds, so the decision, and with
 it the last digits of the results, is the same on every rerun of a config. On CUDA `auto`
-stays eager (not measured here); `true` compiles there too.
+stays eager (not measured here); `true` compiles there too. The decision an evaluation took is
+recorded with its results (`ScoredWith.compiled_unet`), and `uad predict` repeats it
+(`repeat_decision`) instead of deciding anew for its few scans.
 """
 from __future__ import annotations
 
@@ -101,6 +103,20 @@ def should_compile(setting: bool | str, model: nn.Module, device: torch.device, 
     LOG.info("compile_unet auto: ~%.1f TFLOP of reconstruction for %d volumes on this process (compiles from %.0f): %s",
              work, volumes, min_tflop, "compiling the UNet" if decision else "eager")
     return decision
+
+
+def repeat_decision(compiled: bool, model: nn.Module, device: torch.device) -> bool:
+    """A decision made before (an evaluation's, recorded in its checkpoint; `uad predict` repeats
+    it so that its maps equal the evaluated ones to the last digit): compile when that
+    evaluation compiled, where inductor can here; else eager, with a warning."""
+    if not compiled or not isinstance(model, DiffusionModel):
+        return False
+    missing = toolchain_missing(device)
+    if missing:
+        LOG.warning("the evaluation ran the UNet compiled, but %s; it runs eagerly (maps may differ from the "
+                    "evaluated ones in the last digits, about 1e-5)", missing)
+        return False
+    return True
 
 
 def compile_unet(unet: nn.Module) -> nn.Module:

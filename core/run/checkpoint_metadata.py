@@ -6,8 +6,9 @@ post-processing of every downstream task travel with it), `model_spec` (the conf
 `model` entry), `metadata_version`, `trained_on` (the training data: split, volumes,
 subjects, contrast, grid; `data.trained_on`) and, once the run has been evaluated, `evaluation`:
 per task the fitted thresholds (`FittedThreshold` records per test set), the input grid
-(shape and preprocessing of the evaluated volumes) and the names of the volumes scored per
-data set, in order (so `uad predict` seeds a volume as the evaluator did). Everything is
+(shape and preprocessing of the evaluated volumes), the names of the volumes scored per
+data set, in order, and how they were scored (`ScoredWith`: the evaluator's seed, whether
+its UNet ran compiled), so `uad predict` scores a volume exactly as the evaluator did. Everything is
 plain values, so `torch.load(weights_only=True)` loads it and `predict` or a test-only
 config needs nothing else.
 
@@ -29,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from core.config.configurator import load_yaml, refuse_file_opt_in
-from core.evaluation.result import EvaluationResult, InputGrid, SetResult
+from core.evaluation.result import EvaluationResult, InputGrid, ScoredWith, SetResult
 from core.evaluation.thresholds import FittedThreshold, legacy_fitted, legacy_thresholds_from_metrics, thresholds_from_json
 from dl_utils.checkpoint import load_checkpoint, read_json_mapping, save_checkpoint
 from dl_utils.errors import UserInputError
@@ -45,24 +46,27 @@ class TaskRecord:
     thresholds: dict[str, dict[str, FittedThreshold]] = field(default_factory=dict)  # {test set: {rule key: fitted}}
     input_grid: InputGrid | None = None
     volumes: dict[str, list[str]] = field(default_factory=dict)  # {data set: volume names in scoring order}
+    scored_with: ScoredWith | None = None  # the evaluation's seed and compile decision (None: not recorded)
 
     def to_json(self) -> dict[str, Any]:
         return {"thresholds": {s: {k: t.to_json() for k, t in found.items()} for s, found in self.thresholds.items()},
                 "input_grid": None if self.input_grid is None else self.input_grid.to_json(),
-                "volumes": {s: list(names) for s, names in self.volumes.items()}}
+                "volumes": {s: list(names) for s, names in self.volumes.items()},
+                "scored_with": None if self.scored_with is None else self.scored_with.to_json()}
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> TaskRecord:
-        grid = data.get("input_grid")
+        grid, scored_with = data.get("input_grid"), data.get("scored_with")
         return cls({s: thresholds_from_json(found) for s, found in (data.get("thresholds") or {}).items()},
                    InputGrid.from_json(grid) if isinstance(grid, Mapping) else None,
-                   {s: [str(n) for n in names] for s, names in (data.get("volumes") or {}).items()})
+                   {s: [str(n) for n in names] for s, names in (data.get("volumes") or {}).items()},
+                   ScoredWith.from_json(scored_with) if isinstance(scored_with, Mapping) else None)
 
     @classmethod
     def of(cls, result: EvaluationResult) -> TaskRecord:
         """The record of an evaluation; thresholds only of rules predict may use (no oracle)."""
         thresholds = {s: {k: t for k, t in found.items() if t.usable_by_predict} for s, found in result.thresholds().items()}
-        return cls(thresholds, result.input_grid(), dict(result.volumes))
+        return cls(thresholds, result.input_grid(), dict(result.volumes), result.scored_with())
 
 
 def describe(config: dict[str, Any], trained_on: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -150,7 +154,8 @@ def test_config(checkpoint: str | Path) -> dict[str, Any]:
 # ---- from an evaluated run folder ---------------------------------------------------------------
 def _run_records(run_dir: Path, config: dict[str, Any], results: dict[str, Any]) -> dict[str, TaskRecord]:
     """Each task's record from the run folder's results.json (typed since version 2; older
-    folders: `threshold@` metrics and the written maps' shapes) and per_volume.csv."""
+    folders: `threshold@` metrics and the written maps' shapes, nothing on how they were scored)
+    and per_volume.csv."""
     tasks = list((config.get("downstream_tasks") or {}).keys())
     by_task = {tasks[0]: results} if len(tasks) == 1 and tasks[0] not in results else results
     records: dict[str, TaskRecord] = {}
@@ -168,6 +173,8 @@ def _run_records(run_dir: Path, config: dict[str, Any], results: dict[str, Any])
                 record.thresholds[set_name] = {k: t for k, t in thresholds.items() if t.usable_by_predict}
             if record.input_grid is None and result.input_grid is not None:
                 record.input_grid = result.input_grid
+            if record.scored_with is None:
+                record.scored_with = result.scored_with
         if record.input_grid is None:
             record.input_grid = _grid_from_maps(run_dir, task, config)
         record.volumes = _volumes_from_rows(run_dir / task / "per_volume.csv")

@@ -13,10 +13,15 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 import pytest
+import torch
 import yaml
+from torch import nn
 
 from core.commands.cli import main as uad
+from core.evaluation import pipeline as pipeline_module
+from core.evaluation import unet_compile
 from core.Main import main
+from core.run import checkpoint_metadata
 from optim.metrics import segmentation
 from tests.demo_like_data import write_demo_like
 from tests.test_projects_end_to_end import shrink
@@ -43,10 +48,12 @@ def demo_like(tmp_path_factory) -> Path:
     return write_demo_like(tmp_path_factory.mktemp("demo_like"))
 
 
-@pytest.mark.parametrize("method", METHODS)
-def test_predict_gives_the_evaluators_maps_and_masks(method, demo_like, tmp_path, capsys):
+def _evaluate_then_predict(method: str, demo_like: Path, tmp_path: Path, capsys, extra: tuple[str, ...] = ()) -> None:
+    """Train and evaluate `method`'s tiny config, predict its test set from the checkpoint, and
+    compare the maps bit for bit and the masks through the evaluator's Dice."""
     config, small = METHODS[method]
-    overrides = shrink(ROOT / config, demo_like, tmp_path / "runs") + [a for s in ONE_TEST_SET + small for a in ("--set", s)]
+    overrides = shrink(ROOT / config, demo_like, tmp_path / "runs") + [a for s in ONE_TEST_SET + small + list(extra)
+                                                                      for a in ("--set", s)]
     assert main(["--config_path", str(ROOT / config), "--quiet", *overrides]) == 0, capsys.readouterr().err
     (run,) = [p.parent.parent for p in (tmp_path / "runs").rglob("checkpoints/best_model.pt")]
     data_root = Path(yaml.safe_load((run / "config.yaml").read_text())["data_root"])
@@ -66,3 +73,38 @@ def test_predict_gives_the_evaluators_maps_and_masks(method, demo_like, tmp_path
         dice = segmentation.dice_from_counts(*segmentation.overlap_counts(mask, seg))
         assert dice == pytest.approx(float(evaluated[row["scan"]]["Dice@fpr_5%"]), abs=1e-12)
         assert float(row["sample_score"]) == pytest.approx(float(evaluated[row["scan"]]["sample_score"]), rel=1e-5)
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_predict_gives_the_evaluators_maps_and_masks(method, demo_like, tmp_path, capsys):
+    _evaluate_then_predict(method, demo_like, tmp_path, capsys)
+
+
+class _StandInCompiled(nn.Module):
+    """What `compile_unet` returns in this test: the UNet with its output scaled by 1 + 1e-3, so
+    that scoring with and without it differs (as compiled and eager differ, ~1e-5, but visibly)."""
+
+    def __init__(self, unet: nn.Module) -> None:
+        super().__init__()
+        self.inner = unet
+
+    def forward(self, *args, **kwargs):
+        return self.inner(*args, **kwargs) * (1 + 1e-3)
+
+    def __getattr__(self, name: str):
+        try:
+            return super().__getattr__(name)
+        except AttributeError:
+            return getattr(self._modules["inner"], name)
+
+
+def test_predict_repeats_a_compiled_evaluation(demo_like, tmp_path, capsys, monkeypatch):
+    """`compile_unet: auto` compiles an evaluation with enough work ahead but would not compile
+    predict's few scans; predict repeats the decision the evaluation recorded instead."""
+    monkeypatch.setattr(pipeline_module, "should_compile", lambda setting, model, device, planned, *a: bool(planned))
+    monkeypatch.setattr(pipeline_module, "compile_unet", _StandInCompiled)
+    monkeypatch.setattr(unet_compile, "toolchain_missing", lambda device: None)
+    _evaluate_then_predict("DDPM", demo_like, tmp_path, capsys)
+    (checkpoint,) = (tmp_path / "runs").rglob("checkpoints/best_model.pt")
+    record = checkpoint_metadata.task_records(torch.load(checkpoint, weights_only=True), {})[TASK]
+    assert record.scored_with is not None and record.scored_with.compiled_unet

@@ -14,7 +14,7 @@ from core.evaluation import unet_compile
 from core.evaluation.evaluator import AnomalyDetectionEvaluator
 from core.evaluation.pipeline import InferenceSettings, ScoringSpec
 from core.evaluation.settings import DataRoles, OutputSettings
-from core.evaluation.unet_compile import check_setting, reconstruction_tflop, should_compile, toolchain_missing
+from core.evaluation.unet_compile import check_setting, reconstruction_tflop, repeat_decision, should_compile, toolchain_missing
 from dl_utils.errors import UserInputError
 from model_zoo.diffusion_models import DDPM, NoiseSettings
 from model_zoo.unet_adm import UNetArchitecture
@@ -92,6 +92,28 @@ def test_decisions(monkeypatch) -> None:
         should_compile(True, OneConv(), CPU, volumes, 1)
 
 
+def test_repeated_decisions(monkeypatch, caplog) -> None:
+    """predict repeats an evaluation's recorded decision: compiled where inductor can, else eager with a warning."""
+    monkeypatch.setattr(unet_compile, "toolchain_missing", lambda device: None)
+    assert repeat_decision(True, OneConv(), CPU) and not repeat_decision(False, OneConv(), CPU)
+    assert not repeat_decision(True, nn.Identity(), CPU)  # no UNet to compile
+    monkeypatch.setattr(unet_compile, "toolchain_missing", lambda device: "no C++ compiler")
+    assert not repeat_decision(True, OneConv(), CPU)
+    assert "no C++ compiler" in caplog.text and "eagerly" in caplog.text
+
+
+@pytest.mark.parametrize("recorded", [True, False])
+def test_pipeline_repeats_a_recorded_decision_whatever_auto_would_say(monkeypatch, recorded) -> None:
+    calls = []
+    monkeypatch.setattr(pipeline_module, "compile_unet", lambda unet: calls.append(unet) or unet)
+    monkeypatch.setattr(pipeline_module, "should_compile", lambda *args: not recorded)  # auto would decide otherwise
+    monkeypatch.setattr(unet_compile, "toolchain_missing", lambda device: None)
+    pipeline = pipeline_module.ScoringPipeline(_tiny_ddpm(), ScoringSpec(L1Scorer()), CPU, 0)
+    with pipeline.prepared(compiled=recorded):
+        assert pipeline.compiled_unet is recorded
+    assert len(calls) == int(recorded)
+
+
 def _tiny_ddpm() -> DDPM:
     torch.manual_seed(0)
     ddpm = DDPM(image_size=16, unet=UNetArchitecture(base_channels=8, channel_mult=(1, 2), num_res_blocks=1, num_groups=4,
@@ -115,8 +137,9 @@ def test_evaluator_compiles_only_above_the_threshold(monkeypatch, tmp_path, min_
         datasets={"test": SyntheticVolumes(2, (16, 16, 4), 1), "healthy": HealthyVolumes(2, (16, 16, 4), 3)},
         scoring=ScoringSpec(L1Scorer(), inference=InferenceSettings(compile_min_tflop=min_tflop)),
         roles=DataRoles(healthy_validation="healthy"), outputs=OutputSettings(figure_cases=0, save_maps=False))
-    evaluator.run(tmp_path)
+    result = evaluator.run(tmp_path)
     assert len(calls) == (1 if compiles else 0)
+    assert result.scored_with().compiled_unet is compiles  # recorded, for predict to repeat
     assert model.unet is unet  # the compiled UNet is swapped in for the evaluation only
 
 
