@@ -7,6 +7,10 @@ import random
 import numpy as np
 import torch
 
+DEFAULT_SEED = 42
+"""The seed of a config that sets none: training, evaluation and `uad predict` (for a checkpoint that
+did not record its evaluator's seed) all fall back to this one value."""
+
 
 def seed_everything(seed: int, deterministic: bool = True, num_threads: int | None = None) -> None:
     """Seed python, numpy and torch; on CPU this makes a run repeatable for a fixed seed.

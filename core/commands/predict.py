@@ -29,6 +29,7 @@ from core.evaluation.pipeline import ScoringPipeline
 from core.evaluation.thresholds import RuleKind, fpr_key
 from core.evaluation.volume_files import save_volumes
 from core.run import checkpoint_metadata
+from core.run.assembly import evaluation_seed
 from core.run.checkpoint_metadata import TaskRecord
 from core.run.report import try_write_report
 from data.csv_splits import SplitRow, read_volume_split
@@ -147,7 +148,9 @@ def load_predictor(model: str | Path, task: str | None = None, device: str = "au
             if not issubclass(builder.resolve_class(tasks[name], key), AnomalyDetectionEvaluator):
                 continue  # not a scoring task (e.g. the benchmark's orchestrator)
             scoring = builder.build_param(tasks[name], key, AnomalyDetectionEvaluator.SCORING_PARAM)
-            pipeline = ScoringPipeline(net, scoring, torch_device, int(config.get("seed", 42)))
+            record = records.get(name, TaskRecord())
+            seed = record.scored_with.seed if record.scored_with is not None else evaluation_seed(config, name)
+            pipeline = ScoringPipeline(net, scoring, torch_device, seed)  # the evaluator's seed: its volumes' noise
             reason = pipeline.unavailable_reason()
             if reason:
                 raise UserInputError(reason)
@@ -162,7 +165,7 @@ def load_predictor(model: str | Path, task: str | None = None, device: str = "au
         trained = TrainedOn.from_plain(state["trained_on"]) if state.get("trained_on") else None
         for message in skipped:
             LOG.warning("%s", message)
-        return Predictor(pipeline, name, records.get(name, TaskRecord()), config, trained)
+        return Predictor(pipeline, name, record, config, trained)
     raise last_error or UserInputError(f"{path}: its config has no downstream task to score with")
 
 

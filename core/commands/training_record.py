@@ -17,6 +17,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from core.config.builder import ComponentBuilder
+from core.config.configurator import run_seed
 from core.run import checkpoint_metadata
 from core.run.assembly import build_data_module
 from data.trained_on import TrainedOn, from_data_module
@@ -32,7 +33,7 @@ def record_trained_on(checkpoint: str | Path, out: str | Path | None = None, not
     if "trainer" not in config:
         raise UserInputError(f"{path}: its stored config has no trainer (data loader) to read the training data from")
     builder = ComponentBuilder(f"{path} (stored config)", bool(config.get("allow_external_modules", False)))
-    trained = replace(from_data_module(build_data_module(builder, config, int(config.get("seed", 42)))), note=note)
+    trained = replace(from_data_module(build_data_module(builder, config, run_seed(config))), note=note)
     state["trained_on"] = trained.to_plain()
     save_checkpoint(state, Path(out) if out else path)
     return trained

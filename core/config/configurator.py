@@ -24,6 +24,7 @@ from dl_utils.options import parse_option
 from dl_utils.param_types import mismatch
 from dl_utils.paths import component_problem
 from dl_utils.run_logger import WandbMode
+from dl_utils.seeding import DEFAULT_SEED
 
 PROJECT_PACKAGES = ("core", "model_zoo", "data", "optim", "dl_utils", "projects")
 BASE_KEY = "base"
@@ -33,7 +34,7 @@ TOP_LEVEL_KEYS = {
     "name": "run name",
     "experiment": "{name, task: train|test, weights}",
     "device": "auto | cpu | cuda",
-    "seed": "random seed (default 42)",
+    "seed": f"random seed (default {DEFAULT_SEED})",
     "deterministic": "deterministic algorithms where available (default true)",
     "num_threads": "CPU threads for torch (default: the number of cores); results are reproducible per thread count",
     "output_root": "folder that holds run folders (default runs)",
@@ -309,6 +310,11 @@ def refuse_file_opt_in(config: Any, path: str | Path) -> None:
     if isinstance(config, dict) and FILE_OPT_IN_KEY in config:
         raise ConfigError(path, FILE_OPT_IN_KEY, f"is not a config key: a file cannot allow code from outside this project; "
                                                  f"remove it and pass {EXTERNAL_FLAG} on the command line if you trust the modules it names")
+
+
+def run_seed(config: dict[str, Any]) -> int:
+    """The run's seed: the config's `seed`, else `DEFAULT_SEED`."""
+    return int(config.get("seed", DEFAULT_SEED))
 
 
 def validate_top_level(config: dict[str, Any], path: str | Path) -> None:

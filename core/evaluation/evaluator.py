@@ -29,6 +29,7 @@ from core.evaluation.thresholds import FitData, ThresholdSettings, fit_all
 from dl_utils.distributed import DistributedContext, context_from_env
 from dl_utils.param_groups import group_flat_params
 from dl_utils.run_logger import RunLogger
+from dl_utils.seeding import DEFAULT_SEED
 from optim.metrics.streaming import RankingSummary
 
 LOG = logging.getLogger(__name__)
@@ -37,7 +38,8 @@ LOG = logging.getLogger(__name__)
 class DownstreamEvaluator:
     """Holds the model, the device and the named data sets; subclasses implement `run`."""
 
-    def __init__(self, *, model: nn.Module, device: torch.device, datasets: dict[str, Sequence[Any]], seed: int = 42):
+    def __init__(self, *, model: nn.Module, device: torch.device, datasets: dict[str, Sequence[Any]],
+                 seed: int = DEFAULT_SEED):
         self.model = model
         self.device = device
         self.datasets = datasets

@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 from core.config.builder import DATA_MODULE, EVALUATION_SET, MODEL, ComponentBuilder, constructor_keywords
-from core.config.configurator import COMPONENT_KEYS, ConfigError
+from core.config.configurator import COMPONENT_KEYS, ConfigError, run_seed
 from core.evaluation.evaluator import DownstreamEvaluator
 from core.training.trainer import Trainer, TrainingContext
 from dl_utils.checkpoint import load_checkpoint
@@ -160,6 +160,13 @@ def build_evaluators(builder: ComponentBuilder, config: dict[str, Any], model: n
         injected: dict[str, Any] = {"model": model, "device": device, "datasets": datasets, **_run_values(cls, component, {"seed": seed})}
         evaluators[name] = builder.build(component, key, expected=DownstreamEvaluator, **injected)
     return evaluators
+
+
+def evaluation_seed(config: dict[str, Any], task: str) -> int:
+    """The seed `build_evaluators` gives task `task`'s evaluator: its own `params.seed`, else the run's
+    (what `uad predict` uses for a checkpoint that did not record it)."""
+    params = ((config.get("downstream_tasks") or {}).get(task) or {}).get("params") or {}
+    return int(params["seed"]) if params.get("seed") is not None else run_seed(config)
 
 
 def build_datasets(builder: ComponentBuilder, spec: Any, key: str, data_root: str | None = None) -> dict[str, Any]:

@@ -15,7 +15,7 @@ import torch
 import yaml
 
 from core.config.builder import ORCHESTRATOR, ComponentBuilder
-from core.config.configurator import ConfigError, apply_overrides, describe_sources, load_config, refuse_file_opt_in, validate_top_level
+from core.config.configurator import ConfigError, apply_overrides, describe_sources, load_config, refuse_file_opt_in, run_seed, validate_top_level
 from core.evaluation.result import EvaluationResult
 from core.run import checkpoint_metadata
 from core.run.assembly import Parts, build_parts
@@ -90,7 +90,7 @@ def _load(config_path: Path, overrides: list[str]) -> tuple[dict[str, Any], str]
 def _build(config: dict[str, Any], config_path: Path, where: str, ctx: DistributedContext, device: torch.device,
            resume_dir: Path | None, allow_external_modules: bool) -> tuple[dict[str, Any], Parts]:
     """Seed, upgrade the config to today's form and build every part: (upgraded config, parts)."""
-    seed = config.get("seed", 42)
+    seed = run_seed(config)
     seed_everything(seed, deterministic=config.get("deterministic", True), num_threads=config.get("num_threads"))
     builder = ComponentBuilder(where, allow_external_modules)
     config = builder.upgrade(config)  # earlier config versions in today's form: what is built is what is stored

@@ -28,6 +28,7 @@ from dl_utils.param_groups import group_flat_params
 from dl_utils.param_types import Ge, Le, PositiveFloat, PositiveInt
 from dl_utils.progress import progress
 from dl_utils.run_logger import RunLogger
+from dl_utils.seeding import DEFAULT_SEED
 from dl_utils.weights import load_strict
 
 LOG = logging.getLogger(__name__)
@@ -69,7 +70,7 @@ class TrainingContext:
     data_module: Any
     device: torch.device
     dist: DistributedContext = DistributedContext()
-    seed: int = 42
+    seed: int = DEFAULT_SEED
 
 
 @dataclass(frozen=True)

@@ -247,3 +247,13 @@ def test_a_version_1_checkpoint_predicts_as_before(rule, tmp_path):
     assert float(row["sample_score"]) == pytest.approx(RECORDED_V1_SCORE, rel=1e-5)
     amap = np.asarray(nib.load(row["map_path"]).dataobj).astype(np.float64)
     assert amap.sum() == pytest.approx(RECORDED_V1_MAP_SUM, rel=1e-5)
+
+
+def test_a_checkpoint_without_a_recorded_seed_predicts_with_the_seed_its_evaluator_got():
+    """The evaluator's seed: the task's own params.seed, else the run's seed, else the one default."""
+    from core.run.assembly import evaluation_seed
+    from dl_utils.seeding import DEFAULT_SEED
+
+    config = {"seed": 3, "downstream_tasks": {"own": {"params": {"seed": 9}}, "run": {"params": {}}}}
+    assert evaluation_seed(config, "own") == 9 and evaluation_seed(config, "run") == 3
+    assert evaluation_seed({"downstream_tasks": {"run": {}}}, "run") == DEFAULT_SEED

@@ -43,14 +43,19 @@ METHODS = {  # config, and what makes it small enough to train and evaluate in s
 }
 
 
+# evaluation settings other than the defaults, which predict must take from the checkpoint: a
+# task-level seed (not the run's) that seeds every volume's noise
+NON_DEFAULT = {"DDPM": [f"downstream_tasks.{TASK}.params.seed=7"]}
+
+
 @pytest.fixture(scope="module")
 def demo_like(tmp_path_factory) -> Path:
     return write_demo_like(tmp_path_factory.mktemp("demo_like"))
 
 
-def _evaluate_then_predict(method: str, demo_like: Path, tmp_path: Path, capsys, extra: tuple[str, ...] = ()) -> None:
+def _evaluate_then_predict(method: str, demo_like: Path, tmp_path: Path, capsys, extra: tuple[str, ...] = ()) -> Path:
     """Train and evaluate `method`'s tiny config, predict its test set from the checkpoint, and
-    compare the maps bit for bit and the masks through the evaluator's Dice."""
+    compare the maps bit for bit and the masks through the evaluator's Dice; returns the run folder."""
     config, small = METHODS[method]
     overrides = shrink(ROOT / config, demo_like, tmp_path / "runs") + [a for s in ONE_TEST_SET + small + list(extra)
                                                                       for a in ("--set", s)]
@@ -73,11 +78,19 @@ def _evaluate_then_predict(method: str, demo_like: Path, tmp_path: Path, capsys,
         dice = segmentation.dice_from_counts(*segmentation.overlap_counts(mask, seg))
         assert dice == pytest.approx(float(evaluated[row["scan"]]["Dice@fpr_5%"]), abs=1e-12)
         assert float(row["sample_score"]) == pytest.approx(float(evaluated[row["scan"]]["sample_score"]), rel=1e-5)
+    return run
+
+
+def _record(run: Path) -> checkpoint_metadata.TaskRecord:
+    state = torch.load(run / "checkpoints" / "best_model.pt", map_location="cpu", weights_only=True)
+    return checkpoint_metadata.task_records(state, {})[TASK]
 
 
 @pytest.mark.parametrize("method", METHODS)
 def test_predict_gives_the_evaluators_maps_and_masks(method, demo_like, tmp_path, capsys):
-    _evaluate_then_predict(method, demo_like, tmp_path, capsys)
+    run = _evaluate_then_predict(method, demo_like, tmp_path, capsys, tuple(NON_DEFAULT.get(method, ())))
+    if method == "DDPM":  # the task's own seed, not the run's, seeded the evaluation and predict alike
+        assert _record(run).scored_with.seed == 7
 
 
 class _StandInCompiled(nn.Module):
@@ -104,7 +117,5 @@ def test_predict_repeats_a_compiled_evaluation(demo_like, tmp_path, capsys, monk
     monkeypatch.setattr(pipeline_module, "should_compile", lambda setting, model, device, planned, *a: bool(planned))
     monkeypatch.setattr(pipeline_module, "compile_unet", _StandInCompiled)
     monkeypatch.setattr(unet_compile, "toolchain_missing", lambda device: None)
-    _evaluate_then_predict("DDPM", demo_like, tmp_path, capsys)
-    (checkpoint,) = (tmp_path / "runs").rglob("checkpoints/best_model.pt")
-    record = checkpoint_metadata.task_records(torch.load(checkpoint, weights_only=True), {})[TASK]
-    assert record.scored_with is not None and record.scored_with.compiled_unet
+    run = _evaluate_then_predict("DDPM", demo_like, tmp_path, capsys)
+    assert _record(run).scored_with.compiled_unet
