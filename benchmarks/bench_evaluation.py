@@ -93,7 +93,7 @@ def child(count: int, shape: tuple[int, int, int], out: Path) -> None:
     from core.evaluation.evaluator import AnomalyDetectionEvaluator
     from core.evaluation.pipeline import ScoringSpec
     from core.evaluation.settings import DataRoles, OutputSettings
-    from core.evaluation.thresholds import ThresholdSettings
+    from core.evaluation.thresholds import VAL_DICE_KEY, ThresholdSettings, metric_key
     from dl_utils.distributed import context_from_env, destroy_process_group, init_process_group
     from optim.postprocessing import BrainMaskErosion, RemoveSmallComponents
     from optim.scoring.l1 import L1Scorer
@@ -122,9 +122,10 @@ def child(count: int, shape: tuple[int, int, int], out: Path) -> None:
         peaks = gathered
     if ctx.is_main:
         metrics = results["test"]
+        dice = metric_key("Dice", VAL_DICE_KEY)  # the key as the threshold module spells it
         print(json.dumps({"volumes": count, "ranks": ctx.world_size, "seconds": seconds, "peak_rss_mb": max(peaks),
                           "rank_rss_mb": peaks, "AUPRC": metrics["AUPRC"], "AUPRC_pooled_brain": metrics["AUPRC_pooled_brain"],
-                          "Dice@val_dice": metrics["Dice@val_dice"]}), flush=True)
+                          dice: metrics[dice]}), flush=True)
     destroy_process_group()
 
 

@@ -13,12 +13,18 @@ from core.evaluation.evaluator import AnomalyDetectionEvaluator
 
 ROOT = Path(__file__).resolve().parents[3]
 THRESHOLDS = ROOT / "core" / "evaluation" / "thresholds.py"
-RULE_KEY = re.compile(r"""["'](val_dice|oracle_dice|fpr_[0-9{]|fixed_[0-9{]|threshold@)""")
+RULE_KEY = re.compile(r"""["'@](val_dice|oracle_dice|fpr_[0-9{]|fixed_[0-9{]|threshold@)""")
 
 
 def test_the_evaluator_takes_a_handful_of_grouped_parameters():
     params = [p for p in inspect.signature(AnomalyDetectionEvaluator.__init__).parameters if p != "self"]
     assert len(params) <= 8, params
+
+
+def test_the_key_pattern_sees_keys_after_a_quote_or_inside_a_metric_name():
+    for spelled in ('"val_dice"', "'fpr_5%'", 'f"fixed_{v}"', '"threshold@fpr_1%"', '"Dice@val_dice"', 'f"Dice@fpr_{level}"'):
+        assert RULE_KEY.search(spelled), spelled
+    assert not RULE_KEY.search('metric_key("Dice", VAL_DICE_KEY)')
 
 
 def test_threshold_rule_keys_are_spelled_in_one_module():
