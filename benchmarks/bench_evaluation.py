@@ -4,7 +4,7 @@
 
 Each size runs in a fresh subprocess (so its peak RSS is its own): the evaluation core
 (`AnomalyDetectionEvaluator`, l1 scorer, brain-mask erosion, bisection + FPR thresholds,
-every metric, per_volume.csv) on N labelled synthetic volumes generated on the fly, with
+every metric, the per-volume rows) on N labelled synthetic volumes generated on the fly, with
 a cheap smoothing "model" (no weights) standing in for a reconstruction network; then
 the same under `torchrun --standalone --nproc_per_node=2` (gloo on CPU; max RSS over the
 ranks). Memory should stay flat in N and time grow linearly. Where CUDA exists, the paper

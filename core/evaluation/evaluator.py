@@ -2,7 +2,8 @@
 
 `AnomalyDetectionEvaluator`: data sets -> scoring pipeline (model, scorer, map
 post-processing) -> threshold rules (validation Dice, healthy FPR, oracle, fixed) -> metrics
--> an `EvaluationResult`, `per_volume.csv`, figures and NIfTI anomaly maps. Memory does not
+-> an `EvaluationResult` (the run writes its results.json and per_volume.csv), figures and NIfTI
+anomaly maps. Memory does not
 grow with the number of volumes (maps are spilled to a scratch folder in the run folder,
 every metric stays exact), and under torchrun each rank scores its share of the volumes.
 """
@@ -20,7 +21,7 @@ from torch import nn
 
 from core.evaluation import legacy
 from core.evaluation.metrics import mean_reconstruction_quality, pooled_dice_at, set_metrics
-from core.evaluation.outputs import per_volume_rows, write_figures, write_per_volume
+from core.evaluation.outputs import per_volume_rows, write_figures
 from core.evaluation.pipeline import ScoringPipeline, ScoringSpec
 from core.evaluation.result import EvaluationResult, InputGrid, ScoredWith, SetResult
 from core.evaluation.scored_sets import ScoredSet, score_set
@@ -162,7 +163,6 @@ class AnomalyDetectionEvaluator(DownstreamEvaluator):
                 result.per_volume += per_volume_rows(healthy)
         for row in result.per_volume:  # the volumes of per_volume.csv, per data set in scoring order
             result.volumes.setdefault(str(row["dataset"]), []).append(str(row["name"]))
-        write_per_volume(result.per_volume, run_dir / "per_volume.csv")
         for s in scored.values():
             if s is not None:
                 s.brain.close()

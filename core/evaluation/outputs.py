@@ -1,9 +1,10 @@
-"""Files an evaluation writes: figures per test set and `per_volume.csv` (maps are written
-as NIfTI while scoring, see `core.evaluation.scored_sets.score_set`)."""
+"""Files of an evaluation: figures per test set (written by the evaluator), the per-volume rows
+and how `per_volume.csv` lays them out (written by the run from `EvaluationResult.per_volume`,
+`core.run.results`); maps are written as NIfTI while scoring (`core.evaluation.scored_sets.score_set`)."""
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from core.evaluation.scored_sets import ScoredSet
@@ -46,10 +47,19 @@ def per_volume_rows(scored: ScoredSet) -> list[dict[str, object]]:
     return rows
 
 
-def write_per_volume(rows: Sequence[dict[str, object]], path: Path) -> None:
-    """`per_volume.csv`: the union of the rows' columns, fixed ones first; empty = not defined."""
+def per_volume_columns(rows: Sequence[Mapping[str, object]]) -> list[str]:
+    """`per_volume.csv`'s columns: the fixed ones first, then the union of the rows' keys in order."""
     columns = list(PER_VOLUME_FIRST)
     for row in rows:
         columns += [k for k in row if k not in columns]
-    atomic_write_csv(path, ({k: "" if isinstance(v, float) and math.isnan(v) else v for k, v in row.items()} for row in rows),
-                     columns)
+    return columns
+
+
+def csv_cells(row: Mapping[str, object]) -> dict[str, object]:
+    """A row as `per_volume.csv` writes it: NaN (not defined) as an empty cell."""
+    return {k: "" if isinstance(v, float) and math.isnan(v) else v for k, v in row.items()}
+
+
+def write_per_volume(rows: Sequence[Mapping[str, object]], path: Path) -> None:
+    """`per_volume.csv` of one task; empty = not defined."""
+    atomic_write_csv(path, (csv_cells(row) for row in rows), per_volume_columns(rows))

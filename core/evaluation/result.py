@@ -107,6 +107,11 @@ class EvaluationResult:
     def skipped(cls, test_sets: Sequence[str], reason: str) -> EvaluationResult:
         return cls({name: SetResult({SKIPPED_KEY: reason}) for name in test_sets})
 
+    @property
+    def is_skipped(self) -> bool:
+        """Whether the task was skipped (its scorer's files missing): nothing scored, no per_volume.csv."""
+        return bool(self.sets) and all(SKIPPED_KEY in r.metrics for r in self.sets.values())
+
     def to_json(self) -> dict[str, dict[str, Any]]:
         """`results.json`'s entry of the task: {data set: metrics (+ thresholds, input grid)}."""
         return {name: result.to_json() for name, result in self.sets.items()}

@@ -122,7 +122,8 @@ def _run(config: dict[str, Any], config_path: Path, overrides: list[str], where:
             results = {task: result.to_json() for task, result in evaluations.items()}
             if training:
                 results["training"] = {"summary": training}
-            write_results(results, run_dir, header=f"{config['name']} / {experiment_name} ({config_path})")
+            write_results(results, run_dir, header=f"{config['name']} / {experiment_name} ({config_path})",
+                          per_volume={task: result.per_volume for task, result in evaluations.items() if not result.is_skipped})
             if parts.trainer is not None:  # the run's own checkpoint only, never a shipped weights file
                 checkpoint_metadata.store_evaluation(run_dir / "checkpoints" / "best_model.pt", config, evaluations)
             try_write_report(run_dir)  # report.html from the files just written

@@ -1,16 +1,17 @@
-"""results.json, results.csv and the markdown table printed at the end of a run."""
+"""results.json, results.csv, per_volume.csv and the markdown table printed at the end of a run."""
 from __future__ import annotations
 
-import csv
 import json
 import math
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+from core.evaluation.outputs import csv_cells, per_volume_columns, write_per_volume
 from core.evaluation.thresholds import ORACLE_KEY, VAL_DICE_KEY, fpr_key, metric_key
 from dl_utils.checkpoint import atomic_write_csv, atomic_write_text
 
 # Columns of the printed table, in order; all metrics are in the files. AUPRC / AUROC are
-# the papers' per-volume means over whole volumes (core/evaluation_metrics.py).
+# the papers' per-volume means over whole volumes (core/evaluation/metrics.py).
 TABLE_COLUMNS = ("AUPRC", "AUROC", "AUPRC_pooled_brain", metric_key("Dice", VAL_DICE_KEY), metric_key("Dice", fpr_key(0.01)),
                  metric_key("Dice", fpr_key(0.05)), metric_key("Dice", ORACLE_KEY), metric_key("DetectionRate", fpr_key(0.05)),
                  "SampleAUROC", "rec_SSIM", "rec_PSNR", "seconds_per_volume")
@@ -75,9 +76,10 @@ def _split_timing(results: dict[str, dict[str, dict]], timing: bool) -> dict[str
 
 
 def write_results(results: dict[str, dict[str, dict[str, float]]], run_dir: Path, header: str = "",
-                  table: str | None = None) -> str:
-    """Write results.json / timing.json / results.csv / results.md to `run_dir`, print and
-    return the table (`table`: a caller's own markdown, e.g. the benchmark's comparison).
+                  table: str | None = None, per_volume: Mapping[str, Sequence[Mapping[str, object]]] | None = None) -> str:
+    """Write results.json / timing.json / results.csv / results.md and the per-volume tables
+    (`per_volume`: {task: rows}, `write_per_volume_tables`) to `run_dir`, print and return the
+    table (`table`: a caller's own markdown, e.g. the benchmark's comparison).
 
     results.json holds what a rerun reproduces exactly; wall-clock figures go to timing.json
     (the CSV and the table show both; `read_results` merges them back)."""
@@ -87,24 +89,23 @@ def write_results(results: dict[str, dict[str, dict[str, float]]], run_dir: Path
             for task, sets in results.items() for name, metrics in sets.items() for metric, value in metrics.items()
             if not isinstance(value, (dict, list)))  # records (thresholds, input grid) stay in results.json
     atomic_write_csv(run_dir / "results.csv", rows, ("task", "dataset", "metric", "value"))
-    merge_per_volume(list(results), run_dir)
+    write_per_volume_tables(per_volume or {}, run_dir)
     table = markdown_table(results) if table is None else table
     atomic_write_text(run_dir / "results.md", (f"# {header}\n\n" if header else "") + table + "\n")
     print(("\n" + header + "\n" if header else "\n") + table + "\n", flush=True)
     return table
 
 
-def merge_per_volume(tasks: list[str], run_dir: Path) -> None:
-    """`<run>/per_volume.csv`: every task's `<run>/<task>/per_volume.csv` with a `task`
-    column first (a header-only file when no task wrote one)."""
-    rows: list[dict[str, str]] = []
+def write_per_volume_tables(per_task: Mapping[str, Sequence[Mapping[str, object]]], run_dir: Path) -> None:
+    """`<run>/<task>/per_volume.csv` for every task of `per_task` ({task: rows of its
+    `EvaluationResult.per_volume`}) and `<run>/per_volume.csv`: all rows with a `task` column
+    first, the columns in the order the tasks' files have them (a header-only file without rows)."""
+    merged: list[dict[str, object]] = []
     columns = ["task"]
-    for task in tasks:
-        path = run_dir / task / "per_volume.csv"
-        if not path.is_file():
-            continue
-        with open(path, newline="") as handle:
-            for row in csv.DictReader(handle):
-                rows.append({"task": task, **row})
-                columns += [k for k in row if k not in columns]
-    atomic_write_csv(run_dir / "per_volume.csv", rows, columns)
+    for task, rows in per_task.items():
+        write_per_volume(rows, run_dir / task / "per_volume.csv")
+        task_columns = per_volume_columns(rows)
+        for row in rows:
+            merged.append({"task": task, **{c: "" for c in task_columns}, **csv_cells(row)})
+            columns += [c for c in task_columns if c not in columns]
+    atomic_write_csv(run_dir / "per_volume.csv", merged, columns)

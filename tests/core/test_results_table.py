@@ -14,3 +14,25 @@ def test_a_task_skipped_on_every_set_is_one_row() -> None:
     assert rows[2].startswith("| l1_map | b | skipped: other reason |")
     assert len(rows) == 3
     assert len({r.count("|") for r in rows}) == 1  # every row has the header's columns
+
+
+def test_per_volume_tables_are_written_from_the_typed_rows(tmp_path) -> None:
+    """Each task's per_volume.csv and the run's merged one come from `EvaluationResult.per_volume`:
+    fixed columns first, then the union in order; NaN as an empty cell; a task column in the merged file."""
+    from core.evaluation.result import EvaluationResult
+    from core.run.results import write_per_volume_tables
+
+    first = [{"dataset": "t", "name": "a", "label": 1, "lesion_voxels": 3, "AUPRC": 0.5, "AUROC": float("nan"),
+              "AUPRC_brain": 0.25, "AUROC_brain": 1.0, "Dice@x": 0.125, "seconds": 2.0}]
+    second = [{"dataset": "h", "name": "b", "label": 0, "lesion_voxels": "", "AUPRC": float("nan"), "AUROC": float("nan"),
+               "AUPRC_brain": float("nan"), "AUROC_brain": float("nan"), "rec_SSIM": 0.75}]
+    write_per_volume_tables({"one": first, "two": second, "none": []}, tmp_path)
+    fixed = "dataset,name,label,lesion_voxels,AUPRC,AUROC,AUPRC_brain,AUROC_brain"
+    assert (tmp_path / "one" / "per_volume.csv").read_text().splitlines() == [f"{fixed},Dice@x,seconds", "t,a,1,3,0.5,,0.25,1.0,0.125,2.0"]
+    assert (tmp_path / "two" / "per_volume.csv").read_text().splitlines() == [f"{fixed},rec_SSIM", "h,b,0,,,,,,0.75"]
+    assert (tmp_path / "none" / "per_volume.csv").read_text().splitlines() == [fixed]
+    assert (tmp_path / "per_volume.csv").read_text().splitlines() == [
+        f"task,{fixed},Dice@x,seconds,rec_SSIM", "one,t,a,1,3,0.5,,0.25,1.0,0.125,2.0,", "two,h,b,0,,,,,,,,0.75"]
+    write_per_volume_tables({}, tmp_path / "benchmark")  # a run without evaluated tasks: a header-only file
+    assert (tmp_path / "benchmark" / "per_volume.csv").read_text().splitlines() == ["task"]
+    assert EvaluationResult.skipped(["t"], "weights missing").is_skipped and not EvaluationResult().is_skipped

@@ -28,10 +28,10 @@ def _peak_bytes(count: int, tmp_path) -> tuple[int, dict]:
         roles=DataRoles(labelled_validation="val", healthy_validation="healthy", healthy_test="healthy"),
         outputs=OutputSettings(figure_cases=1, save_maps=False))
     tracemalloc.start()
-    results = evaluator.run(tmp_path / str(count))
+    result = evaluator.run(tmp_path / str(count))
     peak = tracemalloc.get_traced_memory()[1]
     tracemalloc.stop()
-    return peak, results.to_json()
+    return peak, result
 
 
 def test_peak_memory_does_not_grow_with_volumes(tmp_path, monkeypatch):
@@ -40,13 +40,14 @@ def test_peak_memory_does_not_grow_with_volumes(tmp_path, monkeypatch):
     monkeypatch.setattr(streaming, "BUDGET", 1 << 15)
     monkeypatch.setattr(streaming, "CHUNK", 1 << 14)
     small, _ = _peak_bytes(4, tmp_path)
-    large, results = _peak_bytes(16, tmp_path)
+    large, result = _peak_bytes(16, tmp_path)
+    results = result.to_json()
     # keeping the 12 extra maps alone would add 1.8 MB; allow 1 MB of record bookkeeping
     assert large - small < 1_000_000, (small, large)
     assert results["test"]["volumes"] == 16 and 0 < results["test"]["AUPRC"] <= 1
     assert not (tmp_path / "16" / ".scratch").exists()
-    rows = (tmp_path / "16" / "per_volume.csv").read_text().splitlines()
-    assert len(rows) == 1 + 16 + 3 and "Dice@val_dice" in rows[0] and "Dice@fpr_5%" in rows[0]
+    rows = result.per_volume  # the run writes them as per_volume.csv (core.run.results)
+    assert len(rows) == 16 + 3 and "Dice@val_dice" in rows[0] and "Dice@fpr_5%" in rows[0]
 
 
 def test_nested_run_keeps_its_own_log(tmp_path):
