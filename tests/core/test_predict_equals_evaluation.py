@@ -3,11 +3,14 @@ for stochastic models: each method's demo config is trained for two steps, evalu
 test set, then its checkpoint predicts that test set's CSV.
 
 Maps must be equal bit for bit (same pipeline, same inference settings, same per-volume
-seed); masks are checked through the evaluator's per-volume Dice at the same threshold.
+seed); masks voxel for voxel with the evaluator's: its saved map binarized as the evaluator
+binarizes (its brain mask, its binary steps, the threshold results.json records), and through
+its per-volume Dice.
 """
 from __future__ import annotations
 
 import csv
+import json
 from pathlib import Path
 
 import nibabel as nib
@@ -18,10 +21,16 @@ import yaml
 from torch import nn
 
 from core.commands.cli import main as uad
+from core.config.builder import ComponentBuilder
 from core.evaluation import pipeline as pipeline_module
 from core.evaluation import unet_compile
+from core.evaluation.evaluator import AnomalyDetectionEvaluator
+from core.evaluation.pipeline import ScoringPipeline
+from core.evaluation.result import EvaluationResult
+from core.evaluation.thresholds import fpr_key
 from core.Main import main
 from core.run import checkpoint_metadata
+from core.run.assembly import build_datasets
 from optim.metrics import segmentation
 from tests.demo_like_data import write_demo_like
 from tests.test_projects_end_to_end import shrink
@@ -44,8 +53,9 @@ METHODS = {  # config, and what makes it small enough to train and evaluate in s
 
 
 # evaluation settings other than the defaults, which predict must take from the checkpoint: a
-# task-level seed (not the run's) that seeds every volume's noise
-NON_DEFAULT = {"DDPM": [f"downstream_tasks.{TASK}.params.seed=7"]}
+# task-level seed (not the run's) that seeds every volume's noise, and a UNet batch cap
+NON_DEFAULT = {"DDPM": [f"downstream_tasks.{TASK}.params.seed=7",
+                        f"downstream_tasks.{TASK}.params.scoring.inference={{unet_batch_size: 2}}"]}
 
 
 @pytest.fixture(scope="module")
@@ -55,7 +65,7 @@ def demo_like(tmp_path_factory) -> Path:
 
 def _evaluate_then_predict(method: str, demo_like: Path, tmp_path: Path, capsys, extra: tuple[str, ...] = ()) -> Path:
     """Train and evaluate `method`'s tiny config, predict its test set from the checkpoint, and
-    compare the maps bit for bit and the masks through the evaluator's Dice; returns the run folder."""
+    compare the maps bit for bit and the masks voxel for voxel; returns the run folder."""
     config, small = METHODS[method]
     overrides = shrink(ROOT / config, demo_like, tmp_path / "runs") + [a for s in ONE_TEST_SET + small + list(extra)
                                                                       for a in ("--set", s)]
@@ -69,16 +79,36 @@ def _evaluate_then_predict(method: str, demo_like: Path, tmp_path: Path, capsys,
     rows = list(csv.DictReader((tmp_path / "pred" / "predictions.csv").open()))
     evaluated = {r["name"]: r for r in csv.DictReader((run / TASK / "per_volume.csv").open()) if r["dataset"] == TEST_SET}
     assert [r["scan"] for r in rows] == list(evaluated) and all(r["status"] == "done" for r in rows)
-    for row in rows:
+    binarize, volumes, threshold = _evaluators_binarize(run)
+    lesion_voxels = 0
+    for row, volume in zip(rows, volumes, strict=True):
         ours = np.asarray(nib.load(row["map_path"]).dataobj)
         theirs = np.asarray(nib.load(run / TASK / "anomaly_maps" / TEST_SET / f"{row['scan']}_anomaly_map.nii.gz").dataobj)
         np.testing.assert_array_equal(ours, theirs)
         mask = np.asarray(nib.load(row["mask_path"]).dataobj) > 0
+        assert volume.name == row["scan"] and float(row["threshold"]) == pytest.approx(threshold, rel=1e-5)
+        np.testing.assert_array_equal(mask, binarize(theirs, volume.mask.numpy(), threshold))
+        lesion_voxels += int(mask.sum())
         seg = np.asarray(nib.load(data_root / "volumes" / f"{row['scan']}_seg.nii.gz").dataobj) > 0
         dice = segmentation.dice_from_counts(*segmentation.overlap_counts(mask, seg))
         assert dice == pytest.approx(float(evaluated[row["scan"]]["Dice@fpr_5%"]), abs=1e-12)
         assert float(row["sample_score"]) == pytest.approx(float(evaluated[row["scan"]]["sample_score"]), rel=1e-5)
+    assert lesion_voxels > 0  # the masks compared are not all empty
     return run
+
+
+def _evaluators_binarize(run: Path):
+    """(binarize, the test set's volumes as the evaluator loaded them, the fpr_5% threshold it fitted),
+    from the run folder's config.yaml and results.json: the evaluator's step, not predict's."""
+    config = yaml.safe_load((run / "config.yaml").read_text())
+    builder = ComponentBuilder(run / "config.yaml")
+    task = config["downstream_tasks"][TASK]
+    key = f"downstream_tasks.{TASK}"
+    spec = builder.build_param(task, key, AnomalyDetectionEvaluator.SCORING_PARAM)
+    pipeline = ScoringPipeline(nn.Identity(), spec, torch.device("cpu"), 0)
+    volumes = build_datasets(builder, task["data_loader"], f"{key}.data_loader", config.get("data_root"))[TEST_SET]
+    fitted = EvaluationResult.from_json(json.loads((run / "results.json").read_text())[TASK]).thresholds()[TEST_SET]
+    return pipeline.binarize, [volumes[i] for i in range(len(volumes))], fitted[fpr_key(0.05)].value
 
 
 def _record(run: Path) -> checkpoint_metadata.TaskRecord:
@@ -91,6 +121,8 @@ def test_predict_gives_the_evaluators_maps_and_masks(method, demo_like, tmp_path
     run = _evaluate_then_predict(method, demo_like, tmp_path, capsys, tuple(NON_DEFAULT.get(method, ())))
     if method == "DDPM":  # the task's own seed, not the run's, seeded the evaluation and predict alike
         assert _record(run).scored_with.seed == 7
+        stored = torch.load(run / "checkpoints" / "best_model.pt", map_location="cpu", weights_only=True)["config"]
+        assert stored["downstream_tasks"][TASK]["params"]["scoring"]["inference"]["unet_batch_size"] == 2
 
 
 class _StandInCompiled(nn.Module):
