@@ -215,6 +215,12 @@ class VolumePreprocessor:
         return tuple(int(n) for n in out.spatial_shape), np.linalg.inv(grid) @ np.asarray(out.affine, float)
 
     @property
+    def is_identity(self) -> bool:
+        """Nothing cropped, rescaled, resampled or smoothed: volumes are read as stored (already on the model grid)."""
+        return not self.curvature_flow and all(v is None for v in (self.crop_shape, self.percentiles, self.target_shape,
+                                                                   self.target_spacing))
+
+    @property
     def reorients(self) -> bool:
         """Whether volumes are reoriented to RAS on loading (`orientation: ras`)."""
         return self.orientation is Orientation.RAS

@@ -106,9 +106,10 @@ class Predictor:
         return None if grid is None else list(grid.shape)
 
     @property
-    def preprocessing(self) -> dict[str, Any]:
+    def preprocessor(self) -> VolumePreprocessor:
+        """The evaluated grid's preprocessing (the defaults where the checkpoint recorded none)."""
         grid = self.record.input_grid
-        return dict(grid.preprocessing or {}) if grid is not None else {}
+        return VolumePreprocessor(**(grid.preprocessing or {})) if grid is not None else VolumePreprocessor()
 
 
 def resolve_checkpoint(model: str | Path) -> Path:
@@ -215,10 +216,6 @@ class Prepared:
     raw_affine: np.ndarray  # the scan's affine as stored: the outputs are written with it
 
 
-def _identity_preprocessing(params: dict[str, Any]) -> bool:
-    return all(params.get(k) is None for k in ("crop_shape", "percentiles", "target_shape", "target_spacing")) and bool(params)
-
-
 def _model_grid(image: np.ndarray, mask: np.ndarray, affine: np.ndarray, predictor: Predictor
                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Preprocessed (template-space) arrays -> the grid the model was evaluated on.
@@ -226,13 +223,13 @@ def _model_grid(image: np.ndarray, mask: np.ndarray, affine: np.ndarray, predict
     A config whose evaluation preprocessing is the identity read volumes already on the model
     grid (the demo's brain box, data/demo/geometry.py): that box is re-created at the stored
     evaluation shape. Otherwise the config's VolumePreprocessor runs, as in evaluation."""
-    if _identity_preprocessing(predictor.preprocessing) and predictor.input_shape:
+    pre = predictor.preprocessor
+    if pre.is_identity and predictor.input_shape:
         from data.demo.geometry import Variant, prepare_subject, sample_variant
 
         grid = prepare_subject(image, mask, affine, predictor.input_shape)
         img, msk, out_affine = sample_variant(grid, predictor.input_shape, Variant())
         return img, msk, out_affine
-    pre = VolumePreprocessor(**predictor.preprocessing)
     img, msk, _ = pre(image, mask, None, spacing=tuple(float(s) for s in np.linalg.norm(affine[:3, :3], axis=0)))
     return img, msk, pre.output_affine(affine, image.shape, tuple(float(s) for s in np.linalg.norm(affine[:3, :3], axis=0)))
 
@@ -268,10 +265,10 @@ def _back_to_raw(grid_affine: np.ndarray, transform: dict[str, Any]) -> Callable
 def prepare_scan(scan: Scan, predictor: Predictor, options: PipelineOptions, template: Template | None) -> Prepared:
     """Bring one scan onto the model grid (raw scans through `uad preprocess`'s steps)."""
     if scan.row is not None:  # already preprocessed: the evaluator's own loading
-        pre = VolumePreprocessor(**predictor.preprocessing) if predictor.preprocessing else VolumePreprocessor()
+        pre = predictor.preprocessor
         volume = load_volume(scan.row, pre)
         expected = predictor.input_shape
-        if expected and _identity_preprocessing(predictor.preprocessing) and list(volume.image.shape[:2]) != list(expected[:2]):
+        if expected and pre.is_identity and list(volume.image.shape[:2]) != list(expected[:2]):
             raise UserInputError(f"{scan.row.img_path}: slices are {tuple(volume.image.shape[:2])} but the model was evaluated "
                                  f"on {tuple(expected[:2])}; give the raw scan (without --preprocessed) so predict "
                                  "brings it onto the model's grid")

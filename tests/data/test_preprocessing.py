@@ -74,3 +74,13 @@ def test_preprocessor_target_spacing():
 def test_preprocessor_bad_params(kwargs):
     with pytest.raises(UserInputError):
         VolumePreprocessor(**kwargs)
+
+
+def test_is_identity_when_nothing_is_cropped_rescaled_resampled_or_smoothed():
+    """What `uad predict` asks before it re-creates an already-preprocessed grid (the demo's brain box)."""
+    none = {"crop_shape": None, "percentiles": None, "target_shape": None}
+    assert VolumePreprocessor(**none).is_identity
+    assert not VolumePreprocessor().is_identity  # the paper geometry: crop, rescale, resample
+    for key, value in (("crop_shape", (8, 8, 8)), ("percentiles", (1, 99)), ("target_shape", (4, 4, 4)),
+                       ("target_spacing", (2.0, 2.0, 2.0)), ("curvature_flow", True)):
+        assert not VolumePreprocessor(**{**none, key: value}).is_identity, key
