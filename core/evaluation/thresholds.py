@@ -16,6 +16,7 @@ import math
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from types import MappingProxyType
 from typing import Any, ClassVar, Protocol
 
 from dl_utils.options import parse_option
@@ -53,11 +54,13 @@ class FittedThreshold:
 
     @property
     def usable_by_predict(self) -> bool:
-        return self.kind is not RuleKind.ORACLE
+        """Whether `uad predict` may use it: its rule says (`RULES_BY_KIND`)."""
+        return RULES_BY_KIND[self.kind].usable_by_predict
 
     @property
     def counts_detections(self) -> bool:
-        return self.kind in (RuleKind.HEALTHY_FPR, RuleKind.FIXED)
+        """Whether detections are counted at it: its rule says."""
+        return RULES_BY_KIND[self.kind].counts_detections
 
     def to_json(self) -> dict[str, Any]:
         return {"kind": self.kind.value, "value": self.value, "fitted_on": self.fitted_on, "level": self.level}
@@ -105,6 +108,8 @@ class ThresholdRule(Protocol):
     """A threshold protocol: fits one `FittedThreshold` (or None when its data are missing)."""
 
     kind: ClassVar[RuleKind]
+    counts_detections: ClassVar[bool]  # the detection rate is reported at its threshold
+    usable_by_predict: ClassVar[bool]  # `uad predict` may binarize with it
 
     @property
     def key(self) -> str: ...
@@ -140,6 +145,8 @@ class ValidationDice:
 
     search: BestDice = BestDice()
     kind: ClassVar[RuleKind] = RuleKind.VAL_DICE
+    counts_detections: ClassVar[bool] = False
+    usable_by_predict: ClassVar[bool] = True
 
     @property
     def key(self) -> str:
@@ -162,6 +169,8 @@ class HealthyFPR:
 
     level: float
     kind: ClassVar[RuleKind] = RuleKind.HEALTHY_FPR
+    counts_detections: ClassVar[bool] = True
+    usable_by_predict: ClassVar[bool] = True
 
     def __post_init__(self) -> None:
         if not 0.0 < self.level < 1.0:
@@ -189,6 +198,8 @@ class OracleDice:
 
     search: BestDice = BestDice()
     kind: ClassVar[RuleKind] = RuleKind.ORACLE
+    counts_detections: ClassVar[bool] = False
+    usable_by_predict: ClassVar[bool] = False  # fitted on the labels it is scored against
 
     @property
     def key(self) -> str:
@@ -210,6 +221,8 @@ class FixedValue:
 
     value: float
     kind: ClassVar[RuleKind] = RuleKind.FIXED
+    counts_detections: ClassVar[bool] = True
+    usable_by_predict: ClassVar[bool] = True
 
     @property
     def key(self) -> str:
@@ -221,6 +234,11 @@ class FixedValue:
 
     def fit(self, data: FitData) -> FittedThreshold:
         return FittedThreshold(self.key, self.kind, float(self.value))
+
+
+RULES_BY_KIND: Mapping[RuleKind, type[ThresholdRule]] = MappingProxyType({
+    cls.kind: cls for cls in list(globals().values()) if isinstance(cls, type) and isinstance(getattr(cls, "kind", None), RuleKind)
+})  # every rule class of this module, discovered: what a fitted threshold of each kind may be used for
 
 
 @dataclass(frozen=True)

@@ -63,6 +63,7 @@ INSTANCES = {"ValidationDice": ValidationDice(), "HealthyFPR": HealthyFPR(0.05),
 
 def test_every_rule_is_covered():
     assert {cls.__name__ for cls in RULES} == set(INSTANCES)
+    assert dict(thresholds.RULES_BY_KIND) == {cls.kind: cls for cls in RULES} and set(thresholds.RULES_BY_KIND) == set(RuleKind)
 
 
 @pytest.mark.parametrize("name", sorted(INSTANCES))
@@ -73,8 +74,8 @@ def test_rule_contract(name):
     fitted = rule.fit(_data(test, val, FakeSet("healthy", [np.zeros(3)]), {0.95: 0.3}))
     assert isinstance(fitted, FittedThreshold) and fitted.key == rule.key and fitted.kind is rule.kind
     assert FittedThreshold.from_json(fitted.key, fitted.to_json()) == fitted  # travels as data
-    assert fitted.usable_by_predict == (rule.kind is not RuleKind.ORACLE)
-    assert fitted.counts_detections == (rule.kind in (RuleKind.HEALTHY_FPR, RuleKind.FIXED))
+    assert fitted.usable_by_predict is type(rule).usable_by_predict == (rule.kind is not RuleKind.ORACLE)
+    assert fitted.counts_detections is type(rule).counts_detections == (rule.kind in (RuleKind.HEALTHY_FPR, RuleKind.FIXED))
     assert all(0 < q < 1 for q in rule.healthy_quantiles)
     assert legacy_fitted(rule.key, fitted.value) is not None and legacy_fitted(rule.key, fitted.value).kind is rule.kind
 
