@@ -96,7 +96,12 @@ def _write(state: dict[str, Any], config: dict[str, Any], records: Mapping[str, 
 
 
 def read(state: dict[str, Any], source: Any) -> dict[str, Any]:
-    """The stored config of a loaded checkpoint; a one-line error when it has none."""
+    """The stored config of a loaded checkpoint; a one-line error when it has none or when a later
+    version of the framework wrote it (its records may mean what this version cannot read)."""
+    version = state.get("metadata_version", 1)
+    if isinstance(version, bool) or not isinstance(version, int) or not 1 <= version <= METADATA_VERSION:
+        raise UserInputError(f"{source}: metadata_version {version!r} is not one this framework reads (1 to {METADATA_VERSION}); "
+                             "update the framework to the version that wrote the checkpoint")
     config = state.get("config")
     if not isinstance(config, dict) or "model" not in config:
         raise UserInputError(

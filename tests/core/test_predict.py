@@ -257,3 +257,14 @@ def test_a_checkpoint_without_a_recorded_seed_predicts_with_the_seed_its_evaluat
     config = {"seed": 3, "downstream_tasks": {"own": {"params": {"seed": 9}}, "run": {"params": {}}}}
     assert evaluation_seed(config, "own") == 9 and evaluation_seed(config, "run") == 3
     assert evaluation_seed({"downstream_tasks": {"run": {}}}, "run") == DEFAULT_SEED
+
+
+@pytest.mark.parametrize("version", [3, "2"])
+def test_a_checkpoint_of_a_later_metadata_version_is_refused_in_one_line(version, tmp_path, capsys):
+    state = torch.load(ROOT / "weights" / "ra_demo.pt", map_location="cpu", weights_only=True)
+    state["metadata_version"] = version
+    torch.save(state, tmp_path / "later.pt")
+    assert uad(["test", "--model", str(tmp_path / "later.pt"), "--output_root", str(tmp_path / "runs")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and f"metadata_version {version!r} is not one this framework reads" in err
+    assert not (tmp_path / "runs").exists()
