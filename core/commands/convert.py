@@ -186,7 +186,9 @@ def convert_checkpoint(source: str | Path, output: str | Path, config_path: str 
     theirs = original_state_dict(state, source)
     config = load_config(config_path)
     refuse_file_opt_in(config, config_path)
-    model = ComponentBuilder(config_path, allow_external_modules).build(config["model"], "model", expected=MODEL)
+    builder = ComponentBuilder(config_path, allow_external_modules)
+    config = builder.upgrade(config)  # stamped metadata_version 2 below: the stored config is today's form, as a run's
+    model = builder.build(config["model"], "model", expected=MODEL)
     if not isinstance(model, ConvertsOriginalWeights):
         raise UserInputError(f"{config_path}: {type(model).__name__} has no map from the originals' weights; "
                              "uad convert takes a DDPM, cDDPM, Spark pre-training or RA config")

@@ -51,7 +51,12 @@ ORIGINALS = {"cddpm_timm": (MODEL, "encoder."), "cddpm_spark_encoder": (MODEL, "
 
 @pytest.fixture(params=sorted(ORIGINALS))
 def original(request, tmp_path):
-    model, encoder_prefix = ORIGINALS[request.param]
+    return _original(request.param, tmp_path)
+
+
+def _original(kind: str, tmp_path: Path):
+    """(their checkpoint, the marker a hostile pickle would touch, our expected weights, our config, our model spec)."""
+    model, encoder_prefix = ORIGINALS[kind]
     ours = _random_state(model)
     state_dict = collections.OrderedDict()
     for key, value in ours.items():
@@ -87,6 +92,21 @@ def test_convert_loads_tensors_only_and_maps_every_key(original, tmp_path, capsy
     for key, value in expected.items():
         torch.testing.assert_close(converted["model_weights"][key], value, rtol=0, atol=0)
     assert converted["config"]["model"] == converted["model_spec"] == model and converted["epoch"] == 7
+
+
+def test_a_config_of_an_earlier_version_is_stored_upgraded(tmp_path):
+    """The checkpoint is stamped metadata_version 2, so the config inside is today's form (flat DDPM keys grouped)."""
+    path, _, expected, _, model = _original("ddpm", tmp_path)
+    params = model["params"]
+    flat = {"image_size": params["image_size"], "noise": params["noise_source"]["kind"], **params["unet"]}
+    config = _config(tmp_path, {**model, "params": flat}, name="flat.yaml")
+    out = tmp_path / "converted.pt"
+    assert uad(["convert", "--input", str(path), "--output", str(out), "--config_path", str(config)]) == 0
+    converted = torch.load(out, map_location="cpu", weights_only=True)
+    upgraded = ComponentBuilder(config).upgrade(yaml.safe_load(config.read_text()))
+    assert converted["metadata_version"] == 2 and converted["config"] == upgraded
+    assert converted["model_spec"] == upgraded["model"] and "base_channels" not in converted["model_spec"]["params"]
+    assert converted["model_spec"]["params"]["unet"]["base_channels"] == params["unet"]["base_channels"]
 
 
 def test_foreign_files_are_one_line(tmp_path, capsys):
