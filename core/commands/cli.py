@@ -13,6 +13,7 @@ from pathlib import Path
 
 from core.commands.exit_codes import run_and_report
 from core.commands.flags import add_external_modules_flag
+from core.evaluation.reconstruction import Precision
 from core.evaluation.thresholds import VAL_DICE_KEY, fixed_key, fpr_key
 from dl_utils.errors import UserInputError
 
@@ -73,7 +74,7 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--test-set", help="test set whose fitted thresholds (and evaluation seeds) to use (default: the first fitted)")
     predict.add_argument("--task", help="downstream task of the config to score with (default: the first with thresholds)")
     predict.add_argument("--device", default="auto", help="auto | cpu | cuda")
-    predict.add_argument("--precision", choices=("auto", "fp32", "bf16", "fp16"),
+    predict.add_argument("--precision", choices=[p.value for p in Precision],
                          help="model precision (default: the stored task's; auto = bf16 autocast on CUDA, fp32 on CPU); "
                               "bf16 = bf16 autocast on CPU too")
     predict.add_argument("--data-root", help="folder the paths of a volume-layout --input CSV are relative to (default: its folder)")

@@ -153,7 +153,7 @@ class Trainer:
         self.epochs_without_improvement = 0
         self.best_weights: dict[str, Tensor] | None = None
         self.history: list[dict[str, float]] = []
-        self.checkpoint_extra: dict[str, Any] = {}  # attach_run: the run's config (core/checkpoint_metadata.py)
+        self.checkpoint_extra: dict[str, Any] = {}  # attach_run: the run's config (core/run/checkpoint_metadata.py)
         self.export_weights = dict(weights.export or {})
         for name, filename in self.export_weights.items():
             _submodule(model, name, "weights.export")

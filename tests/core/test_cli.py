@@ -73,3 +73,12 @@ def test_test_model_writes_where_the_command_says_not_where_the_checkpoint_says(
     monkeypatch.chdir(tmp_path)
     assert uad(["test", "--model", checkpoint, "--quiet"]) == 0
     assert not elsewhere.exists() and list((tmp_path / "runs").glob("*/*/*/results.json"))
+
+
+def test_predict_precision_choices_are_the_precision_options():
+    from core.commands.cli import build_parser
+    from core.evaluation.reconstruction import Precision
+
+    verbs = next(a for a in build_parser()._actions if a.dest == "verb")
+    option = next(a for a in verbs.choices["predict"]._actions if a.dest == "precision")
+    assert list(option.choices) == [p.value for p in Precision]
