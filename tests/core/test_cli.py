@@ -76,7 +76,6 @@ def test_test_model_writes_where_the_command_says_not_where_the_checkpoint_says(
 
 
 def test_predict_precision_choices_are_the_precision_options():
-    from core.commands.cli import build_parser
     from core.evaluation.reconstruction import Precision
 
     verbs = next(a for a in build_parser()._actions if a.dest == "verb")
