@@ -178,7 +178,7 @@ def test_preprocessed_scan_with_a_mask_skips_preprocessing(tmp_path, capsys):
     assert amap.shape == image.shape and (amap[~brain] == 0).all()  # the model grid is the scan's grid
 
 
-def test_describe_writes_the_runs_true_grid_and_thresholds_and_predict_uses_them(trained_run, tmp_path, capsys):
+def test_describe_writes_the_runs_true_grid_and_thresholds_and_predict_uses_them(trained_run, tmp_path, capsys, monkeypatch):
     state = torch.load(trained_run / "checkpoints" / "best_model.pt", map_location="cpu", weights_only=True)
     bare = {"model_weights": state["model_weights"], "epoch": state["epoch"]}  # a checkpoint that describes nothing
     torch.save(bare, tmp_path / "bare.pt")
@@ -203,6 +203,25 @@ def test_describe_writes_the_runs_true_grid_and_thresholds_and_predict_uses_them
     for a, b in zip(ours, theirs):
         np.testing.assert_array_equal(np.asarray(nib.load(a["map_path"]).dataobj), np.asarray(nib.load(b["map_path"]).dataobj))
         np.testing.assert_array_equal(np.asarray(nib.load(a["mask_path"]).dataobj), np.asarray(nib.load(b["mask_path"]).dataobj))
+
+    # a raw scan (a NIfTI of another size, not a CSV of the evaluated grid): the recorded input
+    # shape is what predict brings it to, and the map comes back in the scan's own shape
+    from core.evaluation.pipeline import ScoringPipeline
+
+    scored_shapes = []
+    score = ScoringPipeline.score
+    monkeypatch.setattr(ScoringPipeline, "score", lambda self, volume, *key: scored_shapes.append(tuple(volume.image.shape))
+                        or score(self, volume, *key))
+    image, _, affine = phantom((60, 70, 40), 1.0)
+    nib.save(nib.Nifti1Image(image, affine), tmp_path / "raw.nii.gz")
+    other = {**described, "evaluation": {TASK: {**record, "input_grid": {**record["input_grid"], "shape": [64, 64, 9]}}}}
+    torch.save(other, tmp_path / "described_depth9.pt")  # the same, had the run evaluated 9 slices per volume
+    for model in ("described.pt", "described_depth9.pt"):
+        assert uad(["predict", "--model", str(tmp_path / model), "--input", str(tmp_path / "raw.nii.gz"), "--output",
+                    str(tmp_path / f"raw_{model}"), "--threshold", "val_dice", "--no-png", "--no-report",
+                    "--skull-strip", "none", "--no-registration"]) == 0
+        assert nib.load(tmp_path / f"raw_{model}" / "raw_anomaly_map.nii.gz").shape == image.shape
+    assert scored_shapes == [(64, 64, 6), (64, 64, 9)]
 
 
 def test_describe_reads_a_run_folder_written_before_metadata_version_2(trained_run, tmp_path):
