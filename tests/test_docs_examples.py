@@ -176,16 +176,19 @@ def check_experiment(config_path: str | Path, overrides: list[str] | None = None
 
 @contextlib.contextmanager
 def checking(data_root: Path) -> Iterator[None]:
-    """Every entry point's `run_experiment` builds instead of running, for the duration."""
-    from core.run.experiment import run_experiment
+    """Every entry point's `run_experiment` builds instead of running, for the duration; its
+    `check_experiment` (what `uad cv` runs per fold first) checks on the stand-in data too."""
+    from core.run import experiment
 
     def check(*args: Any, **kwargs: Any) -> Path:
         return check_experiment(*args, **kwargs, data_root=data_root)
 
+    originals = {name: getattr(experiment, name) for name in ("run_experiment", "check_experiment")}
     with pytest.MonkeyPatch.context() as mp:
-        for module in list(sys.modules.values()):  # every module that imported it by name, wherever it lives
-            if getattr(module, "run_experiment", None) is run_experiment:
-                mp.setattr(module, "run_experiment", check)
+        for module in list(sys.modules.values()):  # every module that imported them by name, wherever it lives
+            for name, original in originals.items():
+                if getattr(module, name, None) is original:
+                    mp.setattr(module, name, check)
         yield
 
 
