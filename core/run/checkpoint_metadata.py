@@ -33,6 +33,7 @@ from core.evaluation.result import EvaluationResult, InputGrid, SetResult
 from core.evaluation.thresholds import FittedThreshold, legacy_fitted, legacy_thresholds_from_metrics, thresholds_from_json
 from dl_utils.checkpoint import load_checkpoint, read_json_mapping, save_checkpoint
 from dl_utils.errors import UserInputError
+from dl_utils.paths import check_links_stay_inside
 
 METADATA_VERSION = 2
 EVALUATION_KEY = "evaluation"
@@ -204,6 +205,7 @@ def _volumes_from_rows(path: Path) -> dict[str, list[str]]:
 def rewrite_from_run(run_dir: str | Path, weights: str | Path | None = None, out: str | Path | None = None) -> Path:
     """Make a self-describing checkpoint from an evaluated run folder; returns the written path."""
     run_dir = Path(run_dir)
+    check_links_stay_inside(run_dir, "replace each such link by a copy of its files before rewriting its checkpoint")
     config_path, results_path = run_dir / "config.yaml", run_dir / "results.json"
     for path in (config_path, results_path):
         if not path.is_file():

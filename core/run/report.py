@@ -31,6 +31,7 @@ from data.nifti_io import load_nifti
 from dl_utils.checkpoint import atomic_write_text
 from dl_utils.errors import UserInputError
 from dl_utils.figures import read_curve_points
+from dl_utils.paths import check_links_stay_inside
 from dl_utils.report import html
 from dl_utils.report.charts import line_chart
 from dl_utils.report.volumes import Layer, LayerKind, Panel, viewer
@@ -64,6 +65,7 @@ def write_report(folder: str | Path, checkpoint: str | Path | None = None,
     output (its `trained_on` is shown); volumes are drawn every `stride` voxels so no side
     exceeds `max_side`."""
     folder = Path(folder)
+    check_links_stay_inside(folder, "replace each such link by a copy of its files before writing its report")
     budget = Budget(int(max_megabytes * 1e6), max_side)
     try:
         kind = folder_kind(folder)

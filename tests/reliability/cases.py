@@ -299,6 +299,23 @@ def _corrupt_origin(root: Path, config: dict[str, Any]) -> list[str]:
     return args
 
 
+def _linked_run_folder(*verb: str) -> Setup:
+    """Train once, then move the run's `detection/` outside it and leave a symbolic link in its place
+    (a shared run folder); `verb`: a `uad` verb on it, else `--resume`."""
+    def setup(root: Path, config: dict[str, Any]) -> list[str]:
+        args = _resume_with()(root, config)
+        run_dir = Path(args[1])
+        outside = root / "outside"
+        outside.mkdir()
+        os.replace(run_dir / "detection", outside / "detection")
+        os.symlink(outside / "detection", run_dir / "detection")
+        if verb:
+            config["__uad__"] = True
+            return [*verb, str(run_dir)]
+        return args
+    return setup
+
+
 def _crafted_lightning(root: Path, config: dict[str, Any]) -> list[str]:
     """A Lightning-style file whose state_dict holds strings ('str' object has no attribute 'dtype' before)."""
     path, ra = root / "crafted.ckpt", root / "ra.yaml"
@@ -425,6 +442,11 @@ CASES: list[Case] = [
          _shared_run("name: !!python/object/apply:os.system ['touch PWNED']\n")),
     Case("describe: results.json corrupt", "run folder", "results.json: not valid JSON at line 1", _shared_run(results_text='{"det')),
     Case("--resume with a corrupt origin.json", "run folder", "origin.json: not valid JSON", _corrupt_origin),
+    Case("--resume of a run folder linking outside", "run folder", "detection is a symbolic link to", _linked_run_folder()),
+    Case("describe: run folder linking outside", "run folder", "outside the folder; writes through it would land there",
+         _linked_run_folder("describe")),
+    Case("report: run folder linking outside", "run folder", "outside the folder; writes through it would land there",
+         _linked_run_folder("report")),
     Case("convert: crafted Lightning checkpoint", "checkpoint", "crafted.ckpt: weights do not fit the model of", _uad(_crafted_lightning)),
     Case("predict: a PNG as input", "checkpoint", "scan.png: not a NIfTI scan", _uad(_predict_png)),
     # --- the config file itself is user input
