@@ -26,6 +26,7 @@ import yaml
 
 from core.evaluation.volume_files import SUFFIXES
 from core.run.results import TABLE_COLUMNS, read_results
+from core.run.run_files import read_results_json
 from core.run.run_folder import CONFIG_FILE, ORIGIN_FILE
 from data.nifti_io import load_nifti
 from dl_utils.checkpoint import atomic_write_text
@@ -53,7 +54,7 @@ def folder_kind(folder: Path) -> FolderKind:
     if (folder / "predictions.csv").is_file():
         return FolderKind.PREDICTION
     if (folder / "results.json").is_file():
-        results = json.loads((folder / "results.json").read_text())
+        results = read_results_json(folder / "results.json", "give a complete run or benchmark folder")
         return FolderKind.BENCHMARK if ORCHESTRATOR in results else FolderKind.RUN
     raise UserInputError(f"{folder}: neither results.json (a run or benchmark folder) nor predictions.csv "
                          "(a `uad predict` output); give one of those folders")
@@ -341,7 +342,7 @@ def _methods(folder: Path) -> tuple[dict[str, Path], str]:
 
 def _columns(name: str, run_dir: Path) -> Iterable[tuple[str, str, Path]]:
     """(column name, task, run folder) of each evaluated task of a method, named as in the comparison."""
-    results = json.loads((run_dir / "results.json").read_text()) if (run_dir / "results.json").is_file() else {}
+    results = read_results_json(run_dir / "results.json") if (run_dir / "results.json").is_file() else {}
     tasks = [t for t in _tasks(results) if any("skipped" not in m for m in results[t].values())]
     for task in tasks:
         yield (name if len(tasks) == 1 else f"{name} [{task}]"), task, run_dir
@@ -349,7 +350,7 @@ def _columns(name: str, run_dir: Path) -> Iterable[tuple[str, str, Path]]:
 
 def _benchmark_page(folder: Path, budget: Budget) -> tuple[str, list[Part]]:
     methods, baseline = _methods(folder)
-    comparison = json.loads((folder / "results.json").read_text())[ORCHESTRATOR]
+    comparison = read_results_json(folder / "results.json")[ORCHESTRATOR]
     columns = [c for name, path in methods.items() for c in _columns(name, path)]
     method_rows = [{"method": name, "run folder": str(path.relative_to(folder)) if path.is_relative_to(folder) else str(path),
                     "trained on": json.dumps(trained_on(path / "checkpoints" / "best_model.pt") or None) or "-"}
@@ -362,7 +363,7 @@ def _benchmark_page(folder: Path, budget: Budget) -> tuple[str, list[Part]]:
     curves: dict[str, dict[str, dict]] = {}
     per_volume, groups = [], {}
     for column, task, run_dir in columns:
-        results = json.loads((run_dir / "results.json").read_text())
+        results = read_results_json(run_dir / "results.json")
         for dataset in results[task]:
             path = run_dir / task / "figures" / f"{dataset}_roc_pr.json"
             if path.is_file():

@@ -281,15 +281,20 @@ def _rename_dataset(old: str, new: str) -> Setup:
     return setup
 
 
-def _shared_run(config_text: str | None = None, results_text: str = '{"detection": {}}') -> Setup:
-    """`uad describe` on a run folder from someone else whose config.yaml / results.json are as given."""
+def _shared_run(config_text: str | None = None, results_text: str = '{"detection": {}}', per_volume: bytes | None = None,
+                verb: str = "describe") -> Setup:
+    """`uad describe` (or `verb`) on a run folder from someone else whose config.yaml / results.json /
+    detection/per_volume.csv are as given."""
     def build(root: Path, config: dict[str, Any]) -> list[str]:
         run_dir = root / "shared_run"
         (run_dir / "checkpoints").mkdir(parents=True)
         (run_dir / "config.yaml").write_text(config_text if config_text is not None else yaml.safe_dump(config))
         (run_dir / "results.json").write_text(results_text)
+        if per_volume is not None:
+            (run_dir / "detection").mkdir()
+            (run_dir / "detection" / "per_volume.csv").write_bytes(per_volume)
         torch.save({"model_weights": _model_state(), "epoch": 0}, run_dir / "checkpoints" / "best_model.pt")
-        return ["describe", str(run_dir)]
+        return [verb, str(run_dir)]
     return _uad(build)
 
 
@@ -441,6 +446,16 @@ CASES: list[Case] = [
     Case("describe: config.yaml with a python tag", "run folder", "config.yaml: invalid YAML at line 1",
          _shared_run("name: !!python/object/apply:os.system ['touch PWNED']\n")),
     Case("describe: results.json corrupt", "run folder", "results.json: not valid JSON at line 1", _shared_run(results_text='{"det')),
+    Case("describe: results.json threshold without its kind", "run folder",
+         "results.json: detection.test.thresholds.fpr_5% must be a mapping with 'kind' and 'value'",
+         _shared_run(results_text='{"detection": {"test": {"thresholds": {"fpr_5%": {"value": "abc"}}}}}')),
+    Case("describe: results.json thresholds not a mapping", "run folder",
+         "results.json: detection.test.thresholds must map rule keys to fitted thresholds",
+         _shared_run(results_text='{"detection": {"test": {"metrics": NaN, "thresholds": "x"}}}')),
+    Case("describe: per_volume.csv not UTF-8", "run folder", "per_volume.csv: not a readable UTF-8 CSV file",
+         _shared_run(results_text='{"detection": {"test": {"AUPRC": 0.5}}}', per_volume=b'\xff\xfe\x00garbage,,\n"unterminated')),
+    Case("report: results.json task not a mapping", "run folder", "results.json: 'detection' must map data set names to their metrics",
+         _shared_run(results_text='{"detection": 5}', verb="report")),
     Case("--resume with a corrupt origin.json", "run folder", "origin.json: not valid JSON", _corrupt_origin),
     Case("--resume of a run folder linking outside", "run folder", "detection is a symbolic link to", _linked_run_folder()),
     Case("describe: run folder linking outside", "run folder", "outside the folder; writes through it would land there",
