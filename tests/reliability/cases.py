@@ -337,6 +337,37 @@ def _predict_png(root: Path, config: dict[str, Any]) -> list[str]:
     return args
 
 
+def _predict_scan(array: np.ndarray | None, *extra: str, input_shapes: list[int] | None = None, **changes: Any) -> Setup:
+    """`uad predict` of the shared checkpoint (its config with `changes`) on one scan `array` (None: the test
+    CSV) with `extra` arguments; `input_shapes`: the evaluation grid it records (a version-1 entry)."""
+    def build(root: Path, config: dict[str, Any]) -> list[str]:
+        args = _predict(**changes)(root, config)  # marks the case as a `uad` one
+        if input_shapes is not None:
+            state = torch.load(args[args.index("--model") + 1], weights_only=True)
+            state["input_shapes"] = {"detection": input_shapes}
+            torch.save(state, args[args.index("--model") + 1])
+        if array is not None:
+            nib.save(nib.Nifti1Image(array, np.eye(4)), root / "scan.nii.gz")
+            args[args.index("--input") + 1] = str(root / "scan.nii.gz")
+        return [*args, *extra]
+    return build
+
+
+def _preprocess(*extra: str) -> Setup:
+    """`uad preprocess` of the project's volumes with `extra` arguments."""
+    return _uad(lambda root, config: ["preprocess", "--input", str(_data(root)), "--output", str(root / "pre"),
+                                      "--skull-strip", "none", "--no-registration", "--no-n4", "--no-qc", *extra])
+
+
+def _convert_int_key(root: Path, config: dict[str, Any]) -> list[str]:
+    args = _crafted_lightning(root, config)
+    torch.save({"state_dict": {1: torch.zeros(2), "model.encoder.0.weight": torch.zeros(2)}, "epoch": 3}, root / "crafted.ckpt")
+    return args
+
+
+RAW = ("--skull-strip", "none", "--no-registration", "--no-n4")
+BRAIN_CROP = {"downstream_tasks__detection__data_loader__params__preprocessing": {"percentiles": [1.0, 99.0]}}  # not the identity
+SCAN = np.pad(np.full((12, 12, 6), 0.5, np.float32), ((2, 2), (2, 2), (1, 1)))  # a stripped raw scan on a 16 x 16 x 8 grid
 T = "trainer.params"
 DL = "trainer.data_loader.params"
 EVAL = "downstream_tasks.detection"
@@ -464,6 +495,24 @@ CASES: list[Case] = [
          _linked_run_folder("report")),
     Case("convert: crafted Lightning checkpoint", "checkpoint", "crafted.ckpt: weights do not fit the model of", _uad(_crafted_lightning)),
     Case("predict: a PNG as input", "checkpoint", "scan.png: not a NIfTI scan", _uad(_predict_png)),
+    Case("convert: a state_dict key that is not a name", "checkpoint", "crafted.ckpt: 'state_dict' holds the key 1 (int), not a parameter name",
+         _uad(_convert_int_key)),
+    # --- uad predict: inputs and the model's grid checked before the output folder exists
+    Case("predict: a 2D NIfTI", "predict", "scan.nii.gz: shape (16, 16); expected a 3D volume", _predict_scan(np.zeros((16, 16), np.float32))),
+    Case("predict: raw scan preprocessed off the model's grid", "predict", "shared.pt was evaluated on 16x16; give scans already on the model's grid",
+         _predict_scan(SCAN, *RAW, "--spacing", "2", input_shapes=[16, 16, 8], **BRAIN_CROP)),
+    Case("predict: model that does not run on the preprocessed grid", "predict", "shared.pt does not run on its",
+         _predict_scan(SCAN, *RAW, "--spacing", "2", **BRAIN_CROP)),
+    Case("predict: an all-zero raw scan", "predict", "scan.nii.gz: no voxel above 0 (an empty scan)",
+         _predict_scan(np.zeros((16, 16, 8), np.float32), *RAW)),
+    Case("predict: --spacing 0", "predict", "argument --spacing: expected a finite number > 0, got '0'", _predict_scan(None, "--spacing", "0")),
+    Case("predict: --threshold nan", "predict", "argument --threshold: expected a fitted rule (e.g. fpr_5%) or a finite number",
+         _predict_scan(None, "--threshold=nan")),
+    Case("predict: --threshold -inf", "predict", "argument --threshold: expected a fitted rule (e.g. fpr_5%) or a finite number",
+         _predict_scan(None, "--threshold=-inf")),
+    Case("preprocess: --spacing nan", "preprocess", "argument --spacing: expected a finite number > 0, got 'nan'", _preprocess("--spacing", "nan")),
+    Case("preprocess: --workers -3", "preprocess", "argument --workers: expected an integer >= 1, got '-3'", _preprocess("--workers=-3")),
+    Case("preprocess: --folds 0", "preprocess", "argument --folds: expected an integer >= 2 (k of the k folds), got '0'", _preprocess("--folds", "0")),
     # --- the config file itself is user input
     Case("YAML alias bomb", "yaml", "expands to more than 200000 values", _bomb),
     Case("50 MB config file", "yaml", "more than the 1000000 a config may have", _huge),
@@ -563,6 +612,8 @@ def run_case(case: Case, root: Path) -> Outcome:
         warnings.showwarning = show
         try:
             code = command(argv)
+        except SystemExit as exc:  # argparse refuses a value (one line, exit 2)
+            code = exc.code
         finally:
             for handler in root_logger.handlers:
                 if handler not in saved_logging[0]:
