@@ -365,6 +365,17 @@ def _convert_int_key(root: Path, config: dict[str, Any]) -> list[str]:
     return args
 
 
+def _benchmark(**methods: dict[str, Any]) -> Setup:
+    """A benchmark config (`core/Main.py --config_path bench.yaml`) running the project's config as `methods`."""
+    def setup(root: Path, config: dict[str, Any]) -> list[str]:
+        specs = {name: {"config": str(root / "tiny.yaml"), **spec} for name, spec in methods.items()}
+        (root / "bench.yaml").write_text(yaml.safe_dump({"name": "bench", "output_root": str(root / "runs"), "orchestrator": {
+            "module_name": "projects.benchmark.comparison", "class_name": "MethodComparison", "params": {"methods": specs}}}))
+        config["__config_path__"] = str(root / "bench.yaml")
+        return []
+    return setup
+
+
 RAW = ("--skull-strip", "none", "--no-registration", "--no-n4")
 BRAIN_CROP = {"downstream_tasks__detection__data_loader__params__preprocessing": {"percentiles": [1.0, 99.0]}}  # not the identity
 SCAN = np.pad(np.full((12, 12, 6), 0.5, np.float32), ((2, 2), (2, 2), (1, 1)))  # a stripped raw scan on a 16 x 16 x 8 grid
@@ -513,6 +524,11 @@ CASES: list[Case] = [
     Case("preprocess: --spacing nan", "preprocess", "argument --spacing: expected a finite number > 0, got 'nan'", _preprocess("--spacing", "nan")),
     Case("preprocess: --workers -3", "preprocess", "argument --workers: expected an integer >= 1, got '-3'", _preprocess("--workers=-3")),
     Case("preprocess: --folds 0", "preprocess", "argument --folds: expected an integer >= 2 (k of the k folds), got '0'", _preprocess("--folds", "0")),
+    # --- a benchmark checks every method's config before its run folder exists
+    Case("benchmark: a bad value in its second method", "benchmark",
+         "orchestrator: methods.bad:", _benchmark(ok={}, bad={"set": [f"{T}.nr_epochs=0"]})),
+    Case("benchmark: set not a list", "benchmark", "methods.ok.set: must be a list of key.path=value strings",
+         _benchmark(ok={"set": "notalist"})),
     # --- the config file itself is user input
     Case("YAML alias bomb", "yaml", "expands to more than 200000 values", _bomb),
     Case("50 MB config file", "yaml", "more than the 1000000 a config may have", _huge),
