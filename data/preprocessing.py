@@ -22,7 +22,7 @@ from scipy import ndimage
 
 from dl_utils.errors import UserInputError
 from dl_utils.options import parse_option
-from dl_utils.param_types import Ge, Le, NonNegativeInt, PositiveFloat, PositiveInt
+from dl_utils.param_types import Ge, GridSide, Le, NonNegativeInt, PositiveFloat
 
 
 class Pipeline(StrEnum):
@@ -164,9 +164,9 @@ class VolumePreprocessor:
     the other side). Read by `data.volume_dataset.load_volume`.
     """
 
-    crop_shape: Sequence[PositiveInt] | None = (192, 192, 100)
+    crop_shape: Sequence[GridSide] | None = (192, 192, 100)
     percentiles: Sequence[Annotated[float, Ge(0), Le(100)]] | None = (1.0, 99.0)
-    target_shape: Sequence[PositiveInt] | None = (96, 96, 50)
+    target_shape: Sequence[GridSide] | None = (96, 96, 50)
     target_spacing: Sequence[PositiveFloat] | None = None
     image_order: int = 3
     pipeline: Pipeline = Pipeline.TORCHIO

@@ -7,7 +7,7 @@ import sys
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from dl_utils.errors import UserInputError
+from dl_utils.errors import MEMORY_FIX, UserInputError, is_out_of_memory, memory_detail
 
 TERMINATED_EXIT_CODE = 128 + signal.SIGTERM  # 143, as a shell reports a process ended by SIGTERM
 
@@ -49,6 +49,11 @@ def run_and_report(action: Callable[[], Any]) -> int:
         where = f"{exc.filename}: " if exc.filename else ""
         print(f"error: {where}{exc.strerror or exc}; free space or fix permissions, then resume with --resume RUN_FOLDER "
               "(the last complete checkpoint is intact)", file=sys.stderr)
+        return 2
+    except (MemoryError, RuntimeError) as exc:  # a failed allocation anywhere (other errors keep their traceback)
+        if not is_out_of_memory(exc):
+            raise
+        print(f"error: out of memory ({memory_detail(exc)}); {MEMORY_FIX}", file=sys.stderr)
         return 2
     except FloatingPointError as exc:
         print("error: " + " ".join(str(exc).split()), file=sys.stderr)

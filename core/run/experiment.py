@@ -27,7 +27,7 @@ from data.trained_on import from_data_module
 from dl_utils.checkpoint import atomic_write_text
 from dl_utils.device import resolve_device
 from dl_utils.distributed import DistributedContext, barrier, context_from_env, destroy_process_group, init_process_group
-from dl_utils.errors import UserInputError
+from dl_utils.errors import MEMORY_FIX, UserInputError, is_out_of_memory, memory_detail
 from dl_utils.run_logger import RunLogger, configure_logging
 from dl_utils.seeding import seed_everything
 
@@ -63,6 +63,10 @@ def run_experiment(config_path: str | Path, overrides: list[str] | None = None, 
     init_process_group(ctx, device)
     try:
         return _run(config, config_path, overrides, where, ctx, device, resume_dir, output_root, quiet, allow_external_modules)
+    except (MemoryError, RuntimeError) as exc:
+        if not is_out_of_memory(exc):
+            raise
+        raise UserInputError(f"{where}: out of memory ({memory_detail(exc)}); {MEMORY_FIX}") from exc
     finally:
         destroy_process_group()
 

@@ -38,6 +38,7 @@ class Case:
     expected: str      # a part of the one message line
     setup: Setup       # (project root, config dict to edit) -> extra command-line arguments
     pending: str | None = None  # why the case does not pass yet (an xfail(strict=True) in the test)
+    env: tuple[tuple[str, str | None], ...] = ()  # environment variables while it runs (None: unset)
 
 
 def _set(*items: str) -> list[str]:
@@ -73,6 +74,14 @@ def _raw_config(text: str) -> Setup:
     """Replace the config file by `text` (written after the config dict, so it wins)."""
     def setup(root: Path, config: dict[str, Any]) -> list[str]:
         config["__raw__"] = text
+        return []
+    return setup
+
+
+def _raw_config_edit(old: str, new: str) -> Setup:
+    """The config file's text with `old` replaced by `new` (for what YAML cannot round-trip, e.g. a 5000-digit integer)."""
+    def setup(root: Path, config: dict[str, Any]) -> list[str]:
+        config["__raw__"] = yaml.safe_dump(config, sort_keys=False).replace(old, new)
         return []
     return setup
 
@@ -529,6 +538,26 @@ CASES: list[Case] = [
          "orchestrator: methods.bad:", _benchmark(ok={}, bad={"set": [f"{T}.nr_epochs=0"]})),
     Case("benchmark: set not a list", "benchmark", "methods.ok.set: must be a list of key.path=value strings",
          _benchmark(ok={"set": "notalist"})),
+    # --- values that cannot work: refused by the signatures' ranges before the run folder exists
+    Case("num_threads far above any machine", "ranges", "num_threads: 100000 must be >= 1 and <= 1024", _args("num_threads=100000")),
+    Case("empty channel list (model)", "ranges", "model.params.channels: expected list of integers >= 1 and <= 16384 (at least 1), got []",
+         _args("model.params.channels=[]")),
+    Case("infinite learning rate", "ranges", "optimizer_params.lr: expected a number > 0 and <= 10, got inf",
+         _args(f"{T}.optimizer_params={{lr: .inf}}")),
+    Case("learning rate 1e308", "ranges", "optimizer_params.lr: expected a number > 0 and <= 10, got 1e+308",
+         _args(f"{T}.optimizer_params={{lr: 1.0e+308}}")),
+    Case("5000-digit integer in the config file", "yaml", "an integer of 5000 digits is too long", _raw_config_edit("seed: 7", "seed: " + "9" * 5000)),
+    Case("5000-digit integer by --set", "yaml", "--set seed=", _args("seed=" + "9" * 5000)),
+    Case("wandb online without an API key", "config", "wandb mode online needs an API key", _args("logging={wandb: {mode: online}}"),
+         env=(("WANDB_API_KEY", None), ("WANDB_IDENTITY_TOKEN_FILE", None), ("NETRC", "/nonexistent/netrc"))),
+    Case("absurd channel width (model)", "ranges", "model.params.channels: [0]: expected an integer >= 1 and <= 16384, got 100000000",
+         _args("model.params.channels=[100000000, 16]")),
+    Case("absurd crop (preprocessing)", "ranges", "preprocessing.crop_shape: [0]: expected an integer >= 1 and <= 2048, got 100000",
+         _args(f"{DL}.preprocessing.crop_shape=[100000, 100000, 100000]")),
+    Case("absurd target grid (preprocessing)", "ranges", "preprocessing.target_shape: [0]: expected an integer >= 1 and <= 2048, got 4000",
+         _args(f"{DL}.preprocessing.target_shape=[4000, 4000, 4000]")),
+    Case("absurd median kernel (post-processing)", "ranges", "kernel_size: expected an integer >= 1 and <= 64, got 1000000",
+         _edit(f"{EVAL}.params.map_postprocessing[0].params.kernel_size", 1000000)),
     # --- the config file itself is user input
     Case("YAML alias bomb", "yaml", "expands to more than 200000 values", _bomb),
     Case("50 MB config file", "yaml", "more than the 1000000 a config may have", _huge),
@@ -602,6 +631,13 @@ def prepare(case: Case, root: Path) -> list[str]:
     return ["--config_path", other or str(config_path), "--quiet", *extra]
 
 
+def _set_env(name: str, value: str | None) -> None:
+    if value is None:
+        os.environ.pop(name, None)
+    else:
+        os.environ[name] = value
+
+
 def run_case(case: Case, root: Path) -> Outcome:
     """Run `case` through core/Main.py in this process."""
     from core.commands.cli import main as uad
@@ -619,6 +655,9 @@ def run_case(case: Case, root: Path) -> Outcome:
         command, argv = uad, argv[1:]
     before = snapshot(root)
     err = io.StringIO()
+    saved_env = {name: os.environ.get(name) for name, _ in case.env}
+    for name, value in case.env:
+        _set_env(name, value)
 
     def show(message, category, filename, lineno, file=None, line=None):  # as the command line would print them
         err.write(warnings.formatwarning(message, category, filename, lineno, line))
@@ -636,6 +675,8 @@ def run_case(case: Case, root: Path) -> Outcome:
                     handler.close()
             root_logger.handlers = saved_logging[0]
             root_logger.setLevel(saved_logging[1])
+            for name, value in saved_env.items():
+                _set_env(name, value)
     after = snapshot(root)
     changed = sorted(k for k in set(before) | set(after) if before.get(k) != after.get(k))
     return Outcome(code, [line for line in err.getvalue().splitlines() if line.strip()], changed, (root / "PWNED").exists())
