@@ -162,8 +162,11 @@ def _test(args: argparse.Namespace) -> Path | None:
         path.parent.mkdir(parents=True)
         path.write_text(yaml.safe_dump(config, sort_keys=False))
         # the run folder goes where the person running the command says (default ./runs), never where the file says
-        return run_experiment(path, args.overrides, output_root=args.output_root or "runs",
-                              quiet=args.quiet, allow_external_modules=args.allow_external_modules)
+        try:
+            return run_experiment(path, args.overrides, output_root=args.output_root or "runs",
+                                  quiet=args.quiet, allow_external_modules=args.allow_external_modules)
+        except UserInputError as exc:  # name the checkpoint, not the temporary file that held its config
+            raise UserInputError(str(exc).replace(str(path), f"{args.model} (stored config)")) from exc
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -183,7 +186,7 @@ def _dispatch(args: argparse.Namespace) -> Path | int | None:
         from core.run.report import trained_on
         from data.trained_on import TrainedOn
 
-        plain = trained_on(resolve_checkpoint(args.model))  # what its training run recorded (memory-mapped: weights not read)
+        plain = trained_on(resolve_checkpoint(args.model), warn=False)  # what its training run recorded (memory-mapped: weights not read)
         print(f"{args.model}: trained on " + (TrainedOn.from_plain(plain).summary() if plain else "(not recorded in this checkpoint)"))
         rows = predict(args.model, args.input, args.output, args.threshold, args.test_set, args.task, args.device,
                        args.preprocessed, args.mask, _pipeline_options(args), png=not args.no_png,

@@ -95,7 +95,10 @@ def _write(state: dict[str, Any], config: dict[str, Any], records: Mapping[str, 
 def read(state: dict[str, Any], source: Any) -> dict[str, Any]:
     """The stored config of a loaded checkpoint; a one-line error when it has none."""
     config = state.get("config")
-    if not isinstance(config, dict) or "model" not in config:
+    if isinstance(config, dict) and "model" not in config:
+        raise UserInputError(f"{source}: its stored config has no 'model' section; re-write it with "
+                             "`uad describe RUN_FOLDER --weights <this file>`")
+    if not isinstance(config, dict):
         raise UserInputError(
             f"{source}: checkpoint does not describe itself (no 'config' entry); re-write it with "
             "`uad describe RUN_FOLDER --weights <this file>`"

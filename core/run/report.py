@@ -155,8 +155,9 @@ def _subtitle(folder: Path, kind: FolderKind) -> str:
     return f"{html.esc(kind.value)} folder <code>{html.esc(folder.resolve())}</code>{made}; rebuild: <code>uad report FOLDER</code>"
 
 
-def trained_on(checkpoint: Path | None) -> dict[str, Any] | None:
-    """The checkpoint's `trained_on` entry (data set, subjects, contrast, grid), when it has one."""
+def trained_on(checkpoint: Path | None, warn: bool = True) -> dict[str, Any] | None:
+    """The checkpoint's `trained_on` entry (data set, subjects, contrast, grid), when it has one
+    (`warn`: log an unreadable file; off where the caller's own loading names it)."""
     if checkpoint is None or not checkpoint.is_file():
         return None
     import torch
@@ -164,7 +165,8 @@ def trained_on(checkpoint: Path | None) -> dict[str, Any] | None:
     try:  # memory-mapped: the weights are not read
         state = torch.load(checkpoint, map_location="cpu", weights_only=True, mmap=True)
     except Exception as exc:  # noqa: BLE001 - an unreadable file is reported on the page, not raised
-        LOG.warning("report: %s not readable (%s)", checkpoint, exc)
+        if warn:
+            LOG.warning("report: %s not readable (%s)", checkpoint, exc)
         return None
     found = state.get("trained_on") if isinstance(state, dict) else None
     return dict(found) if isinstance(found, dict) else None

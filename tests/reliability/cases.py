@@ -240,7 +240,7 @@ def _popen(root: Path) -> dict[str, Any]:
 def _shared_checkpoint(root: Path, config: dict[str, Any], **changes: Any) -> str:
     """A self-describing checkpoint as someone else might share it: the project's config with `changes`
     (dotted keys) inside, the model's weights next to it."""
-    stored = copy.deepcopy(config)
+    stored = copy.deepcopy({k: v for k, v in config.items() if not k.startswith("__")})  # not the case's own marks
     for dotted, value in changes.items():
         node = stored
         *parents, last = dotted.split("__")
@@ -337,6 +337,21 @@ def _crafted_lightning(root: Path, config: dict[str, Any]) -> list[str]:
     ra.write_text(yaml.safe_dump({"name": "ra", "experiment": {"name": "ra"}, "model": {
         "module_name": "model_zoo.ra", "class_name": "RAModel", "params": {"image_size": 16, "channels": [4], "latent_dim": 4}}}))
     return ["convert", "--input", str(path), "--output", str(root / "converted.pt"), "--config_path", str(ra)]
+
+
+def _file(root: Path, name: str, content: bytes = b"x") -> Path:
+    (root / name).write_bytes(content)
+    return root / name
+
+
+def _predict_without_model(root: Path, config: dict[str, Any]) -> list[str]:
+    """`uad predict` of a shared checkpoint whose stored config lacks its `model` section."""
+    args = _predict()(root, config)
+    path = args[args.index("--model") + 1]
+    state = torch.load(path, weights_only=True)
+    del state["config"]["model"]
+    torch.save(state, path)
+    return args
 
 
 def _predict_png(root: Path, config: dict[str, Any]) -> list[str]:
@@ -558,6 +573,17 @@ CASES: list[Case] = [
          _args(f"{DL}.preprocessing.target_shape=[4000, 4000, 4000]")),
     Case("absurd median kernel (post-processing)", "ranges", "kernel_size: expected an integer >= 1 and <= 64, got 1000000",
          _edit(f"{EVAL}.params.map_postprocessing[0].params.kernel_size", 1000000)),
+    # --- messages name what the user gave and the right fix
+    Case("checkpoint with a bad stored value (uad test --model)", "wording", "shared.pt (stored config): seed: -1 is out of range",
+         _test_model(seed=-1)),
+    Case("run name of 300 characters", "wording", "name: 'aaaaaaaaaa", _edit("name", "a" * 300)),
+    Case("predict --output an existing file", "wording", "fix the path (an existing file where a folder goes",
+         lambda root, config: _predict_scan(None, "--output", str(_file(root, "afile")), input_shapes=[16, 16, 8])(root, config)),
+    Case("checkpoint whose stored config has no model", "wording", "its stored config has no 'model' section",
+         _predict_without_model),
+    Case("predict --model an empty file", "wording", "empty.pt: not a readable weights-only checkpoint",
+         _uad(lambda root, config: ["predict", "--model", str(_file(root, "empty.pt", b"")), "--input", str(_data(root) / "test.csv"),
+                                    "--output", str(root / "out"), "--threshold", "0.5", "--device", "cpu", "--no-png"])),
     # --- the config file itself is user input
     Case("YAML alias bomb", "yaml", "expands to more than 200000 values", _bomb),
     Case("50 MB config file", "yaml", "more than the 1000000 a config may have", _huge),
