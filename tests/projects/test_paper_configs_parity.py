@@ -186,3 +186,13 @@ def test_paper_threshold_search_runs_on_raw_maps_and_test_sets_load_lazily(path)
     task = load_config(path)["downstream_tasks"]["anomaly_detection"]
     assert task["params"]["thresholds"]["search_with_binary_postprocessing"] is False
     assert task["data_loader"]["params"]["cache"] is False
+
+
+def test_ra_paper_counts_images_without_boxes_as_the_original():
+    """RA's object_localization counts an image without box pixels as a miss with its FP
+    (tests/optim/test_detection_parity.py, ra_boxes_unboxed.json); both evaluation tasks do."""
+    from core.evaluation.settings import DetectionSettings
+
+    for name, task in load_config(RA_PAPER)["downstream_tasks"].items():
+        settings = build_part(DetectionSettings, task["params"]["detection"], "detection")
+        assert (settings.unit, settings.unboxed_images) == ("box", "count"), name
