@@ -173,7 +173,7 @@ class VolumePreprocessor:
     voxel_spacing: `header` (ours: the file's voxel size, so target_spacing is in mm) or `unit`
     (the originals: every voxel 1 mm for crop/pad and resampling, an identity affine; equal for
     1 mm files). Either way `output_affine` maps the output grid to the scan's true world
-    coordinates, and `output_spacing` gives the voxel size the pipeline gave the output grid.
+    coordinates, and `output_grid` also gives the voxel size the pipeline gave the output grid.
     """
 
     crop_shape: Sequence[PositiveInt] | None = (192, 192, 100)
@@ -261,14 +261,20 @@ class VolumePreprocessor:
         windows = crop_or_pad_slices(in_shape, self.crop_shape) if self.crop_shape else None
         return resampled_affine(affine, in_shape, windows, self.output_shape(in_shape, spacing))
 
-    def output_spacing(self, affine: np.ndarray, in_shape: Sequence[int], spacing=(1.0, 1.0, 1.0)) -> tuple[float, ...]:
-        """Voxel size (mm) the pipeline gave the output grid: the true one (`output_affine`) with
-        `header`; with `unit` the one in the 1 mm frame (e.g. 2 mm after target_spacing 2, as the
-        originals' augmentation saw it, whatever the scan's voxel size)."""
-        if self.voxel_spacing is VoxelSpacing.UNIT:
-            affine = np.eye(4)
-        out = self.output_affine(affine, in_shape, spacing)
-        return tuple(float(v) for v in np.linalg.norm(out[:3, :3], axis=0))
+    def output_grid(
+        self, affine: np.ndarray, in_shape: Sequence[int], spacing=(1.0, 1.0, 1.0),
+    ) -> tuple[np.ndarray, tuple[float, float, float]]:
+        """`output_affine` and the voxel size (mm) the pipeline gave the output grid, from one
+        geometry run: the true size with `header`; with `unit` the size in the 1 mm frame (e.g.
+        2 mm after target_spacing 2, as the originals' augmentation saw it, whatever the scan's)."""
+        if self.pipeline is Pipeline.TORCHIO:
+            index_map = self._torchio_geometry(in_shape, self.grid_spacing(spacing))[1]
+            out = np.asarray(affine, float) @ index_map
+        else:
+            out = self.output_affine(affine, in_shape, spacing)
+            index_map = self.output_affine(np.eye(4), in_shape, spacing)
+        frame = index_map if self.voxel_spacing is VoxelSpacing.UNIT else out
+        return out, tuple(float(v) for v in np.linalg.norm(frame[:3, :3], axis=0))
 
     def __call__(
         self, image: np.ndarray, mask: np.ndarray, seg: np.ndarray | None = None,

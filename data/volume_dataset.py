@@ -26,8 +26,7 @@ def load_volume(row: SplitRow, preprocessor: VolumePreprocessor) -> Volume:
     """Load and preprocess one CSV row into a Volume (image (H, W, D) float32 in [0, 1])."""
     image, mask, seg = load_subject(row.img_path, row.mask_path, row.seg_path, reorient=preprocessor.reorients)
     img, msk, sg = preprocessor(image.data, mask, seg, spacing=image.spacing)
-    affine = preprocessor.output_affine(image.affine, image.data.shape, image.spacing)
-    grid_spacing = preprocessor.output_spacing(image.affine, image.data.shape, image.spacing)
+    affine, grid_spacing = preprocessor.output_grid(image.affine, image.data.shape, image.spacing)
     return Volume(
         name=row.img_name,
         image=torch.from_numpy(np.ascontiguousarray(img, dtype=np.float32)),
