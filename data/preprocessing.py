@@ -230,7 +230,7 @@ class VolumePreprocessor:
         out = self._torchio_transform(with_intensity=False)(dummy)["mask"]
         return tuple(int(n) for n in out.spatial_shape), np.linalg.inv(grid) @ np.asarray(out.affine, float)
 
-    def grid_spacing(self, spacing: Sequence[float]) -> tuple[float, float, float]:
+    def assumed_spacing(self, spacing: Sequence[float]) -> tuple[float, float, float]:
         """The voxel size (mm) crop/pad and resampling take a file of voxel size `spacing` to have."""
         if self.voxel_spacing is VoxelSpacing.UNIT:
             return (1.0, 1.0, 1.0)
@@ -243,7 +243,7 @@ class VolumePreprocessor:
 
     def output_shape(self, in_shape: Sequence[int], spacing: Sequence[float] = (1.0, 1.0, 1.0)) -> tuple[int, ...]:
         """Shape the triple will have for an input of `in_shape` at `spacing` (mm, the header's)."""
-        spacing = self.grid_spacing(spacing)
+        spacing = self.assumed_spacing(spacing)
         if self.pipeline is Pipeline.TORCHIO:
             return self._torchio_geometry(in_shape, spacing)[0]
         mid = self.crop_shape or tuple(in_shape)
@@ -257,7 +257,7 @@ class VolumePreprocessor:
         """(4, 4) affine of the preprocessed grid for an input with `affine`: output voxel -> the
         input's world coordinates (whatever `voxel_spacing`), so maps written with it lie on the scan."""
         if self.pipeline is Pipeline.TORCHIO:
-            return np.asarray(affine, float) @ self._torchio_geometry(in_shape, self.grid_spacing(spacing))[1]
+            return np.asarray(affine, float) @ self._torchio_geometry(in_shape, self.assumed_spacing(spacing))[1]
         windows = crop_or_pad_slices(in_shape, self.crop_shape) if self.crop_shape else None
         return resampled_affine(affine, in_shape, windows, self.output_shape(in_shape, spacing))
 
@@ -268,7 +268,7 @@ class VolumePreprocessor:
         geometry run: the true size with `header`; with `unit` the size in the 1 mm frame (e.g.
         2 mm after target_spacing 2, as the originals' augmentation saw it, whatever the scan's)."""
         if self.pipeline is Pipeline.TORCHIO:
-            index_map = self._torchio_geometry(in_shape, self.grid_spacing(spacing))[1]
+            index_map = self._torchio_geometry(in_shape, self.assumed_spacing(spacing))[1]
             out = np.asarray(affine, float) @ index_map
         else:
             out = self.output_affine(affine, in_shape, spacing)
@@ -289,7 +289,7 @@ class VolumePreprocessor:
         seg = None if seg is None else seg.astype(bool)
         if self.curvature_flow:  # the scan's real spacing, as SimpleITK in the originals' reader
             image = curvature_flow(image, spacing, self.curvature_flow_time_step, self.curvature_flow_iterations)
-        spacing = self.grid_spacing(spacing)
+        spacing = self.assumed_spacing(spacing)
         if self.pipeline is Pipeline.TORCHIO:
             return self._apply_torchio(image, mask, seg, spacing)
         out_shape = self.output_shape(image.shape, spacing)  # `spacing` already the grid's
