@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -142,6 +143,13 @@ def test_demo_config_runs_end_to_end(config, demo_like, tmp_path, capsys):
     assert (run_dir / "results.csv").is_file()
     assert any(run_dir.rglob("*.png")), f"no figures written under {run_dir}"
     assert capsys.readouterr().out.strip().splitlines()[-1] == str(run_dir)
+    if "orchestrator" in load_config(config):  # the benchmark: docs/results.md's page renders from its run folder
+        from projects.benchmark.results_doc import main as results_doc
+
+        assert results_doc([str(run_dir)]) == 0
+        page = capsys.readouterr().out
+        assert page.startswith("# Demo results") and "## Comparison" in page
+        assert re.search(r"^\| \w+ \[\w+\] \| ", page, re.M), "no method row"
 
 
 @pytest.mark.parametrize("config", PAPER, ids=lambda p: f"{p.parent.parent.name}/{p.stem}")

@@ -28,6 +28,7 @@ from core.evaluation.volume_files import SUFFIXES
 from core.run.results import TABLE_COLUMNS, read_results
 from core.run.run_folder import CONFIG_FILE, ORIGIN_FILE
 from data.nifti_io import load_nifti
+from data.trained_on import stated
 from dl_utils.checkpoint import atomic_write_text
 from dl_utils.errors import UserInputError
 from dl_utils.figures import read_curve_points
@@ -164,7 +165,7 @@ def trained_on(checkpoint: Path | None) -> dict[str, Any] | None:
         LOG.warning("report: %s not readable (%s)", checkpoint, exc)
         return None
     found = state.get("trained_on") if isinstance(state, dict) else None
-    return dict(found) if isinstance(found, dict) else None
+    return stated(found) if isinstance(found, dict) else None
 
 
 def _model_part(checkpoint: Path | None, extra: dict[str, Any]) -> Part:
