@@ -29,6 +29,7 @@ from core.run.results import TABLE_COLUMNS, read_results
 from core.run.run_files import read_results_json
 from core.run.run_folder import CONFIG_FILE, ORIGIN_FILE
 from data.nifti_io import load_nifti
+from data.trained_on import stated
 from dl_utils.checkpoint import atomic_write_text
 from dl_utils.errors import UserInputError
 from dl_utils.figures import read_curve_points
@@ -169,7 +170,7 @@ def trained_on(checkpoint: Path | None, warn: bool = True) -> dict[str, Any] | N
             LOG.warning("report: %s not readable (%s)", checkpoint, exc)
         return None
     found = state.get("trained_on") if isinstance(state, dict) else None
-    return dict(found) if isinstance(found, dict) else None
+    return stated(found) if isinstance(found, dict) else None
 
 
 def _model_part(checkpoint: Path | None, extra: dict[str, Any]) -> Part:
