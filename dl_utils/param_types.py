@@ -123,7 +123,7 @@ MAX_KERNEL = 64        # voxels along one side of a filter window
 GridSide = Annotated[int, Ge(1), Le(MAX_GRID_SIDE)]
 Widths = Annotated[Sequence[Annotated[int, Ge(1), Le(MAX_WIDTH)]], MinItems(1)]  # channel widths per level: one at least
 KernelSize = Annotated[int, Ge(1), Le(MAX_KERNEL)]
-LearningRate = Annotated[float, Gt(0), Le(10), Finite()]  # above 10 every optimiser here diverges: a typo (1e308, .inf)
+LearningRate = Annotated[float, Ge(0), Le(10), Finite()]  # 0: frozen (torch allows it); above 10 every optimiser here diverges: a typo (1e308, .inf)
 Probability = Annotated[float, Ge(0), Le(1)]      # a probability or a fraction, ends included
 OpenFraction = Annotated[float, Gt(0), Lt(1)]     # strictly between 0 and 1 (a false-positive rate, a quantile)
 

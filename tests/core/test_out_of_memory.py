@@ -10,7 +10,7 @@ from dl_utils.param_types import LearningRate, MinItems, PositiveFloat, Widths, 
 def test_finite_and_min_items_are_part_of_the_range():
     assert mismatch(float("inf"), PositiveFloat) == "expected a finite value (a number > 0), got inf (float)"
     assert mismatch(2.5, PositiveFloat) is None and mismatch(1e-4, LearningRate) is None
-    assert mismatch(1e308, LearningRate) == "expected a number > 0 and <= 10, got 1e+308 (float)"
+    assert mismatch(1e308, LearningRate) == "expected a number >= 0 and <= 10, got 1e+308 (float)"
     assert mismatch([], Widths) == "expected list of integers >= 1 and <= 16384 (at least 1), got [] (list)"
     assert mismatch([8, 16], Widths) is None
     assert describe(Annotated[list[int], MinItems(2)]) == "list of integers (at least 2)"
