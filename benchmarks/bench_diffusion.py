@@ -170,10 +170,11 @@ def cpu_speed(args: argparse.Namespace) -> None:
     from core.evaluation.unet_compile import compile_unet
 
     torch.manual_seed(0)
-    ddpm = DDPM(image_size=SIZE, max_batch_size=None).eval()
+    ddpm = DDPM(**_sizes(args), max_batch_size=None).eval()
     net = ddpm.unet
     _randomize_zero_layers(net)
-    x = torch.rand(args.slices, 1, SIZE, SIZE) * 2 - 1
+    size = _sizes(args)["image_size"]
+    x = torch.rand(args.slices, 1, size, size) * 2 - 1
     t = torch.full((args.slices,), 499, dtype=torch.long)
     with torch.inference_mode(), FlopCounterMode(display=False) as flops:
         net(x[:1], t[:1])
@@ -203,7 +204,7 @@ def cpu_speed(args: argparse.Namespace) -> None:
                 cpu_times[name].append(time.process_time() - cpu)
                 wall_times[name].append(time.perf_counter() - wall)
     base = statistics.median(cpu_times["eager fp32"])
-    print(f"paper UNet one-step, {args.slices} slices, {flops.get_total_flops() / 1e9:.0f} GFLOP per slice, "
+    print(f"{'tiny' if args.tiny else 'paper'} UNet one-step, {args.slices} slices, {flops.get_total_flops() / 1e9:.0f} GFLOP per slice, "
           f"CPU threads={torch.get_num_threads()}, {args.rounds} alternating rounds; output max |eager| = {scale:.3g}")
     print("| variant | CPU s per round | median ratio to eager | max abs diff |")
     print("|---|---|---|---|")

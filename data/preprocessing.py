@@ -22,7 +22,7 @@ from scipy import ndimage
 
 from dl_utils.errors import UserInputError
 from dl_utils.options import parse_option
-from dl_utils.param_types import Ge, Le, NonNegativeInt, PositiveFloat, PositiveInt
+from dl_utils.param_types import Ge, GridSide, Le, NonNegativeInt, PositiveFloat
 
 
 class Pipeline(StrEnum):
@@ -37,6 +37,14 @@ class Orientation(StrEnum):
 
     RAS = "ras"  # reoriented to the closest RAS (axis 2 = axial whatever the storage order; ours)
     AS_STORED = "as_stored"  # the voxel order of the file (the originals: SimpleITK array, identity affine)
+
+
+class VoxelSpacing(StrEnum):
+    """The voxel size that crop/pad, rescale and resampling take the file to have."""
+
+    HEADER = "header"  # the file's own voxel size (ours): target_spacing is in mm of the scan
+    UNIT = "unit"  # every voxel 1 mm (the originals: `sitk_reader` returns no affine, torchio takes the identity), so
+    # target_spacing 2 halves every axis whatever the scan's voxel size; CurvatureFlow still sees the real spacing
 
 
 _TIO_INTERPOLATION = {0: "nearest", 1: "linear", 3: "bspline"}
@@ -162,11 +170,15 @@ class VolumePreprocessor:
     axis for any storage order) or `as_stored` (the originals: the file's voxel order; equal
     for RAS files, an LPS file comes out mirrored in x and y, and an odd crop margin falls on
     the other side). Read by `data.volume_dataset.load_volume`.
+    voxel_spacing: `header` (ours: the file's voxel size, so target_spacing is in mm) or `unit`
+    (the originals: every voxel 1 mm for crop/pad and resampling, an identity affine; equal for
+    1 mm files). Either way `output_affine` maps the output grid to the scan's true world
+    coordinates, and `output_grid` also gives the voxel size the pipeline gave the output grid.
     """
 
-    crop_shape: Sequence[PositiveInt] | None = (192, 192, 100)
+    crop_shape: Sequence[GridSide] | None = (192, 192, 100)
     percentiles: Sequence[Annotated[float, Ge(0), Le(100)]] | None = (1.0, 99.0)
-    target_shape: Sequence[PositiveInt] | None = (96, 96, 50)
+    target_shape: Sequence[GridSide] | None = (96, 96, 50)
     target_spacing: Sequence[PositiveFloat] | None = None
     image_order: int = 3
     pipeline: Pipeline = Pipeline.TORCHIO
@@ -174,6 +186,7 @@ class VolumePreprocessor:
     curvature_flow_time_step: PositiveFloat = 0.125
     curvature_flow_iterations: NonNegativeInt = 3
     orientation: Orientation = Orientation.RAS
+    voxel_spacing: VoxelSpacing = VoxelSpacing.HEADER
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "crop_shape", _tuple_or_none(self.crop_shape, 3, "crop_shape"))
@@ -188,6 +201,9 @@ class VolumePreprocessor:
             raise UserInputError(f"preprocessing key 'percentiles' = {self.percentiles}; need 0 <= low < high <= 100")
         object.__setattr__(self, "pipeline", parse_option(Pipeline, self.pipeline, "preprocessing key 'pipeline'"))
         object.__setattr__(self, "orientation", parse_option(Orientation, self.orientation, "preprocessing key 'orientation'"))
+        object.__setattr__(
+            self, "voxel_spacing", parse_option(VoxelSpacing, self.voxel_spacing, "preprocessing key 'voxel_spacing'")
+        )
         if self.pipeline is Pipeline.TORCHIO and self.image_order not in _TIO_INTERPOLATION:
             raise UserInputError(
                 f"preprocessing key 'image_order' = {self.image_order}; the torchio pipeline takes 0, 1 or 3"
@@ -214,6 +230,12 @@ class VolumePreprocessor:
         out = self._torchio_transform(with_intensity=False)(dummy)["mask"]
         return tuple(int(n) for n in out.spatial_shape), np.linalg.inv(grid) @ np.asarray(out.affine, float)
 
+    def assumed_spacing(self, spacing: Sequence[float]) -> tuple[float, float, float]:
+        """The voxel size (mm) crop/pad and resampling take a file of voxel size `spacing` to have."""
+        if self.voxel_spacing is VoxelSpacing.UNIT:
+            return (1.0, 1.0, 1.0)
+        return tuple(float(s) for s in spacing)
+
     @property
     def is_identity(self) -> bool:
         """Nothing cropped, rescaled, resampled or smoothed: volumes are read as stored (already on the model grid)."""
@@ -226,7 +248,8 @@ class VolumePreprocessor:
         return self.orientation is Orientation.RAS
 
     def output_shape(self, in_shape: Sequence[int], spacing: Sequence[float] = (1.0, 1.0, 1.0)) -> tuple[int, ...]:
-        """Shape the triple will have for an input of `in_shape` at `spacing` (mm)."""
+        """Shape the triple will have for an input of `in_shape` at `spacing` (mm, the header's)."""
+        spacing = self.assumed_spacing(spacing)
         if self.pipeline is Pipeline.TORCHIO:
             return self._torchio_geometry(in_shape, spacing)[0]
         mid = self.crop_shape or tuple(in_shape)
@@ -237,11 +260,27 @@ class VolumePreprocessor:
         return tuple(mid)
 
     def output_affine(self, affine: np.ndarray, in_shape: Sequence[int], spacing=(1.0, 1.0, 1.0)) -> np.ndarray:
-        """(4, 4) affine of the preprocessed grid for an input with `affine`."""
+        """(4, 4) affine of the preprocessed grid for an input with `affine`: output voxel -> the
+        input's world coordinates (whatever `voxel_spacing`), so maps written with it lie on the scan."""
         if self.pipeline is Pipeline.TORCHIO:
-            return np.asarray(affine, float) @ self._torchio_geometry(in_shape, spacing)[1]
+            return np.asarray(affine, float) @ self._torchio_geometry(in_shape, self.assumed_spacing(spacing))[1]
         windows = crop_or_pad_slices(in_shape, self.crop_shape) if self.crop_shape else None
         return resampled_affine(affine, in_shape, windows, self.output_shape(in_shape, spacing))
+
+    def output_grid(
+        self, affine: np.ndarray, in_shape: Sequence[int], spacing=(1.0, 1.0, 1.0),
+    ) -> tuple[np.ndarray, tuple[float, float, float]]:
+        """`output_affine` and the voxel size (mm) the pipeline gave the output grid, from one
+        geometry run: the true size with `header`; with `unit` the size in the 1 mm frame (e.g.
+        2 mm after target_spacing 2, as the originals' augmentation saw it, whatever the scan's)."""
+        if self.pipeline is Pipeline.TORCHIO:
+            index_map = self._torchio_geometry(in_shape, self.assumed_spacing(spacing))[1]
+            out = np.asarray(affine, float) @ index_map
+        else:
+            out = self.output_affine(affine, in_shape, spacing)
+            index_map = self.output_affine(np.eye(4), in_shape, spacing)
+        frame = index_map if self.voxel_spacing is VoxelSpacing.UNIT else out
+        return out, tuple(float(v) for v in np.linalg.norm(frame[:3, :3], axis=0))
 
     def __call__(
         self, image: np.ndarray, mask: np.ndarray, seg: np.ndarray | None = None,
@@ -254,11 +293,12 @@ class VolumePreprocessor:
         """
         mask = mask.astype(bool)
         seg = None if seg is None else seg.astype(bool)
-        if self.curvature_flow:
+        if self.curvature_flow:  # the scan's real spacing, as SimpleITK in the originals' reader
             image = curvature_flow(image, spacing, self.curvature_flow_time_step, self.curvature_flow_iterations)
+        spacing = self.assumed_spacing(spacing)
         if self.pipeline is Pipeline.TORCHIO:
             return self._apply_torchio(image, mask, seg, spacing)
-        out_shape = self.output_shape(image.shape, spacing)
+        out_shape = self.output_shape(image.shape, spacing)  # `spacing` already the grid's
         if self.crop_shape is not None:
             image = crop_or_pad(image, self.crop_shape)
             mask = crop_or_pad(mask, self.crop_shape)

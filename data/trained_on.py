@@ -1,7 +1,8 @@
 """What a model was trained on, and where a scan to score differs from it.
 
 `TrainedOn` is the record a training run writes into its checkpoints (`trained_on`): the
-training split, how many volumes and subjects it holds, their contrast, and the grid the
+training split, how many volumes it holds (and subjects, counted only from a subject-id column
+of the split CSV: the demo's two volumes are one brain and its mirror image), their contrast, and the grid the
 model saw (shape and voxel spacing of a training volume after the data loader's
 preprocessing). `scan_warnings` compares a scan's header with it, so `uad predict` can say
 when a map is likely to be about the scan rather than about anomalies: another contrast
@@ -10,6 +11,7 @@ training volumes', slices much thicker than the training grid's voxels.
 """
 from __future__ import annotations
 
+import csv
 import re
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -22,6 +24,7 @@ import torch
 FOV_FRACTION = 0.9     # a scan covering less than this share of the training extent on an axis
 THICKNESS_FACTOR = 1.5  # slices thicker than this many times the training grid's coarsest spacing
 RAS_AXES = ("left-right", "posterior-anterior", "inferior-superior")
+SUBJECT_COLUMNS = ("subject", "subject_id", "participant_id")  # a split CSV column naming each row's subject
 
 # file-name / description words -> contrast; the first family found wins (post-contrast before T1)
 CONTRAST_WORDS: tuple[tuple[str, tuple[str, ...]], ...] = (
@@ -39,11 +42,12 @@ class TrainedOn:
 
     dataset: str                           # the training split as configured, e.g. data/demo/splits/train_healthy.csv
     volumes: int                           # rows of the training split
-    subjects: int                          # distinct img_name among them (the layout's subject key)
+    subjects: int | None                   # distinct values of its subject column; None: the CSV has none
     contrast: str                          # t1 | t2 (the data module's `mode`), "unknown" when not stated
     grid_shape: tuple[int, ...] | None     # (H, W, D) of a training volume as the model saw it
     spacing_mm: tuple[float, ...] | None   # its voxel spacing (RAS axes)
     note: str = ""                         # what the numbers cannot say, stated by whoever ships the weights
+    subject_column: str = ""               # the column `subjects` was counted from
 
     @property
     def extent_mm(self) -> tuple[float, ...] | None:
@@ -52,15 +56,17 @@ class TrainedOn:
         return tuple(n * s for n, s in zip(self.grid_shape, self.spacing_mm))
 
     def summary(self) -> str:
-        """One line for a person: data set, volumes / subjects, contrast, grid."""
+        """One line for a person: data set, volumes (and subjects when known), contrast, grid."""
         grid = ""
         if self.grid_shape is not None:
             grid = ", grid " + " x ".join(map(str, self.grid_shape))
             if self.spacing_mm is not None:
                 grid += " at " + " x ".join(f"{s:.3g}" for s in self.spacing_mm) + " mm"
-        subjects = "subject" if self.subjects == 1 else "subjects"
+        counts = f"{self.volumes} volume{'' if self.volumes == 1 else 's'}"
+        if self.subjects is not None:
+            counts += f", {self.subjects} subject{'' if self.subjects == 1 else 's'}"
         note = f" ({self.note})" if self.note else ""
-        return f"{self.dataset} ({self.volumes} volumes, {self.subjects} {subjects}), {self.contrast.upper()}{grid}{note}"
+        return f"{self.dataset} ({counts}), {self.contrast.upper()}{grid}{note}"
 
     def to_plain(self) -> dict[str, Any]:
         plain = asdict(self)
@@ -70,11 +76,25 @@ class TrainedOn:
 
     @classmethod
     def from_plain(cls, plain: dict[str, Any]) -> TrainedOn:
-        return cls(dataset=str(plain["dataset"]), volumes=int(plain["volumes"]), subjects=int(plain["subjects"]),
+        """A stored record; one written before `subject_column` existed counted distinct img_name as subjects
+        (the demo's mirror image as a second subject), so its `subjects` is dropped as unknown."""
+        counted = "subject_column" in plain and plain.get("subjects") is not None
+        return cls(dataset=str(plain["dataset"]), volumes=int(plain["volumes"]),
+                   subjects=int(plain["subjects"]) if counted else None, subject_column=str(plain.get("subject_column", "")),
                    contrast=str(plain["contrast"]),
                    grid_shape=tuple(int(n) for n in plain["grid_shape"]) if plain.get("grid_shape") else None,
                    spacing_mm=tuple(float(s) for s in plain["spacing_mm"]) if plain.get("spacing_mm") else None,
                    note=str(plain.get("note", "")))
+
+
+def stated(plain: dict[str, Any]) -> dict[str, Any]:
+    """A stored record as a page shows it: read through `TrainedOn.from_plain` (so an older record's
+    over-counted subjects are dropped), without the entries that are unknown; as stored if it is not one."""
+    try:
+        record = TrainedOn.from_plain(plain).to_plain()
+    except (KeyError, TypeError, ValueError):
+        return dict(plain)
+    return {k: v for k, v in record.items() if v not in (None, "")}
 
 
 def from_data_module(data_module: Any) -> TrainedOn:
@@ -88,7 +108,7 @@ def from_data_module(data_module: Any) -> TrainedOn:
     dataset = ", ".join(str(Path(root) / str(n)) if root else str(n) for n in names)
     contrast = str(getattr(data_module, "mode", "unknown") or "unknown")
     if not isinstance(data_module, VolumeDataModule):
-        return TrainedOn(dataset, _rows(names, root), _rows(names, root), contrast, None, None)
+        return TrainedOn(dataset, _rows(names, root), None, contrast, None, None)
     from data.csv_splits import read_volume_split
     from data.preprocessing import VolumePreprocessor
     from data.volume_dataset import load_volume
@@ -97,8 +117,23 @@ def from_data_module(data_module: Any) -> TrainedOn:
     with torch.random.fork_rng(devices=[]):  # loading (torchio) draws from torch's RNG: the run's draws stay as they were
         first = load_volume(rows[0], VolumePreprocessor(**data_module.preprocessing))
     spacing = tuple(round(float(s), 4) for s in np.linalg.norm(np.asarray(first.affine)[:3, :3], axis=0))
-    return TrainedOn(dataset, len(rows), len({r.img_name for r in rows}), contrast,
-                     tuple(int(n) for n in first.image.shape), spacing)
+    column, subject_of = _subject_ids(data_module.train_csv, data_module.data_root)
+    subjects = len({subject_of.get(r.img_name, r.img_name) for r in rows}) if column else None
+    return TrainedOn(dataset, len(rows), subjects, contrast, tuple(int(n) for n in first.image.shape), spacing,
+                     subject_column=column)
+
+
+def _subject_ids(train_csv: str, data_root: Any) -> tuple[str, dict[str, str]]:
+    """The split CSV's subject column (`SUBJECT_COLUMNS`, any case) and img_name -> subject; ("", {}) without one."""
+    from data.csv_splits import _config_path
+
+    with _config_path(str(train_csv), data_root).open(newline="", encoding="utf-8-sig") as handle:
+        reader = csv.DictReader(handle, skipinitialspace=True)
+        fields = {f.strip().lower(): f for f in reader.fieldnames or []}
+        column = next((fields[c] for c in SUBJECT_COLUMNS if c in fields), "")
+        if not column:
+            return "", {}
+        return column.strip(), {(row.get("img_name") or "").strip(): (row.get(column) or "").strip() for row in reader}
 
 
 def _rows(names: list[Any], root: Any) -> int:

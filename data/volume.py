@@ -24,3 +24,7 @@ class Volume:
     # (H, W, D) float32 lesion annotation as resized, before binarising (RA's boxes: fractional at
     # the edges, 0 outside seg; their FP figure weighs the map by it); None: seg itself
     seg_weights: torch.Tensor | None = None
+    # voxel size (mm) the preprocessing gave the grid, which training augmentation (blur, affine)
+    # works in: the true one, or with `voxel_spacing: unit` the originals' 1 mm-frame one (2 mm after
+    # their Resample, whatever the scan's voxel size); None: the affine's
+    grid_spacing: tuple[float, float, float] | None = None

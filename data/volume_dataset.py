@@ -26,7 +26,7 @@ def load_volume(row: SplitRow, preprocessor: VolumePreprocessor) -> Volume:
     """Load and preprocess one CSV row into a Volume (image (H, W, D) float32 in [0, 1])."""
     image, mask, seg = load_subject(row.img_path, row.mask_path, row.seg_path, reorient=preprocessor.reorients)
     img, msk, sg = preprocessor(image.data, mask, seg, spacing=image.spacing)
-    affine = preprocessor.output_affine(image.affine, image.data.shape, image.spacing)
+    affine, grid_spacing = preprocessor.output_grid(image.affine, image.data.shape, image.spacing)
     return Volume(
         name=row.img_name,
         image=torch.from_numpy(np.ascontiguousarray(img, dtype=np.float32)),
@@ -34,6 +34,7 @@ def load_volume(row: SplitRow, preprocessor: VolumePreprocessor) -> Volume:
         seg=None if sg is None else torch.from_numpy(np.ascontiguousarray(sg, dtype=bool)),
         label=row.label,
         affine=affine,
+        grid_spacing=grid_spacing,
     )
 
 
@@ -143,8 +144,9 @@ class SliceTrainDataset(EpochSeededDataset):
     Yields {"image": (1, H, W), "mask": (1, H, W)}.
 
     slice_sampling: `brain` (eligible slices, see eligible_slices) or `all` (uniform over D);
-    augment_volume: augment the whole (H, W, D) volume at its voxel spacing, then slice
-    (the originals), instead of augmenting the 2D slice.
+    augment_volume: augment the whole (H, W, D) volume at its grid spacing (`Volume.grid_spacing`:
+    with `voxel_spacing: unit` the originals' 1 mm-frame size, e.g. 2 mm), then slice (the
+    originals), instead of augmenting the 2D slice.
     """
 
     def __init__(
@@ -167,7 +169,8 @@ class SliceTrainDataset(EpochSeededDataset):
         z = int(rng.choice(self.slices[vol_idx]))
         if self.augment_volume and self.augmentation.enabled:
             image, mask = self.augmentation(
-                volume.image.float(), volume.mask.float(), self.seed, self.epoch, index, voxel_spacing(volume.affine)
+                volume.image.float(), volume.mask.float(), self.seed, self.epoch, index,
+                volume.grid_spacing or voxel_spacing(volume.affine),
             )
             image, mask = image[..., z].unsqueeze(0), mask[..., z].unsqueeze(0)
         else:

@@ -19,11 +19,12 @@ import collections.abc as cabc
 import dataclasses
 import enum
 import inspect
+import math
 import numbers
 import os
 import types
 import typing
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePath
 from typing import Annotated, Any
@@ -86,11 +87,43 @@ class Lt(Bound):
         return bool(value < self.bound)
 
 
+@dataclass(frozen=True)
+class Finite(Bound):
+    """value is a finite number (neither inf nor NaN): a weight, a rate, a size in mm."""
+
+    bound: float = 0.0
+
+    def holds(self, value: float) -> bool:
+        return math.isfinite(value)
+
+    def __str__(self) -> str:
+        return "finite"
+
+
+@dataclass(frozen=True)
+class MinItems:
+    """A list of at least `count` items (e.g. a model's channel widths: one level at least)."""
+
+    count: int
+
+    def __str__(self) -> str:
+        return f"at least {self.count} item{'s' if self.count != 1 else ''}"
+
+
 # The ranges constructors use most; a specific bound is written out, e.g. Annotated[int, Ge(1), Le(100_000)].
 PositiveInt = Annotated[int, Ge(1)]
 NonNegativeInt = Annotated[int, Ge(0)]
-PositiveFloat = Annotated[float, Gt(0)]
-NonNegativeFloat = Annotated[float, Ge(0)]
+PositiveFloat = Annotated[float, Gt(0), Finite()]
+NonNegativeFloat = Annotated[float, Ge(0), Finite()]
+# Sizes far beyond any brain MRI or paper model (the largest: 192-voxel sides, 512 channels, a 5-voxel median):
+# a larger value is a typo that would otherwise end in an out-of-memory error after minutes.
+MAX_GRID_SIDE = 2048   # voxels along one side of a planned volume grid
+MAX_WIDTH = 16384      # channels of one model level
+MAX_KERNEL = 64        # voxels along one side of a filter window
+GridSide = Annotated[int, Ge(1), Le(MAX_GRID_SIDE)]
+Widths = Annotated[Sequence[Annotated[int, Ge(1), Le(MAX_WIDTH)]], MinItems(1)]  # channel widths per level: one at least
+KernelSize = Annotated[int, Ge(1), Le(MAX_KERNEL)]
+LearningRate = Annotated[float, Ge(0), Le(10), Finite()]  # 0: frozen (torch allows it); above 10 every optimiser here diverges: a typo (1e308, .inf)
 Probability = Annotated[float, Ge(0), Le(1)]      # a probability or a fraction, ends included
 OpenFraction = Annotated[float, Gt(0), Lt(1)]     # strictly between 0 and 1 (a false-positive rate, a quantile)
 
@@ -103,7 +136,20 @@ def bounds_of(hint: Any) -> tuple[Bound, ...]:
 
 
 def _range_words(bounds: tuple[Bound, ...]) -> str:
-    return " and ".join(str(b) for b in bounds)
+    return " and ".join(str(b) for b in bounds if not isinstance(b, Finite))
+
+
+def _with_range(base: str, bounds: tuple[Bound, ...]) -> str:
+    """`a number` + (Gt(0), Finite()) -> `a number > 0` (finiteness is said only when it is what fails)."""
+    words = _range_words(bounds)
+    return f"{base} {words}" if words else base
+
+
+def min_items_of(hint: Any) -> int:
+    """The least number of items an `Annotated[list[...], MinItems(n)]` hint asks for (0: any)."""
+    if typing.get_origin(hint) is not typing.Annotated:
+        return 0
+    return max((m.count for m in hint.__metadata__ if isinstance(m, MinItems)), default=0)
 
 
 def check_bounds(value: Any, hint: Any) -> str | None:
@@ -111,9 +157,20 @@ def check_bounds(value: Any, hint: Any) -> str | None:
     bounds = bounds_of(hint)
     if not bounds or isinstance(value, bool) or not isinstance(value, numbers.Real):
         return None
-    if all(b.holds(value) for b in bounds):
+    failed = [b for b in bounds if not b.holds(value)]
+    if not failed:
         return None
+    if all(isinstance(b, Finite) for b in failed):  # inf inside the stated range
+        return f"expected a finite value ({describe(hint)}), got {_show(value)}"
     return f"expected {describe(hint)}, got {_show(value)}"
+
+
+def check_items(value: Any, hint: Any) -> str | None:
+    """None when a list `value` has as many items as `hint`'s MinItems asks; else why not."""
+    least = min_items_of(hint)
+    if isinstance(value, list) and len(value) < least:
+        return f"expected {describe(hint)}, got {_show(value)}"
+    return None
 
 
 def constructor_hints(cls: type) -> dict[str, Any]:
@@ -137,7 +194,7 @@ _PLURALS = {int: "integers", float: "numbers", bool: "booleans", str: "strings"}
 def _describe_items(hint: Any) -> str:
     bounds = bounds_of(hint)
     if bounds:
-        return f"{_describe_items(typing.get_args(hint)[0])} {_range_words(bounds)}"
+        return _with_range(_describe_items(typing.get_args(hint)[0]), bounds)
     return _PLURALS.get(hint) or describe(hint)
 
 
@@ -147,8 +204,8 @@ def describe(hint: Any) -> str:
         return "null"
     origin, args = typing.get_origin(hint), typing.get_args(hint)
     if origin is typing.Annotated:
-        bounds = bounds_of(hint)
-        return describe(args[0]) + (f" {_range_words(bounds)}" if bounds else "")
+        least = min_items_of(hint)
+        return _with_range(describe(args[0]), bounds_of(hint)) + (f" (at least {least})" if least else "")
     if origin in (typing.Union, types.UnionType):
         return " or ".join(describe(a) for a in args)
     if origin is typing.Literal:
@@ -223,7 +280,7 @@ def mismatch(value: Any, hint: Any, resolve: Callable[[dict[str, Any]], type] | 
         return None
     origin, args = typing.get_origin(hint), typing.get_args(hint)
     if origin is typing.Annotated:
-        return mismatch(value, args[0], resolve) or check_bounds(value, hint)
+        return mismatch(value, args[0], resolve) or check_bounds(value, hint) or check_items(value, hint)
     if origin in (typing.Union, types.UnionType):
         reasons = [mismatch(value, a, resolve) for a in args]
         if any(r is None for r in reasons):

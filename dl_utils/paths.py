@@ -7,7 +7,9 @@ before anything is written); `inside` is the last check where a path is joined.
 
 The rule is textual: `..`, separators and absolute paths are refused; symbolic links already
 on disk are followed (whoever made the link chose where it points; e.g. a data folder
-whose `volumes/` links to a shared store), see data/README.md.
+whose `volumes/` links to a shared store), see data/README.md. A run folder is the exception:
+it is written to (`--resume`, `uad describe`, `uad report`) and may come from someone else, so
+`check_links_stay_inside` refuses one holding a link that leads outside it.
 """
 from __future__ import annotations
 
@@ -64,3 +66,22 @@ def flat_name(path: str | os.PathLike, root: str | os.PathLike | None = None) ->
             pass
     parts = [p for p in pure.parts if p not in (pure.anchor, ".", "..", "")]
     return "__".join(parts) or pure.name or "unnamed"
+
+
+def check_links_stay_inside(folder: str | os.PathLike, fix: str) -> None:
+    """Refuse (one-line UserInputError) a folder holding a symbolic link whose target lies outside
+    it: whatever is written through the link (a resumed run's per_volume.csv, a rewritten
+    checkpoint) would land there. Links between its own files are fine; links are not entered."""
+    root = Path(folder).resolve()
+    for dirpath, dirnames, filenames in os.walk(root):  # followlinks=False: a linked folder is listed, not entered
+        for name in sorted(dirnames + filenames):
+            path = Path(dirpath) / name
+            if not path.is_symlink():
+                continue
+            try:
+                target = path.resolve(strict=False)
+            except (OSError, RuntimeError):  # a link loop
+                target = Path(os.readlink(path))
+            if target != root and root not in target.parents:
+                raise UserInputError(f"{folder}: {path.relative_to(root)} is a symbolic link to {target}, outside the folder; "
+                                     f"writes through it would land there, so {fix}")

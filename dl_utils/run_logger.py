@@ -4,11 +4,13 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import netrc
 import os
 from collections.abc import Iterator
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlparse
 
 from dl_utils.checkpoint import atomic_write_text
 
@@ -21,6 +23,23 @@ class WandbMode(StrEnum):
     DISABLED = "disabled"
     OFFLINE = "offline"
     ONLINE = "online"
+
+
+def wandb_online_problem() -> str | None:
+    """Why wandb `online` cannot log in on this machine, found without the network (no API key in
+    WANDB_API_KEY / WANDB_IDENTITY_TOKEN_FILE, nor a netrc entry for the wandb host, where
+    `wandb login` writes it); None when a key is configured. Checked before the run folder exists."""
+    if os.environ.get("WANDB_API_KEY") or os.environ.get("WANDB_IDENTITY_TOKEN_FILE"):
+        return None
+    host = urlparse(os.environ.get("WANDB_BASE_URL") or "https://api.wandb.ai").hostname or "api.wandb.ai"
+    path = os.environ.get("NETRC") or os.path.join(os.path.expanduser("~"), ".netrc")
+    try:
+        if netrc.netrc(path).authenticators(host):
+            return None
+    except (OSError, netrc.NetrcParseError):
+        pass
+    return (f"wandb mode online needs an API key for {host}: set WANDB_API_KEY (or run `wandb login`), "
+            "or use logging.wandb.mode offline (synced later with `wandb sync`) or disabled")
 
 
 def configure_logging(log_file: Path | None, verbose: bool = True, label: str | None = None) -> None:

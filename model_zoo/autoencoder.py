@@ -1,12 +1,10 @@
 """A convolutional autoencoder with a dense bottleneck (the AE baseline of Baur et al.)."""
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 import torch
 from torch import Tensor, nn
 
-from dl_utils.param_types import PositiveInt
+from dl_utils.param_types import PositiveInt, Widths
 
 
 def _down(cin: int, cout: int, groups: int) -> nn.Sequential:
@@ -25,7 +23,7 @@ class ConvAutoencoder(nn.Module):
     """
 
     def __init__(self, in_channels: PositiveInt = 1, image_size: PositiveInt = 64,
-                 channels: Sequence[PositiveInt] = (32, 64, 128, 256), latent_dim: PositiveInt = 128,
+                 channels: Widths = (32, 64, 128, 256), latent_dim: PositiveInt = 128,
                  norm_groups: PositiveInt = 8):
         super().__init__()
         factor = 2 ** len(channels)

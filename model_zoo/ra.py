@@ -15,7 +15,7 @@ from typing import NamedTuple
 import torch
 from torch import Tensor, nn
 
-from dl_utils.param_types import NonNegativeFloat, PositiveInt
+from dl_utils.param_types import NonNegativeFloat, PositiveInt, Widths
 
 RESIDUAL_KERNEL = 3
 """Kernel size of the two convolutions inside a residual block (Soft-IntroVAE)."""
@@ -181,7 +181,7 @@ class RAModel(nn.Module):
         self,
         in_channels: PositiveInt = 1,
         image_size: PositiveInt = 128,
-        channels: Sequence[PositiveInt] = (64, 128, 256, 512, 512),
+        channels: Widths = (64, 128, 256, 512, 512),
         latent_dim: PositiveInt = 128,
         conv_kernel: PositiveInt = 5,
         negative_slope: NonNegativeFloat = 0.2,

@@ -25,7 +25,7 @@ from torch import Tensor, nn
 
 from dl_utils.errors import UserInputError
 from dl_utils.param_groups import group_flat_params
-from dl_utils.param_types import Ge, Lt, PositiveInt
+from dl_utils.param_types import Ge, Lt, PositiveInt, Widths
 
 
 def timestep_embedding(t: Tensor, dim: int, max_period: float = 10000.0) -> Tensor:
@@ -176,7 +176,7 @@ class UNetArchitecture:
     num_groups: GroupNorm groups (reduced to a divisor for narrow layers)."""
 
     base_channels: PositiveInt = 128
-    channel_mult: Sequence[PositiveInt] = (1, 2, 2)
+    channel_mult: Widths = (1, 2, 2)
     num_res_blocks: PositiveInt = 3
     attention_resolutions: Sequence[PositiveInt] = ()
     num_head_channels: PositiveInt = 64

@@ -24,7 +24,7 @@ import torch
 from scipy import ndimage
 
 from dl_utils.options import parse_option
-from dl_utils.param_types import NonNegativeInt, PositiveInt
+from dl_utils.param_types import KernelSize, NonNegativeInt
 from optim.metrics.arrays import ArrayLike, as_float, check_same_shape, like_input, to_numpy
 
 MapStep = Callable[[ArrayLike, ArrayLike], ArrayLike]
@@ -90,7 +90,7 @@ class BrainMaskErosion:
 class MedianFilter:
     """3D median filter (``scipy.ndimage.median_filter``, size k^3, mode reflect), then x mask."""
 
-    kernel_size: PositiveInt = 5
+    kernel_size: KernelSize = 5
 
     def __post_init__(self) -> None:
         if self.kernel_size < 1:

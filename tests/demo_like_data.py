@@ -23,7 +23,11 @@ def _image(brain: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return np.clip((texture + 0.03 * rng.standard_normal(brain.shape)) * brain, 0, 1).astype(np.float32)
 
 
-def write_demo_like(root: Path, shape: tuple[int, int, int] = (64, 64, 6), per_split: int = 2) -> Path:
+def write_demo_like(
+    root: Path, shape: tuple[int, int, int] = (64, 64, 6), per_split: int = 2, spacings: tuple[float, ...] = (1.0,),
+) -> Path:
+    """The stand-in under `root`; volume k of the whole set has isotropic voxels of spacings[k % len]
+    mm (the real demo's vary per subject, 2.7-3.0 mm: data/demo/geometry.py's box spacing)."""
     volumes = root / "volumes"
     splits = root / "splits"
     volumes.mkdir(parents=True)
@@ -31,10 +35,13 @@ def write_demo_like(root: Path, shape: tuple[int, int, int] = (64, 64, 6), per_s
     rng = np.random.default_rng(0)
     brain = _brain(shape)
     names = [*SPLITS_HEALTHY] + [f"{s}_{f}" for s in ("val", "test") for f in FAMILIES]
+    count = 0
     for split in names:
         rows = []
         for i in range(per_split):
             name = f"{split}_{i}"
+            affine = np.diag([spacings[count % len(spacings)]] * 3 + [1.0])
+            count += 1
             image = _image(brain, rng)
             lesion = split not in SPLITS_HEALTHY
             seg_rel = ""
@@ -42,10 +49,10 @@ def write_demo_like(root: Path, shape: tuple[int, int, int] = (64, 64, 6), per_s
                 seg = np.zeros(shape, np.uint8)
                 seg[28:36, 28:36, 2:4] = 1
                 image[seg > 0] = 1.0 if "hyper" in split else 0.1
-                nib.save(nib.Nifti1Image(seg, np.eye(4)), volumes / f"{name}_seg.nii.gz")
+                nib.save(nib.Nifti1Image(seg, affine), volumes / f"{name}_seg.nii.gz")
                 seg_rel = f"volumes/{name}_seg.nii.gz"
-            nib.save(nib.Nifti1Image(image, np.eye(4)), volumes / f"{name}.nii.gz")
-            nib.save(nib.Nifti1Image(brain.astype(np.uint8), np.eye(4)), volumes / f"{name}_mask.nii.gz")
+            nib.save(nib.Nifti1Image(image, affine), volumes / f"{name}.nii.gz")
+            nib.save(nib.Nifti1Image(brain.astype(np.uint8), affine), volumes / f"{name}_mask.nii.gz")
             rows.append(f"{name},,{int(lesion)},volumes/{name}.nii.gz,volumes/{name}_mask.nii.gz,{seg_rel}")
         (splits / f"{split}.csv").write_text("\n".join([HEADER, *rows]) + "\n")
     return root

@@ -4,19 +4,28 @@ Examples are found, not listed (`tests.doc_examples`): each fenced bash / yaml b
 the documents is one test, its commands run in order in a sandbox folder that links the
 repository's top-level entries (so `runs/`, `examples/`, `predictions/` are the sandbox's
 own) on a tiny stand-in of the demo data (`tests.demo_like_data`), shrunk by the same
-`--set` overrides as `tests/test_projects_end_to_end.py`. A command runs as written unless
+`--set` overrides as `tests/test_projects_end_to_end.py`, except that a command keeps its
+config's `trainer.params.weights` (`init` / `export`): a command that loads what an earlier
+one writes (cDDPM's Spark encoder) fails unless its block runs that one first, in the same
+sandbox, as a reader on a fresh clone would. A command runs as written unless
 ONE table below, `RULES`, says otherwise, with its reason:
 
 - run: for real (plus the rule's shrinking arguments);
 - check: through its own command line, with the experiment built instead of run: the
   config merged, overridden, type-checked and every part built (model, trainer, data,
-  evaluators, weights loaded), nothing trained or written (`check_experiment`);
+  evaluators, weights loaded), nothing trained or written but what a later command loads: a
+  config that exports weights (`weights.export`, Spark) leaves that file, from the built
+  model, in a run folder (`check_experiment`);
+- parse: the command line read by the program's own argument parser (every flag known, every
+  value typed), nothing run: only where running it costs minutes even shrunk, and another
+  test runs what it would (the rule says which);
 - syntax: a shell script checked with `bash -n`, a YAML sketch parsed.
 
 A run folder named with a placeholder (`runs/AE/ae/<timestamp>`) is the newest one the block
 made, else one made from that config's freshly built model (a checkpoint of the right
 architecture, describing itself). A split CSV that an example names and the stand-in data
-lacks is a copy of a labelled stand-in split. A ```python block of the docs (interface
+lacks is a copy of a labelled stand-in split. An input a reader brings (raw scans, the authors'
+checkpoint) that the sandbox lacks is a stand-in (`STAND_INS`). A ```python block of the docs (interface
 sketches) is compiled. A command for which no runner exists fails: a new kind of example
 needs a runner here.
 """
@@ -24,6 +33,7 @@ from __future__ import annotations
 
 import contextlib
 import enum
+import io
 import re
 import shutil
 import subprocess
@@ -43,6 +53,7 @@ from tests.test_projects_end_to_end import shrink_sets
 class Mode(enum.StrEnum):
     RUN = "run"
     CHECK = "check"
+    PARSE = "parse"
     SYNTAX = "syntax"
 
 
@@ -55,6 +66,7 @@ class Rule:
     reason: str
     add: tuple[str, ...] = ()          # arguments appended (shrinking flags)
     sub: tuple[str, str] | None = None  # (regex, replacement) applied to the command line
+    expect: str | None = None          # a regex its printed output must match
 
 
 # The one table of examples that do not run exactly as written. First match wins; a command
@@ -80,6 +92,22 @@ RULES: tuple[Rule, ...] = (
          "~1 min on 2 cores; --quick times a small volume once", add=("--quick",)),
     Rule(r"^python -m benchmarks\.bench_diffusion$", Mode.RUN,
          "paper-size UNets take >10 min on 2 cores; --tiny runs every row with a small UNet", add=("--tiny",)),
+    Rule(r"^python -m benchmarks\.bench_diffusion --cpu-precision$", Mode.RUN,
+         "paper-size UNets take ~30 min on 2 cores; --tiny --rounds 1: every method, fp32 and bf16, a small UNet",
+         add=("--tiny", "--rounds", "1"),
+         expect=r"bf16 CPU s / scan.*\n(.*\n)*\| cDDPM \+ MHD \(10 one-step\) \| 500 \| \d+ \| \d+ \| \d+\.\d\d \|"
+                r".* \| \d+\.\d\d% \| \d+\.\d\d% \| (yes|NO) \|"),
+    Rule(r"^python -m benchmarks\.bench_diffusion --cpu-speed --compile --cold-compile$", Mode.PARSE,
+         "a cold torch.compile takes ~2 min on 2 cores even of the --tiny UNet; "
+         "tests/core/evaluation/test_unet_compile.py compiles the UNet as the evaluator does and compares it with eager"),
+    Rule(r"^python -m projects\.benchmark\.results_doc ", Mode.PARSE,
+         "it reads a finished benchmark run folder (the block's first command, ~40 min); "
+         "tests/test_projects_end_to_end.py renders this page from the shrunk benchmark run it makes"),
+    Rule(r"^uad preprocess --input raw/ ", Mode.RUN,
+         "deepbet, registration and N4 take ~2 min per scan (tests/data/test_raw_preprocessing.py tests them); "
+         "the rest runs for real on stand-in raw scans", add=("--skull-strip", "none", "--no-registration", "--no-n4")),
+    Rule(r"^uad convert --input best_model\.pt ", Mode.RUN,
+         "the authors' checkpoint is not shipped: a stand-in in their format converts for real"),
     Rule(r"^params:\n  scoring: +\{scorer: \{\.\.\.\}", Mode.SYNTAX,
          "a YAML example: the sketch of an evaluation task's five params groups, `...` standing for values; parsed"),
     Rule(r"^uad predict .*--input examples/", Mode.RUN,
@@ -131,14 +159,15 @@ def _csv_stand_ins(config: Any, data_root: Path) -> None:
 def check_experiment(config_path: str | Path, overrides: list[str] | None = None, *, resume: str | None = None,
                      output_root: str | None = None, quiet: bool = False, allow_external_modules: bool = False,
                      data_root: Path | None = None) -> Path:
-    """`core.run.experiment.run_experiment`'s checks and builds, without training, evaluating or writing a run
-    folder; returns an empty stand-in run folder (cross-validation reads its results.json)."""
+    """`core.run.experiment.run_experiment`'s checks and builds, without training or evaluating; returns an empty
+    stand-in run folder (cross-validation reads its results.json). A config that exports weights for a later one
+    (`trainer.params.weights.export`) leaves a run folder with that file from the built, untrained model."""
     from core.config.builder import ComponentBuilder
     from core.config.configurator import apply_overrides, describe_sources, load_config, validate_top_level
     from core.run import checkpoint_metadata
     from core.run.assembly import build_parts
     from core.run.experiment import ORCHESTRATOR_KEY
-    from core.run.run_folder import LATEST, resume_config
+    from core.run.run_folder import LATEST, claim_run_dir, resume_config
     from dl_utils.device import resolve_device
     from dl_utils.distributed import DistributedContext
 
@@ -166,8 +195,12 @@ def check_experiment(config_path: str | Path, overrides: list[str] | None = None
         builder = ComponentBuilder(where, allow_external_modules)
         config = builder.upgrade(config)  # as the run does: earlier config versions in today's form
         device = resolve_device(config.get("device", "auto"))
-        build_parts(config, builder, config_path, DistributedContext(), device, int(config.get("seed", 42)),
-                    resume_from=Path(resume) / LATEST if resume else None)
+        parts = build_parts(config, builder, config_path, DistributedContext(), device, int(config.get("seed", 42)),
+                            resume_from=Path(resume) / LATEST if resume else None)
+        if parts.trainer is not None and parts.trainer.export_weights:  # what a later command loads (Spark's encoder):
+            parts.trainer.attach_run(claim_run_dir(config, config_path, output_root), None)  # the built model's export
+            parts.trainer.best_weights = {k: v.detach().clone() for k, v in parts.model.state_dict().items()}
+            parts.trainer._export_best()  # the trainer's own writer: the file a run would leave, untrained
     stand_in = Path("checked") / f"{len(list(Path('checked').glob('*'))) if Path('checked').is_dir() else 0}"
     stand_in.mkdir(parents=True)
     (stand_in / "results.json").write_text("{}")
@@ -229,10 +262,87 @@ def resolve_placeholders(argv: list[str], data_root: Path) -> list[str]:
     return [PLACEHOLDER_RUN.sub(newest, a) for a in argv]
 
 
+# ---- stand-ins for what a reader brings -------------------------------------------------------
+def _raw_scans(folder: Path, argv: list[str]) -> None:
+    """A folder of raw T1 heads: five synthetic heads stored LPS (enough subjects for the default 5 folds)."""
+    import nibabel as nib
+
+    from tests.data.raw_scans import as_orientation, phantom
+
+    folder.mkdir(parents=True)
+    image, _, affine = phantom()
+    for i in range(5):
+        nib.save(as_orientation(image, affine), folder / f"sub-{i:02d}_T1w.nii.gz")
+
+
+def _their_ra_checkpoint(path: Path, argv: list[str]) -> None:
+    """ci-ber/RA's `best_model.pt` layout (`model_weights` under their key names) at the paper size: the keys
+    and shapes recorded from their code (tests/fixtures/parity_data/ra_network.json), zero tensors."""
+    from tests.model_zoo.original_names import ra_keys
+
+    config = argv[argv.index("--config_path") + 1]
+    assert config.endswith("ra_paper.yaml"), f"a stand-in for their checkpoint of {config}: add one"
+    weights = {k: torch.zeros(shape, dtype=torch.long if k.endswith("num_batches_tracked") else torch.float32)
+               for k, shape in ra_keys()}
+    torch.save({"model_weights": weights, "epoch": 0}, path)
+
+
+# (argument as documented, what makes it): used only where the sandbox lacks it
+STAND_INS: dict[str, Callable[[Path, list[str]], None]] = {"raw/": _raw_scans, "best_model.pt": _their_ra_checkpoint}
+
+
+def make_stand_ins(argv: list[str]) -> None:
+    for arg in argv:
+        if arg in STAND_INS and not Path(arg).exists():
+            STAND_INS[arg](Path(arg), argv)
+
+
+class _Parsed(Exception):
+    """Raised by the patched parser once the command line is read: nothing runs after it."""
+
+
+def parse_only(run: Callable[[], int]) -> int:
+    """Run `run` up to its argument parser: 0 when the parser accepts the command line, its exit code when not."""
+    import argparse
+
+    original = argparse.ArgumentParser.parse_args
+
+    def parse(self: argparse.ArgumentParser, args: Any = None, namespace: Any = None) -> Any:
+        raise _Parsed(original(self, args, namespace))
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(argparse.ArgumentParser, "parse_args", parse)
+        try:
+            run()
+        except _Parsed:
+            return 0
+        except SystemExit as exit_:
+            return int(exit_.code or 0)
+    raise AssertionError("the command never parsed its arguments: add a runner")
+
+
+class _Tee(io.StringIO):
+    """stdout kept for the rule's `expect` and still shown."""
+
+    def __init__(self, shown: Any) -> None:
+        super().__init__()
+        self.shown = shown
+
+    def write(self, text: str) -> int:
+        self.shown.write(text)
+        return super().write(text)
+
+
 # ---- runners: one per program an example calls --------------------------------------------
-def _shrunk(config_path: str | Path, data_root: Path, training: bool = True) -> list[str]:
-    """The end-to-end test's --set overrides, run folders left in the sandbox's own runs/."""
-    return [s for s in shrink_sets(Path(config_path), data_root, Path("runs"), training) if not s.startswith("output_root=")]
+def _shrunk(config_path: str | Path, data_root: Path, training: bool = True, keep_weights: bool = False) -> list[str]:
+    """The end-to-end test's --set overrides, run folders left in the sandbox's own runs/.
+
+    `keep_weights`: a documented command keeps its config's `trainer.params.weights` (`init`, `export`), so one
+    that loads what an earlier command exports fails unless the example runs that command first; built runs and
+    a benchmark's methods (the orchestrator wires their weights) train from scratch."""
+    sets = shrink_sets(Path(config_path), data_root, Path("runs"), training)
+    return [s for s in sets if not s.startswith("output_root=")
+            and not (keep_weights and re.match(r"trainer\.params\.weights\.(init|export)=", s))]
 
 
 def _config_args(argv: list[str], data_root: Path) -> list[str]:
@@ -240,7 +350,7 @@ def _config_args(argv: list[str], data_root: Path) -> list[str]:
     if "--resume" in argv:
         return argv  # a resumed run continues its stored (already shrunk) config
     config = argv[argv.index("--config_path") + 1]
-    return [*[x for s in _shrunk(config, data_root) for x in ("--set", s)], *argv]
+    return [*[x for s in _shrunk(config, data_root, keep_weights=True) for x in ("--set", s)], *argv]
 
 
 def run_main(argv: list[str], mode: Mode, data_root: Path) -> int:
@@ -314,38 +424,79 @@ def runner(argv: list[str]) -> Callable[[list[str], Mode, Path], int]:
     raise AssertionError(f"no runner for `{' '.join(argv)}`: add one to tests/test_docs_examples.py")
 
 
-def run_command(argv: list[str], data_root: Path, passed: set[tuple[str, ...]]) -> None:
-    """Run one documented command as its rule says; `passed` holds the checks and benchmark runs
-    already passed in this module (the same command in two documents runs once)."""
+def _loads_earlier_output(argv: list[str]) -> bool:
+    """True when the command's config (with its own --set values) starts training from weights an earlier
+    command exported (`trainer.params.weights.init`): its outcome depends on the run folders made before it."""
+    if "--config_path" not in argv or "--resume" in argv:
+        return False
+    from core.config.configurator import apply_overrides, load_config
+
+    path = argv[argv.index("--config_path") + 1]
+    config = apply_overrides(load_config(path), [argv[i + 1] for i, a in enumerate(argv) if a == "--set"], path)
+    trainer = (config.get("trainer") or {}).get("params") or {}
+    return config.get("experiment", {}).get("task", "train") == "train" and bool((trainer.get("weights") or {}).get("init"))
+
+
+def _run_folders() -> set[Path]:
+    return {p.resolve() for p in Path("runs").glob("*/*/*") if p.is_dir()} if Path("runs").is_dir() else set()
+
+
+def run_command(argv: list[str], data_root: Path, passed: dict[tuple[str, ...], list[Path]]) -> None:
+    """Run one documented command as its rule says; `passed` holds the checks and benchmark runs already
+    passed in this module, with the run folders each made: the same command in two documents (after the same
+    earlier runs, where it loads their output) runs once, its run folders copied into this sandbox."""
     line = " ".join(argv)
     rule = rule_for(line)
     if rule and rule.sub:
         argv = re.sub(rule.sub[0], rule.sub[1], line).split(" ")
     mode = rule.mode if rule else Mode.RUN
-    key = (mode, *argv)
-    if key in passed:
+    earlier = sorted(str(p) for p in Path("runs").glob("*/*")) if Path("runs").is_dir() else []
+    key = (mode, *argv, "after", *(earlier if _loads_earlier_output(argv) else []))
+    if key in passed:  # what it left the first time (a check's export) is what later commands find
+        for folder in passed[key]:
+            shutil.copytree(folder, Path("runs") / folder.relative_to(folder.parents[2]))
         return
+    before = _run_folders()
     argv = resolve_placeholders([*argv, *(rule.add if rule else ())], data_root)
+    make_stand_ins(argv)
     grad = torch.is_grad_enabled()
+    out = _Tee(sys.stdout)
     try:
-        code = runner(argv)(argv, mode, data_root)
+        with contextlib.redirect_stdout(out):
+            if mode is Mode.PARSE:
+                code = parse_only(lambda: runner(argv)(argv, mode, data_root))
+            else:
+                code = runner(argv)(argv, mode, data_root)
     finally:
         torch.set_grad_enabled(grad)  # a command run in-process must not leave global state behind
     assert code == 0, f"`{line}` ({mode}{': ' + rule.reason if rule else ''}) exited {code}"
+    if rule and rule.expect:
+        assert re.search(rule.expect, out.getvalue()), f"`{line}` printed no match of {rule.expect!r}"
     if mode is Mode.CHECK or line.startswith("python -m benchmarks."):
-        passed.add(key)
+        passed[key] = sorted(_run_folders() - before)
 
 
 # ---- the tests ------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
-def passed() -> set[tuple[str, ...]]:
-    return set()
+def passed() -> dict[tuple[str, ...], list[Path]]:
+    return {}
 
 
 @pytest.mark.parametrize("example", examples(SHELL), ids=lambda e: e.id)
-def test_shell_example_runs(example: Example, sandbox: Path, stand_in_data: Path, passed: set[tuple[str, ...]]) -> None:
+def test_shell_example_runs(example: Example, sandbox: Path, stand_in_data: Path,
+                            passed: dict[tuple[str, ...], list[Path]]) -> None:
     for argv in commands(example.text):
         run_command(argv, stand_in_data, passed)
+
+
+def test_a_command_run_before_the_one_it_needs_fails(sandbox: Path, stand_in_data: Path) -> None:
+    """MHD's README once ran mhd.yaml first on a fresh clone: its cDDPM encoder loads the Spark export
+    (`weights.init`) that only a Spark run writes; the harness keeps that dependency, so the order counts."""
+    mhd = ["python", "core/Main.py", "--config_path", "projects/MHD/configs/mhd.yaml"]
+    with pytest.raises(AssertionError, match="exited 2"):
+        run_command(mhd, stand_in_data, {})
+    run_command(["python", "core/Main.py", "--config_path", "projects/cDDPM/configs/spark_pretrain.yaml"], stand_in_data, {})
+    run_command(mhd, stand_in_data, {})
 
 
 @pytest.mark.parametrize("example", examples(YAML), ids=lambda e: e.id)

@@ -77,6 +77,39 @@ def _missing_paths(text: str) -> list[str]:
     return missing
 
 
+BARE_FILE_RE = re.compile(r"(?<![\w./<-])([A-Za-z_][\w-]*\.(?:py|ya?ml|md|json|sh|toml|csv|pt|txt))(?![\w/])")
+LAYOUT_DIR_RE = re.compile(r"^(" + "|".join(TOP_DIRS) + r")/\s")  # a layout line: `core/   what it holds`
+SUBDIR_RE = re.compile(r"(?<![\w./<-])([a-z][\w]*)/(?![\w<*])")
+CODE_SUFFIXES = (".py", ".yaml", ".yml", ".md", ".sh", ".toml")
+SNAKE_RE = re.compile(r"(?<![\w./<-])([a-z][a-z0-9]*(?:_[a-z0-9]+)+)(?![\w./<-])")
+
+
+def _missing_in_plain_blocks(path: Path, names: set[str]) -> list[str]:
+    """Untyped ``` blocks (a layout, a picture, sample output) name files bare: each code or document file must
+    exist in the repository by that name (a run's outputs, `timing.json`, need not); in a layout line of a top folder (`core/  Main.py, commands/ (cli.py, ...)`, continued by indented
+    lines) each file, sub-folder and snake_case module name must exist inside that folder."""
+    from tests.doc_examples import fenced_blocks
+
+    missing = []
+    for block in fenced_blocks(path):
+        if block.lang:
+            continue
+        top = None
+        for line in block.text.splitlines():
+            match = LAYOUT_DIR_RE.match(line)
+            top = match.group(1) if match else (top if line[:1].isspace() else None)
+            files = [m.group(1) for m in BARE_FILE_RE.finditer(line)]
+            missing += [f for f in files if f not in names and f.endswith(CODE_SUFFIXES)]  # not outputs (timing.json)
+            if top is None:
+                continue
+            inside = {p.name for p in (ROOT / top).rglob("*")} | {p.stem for p in (ROOT / top).rglob("*.py")}
+            for word in files + [m.group(1) for m in SUBDIR_RE.finditer(line)] + \
+                    [m.group(1) for m in SNAKE_RE.finditer(line)]:
+                if word not in (top, *TOP_DIRS) and word not in inside:
+                    missing.append(f"{top}/.../{word}")
+    return missing
+
+
 def _missing_bare_docs(text: str, names: set[str]) -> list[str]:
     return [m.group(1) for m in BARE_DOC_RE.finditer(text) if m.group(1) not in ROOT_FILES and m.group(1) not in names]
 
@@ -112,7 +145,18 @@ def test_named_paths_modules_and_files_exist(name: str, text: str) -> None:
     names = _repo_file_names()
     problems = [f"path {p}" for p in _missing_paths(text)]
     problems += [f"document {f}" for f in _missing_bare_docs(text, names)]
+    if name.endswith(".md"):
+        problems += [f"file {f}" for f in _missing_in_plain_blocks(ROOT / name, names)]
     dotted = {m.group(1) for m in DOTTED_RE.finditer(text) if not m.group(1).endswith(FILE_SUFFIXES)}
     dotted |= {m.group(1) for m in MODULE_RUN_RE.finditer(text)}
     problems += [f"module/attribute {d}" for d in sorted(dotted) if not _resolves(d)]
     assert not problems, f"{name} names what the repository does not have: " + "; ".join(sorted(set(problems)))
+
+
+def test_a_layout_block_naming_moved_files_is_caught(tmp_path: Path) -> None:
+    """The README's layout once listed Trainer.py and volume_scoring under core after they had moved."""
+    doc = tmp_path / "doc.md"
+    doc.write_text("```\ncore/   Main.py, Trainer.py, commands/ (cli.py),\n        volume_scoring, nothing_here/\n"
+                   "a run writes results.json\n```\n")  # not a layout line: an output need not exist
+    assert _missing_in_plain_blocks(doc, _repo_file_names()) == [
+        "Trainer.py", "core/.../Trainer.py", "core/.../nothing_here", "core/.../volume_scoring"]

@@ -11,6 +11,7 @@ import logging
 import sys
 from pathlib import Path
 
+from core.commands import arg_types
 from core.commands.exit_codes import run_and_report
 from core.commands.flags import add_external_modules_flag
 from core.evaluation.reconstruction import Precision
@@ -42,14 +43,14 @@ def _add_pipeline_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--template-mask", help="brain mask of a --template path (default: its voxels > 0)")
     group.add_argument("--skull-strip", default="deepbet", choices=("deepbet", "none"),
                        help="deepbet (weights in its wheel, offline) or none (scans already stripped)")
-    group.add_argument("--spacing", type=float, default=1.0, help="isotropic voxel size in mm (default 1)")
+    group.add_argument("--spacing", type=arg_types.positive_float, default=1.0, help="isotropic voxel size in mm (default 1)")
     group.add_argument("--no-registration", action="store_true", help="skip the affine registration to the template")
     group.add_argument("--no-n4", action="store_true", help="skip N4 bias correction")
     group.add_argument("--gpu", action="store_true", help="run deepbet on CUDA when available")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="uad", description="Unsupervised anomaly detection in brain MRI.")
+    parser = arg_types.OneLineParser(prog="uad", description="Unsupervised anomaly detection in brain MRI.")
     verbs = parser.add_subparsers(dest="verb", required=True, metavar="VERB")
 
     train = verbs.add_parser("train", help="train (and evaluate) a project config", description="Train and evaluate from a project YAML.")
@@ -69,7 +70,7 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--input", required=True, help="a scan, a folder of scans, a `uad preprocess` output, or a CSV")
     predict.add_argument("--output", required=True, help="output folder")
     examples = ", ".join(k.replace("%", "%%") for k in (VAL_DICE_KEY, fpr_key(0.01), fpr_key(0.05), fixed_key(0.009)))
-    predict.add_argument("--threshold", default=fpr_key(0.05),
+    predict.add_argument("--threshold", default=fpr_key(0.05), type=arg_types.threshold_choice,
                          help=f"a threshold rule the run fitted (e.g. {examples}) or a number (default %(default)s)")
     predict.add_argument("--test-set", help="test set whose fitted thresholds (and evaluation seeds) to use (default: the first fitted)")
     predict.add_argument("--task", help="downstream task of the config to score with (default: the first with thresholds)")
@@ -90,8 +91,8 @@ def build_parser() -> argparse.ArgumentParser:
                            description="Reorient to RAS, resample, skull strip, register, crop to the brain, N4; writes the volume layout.")
     pre.add_argument("--input", required=True, help="folder of raw NIfTI T1 scans, or a CSV (subject, t1[, t2, seg, mask, age, label])")
     pre.add_argument("--output", required=True, help="output folder (data_root of the written split CSVs)")
-    pre.add_argument("--workers", type=int, default=1, help="subjects in parallel (processes)")
-    pre.add_argument("--folds", type=int, default=5, help="k of the seeded healthy train/val folds")
+    pre.add_argument("--workers", type=arg_types.positive_int, default=1, help="subjects in parallel (processes)")
+    pre.add_argument("--folds", type=arg_types.fold_count, default=5, help="k of the seeded healthy train/val folds")
     pre.add_argument("--seed", type=int, default=0, help="seed of the fold permutation")
     pre.add_argument("--no-qc", action="store_true", help="skip the QC montage per subject")
     _add_pipeline_options(pre)
@@ -105,7 +106,7 @@ def build_parser() -> argparse.ArgumentParser:
                           description="Run a config once per fold (fold-numbered split CSVs, e.g. IXI_train_fold0.csv, "
                                       "get the fold substituted) and write the folds table (folds.md/.csv/.json).")
     cv.add_argument("--config_path", "--config-path", "--config", required=True, help="project YAML with fold-numbered split CSVs")
-    cv.add_argument("--folds", type=int, nargs="+", required=True, help="fold numbers, e.g. 0 1 2 3 4")
+    cv.add_argument("--folds", type=arg_types.non_negative_int, nargs="+", required=True, help="fold numbers, e.g. 0 1 2 3 4")
     _add_run_options(cv)
 
     convert = verbs.add_parser("convert", help="an original Lightning checkpoint -> a checkpoint of this framework",
@@ -129,8 +130,8 @@ def build_parser() -> argparse.ArgumentParser:
                                           "run folder, a benchmark folder or a `uad predict` output.")
     report.add_argument("folder", help="run folder, benchmark run folder or predict output folder")
     report.add_argument("--model", help="checkpoint of a predict output, to show what it was trained on")
-    report.add_argument("--max-mb", type=float, default=25.0, help="size budget of the drawn volumes in MB (default 25)")
-    report.add_argument("--max-side", type=int, default=128, help="draw every n-th voxel so no side exceeds this (default 128)")
+    report.add_argument("--max-mb", type=arg_types.non_negative_float, default=25.0, help="size budget of the drawn volumes in MB (default 25)")
+    report.add_argument("--max-side", type=arg_types.positive_int, default=128, help="draw every n-th voxel so no side exceeds this (default 128)")
     return parser
 
 
@@ -162,8 +163,11 @@ def _test(args: argparse.Namespace) -> Path | None:
         path.parent.mkdir(parents=True)
         path.write_text(yaml.safe_dump(config, sort_keys=False))
         # the run folder goes where the person running the command says (default ./runs), never where the file says
-        return run_experiment(path, args.overrides, output_root=args.output_root or "runs",
-                              quiet=args.quiet, allow_external_modules=args.allow_external_modules)
+        try:
+            return run_experiment(path, args.overrides, output_root=args.output_root or "runs",
+                                  quiet=args.quiet, allow_external_modules=args.allow_external_modules)
+        except UserInputError as exc:  # name the checkpoint, not the temporary file that held its config
+            raise UserInputError(str(exc).replace(str(path), f"{args.model} (stored config)")) from exc
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -183,7 +187,7 @@ def _dispatch(args: argparse.Namespace) -> Path | int | None:
         from core.run.report import trained_on
         from data.trained_on import TrainedOn
 
-        plain = trained_on(resolve_checkpoint(args.model))  # what its training run recorded (memory-mapped: weights not read)
+        plain = trained_on(resolve_checkpoint(args.model), warn=False)  # what its training run recorded (memory-mapped: weights not read)
         print(f"{args.model}: trained on " + (TrainedOn.from_plain(plain).summary() if plain else "(not recorded in this checkpoint)"))
         rows = predict(args.model, args.input, args.output, args.threshold, args.test_set, args.task, args.device,
                        args.preprocessed, args.mask, _pipeline_options(args), png=not args.no_png,

@@ -144,11 +144,20 @@ def original_state_dict(state: dict[str, Any], source: str | Path) -> dict[str, 
     checkpoint itself when it is a bare state dict."""
     for entry in ("state_dict", "model_weights"):
         if isinstance(state.get(entry), dict):
-            return {k: v for k, v in state[entry].items() if isinstance(v, Tensor)}
+            return _named(state[entry], source, f"'{entry}'")
     if state and all(isinstance(v, Tensor) for v in state.values()):
-        return dict(state)
+        return _named(state, source, "the state dict")
     raise UserInputError(f"{source}: no 'state_dict' (Lightning) or 'model_weights' (iml-dl, RA) entry and not a "
                          "state dict; give the original checkpoint file")
+
+
+def _named(weights: dict[Any, Any], source: str | Path, what: str) -> dict[str, Tensor]:
+    """The tensors of `weights`; a key that is not a parameter name is a one-line error."""
+    for key in weights:
+        if not isinstance(key, str):
+            raise UserInputError(f"{source}: {what} holds the key {key!r} ({type(key).__name__}), not a parameter name; "
+                                 "give the original checkpoint file")
+    return {k: v for k, v in weights.items() if isinstance(v, Tensor)}
 
 
 def is_spark_checkpoint(theirs: dict[str, Any]) -> bool:

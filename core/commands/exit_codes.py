@@ -2,13 +2,15 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import signal
 import sys
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from dl_utils.errors import UserInputError
+from dl_utils.errors import MEMORY_FIX, UserInputError, is_out_of_memory, memory_detail
 
+DISK_ERRNOS = {errno.ENOSPC, errno.EROFS, errno.EDQUOT, errno.EIO}  # the disk failed mid-run: a resume helps
 TERMINATED_EXIT_CODE = 128 + signal.SIGTERM  # 143, as a shell reports a process ended by SIGTERM
 
 
@@ -47,8 +49,15 @@ def run_and_report(action: Callable[[], Any]) -> int:
         return 2
     except OSError as exc:  # a disk that fills up or turns read-only mid-run, outside the atomic writers
         where = f"{exc.filename}: " if exc.filename else ""
-        print(f"error: {where}{exc.strerror or exc}; free space or fix permissions, then resume with --resume RUN_FOLDER "
-              "(the last complete checkpoint is intact)", file=sys.stderr)
+        fix = ("free space or fix permissions, then resume with --resume RUN_FOLDER (the last complete checkpoint is intact)"
+               if exc.errno in DISK_ERRNOS else "fix the path (an existing file where a folder goes, a name too long, "
+                                                "no permission) and run the command again")
+        print(f"error: {where}{exc.strerror or exc}; {fix}", file=sys.stderr)
+        return 2
+    except (MemoryError, RuntimeError) as exc:  # a failed allocation anywhere (other errors keep their traceback)
+        if not is_out_of_memory(exc):
+            raise
+        print(f"error: out of memory ({memory_detail(exc)}); {MEMORY_FIX}", file=sys.stderr)
         return 2
     except FloatingPointError as exc:
         print("error: " + " ".join(str(exc).split()), file=sys.stderr)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -23,6 +24,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from core.commands.scan_checks import check_3d_scans, check_model_grid, check_model_runs
 from core.config.builder import MODEL, ComponentBuilder
 from core.evaluation.evaluator import AnomalyDetectionEvaluator
 from core.evaluation.pipeline import ScoringPipeline
@@ -72,9 +74,13 @@ class Predictor:
         """(label, value): a number, or the value of a rule the run fitted (for `test_set`, or
         the first test set that has it); the oracle is never offered."""
         try:
-            return "given", float(choice)
+            given = float(choice)
         except ValueError:
-            pass
+            given = None
+        if given is not None:
+            if not math.isfinite(given):
+                raise UserInputError(f"--threshold {choice}: give a finite number or a fitted rule (e.g. {DEFAULT_RULE})")
+            return "given", given
         fitted = self.record.thresholds
         if not fitted:
             raise UserInputError(f"the checkpoint holds no fitted thresholds for task '{self.task}'; "
@@ -300,6 +306,23 @@ def _differences(scan: Scan, trained: TrainedOn | None) -> list[str]:
     return warnings
 
 
+def _prepare_first(scans: list[Scan], predictor: Predictor, options: PipelineOptions, template: Template | None,
+                   model: str | Path) -> Prepared | UserInputError | None:
+    """The first scan on the model's grid, checked against it: every scan goes through the same steps, so a
+    grid the model does not fit stops the command; a lone scan that cannot be prepared too (several: its row fails)."""
+    if not scans:
+        return None
+    try:
+        prepared = prepare_scan(scans[0], predictor, options, template)
+    except UserInputError as exc:
+        if len(scans) == 1:
+            raise
+        return exc
+    check_model_grid(prepared.volume.image.shape, predictor.input_shape, scans[0].name, model)
+    check_model_runs(predictor.pipeline, prepared.volume.image, scans[0].name, model)
+    return prepared
+
+
 def predict(model: str | Path, inputs: str | Path, output: str | Path, threshold: str = DEFAULT_RULE,
             test_set: str | None = None, task: str | None = None, device: str = "auto", preprocessed: bool = False,
             mask: str | None = None, options: PipelineOptions | None = None, png: bool = True,
@@ -309,27 +332,32 @@ def predict(model: str | Path, inputs: str | Path, output: str | Path, threshold
     (`report`: also `report.html`, with the model's input and reconstruction per scan).
     `precision` (`core.evaluation.reconstruction.Precision`) replaces the stored task's, e.g. `bf16` on CPU."""
     scans = read_scans(inputs, preprocessed, mask, data_root)  # a bad input stops before the model is loaded
+    check_3d_scans(p for s in scans for p in (s.subject.t1 if s.subject else s.row.img_path if s.row else None,) if p)
     predictor = load_predictor(model, task, device, allow_external_modules)
     if precision is not None:
         spec = predictor.pipeline.spec
         predictor.pipeline.spec = replace(spec, inference=replace(spec.inference, precision=precision))
     protocol, value = predictor.threshold(str(threshold), test_set)
     output = Path(output)
-    output.mkdir(parents=True, exist_ok=True)
     options = options or PipelineOptions()
     needs_template = options.register and any(s.subject is not None for s in scans)
     template = load_template(options.template, options.template_mask) if needs_template else None
+    first = _prepare_first(scans, predictor, options, template, model)  # before any output exists
+    output.mkdir(parents=True, exist_ok=True)
     pipeline = predictor.pipeline
     rows = []
     scored_with = predictor.record.scored_with
     # the task's inference settings and its evaluation's compile decision: the evaluated maps to the last digit
     with pipeline.prepared(compiled=scored_with.compiled_unet if scored_with is not None else None):
-        for scan in scans:
+        for i, scan in enumerate(scans):
             row = {c: "" for c in PREDICTION_COLUMNS}
             row.update(scan=scan.name, threshold_protocol=protocol, threshold=f"{value:.6g}")
             try:
                 warnings = _differences(scan, predictor.trained_on)
-                prepared = prepare_scan(scan, predictor, options, template)
+                if i == 0 and isinstance(first, UserInputError):
+                    raise first
+                prepared = first if i == 0 and first is not None else prepare_scan(scan, predictor, options, template)
+                check_model_grid(prepared.volume.image.shape, predictor.input_shape, scan.name, model)
                 scored = pipeline.score(prepared.volume, *predictor.seed_key(scan.name, test_set))
                 amap = scored.amap
                 brain = prepared.volume.mask.numpy()

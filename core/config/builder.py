@@ -96,7 +96,7 @@ SCORER = Role("scorer", methods=("__call__",))
 MAP_STEP = Role("post-processing step", methods=("__call__",))
 DATA_MODULE = Role("training data module", methods=("train_dataset", "val_dataset"))
 EVALUATION_SET = Role("evaluation data set", methods=("__len__", "__getitem__"))
-ORCHESTRATOR = Role("orchestrator", methods=("run",))
+ORCHESTRATOR = Role("orchestrator", methods=("check", "run"))  # check(check_config) before its run folder exists
 
 
 def is_project_class(cls: type) -> bool:

@@ -23,7 +23,7 @@ from dl_utils.errors import UserInputError
 from dl_utils.options import parse_option
 from dl_utils.param_types import mismatch
 from dl_utils.paths import component_problem
-from dl_utils.run_logger import WandbMode
+from dl_utils.run_logger import WandbMode, wandb_online_problem
 from dl_utils.seeding import DEFAULT_SEED
 
 PROJECT_PACKAGES = ("core", "model_zoo", "data", "optim", "dl_utils", "projects")
@@ -75,7 +75,19 @@ class Task(enum.StrEnum):
 
 
 class _SafeLoader(yaml.SafeLoader):
-    """`yaml.SafeLoader` that also reads `1e-4` as a float (YAML 1.1 needs `1.0e-4`)."""
+    """`yaml.SafeLoader` that also reads `1e-4` as a float (YAML 1.1 needs `1.0e-4`), and refuses an
+    integer too long for Python to read (over 4300 digits) as invalid YAML at its line."""
+
+    def construct_yaml_int(self, node: yaml.ScalarNode) -> int:
+        try:
+            return super().construct_yaml_int(node)
+        except ValueError:
+            raise yaml.constructor.ConstructorError(
+                None, None, f"an integer of {len(str(node.value))} digits is too long (no parameter takes one)",
+                node.start_mark) from None
+
+
+_SafeLoader.add_constructor("tag:yaml.org,2002:int", _SafeLoader.construct_yaml_int)
 
 
 _SafeLoader.add_implicit_resolver(
@@ -127,6 +139,10 @@ def closest(key: str, options: Iterable[str]) -> str:
     """'; did you mean ...?' for the closest of `options`, else the list of them (for one-line errors)."""
     match = difflib.get_close_matches(str(key), list(options), n=1, cutoff=0.5)
     return f"; did you mean '{match[0]}'?" if match else f"; valid keys: {', '.join(sorted(options))}"
+
+
+MAX_NAME = 128  # characters of a run name (a folder name; file systems allow 255 bytes)
+MAX_THREADS = 1024  # CPU threads of one process; far more makes torch.set_num_threads crash the process
 
 
 class ConfigError(UserInputError):
@@ -327,13 +343,15 @@ def validate_top_level(config: dict[str, Any], path: str | Path) -> None:
         if key not in config:
             raise ConfigError(path, key, "missing required key")
     _check_types(config, TOP_LEVEL_TYPES, "", path)
-    problem = component_problem(config["name"])
+    problem = component_problem(config["name"]) or (f"has {len(config['name'])} characters (at most {MAX_NAME})"
+                                                     if len(str(config["name"])) > MAX_NAME else None)
     if problem:
         raise ConfigError(path, "name", f"'{config['name']}' {problem}; the run name is a plain name (no '/', '\\', '..')")
     if not 0 <= config.get("seed", 0) < 2**63:
         raise ConfigError(path, "seed", f"{config['seed']} is out of range; use an integer from 0 to 2**63 - 1")
-    if config.get("num_threads") is not None and config["num_threads"] < 1:
-        raise ConfigError(path, "num_threads", f"{config['num_threads']} must be >= 1 (or null for the number of cores)")
+    if config.get("num_threads") is not None and not 1 <= config["num_threads"] <= MAX_THREADS:
+        raise ConfigError(path, "num_threads", f"{config['num_threads']} must be >= 1 and <= {MAX_THREADS} "
+                                               "(or null for the number of cores)")
     experiment = config["experiment"]
     for key in experiment:
         if key not in EXPERIMENT_KEYS:
@@ -352,9 +370,12 @@ def validate_top_level(config: dict[str, Any], path: str | Path) -> None:
     logging_cfg = _known_keys(config.get("logging"), LOGGING_KEYS, path, "logging")
     wandb_cfg = _known_keys(logging_cfg.get("wandb"), WANDB_KEYS, path, "logging.wandb")
     try:
-        parse_option(WandbMode, wandb_cfg.get("mode", "disabled"), "logging.wandb.mode")
+        mode = parse_option(WandbMode, wandb_cfg.get("mode", "disabled"), "logging.wandb.mode")
     except ValueError as exc:
         raise ConfigError(path, "logging.wandb.mode", str(exc)) from None
+    problem = wandb_online_problem() if mode == WandbMode.ONLINE else None
+    if problem:
+        raise ConfigError(path, "logging.wandb.mode", problem)
 
 
 def _check_types(values: dict[str, Any], types_: dict[str, Any], prefix: str, path: str | Path) -> None:

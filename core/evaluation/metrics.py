@@ -53,7 +53,8 @@ def set_metrics(test: ScoredSet, fitted: Mapping[str, FittedThreshold], binarize
         metrics["AUPRC_pooled_whole"], metrics["AUROC_pooled_whole"] = whole.auprc, whole.auroc
         totals = {key: np.zeros(3, dtype=np.int64) for key in fitted}
         counters = {key: detection.DetectionCounter(detection_settings.unit, detection_settings.min_fraction,
-                                                    detection_settings.per_slice)
+                                                    detection_settings.per_slice,
+                                                    unboxed=detection_settings.unboxed_images)
                     for key, t in fitted.items() if t.counts_detections}
         for record, amap, mask, seg in test.volumes():
             regions = test.box_regions(record) if counters and detection_settings.unit is detection.DetectionUnit.BOX else None

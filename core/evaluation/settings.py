@@ -9,7 +9,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from dl_utils.options import parse_option
-from optim.metrics.detection import DetectionUnit
+from optim.metrics.detection import DetectionUnit, UnboxedImages
 
 
 @dataclass(frozen=True)
@@ -56,14 +56,19 @@ class DetectionSettings:
     unit: `lesion` (a lesion is detected when more than `min_fraction` of its voxels exceed
     the threshold; `per_slice`: lesions as 2D components of each axial slice, the RA paper's
     2D protocol) or `box` (RA's rule: an image is detected when more than `min_fraction` of
-    its box pixels reach the threshold)."""
+    its box pixels reach the threshold). unboxed_images (unit `box`): an image of a labelled set
+    without box pixels is left out (`skip`, ours: nothing to detect) or counted as a miss with its
+    false positives (`count`, RA's object_localization)."""
 
     min_fraction: float = 0.1
     per_slice: bool = False
     unit: DetectionUnit = DetectionUnit.LESION
+    unboxed_images: UnboxedImages = UnboxedImages.SKIP
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "unit", parse_option(DetectionUnit, self.unit, "detection.unit"))
+        object.__setattr__(self, "unboxed_images",
+                           parse_option(UnboxedImages, self.unboxed_images, "detection.unboxed_images"))
         if not 0.0 <= self.min_fraction < 1.0:
             raise ValueError(f"min_fraction must lie in [0, 1), got {self.min_fraction}")
 

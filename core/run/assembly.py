@@ -223,3 +223,29 @@ def initialise_training(trainer: Trainer, model: nn.Module, weights: Any, resume
             trainer.resume(weights)
         else:
             load_model_weights(model, state, weights)
+
+
+def check_parts(config: dict[str, Any], builder: ComponentBuilder) -> None:
+    """What `build_parts` checks of the config itself, without building anything or reading data and
+    weights: every component's keys, class, role and parameter names, types and ranges (a benchmark
+    checks each method's config this way before its run folder exists)."""
+    _check_keys(builder, config["model"], "model", COMPONENT_KEYS)
+    builder.check(config["model"], "model", expected=MODEL)
+    if config["experiment"].get("task", "train") == "train":
+        trainer_cfg = config.get("trainer")
+        if not isinstance(trainer_cfg, dict) or not isinstance(trainer_cfg.get("data_loader"), dict):
+            raise ConfigError(builder.config_path, "trainer", "must be a mapping {module_name, class_name, params, data_loader}")
+        _check_keys(builder, trainer_cfg, "trainer", TASK_KEYS)
+        builder.check(_component(trainer_cfg), "trainer", reserved=TRAINER_RESERVED, expected=Trainer)
+        _check_keys(builder, trainer_cfg["data_loader"], "trainer.data_loader", COMPONENT_KEYS)
+        builder.check(trainer_cfg["data_loader"], "trainer.data_loader", expected=DATA_MODULE)
+    tasks = config.get("downstream_tasks") or {}
+    if not isinstance(tasks, dict):
+        raise ConfigError(builder.config_path, "downstream_tasks", "must map task names to evaluators")
+    for name, spec in tasks.items():
+        key = f"downstream_tasks.{name}"
+        _check_folder_name(builder, key, name, "task")
+        if not isinstance(spec, dict):
+            raise ConfigError(builder.config_path, key, "must be a mapping {module_name, class_name, params, data_loader}")
+        _check_keys(builder, spec, key, TASK_KEYS)
+        builder.check(_component(spec), key, reserved=("model", "device", "datasets"), expected=DownstreamEvaluator)

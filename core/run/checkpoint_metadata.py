@@ -22,7 +22,6 @@ evaluated run folder's checkpoint (or the weights file `W`) self-describing from
 from __future__ import annotations
 
 import copy
-import csv
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -32,8 +31,10 @@ from typing import Any
 from core.config.configurator import load_yaml, refuse_file_opt_in
 from core.evaluation.result import EvaluationResult, InputGrid, ScoredWith, SetResult
 from core.evaluation.thresholds import FittedThreshold, legacy_fitted, legacy_thresholds_from_metrics, thresholds_from_json
-from dl_utils.checkpoint import load_checkpoint, read_json_mapping, save_checkpoint
+from core.run.run_files import read_per_volume, read_results_json
+from dl_utils.checkpoint import load_checkpoint, save_checkpoint
 from dl_utils.errors import UserInputError
+from dl_utils.paths import check_links_stay_inside
 
 METADATA_VERSION = 2
 EVALUATION_KEY = "evaluation"
@@ -103,7 +104,10 @@ def read(state: dict[str, Any], source: Any) -> dict[str, Any]:
         raise UserInputError(f"{source}: metadata_version {version!r} is not one this framework reads (1 to {METADATA_VERSION}); "
                              "update the framework to the version that wrote the checkpoint")
     config = state.get("config")
-    if not isinstance(config, dict) or "model" not in config:
+    if isinstance(config, dict) and "model" not in config:
+        raise UserInputError(f"{source}: its stored config has no 'model' section; re-write it with "
+                             "`uad describe RUN_FOLDER --weights <this file>`")
+    if not isinstance(config, dict):
         raise UserInputError(
             f"{source}: checkpoint does not describe itself (no 'config' entry); re-write it with "
             "`uad describe RUN_FOLDER --weights <this file>`"
@@ -204,24 +208,22 @@ def _task_preprocessing(config: dict[str, Any], task: str) -> Any:
 
 def _volumes_from_rows(path: Path) -> dict[str, list[str]]:
     """{data set: volume names in order} from a task's per_volume.csv (its test and healthy sets)."""
-    if not path.is_file():
-        return {}
     volumes: dict[str, list[str]] = {}
-    with open(path, newline="") as handle:
-        for row in csv.DictReader(handle):
-            volumes.setdefault(row["dataset"], []).append(row["name"])
+    for row in read_per_volume(path):
+        volumes.setdefault(row["dataset"], []).append(row["name"])
     return volumes
 
 
 def rewrite_from_run(run_dir: str | Path, weights: str | Path | None = None, out: str | Path | None = None) -> Path:
     """Make a self-describing checkpoint from an evaluated run folder; returns the written path."""
     run_dir = Path(run_dir)
+    check_links_stay_inside(run_dir, "replace each such link by a copy of its files before rewriting its checkpoint")
     config_path, results_path = run_dir / "config.yaml", run_dir / "results.json"
     for path in (config_path, results_path):
         if not path.is_file():
             raise UserInputError(f"{path} not found; pass an evaluated run folder (it holds config.yaml and results.json)")
     config = load_yaml(config_path)  # one line for invalid YAML or a python tag
-    results = read_json_mapping(results_path, "evaluate the run again (uad test) to rewrite it")
+    results = read_results_json(results_path)
     source = Path(weights) if weights else run_dir / "checkpoints" / "best_model.pt"
     state = load_checkpoint(source)
     if "model_weights" not in state:

@@ -19,6 +19,7 @@ from core.config.configurator import ConfigError, apply_overrides, describe_sour
 from core.evaluation.result import EvaluationResult
 from core.run import checkpoint_metadata
 from core.run.assembly import Parts, build_parts
+from core.run.config_check import check_config
 from core.run.report import try_write_report
 from core.run.results import write_results
 from core.run.run_folder import LATEST, make_run_dir, resume_config, write_run_config
@@ -26,7 +27,7 @@ from data.trained_on import from_data_module
 from dl_utils.checkpoint import atomic_write_text
 from dl_utils.device import resolve_device
 from dl_utils.distributed import DistributedContext, barrier, context_from_env, destroy_process_group, init_process_group
-from dl_utils.errors import UserInputError
+from dl_utils.errors import MEMORY_FIX, UserInputError, is_out_of_memory, memory_detail
 from dl_utils.run_logger import RunLogger, configure_logging
 from dl_utils.seeding import seed_everything
 
@@ -59,6 +60,10 @@ def run_experiment(config_path: str | Path, overrides: list[str] | None = None, 
     created = init_process_group(ctx, device)
     try:
         return _run(config, config_path, overrides, where, ctx, device, resume_dir, output_root, quiet, allow_external_modules)
+    except (MemoryError, RuntimeError) as exc:
+        if not is_out_of_memory(exc):
+            raise
+        raise UserInputError(f"{where}: out of memory ({memory_detail(exc)}); {MEMORY_FIX}") from exc
     finally:
         if created:  # a caller's group (`uad cv` runs every fold in one) stays
             destroy_process_group()
@@ -164,10 +169,14 @@ def _run_orchestrator(config: dict[str, Any], config_path: Path, where: str, out
                              "process; start it without torchrun")
     builder = ComponentBuilder(where, allow_external_modules)
     orchestrator = builder.build(config[ORCHESTRATOR_KEY], ORCHESTRATOR_KEY, expected=ORCHESTRATOR)
+    forced = [f"device={config['device']}"] if "device" in config else []  # applies to every nested run
+    try:  # every config it will run, before its run folder exists
+        orchestrator.check(lambda path, overrides: check_config(path, [*forced, *overrides], allow_external_modules))
+    except UserInputError as exc:
+        raise UserInputError(f"{where}: {ORCHESTRATOR_KEY}: {exc}") from exc
     run_dir = make_run_dir(config, config_path, DistributedContext(), output_root)
     configure_logging(run_dir / "log.txt", verbose=not quiet, label=str(config["name"]))
     write_run_config(run_dir, config, config_path, [])
-    forced = [f"device={config['device']}"] if "device" in config else []  # applies to every nested run
 
     def nested(path: str | Path, overrides: list[str] | None = None, **kwargs: Any) -> Path | None:
         return run_experiment(path, [*forced, *(overrides or [])], allow_external_modules=allow_external_modules, **kwargs)

@@ -26,11 +26,14 @@ import yaml
 
 from core.evaluation.volume_files import SUFFIXES
 from core.run.results import TABLE_COLUMNS, read_results
+from core.run.run_files import read_results_json
 from core.run.run_folder import CONFIG_FILE, ORIGIN_FILE
 from data.nifti_io import load_nifti
+from data.trained_on import stated
 from dl_utils.checkpoint import atomic_write_text
 from dl_utils.errors import UserInputError
 from dl_utils.figures import read_curve_points
+from dl_utils.paths import check_links_stay_inside
 from dl_utils.report import html
 from dl_utils.report.charts import line_chart
 from dl_utils.report.volumes import Layer, LayerKind, Panel, viewer
@@ -52,7 +55,7 @@ def folder_kind(folder: Path) -> FolderKind:
     if (folder / "predictions.csv").is_file():
         return FolderKind.PREDICTION
     if (folder / "results.json").is_file():
-        results = json.loads((folder / "results.json").read_text())
+        results = read_results_json(folder / "results.json", "give a complete run or benchmark folder")
         return FolderKind.BENCHMARK if ORCHESTRATOR in results else FolderKind.RUN
     raise UserInputError(f"{folder}: neither results.json (a run or benchmark folder) nor predictions.csv "
                          "(a `uad predict` output); give one of those folders")
@@ -64,6 +67,7 @@ def write_report(folder: str | Path, checkpoint: str | Path | None = None,
     output (its `trained_on` is shown); volumes are drawn every `stride` voxels so no side
     exceeds `max_side`."""
     folder = Path(folder)
+    check_links_stay_inside(folder, "replace each such link by a copy of its files before writing its report")
     budget = Budget(int(max_megabytes * 1e6), max_side)
     try:
         kind = folder_kind(folder)
@@ -152,8 +156,9 @@ def _subtitle(folder: Path, kind: FolderKind) -> str:
     return f"{html.esc(kind.value)} folder <code>{html.esc(folder.resolve())}</code>{made}; rebuild: <code>uad report FOLDER</code>"
 
 
-def trained_on(checkpoint: Path | None) -> dict[str, Any] | None:
-    """The checkpoint's `trained_on` entry (data set, subjects, contrast, grid), when it has one."""
+def trained_on(checkpoint: Path | None, warn: bool = True) -> dict[str, Any] | None:
+    """The checkpoint's `trained_on` entry (data set, subjects, contrast, grid), when it has one
+    (`warn`: log an unreadable file; off where the caller's own loading names it)."""
     if checkpoint is None or not checkpoint.is_file():
         return None
     import torch
@@ -161,10 +166,11 @@ def trained_on(checkpoint: Path | None) -> dict[str, Any] | None:
     try:  # memory-mapped: the weights are not read
         state = torch.load(checkpoint, map_location="cpu", weights_only=True, mmap=True)
     except Exception as exc:  # noqa: BLE001 - an unreadable file is reported on the page, not raised
-        LOG.warning("report: %s not readable (%s)", checkpoint, exc)
+        if warn:
+            LOG.warning("report: %s not readable (%s)", checkpoint, exc)
         return None
     found = state.get("trained_on") if isinstance(state, dict) else None
-    return dict(found) if isinstance(found, dict) else None
+    return stated(found) if isinstance(found, dict) else None
 
 
 def _model_part(checkpoint: Path | None, extra: dict[str, Any]) -> Part:
@@ -339,7 +345,7 @@ def _methods(folder: Path) -> tuple[dict[str, Path], str]:
 
 def _columns(name: str, run_dir: Path) -> Iterable[tuple[str, str, Path]]:
     """(column name, task, run folder) of each evaluated task of a method, named as in the comparison."""
-    results = json.loads((run_dir / "results.json").read_text()) if (run_dir / "results.json").is_file() else {}
+    results = read_results_json(run_dir / "results.json") if (run_dir / "results.json").is_file() else {}
     tasks = [t for t in _tasks(results) if any("skipped" not in m for m in results[t].values())]
     for task in tasks:
         yield (name if len(tasks) == 1 else f"{name} [{task}]"), task, run_dir
@@ -347,7 +353,7 @@ def _columns(name: str, run_dir: Path) -> Iterable[tuple[str, str, Path]]:
 
 def _benchmark_page(folder: Path, budget: Budget) -> tuple[str, list[Part]]:
     methods, baseline = _methods(folder)
-    comparison = json.loads((folder / "results.json").read_text())[ORCHESTRATOR]
+    comparison = read_results_json(folder / "results.json")[ORCHESTRATOR]
     columns = [c for name, path in methods.items() for c in _columns(name, path)]
     method_rows = [{"method": name, "run folder": str(path.relative_to(folder)) if path.is_relative_to(folder) else str(path),
                     "trained on": json.dumps(trained_on(path / "checkpoints" / "best_model.pt") or None) or "-"}
@@ -360,7 +366,7 @@ def _benchmark_page(folder: Path, budget: Budget) -> tuple[str, list[Part]]:
     curves: dict[str, dict[str, dict]] = {}
     per_volume, groups = [], {}
     for column, task, run_dir in columns:
-        results = json.loads((run_dir / "results.json").read_text())
+        results = read_results_json(run_dir / "results.json")
         for dataset in results[task]:
             path = run_dir / task / "figures" / f"{dataset}_roc_pr.json"
             if path.is_file():

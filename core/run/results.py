@@ -8,6 +8,7 @@ from pathlib import Path
 
 from core.evaluation.outputs import csv_cells, per_volume_columns, write_per_volume
 from core.evaluation.thresholds import ORACLE_KEY, VAL_DICE_KEY, fpr_key, metric_key
+from core.run.run_files import read_results_json
 from dl_utils.checkpoint import atomic_write_csv, atomic_write_text
 
 # Columns of the printed table, in order; all metrics are in the files. AUPRC / AUROC are
@@ -22,9 +23,9 @@ TIMING_KEYS = ("seconds_per_volume", "train_seconds")  # wall-clock figures: tim
 
 def read_results(run_dir: Path) -> dict:
     """A run folder's results.json with its timing.json figures merged back in."""
-    results = json.loads((Path(run_dir) / "results.json").read_text())
+    results = read_results_json(Path(run_dir) / "results.json")
     timing_file = Path(run_dir) / "timing.json"
-    timing = json.loads(timing_file.read_text()) if timing_file.is_file() else {}
+    timing = read_results_json(timing_file) if timing_file.is_file() else {}
     for task, sets in timing.items():
         for name, values in sets.items():
             results.setdefault(task, {}).setdefault(name, {}).update(values)

@@ -22,6 +22,7 @@ from core.config.configurator import apply_overrides, load_config, load_yaml
 from dl_utils.checkpoint import atomic_write_text, read_json_mapping
 from dl_utils.distributed import DistributedContext, broadcast_from_main
 from dl_utils.errors import UserInputError
+from dl_utils.paths import check_links_stay_inside
 
 CONFIG_FILE = "config.yaml"
 ORIGIN_FILE = "origin.json"  # the config path, --set values, code commit and software a run folder was made from
@@ -49,6 +50,7 @@ def _short(value: Any) -> str:
 
 def resume_config(run_dir: Path, config_path: Path, overrides: list[str]) -> dict[str, Any]:
     """The stored config of `run_dir`; a different `config_path` or a changing `--set` is a one-line error."""
+    check_links_stay_inside(run_dir, "replace each such link by a copy of its files, or start a new run without --resume")
     if not (run_dir / LATEST).is_file():
         raise UserInputError(f"{run_dir}: --resume needs a run folder holding {LATEST} (no complete epoch was saved; "
                              "start the run again without --resume)")

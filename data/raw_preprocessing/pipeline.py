@@ -111,6 +111,8 @@ def _strip(image: np.ndarray, affine: np.ndarray, subject: SubjectInput, options
 def preprocess_subject(subject: SubjectInput, options: PipelineOptions, template: Template | None) -> Preprocessed:
     """The papers' steps in order for one subject (T2 and labels follow the T1's transform)."""
     t1 = load_nifti(subject.t1, "T1 image")  # reoriented to RAS by load_nifti
+    if not (t1.data > 0).any():  # nothing to strip, register or normalise
+        raise UserInputError(f"{subject.t1}: no voxel above 0 (an empty scan); check it is a T1 head scan")
     image, affine = resample_isotropic(np.clip(t1.data, 0, None), t1.affine, options.spacing)
     image = np.clip(image, 0, None)
     mask = _strip(image, affine, subject, options)

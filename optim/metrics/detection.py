@@ -30,6 +30,14 @@ class DetectionUnit(enum.StrEnum):
     BOX = "box"
 
 
+class UnboxedImages(enum.StrEnum):
+    """What box detection does with an image of a labelled set that has no box pixels."""
+
+    SKIP = "skip"  # ours: nothing to detect, left out of the detection rate and of TP / FP / precision / recall / F1
+    COUNT = "count"  # RA's object_localization: a miss (TP 0, recall 0) with its FP figure (the thresholded map
+    # summed over the non-lesion region), in the rate's denominator and every per-set figure
+
+
 class Reduction(enum.StrEnum):
     """Per-volume score from a map: mean, max or 99th percentile of the brain voxels."""
 
@@ -81,11 +89,13 @@ class DetectionCounter:
     from disk): lesions (3D components, or 2D per slice) or, with unit `box`, images with
     annotation boxes (RA's rule, `box_hit`). `detection_rate` and `box_detection_rate` are this
     counter over a list. With unit `box` and an image's `regions` (its box values as read and
-    non-lesion region), RA's per-image TP / FP are kept too (`box_figures`)."""
+    non-lesion region), RA's per-image TP / FP are kept too (`box_figures`). `unboxed`: images
+    without box pixels left out (`skip`) or counted as misses with their FP (`count`, RA)."""
 
     def __init__(self, unit: DetectionUnit = DetectionUnit.LESION, min_fraction: float = 0.1, per_slice: bool = False,
-                 connectivity: int = 26) -> None:
+                 connectivity: int = 26, unboxed: UnboxedImages = UnboxedImages.SKIP) -> None:
         self.unit = parse_option(DetectionUnit, unit, "detection unit")
+        self.unboxed = parse_option(UnboxedImages, unboxed, "detection unboxed_images")
         self.min_fraction, self.per_slice, self.connectivity = float(min_fraction), bool(per_slice), int(connectivity)
         self.detected = self.total = 0
         self.localized: list[BoxLocalization] = []
@@ -94,7 +104,7 @@ class DetectionCounter:
         """Count one (H, W, D) map against its lesion labels (boxes for unit `box`; `regions`:
         (box values, non-lesion region) for RA's FP figure, or None)."""
         if self.unit is DetectionUnit.BOX:
-            if np.count_nonzero(to_numpy(seg)):  # images without box pixels are not counted
+            if self.unboxed is UnboxedImages.COUNT or np.count_nonzero(to_numpy(seg)):
                 hit = int(box_hit(amap, seg, threshold, self.min_fraction))
                 self.detected += hit
                 self.total += 1
@@ -139,11 +149,14 @@ def box_hit(amap: Any, boxes: Any, threshold: float, min_fraction: float = 0.1) 
 
 def box_false_positives(amap: Any, boxes: Any, negative: Any, threshold: float) -> int:
     """RA's per-image FP figure: int(sum of the thresholded map over the non-lesion region /
-    max(its sum over the boxes, 1)), as reported by their code (not a count of regions)."""
-    a, b, n = to_numpy(amap).astype(np.float64), to_numpy(boxes), to_numpy(negative)
+    max(its sum over the boxes, 1)), as reported by their code (not a count of regions). Compared
+    and summed in the map's own float type, as theirs (a float32 map value equal to a threshold
+    given as a Python float reaches it, as in `box_hit`)."""
+    a, b, n = to_numpy(amap), to_numpy(boxes), to_numpy(negative)
     check_same_shape(a, b, "map and boxes")
     check_same_shape(a, n, "map and negative")
-    kept = np.where(a < threshold, 0.0, a)
+    a = a if np.issubdtype(a.dtype, np.floating) else a.astype(np.float64)
+    kept = np.where(a < threshold, a.dtype.type(0), a)
     return int((kept * n).sum() / max((kept * b).sum(), 1.0))
 
 
@@ -197,12 +210,12 @@ def box_localization_summary(images: Sequence[BoxLocalization]) -> dict[str, flo
 
 
 def box_detection_rate(maps: Sequence[Any], boxes: Sequence[Any], threshold: float,
-                       min_fraction: float = 0.1) -> DetectionRate:
+                       min_fraction: float = 0.1, unboxed: UnboxedImages = UnboxedImages.SKIP) -> DetectionRate:
     """Share of images with annotation boxes that ``box_hit`` (RA's detection rate, per image);
-    images without box pixels are not counted."""
+    images without box pixels are not counted (`skip`) or count as misses (`count`, RA)."""
     if len(maps) != len(boxes):
         raise ValueError(f"maps and boxes: {len(maps)} vs {len(boxes)} images")
-    counter = DetectionCounter(DetectionUnit.BOX, min_fraction)
+    counter = DetectionCounter(DetectionUnit.BOX, min_fraction, unboxed=unboxed)
     for amap, box in zip(maps, boxes):
         counter.add(amap, box, threshold)
     return counter.result()

@@ -7,11 +7,15 @@ LPIPS = SqueezeNet LPIPS with spatial maps, G = Gaussian smoothing (sigma 2), CL
 
 Backbone weights: the ``lpips`` package ships its linear layers; the ImageNet SqueezeNet
 trunk is torchvision's ``squeezenet1_1-b8a52dc0.pth``, read from the torch hub checkpoint
-directory (or ``backbone_weights``) and never downloaded here.
+directory (or ``backbone_weights``) and never downloaded here. The file's sha256 is checked
+before it is loaded: any other SqueezeNet 1.1 state dict would load without complaint and give
+maps that are not the paper's. ``backbone_sha256: null`` skips the check, and only together
+with a ``backbone_weights`` path: someone's own trunk, named on purpose.
 """
 from __future__ import annotations
 
 import enum
+import hashlib
 import os
 import warnings
 from dataclasses import dataclass
@@ -31,6 +35,8 @@ from optim.scoring.gaussian import gaussian_filter_bank
 
 BACKBONE_FILE = "squeezenet1_1-b8a52dc0.pth"
 BACKBONE_URL = f"https://download.pytorch.org/models/{BACKBONE_FILE}"
+BACKBONE_SHA256 = "b8a52dc049b60e4b6ab68ad0df457362afab8b6304b2febdc1650a5dab4d7e7b"
+"""sha256 of torchvision's file (its name carries the first 8 hex digits, torch hub's own check)."""
 MIN_SLICE_SIDE = 17
 """Smallest slice side SqueezeNet 1.1's strided conv and three ceil-mode pools accept."""
 
@@ -50,6 +56,14 @@ def default_backbone_path() -> Path:
 def packaged_linear_layers_path() -> Path:
     """The ``lpips`` package's own SqueezeNet linear-layer weights (shipped in its wheel)."""
     return Path(lpips.__file__).parent / "weights" / "v0.1" / "squeeze.pth"
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
 
 
 def load_squeezenet_trunk(net: nn.Module, path: Path) -> None:
@@ -94,6 +108,8 @@ class RAPerceptualScorer:
     Args:
         backbone: ``imagenet`` (the paper) or ``random`` (tests; recorded in ``uses_random_backbone``).
         backbone_weights: path of ``squeezenet1_1-b8a52dc0.pth``; default: the torch hub cache.
+        backbone_sha256: the file's expected sha256 (torchvision's); ``None`` skips the check, allowed only
+            with ``backbone_weights`` (your own trunk: the maps are then not the paper's).
         sigma: Gaussian smoothing of each LPIPS map (pixels).
         truncate: Gaussian kernel radius in sigmas (scipy's default).
         clahe_clip_limit, clahe_kernel_size, clahe_nbins: ``equalize_adapthist`` arguments
@@ -105,6 +121,7 @@ class RAPerceptualScorer:
 
     backbone: Backbone = Backbone.IMAGENET
     backbone_weights: str | None = None
+    backbone_sha256: str | None = BACKBONE_SHA256
     sigma: PositiveFloat = 2.0
     truncate: PositiveFloat = 4.0
     clahe_clip_limit: NonNegativeFloat = 0.01
@@ -119,6 +136,10 @@ class RAPerceptualScorer:
         check_num_reconstructions(self.num_reconstructions, 1, type(self).__name__)
         if self.batch_size < 1:
             raise ValueError(f"RAPerceptualScorer.batch_size={self.batch_size} must be >= 1")
+        if self.backbone_sha256 is None and not self.backbone_weights:
+            raise UserInputError("RAPerceptualScorer.backbone_sha256: null skips the check of torchvision's SqueezeNet "
+                                 "weights only for a file you name: set backbone_weights to its path, or drop "
+                                 "backbone_sha256 to check the default file")
 
     @property
     def uses_random_backbone(self) -> bool:
@@ -136,13 +157,21 @@ class RAPerceptualScorer:
             self.backbone_path()
 
     def backbone_path(self) -> Path:
-        """The SqueezeNet weights file to load; raises UserInputError when it is missing."""
+        """The SqueezeNet weights file to load; raises UserInputError when it is missing or not the expected file."""
         path = Path(self.backbone_weights) if self.backbone_weights else default_backbone_path()
         if not path.is_file():
             raise UserInputError(
                 f"LPIPS SqueezeNet weights not found: download {BACKBONE_URL} and put "
                 f"{BACKBONE_FILE} at {path} (or set the scorer's backbone_weights)"
             )
+        if self.backbone_sha256 is not None:
+            found = file_sha256(path)
+            if found != self.backbone_sha256:
+                raise UserInputError(
+                    f"{path}: sha256 {found}, expected {self.backbone_sha256} (torchvision's {BACKBONE_FILE}); "
+                    f"download {BACKBONE_URL} again and put it there"
+                    + (" (or set backbone_sha256 to your file's hash, or null)" if self.backbone_weights else "")
+                )
         return path
 
     def _build(self) -> nn.Module:

@@ -20,7 +20,7 @@ from torch import Tensor, nn
 
 from core.training.trainer import Trainer
 from dl_utils.errors import UserInputError
-from dl_utils.param_types import NonNegativeFloat, NonNegativeInt, PositiveFloat
+from dl_utils.param_types import LearningRate, NonNegativeFloat, NonNegativeInt
 from projects.RA.losses import embedding_loss, exp_elbo, kl_divergence, reconstruction_error
 
 
@@ -74,10 +74,10 @@ class RATrainer(Trainer):
         gamma_r: NonNegativeFloat = 1e-8,
         expelbo_weight: NonNegativeFloat = 0.25,
         embedding_weight: NonNegativeFloat = 0.005,
-        encoder_lr: PositiveFloat = 5e-5,
-        decoder_lr: PositiveFloat = 5e-5,
+        encoder_lr: LearningRate = 5e-5,
+        decoder_lr: LearningRate = 5e-5,
         vae_epochs: NonNegativeInt = 0,
-        vae_lr: PositiveFloat | None = None,
+        vae_lr: LearningRate | None = None,
         **kwargs: Any,
     ) -> None:
         self.beta_rec = beta_rec

@@ -32,6 +32,7 @@ LOG = logging.getLogger(__name__)
 METHOD_KEYS = ("config", "set", "reuse_weights_of", "in_table")
 PAIRED_METRICS = ("AUPRC", "AUROC", metric_key("Dice", VAL_DICE_KEY), metric_key("Dice", fpr_key(0.05)))
 RunExperiment = Callable[..., Path | None]
+CheckConfig = Callable[[str, list[str]], None]  # (config path, --set values): a one-line UserInputError when bad
 
 
 class MethodComparison:
@@ -48,9 +49,17 @@ class MethodComparison:
     def __init__(self, *, methods: dict[str, dict[str, Any]], baseline: str | None = None,
                  metrics: list[str] | None = None, bar_metric: str = "AUPRC"):
         for name, spec in methods.items():
-            unknown = set(spec) - set(METHOD_KEYS)
-            if unknown or "config" not in spec:
-                raise UserInputError(f"methods.{name}: needs 'config'; allowed keys: {', '.join(METHOD_KEYS)}")
+            if not isinstance(spec, dict):
+                raise UserInputError(f"methods.{name}: must be a mapping {{{', '.join(METHOD_KEYS)}}}")
+            unknown = sorted(str(k) for k in set(spec) - set(METHOD_KEYS))
+            if unknown:
+                raise UserInputError(f"methods.{name}.{unknown[0]}: unknown key; allowed keys: {', '.join(METHOD_KEYS)}")
+            if "config" not in spec:
+                raise UserInputError(f"methods.{name}: needs 'config' (the method's YAML); allowed keys: {', '.join(METHOD_KEYS)}")
+            items = spec.get("set", [])
+            if not isinstance(items, list) or not all(isinstance(s, str) and "=" in s for s in items):
+                raise UserInputError(f"methods.{name}.set: must be a list of key.path=value strings "
+                                     f"(e.g. [trainer.params.nr_epochs=10]), got {items!r}")
             if not Path(spec["config"]).is_file():
                 raise UserInputError(f"methods.{name}.config: {spec['config']} not found")
             ref = spec.get("reuse_weights_of")
@@ -63,6 +72,18 @@ class MethodComparison:
         self.baseline = baseline if baseline is not None else (in_table[0] if in_table else None)
         self.metrics = list(metrics or PAIRED_METRICS)
         self.bar_metric = bar_metric
+
+    def check(self, check_config: CheckConfig) -> None:
+        """Check every method's config with its `set` values (`check_config(path, overrides)`), before the
+        benchmark claims its run folder: a bad value in the last method stops it before the first runs."""
+        for name, spec in self.methods.items():
+            overrides = list(spec.get("set", []))
+            if spec.get("reuse_weights_of"):
+                overrides.append("experiment.task=test")
+            try:
+                check_config(spec["config"], overrides)
+            except UserInputError as exc:
+                raise UserInputError(f"methods.{name}: {exc}") from exc
 
     def run(self, run_dir: Path, run_experiment: RunExperiment, quiet: bool = False) -> tuple[dict, str]:
         """Run the methods; return ({"<method>: <test set>": {metric: value}}, markdown table)."""

@@ -78,11 +78,11 @@ def _ra_images(n: int = 5) -> list[Volume]:
     return volumes
 
 
-def _evaluate_images(tmp_path, images, fixed) -> dict:
+def _evaluate_images(tmp_path, images, fixed, unboxed: str = "skip") -> dict:
     evaluator = AnomalyDetectionEvaluator(
         model=torch.nn.Identity(), device=torch.device("cpu"), seed=0, datasets={"test": images},
         scoring=ScoringSpec(_MapIsImage()), outputs=OutputSettings(figure_cases=0, save_maps=False),
-        detection=DetectionSettings(unit="box"), thresholds=ThresholdSettings(fixed=fixed, oracle=False, fpr_levels=()))
+        detection=DetectionSettings(unit="box", unboxed_images=unboxed), thresholds=ThresholdSettings(fixed=fixed, oracle=False, fpr_levels=()))
     return evaluator.run(tmp_path).sets["test"].metrics
 
 
@@ -107,3 +107,24 @@ def test_box_figures_need_the_non_lesion_regions(tmp_path):
     plain = [Volume(name=v.name, image=v.image, mask=v.mask, seg=v.seg, label=1, affine=v.affine) for v in _ra_images(2)]
     metrics = _evaluate_images(tmp_path, plain, [0.009])
     assert "DetectionRate@fixed_0.009" in metrics and "FP@fixed_0.009" not in metrics
+
+
+def test_images_without_boxes_count_as_misses_with_unboxed_count(tmp_path):
+    """Issue 18: with `unboxed_images: count` (ra_paper.yaml) an image without box pixels is a miss
+    with its FP figure, as RA's object_localization; `skip` (ours) leaves it out."""
+    images = _ra_images(3)
+    empty = images[0]
+    unboxed = Volume(name="unboxed", image=empty.image, mask=empty.mask, seg=torch.zeros_like(empty.seg), label=1,
+                     affine=empty.affine, negative=torch.ones_like(empty.negative),
+                     seg_weights=torch.zeros_like(empty.seg_weights))
+    skip = _evaluate_images(tmp_path / "skip", images + [unboxed], [0.009])
+    count = _evaluate_images(tmp_path / "count", images + [unboxed], [0.009], "count")
+    alone = _evaluate_images(tmp_path / "alone", images, [0.009])
+    figures = ("TP@", "FP@", "FP_mean@", "FP_std@", "Precision", "Recall", "F1", "DetectionRate@")
+    boxed = {k: v for k, v in alone.items() if k.startswith(figures)}
+    assert len(boxed) == 11 and {k: skip[k] for k in boxed} == pytest.approx(boxed, nan_ok=True)
+    fp = detection.box_false_positives(unboxed.image[..., 0].numpy(), np.zeros((24, 24)), np.ones((24, 24)), 0.009)
+    assert fp > 0
+    assert count["TP@fixed_0.009"] == skip["TP@fixed_0.009"] and count["FP@fixed_0.009"] == skip["FP@fixed_0.009"] + fp
+    assert count["DetectionRate@fixed_0.009"] == pytest.approx(skip["DetectionRate@fixed_0.009"] * 3 / 4)
+    assert count["Recall@fixed_0.009"] == pytest.approx(skip["Recall@fixed_0.009"] * 3 / 4)

@@ -3,6 +3,7 @@ when a scan differs (contrast, slice thickness, field of view): data/trained_on.
 from __future__ import annotations
 
 import csv
+import html
 from dataclasses import replace
 from pathlib import Path
 
@@ -26,7 +27,7 @@ def test_a_training_run_records_its_training_data_in_every_checkpoint(tmp_path, 
     data = write_demo_like(tmp_path / "data")
     overrides = shrink(AE, data, tmp_path / "runs") + ["--set", "downstream_tasks={}", "--set", "model.params.channels=[8, 16, 32, 32]"]
     assert main(["--config_path", str(AE), "--quiet", *overrides]) == 0, capsys.readouterr().err
-    expected = TrainedOn(f"{data}/splits/train_healthy.csv", 2, 2, "t1", (64, 64, 6), (1.0, 1.0, 1.0))
+    expected = TrainedOn(f"{data}/splits/train_healthy.csv", 2, None, "t1", (64, 64, 6), (1.0, 1.0, 1.0))  # no subject column
     for name in ("best_model.pt", "latest_model.pt"):
         (path,) = (tmp_path / "runs").rglob(f"checkpoints/{name}")
         assert TrainedOn.from_plain(torch.load(path, weights_only=True)["trained_on"]) == expected
@@ -54,3 +55,12 @@ def test_predict_states_what_the_shipped_weights_were_trained_on_and_warns_on_a_
     assert "warning: contrast: the scan looks T1 POST-CONTRAST" in row["message"]
     assert "warning: slice thickness: 6.5 mm along inferior-superior" in row["message"]
     assert row["message"] in out[1]  # the per-scan line shows them too
+    assert "2 subjects" not in out[0]  # one brain and its mirror image: volumes, not subjects
+    quoted = next(line for line in (ROOT / "README.md").read_text().splitlines() if line.startswith("weights/ra_demo.pt: trained on"))
+    assert out[0].replace(f"{ROOT}/", "").startswith(quoted.removesuffix(" ...)")), "the README quotes this line"
+    # the page shows them as well: what the weights were trained on, and each warning of the scan
+    page = html.unescape((tmp_path / "out" / "report.html").read_text())
+    assert "data/demo/splits/train_healthy.csv" in page and "demo weights" in page
+    for warning in ("contrast: the scan looks T1 POST-CONTRAST", "slice thickness: 6.5 mm along inferior-superior",
+                    "field of view: the scan covers 60 mm left-right"):
+        assert warning in row["message"] and warning in page, warning

@@ -1,14 +1,19 @@
 """report.html in a real headless Chromium (Debian's package, driven by chromedriver): for a run,
 a benchmark and a `uad predict` output the page loads with no console error and no request,
-shows every method, sorts the per-volume table by score, and a slider changes the slice."""
+shows every method, sorts the per-volume table by score, and a slider changes the slice; a
+shipped demo config's page shows each of its tasks and test sets."""
 from __future__ import annotations
 
 import json
 
 import pytest
 
+from core.Main import main
 from core.run.report import REPORT_FILE
+from core.run.results import read_results
 from tests import chromium
+from tests.demo_like_data import write_demo_like
+from tests.test_projects_end_to_end import ROOT, shrink
 
 pytestmark = pytest.mark.skipif(chromium.available() is not None, reason=str(chromium.available()))
 
@@ -90,4 +95,23 @@ def test_predict_report(browser, report_folders):
     assert "input + predicted mask" in captions and "reconstruction" in captions
     assert browser.run("return document.querySelectorAll('.viewer').length") == 2
     _sorts_by(browser, "sample_score")
+    _slider_changes_the_slice(browser)
+
+
+def test_a_demo_config_page_shows_every_task_and_test_set(browser, tmp_path):
+    """ra_test.yaml (the shipped RA demo weights; two tasks: the LPIPS map, skipped with its reason where
+    torchvision's SqueezeNet file is absent, and l1) on demo-like data: every task and test set of
+    results.json is on the page."""
+    config = ROOT / "projects" / "RA" / "configs" / "ra_test.yaml"
+    overrides = shrink(config, write_demo_like(tmp_path / "data", per_split=1), tmp_path / "runs", training=False)
+    assert main(["--config_path", str(config), "--quiet", *overrides]) == 0
+    (run,) = [p.parent for p in (tmp_path / "runs").rglob(REPORT_FILE)]
+    _load(browser, run)
+    text = browser.run("return document.body.innerText")
+    results = {task: sets for task, sets in read_results(run).items() if task != "training"}
+    assert len(results) == 2 and sum(len(sets) for sets in results.values()) >= 8
+    for task, sets in results.items():
+        assert task in text
+        for name in sets:
+            assert name in text, f"{task}: {name}"
     _slider_changes_the_slice(browser)

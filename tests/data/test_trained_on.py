@@ -5,7 +5,7 @@ import nibabel as nib
 import numpy as np
 import pytest
 
-from data.trained_on import ScanHeader, TrainedOn, from_data_module, scan_contrast, scan_warnings
+from data.trained_on import ScanHeader, TrainedOn, from_data_module, scan_contrast, scan_warnings, stated
 from data.volume_dataset import VolumeDataModule
 from tests.demo_like_data import write_demo_like
 
@@ -18,10 +18,36 @@ def test_record_of_a_volume_data_module(tmp_path):
                               preprocessing={"crop_shape": None, "percentiles": None, "target_shape": [16, 20, 6]})
     record = from_data_module(module)
     assert record.dataset == f"{root}/splits/train_healthy.csv"
-    assert (record.volumes, record.subjects, record.contrast) == (2, 2, "t1")
+    assert (record.volumes, record.subjects, record.contrast) == (2, None, "t1")  # no subject column: volumes only
     assert record.grid_shape == (16, 20, 6)  # after the data loader's preprocessing, as the model saw it
     assert record.spacing_mm == pytest.approx((2.0, 2.0, 1.0))  # 1 mm on disk, resampled 32 -> 16 and 40 -> 20
     assert TrainedOn.from_plain(record.to_plain()) == record
+
+
+def test_subjects_are_counted_from_a_subject_column_only(tmp_path):
+    """The demo's two training volumes are one brain and its mirror: distinct img_name is not a subject count."""
+    root = write_demo_like(tmp_path, shape=(32, 40, 6), per_split=2)
+    csv = root / "splits" / "train_healthy.csv"
+    lines = csv.read_text().splitlines()
+    csv.write_text("\n".join([lines[0] + ",Subject_ID"] + [line + ",brain-1" for line in lines[1:]]) + "\n")
+    module = VolumeDataModule(train_csv="splits/train_healthy.csv", val_csv="splits/val_healthy.csv", data_root=str(root),
+                              preprocessing={"crop_shape": None, "percentiles": None, "target_shape": [16, 20, 6]})
+    record = from_data_module(module)
+    assert (record.volumes, record.subjects, record.subject_column) == (2, 1, "Subject_ID")
+    assert "(2 volumes, 1 subject)" in record.summary()
+    assert TrainedOn.from_plain(record.to_plain()) == record
+
+
+def test_an_older_record_that_counted_img_names_states_volumes_only():
+    older = {"dataset": "data/demo/splits/train_healthy.csv", "volumes": 2, "subjects": 2, "contrast": "t1",
+             "grid_shape": [64, 64, 32], "spacing_mm": [2.95, 2.95, 2.95], "note": "demo weights"}
+    record = TrainedOn.from_plain(older)
+    assert record.subjects is None
+    assert record.summary() == ("data/demo/splits/train_healthy.csv (2 volumes), T1, grid 64 x 64 x 32 at "
+                                "2.95 x 2.95 x 2.95 mm (demo weights)")
+    assert stated(older) == {"dataset": "data/demo/splits/train_healthy.csv", "volumes": 2, "contrast": "t1",
+                             "grid_shape": [64, 64, 32], "spacing_mm": [2.95, 2.95, 2.95], "note": "demo weights"}
+    assert stated({"dataset": "demo", "grid": [1]}) == {"dataset": "demo", "grid": [1]}  # not a record: as stored
 
 
 def test_summary_states_data_set_counts_contrast_grid_and_note():

@@ -228,3 +228,81 @@ def test_paper_configs_read_volumes_as_stored():
             params = loader.get("params") or {}
             if "preprocessing" in params:
                 assert VolumePreprocessor(**params["preprocessing"]).orientation == "as_stored", (path, where)
+
+
+SPACED_LPS_AFFINE = np.diag([-1.5, -1.25, 2.5, 1.0]) + np.array(
+    [[0, 0, 0, 50.0], [0, 0, 0, 44.0], [0, 0, 0, -10.0], [0, 0, 0, 0]])
+
+
+@pytest.fixture(scope="module")
+def spaced_lps_files(tmp_path_factory):
+    """The phantom at (51, 45, 34) stored LPS with 1.5 x 1.25 x 2.5 mm voxels."""
+    folder = tmp_path_factory.mktemp("lps_spaced")
+    paths = {}
+    for name, arr in zip(("image", "mask", "seg"), phantom((51, 45, 34))):
+        paths[name] = folder / f"lps_{name}.nii.gz"
+        nib.save(nib.Nifti1Image(arr, SPACED_LPS_AFFINE), str(paths[name]))
+    return paths
+
+
+def _load(paths, **params):
+    from data.csv_splits import SplitRow
+    from data.volume_dataset import load_volume
+
+    row = SplitRow("lps", float("nan"), 1, paths["image"], paths["mask"], paths["seg"])
+    return load_volume(row, VolumePreprocessor(**{**PIPELINE, "orientation": "as_stored", **params}))
+
+
+def test_non_1mm_lps_file_with_unit_voxels_equals_the_originals(spaced_lps_files):
+    """Issue 18: the originals' reader drops the affine, so torchio treats every voxel as 1 mm
+    (crop 48 x 48 x 30 voxels, then each axis halved) while CurvatureFlow sees the real spacing;
+    `voxel_spacing: unit` gives their volume bitwise (volume_pipeline_lps_spacing.npz, recorded
+    from their Eval on this file), and our affine still puts every output voxel where it lies in
+    the scan; `header` (ours) resamples to 2 mm of the scan, another grid."""
+    ref = dict(np.load(FIXTURES / "volume_pipeline_lps_spacing.npz"))
+    meta = json.loads((FIXTURES / "volume_pipeline_lps_spacing.json").read_text())
+    volume = _load(spaced_lps_files, voxel_spacing="unit")
+    img = volume.image.numpy()
+    np.testing.assert_array_equal(img, ref["image"])
+    assert hashlib.sha256(img.tobytes()).hexdigest() == meta["image_sha256"]
+    assert np.array_equal(volume.mask.numpy(), ref["mask"]) and np.array_equal(volume.seg.numpy(), ref["seg"])
+    # their output affine is the output -> input-index map (identity input affine); ours composes the file's
+    np.testing.assert_allclose(volume.affine, SPACED_LPS_AFFINE @ np.asarray(meta["their_output_affine"]))
+    assert nib.aff2axcodes(volume.affine) == ("L", "P", "S")
+    np.testing.assert_allclose(np.linalg.norm(volume.affine[:3, :3], axis=0), [3.0, 2.5, 5.0])  # true voxel size
+    assert volume.grid_spacing == (2.0, 2.0, 2.0)  # what their augmentation saw
+    # the lesion where the scan has it: world centroids agree to within 1.5 mm (output voxels 3 x 2.5 x 5 mm)
+    _, _, lesion = phantom((51, 45, 34))
+    world = lambda aff, idx: (aff @ np.c_[idx, np.ones(len(idx))].T)[:3].T.mean(0)  # noqa: E731
+    np.testing.assert_allclose(world(volume.affine, np.argwhere(volume.seg.numpy())),
+                               world(SPACED_LPS_AFFINE, np.argwhere(lesion)), atol=1.5)
+    header = _load(spaced_lps_files, voxel_spacing="header")
+    assert tuple(header.image.shape) == (36, 30, 37) != img.shape
+    assert header.grid_spacing == pytest.approx((2.0, 2.0, 2.0))
+
+
+def test_unit_voxels_are_header_voxels_for_1mm_files(subject_files):
+    """For 1 mm files (the papers' data) `unit` and `header` are the same pipeline."""
+    image, mask, seg = load_subject(subject_files["image"], subject_files["mask"], subject_files["seg"])
+    a, b = (VolumePreprocessor(**PIPELINE, voxel_spacing=v) for v in ("unit", "header"))
+    for x, y in zip(a(image.data, mask, seg, spacing=image.spacing), b(image.data, mask, seg, spacing=image.spacing)):
+        np.testing.assert_array_equal(x, y)
+    np.testing.assert_array_equal(a.output_affine(image.affine, image.data.shape, image.spacing),
+                                  b.output_affine(image.affine, image.data.shape, image.spacing))
+
+
+def test_paper_configs_treat_voxels_as_1mm():
+    """Every volume loader of the paper configs uses the originals' identity-affine geometry, so
+    volumes of the demo's varied voxel sizes (2.69-2.95 mm, 64 x 64 x 32) all come out 96 x 96 x 50."""
+    from core.config.configurator import load_config
+
+    root = Path(__file__).resolve().parents[2]
+    for path in VOLUME_PAPER_CONFIGS + ["projects/cDDPM/configs/spark_pretrain_paper.yaml"]:
+        config = load_config(root / path)
+        for where, loader in _loaders(config):
+            params = loader.get("params") or {}
+            if "preprocessing" in params:
+                pre = VolumePreprocessor(**params["preprocessing"])
+                assert pre.voxel_spacing == "unit", (path, where)
+                for mm in (1.0, 2.694, 2.953):
+                    assert pre.output_shape((64, 64, 32), (mm, mm, mm)) == (96, 96, 50), (path, where, mm)

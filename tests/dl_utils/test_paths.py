@@ -1,10 +1,12 @@
 """Names that become path components, and joins that must stay inside their folder (dl_utils/paths.py)."""
 from __future__ import annotations
 
+import os
+
 import pytest
 
 from dl_utils.errors import UserInputError
-from dl_utils.paths import check_component, component_problem, flat_name, inside
+from dl_utils.paths import check_component, check_links_stay_inside, component_problem, flat_name, inside
 
 
 @pytest.mark.parametrize("name, ok", [
@@ -34,3 +36,15 @@ def test_flat_name_is_unique_and_plain():
     assert flat_name("/elsewhere/x.png", "/data") == "elsewhere__x.png"
     assert flat_name("brain/x.png") == "brain__x.png"
     assert component_problem(flat_name("../../x.png")) is None
+
+
+def test_links_inside_a_run_folder_are_fine_links_leaving_it_are_refused(tmp_path):
+    run, outside = tmp_path / "run", tmp_path / "outside"
+    (run / "checkpoints").mkdir(parents=True)
+    outside.mkdir()
+    (run / "checkpoints" / "best_model.pt").write_text("x")
+    os.symlink(run / "checkpoints" / "best_model.pt", run / "best.pt")  # inside: fine
+    check_links_stay_inside(run, "copy it")
+    os.symlink(outside, run / "checkpoints" / "maps")
+    with pytest.raises(UserInputError, match=r"checkpoints/maps is a symbolic link to .*outside, outside the folder"):
+        check_links_stay_inside(run, "copy it")

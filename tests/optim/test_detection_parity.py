@@ -14,6 +14,9 @@ import numpy as np
 import pytest
 
 from optim.metrics.detection import (
+    DetectionCounter,
+    DetectionUnit,
+    UnboxedImages,
     box_detection_rate,
     box_false_positives,
     box_hit,
@@ -61,3 +64,34 @@ def test_hit_rule_by_hand():
     assert box_hit(amap, boxes, 0.1)
     assert not box_hit(np.zeros((4, 5)), boxes, 0.0)
     assert np.isnan(box_detection_rate([amap], [np.zeros((4, 5))], 0.1).rate)
+
+
+UNBOXED = json.loads((FIXTURES / "ra_boxes_unboxed.json").read_text())["per_threshold"]
+UNBOXED_DATA = {k: np.concatenate([DATA[k], v]) for k, v in np.load(FIXTURES / "ra_boxes_unboxed.npz").items()}
+
+
+@pytest.mark.parametrize("threshold", sorted(UNBOXED, key=float))
+def test_images_without_boxes_counted_as_ra_with_unboxed_count(threshold):
+    """Issue 18: RA's object_localization counts an image without box pixels as a miss with its FP
+    figure (ra_boxes_unboxed.json, recorded from their lines on 6 boxed + 2 unboxed images):
+    `unboxed: count` (ra_paper.yaml) reproduces every per-set figure and their TP / n; `skip`
+    (ours) leaves those two images out, giving the 6-image figures of ra_boxes.json."""
+    ref, th = UNBOXED[threshold], float(threshold)
+    maps, boxes, negative = UNBOXED_DATA["maps"], UNBOXED_DATA["boxes"], UNBOXED_DATA["negative"]
+    assert not boxes[6:].any() and boxes[:6].reshape(6, -1).any(1).all()
+    counters = {mode: DetectionCounter(DetectionUnit.BOX, unboxed=mode) for mode in UnboxedImages}
+    for counter in counters.values():
+        for a, b, n in zip(maps, boxes, negative):
+            counter.add(a, b > 0, th, regions=(b, n))
+    count = counters[UnboxedImages.COUNT]
+    assert [i.tp for i in count.localized] == ref["TP"] and [i.fp for i in count.localized] == ref["FP"]
+    assert (count.result().detected, count.result().total) == (ref["tps"], 8)
+    got = count.box_figures()
+    assert (got["TP"], got["FP"]) == (ref["set"]["TP"]["sum"], ref["set"]["FP"]["sum"])
+    for ours, theirs in (("FP_mean", "FP"), ("Precision", "Precision"), ("Recall", "Recall"), ("F1", "F1")):
+        assert got[ours] == pytest.approx(ref["set"][theirs]["mean"], abs=1e-15)
+        assert got[f"{theirs}_std"] == pytest.approx(ref["set"][theirs]["std"], abs=1e-15)
+    skip, six = counters[UnboxedImages.SKIP], REF[threshold]
+    assert (skip.result().detected, skip.result().total) == (six["tps"], 6)
+    assert (skip.box_figures()["FP"], skip.box_figures()["Recall"]) == (six["set"]["FP"]["sum"], pytest.approx(six["set"]["Recall"]["mean"]))
+    assert box_detection_rate(list(maps), list(boxes), th, unboxed="count").total == 8

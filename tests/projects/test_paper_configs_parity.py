@@ -71,16 +71,21 @@ def test_precision_ddpm_fp32_cddpm_and_spark_amp():
 # Test-time precision of the originals (Lightning `precision` runs test_step under it): C and S
 # configs/experiment/.../DDPM.yaml `precision: 32`; C DDPM_cond_spark_2D and M cDDPM_MHD keep
 # configs/trainer/default.yaml `precision : 16` (fp16 autocast).
-ORIGINAL_TEST_PRECISION = {DDPM_PAPER: "fp32", SSIM_PAPER: "fp32", CDDPM_PAPER: "fp16", MHD_PAPER: "fp16"}
+# ci-ber/RA core/DownstreamEvaluator.py tests the model as it is, without autocast: fp32.
+RA_PAPER = ROOT / "projects/RA/configs/ra_paper.yaml"
+ORIGINAL_TEST_PRECISION = {DDPM_PAPER: "fp32", SSIM_PAPER: "fp32", CDDPM_PAPER: "fp16", MHD_PAPER: "fp16", RA_PAPER: "fp32"}
 
 
-@pytest.mark.parametrize("path", VOLUME_PAPERS, ids=lambda p: p.stem)
+@pytest.mark.parametrize("path", [*VOLUME_PAPERS, RA_PAPER], ids=lambda p: p.stem)
 def test_evaluation_precision_is_the_originals(path):
-    """Issue 18: each paper config tests at the original's precision; bf16 (`auto` on CUDA) is the fast option."""
+    """Issue 18: each paper config tests at the original's precision (every evaluation task);
+    bf16 (`auto` on CUDA) is the fast option."""
     from core.evaluation.reconstruction import autocast_dtype
 
-    precision = load_config(path)["downstream_tasks"]["anomaly_detection"]["params"]["scoring"]["inference"]["precision"]
-    assert precision == ORIGINAL_TEST_PRECISION[path]
+    tasks = load_config(path)["downstream_tasks"]
+    precisions = {name: task["params"]["scoring"]["inference"]["precision"] for name, task in tasks.items()}
+    assert set(precisions.values()) == {ORIGINAL_TEST_PRECISION[path]}, precisions
+    precision = ORIGINAL_TEST_PRECISION[path]
     expected = {"fp32": None, "fp16": torch.float16}[precision]
     assert autocast_dtype(precision, torch.device("cuda")) == expected
     assert autocast_dtype(precision, torch.device("cpu")) is None  # CPU: always fp32
@@ -181,3 +186,13 @@ def test_paper_threshold_search_runs_on_raw_maps_and_test_sets_load_lazily(path)
     task = load_config(path)["downstream_tasks"]["anomaly_detection"]
     assert task["params"]["thresholds"]["search_with_binary_postprocessing"] is False
     assert task["data_loader"]["params"]["cache"] is False
+
+
+def test_ra_paper_counts_images_without_boxes_as_the_original():
+    """RA's object_localization counts an image without box pixels as a miss with its FP
+    (tests/optim/test_detection_parity.py, ra_boxes_unboxed.json); both evaluation tasks do."""
+    from core.evaluation.settings import DetectionSettings
+
+    for name, task in load_config(RA_PAPER)["downstream_tasks"].items():
+        settings = build_part(DetectionSettings, task["params"]["detection"], "detection")
+        assert (settings.unit, settings.unboxed_images) == ("box", "count"), name

@@ -6,10 +6,15 @@ Recorded from FinnBehrendt/Conditioned-Diffusion-Models-UAD @ c5904a7, Data/spli
 IXI datamodule's filter (pandas, in a scratch folder): IXI_train_fold0.csv 387 -> 385 rows
 (IXI309-IOP-0897 and IXI500-Guys-1017 have no T2), IXI_val_fold0.csv 44 -> 44, IXI_test.csv
 160 -> 158 (IXI116-Guys-0739, IXI182-Guys-0792); our reader keeps the same rows in the same
-order on their CSVs. The CSVs below copy their layout with those subjects and a few others.
+order on their CSVs. The CSVs below copy their layout with those subjects and a few others;
+`test_paper_configs_keep_the_authors_fold_counts` rebuilds them at their scale (row counts, rows
+listed twice and subjects without T2 as recorded in tests/fixtures/parity/authors_ixi_splits.json:
+their repository has no licence, so their CSVs are not shipped) and asserts the counts as numbers.
 """
 from __future__ import annotations
 
+import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -131,3 +136,71 @@ def test_the_subject_filter_needs_its_list_only_for_t1_named_rows(authors_data, 
     (tmp_path / "splits/IXI_train_fold0.csv").write_text((authors_data / "splits/IXI_train_fold0.csv").read_text())
     with pytest.raises(UserInputError, match="avail_t2.csv"):
         _kept(dict(paper, preprocessing=None), "splits/IXI_train_fold0.csv", tmp_path)
+
+
+AUTHORS_SPLITS = json.loads((ROOT / "tests/fixtures/parity/authors_ixi_splits.json").read_text())
+FOLD0_CSVS = {"train_csv": "IXI_train_fold0.csv", "val_csv": "IXI_val_fold0.csv", "test_healthy": "IXI_test.csv"}
+
+
+def _paper_readers(path: Path) -> dict[str, dict]:
+    """(mode, keep_list) the paper config reads each of the authors' IXI CSVs with."""
+    config = load_config(path)
+    contrast = config["trainer"]["data_loader"]["params"]["contrast"]
+    readers = {key: {"mode": contrast["mode"], "keep_list": contrast["keep_list"]} for key in ("train_csv", "val_csv")}
+    if "anomaly_detection" in (config.get("downstream_tasks") or {}):
+        loader = config["downstream_tasks"]["anomaly_detection"]["data_loader"]
+        test = {**loader["params"], **loader["datasets"]["test_healthy"]}
+        readers["test_healthy"] = {"mode": test["mode"], "keep_list": test.get("keep_list")}
+    return readers
+
+
+def _write_at_their_scale(folder: Path) -> Path:
+    """CSVs with the authors' row counts and layout (their recorded rows listed twice, their subjects
+    without T2), subject names made up except those; avail_t2.csv lists every other subject."""
+    (folder / "splits").mkdir(parents=True)
+    with_t2 = []
+    for csv, facts in AUTHORS_SPLITS["splits"].items():
+        unique = facts["rows_t1"] - facts["rows_listed_twice"]
+        names = facts["without_t2"] + [f"IXI{900 + len(with_t2) + i:04d}-HH-{csv[4:8]}" for i in range(unique - len(facts["without_t2"]))]
+        with_t2 += names[len(facts["without_t2"]):]
+        listed = names + names[len(facts["without_t2"]):][: facts["rows_listed_twice"]]
+        (folder / "splits" / csv).write_text("\n".join([IXI_HEADER, *[IXI_ROW.format(i=i, n=n) for i, n in enumerate(listed)]]) + "\n")
+    (folder / "splits/avail_t2.csv").write_text(",0\n" + "".join(f"{i},{n}_t2.nii.gz\n" for i, n in enumerate(with_t2)))
+    return folder
+
+
+@pytest.mark.parametrize("path", [*PAPERS, SPARK], ids=lambda p: p.stem)
+def test_paper_configs_keep_the_authors_fold_counts(path, tmp_path):
+    """Fold 0 at the authors' scale, read as each paper config reads it: 387 -> 385 training rows,
+    44 -> 44 validation rows, IXI test 160 -> 158 (recorded from their CSVs, authors_ixi_splits.json);
+    rows listed twice stay, as their datamodule keeps them."""
+    from data.csv_splits import read_volume_split
+
+    root = _write_at_their_scale(tmp_path)
+    expected = {"train_csv": (387, 385), "val_csv": (44, 44), "test_healthy": (160, 158)}
+    for key, reader in _paper_readers(path).items():
+        facts = AUTHORS_SPLITS["splits"][FOLD0_CSVS[key]]
+        assert (facts["rows_t1"], facts["rows_t2"]) == expected[key]
+        csv = f"splits/{FOLD0_CSVS[key]}"
+        assert len(read_volume_split(csv, root)) == facts["rows_t1"]
+        rows = read_volume_split(csv, root, reader["mode"], reader["keep_list"])
+        assert len(rows) == facts["rows_t2"], (key, reader)
+        assert not {r.img_name.removesuffix("_t1.nii.gz") for r in rows} & set(facts["without_t2"])
+
+
+@pytest.mark.skipif(not os.environ.get("UAD_AUTHORS_SPLITS"), reason="set UAD_AUTHORS_SPLITS to the authors' Data/splits")
+@pytest.mark.parametrize("path", [*PAPERS, SPARK], ids=lambda p: p.stem)
+def test_paper_configs_on_the_authors_own_csvs(path):
+    """With their CSVs at hand (UAD_AUTHORS_SPLITS=<their repo>/Data/splits, checked by sha256):
+    the recorded counts through each paper config's readers."""
+    import hashlib
+
+    from data.csv_splits import read_volume_split
+
+    splits = Path(os.environ["UAD_AUTHORS_SPLITS"])
+    for name, digest in AUTHORS_SPLITS["sha256"].items():
+        assert hashlib.sha256((splits / name).read_bytes()).hexdigest() == digest, name
+    for key, reader in _paper_readers(path).items():
+        facts = AUTHORS_SPLITS["splits"][FOLD0_CSVS[key]]
+        rows = read_volume_split(f"splits/{FOLD0_CSVS[key]}", splits.parent, reader["mode"], reader["keep_list"])
+        assert len(rows) == facts["rows_t2"], key

@@ -38,6 +38,7 @@ class Case:
     expected: str      # a part of the one message line
     setup: Setup       # (project root, config dict to edit) -> extra command-line arguments
     pending: str | None = None  # why the case does not pass yet (an xfail(strict=True) in the test)
+    env: tuple[tuple[str, str | None], ...] = ()  # environment variables while it runs (None: unset)
 
 
 def _set(*items: str) -> list[str]:
@@ -73,6 +74,14 @@ def _raw_config(text: str) -> Setup:
     """Replace the config file by `text` (written after the config dict, so it wins)."""
     def setup(root: Path, config: dict[str, Any]) -> list[str]:
         config["__raw__"] = text
+        return []
+    return setup
+
+
+def _raw_config_edit(old: str, new: str) -> Setup:
+    """The config file's text with `old` replaced by `new` (for what YAML cannot round-trip, e.g. a 5000-digit integer)."""
+    def setup(root: Path, config: dict[str, Any]) -> list[str]:
+        config["__raw__"] = yaml.safe_dump(config, sort_keys=False).replace(old, new)
         return []
     return setup
 
@@ -231,7 +240,7 @@ def _popen(root: Path) -> dict[str, Any]:
 def _shared_checkpoint(root: Path, config: dict[str, Any], **changes: Any) -> str:
     """A self-describing checkpoint as someone else might share it: the project's config with `changes`
     (dotted keys) inside, the model's weights next to it."""
-    stored = copy.deepcopy(config)
+    stored = copy.deepcopy({k: v for k, v in config.items() if not k.startswith("__")})  # not the case's own marks
     for dotted, value in changes.items():
         node = stored
         *parents, last = dotted.split("__")
@@ -281,15 +290,20 @@ def _rename_dataset(old: str, new: str) -> Setup:
     return setup
 
 
-def _shared_run(config_text: str | None = None, results_text: str = '{"detection": {}}') -> Setup:
-    """`uad describe` on a run folder from someone else whose config.yaml / results.json are as given."""
+def _shared_run(config_text: str | None = None, results_text: str = '{"detection": {}}', per_volume: bytes | None = None,
+                verb: str = "describe") -> Setup:
+    """`uad describe` (or `verb`) on a run folder from someone else whose config.yaml / results.json /
+    detection/per_volume.csv are as given."""
     def build(root: Path, config: dict[str, Any]) -> list[str]:
         run_dir = root / "shared_run"
         (run_dir / "checkpoints").mkdir(parents=True)
         (run_dir / "config.yaml").write_text(config_text if config_text is not None else yaml.safe_dump(config))
         (run_dir / "results.json").write_text(results_text)
+        if per_volume is not None:
+            (run_dir / "detection").mkdir()
+            (run_dir / "detection" / "per_volume.csv").write_bytes(per_volume)
         torch.save({"model_weights": _model_state(), "epoch": 0}, run_dir / "checkpoints" / "best_model.pt")
-        return ["describe", str(run_dir)]
+        return [verb, str(run_dir)]
     return _uad(build)
 
 
@@ -312,6 +326,23 @@ def _cv(items: tuple[str, ...] = (), folds: tuple[int, ...] = (0, 1), thresholds
     return _uad(build)
 
 
+def _linked_run_folder(*verb: str) -> Setup:
+    """Train once, then move the run's `detection/` outside it and leave a symbolic link in its place
+    (a shared run folder); `verb`: a `uad` verb on it, else `--resume`."""
+    def setup(root: Path, config: dict[str, Any]) -> list[str]:
+        args = _resume_with()(root, config)
+        run_dir = Path(args[1])
+        outside = root / "outside"
+        outside.mkdir()
+        os.replace(run_dir / "detection", outside / "detection")
+        os.symlink(outside / "detection", run_dir / "detection")
+        if verb:
+            config["__uad__"] = True
+            return [*verb, str(run_dir)]
+        return args
+    return setup
+
+
 def _crafted_lightning(root: Path, config: dict[str, Any]) -> list[str]:
     """A Lightning-style file whose state_dict holds strings ('str' object has no attribute 'dtype' before)."""
     path, ra = root / "crafted.ckpt", root / "ra.yaml"
@@ -321,6 +352,21 @@ def _crafted_lightning(root: Path, config: dict[str, Any]) -> list[str]:
     return ["convert", "--input", str(path), "--output", str(root / "converted.pt"), "--config_path", str(ra)]
 
 
+def _file(root: Path, name: str, content: bytes = b"x") -> Path:
+    (root / name).write_bytes(content)
+    return root / name
+
+
+def _predict_without_model(root: Path, config: dict[str, Any]) -> list[str]:
+    """`uad predict` of a shared checkpoint whose stored config lacks its `model` section."""
+    args = _predict()(root, config)
+    path = args[args.index("--model") + 1]
+    state = torch.load(path, weights_only=True)
+    del state["config"]["model"]
+    torch.save(state, path)
+    return args
+
+
 def _predict_png(root: Path, config: dict[str, Any]) -> list[str]:
     (root / "scan.png").write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 4)
     args = _predict()(root, config)
@@ -328,6 +374,48 @@ def _predict_png(root: Path, config: dict[str, Any]) -> list[str]:
     return args
 
 
+def _predict_scan(array: np.ndarray | None, *extra: str, input_shapes: list[int] | None = None, **changes: Any) -> Setup:
+    """`uad predict` of the shared checkpoint (its config with `changes`) on one scan `array` (None: the test
+    CSV) with `extra` arguments; `input_shapes`: the evaluation grid it records (a version-1 entry)."""
+    def build(root: Path, config: dict[str, Any]) -> list[str]:
+        args = _predict(**changes)(root, config)  # marks the case as a `uad` one
+        if input_shapes is not None:
+            state = torch.load(args[args.index("--model") + 1], weights_only=True)
+            state["input_shapes"] = {"detection": input_shapes}
+            torch.save(state, args[args.index("--model") + 1])
+        if array is not None:
+            nib.save(nib.Nifti1Image(array, np.eye(4)), root / "scan.nii.gz")
+            args[args.index("--input") + 1] = str(root / "scan.nii.gz")
+        return [*args, *extra]
+    return build
+
+
+def _preprocess(*extra: str) -> Setup:
+    """`uad preprocess` of the project's volumes with `extra` arguments."""
+    return _uad(lambda root, config: ["preprocess", "--input", str(_data(root)), "--output", str(root / "pre"),
+                                      "--skull-strip", "none", "--no-registration", "--no-n4", "--no-qc", *extra])
+
+
+def _convert_int_key(root: Path, config: dict[str, Any]) -> list[str]:
+    args = _crafted_lightning(root, config)
+    torch.save({"state_dict": {1: torch.zeros(2), "model.encoder.0.weight": torch.zeros(2)}, "epoch": 3}, root / "crafted.ckpt")
+    return args
+
+
+def _benchmark(**methods: dict[str, Any]) -> Setup:
+    """A benchmark config (`core/Main.py --config_path bench.yaml`) running the project's config as `methods`."""
+    def setup(root: Path, config: dict[str, Any]) -> list[str]:
+        specs = {name: {"config": str(root / "tiny.yaml"), **spec} for name, spec in methods.items()}
+        (root / "bench.yaml").write_text(yaml.safe_dump({"name": "bench", "output_root": str(root / "runs"), "orchestrator": {
+            "module_name": "projects.benchmark.comparison", "class_name": "MethodComparison", "params": {"methods": specs}}}))
+        config["__config_path__"] = str(root / "bench.yaml")
+        return []
+    return setup
+
+
+RAW = ("--skull-strip", "none", "--no-registration", "--no-n4")
+BRAIN_CROP = {"downstream_tasks__detection__data_loader__params__preprocessing": {"percentiles": [1.0, 99.0]}}  # not the identity
+SCAN = np.pad(np.full((12, 12, 6), 0.5, np.float32), ((2, 2), (2, 2), (1, 1)))  # a stripped raw scan on a 16 x 16 x 8 grid
 T = "trainer.params"
 DL = "trainer.data_loader.params"
 EVAL = "downstream_tasks.detection"
@@ -350,7 +438,7 @@ CASES: list[Case] = [
          _args(f"{DL}.batch_size=4.0")),
     Case("string for a number (augmentation)", "types", "augmentation.gamma.p: expected a number, got '0.5'",
          _edit(f"{DL}.augmentation.gamma.p", "0.5")),
-    Case("string for a list (preprocessing)", "types", "preprocessing.crop_shape: expected list of integers >= 1 or null",
+    Case("string for a list (preprocessing)", "types", "preprocessing.crop_shape: expected list of integers >= 1 and <= 2048 or null",
          _edit(f"{DL}.preprocessing.crop_shape", "16x16x8")),
     Case("number for a list (evaluator)", "types", "downstream_tasks.detection.params.thresholds.fpr_levels: expected list of numbers",
          _args(f"{EVAL}.params.fpr_levels=0.05")),
@@ -380,7 +468,7 @@ CASES: list[Case] = [
          _args(f"{DL}.num_workers=-1")),
     Case("probability above 1 (augmentation)", "ranges", "augmentation.gamma.p: expected a number >= 0 and <= 1, got 1.5",
          _edit(f"{DL}.augmentation.gamma.p", 1.5)),
-    Case("zero median kernel (post-processing)", "ranges", "map_postprocessing[0].params.kernel_size: expected an integer >= 1, got 0",
+    Case("zero median kernel (post-processing)", "ranges", "map_postprocessing[0].params.kernel_size: expected an integer >= 1 and <= 64, got 0",
          _edit(f"{EVAL}.params.map_postprocessing[0].params.kernel_size", 0)),
     Case("zero reconstructions (scorer)", "ranges", "scorer.params.num_reconstructions: expected an integer >= 1, got 0",
          _args(f"{EVAL}.params.scorer.params.num_reconstructions=0")),
@@ -437,9 +525,78 @@ CASES: list[Case] = [
     Case("describe: config.yaml with a python tag", "run folder", "config.yaml: invalid YAML at line 1",
          _shared_run("name: !!python/object/apply:os.system ['touch PWNED']\n")),
     Case("describe: results.json corrupt", "run folder", "results.json: not valid JSON at line 1", _shared_run(results_text='{"det')),
+    Case("describe: results.json threshold without its kind", "run folder",
+         "results.json: detection.test.thresholds.fpr_5% must be a mapping with 'kind' and 'value'",
+         _shared_run(results_text='{"detection": {"test": {"thresholds": {"fpr_5%": {"value": "abc"}}}}}')),
+    Case("describe: results.json thresholds not a mapping", "run folder",
+         "results.json: detection.test.thresholds must map rule keys to fitted thresholds",
+         _shared_run(results_text='{"detection": {"test": {"metrics": NaN, "thresholds": "x"}}}')),
+    Case("describe: per_volume.csv not UTF-8", "run folder", "per_volume.csv: not a readable UTF-8 CSV file",
+         _shared_run(results_text='{"detection": {"test": {"AUPRC": 0.5}}}', per_volume=b'\xff\xfe\x00garbage,,\n"unterminated')),
+    Case("report: results.json task not a mapping", "run folder", "results.json: 'detection' must map data set names to their metrics",
+         _shared_run(results_text='{"detection": 5}', verb="report")),
     Case("--resume with a corrupt origin.json", "run folder", "origin.json: not valid JSON", _corrupt_origin),
+    Case("--resume of a run folder linking outside", "run folder", "detection is a symbolic link to", _linked_run_folder()),
+    Case("describe: run folder linking outside", "run folder", "outside the folder; writes through it would land there",
+         _linked_run_folder("describe")),
+    Case("report: run folder linking outside", "run folder", "outside the folder; writes through it would land there",
+         _linked_run_folder("report")),
     Case("convert: crafted Lightning checkpoint", "checkpoint", "crafted.ckpt: weights do not fit the model of", _uad(_crafted_lightning)),
     Case("predict: a PNG as input", "checkpoint", "scan.png: not a NIfTI scan", _uad(_predict_png)),
+    Case("convert: a state_dict key that is not a name", "checkpoint", "crafted.ckpt: 'state_dict' holds the key 1 (int), not a parameter name",
+         _uad(_convert_int_key)),
+    # --- uad predict: inputs and the model's grid checked before the output folder exists
+    Case("predict: a 2D NIfTI", "predict", "scan.nii.gz: shape (16, 16); expected a 3D volume", _predict_scan(np.zeros((16, 16), np.float32))),
+    Case("predict: raw scan preprocessed off the model's grid", "predict", "shared.pt was evaluated on 16x16; give scans already on the model's grid",
+         _predict_scan(SCAN, *RAW, "--spacing", "2", input_shapes=[16, 16, 8], **BRAIN_CROP)),
+    Case("predict: model that does not run on the preprocessed grid", "predict", "shared.pt does not run on its",
+         _predict_scan(SCAN, *RAW, "--spacing", "2", **BRAIN_CROP)),
+    Case("predict: an all-zero raw scan", "predict", "scan.nii.gz: no voxel above 0 (an empty scan)",
+         _predict_scan(np.zeros((16, 16, 8), np.float32), *RAW)),
+    Case("predict: --spacing 0", "predict", "argument --spacing: expected a finite number > 0, got '0'", _predict_scan(None, "--spacing", "0")),
+    Case("predict: --threshold nan", "predict", "argument --threshold: expected a fitted rule (e.g. fpr_5%) or a finite number",
+         _predict_scan(None, "--threshold=nan")),
+    Case("predict: --threshold -inf", "predict", "argument --threshold: expected a fitted rule (e.g. fpr_5%) or a finite number",
+         _predict_scan(None, "--threshold=-inf")),
+    Case("preprocess: --spacing nan", "preprocess", "argument --spacing: expected a finite number > 0, got 'nan'", _preprocess("--spacing", "nan")),
+    Case("preprocess: --workers -3", "preprocess", "argument --workers: expected an integer >= 1, got '-3'", _preprocess("--workers=-3")),
+    Case("preprocess: --folds 0", "preprocess", "argument --folds: expected an integer >= 2 (k of the k folds), got '0'", _preprocess("--folds", "0")),
+    # --- a benchmark checks every method's config before its run folder exists
+    Case("benchmark: a bad value in its second method", "benchmark",
+         "orchestrator: methods.bad:", _benchmark(ok={}, bad={"set": [f"{T}.nr_epochs=0"]})),
+    Case("benchmark: set not a list", "benchmark", "methods.ok.set: must be a list of key.path=value strings",
+         _benchmark(ok={"set": "notalist"})),
+    # --- values that cannot work: refused by the signatures' ranges before the run folder exists
+    Case("num_threads far above any machine", "ranges", "num_threads: 100000 must be >= 1 and <= 1024", _args("num_threads=100000")),
+    Case("empty channel list (model)", "ranges", "model.params.channels: expected list of integers >= 1 and <= 16384 (at least 1), got []",
+         _args("model.params.channels=[]")),
+    Case("infinite learning rate", "ranges", "optimizer_params.lr: expected a number >= 0 and <= 10, got inf",
+         _args(f"{T}.optimizer_params={{lr: .inf}}")),
+    Case("learning rate 1e308", "ranges", "optimizer_params.lr: expected a number >= 0 and <= 10, got 1e+308",
+         _args(f"{T}.optimizer_params={{lr: 1.0e+308}}")),
+    Case("5000-digit integer in the config file", "yaml", "an integer of 5000 digits is too long", _raw_config_edit("seed: 7", "seed: " + "9" * 5000)),
+    Case("5000-digit integer by --set", "yaml", "--set seed=", _args("seed=" + "9" * 5000)),
+    Case("wandb online without an API key", "config", "wandb mode online needs an API key", _args("logging={wandb: {mode: online}}"),
+         env=(("WANDB_API_KEY", None), ("WANDB_IDENTITY_TOKEN_FILE", None), ("NETRC", "/nonexistent/netrc"))),
+    Case("absurd channel width (model)", "ranges", "model.params.channels: [0]: expected an integer >= 1 and <= 16384, got 100000000",
+         _args("model.params.channels=[100000000, 16]")),
+    Case("absurd crop (preprocessing)", "ranges", "preprocessing.crop_shape: [0]: expected an integer >= 1 and <= 2048, got 100000",
+         _args(f"{DL}.preprocessing.crop_shape=[100000, 100000, 100000]")),
+    Case("absurd target grid (preprocessing)", "ranges", "preprocessing.target_shape: [0]: expected an integer >= 1 and <= 2048, got 4000",
+         _args(f"{DL}.preprocessing.target_shape=[4000, 4000, 4000]")),
+    Case("absurd median kernel (post-processing)", "ranges", "kernel_size: expected an integer >= 1 and <= 64, got 1000000",
+         _edit(f"{EVAL}.params.map_postprocessing[0].params.kernel_size", 1000000)),
+    # --- messages name what the user gave and the right fix
+    Case("checkpoint with a bad stored value (uad test --model)", "wording", "shared.pt (stored config): seed: -1 is out of range",
+         _test_model(seed=-1)),
+    Case("run name of 300 characters", "wording", "name: 'aaaaaaaaaa", _edit("name", "a" * 300)),
+    Case("predict --output an existing file", "wording", "fix the path (an existing file where a folder goes",
+         lambda root, config: _predict_scan(None, "--output", str(_file(root, "afile")), input_shapes=[16, 16, 8])(root, config)),
+    Case("checkpoint whose stored config has no model", "wording", "its stored config has no 'model' section",
+         _predict_without_model),
+    Case("predict --model an empty file", "wording", "empty.pt: not a readable weights-only checkpoint",
+         _uad(lambda root, config: ["predict", "--model", str(_file(root, "empty.pt", b"")), "--input", str(_data(root) / "test.csv"),
+                                    "--output", str(root / "out"), "--threshold", "0.5", "--device", "cpu", "--no-png"])),
     # --- uad cv: every fold checked before its cv folder is claimed
     Case("cv: unknown threshold key", "config", "thresholds.bogus: unknown parameter of ThresholdSettings",
          _cv(thresholds={"fixed": [0.5]}, items=("downstream_tasks.detection.params.thresholds.bogus=1",))),
@@ -517,6 +674,13 @@ def prepare(case: Case, root: Path) -> list[str]:
     return ["--config_path", other or str(config_path), "--quiet", *extra]
 
 
+def _set_env(name: str, value: str | None) -> None:
+    if value is None:
+        os.environ.pop(name, None)
+    else:
+        os.environ[name] = value
+
+
 def run_case(case: Case, root: Path) -> Outcome:
     """Run `case` through core/Main.py in this process."""
     from core.commands.cli import main as uad
@@ -534,6 +698,9 @@ def run_case(case: Case, root: Path) -> Outcome:
         command, argv = uad, argv[1:]
     before = snapshot(root)
     err = io.StringIO()
+    saved_env = {name: os.environ.get(name) for name, _ in case.env}
+    for name, value in case.env:
+        _set_env(name, value)
 
     def show(message, category, filename, lineno, file=None, line=None):  # as the command line would print them
         err.write(warnings.formatwarning(message, category, filename, lineno, line))
@@ -543,12 +710,16 @@ def run_case(case: Case, root: Path) -> Outcome:
         warnings.showwarning = show
         try:
             code = command(argv)
+        except SystemExit as exc:  # argparse refuses a value (one line, exit 2)
+            code = exc.code
         finally:
             for handler in root_logger.handlers:
                 if handler not in saved_logging[0]:
                     handler.close()
             root_logger.handlers = saved_logging[0]
             root_logger.setLevel(saved_logging[1])
+            for name, value in saved_env.items():
+                _set_env(name, value)
     after = snapshot(root)
     changed = sorted(k for k in set(before) | set(after) if before.get(k) != after.get(k))
     return Outcome(code, [line for line in err.getvalue().splitlines() if line.strip()], changed, (root / "PWNED").exists())

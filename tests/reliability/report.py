@@ -84,7 +84,8 @@ def main(argv: list[str] | None = None) -> int:
         "## Bad input: one line, exit code 2, nothing written",
         "",
         "Each case breaks one thing in a fresh tiny training project and runs `core/Main.py` (or, for "
-        "the `uad` verbs, `core/commands/cli.py`: `predict`, `test --model`, `describe`, `convert`). "
+        "the `uad` verbs, `core/commands/cli.py`: `predict`, `test --model`, `describe`, `report`, `convert`, "
+        "`preprocess`). "
         "Every file of the project is hashed before and after: *nothing written* means no run folder, "
         "no file created, changed or removed; the hostile cases also check that the marker file a "
         "shell command would touch never appears. Every component's parameters (model, trainer, data "
@@ -95,7 +96,12 @@ def main(argv: list[str] | None = None) -> int:
         "training sample, all before the run folder exists. Only this project's classes are built, each "
         "checked against its role before construction, unless the command line passes "
         "`--allow-external-modules` (no config, base, run folder or checkpoint can). Every name that "
-        "becomes a path (run, task, data set, `img_name`, subject) is one plain name.",
+        "becomes a path (run, task, data set, `img_name`, subject) is one plain name, and a run folder "
+        "holding a symbolic link that leads outside it is refused before anything is written through it. "
+        "Ranges include finiteness (`.inf`), non-empty lists and upper bounds on sizes no machine holds "
+        "(grid sides, channel widths, kernels, threads); a benchmark checks every method's config before "
+        "its run folder exists; `uad predict` checks every scan's header and the model on the first "
+        "scan's grid before it creates its output folder; command-line values have ranges too.",
         "",
         f"{len(CASES)} cases, {failures} failing" + (f" ({pending} of them pending, marked xfail(strict=True) with the reason "
                                                      "in the table: they pass once that work lands)." if pending else "."),

@@ -1,4 +1,5 @@
 """RAPerceptualScorer: shapes, mask, identity, missing weights, loading, and a per-slice reference."""
+import hashlib
 from pathlib import Path
 
 import lpips
@@ -10,7 +11,14 @@ from scipy.ndimage import gaussian_filter
 from skimage.exposure import equalize_adapthist
 
 from dl_utils.errors import UserInputError
-from optim.scoring.ra_lpips import BACKBONE_FILE, RAPerceptualScorer, packaged_linear_layers_path
+from optim.scoring.ra_lpips import (
+    BACKBONE_FILE,
+    BACKBONE_SHA256,
+    BACKBONE_URL,
+    RAPerceptualScorer,
+    file_sha256,
+    packaged_linear_layers_path,
+)
 
 H, W, D = 32, 32, 3
 
@@ -97,7 +105,8 @@ def test_loads_backbone_from_hub_dir(hub_dir: Path) -> None:
     reference = torchvision.models.squeezenet1_1()
     (hub_dir / "checkpoints").mkdir()
     torch.save(reference.state_dict(), hub_dir / "checkpoints" / BACKBONE_FILE)
-    scorer = RAPerceptualScorer()
+    # random weights stand in for torchvision's file (not shipped): the check expects their hash
+    scorer = RAPerceptualScorer(backbone_sha256=file_sha256(hub_dir / "checkpoints" / BACKBONE_FILE))
     assert not scorer.uses_random_backbone
     net = scorer.lpips_net(torch.device("cpu"))
     torch.testing.assert_close(net.net.slice1[0].weight, reference.features[0].weight)
@@ -110,7 +119,34 @@ def test_backbone_weights_param_and_bad_file(tmp_path: Path) -> None:
     bad = tmp_path / "other.pth"
     torch.save({"features.0.weight": torch.zeros(1)}, bad)
     with pytest.raises(UserInputError, match="SqueezeNet"):
-        RAPerceptualScorer(backbone_weights=str(bad)).lpips_net(torch.device("cpu"))
+        RAPerceptualScorer(backbone_weights=str(bad), backbone_sha256=None).lpips_net(torch.device("cpu"))
+
+
+def test_a_squeezenet_file_other_than_torchvisions_is_refused_by_its_hash(hub_dir: Path) -> None:
+    """Any SqueezeNet 1.1 state dict would load; only torchvision's file gives the paper's maps."""
+    path = hub_dir / "checkpoints" / BACKBONE_FILE
+    path.parent.mkdir()
+    torch.save(torchvision.models.squeezenet1_1().state_dict(), path)
+    found = hashlib.sha256(path.read_bytes()).hexdigest()
+    assert file_sha256(path) == found
+    for scorer in (RAPerceptualScorer(), RAPerceptualScorer(backbone_weights=str(path))):
+        with pytest.raises(UserInputError) as info:
+            scorer.check_available()  # before any run output
+        message = str(info.value)
+        assert str(path) in message and BACKBONE_SHA256 in message and found in message and BACKBONE_URL in message
+        assert "\n" not in message
+    assert "backbone_sha256" in message  # a named file: the opt-out is offered
+
+
+def test_skipping_the_hash_check_needs_a_named_file(tmp_path: Path) -> None:
+    with pytest.raises(UserInputError, match="backbone_weights"):
+        RAPerceptualScorer(backbone_sha256=None)
+    own = tmp_path / "my_squeezenet.pth"
+    torch.manual_seed(1)
+    reference = torchvision.models.squeezenet1_1()
+    torch.save(reference.state_dict(), own)
+    net = RAPerceptualScorer(backbone_weights=str(own), backbone_sha256=None).lpips_net(torch.device("cpu"))
+    torch.testing.assert_close(net.net.slice1[0].weight, reference.features[0].weight)
 
 
 def test_random_backbone_is_reproducible_and_keeps_rng() -> None:
@@ -146,8 +182,9 @@ def test_building_the_network_never_downloads(hub_dir: Path, monkeypatch: pytest
     monkeypatch.setattr(torch.hub, "download_url_to_file", no_download)
     (hub_dir / "checkpoints").mkdir()
     torch.save(torchvision.models.squeezenet1_1().state_dict(), hub_dir / "checkpoints" / BACKBONE_FILE)
+    expected = file_sha256(hub_dir / "checkpoints" / BACKBONE_FILE)  # random weights stand in for torchvision's
     for backbone in ("random", "imagenet"):
-        net = RAPerceptualScorer(backbone=backbone).lpips_net(torch.device("cpu"))
+        net = RAPerceptualScorer(backbone=backbone, backbone_sha256=expected).lpips_net(torch.device("cpu"))
         packaged = torch.load(packaged_linear_layers_path(), map_location="cpu", weights_only=True)
         for key, value in packaged.items():  # the paper's linear layers, not random ones
             assert torch.equal(net.state_dict()[key], value), key

@@ -1,0 +1,28 @@
+"""Check a config file without running it: what can be known before its data and weights are read.
+
+A config that runs other configs (the benchmark's orchestrator) checks every one of them this
+way before it claims its own run folder, so a bad value in its last method is one line and no
+folder, not a folder left behind after the first methods ran.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+from core.config.builder import ComponentBuilder
+from core.config.configurator import apply_overrides, describe_sources, load_config, validate_top_level
+from core.run.assembly import check_parts
+
+
+def check_config(config_path: str | Path, overrides: list[str] | None = None, allow_external_modules: bool = False) -> None:
+    """Load `config_path` (bases, `--set` `overrides`) and check its top-level keys and every component's
+    class, role, parameter names, types and ranges; a one-line UserInputError on the first problem.
+    A test-only config without `model` (taken from its weights when it runs) is checked when it runs."""
+    sources: list[Path] = []
+    config = load_config(config_path, sources)
+    where = describe_sources(config_path, sources)
+    config = apply_overrides(config, list(overrides or []), where)
+    if "model" not in config:
+        return
+    validate_top_level(config, where)
+    builder = ComponentBuilder(where, allow_external_modules)
+    check_parts(builder.upgrade(config), builder)
