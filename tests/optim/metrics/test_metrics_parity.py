@@ -16,6 +16,7 @@ import pytest
 import torch
 
 from core.evaluation.evaluator import AnomalyDetectionEvaluator
+from core.evaluation.outputs import write_per_volume
 from core.evaluation.pipeline import ScoringSpec
 from core.evaluation.settings import DataRoles, OutputSettings
 from core.evaluation.thresholds import ThresholdSettings
@@ -85,7 +86,8 @@ def test_paper_protocol_equals_the_originals(tmp_path):
         thresholds=ThresholdSettings(search="bisection", bisection_steps=10, oracle=False, fpr_levels=(),
                                      search_with_binary_postprocessing=False),
         outputs=OutputSettings(figure_cases=0, save_maps=False))
-    metrics = evaluator.run(tmp_path).sets["test"].metrics
+    result = evaluator.run(tmp_path)
+    metrics = result.sets["test"].metrics
     assert metrics["AUROC"] == pytest.approx(ORIGINAL_AUROC_MEAN, abs=1e-12)
     assert metrics["AUPRC"] == pytest.approx(ORIGINAL_AUPRC_MEAN, abs=1e-12)
     assert metrics["AUROC_std"] == pytest.approx(ORIGINAL_AUROC_STD, abs=1e-12)
@@ -94,6 +96,7 @@ def test_paper_protocol_equals_the_originals(tmp_path):
     assert metrics["Dice@val_dice"] == pytest.approx(ORIGINAL_DICE_MEAN, abs=1e-12)
     assert metrics["AUPRC_per_volume_brain"] == pytest.approx(BRAIN_VOXEL_AUPRC_MEAN, abs=1e-12)
     assert abs(metrics["AUPRC"] - metrics["AUPRC_per_volume_brain"]) > 0.01  # the mask decides which is which
+    write_per_volume(result.per_volume, tmp_path / "per_volume.csv")  # what the run writes from the result
     rows = (tmp_path / "per_volume.csv").read_text().splitlines()
     assert len(rows) == 1 + 2 and rows[0].startswith("dataset,name,label,lesion_voxels,AUPRC,AUROC")
     test_rows = [r.split(",") for r in rows[1:] if r.startswith("test,")]
