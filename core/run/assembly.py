@@ -6,6 +6,7 @@ data sets loaded), test weights. Only when all of this succeeded does a run fold
 """
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -141,18 +142,24 @@ def _run_values(cls: type, spec: dict[str, Any], values: dict[str, Any]) -> dict
     return {k: v for k, v in values.items() if v is not None and k in names and k not in params}
 
 
-def build_evaluators(builder: ComponentBuilder, config: dict[str, Any], model: nn.Module,
-                     device: torch.device, seed: int) -> dict[str, DownstreamEvaluator]:
+def _task_specs(builder: ComponentBuilder, config: dict[str, Any]) -> Iterator[tuple[str, str, dict[str, Any]]]:
+    """(name, key path, spec) of each downstream task, its name and keys checked."""
     tasks = config.get("downstream_tasks") or {}
     if not isinstance(tasks, dict):
         raise ConfigError(builder.config_path, "downstream_tasks", "must map task names to evaluators")
-    evaluators = {}
     for name, spec in tasks.items():
         key = f"downstream_tasks.{name}"
         _check_folder_name(builder, key, name, "task")
         if not isinstance(spec, dict):
             raise ConfigError(builder.config_path, key, "must be a mapping {module_name, class_name, params, data_loader}")
         _check_keys(builder, spec, key, TASK_KEYS)
+        yield name, key, spec
+
+
+def build_evaluators(builder: ComponentBuilder, config: dict[str, Any], model: nn.Module,
+                     device: torch.device, seed: int) -> dict[str, DownstreamEvaluator]:
+    evaluators = {}
+    for name, key, spec in _task_specs(builder, config):
         component = _component(spec)
         cls = builder.check(component, key, reserved=("model", "device", "datasets"), expected=DownstreamEvaluator)
         datasets = build_datasets(builder, spec["data_loader"], f"{key}.data_loader", config.get("data_root")) \
@@ -239,13 +246,5 @@ def check_parts(config: dict[str, Any], builder: ComponentBuilder) -> None:
         builder.check(_component(trainer_cfg), "trainer", reserved=TRAINER_RESERVED, expected=Trainer)
         _check_keys(builder, trainer_cfg["data_loader"], "trainer.data_loader", COMPONENT_KEYS)
         builder.check(trainer_cfg["data_loader"], "trainer.data_loader", expected=DATA_MODULE)
-    tasks = config.get("downstream_tasks") or {}
-    if not isinstance(tasks, dict):
-        raise ConfigError(builder.config_path, "downstream_tasks", "must map task names to evaluators")
-    for name, spec in tasks.items():
-        key = f"downstream_tasks.{name}"
-        _check_folder_name(builder, key, name, "task")
-        if not isinstance(spec, dict):
-            raise ConfigError(builder.config_path, key, "must be a mapping {module_name, class_name, params, data_loader}")
-        _check_keys(builder, spec, key, TASK_KEYS)
+    for _, key, spec in _task_specs(builder, config):
         builder.check(_component(spec), key, reserved=("model", "device", "datasets"), expected=DownstreamEvaluator)
