@@ -59,21 +59,30 @@ class VolumeSet(Sequence):
         self._rows = read_volume_split(csv, data_root, mode, keep_list)
         if cache:
             self._volumes: list[Volume] | None = [load_volume(r, self.preprocessor) for r in self._rows]
+            self._shapes = [tuple(v.image.shape[:2]) for v in self._volumes]
         else:
             self._volumes = None
-            for row in self._rows:  # the same checks as loading, nothing kept
-                load_subject(row.img_path, row.mask_path, row.seg_path, reorient=self.preprocessor.reorients)
+            self._shapes = []
+            for row in self._rows:  # the same checks as loading, nothing kept but each grid
+                image, _, _ = load_subject(row.img_path, row.mask_path, row.seg_path, reorient=self.preprocessor.reorients)
+                self._shapes.append(tuple(self.preprocessor.output_shape(image.data.shape, image.spacing)[:2]))
 
     def __len__(self) -> int:
         return len(self._rows)
 
+    def slice_shapes(self) -> dict[tuple[int, int], str]:
+        """{(H, W) of axial slices after preprocessing: the first volume file with it}, in CSV order
+        (recorded when the set was read: nothing is loaded again)."""
+        shapes: dict[tuple[int, int], str] = {}
+        for row, shape in zip(self._rows, self._shapes):
+            shapes.setdefault(shape, str(row.img_path))
+        return shapes
+
     def slice_shape(self) -> tuple[int, int]:
         """(H, W) of every volume's axial slices (after preprocessing); a one-line UserInputError naming
         both files when two differ, since training batches stack slices of one size."""
-        volumes = self._volumes if self._volumes is not None else [self[i] for i in range(len(self))]
-        first = tuple(volumes[0].image.shape[:2])
-        for row, volume in zip(self._rows, volumes):
-            shape = tuple(volume.image.shape[:2])
+        first = self._shapes[0]
+        for row, shape in zip(self._rows, self._shapes):
             if shape != first:
                 raise UserInputError(
                     f"split CSV {self.csv}: {row.img_path} has {shape[0]}x{shape[1]} slices but {self._rows[0].img_path} "

@@ -17,6 +17,7 @@ from torch import nn
 from core.config.builder import DATA_MODULE, EVALUATION_SET, MODEL, ComponentBuilder, constructor_keywords
 from core.config.configurator import COMPONENT_KEYS, ConfigError, run_seed
 from core.evaluation.evaluator import DownstreamEvaluator
+from core.evaluation.reconstruction import reconstruct_volume
 from core.training.trainer import Trainer, TrainingContext
 from dl_utils.checkpoint import load_checkpoint
 from dl_utils.distributed import DistributedContext
@@ -48,12 +49,14 @@ def build_parts(config: dict[str, Any], builder: ComponentBuilder, config_path: 
     _check_keys(builder, config["model"], "model", COMPONENT_KEYS)  # `parms:` would build the defaults
     model = builder.build(config["model"], "model", expected=MODEL).to(device)
     trainer = None
+    checked: dict[tuple[int, ...], str] = {}  # slice grids the model is known to run on: {(H, W): where from}
     if task == "train":
         data_module = build_data_module(builder, config, seed)
         trainer = build_trainer(builder, config, model, data_module, device, ctx, seed)
-        check_model_on_one_sample(builder, trainer, config)
+        checked.update(check_model_on_one_sample(builder, trainer, config))
         initialise_training(trainer, model, weights, resume_from, device)
     evaluators = build_evaluators(builder, config, model, device, seed)
+    check_evaluation_grids(builder, evaluators, model, device, checked)
     if task == "test":
         load_test_weights(model, weights, config_path, device)
     return Parts(model, trainer, evaluators)
@@ -101,11 +104,12 @@ def build_trainer(builder: ComponentBuilder, config: dict[str, Any], model: nn.M
     return builder.build(spec, "trainer", reserved=TRAINER_RESERVED, expected=Trainer, context=context)
 
 
-def check_model_on_one_sample(builder: ComponentBuilder, trainer: Trainer, config: dict[str, Any]) -> None:
+def check_model_on_one_sample(builder: ComponentBuilder, trainer: Trainer, config: dict[str, Any]) -> dict[tuple[int, ...], str]:
     """Run the trainer's validation step on the first training sample (batch of one, eval mode, no
     gradient, the RNG state put back), so that a model that does not fit the data grid (e.g. an
     `image_size` other than the slices') is one line naming the files before training starts,
-    not a shape error in the first step. Nothing of the model changes (eval mode: no statistics)."""
+    not a shape error in the first step. Nothing of the model changes (eval mode: no statistics).
+    Returns {(H, W) of the training slices: the training split} (the grid the model now ran on)."""
     model = trainer.model
     dataset = trainer.data_module.train_dataset()
     sample = dataset[0]
@@ -132,6 +136,61 @@ def check_model_on_one_sample(builder: ComponentBuilder, trainer: Trainer, confi
         torch.set_rng_state(rng)
         if cuda_rng is not None:
             torch.cuda.set_rng_state_all(cuda_rng)
+    data = (config.get("trainer") or {}).get("data_loader") or {}
+    csv = (data.get("params") or {}).get("train_csv", "the training split")
+    return {tuple(shape[-2:]): f"the training slices of {csv}"} if isinstance(shape, tuple) else {}
+
+
+def _slice_grids(dataset: Any) -> dict[tuple[int, ...], str]:
+    """{(H, W) of the set's axial slices: the first file (or item) with it}: a volume set knows them
+    without loading anything again (`slice_shapes`); any other set is read at its first item."""
+    shapes = getattr(dataset, "slice_shapes", None)
+    if callable(shapes):
+        return dict(shapes())
+    if len(dataset) == 0:
+        return {}
+    image = getattr(dataset[0], "image", None)
+    return {tuple(image.shape[:2]): "its first item"} if torch.is_tensor(image) and image.dim() >= 2 else {}
+
+
+def check_evaluation_grids(builder: ComponentBuilder, evaluators: dict[str, DownstreamEvaluator], model: nn.Module,
+                           device: torch.device, checked: dict[tuple[int, ...], str]) -> None:
+    """Every evaluation set's slice grid against the model, before anything is written: a grid the
+    model already ran on (the training slices) passes; any other runs once through the model (one
+    zero slice, one reconstruction, eval mode, the RNG state put back), so a test volume of another
+    size is one line naming its file, not a shape error after training. `checked` grows with each grid."""
+    for task, evaluator in evaluators.items():
+        for name, dataset in (getattr(evaluator, "datasets", None) or {}).items():
+            for grid, source in _slice_grids(dataset).items():
+                if grid in checked:
+                    continue
+                reason = _model_fails_on(model, grid, device)
+                if reason is not None:
+                    known = ", ".join(f"{g[0]}x{g[1]} ({where})" for g, where in checked.items())
+                    csv = getattr(dataset, "csv", name)
+                    raise ConfigError(builder.config_path, f"downstream_tasks.{task}.data_loader.datasets.{name}",
+                                      f"split CSV {csv}: {source} has {grid[0]}x{grid[1]} slices but the model does not run "
+                                      f"on them ({reason})" + (f"; it runs on {known}" if known else "") + "; use volumes of the model's grid or set the "
+                                      "data loader's preprocessing crop_shape / target_shape")
+                checked[grid] = f"data set {name}"
+
+
+def _model_fails_on(model: nn.Module, grid: tuple[int, ...], device: torch.device) -> str | None:
+    """None when `model` reconstructs one zero slice of `grid` (H, W); else why not, in words."""
+    rng = torch.get_rng_state()
+    cuda_rng = torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None
+    was_training = model.training
+    model.eval()
+    try:
+        reconstruct_volume(model, torch.zeros(*grid, 1), 1, 1, device, "fp32", channels_last=False)
+    except (RuntimeError, ValueError, IndexError) as exc:
+        return " ".join(str(exc).split())[:160]
+    finally:
+        model.train(was_training)
+        torch.set_rng_state(rng)
+        if cuda_rng is not None:
+            torch.cuda.set_rng_state_all(cuda_rng)
+    return None
 
 
 def _run_values(cls: type, spec: dict[str, Any], values: dict[str, Any]) -> dict[str, Any]:

@@ -139,6 +139,21 @@ def _csv_text(csv: str, text: str) -> Setup:
     return setup
 
 
+def _volume_of_shape(name: str, shape: tuple[int, ...]) -> Setup:
+    """Replace volume `name` (and its mask, and its lesion labels when it has them) by one of `shape`."""
+    def setup(root: Path, config: dict[str, Any]) -> list[str]:
+        data = _data(root)
+        image = np.random.default_rng(0).uniform(0.2, 0.8, shape).astype(np.float32)
+        nib.save(nib.Nifti1Image(image, np.eye(4)), data / f"{name}.nii.gz")
+        nib.save(nib.Nifti1Image(np.ones(shape, np.uint8), np.eye(4)), data / f"{name}_mask.nii.gz")
+        if (data / f"{name}_seg.nii.gz").exists():
+            seg = np.zeros(shape, np.uint8)
+            seg[4:8, 4:8, 2:4] = 1
+            nib.save(nib.Nifti1Image(seg, np.eye(4)), data / f"{name}_seg.nii.gz")
+        return []
+    return setup
+
+
 def _symlink_loop(root: Path, config: dict[str, Any]) -> list[str]:
     data = _data(root)
     (data / "h0.nii.gz").unlink()
@@ -621,6 +636,7 @@ CASES: list[Case] = [
     Case("training volume of another size", "data", "h1.nii.gz has 12x16 slices but",
          lambda root, config: _nifti("h1.nii.gz", np.full((12, 16, 8), 0.5, np.float32))(root, config)
          + _nifti("h1_mask.nii.gz", np.ones((12, 16, 8), np.uint8))(root, config)),
+    Case("test volume of another size", "data", "t1.nii.gz has 12x16 slices but", _volume_of_shape("t1", (12, 16, 8))),
     Case("model image_size off the data grid", "data", "model: ConvAutoencoder does not fit a training batch (1, 1, 16, 16) of healthy.csv",
          _args("model.params.image_size=32")),
     Case("mask shape mismatch", "data", "h0_mask.nii.gz", _nifti("h0_mask.nii.gz", np.ones((16, 16, 4), np.uint8))),
