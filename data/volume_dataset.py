@@ -19,7 +19,7 @@ from data.volume import Volume
 from dl_utils.errors import UserInputError
 from dl_utils.options import parse_option
 from dl_utils.param_groups import group_flat_params
-from dl_utils.param_types import NonNegativeInt, PositiveInt, Probability, build_part
+from dl_utils.param_types import BatchSize, GridSide, Probability, SamplesPerEpoch, Workers, build_part
 
 
 def load_volume(row: SplitRow, preprocessor: VolumePreprocessor) -> Volume:
@@ -231,7 +231,7 @@ class Slicing:
     min_brain_fraction: Probability = 0.25
     augment_volume: bool = False
     validation: Validation = Validation.FIXED
-    val_per_volume: PositiveInt | None = None
+    val_per_volume: GridSide | None = None  # slices of one volume: at most a grid side
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "sampling", parse_option(SliceSampling, self.sampling, "slices.sampling"))
@@ -268,8 +268,8 @@ class VolumeDataModule:
     """Training/validation slices from volume-layout CSVs (config `trainer.params.data_loader`)."""
 
     def __init__(
-        self, train_csv: str, val_csv: str, data_root: str | None = None, batch_size: PositiveInt = 32,
-        num_workers: NonNegativeInt = 0, samples_per_epoch: PositiveInt | None = None,
+        self, train_csv: str, val_csv: str, data_root: str | None = None, batch_size: BatchSize = 32,
+        num_workers: Workers = 0, samples_per_epoch: SamplesPerEpoch | None = None,
         preprocessing: Mapping[str, Any] | None = None, augmentation: Mapping[str, Any] | None = None,
         seed: int = 0, slices: Slicing = Slicing(), contrast: ContrastSelection = ContrastSelection(),
         drop_last: bool = False,

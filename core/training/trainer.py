@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path, PurePath
-from typing import Annotated, Any, Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 import torch
 from torch import Tensor, nn
@@ -25,7 +25,7 @@ from dl_utils.distributed import DistributedContext, all_reduce_gradients, all_r
 from dl_utils.errors import UserInputError
 from dl_utils.options import parse_option
 from dl_utils.param_groups import group_flat_params
-from dl_utils.param_types import Ge, Le, LearningRate, PositiveFloat, PositiveInt, mismatch
+from dl_utils.param_types import Epochs, LearningRate, PositiveFloat, SamplesPerEpoch, mismatch
 from dl_utils.progress import progress
 from dl_utils.run_logger import RunLogger
 from dl_utils.seeding import DEFAULT_SEED
@@ -33,7 +33,6 @@ from dl_utils.weights import load_strict
 
 LOG = logging.getLogger(__name__)
 STAGING_DIR = ".partial"  # in the run folder: checkpoints are written here, then renamed into checkpoints/
-MAX_EPOCHS = 1_000_000  # far above any paper's schedule (the longest is 1600); a larger value is a typo
 
 
 
@@ -108,12 +107,12 @@ class Trainer:
         self,
         *,
         context: TrainingContext,
-        nr_epochs: Annotated[int, Ge(1), Le(MAX_EPOCHS)] = 100,
+        nr_epochs: Epochs = 100,
         optimizer: Optimizer = Optimizer.ADAM,
         optimizer_params: dict[str, Any] | None = None,
-        patience: PositiveInt | None = None,
-        val_every: PositiveInt = 1,
-        max_steps_per_epoch: PositiveInt | None = None,
+        patience: Epochs | None = None,
+        val_every: Epochs = 1,
+        max_steps_per_epoch: SamplesPerEpoch | None = None,
         amp: bool = False,
         grad_clip: PositiveFloat | None = None,
         loss: Callable[[Tensor, Tensor], Tensor] | None = None,

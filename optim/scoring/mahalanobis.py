@@ -12,7 +12,7 @@ import torch
 from torch import Tensor
 
 from dl_utils.errors import UserInputError
-from dl_utils.param_types import Ge, NonNegativeFloat, PositiveFloat
+from dl_utils.param_types import MAX_RECONSTRUCTIONS, Ge, Le, NonNegativeFloat, PositiveFloat
 from optim.scoring._checks import check_inputs, check_num_reconstructions
 from optim.scoring.gaussian import gaussian_filter
 from optim.scoring.ssim import SSIMPadding, parse_ssim_padding, ssim_maps
@@ -80,7 +80,7 @@ class MahalanobisScorer:
     reflect padding (edge not repeated), "symmetric" = skimage-exact.
     """
 
-    num_reconstructions: Annotated[int, Ge(2)] = 10
+    num_reconstructions: Annotated[int, Ge(2), Le(MAX_RECONSTRUCTIONS)] = 10
     regularization: PositiveFloat = 0.01
     diagonal: bool = False
     smoothing_sigma: NonNegativeFloat = 1.0

@@ -29,7 +29,7 @@ from torch import Tensor, nn
 
 from dl_utils.errors import UserInputError
 from dl_utils.options import parse_option
-from dl_utils.param_types import NonNegativeFloat, NonNegativeInt, PositiveFloat, PositiveInt
+from dl_utils.param_types import NonNegativeFloat, NonNegativeInt, PositiveFloat, PositiveInt, Reconstructions
 from optim.scoring._checks import check_inputs, check_num_reconstructions
 from optim.scoring.gaussian import gaussian_filter_bank
 
@@ -129,7 +129,7 @@ class RAPerceptualScorer:
     clahe_nbins: PositiveInt = 256
     batch_size: PositiveInt = 32
     random_backbone_seed: NonNegativeInt = 0
-    num_reconstructions: PositiveInt = 1
+    num_reconstructions: Reconstructions = 1
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "backbone", parse_option(Backbone, self.backbone, "RAPerceptualScorer.backbone"))
