@@ -361,6 +361,8 @@ def mismatch(value: Any, hint: Any, resolve: Callable[[dict[str, Any]], type] | 
         if any(r is None for r in reasons):
             return None
         nested = [r for r in reasons if r and not r.startswith("expected")]
+        if is_component(value):  # a component fits only the class-like members: say why the one that could take it does not
+            nested = nested or [r for a, r in zip(args, reasons) if a is not type(None) and r]
         return nested[0] if len(nested) == 1 else f"expected {describe(hint)}, got {_show(value)}"
     if hint is type(None) or hint is None:
         return None if value is None else f"expected null, got {_show(value)}"

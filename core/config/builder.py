@@ -87,7 +87,8 @@ class Role:
                     f"to use it as the {self.name})")
         absent = [m for m in self.methods if not _defines(cls, m)]
         if absent:
-            return f"is not a {self.name} (it defines no {', '.join(absent)})"
+            article = "an" if self.name[:1] in "aeiou" else "a"
+            return f"is not {article} {self.name} (it defines no {', '.join(absent)})"
         return None
 
 

@@ -55,6 +55,8 @@ def build_parts(config: dict[str, Any], builder: ComponentBuilder, config_path: 
         trainer = build_trainer(builder, config, model, data_module, device, ctx, seed)
         checked.update(check_model_on_one_sample(builder, trainer, config))
         initialise_training(trainer, model, weights, resume_from, device)
+    else:  # not built, but never carried unchecked into a run folder (a checkpoint's trainer may name anything)
+        check_trainer_section(builder, config)
     evaluators = build_evaluators(builder, config, model, device, seed)
     check_evaluation_grids(builder, evaluators, model, device, checked)
     if task == "test":
@@ -238,24 +240,30 @@ def evaluation_seed(config: dict[str, Any], task: str) -> int:
 def build_datasets(builder: ComponentBuilder, spec: Any, key: str, data_root: str | None = None) -> dict[str, Any]:
     """`data_loader: {module_name, class_name, params, datasets: {name: params overrides}}`; the
     config's `data_root` goes to each data set that takes one and does not set its own."""
+    datasets = {}
+    for name, component in _dataset_components(builder, spec, key):
+        cls = builder.resolve_class(component, f"{key}.datasets.{name}", expected=EVALUATION_SET)
+        datasets[name] = builder.build(component, f"{key}.datasets.{name}", expected=EVALUATION_SET,
+                                       **_run_values(cls, component, {"data_root": data_root}))
+    return datasets
+
+
+def _dataset_components(builder: ComponentBuilder, spec: Any, key: str) -> Iterator[tuple[str, dict[str, Any]]]:
+    """(name, component) of each data set of a task's `data_loader`: its keys and names checked,
+    each data set's params the common `params` with its own overrides."""
     if not isinstance(spec, dict) or not isinstance(spec.get("datasets"), dict) or not spec["datasets"]:
         raise ConfigError(builder.config_path, f"{key}.datasets", "missing; name at least one data set")
     _check_keys(builder, spec, key, DATA_LOADER_KEYS)
     common = spec.get("params") or {}
     if not isinstance(common, dict):
         raise ConfigError(builder.config_path, f"{key}.params", "must be a mapping of keyword arguments")
-    datasets = {}
     for name, overrides in spec["datasets"].items():
         _check_folder_name(builder, f"{key}.datasets.{name}", name, "data set")
         if overrides is not None and not isinstance(overrides, dict):
             raise ConfigError(builder.config_path, f"{key}.datasets.{name}", "must be a mapping of params (e.g. {csv: ...}); "
                                                                              "to drop a base's data set use `_delete: [name]`")
         params = {**common, **(overrides or {})}
-        component = {"module_name": spec.get("module_name"), "class_name": spec.get("class_name"), "params": params}
-        cls = builder.resolve_class(component, f"{key}.datasets.{name}", expected=EVALUATION_SET)
-        datasets[name] = builder.build(component, f"{key}.datasets.{name}", expected=EVALUATION_SET,
-                                       **_run_values(cls, component, {"data_root": data_root}))
-    return datasets
+        yield name, {"module_name": spec.get("module_name"), "class_name": spec.get("class_name"), "params": params}
 
 
 def _check_folder_name(builder: ComponentBuilder, key: str, name: Any, what: str) -> None:
@@ -295,15 +303,47 @@ def check_parts(config: dict[str, Any], builder: ComponentBuilder) -> None:
     """What `build_parts` checks of the config itself, without building anything or reading data and
     weights: every component's keys, class, role and parameter names, types and ranges (a benchmark
     checks each method's config this way before its run folder exists)."""
-    _check_keys(builder, config["model"], "model", COMPONENT_KEYS)
-    builder.check(config["model"], "model", expected=MODEL)
-    if config["experiment"].get("task", "train") == "train":
-        trainer_cfg = config.get("trainer")
-        if not isinstance(trainer_cfg, dict) or not isinstance(trainer_cfg.get("data_loader"), dict):
-            raise ConfigError(builder.config_path, "trainer", "must be a mapping {module_name, class_name, params, data_loader}")
-        _check_keys(builder, trainer_cfg, "trainer", TASK_KEYS)
-        builder.check(_component(trainer_cfg), "trainer", reserved=TRAINER_RESERVED, expected=Trainer)
-        _check_keys(builder, trainer_cfg["data_loader"], "trainer.data_loader", COMPONENT_KEYS)
-        builder.check(trainer_cfg["data_loader"], "trainer.data_loader", expected=DATA_MODULE)
+    trainer_cfg = config.get("trainer")
+    if config["experiment"].get("task", "train") == "train" and (
+            not isinstance(trainer_cfg, dict) or not isinstance(trainer_cfg.get("data_loader"), dict)):
+        raise ConfigError(builder.config_path, "trainer", "must be a mapping {module_name, class_name, params, data_loader}")
+    check_components(config, builder)
+
+
+def check_components(config: dict[str, Any], builder: ComponentBuilder) -> None:
+    """Every component section `config` holds (model, trainer and its data loader, each downstream task
+    and its data sets), whatever the task: keys, class (this project's unless the command line allows
+    others), role, parameter names, types and ranges (nested components too). What a verb runs before
+    it writes anything with a config it did not write itself (a checkpoint's, a run folder's)."""
+    if "model" in config:
+        _check_keys(builder, config["model"], "model", COMPONENT_KEYS)
+        builder.check(config["model"], "model", expected=MODEL)
+    check_trainer_section(builder, config)
     for _, key, spec in _task_specs(builder, config):
         builder.check(_component(spec), key, reserved=("model", "device", "datasets"), expected=DownstreamEvaluator)
+        if "data_loader" in spec:
+            check_dataset_specs(builder, spec["data_loader"], f"{key}.data_loader")
+
+
+def check_trainer_section(builder: ComponentBuilder, config: dict[str, Any]) -> None:
+    """The `trainer` section's keys, class, role and params (its loss and other nested components
+    too) and its data loader's, whatever the task: a test run or a checkpoint that only carries them
+    still names classes that must be this project's (unless the command line allows others) and of
+    the right kind, since the run folder and checkpoints carry them on."""
+    if "trainer" not in config or config["trainer"] is None:
+        return
+    trainer_cfg = config["trainer"]
+    if not isinstance(trainer_cfg, dict):
+        raise ConfigError(builder.config_path, "trainer", "must be a mapping {module_name, class_name, params, data_loader}")
+    _check_keys(builder, trainer_cfg, "trainer", TASK_KEYS)
+    builder.check(_component(trainer_cfg), "trainer", reserved=TRAINER_RESERVED, expected=Trainer)
+    if trainer_cfg.get("data_loader") is not None:
+        _check_keys(builder, trainer_cfg["data_loader"], "trainer.data_loader", COMPONENT_KEYS)
+        builder.check(trainer_cfg["data_loader"], "trainer.data_loader", expected=DATA_MODULE)
+
+
+def check_dataset_specs(builder: ComponentBuilder, spec: Any, key: str) -> None:
+    """A task's `data_loader` as `build_datasets` reads it (keys, names, class and role, every data
+    set's params), without reading any data."""
+    for name, component in _dataset_components(builder, spec, key):
+        builder.check(component, f"{key}.datasets.{name}", expected=EVALUATION_SET)

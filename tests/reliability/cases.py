@@ -11,6 +11,7 @@ import copy
 import gc
 import gzip
 import io
+import json
 import logging
 import os
 import pickle
@@ -225,8 +226,13 @@ def _resume_with(*extra: str, first: tuple[str, ...] = (), config_path: str | No
 
         path = root / "tiny.yaml"
         path.write_text(yaml.safe_dump(config, sort_keys=False))
+        handlers = logging.getLogger().handlers[:]
         with contextlib.redirect_stdout(io.StringIO()) as out, contextlib.redirect_stderr(io.StringIO()):
             assert main(["--config_path", str(path), "--quiet", *_set("trainer.params.nr_epochs=1", *first)]) == 0
+        for handler in logging.getLogger().handlers[:]:  # the first run's log.txt is closed, as its process would end
+            if handler not in handlers:
+                handler.close()
+                logging.getLogger().removeHandler(handler)
         run_dir = out.getvalue().strip().splitlines()[-1]
         config["__keep__"] = True
         if config_path == "other":
@@ -278,7 +284,80 @@ def _predict(**changes: Any) -> Setup:
 
 
 def _test_model(**changes: Any) -> Setup:
-    return _uad(lambda root, config: ["test", "--model", _shared_checkpoint(root, config, **changes), "--quiet"])
+    def build(root: Path, config: dict[str, Any]) -> list[str]:
+        flag = ["--allow-external-modules"] if changes.pop("flag", False) else []
+        return ["test", "--model", _shared_checkpoint(root, config, **changes), "--quiet", *flag]
+    return _uad(build)
+
+
+def _as_popen(node: dict[str, Any], root: Path) -> None:
+    """Make the component mapping `node` name a shell command (its other keys, e.g. data_loader, kept)."""
+    node.update(_popen(root))
+
+
+# Every place of a config that names a class: where a shared file could put a shell command.
+HOSTILE_SLOTS: dict[str, Callable[[dict[str, Any], Path], None]] = {
+    "model": lambda c, root: c.__setitem__("model", _popen(root)),
+    "trainer": lambda c, root: _as_popen(c["trainer"], root),
+    "training data loader": lambda c, root: _as_popen(c["trainer"]["data_loader"], root),
+    "loss": lambda c, root: c["trainer"]["params"].__setitem__("loss", _popen(root)),
+    "evaluator": lambda c, root: _as_popen(c["downstream_tasks"]["detection"], root),
+    "evaluation data loader": lambda c, root: _as_popen(c["downstream_tasks"]["detection"]["data_loader"], root),
+    "scorer": lambda c, root: c["downstream_tasks"]["detection"]["params"].__setitem__("scorer", _popen(root)),
+    "post-processing": lambda c, root: c["downstream_tasks"]["detection"]["params"]["map_postprocessing"].__setitem__(0, _popen(root)),
+}
+
+
+def _hostile_config(config: dict[str, Any], root: Path, slot: str) -> dict[str, Any]:
+    """A copy of the project's config (without the case's own marks) naming a shell command at `slot`."""
+    hostile = copy.deepcopy({k: v for k, v in config.items() if not k.startswith("__")})
+    HOSTILE_SLOTS[slot](hostile, root)
+    return hostile
+
+
+def _hostile_checkpoint(root: Path, config: dict[str, Any], slot: str) -> str:
+    """A shared self-describing checkpoint whose stored config names a shell command at `slot`."""
+    stored = _hostile_config(config, root, slot)
+    path = root / "shared.pt"
+    torch.save({"model_weights": _model_state(), "config": stored, "model_spec": stored["model"], "metadata_version": 1,
+                "thresholds": {}, "input_shapes": {}}, path)
+    return str(path)
+
+
+def _hostile_test(slot: str, flag: bool = False) -> Setup:
+    """`uad test --model` of a checkpoint naming a shell command at `slot` (no opt-in key inside)."""
+    return _uad(lambda root, config: ["test", "--model", _hostile_checkpoint(root, config, slot), "--quiet",
+                                      *(["--allow-external-modules"] if flag else [])])
+
+
+def _hostile_predict(slot: str, flag: bool = False) -> Setup:
+    """`uad predict` with a checkpoint naming a shell command at `slot`."""
+    def build(root: Path, config: dict[str, Any]) -> list[str]:
+        return ["predict", "--model", _hostile_checkpoint(root, config, slot), "--input", str(_data(root) / "test.csv"),
+                "--output", str(root / "out"), "--threshold", "0.5", "--device", "cpu", "--no-png",
+                *(["--allow-external-modules"] if flag else [])]
+    return _uad(build)
+
+
+def _hostile_resume(slot: str, flag: bool = False, flat_scorer: bool = False) -> Setup:
+    """Train once, then replace the run folder's config.yaml (and the project config) by one naming a shell
+    command at `slot`, no opt-in key inside, and `--resume` it; `flat_scorer`: the scorer written as the
+    earlier config version's flat `params.scorer` beside the stored `scoring` (its upgrade warns)."""
+    def setup(root: Path, config: dict[str, Any]) -> list[str]:
+        args = _resume_with()(root, config)
+        run_dir = Path(args[1])
+        stored = yaml.safe_load((run_dir / "config.yaml").read_text())
+        if flat_scorer:
+            stored["downstream_tasks"]["detection"]["params"]["scorer"] = _popen(root)
+        else:
+            HOSTILE_SLOTS[slot](stored, root)
+        (run_dir / "config.yaml").write_text(yaml.safe_dump(stored, sort_keys=False))
+        origin = json.loads((run_dir / "origin.json").read_text())
+        (run_dir / "origin.json").write_text(json.dumps({**origin, "overrides": []}))  # crafted with the folder
+        config.clear()
+        config.update(stored, __keep__=True)  # the project config the same, so only the classes are refused
+        return [*args, *(["--allow-external-modules"] if flag else [])]
+    return setup
 
 
 def _hostile_run_folder(root: Path, config: dict[str, Any]) -> list[str]:
@@ -428,6 +507,17 @@ def _benchmark(**methods: dict[str, Any]) -> Setup:
     return setup
 
 
+# What each place says of subprocess.Popen once the command line allowed modules outside the project: the wrong kind.
+HOSTILE_ROLES = {
+    "model": "subprocess.Popen is not a Module",
+    "trainer": "subprocess.Popen is not a Trainer",
+    "training data loader": "subprocess.Popen is not a training data module",
+    "loss": "trainer.params.loss: expected a callable, Popen is not",
+    "evaluator": "subprocess.Popen is not a DownstreamEvaluator",
+    "evaluation data loader": "subprocess.Popen is not an evaluation data set",
+    "scorer": "expected a Scorer, Popen lacks num_reconstructions",
+    "post-processing": "map_postprocessing: [0]: expected a callable, Popen is not",
+}
 RAW = ("--skull-strip", "none", "--no-registration", "--no-n4")
 BRAIN_CROP = {"downstream_tasks__detection__data_loader__params__preprocessing": {"percentiles": [1.0, 99.0]}}  # not the identity
 SCAN = np.pad(np.full((12, 12, 6), 0.5, np.float32), ((2, 2), (2, 2), (1, 1)))  # a stripped raw scan on a 16 x 16 x 8 grid
@@ -545,6 +635,20 @@ CASES: list[Case] = [
          _test_model(allow_external_modules=True, model=_popen)),
     Case("run folder config replaced (--resume)", "hostile", "allow_external_modules: is not a config key", _hostile_run_folder),
     Case("opt-in from a base config", "hostile", "allow_external_modules: is not a config key", _evil_base),
+    *[Case(f"checkpoint naming a shell command as {slot} (uad test --model)", "hostile", "'subprocess' is outside this project's packages",
+           _hostile_test(slot)) for slot in HOSTILE_SLOTS],
+    *[Case(f"checkpoint naming a shell command as {slot}, flag given (uad test --model)", "hostile", words, _hostile_test(slot, flag=True))
+      for slot, words in HOSTILE_ROLES.items()],
+    *[Case(f"checkpoint naming a shell command as {slot}, flag given (predict)", "hostile", HOSTILE_ROLES[slot], _hostile_predict(slot, flag=True))
+      for slot in ("trainer", "training data loader", "loss", "evaluator", "evaluation data loader", "post-processing")],
+    Case("checkpoint naming a shell command as trainer (predict)", "hostile", "'subprocess' is outside this project's packages",
+         _hostile_predict("trainer")),
+    Case("run folder naming a shell command, no opt-in key (--resume)", "hostile", "'subprocess' is outside this project's packages",
+         _hostile_resume("model")),
+    *[Case(f"run folder naming a shell command as {slot}, flag given (--resume)", "hostile", HOSTILE_ROLES[slot], _hostile_resume(slot, flag=True))
+      for slot in ("model", "trainer", "loss")],
+    Case("run folder naming a shell command as a flat scorer (--resume)", "hostile", "'subprocess' is outside this project's packages",
+         _hostile_resume("scorer", flat_scorer=True)),
     # --- names that become paths stay inside their folder
     Case("img_name escaping the maps folder", "paths", "img_name '../../../../X' holds a path separator",
          _csv_row("test.csv", "../../../../X,,1,t0.nii.gz,t0_mask.nii.gz,t0_seg.nii.gz")),
