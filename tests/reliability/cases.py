@@ -507,6 +507,78 @@ def _benchmark(**methods: dict[str, Any]) -> Setup:
     return setup
 
 
+def _hostile_describe(slot: str, flag: bool = False, opt_in: bool = False) -> Setup:
+    """`uad describe` of a shared run folder whose config.yaml names a shell command at `slot`
+    (`opt_in`: and holds the file opt-in key)."""
+    def build(root: Path, config: dict[str, Any]) -> list[str]:
+        hostile = _hostile_config(config, root, slot)
+        if opt_in:
+            hostile["allow_external_modules"] = True
+        args = _shared_run(yaml.safe_dump(hostile, sort_keys=False))(root, config)
+        return [*args, *(["--allow-external-modules"] if flag else [])]
+    return build
+
+
+def _hostile_cv(slot: str | None, flag: bool = False, base_opt_in: bool = False) -> Setup:
+    """`uad cv` of the project's config naming a shell command at `slot` (`base_opt_in`: a base config
+    holding the file opt-in key instead)."""
+    def build(root: Path, config: dict[str, Any]) -> list[str]:
+        if slot is not None:
+            HOSTILE_SLOTS[slot](config, root)
+        if base_opt_in:
+            _evil_base(root, config)
+        return [*_cv()(root, config), *(["--allow-external-modules"] if flag else [])]
+    return build
+
+
+def _hostile_convert(slot: str, flag: bool = False, opt_in: bool = False) -> Setup:
+    """`uad convert` of an original checkpoint with a config whose model fits it but which names a shell
+    command at `slot` (which the written checkpoint would carry on)."""
+    def build(root: Path, config: dict[str, Any]) -> list[str]:
+        args = _crafted_lightning(root, config)
+        from model_zoo.ra import RAModel
+
+        state = RAModel(image_size=16, channels=(4,), latent_dim=4).state_dict()
+        torch.save({"state_dict": {f"model.{k}": v for k, v in state.items()}, "epoch": 3}, root / "crafted.ckpt")
+        ra = yaml.safe_load((root / "ra.yaml").read_text())
+        ra = {**_hostile_config(config, root, slot), "model": ra["model"]} if slot != "model" else {**ra, "model": _popen(root)}
+        if opt_in:
+            ra["allow_external_modules"] = True
+        (root / "ra.yaml").write_text(yaml.safe_dump(ra, sort_keys=False))
+        return [*args, *(["--allow-external-modules"] if flag else [])]
+    return _uad(build)
+
+
+def _hostile_benchmark(kind: str, flag: bool = False) -> Setup:
+    """`uad benchmark` whose one method config, or the benchmark config itself, is hostile: `test-only`: a
+    method of `task: test` whose weights carry a config naming a shell command as model (no model in the
+    method: taken from the weights); `opt-in`: the method config holds the file opt-in key; `model`: the method
+    names a shell command as model; `orchestrator`: the benchmark's orchestrator is one; `benchmark opt-in`:
+    the benchmark config holds the opt-in key."""
+    def build(root: Path, config: dict[str, Any]) -> list[str]:
+        method = copy.deepcopy({k: v for k, v in config.items() if not k.startswith("__")})
+        if kind == "test-only":
+            weights = _hostile_checkpoint(root, config, "model")
+            method.pop("model")
+            method.pop("trainer")
+            method["experiment"] = {"name": "shared", "task": "test", "weights": weights}
+        elif kind == "opt-in":
+            method["allow_external_modules"] = True
+        elif kind == "model":
+            method["model"] = _popen(root)
+        (root / "method.yaml").write_text(yaml.safe_dump(method, sort_keys=False))
+        bench = {"name": "bench", "output_root": str(root / "runs"), "orchestrator": {
+            "module_name": "projects.benchmark.comparison", "class_name": "MethodComparison",
+            "params": {"methods": {"m": {"config": str(root / "method.yaml")}}}}}
+        if kind == "orchestrator":
+            bench["orchestrator"] = _popen(root)
+        if kind == "benchmark opt-in":
+            bench["allow_external_modules"] = True
+        (root / "bench.yaml").write_text(yaml.safe_dump(bench, sort_keys=False))
+        return ["benchmark", "--config_path", str(root / "bench.yaml"), "--quiet", *(["--allow-external-modules"] if flag else [])]
+    return _uad(build)
+
+
 # What each place says of subprocess.Popen once the command line allowed modules outside the project: the wrong kind.
 HOSTILE_ROLES = {
     "model": "subprocess.Popen is not a Module",
@@ -649,6 +721,34 @@ CASES: list[Case] = [
       for slot in ("model", "trainer", "loss")],
     Case("run folder naming a shell command as a flat scorer (--resume)", "hostile", "'subprocess' is outside this project's packages",
          _hostile_resume("scorer", flat_scorer=True)),
+    # --- the other verbs open shared files the same way: describe, convert, cv, benchmark
+    Case("describe: run folder naming a shell command, opt-in inside", "hostile", "config.yaml: allow_external_modules: is not a config key",
+         _uad(_hostile_describe("model", opt_in=True))),
+    Case("describe: run folder naming a shell command", "hostile", "'subprocess' is outside this project's packages",
+         _uad(_hostile_describe("model"))),
+    Case("describe: run folder naming a shell command as trainer, flag given", "hostile", HOSTILE_ROLES["trainer"],
+         _uad(_hostile_describe("trainer", flag=True))),
+    Case("describe: run folder naming a shell command as scorer", "hostile", "'subprocess' is outside this project's packages",
+         _uad(_hostile_describe("scorer"))),
+    Case("convert: config naming a shell command as model", "hostile", "'subprocess' is outside this project's packages",
+         _hostile_convert("model")),
+    Case("convert: config naming a shell command as trainer", "hostile", "'subprocess' is outside this project's packages",
+         _hostile_convert("trainer")),
+    Case("convert: config naming a shell command as loss, flag given", "hostile", HOSTILE_ROLES["loss"], _hostile_convert("loss", flag=True)),
+    Case("convert: opt-in inside the config", "hostile", "allow_external_modules: is not a config key", _hostile_convert("scorer", opt_in=True)),
+    Case("cv: config naming a shell command", "hostile", "'subprocess' is outside this project's packages", _uad(_hostile_cv("model"))),
+    Case("cv: config naming a shell command as trainer, flag given", "hostile", HOSTILE_ROLES["trainer"], _uad(_hostile_cv("trainer", flag=True))),
+    Case("cv: opt-in from a base config", "hostile", "allow_external_modules: is not a config key", _uad(_hostile_cv(None, base_opt_in=True))),
+    Case("benchmark: test-only method whose weights name a shell command", "hostile", "'subprocess' is outside this project's packages",
+         _hostile_benchmark("test-only")),
+    Case("benchmark: method config with the opt-in", "hostile", "allow_external_modules: is not a config key", _hostile_benchmark("opt-in")),
+    Case("benchmark: method naming a shell command, flag given", "hostile", HOSTILE_ROLES["model"], _hostile_benchmark("model", flag=True)),
+    Case("benchmark: orchestrator is a shell command", "hostile", "'subprocess' is outside this project's packages",
+         _hostile_benchmark("orchestrator")),
+    Case("benchmark: orchestrator is a shell command, flag given", "hostile", "subprocess.Popen is not an orchestrator",
+         _hostile_benchmark("orchestrator", flag=True)),
+    Case("benchmark: benchmark config with the opt-in", "hostile", "allow_external_modules: is not a config key",
+         _hostile_benchmark("benchmark opt-in")),
     # --- names that become paths stay inside their folder
     Case("img_name escaping the maps folder", "paths", "img_name '../../../../X' holds a path separator",
          _csv_row("test.csv", "../../../../X,,1,t0.nii.gz,t0_mask.nii.gz,t0_seg.nii.gz")),
