@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any
+from typing import Annotated, Any
 
 import numpy as np
 import torch
@@ -19,7 +19,11 @@ from data.volume import Volume
 from dl_utils.errors import UserInputError
 from dl_utils.options import parse_option
 from dl_utils.param_groups import group_flat_params
-from dl_utils.param_types import BatchSize, GridSide, Probability, SamplesPerEpoch, Workers, build_part
+from dl_utils.param_types import BatchSize, GridSide, ParamsOf, Probability, SamplesPerEpoch, Workers, build_part
+
+# Mappings the data sets build their parts from (`build_part`), checked key by key against these classes.
+PreprocessingParams = Annotated[Mapping[str, Any] | None, ParamsOf(VolumePreprocessor)]
+AugmentationParams = Annotated[Mapping[str, Any] | None, ParamsOf(Augmentation)]
 
 
 def load_volume(row: SplitRow, preprocessor: VolumePreprocessor) -> Volume:
@@ -47,7 +51,7 @@ class VolumeSet(Sequence):
     memory does not grow with the number of volumes (paper-scale test sets)."""
 
     def __init__(
-        self, csv: str, data_root: str | None = None, preprocessing: Mapping[str, Any] | None = None,
+        self, csv: str, data_root: str | None = None, preprocessing: PreprocessingParams = None,
         mode: Contrast = Contrast.T1, cache: bool = True, keep_list: str | None = None,
     ) -> None:
         """csv: split file (relative to data_root); preprocessing: VolumePreprocessor params;
@@ -270,7 +274,7 @@ class VolumeDataModule:
     def __init__(
         self, train_csv: str, val_csv: str, data_root: str | None = None, batch_size: BatchSize = 32,
         num_workers: Workers = 0, samples_per_epoch: SamplesPerEpoch | None = None,
-        preprocessing: Mapping[str, Any] | None = None, augmentation: Mapping[str, Any] | None = None,
+        preprocessing: PreprocessingParams = None, augmentation: AugmentationParams = None,
         seed: int = 0, slices: Slicing = Slicing(), contrast: ContrastSelection = ContrastSelection(),
         drop_last: bool = False,
     ) -> None:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import collections.abc as cabc
 import dataclasses
+import difflib
 import enum
 import inspect
 import math
@@ -24,7 +25,7 @@ import numbers
 import os
 import types
 import typing
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePath
 from typing import Annotated, Any
@@ -118,6 +119,40 @@ class MaxItems:
 
     def __str__(self) -> str:
         return f"at most {self.count} item{'s' if self.count != 1 else ''}"
+
+
+@dataclass(frozen=True)
+class ParamsOf:
+    """A mapping parameter that holds the keyword arguments of `cls`, which the component builds itself
+    (`build_part`), e.g. a data module's `preprocessing: Annotated[Mapping[str, Any] | None,
+    ParamsOf(VolumePreprocessor)]`: the config check checks the mapping's keys (with a did-you-mean),
+    types and ranges against `cls`'s constructor as it checks a component's params."""
+
+    cls: type
+
+
+def params_of(hint: Any) -> type | None:
+    """The class an `Annotated[..., ParamsOf(cls)]` hint names (None for any other hint)."""
+    if typing.get_origin(hint) is not typing.Annotated:
+        return None
+    return next((m.cls for m in hint.__metadata__ if isinstance(m, ParamsOf)), None)
+
+
+def closest(key: str, options: Iterable[str]) -> str:
+    """'; did you mean ...?' for the closest of `options`, else the list of them (for one-line errors)."""
+    match = difflib.get_close_matches(str(key), list(options), n=1, cutoff=0.5)
+    return f"; did you mean '{match[0]}'?" if match else f"; valid keys: {', '.join(sorted(options))}"
+
+
+def keyword_names(cls: type) -> set[str] | None:
+    """The keyword arguments `cls(...)` takes (None: any, it takes **kwargs)."""
+    try:
+        params = inspect.signature(cls).parameters.values()
+    except (TypeError, ValueError):
+        return None
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params):
+        return None
+    return {p.name for p in params if p.kind in (inspect.Parameter.KEYWORD_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)}
 
 
 # The ranges constructors use most; a specific bound is written out, e.g. Annotated[int, Ge(1), Le(100_000)].
@@ -457,7 +492,10 @@ def build_part(cls: type, params: Mapping[str, Any] | None, key: str) -> Any:
         except ValueError as exc:
             raise UserInputError(f"{key}: {exc}") from None
     hints = constructor_hints(cls)
+    names = keyword_names(cls)
     for name, value in params.items():
+        if names is not None and name not in names:
+            raise UserInputError(f"{key}.{name}: unknown parameter of {cls.__name__}" + closest(name, names))
         hint = hints.get(name, NO_HINT)
         part = part_class(hint)
         if part is not None and isinstance(value, Mapping):

@@ -25,7 +25,7 @@ from dl_utils.distributed import DistributedContext, all_reduce_gradients, all_r
 from dl_utils.errors import UserInputError
 from dl_utils.options import parse_option
 from dl_utils.param_groups import group_flat_params
-from dl_utils.param_types import Epochs, LearningRate, PositiveFloat, SamplesPerEpoch, mismatch
+from dl_utils.param_types import Epochs, LearningRate, PositiveFloat, SamplesPerEpoch, closest, keyword_names, mismatch
 from dl_utils.progress import progress
 from dl_utils.run_logger import RunLogger
 from dl_utils.seeding import DEFAULT_SEED
@@ -137,6 +137,11 @@ class Trainer:
         self.nr_epochs = nr_epochs
         self.optimizer_name = parse_option(Optimizer, optimizer, "optimizer")
         self.optimizer_params = dict(optimizer_params or {"lr": 1e-4})
+        accepted = keyword_names(OPTIMIZERS[self.optimizer_name]) or set()
+        for key in self.optimizer_params:  # torch would say only "unexpected keyword argument"
+            if key not in accepted:
+                raise ValueError(f"optimizer_params.{key}: unknown parameter of torch.optim."
+                                 f"{OPTIMIZERS[self.optimizer_name].__name__}" + closest(key, accepted - {"params"}))
         why = mismatch(self.optimizer_params["lr"], LearningRate) if "lr" in self.optimizer_params else None
         if why:  # the optimiser's own check lets .inf and 1e308 through (the first step then gives NaN)
             raise ValueError(f"optimizer_params.lr: {why}")

@@ -134,3 +134,17 @@ def test_a_direct_caller_meets_the_signature_ranges_of_a_typed_part():
         assert words in str(info.value)
     assert InferenceSettings(unet_batch_size="auto").unet_batch_size == "auto"
     assert InferenceSettings(unet_batch_size=None, compile_min_tflop=float("inf")).unet_batch_size is None
+
+
+def test_a_part_built_by_its_component_names_the_closest_key():
+    """`build_part` (a data module's preprocessing / augmentation, built by the module itself) says which
+    key was meant, as the config check does for the same mapping (`ParamsOf`)."""
+    from data.augmentation import Augmentation
+    from dl_utils.errors import UserInputError
+    from dl_utils.param_types import build_part
+
+    with pytest.raises(UserInputError, match=r"augmentation.gamm: unknown parameter of Augmentation; did you mean 'gamma'"):
+        build_part(Augmentation, {"gamm": {"p": 0.5}}, "augmentation")
+    with pytest.raises(UserInputError, match=r"augmentation.gamma.pp: unknown parameter of Gamma; did you mean 'p'"):
+        build_part(Augmentation, {"gamma": {"pp": 0.5}}, "augmentation")
+    assert build_part(Augmentation, {"gamma_p": 0.3}, "augmentation").gamma.p == 0.3  # flat keys of version 1 still read

@@ -630,6 +630,21 @@ CASES: list[Case] = [
     Case("misspelt params (model)", "config", "model.parms: unknown key (valid: module_name, class_name, params); did you mean 'params'", lambda root, config: [config["model"].__setitem__("parms", config["model"].pop("params"))] and []),
     Case("unknown key beside params (data loader)", "config", "trainer.data_loader.foo: unknown key (valid: module_name, class_name, params)",
          _edit("trainer.data_loader.foo", 1)),
+    # --- nested parts (a data module's preprocessing and augmentation, the optimiser's arguments): the same did-you-mean
+    Case("misspelt preprocessing key", "config",
+         "trainer.data_loader.params.preprocessing.crop_shap: unknown parameter of VolumePreprocessor; did you mean 'crop_shape'",
+         _args(f"{DL}.preprocessing.crop_shap=[16, 16, 8]")),
+    Case("misspelt augmentation transform", "config",
+         "trainer.data_loader.params.augmentation.gamm: unknown parameter of Augmentation; did you mean 'gamma'",
+         _args(f"{DL}.augmentation.gamm={{p: 0.5}}")),
+    Case("misspelt augmentation probability", "config",
+         "trainer.data_loader.params.augmentation.gamma.pp: unknown parameter of Gamma; did you mean 'p'",
+         _args(f"{DL}.augmentation.gamma.pp=0.5")),
+    Case("misspelt optimiser argument", "config", "optimizer_params.weight_decy: unknown parameter of torch.optim.Adam; did you mean 'weight_decay'",
+         _args(f"{T}.optimizer_params={{lr: 0.001, weight_decy: 0.01}}")),
+    Case("misspelt evaluation preprocessing key", "config",
+         "downstream_tasks.detection.data_loader.datasets.healthy.params.preprocessing.target_shap: unknown parameter of VolumePreprocessor; "
+         "did you mean 'target_shape'", _args(f"{EVAL}.data_loader.params.preprocessing.target_shap=[16, 16, 8]")),
     Case("--set base after loading", "config", "base: --set base=other.yaml: base configs are merged when the file is read",
          _args("base=other.yaml")),
     # --- ranges stated in the constructors' signatures, checked with the types
