@@ -155,6 +155,14 @@ def _volume_of_shape(name: str, shape: tuple[int, ...]) -> Setup:
     return setup
 
 
+def _link_then_dotdot(root: Path, config: dict[str, Any]) -> list[str]:
+    """A folder link inside data_root (followed: data/README.md) and a training row climbing out through it."""
+    outside = root / "elsewhere"
+    outside.mkdir()
+    os.symlink(outside, _data(root) / "linked")
+    return _csv_row("healthy.csv", "evil,,0,linked/../../../../etc/passwd,h0_mask.nii.gz,")(root, config)
+
+
 def _symlink_loop(root: Path, config: dict[str, Any]) -> list[str]:
     data = _data(root)
     (data / "h0.nii.gz").unlink()
@@ -888,6 +896,7 @@ CASES: list[Case] = [
     Case("row escaping data_root", "data", "escapes data_root",
          _csv_row("healthy.csv", "evil,,0,../../../../etc/passwd,h0_mask.nii.gz,")),
     Case("symlink loop", "data", "h0.nii.gz", _symlink_loop),
+    Case("row climbing out through a link inside data_root (the rule is textual)", "data", "escapes data_root", _link_then_dotdot),
     # --- checkpoints: weights_only, never a pickle's code; foreign and partial files refused
     Case("hostile pickle checkpoint", "checkpoint", "not a readable weights-only checkpoint", _test_with_weights(_hostile)),
     Case("truncated checkpoint", "checkpoint", "not a readable weights-only checkpoint", _test_with_weights(_truncated)),
