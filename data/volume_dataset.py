@@ -74,12 +74,12 @@ class VolumeSet(Sequence):
     def __len__(self) -> int:
         return len(self._rows)
 
-    def slice_shapes(self) -> dict[tuple[int, int], str]:
-        """{(H, W) of axial slices after preprocessing: the first volume file with it}, in CSV order
-        (recorded when the set was read: nothing is loaded again)."""
-        shapes: dict[tuple[int, int], str] = {}
-        for row, shape in zip(self._rows, self._shapes):
-            shapes.setdefault(shape, str(row.img_path))
+    def slice_shapes(self) -> dict[tuple[int, int], tuple[int, str]]:
+        """{(H, W) of axial slices after preprocessing: (index, file) of the first volume with it}, in CSV
+        order (recorded when the set was read: nothing is loaded again)."""
+        shapes: dict[tuple[int, int], tuple[int, str]] = {}
+        for index, (row, shape) in enumerate(zip(self._rows, self._shapes)):
+            shapes.setdefault(shape, (index, str(row.img_path)))
         return shapes
 
     def slice_shape(self) -> tuple[int, int]:

@@ -143,30 +143,32 @@ def check_model_on_one_sample(builder: ComponentBuilder, trainer: Trainer, confi
     return {tuple(shape[-2:]): f"the training slices of {csv}"} if isinstance(shape, tuple) else {}
 
 
-def _slice_grids(dataset: Any) -> dict[tuple[int, ...], str]:
-    """{(H, W) of the set's axial slices: the first file (or item) with it}: a volume set knows them
-    without loading anything again (`slice_shapes`); any other set is read at its first item."""
+def _slice_grids(dataset: Any) -> dict[tuple[int, ...], tuple[int, str]]:
+    """{(H, W) of the set's axial slices: (index, file) of the first volume with it}: a volume set knows
+    them without loading anything again (`slice_shapes`); any other set is read at its first item."""
     shapes = getattr(dataset, "slice_shapes", None)
     if callable(shapes):
         return dict(shapes())
     if len(dataset) == 0:
         return {}
     image = getattr(dataset[0], "image", None)
-    return {tuple(image.shape[:2]): "its first item"} if torch.is_tensor(image) and image.dim() >= 2 else {}
+    return {tuple(image.shape[:2]): (0, "its first item")} if torch.is_tensor(image) and image.dim() >= 2 else {}
 
 
 def check_evaluation_grids(builder: ComponentBuilder, evaluators: dict[str, DownstreamEvaluator], model: nn.Module,
                            device: torch.device, checked: dict[tuple[int, ...], str]) -> None:
     """Every evaluation set's slice grid against the model, before anything is written: a grid the
-    model already ran on (the training slices) passes; any other runs once through the model (one
-    zero slice, one reconstruction, eval mode, the RNG state put back), so a test volume of another
-    size is one line naming its file, not a shape error after training. `checked` grows with each grid."""
+    model already ran on (the training slices) passes; any other runs once through the model (the
+    middle slice of the first volume with it, one reconstruction, eval mode, the RNG state put back),
+    so a test volume of another size is one line naming its file, not a shape error after training.
+    `checked` grows with each grid."""
     for task, evaluator in evaluators.items():
         for name, dataset in (getattr(evaluator, "datasets", None) or {}).items():
-            for grid, source in _slice_grids(dataset).items():
+            for grid, (index, source) in _slice_grids(dataset).items():
                 if grid in checked:
                     continue
-                reason = _model_fails_on(model, grid, device)
+                image = dataset[index].image
+                reason = _model_fails_on(model, image[..., image.shape[-1] // 2:][..., :1].float(), device)
                 if reason is not None:
                     known = ", ".join(f"{g[0]}x{g[1]} ({where})" for g, where in checked.items())
                     csv = getattr(dataset, "csv", name)
@@ -177,14 +179,14 @@ def check_evaluation_grids(builder: ComponentBuilder, evaluators: dict[str, Down
                 checked[grid] = f"data set {name}"
 
 
-def _model_fails_on(model: nn.Module, grid: tuple[int, ...], device: torch.device) -> str | None:
-    """None when `model` reconstructs one zero slice of `grid` (H, W); else why not, in words."""
+def _model_fails_on(model: nn.Module, image: torch.Tensor, device: torch.device) -> str | None:
+    """None when `model` reconstructs `image` (H, W, 1: one slice); else why not, in words."""
     rng = torch.get_rng_state()
     cuda_rng = torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None
     was_training = model.training
     model.eval()
     try:
-        reconstruct_volume(model, torch.zeros(*grid, 1), 1, 1, device, "fp32", channels_last=False)
+        reconstruct_volume(model, image, 1, 1, device, "fp32", channels_last=False)
     except (RuntimeError, ValueError, IndexError) as exc:
         return " ".join(str(exc).split())[:160]
     finally:

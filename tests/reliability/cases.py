@@ -885,6 +885,8 @@ CASES: list[Case] = [
          lambda root, config: _nifti("h1.nii.gz", np.full((12, 16, 8), 0.5, np.float32))(root, config)
          + _nifti("h1_mask.nii.gz", np.ones((12, 16, 8), np.uint8))(root, config)),
     Case("test volume of another size", "data", "t1.nii.gz has 12x16 slices but", _volume_of_shape("t1", (12, 16, 8))),
+    Case("test volume of another size (uad test --model)", "data", "t1.nii.gz has 12x16 slices but the model does not run on them",
+         lambda root, config: _volume_of_shape("t1", (12, 16, 8))(root, config) + _test_model()(root, config)),
     Case("model image_size off the data grid", "data", "model: ConvAutoencoder does not fit a training batch (1, 1, 16, 16) of healthy.csv",
          _args("model.params.image_size=32")),
     Case("mask shape mismatch", "data", "h0_mask.nii.gz", _nifti("h0_mask.nii.gz", np.ones((16, 16, 4), np.uint8))),
