@@ -19,7 +19,7 @@ from core.config.configurator import ConfigError, apply_overrides, describe_sour
 from core.evaluation.result import EvaluationResult
 from core.run import checkpoint_metadata
 from core.run.assembly import Parts, build_parts
-from core.run.config_check import check_config
+from core.run.config_check import ORCHESTRATOR_KEY, check_config
 from core.run.report import try_write_report
 from core.run.results import write_results
 from core.run.run_folder import LATEST, make_run_dir, resume_config, write_run_config
@@ -33,7 +33,6 @@ from dl_utils.run_logger import RunLogger, configure_logging
 from dl_utils.seeding import seed_everything
 
 LOG = logging.getLogger(__name__)
-ORCHESTRATOR_KEY = "orchestrator"
 
 
 def run_experiment(config_path: str | Path, overrides: list[str] | None = None, *, resume: str | None = None,
