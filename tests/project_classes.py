@@ -101,12 +101,14 @@ def provides(cls: type, member: str, method: bool) -> bool:
     property, a slot), an annotation (a dataclass field, a declared instance attribute) or an
     assignment on `self` in a method, in `cls` or a base."""
     bases = [klass for klass in cls.__mro__ if klass is not object]
-    defined = any(callable(vars(k).get(member)) or isinstance(vars(k).get(member), (staticmethod, classmethod))
-                  for k in bases)
-    if method and member.startswith("__"):  # a special method is looked up on the class only
-        return defined
+    owner = next((k for k in bases if member in vars(k)), None)  # where attribute lookup finds it on the class
     declared = any(member in inspect.get_annotations(k) or member in _assigned_on_self(k) for k in bases)
-    return defined or declared if method else declared or any(member in vars(k) for k in bases)
+    if not method:
+        return owner is not None or declared
+    if owner is not None:  # `fit = None` in a subclass hides a base's method
+        value = vars(owner)[member]
+        return callable(value) or isinstance(value, (staticmethod, classmethod))
+    return declared and not member.startswith("__")  # a special method is looked up on the class only
 
 
 def satisfies(cls: type, protocol: type) -> bool:
