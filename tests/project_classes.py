@@ -10,25 +10,53 @@ import textwrap
 from collections.abc import Callable
 from functools import cache
 from pathlib import Path
+from types import ModuleType
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = ("core", "data", "dl_utils", "optim", "model_zoo", "projects")
 
 
 @cache
-def project_classes() -> tuple[type, ...]:
-    """Every class defined (not merely imported) in a module of PACKAGES that imports here."""
-    classes: dict[str, type] = {}
+def project_modules() -> tuple[ModuleType, ...]:
+    """Every module of PACKAGES that imports here (one whose optional dependency is missing is skipped)."""
+    modules = []
     for package in PACKAGES:
         for info in pkgutil.walk_packages([str(ROOT / package)], prefix=f"{package}."):
             try:
-                module = importlib.import_module(info.name)
+                modules.append(importlib.import_module(info.name))
             except ImportError:  # an optional dependency missing here: its classes are not checked
                 continue
-            for obj in vars(module).values():
-                if inspect.isclass(obj) and obj.__module__ == module.__name__:
-                    classes[f"{obj.__module__}.{obj.__qualname__}"] = obj
+    return tuple(modules)
+
+
+@cache
+def project_classes() -> tuple[type, ...]:
+    """Every class defined (not merely imported) in a module of PACKAGES that imports here."""
+    classes: dict[str, type] = {}
+    for module in project_modules():
+        for obj in vars(module).values():
+            if inspect.isclass(obj) and obj.__module__ == module.__name__:
+                classes[f"{obj.__module__}.{obj.__qualname__}"] = obj
     return tuple(classes.values())
+
+
+@cache
+def public_functions() -> tuple[tuple[str, Callable[..., object]], ...]:
+    """(qualified name, function) of every public function a project module defines and every public
+    method (static and class methods included) of a public project class."""
+    found: dict[str, Callable[..., object]] = {}
+    for module in project_modules():
+        for name, obj in vars(module).items():
+            if inspect.isfunction(obj) and obj.__module__ == module.__name__ and not name.startswith("_"):
+                found[f"{module.__name__}.{name}"] = obj
+    for cls in project_classes():
+        if cls.__name__.startswith("_"):
+            continue
+        for name, obj in vars(cls).items():
+            obj = obj.__func__ if isinstance(obj, (staticmethod, classmethod)) else obj
+            if inspect.isfunction(obj) and not name.startswith("_"):
+                found[f"{cls.__module__}.{cls.__qualname__}.{name}"] = obj
+    return tuple(found.items())
 
 
 def classes_in(package: str, keep: Callable[[type], bool]) -> dict[str, type]:

@@ -221,7 +221,7 @@ def box_detection_rate(maps: Sequence[Any], boxes: Sequence[Any], threshold: flo
     return counter.result()
 
 
-def sample_score(amap: Any, mask: Any | None = None, reduction: str = "mean") -> float:
+def sample_score(amap: Any, mask: Any | None = None, reduction: Reduction = Reduction.MEAN) -> float:
     """One anomaly score per volume from the map's voxels inside ``mask`` (all if None).
 
     ``mean`` (RA's choice), ``max`` or ``p99`` (``numpy.percentile(values, 99)``, linear).
