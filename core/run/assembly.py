@@ -16,7 +16,7 @@ from torch import nn
 
 from core.config.builder import DATA_MODULE, EVALUATION_SET, MODEL, ComponentBuilder, constructor_keywords
 from core.config.configurator import COMPONENT_KEYS, ConfigError, run_seed
-from core.evaluation.evaluator import DownstreamEvaluator
+from core.evaluation.evaluator import DownstreamEvaluator, EvaluationContext
 from core.training.trainer import Trainer, TrainingContext, TrainingDataModule, data_module_problem
 from dl_utils.checkpoint import load_checkpoint
 from dl_utils.distributed import DistributedContext
@@ -27,6 +27,7 @@ from dl_utils.weights import load_model_weights
 TASK_KEYS = ("module_name", "class_name", "params", "data_loader")
 DATA_LOADER_KEYS = ("module_name", "class_name", "params", "datasets")
 # set by the framework, never trainer.params: the TrainingContext's parts, and the run folder and logger (attach_run)
+EVALUATOR_RESERVED = ("context",)  # what the framework gives an evaluator (EvaluationContext), never the YAML
 TRAINER_RESERVED = ("model", "data_module", "device", "dist_ctx", "seed", "run_dir", "logger")
 
 
@@ -162,10 +163,11 @@ def build_evaluators(builder: ComponentBuilder, config: dict[str, Any], model: n
     evaluators = {}
     for name, key, spec in _task_specs(builder, config):
         component = _component(spec)
-        cls = builder.check(component, key, reserved=("model", "device", "datasets"), expected=DownstreamEvaluator)
+        cls = builder.check(component, key, reserved=EVALUATOR_RESERVED, expected=DownstreamEvaluator)
         datasets = build_datasets(builder, spec["data_loader"], f"{key}.data_loader", config.get("data_root")) \
             if "data_loader" in spec else {}
-        injected: dict[str, Any] = {"model": model, "device": device, "datasets": datasets, **_run_values(cls, component, {"seed": seed})}
+        context = EvaluationContext(model=model, device=device, datasets=datasets)
+        injected: dict[str, Any] = {"context": context, **_run_values(cls, component, {"seed": seed})}
         evaluators[name] = builder.build(component, key, expected=DownstreamEvaluator, **injected)
     return evaluators
 
@@ -248,4 +250,4 @@ def check_parts(config: dict[str, Any], builder: ComponentBuilder) -> None:
         _check_keys(builder, trainer_cfg["data_loader"], "trainer.data_loader", COMPONENT_KEYS)
         builder.check(trainer_cfg["data_loader"], "trainer.data_loader", expected=DATA_MODULE)
     for _, key, spec in _task_specs(builder, config):
-        builder.check(_component(spec), key, reserved=("model", "device", "datasets"), expected=DownstreamEvaluator)
+        builder.check(_component(spec), key, reserved=EVALUATOR_RESERVED, expected=DownstreamEvaluator)
