@@ -29,7 +29,10 @@ def check_config(config_path: str | Path, overrides: list[str] | None = None, al
         config = apply_overrides(config, list(overrides or []), where)
         if ORCHESTRATOR_KEY in config:
             return
-        config = complete_config(config)  # a test-only config takes its model (and tasks) from its weights
+        completed = complete_config(config)  # a test-only config takes its model (and tasks) from its weights
+        if "model" not in config and "model" in completed:
+            where = f"{where} (with the config stored in {config['experiment']['weights']})"
+        config = completed
         validate_top_level(config, where)
         builder = ComponentBuilder(where, allow_external_modules)
         check_parts(builder.upgrade(config), builder)
