@@ -57,3 +57,26 @@ def test_predict_with_bf16_on_cpu(tmp_path, capsys):
         outputs[precision] = np.asarray(nib.load(row["map_path"]).dataobj)
     scale = float(np.abs(outputs["fp32"]).mean())
     assert 0 < float(np.abs(outputs["bf16"] - outputs["fp32"]).mean()) < 0.1 * scale
+
+
+def test_bf16_on_a_cpu_without_bf16_units_warns_once(monkeypatch, caplog):
+    """bf16 autocast on a CPU that torch says lacks AVX-512 BF16 / AMX-BF16 runs emulated (slow): one line says so."""
+    from core.evaluation.reconstruction import autocast_dtype
+    from dl_utils import device
+
+    cpu = torch.device("cpu")
+    monkeypatch.setattr(device, "_warned", set())
+    monkeypatch.setattr(torch.cpu, "get_capabilities", lambda: {"avx512_bf16": False, "amx_bf16": False, "avx2": True})
+    assert device.cpu_bf16_native() is False
+    assert autocast_dtype("fp32", cpu) is None and autocast_dtype("auto", cpu) is None and not caplog.records  # no bf16, no warning
+    for _ in range(3):
+        assert autocast_dtype("bf16", cpu) is torch.bfloat16
+    (record,) = caplog.records
+    assert record.levelname == "WARNING" and "\n" not in record.getMessage()
+    assert record.getMessage().startswith("precision bf16 on a CPU without bf16 units")
+    caplog.clear()
+    monkeypatch.setattr(device, "_warned", set())
+    for capabilities in ({"avx512_bf16": True, "amx_bf16": False}, {"amx_bf16": True}, {"avx2": True}):  # native, or not reported
+        monkeypatch.setattr(torch.cpu, "get_capabilities", lambda capabilities=capabilities: capabilities)
+        assert autocast_dtype("bf16", cpu) is torch.bfloat16
+    assert not caplog.records
