@@ -93,10 +93,11 @@ RULES: tuple[Rule, ...] = (
     Rule(r"^python -m benchmarks\.bench_diffusion$", Mode.RUN,
          "paper-size UNets take >10 min on 2 cores; --tiny runs every row with a small UNet", add=("--tiny",)),
     Rule(r"^python -m benchmarks\.bench_diffusion --cpu-precision$", Mode.RUN,
-         "paper-size UNets take ~30 min on 2 cores; --tiny --rounds 1: every method, fp32 and bf16, a small UNet",
+         "paper-size UNets take ~30 min on 2 cores; --tiny --rounds 1: every method, fp32 and bf16, a small UNet, eager "
+         "(--tiny skips the compiled pair: two compiles take minutes; tests/core/test_cpu_bf16.py compiles bf16)",
          add=("--tiny", "--rounds", "1"),
          expect=r"bf16 CPU s / scan.*\n(.*\n)*\| cDDPM \+ MHD \(10 one-step\) \| 500 \| \d+ \| \d+ \| \d+\.\d\d \|"
-                r".* \| \d+\.\d\d% \| \d+\.\d\d% \| (yes|NO) \|"),
+                r".* \| \d+\.\d\d% \| \d+\.\d\d% \| (yes|NO) \|\ncompiled \+ channels-last pair: skipped \(--tiny"),
     Rule(r"^python -m benchmarks\.bench_diffusion --cpu-speed --compile --cold-compile$", Mode.PARSE,
          "a cold torch.compile takes ~2 min on 2 cores even of the --tiny UNet; "
          "tests/core/evaluation/test_unet_compile.py compiles the UNet as the evaluator does and compares it with eager"),

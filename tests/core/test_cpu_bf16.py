@@ -7,11 +7,13 @@ from types import SimpleNamespace
 
 import nibabel as nib
 import numpy as np
+import pytest
 import torch
 
 from benchmarks.bench_diffusion import _randomize_zero_layers
 from core.commands.cli import main as uad
 from core.evaluation.pipeline import InferenceSettings, ScoringPipeline, ScoringSpec
+from core.evaluation.unet_compile import toolchain_missing
 from model_zoo.diffusion_models import DDPM
 from model_zoo.unet_adm import UNetArchitecture
 from optim.scoring.l1 import L1Scorer
@@ -80,3 +82,28 @@ def test_bf16_on_a_cpu_without_bf16_units_warns_once(monkeypatch, caplog):
         monkeypatch.setattr(torch.cpu, "get_capabilities", lambda capabilities=capabilities: capabilities)
         assert autocast_dtype("bf16", cpu) is torch.bfloat16
     assert not caplog.records
+
+
+@pytest.mark.skipif(toolchain_missing(torch.device("cpu")) is not None, reason="no C++ compiler for torch inductor")
+def test_bf16_with_the_compiled_unet_as_evaluated():
+    """bf16 autocast with the UNet compiled (inductor, frozen weights, channels-last: how a paper-scale evaluation
+    runs) scores through the evaluator's pipeline, gives fp32 maps and stays at bf16's distance from eager fp32.
+    A one-level UNet on 8 x 8 x 2 keeps the compile short (about 40 s of CPU into an empty inductor cache)."""
+    torch.manual_seed(0)
+    model = DDPM(image_size=8, unet=UNetArchitecture(base_channels=8, channel_mult=(1,), num_res_blocks=1, num_groups=4,
+                                                     num_head_channels=8))
+    _randomize_zero_layers(model.unet)
+    image = torch.rand(8, 8, 2, generator=torch.Generator().manual_seed(0))
+    volume = SimpleNamespace(name="v", image=image, mask=torch.ones(8, 8, 2, dtype=torch.bool))
+    maps = {}
+    for precision, compiled in (("fp32", False), ("bf16", False), ("bf16", True)):
+        inference = InferenceSettings(slice_batch_size=2, precision=precision, channels_last=True, compile_unet=compiled)
+        pipeline = ScoringPipeline(model, ScoringSpec(L1Scorer(), inference=inference), torch.device("cpu"), seed=1)
+        with pipeline.prepared():
+            assert pipeline.compiled_unet is compiled
+            maps[precision, compiled] = pipeline.score(volume, "test", 0).amap
+    assert maps["bf16", True].dtype == np.float32
+    scale = float(np.abs(maps["fp32", False]).mean())
+    assert scale > 0 and not np.array_equal(maps["bf16", True], maps["fp32", False])  # bf16 really ran compiled
+    assert float(np.abs(maps["bf16", True] - maps["fp32", False]).mean()) < 0.05 * scale
+    assert float(np.abs(maps["bf16", True] - maps["bf16", False]).mean()) < 0.05 * scale
