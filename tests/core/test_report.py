@@ -115,6 +115,35 @@ def test_run_page_shows_the_files_numbers(report_folders):
         [html.fmt(r["sample_score"]) for r in rows]
 
 
+def _viewers(page: str) -> list[tuple[str, dict]]:
+    """(viewer html, its data payload) of each drawn volume."""
+    out = []
+    for chunk in page.split('<div class="viewer" ')[1:]:
+        data = chunk.split('type="application/json" id="', 1)[1].split('">', 1)[1].split("</script>", 1)[0]
+        out.append((chunk.split("<script", 1)[0], json.loads(data)))
+    return out
+
+
+def test_run_page_draws_the_reconstruction_or_says_why_there_is_none(report_folders):
+    """Each drawn volume of a reconstructing model (the AE) has a reconstruction panel in every plane, drawing the
+    reconstruction the evaluation saved; a model-free method (Threshold) has, in its place, the note saying why."""
+    ae = _ae_run(report_folders)
+    threshold = next(p for p in report_folders.runs.values() if p != ae)
+    ae_viewers = _viewers((ae / REPORT_FILE).read_text())
+    assert len(ae_viewers) == 2
+    for body, spec in ae_viewers:
+        assert body.count("<figcaption>reconstruction</figcaption>") == 3  # axial, coronal, sagittal
+        assert "model-free" not in body
+        panel = next(i for i, p in enumerate(spec["panels"]) if p["layer"] == "reconstruction")
+        assert spec["panels"][panel]["cmap"] == "gray" and set(spec["layers"]) >= {"input", "reconstruction", "map", "labels"}
+        assert len(zlib.decompress(base64.b64decode(spec["layers"]["reconstruction"]))) == int(np.prod(spec["shape"]))
+    threshold_viewers = _viewers((threshold / REPORT_FILE).read_text())
+    assert len(threshold_viewers) == 2
+    for body, spec in threshold_viewers:
+        assert "<figcaption>reconstruction</figcaption>" not in body and "reconstruction" not in spec["layers"]
+        assert body.count('<figure class="absent">reconstruction<br>none (model-free scorer)</figure>') == 3
+
+
 def test_benchmark_page_shows_the_comparisons_p_values(report_folders):
     page = tables(report_folders.benchmark / REPORT_FILE)
     comparison = json.loads((report_folders.benchmark / "results.json").read_text())["orchestrator"]

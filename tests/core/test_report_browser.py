@@ -70,6 +70,12 @@ def test_run_report(browser, report_folders):
         _load(browser, run)
         captions = browser.run("return Array.from(document.querySelectorAll('.viewer figcaption'), (f) => f.textContent)")
         assert any(c.startswith("anomaly map") for c in captions) and "input + ground truth" in captions
+        absent = browser.run("return Array.from(document.querySelectorAll('.viewer figure.absent'), (f) => f.innerText)")
+        if (run / "checkpoints" / "best_model.pt").is_file():  # the AE reconstructs: its reconstruction is drawn
+            assert captions.count("reconstruction") == 3 * 2 and absent == []  # 3 planes x 2 volumes
+        else:  # the Threshold baseline has no model: the panel says so
+            assert "reconstruction" not in captions
+            assert absent == ["reconstruction\nnone (model-free scorer)"] * 3 * 2, absent
         assert browser.run("return document.querySelectorAll('#curves svg polyline').length") == 2  # ROC and PR
         _sorts_by(browser, "sample_score")
         _slider_changes_the_slice(browser)
