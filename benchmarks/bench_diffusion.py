@@ -2,7 +2,7 @@
 
     python -m benchmarks.bench_diffusion [--quick] [--slices N] [--device cpu|cuda]
     python -m benchmarks.bench_diffusion --cpu-speed [--compile [--cold-compile]] [--slices N] [--rounds R]
-    python -m benchmarks.bench_diffusion --cpu-precision [--slices N] [--rounds R] [--weights CKPT] [--no-compile]
+    python -m benchmarks.bench_diffusion --cpu-precision [--slices N] [--rounds R] [--weights CKPT] [--no-compile | --compiled-only]
 
 A test volume is 50 axial slices of 96 x 96 (docs/methods.md section 10). Reconstruction
 runs ``measured`` slices (all 50 unless --quick / --slices) and reports the time for
@@ -325,7 +325,7 @@ def cpu_precision(args: argparse.Namespace) -> None:
     seeds), as mean |difference| over brain voxels relative to the mean fp32 map there.
     The methods run eagerly; then the DDPM one-step map as evaluated at scale (channels-last and
     `torch.compile`, `compile_unet`) once more, compiled fp32 against compiled bf16 (skipped with
-    --tiny or --no-compile: each compile takes minutes on 2 cores)."""
+    --tiny or --no-compile: each compile takes minutes on 2 cores; --compiled-only runs only this pair)."""
     import statistics
     from types import SimpleNamespace
 
@@ -394,10 +394,12 @@ def cpu_precision(args: argparse.Namespace) -> None:
     print("|---|---|---|---|---|---|---|---|---|---|")
     with torch.inference_mode():
         for name, (model, n, _) in cases.items():
+            if args.compiled_only:
+                break
             passes = VOLUME_SLICES * n * (len(model.ensemble_timesteps) if model.reconstruction_mode == "ensemble" else 1)
             row(name, passes, lambda precision, seed, name=name: score(name, precision, seed))
         compiled_case = next((n for n in cases if n.startswith("DDPM one-step")), None)
-        if compiled_case is None or args.tiny or args.no_compile:
+        if compiled_case is None or (args.tiny and not args.compiled_only) or args.no_compile:
             print(f"compiled + channels-last pair: skipped ({'no DDPM' if compiled_case is None else '--tiny' if args.tiny else '--no-compile'}"
                   "; a compile takes minutes on 2 cores: tests/core/test_cpu_bf16.py compiles a tiny UNet under bf16)")
             return
@@ -449,6 +451,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--weights", help="--cpu-precision: a DDPM / cDDPM checkpoint (default: paper-size random weights); a "
                                      "self-describing one runs its own model on the first volume of its first test set")
     p.add_argument("--no-compile", action="store_true", help="--cpu-precision: skip the compiled fp32 / bf16 pair")
+    p.add_argument("--compiled-only", action="store_true", help="--cpu-precision: only the compiled pair (also with --tiny)")
     args = p.parse_args(argv)
     quick = args.quick or args.tiny
     if args.cpu_precision and not args.slices:
