@@ -90,7 +90,7 @@ class Smoothing(nn.Module):
 
 def child(count: int, shape: tuple[int, int, int], out: Path) -> None:
     """One evaluation of `count` volumes; rank 0 prints one JSON line."""
-    from core.evaluation.evaluator import AnomalyDetectionEvaluator
+    from core.evaluation.evaluator import AnomalyDetectionEvaluator, EvaluationContext
     from core.evaluation.pipeline import ScoringSpec
     from core.evaluation.settings import DataRoles, OutputSettings
     from core.evaluation.thresholds import VAL_DICE_KEY, ThresholdSettings, metric_key
@@ -103,9 +103,9 @@ def child(count: int, shape: tuple[int, int, int], out: Path) -> None:
     init_process_group(ctx, device)
     started = time.perf_counter()
     evaluator = AnomalyDetectionEvaluator(
-        model=Smoothing(), device=device, seed=0,
-        datasets={"test": SyntheticVolumes(count, shape, 1), "val": SyntheticVolumes(4, shape, 2),
-                  "healthy_val": HealthyVolumes(4, shape, 3)},
+        context=EvaluationContext(Smoothing(), device, {"test": SyntheticVolumes(count, shape, 1),
+                                  "val": SyntheticVolumes(4, shape, 2), "healthy_val": HealthyVolumes(4, shape, 3)}),
+        seed=0,
         scoring=ScoringSpec(L1Scorer(), map_postprocessing=[BrainMaskErosion(iterations=3)],
                             binary_postprocessing=[RemoveSmallComponents(min_size=8)]),
         roles=DataRoles(labelled_validation="val", healthy_validation="healthy_val"),

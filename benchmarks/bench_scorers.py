@@ -23,6 +23,7 @@ from optim.scoring import (
     mahalanobis_pixel_scores,
     ssim_maps,
 )
+from optim.scoring.mahalanobis import autocast_fp16_pixel_scores
 from optim.scoring.mahalanobis_reference import dense_mahalanobis_pixel_scores
 from optim.scoring.ssim import ENSEMBLE_SIGMAS
 
@@ -114,6 +115,7 @@ def mahalanobis_rows(repeats: int, dense_slices: int, shape: tuple[int, int, int
     chosen = list(range(centre - dense_slices // 2, centre - dense_slices // 2 + dense_slices))
     brain = mask.flatten(0, 1).sum(0)
     dense_time = timed(lambda: dense_mahalanobis_pixel_scores(x, recs, mask, slices=chosen), 1)
+    fp16_time = timed(lambda: autocast_fp16_pixel_scores(x[..., chosen], recs[..., chosen], mask[..., chosen]), 1)
     note = "full volume"
     if len(chosen) < depth:
         dense_time = tuple(t * depth / len(chosen) for t in dense_time)
@@ -124,6 +126,8 @@ def mahalanobis_rows(repeats: int, dense_slices: int, shape: tuple[int, int, int
         row("MHD pixel scores, Woodbury batched",
             lambda: mahalanobis_pixel_scores(x, recs, mask), repeats),
         ("MHD pixel scores, dense P x P inverse", dense_time, note),
+        ("MHD pixel scores, originals' fp16 (dense)",
+         tuple(t * depth / len(chosen) for t in fp16_time) if len(chosen) < depth else fp16_time, f"precision fp16; {note}"),
         row("MHD pixel scores, diagonal variant",
             lambda: mahalanobis_pixel_scores(x, recs, mask, diagonal=True), repeats),
         row("MahalanobisScorer (+ smoothing, SSIM)", lambda: scorer(x, recs, mask), repeats, sizes),

@@ -9,13 +9,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from enum import StrEnum
 from typing import Annotated, Any
 
 import numpy as np
 import torch
 import torchio as tio
 
+from data.interpolation import Interpolation
 from dl_utils.options import parse_option
 from dl_utils.param_groups import group_flat_params
 from dl_utils.param_types import Ge, Lt, NonNegativeFloat, Probability
@@ -30,14 +30,6 @@ def item_seed(seed: int, epoch: int, index: int) -> int:
 def item_generator(seed: int, epoch: int, index: int) -> np.random.Generator:
     """numpy Generator for the non-torchio randomness of an item (e.g. slice choice)."""
     return np.random.default_rng(item_seed(seed, epoch, index))
-
-
-class Interpolation(StrEnum):
-    """torchio's image interpolations the affine may use."""
-
-    NEAREST = "nearest"  # torchvision's RandomAffine default (RA)
-    LINEAR = "linear"
-    BSPLINE = "bspline"
 
 
 @dataclass(frozen=True)

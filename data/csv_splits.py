@@ -23,7 +23,7 @@ class Contrast(StrEnum):
     """Which contrast a split's `img_path` names (the originals' `mode`)."""
 
     T1 = "t1"
-    T2 = "t2"  # img_path with 't1' -> 't2' and 'FLAIR.nii.gz' -> 't2.nii.gz', as their datamodules do
+    T2 = "t2"  # img_path's `t1` folder and file-name suffix -> `t2` ('FLAIR.nii.gz' -> 't2.nii.gz'), as their datamodules
 
 
 @dataclass(frozen=True)
@@ -61,12 +61,25 @@ def resolve(path: str, data_root: str | os.PathLike | None, where: str = "") -> 
 
 
 def contrast_path(img_path: str, mode: Contrast) -> str:
-    """`img_path` of the chosen contrast: the originals' `str.replace('t1', mode)` (and FLAIR file
-    names), applied to the CSV's value (their code also rewrote a 't1' inside the data folder's name)."""
+    """`img_path` of the chosen contrast: a folder named `t1` becomes `mode`, and so does the `t1` of
+    a file name ending `t1.nii.gz` / `t1.nii` (`FLAIR.nii.gz` -> `<mode>.nii.gz`).
+
+    The file each original reads on every row of their released split CSVs (recorded:
+    tests/projects/test_paper_contrast.py): their IXI and BraTS21 `str.replace('t1', mode)` on the
+    whole path gives the same there, and their MSLUB rewrite (Mahalanobis / Ensembled-SSIM
+    repositories: `MSLUB/t1` and `t1.nii.gz`) too, which the whole-path replace does not: it turns
+    `patient13_t1` into `patient23_t2`, another subject's scan.
+    """
     mode = parse_option(Contrast, mode, "mode")
     if mode == Contrast.T1:
         return img_path
-    return img_path.replace("t1", mode.value).replace("FLAIR.nii.gz", f"{mode.value.lower()}.nii.gz")
+    folder, sep, name = img_path.rpartition("/")
+    folder = "/".join(mode.value if part == "t1" else part for part in folder.split("/"))
+    for suffix in ("t1.nii.gz", "t1.nii", "FLAIR.nii.gz"):
+        if name.endswith(suffix):
+            name = name[: -len(suffix)] + mode.value + suffix.removeprefix("FLAIR").removeprefix("t1")
+            break
+    return folder + sep + name
 
 
 def _config_path(path: str, data_root: str | os.PathLike | None) -> Path:

@@ -51,7 +51,7 @@ class VolumeSet(Sequence):
         mode: Contrast = Contrast.T1, cache: bool = True, keep_list: str | None = None,
     ) -> None:
         """csv: split file (relative to data_root); preprocessing: VolumePreprocessor params;
-        mode: t1 | t2, the contrast of img_path (t2 rewrites 't1' -> 't2' as the originals do);
+        mode: t1 | t2, the contrast of img_path (t2: its `t1` folder and file-name suffix -> t2, `contrast_path`);
         keep_list: with t2, the originals' avail_t2.csv (rows without a T2 scan are dropped)."""
         self.csv = csv
         self.data_root = data_root
@@ -233,8 +233,8 @@ class Slicing:
 
 @dataclass(frozen=True)
 class ContrastSelection:
-    """Which scan of each subject is read: `mode` t1 | t2 (t2 rewrites 't1' -> 't2' in img_path, as
-    the originals do); keep_list: with t2, the originals' avail_t2.csv (subjects without T2 dropped)."""
+    """Which scan of each subject is read: `mode` t1 | t2 (t2 rewrites img_path's `t1` folder and
+    file-name suffix, as the originals do); keep_list: with t2, the originals' avail_t2.csv (subjects without T2 dropped)."""
 
     mode: Contrast = Contrast.T1
     keep_list: str | None = None

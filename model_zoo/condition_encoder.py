@@ -20,6 +20,7 @@ from enum import StrEnum
 import torch
 import torchvision
 from torch import Tensor, nn
+from torchvision.models.resnet import BasicBlock, Bottleneck
 from torchvision.ops import stochastic_depth
 
 from dl_utils.options import parse_option
@@ -56,7 +57,7 @@ def stage_channels(backbone: torchvision.models.ResNet) -> tuple[int, int, int, 
     widths = []
     for layer in (backbone.layer1, backbone.layer2, backbone.layer3, backbone.layer4):
         last = layer[-1]
-        widths.append((last.bn3 if hasattr(last, "bn3") else last.bn2).num_features)
+        widths.append((last.bn3 if isinstance(last, Bottleneck) else last.bn2).num_features)
     return tuple(widths)  # type: ignore[return-value]
 
 
@@ -66,7 +67,7 @@ def block_drop_rates(backbone: torchvision.models.ResNet, drop_path_rate: float)
     return [drop_path_rate * i / max(n - 1, 1) for i in range(n)]
 
 
-def residual_block(block: nn.Module, x: Tensor, drop_prob: float) -> Tensor:
+def residual_block(block: BasicBlock | Bottleneck, x: Tensor, drop_prob: float) -> Tensor:
     """A torchvision BasicBlock / Bottleneck with stochastic depth on the residual branch.
 
     Same operations as ``block(x)``; the branch output is dropped per sample with
@@ -76,7 +77,7 @@ def residual_block(block: nn.Module, x: Tensor, drop_prob: float) -> Tensor:
         return block(x)
     out = block.relu(block.bn1(block.conv1(x)))
     out = block.bn2(block.conv2(out))
-    if hasattr(block, "conv3"):
+    if isinstance(block, Bottleneck):
         out = block.bn3(block.conv3(block.relu(out)))
     out = stochastic_depth(out, drop_prob, "row", training=True)
     identity = block.downsample(x) if block.downsample is not None else x

@@ -236,7 +236,7 @@ class DDPM(nn.Module):
         cond = self.condition(x)
         x_rep = (x * 2 - 1).repeat(num_samples, *([1] * (x.ndim - 1)))
         cond_rep = cond.repeat(num_samples, 1) if cond is not None else None
-        rec = self.diffusion.reconstruct(
+        rec = self.diffusion.noise_and_denoise(
             self.unet,
             x_rep,
             self.noise,

@@ -171,7 +171,7 @@ class GaussianDiffusion(nn.Module):
         x0_hat = self.predict_x0(self._run(net, x_t, t, cond, max_batch), x_t, t)
         return x0_hat.clamp(-1, 1) if clip else x0_hat
 
-    def reconstruct(
+    def noise_and_denoise(
         self,
         net: Net,
         x0: Tensor,
@@ -187,7 +187,10 @@ class GaussianDiffusion(nn.Module):
         generator: torch.Generator | None = None,
         groups: int = 1,
     ) -> Tensor:
-        """Noise x0 (B, C, H, W) in [-1, 1] to a level and denoise it -> x0_hat (B, C, H, W).
+        """Noise x0 (B, C, H, W) in [-1, 1] to a level and denoise it with `net` -> x0_hat (B, C, H, W).
+
+        (Not `reconstruct`: that name is the models' `ReconstructionModel` contract, x in [0, 1]
+        alone; this is the process step a model's `reconstruct` runs its network through.)
 
         groups: x0 stacks this many copies (e.g. MC samples) of B / groups slices; a noise
         whose draw shares one field over the batch (``shared_per_call``) is drawn per copy
@@ -207,7 +210,7 @@ class GaussianDiffusion(nn.Module):
 
         def draw(shape: tuple[int, ...]) -> Tensor:
             """Noise for shape; a batch-shared noise draws once per group of shape[0] / parts slices."""
-            parts = groups * (shape[0] // x0.shape[0]) if getattr(noise, "shared_per_call", False) else 1
+            parts = groups * (shape[0] // x0.shape[0]) if noise.shared_per_call else 1
             part = (shape[0] // parts, *shape[1:])
             kw = {"device": x0.device, "dtype": x0.dtype, "generator": generator}
             return torch.cat([noise.sample(part, **kw) for _ in range(parts)]) if parts > 1 else noise.sample(shape, **kw)

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 import torch
 from torch import Tensor
@@ -39,8 +39,11 @@ _GRAD3 = (
 )
 
 
+@runtime_checkable
 class NoiseSource(Protocol):
-    """What the diffusion process needs from a noise generator."""
+    """What the diffusion process needs from a noise generator: `sample`, and `shared_per_call`, which
+    `GaussianDiffusion.noise_and_denoise` reads to draw a batch-shared field per copy.
+    `tests/model_zoo/test_noise.py` checks every noise source of `model_zoo/` (discovered) against it."""
 
     def sample(
         self,

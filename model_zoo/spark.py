@@ -28,6 +28,7 @@ from typing import Annotated
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+from torchvision.models.resnet import BasicBlock, Bottleneck
 from torchvision.ops import stochastic_depth
 
 from dl_utils.errors import UserInputError
@@ -95,11 +96,11 @@ class _SparseRunner:
     def bn(self, module: nn.BatchNorm2d, x: Tensor) -> Tensor:
         return sparse_batch_norm(module, x, self.mask(tuple(x.shape[-2:])))
 
-    def block(self, blk: nn.Module, x: Tensor, drop_prob: float = 0.0) -> Tensor:
+    def block(self, blk: BasicBlock | Bottleneck, x: Tensor, drop_prob: float = 0.0) -> Tensor:
         """A torchvision BasicBlock or Bottleneck, sparse, with stochastic depth (training)."""
         out = F.relu(self.bn(blk.bn1, self.conv(blk.conv1, x)))
         out = self.bn(blk.bn2, self.conv(blk.conv2, out))
-        if hasattr(blk, "conv3"):
+        if isinstance(blk, Bottleneck):
             out = self.bn(blk.bn3, self.conv(blk.conv3, F.relu(out)))
         out = stochastic_depth(out, drop_prob, "row", training=blk.training)
         identity = x

@@ -30,6 +30,7 @@ from core.commands.scan_checks import check_3d_scans, check_model_grid, check_mo
 from core.config.builder import MODEL, ComponentBuilder
 from core.evaluation.evaluator import AnomalyDetectionEvaluator
 from core.evaluation.pipeline import ScoringPipeline
+from core.evaluation.reconstruction import Precision
 from core.evaluation.thresholds import RuleKind, fpr_key
 from core.evaluation.volume_files import save_volumes
 from core.run import checkpoint_metadata
@@ -38,6 +39,7 @@ from core.run.checkpoint_metadata import TaskRecord
 from core.run.predict_record import PredictRecord, file_sha256
 from core.run.report import try_write_report
 from data.csv_splits import SplitRow, read_volume_split
+from data.interpolation import Interpolation
 from data.nifti_io import load_nifti, save_nifti
 from data.preprocessing import VolumePreprocessor
 from data.raw_preprocessing.inputs import is_nifti, read_subjects, scan_name
@@ -221,7 +223,7 @@ class Prepared:
     """A scan on the model's grid and how to go back to the scan's own grid."""
 
     volume: Volume
-    grid_to_raw: Callable[[np.ndarray, str], np.ndarray]  # (array on model grid, interpolation) -> raw grid
+    grid_to_raw: Callable[[np.ndarray, Interpolation], np.ndarray]  # (array on model grid, interpolation) -> raw grid
     raw_affine: np.ndarray  # the scan's affine as stored: the outputs are written with it
 
 
@@ -256,12 +258,12 @@ def _exact_reorientation(array: np.ndarray, grid_affine: np.ndarray, raw_shape: 
     return None
 
 
-def _back_to_raw(grid_affine: np.ndarray, transform: dict[str, Any]) -> Callable[[np.ndarray, str], np.ndarray]:
+def _back_to_raw(grid_affine: np.ndarray, transform: dict[str, Any]) -> Callable[[np.ndarray, Interpolation], np.ndarray]:
     raw = transform["raw"]
     raw_shape, raw_affine = tuple(raw["shape"]), np.asarray(raw["affine"], float)
     to_template = np.linalg.inv(np.asarray(transform["template_to_subject"], float))  # scan point -> template point
 
-    def apply(array: np.ndarray, interpolation: str) -> np.ndarray:
+    def apply(array: np.ndarray, interpolation: Interpolation) -> np.ndarray:
         if np.allclose(to_template, np.eye(4)):
             exact = _exact_reorientation(array, grid_affine, raw_shape, raw_affine)
             if exact is not None:  # same voxels (RAS loading only reordered them): no interpolation
@@ -329,7 +331,7 @@ def _prepare_first(scans: list[Scan], predictor: Predictor, options: PipelineOpt
 def predict(model: str | Path, inputs: str | Path, output: str | Path, threshold: str = DEFAULT_RULE,
             test_set: str | None = None, task: str | None = None, device: str = "auto", preprocessed: bool = False,
             mask: str | None = None, options: PipelineOptions | None = None, png: bool = True,
-            data_root: str | None = None, report: bool = True, precision: str | None = None,
+            data_root: str | None = None, report: bool = True, precision: Precision | None = None,
             allow_external_modules: bool = False) -> list[dict[str, str]]:
     """Score every input scan; returns the rows written to `output/predictions.csv`
     (`report`: also `report.html`, with the model's input and reconstruction per scan).
@@ -365,16 +367,16 @@ def predict(model: str | Path, inputs: str | Path, output: str | Path, threshold
                 amap = scored.amap
                 brain = prepared.volume.mask.numpy()
                 lesion = pipeline.binarize(amap, brain, value)
-                raw_map = prepared.grid_to_raw(amap.astype(np.float32), "linear")
-                raw_mask = prepared.grid_to_raw(lesion.astype(np.float32), "nearest") > 0.5
+                raw_map = prepared.grid_to_raw(amap.astype(np.float32), Interpolation.LINEAR)
+                raw_mask = prepared.grid_to_raw(lesion.astype(np.float32), Interpolation.NEAREST) > 0.5
                 paths = {k: output / f"{scan.name}{suffix}" for k, suffix in
                          (("map", "_anomaly_map.nii.gz"), ("mask", "_anomaly_mask.nii.gz"), ("png", ".png"))}
                 save_nifti(paths["map"], raw_map, prepared.raw_affine)
                 save_nifti(paths["mask"], raw_mask, prepared.raw_affine)
                 if report:  # what the model saw and made, in the scan's space, for report.html
                     recs = scored.reconstructions
-                    save_volumes(output, scan.name, prepared.grid_to_raw(prepared.volume.image.numpy(), "linear"),
-                                 prepared.grid_to_raw(recs.float().mean(0).numpy(), "linear") if recs.shape[0] else None,
+                    save_volumes(output, scan.name, prepared.grid_to_raw(prepared.volume.image.numpy(), Interpolation.LINEAR),
+                                 prepared.grid_to_raw(recs.float().mean(0).numpy(), Interpolation.LINEAR) if recs.shape[0] else None,
                                  None, prepared.raw_affine)
                 if png:
                     three_plane_png(paths["png"], prepared.volume.image.numpy(), lesion, overlay=amap,

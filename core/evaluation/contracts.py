@@ -2,12 +2,15 @@
 
 `tests/model_zoo/test_model_contract.py` discovers every `nn.Module` of `model_zoo/`
 with a `reconstruct` method and checks it against `ReconstructionModel` at a tiny size.
+What the evaluation reads of a data set beyond its volumes is `PreprocessedSet`.
 """
 from __future__ import annotations
 
 from typing import Protocol, runtime_checkable
 
 from torch import Tensor, nn
+
+from data.preprocessing import VolumePreprocessor
 
 
 @runtime_checkable
@@ -30,3 +33,12 @@ class DiffusionModel(Protocol):
     """A model whose cost is its UNet: channels-last and compiling apply to it."""
 
     unet: nn.Module
+
+
+@runtime_checkable
+class PreprocessedSet(Protocol):
+    """An evaluation set whose volumes a `VolumePreprocessor` brought onto the model grid (data/'s
+    `VolumeSet`): its settings are recorded with the grid, so `uad predict` brings a scan there alike.
+    Other sets (a list of volumes, 2D image lists) record the shape alone."""
+
+    preprocessor: VolumePreprocessor

@@ -13,6 +13,7 @@ import logging
 import shutil
 import tempfile
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -27,6 +28,7 @@ from core.evaluation.result import EvaluationResult, InputGrid, ScoredWith, SetR
 from core.evaluation.scored_sets import ScoredSet, score_set
 from core.evaluation.settings import DataRoles, DetectionSettings, OutputSettings
 from core.evaluation.thresholds import FitData, ThresholdSettings, fit_all
+from data.volume import Volume
 from dl_utils.distributed import DistributedContext, context_from_env
 from dl_utils.param_groups import group_flat_params
 from dl_utils.run_logger import RunLogger
@@ -36,14 +38,24 @@ from optim.metrics.streaming import RankingSummary
 LOG = logging.getLogger(__name__)
 
 
-class DownstreamEvaluator:
-    """Holds the model, the device and the named data sets; subclasses implement `run`."""
+@dataclass(frozen=True)
+class EvaluationContext:
+    """What the framework gives an evaluator (core.run.assembly), never the YAML: the model, the
+    device and the task's named data sets (built from its `data_loader`)."""
 
-    def __init__(self, *, model: nn.Module, device: torch.device, datasets: dict[str, Sequence[Any]],
-                 seed: int = DEFAULT_SEED):
-        self.model = model
-        self.device = device
-        self.datasets = datasets
+    model: nn.Module
+    device: torch.device
+    datasets: Mapping[str, Sequence[Volume]]
+
+
+class DownstreamEvaluator:
+    """Holds the model, the device and the named data sets (`context`) and the seed of the volumes'
+    noise (the task's `params.seed`, else the run's); subclasses implement `run`."""
+
+    def __init__(self, *, context: EvaluationContext, seed: int = DEFAULT_SEED):
+        self.model = context.model
+        self.device = context.device
+        self.datasets = dict(context.datasets)
         self.seed = seed
 
     def run(self, run_dir: Path, logger: RunLogger | None = None) -> EvaluationResult:
@@ -55,6 +67,7 @@ class DownstreamEvaluator:
 class AnomalyDetectionEvaluator(DownstreamEvaluator):
     """The evaluation protocol (docs/methods.md section 8) for any reconstruction model and scorer.
 
+    context: the model, device and data sets (the framework's); seed: of the volumes' noise;
     scoring: the task's scorer, post-processing and inference settings (a `ScoringPipeline`
     is built from it); roles: which data sets are validation / healthy / fit sets (every
     other data set is a test set); thresholds: the threshold rules; detection: the detection
@@ -64,10 +77,10 @@ class AnomalyDetectionEvaluator(DownstreamEvaluator):
 
     SCORING_PARAM: ClassVar[str] = "scoring"  # what `uad predict` builds of a task (core.commands.predict)
 
-    def __init__(self, *, scoring: ScoringSpec, roles: DataRoles = DataRoles(),
+    def __init__(self, *, context: EvaluationContext, scoring: ScoringSpec, roles: DataRoles = DataRoles(),
                  thresholds: ThresholdSettings = ThresholdSettings(), detection: DetectionSettings = DetectionSettings(),
-                 outputs: OutputSettings = OutputSettings(), **kwargs: Any):
-        super().__init__(**kwargs)
+                 outputs: OutputSettings = OutputSettings(), seed: int = DEFAULT_SEED):
+        super().__init__(context=context, seed=seed)
         self.roles, self.threshold_settings, self.detection, self.outputs = roles, thresholds, detection, outputs
         self.pipeline = ScoringPipeline(self.model, scoring, self.device, self.seed)
         self.unavailable = self.pipeline.unavailable_reason()  # now, before any run output

@@ -10,7 +10,7 @@ Dice of all voxels together (rule keys: `core.evaluation.thresholds`).
 """
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 
 import numpy as np
 
@@ -18,6 +18,7 @@ from core.evaluation.scored_sets import ScoredSet
 from core.evaluation.settings import DetectionSettings
 from core.evaluation.thresholds import FittedThreshold, metric_key
 from optim.metrics import detection, segmentation, thresholds
+from optim.metrics.aggregate import nan_mean_std
 from optim.metrics.streaming import RankingSummary
 
 Binarize = Callable[[np.ndarray, np.ndarray, float], np.ndarray]  # (map, brain mask, threshold) -> lesion mask
@@ -32,11 +33,6 @@ def pooled_dice_at(scored: ScoredSet, threshold: float, post: Callable[[np.ndarr
     return segmentation.dice_from_counts(*(int(t) for t in totals))
 
 
-def _mean_std(values: Sequence[float]) -> tuple[float, float]:
-    finite = [v for v in values if not np.isnan(v)]
-    return (float(np.mean(finite)), float(np.std(finite))) if finite else (float("nan"), float("nan"))
-
-
 def set_metrics(test: ScoredSet, fitted: Mapping[str, FittedThreshold], binarize: Binarize,
                 healthy_test: ScoredSet | None, detection_settings: DetectionSettings, brain: RankingSummary,
                 whole: RankingSummary) -> dict[str, float]:
@@ -47,8 +43,8 @@ def set_metrics(test: ScoredSet, fitted: Mapping[str, FittedThreshold], binarize
     metrics: dict[str, float] = {"volumes": float(len(test.records))}
     if labelled:
         for key in ("AUPRC", "AUROC"):  # nanmean / nanstd over volumes, as the originals
-            metrics[key], metrics[f"{key}_std"] = _mean_std([r.metrics[key] for r in labelled])
-            metrics[f"{key}_per_volume_brain"] = _mean_std([r.metrics[f"{key}_brain"] for r in labelled])[0]
+            metrics[key], metrics[f"{key}_std"] = nan_mean_std([r.metrics[key] for r in labelled])
+            metrics[f"{key}_per_volume_brain"] = nan_mean_std([r.metrics[f"{key}_brain"] for r in labelled])[0]
         metrics["AUPRC_pooled_brain"], metrics["AUROC_pooled_brain"] = brain.auprc, brain.auroc
         metrics["AUPRC_pooled_whole"], metrics["AUROC_pooled_whole"] = whole.auprc, whole.auroc
         totals = {key: np.zeros(3, dtype=np.int64) for key in fitted}

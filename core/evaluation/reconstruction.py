@@ -27,7 +27,7 @@ class Precision(enum.StrEnum):
     FP16 = "fp16"
 
 
-def autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
+def autocast_dtype(precision: Precision, device: torch.device) -> torch.dtype | None:
     """The autocast dtype for `precision` on `device`; None = plain fp32 (CPU: unless `bf16` is asked for)."""
     choice = parse_option(Precision, precision, "precision")
     if device.type != "cuda":
@@ -54,7 +54,7 @@ def reconstruction_quality(image: Tensor, reconstruction: Tensor, mask: Tensor) 
 
 @torch.inference_mode()
 def reconstruct_volume(model: nn.Module, image: Tensor, num_samples: int, slice_batch_size: int,
-                       device: torch.device, precision: str = "auto", channels_last: bool = True) -> Tensor:
+                       device: torch.device, precision: Precision = Precision.AUTO, channels_last: bool = True) -> Tensor:
     """image (H, W, D) -> recs (N, H, W, D) float32: the volume runs through the model as
     (D, 1, H, W) slices, `slice_batch_size` slices (x N samples, all in one UNet batch up
     to the model's `max_batch_size`) per call; on a CUDA out-of-memory error the slice

@@ -13,7 +13,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from core.evaluation.contracts import PreprocessedSet
 from core.evaluation.thresholds import FittedThreshold, thresholds_from_json, thresholds_to_json
+from data.volume import Volume
 
 THRESHOLDS_KEY = "thresholds"
 INPUT_GRID_KEY = "input_grid"
@@ -37,15 +39,14 @@ class InputGrid:
         return cls(tuple(int(s) for s in data["shape"]), data.get("preprocessing"))
 
     @classmethod
-    def of(cls, datasets: Any) -> InputGrid | None:
-        """The grid of a data set's first volume, with its preprocessor when it has one."""
+    def of(cls, datasets: Sequence[Volume]) -> InputGrid | None:
+        """The grid of a data set's first volume, with its preprocessing settings when it is a `PreprocessedSet`."""
         if not len(datasets):
             return None
         shape = tuple(int(s) for s in datasets[0].image.shape)
-        preprocessor = getattr(datasets, "preprocessor", None)
         settings = None
-        if preprocessor is not None and dataclasses.is_dataclass(preprocessor):
-            settings = json.loads(json.dumps(dataclasses.asdict(preprocessor)))  # plain values (enums -> str)
+        if isinstance(datasets, PreprocessedSet):
+            settings = json.loads(json.dumps(dataclasses.asdict(datasets.preprocessor)))  # plain values (enums -> str)
         return cls(shape, settings)
 
 

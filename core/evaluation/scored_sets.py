@@ -22,6 +22,7 @@ from core.evaluation.pipeline import ScoringPipeline
 from core.evaluation.reconstruction import reconstruction_quality
 from core.evaluation.volume_files import save_volumes
 from data.nifti_io import save_nifti
+from data.volume import Volume
 from dl_utils.distributed import DistributedContext, gather_to_main
 from dl_utils.paths import inside
 from dl_utils.progress import progress
@@ -117,7 +118,7 @@ def _per_volume_metrics(amap: np.ndarray, mask: np.ndarray, seg: np.ndarray) -> 
             "AUPRC_brain": ranking.auprc(amap[mask], seg[mask]), "AUROC_brain": ranking.auroc(amap[mask], seg[mask])}
 
 
-def _score_one(pipeline: ScoringPipeline, set_name: str, index: int, volume: Any, figure_cases: int,
+def _score_one(pipeline: ScoringPipeline, set_name: str, index: int, volume: Volume, figure_cases: int,
                keep_volumes: bool) -> dict[str, Any]:
     """One volume scored, as the (small) item a rank sends to rank 0; `keep_volumes`: with the
     input and mean reconstruction for the files beside its map."""
@@ -147,15 +148,15 @@ def _score_one(pipeline: ScoringPipeline, set_name: str, index: int, volume: Any
             "regions": _box_regions(volume)}
 
 
-def _box_regions(volume: Any) -> dict[str, np.ndarray] | None:
+def _box_regions(volume: Volume) -> dict[str, np.ndarray] | None:
     """RA's annotation boxes as read and non-lesion region, for their FP figure (None without)."""
-    negative, weights = getattr(volume, "negative", None), getattr(volume, "seg_weights", None)
+    negative, weights = volume.negative, volume.seg_weights
     if negative is None or weights is None:
         return None
     return {"seg_weights": weights.float().numpy(), "negative": np.packbits(negative.bool().numpy().ravel())}
 
 
-def score_set(pipeline: ScoringPipeline, name: str, volumes: Sequence[Any], ctx: DistributedContext,
+def score_set(pipeline: ScoringPipeline, name: str, volumes: Sequence[Volume], ctx: DistributedContext,
               scratch: Path | None, maps_folder: Path | None = None, figure_cases: int = 0,
               keep_volumes: bool = False) -> ScoredSet | None:
     """Score every volume of `volumes` (sharded over ranks) with a prepared pipeline; rank 0

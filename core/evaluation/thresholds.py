@@ -236,9 +236,10 @@ class FixedValue:
         return FittedThreshold(self.key, self.kind, float(self.value))
 
 
-RULES_BY_KIND: Mapping[RuleKind, type[ThresholdRule]] = MappingProxyType({
-    cls.kind: cls for cls in list(globals().values()) if isinstance(cls, type) and isinstance(getattr(cls, "kind", None), RuleKind)
-})  # every rule class of this module, discovered: what a fitted threshold of each kind may be used for
+RULES: tuple[type[ThresholdRule], ...] = (ValidationDice, HealthyFPR, OracleDice, FixedValue)
+RULES_BY_KIND: Mapping[RuleKind, type[ThresholdRule]] = MappingProxyType({cls.kind: cls for cls in RULES})
+# what a fitted threshold of each kind may be used for; tests/core/evaluation/test_threshold_rules.py
+# discovers every ThresholdRule class and checks that RULES holds each, one per kind
 
 
 @dataclass(frozen=True)

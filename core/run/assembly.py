@@ -16,8 +16,8 @@ from torch import nn
 
 from core.config.builder import DATA_MODULE, EVALUATION_SET, MODEL, ComponentBuilder, constructor_keywords
 from core.config.configurator import COMPONENT_KEYS, ConfigError, run_seed
-from core.evaluation.evaluator import DownstreamEvaluator
-from core.training.trainer import Trainer, TrainingContext
+from core.evaluation.evaluator import DownstreamEvaluator, EvaluationContext
+from core.training.trainer import Trainer, TrainingContext, TrainingDataModule, data_module_problem
 from dl_utils.checkpoint import load_checkpoint
 from dl_utils.distributed import DistributedContext
 from dl_utils.errors import UserInputError
@@ -27,6 +27,7 @@ from dl_utils.weights import load_model_weights
 TASK_KEYS = ("module_name", "class_name", "params", "data_loader")
 DATA_LOADER_KEYS = ("module_name", "class_name", "params", "datasets")
 # set by the framework, never trainer.params: the TrainingContext's parts, and the run folder and logger (attach_run)
+EVALUATOR_RESERVED = ("context",)  # what the framework gives an evaluator (EvaluationContext), never the YAML
 TRAINER_RESERVED = ("model", "data_module", "device", "dist_ctx", "seed", "run_dir", "logger")
 
 
@@ -67,7 +68,7 @@ def _component(spec: dict[str, Any]) -> dict[str, Any]:
     return {k: spec[k] for k in ("module_name", "class_name", "params") if k in spec}
 
 
-def build_data_module(builder: ComponentBuilder, config: dict[str, Any], seed: int) -> Any:
+def build_data_module(builder: ComponentBuilder, config: dict[str, Any], seed: int) -> TrainingDataModule:
     """The training data module, with its training and validation splits loaded now."""
     trainer_cfg = config.get("trainer")
     if not isinstance(trainer_cfg, dict):
@@ -81,8 +82,9 @@ def build_data_module(builder: ComponentBuilder, config: dict[str, Any], seed: i
     cls = builder.check(spec, key, expected=DATA_MODULE)  # e.g. data.volume_dataset.VolumeDataModule
     data_module = builder.build(spec, key, expected=DATA_MODULE,
                                 **_run_values(cls, spec, {"seed": seed, "data_root": config.get("data_root")}))
-    if not isinstance(getattr(data_module, "batch_size", None), int):
-        raise ConfigError(builder.config_path, key, f"{cls.__name__} has no integer batch_size; it is not a training data module")
+    problem = data_module_problem(data_module)
+    if problem:
+        raise ConfigError(builder.config_path, key, f"{cls.__name__} {problem}")
     try:  # read the splits now: a broken CSV or volume stops the run before it has a folder
         train = data_module.train_dataset()
         data_module.val_dataset()
@@ -93,7 +95,7 @@ def build_data_module(builder: ComponentBuilder, config: dict[str, Any], seed: i
     return data_module
 
 
-def build_trainer(builder: ComponentBuilder, config: dict[str, Any], model: nn.Module, data_module: Any,
+def build_trainer(builder: ComponentBuilder, config: dict[str, Any], model: nn.Module, data_module: TrainingDataModule,
                   device: torch.device, ctx: DistributedContext, seed: int) -> Trainer:
     """The trainer, built without its run folder (attached once the folder exists, `Trainer.attach_run`)."""
     spec = _component(config["trainer"])
@@ -161,10 +163,11 @@ def build_evaluators(builder: ComponentBuilder, config: dict[str, Any], model: n
     evaluators = {}
     for name, key, spec in _task_specs(builder, config):
         component = _component(spec)
-        cls = builder.check(component, key, reserved=("model", "device", "datasets"), expected=DownstreamEvaluator)
+        cls = builder.check(component, key, reserved=EVALUATOR_RESERVED, expected=DownstreamEvaluator)
         datasets = build_datasets(builder, spec["data_loader"], f"{key}.data_loader", config.get("data_root")) \
             if "data_loader" in spec else {}
-        injected: dict[str, Any] = {"model": model, "device": device, "datasets": datasets, **_run_values(cls, component, {"seed": seed})}
+        context = EvaluationContext(model=model, device=device, datasets=datasets)
+        injected: dict[str, Any] = {"context": context, **_run_values(cls, component, {"seed": seed})}
         evaluators[name] = builder.build(component, key, expected=DownstreamEvaluator, **injected)
     return evaluators
 
@@ -247,4 +250,4 @@ def check_parts(config: dict[str, Any], builder: ComponentBuilder) -> None:
         _check_keys(builder, trainer_cfg["data_loader"], "trainer.data_loader", COMPONENT_KEYS)
         builder.check(trainer_cfg["data_loader"], "trainer.data_loader", expected=DATA_MODULE)
     for _, key, spec in _task_specs(builder, config):
-        builder.check(_component(spec), key, reserved=("model", "device", "datasets"), expected=DownstreamEvaluator)
+        builder.check(_component(spec), key, reserved=EVALUATOR_RESERVED, expected=DownstreamEvaluator)

@@ -22,6 +22,7 @@ from typing import Any
 import nibabel as nib
 import numpy as np
 
+from data.interpolation import Interpolation
 from data.nifti_io import load_nifti, save_nifti
 from data.raw_preprocessing.bias import n4_correct
 from data.raw_preprocessing.crop import brain_box, crop_affine
@@ -98,7 +99,7 @@ def raw_header(path: Path) -> dict[str, Any]:
 def _strip(image: np.ndarray, affine: np.ndarray, subject: SubjectInput, options: PipelineOptions) -> np.ndarray:
     if subject.mask is not None:
         given = load_nifti(subject.mask, "brain mask")
-        return resample_to_grid(given.data, given.affine, image.shape, affine, interpolation="nearest") > 0.5
+        return resample_to_grid(given.data, given.affine, image.shape, affine, interpolation=Interpolation.NEAREST) > 0.5
     if options.skull_strip == SkullStrip.NONE:  # stripped already: intensity mask, largest component, holes filled
         from data.demo.geometry import brain_mask_from_image
 
@@ -126,18 +127,18 @@ def preprocess_subject(subject: SubjectInput, options: PipelineOptions, template
     else:
         to_subject, grid_shape, grid_affine = np.eye(4), image.shape, affine
 
-    def onto_grid(array: np.ndarray, source_affine: np.ndarray, interpolation: str) -> np.ndarray:
+    def onto_grid(array: np.ndarray, source_affine: np.ndarray, interpolation: Interpolation) -> np.ndarray:
         return resample_to_grid(array, source_affine, grid_shape, grid_affine, to_subject, interpolation)
 
-    image_g = np.clip(onto_grid(image, affine, "bspline"), 0, None)
-    mask_g = onto_grid(mask.astype(np.float32), affine, "nearest") > 0.5
+    image_g = np.clip(onto_grid(image, affine, Interpolation.BSPLINE), 0, None)
+    mask_g = onto_grid(mask.astype(np.float32), affine, Interpolation.NEAREST) > 0.5
     seg_g = t2_g = None
     if subject.seg is not None:
         seg = load_nifti(subject.seg, "lesion labels")
-        seg_g = onto_grid((seg.data > 0).astype(np.float32), seg.affine, "nearest") > 0.5
+        seg_g = onto_grid((seg.data > 0).astype(np.float32), seg.affine, Interpolation.NEAREST) > 0.5
     if subject.t2 is not None:  # the T2 takes its subject's T1 mask and transform (same world space)
         t2 = load_nifti(subject.t2, "T2 image")
-        t2_g = np.clip(onto_grid(np.clip(t2.data, 0, None), t2.affine, "bspline"), 0, None)
+        t2_g = np.clip(onto_grid(np.clip(t2.data, 0, None), t2.affine, Interpolation.BSPLINE), 0, None)
     box = brain_box(mask_g, options.margin, str(subject.t1))
     out_affine = crop_affine(grid_affine, box)
     image_c, mask_c = image_g[box], mask_g[box]

@@ -1,5 +1,6 @@
 """Metrics on arrays or tensors: Dice, AUROC/AUPRC, threshold protocols, detection rate."""
 
+from optim.metrics.aggregate import nan_mean_std
 from optim.metrics.detection import (
     DetectionRate,
     Reduction,
@@ -31,6 +32,7 @@ __all__ = [
     "dice",
     "fpr_threshold",
     "mean_dice",
+    "nan_mean_std",
     "per_volume_dice",
     "pooled_dice",
     "pooled_dice_at_threshold",

@@ -17,6 +17,7 @@ import numpy as np
 from scipy import ndimage
 
 from dl_utils.options import parse_option
+from optim.metrics.aggregate import nan_mean_std
 from optim.metrics.arrays import check_same_shape, to_numpy
 from optim.metrics.ranking import auroc
 
@@ -192,12 +193,6 @@ def box_localization(amap: Any, boxes: Any, negative: Any, threshold: float,
                            fp=box_false_positives(amap, boxes, negative, threshold))
 
 
-def _nan_mean_std(values: Sequence[float]) -> tuple[float, float]:
-    finite = np.asarray(values, dtype=np.float64)
-    finite = finite[~np.isnan(finite)]
-    return (float(finite.mean()), float(finite.std())) if finite.size else (float("nan"), float("nan"))
-
-
 def box_localization_summary(images: Sequence[BoxLocalization]) -> dict[str, float]:
     """The per-set figures RA logs: sums of TP and FP over the images, and mean / std
     (``numpy.nanmean`` / ``nanstd``, population std) of FP, precision, recall and F1.
@@ -205,7 +200,7 @@ def box_localization_summary(images: Sequence[BoxLocalization]) -> dict[str, flo
     figures: dict[str, float] = {"TP": float(sum(i.tp for i in images)), "FP": float(sum(i.fp for i in images))}
     for key, values in (("FP_mean", [i.fp for i in images]), ("Precision", [i.precision for i in images]),
                         ("Recall", [i.recall for i in images]), ("F1", [i.f1 for i in images])):
-        figures[key], figures[f"{key.removesuffix('_mean')}_std"] = _nan_mean_std(values)
+        figures[key], figures[f"{key.removesuffix('_mean')}_std"] = nan_mean_std(values)
     return figures
 
 
@@ -221,7 +216,7 @@ def box_detection_rate(maps: Sequence[Any], boxes: Sequence[Any], threshold: flo
     return counter.result()
 
 
-def sample_score(amap: Any, mask: Any | None = None, reduction: str = "mean") -> float:
+def sample_score(amap: Any, mask: Any | None = None, reduction: Reduction = Reduction.MEAN) -> float:
     """One anomaly score per volume from the map's voxels inside ``mask`` (all if None).
 
     ``mean`` (RA's choice), ``max`` or ``p99`` (``numpy.percentile(values, 99)``, linear).

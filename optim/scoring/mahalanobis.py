@@ -3,19 +3,36 @@
 Per axial slice the covariance of the N reconstructions over the P brain pixels has rank
 <= N - 1, so (S + lambda I)^-1 d is applied with the Woodbury identity in O(N^2 P) for
 all slices at once, instead of the original code's dense P x P inverse per slice.
+`precision: fp16` reproduces the original's test step under fp16 autocast instead (dense).
 """
 
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import Annotated
 
 import torch
 from torch import Tensor
 
 from dl_utils.errors import UserInputError
+from dl_utils.options import parse_option
 from dl_utils.param_types import Ge, NonNegativeFloat, PositiveFloat
 from optim.scoring._checks import check_inputs, check_num_reconstructions
 from optim.scoring.gaussian import gaussian_filter
-from optim.scoring.ssim import SSIMPadding, parse_ssim_padding, ssim_maps
+from optim.scoring.ssim import SSIMPadding, autocast_fp16_ssim_map, parse_ssim_padding, ssim_maps
+
+
+class MHDPrecision(StrEnum):
+    """The arithmetic of the MHD map.
+
+    fp32: ours, exact (Woodbury) in at least float32, the SSIM factor in the input precision.
+    fp16: the originals' test step under Lightning `precision: 16` (CUDA fp16 autocast): fp16
+        reconstructions and mean, per slice the dense P x P covariance from an fp16 product, its
+        fp32 inverse rounded to fp16, the product d x inverse in fp16; the SSIM factor's Gaussian
+        moments in fp16 (`autocast_fp16_ssim_map`). Dense O(P^3) per slice, as the originals.
+    """
+
+    FP32 = "fp32"
+    FP16 = "fp16"
 
 
 def _slices(t: Tensor) -> Tensor:
@@ -58,6 +75,36 @@ def mahalanobis_pixel_scores(
     return scores.to(x.dtype)
 
 
+def autocast_fp16_pixel_scores(x: Tensor, recs: Tensor, mask: Tensor, regularization: float = 0.01) -> Tensor:
+    """The originals' per-slice MHD (`compute_pixelwise_mahalanobis_distance_slicewise_3d` with a
+    mask) as their fp16-autocast test step computes it -> (H, W, D) in x's dtype.
+
+    Explicit casts in place of autocast, so any device gives the same: recs and their mean in fp16
+    (their UNet's output under autocast), d = x - mean in fp32; per slice over its brain pixels the
+    covariance R^T R / (N - 1) of the fp16 centred rows as an fp16 product, + lambda I in fp32, the
+    fp32 inverse cast to fp16, (d @ inverse) in fp16 times d in fp32, its square root; NaN (negative
+    shares) and inf -> 0, as their test step. Dense: O(P^3) per slice, P = brain pixels.
+    """
+    check_inputs(x, recs, mask, min_recs=2)
+    n = recs.shape[0]
+    half = recs.to(torch.float16)
+    mean = half.mean(0)
+    out = torch.zeros(x.shape, dtype=torch.float32, device=x.device)
+    for k in range(x.shape[-1]):
+        inside = mask[..., k].bool()
+        if not inside.any():
+            continue
+        mu = mean[..., k][inside]
+        centred = half[..., k][:, inside] - mu  # (N, P) fp16
+        d = x[..., k][inside].float() - mu.float()
+        covariance = (centred.mT @ centred) / (n - 1)  # fp16, as autocast's matmul
+        eye = torch.eye(covariance.shape[0], dtype=torch.float32, device=x.device)
+        inverse = torch.linalg.inv(covariance.float() + regularization * eye).to(torch.float16)
+        distance = ((d.to(torch.float16) @ inverse).float() * d).sqrt()
+        out[..., k][inside] = torch.where(torch.isfinite(distance), distance, torch.zeros_like(distance))
+    return out.to(x.dtype)
+
+
 def min_max_in_mask(volume: Tensor, mask: Tensor) -> Tensor:
     """Rescale volume (*S) to [0, 1] over the voxels of mask (*S); 0 outside and if flat."""
     inside = mask.bool()
@@ -77,7 +124,9 @@ class MahalanobisScorer:
     smoothing_sigma=0 skips smoothing. Smoothing follows scipy.ndimage.gaussian_filter
     (truncate 4, reflect) as the original code; the SSIM window is skimage's (truncate 3.5),
     as the originals' torchmetrics SSIM; ssim_padding "reflect" = the originals' torch
-    reflect padding (edge not repeated), "symmetric" = skimage-exact.
+    reflect padding (edge not repeated), "symmetric" = skimage-exact. precision: `fp32` (ours,
+    default) or `fp16` (the originals' test step under fp16 autocast, `MHDPrecision`; with
+    diagonal false and reflect padding, as theirs).
     """
 
     num_reconstructions: Annotated[int, Ge(2)] = 10
@@ -87,10 +136,15 @@ class MahalanobisScorer:
     ssim_sigma: PositiveFloat = 1.0
     combine_with_ssim: bool = True
     ssim_padding: SSIMPadding = SSIMPadding.SYMMETRIC
+    precision: MHDPrecision = MHDPrecision.FP32
 
     def __post_init__(self) -> None:
         name = type(self).__name__
         object.__setattr__(self, "ssim_padding", parse_ssim_padding(self.ssim_padding))
+        object.__setattr__(self, "precision", parse_option(MHDPrecision, self.precision, f"{name}.precision"))
+        if self.precision is MHDPrecision.FP16 and (self.diagonal or self.ssim_padding is not SSIMPadding.REFLECT):
+            raise UserInputError(f"{name}: precision fp16 reproduces the originals' dense MHD and their SSIM "
+                                 "(reflect padding); use it with diagonal: false and ssim_padding: reflect")
         check_num_reconstructions(self.num_reconstructions, 2, name)
         if self.regularization <= 0:
             raise UserInputError(f"{name}.regularization={self.regularization}: use a value > 0")
@@ -102,6 +156,8 @@ class MahalanobisScorer:
 
     def __call__(self, x: Tensor, recs: Tensor, mask: Tensor) -> Tensor:
         """x (H, W, D), recs (N, H, W, D), mask (H, W, D) bool -> map (H, W, D)."""
+        if self.precision is MHDPrecision.FP16:
+            return self._autocast_fp16(x, recs, mask)
         mhd = mahalanobis_pixel_scores(x, recs, mask, self.regularization, self.diagonal)
         amap = min_max_in_mask(mhd, mask)
         if self.smoothing_sigma > 0:
@@ -111,3 +167,14 @@ class MahalanobisScorer:
                 1 - ssim_maps(recs.mean(0), x, (self.ssim_sigma,), spatial_dims=3, padding=self.ssim_padding)[0]
             )
         return amap * mask
+
+    def _autocast_fp16(self, x: Tensor, recs: Tensor, mask: Tensor) -> Tensor:
+        """The map as the originals' fp16-autocast test step: fp16 MHD and SSIM, the rest in fp32."""
+        mhd = autocast_fp16_pixel_scores(x.float(), recs, mask, self.regularization)
+        amap = min_max_in_mask(mhd, mask)
+        if self.smoothing_sigma > 0:
+            amap = gaussian_filter(amap, self.smoothing_sigma)
+        if self.combine_with_ssim:
+            reference = recs.to(torch.float16).mean(0).float()  # their fp16 mean reconstruction
+            amap = amap * (1 - autocast_fp16_ssim_map(reference, x.float(), self.ssim_sigma))
+        return (amap * mask).to(x.dtype)

@@ -118,6 +118,51 @@ def ssim_maps(
     return maps[0]
 
 
+def _autocast_fp16_kernel(sigma: float, truncate: float, device: torch.device) -> Tensor:
+    """The originals' 3D Gaussian window under fp16 autocast: 1D kernels in fp32 (torchmetrics'
+    `_gaussian`), x-y outer product as an fp16 matmul, times z in fp32, cast to fp16 by conv3d."""
+    radius = gaussian_radius(sigma, truncate)
+    dist = torch.arange(-radius, radius + 1, dtype=torch.float32, device=device)
+    gauss = torch.exp(-torch.pow(dist / sigma, 2) / 2)
+    g = gauss / gauss.sum()
+    xy = g.to(torch.float16)[:, None] * g.to(torch.float16)[None, :]  # fp16 x fp16 -> fp16
+    return (xy.float()[..., None] * g).to(torch.float16)
+
+
+def autocast_fp16_ssim_map(preds: Tensor, target: Tensor, sigma: float = 1.0, k1: float = 0.01, k2: float = 0.03,
+                           truncate: float = 3.5) -> Tensor:
+    """The originals' 3D SSIM map (torchmetrics `_ssim_update`, reflect padding, data range of the
+    inputs, full image) as their fp16-autocast test step computes it -> (H, W, D) float32.
+
+    Explicit casts for CUDA autocast's rules, so any device gives the same: the five moments and
+    the window enter the Gaussian conv3d as fp16 and leave it as fp16 (fp32 sums); squares of the
+    means in fp32 (autocast's pow), mu_x mu_y and sigma_xy in fp16, the rest in fp32. Dense
+    conv3d, as theirs: the fp16 window is not separable.
+    """
+    if preds.ndim != 3 or preds.shape != target.shape:
+        raise ValueError(f"preds {tuple(preds.shape)} and target {tuple(target.shape)} must both be (H, W, D)")
+    p, t = preds.float(), target.float()
+    data_range = torch.maximum(p.max() - p.min(), t.max() - t.min())
+    c1, c2 = (k1 * data_range) ** 2, (k2 * data_range) ** 2
+    kernel = _autocast_fp16_kernel(sigma, truncate, p.device)
+    pad = kernel.shape[0] // 2
+    if pad >= min(p.shape):
+        raise ValueError(f"reflect padding by {pad} needs every axis longer than that, got {tuple(p.shape)}")
+    moments = F.pad(torch.stack([p, t])[:, None], (pad,) * 6, mode="reflect")
+    p, t = moments[0], moments[1]
+    moments = torch.stack([p, t, p * p, t * t, p * t])  # (5, 1, ...) fp32, as theirs
+    half = moments.to(torch.float16).float()
+    out = F.conv3d(half, kernel.float()[None, None]).to(torch.float16).float()[:, 0]  # fp16 conv3d, fp32 sums
+    ux, uy, uxx, uyy, uxy = out.unbind(0)
+    ux2, uy2 = ux.square(), uy.square()  # fp32 (autocast's pow)
+    uxuy = (ux * uy).to(torch.float16).float()  # fp16 x fp16
+    vxy = (uxy - uxuy).to(torch.float16).float()
+    upper = 2 * vxy + c2
+    lower = (uxx - ux2) + (uyy - uy2) + c2
+    first = (2 * uxuy + c1.to(torch.float16).float()).to(torch.float16).float()  # fp16 + a 0-dim fp32 -> fp16
+    return (first * upper) / ((ux2 + uy2 + c1) * lower)
+
+
 def softmin_ensemble(maps: Tensor) -> Tensor:
     """Per-voxel softmin-weighted mean of SSIM maps (K, *S): sum_k w_k S_k, w = softmax(-S)."""
     return torch.linalg.vecdot(torch.softmax(-maps, dim=0), maps, dim=0)

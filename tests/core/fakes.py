@@ -24,6 +24,7 @@ class SyntheticDataModule:
     def __init__(self, n_train: int = 32, n_val: int = 8, size: int = 16, batch_size: int = 8):
         self.batch_size = batch_size
         self.num_workers = 0
+        self.drop_last = False
         self._train = SyntheticSlices(n_train, size)
         self._val = SyntheticSlices(n_val, size, offset=1)
 

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from benchmarks.bench_evaluation import HealthyVolumes, Smoothing, SyntheticVolumes
-from core.evaluation.evaluator import AnomalyDetectionEvaluator
+from core.evaluation.evaluator import AnomalyDetectionEvaluator, EvaluationContext
 from core.evaluation.pipeline import ScoringSpec
 from core.evaluation.settings import DataRoles, DetectionSettings, OutputSettings
 from core.evaluation.thresholds import ThresholdSettings
@@ -21,8 +21,8 @@ SHAPE = (32, 32, 8)  # the box rule reads any shape: the union of boxes is the l
 def _evaluate(tmp_path, unit: str) -> dict:
     test = SyntheticVolumes(6, SHAPE, 1)
     evaluator = AnomalyDetectionEvaluator(
-        model=Smoothing(), device=torch.device("cpu"), seed=0,
-        datasets={"test": test, "healthy": HealthyVolumes(3, SHAPE, 3)}, scoring=ScoringSpec(L1Scorer()),
+        context=EvaluationContext(Smoothing(), torch.device("cpu"), {"test": test, "healthy": HealthyVolumes(3, SHAPE, 3)}),
+        seed=0, scoring=ScoringSpec(L1Scorer()),
         roles=DataRoles(healthy_validation="healthy", healthy_test="healthy"),
         outputs=OutputSettings(figure_cases=0, save_maps=False), detection=DetectionSettings(unit=unit),
         thresholds=ThresholdSettings(fixed=[0.009], oracle=False))
@@ -80,7 +80,7 @@ def _ra_images(n: int = 5) -> list[Volume]:
 
 def _evaluate_images(tmp_path, images, fixed, unboxed: str = "skip") -> dict:
     evaluator = AnomalyDetectionEvaluator(
-        model=torch.nn.Identity(), device=torch.device("cpu"), seed=0, datasets={"test": images},
+        context=EvaluationContext(torch.nn.Identity(), torch.device("cpu"), {"test": images}), seed=0,
         scoring=ScoringSpec(_MapIsImage()), outputs=OutputSettings(figure_cases=0, save_maps=False),
         detection=DetectionSettings(unit="box", unboxed_images=unboxed), thresholds=ThresholdSettings(fixed=fixed, oracle=False, fpr_levels=()))
     return evaluator.run(tmp_path).sets["test"].metrics

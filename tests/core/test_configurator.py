@@ -93,7 +93,7 @@ def test_constructor_keywords_follow_kwargs_into_bases():
     from core.evaluation.evaluator import AnomalyDetectionEvaluator
 
     names, open_ended = constructor_keywords(AnomalyDetectionEvaluator)
-    assert {"scoring", "roles", "model", "datasets"} <= names and not open_ended
+    assert {"scoring", "roles", "context", "seed"} <= names and not open_ended
 
 
 def test_merge_configs_merges_mappings_and_replaces_the_rest():

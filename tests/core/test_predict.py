@@ -224,6 +224,60 @@ def test_describe_writes_the_runs_true_grid_and_thresholds_and_predict_uses_them
     assert scored_shapes == [(64, 64, 6), (64, 64, 9)]
 
 
+RESIZED = [64, 64, 4]  # an evaluation grid the demo volumes (64 x 64 x 6 on disk) are resampled to
+
+
+def test_describe_records_a_resized_evaluation_grid_and_predict_scores_on_it(trained_run, tmp_path, capsys, monkeypatch):
+    """An evaluation whose preprocessing resamples the volumes (target_shape): describe records the
+    evaluated grid and its preprocessing, not the files' shape, and predict brings a scan of the
+    evaluated set, and a raw scan of another size, onto that grid: the evaluated set's maps to the digit."""
+    from core.evaluation.pipeline import ScoringPipeline
+
+    resize = f"downstream_tasks.{TASK}.data_loader.params.preprocessing.target_shape=[{', '.join(map(str, RESIZED))}]"
+    assert uad(["test", "--model", str(trained_run), "--quiet", "--output_root", str(tmp_path / "runs"), "--set", resize]) == 0
+    (evaluated,) = [p.parent for p in (tmp_path / "runs").rglob("results.json")]
+    state = torch.load(trained_run / "checkpoints" / "best_model.pt", map_location="cpu", weights_only=True)
+    torch.save({"model_weights": state["model_weights"], "epoch": state["epoch"]}, tmp_path / "bare.pt")
+    assert uad(["describe", str(evaluated), "--weights", str(tmp_path / "bare.pt"), "--out", str(tmp_path / "described.pt")]) == 0
+    record = torch.load(tmp_path / "described.pt", map_location="cpu", weights_only=True)["evaluation"][TASK]
+    assert record["input_grid"]["shape"] == RESIZED  # the evaluated grid, not the files' 64 x 64 x 6
+    assert record["input_grid"]["preprocessing"]["target_shape"] == RESIZED
+    results = json.loads((evaluated / "results.json").read_text())[TASK][TEST]
+    assert record["thresholds"][TEST] == {k: v for k, v in results["thresholds"].items() if k != "oracle_dice"}
+
+    scored: dict[str, np.ndarray] = {}
+    score = ScoringPipeline.score
+
+    def spy(self, volume, *key):
+        out = score(self, volume, *key)
+        scored[volume.name] = out.amap.copy()
+        return out
+
+    monkeypatch.setattr(ScoringPipeline, "score", spy)
+    data_root = Path(yaml.safe_load((trained_run / "config.yaml").read_text())["data_root"])
+    assert uad(["predict", "--model", str(tmp_path / "described.pt"), "--input", str(data_root / "splits" / f"{TEST}.csv"),
+                "--data-root", str(data_root), "--output", str(tmp_path / "pred"), "--threshold", "val_dice", "--no-png",
+                "--no-report"]) == 0
+    rows = list(csv.DictReader((tmp_path / "pred" / "predictions.csv").open()))
+    assert [r["status"] for r in rows] == ["done"] * len(rows) and set(scored) == {r["scan"] for r in rows}
+    files = {r["img_name"]: r["img_path"] for r in csv.DictReader((data_root / "splits" / f"{TEST}.csv").open())}
+    assert float(rows[0]["threshold"]) == pytest.approx(results["thresholds"]["val_dice"]["value"], rel=1e-5)
+    for row in rows:
+        ours = scored[row["scan"]]
+        theirs = np.asarray(nib.load(evaluated / TASK / "anomaly_maps" / TEST / f"{row['scan']}_anomaly_map.nii.gz").dataobj)
+        assert list(ours.shape) == RESIZED and theirs.shape == ours.shape
+        np.testing.assert_allclose(ours, theirs, atol=1e-6)  # scored as the evaluation scored it
+        raw = nib.load(data_root / files[row["scan"]]).shape
+        assert nib.load(row["map_path"]).shape == raw and list(raw) != RESIZED  # written back in the scan's own grid
+
+    image, _, affine = phantom((60, 70, 40), 1.0)  # a raw scan of another size goes onto the recorded grid too
+    nib.save(nib.Nifti1Image(image, affine), tmp_path / "raw.nii.gz")
+    assert uad(["predict", "--model", str(tmp_path / "described.pt"), "--input", str(tmp_path / "raw.nii.gz"), "--output",
+                str(tmp_path / "raw_out"), "--threshold", "val_dice", "--no-png", "--no-report", "--skull-strip", "none",
+                "--no-registration"]) == 0
+    assert list(scored["raw"].shape) == RESIZED and nib.load(tmp_path / "raw_out" / "raw_anomaly_map.nii.gz").shape == image.shape
+
+
 def test_describe_reads_a_run_folder_written_before_metadata_version_2(trained_run, tmp_path):
     """An older run folder: no threshold records or grid in results.json; both are read off its
     `threshold@` metrics and written maps."""

@@ -8,7 +8,7 @@ import tracemalloc
 import torch
 
 from benchmarks.bench_evaluation import HealthyVolumes, Smoothing, SyntheticVolumes
-from core.evaluation.evaluator import AnomalyDetectionEvaluator
+from core.evaluation.evaluator import AnomalyDetectionEvaluator, EvaluationContext
 from core.evaluation.pipeline import ScoringSpec
 from core.evaluation.settings import DataRoles, OutputSettings
 from dl_utils.run_logger import configure_logging, logging_scope
@@ -21,9 +21,9 @@ SHAPE = (48, 48, 16)  # 147 KB per float32 map
 
 def _peak_bytes(count: int, tmp_path) -> tuple[int, dict]:
     evaluator = AnomalyDetectionEvaluator(
-        model=Smoothing(), device=torch.device("cpu"), seed=0,
-        datasets={"test": SyntheticVolumes(count, SHAPE, 1), "val": SyntheticVolumes(3, SHAPE, 2),
-                  "healthy": HealthyVolumes(3, SHAPE, 3)},
+        context=EvaluationContext(Smoothing(), torch.device("cpu"), {"test": SyntheticVolumes(count, SHAPE, 1),
+                                  "val": SyntheticVolumes(3, SHAPE, 2), "healthy": HealthyVolumes(3, SHAPE, 3)}),
+        seed=0,
         scoring=ScoringSpec(L1Scorer(), binary_postprocessing=[RemoveSmallComponents()]),
         roles=DataRoles(labelled_validation="val", healthy_validation="healthy", healthy_test="healthy"),
         outputs=OutputSettings(figure_cases=1, save_maps=False))

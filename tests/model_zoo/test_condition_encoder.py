@@ -30,3 +30,16 @@ def test_encoder_output_shape():
 def test_unknown_arch_raises():
     with pytest.raises(ValueError, match="resnet101"):
         ConditionEncoder("resnet101")
+
+
+@pytest.mark.parametrize("arch", ["resnet18", "resnet50"])  # BasicBlock, Bottleneck (conv3 / bn3)
+def test_residual_block_with_drop_path_keeps_the_blocks_operations(arch):
+    """With a drop rate that drops nothing, the stochastic-depth block equals torchvision's own block."""
+    from model_zoo.condition_encoder import residual_block
+
+    torch.manual_seed(0)
+    block = build_resnet_backbone(arch).layer2[0].train()
+    for p in block.parameters():  # the zero-initialised last BN would hide the residual branch
+        torch.nn.init.normal_(p, 0.5, 0.1)
+    x = torch.rand(2, block.conv1.in_channels, 8, 8)
+    torch.testing.assert_close(residual_block(block, x, drop_prob=1e-12), block(x))

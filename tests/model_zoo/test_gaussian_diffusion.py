@@ -86,7 +86,7 @@ def test_training_loss_is_zero_for_an_oracle(target, loss):
 def test_reconstruction_modes_with_oracle_return_x0(mode, target):
     d = GaussianDiffusion(target=target)
     x0 = torch.rand(2, 1, 8, 8) * 1.8 - 0.9
-    rec = d.reconstruct(_oracle(d, x0), x0, GaussianNoise(), mode=mode, t_test=300, sampling_steps=7, eta=0.5)
+    rec = d.noise_and_denoise(_oracle(d, x0), x0, GaussianNoise(), mode=mode, t_test=300, sampling_steps=7, eta=0.5)
     assert rec.shape == x0.shape
     torch.testing.assert_close(rec, x0, atol=2e-3, rtol=0)
 
@@ -100,7 +100,7 @@ def test_ensemble_runs_all_levels_in_one_batch():
         calls.append(t.tolist())
         return torch.zeros_like(x_t)
 
-    d.reconstruct(net, x0, GaussianNoise(), mode="ensemble", ensemble_levels=(250, 500, 750))
+    d.noise_and_denoise(net, x0, GaussianNoise(), mode="ensemble", ensemble_levels=(250, 500, 750))
     assert calls == [[249, 249, 499, 499, 749, 749]]  # levels count steps 1..T, index = level - 1
 
 
@@ -114,7 +114,7 @@ def test_step_indices_and_max_batch():
         sizes.append(x_t.shape[0])
         return x_t
 
-    d.reconstruct(net, torch.zeros(5, 1, 4, 4), GaussianNoise(), max_batch=2)
+    d.noise_and_denoise(net, torch.zeros(5, 1, 4, 4), GaussianNoise(), max_batch=2)
     assert sizes == [2, 2, 1]
 
 
@@ -122,6 +122,6 @@ def test_invalid_options_raise():
     with pytest.raises(ValueError, match="beta_schedule"):
         GaussianDiffusion(beta_schedule="quadratic")
     with pytest.raises(ValueError, match="reconstruction_mode"):
-        GaussianDiffusion().reconstruct(lambda *a: a[0], torch.zeros(1, 1, 4, 4), GaussianNoise(), mode="magic")
+        GaussianDiffusion().noise_and_denoise(lambda *a: a[0], torch.zeros(1, 1, 4, 4), GaussianNoise(), mode="magic")
     with pytest.raises(ValueError, match="outside"):
-        GaussianDiffusion().reconstruct(lambda *a: a[0], torch.zeros(1, 1, 4, 4), GaussianNoise(), t_test=0)
+        GaussianDiffusion().noise_and_denoise(lambda *a: a[0], torch.zeros(1, 1, 4, 4), GaussianNoise(), t_test=0)

@@ -3,7 +3,8 @@
 import pytest
 import torch
 
-from model_zoo.noise import GaussianNoise, SimplexNoise
+from model_zoo.noise import GaussianNoise, NoiseSource, SimplexNoise
+from tests.project_classes import classes_in, provides, satisfies
 
 
 def _g(seed: int = 0) -> torch.Generator:
@@ -61,3 +62,40 @@ def test_gaussian_statistics():
 def test_invalid_simplex_parameters_raise():
     with pytest.raises(ValueError):
         SimplexNoise(octaves=0)
+
+
+# ---- the NoiseSource contract, over every noise source of model_zoo/ (discovered) ----------------
+def _draws_noise(cls: type) -> bool:
+    """A class of model_zoo/ with a `sample` method: a noise source, whose contract is `NoiseSource`
+    (discovered by `sample` alone, so one lacking `shared_per_call` is found and fails below)."""
+    return provides(cls, "sample", method=True) and not getattr(cls, "_is_protocol", False)
+
+
+NOISE_SOURCES = classes_in("model_zoo", _draws_noise)
+SHARED = {"GaussianNoise": False, "SimplexNoise": False, "OpenSimplexNoise": True}  # default construction
+
+
+def test_every_noise_source_is_listed_here():
+    assert set(NOISE_SOURCES) == set(SHARED), f"add {sorted(set(NOISE_SOURCES) - set(SHARED))} to SHARED"
+
+
+def test_discovery_finds_a_noise_source_missing_a_member():
+    class _NoFlag:
+        def sample(self, shape, *, device=None, dtype=torch.float32, generator=None):
+            return torch.zeros(shape)
+
+    assert _draws_noise(_NoFlag) and not satisfies(_NoFlag, NoiseSource) and not isinstance(_NoFlag(), NoiseSource)
+
+
+@pytest.mark.parametrize("name", sorted(SHARED))
+def test_noise_source_contract(name):
+    cls = NOISE_SOURCES[name]
+    assert satisfies(cls, NoiseSource)
+    noise = cls()
+    assert isinstance(noise, NoiseSource) and noise.shared_per_call is SHARED[name]
+    for dtype in (torch.float32, torch.float64):
+        a = noise.sample((3, 1, 16, 16), dtype=dtype, generator=_g(7))
+        assert a.shape == (3, 1, 16, 16) and a.dtype == dtype and torch.isfinite(a).all()
+        assert torch.equal(a, noise.sample((3, 1, 16, 16), dtype=dtype, generator=_g(7)))  # the generator decides
+    shared = torch.equal(a[0], a[1]) and torch.equal(a[0], a[2])
+    assert shared is noise.shared_per_call  # the flag says what a draw does

@@ -120,6 +120,7 @@ def test_ssim_and_mhd_paper_scorers_pad_as_the_originals():
     assert ssim["class_name"] == "SSIMEnsembleScorer" and ssim["params"]["padding"] == "reflect"
     mhd = load_config(MHD_PAPER)["downstream_tasks"]["anomaly_detection"]["params"]["scoring"]
     assert mhd["scorer"]["params"]["ssim_padding"] == "reflect" and mhd["scorer"]["params"]["num_reconstructions"] == 10
+    assert mhd["scorer"]["params"]["precision"] == "fp16"  # the originals' fp16 autocast MHD and SSIM (test_mahalanobis.py)
     assert mhd["map_postprocessing"] == [] and mhd["binary_postprocessing"] == []
 
 

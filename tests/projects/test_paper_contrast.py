@@ -204,3 +204,53 @@ def test_paper_configs_on_the_authors_own_csvs(path):
         facts = AUTHORS_SPLITS["splits"][FOLD0_CSVS[key]]
         rows = read_volume_split(f"splits/{FOLD0_CSVS[key]}", splits.parent, reader["mode"], reader["keep_list"])
         assert len(rows) == facts["rows_t2"], key
+
+
+# Recorded from the originals (as data, not their code): their MSLUB datamodules' img_path rewrite
+# under mode t2 (src/datamodules/Datamodules_eval.MSLUB, pandas str.replace) applied to their own
+# MSLUB CSV row of patient13 (C Data/splits/MSLUB_test.csv), and where their preparation puts the
+# T2 scan. C = Conditioned-Diffusion-Models-UAD @ c5904a7, M = Mahalanobis-Unsupervised-Anomaly-
+# Detection @ c968b2b, S = Ensembled-SSIM-for-Unsupervised-Anomaly-Detection @ 06da200.
+MSLUB_ROW = "/Test/MSLUB/t1/patient13_t1.nii.gz"
+MSLUB_REWRITES = {
+    "C": "/Test/MSLUB/t1/patient13_t2.nii.gz",  # 'uniso/t1' -> 'uniso/t2' (no row has it), 't1.nii.gz' -> 't2.nii.gz'
+    "M": "/Test/MSLUB/t2/patient13_t2.nii.gz",  # 'MSLUB/t1' -> 'MSLUB/t2', 't1.nii.gz' -> 't2.nii.gz'
+    "S": "/Test/MSLUB/t2/patient13_t2.nii.gz",  # as M
+    "whole-path replace": "/Test/MSLUB/t2/patient23_t2.nii.gz",  # their IXI / BraTS rewrite, str.replace('t1', 't2')
+}
+# C preprocessing/prepare_MSLUB.sh: resample.py -o $DATA_DIR/v1resampled/MSLUB/t2, files renamed
+# `${file%_T2W.nii.gz}_t2.nii.gz`, then hd-bet, registration (--modality=_t2) and cut.py -mode t2,
+# which writes <out>/t2/<id>_t2.nii.gz; C README's data layout lists Test/MSLUB/{mask,t2,seg}.
+MSLUB_PREPARED_T2 = "Test/MSLUB/t2/patient13_t2.nii.gz"
+# their 30 MSLUB rows (val 10, test 20) are all /Test/MSLUB/t1/patientNN_t1.nii.gz; 10 of them
+# (patient10 ... patient19) name a subject with 't1' inside its name, where the whole-path replace
+# reads another subject (patient13 -> patient23). Over all 7907 img_path rows of the three
+# repositories' split CSVs, ours equals their rewrite of that data set (M / S for MSLUB) on every row.
+
+
+def test_mslub_t2_path_is_where_their_preparation_writes_it(tmp_path):
+    """Ours follows M and S (the later repositories): the folder `t1` and the file's `t1` become t2,
+    which is where C's own prepare_MSLUB.sh writes the T2 scan. C's rewrite keeps the folder
+    `MSLUB/t1/`, where their preparation writes nothing (their release would stop on a missing
+    file); the whole-path replace their IXI and BraTS rewrite uses would read patient23's scan as
+    patient13 (10 of their 30 MSLUB rows). So the paper configs read M's path, not C's."""
+    from data.csv_splits import contrast_path, read_volume_split
+
+    ours = contrast_path(MSLUB_ROW, "t2")
+    assert ours == MSLUB_REWRITES["M"] == MSLUB_REWRITES["S"] == "/" + MSLUB_PREPARED_T2
+    assert ours not in (MSLUB_REWRITES["C"], MSLUB_REWRITES["whole-path replace"])
+    brain = np.zeros((8, 8, 4), np.float32)
+    brain[2:6, 2:6, 1:3] = 1
+    for patient, value in (("patient13", 0.5), ("patient23", 0.9)):  # their layout after prepare_MSLUB.sh
+        save_nifti(tmp_path / f"Test/MSLUB/t2/{patient}_t2.nii.gz", brain * value, np.eye(4))
+        save_nifti(tmp_path / f"Test/MSLUB/t1/{patient}_t1.nii.gz", brain, np.eye(4))
+        save_nifti(tmp_path / f"Test/MSLUB/mask/{patient}_mask.nii.gz", brain > 0, np.eye(4))
+        save_nifti(tmp_path / f"Test/MSLUB/seg/{patient}_seg.nii.gz", brain > 0, np.eye(4))
+    (tmp_path / "MSLUB_test.csv").write_text(
+        ",img_name,age,sex,ms_type,label,img_path,mask_path,seg_path,Agegroup\n"
+        f"12,patient13,26,M,RR,1,{MSLUB_ROW},/Test/MSLUB/mask/patient13_mask.nii.gz,/Test/MSLUB/seg/patient13_seg.nii.gz,1.0\n")
+    (row,) = read_volume_split("MSLUB_test.csv", tmp_path, "t2")
+    assert row.img_path == tmp_path / MSLUB_PREPARED_T2
+    assert not (tmp_path / MSLUB_REWRITES["C"].lstrip("/")).exists()
+    volume = VolumeSet("MSLUB_test.csv", str(tmp_path), {"crop_shape": None, "percentiles": None, "target_shape": None}, mode="t2")[0]
+    assert float(volume.image.max()) == pytest.approx(0.5)  # patient13's T2, not patient23's (0.9) nor its T1 (1.0)

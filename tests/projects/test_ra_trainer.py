@@ -124,7 +124,7 @@ class _Slices(Dataset):
 
 
 class _DataModule:
-    batch_size, num_workers = 2, 0
+    batch_size, num_workers, drop_last = 2, 0, False
 
     def train_dataset(self) -> Dataset:
         return _Slices(4)

@@ -6,7 +6,7 @@ import torch
 
 from benchmarks.bench_evaluation import HealthyVolumes, Smoothing, SyntheticVolumes
 from core.config.builder import ComponentBuilder
-from core.evaluation.evaluator import AnomalyDetectionEvaluator
+from core.evaluation.evaluator import AnomalyDetectionEvaluator, EvaluationContext
 from core.evaluation.legacy import FLAT_KEYS
 from core.evaluation.settings import DataRoles, DetectionSettings, OutputSettings
 from core.evaluation.thresholds import ThresholdSettings
@@ -27,8 +27,8 @@ def _evaluator(params: dict, tmp_path):
     spec = {"module_name": "core.DownstreamEvaluator", "class_name": "AnomalyDetectionEvaluator", "params": params}
     datasets = {"test": SyntheticVolumes(3, (16, 16, 4), 1), "val": SyntheticVolumes(2, (16, 16, 4), 2),
                 "healthy": HealthyVolumes(2, (16, 16, 4), 3)}
-    return ComponentBuilder("test.yaml").build(spec, "downstream_tasks.detection", model=Smoothing(),
-                                               device=torch.device("cpu"), datasets=datasets, seed=0)
+    return ComponentBuilder("test.yaml").build(spec, "downstream_tasks.detection", seed=0,
+                                               context=EvaluationContext(Smoothing(), torch.device("cpu"), datasets))
 
 
 def test_flat_params_are_grouped():

@@ -8,6 +8,7 @@ import re
 from pathlib import Path
 
 from core.commands import predict
+from core.config.builder import constructor_keywords
 from core.evaluation import evaluator
 from core.evaluation.evaluator import AnomalyDetectionEvaluator
 
@@ -16,9 +17,42 @@ THRESHOLDS = ROOT / "core" / "evaluation" / "thresholds.py"
 RULE_KEY = re.compile(r"""["'@](val_dice|oracle_dice|fpr_[0-9{]|fixed_[0-9{]|threshold@)""")
 
 
+MAX_EVALUATOR_INPUTS = 8
+
+
+def _inputs(cls: type) -> tuple[set[str], bool]:
+    """(every keyword `cls(...)` takes, those forwarded to base classes through `**kwargs` included;
+    whether its own `__init__` hides some behind `*args` / `**kwargs`)."""
+    names, open_ended = constructor_keywords(cls)
+    assert not open_ended, f"{cls.__name__} forwards **kwargs that no base class names"
+    hidden = any(p.kind in (inspect.Parameter.VAR_KEYWORD, inspect.Parameter.VAR_POSITIONAL)
+                 for p in inspect.signature(vars(cls)["__init__"]).parameters.values())
+    return names, hidden
+
+
 def test_the_evaluator_takes_a_handful_of_grouped_parameters():
-    params = [p for p in inspect.signature(AnomalyDetectionEvaluator.__init__).parameters if p != "self"]
-    assert len(params) <= 8, params
+    """Counted with what it forwards to DownstreamEvaluator, and stated in its own signature."""
+    names, hidden = _inputs(AnomalyDetectionEvaluator)
+    assert len(names) <= MAX_EVALUATOR_INPUTS, sorted(names)
+    assert not hidden, "state the evaluator's inputs in its signature, not behind **kwargs"
+    assert names == set(inspect.signature(AnomalyDetectionEvaluator).parameters)
+
+
+class _Base:
+    def __init__(self, *, model, device, datasets, seed=0):
+        pass
+
+
+class _Hiding(_Base):  # five of its own, four more passed on unseen
+    def __init__(self, *, scoring, roles=None, thresholds=None, detection=None, outputs=None, **kwargs):
+        super().__init__(**kwargs)
+
+
+def test_the_count_sees_parameters_forwarded_to_a_base_class():
+    names, hidden = _inputs(_Hiding)
+    assert len(names) == 9 and {"model", "device", "datasets", "seed"} <= names and hidden
+    names, hidden = _inputs(_Base)
+    assert len(names) == 4 and not hidden
 
 
 def test_the_key_pattern_sees_keys_after_a_quote_or_inside_a_metric_name():

@@ -3,7 +3,6 @@ key once, and knows whether it counts detections and whether predict may use it.
 test runs over every `ThresholdRule` of core/evaluation/thresholds.py, discovered."""
 from __future__ import annotations
 
-import inspect
 from dataclasses import dataclass, field
 from types import SimpleNamespace
 
@@ -19,6 +18,7 @@ from core.evaluation.thresholds import (
     HealthyFPR,
     OracleDice,
     RuleKind,
+    ThresholdRule,
     ThresholdSettings,
     ValidationDice,
     fit_all,
@@ -26,6 +26,7 @@ from core.evaluation.thresholds import (
     legacy_thresholds_from_metrics,
     metric_key,
 )
+from tests.project_classes import classes_in, satisfies
 
 
 @dataclass
@@ -55,14 +56,13 @@ def _data(test=None, val=None, healthy=None, quantiles=None) -> FitData:
     return FitData(test or FakeSet("test"), val, healthy, _pooled_dice, lambda s: summary)
 
 
-RULES = [cls for _, cls in inspect.getmembers(thresholds, inspect.isclass)
-         if cls.__module__ == thresholds.__name__ and isinstance(getattr(cls, "kind", None), RuleKind)]
+RULES = list(classes_in("core", lambda cls: satisfies(cls, ThresholdRule)).values())  # whatever their shape
 INSTANCES = {"ValidationDice": ValidationDice(), "HealthyFPR": HealthyFPR(0.05), "OracleDice": OracleDice(),
              "FixedValue": FixedValue(0.009)}
 
 
 def test_every_rule_is_covered():
-    assert {cls.__name__ for cls in RULES} == set(INSTANCES)
+    assert {cls.__name__ for cls in RULES} == set(INSTANCES) and set(thresholds.RULES) == set(RULES)
     assert dict(thresholds.RULES_BY_KIND) == {cls.kind: cls for cls in RULES} and set(thresholds.RULES_BY_KIND) == set(RuleKind)
 
 
@@ -123,3 +123,22 @@ def test_results_of_before_version_2_are_read_off_their_metric_names():
     assert {k: (t.kind, t.value, t.level) for k, t in found.items()} == {
         "val_dice": (RuleKind.VAL_DICE, 0.2, None), "fpr_5%": (RuleKind.HEALTHY_FPR, 0.3, 0.05),
         "fixed_0.009": (RuleKind.FIXED, 0.009, None), "oracle_dice": (RuleKind.ORACLE, 0.25, None)}
+
+
+def test_discovery_finds_a_rule_whatever_its_shape():
+    """A rule written as a plain class (kind set in __init__, key an attribute) is found, so it
+    cannot escape `test_every_rule_is_covered`; a class lacking `fit` is not a rule."""
+    class _PlainRule:
+        counts_detections = usable_by_predict = False
+        healthy_quantiles = ()
+
+        def __init__(self):
+            self.kind, self.key = RuleKind.FIXED, "fixed_1"
+
+        def fit(self, data):
+            return None
+
+    class _NoFit(_PlainRule):
+        fit = None
+
+    assert satisfies(_PlainRule, ThresholdRule) and not satisfies(_NoFit, ThresholdRule)

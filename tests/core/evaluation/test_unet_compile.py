@@ -11,7 +11,7 @@ from torch import nn
 from benchmarks.bench_evaluation import HealthyVolumes, SyntheticVolumes
 from core.evaluation import pipeline as pipeline_module
 from core.evaluation import unet_compile
-from core.evaluation.evaluator import AnomalyDetectionEvaluator
+from core.evaluation.evaluator import AnomalyDetectionEvaluator, EvaluationContext
 from core.evaluation.pipeline import InferenceSettings, ScoringSpec
 from core.evaluation.settings import DataRoles, OutputSettings
 from core.evaluation.unet_compile import check_setting, reconstruction_tflop, repeat_decision, should_compile, toolchain_missing
@@ -133,8 +133,8 @@ def test_evaluator_compiles_only_above_the_threshold(monkeypatch, tmp_path, min_
     model = _tiny_ddpm()
     unet = model.unet
     evaluator = AnomalyDetectionEvaluator(
-        model=model, device=CPU, seed=0,
-        datasets={"test": SyntheticVolumes(2, (16, 16, 4), 1), "healthy": HealthyVolumes(2, (16, 16, 4), 3)},
+        context=EvaluationContext(model, CPU, {"test": SyntheticVolumes(2, (16, 16, 4), 1), "healthy": HealthyVolumes(2, (16, 16, 4), 3)}),
+        seed=0,
         scoring=ScoringSpec(L1Scorer(), inference=InferenceSettings(compile_min_tflop=min_tflop)),
         roles=DataRoles(healthy_validation="healthy"), outputs=OutputSettings(figure_cases=0, save_maps=False))
     result = evaluator.run(tmp_path)

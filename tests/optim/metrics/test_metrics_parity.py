@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 import torch
 
-from core.evaluation.evaluator import AnomalyDetectionEvaluator
+from core.evaluation.evaluator import AnomalyDetectionEvaluator, EvaluationContext
 from core.evaluation.outputs import write_per_volume
 from core.evaluation.pipeline import ScoringSpec
 from core.evaluation.settings import DataRoles, OutputSettings
@@ -79,8 +79,8 @@ def _volumes(pairs, prefix):
 def test_paper_protocol_equals_the_originals(tmp_path):
     val, test = fixture()
     evaluator = AnomalyDetectionEvaluator(
-        model=torch.nn.Identity(), device=torch.device("cpu"), seed=0,
-        datasets={"val": _volumes(val, "v"), "test": _volumes(test, "t")},
+        context=EvaluationContext(torch.nn.Identity(), torch.device("cpu"), {"val": _volumes(val, "v"), "test": _volumes(test, "t")}),
+        seed=0,
         scoring=ScoringSpec(MapIsImage(), binary_postprocessing=[RemoveSmallComponents(min_size=8, connectivity=26)]),
         roles=DataRoles(labelled_validation="val"),
         thresholds=ThresholdSettings(search="bisection", bisection_steps=10, oracle=False, fpr_levels=(),
@@ -109,8 +109,8 @@ def test_component_removal_inside_the_search_is_one_flag_away(tmp_path):
     that way give ORIGINAL_COMPOSED_*); one flag gives the originals' raw-map search. On this
     fixture the two searches pick different thresholds, so a flag that did nothing fails."""
     val, test = fixture()
-    kwargs = dict(model=torch.nn.Identity(), device=torch.device("cpu"), seed=0,
-                  datasets={"val": _volumes(val, "v"), "test": _volumes(test, "t")},
+    kwargs = dict(context=EvaluationContext(torch.nn.Identity(), torch.device("cpu"),
+                                            {"val": _volumes(val, "v"), "test": _volumes(test, "t")}), seed=0,
                   scoring=ScoringSpec(MapIsImage(), binary_postprocessing=[RemoveSmallComponents(min_size=8, connectivity=26)]),
                   roles=DataRoles(labelled_validation="val"), outputs=OutputSettings(figure_cases=0, save_maps=False))
     ours = AnomalyDetectionEvaluator(**kwargs, thresholds=ThresholdSettings(oracle=False, fpr_levels=())).run(tmp_path / "a").sets["test"].metrics

@@ -1,3 +1,5 @@
+from pathlib import Path
+
 import numpy as np
 import pytest
 import scipy.ndimage as ndi
@@ -6,11 +8,12 @@ import torch
 from dl_utils.errors import UserInputError
 from optim.scoring.mahalanobis import (
     MahalanobisScorer,
+    autocast_fp16_pixel_scores,
     mahalanobis_pixel_scores,
     min_max_in_mask,
 )
 from optim.scoring.mahalanobis_reference import dense_mahalanobis_pixel_scores
-from optim.scoring.ssim import ssim_maps
+from optim.scoring.ssim import autocast_fp16_ssim_map, ssim_maps
 
 
 def _inputs(n: int, seed: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -93,3 +96,90 @@ def test_needs_two_reconstructions() -> None:
     x = torch.rand(4, 4, 2)
     with pytest.raises(ValueError):
         mahalanobis_pixel_scores(x, x[None], x > 0.5)
+
+
+# The MHD original's test step under fp16 autocast (Lightning precision 16), recorded from its own
+# mh_dist and SSIM_TM modules: tests/fixtures/parity/SOURCES.md, `mhd_fp16_autocast.npz`.
+PARITY = Path(__file__).resolve().parents[2] / "fixtures/parity/mhd_fp16_autocast.npz"
+
+
+@pytest.fixture(scope="module")
+def recorded() -> dict[str, torch.Tensor]:
+    with np.load(PARITY) as data:
+        return {k: torch.from_numpy(data[k]) for k in data.files}
+
+
+def _bitwise_share(ours: torch.Tensor, theirs: torch.Tensor, where: torch.Tensor) -> float:
+    return float((ours[where] == theirs[where]).double().mean())
+
+
+def test_fp16_mhd_equals_the_originals_autocast(recorded) -> None:
+    """Their dense fp16 path (fp16 covariance product, fp32 inverse cast to fp16, fp16 d x inverse):
+    bitwise on this CPU (every brain pixel); the exact fp32 path is not, and a tie of a rounding
+    on another BLAS moves one value by about an fp16 step, hence the share and the tolerance."""
+    x, recs, mask, theirs = recorded["x"], recorded["recs"].float(), recorded["mask"], recorded["mhd"]
+    ours = autocast_fp16_pixel_scores(x, recs, mask)
+    assert ours.dtype == torch.float32 and ours[~mask].abs().max() == 0
+    assert _bitwise_share(ours, theirs, mask) >= 0.99
+    torch.testing.assert_close(ours, theirs, atol=4e-3 * float(theirs.max()), rtol=0)
+    exact = mahalanobis_pixel_scores(x, recs, mask)
+    nonzero = mask & (theirs > 0)
+    assert _bitwise_share(exact, theirs, nonzero) < 0.2  # the option is what reproduces them
+    assert float((exact - theirs).abs().max()) > 1e-3
+
+
+def test_fp16_ssim_factor_equals_the_originals_autocast(recorded) -> None:
+    """Their torchmetrics SSIM of the fp16 mean reconstruction under autocast (fp16 moments and
+    window, fp32 squares): bitwise except where a conv3d sum falls on an fp16 rounding tie (8 of
+    1092 voxels on this CPU: the order of the sums decides, one step of a moment, which the
+    variance's cancellation makes up to 0.09 of SSIM); the fp32 SSIM matches almost nowhere."""
+    x, recs, theirs = recorded["x"], recorded["recs"].float(), recorded["ssim"]
+    reference = recs.to(torch.float16).mean(0).float()
+    torch.testing.assert_close(reference, recorded["reco_mean"], atol=0, rtol=0)
+    ours = autocast_fp16_ssim_map(reference, x, sigma=1.0)
+    everywhere = torch.ones_like(x, dtype=torch.bool)
+    assert _bitwise_share(ours, theirs, everywhere) >= 0.98
+    assert float((ours - theirs).abs().mean()) < 1e-3 and float((ours - theirs).abs().max()) < 0.1
+    fp32 = ssim_maps(recs.mean(0), x, (1.0,), spatial_dims=3, padding="reflect")[0]
+    assert _bitwise_share(fp32, theirs, everywhere) < 0.05 and float((fp32 - theirs).abs().mean()) > 1e-3
+
+
+def test_fp16_scorer_reproduces_the_originals_map(recorded) -> None:
+    """The whole map (their min-max, scipy smoothing, x (1 - SSIM) x mask), precision fp16 against
+    the recorded one; the default fp32 scorer is over a hundred times farther off. Their min-max runs over the
+    whole volume, ours over the brain: equal, as a brain pixel with a negative share (here a third
+    of them) is 0 in both."""
+    x, recs, mask, theirs = recorded["x"], recorded["recs"].float(), recorded["mask"], recorded["amap"]
+    assert float(autocast_fp16_pixel_scores(x, recs, mask)[mask].min()) == 0
+    scorer = MahalanobisScorer(ssim_padding="reflect", precision="fp16")
+    ours = scorer(x, recs, mask)
+    assert ours.dtype == x.dtype and ours.shape == x.shape
+    error = float((ours - theirs).abs().mean())
+    assert error < 1e-4 and float((ours - theirs).abs().max()) < 0.01
+    default = MahalanobisScorer(ssim_padding="reflect")(x, recs, mask)
+    assert float((default - theirs).abs().mean()) > 100 * error
+
+
+def test_fp16_scorer_on_cpu_any_input_dtype(sample) -> None:
+    """fp16 products run on CPU (no autocast needed, explicit casts: the same on any device); the
+    map comes back in the input's dtype and device, finite, zero outside the brain."""
+    x, recs, mask = sample
+    noise = 0.02 * torch.rand((10, *x.shape), generator=torch.Generator().manual_seed(6), dtype=x.dtype)
+    recs = recs.repeat(3, 1, 1, 1)[:10] + noise
+    for dtype in (torch.float32, torch.float64):
+        amap = MahalanobisScorer(ssim_padding="reflect", precision="fp16")(x.to(dtype), recs.to(dtype), mask)
+        assert amap.dtype == dtype and amap.device == x.device and torch.isfinite(amap).all()
+        assert amap[~mask].abs().max() == 0 and amap[mask].max() > 0
+
+
+def test_fp16_precision_is_an_option_with_fp32_default() -> None:
+    from dl_utils.options import OptionError
+    from optim.scoring.mahalanobis import MHDPrecision
+
+    assert MahalanobisScorer().precision is MHDPrecision.FP32
+    assert MahalanobisScorer(ssim_padding="reflect", precision="fp16").precision is MHDPrecision.FP16
+    with pytest.raises(OptionError, match="fp32, fp16"):
+        MahalanobisScorer(precision="bf16")
+    for bad in ({"diagonal": True, "ssim_padding": "reflect"}, {"ssim_padding": "symmetric"}):
+        with pytest.raises(UserInputError, match="precision fp16"):
+            MahalanobisScorer(precision="fp16", **bad)

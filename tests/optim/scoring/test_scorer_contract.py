@@ -1,10 +1,12 @@
 """The Scorer protocol (optim.scoring.base), checked for every scorer of optim/scoring/.
 
-Scorers are discovered from the package (every class satisfying `Scorer`), so a new scorer
-cannot skip this test: it fails until the scorer has a factory here."""
+Scorers are discovered from the packages (every class whose instances have the `Scorer` protocol's
+members, whatever kind of class it is), so a new scorer cannot skip this test: it fails until the
+scorer has a factory here."""
 
 import dataclasses
 from types import SimpleNamespace
+from typing import ClassVar
 
 import pytest
 import torch
@@ -12,7 +14,7 @@ import torch
 from optim.scoring import IntensityDensityScorer, MahalanobisScorer, SSIMEnsembleScorer
 from optim.scoring.base import FittedOnHealthy, NeedsExternalFiles, Scorer
 from optim.scoring.ra_lpips import RAPerceptualScorer
-from tests.project_classes import classes_in
+from tests.project_classes import classes_in, satisfies
 
 
 def _fitted_intensity() -> IntensityDensityScorer:
@@ -38,14 +40,22 @@ FACTORIES = {  # class name -> instances checked (default construction unless st
 LARGE_SLICES = {"ra_lpips_random_backbone"}
 
 
+SCORER_PACKAGES = ("optim.scoring", "projects")  # where a scorer may live (a project's own scorer too)
+
+
 def _is_scorer(cls: type) -> bool:
-    return dataclasses.is_dataclass(cls) and not cls.__name__.startswith("_") \
-        and "num_reconstructions" in {f.name for f in dataclasses.fields(cls)} \
-        and any("__call__" in vars(base) for base in cls.__mro__[:-1])
+    """Instances satisfy the `Scorer` protocol's members, whatever kind of class it is (frozen
+    dataclass, plain class, ClassVar or property `num_reconstructions`, an nn.Module)."""
+    return satisfies(cls, Scorer)
+
+
+def _defines_call(cls: type) -> bool:
+    """Callable by a `__call__` of its own or a project base (an nn.Module's forward wrapper aside)."""
+    return any("__call__" in vars(klass) for klass in cls.__mro__ if klass is not object and klass.__module__ != "torch.nn.modules.module")
 
 
 def _discovered() -> dict[str, type]:
-    return classes_in("optim.scoring", _is_scorer)
+    return {name: cls for package in SCORER_PACKAGES for name, cls in classes_in(package, _is_scorer).items()}
 
 
 DISCOVERED = _discovered()
@@ -55,6 +65,60 @@ SCORERS = {label: factory for name, cases in FACTORIES.items()
 
 def test_every_scorer_has_a_factory_here():
     assert set(DISCOVERED) == set(FACTORIES), f"add {sorted(set(DISCOVERED) - set(FACTORIES))} to FACTORIES"
+
+
+def test_every_callable_class_of_the_scorer_package_is_a_scorer():
+    """A class of optim/scoring/ that scores (`__call__`) but lacks a protocol member would not be
+    discovered above: it fails here instead."""
+    callables = classes_in("optim.scoring", lambda cls: _defines_call(cls) and not getattr(cls, "_is_protocol", False))
+    assert callables and set(callables) <= set(DISCOVERED), f"not Scorers: {sorted(set(callables) - set(DISCOVERED))}"
+
+
+class _CallOnly:  # no num_reconstructions: not a Scorer
+    def __call__(self, x, recs, mask):
+        return x
+
+
+@dataclasses.dataclass(frozen=True)
+class _FieldScorer(_CallOnly):  # the usual shape: a frozen dataclass field (__call__ from a base)
+    num_reconstructions: int = 1
+
+
+class _PlainScorer(_CallOnly):  # a plain class attribute
+    num_reconstructions = 1
+
+
+class _ClassVarScorer(_CallOnly):
+    num_reconstructions: ClassVar[int] = 0
+
+
+class _PropertyScorer(_CallOnly):
+    @property
+    def num_reconstructions(self) -> int:
+        return 2
+
+
+class _InitScorer(_CallOnly):  # set on the instance only, no annotation
+    def __init__(self):
+        self.num_reconstructions = 3
+
+
+class _FrozenInitScorer(_CallOnly):  # set as a frozen dataclass's __post_init__ would
+    def __init__(self):
+        object.__setattr__(self, "num_reconstructions", 4)
+
+
+class _NumberOnly:  # not callable: not a Scorer
+    num_reconstructions = 1
+
+
+def test_discovery_finds_odd_shaped_scorers():
+    """The discovery predicate on classes of every shape that satisfies the protocol (none of
+    them escapes the contract test by not being a dataclass), and not on a class lacking a member."""
+    for cls in (_FieldScorer, _PlainScorer, _ClassVarScorer, _PropertyScorer, _InitScorer, _FrozenInitScorer):
+        assert _is_scorer(cls) and isinstance(cls(), Scorer), cls.__name__
+    for cls in (_CallOnly, _NumberOnly, Scorer):  # a member missing; the protocol itself
+        assert not _is_scorer(cls), cls.__name__
 
 
 @pytest.mark.parametrize("name", SCORERS)

@@ -1,0 +1,41 @@
+"""The evaluated grid a result records (`InputGrid.of`): the volumes' shape, and the preprocessing
+settings of a `PreprocessedSet` (what `uad predict` repeats); a plain sequence of volumes records
+the shape alone."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import torch
+
+from core.evaluation.contracts import PreprocessedSet
+from core.evaluation.result import InputGrid
+from data.preprocessing import Pipeline, VolumePreprocessor
+from data.volume import Volume
+
+
+def _volume(shape=(8, 6, 3)) -> Volume:
+    return Volume(name="v", image=torch.zeros(shape), mask=torch.ones(shape, dtype=torch.bool), seg=None, label=0,
+                  affine=np.eye(4))
+
+
+class _Preprocessed(list):
+    def __init__(self, volumes, preprocessor: VolumePreprocessor):
+        super().__init__(volumes)
+        self.preprocessor = preprocessor
+
+
+def test_a_plain_sequence_records_its_shape_alone():
+    assert InputGrid.of([_volume()]) == InputGrid((8, 6, 3), None)
+    assert InputGrid.of([]) is None and not isinstance([_volume()], PreprocessedSet)
+
+
+def test_a_preprocessed_set_records_its_settings_as_plain_values():
+    pre = VolumePreprocessor(crop_shape=None, target_shape=(8, 6, 3), pipeline=Pipeline.ZOOM)
+    volumes = _Preprocessed([_volume()], pre)
+    assert isinstance(volumes, PreprocessedSet)
+    grid = InputGrid.of(volumes)
+    assert grid.shape == (8, 6, 3) and grid.preprocessing["target_shape"] == [8, 6, 3]
+    assert grid.preprocessing["pipeline"] == "zoom" and json.loads(json.dumps(grid.preprocessing)) == grid.preprocessing
+    assert VolumePreprocessor(**grid.preprocessing) == pre  # predict rebuilds the same preprocessing from it
+    assert InputGrid.from_json(grid.to_json()) == grid
