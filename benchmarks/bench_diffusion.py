@@ -271,10 +271,11 @@ def _load_weights(path: str, *models: torch.nn.Module) -> list[torch.nn.Module]:
     return fitted
 
 
-def _checkpoint_case(args: argparse.Namespace) -> tuple[DDPM | None, ConditionalDDPM | None, Any, str]:
+def _checkpoint_case(args: argparse.Namespace) -> tuple[DDPM | None, ConditionalDDPM | None, Any, str, int]:
     """`--weights`: the checkpoint's own model (a self-describing checkpoint: built from its stored config; else
     loaded into the paper-size models) and a volume it was evaluated on: the central `--slices` slices of the
-    first volume of its first test set (`test*`, not healthy), loaded as its evaluation loads it."""
+    first volume of its first test set (`test*`, not healthy), loaded as its evaluation loads it; the slice size
+    (for a synthetic volume where it names no test set)."""
     from types import SimpleNamespace
 
     from core.config.builder import MODEL, ComponentBuilder
@@ -287,12 +288,13 @@ def _checkpoint_case(args: argparse.Namespace) -> tuple[DDPM | None, Conditional
     if not isinstance(state.get("config"), dict):  # a bare checkpoint: the paper sizes, on the synthetic volume
         ddpm, cddpm = _paper_models(args)
         fitted = _load_weights(args.weights, ddpm, cddpm)
-        return (ddpm if ddpm in fitted else None), (cddpm if cddpm in fitted else None), None, ""
+        return (ddpm if ddpm in fitted else None), (cddpm if cddpm in fitted else None), None, "", _sizes(args)["image_size"]
     builder = ComponentBuilder(f"{args.weights} (stored config)")
     config = builder.upgrade(checkpoint_metadata.read(state, args.weights))
     model = builder.build(config["model"], "model", expected=MODEL)
     load_model_weights(model, state, args.weights)
     model.eval()
+    size = int((config["model"].get("params") or {}).get("image_size", SIZE))
     volume, where = None, ""
     for task, spec in (config.get("downstream_tasks") or {}).items():
         if not isinstance(spec, dict) or "data_loader" not in spec:
@@ -310,10 +312,15 @@ def _checkpoint_case(args: argparse.Namespace) -> tuple[DDPM | None, Conditional
         where = f"test volume {found.name} of {task} / {name}, slices {start}-{start + volume.image.shape[-1] - 1}"
         break
     if isinstance(model, ConditionalDDPM):
-        return None, model, volume, where
+        return None, model, volume, where, size
     if isinstance(model, DDPM):
-        return model, None, volume, where
+        return model, None, volume, where, size
     raise SystemExit(f"{args.weights}: a {type(model).__name__}, not a DDPM or cDDPM")
+
+
+def _s(seconds: float) -> str:
+    """Seconds for a table: whole from 10 on, one decimal below (a demo-size model's scan takes a few)."""
+    return f"{seconds:.0f}" if seconds >= 10 else f"{seconds:.1f}"
 
 
 def cpu_precision(args: argparse.Namespace) -> None:
@@ -332,13 +339,12 @@ def cpu_precision(args: argparse.Namespace) -> None:
     from benchmarks.bench_scorers import synthetic_case
     from core.evaluation.pipeline import InferenceSettings, ScoringPipeline, ScoringSpec
 
-    volume, where = None, ""
+    volume, where, size = None, "", _sizes(args)["image_size"]
     if args.weights:
-        ddpm, cddpm, volume, where = _checkpoint_case(args)
+        ddpm, cddpm, volume, where, size = _checkpoint_case(args)
     else:
         ddpm, cddpm = _paper_models(args)
     if volume is None:
-        size = (ddpm or cddpm).image_size if args.weights else _sizes(args)["image_size"]
         image, _, mask = synthetic_case(1, shape=(size, size, args.slices))
         volume = SimpleNamespace(name="synthetic", image=image, mask=mask)
         where = f"synthetic {size} x {size} x {args.slices} volume"
@@ -381,8 +387,8 @@ def cpu_precision(args: argparse.Namespace) -> None:
         d_seed = float((other_seed - maps["fp32"])[brain].abs().mean()) / level
         ratio = statistics.median(b[0] / f[0] for f, b in zip(times["fp32"], times["bf16"]))
         med = {p: [statistics.median(t[i] for t in times[p]) * per_scan for i in (0, 1)] for p in times}
-        print(f"| {name} | {passes} | {med['fp32'][0]:.0f} | {med['bf16'][0]:.0f} | {ratio:.2f} | {med['fp32'][1]:.0f} | "
-              f"{med['bf16'][1]:.0f} | {d_bf16:.2%} | {d_seed:.2%} | {'yes' if d_bf16 < d_seed else 'NO'} |", flush=True)
+        print(f"| {name} | {passes} | {_s(med['fp32'][0])} | {_s(med['bf16'][0])} | {ratio:.2f} | {_s(med['fp32'][1])} | "
+              f"{_s(med['bf16'][1])} | {d_bf16:.2%} | {d_seed:.2%} | {'yes' if d_bf16 < d_seed else 'NO'} |", flush=True)
 
     per_scan = VOLUME_SLICES / slices
     weights = f"checkpoint {args.weights}" if args.weights else "random weights, zero layers randomised"

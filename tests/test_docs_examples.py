@@ -80,8 +80,9 @@ RULES: tuple[Rule, ...] = (
     Rule(r"^torchrun ", Mode.CHECK,
          "two processes: tests/core/test_torchrun.py trains under torchrun; here the Main.py command it starts"),
     Rule(r"core/Main\.py .*--set trainer\.params\.nr_epochs=", Mode.RUN,
-         "trains for real (2 epochs of 2 steps on the stand-in data); its evaluation is dropped, "
-         "tests/test_projects_end_to_end.py evaluates every config", add=("--set", "downstream_tasks={}")),
+         "trains for real (2 epochs of 2 steps on the stand-in data, whatever number it names); its evaluation is "
+         "dropped, tests/test_projects_end_to_end.py evaluates every config",
+         add=("--set", "trainer.params.nr_epochs=2", "--set", "downstream_tasks={}")),
     Rule(r"core/Main\.py .*--resume ", Mode.RUN, "continues the run folder the block's previous command made"),
     Rule(r"^python core/Main\.py ", Mode.CHECK,
          "a run takes minutes (the benchmark ~40 min; paper configs are for GPUs); "
@@ -99,12 +100,15 @@ RULES: tuple[Rule, ...] = (
          "paper-size UNets take ~30 min on 2 cores; --tiny --rounds 1: every method, fp32 and bf16, a small UNet, eager "
          "(--tiny skips the compiled pair: two compiles take minutes; tests/core/test_cpu_bf16.py compiles bf16)",
          add=("--tiny", "--rounds", "1"),
-         expect=r"bf16 CPU s / scan.*\n(.*\n)*\| cDDPM \+ MHD \(10 one-step\) \| 500 \| \d+ \| \d+ \| \d+\.\d\d \|"
+         expect=r"bf16 CPU s / scan.*\n(.*\n)*\| cDDPM \+ MHD \(10 one-step\) \| 500 \| [\d.]+ \| [\d.]+ \| \d+\.\d\d \|"
                 r".* \| \d+\.\d\d% \| \d+\.\d\d% \| (yes|NO) \|\ncompiled \+ channels-last pair: skipped \(--tiny"),
     Rule(r"^python -m benchmarks\.bench_diffusion --cpu-precision --weights ", Mode.RUN,
-         "the block's training run is checked, not run: its placeholder is a freshly built demo DDPM on the stand-in "
-         "data; one round, without the compiled pair (two compiles take minutes on 2 cores)",
-         add=("--rounds", "1", "--no-compile")),
+         "the block's training run is shrunk (2 epochs of 2 steps, no evaluation: its checkpoint names no test set, so "
+         "a synthetic volume on the model's grid); 4 slices, one round, without the compiled pair (two compiles take minutes)",
+         add=("--rounds", "1", "--no-compile", "--slices", "4")),
+    Rule(r"^python -m benchmarks\.bench_diffusion --cpu-precision --compiled-only$", Mode.PARSE,
+         "two compiles of the paper UNet take ~3 min each on 2 cores, of the --tiny one ~2 min; "
+         "tests/core/test_cpu_bf16.py compiles a UNet under bf16 through the evaluator's pipeline"),
     Rule(r"^python -m benchmarks\.bench_diffusion --cpu-speed --compile --cold-compile$", Mode.PARSE,
          "a cold torch.compile takes ~2 min on 2 cores even of the --tiny UNet; "
          "tests/core/evaluation/test_unet_compile.py compiles the UNet as the evaluator does and compares it with eager"),
