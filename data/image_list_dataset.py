@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import nibabel as nib
 import numpy as np
@@ -28,7 +28,7 @@ from data.volume_dataset import EpochSeededDataset
 from dl_utils.errors import UserInputError
 from dl_utils.options import parse_option
 from dl_utils.param_groups import group_flat_params
-from dl_utils.param_types import NonNegativeInt, PositiveInt, build_part
+from dl_utils.param_types import BatchSize, GridSide, ParamsOf, SamplesPerEpoch, Workers, build_part
 from dl_utils.paths import flat_name
 
 CsvArg = str | Sequence[str] | None
@@ -143,7 +143,7 @@ class ImageReading:
     before downsizing (false: plain bilinear sampling, as the tensor Resize of RA's pinned
     torchvision 0.10.1)."""
 
-    target_size: Sequence[PositiveInt] = (128, 128)
+    target_size: Sequence[GridSide] = (128, 128)
     square: bool = False
     intensity: Intensity = Intensity.MIN_MAX
     resize: Resize = Resize.SKIMAGE
@@ -330,8 +330,9 @@ class ImageListDataModule:
 
     def __init__(
         self, train_csv: str | Sequence[str], val_csv: str | Sequence[str], data_root: str | None = None,
-        batch_size: PositiveInt = 8, num_workers: NonNegativeInt = 0, samples_per_epoch: PositiveInt | None = None,
-        augmentation: Mapping[str, Any] | None = None, seed: int = 0, reading: ImageReading = ImageReading(),
+        batch_size: BatchSize = 8, num_workers: Workers = 0, samples_per_epoch: SamplesPerEpoch | None = None,
+        augmentation: Annotated[Mapping[str, Any] | None, ParamsOf(Augmentation)] = None, seed: int = 0,
+        reading: ImageReading = ImageReading(),
         masks: MaskLists = MaskLists(), drop_last: bool = False, quantize_training: bool = False,
     ) -> None:
         """reading: how each image file becomes a slice (`ImageReading`, as ImageListSet);

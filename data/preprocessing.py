@@ -22,7 +22,7 @@ from scipy import ndimage
 
 from dl_utils.errors import UserInputError
 from dl_utils.options import parse_option
-from dl_utils.param_types import Ge, GridSide, Le, NonNegativeInt, PositiveFloat
+from dl_utils.param_types import Ge, GridSide, Le, PositiveFloat
 
 
 class Pipeline(StrEnum):
@@ -184,7 +184,7 @@ class VolumePreprocessor:
     pipeline: Pipeline = Pipeline.TORCHIO
     curvature_flow: bool = False
     curvature_flow_time_step: PositiveFloat = 0.125
-    curvature_flow_iterations: NonNegativeInt = 3
+    curvature_flow_iterations: Annotated[int, Ge(0), Le(1000)] = 3  # each a pass over the volume (the originals: 3)
     orientation: Orientation = Orientation.RAS
     voxel_spacing: VoxelSpacing = VoxelSpacing.HEADER
 

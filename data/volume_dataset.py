@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any
+from typing import Annotated, Any
 
 import numpy as np
 import torch
@@ -19,7 +19,11 @@ from data.volume import Volume
 from dl_utils.errors import UserInputError
 from dl_utils.options import parse_option
 from dl_utils.param_groups import group_flat_params
-from dl_utils.param_types import NonNegativeInt, PositiveInt, Probability, build_part
+from dl_utils.param_types import BatchSize, GridSide, ParamsOf, Probability, SamplesPerEpoch, Workers, build_part
+
+# Mappings the data sets build their parts from (`build_part`), checked key by key against these classes.
+PreprocessingParams = Annotated[Mapping[str, Any] | None, ParamsOf(VolumePreprocessor)]
+AugmentationParams = Annotated[Mapping[str, Any] | None, ParamsOf(Augmentation)]
 
 
 def load_volume(row: SplitRow, preprocessor: VolumePreprocessor) -> Volume:
@@ -47,7 +51,7 @@ class VolumeSet(Sequence):
     memory does not grow with the number of volumes (paper-scale test sets)."""
 
     def __init__(
-        self, csv: str, data_root: str | None = None, preprocessing: Mapping[str, Any] | None = None,
+        self, csv: str, data_root: str | None = None, preprocessing: PreprocessingParams = None,
         mode: Contrast = Contrast.T1, cache: bool = True, keep_list: str | None = None,
     ) -> None:
         """csv: split file (relative to data_root); preprocessing: VolumePreprocessor params;
@@ -59,21 +63,30 @@ class VolumeSet(Sequence):
         self._rows = read_volume_split(csv, data_root, mode, keep_list)
         if cache:
             self._volumes: list[Volume] | None = [load_volume(r, self.preprocessor) for r in self._rows]
+            self._shapes = [tuple(v.image.shape[:2]) for v in self._volumes]
         else:
             self._volumes = None
-            for row in self._rows:  # the same checks as loading, nothing kept
-                load_subject(row.img_path, row.mask_path, row.seg_path, reorient=self.preprocessor.reorients)
+            self._shapes = []
+            for row in self._rows:  # the same checks as loading, nothing kept but each grid
+                image, _, _ = load_subject(row.img_path, row.mask_path, row.seg_path, reorient=self.preprocessor.reorients)
+                self._shapes.append(tuple(self.preprocessor.output_shape(image.data.shape, image.spacing)[:2]))
 
     def __len__(self) -> int:
         return len(self._rows)
 
+    def slice_shapes(self) -> dict[tuple[int, int], tuple[int, str]]:
+        """{(H, W) of axial slices after preprocessing: (index, file) of the first volume with it}, in CSV
+        order (recorded when the set was read: nothing is loaded again)."""
+        shapes: dict[tuple[int, int], tuple[int, str]] = {}
+        for index, (row, shape) in enumerate(zip(self._rows, self._shapes)):
+            shapes.setdefault(shape, (index, str(row.img_path)))
+        return shapes
+
     def slice_shape(self) -> tuple[int, int]:
         """(H, W) of every volume's axial slices (after preprocessing); a one-line UserInputError naming
         both files when two differ, since training batches stack slices of one size."""
-        volumes = self._volumes if self._volumes is not None else [self[i] for i in range(len(self))]
-        first = tuple(volumes[0].image.shape[:2])
-        for row, volume in zip(self._rows, volumes):
-            shape = tuple(volume.image.shape[:2])
+        first = self._shapes[0]
+        for row, shape in zip(self._rows, self._shapes):
             if shape != first:
                 raise UserInputError(
                     f"split CSV {self.csv}: {row.img_path} has {shape[0]}x{shape[1]} slices but {self._rows[0].img_path} "
@@ -222,7 +235,7 @@ class Slicing:
     min_brain_fraction: Probability = 0.25
     augment_volume: bool = False
     validation: Validation = Validation.FIXED
-    val_per_volume: PositiveInt | None = None
+    val_per_volume: GridSide | None = None  # slices of one volume: at most a grid side
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "sampling", parse_option(SliceSampling, self.sampling, "slices.sampling"))
@@ -259,9 +272,9 @@ class VolumeDataModule:
     """Training/validation slices from volume-layout CSVs (config `trainer.params.data_loader`)."""
 
     def __init__(
-        self, train_csv: str, val_csv: str, data_root: str | None = None, batch_size: PositiveInt = 32,
-        num_workers: NonNegativeInt = 0, samples_per_epoch: PositiveInt | None = None,
-        preprocessing: Mapping[str, Any] | None = None, augmentation: Mapping[str, Any] | None = None,
+        self, train_csv: str, val_csv: str, data_root: str | None = None, batch_size: BatchSize = 32,
+        num_workers: Workers = 0, samples_per_epoch: SamplesPerEpoch | None = None,
+        preprocessing: PreprocessingParams = None, augmentation: AugmentationParams = None,
         seed: int = 0, slices: Slicing = Slicing(), contrast: ContrastSelection = ContrastSelection(),
         drop_last: bool = False,
     ) -> None:

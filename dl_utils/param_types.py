@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import collections.abc as cabc
 import dataclasses
+import difflib
 import enum
 import inspect
 import math
@@ -24,7 +25,7 @@ import numbers
 import os
 import types
 import typing
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePath
 from typing import Annotated, Any
@@ -110,6 +111,50 @@ class MinItems:
         return f"at least {self.count} item{'s' if self.count != 1 else ''}"
 
 
+@dataclass(frozen=True)
+class MaxItems:
+    """A list of at most `count` items (e.g. false-positive rates: one threshold rule each)."""
+
+    count: int
+
+    def __str__(self) -> str:
+        return f"at most {self.count} item{'s' if self.count != 1 else ''}"
+
+
+@dataclass(frozen=True)
+class ParamsOf:
+    """A mapping parameter that holds the keyword arguments of `cls`, which the component builds itself
+    (`build_part`), e.g. a data module's `preprocessing: Annotated[Mapping[str, Any] | None,
+    ParamsOf(VolumePreprocessor)]`: the config check checks the mapping's keys (with a did-you-mean),
+    types and ranges against `cls`'s constructor as it checks a component's params."""
+
+    cls: type
+
+
+def params_of(hint: Any) -> type | None:
+    """The class an `Annotated[..., ParamsOf(cls)]` hint names (None for any other hint)."""
+    if typing.get_origin(hint) is not typing.Annotated:
+        return None
+    return next((m.cls for m in hint.__metadata__ if isinstance(m, ParamsOf)), None)
+
+
+def closest(key: str, options: Iterable[str]) -> str:
+    """'; did you mean ...?' for the closest of `options`, else the list of them (for one-line errors)."""
+    match = difflib.get_close_matches(str(key), list(options), n=1, cutoff=0.5)
+    return f"; did you mean '{match[0]}'?" if match else f"; valid keys: {', '.join(sorted(options))}"
+
+
+def keyword_names(cls: type) -> set[str] | None:
+    """The keyword arguments `cls(...)` takes (None: any, it takes **kwargs)."""
+    try:
+        params = inspect.signature(cls).parameters.values()
+    except (TypeError, ValueError):
+        return None
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params):
+        return None
+    return {p.name for p in params if p.kind in (inspect.Parameter.KEYWORD_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)}
+
+
 # The ranges constructors use most; a specific bound is written out, e.g. Annotated[int, Ge(1), Le(100_000)].
 PositiveInt = Annotated[int, Ge(1)]
 NonNegativeInt = Annotated[int, Ge(0)]
@@ -123,6 +168,21 @@ MAX_KERNEL = 64        # voxels along one side of a filter window
 GridSide = Annotated[int, Ge(1), Le(MAX_GRID_SIDE)]
 Widths = Annotated[Sequence[Annotated[int, Ge(1), Le(MAX_WIDTH)]], MinItems(1)]  # channel widths per level: one at least
 KernelSize = Annotated[int, Ge(1), Le(MAX_KERNEL)]
+# Counts that set how long something runs or how much it holds, far beyond any paper's (a larger value is a
+# typo that would hang, or fill memory after the run folder exists, instead of one line before it):
+MAX_EPOCHS = 1_000_000            # epochs (the longest paper schedule is 1600), and patience / val_every
+MAX_WORKERS = 256                 # data-loader worker processes: more than any node's cores
+MAX_SAMPLES_PER_EPOCH = 10_000_000  # items of one epoch (the shuffled index alone is 80 MB)
+MAX_BATCH = 65_536                # items of one batch (slices, network calls)
+MAX_RECONSTRUCTIONS = 1000        # reconstructions of one volume a scorer averages (each a full pass)
+MAX_RULES = 100                   # threshold rules of one kind (one fit and one metric row each)
+MAX_DIFFUSION_STEPS = 100_000     # steps of a diffusion schedule (the papers: 1000)
+Epochs = Annotated[int, Ge(1), Le(MAX_EPOCHS)]
+Workers = Annotated[int, Ge(0), Le(MAX_WORKERS)]
+SamplesPerEpoch = Annotated[int, Ge(1), Le(MAX_SAMPLES_PER_EPOCH)]
+BatchSize = Annotated[int, Ge(1), Le(MAX_BATCH)]
+Reconstructions = Annotated[int, Ge(1), Le(MAX_RECONSTRUCTIONS)]
+DiffusionSteps = Annotated[int, Ge(1), Le(MAX_DIFFUSION_STEPS)]
 LearningRate = Annotated[float, Ge(0), Le(10), Finite()]  # 0: frozen (torch allows it); above 10 every optimiser here diverges: a typo (1e308, .inf)
 Probability = Annotated[float, Ge(0), Le(1)]      # a probability or a fraction, ends included
 OpenFraction = Annotated[float, Gt(0), Lt(1)]     # strictly between 0 and 1 (a false-positive rate, a quantile)
@@ -152,6 +212,13 @@ def min_items_of(hint: Any) -> int:
     return max((m.count for m in hint.__metadata__ if isinstance(m, MinItems)), default=0)
 
 
+def max_items_of(hint: Any) -> int | None:
+    """The most items an `Annotated[list[...], MaxItems(n)]` hint allows (None: any number)."""
+    if typing.get_origin(hint) is not typing.Annotated:
+        return None
+    return min((m.count for m in hint.__metadata__ if isinstance(m, MaxItems)), default=None)
+
+
 def check_bounds(value: Any, hint: Any) -> str | None:
     """None when `value` (already of the right type) lies in the range `hint` states; else why not."""
     bounds = bounds_of(hint)
@@ -166,11 +233,53 @@ def check_bounds(value: Any, hint: Any) -> str | None:
 
 
 def check_items(value: Any, hint: Any) -> str | None:
-    """None when a list `value` has as many items as `hint`'s MinItems asks; else why not."""
-    least = min_items_of(hint)
-    if isinstance(value, list) and len(value) < least:
+    """None when a list `value` has as many items as `hint`'s MinItems / MaxItems ask; else why not."""
+    if not isinstance(value, (list, tuple)):
+        return None
+    most = max_items_of(hint)
+    if most is not None and len(value) > most:
+        return f"expected {describe(hint)}, got {len(value)} items"
+    if len(value) < min_items_of(hint):
         return f"expected {describe(hint)}, got {_show(value)}"
     return None
+
+
+def check_fields(instance: Any) -> None:
+    """The ranges (and item counts) of a dataclass's `Annotated` field hints, for a direct Python
+    caller (the configurator checks a YAML mapping against the same hints before building it);
+    ValueError naming the field. A field's hint is its one statement of the range."""
+    hints = constructor_hints(type(instance))
+    for item in dataclasses.fields(instance):
+        hint = hints.get(item.name, NO_HINT)
+        why = _range_mismatch(getattr(instance, item.name), hint)
+        if why:
+            raise ValueError(f"{item.name}: {why}")
+
+
+def _range_mismatch(value: Any, hint: Any) -> str | None:
+    """Ranges and item counts of `hint` (through unions and sequences) that `value` breaks; types are not checked here."""
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin is typing.Annotated:
+        return check_bounds(value, hint) or check_items(value, hint) or _range_mismatch(value, args[0])
+    if origin in (typing.Union, types.UnionType):
+        reasons = [_range_mismatch(value, a) for a in args if _fits_roughly(value, a)]
+        return reasons[0] if reasons and all(reasons) else None
+    if (origin in _SEQUENCE_ORIGINS or hint in _SEQUENCE_ORIGINS) and isinstance(value, (list, tuple)) and args:
+        fixed = origin is tuple and Ellipsis not in args
+        for index, item in enumerate(value):
+            why = _range_mismatch(item, args[min(index, len(args) - 1)] if fixed else args[0])
+            if why:
+                return f"[{index}]: {why}"
+    return None
+
+
+def _fits_roughly(value: Any, hint: Any) -> bool:
+    """Whether `value` is of the kind `hint` names (a number for a number, a list for a list, ...), ranges aside."""
+    base = typing.get_args(hint)[0] if typing.get_origin(hint) is typing.Annotated else hint
+    if isinstance(value, (list, tuple)):
+        base_origin = typing.get_origin(base) or base
+        return base_origin in _SEQUENCE_ORIGINS
+    return mismatch(value, base) is None
 
 
 def constructor_hints(cls: type) -> dict[str, Any]:
@@ -204,8 +313,9 @@ def describe(hint: Any) -> str:
         return "null"
     origin, args = typing.get_origin(hint), typing.get_args(hint)
     if origin is typing.Annotated:
-        least = min_items_of(hint)
-        return _with_range(describe(args[0]), bounds_of(hint)) + (f" (at least {least})" if least else "")
+        least, most = min_items_of(hint), max_items_of(hint)
+        counts = [f"at least {least}"] * bool(least) + [f"at most {most}"] * (most is not None)
+        return _with_range(describe(args[0]), bounds_of(hint)) + (f" ({', '.join(counts)})" if counts else "")
     if origin in (typing.Union, types.UnionType):
         return " or ".join(describe(a) for a in args)
     if origin is typing.Literal:
@@ -286,6 +396,8 @@ def mismatch(value: Any, hint: Any, resolve: Callable[[dict[str, Any]], type] | 
         if any(r is None for r in reasons):
             return None
         nested = [r for r in reasons if r and not r.startswith("expected")]
+        if is_component(value):  # a component fits only the class-like members: say why the one that could take it does not
+            nested = nested or [r for a, r in zip(args, reasons) if a is not type(None) and r]
         return nested[0] if len(nested) == 1 else f"expected {describe(hint)}, got {_show(value)}"
     if hint is type(None) or hint is None:
         return None if value is None else f"expected null, got {_show(value)}"
@@ -380,7 +492,10 @@ def build_part(cls: type, params: Mapping[str, Any] | None, key: str) -> Any:
         except ValueError as exc:
             raise UserInputError(f"{key}: {exc}") from None
     hints = constructor_hints(cls)
+    names = keyword_names(cls)
     for name, value in params.items():
+        if names is not None and name not in names:
+            raise UserInputError(f"{key}.{name}: unknown parameter of {cls.__name__}" + closest(name, names))
         hint = hints.get(name, NO_HINT)
         part = part_class(hint)
         if part is not None and isinstance(value, Mapping):

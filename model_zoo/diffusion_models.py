@@ -31,7 +31,7 @@ from torch import Tensor, nn
 from dl_utils.errors import UserInputError
 from dl_utils.options import parse_option
 from dl_utils.param_groups import group_flat_params
-from dl_utils.param_types import Ge, Lt, NonNegativeFloat, PositiveFloat, PositiveInt
+from dl_utils.param_types import MAX_RECONSTRUCTIONS, DiffusionSteps, Ge, Lt, MaxItems, NonNegativeFloat, PositiveFloat, PositiveInt
 from dl_utils.weights import load_strict
 from model_zoo.condition_encoder import ConditionEncoder, ResNetArch
 from model_zoo.gaussian_diffusion import DiffusionProcess, ReconstructionMode
@@ -94,9 +94,9 @@ class ReconstructionSettings:
     (the originals return it unclamped)."""
 
     mode: ReconstructionMode | None = None
-    t_test: PositiveInt = 500
-    ensemble_timesteps: Sequence[PositiveInt] = (250, 500, 750)
-    sampling_steps: PositiveInt | None = None
+    t_test: DiffusionSteps = 500
+    ensemble_timesteps: Annotated[Sequence[DiffusionSteps], MaxItems(MAX_RECONSTRUCTIONS)] = (250, 500, 750)
+    sampling_steps: DiffusionSteps | None = None
     ddim_eta: NonNegativeFloat = 0.0
     clamp: bool = True
 

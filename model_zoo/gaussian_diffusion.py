@@ -21,7 +21,7 @@ import torch
 from torch import Tensor, nn
 
 from dl_utils.options import parse_option
-from dl_utils.param_types import PositiveInt
+from dl_utils.param_types import DiffusionSteps
 from dl_utils.pixel_loss import PixelLoss, pixel_loss
 from dl_utils.progress import progress
 from model_zoo.noise import NoiseSource
@@ -73,7 +73,7 @@ class DiffusionProcess:
     timesteps: T; beta_schedule: ``cosine`` (the papers) or ``linear``; target: what the network
     predicts, ``x0`` (the papers) or ``noise``; loss: ``l1`` (the papers) or ``l2``."""
 
-    timesteps: PositiveInt = 1000
+    timesteps: DiffusionSteps = 1000
     beta_schedule: BetaSchedule = BetaSchedule.COSINE
     target: Target = Target.X0
     loss: PixelLoss = PixelLoss.L1
@@ -97,7 +97,7 @@ class GaussianDiffusion(nn.Module):
 
     def __init__(
         self,
-        timesteps: PositiveInt = 1000,
+        timesteps: DiffusionSteps = 1000,
         beta_schedule: BetaSchedule = BetaSchedule.COSINE,
         target: Target = Target.X0,
         loss: PixelLoss = PixelLoss.L1,

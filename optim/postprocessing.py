@@ -17,14 +17,14 @@ from __future__ import annotations
 import enum
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Annotated, Literal
 
 import numpy as np
 import torch
 from scipy import ndimage
 
 from dl_utils.options import parse_option
-from dl_utils.param_types import KernelSize, NonNegativeInt
+from dl_utils.param_types import MAX_GRID_SIDE, Ge, KernelSize, Le, NonNegativeInt
 from optim.metrics.arrays import ArrayLike, as_float, check_same_shape, like_input, to_numpy
 
 MapStep = Callable[[ArrayLike, ArrayLike], ArrayLike]
@@ -70,7 +70,7 @@ class BrainMaskErosion:
     The originals use ``iterations = W // 25`` (3 at 96 x 96).
     """
 
-    iterations: NonNegativeInt = 3
+    iterations: Annotated[int, Ge(0), Le(MAX_GRID_SIDE)] = 3  # more than a grid side erodes the whole brain
     structure: Structure = Structure.CROSS
 
     def __post_init__(self) -> None:

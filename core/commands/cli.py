@@ -124,6 +124,7 @@ def build_parser() -> argparse.ArgumentParser:
     describe.add_argument("run_dir", help="evaluated run folder")
     describe.add_argument("--weights", help="checkpoint to describe (default RUN_DIR/checkpoints/best_model.pt)")
     describe.add_argument("--out", help="where to write (default: the --weights file, atomically)")
+    add_external_modules_flag(describe)
 
     report = verbs.add_parser("report", help="(re)write report.html of a run, benchmark or predict folder",
                               description="One self-contained HTML page (no server, no network) from the files of a "
@@ -221,7 +222,7 @@ def _dispatch(args: argparse.Namespace) -> Path | int | None:
     elif args.verb == "describe":
         from core.run.checkpoint_metadata import rewrite_from_run
 
-        result = rewrite_from_run(args.run_dir, args.weights, args.out)
+        result = rewrite_from_run(args.run_dir, args.weights, args.out, args.allow_external_modules)
     elif args.verb == "report":
         from core.run.report import write_report
 

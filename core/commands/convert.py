@@ -186,6 +186,8 @@ def convert_checkpoint(source: str | Path, output: str | Path, config_path: str 
     from core.config.builder import MODEL, ComponentBuilder
     from core.config.configurator import load_config, refuse_file_opt_in
     from core.run import checkpoint_metadata
+    from core.run.assembly import check_components
+    from dl_utils.param_groups import HeldWarnings
     from dl_utils.weights import load_strict
 
     if not config_path:
@@ -196,7 +198,9 @@ def convert_checkpoint(source: str | Path, output: str | Path, config_path: str 
     config = load_config(config_path)
     refuse_file_opt_in(config, config_path)
     builder = ComponentBuilder(config_path, allow_external_modules)
-    config = builder.upgrade(config)  # stamped metadata_version 2 below: the stored config is today's form, as a run's
+    with HeldWarnings():  # upgrade warnings only for a config that is accepted
+        config = builder.upgrade(config)  # stamped metadata_version 2 below: the stored config is today's form, as a run's
+        check_components(config, builder)  # the checkpoint carries every section on: each checked, not only the model
     model = builder.build(config["model"], "model", expected=MODEL)
     if not isinstance(model, ConvertsOriginalWeights):
         raise UserInputError(f"{config_path}: {type(model).__name__} has no map from the originals' weights; "

@@ -34,7 +34,7 @@ from core.evaluation.reconstruction import Precision
 from core.evaluation.thresholds import RuleKind, fpr_key
 from core.evaluation.volume_files import save_volumes
 from core.run import checkpoint_metadata
-from core.run.assembly import evaluation_seed
+from core.run.assembly import check_components, evaluation_seed
 from core.run.checkpoint_metadata import TaskRecord
 from core.run.predict_record import PredictRecord, file_sha256
 from core.run.report import try_write_report
@@ -53,6 +53,7 @@ from data.volume_dataset import load_volume
 from dl_utils.checkpoint import atomic_write_csv, load_checkpoint
 from dl_utils.device import resolve_device
 from dl_utils.errors import UserInputError
+from dl_utils.param_groups import HeldWarnings
 
 LOG = logging.getLogger(__name__)
 PREDICTION_COLUMNS = ("scan", "status", "sample_score", "threshold_protocol", "threshold", "lesion_voxels",
@@ -143,7 +144,9 @@ def load_predictor(model: str | Path, task: str | None = None, device: str = "au
     state = load_checkpoint(path)
     stored = checkpoint_metadata.read(state, path)
     builder = ComponentBuilder(f"{path} (stored config)", allow_external_modules)
-    config = builder.upgrade(stored)
+    with HeldWarnings():  # upgrade warnings only for a config that is accepted
+        config = builder.upgrade(stored)
+        check_components(config, builder)  # every section it carries, before any of it is built (its trainer too)
     torch_device = resolve_device(device if device != "auto" else config.get("device", "auto"))
     net = builder.build(config["model"], "model", expected=MODEL).to(torch_device)
     load_model_weights(net, state, path)

@@ -24,7 +24,7 @@ from torch import nn
 from core.config.aliases import resolve_module_name
 from core.config.configurator import COMPONENT_KEYS, EXTERNAL_FLAG, PROJECT_PACKAGES, ConfigError, closest
 from dl_utils.errors import UserInputError
-from dl_utils.param_types import constructor_hints, describe, is_component, mismatch, part_class
+from dl_utils.param_types import constructor_hints, describe, is_component, mismatch, params_of, part_class
 
 
 @runtime_checkable
@@ -87,7 +87,8 @@ class Role:
                     f"to use it as the {self.name})")
         absent = [m for m in self.methods if not _defines(cls, m)]
         if absent:
-            return f"is not a {self.name} (it defines no {', '.join(absent)})"
+            article = "an" if self.name[:1] in "aeiou" else "a"
+            return f"is not {article} {self.name} (it defines no {', '.join(absent)})"
         return None
 
 
@@ -189,14 +190,24 @@ class ComponentBuilder:
             if not open_ended and name not in names:
                 raise ConfigError(self.config_path, where, f"unknown parameter of {cls.__name__}" + closest(name, _param_paths(cls, names)))
             hint = hints.get(name, inspect.Parameter.empty)
-            part = part_class(hint)
+            part = part_class(hint) or params_of(hint)
             if part is not None and isinstance(value, dict) and not is_component(value):
-                self.check_params(part, value, where, prefix=where)  # a typed part: a plain mapping of its fields
+                # a typed part, or a mapping the component builds its part from: a plain mapping of its fields
+                self.check_params(part, self._upgraded(part, value, where), where, prefix=where)
                 continue
             self._check_nested(value, where)
             why = mismatch(value, hint, lambda spec: self.resolve_class(spec, where))
             if why:
                 raise ConfigError(self.config_path, where, f"{why} (parameter of {cls.__name__}); fix the value")
+
+    def _upgraded(self, cls: type, params: dict[str, Any], key: str) -> dict[str, Any]:
+        """`params` of a part in today's form when `cls` says how (`upgrade_params`), as `build_part` builds it."""
+        if not isinstance(cls, UpgradesParams):
+            return params
+        try:
+            return cls.upgrade_params(params)
+        except ValueError as exc:
+            raise ConfigError(self.config_path, key, str(exc)) from exc
 
     def _check_nested(self, value: Any, key: str) -> None:
         """Check the component specs inside a parameter value (as `build_value` will build them)."""

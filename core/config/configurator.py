@@ -10,7 +10,6 @@ naming the command-line flag that grants it.
 from __future__ import annotations
 
 import copy
-import difflib
 import enum
 import re
 from collections.abc import Iterable
@@ -21,7 +20,7 @@ import yaml
 
 from dl_utils.errors import UserInputError
 from dl_utils.options import parse_option
-from dl_utils.param_types import mismatch
+from dl_utils.param_types import closest, mismatch
 from dl_utils.paths import component_problem
 from dl_utils.run_logger import WandbMode, wandb_online_problem
 from dl_utils.seeding import DEFAULT_SEED
@@ -133,12 +132,6 @@ def safe_load(text: str) -> Any:
         return loader.construct_document(node)
     finally:
         loader.dispose()
-
-
-def closest(key: str, options: Iterable[str]) -> str:
-    """'; did you mean ...?' for the closest of `options`, else the list of them (for one-line errors)."""
-    match = difflib.get_close_matches(str(key), list(options), n=1, cutoff=0.5)
-    return f"; did you mean '{match[0]}'?" if match else f"; valid keys: {', '.join(sorted(options))}"
 
 
 MAX_NAME = 128  # characters of a run name (a folder name; file systems allow 255 bytes)

@@ -15,7 +15,7 @@ import logging
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from functools import partial
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import numpy as np
 import torch
@@ -26,6 +26,7 @@ from core.evaluation.reconstruction import Precision, reconstruct_volume
 from core.evaluation.unet_compile import DEFAULT_MIN_TFLOP, compile_unet, repeat_decision, should_compile
 from dl_utils.errors import UserInputError
 from dl_utils.options import parse_option
+from dl_utils.param_types import MAX_BATCH, MAX_GRID_SIDE, Ge, Le, check_fields
 from dl_utils.seeding import derive_seed
 from optim.metrics import thresholds as threshold_ops
 from optim.metrics.detection import Reduction, sample_score
@@ -48,19 +49,16 @@ class InferenceSettings:
     the UNet on CPU when at least `compile_min_tflop` TFLOP of reconstruction lie ahead
     (core.evaluation.unet_compile)."""
 
-    slice_batch_size: int = 50
+    slice_batch_size: Annotated[int, Ge(1), Le(MAX_GRID_SIDE)] = 50  # a volume has at most MAX_GRID_SIDE slices
     precision: Precision = Precision.AUTO
-    unet_batch_size: int | Literal["auto"] | None = AUTO
+    unet_batch_size: Annotated[int, Ge(1), Le(MAX_BATCH)] | Literal["auto"] | None = AUTO
     channels_last: bool | None = None
     compile_unet: bool | Literal["auto"] = AUTO
-    compile_min_tflop: float = DEFAULT_MIN_TFLOP
+    compile_min_tflop: Annotated[float, Ge(0)] = DEFAULT_MIN_TFLOP  # .inf: never compile
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "precision", parse_option(Precision, self.precision, "inference.precision"))
-        if self.slice_batch_size < 1:
-            raise ValueError(f"slice_batch_size must be >= 1, got {self.slice_batch_size}")
-        if isinstance(self.unet_batch_size, int) and not isinstance(self.unet_batch_size, bool) and self.unet_batch_size < 1:
-            raise ValueError(f"unet_batch_size must be >= 1, null or 'auto', got {self.unet_batch_size}")
+        check_fields(self)  # the ranges of the signature, for a direct Python caller (the config check came first)
 
 
 @dataclass(frozen=True)

@@ -7,8 +7,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Annotated
 
 from dl_utils.options import parse_option
+from dl_utils.param_types import Ge, Le, Lt, check_fields
 from optim.metrics.detection import DetectionUnit, UnboxedImages
 
 
@@ -60,7 +62,7 @@ class DetectionSettings:
     without box pixels is left out (`skip`, ours: nothing to detect) or counted as a miss with its
     false positives (`count`, RA's object_localization)."""
 
-    min_fraction: float = 0.1
+    min_fraction: Annotated[float, Ge(0), Lt(1)] = 0.1
     per_slice: bool = False
     unit: DetectionUnit = DetectionUnit.LESION
     unboxed_images: UnboxedImages = UnboxedImages.SKIP
@@ -69,8 +71,7 @@ class DetectionSettings:
         object.__setattr__(self, "unit", parse_option(DetectionUnit, self.unit, "detection.unit"))
         object.__setattr__(self, "unboxed_images",
                            parse_option(UnboxedImages, self.unboxed_images, "detection.unboxed_images"))
-        if not 0.0 <= self.min_fraction < 1.0:
-            raise ValueError(f"min_fraction must lie in [0, 1), got {self.min_fraction}")
+        check_fields(self)  # the ranges of the signature, for a direct Python caller (the config check came first)
 
 
 @dataclass(frozen=True)
@@ -80,10 +81,9 @@ class OutputSettings:
     figure_cases: example cases drawn per test set; save_maps: anomaly maps as NIfTI;
     keep_scratch: keep the scratch folder of spilled maps (debugging)."""
 
-    figure_cases: int = 3
+    figure_cases: Annotated[int, Ge(0), Le(1000)] = 3  # PNGs per test set; more is a typo
     save_maps: bool = True
     keep_scratch: bool = False
 
     def __post_init__(self) -> None:
-        if self.figure_cases < 0:
-            raise ValueError(f"figure_cases must be >= 0, got {self.figure_cases}")
+        check_fields(self)  # the ranges of the signature, for a direct Python caller (the config check came first)

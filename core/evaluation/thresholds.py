@@ -17,12 +17,15 @@ import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from types import MappingProxyType
-from typing import Any, ClassVar, Protocol
+from typing import Annotated, Any, ClassVar, Protocol
 
 from dl_utils.options import parse_option
+from dl_utils.param_types import MAX_RULES, Finite, Ge, Le, MaxItems, OpenFraction, check_fields
 from optim.metrics import thresholds as threshold_search
 from optim.metrics.streaming import RankingSummary
 
+# Halvings of [0, max map value]: the originals use 10; 64 exhaust a double's precision, so more only costs time.
+BisectionSteps = Annotated[int, Ge(1), Le(64)]
 METRIC_SEPARATOR = "@"  # metric names at a threshold: `Dice@fpr_5%`, `threshold@val_dice`
 
 
@@ -127,10 +130,11 @@ class BestDice:
     """Best pooled Dice: `bisection` of [0, max map value] (the originals) or the `exact` sweep."""
 
     search: ThresholdSearch = ThresholdSearch.BISECTION
-    bisection_steps: int = 10
+    bisection_steps: BisectionSteps = 10
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "search", parse_option(ThresholdSearch, self.search, "thresholds.search"))
+        check_fields(self)
 
     def threshold(self, scored: Any, data: FitData) -> float:
         if self.search is ThresholdSearch.EXACT:
@@ -252,21 +256,18 @@ class ThresholdSettings:
     binary steps (small-component removal) inside the Dice search (false: the originals'
     search on the raw thresholded maps)."""
 
-    fpr_levels: Sequence[float] = (0.01, 0.05)
+    fpr_levels: Annotated[Sequence[OpenFraction], MaxItems(MAX_RULES)] = (0.01, 0.05)
     search: ThresholdSearch = ThresholdSearch.BISECTION
-    bisection_steps: int = 10
+    bisection_steps: BisectionSteps = 10
     oracle: bool = True
-    fixed: Sequence[float] = ()
+    fixed: Annotated[Sequence[Annotated[float, Finite()]], MaxItems(MAX_RULES)] = ()
     search_with_binary_postprocessing: bool = True
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "search", parse_option(ThresholdSearch, self.search, "thresholds.search"))
         object.__setattr__(self, "fpr_levels", tuple(float(p) for p in self.fpr_levels))
         object.__setattr__(self, "fixed", tuple(float(t) for t in self.fixed))
-        for level in self.fpr_levels:
-            HealthyFPR(level)  # the range check, at config time
-        if self.bisection_steps < 1:
-            raise ValueError(f"bisection_steps must be >= 1, got {self.bisection_steps}")
+        check_fields(self)  # the ranges of the signature, for a direct Python caller (the config check came first)
 
     def rules(self) -> list[ThresholdRule]:
         """The rules in reporting order: val_dice, fpr levels, oracle, fixed values."""

@@ -17,6 +17,7 @@ from torch import nn
 from core.config.builder import DATA_MODULE, EVALUATION_SET, MODEL, ComponentBuilder, constructor_keywords
 from core.config.configurator import COMPONENT_KEYS, ConfigError, run_seed
 from core.evaluation.evaluator import DownstreamEvaluator, EvaluationContext
+from core.evaluation.reconstruction import reconstruct_volume
 from core.training.trainer import Trainer, TrainingContext, TrainingDataModule, data_module_problem
 from dl_utils.checkpoint import load_checkpoint
 from dl_utils.distributed import DistributedContext
@@ -49,12 +50,16 @@ def build_parts(config: dict[str, Any], builder: ComponentBuilder, config_path: 
     _check_keys(builder, config["model"], "model", COMPONENT_KEYS)  # `parms:` would build the defaults
     model = builder.build(config["model"], "model", expected=MODEL).to(device)
     trainer = None
+    checked: dict[tuple[int, ...], str] = {}  # slice grids the model is known to run on: {(H, W): where from}
     if task == "train":
         data_module = build_data_module(builder, config, seed)
         trainer = build_trainer(builder, config, model, data_module, device, ctx, seed)
-        check_model_on_one_sample(builder, trainer, config)
+        checked.update(check_model_on_one_sample(builder, trainer, config))
         initialise_training(trainer, model, weights, resume_from, device)
+    else:  # not built, but never carried unchecked into a run folder (a checkpoint's trainer may name anything)
+        check_trainer_section(builder, config)
     evaluators = build_evaluators(builder, config, model, device, seed)
+    check_evaluation_grids(builder, evaluators, model, device, checked)
     if task == "test":
         load_test_weights(model, weights, config_path, device)
     return Parts(model, trainer, evaluators)
@@ -103,11 +108,12 @@ def build_trainer(builder: ComponentBuilder, config: dict[str, Any], model: nn.M
     return builder.build(spec, "trainer", reserved=TRAINER_RESERVED, expected=Trainer, context=context)
 
 
-def check_model_on_one_sample(builder: ComponentBuilder, trainer: Trainer, config: dict[str, Any]) -> None:
+def check_model_on_one_sample(builder: ComponentBuilder, trainer: Trainer, config: dict[str, Any]) -> dict[tuple[int, ...], str]:
     """Run the trainer's validation step on the first training sample (batch of one, eval mode, no
     gradient, the RNG state put back), so that a model that does not fit the data grid (e.g. an
     `image_size` other than the slices') is one line naming the files before training starts,
-    not a shape error in the first step. Nothing of the model changes (eval mode: no statistics)."""
+    not a shape error in the first step. Nothing of the model changes (eval mode: no statistics).
+    Returns {(H, W) of the training slices: the training split} (the grid the model now ran on)."""
     model = trainer.model
     dataset = trainer.data_module.train_dataset()
     sample = dataset[0]
@@ -134,6 +140,63 @@ def check_model_on_one_sample(builder: ComponentBuilder, trainer: Trainer, confi
         torch.set_rng_state(rng)
         if cuda_rng is not None:
             torch.cuda.set_rng_state_all(cuda_rng)
+    data = (config.get("trainer") or {}).get("data_loader") or {}
+    csv = (data.get("params") or {}).get("train_csv", "the training split")
+    return {tuple(shape[-2:]): f"the training slices of {csv}"} if isinstance(shape, tuple) else {}
+
+
+def _slice_grids(dataset: Any) -> dict[tuple[int, ...], tuple[int, str]]:
+    """{(H, W) of the set's axial slices: (index, file) of the first volume with it}: a volume set knows
+    them without loading anything again (`slice_shapes`); any other set is read at its first item."""
+    shapes = getattr(dataset, "slice_shapes", None)
+    if callable(shapes):
+        return dict(shapes())
+    if len(dataset) == 0:
+        return {}
+    image = getattr(dataset[0], "image", None)
+    return {tuple(image.shape[:2]): (0, "its first item")} if torch.is_tensor(image) and image.dim() >= 2 else {}
+
+
+def check_evaluation_grids(builder: ComponentBuilder, evaluators: dict[str, DownstreamEvaluator], model: nn.Module,
+                           device: torch.device, checked: dict[tuple[int, ...], str]) -> None:
+    """Every evaluation set's slice grid against the model, before anything is written: a grid the
+    model already ran on (the training slices) passes; any other runs once through the model (the
+    middle slice of the first volume with it, one reconstruction, eval mode, the RNG state put back),
+    so a test volume of another size is one line naming its file, not a shape error after training.
+    `checked` grows with each grid."""
+    for task, evaluator in evaluators.items():
+        for name, dataset in (getattr(evaluator, "datasets", None) or {}).items():
+            for grid, (index, source) in _slice_grids(dataset).items():
+                if grid in checked:
+                    continue
+                image = dataset[index].image
+                reason = _model_fails_on(model, image[..., image.shape[-1] // 2:][..., :1].float(), device)
+                if reason is not None:
+                    known = ", ".join(f"{g[0]}x{g[1]} ({where})" for g, where in checked.items())
+                    csv = getattr(dataset, "csv", name)
+                    raise ConfigError(builder.config_path, f"downstream_tasks.{task}.data_loader.datasets.{name}",
+                                      f"split CSV {csv}: {source} has {grid[0]}x{grid[1]} slices but the model does not run "
+                                      f"on them ({reason})" + (f"; it runs on {known}" if known else "") + "; use volumes of the model's grid or set the "
+                                      "data loader's preprocessing crop_shape / target_shape")
+                checked[grid] = f"data set {name}"
+
+
+def _model_fails_on(model: nn.Module, image: torch.Tensor, device: torch.device) -> str | None:
+    """None when `model` reconstructs `image` (H, W, 1: one slice); else why not, in words."""
+    rng = torch.get_rng_state()
+    cuda_rng = torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None
+    was_training = model.training
+    model.eval()
+    try:
+        reconstruct_volume(model, image, 1, 1, device, "fp32", channels_last=False)
+    except (RuntimeError, ValueError, IndexError) as exc:
+        return " ".join(str(exc).split())[:160]
+    finally:
+        model.train(was_training)
+        torch.set_rng_state(rng)
+        if cuda_rng is not None:
+            torch.cuda.set_rng_state_all(cuda_rng)
+    return None
 
 
 def _run_values(cls: type, spec: dict[str, Any], values: dict[str, Any]) -> dict[str, Any]:
@@ -182,24 +245,30 @@ def evaluation_seed(config: dict[str, Any], task: str) -> int:
 def build_datasets(builder: ComponentBuilder, spec: Any, key: str, data_root: str | None = None) -> dict[str, Any]:
     """`data_loader: {module_name, class_name, params, datasets: {name: params overrides}}`; the
     config's `data_root` goes to each data set that takes one and does not set its own."""
+    datasets = {}
+    for name, component in _dataset_components(builder, spec, key):
+        cls = builder.resolve_class(component, f"{key}.datasets.{name}", expected=EVALUATION_SET)
+        datasets[name] = builder.build(component, f"{key}.datasets.{name}", expected=EVALUATION_SET,
+                                       **_run_values(cls, component, {"data_root": data_root}))
+    return datasets
+
+
+def _dataset_components(builder: ComponentBuilder, spec: Any, key: str) -> Iterator[tuple[str, dict[str, Any]]]:
+    """(name, component) of each data set of a task's `data_loader`: its keys and names checked,
+    each data set's params the common `params` with its own overrides."""
     if not isinstance(spec, dict) or not isinstance(spec.get("datasets"), dict) or not spec["datasets"]:
         raise ConfigError(builder.config_path, f"{key}.datasets", "missing; name at least one data set")
     _check_keys(builder, spec, key, DATA_LOADER_KEYS)
     common = spec.get("params") or {}
     if not isinstance(common, dict):
         raise ConfigError(builder.config_path, f"{key}.params", "must be a mapping of keyword arguments")
-    datasets = {}
     for name, overrides in spec["datasets"].items():
         _check_folder_name(builder, f"{key}.datasets.{name}", name, "data set")
         if overrides is not None and not isinstance(overrides, dict):
             raise ConfigError(builder.config_path, f"{key}.datasets.{name}", "must be a mapping of params (e.g. {csv: ...}); "
                                                                              "to drop a base's data set use `_delete: [name]`")
         params = {**common, **(overrides or {})}
-        component = {"module_name": spec.get("module_name"), "class_name": spec.get("class_name"), "params": params}
-        cls = builder.resolve_class(component, f"{key}.datasets.{name}", expected=EVALUATION_SET)
-        datasets[name] = builder.build(component, f"{key}.datasets.{name}", expected=EVALUATION_SET,
-                                       **_run_values(cls, component, {"data_root": data_root}))
-    return datasets
+        yield name, {"module_name": spec.get("module_name"), "class_name": spec.get("class_name"), "params": params}
 
 
 def _check_folder_name(builder: ComponentBuilder, key: str, name: Any, what: str) -> None:
@@ -239,15 +308,47 @@ def check_parts(config: dict[str, Any], builder: ComponentBuilder) -> None:
     """What `build_parts` checks of the config itself, without building anything or reading data and
     weights: every component's keys, class, role and parameter names, types and ranges (a benchmark
     checks each method's config this way before its run folder exists)."""
-    _check_keys(builder, config["model"], "model", COMPONENT_KEYS)
-    builder.check(config["model"], "model", expected=MODEL)
-    if config["experiment"].get("task", "train") == "train":
-        trainer_cfg = config.get("trainer")
-        if not isinstance(trainer_cfg, dict) or not isinstance(trainer_cfg.get("data_loader"), dict):
-            raise ConfigError(builder.config_path, "trainer", "must be a mapping {module_name, class_name, params, data_loader}")
-        _check_keys(builder, trainer_cfg, "trainer", TASK_KEYS)
-        builder.check(_component(trainer_cfg), "trainer", reserved=TRAINER_RESERVED, expected=Trainer)
-        _check_keys(builder, trainer_cfg["data_loader"], "trainer.data_loader", COMPONENT_KEYS)
-        builder.check(trainer_cfg["data_loader"], "trainer.data_loader", expected=DATA_MODULE)
+    trainer_cfg = config.get("trainer")
+    if config["experiment"].get("task", "train") == "train" and (
+            not isinstance(trainer_cfg, dict) or not isinstance(trainer_cfg.get("data_loader"), dict)):
+        raise ConfigError(builder.config_path, "trainer", "must be a mapping {module_name, class_name, params, data_loader}")
+    check_components(config, builder)
+
+
+def check_components(config: dict[str, Any], builder: ComponentBuilder) -> None:
+    """Every component section `config` holds (model, trainer and its data loader, each downstream task
+    and its data sets), whatever the task: keys, class (this project's unless the command line allows
+    others), role, parameter names, types and ranges (nested components too). What a verb runs before
+    it writes anything with a config it did not write itself (a checkpoint's, a run folder's)."""
+    if "model" in config:
+        _check_keys(builder, config["model"], "model", COMPONENT_KEYS)
+        builder.check(config["model"], "model", expected=MODEL)
+    check_trainer_section(builder, config)
     for _, key, spec in _task_specs(builder, config):
         builder.check(_component(spec), key, reserved=EVALUATOR_RESERVED, expected=DownstreamEvaluator)
+        if "data_loader" in spec:
+            check_dataset_specs(builder, spec["data_loader"], f"{key}.data_loader")
+
+
+def check_trainer_section(builder: ComponentBuilder, config: dict[str, Any]) -> None:
+    """The `trainer` section's keys, class, role and params (its loss and other nested components
+    too) and its data loader's, whatever the task: a test run or a checkpoint that only carries them
+    still names classes that must be this project's (unless the command line allows others) and of
+    the right kind, since the run folder and checkpoints carry them on."""
+    if "trainer" not in config or config["trainer"] is None:
+        return
+    trainer_cfg = config["trainer"]
+    if not isinstance(trainer_cfg, dict):
+        raise ConfigError(builder.config_path, "trainer", "must be a mapping {module_name, class_name, params, data_loader}")
+    _check_keys(builder, trainer_cfg, "trainer", TASK_KEYS)
+    builder.check(_component(trainer_cfg), "trainer", reserved=TRAINER_RESERVED, expected=Trainer)
+    if trainer_cfg.get("data_loader") is not None:
+        _check_keys(builder, trainer_cfg["data_loader"], "trainer.data_loader", COMPONENT_KEYS)
+        builder.check(trainer_cfg["data_loader"], "trainer.data_loader", expected=DATA_MODULE)
+
+
+def check_dataset_specs(builder: ComponentBuilder, spec: Any, key: str) -> None:
+    """A task's `data_loader` as `build_datasets` reads it (keys, names, class and role, every data
+    set's params), without reading any data."""
+    for name, component in _dataset_components(builder, spec, key):
+        builder.check(component, f"{key}.datasets.{name}", expected=EVALUATION_SET)

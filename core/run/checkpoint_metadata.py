@@ -28,12 +28,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from core.config.builder import ComponentBuilder
 from core.config.configurator import load_yaml, refuse_file_opt_in
 from core.evaluation.result import EvaluationResult, InputGrid, ScoredWith, SetResult
 from core.evaluation.thresholds import FittedThreshold, legacy_fitted, legacy_thresholds_from_metrics, thresholds_from_json
+from core.run.assembly import check_components
 from core.run.run_files import read_per_volume, read_results_json
 from dl_utils.checkpoint import load_checkpoint, save_checkpoint
 from dl_utils.errors import UserInputError
+from dl_utils.param_groups import HeldWarnings
 from dl_utils.paths import check_links_stay_inside
 
 METADATA_VERSION = 2
@@ -214,8 +217,12 @@ def _volumes_from_rows(path: Path) -> dict[str, list[str]]:
     return volumes
 
 
-def rewrite_from_run(run_dir: str | Path, weights: str | Path | None = None, out: str | Path | None = None) -> Path:
-    """Make a self-describing checkpoint from an evaluated run folder; returns the written path."""
+def rewrite_from_run(run_dir: str | Path, weights: str | Path | None = None, out: str | Path | None = None,
+                     allow_external_modules: bool = False) -> Path:
+    """Make a self-describing checkpoint from an evaluated run folder; returns the written path.
+    The run's config.yaml is checked first as a run checks its config (no file opt-in; every component
+    this project's, of its role; `allow_external_modules`: the command-line flag), since whoever opens
+    the checkpoint builds what it names."""
     run_dir = Path(run_dir)
     check_links_stay_inside(run_dir, "replace each such link by a copy of its files before rewriting its checkpoint")
     config_path, results_path = run_dir / "config.yaml", run_dir / "results.json"
@@ -223,6 +230,10 @@ def rewrite_from_run(run_dir: str | Path, weights: str | Path | None = None, out
         if not path.is_file():
             raise UserInputError(f"{path} not found; pass an evaluated run folder (it holds config.yaml and results.json)")
     config = load_yaml(config_path)  # one line for invalid YAML or a python tag
+    refuse_file_opt_in(config, config_path)
+    builder = ComponentBuilder(config_path, allow_external_modules)
+    with HeldWarnings():
+        check_components(builder.upgrade(config), builder)
     results = read_results_json(results_path)
     source = Path(weights) if weights else run_dir / "checkpoints" / "best_model.pt"
     state = load_checkpoint(source)

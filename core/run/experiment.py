@@ -19,7 +19,7 @@ from core.config.configurator import ConfigError, apply_overrides, describe_sour
 from core.evaluation.result import EvaluationResult
 from core.run import checkpoint_metadata
 from core.run.assembly import Parts, build_parts
-from core.run.config_check import check_config
+from core.run.config_check import ORCHESTRATOR_KEY, check_config
 from core.run.report import try_write_report
 from core.run.results import write_results
 from core.run.run_folder import LATEST, make_run_dir, resume_config, write_run_config
@@ -28,11 +28,11 @@ from dl_utils.checkpoint import atomic_write_text
 from dl_utils.device import resolve_device
 from dl_utils.distributed import DistributedContext, barrier, context_from_env, destroy_process_group, init_process_group
 from dl_utils.errors import MEMORY_FIX, UserInputError, is_out_of_memory, memory_detail
+from dl_utils.param_groups import HeldWarnings
 from dl_utils.run_logger import RunLogger, configure_logging
 from dl_utils.seeding import seed_everything
 
 LOG = logging.getLogger(__name__)
-ORCHESTRATOR_KEY = "orchestrator"
 
 
 def run_experiment(config_path: str | Path, overrides: list[str] | None = None, *, resume: str | None = None,
@@ -42,31 +42,33 @@ def run_experiment(config_path: str | Path, overrides: list[str] | None = None, 
     With `resume`, the run folder's stored config is continued (see `core.run.run_folder`).
     `allow_external_modules` is the command line's `--allow-external-modules` (no file grants it).
     """
-    config_path = Path(config_path)
-    overrides = list(overrides or [])
-    resume_dir = Path(resume) if resume else None
-    if resume_dir is not None:
-        config = resume_config(resume_dir, config_path, overrides)
-        where = str(resume_dir / "config.yaml")
-    else:
-        config, where = _load(config_path, overrides)
-        if ORCHESTRATOR_KEY in config:  # a config that runs other configs (the benchmark)
-            return _run_orchestrator(config, config_path, where, output_root, quiet, allow_external_modules)
-    config = checkpoint_metadata.complete_config(config)  # test-only config: model from the weights
-    validate_top_level(config, where)
-    configure_logging(None, verbose=not quiet)
-    ctx = context_from_env()
-    device = resolve_device(config.get("device", "auto"), ctx.local_rank)
-    created = init_process_group(ctx, device)
-    try:
-        return _run(config, config_path, overrides, where, ctx, device, resume_dir, output_root, quiet, allow_external_modules)
-    except (MemoryError, RuntimeError) as exc:
-        if not is_out_of_memory(exc):
-            raise
-        raise UserInputError(f"{where}: out of memory ({memory_detail(exc)}); {MEMORY_FIX}") from exc
-    finally:
-        if created:  # a caller's group (`uad cv` runs every fold in one) stays
-            destroy_process_group()
+    with HeldWarnings() as held:  # upgrade warnings wait until the config is accepted (a refusal is one line)
+        config_path = Path(config_path)
+        overrides = list(overrides or [])
+        resume_dir = Path(resume) if resume else None
+        if resume_dir is not None:
+            config = resume_config(resume_dir, config_path, overrides)
+            where = str(resume_dir / "config.yaml")
+        else:
+            config, where = _load(config_path, overrides)
+            if ORCHESTRATOR_KEY in config:  # a config that runs other configs (the benchmark)
+                return _run_orchestrator(config, config_path, where, output_root, quiet, allow_external_modules, held)
+        config = checkpoint_metadata.complete_config(config)  # test-only config: model from the weights
+        validate_top_level(config, where)
+        configure_logging(None, verbose=not quiet)
+        ctx = context_from_env()
+        device = resolve_device(config.get("device", "auto"), ctx.local_rank)
+        created = init_process_group(ctx, device)
+        try:
+            return _run(config, config_path, overrides, where, ctx, device, resume_dir, output_root, quiet,
+                        allow_external_modules, held)
+        except (MemoryError, RuntimeError) as exc:
+            if not is_out_of_memory(exc):
+                raise
+            raise UserInputError(f"{where}: out of memory ({memory_detail(exc)}); {MEMORY_FIX}") from exc
+        finally:
+            if created:  # a caller's group (`uad cv` runs every fold in one) stays
+                destroy_process_group()
 
 
 def check_experiment(config_path: str | Path, overrides: list[str] | None = None, *,
@@ -74,14 +76,15 @@ def check_experiment(config_path: str | Path, overrides: list[str] | None = None
     """Every check `run_experiment` makes before it writes (config, components, every user file read,
     parts built), and nothing written: what `uad cv` runs for each fold before it claims its folder.
     A config with `orchestrator` is checked as far as its top level; its configs are checked when they run."""
-    config_path = Path(config_path)
-    config, where = _load(config_path, list(overrides or []))
-    if ORCHESTRATOR_KEY in config:
-        return
-    config = checkpoint_metadata.complete_config(config)
-    validate_top_level(config, where)
-    device = resolve_device(config.get("device", "auto"), context_from_env().local_rank)
-    _build(config, config_path, where, DistributedContext(), device, None, allow_external_modules)
+    with HeldWarnings():
+        config_path = Path(config_path)
+        config, where = _load(config_path, list(overrides or []))
+        if ORCHESTRATOR_KEY in config:
+            return
+        config = checkpoint_metadata.complete_config(config)
+        validate_top_level(config, where)
+        device = resolve_device(config.get("device", "auto"), context_from_env().local_rank)
+        _build(config, config_path, where, DistributedContext(), device, None, allow_external_modules)
 
 
 def _load(config_path: Path, overrides: list[str]) -> tuple[dict[str, Any], str]:
@@ -106,8 +109,9 @@ def _build(config: dict[str, Any], config_path: Path, where: str, ctx: Distribut
 
 def _run(config: dict[str, Any], config_path: Path, overrides: list[str], where: str, ctx: DistributedContext,
          device: torch.device, resume_dir: Path | None, output_root: str | None, quiet: bool,
-         allow_external_modules: bool) -> Path | None:
+         allow_external_modules: bool, held: HeldWarnings) -> Path | None:
     config, parts = _build(config, config_path, where, ctx, device, resume_dir, allow_external_modules)
+    held.release()  # the config is accepted: its upgrade warnings now
 
     # Every check passed: only now does the run write anything.
     run_dir = resume_dir if resume_dir is not None else make_run_dir(config, config_path, ctx, output_root)
@@ -156,7 +160,7 @@ def _train_and_evaluate(parts: Parts, run_dir: Path, ctx: DistributedContext, lo
 
 
 def _run_orchestrator(config: dict[str, Any], config_path: Path, where: str, output_root: str | None,
-                      quiet: bool, allow_external_modules: bool) -> Path:
+                      quiet: bool, allow_external_modules: bool, held: HeldWarnings) -> Path:
     """Build `orchestrator` (a class with `run(run_dir, run_experiment, quiet) -> (results,
     table)`), give it a run folder and write what it returns."""
     refuse_file_opt_in(config, where)
@@ -174,6 +178,7 @@ def _run_orchestrator(config: dict[str, Any], config_path: Path, where: str, out
         orchestrator.check(lambda path, overrides: check_config(path, [*forced, *overrides], allow_external_modules))
     except UserInputError as exc:
         raise UserInputError(f"{where}: {ORCHESTRATOR_KEY}: {exc}") from exc
+    held.release()
     run_dir = make_run_dir(config, config_path, DistributedContext(), output_root)
     configure_logging(run_dir / "log.txt", verbose=not quiet, label=str(config["name"]))
     write_run_config(run_dir, config, config_path, [])

@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path, PurePath
-from typing import Annotated, Any, Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 import torch
 from torch import Tensor, nn
@@ -25,7 +25,7 @@ from dl_utils.distributed import DistributedContext, all_reduce_gradients, all_r
 from dl_utils.errors import UserInputError
 from dl_utils.options import parse_option
 from dl_utils.param_groups import group_flat_params
-from dl_utils.param_types import Ge, Le, LearningRate, PositiveFloat, PositiveInt, mismatch
+from dl_utils.param_types import Epochs, LearningRate, PositiveFloat, SamplesPerEpoch, closest, keyword_names, mismatch
 from dl_utils.progress import progress
 from dl_utils.run_logger import RunLogger
 from dl_utils.seeding import DEFAULT_SEED
@@ -33,7 +33,6 @@ from dl_utils.weights import load_strict
 
 LOG = logging.getLogger(__name__)
 STAGING_DIR = ".partial"  # in the run folder: checkpoints are written here, then renamed into checkpoints/
-MAX_EPOCHS = 1_000_000  # far above any paper's schedule (the longest is 1600); a larger value is a typo
 
 
 
@@ -142,12 +141,12 @@ class Trainer:
         self,
         *,
         context: TrainingContext,
-        nr_epochs: Annotated[int, Ge(1), Le(MAX_EPOCHS)] = 100,
+        nr_epochs: Epochs = 100,
         optimizer: Optimizer = Optimizer.ADAM,
         optimizer_params: dict[str, Any] | None = None,
-        patience: PositiveInt | None = None,
-        val_every: PositiveInt = 1,
-        max_steps_per_epoch: PositiveInt | None = None,
+        patience: Epochs | None = None,
+        val_every: Epochs = 1,
+        max_steps_per_epoch: SamplesPerEpoch | None = None,
         amp: bool = False,
         grad_clip: PositiveFloat | None = None,
         loss: Callable[[Tensor, Tensor], Tensor] | None = None,
@@ -172,6 +171,11 @@ class Trainer:
         self.nr_epochs = nr_epochs
         self.optimizer_name = parse_option(Optimizer, optimizer, "optimizer")
         self.optimizer_params = dict(optimizer_params or {"lr": 1e-4})
+        accepted = keyword_names(OPTIMIZERS[self.optimizer_name]) or set()
+        for key in self.optimizer_params:  # torch would say only "unexpected keyword argument"
+            if key not in accepted:
+                raise ValueError(f"optimizer_params.{key}: unknown parameter of torch.optim."
+                                 f"{OPTIMIZERS[self.optimizer_name].__name__}" + closest(key, accepted - {"params"}))
         why = mismatch(self.optimizer_params["lr"], LearningRate) if "lr" in self.optimizer_params else None
         if why:  # the optimiser's own check lets .inf and 1e308 through (the first step then gives NaN)
             raise ValueError(f"optimizer_params.lr: {why}")

@@ -4,7 +4,7 @@ from dataclasses import dataclass
 
 from torch import Tensor
 
-from dl_utils.param_types import PositiveInt
+from dl_utils.param_types import Reconstructions
 from optim.scoring._checks import check_inputs, check_num_reconstructions
 
 
@@ -17,7 +17,7 @@ def l1_map(x: Tensor, recs: Tensor, mask: Tensor) -> Tensor:
 class L1Scorer:
     """l1 residual between the input and the mean of `num_reconstructions` reconstructions."""
 
-    num_reconstructions: PositiveInt = 1
+    num_reconstructions: Reconstructions = 1
 
     def __post_init__(self) -> None:
         check_num_reconstructions(self.num_reconstructions, 1, type(self).__name__)

@@ -15,7 +15,7 @@ from torch import Tensor
 
 from dl_utils.errors import UserInputError
 from dl_utils.options import parse_option
-from dl_utils.param_types import Ge, NonNegativeFloat, PositiveFloat
+from dl_utils.param_types import MAX_RECONSTRUCTIONS, Ge, Le, NonNegativeFloat, PositiveFloat
 from optim.scoring._checks import check_inputs, check_num_reconstructions
 from optim.scoring.gaussian import gaussian_filter
 from optim.scoring.ssim import SSIMPadding, autocast_fp16_ssim_map, parse_ssim_padding, ssim_maps
@@ -129,7 +129,7 @@ class MahalanobisScorer:
     diagonal false and reflect padding, as theirs).
     """
 
-    num_reconstructions: Annotated[int, Ge(2)] = 10
+    num_reconstructions: Annotated[int, Ge(2), Le(MAX_RECONSTRUCTIONS)] = 10
     regularization: PositiveFloat = 0.01
     diagonal: bool = False
     smoothing_sigma: NonNegativeFloat = 1.0

@@ -20,6 +20,7 @@ import os
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Annotated
 
 import lpips
 import numpy as np
@@ -29,7 +30,7 @@ from torch import Tensor, nn
 
 from dl_utils.errors import UserInputError
 from dl_utils.options import parse_option
-from dl_utils.param_types import NonNegativeFloat, NonNegativeInt, PositiveFloat, PositiveInt
+from dl_utils.param_types import BatchSize, Ge, GridSide, Le, NonNegativeFloat, NonNegativeInt, PositiveFloat, Reconstructions
 from optim.scoring._checks import check_inputs, check_num_reconstructions
 from optim.scoring.gaussian import gaussian_filter_bank
 
@@ -125,11 +126,11 @@ class RAPerceptualScorer:
     sigma: PositiveFloat = 2.0
     truncate: PositiveFloat = 4.0
     clahe_clip_limit: NonNegativeFloat = 0.01
-    clahe_kernel_size: PositiveInt | None = None
-    clahe_nbins: PositiveInt = 256
-    batch_size: PositiveInt = 32
+    clahe_kernel_size: GridSide | None = None
+    clahe_nbins: Annotated[int, Ge(1), Le(65_536)] = 256  # histogram bins: a 16-bit image's values at most
+    batch_size: BatchSize = 32
     random_backbone_seed: NonNegativeInt = 0
-    num_reconstructions: PositiveInt = 1
+    num_reconstructions: Reconstructions = 1
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "backbone", parse_option(Backbone, self.backbone, "RAPerceptualScorer.backbone"))

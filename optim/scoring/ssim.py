@@ -11,7 +11,7 @@ from torch import Tensor
 
 from dl_utils.errors import UserInputError
 from dl_utils.options import parse_option
-from dl_utils.param_types import PositiveFloat, PositiveInt
+from dl_utils.param_types import PositiveFloat, Reconstructions
 from optim.scoring._checks import check_inputs, check_num_reconstructions
 from optim.scoring.gaussian import gaussian_filter_stack, gaussian_radius
 
@@ -188,7 +188,7 @@ class _SSIMMapScorer:
     k2: PositiveFloat = 0.03
     data_range: PositiveFloat | None = None
     truncate: PositiveFloat = 3.5
-    num_reconstructions: PositiveInt = 1
+    num_reconstructions: Reconstructions = 1
     padding: SSIMPadding = SSIMPadding.SYMMETRIC
 
     def _window_sigmas(self) -> tuple[float, ...]:

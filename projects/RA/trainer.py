@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
-from typing import Any
+from typing import Annotated, Any
 
 import torch
 import torch.nn.functional as F
@@ -20,7 +20,7 @@ from torch import Tensor, nn
 
 from core.training.trainer import Trainer
 from dl_utils.errors import UserInputError
-from dl_utils.param_types import LearningRate, NonNegativeFloat, NonNegativeInt
+from dl_utils.param_types import MAX_EPOCHS, Ge, Le, LearningRate, NonNegativeFloat
 from projects.RA.losses import embedding_loss, exp_elbo, kl_divergence, reconstruction_error
 
 
@@ -76,7 +76,7 @@ class RATrainer(Trainer):
         embedding_weight: NonNegativeFloat = 0.005,
         encoder_lr: LearningRate = 5e-5,
         decoder_lr: LearningRate = 5e-5,
-        vae_epochs: NonNegativeInt = 0,
+        vae_epochs: Annotated[int, Ge(0), Le(MAX_EPOCHS)] = 0,
         vae_lr: LearningRate | None = None,
         **kwargs: Any,
     ) -> None:

@@ -11,6 +11,7 @@ import copy
 import gc
 import gzip
 import io
+import json
 import logging
 import os
 import pickle
@@ -139,6 +140,29 @@ def _csv_text(csv: str, text: str) -> Setup:
     return setup
 
 
+def _volume_of_shape(name: str, shape: tuple[int, ...]) -> Setup:
+    """Replace volume `name` (and its mask, and its lesion labels when it has them) by one of `shape`."""
+    def setup(root: Path, config: dict[str, Any]) -> list[str]:
+        data = _data(root)
+        image = np.random.default_rng(0).uniform(0.2, 0.8, shape).astype(np.float32)
+        nib.save(nib.Nifti1Image(image, np.eye(4)), data / f"{name}.nii.gz")
+        nib.save(nib.Nifti1Image(np.ones(shape, np.uint8), np.eye(4)), data / f"{name}_mask.nii.gz")
+        if (data / f"{name}_seg.nii.gz").exists():
+            seg = np.zeros(shape, np.uint8)
+            seg[4:8, 4:8, 2:4] = 1
+            nib.save(nib.Nifti1Image(seg, np.eye(4)), data / f"{name}_seg.nii.gz")
+        return []
+    return setup
+
+
+def _link_then_dotdot(root: Path, config: dict[str, Any]) -> list[str]:
+    """A folder link inside data_root (followed: data/README.md) and a training row climbing out through it."""
+    outside = root / "elsewhere"
+    outside.mkdir()
+    os.symlink(outside, _data(root) / "linked")
+    return _csv_row("healthy.csv", "evil,,0,linked/../../../../etc/passwd,h0_mask.nii.gz,")(root, config)
+
+
 def _symlink_loop(root: Path, config: dict[str, Any]) -> list[str]:
     data = _data(root)
     (data / "h0.nii.gz").unlink()
@@ -210,8 +234,13 @@ def _resume_with(*extra: str, first: tuple[str, ...] = (), config_path: str | No
 
         path = root / "tiny.yaml"
         path.write_text(yaml.safe_dump(config, sort_keys=False))
+        handlers = logging.getLogger().handlers[:]
         with contextlib.redirect_stdout(io.StringIO()) as out, contextlib.redirect_stderr(io.StringIO()):
             assert main(["--config_path", str(path), "--quiet", *_set("trainer.params.nr_epochs=1", *first)]) == 0
+        for handler in logging.getLogger().handlers[:]:  # the first run's log.txt is closed, as its process would end
+            if handler not in handlers:
+                handler.close()
+                logging.getLogger().removeHandler(handler)
         run_dir = out.getvalue().strip().splitlines()[-1]
         config["__keep__"] = True
         if config_path == "other":
@@ -263,7 +292,80 @@ def _predict(**changes: Any) -> Setup:
 
 
 def _test_model(**changes: Any) -> Setup:
-    return _uad(lambda root, config: ["test", "--model", _shared_checkpoint(root, config, **changes), "--quiet"])
+    def build(root: Path, config: dict[str, Any]) -> list[str]:
+        flag = ["--allow-external-modules"] if changes.pop("flag", False) else []
+        return ["test", "--model", _shared_checkpoint(root, config, **changes), "--quiet", *flag]
+    return _uad(build)
+
+
+def _as_popen(node: dict[str, Any], root: Path) -> None:
+    """Make the component mapping `node` name a shell command (its other keys, e.g. data_loader, kept)."""
+    node.update(_popen(root))
+
+
+# Every place of a config that names a class: where a shared file could put a shell command.
+HOSTILE_SLOTS: dict[str, Callable[[dict[str, Any], Path], None]] = {
+    "model": lambda c, root: c.__setitem__("model", _popen(root)),
+    "trainer": lambda c, root: _as_popen(c["trainer"], root),
+    "training data loader": lambda c, root: _as_popen(c["trainer"]["data_loader"], root),
+    "loss": lambda c, root: c["trainer"]["params"].__setitem__("loss", _popen(root)),
+    "evaluator": lambda c, root: _as_popen(c["downstream_tasks"]["detection"], root),
+    "evaluation data loader": lambda c, root: _as_popen(c["downstream_tasks"]["detection"]["data_loader"], root),
+    "scorer": lambda c, root: c["downstream_tasks"]["detection"]["params"].__setitem__("scorer", _popen(root)),
+    "post-processing": lambda c, root: c["downstream_tasks"]["detection"]["params"]["map_postprocessing"].__setitem__(0, _popen(root)),
+}
+
+
+def _hostile_config(config: dict[str, Any], root: Path, slot: str) -> dict[str, Any]:
+    """A copy of the project's config (without the case's own marks) naming a shell command at `slot`."""
+    hostile = copy.deepcopy({k: v for k, v in config.items() if not k.startswith("__")})
+    HOSTILE_SLOTS[slot](hostile, root)
+    return hostile
+
+
+def _hostile_checkpoint(root: Path, config: dict[str, Any], slot: str) -> str:
+    """A shared self-describing checkpoint whose stored config names a shell command at `slot`."""
+    stored = _hostile_config(config, root, slot)
+    path = root / "shared.pt"
+    torch.save({"model_weights": _model_state(), "config": stored, "model_spec": stored["model"], "metadata_version": 1,
+                "thresholds": {}, "input_shapes": {}}, path)
+    return str(path)
+
+
+def _hostile_test(slot: str, flag: bool = False) -> Setup:
+    """`uad test --model` of a checkpoint naming a shell command at `slot` (no opt-in key inside)."""
+    return _uad(lambda root, config: ["test", "--model", _hostile_checkpoint(root, config, slot), "--quiet",
+                                      *(["--allow-external-modules"] if flag else [])])
+
+
+def _hostile_predict(slot: str, flag: bool = False) -> Setup:
+    """`uad predict` with a checkpoint naming a shell command at `slot`."""
+    def build(root: Path, config: dict[str, Any]) -> list[str]:
+        return ["predict", "--model", _hostile_checkpoint(root, config, slot), "--input", str(_data(root) / "test.csv"),
+                "--output", str(root / "out"), "--threshold", "0.5", "--device", "cpu", "--no-png",
+                *(["--allow-external-modules"] if flag else [])]
+    return _uad(build)
+
+
+def _hostile_resume(slot: str, flag: bool = False, flat_scorer: bool = False) -> Setup:
+    """Train once, then replace the run folder's config.yaml (and the project config) by one naming a shell
+    command at `slot`, no opt-in key inside, and `--resume` it; `flat_scorer`: the scorer written as the
+    earlier config version's flat `params.scorer` beside the stored `scoring` (its upgrade warns)."""
+    def setup(root: Path, config: dict[str, Any]) -> list[str]:
+        args = _resume_with()(root, config)
+        run_dir = Path(args[1])
+        stored = yaml.safe_load((run_dir / "config.yaml").read_text())
+        if flat_scorer:
+            stored["downstream_tasks"]["detection"]["params"]["scorer"] = _popen(root)
+        else:
+            HOSTILE_SLOTS[slot](stored, root)
+        (run_dir / "config.yaml").write_text(yaml.safe_dump(stored, sort_keys=False))
+        origin = json.loads((run_dir / "origin.json").read_text())
+        (run_dir / "origin.json").write_text(json.dumps({**origin, "overrides": []}))  # crafted with the folder
+        config.clear()
+        config.update(stored, __keep__=True)  # the project config the same, so only the classes are refused
+        return [*args, *(["--allow-external-modules"] if flag else [])]
+    return setup
 
 
 def _hostile_run_folder(root: Path, config: dict[str, Any]) -> list[str]:
@@ -413,6 +515,89 @@ def _benchmark(**methods: dict[str, Any]) -> Setup:
     return setup
 
 
+def _hostile_describe(slot: str, flag: bool = False, opt_in: bool = False) -> Setup:
+    """`uad describe` of a shared run folder whose config.yaml names a shell command at `slot`
+    (`opt_in`: and holds the file opt-in key)."""
+    def build(root: Path, config: dict[str, Any]) -> list[str]:
+        hostile = _hostile_config(config, root, slot)
+        if opt_in:
+            hostile["allow_external_modules"] = True
+        args = _shared_run(yaml.safe_dump(hostile, sort_keys=False))(root, config)
+        return [*args, *(["--allow-external-modules"] if flag else [])]
+    return build
+
+
+def _hostile_cv(slot: str | None, flag: bool = False, base_opt_in: bool = False) -> Setup:
+    """`uad cv` of the project's config naming a shell command at `slot` (`base_opt_in`: a base config
+    holding the file opt-in key instead)."""
+    def build(root: Path, config: dict[str, Any]) -> list[str]:
+        if slot is not None:
+            HOSTILE_SLOTS[slot](config, root)
+        if base_opt_in:
+            _evil_base(root, config)
+        return [*_cv()(root, config), *(["--allow-external-modules"] if flag else [])]
+    return build
+
+
+def _hostile_convert(slot: str, flag: bool = False, opt_in: bool = False) -> Setup:
+    """`uad convert` of an original checkpoint with a config whose model fits it but which names a shell
+    command at `slot` (which the written checkpoint would carry on)."""
+    def build(root: Path, config: dict[str, Any]) -> list[str]:
+        args = _crafted_lightning(root, config)
+        from model_zoo.ra import RAModel
+
+        state = RAModel(image_size=16, channels=(4,), latent_dim=4).state_dict()
+        torch.save({"state_dict": {f"model.{k}": v for k, v in state.items()}, "epoch": 3}, root / "crafted.ckpt")
+        ra = yaml.safe_load((root / "ra.yaml").read_text())
+        ra = {**_hostile_config(config, root, slot), "model": ra["model"]} if slot != "model" else {**ra, "model": _popen(root)}
+        if opt_in:
+            ra["allow_external_modules"] = True
+        (root / "ra.yaml").write_text(yaml.safe_dump(ra, sort_keys=False))
+        return [*args, *(["--allow-external-modules"] if flag else [])]
+    return _uad(build)
+
+
+def _hostile_benchmark(kind: str, flag: bool = False) -> Setup:
+    """`uad benchmark` whose one method config, or the benchmark config itself, is hostile: `test-only`: a
+    method of `task: test` whose weights carry a config naming a shell command as model (no model in the
+    method: taken from the weights); `opt-in`: the method config holds the file opt-in key; `model`: the method
+    names a shell command as model; `orchestrator`: the benchmark's orchestrator is one; `benchmark opt-in`:
+    the benchmark config holds the opt-in key."""
+    def build(root: Path, config: dict[str, Any]) -> list[str]:
+        method = copy.deepcopy({k: v for k, v in config.items() if not k.startswith("__")})
+        if kind == "test-only":
+            weights = _hostile_checkpoint(root, config, "model")
+            method.pop("model")
+            method.pop("trainer")
+            method["experiment"] = {"name": "shared", "task": "test", "weights": weights}
+        elif kind == "opt-in":
+            method["allow_external_modules"] = True
+        elif kind == "model":
+            method["model"] = _popen(root)
+        (root / "method.yaml").write_text(yaml.safe_dump(method, sort_keys=False))
+        bench = {"name": "bench", "output_root": str(root / "runs"), "orchestrator": {
+            "module_name": "projects.benchmark.comparison", "class_name": "MethodComparison",
+            "params": {"methods": {"m": {"config": str(root / "method.yaml")}}}}}
+        if kind == "orchestrator":
+            bench["orchestrator"] = _popen(root)
+        if kind == "benchmark opt-in":
+            bench["allow_external_modules"] = True
+        (root / "bench.yaml").write_text(yaml.safe_dump(bench, sort_keys=False))
+        return ["benchmark", "--config_path", str(root / "bench.yaml"), "--quiet", *(["--allow-external-modules"] if flag else [])]
+    return _uad(build)
+
+
+# What each place says of subprocess.Popen once the command line allowed modules outside the project: the wrong kind.
+HOSTILE_ROLES = {
+    "model": "subprocess.Popen is not a Module",
+    "trainer": "subprocess.Popen is not a Trainer",
+    "training data loader": "subprocess.Popen is not a training data module",
+    "loss": "trainer.params.loss: expected a callable, Popen is not",
+    "evaluator": "subprocess.Popen is not a DownstreamEvaluator",
+    "evaluation data loader": "subprocess.Popen is not an evaluation data set",
+    "scorer": "expected a Scorer, Popen lacks num_reconstructions",
+    "post-processing": "map_postprocessing: [0]: expected a callable, Popen is not",
+}
 RAW = ("--skull-strip", "none", "--no-registration", "--no-n4")
 BRAIN_CROP = {"downstream_tasks__detection__data_loader__params__preprocessing": {"percentiles": [1.0, 99.0]}}  # not the identity
 SCAN = np.pad(np.full((12, 12, 6), 0.5, np.float32), ((2, 2), (2, 2), (1, 1)))  # a stripped raw scan on a 16 x 16 x 8 grid
@@ -426,7 +611,7 @@ CASES: list[Case] = [
     Case("float for an int", "types", "trainer.params.nr_epochs: expected an integer, got 2.0", _edit(f"{T}.nr_epochs", 2.0)),
     Case("string for a number (seed)", "types", "seed: expected an integer, got 'abc'", _args("seed=abc")),
     Case("seed out of range", "types", "seed: 100000000000000000000000 is out of range", _args("seed=100000000000000000000000")),
-    Case("string for an int (patience)", "types", "trainer.params.patience: expected an integer >= 1 or null, got '10'",
+    Case("string for an int (patience)", "types", "trainer.params.patience: expected an integer >= 1 and <= 1000000 or null, got '10'",
          _edit(f"{T}.patience", "10")),
     Case("list for a mapping (optimiser)", "types", "trainer.params.optimizer_params: expected mapping or null, got [0.001]",
          _args(f"{T}.optimizer_params=[0.001]")),
@@ -453,6 +638,21 @@ CASES: list[Case] = [
     Case("misspelt params (model)", "config", "model.parms: unknown key (valid: module_name, class_name, params); did you mean 'params'", lambda root, config: [config["model"].__setitem__("parms", config["model"].pop("params"))] and []),
     Case("unknown key beside params (data loader)", "config", "trainer.data_loader.foo: unknown key (valid: module_name, class_name, params)",
          _edit("trainer.data_loader.foo", 1)),
+    # --- nested parts (a data module's preprocessing and augmentation, the optimiser's arguments): the same did-you-mean
+    Case("misspelt preprocessing key", "config",
+         "trainer.data_loader.params.preprocessing.crop_shap: unknown parameter of VolumePreprocessor; did you mean 'crop_shape'",
+         _args(f"{DL}.preprocessing.crop_shap=[16, 16, 8]")),
+    Case("misspelt augmentation transform", "config",
+         "trainer.data_loader.params.augmentation.gamm: unknown parameter of Augmentation; did you mean 'gamma'",
+         _args(f"{DL}.augmentation.gamm={{p: 0.5}}")),
+    Case("misspelt augmentation probability", "config",
+         "trainer.data_loader.params.augmentation.gamma.pp: unknown parameter of Gamma; did you mean 'p'",
+         _args(f"{DL}.augmentation.gamma.pp=0.5")),
+    Case("misspelt optimiser argument", "config", "optimizer_params.weight_decy: unknown parameter of torch.optim.Adam; did you mean 'weight_decay'",
+         _args(f"{T}.optimizer_params={{lr: 0.001, weight_decy: 0.01}}")),
+    Case("misspelt evaluation preprocessing key", "config",
+         "downstream_tasks.detection.data_loader.datasets.healthy.params.preprocessing.target_shap: unknown parameter of VolumePreprocessor; "
+         "did you mean 'target_shape'", _args(f"{EVAL}.data_loader.params.preprocessing.target_shap=[16, 16, 8]")),
     Case("--set base after loading", "config", "base: --set base=other.yaml: base configs are merged when the file is read",
          _args("base=other.yaml")),
     # --- ranges stated in the constructors' signatures, checked with the types
@@ -460,24 +660,45 @@ CASES: list[Case] = [
          _args(f"{T}.nr_epochs=1000000000000000000000000000000")),
     Case("negative gradient clip", "ranges", "trainer.params.grad_clip: expected a number > 0 or null, got -1",
          _args(f"{T}.grad_clip=-1")),
-    Case("zero patience", "ranges", "trainer.params.patience: expected an integer >= 1 or null, got 0", _args(f"{T}.patience=0")),
-    Case("zero val_every", "ranges", "trainer.params.val_every: expected an integer >= 1, got 0", _args(f"{T}.val_every=0")),
-    Case("zero samples per epoch", "ranges", "trainer.data_loader.params.samples_per_epoch: expected an integer >= 1 or null, got 0",
+    Case("zero patience", "ranges", "trainer.params.patience: expected an integer >= 1 and <= 1000000 or null, got 0", _args(f"{T}.patience=0")),
+    Case("zero val_every", "ranges", "trainer.params.val_every: expected an integer >= 1 and <= 1000000, got 0", _args(f"{T}.val_every=0")),
+    Case("zero samples per epoch", "ranges", "trainer.data_loader.params.samples_per_epoch: expected an integer >= 1 and <= 10000000 or null, got 0",
          _args(f"{DL}.samples_per_epoch=0")),
-    Case("negative num_workers", "ranges", "trainer.data_loader.params.num_workers: expected an integer >= 0, got -1",
+    Case("negative num_workers", "ranges", "trainer.data_loader.params.num_workers: expected an integer >= 0 and <= 256, got -1",
          _args(f"{DL}.num_workers=-1")),
     Case("probability above 1 (augmentation)", "ranges", "augmentation.gamma.p: expected a number >= 0 and <= 1, got 1.5",
          _edit(f"{DL}.augmentation.gamma.p", 1.5)),
     Case("zero median kernel (post-processing)", "ranges", "map_postprocessing[0].params.kernel_size: expected an integer >= 1 and <= 64, got 0",
          _edit(f"{EVAL}.params.map_postprocessing[0].params.kernel_size", 0)),
-    Case("zero reconstructions (scorer)", "ranges", "scorer.params.num_reconstructions: expected an integer >= 1, got 0",
+    Case("zero reconstructions (scorer)", "ranges", "scorer.params.num_reconstructions: expected an integer >= 1 and <= 1000, got 0",
          _args(f"{EVAL}.params.scorer.params.num_reconstructions=0")),
-    Case("zero slice batch (evaluator)", "ranges", "scoring.inference: InferenceSettings: slice_batch_size must be >= 1, got 0",
+    Case("zero slice batch (evaluator)", "ranges", "scoring.inference.slice_batch_size: expected an integer >= 1 and <= 2048, got 0",
          _args(f"{EVAL}.params.slice_batch_size=0")),
-    Case("negative bisection steps (evaluator)", "ranges", "thresholds: ThresholdSettings: bisection_steps must be >= 1, got -3",
+    Case("negative bisection steps (evaluator)", "ranges", "thresholds.bisection_steps: expected an integer >= 1 and <= 64, got -3",
          _args(f"{EVAL}.params.bisection_steps=-3")),
-    Case("false-positive rate above 1 (evaluator)", "ranges", "a false-positive rate must lie in (0, 1), got 1.5",
+    Case("false-positive rate above 1 (evaluator)", "ranges", "thresholds.fpr_levels: [0]: expected a number > 0 and < 1, got 1.5",
          _args(f"{EVAL}.params.fpr_levels=[1.5]")),
+    # --- upper bounds: a count no machine or schedule needs would hang or fill memory after the run folder exists
+    Case("bisection steps beyond a double's precision (evaluator)", "ranges",
+         "thresholds.bisection_steps: expected an integer >= 1 and <= 64, got 1000000000", _args(f"{EVAL}.params.bisection_steps=1000000000")),
+    Case("100000 data-loader workers", "ranges", "trainer.data_loader.params.num_workers: expected an integer >= 0 and <= 256, got 100000",
+         _args(f"{DL}.num_workers=100000")),
+    Case("10**12 samples per epoch", "ranges",
+         "trainer.data_loader.params.samples_per_epoch: expected an integer >= 1 and <= 10000000 or null, got 1000000000000",
+         _args(f"{DL}.samples_per_epoch=1000000000000")),
+    Case("slice batch beyond any volume (evaluator)", "ranges",
+         "scoring.inference.slice_batch_size: expected an integer >= 1 and <= 2048, got 100000", _args(f"{EVAL}.params.slice_batch_size=100000")),
+    Case("network batch cap beyond any memory (evaluator)", "ranges", "scoring.inference.unet_batch_size: expected an integer >= 1 and <= 65536",
+         _args(f"{EVAL}.params.unet_batch_size=10000000")),
+    Case("1000 false-positive rates (evaluator)", "ranges", "thresholds.fpr_levels: expected list of numbers > 0 and < 1 (at most 100), got 1000 items",
+         _args(f"{EVAL}.params.fpr_levels=[{', '.join(['0.05'] * 1000)}]")),
+    Case("patience beyond any schedule", "ranges", "trainer.params.patience: expected an integer >= 1 and <= 1000000 or null, got 10000000",
+         _args(f"{T}.patience=10000000")),
+    Case("figure cases beyond any test set (evaluator)", "ranges", "outputs.figure_cases: expected an integer >= 0 and <= 1000, got 1000000",
+         _args(f"{EVAL}.params.figure_cases=1000000")),
+    Case("reconstructions beyond any average (scorer)", "ranges",
+         "scorer.params.num_reconstructions: expected an integer >= 1 and <= 1000, got 1000000",
+         _args(f"{EVAL}.params.scorer.params.num_reconstructions=1000000")),
     Case("params not a mapping", "types", "model.params: must be a mapping of keyword arguments", _args("model.params=[1, 2]")),
     Case("unparsable --set value", "config", "is not valid YAML", _args(f"{T}.optimizer_params={{lr: ")),
     Case("--set without a value", "config", "expected key.path=value", lambda root, config: ["--set", f"{T}.nr_epochs"]),
@@ -509,6 +730,48 @@ CASES: list[Case] = [
          _test_model(allow_external_modules=True, model=_popen)),
     Case("run folder config replaced (--resume)", "hostile", "allow_external_modules: is not a config key", _hostile_run_folder),
     Case("opt-in from a base config", "hostile", "allow_external_modules: is not a config key", _evil_base),
+    *[Case(f"checkpoint naming a shell command as {slot} (uad test --model)", "hostile", "'subprocess' is outside this project's packages",
+           _hostile_test(slot)) for slot in HOSTILE_SLOTS],
+    *[Case(f"checkpoint naming a shell command as {slot}, flag given (uad test --model)", "hostile", words, _hostile_test(slot, flag=True))
+      for slot, words in HOSTILE_ROLES.items()],
+    *[Case(f"checkpoint naming a shell command as {slot}, flag given (predict)", "hostile", HOSTILE_ROLES[slot], _hostile_predict(slot, flag=True))
+      for slot in ("trainer", "training data loader", "loss", "evaluator", "evaluation data loader", "post-processing")],
+    Case("checkpoint naming a shell command as trainer (predict)", "hostile", "'subprocess' is outside this project's packages",
+         _hostile_predict("trainer")),
+    Case("run folder naming a shell command, no opt-in key (--resume)", "hostile", "'subprocess' is outside this project's packages",
+         _hostile_resume("model")),
+    *[Case(f"run folder naming a shell command as {slot}, flag given (--resume)", "hostile", HOSTILE_ROLES[slot], _hostile_resume(slot, flag=True))
+      for slot in ("model", "trainer", "loss")],
+    Case("run folder naming a shell command as a flat scorer (--resume)", "hostile", "'subprocess' is outside this project's packages",
+         _hostile_resume("scorer", flat_scorer=True)),
+    # --- the other verbs open shared files the same way: describe, convert, cv, benchmark
+    Case("describe: run folder naming a shell command, opt-in inside", "hostile", "config.yaml: allow_external_modules: is not a config key",
+         _uad(_hostile_describe("model", opt_in=True))),
+    Case("describe: run folder naming a shell command", "hostile", "'subprocess' is outside this project's packages",
+         _uad(_hostile_describe("model"))),
+    Case("describe: run folder naming a shell command as trainer, flag given", "hostile", HOSTILE_ROLES["trainer"],
+         _uad(_hostile_describe("trainer", flag=True))),
+    Case("describe: run folder naming a shell command as scorer", "hostile", "'subprocess' is outside this project's packages",
+         _uad(_hostile_describe("scorer"))),
+    Case("convert: config naming a shell command as model", "hostile", "'subprocess' is outside this project's packages",
+         _hostile_convert("model")),
+    Case("convert: config naming a shell command as trainer", "hostile", "'subprocess' is outside this project's packages",
+         _hostile_convert("trainer")),
+    Case("convert: config naming a shell command as loss, flag given", "hostile", HOSTILE_ROLES["loss"], _hostile_convert("loss", flag=True)),
+    Case("convert: opt-in inside the config", "hostile", "allow_external_modules: is not a config key", _hostile_convert("scorer", opt_in=True)),
+    Case("cv: config naming a shell command", "hostile", "'subprocess' is outside this project's packages", _uad(_hostile_cv("model"))),
+    Case("cv: config naming a shell command as trainer, flag given", "hostile", HOSTILE_ROLES["trainer"], _uad(_hostile_cv("trainer", flag=True))),
+    Case("cv: opt-in from a base config", "hostile", "allow_external_modules: is not a config key", _uad(_hostile_cv(None, base_opt_in=True))),
+    Case("benchmark: test-only method whose weights name a shell command", "hostile", "'subprocess' is outside this project's packages",
+         _hostile_benchmark("test-only")),
+    Case("benchmark: method config with the opt-in", "hostile", "allow_external_modules: is not a config key", _hostile_benchmark("opt-in")),
+    Case("benchmark: method naming a shell command, flag given", "hostile", HOSTILE_ROLES["model"], _hostile_benchmark("model", flag=True)),
+    Case("benchmark: orchestrator is a shell command", "hostile", "'subprocess' is outside this project's packages",
+         _hostile_benchmark("orchestrator")),
+    Case("benchmark: orchestrator is a shell command, flag given", "hostile", "subprocess.Popen is not an orchestrator",
+         _hostile_benchmark("orchestrator", flag=True)),
+    Case("benchmark: benchmark config with the opt-in", "hostile", "allow_external_modules: is not a config key",
+         _hostile_benchmark("benchmark opt-in")),
     # --- names that become paths stay inside their folder
     Case("img_name escaping the maps folder", "paths", "img_name '../../../../X' holds a path separator",
          _csv_row("test.csv", "../../../../X,,1,t0.nii.gz,t0_mask.nii.gz,t0_seg.nii.gz")),
@@ -621,6 +884,9 @@ CASES: list[Case] = [
     Case("training volume of another size", "data", "h1.nii.gz has 12x16 slices but",
          lambda root, config: _nifti("h1.nii.gz", np.full((12, 16, 8), 0.5, np.float32))(root, config)
          + _nifti("h1_mask.nii.gz", np.ones((12, 16, 8), np.uint8))(root, config)),
+    Case("test volume of another size", "data", "t1.nii.gz has 12x16 slices but", _volume_of_shape("t1", (12, 16, 8))),
+    Case("test volume of another size (uad test --model)", "data", "t1.nii.gz has 12x16 slices but the model does not run on them",
+         lambda root, config: _volume_of_shape("t1", (12, 16, 8))(root, config) + _test_model()(root, config)),
     Case("model image_size off the data grid", "data", "model: ConvAutoencoder does not fit a training batch (1, 1, 16, 16) of healthy.csv",
          _args("model.params.image_size=32")),
     Case("mask shape mismatch", "data", "h0_mask.nii.gz", _nifti("h0_mask.nii.gz", np.ones((16, 16, 4), np.uint8))),
@@ -632,6 +898,7 @@ CASES: list[Case] = [
     Case("row escaping data_root", "data", "escapes data_root",
          _csv_row("healthy.csv", "evil,,0,../../../../etc/passwd,h0_mask.nii.gz,")),
     Case("symlink loop", "data", "h0.nii.gz", _symlink_loop),
+    Case("row climbing out through a link inside data_root (the rule is textual)", "data", "escapes data_root", _link_then_dotdot),
     # --- checkpoints: weights_only, never a pickle's code; foreign and partial files refused
     Case("hostile pickle checkpoint", "checkpoint", "not a readable weights-only checkpoint", _test_with_weights(_hostile)),
     Case("truncated checkpoint", "checkpoint", "not a readable weights-only checkpoint", _test_with_weights(_truncated)),

@@ -34,6 +34,7 @@ class KillFigures:
     max_epochs_lost: int = 0          # epochs logged before a kill but not in latest_model.pt after it
     final_exit_code: int | None = None
     final_epochs: int = 0
+    logged_epochs: list[int] = field(default_factory=list)  # the epochs of metrics.jsonl's training rows, in order
     same_as_uninterrupted: bool | None = None
     notes: list[str] = field(default_factory=list)
 
@@ -80,6 +81,13 @@ def _logged_epoch(run_dir: Path) -> int:
         return -1
     epochs = [json.loads(line)["epoch"] for line in path.read_text().splitlines() if line.strip().startswith("{")]
     return max(epochs, default=-1)
+
+
+def _training_rows(run_dir: Path) -> list[int]:
+    """The epoch of every training row of metrics.jsonl, in file order (a resume must not repeat one)."""
+    path = run_dir / "metrics.jsonl"
+    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()] if path.is_file() else []
+    return [int(row["epoch"]) for row in rows if "train_loss" in row]
 
 
 def _check_all(run_dir: Path, figures: KillFigures) -> None:
@@ -160,6 +168,7 @@ def kill_and_resume(config: Path, output_root: Path, kills: int = 10, seed: int 
     if run_dir is not None:
         history = json.loads((run_dir / "results.json").read_text())["training"]["summary"] if (run_dir / "results.json").is_file() else {}
         figures.final_epochs = int(history.get("epochs", 0))
+        figures.logged_epochs = _training_rows(run_dir)
         _check_all(run_dir, figures)
     return figures, run_dir
 

@@ -85,21 +85,27 @@ def main(argv: list[str] | None = None) -> int:
         "",
         "Each case breaks one thing in a fresh tiny training project and runs `core/Main.py` (or, for "
         "the `uad` verbs, `core/commands/cli.py`: `predict`, `test --model`, `describe`, `report`, `convert`, "
-        "`preprocess`). "
+        "`preprocess`, `cv`, `benchmark`). "
         "Every file of the project is hashed before and after: *nothing written* means no run folder, "
         "no file created, changed or removed; the hostile cases also check that the marker file a "
         "shell command would touch never appears. Every component's parameters (model, trainer, data "
         "modules and their nested mappings, evaluators, scorers, post-processing) are checked by name, "
         "by type and by range against the constructor's annotations (int, float, bool, str, lists, mappings, "
         "Optional, unions, Literal, StrEnum, nested components, `Annotated[int, Ge(1)]` ranges), every "
-        "component mapping by its keys, both training splits are read and the model runs once on a "
-        "training sample, all before the run folder exists. Only this project's classes are built, each "
-        "checked against its role before construction, unless the command line passes "
-        "`--allow-external-modules` (no config, base, run folder or checkpoint can). Every name that "
+        "component mapping by its keys (nested parts such as a data module's `preprocessing` and `augmentation` "
+        "and the optimiser's arguments too, each with a did-you-mean), both training splits are read, the model runs "
+        "once on a training sample and once on every other slice grid of the evaluation sets, all before the run "
+        "folder exists. Only this project's classes are built, each checked against its role before construction, "
+        "unless the command line passes `--allow-external-modules` (no config, base, run folder or checkpoint can); "
+        "every component section a config holds is checked whatever the task (a test run, `predict`, `convert` "
+        "and `describe` check a shared file's trainer, data loaders and loss too), and upgrade warnings of an "
+        "earlier config version wait until the config is accepted. Every name that "
         "becomes a path (run, task, data set, `img_name`, subject) is one plain name, and a run folder "
         "holding a symbolic link that leads outside it is refused before anything is written through it. "
         "Ranges include finiteness (`.inf`), non-empty lists and upper bounds on sizes no machine holds "
-        "(grid sides, channel widths, kernels, threads); a benchmark checks every method's config before "
+        "(grid sides, channel widths, kernels, threads) and on counts that would hang or fill memory once the run "
+        "folder exists (workers, samples per epoch, batch sizes, bisection steps, reconstructions, rules); "
+        "a benchmark checks every method's config (a test-only one with the model its weights carry) before "
         "its run folder exists; `uad predict` checks every scan's header and the model on the first "
         "scan's grid before it creates its output folder; command-line values have ranges too.",
         "",
@@ -129,6 +135,11 @@ def main(argv: list[str] | None = None) -> int:
         "| `--resume RUN` with a `--set` that changes the stored config, another `--config_path`, or an edited config file | "
         "`error: <run>: --resume continues the stored config.yaml, but --set changes <key> (<stored> vs <given>); ...` | exit 2, nothing written (cases above) |",
         "| `--resume` of a run that had stopped early and was killed before its evaluation | (runs) | no further epoch is trained (tests/core/test_trainer.py) |",
+        "| a symbolic link inside `data_root` leading outside it (tests/data/test_volume_dataset.py) | (runs) | followed, as "
+        "data/README.md states: a link is made on disk by whoever set up the data folder, a CSV row is text (its `..` is refused, "
+        "even after a link: cases above) |",
+        "| `uad report` of a run folder whose config.yaml and checkpoint name a shell command (tests/reliability/test_bad_input.py) | "
+        "(runs) | exit 0, report.html the only file written, the marker never appears: the page reads files and builds nothing |",
         "",
         "## kill -9 at random moments, then --resume (tests/reliability/test_kill_resume.py)",
         "",
@@ -139,10 +150,12 @@ def main(argv: list[str] | None = None) -> int:
         "written to the run folder's `.partial/` and renamed into `checkpoints/`, so a partial file "
         "is never in `checkpoints/`.",
         "",
-        "| kills | of them mid-write | resumes | files checked | unreadable checkpoints | most epochs lost by a kill | final epochs | final results.json equal to an uninterrupted run's |",
-        "|---|---|---|---|---|---|---|---|",
+        "| kills | of them mid-write | resumes | files checked | unreadable checkpoints | most epochs lost by a kill | final epochs | "
+        "training rows in metrics.jsonl | final results.json equal to an uninterrupted run's |",
+        "|---|---|---|---|---|---|---|---|---|",
         f"| {figures.kills} | {figures.kills_mid_write} | {figures.resumes} | {figures.checked_files} | "
         f"{figures.unreadable_checkpoints} | {figures.max_epochs_lost} | {figures.final_epochs} | "
+        f"{len(figures.logged_epochs)} ({'each epoch once' if figures.logged_epochs == list(range(figures.final_epochs)) else 'NOT each epoch once'}) | "
         f"{'yes, identical bytes' if same_as_straight else 'NO'} |",
         "",
         "*Epochs lost* is the last epoch logged before a kill minus the epoch of `latest_model.pt` after it: "
@@ -165,7 +178,8 @@ def main(argv: list[str] | None = None) -> int:
     ]
     Path(args.output).write_text("\n".join(text))
     print(args.output)
-    return 1 if failures - pending or figures.unreadable_checkpoints or figures.max_epochs_lost > 1 else 0
+    duplicated = figures.logged_epochs != list(range(figures.final_epochs))
+    return 1 if failures - pending or figures.unreadable_checkpoints or figures.max_epochs_lost > 1 or duplicated else 0
 
 
 if __name__ == "__main__":

@@ -30,6 +30,7 @@ def test_ten_random_kills_lose_nothing_but_the_epoch_in_progress(tmp_path, capsy
     assert figures.max_epochs_lost <= 1
     assert figures.kills >= 8 and figures.resumes >= 8, figures
     assert figures.final_epochs == EPOCHS
+    assert figures.logged_epochs == list(range(EPOCHS))  # metrics.jsonl: each epoch once, no row of a lost epoch left
     torch.set_num_threads(1)  # as in the children (OMP_NUM_THREADS=1): the same reduction order
     assert main(["--config_path", str(config), "--quiet", "--output_root", str(tmp_path / "straight")]) == 0
     straight = capsys.readouterr().out.strip().splitlines()[-1]

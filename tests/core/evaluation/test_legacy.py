@@ -60,3 +60,22 @@ def test_a_flat_key_over_a_grouped_one_overrides_it(caplog):
 def test_a_flat_key_whose_group_is_not_a_mapping_is_refused():
     with pytest.raises(ValueError, match="roles"):
         group_flat_params({"roles": "x", "fit_set": "h"})
+
+
+def test_upgrade_warnings_wait_for_the_config_to_be_accepted(caplog):
+    """A command holds them while it checks its config (`HeldWarnings`): logged once when it is accepted,
+    dropped when it is refused, so the refusal is one line."""
+    from dl_utils.param_groups import HeldWarnings
+
+    both = {"thresholds": {"fpr_levels": [0.01]}, "fpr_levels": [0.05]}
+    with HeldWarnings() as held:
+        group_flat_params(both)
+        group_flat_params(both)  # checked twice (e.g. resume, then build): said once
+        assert "fpr_levels" not in caplog.text
+        held.release()
+    assert caplog.text.count("thresholds.fpr_levels") == 2  # 'overrides X; write it as X': one message
+    caplog.clear()
+    with pytest.raises(ValueError), HeldWarnings():
+        group_flat_params(both)
+        raise ValueError("refused")
+    assert "fpr_levels" not in caplog.text
