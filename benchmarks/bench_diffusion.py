@@ -2,7 +2,7 @@
 
     python -m benchmarks.bench_diffusion [--quick] [--slices N] [--device cpu|cuda]
     python -m benchmarks.bench_diffusion --cpu-speed [--compile [--cold-compile]] [--slices N] [--rounds R]
-    python -m benchmarks.bench_diffusion --cpu-precision [--slices N] [--rounds R] [--weights CKPT]
+    python -m benchmarks.bench_diffusion --cpu-precision [--slices N] [--rounds R] [--weights CKPT] [--no-compile | --compiled-only]
 
 A test volume is 50 axial slices of 96 x 96 (docs/methods.md section 10). Reconstruction
 runs ``measured`` slices (all 50 unless --quick / --slices) and reports the time for
@@ -26,10 +26,12 @@ wall time.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import copy
 import resource
 import time
 from collections.abc import Callable
+from typing import Any
 
 import torch
 
@@ -221,37 +223,104 @@ def cpu_speed(args: argparse.Namespace) -> None:
               f"{VOLUME_SLICES}-slice one-step volume: {payoff}")
 
 
-def _method_cases(args: argparse.Namespace) -> dict[str, tuple[torch.nn.Module, int, object]]:
-    """{method: (model, reconstructions per slice, scorer)} as the paper configs evaluate them
-    (projects/*/configs/*_paper.yaml): one UNet batch per call, capped by the model's max_batch_size."""
-    from optim.scoring import L1Scorer, MahalanobisScorer, SSIMEnsembleScorer
-
+def _paper_models(args: argparse.Namespace) -> tuple[DDPM, ConditionalDDPM]:
+    """The paper configs' DDPM and cDDPM (projects/*/configs/*_paper.yaml) with random weights, zero layers randomised."""
     torch.manual_seed(0)
     paper = dict(max_batch_size=args.max_batch, noise_source=NoiseSettings(kind="opensimplex"),
                  reconstruction=ReconstructionSettings(clamp=False))
     ddpm = DDPM(**_sizes(args), **paper).eval()
-    cddpm_ens = ConditionalDDPM(**_cddpm_sizes(args), **paper).eval()
-    cddpm_one = copy.deepcopy(cddpm_ens)
-    cddpm_one.reconstruction_mode, cddpm_one.t_test = "one_step", 499
-    for model in (ddpm, cddpm_ens, cddpm_one):
+    cddpm = ConditionalDDPM(**_cddpm_sizes(args), **paper).eval()
+    for model in (ddpm, cddpm):
         _randomize_zero_layers(model.unet)
-    if args.weights:
-        _load_weights(args.weights, ddpm, cddpm_ens, cddpm_one)
-    ssim_dims = 3 if args.slices >= 13 else 2  # the 3D SSIM window (13) needs 13 slices; fewer: per slice
-    return {
-        "DDPM one-step (L1)": (ddpm, 1, L1Scorer()),
-        f"DDPM + SSIM ensemble ({ssim_dims}D)": (ddpm, 1, SSIMEnsembleScorer(spatial_dims=ssim_dims)),
-        "cDDPM ENS (3 levels, L1)": (cddpm_ens, 1, L1Scorer()),
-        "cDDPM + MHD (10 one-step)": (cddpm_one, 10, MahalanobisScorer(num_reconstructions=10)),
-    }
+    return ddpm, cddpm
 
 
-def _load_weights(path: str, *models: torch.nn.Module) -> None:
-    """A checkpoint's `model_weights` into each model it fits (DDPM or cDDPM of the same size)."""
+def _method_cases(ddpm: DDPM | None, cddpm: ConditionalDDPM | None, slices: int
+                  ) -> dict[str, tuple[torch.nn.Module, int, object]]:
+    """{method: (model, reconstructions per slice, scorer)} as the paper configs evaluate them
+    (projects/*/configs/*_paper.yaml): one UNet batch per call, capped by the model's max_batch_size.
+    The DDPM's rows need a DDPM, the cDDPM's a cDDPM (a checkpoint holds one of them)."""
+    from optim.scoring import L1Scorer, MahalanobisScorer, SSIMEnsembleScorer
+
+    cases: dict[str, tuple[torch.nn.Module, int, object]] = {}
+    if ddpm is not None:
+        one = copy.deepcopy(ddpm)
+        one.reconstruction_mode, one.t_test = "one_step", 500
+        ssim_dims = 3 if slices >= 13 else 2  # the 3D SSIM window (13) needs 13 slices; fewer: per slice
+        cases["DDPM one-step (L1)"] = (one, 1, L1Scorer())
+        cases[f"DDPM + SSIM ensemble ({ssim_dims}D)"] = (one, 1, SSIMEnsembleScorer(spatial_dims=ssim_dims))
+    if cddpm is not None:
+        ens, one = copy.deepcopy(cddpm), copy.deepcopy(cddpm)
+        ens.reconstruction_mode = "ensemble"
+        one.reconstruction_mode, one.t_test = "one_step", 499
+        cases["cDDPM ENS (3 levels, L1)"] = (ens, 1, L1Scorer())
+        cases["cDDPM + MHD (10 one-step)"] = (one, 10, MahalanobisScorer(num_reconstructions=10))
+    return cases
+
+
+def _load_weights(path: str, *models: torch.nn.Module) -> list[torch.nn.Module]:
+    """A checkpoint's `model_weights` into each model it fits (a DDPM or cDDPM of the paper size without a
+    stored config); the models it fitted. None fitting is an error, never a silent run on random weights."""
     state = torch.load(path, map_location="cpu", weights_only=True)["model_weights"]
-    for model in models:
-        if set(state) == set(model.state_dict()):
-            model.load_state_dict(state)
+    fitted = [m for m in models if set(state) == set(m.state_dict())]
+    if not fitted:
+        raise SystemExit(f"{path}: its weights fit neither the paper-size DDPM nor the cDDPM, and it stores no config "
+                         "to build its own model from")
+    for model in fitted:
+        model.load_state_dict(state)
+    return fitted
+
+
+def _checkpoint_case(args: argparse.Namespace) -> tuple[DDPM | None, ConditionalDDPM | None, Any, str, int]:
+    """`--weights`: the checkpoint's own model (a self-describing checkpoint: built from its stored config; else
+    loaded into the paper-size models) and a volume it was evaluated on: the central `--slices` slices of the
+    first volume of its first test set (`test*`, not healthy), loaded as its evaluation loads it; the slice size
+    (for a synthetic volume where it names no test set)."""
+    from types import SimpleNamespace
+
+    from core.config.builder import MODEL, ComponentBuilder
+    from core.run import checkpoint_metadata
+    from core.run.assembly import build_datasets
+    from dl_utils.checkpoint import load_checkpoint
+    from dl_utils.weights import load_model_weights
+
+    state = load_checkpoint(args.weights)
+    if not isinstance(state.get("config"), dict):  # a bare checkpoint: the paper sizes, on the synthetic volume
+        ddpm, cddpm = _paper_models(args)
+        fitted = _load_weights(args.weights, ddpm, cddpm)
+        return (ddpm if ddpm in fitted else None), (cddpm if cddpm in fitted else None), None, "", _sizes(args)["image_size"]
+    builder = ComponentBuilder(f"{args.weights} (stored config)")
+    config = builder.upgrade(checkpoint_metadata.read(state, args.weights))
+    model = builder.build(config["model"], "model", expected=MODEL)
+    load_model_weights(model, state, args.weights)
+    model.eval()
+    size = int((config["model"].get("params") or {}).get("image_size", SIZE))
+    volume, where = None, ""
+    for task, spec in (config.get("downstream_tasks") or {}).items():
+        if not isinstance(spec, dict) or "data_loader" not in spec:
+            continue
+        names = list(spec["data_loader"].get("datasets") or {})
+        name = next((n for n in names if n.startswith("test") and "healthy" not in n), names[0] if names else None)
+        if name is None:
+            continue
+        spec = {**spec["data_loader"], "datasets": {name: spec["data_loader"]["datasets"][name]}}
+        found = build_datasets(builder, spec, f"downstream_tasks.{task}.data_loader", config.get("data_root"))[name][0]
+        depth = found.image.shape[-1]
+        start = max(0, (depth - args.slices) // 2)
+        keep = slice(start, start + args.slices)
+        volume = SimpleNamespace(name=found.name, image=found.image[..., keep], mask=found.mask[..., keep])
+        where = f"test volume {found.name} of {task} / {name}, slices {start}-{start + volume.image.shape[-1] - 1}"
+        break
+    if isinstance(model, ConditionalDDPM):
+        return None, model, volume, where, size
+    if isinstance(model, DDPM):
+        return model, None, volume, where, size
+    raise SystemExit(f"{args.weights}: a {type(model).__name__}, not a DDPM or cDDPM")
+
+
+def _s(seconds: float) -> str:
+    """Seconds for a table: whole from 10 on, one decimal below (a demo-size model's scan takes a few)."""
+    return f"{seconds:.0f}" if seconds >= 10 else f"{seconds:.1f}"
 
 
 def cpu_precision(args: argparse.Namespace) -> None:
@@ -260,58 +329,96 @@ def cpu_precision(args: argparse.Namespace) -> None:
     noise seed, in alternating rounds: median CPU-time ratio bf16 / fp32, seconds per
     50-slice scan, and the anomaly-map difference bf16 vs fp32 against the noise of the
     reconstruction itself (the difference between two fp32 maps drawn with different noise
-    seeds), as mean |difference| over brain voxels relative to the mean fp32 map there."""
+    seeds), as mean |difference| over brain voxels relative to the mean fp32 map there.
+    The methods run eagerly; then the DDPM one-step map as evaluated at scale (channels-last and
+    `torch.compile`, `compile_unet`) once more, compiled fp32 against compiled bf16 (skipped with
+    --tiny or --no-compile: each compile takes minutes on 2 cores; --compiled-only runs only this pair)."""
     import statistics
     from types import SimpleNamespace
 
     from benchmarks.bench_scorers import synthetic_case
     from core.evaluation.pipeline import InferenceSettings, ScoringPipeline, ScoringSpec
 
-    size = _sizes(args)["image_size"]
-    image, _, mask = synthetic_case(1, shape=(size, size, args.slices))
-    volume = SimpleNamespace(name="synthetic", image=image, mask=mask)
+    volume, where, size = None, "", _sizes(args)["image_size"]
+    if args.weights:
+        ddpm, cddpm, volume, where, size = _checkpoint_case(args)
+    else:
+        ddpm, cddpm = _paper_models(args)
+    if volume is None:
+        image, _, mask = synthetic_case(1, shape=(size, size, args.slices))
+        volume = SimpleNamespace(name="synthetic", image=image, mask=mask)
+        where = f"synthetic {size} x {size} x {args.slices} volume"
+    slices = volume.image.shape[-1]
+    cases = _method_cases(ddpm, cddpm, slices)
     cpu = torch.device("cpu")
-    cases = _method_cases(args)
+
+    def pipeline(name: str, precision: str, compiled: bool = False) -> ScoringPipeline:
+        model, _, scorer = cases[name]
+        inference = InferenceSettings(slice_batch_size=slices, precision=precision, channels_last=True,
+                                      compile_unet=compiled, unet_batch_size=None)
+        return ScoringPipeline(copy.deepcopy(model) if compiled else model, ScoringSpec(scorer, inference=inference), cpu, seed=0)
+
+    def timed(scoring: ScoringPipeline, seed: int) -> tuple[torch.Tensor, float, float]:
+        wall, cpu_s = time.perf_counter(), time.process_time()
+        amap = scoring.score(volume, "bench", seed).amap
+        return torch.from_numpy(amap), time.process_time() - cpu_s, time.perf_counter() - wall
 
     def score(name: str, precision: str, seed: int) -> tuple[torch.Tensor, float, float]:
         """The evaluator's scoring of the volume (eager: compile_unet off), noise seeded by `seed`."""
-        model, _, scorer = cases[name]
-        inference = InferenceSettings(slice_batch_size=args.slices, precision=precision, channels_last=True,
-                                      compile_unet=False, unet_batch_size=None)
-        pipeline = ScoringPipeline(model, ScoringSpec(scorer, inference=inference), cpu, seed=0)
-        with pipeline.prepared():
-            wall, cpu_s = time.perf_counter(), time.process_time()
-            amap = pipeline.score(volume, "bench", seed).amap
-            return torch.from_numpy(amap), time.process_time() - cpu_s, time.perf_counter() - wall
+        scoring = pipeline(name, precision)
+        with scoring.prepared():
+            return timed(scoring, seed)
 
-    per_scan = VOLUME_SLICES / args.slices
+    brain = volume.mask.bool()
+
+    def row(name: str, passes: int, run: Callable[[str, int], tuple[torch.Tensor, float, float]]) -> None:
+        """Alternating rounds of fp32 and bf16 through `run(precision, seed)`; one printed table row."""
+        times: dict[str, list[tuple[float, float]]] = {"fp32": [], "bf16": []}
+        maps = {}
+        run("fp32", 0)  # warm-up: allocator growth and first-touch page faults outside the timing
+        for _ in range(args.rounds):
+            for precision in ("fp32", "bf16"):
+                amap, cpu_s, wall = run(precision, 0)
+                times[precision].append((cpu_s, wall))
+                maps[precision] = amap
+        other_seed, _, _ = run("fp32", 1)
+        level = float(maps["fp32"][brain].abs().mean())
+        d_bf16 = float((maps["bf16"] - maps["fp32"])[brain].abs().mean()) / level
+        d_seed = float((other_seed - maps["fp32"])[brain].abs().mean()) / level
+        ratio = statistics.median(b[0] / f[0] for f, b in zip(times["fp32"], times["bf16"]))
+        med = {p: [statistics.median(t[i] for t in times[p]) * per_scan for i in (0, 1)] for p in times}
+        print(f"| {name} | {passes} | {_s(med['fp32'][0])} | {_s(med['bf16'][0])} | {ratio:.2f} | {_s(med['fp32'][1])} | "
+              f"{_s(med['bf16'][1])} | {d_bf16:.2%} | {d_seed:.2%} | {'yes' if d_bf16 < d_seed else 'NO'} |", flush=True)
+
+    per_scan = VOLUME_SLICES / slices
     weights = f"checkpoint {args.weights}" if args.weights else "random weights, zero layers randomised"
-    print(f"CPU precision: {'tiny' if args.tiny else 'paper'} UNets ({weights}), "
-          f"synthetic {size} x {size} x {args.slices} volume, threads={torch.get_num_threads()}, {args.rounds} alternating rounds; "
-          f"times scaled x{per_scan:.3g} to a {VOLUME_SLICES}-slice scan")
+    size_name = "checkpoint's" if args.weights else "tiny" if args.tiny else "paper"
+    print(f"CPU precision: {size_name} UNets ({weights}), {where}, threads={torch.get_num_threads()}, "
+          f"{args.rounds} alternating rounds; times scaled x{per_scan:.3g} to a {VOLUME_SLICES}-slice scan")
     print("| method | UNet passes / scan | fp32 CPU s / scan | bf16 CPU s / scan | bf16 / fp32 (median CPU ratio) | "
           "fp32 wall s / scan | bf16 wall s / scan | map diff bf16 vs fp32 | map diff fp32 seed vs seed | bf16 within noise |")
     print("|---|---|---|---|---|---|---|---|---|---|")
     with torch.inference_mode():
         for name, (model, n, _) in cases.items():
-            times: dict[str, list[tuple[float, float]]] = {"fp32": [], "bf16": []}
-            maps = {}
-            score(name, "fp32", 0)  # warm-up: allocator growth and first-touch page faults outside the timing
-            for _ in range(args.rounds):
-                for precision in ("fp32", "bf16"):
-                    amap, cpu_s, wall = score(name, precision, 0)
-                    times[precision].append((cpu_s, wall))
-                    maps[precision] = amap
-            other_seed, _, _ = score(name, "fp32", 1)
-            brain = mask.bool()
-            level = float(maps["fp32"][brain].abs().mean())
-            d_bf16 = float((maps["bf16"] - maps["fp32"])[brain].abs().mean()) / level
-            d_seed = float((other_seed - maps["fp32"])[brain].abs().mean()) / level
-            ratio = statistics.median(b[0] / f[0] for f, b in zip(times["fp32"], times["bf16"]))
-            med = {p: [statistics.median(t[i] for t in times[p]) * per_scan for i in (0, 1)] for p in times}
+            if args.compiled_only:
+                break
             passes = VOLUME_SLICES * n * (len(model.ensemble_timesteps) if model.reconstruction_mode == "ensemble" else 1)
-            print(f"| {name} | {passes} | {med['fp32'][0]:.0f} | {med['bf16'][0]:.0f} | {ratio:.2f} | {med['fp32'][1]:.0f} | "
-                  f"{med['bf16'][1]:.0f} | {d_bf16:.2%} | {d_seed:.2%} | {'yes' if d_bf16 < d_seed else 'NO'} |", flush=True)
+            row(name, passes, lambda precision, seed, name=name: score(name, precision, seed))
+        compiled_case = next((n for n in cases if n.startswith("DDPM one-step")), None)
+        if compiled_case is None or (args.tiny and not args.compiled_only) or args.no_compile:
+            print(f"compiled + channels-last pair: skipped ({'no DDPM' if compiled_case is None else '--tiny' if args.tiny else '--no-compile'}"
+                  "; a compile takes minutes on 2 cores: tests/core/test_cpu_bf16.py compiles a tiny UNet under bf16)")
+            return
+        compiled, compile_s = {}, {}
+        with contextlib.ExitStack() as stack:
+            for precision in ("fp32", "bf16"):  # each its own copy of the model, compiled once, kept for the rounds
+                compiled[precision] = stack.enter_context(pipeline(compiled_case, precision, compiled=True).prepared())
+                started = time.perf_counter()
+                compiled[precision].score(volume, "bench", 0)
+                compile_s[precision] = time.perf_counter() - started
+            row(f"{compiled_case}, compiled + channels-last", VOLUME_SLICES,
+                lambda precision, seed: timed(compiled[precision], seed))
+        print(f"compile (first call, wall, inductor cache as found): fp32 {compile_s['fp32']:.0f} s, bf16 {compile_s['bf16']:.0f} s")
 
 
 def _print(rows: list[dict], args: argparse.Namespace, device: torch.device) -> None:
@@ -347,7 +454,10 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--cold-compile", action="store_true", help="--compile into an empty inductor cache")
     p.add_argument("--cpu-precision", action="store_true",
                    help="only: fp32 vs bf16 autocast on CPU per method (time ratio, s per scan, map difference vs noise)")
-    p.add_argument("--weights", help="--cpu-precision: a DDPM / cDDPM checkpoint of the paper size (default: random weights)")
+    p.add_argument("--weights", help="--cpu-precision: a DDPM / cDDPM checkpoint (default: paper-size random weights); a "
+                                     "self-describing one runs its own model on the first volume of its first test set")
+    p.add_argument("--no-compile", action="store_true", help="--cpu-precision: skip the compiled fp32 / bf16 pair")
+    p.add_argument("--compiled-only", action="store_true", help="--cpu-precision: only the compiled pair (also with --tiny)")
     args = p.parse_args(argv)
     quick = args.quick or args.tiny
     if args.cpu_precision and not args.slices:

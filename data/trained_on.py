@@ -6,7 +6,7 @@ of the split CSV: the demo's two volumes are one brain and its mirror image), th
 model saw (shape and voxel spacing of a training volume after the data loader's
 preprocessing). `scan_warnings` compares a scan's header with it, so `uad predict` can say
 when a map is likely to be about the scan rather than about anomalies: another contrast
-(named in the file name or the NIfTI description), a field of view smaller than the
+(named in the file name or the NIfTI description; a scan naming none is "contrast unknown"), a field of view smaller than the
 training volumes', slices much thicker than the training grid's voxels.
 """
 from __future__ import annotations
@@ -26,14 +26,20 @@ THICKNESS_FACTOR = 1.5  # slices thicker than this many times the training grid'
 RAS_AXES = ("left-right", "posterior-anterior", "inferior-superior")
 SUBJECT_COLUMNS = ("subject", "subject_id", "participant_id")  # a split CSV column naming each row's subject
 
-# file-name / description words -> contrast; the first family found wins (post-contrast before T1)
+# file-name / description words -> contrast; the first family found wins (post-contrast before T1; T2* before T2)
 CONTRAST_WORDS: tuple[tuple[str, tuple[str, ...]], ...] = (
-    ("t1 post-contrast", ("t1ce", "t1c", "t1gd", "t1post", "gd", "gad", "ce", "postcontrast", "contrast", "kontrast")),
+    ("t1 post-contrast", ("t1ce", "t1c", "t1gd", "t1post", "t1wce", "gd", "gad", "gado", "gadolinium", "ce", "post", "postcon",
+                          "postcontrast", "postgd", "postgad", "contrast", "kontrast", "+c", "+gd", "+contrast")),
     ("flair", ("flair",)),
+    ("t2* / swi", ("t2star", "t2s", "t2*", "swi", "swan")),
+    ("dwi", ("dwi", "dti", "adc", "trace", "diffusion")),
     ("t2", ("t2", "t2w")),
     ("pd", ("pd", "pdw")),
     ("t1", ("t1", "t1w", "mprage", "spgr", "tfl")),
 )
+PRE_CONTRAST_WORDS = ("pre", "precon", "precontrast", "native", "nativ")  # "T1 pre contrast": no post-contrast family
+WORD = re.compile(r"\+[a-z]+|[a-z0-9]+\*?")  # words of letters and digits; "+c" / "+gd" and "t2*" keep their sign
+NUMBERED = re.compile(r"b\d+")  # a diffusion weighting, "DWI_b1000"
 
 
 @dataclass(frozen=True)
@@ -174,9 +180,12 @@ class ScanHeader:
 
 
 def scan_contrast(*texts: str) -> str | None:
-    """The contrast a file name or header description names (e.g. `sub1_T1CE.nii.gz`: t1 post-contrast), or None."""
-    words = {w for text in texts for w in re.split(r"[^a-z0-9]+", text.lower()) if w}
-    for contrast, family in CONTRAST_WORDS:
+    """The contrast a file name or header description names (`sub1_T1CE.nii.gz`, `T1_MPRAGE_POST`, `t1+c`:
+    t1 post-contrast; `T2star`, `SWI`: t2*; `DWI_b1000`: dwi), or None when they name none."""
+    words = {w for text in texts for w in WORD.findall(text.lower())}
+    words |= {"dwi" for w in words if NUMBERED.fullmatch(w)}
+    families = CONTRAST_WORDS[1:] if words & set(PRE_CONTRAST_WORDS) else CONTRAST_WORDS
+    for contrast, family in families:
         if words & set(family):
             return contrast
     return None
@@ -186,7 +195,11 @@ def scan_warnings(trained: TrainedOn, scan: ScanHeader) -> list[str]:
     """Each way the scan differs from the training data, one sentence each (empty: none found)."""
     warnings = []
     contrast = scan_contrast(scan.name, scan.description)
-    if contrast is not None and trained.contrast != "unknown" and contrast != trained.contrast:
+    known = trained.contrast.lower() != "unknown"
+    if known and contrast is None:
+        warnings.append(f"contrast unknown: neither the scan's name nor its description names one (t1, t1ce, t2, flair, ...), "
+                        f"the model was trained on {trained.contrast.upper()}; another contrast will score as anomalies")
+    elif known and contrast != trained.contrast.lower():
         warnings.append(f"contrast: the scan looks {contrast.upper()} (its name or description), the model was trained "
                         f"on {trained.contrast.upper()}; contrast differences will score as anomalies")
     if trained.spacing_mm is not None:

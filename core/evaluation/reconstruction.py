@@ -12,6 +12,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from dl_utils.device import warn_if_cpu_bf16_emulated
 from dl_utils.options import parse_option
 from optim.scoring.ssim import ssim_maps
 
@@ -30,7 +31,10 @@ def autocast_dtype(precision: Precision, device: torch.device) -> torch.dtype | 
     """The autocast dtype for `precision` on `device`; None = plain fp32 (CPU: unless `bf16` is asked for)."""
     choice = parse_option(Precision, precision, "precision")
     if device.type != "cuda":
-        return torch.bfloat16 if choice is Precision.BF16 and device.type == "cpu" else None
+        if choice is Precision.BF16 and device.type == "cpu":
+            warn_if_cpu_bf16_emulated()  # once per process, where this CPU has no bf16 units
+            return torch.bfloat16
+        return None
     if choice is Precision.FP32:
         return None
     return torch.float16 if choice is Precision.FP16 else torch.bfloat16

@@ -6,7 +6,8 @@ p-values, as `projects/benchmark/comparison.py` computed them), `<task>/figures/
 (the ROC / PR points the evaluator drew), per_volume.csv or predictions.csv (a table
 sortable by any column), and the NIfTI volumes next to each anomaly map (input,
 reconstruction, map, lesion labels, as `core.evaluation.volume_files` names and writes them)
-drawn in three planes with a slice slider. Volumes are added until the page reaches `max_megabytes`;
+drawn in three planes with a slice slider; a predict folder's `predict.json` names the checkpoint
+that made it and what that was trained on (`core.run.predict_record`). Volumes are added until the page reaches `max_megabytes`;
 the page says which were left out.
 """
 from __future__ import annotations
@@ -25,6 +26,7 @@ import numpy as np
 import yaml
 
 from core.evaluation.volume_files import SUFFIXES
+from core.run.predict_record import PredictRecord, file_sha256
 from core.run.results import TABLE_COLUMNS, read_results
 from core.run.run_files import read_results_json
 from core.run.run_folder import CONFIG_FILE, ORIGIN_FILE
@@ -64,8 +66,8 @@ def folder_kind(folder: Path) -> FolderKind:
 def write_report(folder: str | Path, checkpoint: str | Path | None = None,
                  max_megabytes: float = DEFAULT_MEGABYTES, max_side: int = 128) -> Path:
     """Write `folder/report.html` and return its path. `checkpoint`: the model of a predict
-    output (its `trained_on` is shown); volumes are drawn every `stride` voxels so no side
-    exceeds `max_side`."""
+    output (its `trained_on` is shown instead of the one its `predict.json` recorded); volumes
+    are drawn every `stride` voxels so no side exceeds `max_side`."""
     folder = Path(folder)
     check_links_stay_inside(folder, "replace each such link by a copy of its files before writing its report")
     budget = Budget(int(max_megabytes * 1e6), max_side)
@@ -173,13 +175,42 @@ def trained_on(checkpoint: Path | None, warn: bool = True) -> dict[str, Any] | N
     return stated(found) if isinstance(found, dict) else None
 
 
-def _model_part(checkpoint: Path | None, extra: dict[str, Any]) -> Part:
+def _model_part(checkpoint: Path | None, extra: dict[str, Any], recorded: PredictRecord | None = None) -> Part:
+    """The model section: `extra`, the checkpoint and what it was trained on (read from `checkpoint`, else
+    from a predict folder's record of the checkpoint that made it)."""
     items = {k: v for k, v in extra.items() if v not in (None, "")}
-    if checkpoint is not None:
-        items["checkpoint"] = str(checkpoint)
-    found = trained_on(checkpoint)
-    items["trained on"] = found if found else "not recorded in the checkpoint"
+    if checkpoint is None and recorded is not None:
+        items.update(checkpoint=recorded.model, sha256=recorded.sha256)
+        found = stated(recorded.trained_on) if recorded.trained_on else None
+    else:
+        if checkpoint is not None:
+            items["checkpoint"] = str(checkpoint)
+        found = trained_on(checkpoint)
+    if found:
+        items["trained on"] = found
+    elif checkpoint is None and recorded is None:
+        items["trained on"] = "unknown: no checkpoint named (a predict folder: `uad report FOLDER --model CKPT`)"
+    elif checkpoint is not None and not checkpoint.is_file():
+        items["trained on"] = "unknown: the checkpoint is not there"
+    else:
+        items["trained on"] = "not recorded in the checkpoint"
     return Part("model", "Model", html.section("Model", html.definitions(items), "model"))
+
+
+def _run_checkpoint(run_dir: Path, config: dict[str, Any]) -> Path | None:
+    """The checkpoint a run evaluated: its own best_model.pt, else the weights its config loaded
+    (`experiment.weights`, e.g. a benchmark method reusing an earlier method's run), found as
+    given or, when relative, under any folder above the run (the benchmark's own paths)."""
+    own = run_dir / "checkpoints" / "best_model.pt"
+    if own.is_file():
+        return own
+    weights = (config.get("experiment") or {}).get("weights")
+    if not weights:
+        return None
+    path = Path(str(weights))
+    if path.is_file() or path.is_absolute():
+        return path
+    return next((p / path for p in run_dir.resolve().parents if (p / path).is_file()), path)
 
 
 def _curves_part(groups: dict[str, dict[str, dict]], note: str) -> Part:
@@ -277,9 +308,7 @@ def _run_page(folder: Path, budget: Budget) -> tuple[str, list[Part]]:
     config = _read_yaml(folder / CONFIG_FILE)
     results = read_results(folder)
     experiment = config.get("experiment") or {}
-    checkpoint = folder / "checkpoints" / "best_model.pt"
-    weights = experiment.get("weights")
-    checkpoint = checkpoint if checkpoint.is_file() else (Path(weights) if weights else None)
+    checkpoint = _run_checkpoint(folder, config)
     model = config.get("model") or {}
     parts = [_model_part(checkpoint, {"config": config.get("name"), "experiment": experiment.get("name"),
                                       "model": ".".join(str(model.get(k, "")) for k in ("module_name", "class_name")).strip(".")})]
@@ -356,8 +385,7 @@ def _benchmark_page(folder: Path, budget: Budget) -> tuple[str, list[Part]]:
     comparison = read_results_json(folder / "results.json")[ORCHESTRATOR]
     columns = [c for name, path in methods.items() for c in _columns(name, path)]
     method_rows = [{"method": name, "run folder": str(path.relative_to(folder)) if path.is_relative_to(folder) else str(path),
-                    "trained on": json.dumps(trained_on(path / "checkpoints" / "best_model.pt") or None) or "-"}
-                   for name, path in methods.items()]
+                    "trained on": _trained_on_cell(path)} for name, path in methods.items()]
     links = {"run folder": lambda row: f'<a href="{html.esc(row["run folder"])}/{REPORT_FILE}">{html.esc(row["run folder"])}</a>'}
     parts = [Part("methods", "Methods", html.section("Methods", html.table(["method", "run folder", "trained on"], method_rows,
                                                                          sortable=False, cells=links), "methods",
@@ -392,6 +420,12 @@ def _benchmark_page(folder: Path, budget: Budget) -> tuple[str, list[Part]]:
                                                              "figures")))
     config = _read_yaml(folder / CONFIG_FILE)
     return f"{config.get('name', 'benchmark')}: {len(methods)} methods", parts
+
+
+def _trained_on_cell(run_dir: Path) -> str:
+    """A method's record: of its own checkpoint or of the weights it reused (SSIM: DDPM's, MHD: cDDPM's); '-' without one."""
+    found = trained_on(_run_checkpoint(run_dir, _read_yaml(run_dir / CONFIG_FILE)))
+    return json.dumps(found) if found else "-"
 
 
 def _compared_layers(entries: list[tuple[str, VolumeFiles]]) -> tuple[dict[str, Layer], list[Panel], Any]:
@@ -446,7 +480,13 @@ def _comparison_part(comparison: dict[str, dict[str, float]], baseline: str) -> 
 def _prediction_page(folder: Path, budget: Budget, checkpoint: Path | None) -> tuple[str, list[Part]]:
     rows = _read_csv(folder / "predictions.csv")
     protocols = sorted({f"{r['threshold_protocol']} = {r['threshold']}" for r in rows if r.get("threshold_protocol")})
-    parts = [_model_part(checkpoint, {"threshold": ", ".join(protocols)})]
+    recorded = PredictRecord.read(folder)
+    if checkpoint is not None and recorded is not None and checkpoint.is_file() and file_sha256(checkpoint) != recorded.sha256:
+        LOG.warning("report: %s is not the checkpoint that made %s (%s, sha256 %s); the page shows the one given",
+                    checkpoint, folder, recorded.model, recorded.sha256[:12])
+    settings = recorded.settings if recorded is not None else {}
+    parts = [_model_part(checkpoint, {"task": recorded.task if recorded else None, "threshold": ", ".join(protocols),
+                                      "precision": settings.get("precision"), "device": settings.get("device")}, recorded)]
     anchors, viewers = {}, []
     for row in rows:
         if row.get("status") != "done":

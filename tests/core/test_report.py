@@ -115,6 +115,35 @@ def test_run_page_shows_the_files_numbers(report_folders):
         [html.fmt(r["sample_score"]) for r in rows]
 
 
+def _viewers(page: str) -> list[tuple[str, dict]]:
+    """(viewer html, its data payload) of each drawn volume."""
+    out = []
+    for chunk in page.split('<div class="viewer" ')[1:]:
+        data = chunk.split('type="application/json" id="', 1)[1].split('">', 1)[1].split("</script>", 1)[0]
+        out.append((chunk.split("<script", 1)[0], json.loads(data)))
+    return out
+
+
+def test_run_page_draws_the_reconstruction_or_says_why_there_is_none(report_folders):
+    """Each drawn volume of a reconstructing model (the AE) has a reconstruction panel in every plane, drawing the
+    reconstruction the evaluation saved; a model-free method (Threshold) has, in its place, the note saying why."""
+    ae = _ae_run(report_folders)
+    threshold = next(p for p in report_folders.runs.values() if p != ae)
+    ae_viewers = _viewers((ae / REPORT_FILE).read_text())
+    assert len(ae_viewers) == 2
+    for body, spec in ae_viewers:
+        assert body.count("<figcaption>reconstruction</figcaption>") == 3  # axial, coronal, sagittal
+        assert "model-free" not in body
+        panel = next(i for i, p in enumerate(spec["panels"]) if p["layer"] == "reconstruction")
+        assert spec["panels"][panel]["cmap"] == "gray" and set(spec["layers"]) >= {"input", "reconstruction", "map", "labels"}
+        assert len(zlib.decompress(base64.b64decode(spec["layers"]["reconstruction"]))) == int(np.prod(spec["shape"]))
+    threshold_viewers = _viewers((threshold / REPORT_FILE).read_text())
+    assert len(threshold_viewers) == 2
+    for body, spec in threshold_viewers:
+        assert "<figcaption>reconstruction</figcaption>" not in body and "reconstruction" not in spec["layers"]
+        assert body.count('<figure class="absent">reconstruction<br>none (model-free scorer)</figure>') == 3
+
+
 def test_benchmark_page_shows_the_comparisons_p_values(report_folders):
     page = tables(report_folders.benchmark / REPORT_FILE)
     comparison = json.loads((report_folders.benchmark / "results.json").read_text())["orchestrator"]
@@ -129,21 +158,75 @@ def test_benchmark_page_shows_the_comparisons_p_values(report_folders):
     assert methods == list(json.loads((report_folders.benchmark / "methods.json").read_text())["methods"])
 
 
+def test_benchmark_page_shows_what_reused_weights_were_trained_on(report_folders, tmp_path):
+    """A method that evaluates an earlier method's weights (the benchmark's SSIM and MHD: `reuse_weights_of`, a test-only
+    run loading `experiment.weights`, no checkpoint of its own) shows that checkpoint's trained_on record, not a blank."""
+    import yaml
+
+    bench = tmp_path / "bench"
+    shutil.copytree(report_folders.benchmark, bench)
+    listing = json.loads((bench / "methods.json").read_text())
+    source = next(name for name, rel in listing["methods"].items() if (bench / rel / "checkpoints" / "best_model.pt").is_file())
+    reused = bench / "methods" / "reused" / "run"
+    shutil.copytree(bench / listing["methods"][source], reused)
+    shutil.rmtree(reused / "checkpoints")
+    config = yaml.safe_load((reused / "config.yaml").read_text())
+    weights = (bench / listing["methods"][source] / "checkpoints" / "best_model.pt").relative_to(tmp_path)  # as the orchestrator
+    config["experiment"].update(task="test", weights=str(weights))  # names it: relative to where the benchmark ran
+    (reused / "config.yaml").write_text(yaml.safe_dump(config))
+    listing["methods"]["Reused"] = "methods/reused/run"
+    (bench / "methods.json").write_text(json.dumps(listing))
+    rows = {row[0]: row for row in tables(write_report(bench))["methods"]}
+    column = rows["method"].index("trained on")
+    assert rows["Reused"][column] == rows[source][column] and json.loads(rows[source][column])["dataset"]
+    assert rows["Threshold"][column] == "-"  # no model, no record
+
+
 def test_uad_report_rebuilds_the_same_page_from_the_files(report_folders, tmp_path, capsys):
     for index, folder in enumerate((*report_folders.runs.values(), report_folders.benchmark, report_folders.predict)):
         written = (folder / REPORT_FILE).read_text()
         copy = tmp_path / f"{index}_{folder.name}"
         shutil.copytree(folder, copy)
         (copy / REPORT_FILE).unlink()
-        if folder == report_folders.predict:  # only the checkpoint is not in a predict folder
-            model = _ae_run(report_folders)
-            assert uad(["report", str(copy), "--model", str(model / "checkpoints" / "best_model.pt")]) == 0
-        else:
-            assert uad(["report", str(copy)]) == 0
+        assert uad(["report", str(copy)]) == 0  # a predict folder too: its predict.json names the checkpoint
         assert capsys.readouterr().out.strip().splitlines()[-1] == str(copy / REPORT_FILE)
         rebuilt = (copy / REPORT_FILE).read_text()
         rebuilt = rebuilt.replace(str(copy.resolve()), "FOLDER").replace(str(folder.resolve()), "FOLDER")  # CSV paths too
         assert rebuilt == written.replace(str(folder.resolve()), "FOLDER")
+        if folder == report_folders.predict:  # what the checkpoint was trained on, rebuilt from predict.json
+            assert _definitions(rebuilt, "trained on") == _definitions(written, "trained on")
+            assert _definitions(rebuilt, "trained on").startswith("<dl><dt>dataset</dt><dd>")
+
+
+def _definitions(page: str, term: str) -> str:
+    """The <dd> of `term` in the page's model section (one level of nested <dl> inside)."""
+    start = page.index(f"<dt>{term}</dt><dd>") + len(f"<dt>{term}</dt><dd>")
+    end = page.index("</dd>", page.index("</dl>", start) if page.startswith("<dl>", start) else start)
+    return page[start:end]
+
+
+def test_predict_records_the_checkpoint_that_made_its_folder(report_folders, tmp_path, caplog):
+    """predict.json: the checkpoint's path and sha256, its trained_on record and the settings; a --model given
+    to `uad report` is shown instead, with a warning when it is not the one that made the folder."""
+    import hashlib
+
+    checkpoint = _ae_run(report_folders) / "checkpoints" / "best_model.pt"
+    record = json.loads((report_folders.predict / "predict.json").read_text())
+    state = torch.load(checkpoint, map_location="cpu", weights_only=True)
+    assert record["model"] == str(checkpoint.resolve())
+    assert record["sha256"] == hashlib.sha256(checkpoint.read_bytes()).hexdigest()
+    assert record["trained_on"] == state["trained_on"] and record["task"] == TASK
+    assert record["settings"]["threshold"] == "fpr_5%" and record["settings"]["precision"] in ("auto", "fp32")
+    page = (report_folders.predict / REPORT_FILE).read_text()
+    assert f"<dt>sha256</dt><dd>{record['sha256']}</dd>" in page and f"<dt>task</dt><dd>{TASK}</dd>" in page
+    state["trained_on"] = {**state["trained_on"], "dataset": "another.csv"}
+    torch.save(state, tmp_path / "other.pt")
+    copy = tmp_path / "predict"
+    shutil.copytree(report_folders.predict, copy)
+    page = write_report(copy, checkpoint=tmp_path / "other.pt").read_text()
+    assert "<dt>dataset</dt><dd>another.csv</dd>" in page and "is not the checkpoint that made" in caplog.text
+    (copy / "predict.json").unlink()  # a folder written before predict recorded its checkpoint
+    assert "unknown: no checkpoint named" in write_report(copy).read_text()
 
 
 def test_volume_budget_and_bad_folders(report_folders, tmp_path, capsys, caplog):
@@ -173,7 +256,7 @@ def test_predict_writes_the_report_unless_told_not_to(report_folders, tmp_path):
     assert uad(["predict", "--model", str(model), "--input", str(report_folders.data / "test.csv"),
                 "--output", str(tmp_path / "out"), "--no-png", "--no-report"]) == 0
     assert sorted(p.name for p in (tmp_path / "out").iterdir() if not p.name.endswith(("_map.nii.gz", "_mask.nii.gz"))) \
-        == ["predictions.csv"]
+        == ["predict.json", "predictions.csv"]  # the record of what made the folder, with or without a page
 
 
 def test_model_section_shows_what_the_checkpoint_was_trained_on(report_folders, tmp_path):

@@ -1,7 +1,8 @@
 """report.html in a real headless Chromium (Debian's package, driven by chromedriver): for a run,
 a benchmark and a `uad predict` output the page loads with no console error and no request,
 shows every method, sorts the per-volume table by score, and a slider changes the slice; a
-shipped demo config's page shows each of its tasks and test sets."""
+shipped demo config's page shows each of its tasks and test sets. Without a browser they skip
+(`pytest -rs` shows why), or fail under `UAD_REQUIRE_BROWSER=1`, as CI runs them."""
 from __future__ import annotations
 
 import json
@@ -15,8 +16,6 @@ from tests import chromium
 from tests.demo_like_data import write_demo_like
 from tests.test_projects_end_to_end import ROOT, shrink
 
-pytestmark = pytest.mark.skipif(chromium.available() is not None, reason=str(chromium.available()))
-
 READY = "return document.documentElement.dataset.ready"
 PLANE = ".viewer .plane[data-plane='{plane}']"
 STATE = """const plane = document.querySelector(arguments[0]);
@@ -26,6 +25,8 @@ return [plane.querySelector('input.slice').value, plane.querySelector('.slice-la
 
 @pytest.fixture(scope="module")
 def browser():
+    """The browser session; without chromium / chromedriver every test here skips, or fails under UAD_REQUIRE_BROWSER=1."""
+    chromium.require_or_skip()
     with chromium.Browser() as session:
         yield session
 
@@ -69,6 +70,12 @@ def test_run_report(browser, report_folders):
         _load(browser, run)
         captions = browser.run("return Array.from(document.querySelectorAll('.viewer figcaption'), (f) => f.textContent)")
         assert any(c.startswith("anomaly map") for c in captions) and "input + ground truth" in captions
+        absent = browser.run("return Array.from(document.querySelectorAll('.viewer figure.absent'), (f) => f.innerText)")
+        if (run / "checkpoints" / "best_model.pt").is_file():  # the AE reconstructs: its reconstruction is drawn
+            assert captions.count("reconstruction") == 3 * 2 and absent == []  # 3 planes x 2 volumes
+        else:  # the Threshold baseline has no model: the panel says so
+            assert "reconstruction" not in captions
+            assert absent == ["reconstruction\nnone (model-free scorer)"] * 3 * 2, absent
         assert browser.run("return document.querySelectorAll('#curves svg polyline').length") == 2  # ROC and PR
         _sorts_by(browser, "sample_score")
         _slider_changes_the_slice(browser)
@@ -115,3 +122,24 @@ def test_a_demo_config_page_shows_every_task_and_test_set(browser, tmp_path):
         for name in sets:
             assert name in text, f"{task}: {name}"
     _slider_changes_the_slice(browser)
+
+
+def test_a_missing_browser_skips_with_its_reason_or_fails_when_required(monkeypatch):
+    """CI sets UAD_REQUIRE_BROWSER=1 (.ci/run): there a machine without chromium fails these tests, not skips them."""
+    monkeypatch.setattr(chromium, "binaries", lambda: ("/usr/bin/chromium", None))
+    monkeypatch.delenv(chromium.REQUIRE, raising=False)
+    with pytest.raises(pytest.skip.Exception, match="chromedriver not installed"):
+        chromium.require_or_skip()
+    monkeypatch.setenv(chromium.REQUIRE, "1")
+    with pytest.raises(pytest.fail.Exception, match="UAD_REQUIRE_BROWSER=1 but chromedriver not installed"):
+        chromium.require_or_skip()
+    monkeypatch.setattr(chromium, "binaries", lambda: ("/usr/bin/chromium", "/usr/bin/chromedriver"))
+    chromium.require_or_skip()  # both there: the tests run
+
+
+def test_the_test_command_shows_skip_reasons_and_ci_requires_the_browser():
+    """The README's test command (test.sh) lists each skip with its reason; CI (.ci/run) runs it with the browser required."""
+    pytest_lines = [line for line in (ROOT / "test.sh").read_text().splitlines() if " -m pytest " in line]
+    assert pytest_lines and all(" -rs " in line for line in pytest_lines)
+    ci = [line for line in (ROOT / ".ci" / "run").read_text().splitlines() if "test.sh" in line and not line.startswith("#")]
+    assert ci == [f"{chromium.REQUIRE}=1 bash test.sh"]

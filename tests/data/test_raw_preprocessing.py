@@ -192,3 +192,30 @@ def test_full_pipeline_on_a_raw_head_reaches_dice_090(tmp_path):
     back = resample_to_grid(np.asarray(mask.dataobj, np.float32), mask.affine, ref_img.shape, ref_img.affine,
                             np.linalg.inv(transform["template_to_subject"]), "nearest") > 0.5
     assert dice(back, np.asarray(ref_img.dataobj) > 0) >= 0.90
+
+
+def test_split_csvs_name_each_rows_subject_so_training_counts_subjects(tmp_path):
+    """`uad preprocess`'s splits carry a `subject` column (one subject per row), which is what
+    `data.trained_on` counts: a model trained on them records its subjects, not only its volumes."""
+    from data.raw_preprocessing.pipeline import TRANSFORM_FILE, subject_files
+    from data.trained_on import from_data_module
+    from data.volume_dataset import VolumeDataModule
+
+    rng = np.random.default_rng(0)
+    subjects = []
+    for name in ("s1", "s2", "s3", "s4"):  # what a finished subject leaves: t1, mask, transform.json
+        folder = tmp_path / "subjects" / name
+        folder.mkdir(parents=True)
+        files = subject_files(name)
+        nib.save(nib.Nifti1Image(rng.random((12, 12, 6)).astype(np.float32), np.eye(4)), folder / files["t1"])
+        nib.save(nib.Nifti1Image(np.ones((12, 12, 6), np.uint8), np.eye(4)), folder / files["mask"])
+        (folder / TRANSFORM_FILE).write_text("{}")
+        subjects.append(SubjectInput(name, tmp_path / "raw" / f"{name}.nii.gz"))
+    write_splits(subjects, tmp_path, folds=2)
+    with (tmp_path / "splits" / "all.csv").open() as handle:
+        rows = list(csv.DictReader(handle))
+    assert [(r["img_name"], r["subject"]) for r in rows] == [(n, n) for n in ("s1", "s2", "s3", "s4")]
+    module = VolumeDataModule(train_csv="splits/train_fold0.csv", val_csv="splits/val_fold0.csv", data_root=str(tmp_path),
+                              preprocessing={"crop_shape": None, "percentiles": None, "target_shape": None})
+    record = from_data_module(module)
+    assert (record.volumes, record.subjects, record.subject_column) == (2, 2, "subject")

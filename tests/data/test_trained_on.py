@@ -76,9 +76,27 @@ def test_header_read_from_a_file(tmp_path):
     (("sub-01_T1w.nii.gz",), "t1"), (("BraTS_001_t1ce.nii.gz",), "t1 post-contrast"), (("x_t1_gd.nii",), "t1 post-contrast"),
     (("case", "T2 FLAIR axial"), "flair"), (("IXI002-Guys-0828-T2.nii.gz",), "t2"), (("IXI002-Guys-0828-PD.nii.gz",), "pd"),
     (("T_template0.nii.gz", ""), None), (("scan.nii.gz", "MPRAGE sag"), "t1"),
+    # post-contrast spellings of real scans (each once read as plain T1)
+    (("T1_MPRAGE_POST.nii.gz",), "t1 post-contrast"), (("t1+c.nii.gz",), "t1 post-contrast"),
+    (("T1w_postcon.nii.gz",), "t1 post-contrast"), (("sub-01_ce-gadolinium_T1w.nii.gz",), "t1 post-contrast"),
+    (("head.nii", "T1 +Gd axial"), "t1 post-contrast"), (("T1_pre_contrast.nii.gz",), "t1"), (("flair_pre.nii",), "flair"),
+    # other contrasts
+    (("T2star.nii.gz",), "t2* / swi"), (("SWI_mag.nii.gz",), "t2* / swi"), (("DWI_b1000.nii.gz",), "dwi"),
+    (("b1000.nii.gz",), "dwi"), (("sub-01_T2w.nii.gz",), "t2"),
 ])
 def test_contrast_named_by_file_name_or_description(texts, contrast):
     assert scan_contrast(*texts) == contrast
+
+
+def test_a_scan_naming_no_contrast_gets_contrast_unknown_when_the_training_contrast_is_known():
+    scan = ScanHeader("T_template0.nii.gz", "", (1.0, 1.0, 1.2), (180.0, 220.0, 180.0))
+    (warning,) = scan_warnings(TRAINED, scan)
+    assert warning.startswith("contrast unknown: neither the scan's name nor its description names one") and \
+        "the model was trained on T1" in warning
+    assert scan_warnings(TrainedOn("x.csv", 1, 1, "unknown", None, None), scan) == []  # nothing known to compare
+    named = ScanHeader("T1_MPRAGE_POST.nii.gz", "", (1.0, 1.0, 1.2), (180.0, 220.0, 180.0))
+    assert scan_warnings(TRAINED, named)[0].startswith("contrast: the scan looks T1 POST-CONTRAST")
+    assert scan_warnings(TrainedOn("x.csv", 1, 1, "T1", None, None), ScanHeader("sub_T1w.nii", "", (1.0,) * 3, (9.0,) * 3)) == []
 
 
 def test_a_scan_like_the_training_data_gets_no_warning():
