@@ -17,7 +17,7 @@ from torch import nn
 from core.config.builder import DATA_MODULE, EVALUATION_SET, MODEL, ComponentBuilder, constructor_keywords
 from core.config.configurator import COMPONENT_KEYS, ConfigError, run_seed
 from core.evaluation.evaluator import DownstreamEvaluator, EvaluationContext
-from core.evaluation.reconstruction import reconstruct_volume
+from core.evaluation.reconstruction import Precision, reconstruct_volume
 from core.training.trainer import Trainer, TrainingContext, TrainingDataModule, data_module_problem
 from dl_utils.checkpoint import load_checkpoint
 from dl_utils.distributed import DistributedContext
@@ -188,7 +188,7 @@ def _model_fails_on(model: nn.Module, image: torch.Tensor, device: torch.device)
     was_training = model.training
     model.eval()
     try:
-        reconstruct_volume(model, image, 1, 1, device, "fp32", channels_last=False)
+        reconstruct_volume(model, image, 1, 1, device, Precision.FP32, channels_last=False)
     except (RuntimeError, ValueError, IndexError) as exc:
         return " ".join(str(exc).split())[:160]
     finally:
