@@ -36,7 +36,7 @@ from core.evaluation.volume_files import save_volumes
 from core.run import checkpoint_metadata
 from core.run.assembly import check_components, evaluation_seed
 from core.run.checkpoint_metadata import TaskRecord
-from core.run.predict_record import PredictRecord, file_sha256
+from core.run.predict_record import PredictRecord, PredictSettings, file_sha256
 from core.run.report import try_write_report
 from data.csv_splits import SplitRow, read_volume_split
 from data.interpolation import Interpolation
@@ -394,11 +394,11 @@ def predict(model: str | Path, inputs: str | Path, output: str | Path, threshold
             rows.append(row)
     atomic_write_csv(output / "predictions.csv", rows, PREDICTION_COLUMNS)
     checkpoint = resolve_checkpoint(model).resolve()
-    settings = {"threshold": str(threshold), "threshold_protocol": protocol, "threshold_value": value, "test_set": test_set,
-                "precision": str(pipeline.spec.inference.precision), "device": str(pipeline.device),
-                "compiled_unet": pipeline.compiled_unet, "preprocessed": preprocessed, "preprocessing": asdict(options)}
+    settings = PredictSettings(threshold=str(threshold), threshold_protocol=protocol, threshold_value=value, test_set=test_set,
+                               precision=str(pipeline.spec.inference.precision), device=str(pipeline.device),
+                               compiled_unet=pipeline.compiled_unet, preprocessed=preprocessed, preprocessing=asdict(options))
     PredictRecord(str(checkpoint), file_sha256(checkpoint), predictor.task,
-                  predictor.trained_on.to_plain() if predictor.trained_on else None, settings).write(output)
+                  predictor.trained_on.to_plain() if predictor.trained_on else None, asdict(settings)).write(output)
     if report:
         try_write_report(output)  # from the folder's files and predict.json, as `uad report FOLDER` rebuilds it
     return rows

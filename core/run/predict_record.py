@@ -28,6 +28,21 @@ def file_sha256(path: str | Path, chunk: int = 1 << 20) -> str:
 
 
 @dataclass(frozen=True)
+class PredictSettings:
+    """How predict scored the folder's scans (stored as `settings` in the record)."""
+
+    threshold: str                  # the threshold as asked for (a rule name or a number)
+    threshold_protocol: str         # the rule it resolved to
+    threshold_value: float          # the value the masks were cut at
+    test_set: str | None            # the evaluated set whose fitted thresholds were read
+    precision: str                  # the inference precision used
+    device: str
+    compiled_unet: bool
+    preprocessed: bool              # scans were already preprocessed (no skull strip / registration)
+    preprocessing: dict[str, Any]   # the scan preprocessing options
+
+
+@dataclass(frozen=True)
 class PredictRecord:
     """What `predict.json` holds: plain values only."""
 
@@ -35,7 +50,7 @@ class PredictRecord:
     sha256: str                                 # of that file, as it was when predict ran
     task: str                                   # the downstream task whose scoring was used
     trained_on: dict[str, Any] | None           # the checkpoint's `trained_on` record (None: it has none)
-    settings: dict[str, Any] = field(default_factory=dict)  # threshold, precision, device, compiled UNet, preprocessing
+    settings: dict[str, Any] = field(default_factory=dict)  # a PredictSettings as plain values
 
     def write(self, folder: str | Path) -> Path:
         path = Path(folder) / PREDICT_RECORD_FILE
