@@ -18,7 +18,8 @@ from core.config.builder import DATA_MODULE, EVALUATION_SET, MODEL, ComponentBui
 from core.config.configurator import COMPONENT_KEYS, ConfigError, run_seed
 from core.evaluation.evaluator import DownstreamEvaluator, EvaluationContext
 from core.evaluation.reconstruction import Precision, reconstruct_volume
-from core.training.trainer import Trainer, TrainingContext, TrainingDataModule, data_module_problem
+from core.training.contracts import TrainingDataModule, data_module_problem
+from core.training.trainer import Trainer, TrainingContext
 from dl_utils.checkpoint import load_checkpoint
 from dl_utils.distributed import DistributedContext
 from dl_utils.errors import UserInputError

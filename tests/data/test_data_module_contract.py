@@ -9,7 +9,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from core.training.trainer import TrainingDataModule, data_module_problem
+from core.training.contracts import TrainingDataModule, data_module_problem
 from tests.core.fakes import SyntheticDataModule
 from tests.project_classes import classes_in, provides, satisfies
 
