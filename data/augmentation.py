@@ -18,7 +18,8 @@ import torchio as tio
 from data.interpolation import Interpolation
 from dl_utils.options import parse_option
 from dl_utils.param_groups import group_flat_params
-from dl_utils.param_types import Ge, Lt, NonNegativeFloat, Probability
+from dl_utils.param_ranges import NonNegativeFloat, Probability
+from dl_utils.param_types import Ge, Lt
 
 
 def item_seed(seed: int, epoch: int, index: int) -> int:

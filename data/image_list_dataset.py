@@ -28,7 +28,8 @@ from data.volume_dataset import EpochSeededDataset
 from dl_utils.errors import UserInputError
 from dl_utils.options import parse_option
 from dl_utils.param_groups import group_flat_params
-from dl_utils.param_types import BatchSize, GridSide, ParamsOf, SamplesPerEpoch, Workers, build_part
+from dl_utils.param_ranges import BatchSize, GridSide, SamplesPerEpoch, Workers
+from dl_utils.param_types import ParamsOf, build_part
 from dl_utils.paths import flat_name
 
 CsvArg = str | Sequence[str] | None

@@ -22,7 +22,8 @@ from scipy import ndimage
 
 from dl_utils.errors import UserInputError
 from dl_utils.options import parse_option
-from dl_utils.param_types import Ge, GridSide, Le, PositiveFloat
+from dl_utils.param_ranges import GridSide, PositiveFloat
+from dl_utils.param_types import Ge, Le
 
 
 class Pipeline(StrEnum):

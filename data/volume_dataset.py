@@ -19,7 +19,8 @@ from data.volume import Volume
 from dl_utils.errors import UserInputError
 from dl_utils.options import parse_option
 from dl_utils.param_groups import group_flat_params
-from dl_utils.param_types import BatchSize, GridSide, ParamsOf, Probability, SamplesPerEpoch, Workers, build_part
+from dl_utils.param_ranges import BatchSize, GridSide, Probability, SamplesPerEpoch, Workers
+from dl_utils.param_types import ParamsOf, build_part
 
 # Mappings the data sets build their parts from (`build_part`), checked key by key against these classes.
 PreprocessingParams = Annotated[Mapping[str, Any] | None, ParamsOf(VolumePreprocessor)]

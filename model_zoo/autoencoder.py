@@ -4,7 +4,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from dl_utils.param_types import PositiveInt, Widths
+from dl_utils.param_ranges import PositiveInt, Widths
 
 
 def _down(cin: int, cout: int, groups: int) -> nn.Sequential:

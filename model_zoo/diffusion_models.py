@@ -31,7 +31,8 @@ from torch import Tensor, nn
 from dl_utils.errors import UserInputError
 from dl_utils.options import parse_option
 from dl_utils.param_groups import group_flat_params
-from dl_utils.param_types import MAX_RECONSTRUCTIONS, DiffusionSteps, Ge, Lt, MaxItems, NonNegativeFloat, PositiveFloat, PositiveInt
+from dl_utils.param_ranges import MAX_RECONSTRUCTIONS, DiffusionSteps, NonNegativeFloat, PositiveFloat, PositiveInt
+from dl_utils.param_types import Ge, Lt, MaxItems
 from dl_utils.weights import load_strict
 from model_zoo.condition_encoder import ConditionEncoder, ResNetArch
 from model_zoo.gaussian_diffusion import DiffusionProcess, ReconstructionMode

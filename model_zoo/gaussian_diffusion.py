@@ -21,7 +21,7 @@ import torch
 from torch import Tensor, nn
 
 from dl_utils.options import parse_option
-from dl_utils.param_types import DiffusionSteps
+from dl_utils.param_ranges import DiffusionSteps
 from dl_utils.pixel_loss import PixelLoss, pixel_loss
 from dl_utils.progress import progress
 from model_zoo.noise import NoiseSource

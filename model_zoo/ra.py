@@ -15,7 +15,7 @@ from typing import NamedTuple
 import torch
 from torch import Tensor, nn
 
-from dl_utils.param_types import NonNegativeFloat, PositiveInt, Widths
+from dl_utils.param_ranges import NonNegativeFloat, PositiveInt, Widths
 
 RESIDUAL_KERNEL = 3
 """Kernel size of the two convolutions inside a residual block (Soft-IntroVAE)."""

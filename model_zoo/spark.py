@@ -32,7 +32,8 @@ from torchvision.models.resnet import BasicBlock, Bottleneck
 from torchvision.ops import stochastic_depth
 
 from dl_utils.errors import UserInputError
-from dl_utils.param_types import Ge, Lt, OpenFraction, PositiveInt
+from dl_utils.param_ranges import OpenFraction, PositiveInt
+from dl_utils.param_types import Ge, Lt
 from model_zoo.condition_encoder import (
     ResNetArch,
     block_drop_rates,

@@ -25,7 +25,8 @@ from torch import Tensor, nn
 
 from dl_utils.errors import UserInputError
 from dl_utils.param_groups import group_flat_params
-from dl_utils.param_types import Ge, Lt, PositiveInt, Widths
+from dl_utils.param_ranges import PositiveInt, Widths
+from dl_utils.param_types import Ge, Lt
 
 
 def timestep_embedding(t: Tensor, dim: int, max_period: float = 10000.0) -> Tensor:

@@ -24,7 +24,8 @@ import torch
 from scipy import ndimage
 
 from dl_utils.options import parse_option
-from dl_utils.param_types import MAX_GRID_SIDE, Ge, KernelSize, Le, NonNegativeInt
+from dl_utils.param_ranges import MAX_GRID_SIDE, KernelSize, NonNegativeInt
+from dl_utils.param_types import Ge, Le
 from optim.metrics.arrays import ArrayLike, as_float, check_same_shape, like_input, to_numpy
 
 MapStep = Callable[[ArrayLike, ArrayLike], ArrayLike]

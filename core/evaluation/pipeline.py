@@ -26,7 +26,8 @@ from core.evaluation.reconstruction import Precision, reconstruct_volume
 from core.evaluation.unet_compile import DEFAULT_MIN_TFLOP, compile_unet, repeat_decision, should_compile
 from dl_utils.errors import UserInputError
 from dl_utils.options import parse_option
-from dl_utils.param_types import MAX_BATCH, MAX_GRID_SIDE, Ge, Le, check_fields
+from dl_utils.param_ranges import MAX_BATCH, MAX_GRID_SIDE
+from dl_utils.param_types import Ge, Le, check_fields
 from dl_utils.seeding import derive_seed
 from optim.metrics import thresholds as threshold_ops
 from optim.metrics.detection import Reduction, sample_score

@@ -20,7 +20,8 @@ from types import MappingProxyType
 from typing import Annotated, Any, ClassVar, Protocol
 
 from dl_utils.options import parse_option
-from dl_utils.param_types import MAX_RULES, Finite, Ge, Le, MaxItems, OpenFraction, check_fields
+from dl_utils.param_ranges import MAX_RULES, OpenFraction
+from dl_utils.param_types import Finite, Ge, Le, MaxItems, check_fields
 from optim.metrics import thresholds as threshold_search
 from optim.metrics.streaming import RankingSummary
 

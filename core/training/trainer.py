@@ -26,7 +26,8 @@ from dl_utils.distributed import DistributedContext, all_reduce_gradients, all_r
 from dl_utils.errors import UserInputError
 from dl_utils.options import parse_option
 from dl_utils.param_groups import group_flat_params
-from dl_utils.param_types import Epochs, LearningRate, PositiveFloat, SamplesPerEpoch, closest, keyword_names, mismatch
+from dl_utils.param_ranges import Epochs, LearningRate, PositiveFloat, SamplesPerEpoch
+from dl_utils.param_types import closest, keyword_names, mismatch
 from dl_utils.progress import progress
 from dl_utils.run_logger import RunLogger
 from dl_utils.seeding import DEFAULT_SEED

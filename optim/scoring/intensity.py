@@ -10,7 +10,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from dl_utils.errors import UserInputError
-from dl_utils.param_types import NonNegativeFloat, NonNegativeInt, PositiveFloat, PositiveInt
+from dl_utils.param_ranges import NonNegativeFloat, NonNegativeInt, PositiveFloat, PositiveInt
 from optim.scoring._checks import check_inputs
 from optim.scoring.gaussian import gaussian_kernel_bank
 

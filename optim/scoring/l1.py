@@ -4,7 +4,7 @@ from dataclasses import dataclass
 
 from torch import Tensor
 
-from dl_utils.param_types import Reconstructions
+from dl_utils.param_ranges import Reconstructions
 from optim.scoring._checks import check_inputs, check_num_reconstructions
 
 

@@ -15,7 +15,8 @@ from torch import Tensor
 
 from dl_utils.errors import UserInputError
 from dl_utils.options import parse_option
-from dl_utils.param_types import MAX_RECONSTRUCTIONS, Ge, Le, NonNegativeFloat, PositiveFloat
+from dl_utils.param_ranges import MAX_RECONSTRUCTIONS, NonNegativeFloat, PositiveFloat
+from dl_utils.param_types import Ge, Le
 from optim.scoring._checks import check_inputs, check_num_reconstructions
 from optim.scoring.gaussian import gaussian_filter
 from optim.scoring.ssim import SSIMPadding, autocast_fp16_ssim_map, parse_ssim_padding, ssim_maps

@@ -30,7 +30,8 @@ from torch import Tensor, nn
 
 from dl_utils.errors import UserInputError
 from dl_utils.options import parse_option
-from dl_utils.param_types import BatchSize, Ge, GridSide, Le, NonNegativeFloat, NonNegativeInt, PositiveFloat, Reconstructions
+from dl_utils.param_ranges import BatchSize, GridSide, NonNegativeFloat, NonNegativeInt, PositiveFloat, Reconstructions
+from dl_utils.param_types import Ge, Le
 from optim.scoring._checks import check_inputs, check_num_reconstructions
 from optim.scoring.gaussian import gaussian_filter_bank
 

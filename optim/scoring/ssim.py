@@ -11,7 +11,7 @@ from torch import Tensor
 
 from dl_utils.errors import UserInputError
 from dl_utils.options import parse_option
-from dl_utils.param_types import PositiveFloat, Reconstructions
+from dl_utils.param_ranges import PositiveFloat, Reconstructions
 from optim.scoring._checks import check_inputs, check_num_reconstructions
 from optim.scoring.gaussian import gaussian_filter_stack, gaussian_radius
 

@@ -20,7 +20,8 @@ from torch import Tensor, nn
 
 from core.training.trainer import Trainer
 from dl_utils.errors import UserInputError
-from dl_utils.param_types import MAX_EPOCHS, Ge, Le, LearningRate, NonNegativeFloat
+from dl_utils.param_ranges import MAX_EPOCHS, LearningRate, NonNegativeFloat
+from dl_utils.param_types import Ge, Le
 from projects.RA.losses import embedding_loss, exp_elbo, kl_divergence, reconstruction_error
 
 

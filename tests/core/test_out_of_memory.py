@@ -4,7 +4,8 @@ from __future__ import annotations
 from typing import Annotated
 
 from core.commands.exit_codes import run_and_report
-from dl_utils.param_types import LearningRate, MinItems, PositiveFloat, Widths, describe, mismatch
+from dl_utils.param_ranges import LearningRate, PositiveFloat, Widths
+from dl_utils.param_types import MinItems, describe, mismatch
 
 
 def test_finite_and_min_items_are_part_of_the_range():

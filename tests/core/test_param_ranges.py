@@ -10,21 +10,8 @@ import pytest
 
 from core.config.builder import ComponentBuilder
 from core.config.configurator import ConfigError
-from dl_utils.param_types import (
-    Ge,
-    Gt,
-    Le,
-    Lt,
-    MaxItems,
-    NonNegativeInt,
-    OpenFraction,
-    PositiveFloat,
-    PositiveInt,
-    bounds_of,
-    constructor_hints,
-    describe,
-    mismatch,
-)
+from dl_utils.param_ranges import NonNegativeInt, OpenFraction, PositiveFloat, PositiveInt
+from dl_utils.param_types import Ge, Gt, Le, Lt, MaxItems, bounds_of, constructor_hints, describe, mismatch
 from tests.project_classes import project_classes
 
 
