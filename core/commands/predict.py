@@ -36,7 +36,7 @@ from core.evaluation.volume_files import save_volumes
 from core.run import checkpoint_metadata
 from core.run.assembly import check_components, evaluation_seed
 from core.run.checkpoint_metadata import TaskRecord
-from core.run.predict_record import PredictRecord, PredictSettings, file_sha256
+from core.run.predict_record import PredictRecord, PredictSettings
 from core.run.report import try_write_report
 from data.csv_splits import SplitRow, read_volume_split
 from data.interpolation import Interpolation
@@ -50,7 +50,7 @@ from data.raw_preprocessing.template import Template, load_template
 from data.trained_on import ScanHeader, TrainedOn, scan_warnings
 from data.volume import Volume
 from data.volume_dataset import load_volume
-from dl_utils.checkpoint import atomic_write_csv, load_checkpoint
+from dl_utils.checkpoint import atomic_write_csv, file_sha256, load_checkpoint
 from dl_utils.device import resolve_device
 from dl_utils.errors import UserInputError
 from dl_utils.param_groups import HeldWarnings

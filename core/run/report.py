@@ -26,13 +26,13 @@ import numpy as np
 import yaml
 
 from core.evaluation.volume_files import SUFFIXES
-from core.run.predict_record import PredictRecord, file_sha256
+from core.run.predict_record import PredictRecord
 from core.run.results import TABLE_COLUMNS, read_results
 from core.run.run_files import read_results_json
 from core.run.run_folder import CONFIG_FILE, ORIGIN_FILE
 from data.nifti_io import load_nifti
 from data.trained_on import stated
-from dl_utils.checkpoint import atomic_write_text
+from dl_utils.checkpoint import atomic_write_text, file_sha256
 from dl_utils.errors import UserInputError
 from dl_utils.figures import read_curve_points
 from dl_utils.paths import check_links_stay_inside

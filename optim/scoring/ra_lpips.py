@@ -15,7 +15,6 @@ with a ``backbone_weights`` path: someone's own trunk, named on purpose.
 from __future__ import annotations
 
 import enum
-import hashlib
 import os
 import warnings
 from dataclasses import dataclass
@@ -28,6 +27,7 @@ import torch
 from skimage.exposure import equalize_adapthist
 from torch import Tensor, nn
 
+from dl_utils.checkpoint import file_sha256
 from dl_utils.errors import UserInputError
 from dl_utils.options import parse_option
 from dl_utils.param_ranges import BatchSize, GridSide, NonNegativeFloat, NonNegativeInt, PositiveFloat, Reconstructions
@@ -59,13 +59,6 @@ def packaged_linear_layers_path() -> Path:
     """The ``lpips`` package's own SqueezeNet linear-layer weights (shipped in its wheel)."""
     return Path(lpips.__file__).parent / "weights" / "v0.1" / "squeeze.pth"
 
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def load_squeezenet_trunk(net: nn.Module, path: Path) -> None:

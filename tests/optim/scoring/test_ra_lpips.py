@@ -10,13 +10,13 @@ import torchvision
 from scipy.ndimage import gaussian_filter
 from skimage.exposure import equalize_adapthist
 
+from dl_utils.checkpoint import file_sha256
 from dl_utils.errors import UserInputError
 from optim.scoring.ra_lpips import (
     BACKBONE_FILE,
     BACKBONE_SHA256,
     BACKBONE_URL,
     RAPerceptualScorer,
-    file_sha256,
     packaged_linear_layers_path,
 )
 
