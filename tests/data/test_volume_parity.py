@@ -175,15 +175,19 @@ def test_paper_geometry_gives_96_96_50():
 LPS_AFFINE = np.diag([-1.0, -1.0, 1.0, 1.0]) + np.array([[0, 0, 0, 50.0], [0, 0, 0, 44.0], [0, 0, 0, -10.0], [0, 0, 0, 0]])
 
 
-@pytest.fixture(scope="module")
-def lps_files(tmp_path_factory):
-    """The phantom at (51, 45, 34) (odd crop margins in x and y), stored LPS."""
-    folder = tmp_path_factory.mktemp("lps")
+def _write_phantom(folder: Path, affine: np.ndarray) -> dict[str, Path]:
+    """The phantom at (51, 45, 34) (odd crop margins in x and y): image, mask, seg with `affine`."""
     paths = {}
     for name, arr in zip(("image", "mask", "seg"), phantom((51, 45, 34))):
         paths[name] = folder / f"lps_{name}.nii.gz"
-        nib.save(nib.Nifti1Image(arr, LPS_AFFINE), str(paths[name]))
+        nib.save(nib.Nifti1Image(arr, affine), str(paths[name]))
     return paths
+
+
+@pytest.fixture(scope="module")
+def lps_files(tmp_path_factory):
+    """The phantom stored LPS."""
+    return _write_phantom(tmp_path_factory.mktemp("lps"), LPS_AFFINE)
 
 
 def _run(paths, orientation):
@@ -236,13 +240,8 @@ SPACED_LPS_AFFINE = np.diag([-1.5, -1.25, 2.5, 1.0]) + np.array(
 
 @pytest.fixture(scope="module")
 def spaced_lps_files(tmp_path_factory):
-    """The phantom at (51, 45, 34) stored LPS with 1.5 x 1.25 x 2.5 mm voxels."""
-    folder = tmp_path_factory.mktemp("lps_spaced")
-    paths = {}
-    for name, arr in zip(("image", "mask", "seg"), phantom((51, 45, 34))):
-        paths[name] = folder / f"lps_{name}.nii.gz"
-        nib.save(nib.Nifti1Image(arr, SPACED_LPS_AFFINE), str(paths[name]))
-    return paths
+    """The phantom stored LPS with 1.5 x 1.25 x 2.5 mm voxels."""
+    return _write_phantom(tmp_path_factory.mktemp("lps_spaced"), SPACED_LPS_AFFINE)
 
 
 def _load(paths, **params):
