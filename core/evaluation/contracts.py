@@ -42,3 +42,11 @@ class PreprocessedSet(Protocol):
     Other sets (a list of volumes, 2D image lists) record the shape alone."""
 
     preprocessor: VolumePreprocessor
+
+
+@runtime_checkable
+class SliceGridSet(Protocol):
+    """An evaluation set that knows its volumes' axial slice grids without loading them again (data/'s
+    `VolumeSet`): {(H, W): (index, file) of the first volume with it}. Other sets are read at their first item."""
+
+    def slice_shapes(self) -> dict[tuple[int, int], tuple[int, str]]: ...

@@ -16,6 +16,7 @@ from torch import nn
 
 from core.config.builder import DATA_MODULE, EVALUATION_SET, MODEL, ComponentBuilder, constructor_keywords
 from core.config.configurator import COMPONENT_KEYS, ConfigError, run_seed
+from core.evaluation.contracts import SliceGridSet
 from core.evaluation.evaluator import DownstreamEvaluator, EvaluationContext
 from core.evaluation.reconstruction import Precision, reconstruct_volume
 from core.training.contracts import TrainingDataModule, data_module_problem
@@ -148,10 +149,9 @@ def check_model_on_one_sample(builder: ComponentBuilder, trainer: Trainer, confi
 
 def _slice_grids(dataset: Any) -> dict[tuple[int, ...], tuple[int, str]]:
     """{(H, W) of the set's axial slices: (index, file) of the first volume with it}: a volume set knows
-    them without loading anything again (`slice_shapes`); any other set is read at its first item."""
-    shapes = getattr(dataset, "slice_shapes", None)
-    if callable(shapes):
-        return dict(shapes())
+    them without loading anything again (`SliceGridSet`); any other set is read at its first item."""
+    if isinstance(dataset, SliceGridSet):
+        return dict(dataset.slice_shapes())
     if len(dataset) == 0:
         return {}
     image = getattr(dataset[0], "image", None)
@@ -166,7 +166,7 @@ def check_evaluation_grids(builder: ComponentBuilder, evaluators: dict[str, Down
     so a test volume of another size is one line naming its file, not a shape error after training.
     `checked` grows with each grid."""
     for task, evaluator in evaluators.items():
-        for name, dataset in (getattr(evaluator, "datasets", None) or {}).items():
+        for name, dataset in evaluator.datasets.items():
             for grid, (index, source) in _slice_grids(dataset).items():
                 if grid in checked:
                     continue

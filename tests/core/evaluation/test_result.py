@@ -39,3 +39,11 @@ def test_a_preprocessed_set_records_its_settings_as_plain_values():
     assert grid.preprocessing["pipeline"] == "zoom" and json.loads(json.dumps(grid.preprocessing)) == grid.preprocessing
     assert VolumePreprocessor(**grid.preprocessing) == pre  # predict rebuilds the same preprocessing from it
     assert InputGrid.from_json(grid.to_json()) == grid
+
+
+def test_a_volume_set_knows_its_slice_grids_and_a_plain_sequence_does_not():
+    """The run's grid check (core.run.assembly) asks a `SliceGridSet` for its grids without loading
+    anything; any other set is read at its first item."""
+    from core.evaluation.contracts import SliceGridSet
+    from data.volume_dataset import VolumeSet
+    assert issubclass(VolumeSet, SliceGridSet) and not isinstance([_volume()], SliceGridSet)
