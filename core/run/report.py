@@ -17,20 +17,18 @@ import enum
 import json
 import logging
 import re
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import yaml
 
-from core.evaluation.volume_files import SUFFIXES
 from core.run.predict_record import PredictRecord
+from core.run.report_volumes import Budget, VolumeFiles, compared_layers, map_names, round_robin, volume_layers
 from core.run.results import TABLE_COLUMNS, read_results
 from core.run.run_files import read_results_json
 from core.run.run_folder import CONFIG_FILE, ORIGIN_FILE
-from data.nifti_io import load_nifti
 from data.trained_on import stated
 from dl_utils.checkpoint import atomic_write_text, file_sha256
 from dl_utils.errors import UserInputError
@@ -38,7 +36,6 @@ from dl_utils.figures import read_curve_points
 from dl_utils.paths import check_links_stay_inside
 from dl_utils.report import html
 from dl_utils.report.charts import line_chart
-from dl_utils.report.volumes import Layer, LayerKind, Panel, viewer
 
 LOG = logging.getLogger(__name__)
 REPORT_FILE = "report.html"
@@ -105,34 +102,6 @@ class Part:
     anchor: str
     title: str
     html: str
-
-
-class Budget:
-    """Bytes of volume data the page may still take."""
-
-    def __init__(self, max_bytes: int, max_side: int) -> None:
-        self.left, self.max_side, self.drawn, self.skipped = max_bytes, max_side, 0, []
-
-    def add(self, viewer_id: str, title: str, volume: Callable[[], tuple[dict[str, Layer], list[Panel], Any]]) -> str:
-        """The viewer of `volume()` (layers, panels, spacing; read only while bytes are left), or '' past the budget."""
-        if self.left <= 0:
-            self.skipped.append(title)
-            return ""
-        layers, panels, spacing = volume()
-        body, size = viewer(viewer_id, title, layers, panels, spacing, self.max_side)
-        if size > self.left:
-            self.left = 0
-            self.skipped.append(title)
-            return ""
-        self.left -= size
-        self.drawn += 1
-        return body
-
-    def note(self) -> str:
-        if not self.skipped:
-            return ""
-        return (f"<p class=\"note\">{len(self.skipped)} more volume(s) not drawn, to keep this file small "
-                f"(<code>uad report FOLDER --max-mb N</code> draws more): {html.esc(', '.join(self.skipped))}</p>")
 
 
 def _slug(*names: str) -> str:
@@ -245,60 +214,6 @@ def _per_volume_part(rows: list[dict[str, str]], anchors: dict[tuple[str, ...], 
     return Part("per-volume", title, html.section(title, body, "per-volume", note))
 
 
-def _nifti(path: Path, role: str) -> tuple[np.ndarray, tuple[float, float, float]] | None:
-    if not path.is_file():
-        return None
-    loaded = load_nifti(path, role)
-    return loaded.data, loaded.spacing
-
-
-@dataclass(frozen=True)
-class VolumeFiles:
-    """The NIfTI files of one volume: a map is required, the rest optional."""
-
-    name: str
-    folder: Path
-
-    def path(self, key: str) -> Path:
-        return self.folder / f"{self.name}{SUFFIXES[key]}"
-
-    def read(self, key: str) -> tuple[np.ndarray, tuple[float, float, float]] | None:
-        return _nifti(self.path(key), f"report {key}")
-
-
-def _map_names(folder: Path) -> list[str]:
-    return sorted(p.name[: -len(SUFFIXES["map"])] for p in folder.glob(f"*{SUFFIXES['map']}")) if folder.is_dir() else []
-
-
-def _round_robin(groups: dict[Any, list[Any]]) -> Iterator[tuple[Any, Any]]:
-    """One item of each group in turn, so every test set is drawn before the budget runs out."""
-    lists = {k: list(v) for k, v in groups.items()}
-    while any(lists.values()):
-        for key, items in lists.items():
-            if items:
-                yield key, items.pop(0)
-
-
-def _volume_layers(files: VolumeFiles, labels_key: str = "labels") -> tuple[dict[str, Layer], list[Panel], Any]:
-    """Layers and panels of one volume: input, reconstruction, map, input + outline."""
-    amap, spacing = files.read("map")
-    layers = {"map": Layer(amap, LayerKind.MAP)}
-    panels = []
-    for key, kind in (("input", LayerKind.INTENSITY), ("reconstruction", LayerKind.INTENSITY), (labels_key, LayerKind.MASK)):
-        got = files.read(key)
-        if got is not None and got[0].shape == amap.shape:
-            layers[key] = Layer(got[0], kind)
-    panels.append(Panel("input", "input" if "input" in layers else None, note="not written"))
-    panels.append(Panel("reconstruction", "reconstruction" if "reconstruction" in layers else None,
-                        note="none (model-free scorer)" if "input" in layers else "not written"))
-    panels.append(Panel("anomaly map", "map"))
-    outline = "ground truth" if labels_key == "labels" else "predicted mask"
-    if labels_key in layers:
-        panels.append(Panel(f"{'input' if 'input' in layers else 'map'} + {outline}", "input" if "input" in layers else "map",
-                            outline=labels_key))
-    return layers, panels, spacing
-
-
 # ---- a run -----------------------------------------------------------------------------------
 def _tasks(results: dict[str, Any]) -> list[str]:
     return [t for t in results if t != "training"]
@@ -320,13 +235,13 @@ def _run_page(folder: Path, budget: Budget) -> tuple[str, list[Part]]:
             curves[f"{task}" if len(_tasks(results)) > 1 else "test sets"] = found
     parts.append(_curves_part(curves, html.esc("Pooled brain voxels of each test set (the points of "
                                                "<task>/figures/<set>_roc_pr.png).")))
-    groups = {(task, s): _map_names(folder / task / "anomaly_maps" / s) for task in _tasks(results)
+    groups = {(task, s): map_names(folder / task / "anomaly_maps" / s) for task in _tasks(results)
               for s in results[task]}
     anchors, viewers = {}, []
-    for (task, dataset), name in _round_robin({k: v for k, v in groups.items() if v}):
+    for (task, dataset), name in round_robin({k: v for k, v in groups.items() if v}):
         files = VolumeFiles(name, folder / task / "anomaly_maps" / dataset)
         vid = _slug(task, dataset, name)
-        body = budget.add(vid, f"{task} / {dataset} / {name}", lambda files=files: _volume_layers(files))
+        body = budget.add(vid, f"{task} / {dataset} / {name}", lambda files=files: volume_layers(files))
         if body:
             anchors[(task, dataset, name)] = vid
             viewers.append(body)
@@ -399,14 +314,14 @@ def _benchmark_page(folder: Path, budget: Budget) -> tuple[str, list[Part]]:
             path = run_dir / task / "figures" / f"{dataset}_roc_pr.json"
             if path.is_file():
                 curves.setdefault(dataset, {})[column] = read_curve_points(path)
-            for name in _map_names(run_dir / task / "anomaly_maps" / dataset):
+            for name in map_names(run_dir / task / "anomaly_maps" / dataset):
                 groups.setdefault(dataset, {}).setdefault(name, []).append((column, VolumeFiles(name, run_dir / task / "anomaly_maps" / dataset)))
         per_volume += [{"method": column, **r} for r in _read_csv(run_dir / "per_volume.csv") if r.get("task") == task]
     parts.append(_curves_part(curves, "Pooled brain voxels of each test set, one curve per method."))
     anchors, viewers = {}, []
-    for dataset, name in _round_robin({d: list(v) for d, v in groups.items()}):
+    for dataset, name in round_robin({d: list(v) for d, v in groups.items()}):
         vid = _slug(dataset, name)
-        body = budget.add(vid, f"{dataset} / {name}", lambda entries=groups[dataset][name]: _compared_layers(entries))
+        body = budget.add(vid, f"{dataset} / {name}", lambda entries=groups[dataset][name]: compared_layers(entries))
         if body:
             viewers.append(body)
             for column, _ in groups[dataset][name]:
@@ -426,34 +341,6 @@ def _trained_on_cell(run_dir: Path) -> str:
     """A method's record: of its own checkpoint or of the weights it reused (SSIM: DDPM's, MHD: cDDPM's); '-' without one."""
     found = trained_on(_run_checkpoint(run_dir, _read_yaml(run_dir / CONFIG_FILE)))
     return json.dumps(found) if found else "-"
-
-
-def _compared_layers(entries: list[tuple[str, VolumeFiles]]) -> tuple[dict[str, Layer], list[Panel], Any]:
-    """Input and ground truth once (from the first method that wrote them), then each method's map and reconstruction."""
-    layers: dict[str, Layer] = {}
-    spacing = None
-    shape = None
-    for column, files in entries:
-        amap, spacing_here = files.read("map")
-        shape = shape or amap.shape
-        spacing = spacing or spacing_here
-        if amap.shape != shape:
-            continue
-        layers[f"{column}: map"] = Layer(amap, LayerKind.MAP)
-        for key, kind in (("input", LayerKind.INTENSITY), ("labels", LayerKind.MASK)):
-            got = files.read(key) if key not in layers else None
-            if got is not None and got[0].shape == shape:
-                layers[key] = Layer(got[0], kind)
-        rec = files.read("reconstruction")
-        if rec is not None and rec[0].shape == shape:
-            layers[f"{column}: reconstruction"] = Layer(rec[0], LayerKind.INTENSITY)
-    base = "input" if "input" in layers else next(iter(layers))
-    panels = [Panel("input", "input" if "input" in layers else None, note="not written")]
-    if "labels" in layers:
-        panels.append(Panel(f"{base} + ground truth", base, outline="labels"))
-    panels += [Panel(k, k) for k in layers if k.endswith(": map")]
-    panels += [Panel(k, k) for k in layers if k.endswith(": reconstruction")]
-    return layers, panels, spacing
 
 
 def _comparison_part(comparison: dict[str, dict[str, float]], baseline: str) -> Part:
@@ -495,7 +382,7 @@ def _prediction_page(folder: Path, budget: Budget, checkpoint: Path | None) -> t
         if not files.path("map").is_file():
             continue
         vid = _slug(row["scan"])
-        body = budget.add(vid, row["scan"], lambda files=files: _volume_layers(files, labels_key="mask"))
+        body = budget.add(vid, row["scan"], lambda files=files: volume_layers(files, labels_key="mask"))
         if body:
             anchors[(row["scan"],)] = vid
             viewers.append(body)
