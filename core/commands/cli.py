@@ -109,11 +109,13 @@ def build_parser() -> argparse.ArgumentParser:
     cv.add_argument("--folds", type=arg_types.non_negative_int, nargs="+", required=True, help="fold numbers, e.g. 0 1 2 3 4")
     _add_run_options(cv)
 
-    convert = verbs.add_parser("convert", help="an original Lightning checkpoint -> a checkpoint of this framework",
-                               description="Convert the authors' Lightning checkpoints (tensors only; their pickled code never runs): "
-                                           "DDPM / cDDPM into a checkpoint of the config's model, SparK pre-training "
-                                           "into an encoder file for trainer.params.weights.init {encoder.backbone: FILE}.")
-    convert.add_argument("--input", required=True, help="the original .ckpt file")
+    convert = verbs.add_parser("convert", help="an original authors' checkpoint -> a checkpoint of this framework",
+                               description="Convert the authors' checkpoints (tensors only; their pickled code never runs): "
+                                           "DDPM / cDDPM Lightning .ckpt files and RA's best_model.pt (iml-dl "
+                                           "model_weights, or a bare state dict) into a checkpoint of the config's model, "
+                                           "SparK pre-training into an encoder file for trainer.params.weights.init "
+                                           "{encoder.backbone: FILE}.")
+    convert.add_argument("--input", required=True, help="the original checkpoint (DDPM / cDDPM / SparK .ckpt, RA best_model.pt)")
     convert.add_argument("--output", required=True, help="the .pt file to write")
     convert.add_argument("--config_path", "--config-path", "--config",
                          help="our config whose model the weights fit (checked strictly, and stored in the checkpoint)")

@@ -60,7 +60,7 @@ def build_parts(config: dict[str, Any], builder: ComponentBuilder, config_path: 
         initialise_training(trainer, model, weights, resume_from, device)
     else:  # not built, but never carried unchecked into a run folder (a checkpoint's trainer may name anything)
         check_trainer_section(builder, config)
-    evaluators = build_evaluators(builder, config, model, device, seed)
+    evaluators = build_evaluators(builder, config, model, device)
     check_evaluation_grids(builder, evaluators, model, device, checked)
     if task == "test":
         load_test_weights(model, weights, config_path, device)
@@ -223,7 +223,8 @@ def _task_specs(builder: ComponentBuilder, config: dict[str, Any]) -> Iterator[t
 
 
 def build_evaluators(builder: ComponentBuilder, config: dict[str, Any], model: nn.Module,
-                     device: torch.device, seed: int) -> dict[str, DownstreamEvaluator]:
+                     device: torch.device) -> dict[str, DownstreamEvaluator]:
+    """Each downstream task's evaluator, seeded by `evaluation_seed` (the one rule predict follows too)."""
     evaluators = {}
     for name, key, spec in _task_specs(builder, config):
         component = _component(spec)
@@ -231,14 +232,15 @@ def build_evaluators(builder: ComponentBuilder, config: dict[str, Any], model: n
         datasets = build_datasets(builder, spec["data_loader"], f"{key}.data_loader", config.get("data_root")) \
             if "data_loader" in spec else {}
         context = EvaluationContext(model=model, device=device, datasets=datasets)
-        injected: dict[str, Any] = {"context": context, **_run_values(cls, component, {"seed": seed})}
+        injected: dict[str, Any] = {"context": context,
+                                    **_run_values(cls, component, {"seed": evaluation_seed(config, name)})}
         evaluators[name] = builder.build(component, key, expected=DownstreamEvaluator, **injected)
     return evaluators
 
 
 def evaluation_seed(config: dict[str, Any], task: str) -> int:
-    """The seed `build_evaluators` gives task `task`'s evaluator: its own `params.seed`, else the run's
-    (what `uad predict` uses for a checkpoint that did not record it)."""
+    """The seed of task `task`'s volumes' noise: its own `params.seed`, else the run's. `build_evaluators`
+    gives it to the evaluator; `uad predict` uses it for a checkpoint that did not record it."""
     params = ((config.get("downstream_tasks") or {}).get(task) or {}).get("params") or {}
     return int(params["seed"]) if params.get("seed") is not None else run_seed(config)
 

@@ -49,13 +49,20 @@ METHODS = {  # config, and what makes it small enough to train and evaluate in s
     "DDPM": ("projects/DDPM/configs/ddpm.yaml", ["model.params.unet.base_channels=8", "model.params.unet.channel_mult=[1, 2]", "model.params.unet.num_head_channels=8", "model.params.unet.num_groups=4"]),
     "cDDPM": ("projects/cDDPM/configs/cddpm.yaml", ["model.params.unet.base_channels=8", "model.params.unet.channel_mult=[1, 2]", "model.params.unet.num_head_channels=8", "model.params.unet.num_groups=4"]),
     "MHD": ("projects/MHD/configs/mhd.yaml", ["model.params.unet.base_channels=8", "model.params.unet.channel_mult=[1, 2]", "model.params.unet.num_head_channels=8", "model.params.unet.num_groups=4"]),
+    "SSIM": ("projects/SSIM/configs/ssim_ensemble.yaml", ["model.params.unet.base_channels=8", "model.params.unet.channel_mult=[1, 2]", "model.params.unet.num_head_channels=8", "model.params.unet.num_groups=4"]),
 }
 
 
 # evaluation settings other than the defaults, which predict must take from the checkpoint: a
-# task-level seed (not the run's) that seeds every volume's noise, and a UNet batch cap
+# task-level seed (not the run's) that seeds every volume's noise, a UNet batch cap, bf16 autocast
+# (CPU's default is fp32: maps differ ~1e-3 if predict dropped it) and the UNet's memory format
+INFERENCE = f"downstream_tasks.{TASK}.params.scoring.inference"
 NON_DEFAULT = {"DDPM": [f"downstream_tasks.{TASK}.params.seed=7",
-                        f"downstream_tasks.{TASK}.params.scoring.inference={{unet_batch_size: 2}}"]}
+                        f"{INFERENCE}={{unet_batch_size: 2, precision: bf16, channels_last: false}}"],
+               "cDDPM": [f"{INFERENCE}={{precision: bf16}}"],
+               "MHD": [f"{INFERENCE}={{precision: bf16}}"]}
+STORED_INFERENCE = {"DDPM": {"unet_batch_size": 2, "precision": "bf16", "channels_last": False},
+                    "cDDPM": {"precision": "bf16"}, "MHD": {"precision": "bf16"}}
 
 
 @pytest.fixture(scope="module")
@@ -121,8 +128,9 @@ def test_predict_gives_the_evaluators_maps_and_masks(method, demo_like, tmp_path
     run = _evaluate_then_predict(method, demo_like, tmp_path, capsys, tuple(NON_DEFAULT.get(method, ())))
     if method == "DDPM":  # the task's own seed, not the run's, seeded the evaluation and predict alike
         assert _record(run).scored_with.seed == 7
-        stored = torch.load(run / "checkpoints" / "best_model.pt", map_location="cpu", weights_only=True)["config"]
-        assert stored["downstream_tasks"][TASK]["params"]["scoring"]["inference"]["unet_batch_size"] == 2
+    stored = torch.load(run / "checkpoints" / "best_model.pt", map_location="cpu", weights_only=True)["config"]
+    inference = stored["downstream_tasks"][TASK]["params"]["scoring"].get("inference") or {}
+    assert {k: inference.get(k) for k in STORED_INFERENCE.get(method, {})} == STORED_INFERENCE.get(method, {})
 
 
 class _StandInCompiled(nn.Module):

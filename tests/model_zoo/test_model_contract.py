@@ -33,8 +33,11 @@ def _is_reconstruction_model(cls: type) -> bool:
     return issubclass(cls, nn.Module) and satisfies(cls, ReconstructionModel)
 
 
+MODEL_PACKAGES = ("model_zoo", "projects")  # where a model may live (a project's own model too)
+
+
 def _discovered() -> dict[str, type]:
-    return classes_in("model_zoo", _is_reconstruction_model)
+    return {name: cls for package in MODEL_PACKAGES for name, cls in classes_in(package, _is_reconstruction_model).items()}
 
 
 MODELS = _discovered()
