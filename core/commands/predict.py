@@ -205,7 +205,11 @@ def read_scans(source: str | Path, preprocessed: bool = False, mask: str | Path 
         dirs = sorted(p for p in (source / "subjects").iterdir() if (p / TRANSFORM_FILE).is_file())
         return [Scan(p.name, preprocessed_dir=p) for p in dirs]
     if source.is_file() and source.suffix == ".csv":
-        header = source.read_text(encoding="utf-8-sig").splitlines()[:1]
+        try:
+            header = source.read_text(encoding="utf-8-sig").splitlines()[:1]
+        except UnicodeDecodeError as exc:
+            raise UserInputError(f"{source}: not a readable UTF-8 CSV ({exc.reason} at byte {exc.start}); give a CSV "
+                                 "of subjects or a volume-layout CSV, a scan or a folder of scans") from exc
         columns = [c.strip() for c in (header[0].split(",") if header else [])]
         if "img_path" in columns and "mask_path" in columns:
             rows = read_volume_split(source.resolve(), data_root if data_root is not None else source.parent)

@@ -476,6 +476,14 @@ def _predict_png(root: Path, config: dict[str, Any]) -> list[str]:
     return args
 
 
+def _predict_binary_csv(root: Path, config: dict[str, Any]) -> list[str]:
+    """A PNG renamed .csv: the CSV reader, not the suffix check, meets the bytes."""
+    (root / "scans.csv").write_bytes(b"\x89PNG\r\n\x1a\n\xff\xfe" + bytes(range(256)) * 4)
+    args = _predict()(root, config)
+    args[args.index("--input") + 1] = str(root / "scans.csv")
+    return args
+
+
 def _predict_scan(array: np.ndarray | None, *extra: str, input_shapes: list[int] | None = None, **changes: Any) -> Setup:
     """`uad predict` of the shared checkpoint (its config with `changes`) on one scan `array` (None: the test
     CSV) with `extra` arguments; `input_shapes`: the evaluation grid it records (a version-1 entry)."""
@@ -806,6 +814,7 @@ CASES: list[Case] = [
          _linked_run_folder("report")),
     Case("convert: crafted Lightning checkpoint", "checkpoint", "crafted.ckpt: weights do not fit the model of", _uad(_crafted_lightning)),
     Case("predict: a PNG as input", "checkpoint", "scan.png: not a NIfTI scan", _uad(_predict_png)),
+    Case("predict: a binary file named .csv", "checkpoint", "scans.csv: not a readable UTF-8 CSV", _uad(_predict_binary_csv)),
     Case("convert: a state_dict key that is not a name", "checkpoint", "crafted.ckpt: 'state_dict' holds the key 1 (int), not a parameter name",
          _uad(_convert_int_key)),
     # --- uad predict: inputs and the model's grid checked before the output folder exists
