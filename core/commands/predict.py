@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from core.commands.scan_checks import check_3d_scans, check_model_grid, check_model_runs
+from core.commands.scan_checks import check_model_grid, check_model_runs, check_scan_headers
 from core.config.builder import MODEL, ComponentBuilder
 from core.evaluation.evaluator import AnomalyDetectionEvaluator
 from core.evaluation.pipeline import ScoringPipeline
@@ -344,7 +344,8 @@ def predict(model: str | Path, inputs: str | Path, output: str | Path, threshold
     (`report`: also `report.html`, with the model's input and reconstruction per scan).
     `precision` (`core.evaluation.reconstruction.Precision`) replaces the stored task's, e.g. `bf16` on CPU."""
     scans = read_scans(inputs, preprocessed, mask, data_root)  # a bad input stops before the model is loaded
-    check_3d_scans(p for s in scans for p in (s.subject.t1 if s.subject else s.row.img_path if s.row else None,) if p)
+    check_scan_headers((s.subject.t1, None) if s.subject else (s.row.img_path, s.row.mask_path) for s in scans
+                       if s.subject or s.row)
     predictor = load_predictor(model, task, device, allow_external_modules)
     if precision is not None:
         spec = predictor.pipeline.spec

@@ -500,6 +500,18 @@ def _predict_scan(array: np.ndarray | None, *extra: str, input_shapes: list[int]
     return build
 
 
+def _predict_two_shapes(root: Path, config: dict[str, Any]) -> list[str]:
+    """`--preprocessed` scans of two shapes with one `--mask`: the second scan's header stops the command."""
+    args = _predict_scan(None)(root, config)
+    folder = root / "scans"
+    folder.mkdir()
+    for name, shape in (("a", (16, 16, 8)), ("b", (12, 16, 8))):
+        nib.save(nib.Nifti1Image(np.full(shape, 0.5, np.float32), np.eye(4)), folder / f"{name}.nii.gz")
+    nib.save(nib.Nifti1Image(np.ones((16, 16, 8), np.uint8), np.eye(4)), root / "mask.nii.gz")
+    args[args.index("--input") + 1] = str(folder)
+    return [*args, "--preprocessed", "--mask", str(root / "mask.nii.gz")]
+
+
 def _preprocess(*extra: str) -> Setup:
     """`uad preprocess` of the project's volumes with `extra` arguments."""
     return _uad(lambda root, config: ["preprocess", "--input", str(_data(root)), "--output", str(root / "pre"),
@@ -646,6 +658,12 @@ CASES: list[Case] = [
     Case("misspelt params (model)", "config", "model.parms: unknown key (valid: module_name, class_name, params); did you mean 'params'", lambda root, config: [config["model"].__setitem__("parms", config["model"].pop("params"))] and []),
     Case("unknown key beside params (data loader)", "config", "trainer.data_loader.foo: unknown key (valid: module_name, class_name, params)",
          _edit("trainer.data_loader.foo", 1)),
+    Case("unknown key in a data set's overrides", "config",
+         "detection.data_loader.datasets.test.foo: unknown parameter of VolumeSet",  # where the YAML states it
+         _edit(f"{EVAL}.data_loader.datasets.test.foo", 1)),
+    Case("params nested in a data set's overrides", "config",
+         "detection.data_loader.datasets.test.params: unknown parameter of VolumeSet",
+         _edit(f"{EVAL}.data_loader.datasets.test.params", {"csv": "test.csv"})),
     # --- nested parts (a data module's preprocessing and augmentation, the optimiser's arguments): the same did-you-mean
     Case("misspelt preprocessing key", "config",
          "trainer.data_loader.params.preprocessing.crop_shap: unknown parameter of VolumePreprocessor; did you mean 'crop_shape'",
@@ -823,6 +841,8 @@ CASES: list[Case] = [
          _predict_scan(SCAN, *RAW, "--spacing", "2", input_shapes=[16, 16, 8], **BRAIN_CROP)),
     Case("predict: model that does not run on the preprocessed grid", "predict", "shared.pt does not run on its",
          _predict_scan(SCAN, *RAW, "--spacing", "2", **BRAIN_CROP)),
+    Case("predict: preprocessed scans of two shapes, one mask", "predict",
+         "b.nii.gz: shape (12, 16, 8) but its brain mask", _predict_two_shapes),
     Case("predict: an all-zero raw scan", "predict", "scan.nii.gz: no voxel above 0 (an empty scan)",
          _predict_scan(np.zeros((16, 16, 8), np.float32), *RAW)),
     Case("predict: --spacing 0", "predict", "argument --spacing: expected a finite number > 0, got '0'", _predict_scan(None, "--spacing", "0")),
