@@ -61,6 +61,8 @@ def shrink_sets(config_path: Path, data_root: Path, out: Path, training: bool = 
             sets.append(f"{path}=4")
         elif leaf == "batch_size" and path.startswith("trainer."):
             sets.append(f"{path}=2")
+        elif leaf == "drop_last" and value:  # tiny data may hold less than one batch: keep it, so a step runs
+            sets.append(f"{path}=false")
         elif leaf == "nr_epochs":  # one epoch; two where a warm-up phase (RA's vae_epochs) comes first
             sets.append(f"{path}={2 if config.get('trainer', {}).get('params', {}).get('vae_epochs') else 1}")
         elif leaf == "vae_epochs" and value:

@@ -56,6 +56,10 @@ def build_parts(config: dict[str, Any], builder: ComponentBuilder, config_path: 
     if task == "train":
         data_module = build_data_module(builder, config, seed)
         trainer = build_trainer(builder, config, model, data_module, device, ctx, seed)
+        try:
+            trainer.check_training_batches()
+        except UserInputError as exc:
+            raise ConfigError(builder.config_path, "trainer.data_loader", str(exc)) from exc
         checked.update(check_model_on_one_sample(builder, trainer, config))
         initialise_training(trainer, model, weights, resume_from, device)
     else:  # not built, but never carried unchecked into a run folder (a checkpoint's trainer may name anything)

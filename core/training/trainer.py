@@ -263,10 +263,21 @@ class Trainer:
             )
         return global_batch // self.dist.world_size
 
-    def _train_loader(self) -> tuple[DataLoader, DistributedSampler]:
-        dataset = self.data_module.train_dataset()
-        if len(dataset) == 0:
+    def check_training_batches(self) -> None:
+        """Refuse a training split that gives no batch: empty, or (`drop_last`) smaller than one
+        process's batch, which would end every epoch without a step and still write a "best" model."""
+        samples = len(self.data_module.train_dataset())
+        if samples == 0:
             raise UserInputError("the training split is empty; check trainer.data_loader's train CSV")
+        per_rank, batch = -(-samples // self.dist.world_size), self._per_rank_batch_size()  # DistributedSampler pads
+        if self.data_module.drop_last and per_rank < batch:
+            raise UserInputError(f"{samples} training samples give {per_rank} per process, fewer than "
+                                 f"its batch of {batch}, and drop_last: true drops that incomplete batch, so no step "
+                                 "would run; lower batch_size or set drop_last: false")
+
+    def _train_loader(self) -> tuple[DataLoader, DistributedSampler]:
+        self.check_training_batches()
+        dataset = self.data_module.train_dataset()
         # Also used for one process, so the sample order is identical for any number of ranks.
         sampler = DistributedSampler(
             dataset, num_replicas=self.dist.world_size, rank=self.dist.rank, shuffle=True, seed=self.seed

@@ -677,7 +677,7 @@ CASES: list[Case] = [
     Case("misspelt optimiser argument", "config", "optimizer_params.weight_decy: unknown parameter of torch.optim.Adam; did you mean 'weight_decay'",
          _args(f"{T}.optimizer_params={{lr: 0.001, weight_decy: 0.01}}")),
     Case("misspelt evaluation preprocessing key", "config",
-         "downstream_tasks.detection.data_loader.datasets.healthy.params.preprocessing.target_shap: unknown parameter of VolumePreprocessor; "
+         "downstream_tasks.detection.data_loader.params.preprocessing.target_shap: unknown parameter of VolumePreprocessor; "
          "did you mean 'target_shape'", _args(f"{EVAL}.data_loader.params.preprocessing.target_shap=[16, 16, 8]")),
     Case("--set base after loading", "config", "base: --set base=other.yaml: base configs are merged when the file is read",
          _args("base=other.yaml")),
