@@ -84,6 +84,14 @@ class ScoredWith:
         return cls(seed, compiled)
 
 
+def _named(key: str, read: Any, value: Any) -> Any:
+    """`read(value)`, its ValueError naming the entry `key` it came from."""
+    try:
+        return read(value)
+    except ValueError as exc:
+        raise ValueError(f"{key}.{exc}") from None
+
+
 def _is_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
@@ -111,9 +119,10 @@ class SetResult:
     def from_json(cls, data: Mapping[str, Any]) -> SetResult:
         metrics = {k: v for k, v in data.items() if k not in (THRESHOLDS_KEY, INPUT_GRID_KEY, SCORED_WITH_KEY)}
         grid, scored_with = data.get(INPUT_GRID_KEY), data.get(SCORED_WITH_KEY)
-        return cls(metrics, thresholds_from_json(data.get(THRESHOLDS_KEY) or {}),
-                   InputGrid.from_json(grid) if isinstance(grid, Mapping) else None,
-                   ScoredWith.from_json(scored_with) if isinstance(scored_with, Mapping) else None)
+        thresholds = _named(THRESHOLDS_KEY, thresholds_from_json, data.get(THRESHOLDS_KEY) or {})
+        input_grid = _named(INPUT_GRID_KEY, InputGrid.from_json, grid) if isinstance(grid, Mapping) else None
+        scored = _named(SCORED_WITH_KEY, ScoredWith.from_json, scored_with) if isinstance(scored_with, Mapping) else None
+        return cls(metrics, thresholds, input_grid, scored)
 
 
 @dataclass

@@ -178,6 +178,9 @@ def read(state: dict[str, Any], source: Any) -> dict[str, Any]:
 
 def check_trained_on(plain: Any, source: Any) -> TrainedOn:
     """A stored `trained_on` record as typed data; a one-line error naming `source` when it is not one."""
+    if not isinstance(plain, dict):
+        raise UserInputError(f"{source}: trained_on: expected a mapping {{dataset, volumes, contrast, grid_shape, ...}}, "
+                             f"got {_short(plain)}; {TRAINED_ON_FIX}")
     try:
         return TrainedOn.from_plain(plain)
     except ValueError as exc:
