@@ -12,6 +12,7 @@ training volumes', slices much thicker than the training grid's voxels.
 from __future__ import annotations
 
 import csv
+import math
 import re
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -81,16 +82,57 @@ class TrainedOn:
         return plain
 
     @classmethod
-    def from_plain(cls, plain: dict[str, Any]) -> TrainedOn:
-        """A stored record; one written before `subject_column` existed counted distinct img_name as subjects
-        (the demo's mirror image as a second subject), so its `subjects` is dropped as unknown."""
+    def from_plain(cls, plain: Any) -> TrainedOn:
+        """A stored record, each field checked (a checkpoint may come from someone else): ValueError naming
+        the field when one is missing or off. One written before `subject_column` existed counted distinct
+        img_name as subjects (the demo's mirror image as a second subject), so its `subjects` is dropped as unknown."""
+        if not isinstance(plain, dict):
+            raise ValueError(f"expected a mapping {{dataset, volumes, subjects, contrast, grid_shape, spacing_mm}}, got {_short(plain)}")
+        missing = [key for key in ("dataset", "volumes", "contrast") if key not in plain]
+        if missing:
+            raise ValueError(f"{missing[0]}: missing")
         counted = "subject_column" in plain and plain.get("subjects") is not None
-        return cls(dataset=str(plain["dataset"]), volumes=int(plain["volumes"]),
-                   subjects=int(plain["subjects"]) if counted else None, subject_column=str(plain.get("subject_column", "")),
-                   contrast=str(plain["contrast"]),
-                   grid_shape=tuple(int(n) for n in plain["grid_shape"]) if plain.get("grid_shape") else None,
-                   spacing_mm=tuple(float(s) for s in plain["spacing_mm"]) if plain.get("spacing_mm") else None,
-                   note=str(plain.get("note", "")))
+        shape, spacing = plain.get("grid_shape"), plain.get("spacing_mm")
+        return cls(dataset=_text(plain, "dataset"), volumes=_count(plain, "volumes"),
+                   subjects=_count(plain, "subjects") if counted else None, subject_column=_text(plain, "subject_column"),
+                   contrast=_text(plain, "contrast"),
+                   grid_shape=tuple(_count(plain, "grid_shape", n, low=1) for n in _triple(plain, "grid_shape")) if shape else None,
+                   spacing_mm=tuple(_mm(plain, i) for i in range(len(_triple(plain, "spacing_mm")))) if spacing else None,
+                   note=_text(plain, "note"))
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _text(plain: dict[str, Any], key: str) -> str:
+    value = plain.get(key, "")
+    if not isinstance(value, str):
+        raise ValueError(f"{key}: expected text, got {_short(value)}")
+    return value
+
+
+def _count(plain: dict[str, Any], key: str, value: Any = None, low: int = 0) -> int:
+    """An integer >= `low` (`value`, else `plain[key]`)."""
+    value = plain[key] if value is None else value
+    if isinstance(value, bool) or not isinstance(value, int) or value < low:
+        raise ValueError(f"{key}: expected an integer >= {low}, got {_short(value)}")
+    return value
+
+
+def _triple(plain: dict[str, Any], key: str) -> list[Any]:
+    value = plain[key]
+    if not isinstance(value, (list, tuple)) or len(value) != 3:
+        raise ValueError(f"{key}: expected 3 values (one per axis), got {_short(value)}")
+    return list(value)
+
+
+def _mm(plain: dict[str, Any], axis: int) -> float:
+    value = plain["spacing_mm"][axis]
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
+        raise ValueError(f"spacing_mm: expected 3 finite numbers > 0 (mm), got {_short(plain['spacing_mm'])}")
+    return float(value)
 
 
 def stated(plain: dict[str, Any]) -> dict[str, Any]:

@@ -188,11 +188,12 @@ def _dispatch(args: argparse.Namespace) -> Path | int | None:
         result = _test(args)
     elif args.verb == "predict":
         from core.commands.predict import predict, resolve_checkpoint
+        from core.run.checkpoint_metadata import check_trained_on
         from core.run.report import trained_on
-        from data.trained_on import TrainedOn
 
-        plain = trained_on(resolve_checkpoint(args.model), warn=False)  # what its training run recorded (memory-mapped: weights not read)
-        print(f"{args.model}: trained on " + (TrainedOn.from_plain(plain).summary() if plain else "(not recorded in this checkpoint)"))
+        path = resolve_checkpoint(args.model)
+        plain = trained_on(path, warn=False)  # what its training run recorded (memory-mapped: weights not read)
+        print(f"{args.model}: trained on " + (check_trained_on(plain, path).summary() if plain else "(not recorded in this checkpoint)"))
         rows = predict(args.model, args.input, args.output, args.threshold, args.test_set, args.task, args.device,
                        args.preprocessed, args.mask, _pipeline_options(args), png=not args.no_png,
                        data_root=args.data_root, report=not args.no_report, precision=args.precision,

@@ -150,7 +150,7 @@ def load_predictor(model: str | Path, task: str | None = None, device: str = "au
     torch_device = resolve_device(device if device != "auto" else config.get("device", "auto"))
     net = builder.build(config["model"], "model", expected=MODEL).to(torch_device)
     load_model_weights(net, state, path)
-    records = checkpoint_metadata.task_records(state, config)
+    records = checkpoint_metadata.task_records(state, config, path)
     tasks = config.get("downstream_tasks") or {}
     if task and task not in tasks:
         raise UserInputError(f"{path}: no downstream task '{task}' in its config (have: {', '.join(tasks)})")
@@ -177,7 +177,7 @@ def load_predictor(model: str | Path, task: str | None = None, device: str = "au
             last_error = UserInputError(f"task '{name}': its scorer {type(scoring.scorer).__name__} is fitted on healthy "
                                         "volumes at evaluation time; predict supports scorers without fit")
             continue
-        trained = TrainedOn.from_plain(state["trained_on"]) if state.get("trained_on") else None
+        trained = checkpoint_metadata.stored_trained_on(state, path)
         for message in skipped:
             LOG.warning("%s", message)
         return Predictor(pipeline, name, record, config, trained)

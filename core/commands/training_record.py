@@ -31,7 +31,7 @@ def record_trained_on(checkpoint: str | Path, out: str | Path | None = None, not
     classes outside this project's packages only with `allow_external_modules` (the caller's, never the file's)."""
     path = Path(checkpoint)
     state = load_checkpoint(path)
-    config = checkpoint_metadata.read(state, path)
+    config = checkpoint_metadata.read({k: v for k, v in state.items() if k != "trained_on"}, path)  # the record it replaces is not read
     if "trainer" not in config:
         raise UserInputError(f"{path}: its stored config has no trainer (data loader) to read the training data from")
     builder = ComponentBuilder(f"{path} (stored config)", allow_external_modules)

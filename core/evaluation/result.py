@@ -16,6 +16,8 @@ from typing import Any
 from core.evaluation.contracts import PreprocessedSet
 from core.evaluation.thresholds import FittedThreshold, thresholds_from_json, thresholds_to_json
 from data.volume import Volume
+from dl_utils.param_ranges import GridSide
+from dl_utils.param_types import check_fields
 
 THRESHOLDS_KEY = "thresholds"
 INPUT_GRID_KEY = "input_grid"
@@ -28,7 +30,7 @@ class InputGrid:
     """The grid a data set was evaluated on: volume shape (H, W, D) and the preprocessing
     (its data module's `VolumePreprocessor` settings) that brought scans onto it."""
 
-    shape: tuple[int, int, int]
+    shape: tuple[GridSide, GridSide, GridSide]
     preprocessing: dict[str, Any] | None = None
 
     def to_json(self) -> dict[str, Any]:
@@ -36,7 +38,17 @@ class InputGrid:
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> InputGrid:
-        return cls(tuple(int(s) for s in data["shape"]), data.get("preprocessing"))
+        """A stored grid: three sides in range and a mapping of preprocessing settings (or none), else a
+        ValueError naming the field. The settings' names and ranges are checked by whoever builds them
+        (`core.run.checkpoint_metadata`, through the component builder)."""
+        shape, preprocessing = data.get("shape"), data.get("preprocessing")
+        if not isinstance(shape, (list, tuple)) or len(shape) != 3 or not all(_is_int(s) for s in shape):
+            raise ValueError(f"shape: expected 3 integers (H, W, D), got {shape!r:.60}")
+        if preprocessing is not None and not isinstance(preprocessing, Mapping):
+            raise ValueError(f"preprocessing: expected a mapping of VolumePreprocessor settings, got {preprocessing!r:.60}")
+        grid = cls((shape[0], shape[1], shape[2]), None if preprocessing is None else dict(preprocessing))
+        check_fields(grid)
+        return grid
 
     @classmethod
     def of(cls, datasets: Sequence[Volume]) -> InputGrid | None:
@@ -64,7 +76,24 @@ class ScoredWith:
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> ScoredWith:
-        return cls(int(data["seed"]), bool(data.get("compiled_unet", False)))
+        seed, compiled = data.get("seed"), data.get("compiled_unet", False)
+        if not _is_int(seed) or not 0 <= seed < 2**63:
+            raise ValueError(f"seed: expected an integer from 0 to 2**63 - 1 (a run's seed), got {seed!r:.60}")
+        if not isinstance(compiled, bool):
+            raise ValueError(f"compiled_unet: expected true or false, got {compiled!r:.60}")
+        return cls(seed, compiled)
+
+
+def _named(key: str, read: Any, value: Any) -> Any:
+    """`read(value)`, its ValueError naming the entry `key` it came from."""
+    try:
+        return read(value)
+    except ValueError as exc:
+        raise ValueError(f"{key}.{exc}") from None
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
 
 
 @dataclass
@@ -90,9 +119,10 @@ class SetResult:
     def from_json(cls, data: Mapping[str, Any]) -> SetResult:
         metrics = {k: v for k, v in data.items() if k not in (THRESHOLDS_KEY, INPUT_GRID_KEY, SCORED_WITH_KEY)}
         grid, scored_with = data.get(INPUT_GRID_KEY), data.get(SCORED_WITH_KEY)
-        return cls(metrics, thresholds_from_json(data.get(THRESHOLDS_KEY) or {}),
-                   InputGrid.from_json(grid) if isinstance(grid, Mapping) else None,
-                   ScoredWith.from_json(scored_with) if isinstance(scored_with, Mapping) else None)
+        thresholds = _named(THRESHOLDS_KEY, thresholds_from_json, data.get(THRESHOLDS_KEY) or {})
+        input_grid = _named(INPUT_GRID_KEY, InputGrid.from_json, grid) if isinstance(grid, Mapping) else None
+        scored = _named(SCORED_WITH_KEY, ScoredWith.from_json, scored_with) if isinstance(scored_with, Mapping) else None
+        return cls(metrics, thresholds, input_grid, scored)
 
 
 @dataclass

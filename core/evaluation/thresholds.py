@@ -52,9 +52,9 @@ class FittedThreshold:
 
     key: str
     kind: RuleKind
-    value: float
+    value: Annotated[float, Finite()]
     fitted_on: str | None = None  # the data set; None for a fixed value
-    level: float | None = None    # the false-positive rate of a healthy-FPR rule
+    level: OpenFraction | None = None    # the false-positive rate of a healthy-FPR rule
 
     @property
     def usable_by_predict(self) -> bool:
@@ -71,9 +71,32 @@ class FittedThreshold:
 
     @classmethod
     def from_json(cls, key: str, data: Mapping[str, Any]) -> FittedThreshold:
-        level = data.get("level")
-        return cls(key=key, kind=RuleKind(data["kind"]), value=float(data["value"]), fitted_on=data.get("fitted_on"),
-                   level=None if level is None else float(level))
+        """A stored record (results.json, a checkpoint), checked against the field ranges: a NaN or infinite
+        value, a level outside (0, 1) or a value that is not a number is a ValueError naming `key` and the field."""
+        if not isinstance(data, Mapping):
+            raise ValueError(f"{key}: expected a mapping {{kind, value, fitted_on, level}}, got {type(data).__name__}")
+        if "kind" not in data or "value" not in data:
+            raise ValueError(f"{key}: expected a mapping with 'kind' and 'value'")
+        kind = data["kind"]
+        if not isinstance(kind, str) or kind not in set(RuleKind):
+            raise ValueError(f"{key}.kind: expected one of {', '.join(RuleKind)}, got {kind!r:.60}")
+        level, fitted_on = data.get("level"), data.get("fitted_on")
+        if fitted_on is not None and not isinstance(fitted_on, str):
+            raise ValueError(f"{key}.fitted_on: expected a data set name, got {fitted_on!r:.60}")
+        fitted = cls(key=str(key), kind=RuleKind(kind), value=_number(data["value"], f"{key}.value"), fitted_on=fitted_on,
+                     level=None if level is None else _number(level, f"{key}.level"))
+        try:
+            check_fields(fitted)
+        except ValueError as exc:
+            raise ValueError(f"{key}.{exc}") from None
+        return fitted
+
+
+def _number(value: Any, where: str) -> float:
+    """A stored number as a float (a bool or a string is not one)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ValueError(f"{where}: expected a number, got {value!r:.60}")
+    return float(value)
 
 
 def metric_key(metric: str, rule_key: str) -> str:
@@ -313,7 +336,8 @@ def legacy_fitted(key: str, value: float, fitted_on: str | None = None) -> Fitte
         return FittedThreshold(key, RuleKind.ORACLE, value, fitted_on)
     match = _LEGACY_FPR.fullmatch(key)
     if match:
-        return FittedThreshold(key, RuleKind.HEALTHY_FPR, value, fitted_on, level=float(match[1]) / 100)
+        level = float(match[1]) / 100
+        return FittedThreshold(key, RuleKind.HEALTHY_FPR, value, fitted_on, level=level) if 0 < level < 1 else None
     match = _LEGACY_FIXED.fullmatch(key)
     if match:
         return FittedThreshold(key, RuleKind.FIXED, value)

@@ -33,7 +33,8 @@ from core.config.configurator import load_yaml, refuse_file_opt_in
 from core.evaluation.result import EvaluationResult, InputGrid, ScoredWith, SetResult
 from core.evaluation.thresholds import FittedThreshold, legacy_fitted, legacy_thresholds_from_metrics, thresholds_from_json
 from core.run.assembly import check_components
-from core.run.run_files import read_per_volume, read_results_json
+from core.run.run_files import RESULTS_FIX, read_per_volume, read_results_json
+from data.trained_on import TrainedOn
 from dl_utils.checkpoint import load_checkpoint, save_checkpoint
 from dl_utils.errors import UserInputError
 from dl_utils.param_groups import HeldWarnings
@@ -41,6 +42,8 @@ from dl_utils.paths import check_links_stay_inside
 
 METADATA_VERSION = 2
 EVALUATION_KEY = "evaluation"
+REWRITE_FIX = "re-write it with `uad describe RUN_FOLDER --weights <this file>`"
+TRAINED_ON_FIX = "re-write it with `python -m core.commands.training_record <this file>`"
 
 
 @dataclass
@@ -59,18 +62,70 @@ class TaskRecord:
                 "scored_with": None if self.scored_with is None else self.scored_with.to_json()}
 
     @classmethod
-    def from_json(cls, data: Mapping[str, Any]) -> TaskRecord:
-        grid, scored_with = data.get("input_grid"), data.get("scored_with")
-        return cls({s: thresholds_from_json(found) for s, found in (data.get("thresholds") or {}).items()},
-                   InputGrid.from_json(grid) if isinstance(grid, Mapping) else None,
-                   {s: [str(n) for n in names] for s, names in (data.get("volumes") or {}).items()},
-                   ScoredWith.from_json(scored_with) if isinstance(scored_with, Mapping) else None)
+    def from_json(cls, data: Any, where: str = "record") -> TaskRecord:
+        """A stored record, every entry checked as typed data: ValueError naming the entry (under `where`) when one is off."""
+        data = _mapping(data, where, "{thresholds, input_grid, volumes, scored_with}")
+        thresholds = {}
+        for set_name, found in _mapping(data.get("thresholds"), f"{where}.thresholds", "{test set: {rule key: fitted}}").items():
+            found = _mapping(found, f"{where}.thresholds.{set_name}", "{rule key: fitted}")
+            try:
+                thresholds[str(set_name)] = thresholds_from_json(found)
+            except ValueError as exc:
+                raise ValueError(f"{where}.thresholds.{set_name}.{exc}") from None
+        volumes = {}
+        for set_name, names in _mapping(data.get("volumes"), f"{where}.volumes", "{data set: [volume names]}").items():
+            if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+                raise ValueError(f"{where}.volumes.{set_name}: expected a list of volume names, got {_short(names)}")
+            volumes[str(set_name)] = list(names)
+        return cls(thresholds, _part(InputGrid, data.get("input_grid"), f"{where}.input_grid"), volumes,
+                   _part(ScoredWith, data.get("scored_with"), f"{where}.scored_with"))
+
+    def check_preprocessing(self, source: Any, where: str, fix: str) -> None:
+        """The input grid's preprocessing settings checked as a config's are (names, types, ranges: the
+        component builder's parameter check of `VolumePreprocessor`) and built once, so `uad predict`
+        never meets a setting it cannot build; a one-line error naming `source`, `where` and `fix`."""
+        if self.input_grid is None or self.input_grid.preprocessing is None:
+            return
+        from data.preprocessing import VolumePreprocessor
+
+        builder, key = ComponentBuilder(source), f"{where}.input_grid.preprocessing"
+        try:
+            builder.check_params(VolumePreprocessor, dict(self.input_grid.preprocessing), key, prefix=key)
+            builder.build_value(dict(self.input_grid.preprocessing), key, VolumePreprocessor)
+        except UserInputError as exc:
+            raise UserInputError(f"{exc}; {fix}") from None
 
     @classmethod
     def of(cls, result: EvaluationResult) -> TaskRecord:
         """The record of an evaluation; thresholds only of rules predict may use (no oracle)."""
         thresholds = {s: {k: t for k, t in found.items() if t.usable_by_predict} for s, found in result.thresholds().items()}
         return cls(thresholds, result.input_grid(), dict(result.volumes), result.scored_with())
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _mapping(value: Any, where: str, shape: str) -> Mapping[str, Any]:
+    """`value` as a mapping ({} for None); else a ValueError naming `where` and the `shape` expected."""
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        raise ValueError(f"{where}: expected a mapping {shape}, got {_short(value)}")
+    return value
+
+
+def _part(cls: Any, value: Any, where: str) -> Any:
+    """`cls.from_json(value)` (None for None), its ValueError / TypeError / KeyError naming `where`."""
+    if value is None:
+        return None
+    if not isinstance(value, Mapping):
+        raise ValueError(f"{where}: expected a mapping, got {_short(value)}")
+    try:
+        return cls.from_json(value)
+    except (ValueError, TypeError, KeyError) as exc:
+        raise ValueError(f"{where}.{' '.join(str(exc).split())}") from None
 
 
 def describe(config: dict[str, Any], trained_on: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -116,28 +171,58 @@ def read(state: dict[str, Any], source: Any) -> dict[str, Any]:
             "`uad describe RUN_FOLDER --weights <this file>`"
         )
     refuse_file_opt_in(config, f"{source} (stored config)")  # a checkpoint never grants --allow-external-modules
+    stored_trained_on(state, source)  # every recorded value checked here, before any verb uses one
+    task_records(state, config, source)
     return config
 
 
-def task_records(state: dict[str, Any], config: dict[str, Any]) -> dict[str, TaskRecord]:
-    """{task: record} of a checkpoint of either metadata version."""
-    if int(state.get("metadata_version", 1)) >= 2 or EVALUATION_KEY in state:
-        return {task: TaskRecord.from_json(data) for task, data in (state.get(EVALUATION_KEY) or {}).items()}
-    return _records_v1(state, config)
+def check_trained_on(plain: Any, source: Any) -> TrainedOn:
+    """A stored `trained_on` record as typed data; a one-line error naming `source` when it is not one."""
+    if not isinstance(plain, dict):
+        raise UserInputError(f"{source}: trained_on: expected a mapping {{dataset, volumes, contrast, grid_shape, ...}}, "
+                             f"got {_short(plain)}; {TRAINED_ON_FIX}")
+    try:
+        return TrainedOn.from_plain(plain)
+    except ValueError as exc:
+        raise UserInputError(f"{source}: trained_on.{' '.join(str(exc).split())[:200]}; {TRAINED_ON_FIX}") from None
+
+
+def stored_trained_on(state: Mapping[str, Any], source: Any) -> TrainedOn | None:
+    """The checkpoint's `trained_on` record, checked (`check_trained_on`); None when it has none."""
+    plain = state.get("trained_on")
+    return None if plain is None else check_trained_on(plain, source)
+
+
+def task_records(state: dict[str, Any], config: dict[str, Any], source: Any = "checkpoint") -> dict[str, TaskRecord]:
+    """{task: record} of a checkpoint of either metadata version, every entry checked (thresholds finite and in
+    range, the input grid's shape and preprocessing); a one-line error naming `source` and the entry otherwise."""
+    try:
+        if state.get("metadata_version", 1) != 1 or EVALUATION_KEY in state:
+            stored = _mapping(state.get(EVALUATION_KEY), EVALUATION_KEY, "{task: record}")
+            records = {str(task): TaskRecord.from_json(data, f"{EVALUATION_KEY}.{task}") for task, data in stored.items()}
+        else:
+            records = _records_v1(state, config)
+    except (ValueError, TypeError, KeyError, AttributeError) as exc:
+        raise UserInputError(f"{source}: {' '.join(str(exc).split())[:200]}; {REWRITE_FIX}") from None
+    for task, record in records.items():
+        record.check_preprocessing(source, f"{EVALUATION_KEY}.{task}", REWRITE_FIX)
+    return records
 
 
 def _records_v1(state: dict[str, Any], config: dict[str, Any]) -> dict[str, TaskRecord]:
     """Version 1: bare {task: {set: {key: value}}} thresholds and {task: [H, W, D]} shapes; the
     grid's preprocessing is the task's data loader's, as version-1 predict read it."""
     records: dict[str, TaskRecord] = {}
-    shapes = state.get("input_shapes") or {}
-    for task, sets in (state.get("thresholds") or {}).items():
+    shapes = _mapping(state.get("input_shapes"), "input_shapes", "{task: [H, W, D]}")
+    for task, sets in _mapping(state.get("thresholds"), "thresholds", "{task: {set: {key: value}}}").items():
         record = records.setdefault(task, TaskRecord())
-        for set_name, values in sets.items():
+        for set_name, values in _mapping(sets, f"thresholds.{task}", "{set: {key: value}}").items():
+            values = _mapping(values, f"thresholds.{task}.{set_name}", "{key: value}")
             found = (legacy_fitted(key, value) for key, value in values.items())
             record.thresholds[set_name] = {t.key: t for t in found if t is not None}
     for task, shape in shapes.items():
-        records.setdefault(task, TaskRecord()).input_grid = InputGrid(tuple(int(s) for s in shape), _task_preprocessing(config, task))
+        grid = {"shape": shape, "preprocessing": _task_preprocessing(config, task)}
+        records.setdefault(task, TaskRecord()).input_grid = _part(InputGrid, grid, f"input_shapes.{task}")
     return records
 
 
@@ -241,6 +326,10 @@ def rewrite_from_run(run_dir: str | Path, weights: str | Path | None = None, out
         raise UserInputError(f"{source}: no 'model_weights' entry; it is not a checkpoint of this framework")
     if isinstance(config.get("experiment"), dict) and config["experiment"].get("task") == "test":
         config["experiment"] = {**config["experiment"], "task": "train", "weights": None}
+    stored_trained_on(state, source)  # carried on into the written file: checked as `uad predict` will read it
+    records = _run_records(run_dir, config, results)
+    for task, record in records.items():  # thresholds and grids were checked reading results.json
+        record.check_preprocessing(results_path, task, RESULTS_FIX)
     target = Path(out) if out else source
-    _write(state, config, _run_records(run_dir, config, results), target)
+    _write(state, config, records, target)
     return target

@@ -46,7 +46,8 @@ class PredictRecord:
 
     def write(self, folder: str | Path) -> Path:
         path = Path(folder) / PREDICT_RECORD_FILE
-        atomic_write_text(path, json.dumps(asdict(self), indent=2, default=str) + "\n")
+        # strict JSON: its values are checked before predict runs (a finite threshold), so a NaN here is a bug, not a file
+        atomic_write_text(path, json.dumps(asdict(self), indent=2, default=str, allow_nan=False) + "\n")
         return path
 
     @classmethod

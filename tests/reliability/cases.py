@@ -500,6 +500,57 @@ def _predict_scan(array: np.ndarray | None, *extra: str, input_shapes: list[int]
     return build
 
 
+TRAINED_ON = {"dataset": "healthy.csv", "volumes": 3, "subjects": None, "contrast": "t1", "grid_shape": [16, 16, 8],
+              "spacing_mm": [1.0, 1.0, 1.0], "note": "", "subject_column": ""}
+FPR = {"kind": "healthy_fpr", "value": 0.5, "fitted_on": "val", "level": 0.05}
+RECORD = {"thresholds": {"test": {"fpr_5%": FPR}}, "input_grid": {"shape": [16, 16, 8], "preprocessing": None},
+          "volumes": {"test": ["t0"]}, "scored_with": {"seed": 7, "compiled_unet": False}}
+
+
+def _with(base: Any, dotted: str, value: Any) -> Any:
+    """A deep copy of `base` with the entry at `dotted` (dot separated; "" for the whole) set to `value`."""
+    if not dotted:
+        return value
+    out = copy.deepcopy(base)
+    *parents, last = dotted.split(".")
+    node = out
+    for key in parents:
+        node = node[key]
+    node[last] = value
+    return out
+
+
+def _crafted(verb: str, trained_on: Any = TRAINED_ON, evaluation: Any = None) -> Setup:
+    """`uad predict` (or `uad test --model`) of the shared checkpoint re-saved (metadata version 2) with a
+    crafted `trained_on` and `evaluation` entry ({"detection": RECORD} when None)."""
+    def build(root: Path, config: dict[str, Any]) -> list[str]:
+        args = _predict()(root, config) if verb == "predict" else _test_model()(root, config)
+        path = args[args.index("--model") + 1]
+        state = torch.load(path, weights_only=True)
+        state.update(metadata_version=2, trained_on=trained_on, evaluation={"detection": RECORD} if evaluation is None else evaluation)
+        for legacy in ("thresholds", "input_shapes"):
+            state.pop(legacy)
+        torch.save(state, path)
+        return args
+    return build
+
+
+def _record(dotted: str, value: Any, verb: str = "predict") -> Setup:
+    """A crafted checkpoint whose detection record has `value` at `dotted`."""
+    return _crafted(verb, evaluation={"detection": _with(RECORD, dotted, value)})
+
+
+def _trained(dotted: str, value: Any) -> Setup:
+    """`uad predict` of a crafted checkpoint whose `trained_on` has `value` at `dotted`."""
+    return _crafted("predict", trained_on=_with(TRAINED_ON, dotted, value))
+
+
+def _describe_entry(dotted: str, value: Any) -> Setup:
+    """`uad describe` of a shared run folder whose results.json holds one test set entry with `value` at `dotted`."""
+    entry = _with({"AUROC": 0.5, "thresholds": {"fpr_5%": FPR}, "input_grid": RECORD["input_grid"]}, dotted, value)
+    return _shared_run(results_text=json.dumps({"detection": {"test": entry}}))
+
+
 def _predict_two_shapes(root: Path, config: dict[str, Any]) -> list[str]:
     """`--preprocessed` scans of two shapes with one `--mask`: the second scan's header stops the command."""
     args = _predict_scan(None)(root, config)
@@ -850,6 +901,52 @@ CASES: list[Case] = [
          _predict_scan(None, "--threshold=nan")),
     Case("predict: --threshold -inf", "predict", "argument --threshold: expected a fitted rule (e.g. fpr_5%) or a finite number",
          _predict_scan(None, "--threshold=-inf")),
+    # --- a checkpoint's recorded values (trained_on, evaluation) checked as typed data before predict uses any
+    Case("predict: trained_on.grid_shape not a list", "checkpoint", "shared.pt: trained_on.grid_shape: expected 3 values (one per axis), got 'abc'",
+         _uad(_trained("grid_shape", "abc"))),
+    Case("predict: trained_on.spacing_mm not numbers", "checkpoint", "shared.pt: trained_on.spacing_mm: expected 3 values (one per axis), got [0, 'x']",
+         _uad(_trained("spacing_mm", [0, "x"]))),
+    Case("predict: trained_on.spacing_mm zero", "checkpoint", "shared.pt: trained_on.spacing_mm: expected 3 finite numbers > 0",
+         _uad(_trained("spacing_mm", [0.0, 1.0, 1.0]))),
+    Case("predict: trained_on.volumes not a number", "checkpoint", "shared.pt: trained_on.volumes: expected an integer >= 0, got 'many'",
+         _uad(_trained("volumes", "many"))),
+    Case("predict: trained_on not a mapping", "checkpoint", "shared.pt: trained_on: expected a mapping", _uad(_trained("", [1]))),
+    Case("predict: evaluation not a mapping", "checkpoint", "shared.pt: evaluation: expected a mapping {task: record}, got [1]",
+         _uad(_crafted("predict", evaluation=[1]))),
+    Case("predict: unknown preprocessing key in the record", "checkpoint",
+         "shared.pt: evaluation.detection.input_grid.preprocessing.bogus: unknown parameter of VolumePreprocessor",
+         _uad(_record("input_grid.preprocessing", {"bogus": 1}))),
+    Case("predict: absurd crop in the record", "checkpoint",
+         "evaluation.detection.input_grid.preprocessing.crop_shape: [0]: expected an integer >= 1 and <= 2048, got 100000",
+         _uad(_record("input_grid.preprocessing", {"crop_shape": [100000, 1, 1]}))),
+    Case("predict: negative grid in the record", "checkpoint",
+         "shared.pt: evaluation.detection.input_grid.shape: [0]: expected an integer >= 1 and <= 2048, got -1",
+         _uad(_record("input_grid.shape", [-1, 0, 10**9]))),
+    Case("predict: 2-D grid in the record", "checkpoint", "evaluation.detection.input_grid.shape: expected 3 integers (H, W, D), got [16, 16]",
+         _uad(_record("input_grid.shape", [16, 16]))),
+    Case("predict: NaN threshold in the record", "checkpoint",
+         "shared.pt: evaluation.detection.thresholds.test.fpr_5%.value: expected a finite value", _uad(_record("thresholds.test.fpr_5%.value", float("nan")))),
+    Case("predict: infinite threshold in the record", "checkpoint", "thresholds.test.fpr_5%.value: expected a finite value",
+         _uad(_record("thresholds.test.fpr_5%.value", float("inf")))),
+    Case("predict: threshold level 7 in the record", "checkpoint", "thresholds.test.fpr_5%.level: expected a number > 0 and < 1, got 7",
+         _uad(_record("thresholds.test.fpr_5%.level", 7))),
+    Case("test --model: NaN threshold in the record", "checkpoint", "shared.pt: evaluation.detection.thresholds.test.fpr_5%.value: expected a finite",
+         _uad(_record("thresholds.test.fpr_5%.value", float("nan"), verb="test"))),
+    Case("describe: NaN threshold in results.json", "run folder", "results.json: detection.test: thresholds.fpr_5%.value: expected a finite value",
+         _describe_entry("thresholds.fpr_5%.value", float("nan"))),
+    Case("describe: threshold 1e400 in results.json", "run folder", "thresholds.fpr_5%.value: expected a finite value",
+         _shared_run(results_text='{"detection": {"test": {"thresholds": {"fpr_5%": {"kind": "healthy_fpr", "value": 1e400, "level": 0.05}}}}}')),
+    Case("describe: threshold level 7 in results.json", "run folder", "thresholds.fpr_5%.level: expected a number > 0 and < 1, got 7",
+         _describe_entry("thresholds.fpr_5%.level", 7)),
+    Case("describe: unknown preprocessing key in results.json", "run folder",
+         "results.json: detection.input_grid.preprocessing.bogus: unknown parameter of VolumePreprocessor",
+         _describe_entry("input_grid.preprocessing", {"bogus": 1})),
+    Case("describe: absurd crop in results.json", "run folder", "preprocessing.crop_shape: [0]: expected an integer >= 1 and <= 2048, got 100000",
+         _describe_entry("input_grid.preprocessing", {"crop_shape": [100000, 1, 1]})),
+    Case("describe: negative grid in results.json", "run folder", "results.json: detection.test: input_grid.shape: [0]: expected an integer >= 1",
+         _describe_entry("input_grid.shape", [-1, 0, 10**9])),
+    Case("describe: 2-D grid in results.json", "run folder", "input_grid.shape: expected 3 integers (H, W, D), got [16, 16]",
+         _describe_entry("input_grid.shape", [16, 16])),
     Case("preprocess: --spacing nan", "preprocess", "argument --spacing: expected a finite number > 0, got 'nan'", _preprocess("--spacing", "nan")),
     Case("preprocess: --workers -3", "preprocess", "argument --workers: expected an integer >= 1, got '-3'", _preprocess("--workers=-3")),
     Case("preprocess: --folds 0", "preprocess", "argument --folds: expected an integer >= 2 (k of the k folds), got '0'", _preprocess("--folds", "0")),

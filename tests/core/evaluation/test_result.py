@@ -47,3 +47,26 @@ def test_a_volume_set_knows_its_slice_grids_and_a_plain_sequence_does_not():
     from core.evaluation.contracts import SliceGridSet
     from data.volume_dataset import VolumeSet
     assert issubclass(VolumeSet, SliceGridSet) and not isinstance([_volume()], SliceGridSet)
+
+
+def test_stored_records_refuse_values_predict_cannot_use():
+    """A threshold record must be finite with a level in (0, 1), a grid three sides in range: a results.json
+    or checkpoint from someone else is refused naming the entry, never used (a NaN threshold masks nothing)."""
+    import math
+
+    import pytest
+
+    from core.evaluation.result import InputGrid, SetResult
+    from core.evaluation.thresholds import FittedThreshold
+
+    good = {"kind": "healthy_fpr", "value": 0.25, "fitted_on": "val", "level": 0.05}
+    assert FittedThreshold.from_json("fpr_5%", good).value == 0.25
+    for change, field in (({"value": math.nan}, "value"), ({"value": math.inf}, "value"), ({"level": 7}, "level"),
+                          ({"level": 0.0}, "level"), ({"value": "0.5"}, "value"), ({"kind": "bogus"}, "kind")):
+        with pytest.raises(ValueError, match=f"fpr_5%.{field}"):
+            FittedThreshold.from_json("fpr_5%", {**good, **change})
+    for shape in ([16, 16], [-1, 0, 10**9], [16.0, 16, 8], [True, 16, 8]):
+        with pytest.raises(ValueError, match="shape"):
+            InputGrid.from_json({"shape": shape})
+    with pytest.raises(ValueError, match="thresholds.fpr_5%.value"):
+        SetResult.from_json({"thresholds": {"fpr_5%": {**good, "value": math.nan}}})
