@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from core.commands.scan_checks import check_3d_scans, check_model_grid, check_model_runs
+from core.commands.scan_checks import check_model_grid, check_model_runs, check_scan_headers
 from core.config.builder import MODEL, ComponentBuilder
 from core.evaluation.evaluator import AnomalyDetectionEvaluator
 from core.evaluation.pipeline import ScoringPipeline
@@ -205,7 +205,11 @@ def read_scans(source: str | Path, preprocessed: bool = False, mask: str | Path 
         dirs = sorted(p for p in (source / "subjects").iterdir() if (p / TRANSFORM_FILE).is_file())
         return [Scan(p.name, preprocessed_dir=p) for p in dirs]
     if source.is_file() and source.suffix == ".csv":
-        header = source.read_text(encoding="utf-8-sig").splitlines()[:1]
+        try:
+            header = source.read_text(encoding="utf-8-sig").splitlines()[:1]
+        except UnicodeDecodeError as exc:
+            raise UserInputError(f"{source}: not a readable UTF-8 CSV ({exc.reason} at byte {exc.start}); give a CSV "
+                                 "of subjects or a volume-layout CSV, a scan or a folder of scans") from exc
         columns = [c.strip() for c in (header[0].split(",") if header else [])]
         if "img_path" in columns and "mask_path" in columns:
             rows = read_volume_split(source.resolve(), data_root if data_root is not None else source.parent)
@@ -340,7 +344,8 @@ def predict(model: str | Path, inputs: str | Path, output: str | Path, threshold
     (`report`: also `report.html`, with the model's input and reconstruction per scan).
     `precision` (`core.evaluation.reconstruction.Precision`) replaces the stored task's, e.g. `bf16` on CPU."""
     scans = read_scans(inputs, preprocessed, mask, data_root)  # a bad input stops before the model is loaded
-    check_3d_scans(p for s in scans for p in (s.subject.t1 if s.subject else s.row.img_path if s.row else None,) if p)
+    check_scan_headers((s.subject.t1, None) if s.subject else (s.row.img_path, s.row.mask_path) for s in scans
+                       if s.subject or s.row)
     predictor = load_predictor(model, task, device, allow_external_modules)
     if precision is not None:
         spec = predictor.pipeline.spec

@@ -1,5 +1,5 @@
-"""What `uad predict` checks before it writes anything: every scan is a 3D volume (headers
-only), and the model fits the grid the scans are brought onto (the first scan, once: against
+"""What `uad predict` checks before it writes anything: every scan is a 3D volume on its brain
+mask's grid (headers only), and the model fits the grid the scans are brought onto (the first scan, once: against
 the evaluation's recorded grid, then one slice through the model).
 
 A scan of the wrong dimensionality or a grid the model was not evaluated on would otherwise
@@ -23,16 +23,28 @@ def _is_3d(shape: Sequence[int]) -> bool:
     return len(shape) == 3 or (len(shape) == 4 and shape[3] == 1)
 
 
-def check_3d_scans(paths: Iterable[Path]) -> None:
-    """Refuse a scan whose header is not 3D (X, Y, Z); unreadable files are left to the per-scan step."""
-    for path in paths:
-        try:
-            shape = tuple(int(s) for s in nib.load(str(path)).shape)
-        except Exception:  # noqa: BLE001 - nibabel raises many types; the scan's own loading names the problem
+def _header_shape(path: Path) -> tuple[int, ...] | None:
+    """The shape in `path`'s header; None if unreadable (the scan's own loading names that problem)."""
+    try:
+        return tuple(int(s) for s in nib.load(str(path)).shape)
+    except Exception:  # noqa: BLE001 - nibabel raises many types
+        return None
+
+
+def check_scan_headers(scans: Iterable[tuple[Path, Path | None]]) -> None:
+    """Refuse a scan whose header is not 3D (X, Y, Z), or whose brain mask (already on the scan's
+    grid: `--preprocessed --mask`, a volume-layout CSV) has another shape; headers only."""
+    for path, mask in scans:
+        shape = _header_shape(path)
+        if shape is None:
             continue
         if not _is_3d(shape):
             raise UserInputError(f"{path}: shape {shape}; expected a 3D volume (X, Y, Z): give 3D scans "
                                  "(split a 4D series into 3D files)")
+        mask_shape = _header_shape(mask) if mask is not None else None
+        if mask_shape is not None and mask_shape[:3] != shape[:3]:
+            raise UserInputError(f"{path}: shape {shape[:3]} but its brain mask {mask} is {mask_shape[:3]}; give the mask "
+                                 "of this scan, on its grid (one --mask serves only scans of one shape)")
 
 
 def check_model_grid(slices: Sequence[int], evaluated: Sequence[int] | None, scan: str, model: str | Path) -> None:

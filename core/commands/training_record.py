@@ -25,14 +25,16 @@ from dl_utils.checkpoint import load_checkpoint, save_checkpoint
 from dl_utils.errors import UserInputError
 
 
-def record_trained_on(checkpoint: str | Path, out: str | Path | None = None, note: str = "") -> TrainedOn:
-    """Compute `trained_on` from the checkpoint's stored config and write it to `out` (default: in place)."""
+def record_trained_on(checkpoint: str | Path, out: str | Path | None = None, note: str = "",
+                      allow_external_modules: bool = False) -> TrainedOn:
+    """Compute `trained_on` from the checkpoint's stored config and write it to `out` (default: in place);
+    classes outside this project's packages only with `allow_external_modules` (the caller's, never the file's)."""
     path = Path(checkpoint)
     state = load_checkpoint(path)
     config = checkpoint_metadata.read(state, path)
     if "trainer" not in config:
         raise UserInputError(f"{path}: its stored config has no trainer (data loader) to read the training data from")
-    builder = ComponentBuilder(f"{path} (stored config)", bool(config.get("allow_external_modules", False)))
+    builder = ComponentBuilder(f"{path} (stored config)", allow_external_modules)
     trained = replace(from_data_module(build_data_module(builder, config, run_seed(config))), note=note)
     state["trained_on"] = trained.to_plain()
     save_checkpoint(state, Path(out) if out else path)
@@ -41,14 +43,16 @@ def record_trained_on(checkpoint: str | Path, out: str | Path | None = None, not
 
 def main(argv: list[str] | None = None) -> int:
     from core.commands.exit_codes import run_and_report
+    from core.commands.flags import add_external_modules_flag
 
     parser = argparse.ArgumentParser(description="Write trained_on into a checkpoint from its stored config's training data.")
     parser.add_argument("checkpoint", help="self-describing checkpoint (.pt)")
     parser.add_argument("--note", default="", help="what the numbers cannot say, printed with them by uad predict")
     parser.add_argument("--out", help="where to write (default: the checkpoint, atomically)")
+    add_external_modules_flag(parser)
     args = parser.parse_args(argv)
     return run_and_report(lambda: f"{args.out or args.checkpoint}: trained on "
-                          f"{record_trained_on(args.checkpoint, args.out, args.note).summary()}")
+                          f"{record_trained_on(args.checkpoint, args.out, args.note, args.allow_external_modules).summary()}")
 
 
 if __name__ == "__main__":

@@ -251,6 +251,9 @@ def build_datasets(builder: ComponentBuilder, spec: Any, key: str, data_root: st
     datasets = {}
     for name, component in _dataset_components(builder, spec, key):
         cls = builder.resolve_class(component, f"{key}.datasets.{name}", expected=EVALUATION_SET)
+        # each parameter checked where the YAML states it: the common `params`, or the data set's own overrides
+        builder.check_params(cls, spec.get("params") or {}, key, prefix=f"{key}.params")
+        builder.check_params(cls, spec["datasets"][name] or {}, key, prefix=f"{key}.datasets.{name}")
         datasets[name] = builder.build(component, f"{key}.datasets.{name}", expected=EVALUATION_SET,
                                        **_run_values(cls, component, {"data_root": data_root}))
     return datasets

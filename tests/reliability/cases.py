@@ -493,6 +493,14 @@ def _predict_png(root: Path, config: dict[str, Any]) -> list[str]:
     return args
 
 
+def _predict_binary_csv(root: Path, config: dict[str, Any]) -> list[str]:
+    """A PNG renamed .csv: the CSV reader, not the suffix check, meets the bytes."""
+    (root / "scans.csv").write_bytes(b"\x89PNG\r\n\x1a\n\xff\xfe" + bytes(range(256)) * 4)
+    args = _predict()(root, config)
+    args[args.index("--input") + 1] = str(root / "scans.csv")
+    return args
+
+
 def _predict_scan(array: np.ndarray | None, *extra: str, input_shapes: list[int] | None = None, **changes: Any) -> Setup:
     """`uad predict` of the shared checkpoint (its config with `changes`) on one scan `array` (None: the test
     CSV) with `extra` arguments; `input_shapes`: the evaluation grid it records (a version-1 entry)."""
@@ -507,6 +515,18 @@ def _predict_scan(array: np.ndarray | None, *extra: str, input_shapes: list[int]
             args[args.index("--input") + 1] = str(root / "scan.nii.gz")
         return [*args, *extra]
     return build
+
+
+def _predict_two_shapes(root: Path, config: dict[str, Any]) -> list[str]:
+    """`--preprocessed` scans of two shapes with one `--mask`: the second scan's header stops the command."""
+    args = _predict_scan(None)(root, config)
+    folder = root / "scans"
+    folder.mkdir()
+    for name, shape in (("a", (16, 16, 8)), ("b", (12, 16, 8))):
+        nib.save(nib.Nifti1Image(np.full(shape, 0.5, np.float32), np.eye(4)), folder / f"{name}.nii.gz")
+    nib.save(nib.Nifti1Image(np.ones((16, 16, 8), np.uint8), np.eye(4)), root / "mask.nii.gz")
+    args[args.index("--input") + 1] = str(folder)
+    return [*args, "--preprocessed", "--mask", str(root / "mask.nii.gz")]
 
 
 def _preprocess(*extra: str) -> Setup:
@@ -655,6 +675,12 @@ CASES: list[Case] = [
     Case("misspelt params (model)", "config", "model.parms: unknown key (valid: module_name, class_name, params); did you mean 'params'", lambda root, config: [config["model"].__setitem__("parms", config["model"].pop("params"))] and []),
     Case("unknown key beside params (data loader)", "config", "trainer.data_loader.foo: unknown key (valid: module_name, class_name, params)",
          _edit("trainer.data_loader.foo", 1)),
+    Case("unknown key in a data set's overrides", "config",
+         "detection.data_loader.datasets.test.foo: unknown parameter of VolumeSet",  # where the YAML states it
+         _edit(f"{EVAL}.data_loader.datasets.test.foo", 1)),
+    Case("params nested in a data set's overrides", "config",
+         "detection.data_loader.datasets.test.params: unknown parameter of VolumeSet",
+         _edit(f"{EVAL}.data_loader.datasets.test.params", {"csv": "test.csv"})),
     # --- nested parts (a data module's preprocessing and augmentation, the optimiser's arguments): the same did-you-mean
     Case("misspelt preprocessing key", "config",
          "trainer.data_loader.params.preprocessing.crop_shap: unknown parameter of VolumePreprocessor; did you mean 'crop_shape'",
@@ -823,6 +849,7 @@ CASES: list[Case] = [
          _linked_run_folder("report")),
     Case("convert: crafted Lightning checkpoint", "checkpoint", "crafted.ckpt: weights do not fit the model of", _uad(_crafted_lightning)),
     Case("predict: a PNG as input", "checkpoint", "scan.png: not a NIfTI scan", _uad(_predict_png)),
+    Case("predict: a binary file named .csv", "checkpoint", "scans.csv: not a readable UTF-8 CSV", _uad(_predict_binary_csv)),
     Case("convert: a state_dict key that is not a name", "checkpoint", "crafted.ckpt: 'state_dict' holds the key 1 (int), not a parameter name",
          _uad(_convert_int_key)),
     # --- uad predict: inputs and the model's grid checked before the output folder exists
@@ -831,6 +858,8 @@ CASES: list[Case] = [
          _predict_scan(SCAN, *RAW, "--spacing", "2", input_shapes=[16, 16, 8], **BRAIN_CROP)),
     Case("predict: model that does not run on the preprocessed grid", "predict", "shared.pt does not run on its",
          _predict_scan(SCAN, *RAW, "--spacing", "2", **BRAIN_CROP)),
+    Case("predict: preprocessed scans of two shapes, one mask", "predict",
+         "b.nii.gz: shape (12, 16, 8) but its brain mask", _predict_two_shapes),
     Case("predict: an all-zero raw scan", "predict", "scan.nii.gz: no voxel above 0 (an empty scan)",
          _predict_scan(np.zeros((16, 16, 8), np.float32), *RAW)),
     Case("predict: --spacing 0", "predict", "argument --spacing: expected a finite number > 0, got '0'", _predict_scan(None, "--spacing", "0")),
