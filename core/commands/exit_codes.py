@@ -8,32 +8,29 @@ import sys
 from collections.abc import Callable, Iterator
 from typing import Any
 
+from dl_utils import termination
 from dl_utils.errors import MEMORY_FIX, UserInputError, is_out_of_memory, memory_detail
+from dl_utils.termination import Terminated
 
 DISK_ERRNOS = {errno.ENOSPC, errno.EROFS, errno.EDQUOT, errno.EIO}  # the disk failed mid-run: a resume helps
 TERMINATED_EXIT_CODE = 128 + signal.SIGTERM  # 143, as a shell reports a process ended by SIGTERM
 
 
-class Terminated(KeyboardInterrupt):
-    """SIGTERM (a scheduler's stop, `kill`): unwinds like Ctrl-C, so atomic writers drop their partial files."""
-
-
-def _raise_terminated(signum: int, frame: Any) -> None:
-    raise Terminated()
-
-
 @contextlib.contextmanager
 def sigterm_as_interrupt() -> Iterator[None]:
-    """Turn SIGTERM into `Terminated` while a command runs (main thread only; the old handler comes back)."""
+    """Turn SIGTERM into `Terminated` while a command runs (main thread only; the old handler comes back).
+    dl_utils/termination.py: how it survives DataLoader workers starting and stopping."""
     try:
-        previous = signal.signal(signal.SIGTERM, _raise_terminated)
+        previous = signal.signal(signal.SIGTERM, termination.on_sigterm)
     except ValueError:  # not the main thread (e.g. a command run from a worker thread): leave signals alone
         yield
         return
+    termination.reset()
     try:
         yield
     finally:
         signal.signal(signal.SIGTERM, previous)
+        termination.reset()
 
 
 def run_and_report(action: Callable[[], Any]) -> int:

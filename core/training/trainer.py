@@ -21,6 +21,7 @@ from torch import Tensor, nn
 from torch.utils.data import DataLoader, DistributedSampler
 
 from core.training.contracts import EpochSeeded, ModelWithOwnLoss, TrainingDataModule
+from core.training.resume_state import RESUME_FIX, load_optimizer_state, read_resume_state
 from dl_utils.checkpoint import load_checkpoint, save_checkpoint
 from dl_utils.distributed import DistributedContext, all_reduce_gradients, all_reduce_mean, broadcast_parameters
 from dl_utils.errors import UserInputError
@@ -31,7 +32,8 @@ from dl_utils.param_types import closest, keyword_names, mismatch
 from dl_utils.progress import progress
 from dl_utils.run_logger import RunLogger
 from dl_utils.seeding import DEFAULT_SEED
-from dl_utils.weights import load_strict
+from dl_utils.termination import deferred, raise_if_terminated, worker_ignores_sigterm
+from dl_utils.weights import load_strict, weights_mismatch
 
 LOG = logging.getLogger(__name__)
 STAGING_DIR = ".partial"  # in the run folder: checkpoints are written here, then renamed into checkpoints/
@@ -288,6 +290,7 @@ class Trainer:
             sampler=sampler,
             num_workers=self.data_module.num_workers,
             drop_last=self.data_module.drop_last,
+            worker_init_fn=worker_ignores_sigterm,
         )
         return loader, sampler
 
@@ -354,17 +357,23 @@ class Trainer:
         self.model.train()
         sums: dict[str, float] = {}
         steps = 0
-        batches: Iterator = iter(loader)
+        with deferred():  # workers start here (fork hooks would swallow a SIGTERM's raise)
+            batches: Iterator = iter(loader)
         total = len(loader) if self.max_steps_per_epoch is None else min(len(loader), self.max_steps_per_epoch)
         bar = progress(batches, desc=f"epoch {epoch + 1}/{self.nr_epochs}", total=total, enabled=self.progress)  # TTY only
-        for batch in bar:
-            if steps >= total:
-                break
-            losses = self.run_step(self._to_device(batch))
-            for k, v in losses.items():
-                sums[k] = sums.get(k, 0.0) + v
-            steps += 1
-            bar.set_postfix({k: f"{v:.4g}" for k, v in losses.items()})
+        try:
+            for batch in bar:
+                raise_if_terminated()
+                if steps >= total:
+                    break
+                losses = self.run_step(self._to_device(batch))
+                for k, v in losses.items():
+                    sums[k] = sums.get(k, 0.0) + v
+                steps += 1
+                bar.set_postfix({k: f"{v:.4g}" for k, v in losses.items()})
+        finally:
+            with deferred():  # and stop here, not in a finaliser that would swallow it
+                del bar, batches
         # each rank saw its share of every global batch: the epoch's loss is the mean over ranks
         return {k: all_reduce_mean(v / max(steps, 1), self.dist.world_size, self.device) for k, v in sums.items()}
 
@@ -417,34 +426,35 @@ class Trainer:
         )
 
     def resume(self, checkpoint_path: str | Path) -> None:
-        """Restore model, optimisers and counters from a `latest_model.pt`."""
-        state = load_checkpoint(checkpoint_path, map_location=self.device)
-        missing = [k for k in ("optimizer_weights", "epoch", "best_val", "best_epoch") if k not in state]
-        if missing:
-            raise UserInputError(f"{checkpoint_path}: not a resumable training state (no {', '.join(missing)}); "
-                                 "resume from a run folder's checkpoints/latest_model.pt")
-        load_strict(self.model, state["model_weights"], checkpoint_path)
-        for name, opt_state in state["optimizer_weights"].items():
+        """Restore model, optimisers, counters and the RNG from a `latest_model.pt`; every field is
+        checked (`read_resume_state`) before anything is restored, so a damaged file is one line."""
+        resumed = read_resume_state(load_checkpoint(checkpoint_path, map_location=self.device), checkpoint_path, self.nr_epochs)
+        for name in resumed.optimizer_weights:
             if name not in self.optimizers:
-                raise UserInputError(f"{checkpoint_path}: optimiser '{name}' does not exist in this trainer")
-            try:
-                self.optimizers[name].load_state_dict(opt_state)
-            except (ValueError, KeyError, TypeError) as exc:
-                raise UserInputError(f"{checkpoint_path}: optimiser '{name}' state does not fit this trainer "
-                                     f"({' '.join(str(exc).split())[:120]}); resume with the config that wrote it") from exc
-        if self.scaler is not None and state.get("scaler"):
-            self.scaler.load_state_dict(state["scaler"])
-        # a run that stopped early (killed before its evaluation) does not train on after resuming
-        self.start_epoch = self.nr_epochs if state.get("stopped_early") else int(state["epoch"]) + 1
-        self.best_val = float(state["best_val"])
-        self.best_epoch = int(state["best_epoch"])
-        self.epochs_without_improvement = int(state.get("epochs_without_improvement", 0))
-        self.history = list(state.get("history", []))
-        if "torch_rng" in state:
-            torch.set_rng_state(state["torch_rng"].cpu())
+                raise UserInputError(f"{checkpoint_path}: optimiser '{name}' does not exist in this trainer "
+                                     f"(it has {', '.join(self.optimizers)}); resume with the config that wrote it")
         best_path = Path(checkpoint_path).with_name("best_model.pt")
-        if best_path.is_file():
-            self.best_weights = load_checkpoint(best_path, map_location=self.device)["model_weights"]
+        best_weights = load_checkpoint(best_path, map_location=self.device)["model_weights"] if best_path.is_file() else None
+        if best_weights is not None and (report := weights_mismatch(self.model.state_dict(), best_weights)):
+            raise UserInputError(f"{best_path}: weights do not fit the model: {report}; {RESUME_FIX}")
+        load_strict(self.model, resumed.model_weights, checkpoint_path)
+        for name, opt_state in resumed.optimizer_weights.items():
+            load_optimizer_state(self.optimizers[name], name, opt_state, checkpoint_path)
+        if self.scaler is not None and resumed.scaler:
+            try:
+                self.scaler.load_state_dict(dict(resumed.scaler))
+            except Exception as exc:  # a foreign mapping: torch raises KeyError, TypeError, ...
+                raise UserInputError(f"{checkpoint_path}: field scaler is not a GradScaler state; {RESUME_FIX}") from exc
+        # a run that stopped early (killed before its evaluation) does not train on after resuming
+        self.start_epoch = self.nr_epochs if resumed.stopped_early else resumed.epoch + 1
+        self.best_val = resumed.best_val
+        self.best_epoch = resumed.best_epoch
+        self.epochs_without_improvement = resumed.epochs_without_improvement
+        self.history = resumed.history
+        if resumed.torch_rng is not None:
+            torch.set_rng_state(resumed.torch_rng)
+        if best_weights is not None:
+            self.best_weights = best_weights
         LOG.info("resumed from %s at epoch %d", checkpoint_path, self.start_epoch)
 
 

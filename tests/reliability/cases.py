@@ -253,6 +253,23 @@ def _resume_with(*extra: str, first: tuple[str, ...] = (), config_path: str | No
     return setup
 
 
+def _crafted_resume(dotted: str, value: Any) -> Setup:
+    """Train once (1 epoch), set one field (dotted; list items by index) of its checkpoints/latest_model.pt to
+    `value` and save it again with torch.save, as a shared run folder may hold; then `--resume` it."""
+    def setup(root: Path, config: dict[str, Any]) -> list[str]:
+        args = _resume_with()(root, config)
+        path = Path(args[1]) / "checkpoints" / "latest_model.pt"
+        state = torch.load(path, weights_only=True)
+        *parents, last = [int(k) if k.isdigit() else k for k in dotted.split(".")]
+        node = state
+        for key in parents:
+            node = node[key]
+        node[last] = value
+        torch.save(state, path)
+        return args
+    return setup
+
+
 def _uad(build: Callable[[Path, dict[str, Any]], list[str]]) -> Setup:
     """A case of the `uad` command line (core/commands/cli.py): `build` returns its whole argument list."""
     def setup(root: Path, config: dict[str, Any]) -> list[str]:
@@ -1038,6 +1055,24 @@ CASES: list[Case] = [
     Case("resume from another config file", "resume", "pass that --config_path to resume it", _resume_with(config_path="other")),
     Case("resume without a checkpoint", "resume", "--resume needs a run folder holding checkpoints/latest_model.pt",
          _resume_with(config_path="no_checkpoint")),
+    # --- resume: every field of a crafted latest_model.pt is checked before the run starts (nothing rewritten)
+    *[Case(f"resume with latest_model.pt's {field} = {value!r}", "resume", f"latest_model.pt: field {shown}", _crafted_resume(field, value))
+      for field, value, shown in [
+          ("epoch", "x", "epoch is 'x', expected an integer in [0, 0]"),
+          ("epoch", -5, "epoch is -5, expected an integer in [0, 0]"),
+          ("epoch", 10**11, "epoch is 100000000000, expected an integer in [0, 0]"),
+          ("best_val", "x", "best_val is 'x', expected a number"),
+          ("epochs_without_improvement", "x", "epochs_without_improvement is 'x', expected an integer"),
+          ("history", 5, "history is 5, expected a list of the trainer's rows"),
+          ("history", [1, 2], "history[0] is 1, expected a row"),
+          ("optimizer_weights", 5, "optimizer_weights is 5, expected a mapping"),
+      ]],
+    Case("resume with a 3-byte torch_rng", "resume", "latest_model.pt: field torch_rng is a uint8 tensor of shape (3,)",
+         _crafted_resume("torch_rng", torch.tensor([1, 2, 3], dtype=torch.uint8))),
+    Case("resume with a mis-shaped optimiser moment", "resume", "optimiser 'model' state does not fit this trainer (the state 'exp_avg'",
+         _crafted_resume("optimizer_weights.model.state.0.exp_avg", torch.zeros(3))),
+    Case("resume with a text learning rate in the optimiser state", "resume", "param_groups[0].lr is 'x'",
+         _crafted_resume("optimizer_weights.model.param_groups.0.lr", "x")),
 ]
 
 

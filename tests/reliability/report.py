@@ -124,7 +124,8 @@ def main(argv: list[str] | None = None) -> int:
         "| run folder not writable (EACCES / EROFS) mid-run | `error: <file>: cannot write (Permission denied); the folder is not writable; ...` | same |",
         "| disk full inside `torch.save` (torch's RuntimeError around the write's ENOSPC) | the disk-full line above | "
         "exit 2, one line, the epoch-0 checkpoints load, no partial file, `--resume` finishes the run |",
-        "| SIGTERM mid-run (a scheduler's stop; tests/reliability/test_kill_resume.py) | `terminated (SIGTERM); the last complete "
+        "| SIGTERM mid-run (a scheduler's stop; tests/reliability/test_kill_resume.py), to the main process, and to the whole "
+        "process group with two DataLoader workers (`kill -TERM -- -PGID`) | `terminated (SIGTERM); the last complete "
         "checkpoint is intact (resume with --resume RUN_FOLDER)` | exit 143, one line, no partial file, checkpoints load |",
         "| killed after logging an epoch, before its checkpoint, then `--resume` (tests/reliability/test_resume.py) | (runs) | "
         "metrics.jsonl holds each epoch once (the rows after the checkpoint and a torn line are dropped on resume) |",

@@ -12,6 +12,7 @@ import subprocess
 import sys
 import time
 
+import pytest
 import torch
 
 from core.Main import main
@@ -38,18 +39,25 @@ def test_ten_random_kills_lose_nothing_but_the_epoch_in_progress(tmp_path, capsy
     assert killed == json.loads((tmp_path / "straight" / straight.split("straight/")[1] / "results.json").read_text())
 
 
-def test_sigterm_is_a_clean_one_line_exit_with_loadable_checkpoints(tmp_path):
+@pytest.mark.parametrize("workers", [0, 2], ids=["main_process", "process_group_with_workers"])
+def test_sigterm_is_a_clean_one_line_exit_with_loadable_checkpoints(workers, tmp_path):
     """A scheduler's stop (SIGTERM) ends the run with one line and exit code 143, no partial file left,
-    and the checkpoints load."""
+    and the checkpoints load. With DataLoader workers the whole process group gets it, as from a
+    scheduler (`kill -TERM -- -PGID`): the workers ignore it and the main process stops them."""
     config = make_training_project(tmp_path, epochs=200)
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
-    cmd = [sys.executable, str(ROOT / "core" / "Main.py"), "--config_path", str(config), "--quiet"]
-    proc = subprocess.Popen(cmd, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    cmd = [sys.executable, str(ROOT / "core" / "Main.py"), "--config_path", str(config), "--quiet",
+           "--set", f"trainer.data_loader.params.num_workers={workers}"]
+    proc = subprocess.Popen(cmd, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=bool(workers))
     deadline = time.monotonic() + 120
     while not list((tmp_path / "runs").glob("*/*/*/checkpoints/latest_model.pt")) and time.monotonic() < deadline:
         assert proc.poll() is None, proc.communicate()
         time.sleep(0.05)
-    proc.send_signal(signal.SIGTERM)
+    if workers:
+        os.killpg(proc.pid, signal.SIGTERM)
+    else:
+        proc.send_signal(signal.SIGTERM)
     out, err = proc.communicate(timeout=120)
     lines = [line for line in err.splitlines() if line.strip()]
     assert proc.returncode == 143, (out, err)
