@@ -162,6 +162,7 @@ def from_data_module(data_module: Any) -> TrainedOn:
     from data.volume_dataset import load_volume
 
     rows = read_volume_split(data_module.train_csv, data_module.data_root, data_module.mode, data_module.keep_list)
+    contrast = _contrast_read(data_module, rows, contrast)
     with torch.random.fork_rng(devices=[]):  # loading (torchio) draws from torch's RNG: the run's draws stay as they were
         first = load_volume(rows[0], VolumePreprocessor(**data_module.preprocessing))
     spacing = tuple(round(float(s), 4) for s in np.linalg.norm(np.asarray(first.affine)[:3, :3], axis=0))
@@ -169,6 +170,22 @@ def from_data_module(data_module: Any) -> TrainedOn:
     subjects = len({subject_of.get(r.img_name, r.img_name) for r in rows}) if column else None
     return TrainedOn(dataset, len(rows), subjects, contrast, tuple(int(n) for n in first.image.shape), spacing,
                      subject_column=column)
+
+
+def _contrast_read(data_module: Any, rows: list[Any], mode: str) -> str:
+    """The contrast training read: `mode` where it chose the scans (t1, or a `t1` path rewritten as
+    the originals' `mode: t2` does); a split naming no `t1` scan is read as given (`read_volume_split`),
+    and then it is what the first scan's name or description says, else "unknown", never a mode
+    that was not applied (the demo's T1 volumes under a paper config's `mode: t2`)."""
+    from data.csv_splits import Contrast, read_volume_split
+
+    if mode == Contrast.T1.value:
+        return mode
+    listed = {r.img_name: r.img_path for r in read_volume_split(data_module.train_csv, data_module.data_root)}
+    if any(listed.get(r.img_name) != r.img_path for r in rows):
+        return mode
+    header = ScanHeader.read(rows[0].img_path, rows[0].img_name)
+    return scan_contrast(header.name, header.description) or "unknown"
 
 
 def _subject_ids(train_csv: str, data_root: Any) -> tuple[str, dict[str, str]]:

@@ -1,12 +1,14 @@
 """The training-data record and the scan-vs-training warnings (data/trained_on.py)."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import nibabel as nib
 import numpy as np
 import pytest
 
 from data.trained_on import ScanHeader, TrainedOn, from_data_module, scan_contrast, scan_warnings, stated
-from data.volume_dataset import VolumeDataModule
+from data.volume_dataset import ContrastSelection, VolumeDataModule
 from tests.demo_like_data import write_demo_like
 
 TRAINED = TrainedOn("data/demo/splits/train_healthy.csv", 2, 1, "t1", (64, 64, 32), (3.0, 3.0, 3.0))
@@ -22,6 +24,32 @@ def test_record_of_a_volume_data_module(tmp_path):
     assert record.grid_shape == (16, 20, 6)  # after the data loader's preprocessing, as the model saw it
     assert record.spacing_mm == pytest.approx((2.0, 2.0, 1.0))  # 1 mm on disk, resampled 32 -> 16 and 40 -> 20
     assert TrainedOn.from_plain(record.to_plain()) == record
+
+
+def test_the_recorded_contrast_is_the_one_read_not_a_mode_that_did_not_apply(tmp_path):
+    """`mode: t2` on a split naming no `t1` scan (the demo under a paper config) reads it as given:
+    the record then says what the scans say (here nothing: unknown), never T2; where it rewrote
+    `t1` paths to T2 scans (the originals' data) the record says T2."""
+    root = write_demo_like(tmp_path, shape=(32, 40, 6), per_split=2)
+    preprocessing = {"crop_shape": None, "percentiles": None, "target_shape": [16, 20, 6]}
+    as_given = VolumeDataModule(train_csv="splits/train_healthy.csv", val_csv="splits/val_healthy.csv", data_root=str(root),
+                                preprocessing=preprocessing, contrast=ContrastSelection(mode="t2"))
+    assert from_data_module(as_given).contrast == "unknown"
+    csv = root / "splits" / "train_healthy.csv"
+    lines = csv.read_text().splitlines()
+    rows = [lines[0]]
+    for line in lines[1:]:
+        cells = line.split(",")
+        image = root / cells[3]
+        for contrast in ("t1", "t2"):
+            (image.parent / contrast).mkdir(exist_ok=True)
+            (image.parent / contrast / image.name.replace(".nii.gz", f"_{contrast}.nii.gz")).write_bytes(image.read_bytes())
+        cells[3] = str(Path(cells[3]).parent / "t1" / image.name.replace(".nii.gz", "_t1.nii.gz"))
+        rows.append(",".join(cells))
+    csv.write_text("\n".join(rows) + "\n")
+    rewritten = VolumeDataModule(train_csv="splits/train_healthy.csv", val_csv="splits/val_healthy.csv", data_root=str(root),
+                                 preprocessing=preprocessing, contrast=ContrastSelection(mode="t2"))
+    assert from_data_module(rewritten).contrast == "t2"
 
 
 def test_subjects_are_counted_from_a_subject_column_only(tmp_path):
