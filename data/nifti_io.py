@@ -90,17 +90,38 @@ def load_subject(
     Raises UserInputError for an empty brain mask or mismatched shapes.
     """
     image = load_nifti(image_path, "image", reorient)
-    mask = _binary(load_nifti(mask_path, "brain mask", reorient).data, mask_path, "brain mask")
+    mask_file = load_nifti(mask_path, "brain mask", reorient)
+    mask = _binary(mask_file.data, mask_path, "brain mask")
     if not mask.any():
         raise UserInputError(
             f"brain mask {mask_path} is empty; provide a mask with brain voxels > 0"
         )
     _check_shape(image.data.shape, mask.shape, mask_path, image_path)
+    if not reorient:
+        _check_voxel_order(image.affine, mask_file.affine, mask_path, image_path, "brain mask")
     seg = None
     if seg_path is not None:
-        seg = _binary(load_nifti(seg_path, "segmentation", reorient).data, seg_path, "segmentation")
+        seg_file = load_nifti(seg_path, "segmentation", reorient)
+        seg = _binary(seg_file.data, seg_path, "segmentation")
         _check_shape(image.data.shape, seg.shape, seg_path, image_path)
+        if not reorient:
+            _check_voxel_order(image.affine, seg_file.affine, seg_path, image_path, "segmentation")
     return image, mask, seg
+
+
+def _check_voxel_order(image_affine: np.ndarray, affine: np.ndarray, path: str | os.PathLike,
+                       image_path: str | os.PathLike, role: str) -> None:
+    """Read as stored (`orientation: as_stored`, the originals), a mask or segmentation is compared
+    with its image voxel by voxel: one stored in another axis order (e.g. LPS beside an RAS image)
+    would label the mirrored voxels. Refused (RAS reorientation aligns such files by their affines)."""
+    ours, theirs = nib.aff2axcodes(image_affine), nib.aff2axcodes(affine)
+    if ours != theirs:
+        raise UserInputError(
+            f"{role} {path} is stored in {''.join(theirs)} voxel order but its image {image_path} in "
+            f"{''.join(ours)}; read as stored (orientation: as_stored) voxel i of one is not voxel i of the other: "
+            "store both in one order (if their voxels already match, give it the image's affine), or set the data "
+            "loader's orientation: ras (each file reoriented by its affine)"
+        )
 
 
 def _binary(data: np.ndarray, path: str | os.PathLike, role: str) -> np.ndarray:

@@ -170,7 +170,8 @@ class VolumePreprocessor:
     orientation: `ras` (ours: every file reoriented to RAS first, so the same crop and axial
     axis for any storage order) or `as_stored` (the originals: the file's voxel order; equal
     for RAS files, an LPS file comes out mirrored in x and y, and an odd crop margin falls on
-    the other side). Read by `data.volume_dataset.load_volume`.
+    the other side; a mask or segmentation stored in another voxel order than its image is
+    refused there, since its voxels would not match). Read by `data.volume_dataset.load_volume`.
     voxel_spacing: `header` (ours: the file's voxel size, so target_spacing is in mm) or `unit`
     (the originals: every voxel 1 mm for crop/pad and resampling, an identity affine; equal for
     1 mm files). Either way `output_affine` maps the output grid to the scan's true world

@@ -220,6 +220,27 @@ def test_lps_file_as_stored_equals_the_originals_and_ras_is_mirrored(lps_files):
     assert 0.9 < _dice(ras_msk[back], ref["mask"]) < 1.0 and _dice(ras_sg[back], ref["seg"]) < 1.0
 
 
+def test_as_stored_refuses_labels_stored_in_another_voxel_order(lps_files, tmp_path):
+    """An LPS image whose mask and seg are stored RAS (the same world content, mirrored voxels): read
+    as stored, voxel i of one is not voxel i of the other, and the labels would silently fall on the
+    mirrored side (seg Dice 0 on the phantom); `as_stored` refuses it in one line, `ras` aligns them."""
+    from dl_utils.errors import UserInputError
+
+    image = nib.load(str(lps_files["image"]))
+    ras = nib.as_closest_canonical(image).affine
+    mixed = {"image": lps_files["image"]}
+    for role in ("mask", "seg"):
+        stored = nib.load(str(lps_files[role]))
+        mixed[role] = tmp_path / f"ras_{role}.nii.gz"
+        nib.save(nib.Nifti1Image(np.asarray(nib.as_closest_canonical(stored).dataobj), ras), str(mixed[role]))
+    with pytest.raises(UserInputError, match=r"ras_mask.nii.gz is stored in RAS voxel order but its image .* in LPS"):
+        _run(mixed, "as_stored")
+    ras_img, ras_msk, ras_sg, _ = _run(mixed, "ras")
+    ref_img, ref_msk, ref_sg, _ = _run(lps_files, "ras")
+    np.testing.assert_array_equal(ras_msk, ref_msk)
+    np.testing.assert_array_equal(ras_sg, ref_sg)
+
+
 def test_paper_configs_read_volumes_as_stored():
     """Every volume loader of the paper configs reads files in their stored voxel order, as the originals."""
     from core.config.configurator import load_config
