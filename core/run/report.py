@@ -26,7 +26,7 @@ import yaml
 
 from core.run.predict_record import PredictRecord
 from core.run.report_volumes import Budget, VolumeFiles, compared_layers, map_names, round_robin, volume_layers
-from core.run.results import TABLE_COLUMNS, read_results
+from core.run.results import BOX_FIGURES, TABLE_COLUMNS, box_localisation_rows, read_results
 from core.run.run_files import read_results_json
 from core.run.run_folder import CONFIG_FILE, ORIGIN_FILE
 from data.trained_on import stated
@@ -259,6 +259,10 @@ def _results_part(results: dict[str, Any]) -> Part:
     present = [c for c in TABLE_COLUMNS if any(c in r for r in rows)]
     skipped = ["skipped"] if any("skipped" in r for r in rows) else []
     body = html.table(["task", "data set", *skipped, *present], rows, sortable=False)
+    boxes = box_localisation_rows(results)
+    if boxes:
+        body += html.table(["task", "data set", "threshold", *BOX_FIGURES], boxes, sortable=False,
+                           caption="box localisation (RA's TP / FP / precision / recall / F1 per threshold)")
     training = (results.get("training") or {}).get("summary")
     if training:
         body += html.table(list(training), [training], sortable=False, caption="training")

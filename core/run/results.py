@@ -7,7 +7,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from core.evaluation.outputs import csv_cells, per_volume_columns, write_per_volume
-from core.evaluation.thresholds import ORACLE_KEY, VAL_DICE_KEY, fpr_key, metric_key
+from core.evaluation.thresholds import METRIC_SEPARATOR, ORACLE_KEY, VAL_DICE_KEY, fpr_key, metric_key
 from core.run.run_files import read_results_json
 from dl_utils.checkpoint import atomic_write_csv, atomic_write_text
 
@@ -16,6 +16,25 @@ from dl_utils.checkpoint import atomic_write_csv, atomic_write_text
 TABLE_COLUMNS = ("AUPRC", "AUROC", "AUPRC_pooled_brain", metric_key("Dice", VAL_DICE_KEY), metric_key("Dice", fpr_key(0.01)),
                  metric_key("Dice", fpr_key(0.05)), metric_key("Dice", ORACLE_KEY), metric_key("DetectionRate", fpr_key(0.05)),
                  "SampleAUROC", "rec_SSIM", "rec_PSNR", "seconds_per_volume")
+
+
+# RA's box localisation (per set, at each detection threshold: `TP@fixed_0.009`, ...): a table of its own
+BOX_FIGURES = ("DetectionRate", "TP", "FP", "Precision", "Recall", "F1")
+
+
+def box_localisation_rows(results: Mapping[str, Mapping[str, Mapping[str, object]]]) -> list[dict[str, object]]:
+    """One row per (task, data set, threshold) whose metrics hold RA's box figures (`TP@<rule>`):
+    the detection rate, TP and FP sums, mean precision, recall and F1 at that threshold."""
+    rows = []
+    for task, sets in results.items():
+        if task == "training":
+            continue
+        for name, metrics in sets.items():
+            rules = [k.split(METRIC_SEPARATOR, 1)[1] for k in metrics if k.startswith(f"TP{METRIC_SEPARATOR}")]
+            for rule in rules:
+                rows.append({"task": task, "data set": name, "threshold": rule,
+                             **{f: metrics.get(metric_key(f, rule)) for f in BOX_FIGURES}})
+    return rows
 
 
 TIMING_KEYS = ("seconds_per_volume", "train_seconds")  # wall-clock figures: timing.json, not results.json
@@ -46,6 +65,12 @@ def markdown_table(results: dict[str, dict[str, dict[str, float]]]) -> str:
     results = dict(results)
     training = results.pop("training", None)
     parts = [_metric_table(results)] if results else []
+    boxes = box_localisation_rows(results)
+    if boxes:
+        columns = ["task", "data set", "threshold", *BOX_FIGURES]
+        parts.append("box localisation (RA's TP / FP / precision / recall / F1 per threshold)\n\n"
+                     "| " + " | ".join(columns) + " |\n|" + "---|" * len(columns) + "\n"
+                     + "\n".join("| " + " | ".join(_fmt(r[c]) for c in columns) + " |" for r in boxes))
     if training:
         keys = list(training["summary"])
         parts.append("| training | " + " | ".join(keys) + " |\n|" + "---|" * (len(keys) + 1) + "\n| summary | "

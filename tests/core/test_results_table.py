@@ -36,3 +36,30 @@ def test_per_volume_tables_are_written_from_the_typed_rows(tmp_path) -> None:
     write_per_volume_tables({}, tmp_path / "benchmark")  # a run without evaluated tasks: a header-only file
     assert (tmp_path / "benchmark" / "per_volume.csv").read_text().splitlines() == ["task"]
     assert EvaluationResult.skipped(["t"], "weights missing").is_skipped and not EvaluationResult().is_skipped
+
+
+BOXED = {"detection": {"fastmri_test": {"AUPRC": 0.4, "DetectionRate@fpr_5%": 0.5, "DetectionRate@fixed_0.009": 0.8,
+                                        "TP@fixed_0.009": 4.0, "FP@fixed_0.009": 3633.0, "Precision@fixed_0.009": 0.0011,
+                                        "Recall@fixed_0.009": 0.8, "F1@fixed_0.009": 0.0022},
+                       "ixi_test": {"AUPRC": 0.1}}}
+
+
+def test_ra_box_figures_get_a_table_at_each_of_their_thresholds() -> None:
+    """RA's evaluator reports TP, FP, precision, recall and F1 of its box localisation: the printed
+    table (and results.md) shows them at the threshold they were computed at, RA's fixed 0.009 here."""
+    from core.run.results import box_localisation_rows
+
+    assert box_localisation_rows(BOXED) == [{"task": "detection", "data set": "fastmri_test", "threshold": "fixed_0.009",
+                                            "DetectionRate": 0.8, "TP": 4.0, "FP": 3633.0, "Precision": 0.0011,
+                                            "Recall": 0.8, "F1": 0.0022}]
+    text = markdown_table(BOXED)
+    assert "| task | data set | threshold | DetectionRate | TP | FP | Precision | Recall | F1 |" in text
+    assert "| detection | fastmri_test | fixed_0.009 | 0.800 | 4.000 | 3633 | 0.001 | 0.800 | 0.002 |" in text
+    assert "box localisation" not in markdown_table({"detection": {"ixi_test": {"AUPRC": 0.1}}})
+
+
+def test_the_report_shows_the_box_figures() -> None:
+    from core.run.report import _results_part
+
+    page = _results_part(BOXED).html
+    assert "box localisation" in page and "<th>Precision</th>" in page and "<th>F1</th>" in page and "3633" in page
