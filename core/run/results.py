@@ -18,7 +18,7 @@ TABLE_COLUMNS = ("AUPRC", "AUROC", "AUPRC_pooled_brain", metric_key("Dice", VAL_
                  "SampleAUROC", "rec_SSIM", "rec_PSNR", "seconds_per_volume")
 
 
-# RA's box localisation (per set, at each detection threshold: `TP@fixed_0.009`, ...): a table of its own
+# RA's box localisation (per set, at each detection threshold: `TP@<rule>`, ...): a table of its own
 BOX_FIGURES = ("DetectionRate", "TP", "FP", "Precision", "Recall", "F1")
 
 

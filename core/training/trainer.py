@@ -20,6 +20,7 @@ import torch
 from torch import Tensor, nn
 from torch.utils.data import DataLoader, DistributedSampler
 
+from core.training import loaders
 from core.training.contracts import EpochSeeded, ModelWithOwnLoss, TrainingDataModule
 from core.training.resume_state import RESUME_FIX, load_optimizer_state, read_resume_state
 from dl_utils.checkpoint import load_checkpoint, save_checkpoint
@@ -32,7 +33,7 @@ from dl_utils.param_types import closest, keyword_names, mismatch
 from dl_utils.progress import progress
 from dl_utils.run_logger import RunLogger
 from dl_utils.seeding import DEFAULT_SEED
-from dl_utils.termination import deferred, raise_if_terminated, worker_ignores_sigterm
+from dl_utils.termination import deferred, raise_if_terminated
 from dl_utils.weights import load_strict, weights_mismatch
 
 LOG = logging.getLogger(__name__)
@@ -256,49 +257,15 @@ class Trainer:
             self.scaler.update()
 
     # ---- data ----------------------------------------------------------------------------
-    def _per_rank_batch_size(self) -> int:
-        global_batch = int(self.data_module.batch_size)
-        if global_batch % self.dist.world_size:
-            raise UserInputError(
-                f"batch_size {global_batch} is not divisible by the {self.dist.world_size} processes; "
-                "set the data loader's batch_size to a multiple of --nproc_per_node"
-            )
-        return global_batch // self.dist.world_size
-
     def check_training_batches(self) -> None:
-        """Refuse a training split that gives no batch: empty, or (`drop_last`) smaller than one
-        process's batch, which would end every epoch without a step and still write a "best" model."""
-        samples = len(self.data_module.train_dataset())
-        if samples == 0:
-            raise UserInputError("the training split is empty; check trainer.data_loader's train CSV")
-        per_rank, batch = -(-samples // self.dist.world_size), self._per_rank_batch_size()  # DistributedSampler pads
-        if self.data_module.drop_last and per_rank < batch:
-            raise UserInputError(f"{samples} training samples give {per_rank} per process, fewer than "
-                                 f"its batch of {batch}, and drop_last: true drops that incomplete batch, so no step "
-                                 "would run; lower batch_size or set drop_last: false")
+        """Refuse a training split that gives no batch (`core.training.loaders.check_training_batches`)."""
+        loaders.check_training_batches(self.data_module, self.dist.world_size)
 
     def _train_loader(self) -> tuple[DataLoader, DistributedSampler]:
-        self.check_training_batches()
-        dataset = self.data_module.train_dataset()
-        # Also used for one process, so the sample order is identical for any number of ranks.
-        sampler = DistributedSampler(
-            dataset, num_replicas=self.dist.world_size, rank=self.dist.rank, shuffle=True, seed=self.seed
-        )
-        loader = DataLoader(
-            dataset,
-            batch_size=self._per_rank_batch_size(),
-            sampler=sampler,
-            num_workers=self.data_module.num_workers,
-            drop_last=self.data_module.drop_last,
-            worker_init_fn=worker_ignores_sigterm,
-        )
-        return loader, sampler
+        return loaders.train_loader(self.data_module, self.dist, self.seed)
 
     def _val_loader(self) -> DataLoader | None:
-        dataset = self.data_module.val_dataset()
-        if dataset is None or len(dataset) == 0:
-            return None
-        return DataLoader(dataset, batch_size=int(self.data_module.batch_size), shuffle=False, num_workers=0)
+        return loaders.val_loader(self.data_module)
 
     def _to_device(self, batch: dict[str, Any]) -> dict[str, Any]:
         return {k: v.to(self.device, non_blocking=True) if torch.is_tensor(v) else v for k, v in batch.items()}
