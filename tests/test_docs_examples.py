@@ -37,6 +37,7 @@ from __future__ import annotations
 import contextlib
 import enum
 import io
+import logging
 import re
 import shutil
 import subprocess
@@ -550,6 +551,16 @@ def run_command(argv: list[str], data_root: Path, passed: dict[tuple[str, ...], 
 
 
 # ---- the tests ------------------------------------------------------------------------------
+@pytest.fixture(autouse=True)
+def no_upgrade_warnings(caplog):
+    """An example is written in today's config form: a key of an earlier config version (upgraded
+    with a warning, `dl_utils.param_groups`) in the docs would teach the old layout."""
+    with caplog.at_level(logging.WARNING, logger="dl_utils.param_groups"):
+        yield
+    old = [r.getMessage() for r in caplog.get_records("call") if r.name == "dl_utils.param_groups"]
+    assert not old, f"the example uses an earlier config version: {old}"
+
+
 @pytest.fixture(scope="module")
 def passed() -> dict[tuple[str, ...], list[Path]]:
     return {}
