@@ -193,7 +193,10 @@ def _dispatch(args: argparse.Namespace) -> Path | int | None:
 
         path = resolve_checkpoint(args.model)
         plain = trained_on(path, warn=False)  # what its training run recorded (memory-mapped: weights not read)
-        print(f"{args.model}: trained on " + (check_trained_on(plain, path).summary() if plain else "(not recorded in this checkpoint)"))
+        print(f"{args.model}: trained on " + (check_trained_on(plain, path).summary() if plain else
+                                              "(not recorded in this checkpoint, so scans are not compared with its training "
+                                              f"data; `python -m core.commands.training_record {path}` writes it from the "
+                                              "stored config's training data)"))
         rows = predict(args.model, args.input, args.output, args.threshold, args.test_set, args.task, args.device,
                        args.preprocessed, args.mask, _pipeline_options(args), png=not args.no_png,
                        data_root=args.data_root, report=not args.no_report, precision=args.precision,

@@ -82,7 +82,8 @@ def write_report(folder: str | Path, checkpoint: str | Path | None = None,
                              "give a complete run, benchmark or predict folder") from exc
     page = html.page(title, _subtitle(folder, kind), [p.html for p in parts], [(p.anchor, p.title) for p in parts])
     atomic_write_text(folder / REPORT_FILE, page)
-    LOG.info("report: %s (%.1f MB, %d volumes drawn)", folder / REPORT_FILE, len(page) / 1e6, budget.drawn)
+    LOG.info("report: %s (%.1f MB, %d volume%s drawn)", folder / REPORT_FILE, len(page) / 1e6, budget.drawn,
+             "" if budget.drawn == 1 else "s")
     return folder / REPORT_FILE
 
 
@@ -393,4 +394,4 @@ def _prediction_page(folder: Path, budget: Budget, checkpoint: Path | None) -> t
     parts.append(_per_volume_part(rows, anchors, ("scan",), title="Scans"))
     parts.append(_volumes_part(viewers, budget, "Each scan in its own space: the model's input and reconstruction "
                                                 "taken back to it, the anomaly map and the outline of the anomaly mask."))
-    return f"uad predict: {len(rows)} scan(s)", parts
+    return f"uad predict: {len(rows)} scan{'' if len(rows) == 1 else 's'}", parts

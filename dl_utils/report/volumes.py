@@ -136,8 +136,14 @@ def viewer(viewer_id: str, title: str, layers: Mapping[str, Layer], panels: Sequ
                       f'aria-label="{esc(title)}: {name} slice"> <span class="slice-label"></span></div>'
                       f'<div class="panels">{"".join(figures)}</div></div>')
     data = json.dumps(spec).replace("</", "<\\/")
-    note = f" (every {step}th voxel)" if step > 1 else ""
+    note = f" (every {_ordinal(step)} voxel)" if step > 1 else ""
     body = (f'<div class="viewer" id="{esc(viewer_id)}" data-payload="{esc(viewer_id)}-data">'
             f"<h3>{esc(title)}{esc(note)}</h3>{''.join(planes)}</div>"
             f'<script type="application/json" id="{esc(viewer_id)}-data">{data}</script>')
     return body, len(data)
+
+
+def _ordinal(n: int) -> str:
+    """2 -> 2nd, 3 -> 3rd, 11 -> 11th, 21 -> 21st."""
+    suffix = "th" if 10 <= n % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
+    return f"{n}{suffix}"

@@ -322,3 +322,10 @@ def test_charts_keep_visible_vertices_and_cells_format():
     assert [html.fmt(v) for v in (0.123456, "", "nan", "12", float("nan"), "x", 3)] == ["0.1235", "-", "-", "12", "-", "x", "3"]
     cells = html.table(["a", "b"], [{"a": "n<1>", "b": "0.5"}])
     assert '<td data-v="0.5">0.5</td>' in cells and "n&lt;1&gt;" in cells
+
+
+def test_the_voxel_stride_is_named_with_its_ordinal():
+    from dl_utils.report.volumes import _ordinal
+
+    assert [_ordinal(n) for n in (1, 2, 3, 4, 11, 12, 13, 21, 22, 102, 111)] == [
+        "1st", "2nd", "3rd", "4th", "11th", "12th", "13th", "21st", "22nd", "102nd", "111th"]
