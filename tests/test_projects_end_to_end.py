@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -152,6 +153,13 @@ def test_demo_config_runs_end_to_end(config, demo_like, tmp_path, capsys):
         page = capsys.readouterr().out
         assert page.startswith("# Demo results") and "## Comparison" in page
         assert re.search(r"^\| \w+ \[\w+\] \| ", page, re.M), "no method row"
+        from tests import chromium
+        from tests.core.test_report_browser import check_benchmark_page
+
+        if chromium.available() is None or os.environ.get(chromium.REQUIRE) == "1":  # else the browser tests say why they skip
+            chromium.require_or_skip()  # the shipped benchmark's own page (every method, curves and maps) in a browser
+            with chromium.Browser() as browser:
+                check_benchmark_page(browser, run_dir)
 
 
 @pytest.mark.parametrize("config", PAPER, ids=lambda p: f"{p.parent.parent.name}/{p.stem}")
