@@ -42,7 +42,7 @@ from data.csv_splits import SplitRow, read_volume_split
 from data.interpolation import Interpolation
 from data.nifti_io import load_nifti, save_nifti
 from data.preprocessing import VolumePreprocessor
-from data.raw_preprocessing.inputs import is_nifti, read_subjects, scan_name
+from data.raw_preprocessing.inputs import check_unique_names, is_nifti, read_subjects, scan_name
 from data.raw_preprocessing.pipeline import TRANSFORM_FILE, PipelineOptions, SubjectInput, preprocess_subject, raw_header
 from data.raw_preprocessing.qc import three_plane_png
 from data.raw_preprocessing.resample import resample_to_grid
@@ -220,6 +220,7 @@ def read_scans(source: str | Path, preprocessed: bool = False, mask: str | Path 
             raise UserInputError(f"{source}: no NIfTI scans; give a scan, a folder of scans or a CSV")
         if mask is None:
             raise UserInputError("--preprocessed needs --mask BRAIN_MASK (or use a volume-layout CSV with mask_path)")
+        check_unique_names([(scan_name(f), f.name) for f in files], source)
         return [Scan(scan_name(f), row=SplitRow(scan_name(f), float("nan"), 0, f, Path(mask), None)) for f in files]
     return [Scan(s.name, subject=s) for s in read_subjects(source)]
 

@@ -14,9 +14,21 @@ CSV_COLUMNS = ("subject", "t1", "t2", "seg", "mask", "age", "label")
 
 
 def scan_name(path: Path) -> str:
-    """File name without .nii / .nii.gz, made safe for a folder name."""
+    """File name without .nii / .nii.gz, made safe for a folder name (refused when that leaves
+    '.' or '..', e.g. `...nii.gz`: it would name the output folder or its parent)."""
     name = path.name[:-7] if path.name.endswith(".nii.gz") else path.stem
-    return re.sub(r"[^A-Za-z0-9._-]", "_", name)
+    return check_component(re.sub(r"[^A-Za-z0-9._-]", "_", name), f"{path}: scan name")
+
+
+def check_unique_names(names: list[tuple[str, str]], source: Path) -> None:
+    """Refuse two inputs whose output names are equal after sanitising (`x y` and `x_y`): the second
+    would overwrite the first's outputs, or be skipped as done. `names`: (output name, where it came from)."""
+    first: dict[str, str] = {}
+    for name, origin in names:
+        if name in first:
+            raise UserInputError(f"{source}: {first[name]} and {origin} both become the name '{name}' (characters other "
+                                 "than letters, digits, '.', '_', '-' turn into '_'); rename one of them")
+        first[name] = origin
 
 
 def is_nifti(path: Path) -> bool:
@@ -31,7 +43,9 @@ def read_subjects(source: str | Path) -> list[SubjectInput]:
         scans = sorted(p for p in source.iterdir() if is_nifti(p))
         if not scans:
             raise UserInputError(f"{source}: no .nii / .nii.gz files; point --input at a folder of scans or a CSV")
-        return [SubjectInput(scan_name(p), p) for p in scans]
+        subjects = [SubjectInput(scan_name(p), p) for p in scans]
+        check_unique_names([(s.name, s.t1.name) for s in subjects], source)
+        return subjects
     if is_nifti(source):
         return [SubjectInput(scan_name(source), source)]
     if not source.is_file():
@@ -70,4 +84,5 @@ def read_subjects(source: str | Path) -> list[SubjectInput]:
                                 path("mask"), row.get("age", ""), int(label) if label else None))
     if not out:
         raise UserInputError(f"{source}: no rows with a t1 path")
+    check_unique_names([(s.name, f"subject '{s.name}' ({s.t1.name})") for s in out], source)
     return out

@@ -33,6 +33,7 @@ from data.raw_preprocessing.template import DEFAULT_TEMPLATE, Template, load_tem
 from dl_utils.checkpoint import atomic_write_csv, atomic_write_text
 from dl_utils.errors import UserInputError
 from dl_utils.options import parse_option
+from dl_utils.paths import check_component
 
 LOG = logging.getLogger(__name__)
 TRANSFORM_FILE = "transform.json"
@@ -184,7 +185,8 @@ def write_subject(result: Preprocessed, folder: Path, name: str, qc: bool = True
 def run_subject(subject: SubjectInput, out_root: Path, options: PipelineOptions) -> dict[str, str]:
     """Preprocess one subject into `out_root/subjects/<name>` (skipped when done); a status row."""
     started = time.perf_counter()
-    final = out_root / "subjects" / subject.name
+    # one plain name: never `subjects/` itself or its parent, both of which the lines below would replace
+    final = out_root / "subjects" / check_component(subject.name, "subject")
     if (final / TRANSFORM_FILE).is_file():
         return {"subject": subject.name, "status": "skipped", "seconds": "0.0", "message": "already done"}
     tmp = out_root / "subjects" / f".tmp-{subject.name}"

@@ -580,6 +580,32 @@ def _predict_two_shapes(root: Path, config: dict[str, Any]) -> list[str]:
     return [*args, "--preprocessed", "--mask", str(root / "mask.nii.gz")]
 
 
+def _raw_scans(*names: str, keep_output: bool = True) -> Setup:
+    """`uad preprocess` of a folder of raw scans named `names` (each a stripped 16 x 16 x 8 head), into an
+    output folder that already holds a file of the user's (which must survive)."""
+    def setup(root: Path, config: dict[str, Any]) -> list[str]:
+        (root / "raw").mkdir()
+        for name in names:
+            nib.save(nib.Nifti1Image(SCAN, np.eye(4)), root / "raw" / name)
+        if keep_output:
+            (root / "pre").mkdir()
+            (root / "pre" / "KEEP.txt").write_text("the user's own file\n")
+        return ["preprocess", "--input", str(root / "raw"), "--output", str(root / "pre"), "--skull-strip", "none",
+                "--no-registration", "--no-n4", "--no-qc"]
+    return _uad(setup)
+
+
+def _predict_names_that_collide(root: Path, config: dict[str, Any]) -> list[str]:
+    """`--preprocessed` scans `x y` and `x_y`: both would write `x_y_anomaly_map.nii.gz`."""
+    args = _predict_scan(None)(root, config)
+    (root / "scans").mkdir()
+    for name in ("x y.nii.gz", "x_y.nii.gz"):
+        nib.save(nib.Nifti1Image(np.full((16, 16, 8), 0.5, np.float32), np.eye(4)), root / "scans" / name)
+    nib.save(nib.Nifti1Image(np.ones((16, 16, 8), np.uint8), np.eye(4)), root / "mask.nii.gz")
+    args[args.index("--input") + 1] = str(root / "scans")
+    return [*args, "--preprocessed", "--mask", str(root / "mask.nii.gz")]
+
+
 def _preprocess(*extra: str) -> Setup:
     """`uad preprocess` of the project's volumes with `extra` arguments."""
     return _uad(lambda root, config: ["preprocess", "--input", str(_data(root)), "--output", str(root / "pre"),
@@ -964,6 +990,14 @@ CASES: list[Case] = [
          _describe_entry("input_grid.shape", [-1, 0, 10**9])),
     Case("describe: 2-D grid in results.json", "run folder", "input_grid.shape: expected 3 integers (H, W, D), got [16, 16]",
          _describe_entry("input_grid.shape", [16, 16])),
+    Case("preprocess: a scan named ...nii.gz (name '..')", "preprocess", "...nii.gz: scan name '..' is '..'",
+         _raw_scans("a.nii.gz", "...nii.gz")),
+    Case("preprocess: a scan named ..nii.gz (name '.')", "preprocess", "..nii.gz: scan name '.' is '.'",
+         _raw_scans("a.nii.gz", "..nii.gz")),
+    Case("preprocess: two scans that become one name", "preprocess", "x y.nii.gz and x_y.nii.gz both become the name 'x_y'",
+         _raw_scans("x y.nii.gz", "x_y.nii.gz")),
+    Case("predict: two scans that become one name", "predict", "x y.nii.gz and x_y.nii.gz both become the name 'x_y'",
+         _predict_names_that_collide),
     Case("preprocess: --spacing nan", "preprocess", "argument --spacing: expected a finite number > 0, got 'nan'", _preprocess("--spacing", "nan")),
     Case("preprocess: --workers -3", "preprocess", "argument --workers: expected an integer >= 1, got '-3'", _preprocess("--workers=-3")),
     Case("preprocess: --folds 0", "preprocess", "argument --folds: expected an integer >= 2 (k of the k folds), got '0'", _preprocess("--folds", "0")),
