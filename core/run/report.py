@@ -16,11 +16,13 @@ import csv
 import enum
 import json
 import logging
+import os
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import yaml
 
@@ -33,7 +35,7 @@ from data.trained_on import stated
 from dl_utils.checkpoint import atomic_write_text, file_sha256
 from dl_utils.errors import UserInputError
 from dl_utils.figures import read_curve_points
-from dl_utils.paths import check_links_stay_inside
+from dl_utils.paths import check_links_stay_inside, inside
 from dl_utils.report import html
 from dl_utils.report.charts import line_chart
 
@@ -283,13 +285,29 @@ def _methods(folder: Path) -> tuple[dict[str, Path], str]:
     """{method name: run folder} and the baseline, from methods.json (or the methods/ folders)."""
     listing = json.loads((folder / METHODS_FILE).read_text()) if (folder / METHODS_FILE).is_file() else {}
     if listing:
-        methods = {name: folder / rel for name, rel in listing.get("methods", {}).items()}
+        methods = {str(name): _method_folder(folder, name, rel) for name, rel in (listing.get("methods") or {}).items()}
     else:
         methods = {p.parent.relative_to(folder / "methods").parts[0]: p.parent
                    for p in sorted((folder / "methods").glob("*/*/*/*/results.json"))}
     baseline = listing.get("baseline") or (_read_yaml(folder / CONFIG_FILE).get(ORCHESTRATOR) or {}).get(
         "params", {}).get("baseline") or "baseline"
     return methods, str(baseline)
+
+
+def _method_folder(folder: Path, name: object, rel: object) -> Path:
+    """A method's run folder as methods.json names it: a relative path strictly inside the benchmark
+    folder (a shared folder's listing may not draw files from elsewhere nor link to another scheme)."""
+    where = f"{folder / METHODS_FILE}: method {name!r}"
+    if not isinstance(rel, str) or not rel or Path(rel).is_absolute():
+        raise UserInputError(f"{where}: run folder {rel!r} is not a relative path inside the benchmark folder; "
+                             "re-create methods.json by re-running the benchmark")
+    try:
+        path = inside(folder, rel)
+    except UserInputError as exc:
+        raise UserInputError(f"{where}: {exc}") from exc
+    if os.path.normpath(path) == os.path.normpath(folder):
+        raise UserInputError(f"{where}: run folder {rel!r} is the benchmark folder itself; re-create methods.json")
+    return path
 
 
 def _columns(name: str, run_dir: Path) -> Iterable[tuple[str, str, Path]]:
@@ -306,7 +324,7 @@ def _benchmark_page(folder: Path, budget: Budget) -> tuple[str, list[Part]]:
     columns = [c for name, path in methods.items() for c in _columns(name, path)]
     method_rows = [{"method": name, "run folder": str(path.relative_to(folder)) if path.is_relative_to(folder) else str(path),
                     "trained on": _trained_on_cell(path)} for name, path in methods.items()]
-    links = {"run folder": lambda row: f'<a href="{html.esc(row["run folder"])}/{REPORT_FILE}">{html.esc(row["run folder"])}</a>'}
+    links = {"run folder": lambda row: f'<a href="./{html.esc(quote(row["run folder"]))}/{REPORT_FILE}">{html.esc(row["run folder"])}</a>'}
     parts = [Part("methods", "Methods", html.section("Methods", html.table(["method", "run folder", "trained on"], method_rows,
                                                                          sortable=False, cells=links), "methods",
                                                      f"Baseline of the paired tests: {html.esc(baseline)}."))]

@@ -329,3 +329,17 @@ def test_the_voxel_stride_is_named_with_its_ordinal():
 
     assert [_ordinal(n) for n in (1, 2, 3, 4, 11, 12, 13, 21, 22, 102, 111)] == [
         "1st", "2nd", "3rd", "4th", "11th", "12th", "13th", "21st", "22nd", "102nd", "111th"]
+
+
+def test_a_shared_benchmark_listing_cannot_link_to_another_scheme(tmp_path, capsys):
+    """methods.json from someone else naming `javascript:...` as a run folder: the page links to a
+    relative path inside the folder (`./javascript%3A...`), never to a `javascript:` URL."""
+    from core.commands.cli import main as uad
+
+    folder = tmp_path / "shared_bench"
+    folder.mkdir()
+    (folder / "results.json").write_text('{"orchestrator": {}}')
+    (folder / "methods.json").write_text(json.dumps({"baseline": "m", "methods": {"m": "javascript:alert(1)//x"}}))
+    assert uad(["report", str(folder)]) == 0, capsys.readouterr().err
+    page = (folder / "report.html").read_text()
+    assert 'href="javascript:' not in page and 'href="./javascript%3Aalert%281%29/x/report.html"' in page

@@ -426,6 +426,17 @@ def _shared_run(config_text: str | None = None, results_text: str = '{"detection
     return _uad(build)
 
 
+def _shared_benchmark(method_folder: str) -> Setup:
+    """`uad report` of a benchmark folder from someone else whose methods.json names `method_folder`."""
+    def build(root: Path, config: dict[str, Any]) -> list[str]:
+        folder = root / "shared_bench"
+        folder.mkdir()
+        (folder / "results.json").write_text('{"orchestrator": {}}')
+        (folder / "methods.json").write_text(json.dumps({"baseline": "m", "methods": {"m": method_folder}}))
+        return ["report", str(folder)]
+    return _uad(build)
+
+
 def _corrupt_origin(root: Path, config: dict[str, Any]) -> list[str]:
     args = _resume_with()(root, config)
     (Path(args[1]) / "origin.json").write_text('{"config_path": "tiny.yaml", ')
@@ -918,6 +929,11 @@ CASES: list[Case] = [
          _shared_run(results_text='{"detection": {"test": {"AUPRC": 0.5}}}', per_volume=b'\xff\xfe\x00garbage,,\n"unterminated')),
     Case("report: results.json task not a mapping", "run folder", "results.json: 'detection' must map data set names to their metrics",
          _shared_run(results_text='{"detection": 5}', verb="report")),
+    Case("report: methods.json names a folder outside", "run folder", "methods.json: method 'm': '../runA' leads outside",
+         _shared_benchmark("../runA")),
+    Case("report: methods.json names an absolute folder", "run folder",
+         "methods.json: method 'm': run folder '/etc' is not a relative path inside the benchmark folder",
+         _shared_benchmark("/etc")),
     Case("--resume with a corrupt origin.json", "run folder", "origin.json: not valid JSON", _corrupt_origin),
     Case("--resume of a run folder linking outside", "run folder", "detection is a symbolic link to", _linked_run_folder()),
     Case("describe: run folder linking outside", "run folder", "outside the folder; writes through it would land there",
