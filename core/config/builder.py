@@ -154,7 +154,8 @@ class ComponentBuilder:
         if not inspect.isclass(cls):
             options = [n for n, v in vars(module).items() if inspect.isclass(v) and v.__module__ == module.__name__]
             raise ConfigError(
-                self.config_path, f"{key}.class_name", f"'{class_name}' is not a class in {module_name}" + closest(class_name, options)
+                self.config_path, f"{key}.class_name", f"'{class_name}' is not a class in {module_name}"
+                + (closest(class_name, options).replace("valid keys", "its classes") if options else ", which defines no classes")
             )
         if not self.allow_external_modules and not is_project_class(cls):
             raise ConfigError(self.config_path, f"{key}.class_name", f"{module_name}.{class_name} is defined in "
