@@ -119,6 +119,14 @@ def read_keep_list(csv_path: str | os.PathLike, data_root: str | os.PathLike | N
     return {row["0"].replace("t2", "t1") for row in _read_rows(path, ("0",)) if row["0"]}
 
 
+def mode_rewrites(csv_path: str | os.PathLike, data_root: str | os.PathLike | None, mode: Contrast) -> bool:
+    """Whether `mode` changes the scans a split names (some `img_path` names a `t1` scan that
+    `contrast_path` rewrites); else `read_volume_split` reads the split as given."""
+    mode = parse_option(Contrast, mode, "mode")
+    rows = _read_rows(_config_path(str(csv_path), data_root), VOLUME_COLUMNS)
+    return mode is not Contrast.T1 and any(contrast_path(r["img_path"], mode) != r["img_path"] for r in rows)
+
+
 def read_volume_split(csv_path: str | os.PathLike, data_root: str | os.PathLike | None,
                       mode: Contrast = Contrast.T1, keep_list: str | os.PathLike | None = None) -> list[SplitRow]:
     """Rows of a volume-layout CSV (columns img_name, age, label, img_path, mask_path, seg_path;

@@ -173,16 +173,13 @@ def from_data_module(data_module: Any) -> TrainedOn:
 
 
 def _contrast_read(data_module: Any, rows: list[Any], mode: str) -> str:
-    """The contrast training read: `mode` where it chose the scans (t1, or a `t1` path rewritten as
-    the originals' `mode: t2` does); a split naming no `t1` scan is read as given (`read_volume_split`),
-    and then it is what the first scan's name or description says, else "unknown", never a mode
-    that was not applied (the demo's T1 volumes under a paper config's `mode: t2`)."""
-    from data.csv_splits import Contrast, read_volume_split
+    """The contrast training read: `mode` where it chose the scans (t1, or `t1` paths rewritten as the
+    originals' `mode: t2` does); a split it does not rewrite is read as given, and then the contrast is
+    what the first scan's name or description says, else "unknown", never a mode that was not applied
+    (the demo's T1 volumes under a paper config's `mode: t2`)."""
+    from data.csv_splits import Contrast, mode_rewrites
 
-    if mode == Contrast.T1.value:
-        return mode
-    listed = {r.img_name: r.img_path for r in read_volume_split(data_module.train_csv, data_module.data_root)}
-    if any(listed.get(r.img_name) != r.img_path for r in rows):
+    if mode == Contrast.T1.value or mode_rewrites(data_module.train_csv, data_module.data_root, data_module.mode):
         return mode
     header = ScanHeader.read(rows[0].img_path, rows[0].img_name)
     return scan_contrast(header.name, header.description) or "unknown"
