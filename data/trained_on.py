@@ -12,15 +12,17 @@ training volumes', slices much thicker than the training grid's voxels.
 from __future__ import annotations
 
 import csv
-import math
 import re
-from dataclasses import asdict, dataclass
+from dataclasses import MISSING, asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
 import nibabel as nib
 import numpy as np
 import torch
+
+from dl_utils.param_ranges import GridSide, NonNegativeInt, PositiveFloat
+from dl_utils.param_types import constructor_hints, mismatch
 
 FOV_FRACTION = 0.9     # a scan covering less than this share of the training extent on an axis
 THICKNESS_FACTOR = 1.5  # slices thicker than this many times the training grid's coarsest spacing
@@ -48,11 +50,11 @@ class TrainedOn:
     """The training data of a checkpoint, as plain values (`to_plain` / `from_plain`)."""
 
     dataset: str                           # the training split as configured, e.g. data/demo/splits/train_healthy.csv
-    volumes: int                           # rows of the training split
-    subjects: int | None                   # distinct values of its subject column; None: the CSV has none
+    volumes: NonNegativeInt                # rows of the training split
+    subjects: NonNegativeInt | None        # distinct values of its subject column; None: the CSV has none
     contrast: str                          # t1 | t2 (the data module's `mode`), "unknown" when not stated
-    grid_shape: tuple[int, ...] | None     # (H, W, D) of a training volume as the model saw it
-    spacing_mm: tuple[float, ...] | None   # its voxel spacing (RAS axes)
+    grid_shape: tuple[GridSide, GridSide, GridSide] | None  # (H, W, D) of a training volume as the model saw it
+    spacing_mm: tuple[PositiveFloat, PositiveFloat, PositiveFloat] | None  # its voxel spacing (RAS axes)
     note: str = ""                         # what the numbers cannot say, stated by whoever ships the weights
     subject_column: str = ""               # the column `subjects` was counted from
 
@@ -83,56 +85,29 @@ class TrainedOn:
 
     @classmethod
     def from_plain(cls, plain: Any) -> TrainedOn:
-        """A stored record, each field checked (a checkpoint may come from someone else): ValueError naming
-        the field when one is missing or off. One written before `subject_column` existed counted distinct
-        img_name as subjects (the demo's mirror image as a second subject), so its `subjects` is dropped as unknown."""
+        """A stored record, each field checked against its hint as a config value is (a checkpoint may come
+        from someone else): ValueError naming the field when one is missing or off. One written before
+        `subject_column` existed counted distinct img_name as subjects (the demo's mirror image as a second
+        subject), so its `subjects` is dropped as unknown."""
         if not isinstance(plain, dict):
-            raise ValueError(f"expected a mapping {{dataset, volumes, subjects, contrast, grid_shape, spacing_mm}}, got {_short(plain)}")
+            raise ValueError(f"expected a mapping {{dataset, volumes, subjects, contrast, grid_shape, spacing_mm}}, "
+                             f"got {type(plain).__name__}")
         missing = [key for key in ("dataset", "volumes", "contrast") if key not in plain]
         if missing:
             raise ValueError(f"{missing[0]}: missing")
-        counted = "subject_column" in plain and plain.get("subjects") is not None
-        shape, spacing = plain.get("grid_shape"), plain.get("spacing_mm")
-        return cls(dataset=_text(plain, "dataset"), volumes=_count(plain, "volumes"),
-                   subjects=_count(plain, "subjects") if counted else None, subject_column=_text(plain, "subject_column"),
-                   contrast=_text(plain, "contrast"),
-                   grid_shape=tuple(_count(plain, "grid_shape", n, low=1) for n in _triple(plain, "grid_shape")) if shape else None,
-                   spacing_mm=tuple(_mm(plain, i) for i in range(len(_triple(plain, "spacing_mm")))) if spacing else None,
-                   note=_text(plain, "note"))
-
-
-def _short(value: Any) -> str:
-    text = repr(value)
-    return text if len(text) <= 60 else text[:57] + "..."
-
-
-def _text(plain: dict[str, Any], key: str) -> str:
-    value = plain.get(key, "")
-    if not isinstance(value, str):
-        raise ValueError(f"{key}: expected text, got {_short(value)}")
-    return value
-
-
-def _count(plain: dict[str, Any], key: str, value: Any = None, low: int = 0) -> int:
-    """An integer >= `low` (`value`, else `plain[key]`)."""
-    value = plain[key] if value is None else value
-    if isinstance(value, bool) or not isinstance(value, int) or value < low:
-        raise ValueError(f"{key}: expected an integer >= {low}, got {_short(value)}")
-    return value
-
-
-def _triple(plain: dict[str, Any], key: str) -> list[Any]:
-    value = plain[key]
-    if not isinstance(value, (list, tuple)) or len(value) != 3:
-        raise ValueError(f"{key}: expected 3 values (one per axis), got {_short(value)}")
-    return list(value)
-
-
-def _mm(plain: dict[str, Any], axis: int) -> float:
-    value = plain["spacing_mm"][axis]
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
-        raise ValueError(f"spacing_mm: expected 3 finite numbers > 0 (mm), got {_short(plain['spacing_mm'])}")
-    return float(value)
+        values = {f.name: plain.get(f.name, f.default if f.default is not MISSING else None) for f in fields(cls)}
+        values["grid_shape"] = values["grid_shape"] or None  # an empty record of an older run: not stated
+        values["spacing_mm"] = values["spacing_mm"] or None
+        if "subject_column" not in plain:
+            values["subjects"] = None
+        hints = constructor_hints(cls)
+        for name, value in values.items():
+            why = mismatch(value, hints[name])
+            if why:
+                raise ValueError(f"{name}: {why}")
+        for key in ("grid_shape", "spacing_mm"):
+            values[key] = None if values[key] is None else tuple(values[key])
+        return cls(**values)
 
 
 def stated(plain: dict[str, Any]) -> dict[str, Any]:
