@@ -400,6 +400,11 @@ class Trainer:
             if name not in self.optimizers:
                 raise UserInputError(f"{checkpoint_path}: optimiser '{name}' does not exist in this trainer "
                                      f"(it has {', '.join(self.optimizers)}); resume with the config that wrote it")
+        for name in self.optimizers:  # a fresh optimiser would silently restart Adam's moments mid-run
+            if name not in resumed.optimizer_weights:
+                raise UserInputError(f"{checkpoint_path}: holds no state of this trainer's optimiser '{name}' "
+                                     f"(it has {', '.join(resumed.optimizer_weights) or 'none'}); "
+                                     "resume with the config that wrote it")
         best_path = Path(checkpoint_path).with_name("best_model.pt")
         best_weights = load_checkpoint(best_path, map_location=self.device)["model_weights"] if best_path.is_file() else None
         if best_weights is not None and (report := weights_mismatch(self.model.state_dict(), best_weights)):

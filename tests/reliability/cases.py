@@ -1126,6 +1126,8 @@ CASES: list[Case] = [
          _crafted_resume("optimizer_weights.model.state.0.exp_avg", torch.zeros(3))),
     Case("resume with a text learning rate in the optimiser state", "resume", "param_groups[0].lr is 'x'",
          _crafted_resume("optimizer_weights.model.param_groups.0.lr", "x")),
+    Case("resume with no state of the trainer's optimiser", "resume", "holds no state of this trainer's optimiser 'model'",
+         _crafted_resume("optimizer_weights", {})),
 ]
 
 
