@@ -83,6 +83,14 @@ class Resize(StrEnum):
     # lesion labels keep every pixel > 0 (RA counts non-zero), other masks those > 0.5
 
 
+class LabelGeometry(StrEnum):
+    """Where a label or mask file (`label_dir`, `mask_dir`) lands on the image's grid."""
+
+    AS_IMAGE = "as_image"  # padded to square like the image when `square` is set, then resized: aligned (ours)
+    STRETCHED = "stretched"  # resized to target_size without the image's padding (RA's test loader:
+    # FastLoader has no get_label_transform_test): misaligned with a padded non-square image
+
+
 def pad_to_square(image: np.ndarray, value: float | None = None) -> np.ndarray:
     """Pad an (H, W) image to (S, S), S = max(H, W), centred (the odd pixel after), with
     `value` (default: the image minimum), as RA's `Pad` before resizing, so nothing is stretched."""
@@ -142,13 +150,16 @@ class ImageReading:
     square: pad to square before resizing (RA's Pad) instead of stretching; intensity: `min_max`
     or `to01` (RA); resize: `skimage` or `bilinear` (RA's torchvision Resize); antialias: low-pass
     before downsizing (false: plain bilinear sampling, as the tensor Resize of RA's pinned
-    torchvision 0.10.1)."""
+    torchvision 0.10.1); labels: `as_image` puts label and mask files on the image's grid (padded
+    to square like the image, then resized), `stretched` resizes them without the padding, as RA's
+    evaluation loader read its boxes and non-lesion masks (off the image on non-square files)."""
 
     target_size: Sequence[GridSide] = (128, 128)
     square: bool = False
     intensity: Intensity = Intensity.MIN_MAX
     resize: Resize = Resize.SKIMAGE
     antialias: bool = True
+    labels: LabelGeometry = LabelGeometry.AS_IMAGE
 
     def __post_init__(self) -> None:
         if len(self.target_size) != 2:
@@ -158,9 +169,11 @@ class ImageReading:
         object.__setattr__(self, "intensity", parse_option(Intensity, self.intensity, "reading.intensity"))
         object.__setattr__(self, "resize", parse_option(Resize, self.resize, "reading.resize"))
         object.__setattr__(self, "antialias", bool(self.antialias))
+        object.__setattr__(self, "labels", parse_option(LabelGeometry, self.labels, "reading.labels"))
 
 
-# Config version 1: the reading options were flat keys of ImageListSet and ImageListDataModule.
+# Config version 1: the reading options were flat keys of ImageListSet and ImageListDataModule
+# (`labels` came later, only ever inside `reading`).
 READING_FLAT_KEYS: dict[str, tuple[str, ...]] = {
     name: ("reading", name) for name in ("target_size", "square", "intensity", "resize", "antialias")
 }
@@ -225,9 +238,12 @@ class ImageListSet(Sequence):
 
     def _resized_label(self, path: Path) -> np.ndarray:
         """The 0/1 label image at target_size as float: fractional at edges with `bilinear`
-        (RA's boxes as read), 0/1 (nearest) with `skimage`."""
+        (RA's boxes as read), 0/1 (nearest) with `skimage`; padded like the image unless
+        `reading.labels` is `stretched`."""
         data, _ = load_image_2d(path, self.mid_axial)
-        data = self._geometry(data > 0, 0.0)
+        data = data > 0
+        if self.reading.labels is LabelGeometry.AS_IMAGE:
+            data = self._geometry(data, 0.0)
         if self.resize is Resize.BILINEAR:
             return self._resized(data.astype(np.float32))
         return sk_resize(data, self.target_size, order=0, preserve_range=True, anti_aliasing=False).astype(np.float32)
