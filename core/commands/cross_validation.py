@@ -25,7 +25,7 @@ from typing import Any
 
 from core.config.configurator import apply_overrides, describe_sources, load_config
 from core.run.experiment import check_experiment, run_experiment
-from core.run.results import TABLE_COLUMNS, read_results
+from core.run.results import read_results, table_columns, table_header
 from core.run.run_folder import claim_run_dir, claimed_by_main
 from dl_utils.checkpoint import atomic_write_csv, atomic_write_text
 from dl_utils.device import resolve_device
@@ -85,14 +85,9 @@ def _fmt(entry: dict[str, Any] | None) -> str:
 
 
 def folds_table(summary: Results, folds: Sequence[int]) -> str:
-    """Markdown: one row per (task, data set), the run table's columns as mean ± std."""
-    present = [c for c in TABLE_COLUMNS if any(c in m for sets in summary.values() for m in sets.values())]
-    lines = [
-        f"folds {', '.join(map(str, folds))}: mean ± std (n - 1) over folds",
-        "",
-        "| task | data set | " + " | ".join(present) + " |",
-        "|" + "---|" * (len(present) + 2),
-    ]
+    """Markdown: one row per (task, data set), the run table's columns (and their labels) as mean ± std."""
+    present = table_columns(summary)
+    lines = [f"folds {', '.join(map(str, folds))}: mean ± std (n - 1) over folds", "", *table_header(present)]
     for task, sets in summary.items():
         if task == "training":
             continue

@@ -78,10 +78,27 @@ def markdown_table(results: dict[str, dict[str, dict[str, float]]]) -> str:
     return "\n\n".join(parts)
 
 
+def table_columns(results: Mapping[str, Mapping[str, Mapping[str, object]]]) -> list[str]:
+    """The TABLE_COLUMNS that some (task, data set) of `results` holds, in table order
+    (a training summary is no row of the metric table)."""
+    return [c for c in TABLE_COLUMNS
+            if any(c in m for task, sets in results.items() if task != "training" for m in sets.values())]
+
+
+def table_header(columns: Sequence[str]) -> list[str]:
+    """The header and rule lines of a `| task | data set | <columns> |` table: the run's table and
+    `uad cv`'s folds table label columns alike (an oracle column is an upper bound, not a result)."""
+    return ["| task | data set | " + " | ".join(map(column_label, columns)) + " |", "|" + "---|" * (len(columns) + 2)]
+
+
+def column_label(column: str) -> str:
+    """A metric's column label in a table: an oracle metric says it is an upper bound."""
+    return column.replace(ORACLE_KEY, "oracle (upper bound)")
+
+
 def _metric_table(results: dict[str, dict[str, dict[str, float]]]) -> str:
-    present = [c for c in TABLE_COLUMNS if any(c in m for task in results.values() for m in task.values())]
-    header = "| task | data set | " + " | ".join(c.replace(ORACLE_KEY, "oracle (upper bound)") for c in present) + " |"
-    lines = [header, "|" + "---|" * (len(present) + 2)]
+    present = table_columns(results)
+    lines = table_header(present)
     pad = " |" * (len(present) - 1)
     for task, sets in results.items():
         reasons = {m.get("skipped") for m in sets.values()}

@@ -12,7 +12,9 @@ from pathlib import Path
 import pytest
 
 from core.commands.cli import main as uad
-from core.commands.cross_validation import fold_overrides, fold_paths, summarise
+from core.commands.cross_validation import fold_overrides, fold_paths, folds_table, summarise
+from core.evaluation.thresholds import ORACLE_KEY, metric_key
+from core.run.results import markdown_table
 from tests.demo_like_data import write_demo_like
 from tests.test_projects_end_to_end import shrink_sets
 
@@ -39,6 +41,19 @@ def test_summarise_mean_and_sample_std():
     assert entry["std"] == pytest.approx(0.2)  # sqrt(((-.2)^2 + 0 + .2^2) / (3 - 1))
     assert entry["folds"] == {0: 0.5, 1: 0.7, 2: 0.9}
     assert "note" not in summarise(per_fold)["ad"]["brats"]
+
+
+def test_folds_table_labels_columns_as_the_run_table():
+    """folds.md's header is the run table's for the same metrics: the oracle column is marked as an
+    upper bound in both (folds.md printed the bare `Dice@oracle_dice`), a training summary adds no column."""
+    run = {"ad": {"brats": {"AUPRC": 0.5, metric_key("Dice", ORACLE_KEY): 0.6, "note": "x"}},
+           "training": {"summary": {"AUPRC": 1.0, "train_seconds": 3.0}}}
+    per_fold = {0: run, 1: {"ad": {"brats": {"AUPRC": 0.7, metric_key("Dice", ORACLE_KEY): 0.8}}}}
+    folds = folds_table(summarise(per_fold), [0, 1]).splitlines()
+    header = next(line for line in folds if line.startswith("| task |"))
+    assert header == next(line for line in markdown_table(run).splitlines() if line.startswith("| task |"))
+    assert header == "| task | data set | AUPRC | Dice@oracle (upper bound) |"
+    assert folds[-1] == "| ad | brats | 0.600 ± 0.141 | 0.700 ± 0.141 |"
 
 
 def test_config_without_fold_paths_is_one_readable_error(tmp_path, capsys):
