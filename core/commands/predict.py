@@ -31,7 +31,7 @@ from core.config.builder import MODEL, ComponentBuilder
 from core.evaluation.evaluator import AnomalyDetectionEvaluator
 from core.evaluation.pipeline import ScoringPipeline
 from core.evaluation.reconstruction import Precision
-from core.evaluation.thresholds import RuleKind, fpr_key
+from core.evaluation.thresholds import fpr_key
 from core.evaluation.volume_files import save_volumes
 from core.run import checkpoint_metadata
 from core.run.assembly import check_components, evaluation_seed
@@ -96,7 +96,7 @@ class Predictor:
         for name in [test_set] if test_set else list(fitted):
             found = fitted[name].get(choice)
             if found is not None and found.usable_by_predict:
-                return (f"{found.key}@{name}" if found.kind is RuleKind.VAL_DICE else found.key), found.value
+                return found.protocol_label(name), found.value
         have = sorted({k for values in fitted.values() for k, t in values.items() if t.usable_by_predict})
         raise UserInputError(f"--threshold '{choice}' was not fitted for task '{self.task}' "
                              f"(have: {', '.join(have)}); choose one of them or give a number")
@@ -105,7 +105,7 @@ class Predictor:
         """(data set, index) the evaluator seeded this volume with, when the run scored a volume
         of that name (in `test_set`, else in the first set that has it); else (`predict`, name)."""
         volumes = self.record.volumes
-        order = [test_set] if test_set else [*self.record.thresholds, *volumes]
+        order = [*([test_set] if test_set else []), *self.record.thresholds, *volumes]
         for name in dict.fromkeys(order):
             names = volumes.get(name, [])
             if scan_name in names:

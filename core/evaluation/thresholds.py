@@ -66,6 +66,11 @@ class FittedThreshold:
         """Whether detections are counted at it: its rule says."""
         return RULES_BY_KIND[self.kind].counts_detections
 
+    def protocol_label(self, set_name: str) -> str:
+        """How a prediction names the threshold it used: the key, with the test set it was fitted
+        for where the value depends on that set (`val_dice@<set>`, fitted on its labelled validation set)."""
+        return f"{self.key}@{set_name}" if self.kind is RuleKind.VAL_DICE else self.key
+
     def to_json(self) -> dict[str, Any]:
         return {"kind": self.kind.value, "value": self.value, "fitted_on": self.fitted_on, "level": self.level}
 
@@ -292,6 +297,10 @@ class ThresholdSettings:
         object.__setattr__(self, "fpr_levels", tuple(float(p) for p in self.fpr_levels))
         object.__setattr__(self, "fixed", tuple(float(t) for t in self.fixed))
         check_fields(self)  # the ranges of the signature, for a direct Python caller (the config check came first)
+        keys = [rule.key for rule in self.rules()]
+        for key in dict.fromkeys(k for k in keys if keys.count(k) > 1):  # one would overwrite the other's threshold and metrics
+            raise ValueError(f"two threshold rules share the key '{key}' (fpr_levels / fixed list one value twice, "
+                             "or values equal to 6 significant digits); list each once")
 
     def rules(self) -> list[ThresholdRule]:
         """The rules in reporting order: val_dice, fpr levels, oracle, fixed values."""

@@ -118,6 +118,21 @@ def _evaluators_binarize(run: Path):
     return pipeline.binarize, [volumes[i] for i in range(len(volumes))], fitted[fpr_key(0.05)].value
 
 
+def _predict_another_set_with_test_set(run: Path, tmp_path: Path, capsys) -> None:
+    """`--test-set` chooses the thresholds only: scans the run scored in another set (its healthy
+    test set) keep the seed they were evaluated with, so the same noise and the same map."""
+    data_root = Path(yaml.safe_load((run / "config.yaml").read_text())["data_root"])
+    code = uad(["predict", "--model", str(run), "--input", str(data_root / "splits" / "test_healthy.csv"),
+                "--data-root", str(data_root), "--output", str(tmp_path / "pred_healthy"), "--threshold", "fpr_5%",
+                "--test-set", TEST_SET, "--no-png"])
+    assert code == 0, capsys.readouterr().err
+    rows = list(csv.DictReader((tmp_path / "pred_healthy" / "predictions.csv").open()))
+    evaluated = {r["name"]: r for r in csv.DictReader((run / TASK / "per_volume.csv").open()) if r["dataset"] == "test_healthy"}
+    assert rows and [r["scan"] for r in rows] == list(evaluated)
+    for row in rows:  # a different seed moves the score by ~5e-3 (tiny DDPM), far beyond rel 1e-6
+        assert float(row["sample_score"]) == pytest.approx(float(evaluated[row["scan"]]["sample_score"]), rel=1e-6)
+
+
 def _record(run: Path) -> checkpoint_metadata.TaskRecord:
     state = torch.load(run / "checkpoints" / "best_model.pt", map_location="cpu", weights_only=True)
     return checkpoint_metadata.task_records(state, {})[TASK]
@@ -128,6 +143,7 @@ def test_predict_gives_the_evaluators_maps_and_masks(method, demo_like, tmp_path
     run = _evaluate_then_predict(method, demo_like, tmp_path, capsys, tuple(NON_DEFAULT.get(method, ())))
     if method == "DDPM":  # the task's own seed, not the run's, seeded the evaluation and predict alike
         assert _record(run).scored_with.seed == 7
+        _predict_another_set_with_test_set(run, tmp_path, capsys)
     stored = torch.load(run / "checkpoints" / "best_model.pt", map_location="cpu", weights_only=True)["config"]
     inference = stored["downstream_tasks"][TASK]["params"]["scoring"].get("inference") or {}
     assert {k: inference.get(k) for k in STORED_INFERENCE.get(method, {})} == STORED_INFERENCE.get(method, {})

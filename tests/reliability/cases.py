@@ -812,6 +812,10 @@ CASES: list[Case] = [
          _args(f"{EVAL}.params.bisection_steps=-3")),
     Case("false-positive rate above 1 (evaluator)", "ranges", "thresholds.fpr_levels: [0]: expected a number > 0 and < 1, got 1.5",
          _args(f"{EVAL}.params.fpr_levels=[1.5]")),
+    Case("one false-positive rate twice (evaluator)", "ranges", "two threshold rules share the key 'fpr_5%'",
+         _args(f"{EVAL}.params.fpr_levels=[0.05, 0.05]")),
+    Case("fixed thresholds equal to 6 digits (evaluator)", "ranges", "two threshold rules share the key 'fixed_0.123457'",
+         _args(f"{EVAL}.params.fixed_thresholds=[0.12345671, 0.12345672]")),
     # --- upper bounds: a count no machine or schedule needs would hang or fill memory after the run folder exists
     Case("bisection steps beyond a double's precision (evaluator)", "ranges",
          "thresholds.bisection_steps: expected an integer >= 1 and <= 64, got 1000000000", _args(f"{EVAL}.params.bisection_steps=1000000000")),
