@@ -44,8 +44,9 @@ def test_summarise_mean_and_sample_std():
 
 
 def test_folds_table_labels_columns_as_the_run_table():
-    """folds.md's header is the run table's for the same metrics: the oracle column is marked as an
-    upper bound in both (folds.md printed the bare `Dice@oracle_dice`), a training summary adds no column."""
+    """The folds table's header is the run table's for the same metrics: the oracle column is marked
+    as an upper bound in both (the folds table printed the bare `Dice@oracle_dice`), a training
+    summary adds no column."""
     run = {"ad": {"brats": {"AUPRC": 0.5, metric_key("Dice", ORACLE_KEY): 0.6, "note": "x"}},
            "training": {"summary": {"AUPRC": 1.0, "train_seconds": 3.0}}}
     per_fold = {0: run, 1: {"ad": {"brats": {"AUPRC": 0.7, metric_key("Dice", ORACLE_KEY): 0.8}}}}
