@@ -73,6 +73,20 @@ class Rule:
     expect: str | None = None          # a regex its printed output must match
 
 
+# A paper DDPM config at toy size, for an example that runs one: the demo configs' UNet width (16 channels, one
+# res block) on 6 of its 50 slices (crop 192 x 192 x 12 voxels, then 2 mm: 96 x 96 x 6), in training and evaluation.
+TINY_PAPER_DDPM: tuple[str, ...] = tuple(
+    x for s in ("model.params.unet.base_channels=16", "model.params.unet.num_res_blocks=1",
+                "model.params.unet.num_head_channels=16", "model.params.unet.num_groups=8",
+                "trainer.data_loader.params.preprocessing.crop_shape=[192, 192, 12]",
+                "downstream_tasks.anomaly_detection.data_loader.params.preprocessing.crop_shape=[192, 192, 12]")
+    for x in ("--set", s))
+
+
+# What a test-only run prints when it evaluated a labelled test set (AUPRC and AUROC numbers, not a skipped task).
+EVALUATED = r"\| anomaly_detection \| test_hyper_spheres \| \d\.\d{3} \| \d\.\d{3} \|"
+
+
 # The one table of examples that do not run exactly as written. First match wins; a command
 # no rule matches runs as written (with the stand-in data and the shrinking --set overrides).
 RULES: tuple[Rule, ...] = (
@@ -85,11 +99,37 @@ RULES: tuple[Rule, ...] = (
          "dropped, tests/test_projects_end_to_end.py evaluates every config",
          add=("--set", "trainer.params.nr_epochs=2", "--set", "downstream_tasks={}")),
     Rule(r"core/Main\.py .*--resume ", Mode.RUN, "continues the run folder the block's previous command made"),
-    Rule(r"^python core/Main\.py ", Mode.CHECK,
-         "a run takes minutes (the benchmark ~40 min; paper configs are for GPUs); "
-         "tests/test_projects_end_to_end.py runs every config shrunk end to end"),
+    Rule(r"^python core/Main\.py --config_path \S+_paper\.yaml .*--set experiment\.task=test ", Mode.CHECK,
+         "a paper model (cDDPM: ResNet-50 encoder and a 37.5 M-parameter UNet) scores every slice of 96 x 96 x 50 "
+         "volumes ten times: minutes on 2 cores even on the stand-in data; the demo config's test-only command runs "
+         "the same path for real"),
+    Rule(r"^python core/Main\.py --config_path projects/MHD/configs/mhd\.yaml .*--set experiment\.task=test ", Mode.RUN,
+         "evaluates the weights of the cDDPM run before (or a fabricated one) for real; 2 of MHD's 10 reconstructions "
+         "per slice (10 take ~1 min on 2 cores even on the stand-in data)",
+         add=("--set", "downstream_tasks.anomaly_detection.params.scoring.scorer.params.num_reconstructions=2"),
+         expect=EVALUATED),
+    Rule(r"^python core/Main\.py .*--set experiment\.task=test ", Mode.RUN,
+         "evaluates the weights of the block's earlier run (or a fabricated one) for real, on the stand-in data",
+         expect=EVALUATED),
+    Rule(r"^python core/Main\.py --config_path projects/cDDPM/configs/cddpm\.yaml --set trainer\.params\.weights\.init=",
+         Mode.RUN, "trains for real (2 steps) from the encoder it names; its evaluation (the config's own) is dropped: "
+         "tests/test_projects_end_to_end.py evaluates cDDPM with a Spark-initialised encoder",
+         add=("--set", "downstream_tasks={}")),
+    Rule(r"^python core/Main\.py --config_path \S+_paper\.yaml", Mode.CHECK,
+         "a paper config is for GPUs: shrunk, tests/test_projects_end_to_end.py trains each one step; a shrunk run "
+         "here would add 20 s to minutes per command on 2 cores (spark_pretrain_paper ~20 s, ra_paper ~35 s, "
+         "cddpm_paper's 2 steps ~3 min, ddpm_paper ~9 min: paper networks on 96 x 96 x 50 volumes), beyond this file's "
+         "time budget"),
+    Rule(r"^python core/Main\.py --config_path projects/benchmark/configs/benchmark\.yaml$", Mode.CHECK,
+         "every method trained and evaluated (~40 min on 2 cores); tests/test_projects_end_to_end.py runs it shrunk "
+         "end to end and renders docs/results.md's page from its run folder"),
+    Rule(r"^python core/Main\.py --config_path projects/\w+/configs/\w+\.yaml$", Mode.CHECK,
+         "a demo config as shipped: shrunk, this is the very command tests/test_projects_end_to_end.py runs end to end "
+         "(the same --set overrides, its results checked against the recorded ones); a second run here would only "
+         "double that time"),
     Rule(r"^(uad cv|python -m core\.(commands\.)?cross_validation) ", Mode.CHECK,
-         "one paper run per fold; two folds checked, with fold-numbered stand-in CSVs (the demo's name no fold)",
+         "one paper run per fold; two folds checked, with fold-numbered stand-in CSVs (the demo's name no fold); "
+         "tests/core/test_cross_validation.py runs two tiny folds for real and tabulates them",
          add=("--set", "trainer.data_loader.params.train_csv=splits/train_fold0.csv",
               "--set", "trainer.data_loader.params.val_csv=splits/val_fold0.csv"),
          sub=(r"--folds( \d+)+", "--folds 0 1")),
@@ -121,6 +161,10 @@ RULES: tuple[Rule, ...] = (
          "the rest runs for real on stand-in raw scans", add=("--skull-strip", "none", "--no-registration", "--no-n4")),
     Rule(r"^uad convert --input best_model\.pt ", Mode.RUN,
          "the authors' checkpoint is not shipped: a stand-in in their format converts for real"),
+    Rule(r"^base: projects/DDPM/configs/ddpm_paper\.yaml\n", Mode.RUN,
+         "a paper config pointed at other data sets: trained 2 steps and evaluated for real on stand-in copies of a "
+         "labelled split, at toy size (the paper UNet and its 50-slice volumes take ~9 min on 2 cores): "
+         "a small UNet, 6 slices", add=TINY_PAPER_DDPM),
     Rule(r"^params:\n  scoring: +\{scorer: \{\.\.\.\}", Mode.SYNTAX,
          "a YAML example: the sketch of an evaluation task's five params groups, `...` standing for values; parsed"),
     Rule(r"^uad predict .*--input examples/", Mode.RUN,
@@ -586,7 +630,8 @@ def test_a_command_run_before_the_one_it_needs_fails(sandbox: Path, stand_in_dat
 @pytest.mark.parametrize("example", examples(YAML), ids=lambda e: e.id)
 def test_yaml_example_builds(example: Example, sandbox: Path, stand_in_data: Path) -> None:
     """A YAML example is a config: merged, checked and built as `python core/Main.py --config_path` would
-    (a sketch that RULES marks `syntax` is parsed only)."""
+    (a sketch that RULES marks `syntax` is parsed only); one that RULES marks `run` runs for real, shrunk, on
+    stand-ins of the split CSVs it names, and every data set its roles name is scored."""
     rule = rule_for(example.text)
     if rule is not None and rule.mode is Mode.SYNTAX:
         import yaml
@@ -596,7 +641,23 @@ def test_yaml_example_builds(example: Example, sandbox: Path, stand_in_data: Pat
     path = sandbox / "examples" / f"{Path(example.doc).stem}_{example.line}.yaml"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(example.text)
-    assert run_main(["--config_path", str(path.relative_to(sandbox))], Mode.CHECK, stand_in_data) == 0
+    if rule is None or rule.mode is not Mode.RUN:
+        assert run_main(["--config_path", str(path.relative_to(sandbox))], Mode.CHECK, stand_in_data) == 0
+        return
+    from core.config.configurator import load_config
+    from core.run.run_files import read_results_json
+
+    config = load_config(path)
+    _csv_stand_ins(config, stand_in_data)
+    assert run_main(["--config_path", str(path.relative_to(sandbox)), *rule.add], Mode.RUN, stand_in_data) == 0
+    [results] = Path("runs").rglob("results.json")
+    for task, spec in config["downstream_tasks"].items():  # the roles it gives: every set scored, its test set thresholded
+        roles, scored = spec["params"]["roles"], read_results_json(results)[task]
+        threshold_sets = {roles["labelled_validation"]} if isinstance(roles["labelled_validation"], str) \
+            else set(roles["labelled_validation"].values())
+        assert set(scored) == set(spec["data_loader"]["datasets"]) - {"_replace"} - threshold_sets, sorted(scored)
+        labelled = set(scored) - {roles["healthy_validation"], roles["healthy_test"]}
+        assert labelled and all("Dice@val_dice" in scored[name] for name in labelled), scored
 
 
 @pytest.mark.parametrize("example", examples(("python",)), ids=lambda e: e.id)
