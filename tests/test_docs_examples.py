@@ -103,30 +103,24 @@ RULES: tuple[Rule, ...] = (
          "a paper model (cDDPM: ResNet-50 encoder and a 37.5 M-parameter UNet) scores every slice of 96 x 96 x 50 "
          "volumes ten times: minutes on 2 cores even on the stand-in data; the demo config's test-only command runs "
          "the same path for real"),
-    Rule(r"^python core/Main\.py --config_path projects/MHD/configs/mhd\.yaml .*--set experiment\.task=test ", Mode.RUN,
-         "evaluates the weights of the cDDPM run before (or a fabricated one) for real; 2 of MHD's 10 reconstructions "
-         "per slice (10 take ~1 min on 2 cores even on the stand-in data)",
-         add=("--set", "downstream_tasks.anomaly_detection.params.scoring.scorer.params.num_reconstructions=2"),
-         expect=EVALUATED),
     Rule(r"^python core/Main\.py .*--set experiment\.task=test ", Mode.RUN,
          "evaluates the weights of the block's earlier run (or a fabricated one) for real, on the stand-in data",
          expect=EVALUATED),
-    Rule(r"^python core/Main\.py --config_path projects/cDDPM/configs/cddpm\.yaml --set trainer\.params\.weights\.init=",
-         Mode.RUN, "trains for real (2 steps) from the encoder it names; its evaluation (the config's own) is dropped: "
-         "tests/test_projects_end_to_end.py evaluates cDDPM with a Spark-initialised encoder",
-         add=("--set", "downstream_tasks={}")),
+    Rule(r"^python core/Main\.py --config_path projects/RA/configs/ra_paper\.yaml$", Mode.RUN,
+         "the paper RA (2D slices) trains and evaluates for real, shrunk, in ~10 s on 2 cores: the one paper config whose "
+         "evaluation fits here (tests/test_projects_end_to_end.py trains paper configs without evaluating them)"),
     Rule(r"^python core/Main\.py --config_path \S+_paper\.yaml", Mode.CHECK,
          "a paper config is for GPUs: shrunk, tests/test_projects_end_to_end.py trains each one step; a shrunk run "
-         "here would add 20 s to minutes per command on 2 cores (spark_pretrain_paper ~20 s, ra_paper ~35 s, "
+         "here would add 10 s to minutes per command on 2 cores (spark_pretrain_paper's ResNet-50 ~10-20 s, "
          "cddpm_paper's 2 steps ~3 min, ddpm_paper ~9 min: paper networks on 96 x 96 x 50 volumes), beyond this file's "
          "time budget"),
     Rule(r"^python core/Main\.py --config_path projects/benchmark/configs/benchmark\.yaml$", Mode.CHECK,
          "every method trained and evaluated (~40 min on 2 cores); tests/test_projects_end_to_end.py runs it shrunk "
          "end to end and renders docs/results.md's page from its run folder"),
     Rule(r"^python core/Main\.py --config_path projects/\w+/configs/\w+\.yaml$", Mode.CHECK,
-         "a demo config as shipped: shrunk, this is the very command tests/test_projects_end_to_end.py runs end to end "
-         "(the same --set overrides, its results checked against the recorded ones); a second run here would only "
-         "double that time"),
+         "a demo config as shipped: shrunk, this is the command tests/test_projects_end_to_end.py runs end to end with "
+         "the same --set overrides and checks against the recorded results (cDDPM from a Spark export: its "
+         "test_spark_encoder_flows_into_cddpm); a second run here (~5-30 s each, 15 such commands) would double that time"),
     Rule(r"^(uad cv|python -m core\.(commands\.)?cross_validation) ", Mode.CHECK,
          "one paper run per fold; two folds checked, with fold-numbered stand-in CSVs (the demo's name no fold); "
          "tests/core/test_cross_validation.py runs two tiny folds for real and tabulates them",
