@@ -1169,7 +1169,8 @@ def _set_env(name: str, value: str | None) -> None:
 
 
 def run_case(case: Case, root: Path) -> Outcome:
-    """Run `case` through core/Main.py in this process."""
+    """Run `case` through core/Main.py in this process, in `root` as the working directory (so that every
+    file the command may write, the default `./runs` included, is under `root`, which is snapshotted)."""
     from core.commands.cli import main as uad
     from core.Main import main
 
@@ -1183,7 +1184,7 @@ def run_case(case: Case, root: Path) -> Outcome:
     command = main
     if argv[0] == "uad":
         command, argv = uad, argv[1:]
-    before = snapshot(root)
+    before = snapshot(root)  # the command runs in `root`: what it writes relative to it (`uad test --model`'s ./runs) is here
     err = io.StringIO()
     saved_env = {name: os.environ.get(name) for name, _ in case.env}
     for name, value in case.env:
@@ -1192,7 +1193,8 @@ def run_case(case: Case, root: Path) -> Outcome:
     def show(message, category, filename, lineno, file=None, line=None):  # as the command line would print them
         err.write(warnings.formatwarning(message, category, filename, lineno, line))
 
-    with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
+    with contextlib.chdir(root), contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()), \
+            warnings.catch_warnings():
         warnings.simplefilter("default")
         warnings.showwarning = show
         try:
