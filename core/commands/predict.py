@@ -50,9 +50,10 @@ from data.raw_preprocessing.template import Template, load_template
 from data.trained_on import ScanHeader, TrainedOn, scan_warnings
 from data.volume import Volume
 from data.volume_dataset import load_volume
+from dl_utils import recovery
 from dl_utils.checkpoint import atomic_write_csv, file_sha256, load_checkpoint
 from dl_utils.device import resolve_device
-from dl_utils.errors import UserInputError
+from dl_utils.errors import UserInputError, WriteFailed
 from dl_utils.param_groups import HeldWarnings
 
 LOG = logging.getLogger(__name__)
@@ -391,53 +392,57 @@ def predict(model: str | Path, inputs: str | Path, output: str | Path, threshold
     template = load_template(options.template, options.template_mask) if needs_template else None
     first = _prepare_first(scans, predictor, options, template, model)  # before any output exists
     output.mkdir(parents=True, exist_ok=True)
-    pipeline = predictor.pipeline
-    rows = []
-    scored_with = predictor.record.scored_with
-    # the task's inference settings and its evaluation's compile decision: the evaluated maps to the last digit
-    with pipeline.prepared(compiled=scored_with.compiled_unet if scored_with is not None else None):
-        for i, scan in enumerate(scans):
-            row = {c: "" for c in PREDICTION_COLUMNS}
-            row.update(scan=scan.name, threshold_protocol=protocol, threshold=f"{value:.6g}")
-            try:
-                warnings = _differences(scan, predictor.trained_on)
-                if i == 0 and isinstance(first, UserInputError):
-                    raise first
-                prepared = first if i == 0 and first is not None else prepare_scan(scan, predictor, options, template)
-                check_model_grid(prepared.volume.image.shape, predictor.input_shape, scan.name, model)
-                scored = pipeline.score(prepared.volume, *predictor.seed_key(scan.name, test_set))
-                amap = scored.amap
-                brain = prepared.volume.mask.numpy()
-                lesion = pipeline.binarize(amap, brain, value)
-                raw_map = prepared.grid_to_raw(amap.astype(np.float32), Interpolation.LINEAR)
-                raw_mask = prepared.grid_to_raw(lesion.astype(np.float32), Interpolation.NEAREST) > 0.5
-                paths = {k: output / f"{scan.name}{suffix}" for k, suffix in
-                         (("map", "_anomaly_map.nii.gz"), ("mask", "_anomaly_mask.nii.gz"), ("png", ".png"))}
-                save_nifti(paths["map"], raw_map, prepared.raw_affine)
-                save_nifti(paths["mask"], raw_mask, prepared.raw_affine)
-                if report:  # what the model saw and made, in the scan's space, for report.html
-                    recs = scored.reconstructions
-                    save_volumes(output, scan.name, prepared.grid_to_raw(prepared.volume.image.numpy(), Interpolation.LINEAR),
-                                 prepared.grid_to_raw(recs.float().mean(0).numpy(), Interpolation.LINEAR) if recs.shape[0] else None,
-                                 None, prepared.raw_affine)
-                if png:
-                    three_plane_png(paths["png"], prepared.volume.image.numpy(), lesion, overlay=amap,
-                                    title=f"{scan.name}: anomaly map ({predictor.task}), mask at {protocol} = {value:.3g}")
-                row.update(status="done", lesion_voxels=str(int(raw_mask.sum())),
-                           sample_score=f"{pipeline.sample_score(amap, brain):.6g}",
-                           map_path=str(paths["map"]), mask_path=str(paths["mask"]), png_path=str(paths["png"]) if png else "",
-                           message="; ".join(f"warning: {w}" for w in warnings))
-            except UserInputError as exc:
-                row.update(status="failed", message=" ".join(str(exc).split()))
-                LOG.error("%s: %s", scan.name, row["message"])
-            rows.append(row)
-    atomic_write_csv(output / "predictions.csv", rows, PREDICTION_COLUMNS)
-    checkpoint = resolve_checkpoint(model).resolve()
-    settings = PredictSettings(threshold=str(threshold), threshold_protocol=protocol, threshold_value=value, test_set=test_set,
-                               precision=str(pipeline.spec.inference.precision), device=str(pipeline.device),
-                               compiled_unet=pipeline.compiled_unet, preprocessed=preprocessed, preprocessing=asdict(options))
-    PredictRecord(str(checkpoint), file_sha256(checkpoint), predictor.task,
-                  predictor.trained_on.to_plain() if predictor.trained_on else None, asdict(settings)).write(output)
-    if report:
-        try_write_report(output)  # from the folder's files and predict.json, as `uad report FOLDER` rebuilds it
-    return rows
+    # stopped part-way (predict has no --resume): its files are written anew, predictions.csv last
+    with recovery.advise(recovery.run_again(f"the files in {output} are incomplete; predictions.csv is written last")):
+        pipeline = predictor.pipeline
+        rows = []
+        scored_with = predictor.record.scored_with
+        # the task's inference settings and its evaluation's compile decision: the evaluated maps to the last digit
+        with pipeline.prepared(compiled=scored_with.compiled_unet if scored_with is not None else None):
+            for i, scan in enumerate(scans):
+                row = {c: "" for c in PREDICTION_COLUMNS}
+                row.update(scan=scan.name, threshold_protocol=protocol, threshold=f"{value:.6g}")
+                try:
+                    warnings = _differences(scan, predictor.trained_on)
+                    if i == 0 and isinstance(first, UserInputError):
+                        raise first
+                    prepared = first if i == 0 and first is not None else prepare_scan(scan, predictor, options, template)
+                    check_model_grid(prepared.volume.image.shape, predictor.input_shape, scan.name, model)
+                    scored = pipeline.score(prepared.volume, *predictor.seed_key(scan.name, test_set))
+                    amap = scored.amap
+                    brain = prepared.volume.mask.numpy()
+                    lesion = pipeline.binarize(amap, brain, value)
+                    raw_map = prepared.grid_to_raw(amap.astype(np.float32), Interpolation.LINEAR)
+                    raw_mask = prepared.grid_to_raw(lesion.astype(np.float32), Interpolation.NEAREST) > 0.5
+                    paths = {k: output / f"{scan.name}{suffix}" for k, suffix in
+                             (("map", "_anomaly_map.nii.gz"), ("mask", "_anomaly_mask.nii.gz"), ("png", ".png"))}
+                    save_nifti(paths["map"], raw_map, prepared.raw_affine)
+                    save_nifti(paths["mask"], raw_mask, prepared.raw_affine)
+                    if report:  # what the model saw and made, in the scan's space, for report.html
+                        recs = scored.reconstructions
+                        save_volumes(output, scan.name, prepared.grid_to_raw(prepared.volume.image.numpy(), Interpolation.LINEAR),
+                                     prepared.grid_to_raw(recs.float().mean(0).numpy(), Interpolation.LINEAR) if recs.shape[0] else None,
+                                     None, prepared.raw_affine)
+                    if png:
+                        three_plane_png(paths["png"], prepared.volume.image.numpy(), lesion, overlay=amap,
+                                        title=f"{scan.name}: anomaly map ({predictor.task}), mask at {protocol} = {value:.3g}")
+                    row.update(status="done", lesion_voxels=str(int(raw_mask.sum())),
+                               sample_score=f"{pipeline.sample_score(amap, brain):.6g}",
+                               map_path=str(paths["map"]), mask_path=str(paths["mask"]), png_path=str(paths["png"]) if png else "",
+                               message="; ".join(f"warning: {w}" for w in warnings))
+                except WriteFailed:  # a full or read-only disk is no scan's fault: every later scan would fail too
+                    raise
+                except UserInputError as exc:
+                    row.update(status="failed", message=" ".join(str(exc).split()))
+                    LOG.error("%s: %s", scan.name, row["message"])
+                rows.append(row)
+        atomic_write_csv(output / "predictions.csv", rows, PREDICTION_COLUMNS)
+        checkpoint = resolve_checkpoint(model).resolve()
+        settings = PredictSettings(threshold=str(threshold), threshold_protocol=protocol, threshold_value=value, test_set=test_set,
+                                   precision=str(pipeline.spec.inference.precision), device=str(pipeline.device),
+                                   compiled_unet=pipeline.compiled_unet, preprocessed=preprocessed, preprocessing=asdict(options))
+        PredictRecord(str(checkpoint), file_sha256(checkpoint), predictor.task,
+                      predictor.trained_on.to_plain() if predictor.trained_on else None, asdict(settings)).write(output)
+        if report:
+            try_write_report(output)  # from the folder's files and predict.json, as `uad report FOLDER` rebuilds it
+        return rows
