@@ -26,15 +26,14 @@ from typing import Any
 import numpy as np
 import torch
 
-from core.commands.scan_checks import check_model_grid, check_model_runs, check_scan_headers
-from core.config.builder import MODEL, ComponentBuilder
+from core.commands.scan_checks import ScanFiles, check_model_grid, check_model_runs, check_scan_headers
 from core.evaluation.evaluator import AnomalyDetectionEvaluator
 from core.evaluation.pipeline import ScoringPipeline
 from core.evaluation.reconstruction import Precision
 from core.evaluation.thresholds import fpr_key
 from core.evaluation.volume_files import save_volumes
 from core.run import checkpoint_metadata
-from core.run.assembly import check_components, evaluation_seed
+from core.run.assembly import evaluation_seed
 from core.run.checkpoint_metadata import TaskRecord
 from core.run.predict_record import PredictRecord, PredictSettings
 from core.run.report import try_write_report
@@ -53,7 +52,6 @@ from data.volume_dataset import load_volume
 from dl_utils.checkpoint import atomic_write_csv, file_sha256, load_checkpoint
 from dl_utils.device import resolve_device
 from dl_utils.errors import UserInputError
-from dl_utils.param_groups import HeldWarnings
 
 LOG = logging.getLogger(__name__)
 PREDICTION_COLUMNS = ("scan", "status", "sample_score", "threshold_protocol", "threshold", "lesion_voxels",
@@ -138,18 +136,11 @@ def load_predictor(model: str | Path, task: str | None = None, device: str = "au
                    allow_external_modules: bool = False) -> Predictor:
     """Build the model and the task's scoring pipeline from the checkpoint's own config (project
     classes of the right role only; `allow_external_modules` is the command-line flag, never the file's)."""
-    from dl_utils.weights import load_model_weights
-
     path = resolve_checkpoint(model)
     state = load_checkpoint(path)
-    stored = checkpoint_metadata.read(state, path)
-    builder = ComponentBuilder(f"{path} (stored config)", allow_external_modules)
-    with HeldWarnings():  # upgrade warnings only for a config that is accepted
-        config = builder.upgrade(stored)
-        check_components(config, builder)  # every section it carries, before any of it is built (its trainer too)
+    config, builder, net = checkpoint_metadata.open_checkpoint(state, path, allow_external_modules)
     torch_device = resolve_device(device if device != "auto" else config.get("device", "auto"))
-    net = builder.build(config["model"], "model", expected=MODEL).to(torch_device)
-    load_model_weights(net, state, path)
+    net = net.to(torch_device)
     records = checkpoint_metadata.task_records(state, config, path)
     tasks = config.get("downstream_tasks") or {}
     if task and task not in tasks:
@@ -193,6 +184,17 @@ class Scan:
     subject: SubjectInput | None = None
     row: SplitRow | None = None
     preprocessed_dir: Path | None = None
+    origin: str = ""  # the CSV line (or subject) that named it; '' for a scan given as a file or a folder's
+
+    def files(self) -> ScanFiles | None:
+        """The files it names, for `check_scan_headers` (None: a `uad preprocess` subject folder, read through its
+        checked transform record)."""
+        if self.subject is not None:
+            others = tuple(f for f in (self.subject.t2, self.subject.seg, self.subject.mask) if f is not None)
+            return ScanFiles(self.subject.t1, None, others, self.origin)
+        if self.row is not None:
+            return ScanFiles(self.row.img_path, self.row.mask_path, (self.row.seg_path,) if self.row.seg_path else (), self.origin)
+        return None
 
 
 def read_scans(source: str | Path, preprocessed: bool = False, mask: str | Path | None = None,
@@ -213,7 +215,7 @@ def read_scans(source: str | Path, preprocessed: bool = False, mask: str | Path 
         columns = [c.strip() for c in (header[0].split(",") if header else [])]
         if "img_path" in columns and "mask_path" in columns:
             rows = read_volume_split(source.resolve(), data_root if data_root is not None else source.parent)
-            return [Scan(r.img_name, row=r) for r in rows]
+            return [Scan(r.img_name, row=r, origin=f"{source} line {line}") for line, r in enumerate(rows, start=2)]
     if preprocessed:
         files = sorted(p for p in source.iterdir() if is_nifti(p)) if source.is_dir() else [source]
         if not files or not all(is_nifti(f) for f in files):
@@ -222,7 +224,8 @@ def read_scans(source: str | Path, preprocessed: bool = False, mask: str | Path 
             raise UserInputError("--preprocessed needs --mask BRAIN_MASK (or use a volume-layout CSV with mask_path)")
         check_unique_names([(scan_name(f), f.name) for f in files], source)
         return [Scan(scan_name(f), row=SplitRow(scan_name(f), float("nan"), 0, f, Path(mask), None)) for f in files]
-    return [Scan(s.name, subject=s) for s in read_subjects(source)]
+    named = source.suffix.lower() == ".csv"  # a CSV of subjects: each scan named by its subject there
+    return [Scan(s.name, subject=s, origin=f"{source} subject '{s.name}'" if named else "") for s in read_subjects(source)]
 
 
 # ---- grids -------------------------------------------------------------------------------
@@ -378,8 +381,7 @@ def predict(model: str | Path, inputs: str | Path, output: str | Path, threshold
     (`report`: also `report.html`, with the model's input and reconstruction per scan).
     `precision` (`core.evaluation.reconstruction.Precision`) replaces the stored task's, e.g. `bf16` on CPU."""
     scans = read_scans(inputs, preprocessed, mask, data_root)  # a bad input stops before the model is loaded
-    check_scan_headers((s.subject.t1, None) if s.subject else (s.row.img_path, s.row.mask_path) for s in scans
-                       if s.subject or s.row)
+    check_scan_headers(files for files in (s.files() for s in scans) if files is not None)  # before the model, before any output
     predictor = load_predictor(model, task, device, allow_external_modules)
     if precision is not None:
         spec = predictor.pipeline.spec

@@ -16,7 +16,6 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
-from core.config.builder import ComponentBuilder
 from core.config.configurator import run_seed
 from core.run import checkpoint_metadata
 from core.run.assembly import build_data_module
@@ -31,10 +30,12 @@ def record_trained_on(checkpoint: str | Path, out: str | Path | None = None, not
     classes outside this project's packages only with `allow_external_modules` (the caller's, never the file's)."""
     path = Path(checkpoint)
     state = load_checkpoint(path)
-    config = checkpoint_metadata.read({k: v for k, v in state.items() if k != "trained_on"}, path)  # the record it replaces is not read
+    # checked as `uad predict` checks it (stored config, every component, the weights fit the model): the file it
+    # writes is one every verb opens; the record it replaces is not read
+    config, builder, _ = checkpoint_metadata.open_checkpoint({k: v for k, v in state.items() if k != "trained_on"}, path,
+                                                             allow_external_modules)
     if "trainer" not in config:
         raise UserInputError(f"{path}: its stored config has no trainer (data loader) to read the training data from")
-    builder = ComponentBuilder(f"{path} (stored config)", allow_external_modules)
     trained = replace(from_data_module(build_data_module(builder, config, run_seed(config))), note=note)
     state["trained_on"] = trained.to_plain()
     save_checkpoint(state, Path(out) if out else path)

@@ -416,7 +416,8 @@ def _shared_run(config_text: str | None = None, results_text: str = '{"detection
     def build(root: Path, config: dict[str, Any]) -> list[str]:
         run_dir = root / "shared_run"
         (run_dir / "checkpoints").mkdir(parents=True)
-        (run_dir / "config.yaml").write_text(config_text if config_text is not None else yaml.safe_dump(config))
+        plain = {k: v for k, v in config.items() if not k.startswith("__")}  # not the case's own marks
+        (run_dir / "config.yaml").write_text(config_text if config_text is not None else yaml.safe_dump(plain))
         (run_dir / "results.json").write_text(results_text)
         if per_volume is not None:
             (run_dir / "detection").mkdir()
@@ -710,6 +711,63 @@ def _hostile_benchmark(kind: str, flag: bool = False) -> Setup:
         (root / "bench.yaml").write_text(yaml.safe_dump(bench, sort_keys=False))
         return ["benchmark", "--config_path", str(root / "bench.yaml"), "--quiet", *(["--allow-external-modules"] if flag else [])]
     return _uad(build)
+
+
+def _stored_entry(key: Any, value: Any, verb: str = "predict") -> Setup:
+    """`uad predict` (or `uad test --model`) of the shared checkpoint whose stored config holds `value` at the
+    top-level `key` (any key a weights-only pickle holds, e.g. the integer 5)."""
+    def build(root: Path, config: dict[str, Any]) -> list[str]:
+        args = _predict()(root, config) if verb == "predict" else _test_model()(root, config)
+        path = args[args.index("--model") + 1]
+        state = torch.load(path, weights_only=True)
+        state["config"][key] = value
+        torch.save(state, path)
+        return args
+    return build
+
+
+def _training_record(weights: Callable[[], dict[str, Any]] | None = None, **changes: Any) -> Setup:
+    """`python -m core.commands.training_record` of the shared checkpoint (its config with `changes`; `weights`:
+    its model_weights replaced by `weights()`) into a new file `--out recorded.pt`."""
+    def setup(root: Path, config: dict[str, Any]) -> list[str]:
+        path = _shared_checkpoint(root, config, **changes)
+        if weights is not None:
+            state = torch.load(path, weights_only=True)
+            state["model_weights"] = weights()
+            torch.save(state, path)
+        config["__uad__"] = "training_record"
+        return [path, "--out", str(root / "recorded.pt")]
+    return setup
+
+
+def _describe_weights(weights: Callable[[], dict[str, Any]]) -> Setup:
+    """`uad describe` of a shared run folder (a valid config.yaml) with `--weights` a file whose model_weights are
+    `weights()` and `--out` a new file."""
+    def build(root: Path, config: dict[str, Any]) -> list[str]:
+        args = _shared_run()(root, config)
+        torch.save({"model_weights": weights(), "epoch": 0}, root / "given.pt")
+        return [*args, "--weights", str(root / "given.pt"), "--out", str(root / "described.pt")]
+    return build
+
+
+def _off_by_one() -> dict[str, torch.Tensor]:
+    """The model's weights, each tensor one longer in its last axis."""
+    return {k: torch.zeros(*v.shape[:-1], v.shape[-1] + 1) if v.ndim else v for k, v in _model_state().items()}
+
+
+def _vast() -> dict[str, torch.Tensor]:
+    """The model's weights with one (10**6, 10**6) tensor (one stored value, expanded)."""
+    return {**_model_state(), "encoder.0.0.weight": torch.zeros(1).expand(10**6, 10**6)}
+
+
+def _predict_missing_scans(*names: str) -> Setup:
+    """`uad predict` of the test CSV after its scans `names` (t0, t1: its rows 1, 2) were removed."""
+    def build(root: Path, config: dict[str, Any]) -> list[str]:
+        args = _predict()(root, config)
+        for name in names:
+            os.remove(_data(root) / f"{name}.nii.gz")
+        return args
+    return build
 
 
 # What each place says of subprocess.Popen once the command line allowed modules outside the project: the wrong kind.
@@ -1106,6 +1164,36 @@ CASES: list[Case] = [
     Case("partial checkpoint", "checkpoint", "weights do not fit the model: missing", _test_with_weights(_partial)),
     Case("mis-shaped checkpoint", "checkpoint", "shape mismatch", _test_with_weights(_misshapen)),
     Case("checkpoint of non-tensors", "checkpoint", "'model_weights' is not a mapping of names to tensors", _test_with_weights(_not_tensors)),
+    # --- a shared checkpoint's stored config is plain data, checked once for every verb; its weights fit its model
+    Case("test --model: a tensor in the stored config", "checkpoint", "shared.pt (stored config): seed: a torch.Tensor, not plain YAML data",
+         _stored_entry("seed", torch.tensor(7), verb="test")),
+    Case("test --model: a tensor deep in the stored config", "checkpoint",
+         "shared.pt (stored config): model.params.latent_dim: a torch.Tensor, not plain YAML data",
+         _test_model(model__params__latent_dim=torch.tensor(8))),
+    Case("predict: a tensor in the stored config", "checkpoint", "shared.pt (stored config): seed: a torch.Tensor, not plain YAML data",
+         _stored_entry("seed", torch.tensor(7))),
+    Case("predict: top-level key 5 in the stored config", "checkpoint", "shared.pt (stored config): 5: a key of type int",
+         _stored_entry(5, "x")),
+    Case("predict: bytes as the stored run name", "checkpoint", "shared.pt (stored config): name: a bytes, not plain YAML data",
+         _stored_entry("name", b"tiny")),
+    Case("predict: unknown top-level key in the stored config", "checkpoint", "shared.pt (stored config): bogus: unknown top-level key",
+         _stored_entry("bogus", 1)),
+    Case("training_record: stored config naming a shell command as model", "checkpoint",
+         "'subprocess' is outside this project's packages", _training_record(model=_popen)),
+    Case("training_record: a tensor in the stored config", "checkpoint", "shared.pt (stored config): seed: a torch.Tensor, not plain YAML data",
+         _training_record(seed=torch.tensor(7))),
+    Case("training_record: weights that do not fit the stored model", "checkpoint", "shared.pt: weights do not fit the model: missing",
+         _training_record(weights=dict)),
+    Case("describe: --weights off by one in every last axis", "checkpoint", "given.pt: weights do not fit the model: missing none; "
+         "unexpected none; shape mismatch", _describe_weights(_off_by_one)),
+    Case("describe: --weights with empty model_weights", "checkpoint", "given.pt: weights do not fit the model: missing decoder",
+         _describe_weights(dict)),
+    Case("describe: --weights with a (10**6, 10**6) tensor", "checkpoint", "encoder.0.0.weight (1000000, 1000000) vs (8, 1, 4, 4)",
+         _describe_weights(_vast)),
+    Case("predict: every scan of the CSV missing", "predict", "test.csv line 2: scan ",
+         _predict_missing_scans("t0", "t1")),
+    Case("predict: the second scan of the CSV missing", "predict", "test.csv line 3: scan ",
+         _predict_missing_scans("t1")),
     # --- resume: the stored config is continued; a different one is refused, config.yaml never rewritten
     Case("resume with a changing --set", "resume", "--resume continues the stored config.yaml, but --set changes trainer.params.optimizer_params.lr",
          _resume_with(f"{T}.optimizer_params={{lr: 0.5}}", first=(f"{T}.patience=3",))),
@@ -1156,8 +1244,8 @@ def prepare(case: Case, root: Path) -> list[str]:
         config_path.write_bytes(raw.encode("utf-8", "surrogateescape"))
     else:
         config_path.write_text(yaml.safe_dump(config, sort_keys=False))
-    if uad:
-        return ["uad", *extra]
+    if uad:  # True: a `uad` verb; a name: that command module of core/commands (e.g. training_record)
+        return [uad if isinstance(uad, str) else "uad", *extra]
     return ["--config_path", other or str(config_path), "--quiet", *extra]
 
 
@@ -1180,9 +1268,11 @@ def run_case(case: Case, root: Path) -> Outcome:
     saved_logging = root_logger.handlers[:], root_logger.level
     root_logger.handlers = []  # as in a fresh process: the command's own logging setup writes to the captured stderr
     argv = prepare(case, root)
+    from core.commands.training_record import main as training_record
+
     command = main
-    if argv[0] == "uad":
-        command, argv = uad, argv[1:]
+    if argv[0] in ("uad", "training_record"):
+        command, argv = {"uad": uad, "training_record": training_record}[argv[0]], argv[1:]
     before = snapshot(root)
     err = io.StringIO()
     saved_env = {name: os.environ.get(name) for name, _ in case.env}
