@@ -3,10 +3,13 @@
     python -m core.commands.training_record weights/ra_demo.pt [--note TEXT] [--out OUT]
 
 Training runs record `trained_on` themselves (`core.run.experiment`); this is for
-checkpoints written before they did (the shipped `weights/ra_demo.pt`): the stored config's
-training data module is built (its split CSV read, its first volume loaded as training loads it, so the
-data must be where the config says, e.g. `python -m data.demo.prepare` for the demo) and
-`data.trained_on.TrainedOn` of it is written atomically; every other entry is kept as is.
+checkpoints written before they did (the shipped `weights/ra_demo.pt`). The checkpoint is opened as
+`uad predict` opens it (`core.run.checkpoint_metadata.open_checkpoint`: its stored config checked, every
+component this project's and of its role, the weights loaded into the model strictly), so the file it
+writes is one every verb opens. Then the stored config's training data module is built (its split CSV
+read, its first volume loaded as training loads it, so the data must be where the config says, e.g.
+`python -m data.demo.prepare` for the demo) and `data.trained_on.TrainedOn` of it is written atomically;
+every other entry is kept as is.
 `--note` adds what the numbers cannot say (e.g. that two rows are one brain and its mirror image).
 """
 from __future__ import annotations

@@ -17,7 +17,8 @@ thresholds and `input_shapes`; `task_records` reads both versions into the same 
 
 `uad describe RUN_FOLDER [--weights W] [--out OUT]` (core/commands/cli.py) makes any
 evaluated run folder's checkpoint (or the weights file `W`) self-describing from the run's
-`config.yaml`, `results.json` and `per_volume.csv`.
+`config.yaml`, `results.json` and `per_volume.csv`, once the config passes the check every verb makes of a
+stored config (`check_stored_config`) and the weights fit its model.
 """
 from __future__ import annotations
 
