@@ -63,6 +63,11 @@ class DownstreamEvaluator:
         result is the run's (other ranks return an empty one)."""
         raise NotImplementedError
 
+    def grid_problem(self, height: int, width: int) -> str | None:
+        """Why this task cannot evaluate axial slices of height x width (e.g. too small for its scorer), or
+        None; the run asks it of every data set's grid before anything is written (core.run.assembly)."""
+        return None
+
 
 class AnomalyDetectionEvaluator(DownstreamEvaluator):
     """The evaluation protocol (docs/methods.md section 8) for any reconstruction model and scorer.
@@ -94,6 +99,10 @@ class AnomalyDetectionEvaluator(DownstreamEvaluator):
             raise ValueError("no test set left after the validation / healthy / fit roles; add one under data_loader.datasets")
         if self.pipeline.needs_fit and roles.fit_set is None:
             raise ValueError(f"{type(scoring.scorer).__name__} must be fitted on healthy data: set roles.fit_set to a healthy data set")
+
+    def grid_problem(self, height: int, width: int) -> str | None:
+        """Slices too small for the scorer (`NeedsMinimumSlice`), or None."""
+        return self.pipeline.slice_problem(height, width)
 
     @staticmethod
     def upgrade_params(params: Mapping[str, Any]) -> dict[str, Any]:
