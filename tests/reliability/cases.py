@@ -892,6 +892,15 @@ CASES: list[Case] = [
          "binary_postprocessing[0].params.min_size: expected an integer >= 0 and <= 8589934592, got 1000000000000000000000000000000",
          _args(f"{EVAL}.params.binary_postprocessing=[{{module_name: optim.postprocessing, class_name: RemoveSmallComponents, "
                "params: {min_size: 1000000000000000000000000000000}}]")),
+    # --- seeds: 0 to 2**63 - 1 as the run's (a task's seed outside it was written into results.json, then refused by its reader)
+    Case("evaluation seed beyond 2**63 (evaluator)", "ranges",
+         "downstream_tasks.detection.params.seed: expected an integer >= 0 and <= 9223372036854775807, got 1" + "0" * 30,
+         _args(f"{EVAL}.params.seed=1" + "0" * 30)),
+    Case("negative evaluation seed (evaluator)", "ranges",
+         "downstream_tasks.detection.params.seed: expected an integer >= 0 and <= 9223372036854775807, got -5", _args(f"{EVAL}.params.seed=-5")),
+    Case("data-loader seed beyond 2**63", "ranges",
+         "trainer.data_loader.params.seed: expected an integer >= 0 and <= 9223372036854775807, got 1" + "0" * 30,
+         _args(f"{DL}.seed=1" + "0" * 30)),
     Case("params not a mapping", "types", "model.params: must be a mapping of keyword arguments", _args("model.params=[1, 2]")),
     Case("unparsable --set value", "config", "is not valid YAML", _args(f"{T}.optimizer_params={{lr: ")),
     Case("--set without a value", "config", "expected key.path=value", lambda root, config: ["--set", f"{T}.nr_epochs"]),
