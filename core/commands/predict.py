@@ -330,13 +330,17 @@ def read_transform(folder: Path) -> dict[str, Any]:
 
 
 def scan_header(scan: Scan) -> ScanHeader:
-    """The header of the scan as acquired: the raw file's (for a `uad preprocess` folder, as its
-    transform.json recorded it, the raw file's own header when it is still there)."""
+    """The header of the scan as acquired: the raw file's (for a `uad preprocess` output, a folder or a row
+    of its split CSVs, as its transform.json recorded it, the raw file's own header when it is still there):
+    the preprocessed volume is cropped to the brain, its field of view is not the scan's."""
     if scan.subject is not None:
         return ScanHeader.read(scan.subject.t1, scan.name)
+    folder = scan.preprocessed_dir
     if scan.row is not None:
-        return ScanHeader.read(scan.row.img_path, scan.name)
-    raw = read_transform(scan.preprocessed_dir)["raw"]
+        folder = Path(scan.row.img_path).parent
+        if not (folder / TRANSFORM_FILE).is_file():
+            return ScanHeader.read(scan.row.img_path, scan.name)
+    raw = read_transform(folder)["raw"]
     raw_path = Path(str(raw.get("path", "")))
     name = f"{scan.name} {raw_path.name}"  # the raw file's name may say the contrast (`sub03_t1ce.nii.gz`)
     if raw_path.is_file():

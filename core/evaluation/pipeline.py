@@ -32,7 +32,7 @@ from dl_utils.seeding import derive_seed
 from optim.metrics import thresholds as threshold_ops
 from optim.metrics.detection import Reduction, sample_score
 from optim.postprocessing import BinaryStep, MapStep, apply_binary_steps, apply_map_steps
-from optim.scoring.base import FittedOnHealthy, NeedsExternalFiles, Scorer
+from optim.scoring.base import FittedOnHealthy, NeedsExternalFiles, Scorer, slice_problem
 
 LOG = logging.getLogger(__name__)
 AUTO = "auto"
@@ -133,6 +133,10 @@ class ScoringPipeline:
                 raise
             return str(exc)
         return None
+
+    def slice_problem(self, height: int, width: int) -> str | None:
+        """Why the scorer cannot score axial slices of height x width (too small for it), or None."""
+        return slice_problem(self.spec.scorer, height, width)
 
     def fit(self, healthy: Sequence[Any]) -> None:
         """Fit the scorer's reference statistics on healthy volumes (scorers that have them)."""

@@ -71,6 +71,12 @@ def _flag_args(*items: str) -> Setup:
     return lambda root, config: ["--allow-external-modules", *_set(*items)]
 
 
+def _scorer(module: str, name: str, *params: str) -> Setup:
+    """--set the evaluation's scorer to optim.scoring.<module>.<name> with `params` (key=value YAML each)."""
+    mapping = ", ".join(p.replace("=", ": ", 1) for p in params)
+    return _args(f"{EVAL}.params.scorer={{module_name: optim.scoring.{module}, class_name: {name}, params: {{{mapping}}}}}")
+
+
 def _raw_config(text: str) -> Setup:
     """Replace the config file by `text` (written after the config dict, so it wins)."""
     def setup(root: Path, config: dict[str, Any]) -> list[str]:
@@ -895,6 +901,64 @@ CASES: list[Case] = [
     Case("reconstructions beyond any average (scorer)", "ranges",
          "scorer.params.num_reconstructions: expected an integer >= 1 and <= 1000, got 1000000",
          _args(f"{EVAL}.params.scorer.params.num_reconstructions=1000000")),
+    # --- scorers' and post-processing steps' numerics: an overflow or NaN after training, unless the signature says the range
+    Case("infinite histogram range (scorer)", "ranges", "scoring.scorer.params.value_range: [1]: expected a number >= -1e+06 and <= 1e+06, got inf",
+         _scorer("intensity", "IntensityDensityScorer", "value_range=[0, .inf]")),
+    Case("minus infinite histogram range (scorer)", "ranges",
+         "scoring.scorer.params.value_range: [0]: expected a number >= -1e+06 and <= 1e+06, got -inf",
+         _scorer("intensity", "IntensityDensityScorer", "value_range=[-.inf, 1]")),
+    Case("histogram smoothing sigma 1e300 (scorer)", "ranges",
+         "scoring.scorer.params.smoothing_sigma: expected a number >= 0 and <= 2048, got 1e+300",
+         _scorer("intensity", "IntensityDensityScorer", "smoothing_sigma=1.0e+300")),
+    Case("10**12 histogram bins (scorer)", "ranges", "scoring.scorer.params.bins: expected an integer >= 1 and <= 65536, got 1000000000000",
+         _scorer("intensity", "IntensityDensityScorer", "bins=1000000000000")),
+    Case("model-free scorer drawing 10**6 reconstructions (scorer)", "ranges",
+         "scoring.scorer.params.num_reconstructions: expected an integer >= 0 and <= 1000, got 1000000",
+         _scorer("intensity", "IntensityDensityScorer", "num_reconstructions=1000000")),
+    Case("random LPIPS trunk seed beyond 2**63 (RA scorer)", "ranges",
+         "scoring.scorer.params.random_backbone_seed: expected an integer >= 0 and <= 9223372036854775807, got 1000000000000000000000000000000",
+         _scorer("ra_lpips", "RAPerceptualScorer", "backbone=random", "random_backbone_seed=1000000000000000000000000000000")),
+    Case("LPIPS smoothing sigma 1e300 (RA scorer)", "ranges", "scoring.scorer.params.sigma: expected a number > 0 and <= 2048, got 1e+300",
+         _scorer("ra_lpips", "RAPerceptualScorer", "backbone=random", "sigma=1.0e+300")),
+    Case("LPIPS window truncate 1e300 (RA scorer)", "ranges", "scoring.scorer.params.truncate: expected a number > 0 and <= 40, got 1e+300",
+         _scorer("ra_lpips", "RAPerceptualScorer", "backbone=random", "truncate=1.0e+300")),
+    Case("CLAHE clip limit 1e300 (RA scorer)", "ranges", "scoring.scorer.params.clahe_clip_limit: expected a number >= 0 and <= 1, got 1e+300",
+         _scorer("ra_lpips", "RAPerceptualScorer", "backbone=random", "clahe_clip_limit=1.0e+300")),
+    Case("SSIM sigma 1e300 (scorer)", "ranges",
+         "scoring.scorer.params.sigma: expected a number > 0 and <= 2048, got 1e+300",
+         _scorer("ssim", "SSIMScorer", "sigma=1.0e+300")),
+    Case("SSIM window truncate 1e300 (scorer)", "ranges",
+         "scoring.scorer.params.truncate: expected a number > 0 and <= 40, got 1e+300",
+         _scorer("ssim", "SSIMScorer", "truncate=1.0e+300")),
+    Case("SSIM constant k2 1e300 (scorer)", "ranges",
+         "scoring.scorer.params.k2: expected a number > 0 and <= 1, got 1e+300",
+         _scorer("ssim", "SSIMScorer", "k2=1.0e+300")),
+    Case("SSIM data range 1e300 (scorer)", "ranges",
+         "scoring.scorer.params.data_range: expected a number > 0 and <= 1e+06 or null, got 1e+300",
+         _scorer("ssim", "SSIMScorer", "data_range=1.0e+300")),
+    Case("SSIM ensemble of 1000 windows (scorer)", "ranges",
+         "scoring.scorer.params.sigmas: expected list of numbers > 0 and <= 2048 (at least 1, at most 64), got 1000 items",
+         _scorer("ssim", "SSIMEnsembleScorer", f"sigmas=[{', '.join(['1.0'] * 1000)}]")),
+    Case("SSIM ensemble window sigma 1e300 (scorer)", "ranges",
+         "scoring.scorer.params.sigmas: [1]: expected a number > 0 and <= 2048, got 1e+300",
+         _scorer("ssim", "SSIMEnsembleScorer", "sigmas=[0.5, 1.0e+300]")),
+    Case("MHD smoothing sigma 1e300 (scorer)", "ranges", "scoring.scorer.params.smoothing_sigma: expected a number >= 0 and <= 2048, got 1e+300",
+         _scorer("mahalanobis", "MahalanobisScorer", "num_reconstructions=2", "smoothing_sigma=1.0e+300")),
+    Case("MHD SSIM sigma 1e300 (scorer)", "ranges", "scoring.scorer.params.ssim_sigma: expected a number > 0 and <= 2048, got 1e+300",
+         _scorer("mahalanobis", "MahalanobisScorer", "num_reconstructions=2", "ssim_sigma=1.0e+300")),
+    Case("component size beyond any volume (post-processing)", "ranges",
+         "binary_postprocessing[0].params.min_size: expected an integer >= 0 and <= 8589934592, got 1000000000000000000000000000000",
+         _args(f"{EVAL}.params.binary_postprocessing=[{{module_name: optim.postprocessing, class_name: RemoveSmallComponents, "
+               "params: {min_size: 1000000000000000000000000000000}}]")),
+    # --- seeds: 0 to 2**63 - 1 as the run's (a task's seed outside it was written into results.json, then refused by its reader)
+    Case("evaluation seed beyond 2**63 (evaluator)", "ranges",
+         "downstream_tasks.detection.params.seed: expected an integer >= 0 and <= 9223372036854775807, got 1" + "0" * 30,
+         _args(f"{EVAL}.params.seed=1" + "0" * 30)),
+    Case("negative evaluation seed (evaluator)", "ranges",
+         "downstream_tasks.detection.params.seed: expected an integer >= 0 and <= 9223372036854775807, got -5", _args(f"{EVAL}.params.seed=-5")),
+    Case("data-loader seed beyond 2**63", "ranges",
+         "trainer.data_loader.params.seed: expected an integer >= 0 and <= 9223372036854775807, got 1" + "0" * 30,
+         _args(f"{DL}.seed=1" + "0" * 30)),
     Case("params not a mapping", "types", "model.params: must be a mapping of keyword arguments", _args("model.params=[1, 2]")),
     Case("unparsable --set value", "config", "is not valid YAML", _args(f"{T}.optimizer_params={{lr: ")),
     Case("--set without a value", "config", "expected key.path=value", lambda root, config: ["--set", f"{T}.nr_epochs"]),
@@ -1147,6 +1211,16 @@ CASES: list[Case] = [
          lambda root, config: _volume_of_shape("t1", (12, 16, 8))(root, config) + _test_model()(root, config)),
     Case("model image_size off the data grid", "data", "model: ConvAutoencoder does not fit a training batch (1, 1, 16, 16) of healthy.csv",
          _args("model.params.image_size=32")),
+    Case("slices too small for LPIPS (RA scorer)", "data",
+         "h0.nii.gz has 16x16 slices, but RAPerceptualScorer needs axial slices of at least 17x17 pixels; "
+         "set the data loader's preprocessing target_shape to a larger grid or choose another scorer",
+         _scorer("ra_lpips", "RAPerceptualScorer", "backbone=random")),
+    Case("SSIM reflect window wider than the slices (scorer)", "data",
+         "h0.nii.gz has 16x16 slices, but SSIMScorer needs axial slices of at least 19x19 pixels; set the data loader's preprocessing target_shape",
+         _scorer("ssim", "SSIMScorer", "padding=reflect", "sigma=5.0")),
+    Case("MHD's reflect-padded SSIM window wider than the slices (scorer)", "data",
+         "h0.nii.gz has 16x16 slices, but MahalanobisScorer needs axial slices of at least 19x19 pixels",
+         _scorer("mahalanobis", "MahalanobisScorer", "num_reconstructions=2", "ssim_padding=reflect", "ssim_sigma=5.0")),
     Case("mask shape mismatch", "data", "h0_mask.nii.gz", _nifti("h0_mask.nii.gz", np.ones((16, 16, 4), np.uint8))),
     Case("empty brain mask", "data", "h1_mask.nii.gz", _nifti("h1_mask.nii.gz", np.zeros(SHAPE, np.uint8))),
     Case("non-binary mask", "data", "h0_mask.nii.gz is not binary",

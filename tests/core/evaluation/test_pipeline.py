@@ -116,3 +116,21 @@ def test_bf16_autocast_on_cuda_is_close_to_fp32():
         with pipeline.prepared():
             maps.append(pipeline.score(volume, "test", 0).amap)
     np.testing.assert_allclose(maps[1], maps[0], atol=2e-2)
+
+
+def test_slices_too_small_for_the_scorer_are_one_line_before_predict_writes():
+    """`NeedsMinimumSlice` through the pipeline: the grid a scorer cannot score is said before scoring, by the
+    run's pre-run check (`grid_problem`, core.run.assembly) and by predict's (`check_model_runs`)."""
+    from core.commands.scan_checks import check_model_runs
+    from dl_utils.errors import UserInputError
+    from model_zoo.identity import IdentityModel
+    from optim.scoring.ra_lpips import RAPerceptualScorer
+
+    pipeline = ScoringPipeline(IdentityModel(), ScoringSpec(scorer=RAPerceptualScorer(backbone="random")), CPU, 0)
+    assert pipeline.slice_problem(16, 17) == "RAPerceptualScorer needs axial slices of at least 17x17 pixels"
+    assert pipeline.slice_problem(17, 17) is None
+    assert ScoringPipeline(IdentityModel(), ScoringSpec(scorer=L1Scorer()), CPU, 0).slice_problem(1, 1) is None
+    with pytest.raises(UserInputError, match=r"^scan.nii.gz: preprocessing brings it onto 16x20 slices, but RAPerceptualScorer needs "
+                                             r"axial slices of at least 17x17 pixels; give scans"):
+        check_model_runs(pipeline, torch.rand(16, 20, 4), "scan.nii.gz", "model.pt")
+    check_model_runs(pipeline, torch.rand(17, 20, 4), "scan.nii.gz", "model.pt")
