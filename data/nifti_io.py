@@ -151,3 +151,9 @@ def save_nifti(path: str | os.PathLike, array: np.ndarray, affine: np.ndarray) -
     img = nib.Nifti1Image(arr, np.asarray(affine, dtype=np.float64))
     with atomic_path(path, suffix="".join(path.suffixes) or ".nii.gz") as tmp:
         nib.save(img, tmp)
+
+
+def header_description(img: nib.spatialimages.SpatialImage) -> str:
+    """A NIfTI header's free-text description (`descrip`; scanners often name the sequence there), '' if none."""
+    description = img.header.get("descrip") if hasattr(img.header, "get") else None
+    return description.item().decode("latin-1", "replace").strip("\x00 ") if description is not None else ""

@@ -21,6 +21,7 @@ import nibabel as nib
 import numpy as np
 import torch
 
+from data.nifti_io import header_description
 from dl_utils.param_ranges import GridSide, NonNegativeInt, PositiveFloat
 from dl_utils.param_types import constructor_hints, mismatch
 
@@ -195,9 +196,7 @@ class ScanHeader:
     @classmethod
     def read(cls, path: str | Path, name: str | None = None) -> ScanHeader:
         img = nib.load(str(path))
-        description = img.header.get("descrip") if hasattr(img.header, "get") else None
-        text = description.item().decode("latin-1", "replace") if description is not None else ""
-        return cls.from_affine(name or Path(path).name, text.strip("\x00 "), tuple(img.shape[:3]), np.asarray(img.affine))
+        return cls.from_affine(name or Path(path).name, header_description(img), tuple(img.shape[:3]), np.asarray(img.affine))
 
     @classmethod
     def from_affine(cls, name: str, description: str, shape: tuple[int, ...], affine: np.ndarray) -> ScanHeader:

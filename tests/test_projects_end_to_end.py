@@ -14,6 +14,7 @@ import pytest
 
 from core.config.configurator import load_config
 from core.Main import main
+from core.run.run_files import read_results_json, skipped_tasks
 from tests.demo_like_data import write_demo_like
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -168,6 +169,11 @@ def test_demo_config_runs_end_to_end(config, demo_like, tmp_path, capsys):
         page = capsys.readouterr().out
         assert page.startswith("# Demo results") and "## Comparison" in page
         assert re.search(r"^\| \w+ \[\w+\] \| ", page, re.M), "no method row"
+        listing = json.loads((run_dir / "methods.json").read_text())["methods"]
+        table = (run_dir / "results.md").read_text()
+        for method, rel in listing.items():  # a task that evaluated nothing (RA's LPIPS without weights) is named, with why
+            for task, why in skipped_tasks(read_results_json(run_dir / rel / "results.json")).items():
+                assert f"Skipped: {method} [{task}]: {why}" in table
         from tests import chromium
         from tests.core.test_report_browser import check_benchmark_page
 

@@ -294,7 +294,7 @@ def prepare_scan(scan: Scan, predictor: Predictor, options: PipelineOptions, tem
         transform = {"raw": raw_header(scan.row.img_path), "template_to_subject": np.eye(4).tolist()}
         return Prepared(volume, _back_to_raw(volume.affine, transform), np.asarray(transform["raw"]["affine"]))
     if scan.preprocessed_dir is not None:
-        transform = json.loads((scan.preprocessed_dir / TRANSFORM_FILE).read_text())
+        transform = read_transform(scan.preprocessed_dir)
         image = load_nifti(scan.preprocessed_dir / f"{scan.name}_t1.nii.gz", "preprocessed T1")
         mask = load_nifti(scan.preprocessed_dir / f"{scan.name}_mask.nii.gz", "preprocessed brain mask")
         arrays, affine = (image.data, mask.data > 0), image.affine
@@ -307,13 +307,50 @@ def prepare_scan(scan: Scan, predictor: Predictor, options: PipelineOptions, tem
     return Prepared(volume, _back_to_raw(grid_affine, transform), np.asarray(transform["raw"]["affine"], float))
 
 
+def read_transform(folder: Path) -> dict[str, Any]:
+    """A `uad preprocess` subject folder's transform.json, checked: the raw scan's shape and affine and
+    the template-to-subject matrix (what maps the outputs back), a one-line error naming the file otherwise."""
+    path = folder / TRANSFORM_FILE
+    fix = "run `uad preprocess` again for this subject, or give its raw scan"
+    try:
+        transform = json.loads(path.read_text(encoding="utf-8"))
+        raw = transform["raw"]
+        shape_ok = len(raw["shape"]) == 3 and all(isinstance(n, int) and n > 0 for n in raw["shape"])
+        matrices_ok = all(np.asarray(m, float).shape == (4, 4) and np.isfinite(np.asarray(m, float)).all()
+                          for m in (raw["affine"], transform["template_to_subject"]))
+    except (OSError, UnicodeDecodeError, ValueError, TypeError, KeyError) as exc:
+        raise UserInputError(f"{path}: not a readable transform record ({type(exc).__name__}: {exc!s:.80}); {fix}") from None
+    if not (shape_ok and matrices_ok):
+        raise UserInputError(f"{path}: 'raw.shape' must be 3 positive integers and 'raw.affine' / 'template_to_subject' "
+                             f"finite 4x4 matrices; {fix}")
+    return transform
+
+
+def scan_header(scan: Scan) -> ScanHeader:
+    """The header of the scan as acquired: the raw file's (for a `uad preprocess` output, a folder or a row
+    of its split CSVs, as its transform.json recorded it, the raw file's own header when it is still there):
+    the preprocessed volume is cropped to the brain, its field of view is not the scan's."""
+    if scan.subject is not None:
+        return ScanHeader.read(scan.subject.t1, scan.name)
+    folder = scan.preprocessed_dir
+    if scan.row is not None:
+        folder = Path(scan.row.img_path).parent
+        if not (folder / TRANSFORM_FILE).is_file():
+            return ScanHeader.read(scan.row.img_path, scan.name)
+    raw = read_transform(folder)["raw"]
+    raw_path = Path(str(raw.get("path", "")))
+    name = f"{scan.name} {raw_path.name}"  # the raw file's name may say the contrast (`sub03_t1ce.nii.gz`)
+    if raw_path.is_file():
+        return ScanHeader.read(raw_path, name)
+    return ScanHeader.from_affine(name, str(raw.get("description", "")), tuple(raw["shape"]), np.asarray(raw["affine"], float))
+
+
 # ---- the command ---------------------------------------------------------------------------
 def _differences(scan: Scan, trained: TrainedOn | None) -> list[str]:
     """How the scan's header differs from the training data (`data.trained_on.scan_warnings`), each logged."""
-    path = scan.subject.t1 if scan.subject is not None else scan.row.img_path if scan.row is not None else None
-    if trained is None or path is None:
+    if trained is None:
         return []
-    warnings = scan_warnings(trained, ScanHeader.read(path, scan.name))
+    warnings = scan_warnings(trained, scan_header(scan))
     for warning in warnings:
         LOG.warning("%s: %s", scan.name, warning)
     return warnings

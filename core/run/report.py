@@ -28,8 +28,8 @@ import yaml
 
 from core.run.predict_record import PredictRecord
 from core.run.report_volumes import Budget, VolumeFiles, compared_layers, map_names, round_robin, volume_layers
-from core.run.results import BOX_FIGURES, TABLE_COLUMNS, box_localisation_rows, read_results
-from core.run.run_files import read_results_json
+from core.run.results import BOX_FIGURES, TABLE_COLUMNS, box_localisation_rows, column_label, read_results
+from core.run.run_files import read_results_json, skipped_tasks
 from core.run.run_folder import CONFIG_FILE, ORIGIN_FILE
 from data.trained_on import stated
 from dl_utils.checkpoint import atomic_write_text, file_sha256
@@ -147,9 +147,15 @@ def trained_on(checkpoint: Path | None, warn: bool = True) -> dict[str, Any] | N
     return stated(found) if isinstance(found, dict) else None
 
 
-def _model_part(checkpoint: Path | None, extra: dict[str, Any], recorded: PredictRecord | None = None) -> Part:
+NO_PREDICT_CHECKPOINT = "unknown: no checkpoint named (a predict folder: `uad report FOLDER --model CKPT`)"
+NO_RUN_CHECKPOINT = ("none: no checkpoints/best_model.pt in the run folder and no experiment.weights "
+                     "(a model-free scorer, e.g. the Threshold baseline, trains none)")
+
+
+def _model_part(checkpoint: Path | None, extra: dict[str, Any], recorded: PredictRecord | None = None,
+                no_checkpoint: str = NO_PREDICT_CHECKPOINT) -> Part:
     """The model section: `extra`, the checkpoint and what it was trained on (read from `checkpoint`, else
-    from a predict folder's record of the checkpoint that made it)."""
+    from a predict folder's record of the checkpoint that made it; `no_checkpoint`: what to say without either)."""
     items = {k: v for k, v in extra.items() if v not in (None, "")}
     if checkpoint is None and recorded is not None:
         items.update(checkpoint=recorded.model, sha256=recorded.sha256)
@@ -161,7 +167,7 @@ def _model_part(checkpoint: Path | None, extra: dict[str, Any], recorded: Predic
     if found:
         items["trained on"] = found
     elif checkpoint is None and recorded is None:
-        items["trained on"] = "unknown: no checkpoint named (a predict folder: `uad report FOLDER --model CKPT`)"
+        items["trained on"] = no_checkpoint
     elif checkpoint is not None and not checkpoint.is_file():
         items["trained on"] = "unknown: the checkpoint is not there"
     else:
@@ -229,7 +235,8 @@ def _run_page(folder: Path, budget: Budget) -> tuple[str, list[Part]]:
     checkpoint = _run_checkpoint(folder, config)
     model = config.get("model") or {}
     parts = [_model_part(checkpoint, {"config": config.get("name"), "experiment": experiment.get("name"),
-                                      "model": ".".join(str(model.get(k, "")) for k in ("module_name", "class_name")).strip(".")})]
+                                      "model": ".".join(str(model.get(k, "")) for k in ("module_name", "class_name")).strip(".")},
+                         no_checkpoint=NO_RUN_CHECKPOINT)]
     parts.append(_results_part(results))
     curves = {}
     for task in _tasks(results):
@@ -258,8 +265,9 @@ def _results_part(results: dict[str, Any]) -> Part:
     rows = []
     for task in _tasks(results):
         for dataset, metrics in results[task].items():
-            rows.append({"task": task, "data set": dataset, **({"skipped": metrics["skipped"]} if "skipped" in metrics else metrics)})
-    present = [c for c in TABLE_COLUMNS if any(c in r for r in rows)]
+            shown = {"skipped": metrics["skipped"]} if "skipped" in metrics else {column_label(k): v for k, v in metrics.items()}
+            rows.append({"task": task, "data set": dataset, **shown})
+    present = [column_label(c) for c in TABLE_COLUMNS if any(column_label(c) in r for r in rows)]  # as results.md labels them
     skipped = ["skipped"] if any("skipped" in r for r in rows) else []
     body = html.table(["task", "data set", *skipped, *present], rows, sortable=False)
     boxes = box_localisation_rows(results)
@@ -323,10 +331,10 @@ def _benchmark_page(folder: Path, budget: Budget) -> tuple[str, list[Part]]:
     comparison = read_results_json(folder / "results.json")[ORCHESTRATOR]
     columns = [c for name, path in methods.items() for c in _columns(name, path)]
     method_rows = [{"method": name, "run folder": str(path.relative_to(folder)) if path.is_relative_to(folder) else str(path),
-                    "trained on": _trained_on_cell(path)} for name, path in methods.items()]
+                    "trained on": _trained_on_cell(path), "skipped tasks": _skipped_cell(path)} for name, path in methods.items()]
     links = {"run folder": lambda row: f'<a href="./{html.esc(quote(row["run folder"]))}/{REPORT_FILE}">{html.esc(row["run folder"])}</a>'}
-    parts = [Part("methods", "Methods", html.section("Methods", html.table(["method", "run folder", "trained on"], method_rows,
-                                                                         sortable=False, cells=links), "methods",
+    shown = ["method", "run folder", "trained on", *(["skipped tasks"] if any(r["skipped tasks"] != "-" for r in method_rows) else [])]
+    parts = [Part("methods", "Methods", html.section("Methods", html.table(shown, method_rows, sortable=False, cells=links), "methods",
                                                      f"Baseline of the paired tests: {html.esc(baseline)}."))]
     parts.append(_comparison_part(comparison, baseline))
     curves: dict[str, dict[str, dict]] = {}
@@ -358,6 +366,12 @@ def _benchmark_page(folder: Path, budget: Budget) -> tuple[str, list[Part]]:
                                                              "figures")))
     config = _read_yaml(folder / CONFIG_FILE)
     return f"{config.get('name', 'benchmark')}: {len(methods)} methods", parts
+
+
+def _skipped_cell(run_dir: Path) -> str:
+    """A method's tasks that evaluated nothing, with why ('-': none)."""
+    results = read_results_json(run_dir / "results.json") if (run_dir / "results.json").is_file() else {}
+    return "; ".join(f"{task}: {why}" for task, why in skipped_tasks(results).items()) or "-"
 
 
 def _trained_on_cell(run_dir: Path) -> str:

@@ -40,6 +40,13 @@ def read_results_json(path: str | Path, fix: str = RESULTS_FIX) -> dict[str, dic
     return data
 
 
+def skipped_tasks(results: Mapping[str, Mapping[str, Mapping[str, Any]]]) -> dict[str, str]:
+    """{task: why} of the tasks of a results.json that evaluated nothing (every data set entry says
+    `skipped`, e.g. RA's LPIPS task without the SqueezeNet weights)."""
+    return {task: str(next(iter(sets.values()))["skipped"]) for task, sets in results.items()
+            if sets and all(isinstance(m, Mapping) and "skipped" in m for m in sets.values())}
+
+
 def _check_entry(path: Path, where: str, entry: Mapping[str, Any], fix: str) -> None:
     thresholds, grid = entry.get(THRESHOLDS_KEY), entry.get(INPUT_GRID_KEY)
     if thresholds is not None:

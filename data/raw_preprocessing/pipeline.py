@@ -23,7 +23,7 @@ import nibabel as nib
 import numpy as np
 
 from data.interpolation import Interpolation
-from data.nifti_io import load_nifti, save_nifti
+from data.nifti_io import header_description, load_nifti, save_nifti
 from data.raw_preprocessing.bias import n4_correct
 from data.raw_preprocessing.crop import brain_box, crop_affine
 from data.raw_preprocessing.qc import three_plane_png
@@ -92,9 +92,10 @@ class Preprocessed:
 
 
 def raw_header(path: Path) -> dict[str, Any]:
-    """Shape and affine of a scan as stored on disk (before reorientation): where maps go back to."""
+    """Shape, affine and description of a scan as stored on disk (before reorientation): where maps go back to."""
     img = nib.load(str(path))
-    return {"path": str(path), "shape": [int(s) for s in img.shape[:3]], "affine": np.asarray(img.affine).tolist()}
+    return {"path": str(path), "shape": [int(s) for s in img.shape[:3]], "affine": np.asarray(img.affine).tolist(),
+            "description": header_description(img)}  # may name the contrast; predict reads it back
 
 
 def _strip(image: np.ndarray, affine: np.ndarray, subject: SubjectInput, options: PipelineOptions) -> np.ndarray:

@@ -157,7 +157,8 @@ class RAPerceptualScorer:
         if not path.is_file():
             raise UserInputError(
                 f"LPIPS SqueezeNet weights not found: download {BACKBONE_URL} and put "
-                f"{BACKBONE_FILE} at {path} (or set the scorer's backbone_weights)"
+                f"{BACKBONE_FILE} (sha256 {self.backbone_sha256 or BACKBONE_SHA256}) at {path} "
+                "(or set the scorer's backbone_weights)"
             )
         if self.backbone_sha256 is not None:
             found = file_sha256(path)

@@ -23,6 +23,7 @@ from scipy import stats
 
 from core.evaluation.thresholds import VAL_DICE_KEY, fpr_key, metric_key
 from core.run.report import METHODS_FILE
+from core.run.run_files import read_results_json, skipped_tasks
 from dl_utils.checkpoint import atomic_write_csv, atomic_write_text
 from dl_utils.errors import UserInputError
 from dl_utils.figures import plot_bars
@@ -90,6 +91,7 @@ class MethodComparison:
         run_dir = Path(run_dir)
         run_dirs: dict[str, Path] = {}
         per_volume: dict[str, list[dict[str, str]]] = {}
+        skipped: dict[str, str] = {}
         for step, (name, spec) in enumerate(self.methods.items(), start=1):
             overrides = [_with_run_dirs(str(s), run_dirs) for s in spec.get("set", [])]
             if spec.get("reuse_weights_of"):
@@ -104,12 +106,18 @@ class MethodComparison:
             LOG.info("benchmark: %s done (%s)", name, method_dir)
             run_dirs[name] = method_dir
             if spec.get("in_table", True):
-                per_volume.update(_method_rows(name, method_dir))
+                results = read_results_json(method_dir / "results.json")
+                per_volume.update(_method_rows(name, method_dir, results))
+                skipped.update({f"{name} [{task}]": why for task, why in skipped_tasks(results).items()})
         rows = compare(per_volume, self.baseline, self.metrics)
         self._write(rows, run_dir)
         listing = {"baseline": self.baseline, "methods": {n: os.path.relpath(p, run_dir) for n, p in run_dirs.items()}}
         atomic_write_text(run_dir / METHODS_FILE, json.dumps(listing, indent=1))  # report.html finds the methods by name
-        return rows, comparison_table(rows, self.metrics, self.baseline)
+        table = comparison_table(rows, self.metrics, self.baseline)
+        for column, why in skipped.items():  # a task that evaluated nothing is named, not silently absent
+            LOG.warning("benchmark: %s skipped: %s", column, why)
+        notes = "".join(f"\n\nSkipped: {column}: {why}" for column, why in skipped.items())
+        return rows, table + notes
 
     def _write(self, rows: dict[str, dict[str, float]], run_dir: Path) -> None:
         """comparison.csv (one row per method and test set) and a bar chart of `bar_metric`."""
@@ -132,9 +140,8 @@ def _with_run_dirs(item: str, run_dirs: dict[str, Path]) -> str:
     return item
 
 
-def _method_rows(name: str, method_dir: Path) -> dict[str, list[dict[str, str]]]:
-    """Per-volume rows of the method's test sets, one entry per evaluated task."""
-    results = json.loads((method_dir / "results.json").read_text())
+def _method_rows(name: str, method_dir: Path, results: dict[str, Any]) -> dict[str, list[dict[str, str]]]:
+    """Per-volume rows of the method's test sets (`results`: its results.json), one entry per evaluated task."""
     tasks = [t for t in results if t != "training"]
     with open(method_dir / "per_volume.csv", newline="") as handle:
         rows = [r for r in csv.DictReader(handle) if r.get("lesion_voxels")]

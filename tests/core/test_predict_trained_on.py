@@ -4,17 +4,21 @@ from __future__ import annotations
 
 import csv
 import html
+import json
 from dataclasses import replace
 from pathlib import Path
 
 import nibabel as nib
 import numpy as np
+import pytest
 import torch
 
 from core.commands.cli import main as uad
+from core.commands.predict import read_scans, read_transform, scan_header
 from core.commands.training_record import main as record_main
 from core.Main import main
 from data.trained_on import TrainedOn
+from dl_utils.errors import UserInputError
 from tests.data.raw_scans import phantom
 from tests.demo_like_data import write_demo_like
 from tests.test_projects_end_to_end import shrink
@@ -64,3 +68,38 @@ def test_predict_states_what_the_shipped_weights_were_trained_on_and_warns_on_a_
     for warning in ("contrast: the scan looks T1 POST-CONTRAST", "slice thickness: 6.5 mm along inferior-superior",
                     "field of view: the scan covers 60 mm left-right"):
         assert warning in row["message"] and warning in page, warning
+
+
+def test_predict_on_a_preprocess_folder_warns_from_the_raw_scans_header(tmp_path, capsys):
+    """`uad preprocess` then `uad predict FOLDER`: the warnings come from the scan as acquired (transform.json's
+    raw record), not from the resampled volume; the raw file's name and description still say the contrast."""
+    image, _, affine = phantom((60, 70, 14), 1.0)
+    raw = nib.Nifti1Image(image, affine @ np.diag([1.0, 1.0, 6.5, 1.0]))
+    raw.header["descrip"] = b"T1 MPRAGE POST GD"
+    (tmp_path / "raw").mkdir()
+    nib.save(raw, tmp_path / "raw" / "sub01_scan.nii.gz")
+    steps = ["--skull-strip", "none", "--no-registration", "--no-n4"]
+    assert uad(["preprocess", "--input", str(tmp_path / "raw"), "--output", str(tmp_path / "prep"), *steps]) == 0
+    (tmp_path / "raw" / "sub01_scan.nii.gz").rename(tmp_path / "moved.nii.gz")  # the record alone must do
+    code = uad(["predict", "--model", str(ROOT / "weights" / "ra_demo.pt"), "--input", str(tmp_path / "prep"),
+                "--output", str(tmp_path / "out"), "--no-png"])
+    assert code == 0, capsys.readouterr().err
+    (row,) = list(csv.DictReader((tmp_path / "out" / "predictions.csv").open()))
+    assert "warning: contrast: the scan looks T1 POST-CONTRAST" in row["message"]
+    assert "warning: slice thickness: 6.5 mm along inferior-superior" in row["message"]
+    assert "warning: field of view: the scan covers 60 mm left-right" in row["message"]
+    # the same scan as a row of the preprocess output's split CSV: the header as acquired, not the brain-cropped volume's
+    (as_row,) = read_scans(tmp_path / "prep" / "splits" / "all.csv", data_root=tmp_path / "prep")
+    (as_folder,) = read_scans(tmp_path / "prep")
+    assert as_row.row is not None and scan_header(as_row).extent_mm == scan_header(as_folder).extent_mm == (60.0, 70.0, 91.0)
+
+
+def test_a_damaged_transform_record_is_one_line_naming_it(tmp_path):
+    good = {"raw": {"path": "x.nii.gz", "shape": [4, 4, 4], "affine": np.eye(4).tolist()}, "template_to_subject": np.eye(4).tolist()}
+    (tmp_path / "transform.json").write_text(json.dumps(good))
+    assert read_transform(tmp_path)["raw"]["shape"] == [4, 4, 4]
+    for text in ("{", '{"raw": 5}', '{"raw": {"shape": [4, 4], "affine": [[1]]}, "template_to_subject": [[1]]}',
+                 json.dumps({**good, "template_to_subject": [[float("nan")] * 4] * 4})):
+        (tmp_path / "transform.json").write_text(text)
+        with pytest.raises(UserInputError, match="transform.json"):
+            read_transform(tmp_path)

@@ -108,6 +108,8 @@ def test_run_page_shows_the_files_numbers(report_folders):
     header, row = page["results"][0], page["results"][1]
     for column in ("AUPRC", "AUROC", "Dice@val_dice"):
         assert row[header.index(column)] == html.fmt(results[column])
+    if "Dice@oracle_dice" in results:  # labelled as results.md labels it
+        assert row[header.index("Dice@oracle (upper bound)")] == html.fmt(results["Dice@oracle_dice"])
     with open(run / "per_volume.csv", newline="") as handle:
         rows = list(csv.DictReader(handle))
     assert len(page["per-volume"]) == 1 + len(rows)
@@ -275,6 +277,12 @@ def test_model_section_shows_what_the_checkpoint_was_trained_on(report_folders, 
     older = tmp_path / "predict_older"
     shutil.copytree(report_folders.predict, older)
     assert "not recorded in the checkpoint" in write_report(older, checkpoint=tmp_path / "older.pt").read_text()
+    # a run that trained no model and loaded no weights (a model-free scorer) says so, not "no checkpoint named"
+    model_free = tmp_path / "model_free_run"
+    shutil.copytree(_ae_run(report_folders), model_free)
+    shutil.rmtree(model_free / "checkpoints")
+    text = _definitions(write_report(model_free).read_text(), "trained on")
+    assert text.startswith("none: no checkpoints/best_model.pt in the run folder and no experiment.weights"), text
 
 
 # ---- the pieces --------------------------------------------------------------------------------

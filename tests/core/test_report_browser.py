@@ -85,15 +85,22 @@ def test_run_report(browser, report_folders):
 def check_benchmark_page(browser: chromium.Browser, folder) -> None:
     """A benchmark's page: loads cleanly, every method of methods.json is in the comparison table and,
     where it was evaluated (not skipped), has its ROC and PR curve per labelled test set and its maps
-    in the viewers (a method of several tasks is shown as `method [task]`)."""
+    in the viewers (a method of several tasks is shown as `method [task]`); a skipped task is named
+    with its reason in the methods table."""
     _load(browser, folder)
     methods = json.loads((folder / "methods.json").read_text())["methods"]
     compared = browser.run("return Array.from(document.querySelectorAll('#comparison tbody tr'), (tr) => tr.cells[0].textContent)")
     legends = browser.run("return Array.from(document.querySelectorAll('#curves svg polyline title'), (t) => t.textContent)")
     captions = browser.run("return Array.from(document.querySelectorAll('.viewer figcaption'), (f) => f.textContent)")
+    method_cells = browser.run("return Array.from(document.querySelectorAll('#methods tbody tr'), "
+                               "(tr) => Array.from(tr.cells, (c) => c.textContent))")
+    skipped_cell = {cells[0]: cells[-1] for cells in method_cells}
     checked = []
     for method, run in methods.items():
         results = read_results(folder / run)
+        for task, sets in results.items():  # a task that evaluated nothing is named on the page, with why
+            if sets and all("skipped" in m for m in sets.values()):
+                assert f"{task}: {next(iter(sets.values()))['skipped']}" in skipped_cell[method], (method, task)
         evaluated = [m for task, sets in results.items() if task != "training" for m in sets.values() if "AUPRC" in m]
         if not evaluated:  # a training-only method (Spark pre-training) or one whose tasks were all skipped
             continue

@@ -63,3 +63,11 @@ def test_the_report_shows_the_box_figures() -> None:
 
     page = _results_part(BOXED).html
     assert "box localisation" in page and "<th>Precision</th>" in page and "<th>F1</th>" in page and "3633" in page
+
+
+def test_skipped_tasks_names_the_tasks_that_evaluated_nothing():
+    from core.run.run_files import skipped_tasks
+    results = {"training": {"summary": {"epochs": 1}},
+               "l1": {"test_a": {"AUPRC": 0.5}, "test_b": {"skipped": "no labels"}},
+               "lpips": {"test_a": {"skipped": "LPIPS SqueezeNet weights not found"}, "test_b": {"skipped": "LPIPS SqueezeNet weights not found"}}}
+    assert skipped_tasks(results) == {"lpips": "LPIPS SqueezeNet weights not found"}
