@@ -383,7 +383,8 @@ def predict(model: str | Path, inputs: str | Path, output: str | Path, threshold
             allow_external_modules: bool = False) -> list[dict[str, str]]:
     """Score every input scan; returns the rows written to `output/predictions.csv`
     (`report`: also `report.html`, with the model's input and reconstruction per scan).
-    `precision` (`core.evaluation.reconstruction.Precision`) replaces the stored task's, e.g. `bf16` on CPU."""
+    `precision` (`core.evaluation.reconstruction.Precision`) replaces the one the evaluation ran at (recorded in
+    the checkpoint; else the stored task's setting), e.g. `fp32` where it ran at bf16."""
     scans = read_scans(inputs, preprocessed, mask, data_root)  # a bad input stops before the model is loaded
     check_scan_headers(files for files in (s.files() for s in scans) if files is not None)  # before the model, before any output
     predictor = load_predictor(model, task, device, allow_external_modules)
@@ -400,8 +401,10 @@ def predict(model: str | Path, inputs: str | Path, output: str | Path, threshold
     pipeline = predictor.pipeline
     rows = []
     scored_with = predictor.record.scored_with
-    # the task's inference settings and its evaluation's compile decision: the evaluated maps to the last digit
-    with pipeline.prepared(compiled=scored_with.compiled_unet if scored_with is not None else None):
+    # the task's inference settings and its evaluation's compile decision and precision (unless --precision
+    # replaces it): the evaluated maps to the last digit, whatever `auto` would pick on this machine
+    recorded = scored_with.autocast if scored_with is not None and precision is None else None
+    with pipeline.prepared(compiled=scored_with.compiled_unet if scored_with is not None else None, precision=recorded):
         for i, scan in enumerate(scans):
             row = {c: "" for c in PREDICTION_COLUMNS}
             row.update(scan=scan.name, threshold_protocol=protocol, threshold=f"{value:.6g}")
@@ -440,7 +443,7 @@ def predict(model: str | Path, inputs: str | Path, output: str | Path, threshold
     atomic_write_csv(output / "predictions.csv", rows, PREDICTION_COLUMNS)
     checkpoint = resolve_checkpoint(model).resolve()
     settings = PredictSettings(threshold=str(threshold), threshold_protocol=protocol, threshold_value=value, test_set=test_set,
-                               precision=str(pipeline.spec.inference.precision), device=str(pipeline.device),
+                               precision=str(pipeline.autocast), device=str(pipeline.device),
                                compiled_unet=pipeline.compiled_unet, preprocessed=preprocessed, preprocessing=asdict(options))
     PredictRecord(str(checkpoint), file_sha256(checkpoint), predictor.task,
                   predictor.trained_on.to_plain() if predictor.trained_on else None, asdict(settings)).write(output)

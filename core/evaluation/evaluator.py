@@ -158,7 +158,7 @@ class AnomalyDetectionEvaluator(DownstreamEvaluator):
         healthy_val = get(self.roles.healthy_validation)
         healthy_test = get(self.roles.healthy_test)
         result = EvaluationResult()
-        scored_with = ScoredWith(self.pipeline.seed, self.pipeline.compiled_unet)
+        scored_with = ScoredWith(self.pipeline.seed, self.pipeline.compiled_unet, self.pipeline.autocast)
         for name in self.test_sets:
             test = get(name, maps=True)
             labelled_val = get(self.labelled_validation.get(name))

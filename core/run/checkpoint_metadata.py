@@ -8,7 +8,7 @@ subjects, contrast, grid; `data.trained_on`) and, once the run has been evaluate
 per task the fitted thresholds (`FittedThreshold` records per test set), the input grid
 (shape and preprocessing of the evaluated volumes), the names of the volumes scored per
 data set, in order, and how they were scored (`ScoredWith`: the evaluator's seed, whether
-its UNet ran compiled), so `uad predict` scores a volume exactly as the evaluator did. Everything is
+its UNet ran compiled, the precision it ran at), so `uad predict` scores a volume exactly as the evaluator did. Everything is
 plain values, so `torch.load(weights_only=True)` loads it and `predict` or a test-only
 config needs nothing else.
 
@@ -57,7 +57,7 @@ class TaskRecord:
     thresholds: dict[str, dict[str, FittedThreshold]] = field(default_factory=dict)  # {test set: {rule key: fitted}}
     input_grid: InputGrid | None = None
     volumes: dict[str, list[str]] = field(default_factory=dict)  # {data set: volume names in scoring order}
-    scored_with: ScoredWith | None = None  # the evaluation's seed and compile decision (None: not recorded)
+    scored_with: ScoredWith | None = None  # the evaluation's seed, compile decision, precision (None: not recorded)
 
     def to_json(self) -> dict[str, Any]:
         return {"thresholds": {s: {k: t.to_json() for k, t in found.items()} for s, found in self.thresholds.items()},

@@ -539,7 +539,7 @@ TRAINED_ON = {"dataset": "healthy.csv", "volumes": 3, "subjects": None, "contras
               "spacing_mm": [1.0, 1.0, 1.0], "note": "", "subject_column": ""}
 FPR = {"kind": "healthy_fpr", "value": 0.5, "fitted_on": "val", "level": 0.05}
 RECORD = {"thresholds": {"test": {"fpr_5%": FPR}}, "input_grid": {"shape": [16, 16, 8], "preprocessing": None},
-          "volumes": {"test": ["t0"]}, "scored_with": {"seed": 7, "compiled_unet": False}}
+          "volumes": {"test": ["t0"]}, "scored_with": {"seed": 7, "compiled_unet": False, "autocast": "fp32"}}
 
 
 def _with(base: Any, dotted: str, value: Any) -> Any:
@@ -1118,6 +1118,9 @@ CASES: list[Case] = [
          _uad(_record("thresholds.test.fpr_5%.value", float("inf")))),
     Case("predict: threshold level 7 in the record", "checkpoint", "thresholds.test.fpr_5%.level: expected a number > 0 and < 1, got 7",
          _uad(_record("thresholds.test.fpr_5%.level", 7))),
+    Case("predict: unresolved precision in the record", "checkpoint",
+         "shared.pt: evaluation.detection.scored_with.autocast: expected one of fp32, bf16, fp16 (the precision the evaluation ran "
+         "at), got 'auto'", _uad(_record("scored_with.autocast", "auto"))),
     Case("test --model: NaN threshold in the record", "checkpoint", "shared.pt: evaluation.detection.thresholds.test.fpr_5%.value: expected a finite",
          _uad(_record("thresholds.test.fpr_5%.value", float("nan"), verb="test"))),
     Case("describe: NaN threshold in results.json", "run folder", "results.json: detection.test: thresholds.fpr_5%.value: expected a finite value",
