@@ -338,6 +338,8 @@ def cpu_precision(args: argparse.Namespace) -> None:
 
     from benchmarks.bench_scorers import synthetic_case
     from core.evaluation.pipeline import InferenceSettings, ScoringPipeline, ScoringSpec
+    from core.evaluation.reconstruction import Precision, resolve_precision
+    from dl_utils.device import cpu_bf16_native
 
     volume, where, size = None, "", _sizes(args)["image_size"]
     if args.weights:
@@ -395,6 +397,10 @@ def cpu_precision(args: argparse.Namespace) -> None:
     size_name = "checkpoint's" if args.weights else "tiny" if args.tiny else "paper"
     print(f"CPU precision: {size_name} UNets ({weights}), {where}, threads={torch.get_num_threads()}, "
           f"{args.rounds} alternating rounds; times scaled x{per_scan:.3g} to a {VOLUME_SLICES}-slice scan")
+    native = cpu_bf16_native()
+    print(f"default here: `precision: auto` runs these diffusion methods in {resolve_precision(Precision.AUTO, cpu, True)} "
+          f"on this CPU (bf16 units: {'yes' if native else 'no' if native is False else 'not reported'}; "
+          "auto = bf16 where the CPU has them, the maps staying within the noise column below), the AE and RA in fp32")
     print("| method | UNet passes / scan | fp32 CPU s / scan | bf16 CPU s / scan | bf16 / fp32 (median CPU ratio) | "
           "fp32 wall s / scan | bf16 wall s / scan | map diff bf16 vs fp32 | map diff fp32 seed vs seed | bf16 within noise |")
     print("|---|---|---|---|---|---|---|---|---|---|")

@@ -28,7 +28,7 @@ from data.volume_dataset import EpochSeededDataset
 from dl_utils.errors import UserInputError
 from dl_utils.options import parse_option
 from dl_utils.param_groups import group_flat_params
-from dl_utils.param_ranges import BatchSize, GridSide, SamplesPerEpoch, Workers
+from dl_utils.param_ranges import BatchSize, GridSide, SamplesPerEpoch, Seed, Workers
 from dl_utils.param_types import ParamsOf, build_part
 from dl_utils.paths import flat_name
 
@@ -348,7 +348,7 @@ class ImageListDataModule:
     def __init__(
         self, train_csv: str | Sequence[str], val_csv: str | Sequence[str], data_root: str | None = None,
         batch_size: BatchSize = 8, num_workers: Workers = 0, samples_per_epoch: SamplesPerEpoch | None = None,
-        augmentation: Annotated[Mapping[str, Any] | None, ParamsOf(Augmentation)] = None, seed: int = 0,
+        augmentation: Annotated[Mapping[str, Any] | None, ParamsOf(Augmentation)] = None, seed: Seed = 0,
         reading: ImageReading = ImageReading(),
         masks: MaskLists = MaskLists(), drop_last: bool = False, quantize_training: bool = False,
     ) -> None:

@@ -19,7 +19,7 @@ from data.volume import Volume
 from dl_utils.errors import UserInputError
 from dl_utils.options import parse_option
 from dl_utils.param_groups import group_flat_params
-from dl_utils.param_ranges import BatchSize, GridSide, Probability, SamplesPerEpoch, Workers
+from dl_utils.param_ranges import BatchSize, GridSide, Probability, SamplesPerEpoch, Seed, Workers
 from dl_utils.param_types import ParamsOf, build_part
 
 # Mappings the data sets build their parts from (`build_part`), checked key by key against these classes.
@@ -276,7 +276,7 @@ class VolumeDataModule:
         self, train_csv: str, val_csv: str, data_root: str | None = None, batch_size: BatchSize = 32,
         num_workers: Workers = 0, samples_per_epoch: SamplesPerEpoch | None = None,
         preprocessing: PreprocessingParams = None, augmentation: AugmentationParams = None,
-        seed: int = 0, slices: Slicing = Slicing(), contrast: ContrastSelection = ContrastSelection(),
+        seed: Seed = 0, slices: Slicing = Slicing(), contrast: ContrastSelection = ContrastSelection(),
         drop_last: bool = False,
     ) -> None:
         """samples_per_epoch: virtual epoch length (default: number of training volumes);

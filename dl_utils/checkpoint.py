@@ -21,7 +21,8 @@ from typing import Any
 
 import torch
 
-from dl_utils.errors import UserInputError
+from dl_utils import recovery
+from dl_utils.errors import UserInputError, WriteFailed
 
 STAGING_PREFIX = ".partial-"
 
@@ -79,15 +80,26 @@ def _remove(tmp: str) -> None:
         pass
 
 
-def _write_error(path: Path, exc: OSError) -> UserInputError:
+def _write_error(path: str | Path, exc: OSError) -> WriteFailed:
+    """The one line of a failed write: the file, the reason, the fix and what to do next (a training run
+    resumes, any other command is run again: `dl_utils.recovery`); the earlier file, if any, is intact."""
     if exc.errno in (errno.ENOSPC, errno.EDQUOT):
         fix = "the disk is full; free space"
     elif exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
         fix = "the folder is not writable; fix its permissions"
     else:
         fix = "check the disk"
-    return UserInputError(f"{path}: cannot write ({exc.strerror or exc}); {fix}, then resume with --resume RUN_FOLDER "
-                          "(the last complete file is intact)")
+    return WriteFailed(str(path), str(exc.strerror or exc), fix, recovery.next_step())
+
+
+@contextmanager
+def writing(path: str | Path) -> Iterator[None]:
+    """A write outside `atomic_path` (a scratch file written in place): its OSError, which often names no file
+    (a full disk inside `write` or `close`), becomes the same one line as an atomic write's, naming `path`."""
+    try:
+        yield
+    except OSError as exc:
+        raise _write_error(path, exc) from exc
 
 
 def atomic_write_bytes(path: str | Path, data: bytes) -> None:

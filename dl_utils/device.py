@@ -47,4 +47,5 @@ def warn_if_cpu_bf16_emulated() -> None:
         return
     _warned.add("bf16")
     LOG.warning("precision bf16 on a CPU without bf16 units (torch reports neither AVX-512 BF16 nor AMX-BF16): it runs "
-                "emulated, usually slower than fp32; choose precision fp32 (the CPU default) here")
+                "emulated, usually slower than fp32; choose precision fp32 here (what auto picks on this CPU; "
+                "`uad predict --precision fp32`)")

@@ -39,3 +39,21 @@ DiffusionSteps = Annotated[int, Ge(1), Le(MAX_DIFFUSION_STEPS)]
 LearningRate = Annotated[float, Ge(0), Le(10), Finite()]  # 0: frozen (torch allows it); above 10 every optimiser here diverges: a typo (1e308, .inf)
 Probability = Annotated[float, Ge(0), Le(1)]      # a probability or a fraction, ends included
 OpenFraction = Annotated[float, Gt(0), Lt(1)]     # strictly between 0 and 1 (a false-positive rate, a quantile)
+# Seeds: a run's seed is an integer from 0 to 2**63 - 1 (the configurator and the result records check it so), what
+# torch.manual_seed and numpy's generators take; a larger one is "Overflow when unpacking long long" after the run folder exists.
+MAX_SEED = 2**63 - 1
+Seed = Annotated[int, Ge(0), Le(MAX_SEED)]
+# Scoring numerics, bounded so that a typo is one line before the run folder exists, not an overflow or NaN after training:
+MAX_BINS = 65_536          # histogram bins: a 16-bit image's distinct values; more bins only split empty ones
+MAX_SIGMA = float(MAX_GRID_SIDE)  # a Gaussian's sigma (voxels, pixels or bins): a wider one flattens any grid to its mean
+MAX_TRUNCATE = 40.0        # a Gaussian kernel's radius in sigmas: exp(-t**2 / 2) is 0 in float64 beyond t = 38.6
+MAX_INTENSITY = 1.0e6      # an intensity bound or range: intensities are in [0, 1] outside a model; beyond 1e6 is a typo,
+                           # and SSIM's constants (k * range)**2 would overflow float32 in their products
+MAX_SIGMAS = 64            # Gaussian windows of one SSIM ensemble (the paper: 8); each is a full map held at once
+MAX_VOXELS = MAX_GRID_SIDE**3  # voxels of the largest grid: a component size beyond it removes everything
+HistogramBins = Annotated[int, Ge(1), Le(MAX_BINS)]
+Sigma = Annotated[float, Gt(0), Le(MAX_SIGMA), Finite()]
+SmoothingSigma = Annotated[float, Ge(0), Le(MAX_SIGMA), Finite()]  # 0: no smoothing
+Truncate = Annotated[float, Gt(0), Le(MAX_TRUNCATE), Finite()]
+Intensity = Annotated[float, Ge(-MAX_INTENSITY), Le(MAX_INTENSITY), Finite()]
+IntensityRange = Annotated[float, Gt(0), Le(MAX_INTENSITY), Finite()]  # a span of intensities (SSIM's data range)

@@ -24,8 +24,8 @@ import torch
 from scipy import ndimage
 
 from dl_utils.options import parse_option
-from dl_utils.param_ranges import MAX_GRID_SIDE, KernelSize, NonNegativeInt
-from dl_utils.param_types import Ge, Le
+from dl_utils.param_ranges import MAX_GRID_SIDE, MAX_VOXELS, KernelSize
+from dl_utils.param_types import Ge, Le, check_fields
 from optim.metrics.arrays import ArrayLike, as_float, check_same_shape, like_input, to_numpy
 
 MapStep = Callable[[ArrayLike, ArrayLike], ArrayLike]
@@ -78,6 +78,7 @@ class BrainMaskErosion:
         object.__setattr__(self, "structure", parse_option(Structure, self.structure, "structure"))
         if self.iterations < 0:
             raise ValueError(f"BrainMaskErosion.iterations must be >= 0, got {self.iterations}")
+        check_fields(self)  # the signature's ranges, for a direct Python caller (the config check came first)
 
     def __call__(self, amap: ArrayLike, mask: ArrayLike) -> ArrayLike:
         """amap (H, W, D), mask (H, W, D) bool -> amap * eroded mask (H, W, D)."""
@@ -96,6 +97,7 @@ class MedianFilter:
     def __post_init__(self) -> None:
         if self.kernel_size < 1:
             raise ValueError(f"MedianFilter.kernel_size must be >= 1, got {self.kernel_size}")
+        check_fields(self)
 
     def __call__(self, amap: ArrayLike, mask: ArrayLike) -> ArrayLike:
         """amap (H, W, D), mask (H, W, D) bool -> median-filtered amap * mask (H, W, D)."""
@@ -114,7 +116,7 @@ class RemoveSmallComponents:
     counted); here the voxel count itself is used.
     """
 
-    min_size: NonNegativeInt = 8
+    min_size: Annotated[int, Ge(0), Le(MAX_VOXELS)] = 8  # beyond the largest grid's voxels it removes everything
     connectivity: Literal[6, 18, 26] = 26
 
     def __post_init__(self) -> None:
@@ -122,6 +124,7 @@ class RemoveSmallComponents:
             raise ValueError(
                 f"RemoveSmallComponents.connectivity must be 6, 18 or 26, got {self.connectivity}"
             )
+        check_fields(self)
 
     def __call__(self, binary: ArrayLike) -> ArrayLike:
         """binary (H, W, D) -> bool (H, W, D) without the small components."""

@@ -76,8 +76,8 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--task", help="downstream task of the config to score with (default: the first with thresholds)")
     predict.add_argument("--device", default="auto", help="auto | cpu | cuda")
     predict.add_argument("--precision", choices=[p.value for p in Precision],
-                         help="model precision (default: the stored task's; auto = bf16 autocast on CUDA, fp32 on CPU); "
-                              "bf16 = bf16 autocast on CPU too")
+                         help="model precision (default: the one the evaluation ran at, recorded in the checkpoint; auto = "
+                              "bf16 autocast on CUDA, and on CPU for diffusion models where the CPU has bf16 units, else fp32)")
     predict.add_argument("--data-root", help="folder the paths of a volume-layout --input CSV are relative to (default: its folder)")
     predict.add_argument("--preprocessed", action="store_true", help="scans are already preprocessed (skip preprocessing); needs --mask")
     predict.add_argument("--mask", help="brain mask of --preprocessed scans")

@@ -27,6 +27,7 @@ from core.config.configurator import apply_overrides, describe_sources, load_con
 from core.run.experiment import check_experiment, run_experiment
 from core.run.results import read_results, table_columns, table_header
 from core.run.run_folder import claim_run_dir, claimed_by_main
+from dl_utils import recovery
 from dl_utils.checkpoint import atomic_write_csv, atomic_write_text
 from dl_utils.device import resolve_device
 from dl_utils.distributed import context_from_env, destroy_process_group, init_process_group
@@ -132,7 +133,9 @@ def run_folds(config_path: str | Path, folds: Sequence[int], overrides: Sequence
     created = init_process_group(ctx, resolve_device(config.get("device", "auto"), ctx.local_rank))
     try:  # one group for every fold, so that rank 0 alone claims the cv folder and shares it
         cv_dir = claimed_by_main(lambda: claim_run_dir(config, config_path, output_root, prefix="cv-"), ctx)
-        return _run_folds(config_path, fold_sets, cv_dir, quiet, allow_external_modules)
+        # stopped part-way: `uad cv` has no --resume (its folds' advice would not finish it)
+        with recovery.advise(recovery.run_again(f"the cv folder {cv_dir} is incomplete: delete it")):
+            return _run_folds(config_path, fold_sets, cv_dir, quiet, allow_external_modules)
     finally:
         if created:
             destroy_process_group()

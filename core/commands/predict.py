@@ -26,15 +26,14 @@ from typing import Any
 import numpy as np
 import torch
 
-from core.commands.scan_checks import check_model_grid, check_model_runs, check_scan_headers
-from core.config.builder import MODEL, ComponentBuilder
+from core.commands.scan_checks import ScanFiles, check_model_grid, check_model_runs, check_scan_headers
 from core.evaluation.evaluator import AnomalyDetectionEvaluator
 from core.evaluation.pipeline import ScoringPipeline
 from core.evaluation.reconstruction import Precision
 from core.evaluation.thresholds import fpr_key
 from core.evaluation.volume_files import save_volumes
 from core.run import checkpoint_metadata
-from core.run.assembly import check_components, evaluation_seed
+from core.run.assembly import evaluation_seed
 from core.run.checkpoint_metadata import TaskRecord
 from core.run.predict_record import PredictRecord, PredictSettings
 from core.run.report import try_write_report
@@ -50,10 +49,10 @@ from data.raw_preprocessing.template import Template, load_template
 from data.trained_on import ScanHeader, TrainedOn, scan_warnings
 from data.volume import Volume
 from data.volume_dataset import load_volume
+from dl_utils import recovery
 from dl_utils.checkpoint import atomic_write_csv, file_sha256, load_checkpoint
 from dl_utils.device import resolve_device
-from dl_utils.errors import UserInputError
-from dl_utils.param_groups import HeldWarnings
+from dl_utils.errors import UserInputError, WriteFailed
 
 LOG = logging.getLogger(__name__)
 PREDICTION_COLUMNS = ("scan", "status", "sample_score", "threshold_protocol", "threshold", "lesion_voxels",
@@ -138,18 +137,11 @@ def load_predictor(model: str | Path, task: str | None = None, device: str = "au
                    allow_external_modules: bool = False) -> Predictor:
     """Build the model and the task's scoring pipeline from the checkpoint's own config (project
     classes of the right role only; `allow_external_modules` is the command-line flag, never the file's)."""
-    from dl_utils.weights import load_model_weights
-
     path = resolve_checkpoint(model)
     state = load_checkpoint(path)
-    stored = checkpoint_metadata.read(state, path)
-    builder = ComponentBuilder(f"{path} (stored config)", allow_external_modules)
-    with HeldWarnings():  # upgrade warnings only for a config that is accepted
-        config = builder.upgrade(stored)
-        check_components(config, builder)  # every section it carries, before any of it is built (its trainer too)
+    config, builder, net = checkpoint_metadata.open_checkpoint(state, path, allow_external_modules)
     torch_device = resolve_device(device if device != "auto" else config.get("device", "auto"))
-    net = builder.build(config["model"], "model", expected=MODEL).to(torch_device)
-    load_model_weights(net, state, path)
+    net = net.to(torch_device)
     records = checkpoint_metadata.task_records(state, config, path)
     tasks = config.get("downstream_tasks") or {}
     if task and task not in tasks:
@@ -193,6 +185,17 @@ class Scan:
     subject: SubjectInput | None = None
     row: SplitRow | None = None
     preprocessed_dir: Path | None = None
+    origin: str = ""  # the CSV line (or subject) that named it; '' for a scan given as a file or a folder's
+
+    def files(self) -> ScanFiles | None:
+        """The files it names, for `check_scan_headers` (None: a `uad preprocess` subject folder, read through its
+        checked transform record)."""
+        if self.subject is not None:
+            others = tuple(f for f in (self.subject.t2, self.subject.seg, self.subject.mask) if f is not None)
+            return ScanFiles(self.subject.t1, None, others, self.origin)
+        if self.row is not None:
+            return ScanFiles(self.row.img_path, self.row.mask_path, (self.row.seg_path,) if self.row.seg_path else (), self.origin)
+        return None
 
 
 def read_scans(source: str | Path, preprocessed: bool = False, mask: str | Path | None = None,
@@ -213,7 +216,7 @@ def read_scans(source: str | Path, preprocessed: bool = False, mask: str | Path 
         columns = [c.strip() for c in (header[0].split(",") if header else [])]
         if "img_path" in columns and "mask_path" in columns:
             rows = read_volume_split(source.resolve(), data_root if data_root is not None else source.parent)
-            return [Scan(r.img_name, row=r) for r in rows]
+            return [Scan(r.img_name, row=r, origin=f"{source} line {line}") for line, r in enumerate(rows, start=2)]
     if preprocessed:
         files = sorted(p for p in source.iterdir() if is_nifti(p)) if source.is_dir() else [source]
         if not files or not all(is_nifti(f) for f in files):
@@ -222,7 +225,8 @@ def read_scans(source: str | Path, preprocessed: bool = False, mask: str | Path 
             raise UserInputError("--preprocessed needs --mask BRAIN_MASK (or use a volume-layout CSV with mask_path)")
         check_unique_names([(scan_name(f), f.name) for f in files], source)
         return [Scan(scan_name(f), row=SplitRow(scan_name(f), float("nan"), 0, f, Path(mask), None)) for f in files]
-    return [Scan(s.name, subject=s) for s in read_subjects(source)]
+    named = source.suffix.lower() == ".csv"  # a CSV of subjects: each scan named by its subject there
+    return [Scan(s.name, subject=s, origin=f"{source} subject '{s.name}'" if named else "") for s in read_subjects(source)]
 
 
 # ---- grids -------------------------------------------------------------------------------
@@ -327,13 +331,17 @@ def read_transform(folder: Path) -> dict[str, Any]:
 
 
 def scan_header(scan: Scan) -> ScanHeader:
-    """The header of the scan as acquired: the raw file's (for a `uad preprocess` folder, as its
-    transform.json recorded it, the raw file's own header when it is still there)."""
+    """The header of the scan as acquired: the raw file's (for a `uad preprocess` output, a folder or a row
+    of its split CSVs, as its transform.json recorded it, the raw file's own header when it is still there):
+    the preprocessed volume is cropped to the brain, its field of view is not the scan's."""
     if scan.subject is not None:
         return ScanHeader.read(scan.subject.t1, scan.name)
+    folder = scan.preprocessed_dir
     if scan.row is not None:
-        return ScanHeader.read(scan.row.img_path, scan.name)
-    raw = read_transform(scan.preprocessed_dir)["raw"]
+        folder = Path(scan.row.img_path).parent
+        if not (folder / TRANSFORM_FILE).is_file():
+            return ScanHeader.read(scan.row.img_path, scan.name)
+    raw = read_transform(folder)["raw"]
     raw_path = Path(str(raw.get("path", "")))
     name = f"{scan.name} {raw_path.name}"  # the raw file's name may say the contrast (`sub03_t1ce.nii.gz`)
     if raw_path.is_file():
@@ -376,10 +384,10 @@ def predict(model: str | Path, inputs: str | Path, output: str | Path, threshold
             allow_external_modules: bool = False) -> list[dict[str, str]]:
     """Score every input scan; returns the rows written to `output/predictions.csv`
     (`report`: also `report.html`, with the model's input and reconstruction per scan).
-    `precision` (`core.evaluation.reconstruction.Precision`) replaces the stored task's, e.g. `bf16` on CPU."""
+    `precision` (`core.evaluation.reconstruction.Precision`) replaces the one the evaluation ran at (recorded in
+    the checkpoint; else the stored task's setting), e.g. `fp32` where it ran at bf16."""
     scans = read_scans(inputs, preprocessed, mask, data_root)  # a bad input stops before the model is loaded
-    check_scan_headers((s.subject.t1, None) if s.subject else (s.row.img_path, s.row.mask_path) for s in scans
-                       if s.subject or s.row)
+    check_scan_headers(files for files in (s.files() for s in scans) if files is not None)  # before the model, before any output
     predictor = load_predictor(model, task, device, allow_external_modules)
     if precision is not None:
         spec = predictor.pipeline.spec
@@ -391,53 +399,59 @@ def predict(model: str | Path, inputs: str | Path, output: str | Path, threshold
     template = load_template(options.template, options.template_mask) if needs_template else None
     first = _prepare_first(scans, predictor, options, template, model)  # before any output exists
     output.mkdir(parents=True, exist_ok=True)
-    pipeline = predictor.pipeline
-    rows = []
-    scored_with = predictor.record.scored_with
-    # the task's inference settings and its evaluation's compile decision: the evaluated maps to the last digit
-    with pipeline.prepared(compiled=scored_with.compiled_unet if scored_with is not None else None):
-        for i, scan in enumerate(scans):
-            row = {c: "" for c in PREDICTION_COLUMNS}
-            row.update(scan=scan.name, threshold_protocol=protocol, threshold=f"{value:.6g}")
-            try:
-                warnings = _differences(scan, predictor.trained_on)
-                if i == 0 and isinstance(first, UserInputError):
-                    raise first
-                prepared = first if i == 0 and first is not None else prepare_scan(scan, predictor, options, template)
-                check_model_grid(prepared.volume.image.shape, predictor.input_shape, scan.name, model)
-                scored = pipeline.score(prepared.volume, *predictor.seed_key(scan.name, test_set))
-                amap = scored.amap
-                brain = prepared.volume.mask.numpy()
-                lesion = pipeline.binarize(amap, brain, value)
-                raw_map = prepared.grid_to_raw(amap.astype(np.float32), Interpolation.LINEAR)
-                raw_mask = prepared.grid_to_raw(lesion.astype(np.float32), Interpolation.NEAREST) > 0.5
-                paths = {k: output / f"{scan.name}{suffix}" for k, suffix in
-                         (("map", "_anomaly_map.nii.gz"), ("mask", "_anomaly_mask.nii.gz"), ("png", ".png"))}
-                save_nifti(paths["map"], raw_map, prepared.raw_affine)
-                save_nifti(paths["mask"], raw_mask, prepared.raw_affine)
-                if report:  # what the model saw and made, in the scan's space, for report.html
-                    recs = scored.reconstructions
-                    save_volumes(output, scan.name, prepared.grid_to_raw(prepared.volume.image.numpy(), Interpolation.LINEAR),
-                                 prepared.grid_to_raw(recs.float().mean(0).numpy(), Interpolation.LINEAR) if recs.shape[0] else None,
-                                 None, prepared.raw_affine)
-                if png:
-                    three_plane_png(paths["png"], prepared.volume.image.numpy(), lesion, overlay=amap,
-                                    title=f"{scan.name}: anomaly map ({predictor.task}), mask at {protocol} = {value:.3g}")
-                row.update(status="done", lesion_voxels=str(int(raw_mask.sum())),
-                           sample_score=f"{pipeline.sample_score(amap, brain):.6g}",
-                           map_path=str(paths["map"]), mask_path=str(paths["mask"]), png_path=str(paths["png"]) if png else "",
-                           message="; ".join(f"warning: {w}" for w in warnings))
-            except UserInputError as exc:
-                row.update(status="failed", message=" ".join(str(exc).split()))
-                LOG.error("%s: %s", scan.name, row["message"])
-            rows.append(row)
-    atomic_write_csv(output / "predictions.csv", rows, PREDICTION_COLUMNS)
-    checkpoint = resolve_checkpoint(model).resolve()
-    settings = PredictSettings(threshold=str(threshold), threshold_protocol=protocol, threshold_value=value, test_set=test_set,
-                               precision=str(pipeline.spec.inference.precision), device=str(pipeline.device),
-                               compiled_unet=pipeline.compiled_unet, preprocessed=preprocessed, preprocessing=asdict(options))
-    PredictRecord(str(checkpoint), file_sha256(checkpoint), predictor.task,
-                  predictor.trained_on.to_plain() if predictor.trained_on else None, asdict(settings)).write(output)
-    if report:
-        try_write_report(output)  # from the folder's files and predict.json, as `uad report FOLDER` rebuilds it
-    return rows
+    # stopped part-way (predict has no --resume): its files are written anew, predictions.csv last
+    with recovery.advise(recovery.run_again(f"the files in {output} are incomplete; predictions.csv is written last")):
+        pipeline = predictor.pipeline
+        rows = []
+        scored_with = predictor.record.scored_with
+        # the task's inference settings and its evaluation's compile decision and precision (unless --precision
+        # replaces it): the evaluated maps to the last digit, whatever `auto` would pick on this machine
+        recorded = scored_with.autocast if scored_with is not None and precision is None else None
+        with pipeline.prepared(compiled=scored_with.compiled_unet if scored_with is not None else None, precision=recorded):
+            for i, scan in enumerate(scans):
+                row = {c: "" for c in PREDICTION_COLUMNS}
+                row.update(scan=scan.name, threshold_protocol=protocol, threshold=f"{value:.6g}")
+                try:
+                    warnings = _differences(scan, predictor.trained_on)
+                    if i == 0 and isinstance(first, UserInputError):
+                        raise first
+                    prepared = first if i == 0 and first is not None else prepare_scan(scan, predictor, options, template)
+                    check_model_grid(prepared.volume.image.shape, predictor.input_shape, scan.name, model)
+                    scored = pipeline.score(prepared.volume, *predictor.seed_key(scan.name, test_set))
+                    amap = scored.amap
+                    brain = prepared.volume.mask.numpy()
+                    lesion = pipeline.binarize(amap, brain, value)
+                    raw_map = prepared.grid_to_raw(amap.astype(np.float32), Interpolation.LINEAR)
+                    raw_mask = prepared.grid_to_raw(lesion.astype(np.float32), Interpolation.NEAREST) > 0.5
+                    paths = {k: output / f"{scan.name}{suffix}" for k, suffix in
+                             (("map", "_anomaly_map.nii.gz"), ("mask", "_anomaly_mask.nii.gz"), ("png", ".png"))}
+                    save_nifti(paths["map"], raw_map, prepared.raw_affine)
+                    save_nifti(paths["mask"], raw_mask, prepared.raw_affine)
+                    if report:  # what the model saw and made, in the scan's space, for report.html
+                        recs = scored.reconstructions
+                        save_volumes(output, scan.name, prepared.grid_to_raw(prepared.volume.image.numpy(), Interpolation.LINEAR),
+                                     prepared.grid_to_raw(recs.float().mean(0).numpy(), Interpolation.LINEAR) if recs.shape[0] else None,
+                                     None, prepared.raw_affine)
+                    if png:
+                        three_plane_png(paths["png"], prepared.volume.image.numpy(), lesion, overlay=amap,
+                                        title=f"{scan.name}: anomaly map ({predictor.task}), mask at {protocol} = {value:.3g}")
+                    row.update(status="done", lesion_voxels=str(int(raw_mask.sum())),
+                               sample_score=f"{pipeline.sample_score(amap, brain):.6g}",
+                               map_path=str(paths["map"]), mask_path=str(paths["mask"]), png_path=str(paths["png"]) if png else "",
+                               message="; ".join(f"warning: {w}" for w in warnings))
+                except WriteFailed:  # a full or read-only disk is no scan's fault: every later scan would fail too
+                    raise
+                except UserInputError as exc:
+                    row.update(status="failed", message=" ".join(str(exc).split()))
+                    LOG.error("%s: %s", scan.name, row["message"])
+                rows.append(row)
+        atomic_write_csv(output / "predictions.csv", rows, PREDICTION_COLUMNS)
+        checkpoint = resolve_checkpoint(model).resolve()
+        settings = PredictSettings(threshold=str(threshold), threshold_protocol=protocol, threshold_value=value, test_set=test_set,
+                                   precision=str(pipeline.autocast), device=str(pipeline.device),
+                                   compiled_unet=pipeline.compiled_unet, preprocessed=preprocessed, preprocessing=asdict(options))
+        PredictRecord(str(checkpoint), file_sha256(checkpoint), predictor.task,
+                      predictor.trained_on.to_plain() if predictor.trained_on else None, asdict(settings)).write(output)
+        if report:
+            try_write_report(output)  # from the folder's files and predict.json, as `uad report FOLDER` rebuilds it
+        return rows

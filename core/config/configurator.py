@@ -327,7 +327,17 @@ def run_seed(config: dict[str, Any]) -> int:
 
 
 def validate_top_level(config: dict[str, Any], path: str | Path) -> None:
-    """Unknown top-level, experiment and logging keys are errors with the closest valid key."""
+    """Unknown top-level, experiment and logging keys are errors with the closest valid key (`check_top_level`);
+    a run that would log to wandb online needs an API key."""
+    mode = check_top_level(config, path)
+    problem = wandb_online_problem() if mode == WandbMode.ONLINE else None
+    if problem:
+        raise ConfigError(path, "logging.wandb.mode", problem)
+
+
+def check_top_level(config: dict[str, Any], path: str | Path) -> WandbMode:
+    """The top-level, experiment and logging keys and values of a config, this machine aside (a checkpoint's
+    stored config is checked so before `uad predict` scores with it); returns the wandb mode."""
     refuse_file_opt_in(config, path)
     for key in config:
         if key not in TOP_LEVEL_KEYS:
@@ -363,12 +373,39 @@ def validate_top_level(config: dict[str, Any], path: str | Path) -> None:
     logging_cfg = _known_keys(config.get("logging"), LOGGING_KEYS, path, "logging")
     wandb_cfg = _known_keys(logging_cfg.get("wandb"), WANDB_KEYS, path, "logging.wandb")
     try:
-        mode = parse_option(WandbMode, wandb_cfg.get("mode", "disabled"), "logging.wandb.mode")
+        return parse_option(WandbMode, wandb_cfg.get("mode", "disabled"), "logging.wandb.mode")
     except ValueError as exc:
         raise ConfigError(path, "logging.wandb.mode", str(exc)) from None
-    problem = wandb_online_problem() if mode == WandbMode.ONLINE else None
-    if problem:
-        raise ConfigError(path, "logging.wandb.mode", problem)
+
+
+def _kind(value: Any) -> str:
+    cls = type(value)
+    return cls.__qualname__ if cls.__module__ == "builtins" else f"{cls.__module__}.{cls.__qualname__}"
+
+
+def check_yaml_data(config: Any, path: str | Path, fix: str) -> None:
+    """Refuse a config that is not plain YAML data (mappings with text keys, lists, text, numbers, true/false,
+    null: what yaml.safe_dump writes and safe_load reads back), in one line naming the key path and `fix`.
+    A file read by `load_yaml` always is; a config unpickled from a checkpoint may hold whatever
+    `torch.load(weights_only=True)` allows (a tensor, bytes, a tuple, an OrderedDict, a list holding itself)."""
+    stack: list[tuple[str, Any]] = [("", config)]
+    seen = 0
+    while stack:
+        where, value = stack.pop()
+        seen += 1
+        if seen > MAX_CONFIG_NODES:
+            raise ConfigError(path, where or "config", f"more than {MAX_CONFIG_NODES} values (a config is a few kilobytes); {fix}")
+        if type(value) is dict:
+            for key, item in value.items():
+                if type(key) is not str:
+                    raise ConfigError(path, f"{where}.{key!r}" if where else repr(key),
+                                      f"a key of type {_kind(key)}; config keys are text; {fix}")
+                stack.append((f"{where}.{key}" if where else key, item))
+        elif type(value) is list:
+            stack.extend((f"{where}[{i}]", item) for i, item in enumerate(value))
+        elif type(value) not in (str, int, float, bool, type(None)):
+            raise ConfigError(path, where or "config", f"a {_kind(value)}, not plain YAML data (mappings with text keys, "
+                                                       f"lists, text, numbers, true/false, null); {fix}")
 
 
 def _check_types(values: dict[str, Any], types_: dict[str, Any], prefix: str, path: str | Path) -> None:

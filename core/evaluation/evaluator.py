@@ -31,6 +31,7 @@ from core.evaluation.thresholds import FitData, ThresholdSettings, fit_all
 from data.volume import Volume
 from dl_utils.distributed import DistributedContext, context_from_env
 from dl_utils.param_groups import group_flat_params
+from dl_utils.param_ranges import Seed
 from dl_utils.run_logger import RunLogger
 from dl_utils.seeding import DEFAULT_SEED
 from optim.metrics.streaming import RankingSummary
@@ -52,7 +53,7 @@ class DownstreamEvaluator:
     """Holds the model, the device and the named data sets (`context`) and the seed of the volumes'
     noise (the task's `params.seed`, else the run's); subclasses implement `run`."""
 
-    def __init__(self, *, context: EvaluationContext, seed: int = DEFAULT_SEED):
+    def __init__(self, *, context: EvaluationContext, seed: Seed = DEFAULT_SEED):
         self.model = context.model
         self.device = context.device
         self.datasets = dict(context.datasets)
@@ -62,6 +63,11 @@ class DownstreamEvaluator:
         """Evaluate; files go to `run_dir`. Called on every rank of a torchrun job; rank 0's
         result is the run's (other ranks return an empty one)."""
         raise NotImplementedError
+
+    def grid_problem(self, height: int, width: int) -> str | None:
+        """Why this task cannot evaluate axial slices of height x width (e.g. too small for its scorer), or
+        None; the run asks it of every data set's grid before anything is written (core.run.assembly)."""
+        return None
 
 
 class AnomalyDetectionEvaluator(DownstreamEvaluator):
@@ -79,7 +85,7 @@ class AnomalyDetectionEvaluator(DownstreamEvaluator):
 
     def __init__(self, *, context: EvaluationContext, scoring: ScoringSpec, roles: DataRoles = DataRoles(),
                  thresholds: ThresholdSettings = ThresholdSettings(), detection: DetectionSettings = DetectionSettings(),
-                 outputs: OutputSettings = OutputSettings(), seed: int = DEFAULT_SEED):
+                 outputs: OutputSettings = OutputSettings(), seed: Seed = DEFAULT_SEED):
         super().__init__(context=context, seed=seed)
         self.roles, self.threshold_settings, self.detection, self.outputs = roles, thresholds, detection, outputs
         self.pipeline = ScoringPipeline(self.model, scoring, self.device, self.seed)
@@ -94,6 +100,10 @@ class AnomalyDetectionEvaluator(DownstreamEvaluator):
             raise ValueError("no test set left after the validation / healthy / fit roles; add one under data_loader.datasets")
         if self.pipeline.needs_fit and roles.fit_set is None:
             raise ValueError(f"{type(scoring.scorer).__name__} must be fitted on healthy data: set roles.fit_set to a healthy data set")
+
+    def grid_problem(self, height: int, width: int) -> str | None:
+        """Slices too small for the scorer (`NeedsMinimumSlice`), or None."""
+        return self.pipeline.slice_problem(height, width)
 
     @staticmethod
     def upgrade_params(params: Mapping[str, Any]) -> dict[str, Any]:
@@ -148,7 +158,7 @@ class AnomalyDetectionEvaluator(DownstreamEvaluator):
         healthy_val = get(self.roles.healthy_validation)
         healthy_test = get(self.roles.healthy_test)
         result = EvaluationResult()
-        scored_with = ScoredWith(self.pipeline.seed, self.pipeline.compiled_unet)
+        scored_with = ScoredWith(self.pipeline.seed, self.pipeline.compiled_unet, self.pipeline.autocast)
         for name in self.test_sets:
             test = get(name, maps=True)
             labelled_val = get(self.labelled_validation.get(name))

@@ -22,7 +22,7 @@ import torch
 from torch import Tensor, nn
 
 from core.evaluation.contracts import BatchCappedModel, DiffusionModel
-from core.evaluation.reconstruction import Precision, reconstruct_volume
+from core.evaluation.reconstruction import Precision, reconstruct_volume, resolve_precision
 from core.evaluation.unet_compile import DEFAULT_MIN_TFLOP, compile_unet, repeat_decision, should_compile
 from dl_utils.errors import UserInputError
 from dl_utils.options import parse_option
@@ -32,7 +32,7 @@ from dl_utils.seeding import derive_seed
 from optim.metrics import thresholds as threshold_ops
 from optim.metrics.detection import Reduction, sample_score
 from optim.postprocessing import BinaryStep, MapStep, apply_binary_steps, apply_map_steps
-from optim.scoring.base import FittedOnHealthy, NeedsExternalFiles, Scorer
+from optim.scoring.base import FittedOnHealthy, NeedsExternalFiles, Scorer, slice_problem
 
 LOG = logging.getLogger(__name__)
 AUTO = "auto"
@@ -43,7 +43,10 @@ class InferenceSettings:
     """How volumes run through the model at test time (YAML `scoring.inference`).
 
     slice_batch_size: slices per reconstruction call (x N samples inside the model);
-    precision: `auto` = bf16 autocast on CUDA, fp32 on CPU; unet_batch_size: the model's
+    precision: `auto` = bf16 autocast on CUDA; on CPU bf16 autocast for diffusion models where
+    the CPU has bf16 units (their maps differ from fp32's far less than the reconstruction's own
+    noise), else fp32 (`core.evaluation.reconstruction.Precision`); resolved once per run of
+    scoring and recorded (`ScoredWith.autocast`); unet_batch_size: the model's
     network batch cap for this evaluation: an integer, null (the model's own) or `auto` (no
     cap on CUDA, halved on out-of-memory; the model's own on CPU); channels_last: null = on
     for diffusion models' UNets, where it was measured to win; compile_unet: `auto` compiles
@@ -102,6 +105,7 @@ class ScoringPipeline:
         self.device = device
         self.seed = int(seed)
         self.compiled_unet = False  # whether the last `prepared()` compiled the UNet (recorded for predict)
+        self.autocast: Precision | None = None  # the precision the last `prepared()` resolved (recorded for predict)
 
     @property
     def scorer(self) -> Scorer:
@@ -134,6 +138,10 @@ class ScoringPipeline:
             return str(exc)
         return None
 
+    def slice_problem(self, height: int, width: int) -> str | None:
+        """Why the scorer cannot score axial slices of height x width (too small for it), or None."""
+        return slice_problem(self.spec.scorer, height, width)
+
     def fit(self, healthy: Sequence[Any]) -> None:
         """Fit the scorer's reference statistics on healthy volumes (scorers that have them)."""
         if isinstance(self.spec.scorer, FittedOnHealthy):
@@ -155,13 +163,19 @@ class ScoringPipeline:
         return True, int(setting)
 
     @contextlib.contextmanager
-    def prepared(self, planned: Sequence[Sequence[Any]] = (), world_size: int = 1,
-                 compiled: bool | None = None) -> Iterator[ScoringPipeline]:
+    def prepared(self, planned: Sequence[Sequence[Any]] = (), world_size: int = 1, compiled: bool | None = None,
+                 precision: Precision | None = None) -> Iterator[ScoringPipeline]:
         """The model in eval mode with this task's batch cap, memory layout and (where it pays
-        off for the `planned` data sets, scored by `world_size` processes) compiled UNet;
-        everything is restored on exit. `compiled`: a decision taken before (the evaluation's,
-        for `uad predict`) repeated instead of deciding anew."""
-        model = self.model
+        off for the `planned` data sets, scored by `world_size` processes) compiled UNet, and the
+        precision it runs at resolved once (`autocast`); everything is restored on exit.
+        `compiled`, `precision`: decisions taken before (the evaluation's, for `uad predict`)
+        repeated instead of deciding anew."""
+        model, inference = self.model, self.spec.inference
+        asked = inference.precision if precision is None else parse_option(Precision, precision, "precision")
+        self.autocast = resolve_precision(asked, self.device, isinstance(model, DiffusionModel))
+        if asked is Precision.AUTO and self.device.type == "cpu" and self.autocast is Precision.BF16:
+            LOG.info("precision auto: bf16 autocast for the diffusion UNet on this CPU (it has bf16 units); "
+                     "`scoring.inference.precision: fp32` keeps fp32")
         was_training = model.training
         set_cap, cap = self._batch_cap()
         old_cap = model.max_batch_size if isinstance(model, BatchCappedModel) else None
@@ -171,7 +185,6 @@ class ScoringPipeline:
             model.max_batch_size = cap
         if self.channels_last:
             model.to(memory_format=torch.channels_last)
-        inference = self.spec.inference
         if compiled is not None:
             self.compiled_unet = repeat_decision(compiled, model, self.device)
         else:
@@ -205,8 +218,9 @@ class ScoringPipeline:
         n = self.num_reconstructions
         inference = self.spec.inference
         if n > 0:
+            precision = inference.precision if self.autocast is None else self.autocast
             recs = reconstruct_volume(self.model, image, n, inference.slice_batch_size, self.device,
-                                      inference.precision, self.channels_last)
+                                      precision, self.channels_last)
         else:
             recs = image.new_zeros((0, *image.shape))
         if not torch.isfinite(recs).all():

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from core.evaluation.contracts import PreprocessedSet
+from core.evaluation.reconstruction import Precision
 from core.evaluation.thresholds import FittedThreshold, thresholds_from_json, thresholds_to_json
 from data.volume import Volume
 from dl_utils.param_ranges import GridSide
@@ -62,26 +63,38 @@ class InputGrid:
         return cls(shape, settings)
 
 
+RESOLVED_PRECISIONS = tuple(p for p in Precision if p is not Precision.AUTO)  # what an evaluation can have run at
+
+
 @dataclass(frozen=True)
 class ScoredWith:
     """What a later scoring (`uad predict`) must repeat to give the evaluator's maps to the last
-    digit: the seed the per-volume seeds derive from, and whether the UNet ran compiled
-    (`compile_unet` as resolved for the whole evaluation)."""
+    digit: the seed the per-volume seeds derive from, whether the UNet ran compiled
+    (`compile_unet` as resolved for the whole evaluation) and the precision it ran at
+    (`precision` as resolved once for it: `fp32`, `bf16` or `fp16`; None = not recorded, an
+    older run: predict resolves the task's setting anew)."""
 
     seed: int
     compiled_unet: bool = False
+    autocast: Precision | None = None
 
     def to_json(self) -> dict[str, Any]:
-        return {"seed": self.seed, "compiled_unet": self.compiled_unet}
+        out: dict[str, Any] = {"seed": self.seed, "compiled_unet": self.compiled_unet}
+        if self.autocast is not None:
+            out["autocast"] = str(self.autocast)
+        return out
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> ScoredWith:
-        seed, compiled = data.get("seed"), data.get("compiled_unet", False)
+        seed, compiled, autocast = data.get("seed"), data.get("compiled_unet", False), data.get("autocast")
         if not _is_int(seed) or not 0 <= seed < 2**63:
             raise ValueError(f"seed: expected an integer from 0 to 2**63 - 1 (a run's seed), got {seed!r:.60}")
         if not isinstance(compiled, bool):
             raise ValueError(f"compiled_unet: expected true or false, got {compiled!r:.60}")
-        return cls(seed, compiled)
+        if autocast is not None and autocast not in [p.value for p in RESOLVED_PRECISIONS]:
+            raise ValueError(f"autocast: expected one of {', '.join(RESOLVED_PRECISIONS)} (the precision the "
+                             f"evaluation ran at), got {autocast!r:.60}")
+        return cls(seed, compiled, None if autocast is None else Precision(autocast))
 
 
 def _named(key: str, read: Any, value: Any) -> Any:

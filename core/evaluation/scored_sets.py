@@ -23,6 +23,7 @@ from core.evaluation.reconstruction import reconstruction_quality
 from core.evaluation.volume_files import save_volumes
 from data.nifti_io import save_nifti
 from data.volume import Volume
+from dl_utils.checkpoint import writing
 from dl_utils.distributed import DistributedContext, gather_to_main
 from dl_utils.paths import inside
 from dl_utils.progress import progress
@@ -61,7 +62,9 @@ class VolumeStore:
         if seg is not None:
             arrays["seg"] = np.packbits(seg.ravel())
         arrays.update(regions or {})  # RA's boxes: seg_weights (float32), negative (bit-packed)
-        np.savez(self.folder / f"{index:07d}.npz", **arrays)
+        path = self.folder / f"{index:07d}.npz"
+        with writing(path):  # a scratch file (removed with the folder): a full disk names it
+            np.savez(path, **arrays)
 
     def box_regions(self, index: int) -> tuple[np.ndarray, np.ndarray] | None:
         """(box weights float32, non-lesion region bool) of RA's annotations, or None."""

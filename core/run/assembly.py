@@ -164,14 +164,21 @@ def _slice_grids(dataset: Any) -> dict[tuple[int, ...], tuple[int, str]]:
 
 def check_evaluation_grids(builder: ComponentBuilder, evaluators: dict[str, DownstreamEvaluator], model: nn.Module,
                            device: torch.device, checked: dict[tuple[int, ...], str]) -> None:
-    """Every evaluation set's slice grid against the model, before anything is written: a grid the
-    model already ran on (the training slices) passes; any other runs once through the model (the
+    """Every evaluation set's slice grid against the task and the model, before anything is written: the
+    task says whether its scorer can score it (`grid_problem`: e.g. slices too small for LPIPS); a grid
+    the model already ran on (the training slices) passes; any other runs once through the model (the
     middle slice of the first volume with it, one reconstruction, eval mode, the RNG state put back),
     so a test volume of another size is one line naming its file, not a shape error after training.
     `checked` grows with each grid."""
     for task, evaluator in evaluators.items():
         for name, dataset in evaluator.datasets.items():
             for grid, (index, source) in _slice_grids(dataset).items():
+                problem = evaluator.grid_problem(*grid[:2])
+                if problem is not None:
+                    csv = getattr(dataset, "csv", name)
+                    raise ConfigError(builder.config_path, f"downstream_tasks.{task}.data_loader.datasets.{name}",
+                                      f"split CSV {csv}: {source} has {grid[0]}x{grid[1]} slices, but {problem}; set the "
+                                      "data loader's preprocessing target_shape to a larger grid or choose another scorer")
                 if grid in checked:
                     continue
                 image = dataset[index].image

@@ -8,7 +8,7 @@ subjects, contrast, grid; `data.trained_on`) and, once the run has been evaluate
 per task the fitted thresholds (`FittedThreshold` records per test set), the input grid
 (shape and preprocessing of the evaluated volumes), the names of the volumes scored per
 data set, in order, and how they were scored (`ScoredWith`: the evaluator's seed, whether
-its UNet ran compiled), so `uad predict` scores a volume exactly as the evaluator did. Everything is
+its UNet ran compiled, the precision it ran at), so `uad predict` scores a volume exactly as the evaluator did. Everything is
 plain values, so `torch.load(weights_only=True)` loads it and `predict` or a test-only
 config needs nothing else.
 
@@ -17,7 +17,8 @@ thresholds and `input_shapes`; `task_records` reads both versions into the same 
 
 `uad describe RUN_FOLDER [--weights W] [--out OUT]` (core/commands/cli.py) makes any
 evaluated run folder's checkpoint (or the weights file `W`) self-describing from the run's
-`config.yaml`, `results.json` and `per_volume.csv`.
+`config.yaml`, `results.json` and `per_volume.csv`, once the config passes the check every verb makes of a
+stored config (`check_stored_config`) and the weights fit its model.
 """
 from __future__ import annotations
 
@@ -28,8 +29,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from core.config.builder import ComponentBuilder
-from core.config.configurator import load_yaml, refuse_file_opt_in
+from torch import nn
+
+from core.config.builder import MODEL, ComponentBuilder
+from core.config.configurator import check_top_level, check_yaml_data, load_yaml, refuse_file_opt_in
 from core.evaluation.result import EvaluationResult, InputGrid, ScoredWith, SetResult
 from core.evaluation.thresholds import FittedThreshold, legacy_fitted, legacy_thresholds_from_metrics, thresholds_from_json
 from core.run.assembly import check_components
@@ -38,7 +41,8 @@ from data.trained_on import TrainedOn
 from dl_utils.checkpoint import load_checkpoint, save_checkpoint
 from dl_utils.errors import UserInputError
 from dl_utils.param_groups import HeldWarnings
-from dl_utils.paths import check_links_stay_inside
+from dl_utils.paths import check_component, check_links_stay_inside
+from dl_utils.weights import load_model_weights
 
 METADATA_VERSION = 2
 EVALUATION_KEY = "evaluation"
@@ -53,7 +57,7 @@ class TaskRecord:
     thresholds: dict[str, dict[str, FittedThreshold]] = field(default_factory=dict)  # {test set: {rule key: fitted}}
     input_grid: InputGrid | None = None
     volumes: dict[str, list[str]] = field(default_factory=dict)  # {data set: volume names in scoring order}
-    scored_with: ScoredWith | None = None  # the evaluation's seed and compile decision (None: not recorded)
+    scored_with: ScoredWith | None = None  # the evaluation's seed, compile decision, precision (None: not recorded)
 
     def to_json(self) -> dict[str, Any]:
         return {"thresholds": {s: {k: t.to_json() for k, t in found.items()} for s, found in self.thresholds.items()},
@@ -171,9 +175,48 @@ def read(state: dict[str, Any], source: Any) -> dict[str, Any]:
             "`uad describe RUN_FOLDER --weights <this file>`"
         )
     refuse_file_opt_in(config, f"{source} (stored config)")  # a checkpoint never grants --allow-external-modules
+    check_stored_config(config, source)
     stored_trained_on(state, source)  # every recorded value checked here, before any verb uses one
     task_records(state, config, source)
     return config
+
+
+def check_stored_config(config: dict[str, Any], source: Any, fix: str = REWRITE_FIX) -> None:
+    """A stored config (a checkpoint's, or the run folder's config.yaml `uad describe` writes into one) checked as
+    `uad test --model` checks it before anything is built: plain YAML data (no tensor, bytes or tuple: it is
+    written back as YAML), the run name one plain name, the top-level keys and values (`check_top_level`). It is
+    checked as the test config it becomes (`test_config`: task test, its weights the checkpoint), so a training
+    config stored without a trainer is not refused. Every verb that opens a checkpoint runs this one check."""
+    where = f"{source} (stored config)"
+    check_yaml_data(config, where, fix)
+    if isinstance(config.get("name"), str):  # (another type: named by the top-level check)
+        check_component(config["name"], f"{source}: stored config: name")  # it names the test run's folder
+    experiment = config.get("experiment")
+    as_test = {**(experiment or {}), "task": "test", "weights": None} if isinstance(experiment, dict | None) else experiment
+    check_top_level({**config, "experiment": as_test}, where)
+
+
+def model_with_weights(builder: ComponentBuilder, config: dict[str, Any], state: Mapping[str, Any], source: Any) -> nn.Module:
+    """The config's model (built on the CPU by `builder`, so of this project's classes unless the command line
+    allowed others) with the checkpoint's `model_weights` loaded strictly: weights that do not fit it (a
+    missing, extra or mis-shaped tensor) are one line naming `source`, before anything is written."""
+    net = builder.build(config["model"], "model", expected=MODEL)
+    load_model_weights(net, state, source)
+    return net
+
+
+def open_checkpoint(state: dict[str, Any], source: Any, allow_external_modules: bool = False
+                    ) -> tuple[dict[str, Any], ComponentBuilder, nn.Module]:
+    """(upgraded config, its builder, model with the weights): a loaded checkpoint opened as `uad predict` and
+    `python -m core.commands.training_record` open one: its stored config read and checked (`read`), every
+    component checked as this project's and of its role before any is built, then the model built and its
+    weights loaded (`model_with_weights`). `allow_external_modules`: the command-line flag, never the file's."""
+    stored = read(state, source)
+    builder = ComponentBuilder(f"{source} (stored config)", allow_external_modules)
+    with HeldWarnings():  # upgrade warnings only for a config that is accepted
+        config = builder.upgrade(stored)
+        check_components(config, builder)  # every section it carries, before any of it is built (its trainer too)
+    return config, builder, model_with_weights(builder, config, state, source)
 
 
 def check_trained_on(plain: Any, source: Any) -> TrainedOn:
@@ -316,14 +359,15 @@ def rewrite_from_run(run_dir: str | Path, weights: str | Path | None = None, out
             raise UserInputError(f"{path} not found; pass an evaluated run folder (it holds config.yaml and results.json)")
     config = load_yaml(config_path)  # one line for invalid YAML or a python tag
     refuse_file_opt_in(config, config_path)
+    check_stored_config(config, config_path, "fix the run folder's config.yaml")  # as every verb will check the written one
     builder = ComponentBuilder(config_path, allow_external_modules)
     with HeldWarnings():
-        check_components(builder.upgrade(config), builder)
+        upgraded = builder.upgrade(config)
+        check_components(upgraded, builder)
     results = read_results_json(results_path)
     source = Path(weights) if weights else run_dir / "checkpoints" / "best_model.pt"
     state = load_checkpoint(source)
-    if "model_weights" not in state:
-        raise UserInputError(f"{source}: no 'model_weights' entry; it is not a checkpoint of this framework")
+    model_with_weights(builder, upgraded, state, source)  # weights the written file's model does not take are refused now
     if isinstance(config.get("experiment"), dict) and config["experiment"].get("task") == "test":
         config["experiment"] = {**config["experiment"], "task": "train", "weights": None}
     stored_trained_on(state, source)  # carried on into the written file: checked as `uad predict` will read it

@@ -24,6 +24,7 @@ from core.run.report import try_write_report
 from core.run.results import write_results
 from core.run.run_folder import LATEST, make_run_dir, resume_config, write_run_config
 from data.trained_on import from_data_module
+from dl_utils import recovery
 from dl_utils.checkpoint import atomic_write_text
 from dl_utils.device import resolve_device
 from dl_utils.distributed import DistributedContext, barrier, context_from_env, destroy_process_group, init_process_group
@@ -115,9 +116,19 @@ def _run(config: dict[str, Any], config_path: Path, overrides: list[str], where:
 
     # Every check passed: only now does the run write anything.
     run_dir = resume_dir if resume_dir is not None else make_run_dir(config, config_path, ctx, output_root)
+    # stopped part-way: a training run resumes from its last checkpoint; a test-only run has none and runs again
+    advice = (recovery.resume_or_run_again(run_dir, run_dir / LATEST) if parts.trainer is not None
+              else recovery.run_again(f"the run folder {run_dir} is incomplete: delete it"))
+    with recovery.advise(advice):
+        return _write_run(config, config_path, overrides, parts, run_dir, resume_dir is not None, ctx, device, quiet)
+
+
+def _write_run(config: dict[str, Any], config_path: Path, overrides: list[str], parts: Parts, run_dir: Path,
+               resumed: bool, ctx: DistributedContext, device: torch.device, quiet: bool) -> Path | None:
+    """Train and evaluate into the claimed (or `resumed`) `run_dir`; write its results, records and report."""
     if ctx.is_main:
         configure_logging(run_dir / "log.txt", verbose=not quiet, label=str(config["name"]))
-        if resume_dir is None:
+        if not resumed:
             write_run_config(run_dir, config, config_path, overrides)
     experiment_name = str(config["experiment"].get("name") or config["name"])
     wandb_cfg = (config.get("logging") or {}).get("wandb") or {}
@@ -180,15 +191,17 @@ def _run_orchestrator(config: dict[str, Any], config_path: Path, where: str, out
         raise UserInputError(f"{where}: {ORCHESTRATOR_KEY}: {exc}") from exc
     held.release()
     run_dir = make_run_dir(config, config_path, DistributedContext(), output_root)
-    configure_logging(run_dir / "log.txt", verbose=not quiet, label=str(config["name"]))
-    write_run_config(run_dir, config, config_path, [])
 
     def nested(path: str | Path, overrides: list[str] | None = None, **kwargs: Any) -> Path | None:
         return run_experiment(path, [*forced, *(overrides or [])], allow_external_modules=allow_external_modules, **kwargs)
 
-    results, table = orchestrator.run(run_dir, nested, quiet)
-    write_results({ORCHESTRATOR_KEY: results}, run_dir, header=f"{config['name']} ({config_path})", table=table)
-    try_write_report(run_dir)  # report.html: the comparison and every method's volumes
+    # its advice holds over its runs' (resuming one of them would not finish this one)
+    with recovery.advise(recovery.run_again(f"the run folder {run_dir} is incomplete: delete it")):
+        configure_logging(run_dir / "log.txt", verbose=not quiet, label=str(config["name"]))
+        write_run_config(run_dir, config, config_path, [])
+        results, table = orchestrator.run(run_dir, nested, quiet)
+        write_results({ORCHESTRATOR_KEY: results}, run_dir, header=f"{config['name']} ({config_path})", table=table)
+        try_write_report(run_dir)  # report.html: the comparison and every method's volumes
     return run_dir
 
 

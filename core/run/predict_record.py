@@ -27,7 +27,7 @@ class PredictSettings:
     threshold_protocol: str         # the rule it resolved to
     threshold_value: float          # the value the masks were cut at
     test_set: str | None            # the evaluated set whose fitted thresholds were read
-    precision: str                  # the inference precision used
+    precision: str                  # the inference precision used, resolved (fp32, bf16 or fp16)
     device: str
     compiled_unet: bool
     preprocessed: bool              # scans were already preprocessed (no skull strip / registration)

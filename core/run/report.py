@@ -33,7 +33,7 @@ from core.run.run_files import read_results_json, skipped_tasks
 from core.run.run_folder import CONFIG_FILE, ORIGIN_FILE
 from data.trained_on import stated
 from dl_utils.checkpoint import atomic_write_text, file_sha256
-from dl_utils.errors import UserInputError
+from dl_utils.errors import UserInputError, WriteFailed
 from dl_utils.figures import read_curve_points
 from dl_utils.paths import check_links_stay_inside, inside
 from dl_utils.report import html
@@ -91,9 +91,14 @@ def write_report(folder: str | Path, checkpoint: str | Path | None = None,
 
 def try_write_report(folder: str | Path, **kwargs: Any) -> Path | None:
     """`write_report` at the end of a run: a report that fails to build is logged (the run's
-    results are written already) and can be rebuilt with `uad report FOLDER`."""
+    results are written already) and can be rebuilt with `uad report FOLDER`; a full disk too, as a
+    warning (the page is the last file: the command has done its work), saying what to free and rebuild."""
     try:
         return write_report(folder, **kwargs)
+    except WriteFailed as exc:
+        LOG.warning("report.html not written: %s: cannot write (%s); %s, then rebuild it with `uad report %s` "
+                    "(every other file of %s is complete)", exc.path, exc.reason, exc.fix, folder, folder)
+        return None
     except Exception as exc:  # noqa: BLE001 - the page is a view; its failure must not fail a finished run
         LOG.warning("report.html not written (%s: %s); rebuild it with `uad report %s`", type(exc).__name__, exc, folder)
         return None

@@ -4,7 +4,7 @@ A run folder may come from someone else (`uad describe`, `uad report`) and its f
 damaged or crafted: every reader goes through here, so a file of the wrong shape is one line
 naming the file, the entry and the fix, never a KeyError deep inside a reader.
 Shape: {task: {data set: {metric: value, "thresholds": {rule key: {kind, value, ...}},
-"input_grid": {shape, preprocessing}, "scored_with": {seed, compiled_unet}}}} (the benchmark's `orchestrator` and the `training`
+"input_grid": {shape, preprocessing}, "scored_with": {seed, compiled_unet, autocast}}}} (the benchmark's `orchestrator` and the `training`
 summary are tasks of the same shape).
 """
 from __future__ import annotations

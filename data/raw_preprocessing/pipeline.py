@@ -30,8 +30,9 @@ from data.raw_preprocessing.qc import three_plane_png
 from data.raw_preprocessing.registration import register_affine
 from data.raw_preprocessing.resample import resample_isotropic, resample_to_grid
 from data.raw_preprocessing.template import DEFAULT_TEMPLATE, Template, load_template
+from dl_utils import recovery
 from dl_utils.checkpoint import atomic_write_csv, atomic_write_text
-from dl_utils.errors import UserInputError
+from dl_utils.errors import UserInputError, WriteFailed
 from dl_utils.options import parse_option
 from dl_utils.paths import check_component
 
@@ -199,6 +200,9 @@ def run_subject(subject: SubjectInput, out_root: Path, options: PipelineOptions)
         write_subject(result, tmp, subject.name, options.qc)
         shutil.rmtree(final, ignore_errors=True)
         os.replace(tmp, final)
+    except WriteFailed:  # a full or read-only disk is no subject's fault: every later one would fail too
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
     except UserInputError as exc:
         shutil.rmtree(tmp, ignore_errors=True)
         return {"subject": subject.name, "status": "failed", "seconds": f"{time.perf_counter() - started:.1f}",
@@ -215,13 +219,15 @@ def run_all(subjects: list[SubjectInput], out_root: str | Path, options: Pipelin
     """Every subject (a process pool when workers > 1); writes `summary.csv`, returns its rows."""
     out_root = Path(out_root)
     (out_root / "subjects").mkdir(parents=True, exist_ok=True)
-    if workers > 1 and len(subjects) > 1:
-        with ProcessPoolExecutor(max_workers=int(workers)) as pool:
-            rows = list(pool.map(run_subject, subjects, [out_root] * len(subjects), [options] * len(subjects)))
-    else:
-        rows = [run_subject(s, out_root, options) for s in subjects]
-    for row in rows:
-        if row["status"] == "failed":
-            LOG.error("%s", row["message"])
-    atomic_write_csv(out_root / "summary.csv", rows, SUMMARY_COLUMNS)
+    # stopped part-way: a subject is written whole (a temporary folder renamed) or not at all
+    with recovery.advise(recovery.run_again(f"the subjects finished in {out_root} are kept and skipped")):
+        if workers > 1 and len(subjects) > 1:
+            with ProcessPoolExecutor(max_workers=int(workers)) as pool:
+                rows = list(pool.map(run_subject, subjects, [out_root] * len(subjects), [options] * len(subjects)))
+        else:
+            rows = [run_subject(s, out_root, options) for s in subjects]
+        for row in rows:
+            if row["status"] == "failed":
+                LOG.error("%s", row["message"])
+        atomic_write_csv(out_root / "summary.csv", rows, SUMMARY_COLUMNS)
     return rows

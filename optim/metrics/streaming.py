@@ -20,10 +20,11 @@ import shutil
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import numpy as np
 
+from dl_utils.checkpoint import writing
 from optim.metrics.arrays import check_same_shape, to_numpy
 
 _BUCKETS = 1 << 16
@@ -62,6 +63,12 @@ class RankingSummary:
     histogram: dict[str, np.ndarray] = field(repr=False)  # {"edges", "positives", "negatives"}
 
 
+def _write(handle: BinaryIO, data: bytes) -> None:
+    """Append to a spill file; a full disk names the file (a bare `write` raises an OSError that names none)."""
+    with writing(handle.name):
+        handle.write(data)
+
+
 class ScoreSpill:
     """Scores and labels of many volumes, kept on disk in ``folder``; see the module docstring."""
 
@@ -89,8 +96,8 @@ class ScoreSpill:
         if not np.all(np.isfinite(s)):
             raise ValueError("scores contain NaN or infinite values")
         keys = order_keys(s)
-        self._keys.write(keys.tobytes())
-        self._labels.write(y.astype(np.uint8).tobytes())
+        _write(self._keys, keys.tobytes())
+        _write(self._labels, y.astype(np.uint8).tobytes())
         high = keys >> 16
         self.hist[1] += np.bincount(high[y], minlength=_BUCKETS)
         self.hist[0] += np.bincount(high[~y], minlength=_BUCKETS)
@@ -98,7 +105,8 @@ class ScoreSpill:
     def close(self) -> None:
         for handle in (self._keys, self._labels):
             if not handle.closed:
-                handle.close()
+                with writing(handle.name):  # the buffered tail is written here
+                    handle.close()
 
     def remove(self) -> None:
         """Close and delete the spill's files."""
@@ -152,12 +160,12 @@ class ScoreSpill:
                 edges = np.searchsorted(g, np.arange(len(groups) + 1))
                 for i in np.unique(g):
                     part = slice(edges[i], edges[i + 1])
-                    handles[i][0].write(keys[part].tobytes())
-                    handles[i][1].write(labels[part].astype(np.uint8).tobytes())
+                    _write(handles[i][0], keys[part].tobytes())
+                    _write(handles[i][1], labels[part].astype(np.uint8).tobytes())
         finally:
-            for fk, fl in handles:
-                fk.close()
-                fl.close()
+            for handle in (h for pair in handles for h in pair):
+                with writing(handle.name):
+                    handle.close()
         try:
             for index, (high, low) in enumerate(groups):
                 yield self._count_group(parts / str(index), high, low)

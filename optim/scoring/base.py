@@ -1,6 +1,7 @@
-"""The scorer contract (`Scorer`) and the two optional capabilities the evaluation uses.
+"""The scorer contract (`Scorer`) and the optional capabilities the evaluation uses.
 
-Every scorer in `optim/scoring/` satisfies `Scorer`; `tests/optim/scoring/test_scorer_contract.py`
+Every scorer in `optim/scoring/` satisfies `Scorer`; `FittedOnHealthy`, `NeedsExternalFiles` and
+`NeedsMinimumSlice` are what some of them add. `tests/optim/scoring/test_scorer_contract.py`
 discovers them from this package and checks each, so a new scorer cannot skip the test.
 """
 from __future__ import annotations
@@ -42,3 +43,21 @@ class NeedsExternalFiles(Protocol):
 
     @property
     def uses_stand_in_weights(self) -> bool: ...
+
+
+@runtime_checkable
+class NeedsMinimumSlice(Protocol):
+    """A scorer that runs only on axial slices of at least `min_slice_side` pixels along H and W
+    (a network's strides and pools, a reflect padding as wide as its window). A run checks every
+    data set's slice grid against it before anything is written, `uad predict` the scan's grid."""
+
+    @property
+    def min_slice_side(self) -> int: ...
+
+
+def slice_problem(scorer: object, height: int, width: int) -> str | None:
+    """Why `scorer` cannot score axial slices of height x width (they are too small for it); None when it can."""
+    side = int(scorer.min_slice_side) if isinstance(scorer, NeedsMinimumSlice) else 1
+    if min(height, width) >= side:
+        return None
+    return f"{type(scorer).__name__} needs axial slices of at least {side}x{side} pixels"

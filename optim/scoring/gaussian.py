@@ -27,7 +27,10 @@ def gaussian_kernel_bank(
     kernels = []
     for sigma in sigmas:
         r = gaussian_radius(sigma, truncate)
-        k = torch.exp(-0.5 * offsets**2 / sigma**2) * (offsets.abs() <= r)
+        if sigma**2 > 0:
+            k = torch.exp(-0.5 * offsets**2 / sigma**2) * (offsets.abs() <= r)
+        else:  # sigma**2 underflows to 0 (sigma < 1e-154): the limit, a delta, not 0 / 0 = NaN at the centre
+            k = (offsets == 0).to(torch.float64)
         kernels.append(k / k.sum())
     return torch.stack(kernels).to(dtype=dtype, device=device)
 

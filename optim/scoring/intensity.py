@@ -3,14 +3,15 @@
 import math
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Annotated, Any
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
 from dl_utils.errors import UserInputError
-from dl_utils.param_ranges import NonNegativeFloat, NonNegativeInt, PositiveFloat, PositiveInt
+from dl_utils.param_ranges import MAX_RECONSTRUCTIONS, HistogramBins, Intensity, PositiveFloat, SmoothingSigma
+from dl_utils.param_types import Ge, Le, check_fields
 from optim.scoring._checks import check_inputs
 from optim.scoring.gaussian import gaussian_kernel_bank
 
@@ -49,11 +50,11 @@ class IntensityDensityScorer:
     volumes first; the fitted density travels via state_dict()/load_state_dict().
     """
 
-    bins: PositiveInt = 200
-    value_range: tuple[float, float] = (0.0, 1.0)
-    smoothing_sigma: NonNegativeFloat = 1.0
+    bins: HistogramBins = 200
+    value_range: tuple[Intensity, Intensity] = (0.0, 1.0)  # finite: torch.histc takes no infinite end
+    smoothing_sigma: SmoothingSigma = 1.0  # in bins
     eps: PositiveFloat = 1e-6
-    num_reconstructions: NonNegativeInt = 0
+    num_reconstructions: Annotated[int, Ge(0), Le(MAX_RECONSTRUCTIONS)] = 0
     _fitted: dict[str, Tensor] = field(default_factory=dict, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -64,6 +65,7 @@ class IntensityDensityScorer:
             raise UserInputError(f"{name}: need bins >= 1 and value_range low < high")
         if self.eps <= 0 or self.smoothing_sigma < 0:
             raise UserInputError(f"{name}: need eps > 0 and smoothing_sigma >= 0")
+        check_fields(self)  # the signature's ranges, for a direct Python caller (the config check came first)
 
     def fit(self, volumes: Iterable[Any]) -> None:
         """Histogram the brain voxels of healthy volumes (objects with .image, .mask (H, W, D))."""

@@ -15,11 +15,18 @@ from torch import Tensor
 
 from dl_utils.errors import UserInputError
 from dl_utils.options import parse_option
-from dl_utils.param_ranges import MAX_RECONSTRUCTIONS, NonNegativeFloat, PositiveFloat
-from dl_utils.param_types import Ge, Le
+from dl_utils.param_ranges import MAX_RECONSTRUCTIONS, PositiveFloat, Sigma, SmoothingSigma
+from dl_utils.param_types import Ge, Le, check_fields
 from optim.scoring._checks import check_inputs, check_num_reconstructions
 from optim.scoring.gaussian import gaussian_filter
-from optim.scoring.ssim import SSIMPadding, autocast_fp16_ssim_map, parse_ssim_padding, ssim_maps
+from optim.scoring.ssim import (
+    SSIM_TRUNCATE,
+    SSIMPadding,
+    autocast_fp16_ssim_map,
+    parse_ssim_padding,
+    reflect_min_side,
+    ssim_maps,
+)
 
 
 class MHDPrecision(StrEnum):
@@ -133,8 +140,8 @@ class MahalanobisScorer:
     num_reconstructions: Annotated[int, Ge(2), Le(MAX_RECONSTRUCTIONS)] = 10
     regularization: PositiveFloat = 0.01
     diagonal: bool = False
-    smoothing_sigma: NonNegativeFloat = 1.0
-    ssim_sigma: PositiveFloat = 1.0
+    smoothing_sigma: SmoothingSigma = 1.0
+    ssim_sigma: Sigma = 1.0
     combine_with_ssim: bool = True
     ssim_padding: SSIMPadding = SSIMPadding.SYMMETRIC
     precision: MHDPrecision = MHDPrecision.FP32
@@ -154,6 +161,14 @@ class MahalanobisScorer:
                 f"{name}: smoothing_sigma must be >= 0 and ssim_sigma > 0, got "
                 f"{self.smoothing_sigma} and {self.ssim_sigma}"
             )
+        check_fields(self)  # the signature's ranges, for a direct Python caller (the config check came first)
+
+    @property
+    def min_slice_side(self) -> int:
+        """`NeedsMinimumSlice`: the SSIM factor's reflect padding (the originals', or fp16) needs sides longer
+        than its window's radius."""
+        reflect = self.precision is MHDPrecision.FP16 or self.ssim_padding is SSIMPadding.REFLECT
+        return reflect_min_side((self.ssim_sigma,), SSIM_TRUNCATE) if self.combine_with_ssim and reflect else 1
 
     def __call__(self, x: Tensor, recs: Tensor, mask: Tensor) -> Tensor:
         """x (H, W, D), recs (N, H, W, D), mask (H, W, D) bool -> map (H, W, D)."""

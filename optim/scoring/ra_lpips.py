@@ -19,7 +19,6 @@ import os
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated
 
 import lpips
 import numpy as np
@@ -30,8 +29,8 @@ from torch import Tensor, nn
 from dl_utils.checkpoint import file_sha256
 from dl_utils.errors import UserInputError
 from dl_utils.options import parse_option
-from dl_utils.param_ranges import BatchSize, GridSide, NonNegativeFloat, NonNegativeInt, PositiveFloat, Reconstructions
-from dl_utils.param_types import Ge, Le
+from dl_utils.param_ranges import BatchSize, GridSide, HistogramBins, Probability, Reconstructions, Seed, Sigma, Truncate
+from dl_utils.param_types import check_fields
 from optim.scoring._checks import check_inputs, check_num_reconstructions
 from optim.scoring.gaussian import gaussian_filter_bank
 
@@ -117,13 +116,13 @@ class RAPerceptualScorer:
     backbone: Backbone = Backbone.IMAGENET
     backbone_weights: str | None = None
     backbone_sha256: str | None = BACKBONE_SHA256
-    sigma: PositiveFloat = 2.0
-    truncate: PositiveFloat = 4.0
-    clahe_clip_limit: NonNegativeFloat = 0.01
+    sigma: Sigma = 2.0
+    truncate: Truncate = 4.0
+    clahe_clip_limit: Probability = 0.01  # skimage's clip limit is normalised: 1 clips nothing
     clahe_kernel_size: GridSide | None = None
-    clahe_nbins: Annotated[int, Ge(1), Le(65_536)] = 256  # histogram bins: a 16-bit image's values at most
+    clahe_nbins: HistogramBins = 256
     batch_size: BatchSize = 32
-    random_backbone_seed: NonNegativeInt = 0
+    random_backbone_seed: Seed = 0
     num_reconstructions: Reconstructions = 1
 
     def __post_init__(self) -> None:
@@ -135,6 +134,12 @@ class RAPerceptualScorer:
             raise UserInputError("RAPerceptualScorer.backbone_sha256: null skips the check of torchvision's SqueezeNet "
                                  "weights only for a file you name: set backbone_weights to its path, or drop "
                                  "backbone_sha256 to check the default file")
+        check_fields(self)  # the signature's ranges, for a direct Python caller (the config check came first)
+
+    @property
+    def min_slice_side(self) -> int:
+        """`NeedsMinimumSlice`: SqueezeNet's strided conv and pools need slices of MIN_SLICE_SIDE pixels."""
+        return MIN_SLICE_SIDE
 
     @property
     def uses_random_backbone(self) -> bool:

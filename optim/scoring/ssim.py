@@ -3,7 +3,7 @@
 from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Literal
+from typing import Annotated, Literal
 
 import torch
 import torch.nn.functional as F
@@ -11,11 +11,15 @@ from torch import Tensor
 
 from dl_utils.errors import UserInputError
 from dl_utils.options import parse_option
-from dl_utils.param_ranges import PositiveFloat, Reconstructions
+from dl_utils.param_ranges import MAX_SIGMAS, IntensityRange, Reconstructions, Sigma, Truncate
+from dl_utils.param_types import Finite, Gt, Le, MaxItems, MinItems, check_fields
 from optim.scoring._checks import check_inputs, check_num_reconstructions
 from optim.scoring.gaussian import gaussian_filter_stack, gaussian_radius
 
 ENSEMBLE_SIGMAS = (0.3, 0.5, 0.7, 0.9, 1.1, 1.3, 1.5, 1.7)
+SSIM_TRUNCATE = 3.5  # skimage's Gaussian window radius in sigmas (and the originals' torchmetrics SSIM's)
+# k1, k2: fractions of the data range (Wang et al.: 0.01, 0.03); above 1 the constants swamp the image statistics
+SSIMConstant = Annotated[float, Gt(0), Le(1), Finite()]
 
 
 class SSIMPadding(StrEnum):
@@ -38,6 +42,11 @@ def parse_ssim_padding(padding: str) -> SSIMPadding:
 def default_data_range(x: Tensor, y: Tensor) -> Tensor:
     """Largest value range of the two inputs (the SSIM ensemble paper's choice) -> scalar."""
     return torch.maximum(x.max() - x.min(), y.max() - y.min())
+
+
+def reflect_min_side(sigmas: Sequence[float], truncate: float) -> int:
+    """The shortest axis reflect padding by the widest Gaussian window's radius accepts (radius + 1)."""
+    return max(gaussian_radius(s, truncate) for s in sigmas) + 1
 
 
 def _to_batch(t: Tensor, spatial_dims: int) -> Tensor:
@@ -77,7 +86,7 @@ def ssim_maps(
     k1: float = 0.01,
     k2: float = 0.03,
     data_range: float | Tensor | None = None,
-    truncate: float = 3.5,
+    truncate: float = SSIM_TRUNCATE,
     sigmas_per_pass: int | None = 1,
     padding: SSIMPadding = SSIMPadding.SYMMETRIC,
 ) -> Tensor:
@@ -130,7 +139,7 @@ def _autocast_fp16_kernel(sigma: float, truncate: float, device: torch.device) -
 
 
 def autocast_fp16_ssim_map(preds: Tensor, target: Tensor, sigma: float = 1.0, k1: float = 0.01, k2: float = 0.03,
-                           truncate: float = 3.5) -> Tensor:
+                           truncate: float = SSIM_TRUNCATE) -> Tensor:
     """The originals' 3D SSIM map (torchmetrics `_ssim_update`, reflect padding, data range of the
     inputs, full image) as their fp16-autocast test step computes it -> (H, W, D) float32.
 
@@ -184,10 +193,10 @@ class _SSIMMapScorer:
     their map of the mean reconstruction against the input."""
 
     spatial_dims: Literal[2, 3] = 3
-    k1: PositiveFloat = 0.01
-    k2: PositiveFloat = 0.03
-    data_range: PositiveFloat | None = None
-    truncate: PositiveFloat = 3.5
+    k1: SSIMConstant = 0.01
+    k2: SSIMConstant = 0.03
+    data_range: IntensityRange | None = None
+    truncate: Truncate = SSIM_TRUNCATE
     num_reconstructions: Reconstructions = 1
     padding: SSIMPadding = SSIMPadding.SYMMETRIC
 
@@ -197,6 +206,12 @@ class _SSIMMapScorer:
     def __post_init__(self) -> None:
         object.__setattr__(self, "padding", parse_ssim_padding(self.padding))
         _check_ssim_params(self._window_sigmas(), self.spatial_dims, self.num_reconstructions, type(self).__name__)
+        check_fields(self)  # the signature's ranges, for a direct Python caller (the config check came first)
+
+    @property
+    def min_slice_side(self) -> int:
+        """`NeedsMinimumSlice`: reflect padding by the widest window's radius needs longer sides than it."""
+        return reflect_min_side(self._window_sigmas(), self.truncate) if self.padding is SSIMPadding.REFLECT else 1
 
     def _maps(self, x: Tensor, recs: Tensor, mask: Tensor) -> Tensor:
         """x (H, W, D), recs (N, H, W, D), mask -> SSIM maps (K, H, W, D), one per sigma."""
@@ -218,7 +233,7 @@ class SSIMEnsembleScorer(_SSIMMapScorer):
     only the map is masked.
     """
 
-    sigmas: tuple[PositiveFloat, ...] = ENSEMBLE_SIGMAS
+    sigmas: Annotated[tuple[Sigma, ...], MinItems(1), MaxItems(MAX_SIGMAS)] = ENSEMBLE_SIGMAS
 
     def _window_sigmas(self) -> tuple[float, ...]:
         return tuple(float(s) for s in self.sigmas)
@@ -239,7 +254,7 @@ class SSIMScorer(_SSIMMapScorer):
     padding as ``SSIMEnsembleScorer``.
     """
 
-    sigma: PositiveFloat = 1.5
+    sigma: Sigma = 1.5
 
     def _window_sigmas(self) -> tuple[float, ...]:
         return (float(self.sigma),)

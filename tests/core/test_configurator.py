@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 
 from core.config.builder import ComponentBuilder, constructor_keywords
-from core.config.configurator import apply_overrides, load_config, load_yaml, merge_configs, validate_top_level
+from core.config.configurator import MAX_CONFIG_NODES, apply_overrides, check_yaml_data, load_config, load_yaml, merge_configs, validate_top_level
 from dl_utils.errors import UserInputError
 
 BASE = {"name": "t", "experiment": {"name": "t", "task": "test"}, "model": {"module_name": "model_zoo.identity", "class_name": "IdentityModel"}}
@@ -30,6 +30,45 @@ def test_unknown_top_level_key_suggests_closest():
 def test_unknown_task_is_an_error():
     with pytest.raises(UserInputError, match="experiment.task"):
         validate_top_level({**BASE, "experiment": {"task": "fit"}}, "c.yaml")
+
+
+def test_plain_yaml_data_is_checked_by_key_path():
+    """A config unpickled from a checkpoint may hold what weights_only allows; each such value is one line naming
+    its key path (a tensor made yaml.safe_dump fail with a traceback), plain data passes, and a list holding itself
+    or a vast one stops at the node limit."""
+    import collections
+
+    import numpy as np
+    import torch
+    import yaml
+
+    plain = {**BASE, "seed": 7, "x": [1, 2.5, True, None, "a", {"b": []}]}
+    check_yaml_data(plain, "c.pt (stored config)", "fix it")
+    yaml.safe_dump(plain)  # what the check promises: it writes back as YAML
+    bad = {"seed": (torch.tensor(7), "seed: a torch.Tensor, not plain YAML data"),
+           "model.params.size": ((1, 2), "model.params.size: a tuple, not plain YAML data"),
+           "name": (b"tiny", "name: a bytes, not plain YAML data"),
+           "model.params": (collections.OrderedDict(a=1), "model.params: a collections.OrderedDict, not plain YAML data"),
+           "model.params.lr": (np.float64(0.1), "model.params.lr: a numpy.float64, not plain YAML data"),
+           "model.params.channels": ([8, torch.tensor(16)], r"model.params.channels\[1\]: a torch.Tensor")}
+    for dotted, (value, message) in bad.items():
+        config = {**BASE, "model": {**BASE["model"], "params": {}}}
+        *parents, last = dotted.split(".")
+        node = config
+        for key in parents:
+            node = node[key]
+        node[last] = value
+        with pytest.raises(UserInputError, match=rf"^c\.pt \(stored config\): {message}.*; fix it$"):
+            check_yaml_data(config, "c.pt (stored config)", "fix it")
+    with pytest.raises(UserInputError, match=r"c\.pt: 5: a key of type int; config keys are text"):
+        check_yaml_data({**BASE, 5: "x"}, "c.pt", "fix it")
+    with pytest.raises(UserInputError, match=r"c\.pt: model\.\(1, 2\): a key of type tuple"):
+        check_yaml_data({**BASE, "model": {(1, 2): 1}}, "c.pt", "fix it")
+    looped: list = []
+    looped.append(looped)
+    for value in (looped, [0] * (MAX_CONFIG_NODES + 1)):
+        with pytest.raises(UserInputError, match=f"more than {MAX_CONFIG_NODES} values"):
+            check_yaml_data({**BASE, "x": value}, "c.pt", "fix it")
 
 
 def test_overrides_are_typed_by_yaml():

@@ -1,4 +1,5 @@
-"""bf16 autocast on CPU when asked for (`precision: bf16`, `uad predict --precision bf16`); fp32 stays the CPU default."""
+"""bf16 autocast on CPU when asked for (`precision: bf16`, `uad predict --precision bf16`), and as `auto` for diffusion
+models on a CPU with bf16 units; fp32 stays `auto` for deterministic models and on CPUs without bf16 units."""
 from __future__ import annotations
 
 import csv
@@ -36,11 +37,15 @@ def _maps(precision: str) -> tuple[np.ndarray, torch.Tensor]:
     return scored.amap, scored.reconstructions
 
 
-def test_bf16_on_cpu_runs_the_unet_in_bf16_and_returns_fp32_maps():
+@pytest.mark.parametrize("native", [True, False], ids=["bf16 units", "no bf16 units"])
+def test_bf16_on_cpu_runs_the_unet_in_bf16_and_returns_fp32_maps(monkeypatch, native):
+    from core.evaluation import reconstruction
+
+    monkeypatch.setattr(reconstruction, "cpu_bf16_native", lambda: native)
     fp32_map, fp32_recs = _maps("fp32")
     auto_map, _ = _maps("auto")
     bf16_map, bf16_recs = _maps("bf16")
-    np.testing.assert_array_equal(auto_map, fp32_map)  # auto is fp32 on CPU
+    np.testing.assert_array_equal(auto_map, bf16_map if native else fp32_map)  # auto: bf16 for a DDPM on a bf16 CPU
     assert bf16_map.dtype == np.float32 and bf16_recs.dtype == torch.float32
     assert not np.array_equal(bf16_map, fp32_map)  # autocast really ran (bf16 rounding shows)
     assert float((bf16_recs - fp32_recs).abs().max()) < 0.05  # bf16 keeps ~3 significant digits
@@ -71,6 +76,7 @@ def test_bf16_on_a_cpu_without_bf16_units_warns_once(monkeypatch, caplog):
     monkeypatch.setattr(torch.cpu, "get_capabilities", lambda: {"avx512_bf16": False, "amx_bf16": False, "avx2": True})
     assert device.cpu_bf16_native() is False
     assert autocast_dtype("fp32", cpu) is None and autocast_dtype("auto", cpu) is None and not caplog.records  # no bf16, no warning
+    assert autocast_dtype("auto", cpu, diffusion=True) is None and not caplog.records  # auto: fp32 without bf16 units
     for _ in range(3):
         assert autocast_dtype("bf16", cpu) is torch.bfloat16
     (record,) = caplog.records

@@ -21,6 +21,7 @@ import yaml
 
 from core.commands.cli import main as uad
 from core.Main import main
+from dl_utils.errors import UserInputError
 from optim.metrics import ranking
 from tests.data.raw_scans import as_orientation, phantom
 from tests.demo_like_data import write_demo_like
@@ -140,6 +141,41 @@ def test_predict_errors_are_one_line(tmp_path, capsys):
                 "--output", str(tmp_path / "o"), "--threshold", "fpr_3%"])
     assert code == 2 and "fpr_3%" in capsys.readouterr().err
     assert not (tmp_path / "o").exists()
+
+
+def test_missing_or_unreadable_scans_are_refused_naming_the_csv_line_before_any_output(tmp_path, capsys):
+    """Every file a scan names is there and readable before the model is loaded or --output exists: one line
+    naming the CSV line (or subject) that named it and the file."""
+    from core.commands.predict import read_scans
+    from core.commands.scan_checks import check_scan_headers
+
+    for name in ("a", "b"):
+        nib.save(nib.Nifti1Image(np.ones((8, 8, 4), np.float32), np.eye(4)), tmp_path / f"{name}.nii.gz")
+        nib.save(nib.Nifti1Image(np.ones((8, 8, 4), np.uint8), np.eye(4)), tmp_path / f"{name}_mask.nii.gz")
+    (tmp_path / "scans.csv").write_text("img_name,age,label,img_path,mask_path,seg_path\n"
+                                        "a,,0,a.nii.gz,a_mask.nii.gz,\nb,,0,b.nii.gz,b_mask.nii.gz,\n")
+    (tmp_path / "subjects.csv").write_text("subject,t1,mask\ns1,a.nii.gz,\ns2,b.nii.gz,b_mask.nii.gz\n")
+    for source in ("scans.csv", "subjects.csv"):
+        check_scan_headers(s.files() for s in read_scans(tmp_path / source))  # all there
+    (tmp_path / "b_mask.nii.gz").unlink()
+    expected = {"scans.csv": f"{tmp_path / 'scans.csv'} line 3: brain mask {tmp_path / 'b_mask.nii.gz'}: no such file",
+                "subjects.csv": f"{tmp_path / 'subjects.csv'} subject 's2': file {tmp_path / 'b_mask.nii.gz'}: no such file"}
+    for source, message in expected.items():
+        with pytest.raises(UserInputError) as caught:
+            check_scan_headers(s.files() for s in read_scans(tmp_path / source))
+        assert str(caught.value).startswith(message), str(caught.value)
+    (tmp_path / "b.nii.gz").write_bytes(b"not a scan" * 100)
+    with pytest.raises(UserInputError, match=rf"scans\.csv line 3: scan {tmp_path / 'b.nii.gz'}: not a readable NIfTI file"):
+        check_scan_headers(s.files() for s in read_scans(tmp_path / "scans.csv"))
+    with pytest.raises(UserInputError, match=rf"^brain mask {tmp_path / 'gone.nii.gz'}: no such file"):
+        check_scan_headers(s.files() for s in read_scans(tmp_path / "a.nii.gz", preprocessed=True, mask=tmp_path / "gone.nii.gz"))
+    (tmp_path / "a.nii.gz").unlink()
+    assert uad(["predict", "--model", str(ROOT / "weights" / "ra_demo.pt"), "--input", str(tmp_path / "scans.csv"),
+                "--output", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"error: {tmp_path / 'scans.csv'} line 2: scan {tmp_path / 'a.nii.gz'}: no such file; fix the path (a CSV's "
+                   "paths are relative to its folder, or to --data-root for a volume-layout CSV)"]
+    assert not (tmp_path / "out").exists()
 
 
 def test_uad_test_with_a_checkpoint_alone(trained_run, tmp_path, capsys):

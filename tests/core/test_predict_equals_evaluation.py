@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import csv
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import nibabel as nib
@@ -23,7 +24,7 @@ from torch import nn
 from core.commands.cli import main as uad
 from core.config.builder import ComponentBuilder
 from core.evaluation import pipeline as pipeline_module
-from core.evaluation import unet_compile
+from core.evaluation import reconstruction, unet_compile
 from core.evaluation.evaluator import AnomalyDetectionEvaluator
 from core.evaluation.pipeline import ScoringPipeline
 from core.evaluation.result import EvaluationResult
@@ -55,7 +56,7 @@ METHODS = {  # config, and what makes it small enough to train and evaluate in s
 
 # evaluation settings other than the defaults, which predict must take from the checkpoint: a
 # task-level seed (not the run's) that seeds every volume's noise, a UNet batch cap, bf16 autocast
-# (CPU's default is fp32: maps differ ~1e-3 if predict dropped it) and the UNet's memory format
+# (`auto` is fp32 on a CPU without bf16 units: maps differ ~1e-3 if predict dropped it) and the UNet's memory format
 INFERENCE = f"downstream_tasks.{TASK}.params.scoring.inference"
 NON_DEFAULT = {"DDPM": [f"downstream_tasks.{TASK}.params.seed=7",
                         f"{INFERENCE}={{unet_batch_size: 2, precision: bf16, channels_last: false}}"],
@@ -70,16 +71,19 @@ def demo_like(tmp_path_factory) -> Path:
     return write_demo_like(tmp_path_factory.mktemp("demo_like"))
 
 
-def _evaluate_then_predict(method: str, demo_like: Path, tmp_path: Path, capsys, extra: tuple[str, ...] = ()) -> Path:
+def _evaluate_then_predict(method: str, demo_like: Path, tmp_path: Path, capsys, extra: tuple[str, ...] = (),
+                           between: Callable[[], object] | None = None) -> Path:
     """Train and evaluate `method`'s tiny config, predict its test set from the checkpoint, and
-    compare the maps bit for bit and the masks voxel for voxel; returns the run folder."""
+    compare the maps bit for bit and the masks voxel for voxel; returns the run folder.
+    `between`: called after the evaluation, before predict (e.g. to make this machine another one)."""
     config, small = METHODS[method]
     overrides = shrink(ROOT / config, demo_like, tmp_path / "runs") + [a for s in ONE_TEST_SET + small + list(extra)
                                                                       for a in ("--set", s)]
     assert main(["--config_path", str(ROOT / config), "--quiet", *overrides]) == 0, capsys.readouterr().err
     (run,) = [p.parent.parent for p in (tmp_path / "runs").rglob("checkpoints/best_model.pt")]
     data_root = Path(yaml.safe_load((run / "config.yaml").read_text())["data_root"])
-
+    if between is not None:
+        between()
     code = uad(["predict", "--model", str(run), "--input", str(data_root / "splits" / f"{TEST_SET}.csv"),
                 "--data-root", str(data_root), "--output", str(tmp_path / "pred"), "--threshold", "fpr_5%", "--no-png"])
     assert code == 0, capsys.readouterr().err
@@ -167,11 +171,18 @@ class _StandInCompiled(nn.Module):
             return getattr(self._modules["inner"], name)
 
 
-def test_predict_repeats_a_compiled_evaluation(demo_like, tmp_path, capsys, monkeypatch):
+def test_predict_repeats_the_evaluations_compile_and_precision(demo_like, tmp_path, capsys, monkeypatch):
     """`compile_unet: auto` compiles an evaluation with enough work ahead but would not compile
-    predict's few scans; predict repeats the decision the evaluation recorded instead."""
+    predict's few scans; `precision: auto` resolved to bf16 on the evaluating CPU (bf16 units) but would
+    say fp32 on a CPU without them: predict repeats both decisions the evaluation recorded instead
+    (one run for both: each alone would change the maps, so equal maps show both were repeated)."""
     monkeypatch.setattr(pipeline_module, "should_compile", lambda setting, model, device, planned, *a: bool(planned))
     monkeypatch.setattr(pipeline_module, "compile_unet", _StandInCompiled)
     monkeypatch.setattr(unet_compile, "toolchain_missing", lambda device: None)
-    run = _evaluate_then_predict("DDPM", demo_like, tmp_path, capsys)
-    assert _record(run).scored_with.compiled_unet
+    monkeypatch.setattr(reconstruction, "cpu_bf16_native", lambda: True)
+    run = _evaluate_then_predict("DDPM", demo_like, tmp_path, capsys,
+                                 between=lambda: monkeypatch.setattr(reconstruction, "cpu_bf16_native", lambda: False))
+    scored_with = _record(run).scored_with
+    assert scored_with.compiled_unet and scored_with.autocast == "bf16"
+    assert json.loads((run / "results.json").read_text())[TASK][TEST_SET]["scored_with"]["autocast"] == "bf16"
+    assert json.loads((tmp_path / "pred" / "predict.json").read_text())["settings"]["precision"] == "bf16"

@@ -14,7 +14,7 @@ import pytest
 import torch
 
 from core.commands.cli import main as uad
-from core.commands.predict import read_transform
+from core.commands.predict import read_scans, read_transform, scan_header
 from core.commands.training_record import main as record_main
 from core.Main import main
 from data.trained_on import TrainedOn
@@ -88,6 +88,10 @@ def test_predict_on_a_preprocess_folder_warns_from_the_raw_scans_header(tmp_path
     assert "warning: contrast: the scan looks T1 POST-CONTRAST" in row["message"]
     assert "warning: slice thickness: 6.5 mm along inferior-superior" in row["message"]
     assert "warning: field of view: the scan covers 60 mm left-right" in row["message"]
+    # the same scan as a row of the preprocess output's split CSV: the header as acquired, not the brain-cropped volume's
+    (as_row,) = read_scans(tmp_path / "prep" / "splits" / "all.csv", data_root=tmp_path / "prep")
+    (as_folder,) = read_scans(tmp_path / "prep")
+    assert as_row.row is not None and scan_header(as_row).extent_mm == scan_header(as_folder).extent_mm == (60.0, 70.0, 91.0)
 
 
 def test_a_damaged_transform_record_is_one_line_naming_it(tmp_path):

@@ -77,19 +77,23 @@ ORIGINAL_TEST_PRECISION = {DDPM_PAPER: "fp32", SSIM_PAPER: "fp32", CDDPM_PAPER: 
 
 
 @pytest.mark.parametrize("path", [*VOLUME_PAPERS, RA_PAPER], ids=lambda p: p.stem)
-def test_evaluation_precision_is_the_originals(path):
-    """Issue 18: each paper config tests at the original's precision (every evaluation task);
-    bf16 (`auto` on CUDA) is the fast option."""
+def test_evaluation_precision_is_the_originals(path, monkeypatch):
+    """Issue 18: each paper config tests at the original's precision (every evaluation task), set
+    explicitly, so `auto`'s bf16 (CUDA; diffusion models on a CPU with bf16 units) never applies to it."""
+    from core.evaluation import reconstruction
     from core.evaluation.reconstruction import autocast_dtype
 
+    monkeypatch.setattr(reconstruction, "cpu_bf16_native", lambda: True)  # a CPU where auto would pick bf16
     tasks = load_config(path)["downstream_tasks"]
     precisions = {name: task["params"]["scoring"]["inference"]["precision"] for name, task in tasks.items()}
     assert set(precisions.values()) == {ORIGINAL_TEST_PRECISION[path]}, precisions
     precision = ORIGINAL_TEST_PRECISION[path]
     expected = {"fp32": None, "fp16": torch.float16}[precision]
-    assert autocast_dtype(precision, torch.device("cuda")) == expected
-    assert autocast_dtype(precision, torch.device("cpu")) is None  # CPU: always fp32
-    assert autocast_dtype("auto", torch.device("cuda")) == torch.bfloat16
+    diffusion = path != RA_PAPER
+    assert autocast_dtype(precision, torch.device("cuda"), diffusion) == expected
+    assert autocast_dtype(precision, torch.device("cpu"), diffusion) is None  # CPU: fp32 (fp16 runs on CUDA only)
+    assert autocast_dtype("auto", torch.device("cuda"), diffusion) == torch.bfloat16
+    assert autocast_dtype("auto", torch.device("cpu"), diffusion) == (torch.bfloat16 if diffusion else None)
 
 
 def test_cddpm_paper_encoder_and_condition_size():

@@ -71,6 +71,12 @@ def _flag_args(*items: str) -> Setup:
     return lambda root, config: ["--allow-external-modules", *_set(*items)]
 
 
+def _scorer(module: str, name: str, *params: str) -> Setup:
+    """--set the evaluation's scorer to optim.scoring.<module>.<name> with `params` (key=value YAML each)."""
+    mapping = ", ".join(p.replace("=", ": ", 1) for p in params)
+    return _args(f"{EVAL}.params.scorer={{module_name: optim.scoring.{module}, class_name: {name}, params: {{{mapping}}}}}")
+
+
 def _raw_config(text: str) -> Setup:
     """Replace the config file by `text` (written after the config dict, so it wins)."""
     def setup(root: Path, config: dict[str, Any]) -> list[str]:
@@ -416,7 +422,8 @@ def _shared_run(config_text: str | None = None, results_text: str = '{"detection
     def build(root: Path, config: dict[str, Any]) -> list[str]:
         run_dir = root / "shared_run"
         (run_dir / "checkpoints").mkdir(parents=True)
-        (run_dir / "config.yaml").write_text(config_text if config_text is not None else yaml.safe_dump(config))
+        plain = {k: v for k, v in config.items() if not k.startswith("__")}  # not the case's own marks
+        (run_dir / "config.yaml").write_text(config_text if config_text is not None else yaml.safe_dump(plain))
         (run_dir / "results.json").write_text(results_text)
         if per_volume is not None:
             (run_dir / "detection").mkdir()
@@ -532,7 +539,7 @@ TRAINED_ON = {"dataset": "healthy.csv", "volumes": 3, "subjects": None, "contras
               "spacing_mm": [1.0, 1.0, 1.0], "note": "", "subject_column": ""}
 FPR = {"kind": "healthy_fpr", "value": 0.5, "fitted_on": "val", "level": 0.05}
 RECORD = {"thresholds": {"test": {"fpr_5%": FPR}}, "input_grid": {"shape": [16, 16, 8], "preprocessing": None},
-          "volumes": {"test": ["t0"]}, "scored_with": {"seed": 7, "compiled_unet": False}}
+          "volumes": {"test": ["t0"]}, "scored_with": {"seed": 7, "compiled_unet": False, "autocast": "fp32"}}
 
 
 def _with(base: Any, dotted: str, value: Any) -> Any:
@@ -712,6 +719,63 @@ def _hostile_benchmark(kind: str, flag: bool = False) -> Setup:
     return _uad(build)
 
 
+def _stored_entry(key: Any, value: Any, verb: str = "predict") -> Setup:
+    """`uad predict` (or `uad test --model`) of the shared checkpoint whose stored config holds `value` at the
+    top-level `key` (any key a weights-only pickle holds, e.g. the integer 5)."""
+    def build(root: Path, config: dict[str, Any]) -> list[str]:
+        args = _predict()(root, config) if verb == "predict" else _test_model()(root, config)
+        path = args[args.index("--model") + 1]
+        state = torch.load(path, weights_only=True)
+        state["config"][key] = value
+        torch.save(state, path)
+        return args
+    return build
+
+
+def _training_record(weights: Callable[[], dict[str, Any]] | None = None, **changes: Any) -> Setup:
+    """`python -m core.commands.training_record` of the shared checkpoint (its config with `changes`; `weights`:
+    its model_weights replaced by `weights()`) into a new file `--out recorded.pt`."""
+    def setup(root: Path, config: dict[str, Any]) -> list[str]:
+        path = _shared_checkpoint(root, config, **changes)
+        if weights is not None:
+            state = torch.load(path, weights_only=True)
+            state["model_weights"] = weights()
+            torch.save(state, path)
+        config["__uad__"] = "training_record"
+        return [path, "--out", str(root / "recorded.pt")]
+    return setup
+
+
+def _describe_weights(weights: Callable[[], dict[str, Any]]) -> Setup:
+    """`uad describe` of a shared run folder (a valid config.yaml) with `--weights` a file whose model_weights are
+    `weights()` and `--out` a new file."""
+    def build(root: Path, config: dict[str, Any]) -> list[str]:
+        args = _shared_run()(root, config)
+        torch.save({"model_weights": weights(), "epoch": 0}, root / "given.pt")
+        return [*args, "--weights", str(root / "given.pt"), "--out", str(root / "described.pt")]
+    return build
+
+
+def _off_by_one() -> dict[str, torch.Tensor]:
+    """The model's weights, each tensor one longer in its last axis."""
+    return {k: torch.zeros(*v.shape[:-1], v.shape[-1] + 1) if v.ndim else v for k, v in _model_state().items()}
+
+
+def _vast() -> dict[str, torch.Tensor]:
+    """The model's weights with one (10**6, 10**6) tensor (one stored value, expanded)."""
+    return {**_model_state(), "encoder.0.0.weight": torch.zeros(1).expand(10**6, 10**6)}
+
+
+def _predict_missing_scans(*names: str) -> Setup:
+    """`uad predict` of the test CSV after its scans `names` (t0, t1: its rows 1, 2) were removed."""
+    def build(root: Path, config: dict[str, Any]) -> list[str]:
+        args = _predict()(root, config)
+        for name in names:
+            os.remove(_data(root) / f"{name}.nii.gz")
+        return args
+    return build
+
+
 # What each place says of subprocess.Popen once the command line allowed modules outside the project: the wrong kind.
 HOSTILE_ROLES = {
     "model": "subprocess.Popen is not a Module",
@@ -837,6 +901,64 @@ CASES: list[Case] = [
     Case("reconstructions beyond any average (scorer)", "ranges",
          "scorer.params.num_reconstructions: expected an integer >= 1 and <= 1000, got 1000000",
          _args(f"{EVAL}.params.scorer.params.num_reconstructions=1000000")),
+    # --- scorers' and post-processing steps' numerics: an overflow or NaN after training, unless the signature says the range
+    Case("infinite histogram range (scorer)", "ranges", "scoring.scorer.params.value_range: [1]: expected a number >= -1e+06 and <= 1e+06, got inf",
+         _scorer("intensity", "IntensityDensityScorer", "value_range=[0, .inf]")),
+    Case("minus infinite histogram range (scorer)", "ranges",
+         "scoring.scorer.params.value_range: [0]: expected a number >= -1e+06 and <= 1e+06, got -inf",
+         _scorer("intensity", "IntensityDensityScorer", "value_range=[-.inf, 1]")),
+    Case("histogram smoothing sigma 1e300 (scorer)", "ranges",
+         "scoring.scorer.params.smoothing_sigma: expected a number >= 0 and <= 2048, got 1e+300",
+         _scorer("intensity", "IntensityDensityScorer", "smoothing_sigma=1.0e+300")),
+    Case("10**12 histogram bins (scorer)", "ranges", "scoring.scorer.params.bins: expected an integer >= 1 and <= 65536, got 1000000000000",
+         _scorer("intensity", "IntensityDensityScorer", "bins=1000000000000")),
+    Case("model-free scorer drawing 10**6 reconstructions (scorer)", "ranges",
+         "scoring.scorer.params.num_reconstructions: expected an integer >= 0 and <= 1000, got 1000000",
+         _scorer("intensity", "IntensityDensityScorer", "num_reconstructions=1000000")),
+    Case("random LPIPS trunk seed beyond 2**63 (RA scorer)", "ranges",
+         "scoring.scorer.params.random_backbone_seed: expected an integer >= 0 and <= 9223372036854775807, got 1000000000000000000000000000000",
+         _scorer("ra_lpips", "RAPerceptualScorer", "backbone=random", "random_backbone_seed=1000000000000000000000000000000")),
+    Case("LPIPS smoothing sigma 1e300 (RA scorer)", "ranges", "scoring.scorer.params.sigma: expected a number > 0 and <= 2048, got 1e+300",
+         _scorer("ra_lpips", "RAPerceptualScorer", "backbone=random", "sigma=1.0e+300")),
+    Case("LPIPS window truncate 1e300 (RA scorer)", "ranges", "scoring.scorer.params.truncate: expected a number > 0 and <= 40, got 1e+300",
+         _scorer("ra_lpips", "RAPerceptualScorer", "backbone=random", "truncate=1.0e+300")),
+    Case("CLAHE clip limit 1e300 (RA scorer)", "ranges", "scoring.scorer.params.clahe_clip_limit: expected a number >= 0 and <= 1, got 1e+300",
+         _scorer("ra_lpips", "RAPerceptualScorer", "backbone=random", "clahe_clip_limit=1.0e+300")),
+    Case("SSIM sigma 1e300 (scorer)", "ranges",
+         "scoring.scorer.params.sigma: expected a number > 0 and <= 2048, got 1e+300",
+         _scorer("ssim", "SSIMScorer", "sigma=1.0e+300")),
+    Case("SSIM window truncate 1e300 (scorer)", "ranges",
+         "scoring.scorer.params.truncate: expected a number > 0 and <= 40, got 1e+300",
+         _scorer("ssim", "SSIMScorer", "truncate=1.0e+300")),
+    Case("SSIM constant k2 1e300 (scorer)", "ranges",
+         "scoring.scorer.params.k2: expected a number > 0 and <= 1, got 1e+300",
+         _scorer("ssim", "SSIMScorer", "k2=1.0e+300")),
+    Case("SSIM data range 1e300 (scorer)", "ranges",
+         "scoring.scorer.params.data_range: expected a number > 0 and <= 1e+06 or null, got 1e+300",
+         _scorer("ssim", "SSIMScorer", "data_range=1.0e+300")),
+    Case("SSIM ensemble of 1000 windows (scorer)", "ranges",
+         "scoring.scorer.params.sigmas: expected list of numbers > 0 and <= 2048 (at least 1, at most 64), got 1000 items",
+         _scorer("ssim", "SSIMEnsembleScorer", f"sigmas=[{', '.join(['1.0'] * 1000)}]")),
+    Case("SSIM ensemble window sigma 1e300 (scorer)", "ranges",
+         "scoring.scorer.params.sigmas: [1]: expected a number > 0 and <= 2048, got 1e+300",
+         _scorer("ssim", "SSIMEnsembleScorer", "sigmas=[0.5, 1.0e+300]")),
+    Case("MHD smoothing sigma 1e300 (scorer)", "ranges", "scoring.scorer.params.smoothing_sigma: expected a number >= 0 and <= 2048, got 1e+300",
+         _scorer("mahalanobis", "MahalanobisScorer", "num_reconstructions=2", "smoothing_sigma=1.0e+300")),
+    Case("MHD SSIM sigma 1e300 (scorer)", "ranges", "scoring.scorer.params.ssim_sigma: expected a number > 0 and <= 2048, got 1e+300",
+         _scorer("mahalanobis", "MahalanobisScorer", "num_reconstructions=2", "ssim_sigma=1.0e+300")),
+    Case("component size beyond any volume (post-processing)", "ranges",
+         "binary_postprocessing[0].params.min_size: expected an integer >= 0 and <= 8589934592, got 1000000000000000000000000000000",
+         _args(f"{EVAL}.params.binary_postprocessing=[{{module_name: optim.postprocessing, class_name: RemoveSmallComponents, "
+               "params: {min_size: 1000000000000000000000000000000}}]")),
+    # --- seeds: 0 to 2**63 - 1 as the run's (a task's seed outside it was written into results.json, then refused by its reader)
+    Case("evaluation seed beyond 2**63 (evaluator)", "ranges",
+         "downstream_tasks.detection.params.seed: expected an integer >= 0 and <= 9223372036854775807, got 1" + "0" * 30,
+         _args(f"{EVAL}.params.seed=1" + "0" * 30)),
+    Case("negative evaluation seed (evaluator)", "ranges",
+         "downstream_tasks.detection.params.seed: expected an integer >= 0 and <= 9223372036854775807, got -5", _args(f"{EVAL}.params.seed=-5")),
+    Case("data-loader seed beyond 2**63", "ranges",
+         "trainer.data_loader.params.seed: expected an integer >= 0 and <= 9223372036854775807, got 1" + "0" * 30,
+         _args(f"{DL}.seed=1" + "0" * 30)),
     Case("params not a mapping", "types", "model.params: must be a mapping of keyword arguments", _args("model.params=[1, 2]")),
     Case("unparsable --set value", "config", "is not valid YAML", _args(f"{T}.optimizer_params={{lr: ")),
     Case("--set without a value", "config", "expected key.path=value", lambda root, config: ["--set", f"{T}.nr_epochs"]),
@@ -996,6 +1118,9 @@ CASES: list[Case] = [
          _uad(_record("thresholds.test.fpr_5%.value", float("inf")))),
     Case("predict: threshold level 7 in the record", "checkpoint", "thresholds.test.fpr_5%.level: expected a number > 0 and < 1, got 7",
          _uad(_record("thresholds.test.fpr_5%.level", 7))),
+    Case("predict: unresolved precision in the record", "checkpoint",
+         "shared.pt: evaluation.detection.scored_with.autocast: expected one of fp32, bf16, fp16 (the precision the evaluation ran "
+         "at), got 'auto'", _uad(_record("scored_with.autocast", "auto"))),
     Case("test --model: NaN threshold in the record", "checkpoint", "shared.pt: evaluation.detection.thresholds.test.fpr_5%.value: expected a finite",
          _uad(_record("thresholds.test.fpr_5%.value", float("nan"), verb="test"))),
     Case("describe: NaN threshold in results.json", "run folder", "results.json: detection.test: thresholds.fpr_5%.value: expected a finite value",
@@ -1089,6 +1214,16 @@ CASES: list[Case] = [
          lambda root, config: _volume_of_shape("t1", (12, 16, 8))(root, config) + _test_model()(root, config)),
     Case("model image_size off the data grid", "data", "model: ConvAutoencoder does not fit a training batch (1, 1, 16, 16) of healthy.csv",
          _args("model.params.image_size=32")),
+    Case("slices too small for LPIPS (RA scorer)", "data",
+         "h0.nii.gz has 16x16 slices, but RAPerceptualScorer needs axial slices of at least 17x17 pixels; "
+         "set the data loader's preprocessing target_shape to a larger grid or choose another scorer",
+         _scorer("ra_lpips", "RAPerceptualScorer", "backbone=random")),
+    Case("SSIM reflect window wider than the slices (scorer)", "data",
+         "h0.nii.gz has 16x16 slices, but SSIMScorer needs axial slices of at least 19x19 pixels; set the data loader's preprocessing target_shape",
+         _scorer("ssim", "SSIMScorer", "padding=reflect", "sigma=5.0")),
+    Case("MHD's reflect-padded SSIM window wider than the slices (scorer)", "data",
+         "h0.nii.gz has 16x16 slices, but MahalanobisScorer needs axial slices of at least 19x19 pixels",
+         _scorer("mahalanobis", "MahalanobisScorer", "num_reconstructions=2", "ssim_padding=reflect", "ssim_sigma=5.0")),
     Case("mask shape mismatch", "data", "h0_mask.nii.gz", _nifti("h0_mask.nii.gz", np.ones((16, 16, 4), np.uint8))),
     Case("empty brain mask", "data", "h1_mask.nii.gz", _nifti("h1_mask.nii.gz", np.zeros(SHAPE, np.uint8))),
     Case("non-binary mask", "data", "h0_mask.nii.gz is not binary",
@@ -1106,6 +1241,36 @@ CASES: list[Case] = [
     Case("partial checkpoint", "checkpoint", "weights do not fit the model: missing", _test_with_weights(_partial)),
     Case("mis-shaped checkpoint", "checkpoint", "shape mismatch", _test_with_weights(_misshapen)),
     Case("checkpoint of non-tensors", "checkpoint", "'model_weights' is not a mapping of names to tensors", _test_with_weights(_not_tensors)),
+    # --- a shared checkpoint's stored config is plain data, checked once for every verb; its weights fit its model
+    Case("test --model: a tensor in the stored config", "checkpoint", "shared.pt (stored config): seed: a torch.Tensor, not plain YAML data",
+         _stored_entry("seed", torch.tensor(7), verb="test")),
+    Case("test --model: a tensor deep in the stored config", "checkpoint",
+         "shared.pt (stored config): model.params.latent_dim: a torch.Tensor, not plain YAML data",
+         _test_model(model__params__latent_dim=torch.tensor(8))),
+    Case("predict: a tensor in the stored config", "checkpoint", "shared.pt (stored config): seed: a torch.Tensor, not plain YAML data",
+         _stored_entry("seed", torch.tensor(7))),
+    Case("predict: top-level key 5 in the stored config", "checkpoint", "shared.pt (stored config): 5: a key of type int",
+         _stored_entry(5, "x")),
+    Case("predict: bytes as the stored run name", "checkpoint", "shared.pt (stored config): name: a bytes, not plain YAML data",
+         _stored_entry("name", b"tiny")),
+    Case("predict: unknown top-level key in the stored config", "checkpoint", "shared.pt (stored config): bogus: unknown top-level key",
+         _stored_entry("bogus", 1)),
+    Case("training_record: stored config naming a shell command as model", "checkpoint",
+         "'subprocess' is outside this project's packages", _training_record(model=_popen)),
+    Case("training_record: a tensor in the stored config", "checkpoint", "shared.pt (stored config): seed: a torch.Tensor, not plain YAML data",
+         _training_record(seed=torch.tensor(7))),
+    Case("training_record: weights that do not fit the stored model", "checkpoint", "shared.pt: weights do not fit the model: missing",
+         _training_record(weights=dict)),
+    Case("describe: --weights off by one in every last axis", "checkpoint", "given.pt: weights do not fit the model: missing none; "
+         "unexpected none; shape mismatch", _describe_weights(_off_by_one)),
+    Case("describe: --weights with empty model_weights", "checkpoint", "given.pt: weights do not fit the model: missing decoder",
+         _describe_weights(dict)),
+    Case("describe: --weights with a (10**6, 10**6) tensor", "checkpoint", "encoder.0.0.weight (1000000, 1000000) vs (8, 1, 4, 4)",
+         _describe_weights(_vast)),
+    Case("predict: every scan of the CSV missing", "predict", "test.csv line 2: scan ",
+         _predict_missing_scans("t0", "t1")),
+    Case("predict: the second scan of the CSV missing", "predict", "test.csv line 3: scan ",
+         _predict_missing_scans("t1")),
     # --- resume: the stored config is continued; a different one is refused, config.yaml never rewritten
     Case("resume with a changing --set", "resume", "--resume continues the stored config.yaml, but --set changes trainer.params.optimizer_params.lr",
          _resume_with(f"{T}.optimizer_params={{lr: 0.5}}", first=(f"{T}.patience=3",))),
@@ -1156,8 +1321,8 @@ def prepare(case: Case, root: Path) -> list[str]:
         config_path.write_bytes(raw.encode("utf-8", "surrogateescape"))
     else:
         config_path.write_text(yaml.safe_dump(config, sort_keys=False))
-    if uad:
-        return ["uad", *extra]
+    if uad:  # True: a `uad` verb; a name: that command module of core/commands (e.g. training_record)
+        return [uad if isinstance(uad, str) else "uad", *extra]
     return ["--config_path", other or str(config_path), "--quiet", *extra]
 
 
@@ -1169,7 +1334,8 @@ def _set_env(name: str, value: str | None) -> None:
 
 
 def run_case(case: Case, root: Path) -> Outcome:
-    """Run `case` through core/Main.py in this process."""
+    """Run `case` through core/Main.py in this process, in `root` as the working directory (so that every
+    file the command may write, the default `./runs` included, is under `root`, which is snapshotted)."""
     from core.commands.cli import main as uad
     from core.Main import main
 
@@ -1180,10 +1346,12 @@ def run_case(case: Case, root: Path) -> Outcome:
     saved_logging = root_logger.handlers[:], root_logger.level
     root_logger.handlers = []  # as in a fresh process: the command's own logging setup writes to the captured stderr
     argv = prepare(case, root)
+    from core.commands.training_record import main as training_record
+
     command = main
-    if argv[0] == "uad":
-        command, argv = uad, argv[1:]
-    before = snapshot(root)
+    if argv[0] in ("uad", "training_record"):
+        command, argv = {"uad": uad, "training_record": training_record}[argv[0]], argv[1:]
+    before = snapshot(root)  # the command runs in `root`: what it writes relative to it (`uad test --model`'s ./runs) is here
     err = io.StringIO()
     saved_env = {name: os.environ.get(name) for name, _ in case.env}
     for name, value in case.env:
@@ -1192,7 +1360,8 @@ def run_case(case: Case, root: Path) -> Outcome:
     def show(message, category, filename, lineno, file=None, line=None):  # as the command line would print them
         err.write(warnings.formatwarning(message, category, filename, lineno, line))
 
-    with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
+    with contextlib.chdir(root), contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()), \
+            warnings.catch_warnings():
         warnings.simplefilter("default")
         warnings.showwarning = show
         try:

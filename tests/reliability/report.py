@@ -119,14 +119,28 @@ def main(argv: list[str] | None = None) -> int:
         "| case | expected line | checked |",
         "|---|---|---|",
         "| disk full (ENOSPC) at the third checkpoint write | `error: <run>/checkpoints/best_model.pt: cannot write (No space left on device); "
-        "the disk is full; free space, then resume with --resume RUN_FOLDER (the last complete file is intact)` | exit 2, one line, "
+        "the disk is full; free space, then resume with --resume <run> (the last complete checkpoint is intact)` | exit 2, one line, "
         "checkpoints/ holds exactly the two epoch-0 files and both load |",
         "| run folder not writable (EACCES / EROFS) mid-run | `error: <file>: cannot write (Permission denied); the folder is not writable; ...` | same |",
         "| disk full inside `torch.save` (torch's RuntimeError around the write's ENOSPC) | the disk-full line above | "
         "exit 2, one line, the epoch-0 checkpoints load, no partial file, `--resume` finishes the run |",
         "| SIGTERM mid-run (a scheduler's stop; tests/reliability/test_kill_resume.py), to the main process, and to the whole "
-        "process group with two DataLoader workers (`kill -TERM -- -PGID`) | `terminated (SIGTERM); the last complete "
-        "checkpoint is intact (resume with --resume RUN_FOLDER)` | exit 143, one line, no partial file, checkpoints load |",
+        "process group with two DataLoader workers (`kill -TERM -- -PGID`) | `terminated (SIGTERM); resume with --resume <run> "
+        "(the last complete checkpoint is intact)` | exit 143, one line, no partial file, checkpoints load |",
+        "| SIGTERM or Ctrl-C while a test-only evaluation scores its last volume (tests/reliability/test_interrupt.py) | "
+        "`terminated (SIGTERM); run the command again (the run folder <run> is incomplete: delete it)` (Ctrl-C: `interrupted "
+        "(Ctrl-C); ...`) | exit 143 / 130, one line, no partial file or scratch folder, every map written loads |",
+        "| SIGTERM while `uad predict` scores its last scan (tests/reliability/test_interrupt.py) | `terminated (SIGTERM); run the "
+        "command again (the files in <out> are incomplete; predictions.csv is written last)` | exit 143, one line, no partial "
+        "file, no predictions.csv |",
+        "| disk full in a test-only evaluation's scratch file | `error: <run>/detection/.scratch/.../0000001.npz: cannot write (No "
+        "space left on device); the disk is full; free space, then run the command again (the run folder <run> is incomplete: "
+        "delete it)` | exit 2, one line, the scratch folder removed |",
+        "| disk full while `uad predict` writes its first map | `error: <out>/t0_anomaly_map.nii.gz: cannot write (No space left "
+        "on device); ...; free space, then run the command again (...)` | exit 2, one line, no failed row per scan |",
+        "| disk full when `uad predict` writes report.html (the last file) | `WARNING ... report.html not written: <out>/report.html: "
+        "cannot write (No space left on device); the disk is full; free space, then rebuild it with `uad report <out>` ...` | "
+        "exit 0, maps and predictions.csv written |",
         "| killed after logging an epoch, before its checkpoint, then `--resume` (tests/reliability/test_resume.py) | (runs) | "
         "metrics.jsonl holds each epoch once (the rows after the checkpoint and a torn line are dropped on resume) |",
         "| disk full while appending metrics.jsonl | `error: <run>/metrics.jsonl: No space left on device; free space or fix permissions, ...` | exit 2, one line |",

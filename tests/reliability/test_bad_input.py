@@ -20,6 +20,7 @@ def test_bad_input_is_one_line_and_writes_nothing(case, tmp_path, monkeypatch):
     assert len(outcome.lines) == 1 and outcome.lines[0].startswith("error: "), outcome.lines
     assert case.expected in outcome.lines[0], outcome.lines[0]
     assert outcome.changed == [], f"the failed run wrote or changed {outcome.changed}"
+    assert [p.name for p in tmp_path.iterdir()] == ["project"], "the failed run wrote outside its working directory"
     assert not outcome.marker, "a pickle payload ran"
     assert not (tmp_path / "PWNED").exists()
 

@@ -61,8 +61,8 @@ def test_sigterm_is_a_clean_one_line_exit_with_loadable_checkpoints(workers, tmp
     out, err = proc.communicate(timeout=120)
     lines = [line for line in err.splitlines() if line.strip()]
     assert proc.returncode == 143, (out, err)
-    assert lines == ["terminated (SIGTERM); the last complete checkpoint is intact (resume with --resume RUN_FOLDER)"], err
     (run_dir,) = list((tmp_path / "runs").glob("*/*/*"))
+    assert lines == [f"terminated (SIGTERM); resume with --resume {run_dir} (the last complete checkpoint is intact)"], err
     staging = run_dir / ".partial"
     assert not staging.is_dir() or not list(staging.iterdir())
 

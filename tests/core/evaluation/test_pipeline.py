@@ -1,5 +1,6 @@
 """ScoringPipeline: one volume -> post-processed map (+ reconstructions), seeded per volume; the
-model is prepared for a run of scoring and restored after; fp32 on CPU, autocast on CUDA only."""
+model is prepared for a run of scoring and restored after; `precision: auto` is bf16 autocast on CUDA, and
+on CPU for diffusion models where the CPU has bf16 units, fp32 otherwise, resolved once per `prepared()`."""
 from __future__ import annotations
 
 import numpy as np
@@ -7,8 +8,10 @@ import pytest
 import torch
 
 from benchmarks.bench_evaluation import Smoothing, SyntheticVolumes
+from core.evaluation import reconstruction
 from core.evaluation.pipeline import InferenceSettings, ScoringPipeline, ScoringSpec
-from core.evaluation.reconstruction import autocast_dtype
+from core.evaluation.reconstruction import Precision, autocast_dtype, resolve_precision
+from model_zoo.autoencoder import ConvAutoencoder
 from model_zoo.diffusion_models import DDPM, NoiseSettings
 from model_zoo.unet_adm import UNetArchitecture
 from optim.postprocessing import BrainMaskErosion, RemoveSmallComponents
@@ -28,14 +31,68 @@ def _tiny_ddpm(**kwargs) -> DDPM:
     return ddpm
 
 
-def test_precision_choice():
+@pytest.mark.parametrize("native", [True, False, None], ids=["bf16 units", "no bf16 units", "not reported"])
+def test_precision_choice(monkeypatch, native):
+    """`auto` on CPU: bf16 for a diffusion model on a CPU with bf16 units (its maps carry the reconstruction's
+    noise), fp32 for a deterministic model and on a CPU without (or not reporting) bf16 units; CUDA: bf16."""
+    monkeypatch.setattr(reconstruction, "cpu_bf16_native", lambda: native)
     cuda = torch.device("cuda")
-    assert autocast_dtype("auto", CPU) is None and autocast_dtype("fp16", CPU) is None  # CPU: fp32 unless bf16 is asked for
-    assert autocast_dtype("bf16", CPU) is torch.bfloat16
-    assert autocast_dtype("auto", cuda) is torch.bfloat16 and autocast_dtype("fp16", cuda) is torch.float16
-    assert autocast_dtype("fp32", cuda) is None
+    bf16_cpu = torch.bfloat16 if native is True else None
+    assert autocast_dtype("auto", CPU, diffusion=True) is bf16_cpu
+    assert autocast_dtype("auto", CPU, diffusion=False) is None  # a deterministic model: fp32
+    for diffusion in (True, False):  # explicit choices as they were
+        assert autocast_dtype("fp32", CPU, diffusion) is None and autocast_dtype("fp16", CPU, diffusion) is None
+        assert autocast_dtype("bf16", CPU, diffusion) is torch.bfloat16
+        assert autocast_dtype("auto", cuda, diffusion) is torch.bfloat16 and autocast_dtype("fp16", cuda, diffusion) is torch.float16
+        assert autocast_dtype("fp32", cuda, diffusion) is None and autocast_dtype("bf16", cuda, diffusion) is torch.bfloat16
+    assert resolve_precision("auto", CPU, True) is (Precision.BF16 if native is True else Precision.FP32)
+    assert resolve_precision("fp16", CPU, True) is Precision.FP32  # fp16 runs on CUDA only
+    assert resolve_precision("auto", cuda, False) is Precision.BF16
     with pytest.raises(ValueError):
         autocast_dtype("fp8", CPU)
+
+
+@pytest.mark.parametrize("native", [True, False])
+def test_auto_precision_is_resolved_once_per_run_of_scoring(monkeypatch, native):
+    """On a CPU with bf16 units `auto` runs a DDPM in bf16 and keeps the AE in fp32 (no noise to hide bf16's
+    difference); without bf16 units both stay fp32. An explicit setting, or a recorded one repeated, wins."""
+    monkeypatch.setattr(reconstruction, "cpu_bf16_native", lambda: native)
+    ddpm = ScoringPipeline(_tiny_ddpm(), ScoringSpec(L1Scorer()), CPU, 0)
+    ae = ScoringPipeline(ConvAutoencoder(image_size=16, channels=(8, 8), latent_dim=4), ScoringSpec(L1Scorer()), CPU, 0)
+    assert ddpm.autocast is None and ae.autocast is None  # nothing resolved before a run of scoring
+    with ddpm.prepared(), ae.prepared():
+        assert ddpm.autocast is (Precision.BF16 if native else Precision.FP32)
+        assert ae.autocast is Precision.FP32
+    assert ddpm.autocast is (Precision.BF16 if native else Precision.FP32)  # kept after it, for the record
+    fp32 = ScoringSpec(L1Scorer(), inference=InferenceSettings(precision="fp32"))
+    explicit = ScoringPipeline(_tiny_ddpm(), fp32, CPU, 0)
+    with explicit.prepared():
+        assert explicit.autocast is Precision.FP32
+    with explicit.prepared(precision=Precision.BF16), ae.prepared(precision="bf16"):  # predict repeating a record
+        assert explicit.autocast is Precision.BF16 and ae.autocast is Precision.BF16
+
+
+def test_a_refused_precision_leaves_the_model_as_it_was():
+    model = _tiny_ddpm(max_batch_size=64).train()
+    pipeline = ScoringPipeline(model, ScoringSpec(L1Scorer(), inference=InferenceSettings(unet_batch_size=3)), CPU, 0)
+    with pytest.raises(ValueError, match="precision"), pipeline.prepared(precision="fp8"):
+        pass
+    assert model.training and model.max_batch_size == 64 and model.unet.input_conv.weight.is_contiguous()
+
+
+@pytest.mark.parametrize("native", [True, False])
+def test_score_runs_at_the_resolved_precision(monkeypatch, native):
+    """The map of `auto` is the map of the precision it resolved to, to the last digit."""
+    monkeypatch.setattr(reconstruction, "cpu_bf16_native", lambda: native)
+    volume = SyntheticVolumes(1, (16, 16, 3), 0)[0]
+    maps = {}
+    for precision in ("auto", "fp32", "bf16"):
+        spec = ScoringSpec(L1Scorer(), inference=InferenceSettings(precision=precision, compile_unet=False))
+        pipeline = ScoringPipeline(_tiny_ddpm(), spec, CPU, seed=7)
+        with pipeline.prepared():
+            maps[precision] = pipeline.score(volume, "test", 0).amap
+    assert not np.array_equal(maps["bf16"], maps["fp32"])  # bf16 really ran
+    np.testing.assert_array_equal(maps["auto"], maps["bf16" if native else "fp32"])
 
 
 def test_channels_last_default_is_on_for_diffusion_models_only():
@@ -116,3 +173,21 @@ def test_bf16_autocast_on_cuda_is_close_to_fp32():
         with pipeline.prepared():
             maps.append(pipeline.score(volume, "test", 0).amap)
     np.testing.assert_allclose(maps[1], maps[0], atol=2e-2)
+
+
+def test_slices_too_small_for_the_scorer_are_one_line_before_predict_writes():
+    """`NeedsMinimumSlice` through the pipeline: the grid a scorer cannot score is said before scoring, by the
+    run's pre-run check (`grid_problem`, core.run.assembly) and by predict's (`check_model_runs`)."""
+    from core.commands.scan_checks import check_model_runs
+    from dl_utils.errors import UserInputError
+    from model_zoo.identity import IdentityModel
+    from optim.scoring.ra_lpips import RAPerceptualScorer
+
+    pipeline = ScoringPipeline(IdentityModel(), ScoringSpec(scorer=RAPerceptualScorer(backbone="random")), CPU, 0)
+    assert pipeline.slice_problem(16, 17) == "RAPerceptualScorer needs axial slices of at least 17x17 pixels"
+    assert pipeline.slice_problem(17, 17) is None
+    assert ScoringPipeline(IdentityModel(), ScoringSpec(scorer=L1Scorer()), CPU, 0).slice_problem(1, 1) is None
+    with pytest.raises(UserInputError, match=r"^scan.nii.gz: preprocessing brings it onto 16x20 slices, but RAPerceptualScorer needs "
+                                             r"axial slices of at least 17x17 pixels; give scans"):
+        check_model_runs(pipeline, torch.rand(16, 20, 4), "scan.nii.gz", "model.pt")
+    check_model_runs(pipeline, torch.rand(17, 20, 4), "scan.nii.gz", "model.pt")

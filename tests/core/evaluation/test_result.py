@@ -70,3 +70,29 @@ def test_stored_records_refuse_values_predict_cannot_use():
             InputGrid.from_json({"shape": shape})
     with pytest.raises(ValueError, match="thresholds.fpr_5%.value"):
         SetResult.from_json({"thresholds": {"fpr_5%": {**good, "value": math.nan}}})
+
+
+def test_how_a_set_was_scored_round_trips_and_refuses_what_predict_cannot_repeat():
+    """`ScoredWith`: seed, compile decision and the precision the evaluation ran at, through results.json and
+    the checkpoint's task record alike; a record without a precision (an older run) loads as not recorded
+    (predict resolves the task's setting anew); a value no evaluation runs at is one line naming the field."""
+    import pytest
+
+    from core.evaluation.reconstruction import Precision
+    from core.evaluation.result import ScoredWith, SetResult
+    from core.run.checkpoint_metadata import TaskRecord
+
+    scored = ScoredWith(7, True, Precision.BF16)
+    assert scored.to_json() == {"seed": 7, "compiled_unet": True, "autocast": "bf16"}
+    assert ScoredWith.from_json(scored.to_json()) == scored
+    assert SetResult.from_json(SetResult({"AUROC": 0.5}, scored_with=scored).to_json()).scored_with == scored
+    record = TaskRecord(scored_with=scored)
+    assert TaskRecord.from_json(record.to_json()).scored_with == scored
+    older = ScoredWith.from_json({"seed": 7, "compiled_unet": False})
+    assert older.autocast is None and "autocast" not in older.to_json()
+    for bad in ("auto", "fp8", 16, True, ["bf16"]):
+        with pytest.raises(ValueError, match="^autocast: expected one of fp32, bf16, fp16") as caught:
+            ScoredWith.from_json({"seed": 7, "autocast": bad})
+        assert "\n" not in str(caught.value)
+    with pytest.raises(ValueError, match="^record.scored_with.autocast: expected one of"):
+        TaskRecord.from_json({**record.to_json(), "scored_with": {"seed": 7, "autocast": "fp64"}})

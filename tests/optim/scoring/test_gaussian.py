@@ -48,3 +48,13 @@ def test_stack_layout_batch_channel_sigma() -> None:
     for b, c, k in np.ndindex(2, 3, 2):
         expected = ndi.gaussian_filter(a[b, c], sigmas[k], truncate=3.5)
         np.testing.assert_allclose(out[b, c, k].numpy(), expected, atol=1e-12)
+
+
+@pytest.mark.parametrize("sigma", [1e-300, 1e-200, 1e-100])
+def test_vanishing_sigma_is_the_identity_not_nan(sigma: float) -> None:
+    """A sigma whose square underflows to 0 filters as its limit (a delta, as scipy's 1e-100 does),
+    not as 0 / 0 = NaN at the kernel's centre."""
+    a = np.random.default_rng(5).random((6, 5, 4))
+    out = gaussian_filter(torch.from_numpy(a), sigma)
+    np.testing.assert_array_equal(out.numpy(), ndi.gaussian_filter(a, 1e-100))
+    np.testing.assert_array_equal(out.numpy(), a)

@@ -11,8 +11,8 @@ from typing import ClassVar
 import pytest
 import torch
 
-from optim.scoring import IntensityDensityScorer, MahalanobisScorer, SSIMEnsembleScorer
-from optim.scoring.base import FittedOnHealthy, NeedsExternalFiles, Scorer
+from optim.scoring import IntensityDensityScorer, MahalanobisScorer, SSIMEnsembleScorer, SSIMScorer
+from optim.scoring.base import FittedOnHealthy, NeedsExternalFiles, NeedsMinimumSlice, Scorer, slice_problem
 from optim.scoring.ra_lpips import RAPerceptualScorer
 from tests.project_classes import classes_in, satisfies
 
@@ -29,15 +29,13 @@ def _fitted_intensity() -> IntensityDensityScorer:
 
 FACTORIES = {  # class name -> instances checked (default construction unless stated)
     "L1Scorer": {},
-    "SSIMScorer": {},
+    "SSIMScorer": {"ssimscorer": SSIMScorer, "ssim_reflect": lambda: SSIMScorer(padding="reflect")},
     "SSIMEnsembleScorer": {"ssim_ensemble_3d": SSIMEnsembleScorer, "ssim_ensemble_2d": lambda: SSIMEnsembleScorer(spatial_dims=2)},
-    "MahalanobisScorer": {"mahalanobis": MahalanobisScorer, "mahalanobis_diagonal": lambda: MahalanobisScorer(diagonal=True)},
+    "MahalanobisScorer": {"mahalanobis": MahalanobisScorer, "mahalanobis_diagonal": lambda: MahalanobisScorer(diagonal=True),
+                          "mahalanobis_reflect": lambda: MahalanobisScorer(ssim_padding="reflect")},
     "IntensityDensityScorer": {"intensity": _fitted_intensity},
     "RAPerceptualScorer": {"ra_lpips_random_backbone": lambda: RAPerceptualScorer(backbone="random")},
 }
-
-
-LARGE_SLICES = {"ra_lpips_random_backbone"}
 
 
 SCORER_PACKAGES = ("optim.scoring", "projects")  # where a scorer may live (a project's own scorer too)
@@ -124,12 +122,12 @@ def test_discovery_finds_odd_shaped_scorers():
 @pytest.mark.parametrize("name", SCORERS)
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 def test_scorer_contract(name: str, dtype: torch.dtype, sample) -> None:
-    if name in LARGE_SLICES:  # LPIPS's SqueezeNet needs slices of at least 17 px
+    scorer = SCORERS[name]()
+    if slice_problem(scorer, *sample[0].shape[:2]):  # e.g. LPIPS's SqueezeNet needs slices of at least 17 px
         sample = tuple(torch.nn.functional.interpolate(t[None].double(), size=(24, 22, 6))[0].to(t.dtype) if t.dim() == 4
                        else torch.nn.functional.interpolate(t[None, None].double(), size=(24, 22, 6))[0, 0].to(t.dtype)
                        for t in sample)
     x, recs, mask = (t.to(dtype) if t.is_floating_point() else t for t in sample)
-    scorer = SCORERS[name]()
     assert isinstance(scorer, Scorer) and isinstance(scorer.num_reconstructions, int)
     if isinstance(scorer, NeedsExternalFiles):
         scorer.check_available()  # a stand-in needs no files
@@ -148,3 +146,26 @@ def test_scorer_contract(name: str, dtype: torch.dtype, sample) -> None:
         assert torch.equal(original, after)
     with pytest.raises(dataclasses.FrozenInstanceError):
         scorer.num_reconstructions = 3
+
+
+@pytest.mark.parametrize("name", SCORERS)
+def test_scorer_runs_on_the_smallest_slices_it_declares(name: str) -> None:
+    """`NeedsMinimumSlice`: a scorer scores slices (and volumes of as many slices) as small as its
+    `min_slice_side` (1 when it declares none), and one pixel less fails: so the run's check before the
+    run folder (core.run.assembly) refuses exactly the grids that would fail after training."""
+    scorer = SCORERS[name]()
+    side = int(scorer.min_slice_side) if isinstance(scorer, NeedsMinimumSlice) else 1
+    n = max(scorer.num_reconstructions, 1)
+
+    def score(h: int, w: int) -> torch.Tensor:
+        g = torch.Generator().manual_seed(7)
+        x = torch.rand(h, w, side, generator=g, dtype=torch.float64)
+        recs = (x + 0.1 * torch.rand(n, h, w, side, generator=g, dtype=torch.float64)).clamp(0, 1)
+        return scorer(x, recs, torch.ones(h, w, side, dtype=torch.bool))
+
+    assert slice_problem(scorer, side, side) is None
+    assert score(side, side).shape == (side, side, side)
+    if side > 1:
+        assert slice_problem(scorer, side - 1, side) and slice_problem(scorer, side, side - 1)
+        with pytest.raises(ValueError):
+            score(side - 1, side)
