@@ -119,7 +119,7 @@ RULES: tuple[Rule, ...] = (
          "end to end and renders docs/results.md's page from its run folder"),
     Rule(r"^python core/Main\.py --config_path projects/\w+/configs/\w+\.yaml$", Mode.CHECK,
          "a demo config as shipped: shrunk, this is the command tests/test_projects_end_to_end.py runs end to end with "
-         "the same --set overrides and checks against the recorded results (cDDPM from a Spark export: its "
+         "the same shrinking --set overrides (scored in fp32 there) and checks against the recorded results (cDDPM from a Spark export: its "
          "test_spark_encoder_flows_into_cddpm); a second run here (~5-30 s each, 15 such commands) would double that time"),
     Rule(r"^(uad cv|python -m core\.(commands\.)?cross_validation) ", Mode.CHECK,
          "one paper run per fold; two folds checked, with fold-numbered stand-in CSVs (the demo's name no fold); "
