@@ -154,14 +154,7 @@ class MahalanobisScorer:
             raise UserInputError(f"{name}: precision fp16 reproduces the originals' dense MHD and their SSIM "
                                  "(reflect padding); use it with diagonal: false and ssim_padding: reflect")
         check_num_reconstructions(self.num_reconstructions, 2, name)
-        if self.regularization <= 0:
-            raise UserInputError(f"{name}.regularization={self.regularization}: use a value > 0")
-        if self.smoothing_sigma < 0 or self.ssim_sigma <= 0:
-            raise UserInputError(
-                f"{name}: smoothing_sigma must be >= 0 and ssim_sigma > 0, got "
-                f"{self.smoothing_sigma} and {self.ssim_sigma}"
-            )
-        check_fields(self)  # the signature's ranges, for a direct Python caller (the config check came first)
+        check_fields(self)  # the signature's ranges (regularization, sigmas), for a direct Python caller (the config check came first)
 
     @property
     def min_slice_side(self) -> int:
