@@ -76,8 +76,6 @@ class BrainMaskErosion:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "structure", parse_option(Structure, self.structure, "structure"))
-        if self.iterations < 0:
-            raise ValueError(f"BrainMaskErosion.iterations must be >= 0, got {self.iterations}")
         check_fields(self)  # the signature's ranges, for a direct Python caller (the config check came first)
 
     def __call__(self, amap: ArrayLike, mask: ArrayLike) -> ArrayLike:
@@ -95,8 +93,6 @@ class MedianFilter:
     kernel_size: KernelSize = 5
 
     def __post_init__(self) -> None:
-        if self.kernel_size < 1:
-            raise ValueError(f"MedianFilter.kernel_size must be >= 1, got {self.kernel_size}")
         check_fields(self)
 
     def __call__(self, amap: ArrayLike, mask: ArrayLike) -> ArrayLike:

@@ -61,10 +61,8 @@ class IntensityDensityScorer:
         object.__setattr__(self, "value_range", tuple(float(v) for v in self.value_range))
         name = type(self).__name__
         low, high = self.value_range
-        if self.bins < 1 or not high > low:
-            raise UserInputError(f"{name}: need bins >= 1 and value_range low < high")
-        if self.eps <= 0 or self.smoothing_sigma < 0:
-            raise UserInputError(f"{name}: need eps > 0 and smoothing_sigma >= 0")
+        if not high > low:  # (bins, eps, smoothing_sigma: the signature's ranges, check_fields)
+            raise UserInputError(f"{name}: need value_range low < high")
         check_fields(self)  # the signature's ranges, for a direct Python caller (the config check came first)
 
     def fit(self, volumes: Iterable[Any]) -> None:

@@ -128,8 +128,6 @@ class RAPerceptualScorer:
     def __post_init__(self) -> None:
         object.__setattr__(self, "backbone", parse_option(Backbone, self.backbone, "RAPerceptualScorer.backbone"))
         check_num_reconstructions(self.num_reconstructions, 1, type(self).__name__)
-        if self.batch_size < 1:
-            raise ValueError(f"RAPerceptualScorer.batch_size={self.batch_size} must be >= 1")
         if self.backbone_sha256 is None and not self.backbone_weights:
             raise UserInputError("RAPerceptualScorer.backbone_sha256: null skips the check of torchvision's SqueezeNet "
                                  "weights only for a file you name: set backbone_weights to its path, or drop "
