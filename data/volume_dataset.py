@@ -64,13 +64,13 @@ class VolumeSet(Sequence):
         self._rows = read_volume_split(csv, data_root, mode, keep_list)
         if cache:
             self._volumes: list[Volume] | None = [load_volume(r, self.preprocessor) for r in self._rows]
-            self._shapes = [tuple(v.image.shape[:2]) for v in self._volumes]
+            self._shapes = [tuple(v.image.shape[:3]) for v in self._volumes]
         else:
             self._volumes = None
             self._shapes = []
             for row in self._rows:  # the same checks as loading, nothing kept but each grid
                 image, _, _ = load_subject(row.img_path, row.mask_path, row.seg_path, reorient=self.preprocessor.reorients)
-                self._shapes.append(tuple(self.preprocessor.output_shape(image.data.shape, image.spacing)[:2]))
+                self._shapes.append(tuple(self.preprocessor.output_shape(image.data.shape, image.spacing)[:3]))
 
     def __len__(self) -> int:
         return len(self._rows)
@@ -80,14 +80,22 @@ class VolumeSet(Sequence):
         order (recorded when the set was read: nothing is loaded again)."""
         shapes: dict[tuple[int, int], tuple[int, str]] = {}
         for index, (row, shape) in enumerate(zip(self._rows, self._shapes)):
-            shapes.setdefault(shape, (index, str(row.img_path)))
+            shapes.setdefault(shape[:2], (index, str(row.img_path)))
         return shapes
+
+    def thinnest_volume(self) -> tuple[tuple[int, int, int], int, str] | None:
+        """((H, W, D), index, file) of the volume with the fewest axial slices after preprocessing (the first
+        such in CSV order), None for an empty set; recorded when the set was read, like `slice_shapes`."""
+        if not self._shapes:
+            return None
+        index = min(range(len(self._shapes)), key=lambda i: self._shapes[i][2])
+        return self._shapes[index], index, str(self._rows[index].img_path)
 
     def slice_shape(self) -> tuple[int, int]:
         """(H, W) of every volume's axial slices (after preprocessing); a one-line UserInputError naming
         both files when two differ, since training batches stack slices of one size."""
-        first = self._shapes[0]
-        for row, shape in zip(self._rows, self._shapes):
+        first = self._shapes[0][:2]
+        for row, shape in zip(self._rows, (s[:2] for s in self._shapes)):
             if shape != first:
                 raise UserInputError(
                     f"split CSV {self.csv}: {row.img_path} has {shape[0]}x{shape[1]} slices but {self._rows[0].img_path} "

@@ -79,10 +79,10 @@ def check_model_runs(pipeline: ScoringPipeline, image: torch.Tensor, scan: str, 
     """Run the model once on the middle slice of `image` (H, W, D; one reconstruction, eval mode, the RNG
     state put back): a grid it does not fit, or slices too small for the scorer, is one line naming the scan,
     not a shape error mid-scoring."""
-    problem = pipeline.slice_problem(image.shape[0], image.shape[1])
+    problem = pipeline.slice_problem(*image.shape[:3])
     if problem is not None:
-        raise UserInputError(f"{scan}: preprocessing brings it onto {image.shape[0]}x{image.shape[1]} slices, but {problem}; "
-                             "give scans whose preprocessing (the checkpoint's) yields larger slices")
+        raise UserInputError(f"{scan}: preprocessing brings it onto {image.shape[0]}x{image.shape[1]}x{image.shape[2]} voxels, "
+                             f"but {problem}; give scans whose preprocessing (the checkpoint's) yields a larger grid")
     net, rng = pipeline.model, torch.get_rng_state()
     was_training = net.training
     net.eval()

@@ -47,6 +47,9 @@ class PreprocessedSet(Protocol):
 @runtime_checkable
 class SliceGridSet(Protocol):
     """An evaluation set that knows its volumes' axial slice grids without loading them again (data/'s
-    `VolumeSet`): {(H, W): (index, file) of the first volume with it}. Other sets are read at their first item."""
+    `VolumeSet`): {(H, W): (index, file) of the first volume with it}, and its thinnest volume, ((H, W,
+    D), index, file). Other sets are read at their first item."""
 
     def slice_shapes(self) -> dict[tuple[int, int], tuple[int, str]]: ...
+
+    def thinnest_volume(self) -> tuple[tuple[int, int, int], int, str] | None: ...

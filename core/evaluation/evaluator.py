@@ -64,9 +64,10 @@ class DownstreamEvaluator:
         result is the run's (other ranks return an empty one)."""
         raise NotImplementedError
 
-    def grid_problem(self, height: int, width: int) -> str | None:
-        """Why this task cannot evaluate axial slices of height x width (e.g. too small for its scorer), or
-        None; the run asks it of every data set's grid before anything is written (core.run.assembly)."""
+    def grid_problem(self, height: int, width: int, depth: int | None = None) -> str | None:
+        """Why this task cannot evaluate axial slices of height x width, or volumes of `depth` of them (e.g.
+        too small for its scorer), or None; the run asks it of every data set's grid and thinnest volume
+        before anything is written (core.run.assembly)."""
         return None
 
 
@@ -101,9 +102,9 @@ class AnomalyDetectionEvaluator(DownstreamEvaluator):
         if self.pipeline.needs_fit and roles.fit_set is None:
             raise ValueError(f"{type(scoring.scorer).__name__} must be fitted on healthy data: set roles.fit_set to a healthy data set")
 
-    def grid_problem(self, height: int, width: int) -> str | None:
-        """Slices too small for the scorer (`NeedsMinimumSlice`), or None."""
-        return self.pipeline.slice_problem(height, width)
+    def grid_problem(self, height: int, width: int, depth: int | None = None) -> str | None:
+        """Slices, or volumes of `depth` slices, too small for the scorer (`NeedsMinimumSlice`), or None."""
+        return self.pipeline.slice_problem(height, width, depth)
 
     @staticmethod
     def upgrade_params(params: Mapping[str, Any]) -> dict[str, Any]:

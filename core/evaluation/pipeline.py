@@ -138,9 +138,10 @@ class ScoringPipeline:
             return str(exc)
         return None
 
-    def slice_problem(self, height: int, width: int) -> str | None:
-        """Why the scorer cannot score axial slices of height x width (too small for it), or None."""
-        return slice_problem(self.spec.scorer, height, width)
+    def slice_problem(self, height: int, width: int, depth: int | None = None) -> str | None:
+        """Why the scorer cannot score axial slices of height x width, or a volume of `depth` of them
+        (too small for it), or None."""
+        return slice_problem(self.spec.scorer, height, width, depth)
 
     def fit(self, healthy: Sequence[Any]) -> None:
         """Fit the scorer's reference statistics on healthy volumes (scorers that have them)."""

@@ -168,8 +168,8 @@ def check_evaluation_grids(builder: ComponentBuilder, evaluators: dict[str, Down
     task says whether its scorer can score it (`grid_problem`: e.g. slices too small for LPIPS); a grid
     the model already ran on (the training slices) passes; any other runs once through the model (the
     middle slice of the first volume with it, one reconstruction, eval mode, the RNG state put back),
-    so a test volume of another size is one line naming its file, not a shape error after training.
-    `checked` grows with each grid."""
+    so a test volume of another size is one line naming its file, not a shape error after training; then
+    the set's thinnest volume against the scorer's 3-D windows. `checked` grows with each grid."""
     for task, evaluator in evaluators.items():
         for name, dataset in evaluator.datasets.items():
             for grid, (index, source) in _slice_grids(dataset).items():
@@ -191,6 +191,31 @@ def check_evaluation_grids(builder: ComponentBuilder, evaluators: dict[str, Down
                                       f"on them ({reason})" + (f"; it runs on {known}" if known else "") + "; use volumes of the model's grid or set the "
                                       "data loader's preprocessing crop_shape / target_shape")
                 checked[grid] = f"data set {name}"
+            _check_depth(builder, task, name, dataset, evaluator)
+
+
+def _check_depth(builder: ComponentBuilder, task: str, name: str, dataset: Any, evaluator: DownstreamEvaluator) -> None:
+    """The set's thinnest volume against the task's scorer (3-D windows need slices along the axis too)."""
+    thinnest = _thinnest_volume(dataset)
+    if thinnest is None:
+        return
+    shape, _, source = thinnest
+    problem = evaluator.grid_problem(*shape)
+    if problem is not None:
+        raise ConfigError(builder.config_path, f"downstream_tasks.{task}.data_loader.datasets.{name}",
+                          f"split CSV {getattr(dataset, 'csv', name)}: {source} has {shape[2]} axial slices, but {problem}; "
+                          "set the data loader's preprocessing target_shape / crop_shape to keep more slices, or "
+                          "choose another scorer (or its 2-D windows)")
+
+
+def _thinnest_volume(dataset: Any) -> tuple[tuple[int, ...], int, str] | None:
+    """((H, W, D), index, file) of the set's thinnest volume (`SliceGridSet`); any other set: its first item."""
+    if isinstance(dataset, SliceGridSet):
+        return dataset.thinnest_volume()
+    if len(dataset) == 0:
+        return None
+    image = getattr(dataset[0], "image", None)
+    return (tuple(image.shape[:3]), 0, "its first item") if torch.is_tensor(image) and image.dim() >= 3 else None
 
 
 def _model_fails_on(model: nn.Module, image: torch.Tensor, device: torch.device) -> str | None:

@@ -48,16 +48,24 @@ class NeedsExternalFiles(Protocol):
 @runtime_checkable
 class NeedsMinimumSlice(Protocol):
     """A scorer that runs only on axial slices of at least `min_slice_side` pixels along H and W
-    (a network's strides and pools, a reflect padding as wide as its window). A run checks every
-    data set's slice grid against it before anything is written, `uad predict` the scan's grid."""
+    (a network's strides and pools, a reflect padding as wide as its window), and, when its windows
+    are 3-D, on volumes of at least `min_depth` slices (1 for a scorer of single slices). A run checks
+    every data set's grid against it before anything is written, `uad predict` the scan's grid."""
 
     @property
     def min_slice_side(self) -> int: ...
 
+    @property
+    def min_depth(self) -> int: ...
 
-def slice_problem(scorer: object, height: int, width: int) -> str | None:
-    """Why `scorer` cannot score axial slices of height x width (they are too small for it); None when it can."""
+
+def slice_problem(scorer: object, height: int, width: int, depth: int | None = None) -> str | None:
+    """Why `scorer` cannot score axial slices of height x width, or a volume of `depth` of them (too
+    small for it); None when it can (`depth` None: the slices alone)."""
     side = int(scorer.min_slice_side) if isinstance(scorer, NeedsMinimumSlice) else 1
-    if min(height, width) >= side:
-        return None
-    return f"{type(scorer).__name__} needs axial slices of at least {side}x{side} pixels"
+    if min(height, width) < side:
+        return f"{type(scorer).__name__} needs axial slices of at least {side}x{side} pixels"
+    slices = int(scorer.min_depth) if isinstance(scorer, NeedsMinimumSlice) else 1
+    if depth is not None and depth < slices:
+        return f"{type(scorer).__name__} needs volumes of at least {slices} axial slices (its 3-D windows)"
+    return None

@@ -163,6 +163,11 @@ class MahalanobisScorer:
         reflect = self.precision is MHDPrecision.FP16 or self.ssim_padding is SSIMPadding.REFLECT
         return reflect_min_side((self.ssim_sigma,), SSIM_TRUNCATE) if self.combine_with_ssim and reflect else 1
 
+    @property
+    def min_depth(self) -> int:
+        """`NeedsMinimumSlice`: the SSIM factor's window is 3-D, so the slices need the same reach."""
+        return self.min_slice_side
+
     def __call__(self, x: Tensor, recs: Tensor, mask: Tensor) -> Tensor:
         """x (H, W, D), recs (N, H, W, D), mask (H, W, D) bool -> map (H, W, D)."""
         if self.precision is MHDPrecision.FP16:

@@ -140,6 +140,11 @@ class RAPerceptualScorer:
         return MIN_SLICE_SIDE
 
     @property
+    def min_depth(self) -> int:
+        """`NeedsMinimumSlice`: LPIPS scores each axial slice alone, so a volume of one slice will do."""
+        return 1
+
+    @property
     def uses_random_backbone(self) -> bool:
         """True when the LPIPS trunk is random, i.e. the maps are not the paper's."""
         return self.backbone is Backbone.RANDOM

@@ -213,6 +213,11 @@ class _SSIMMapScorer:
         """`NeedsMinimumSlice`: reflect padding by the widest window's radius needs longer sides than it."""
         return reflect_min_side(self._window_sigmas(), self.truncate) if self.padding is SSIMPadding.REFLECT else 1
 
+    @property
+    def min_depth(self) -> int:
+        """`NeedsMinimumSlice`: 3-D windows pad along the slices too; 2-D ones score each slice alone."""
+        return self.min_slice_side if self.spatial_dims == 3 else 1
+
     def _maps(self, x: Tensor, recs: Tensor, mask: Tensor) -> Tensor:
         """x (H, W, D), recs (N, H, W, D), mask -> SSIM maps (K, H, W, D), one per sigma."""
         check_inputs(x, recs, mask)

@@ -1224,6 +1224,10 @@ CASES: list[Case] = [
     Case("MHD's reflect-padded SSIM window wider than the slices (scorer)", "data",
          "h0.nii.gz has 16x16 slices, but MahalanobisScorer needs axial slices of at least 19x19 pixels",
          _scorer("mahalanobis", "MahalanobisScorer", "num_reconstructions=2", "ssim_padding=reflect", "ssim_sigma=5.0")),
+    Case("SSIM's 3-D reflect window deeper than the volumes (scorer)", "data",
+         "h0.nii.gz has 8 axial slices, but SSIMScorer needs volumes of at least 10 axial slices (its 3-D windows); "
+         "set the data loader's preprocessing target_shape / crop_shape to keep more slices",
+         _scorer("ssim", "SSIMScorer", "padding=reflect", "sigma=2.5")),
     Case("mask shape mismatch", "data", "h0_mask.nii.gz", _nifti("h0_mask.nii.gz", np.ones((16, 16, 4), np.uint8))),
     Case("empty brain mask", "data", "h1_mask.nii.gz", _nifti("h1_mask.nii.gz", np.zeros(SHAPE, np.uint8))),
     Case("non-binary mask", "data", "h0_mask.nii.gz is not binary",

@@ -182,12 +182,19 @@ def test_slices_too_small_for_the_scorer_are_one_line_before_predict_writes():
     from dl_utils.errors import UserInputError
     from model_zoo.identity import IdentityModel
     from optim.scoring.ra_lpips import RAPerceptualScorer
+    from optim.scoring.ssim import SSIMScorer
 
     pipeline = ScoringPipeline(IdentityModel(), ScoringSpec(scorer=RAPerceptualScorer(backbone="random")), CPU, 0)
     assert pipeline.slice_problem(16, 17) == "RAPerceptualScorer needs axial slices of at least 17x17 pixels"
     assert pipeline.slice_problem(17, 17) is None
     assert ScoringPipeline(IdentityModel(), ScoringSpec(scorer=L1Scorer()), CPU, 0).slice_problem(1, 1) is None
-    with pytest.raises(UserInputError, match=r"^scan.nii.gz: preprocessing brings it onto 16x20 slices, but RAPerceptualScorer needs "
+    with pytest.raises(UserInputError, match=r"^scan.nii.gz: preprocessing brings it onto 16x20x4 voxels, but RAPerceptualScorer needs "
                                              r"axial slices of at least 17x17 pixels; give scans"):
         check_model_runs(pipeline, torch.rand(16, 20, 4), "scan.nii.gz", "model.pt")
-    check_model_runs(pipeline, torch.rand(17, 20, 4), "scan.nii.gz", "model.pt")
+    check_model_runs(pipeline, torch.rand(17, 20, 1), "scan.nii.gz", "model.pt")  # LPIPS scores slices alone
+    ssim = ScoringPipeline(IdentityModel(), ScoringSpec(scorer=SSIMScorer(padding="reflect", sigma=2.5)), CPU, 0)
+    assert ssim.slice_problem(10, 10, 9) == "SSIMScorer needs volumes of at least 10 axial slices (its 3-D windows)"
+    with pytest.raises(UserInputError, match=r"^scan.nii.gz: preprocessing brings it onto 32x32x9 voxels, but SSIMScorer needs "
+                                             r"volumes of at least 10 axial slices"):
+        check_model_runs(ssim, torch.rand(32, 32, 9), "scan.nii.gz", "model.pt")
+    check_model_runs(ssim, torch.rand(32, 32, 10), "scan.nii.gz", "model.pt")

@@ -30,7 +30,8 @@ def _fitted_intensity() -> IntensityDensityScorer:
 FACTORIES = {  # class name -> instances checked (default construction unless stated)
     "L1Scorer": {},
     "SSIMScorer": {"ssimscorer": SSIMScorer, "ssim_reflect": lambda: SSIMScorer(padding="reflect")},
-    "SSIMEnsembleScorer": {"ssim_ensemble_3d": SSIMEnsembleScorer, "ssim_ensemble_2d": lambda: SSIMEnsembleScorer(spatial_dims=2)},
+    "SSIMEnsembleScorer": {"ssim_ensemble_3d": SSIMEnsembleScorer, "ssim_ensemble_2d": lambda: SSIMEnsembleScorer(spatial_dims=2),
+                           "ssim_ensemble_2d_reflect": lambda: SSIMEnsembleScorer(spatial_dims=2, padding="reflect")},
     "MahalanobisScorer": {"mahalanobis": MahalanobisScorer, "mahalanobis_diagonal": lambda: MahalanobisScorer(diagonal=True),
                           "mahalanobis_reflect": lambda: MahalanobisScorer(ssim_padding="reflect")},
     "IntensityDensityScorer": {"intensity": _fitted_intensity},
@@ -150,22 +151,28 @@ def test_scorer_contract(name: str, dtype: torch.dtype, sample) -> None:
 
 @pytest.mark.parametrize("name", SCORERS)
 def test_scorer_runs_on_the_smallest_slices_it_declares(name: str) -> None:
-    """`NeedsMinimumSlice`: a scorer scores slices (and volumes of as many slices) as small as its
-    `min_slice_side` (1 when it declares none), and one pixel less fails: so the run's check before the
-    run folder (core.run.assembly) refuses exactly the grids that would fail after training."""
+    """`NeedsMinimumSlice`: a scorer scores slices as small as its `min_slice_side`, in volumes of as
+    few as its `min_depth` slices (1 when it declares none), and one pixel or slice less fails: so the
+    run's check before the run folder (core.run.assembly) refuses exactly the grids that would fail
+    after training."""
     scorer = SCORERS[name]()
     side = int(scorer.min_slice_side) if isinstance(scorer, NeedsMinimumSlice) else 1
+    depth = int(scorer.min_depth) if isinstance(scorer, NeedsMinimumSlice) else 1
     n = max(scorer.num_reconstructions, 1)
 
-    def score(h: int, w: int) -> torch.Tensor:
+    def score(h: int, w: int, d: int) -> torch.Tensor:
         g = torch.Generator().manual_seed(7)
-        x = torch.rand(h, w, side, generator=g, dtype=torch.float64)
-        recs = (x + 0.1 * torch.rand(n, h, w, side, generator=g, dtype=torch.float64)).clamp(0, 1)
-        return scorer(x, recs, torch.ones(h, w, side, dtype=torch.bool))
+        x = torch.rand(h, w, d, generator=g, dtype=torch.float64)
+        recs = (x + 0.1 * torch.rand(n, h, w, d, generator=g, dtype=torch.float64)).clamp(0, 1)
+        return scorer(x, recs, torch.ones(h, w, d, dtype=torch.bool))
 
-    assert slice_problem(scorer, side, side) is None
-    assert score(side, side).shape == (side, side, side)
+    assert slice_problem(scorer, side, side, depth) is None
+    assert score(side, side, depth).shape == (side, side, depth)
     if side > 1:
         assert slice_problem(scorer, side - 1, side) and slice_problem(scorer, side, side - 1)
         with pytest.raises(ValueError):
-            score(side - 1, side)
+            score(side - 1, side, depth)
+    if depth > 1:
+        assert slice_problem(scorer, side, side, depth - 1)
+        with pytest.raises(ValueError):
+            score(side, side, depth - 1)
