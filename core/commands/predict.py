@@ -146,7 +146,8 @@ def load_predictor(model: str | Path, task: str | None = None, device: str = "au
     tasks = config.get("downstream_tasks") or {}
     if task and task not in tasks:
         raise UserInputError(f"{path}: no downstream task '{task}' in its config (have: {', '.join(tasks)})")
-    candidates = [task] if task else [t for t in tasks if t in records] + [t for t in tasks if t not in records]
+    fitted = [t for t in tasks if t in records and records[t].thresholds]  # the default: the first with thresholds
+    candidates = [task] if task else fitted + [t for t in tasks if t not in fitted]
     last_error = None
     skipped: list[str] = []  # warned about only when another task is used; else the error line says it
     for name in candidates:

@@ -377,3 +377,17 @@ def test_a_checkpoint_of_a_later_metadata_version_is_refused_in_one_line(version
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and f"metadata_version {version!r} is not one this framework reads" in err
     assert not (tmp_path / "runs").exists()
+
+
+def test_default_task_is_the_first_with_thresholds_even_when_an_earlier_one_is_available(monkeypatch):
+    """weights/ra_demo.pt (version 1) lists RA's LPIPS task first; it was skipped there (no SqueezeNet weights),
+    so it has no thresholds. With the LPIPS weights installed it is available, and the default task (the first
+    with thresholds, as `--task`'s help says) is still the L1 task the checkpoint was evaluated with."""
+    from core.commands.predict import load_predictor
+    from optim.scoring.ra_lpips import RAPerceptualScorer
+
+    monkeypatch.setattr(RAPerceptualScorer, "check_available", lambda self: None)  # as if the SqueezeNet file were there
+    predictor = load_predictor(ROOT / "weights" / "ra_demo.pt", device="cpu")
+    assert predictor.task == "anomaly_detection_l1"
+    label, value = predictor.threshold("fpr_5%")
+    assert label.startswith("fpr_5%") and value > 0
