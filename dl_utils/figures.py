@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -12,6 +13,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from dl_utils.checkpoint import atomic_path, atomic_write_text  # noqa: E402
+from dl_utils.json_files import json_text  # noqa: E402
 
 
 def _save(fig: plt.Figure, path: Path) -> None:
@@ -86,12 +88,14 @@ def write_curve_points(path: Path, roc: tuple[np.ndarray, np.ndarray], pr: tuple
     payload = {"roc": {"fpr": _floats(fpr), "tpr": _floats(tpr)},
                "pr": {"recall": _floats(recall), "precision": _floats(precision)},
                **{k: float(v) for k, v in scalars.items()}}
-    atomic_write_text(path, json.dumps(payload, allow_nan=True))
+    atomic_write_text(path, json_text(payload))
 
 
 def read_curve_points(path: Path) -> dict:
-    """What `write_curve_points` wrote: {"roc": {"fpr", "tpr"}, "pr": {"recall", "precision"}, scalars}."""
-    return json.loads(Path(path).read_text())
+    """What `write_curve_points` wrote: {"roc": {"fpr", "tpr"}, "pr": {"recall", "precision"}, scalars}
+    (a scalar written as null, i.e. undefined, reads as NaN)."""
+    points = json.loads(Path(path).read_text())
+    return {k: math.nan if v is None else v for k, v in points.items()}
 
 
 def _floats(values: np.ndarray) -> list[float]:

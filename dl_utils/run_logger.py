@@ -13,6 +13,7 @@ from typing import Any
 from urllib.parse import urlparse
 
 from dl_utils.checkpoint import atomic_write_text
+from dl_utils.json_files import json_text
 
 LOG = logging.getLogger(__name__)
 
@@ -109,7 +110,7 @@ class RunLogger:
         if not self.is_main:
             return
         if self.run_dir is not None:
-            line = json.dumps({"step": step, **metrics}, default=float)
+            line = json_text({"step": step, **metrics}, default=float)
             with open(self.run_dir / "metrics.jsonl", "a") as handle:
                 handle.write(line + "\n")
         if self._wandb_run is not None:

@@ -109,7 +109,7 @@ def shrink_sets(config_path: Path, data_root: Path, out: Path, training: bool = 
 def _results(out: Path) -> dict:
     files = [f for f in out.rglob("results.json") if "methods" not in f.relative_to(out).parts]
     assert len(files) == 1, files
-    return json.loads(files[0].read_text())
+    return read_results_json(files[0])  # undefined metrics: null in the file, NaN here
 
 
 RECORDED = json.loads((ROOT / "tests" / "fixtures" / "demo_results.json").read_text())
@@ -161,6 +161,8 @@ def test_demo_config_runs_end_to_end(config, demo_like, tmp_path, capsys):
     run_dir = next(p.parent for p in tmp_path.rglob("results.json") if "methods" not in p.relative_to(tmp_path).parts)
     assert (run_dir / "results.csv").is_file()
     assert any(run_dir.rglob("*.png")), f"no figures written under {run_dir}"
+    for written in tmp_path.rglob("*.json"):  # README: every JSON file is standard JSON (no NaN / Infinity)
+        json.loads(written.read_text(), parse_constant=lambda name, f=written: pytest.fail(f"{f}: {name}"))
     assert capsys.readouterr().out.strip().splitlines()[-1] == str(run_dir)
     if "orchestrator" in load_config(config):  # the benchmark: docs/results.md's page renders from its run folder
         from projects.benchmark.results_doc import main as results_doc

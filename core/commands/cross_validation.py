@@ -15,7 +15,6 @@ and no folder), and printed last; errors and exit codes are the `uad` verbs'.
 """
 from __future__ import annotations
 
-import json
 import math
 import re
 import statistics
@@ -32,6 +31,7 @@ from dl_utils.checkpoint import atomic_write_csv, atomic_write_text
 from dl_utils.device import resolve_device
 from dl_utils.distributed import context_from_env, destroy_process_group, init_process_group
 from dl_utils.errors import UserInputError
+from dl_utils.json_files import json_text
 from dl_utils.run_logger import configure_logging
 
 FOLD = re.compile(r"fold\d+")
@@ -100,7 +100,7 @@ def folds_table(summary: Results, folds: Sequence[int]) -> str:
 def write_folds(summary: Results, folds: Sequence[int], run_dirs: dict[int, Path], cv_dir: Path) -> str:
     """`<cv_dir>/folds.json`, `<cv_dir>/folds.csv` and `<cv_dir>/folds.md`; returns the markdown table."""
     payload = {"folds": list(folds), "runs": {k: str(v) for k, v in run_dirs.items()}, "summary": summary}
-    atomic_write_text(cv_dir / "folds.json", json.dumps(payload, indent=2, allow_nan=True))
+    atomic_write_text(cv_dir / "folds.json", json_text(payload, indent=2))
     columns = ["task", "dataset", "metric", "mean", "std", *[f"fold{k}" for k in folds]]
     rows = ({"task": task, "dataset": name, "metric": metric, "mean": e["mean"], "std": e["std"],
              **{f"fold{k}": e["folds"].get(k, "") for k in folds}}

@@ -1,7 +1,6 @@
 """results.json, results.csv, per_volume.csv and the markdown table printed at the end of a run."""
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -10,6 +9,7 @@ from core.evaluation.outputs import csv_cells, per_volume_columns, write_per_vol
 from core.evaluation.thresholds import METRIC_SEPARATOR, ORACLE_KEY, VAL_DICE_KEY, fpr_key, metric_key
 from core.run.run_files import read_results_json
 from dl_utils.checkpoint import atomic_write_csv, atomic_write_text
+from dl_utils.json_files import json_text
 
 # Columns of the printed table, in order; all metrics are in the files. AUPRC / AUROC are
 # the papers' per-volume means over whole volumes (core/evaluation/metrics.py).
@@ -127,7 +127,7 @@ def write_results(results: dict[str, dict[str, dict[str, float]]], run_dir: Path
     results.json holds what a rerun reproduces exactly; wall-clock figures go to timing.json
     (the CSV and the table show both; `read_results` merges them back)."""
     for name, part in (("results.json", _split_timing(results, False)), ("timing.json", _split_timing(results, True))):
-        atomic_write_text(run_dir / name, json.dumps(part, indent=2, default=float, allow_nan=True))
+        atomic_write_text(run_dir / name, json_text(part, indent=2, default=float))
     rows = ({"task": task, "dataset": name, "metric": metric, "value": value}
             for task, sets in results.items() for name, metrics in sets.items() for metric, value in metrics.items()
             if not isinstance(value, (dict, list)))  # records (thresholds, input grid) stay in results.json

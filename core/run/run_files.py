@@ -10,6 +10,7 @@ summary are tasks of the same shape).
 from __future__ import annotations
 
 import csv
+import math
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -24,7 +25,8 @@ PER_VOLUME_COLUMNS = ("dataset", "name")
 
 def read_results_json(path: str | Path, fix: str = RESULTS_FIX) -> dict[str, dict[str, dict[str, Any]]]:
     """{task: {data set: entry}} of a results.json or timing.json, each entry checked to parse as a
-    `SetResult` (its thresholds and input grid included); anything else is a one-line UserInputError."""
+    `SetResult` (its thresholds and input grid included); anything else is a one-line UserInputError.
+    A metric written as null (undefined, e.g. AUROC without lesions: `dl_utils.json_files`) reads as NaN."""
     path = Path(path)
     data = read_json_mapping(path, fix)
     for task, sets in data.items():
@@ -37,6 +39,7 @@ def read_results_json(path: str | Path, fix: str = RESULTS_FIX) -> dict[str, dic
                 raise UserInputError(f"{path}: {where} must be a mapping of metrics, got {type(entry).__name__} "
                                      f"{_short(entry)}; {fix}")
             _check_entry(path, where, entry, fix)
+            sets[name] = {k: math.nan if v is None else v for k, v in entry.items()}  # a metric left undefined: null
     return data
 
 
