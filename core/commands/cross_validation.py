@@ -156,6 +156,5 @@ def _run_folds(config_path: Path, fold_sets: dict[int, list[str]], cv_dir: Path,
         per_fold[fold] = read_results(run_dir)
     if run_dirs:
         table = write_folds(summarise(per_fold), list(fold_sets), run_dirs, cv_dir)
-        if not quiet:
-            print("\n" + table + "\n", flush=True)
+        print("\n" + table + "\n", flush=True)  # as a run prints its table: --quiet only silences the log
     return cv_dir

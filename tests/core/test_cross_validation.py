@@ -83,7 +83,9 @@ def test_two_tiny_folds_run_and_tabulate(tmp_path, capsys):
     code = uad(["cv", "--config_path", str(THRESHOLD), "--folds", "0", "1", "--quiet",
                  "--output_root", str(tmp_path / "runs"), *sets])
     assert code == 0, capsys.readouterr().err
-    cv_dir = Path(capsys.readouterr().out.strip().splitlines()[-1])
+    out = capsys.readouterr().out
+    cv_dir = Path(out.strip().splitlines()[-1])
+    assert (cv_dir / "folds.md").read_text().strip() in out  # printed under --quiet too, as a run's own table
     folds = json.loads((cv_dir / "folds.json").read_text())
     assert folds["folds"] == [0, 1]
     for fold in (0, 1):  # each fold ran as a normal run on its own CSVs
