@@ -61,7 +61,8 @@ _SCRIPT = r"""
         const x = key(a), y = key(b);
         const ex = x === "" || x === "-", ey = y === "" || y === "-";
         if (ex || ey) return ex - ey;
-        const order = typeof x === "number" && typeof y === "number" ? x - y : String(x).localeCompare(String(y));
+        const order = typeof x === "number" && typeof y === "number" ? (x < y ? -1 : x > y ? 1 : 0)
+          : String(x).localeCompare(String(y));
         return down ? -order : order;
       });
       rows.forEach((row) => body.appendChild(row));

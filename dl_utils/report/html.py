@@ -30,6 +30,13 @@ def number(value: Any) -> float | None:
     return None if math.isnan(out) else out
 
 
+def sort_key(value: float) -> str:
+    """A number as JavaScript's `Number()` reads it back exactly (repr, with infinities spelled `Infinity`)."""
+    if math.isinf(value):
+        return "Infinity" if value > 0 else "-Infinity"
+    return repr(value)
+
+
 def fmt(value: Any, digits: int = 4) -> str:
     """Numbers with `digits` significant digits (integers as integers), '-' for NaN / empty."""
     if value is None or value == "":
@@ -59,7 +66,7 @@ def table(columns: Sequence[str], rows: Sequence[Mapping[str, Any]], *, sortable
         for column in columns:
             value = row.get(column, "")
             key = number(value)
-            sort = f' data-v="{key!r}"' if key is not None else ""
+            sort = f' data-v="{sort_key(key)}"' if key is not None else ""
             shown = cells[column](row) if column in cells else esc(fmt(value))
             tds.append(f"<td{sort}>{shown}</td>")
         body.append("<tr>" + "".join(tds) + "</tr>")

@@ -330,6 +330,9 @@ def test_charts_keep_visible_vertices_and_cells_format():
     assert [html.fmt(v) for v in (0.123456, "", "nan", "12", float("nan"), "x", 3)] == ["0.1235", "-", "-", "12", "-", "x", "3"]
     cells = html.table(["a", "b"], [{"a": "n<1>", "b": "0.5"}])
     assert '<td data-v="0.5">0.5</td>' in cells and "n&lt;1&gt;" in cells
+    # sort keys as JavaScript's Number() reads them: an infinite score sorts last, not as NaN
+    cells = html.table(["s"], [{"s": "inf"}, {"s": float("-inf")}, {"s": 0.1}])
+    assert 'data-v="Infinity"' in cells and 'data-v="-Infinity"' in cells and 'data-v="0.1"' in cells
 
 
 def test_the_voxel_stride_is_named_with_its_ordinal():
