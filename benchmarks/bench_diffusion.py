@@ -31,12 +31,16 @@ import copy
 import resource
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
 from model_zoo.diffusion_models import DDPM, ConditionalDDPM, EncoderSettings, NoiseSettings, ReconstructionSettings
 from model_zoo.unet_adm import UNetArchitecture
+
+if TYPE_CHECKING:
+    from core.config.builder import ComponentBuilder
+    from core.evaluation.settings import DataRoles
 
 VOLUME_SLICES = 50
 SIZE = 96
@@ -273,14 +277,10 @@ def _load_weights(path: str, *models: torch.nn.Module) -> list[torch.nn.Module]:
 
 def _checkpoint_case(args: argparse.Namespace) -> tuple[DDPM | None, ConditionalDDPM | None, Any, str, int]:
     """`--weights`: the checkpoint's own model (a self-describing checkpoint: built from its stored config; else
-    loaded into the paper-size models) and a volume it was evaluated on: the central `--slices` slices of the
-    first volume of its first test set (`test*`, not healthy), loaded as its evaluation loads it; the slice size
+    loaded into the paper-size models), a volume it was evaluated on (`evaluated_volume`) and the slice size
     (for a synthetic volume where it names no test set)."""
-    from types import SimpleNamespace
-
     from core.config.builder import MODEL, ComponentBuilder
     from core.run import checkpoint_metadata
-    from core.run.assembly import build_datasets
     from dl_utils.checkpoint import load_checkpoint
     from dl_utils.weights import load_model_weights
 
@@ -295,27 +295,51 @@ def _checkpoint_case(args: argparse.Namespace) -> tuple[DDPM | None, Conditional
     load_model_weights(model, state, args.weights)
     model.eval()
     size = int((config["model"].get("params") or {}).get("image_size", SIZE))
-    volume, where = None, ""
-    for task, spec in (config.get("downstream_tasks") or {}).items():
-        if not isinstance(spec, dict) or "data_loader" not in spec:
-            continue
-        names = list(spec["data_loader"].get("datasets") or {})
-        name = next((n for n in names if n.startswith("test") and "healthy" not in n), names[0] if names else None)
-        if name is None:
-            continue
-        spec = {**spec["data_loader"], "datasets": {name: spec["data_loader"]["datasets"][name]}}
-        found = build_datasets(builder, spec, f"downstream_tasks.{task}.data_loader", config.get("data_root"))[name][0]
-        depth = found.image.shape[-1]
-        start = max(0, (depth - args.slices) // 2)
-        keep = slice(start, start + args.slices)
-        volume = SimpleNamespace(name=found.name, image=found.image[..., keep], mask=found.mask[..., keep])
-        where = f"test volume {found.name} of {task} / {name}, slices {start}-{start + volume.image.shape[-1] - 1}"
-        break
+    volume, where = evaluated_volume(builder, config, args.slices)
     if isinstance(model, ConditionalDDPM):
         return None, model, volume, where, size
     if isinstance(model, DDPM):
         return model, None, volume, where, size
     raise SystemExit(f"{args.weights}: a {type(model).__name__}, not a DDPM or cDDPM")
+
+
+def labelled_test_set(builder: ComponentBuilder, spec: Any, key: str) -> str | None:
+    """The first test set of downstream task `spec` as its evaluator sees it: a data set that plays no
+    role (not the healthy validation / test set, a labelled validation set or the fit set), read from the
+    task's typed `roles` (`DataRoles.test_sets`; flat keys of earlier configs upgraded), whatever the data
+    sets are called; None for a task that is not an anomaly-detection evaluation or has no test set."""
+    from core.evaluation.evaluator import AnomalyDetectionEvaluator
+
+    if not isinstance(spec, dict) or not isinstance(spec.get("data_loader"), dict):
+        return None
+    if not issubclass(builder.resolve_class(spec, key), AnomalyDetectionEvaluator):
+        return None
+    roles: DataRoles = builder.build_param(spec, key, "roles")
+    test_sets = roles.test_sets(list(spec["data_loader"].get("datasets") or {}))
+    return test_sets[0] if test_sets else None
+
+
+def evaluated_volume(builder: ComponentBuilder, config: dict[str, Any], slices: int) -> tuple[Any, str]:
+    """The central `slices` slices of the first volume of the first labelled test set (`labelled_test_set`)
+    of the first task that has one, loaded as its evaluation loads it, and where it came from; (None, '')
+    when no task names a test set."""
+    from types import SimpleNamespace
+
+    from core.run.assembly import build_datasets
+
+    for task, spec in (config.get("downstream_tasks") or {}).items():
+        key = f"downstream_tasks.{task}"
+        name = labelled_test_set(builder, spec, key)
+        if name is None:
+            continue
+        loader = {**spec["data_loader"], "datasets": {name: spec["data_loader"]["datasets"][name]}}
+        found = build_datasets(builder, loader, f"{key}.data_loader", config.get("data_root"))[name][0]
+        depth = found.image.shape[-1]
+        start = max(0, (depth - slices) // 2)
+        keep = slice(start, start + slices)
+        volume = SimpleNamespace(name=found.name, image=found.image[..., keep], mask=found.mask[..., keep])
+        return volume, f"test volume {found.name} of {task} / {name}, slices {start}-{start + volume.image.shape[-1] - 1}"
+    return None, ""
 
 
 def _s(seconds: float) -> str:
@@ -461,7 +485,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--cpu-precision", action="store_true",
                    help="only: fp32 vs bf16 autocast on CPU per method (time ratio, s per scan, map difference vs noise)")
     p.add_argument("--weights", help="--cpu-precision: a DDPM / cDDPM checkpoint (default: paper-size random weights); a "
-                                     "self-describing one runs its own model on the first volume of its first test set")
+                                     "self-describing one runs its own model on the first volume of its first labelled test set (by the "
+                                     "evaluator's roles: not a healthy or validation set)")
     p.add_argument("--no-compile", action="store_true", help="--cpu-precision: skip the compiled fp32 / bf16 pair")
     p.add_argument("--compiled-only", action="store_true", help="--cpu-precision: only the compiled pair (also with --tiny)")
     args = p.parse_args(argv)

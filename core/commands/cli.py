@@ -135,7 +135,8 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--model", help="checkpoint of a predict output, to show what it was trained on "
                                         "(default: the one the folder's predict.json records)")
     report.add_argument("--max-mb", type=arg_types.non_negative_float, default=25.0, help="size budget of the drawn volumes in MB (default 25)")
-    report.add_argument("--max-side", type=arg_types.positive_int, default=128, help="draw every n-th voxel so no side exceeds this (default 128)")
+    report.add_argument("--max-side", type=arg_types.positive_int, default=128,
+                        help="draw every n-th voxel along each side longer than this, so none exceeds it (default 128)")
     return parser
 
 

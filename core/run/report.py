@@ -66,7 +66,7 @@ def write_report(folder: str | Path, checkpoint: str | Path | None = None,
                  max_megabytes: float = DEFAULT_MEGABYTES, max_side: int = 128) -> Path:
     """Write `folder/report.html` and return its path. `checkpoint`: the model of a predict
     output (its `trained_on` is shown instead of the one its `predict.json` recorded); volumes
-    are drawn every `stride` voxels so no side exceeds `max_side`."""
+    are thinned per axis so no side exceeds `max_side` (a shorter side keeps every voxel)."""
     folder = Path(folder)
     check_links_stay_inside(folder, "replace each such link by a copy of its files before writing its report")
     budget = Budget(int(max_megabytes * 1e6), max_side)

@@ -1,7 +1,8 @@
 """3D volumes in the page: input, reconstruction, anomaly map and outlines in three planes,
 each plane with a slice slider.
 
-Each layer is taken every `stride` voxels so its longest side is at most `max_side`,
+Each layer is thinned per axis, every `stride[axis]` voxels, so no side exceeds `max_side`
+(an axis already that short keeps every voxel: a thick-slice scan keeps all its slices),
 quantised to uint8 over its display window, zlib-compressed and base64-encoded; the page's
 script inflates it and draws the chosen slice on canvases (no image per slice, so a slider
 costs nothing in file size). Arrays are (X, Y, Z) in RAS order (axis 2 axial), as
@@ -72,9 +73,22 @@ def quantise(array: np.ndarray, window: tuple[float, float], kind: LayerKind) ->
     return np.clip(np.rint((array - low) / (high - low) * 255.0), 0, 255).astype(np.uint8)
 
 
-def stride_for(shape: Sequence[int], max_side: int) -> int:
-    """Smallest step that brings every side to at most `max_side` voxels."""
-    return max(1, math.ceil(max(shape) / max(max_side, 1)))
+def stride_for(shape: Sequence[int], max_side: int) -> tuple[int, ...]:
+    """Per axis, the smallest step that brings that side to at most `max_side` voxels (1 where it
+    already fits), so a layer holds at most `max_side` ** 3 voxels."""
+    return tuple(max(1, math.ceil(n / max(max_side, 1))) for n in shape)
+
+
+def thinning_note(steps: Sequence[int]) -> str:
+    """The viewer title's note on the thinned axes, e.g. ' (every 2nd voxel along x and y)' or
+    ' (every 2nd voxel along x, every 3rd along z)'; '' when every axis keeps every voxel."""
+    by_step: dict[int, list[str]] = {}
+    for axis, step in zip("xyz", steps):
+        if step > 1:
+            by_step.setdefault(step, []).append(axis)
+    parts = [f"{_ordinal(step)}{' voxel' if not index else ''} along {_and(axes)}"
+             for index, (step, axes) in enumerate(by_step.items())]
+    return f" (every {', every '.join(parts)})" if parts else ""
 
 
 def focus(layers: Mapping[str, Layer], shape: Sequence[int]) -> list[int]:
@@ -104,11 +118,11 @@ def viewer(viewer_id: str, title: str, layers: Mapping[str, Layer], panels: Sequ
         for name in (panel.layer, panel.outline):
             if name is not None and name not in layers:
                 raise ValueError(f"{viewer_id}: panel '{panel.label}' names layer '{name}', not given")
-    step = stride_for(next(iter(shapes)), max_side)
-    small = {name: Layer(np.asarray(layer.array, dtype=np.float32)[::step, ::step, ::step], layer.kind)
-             for name, layer in layers.items()}
+    steps = stride_for(next(iter(shapes)), max_side)
+    thin = tuple(slice(None, None, step) for step in steps)
+    small = {name: Layer(np.asarray(layer.array, dtype=np.float32)[thin], layer.kind) for name, layer in layers.items()}
     shape = next(iter(small.values())).array.shape
-    spacing = [float(s) * step for s in spacing]
+    spacing = [float(s) * step for s, step in zip(spacing, steps)]  # the page draws each plane in mm
     windows = {name: display_window(layer.array, layer.kind) for name, layer in small.items()}
     spec = {
         "shape": [int(n) for n in shape], "spacing": spacing,
@@ -136,11 +150,16 @@ def viewer(viewer_id: str, title: str, layers: Mapping[str, Layer], panels: Sequ
                       f'aria-label="{esc(title)}: {name} slice"> <span class="slice-label"></span></div>'
                       f'<div class="panels">{"".join(figures)}</div></div>')
     data = json.dumps(spec).replace("</", "<\\/")
-    note = f" (every {_ordinal(step)} voxel)" if step > 1 else ""
+    note = thinning_note(steps)
     body = (f'<div class="viewer" id="{esc(viewer_id)}" data-payload="{esc(viewer_id)}-data">'
             f"<h3>{esc(title)}{esc(note)}</h3>{''.join(planes)}</div>"
             f'<script type="application/json" id="{esc(viewer_id)}-data">{data}</script>')
     return body, len(data)
+
+
+def _and(words: Sequence[str]) -> str:
+    """['x'] -> 'x', ['x', 'y', 'z'] -> 'x, y and z'."""
+    return words[-1] if len(words) == 1 else f"{', '.join(words[:-1])} and {words[-1]}"
 
 
 def _ordinal(n: int) -> str:

@@ -22,7 +22,7 @@ from data.volume_dataset import VolumeSet
 from dl_utils.errors import UserInputError
 from dl_utils.report import html
 from dl_utils.report.charts import line_chart, visible_points
-from dl_utils.report.volumes import Layer, LayerKind, Panel, display_window, focus, quantise, stride_for, viewer
+from dl_utils.report.volumes import Layer, LayerKind, Panel, display_window, focus, quantise, stride_for, thinning_note, viewer
 from optim.postprocessing import MedianFilter
 from optim.scoring.l1 import L1Scorer
 
@@ -294,7 +294,8 @@ def test_quantise_window_stride_and_focus_by_hand():
     assert display_window(ramp, LayerKind.MAP) == pytest.approx((0.0, 199.005))
     assert display_window(np.zeros(5), LayerKind.MAP) == (0.0, 1.0)
     assert display_window(np.arange(201.0), LayerKind.INTENSITY) == pytest.approx((1.0, 199.0))
-    assert [stride_for(s, 128) for s in ((64, 64, 32), (128, 1, 1), (160, 192, 160), (385, 10, 10))] == [1, 1, 2, 4]
+    assert [stride_for(s, 128) for s in ((64, 64, 32), (128, 1, 1), (160, 192, 160), (385, 10, 10))] == [
+        (1, 1, 1), (1, 1, 1), (2, 2, 2), (4, 1, 1)]
     mask = np.zeros((6, 7, 8))
     mask[1, 2:4, 5] = 1
     mask[4, 2, 5] = 1
@@ -308,10 +309,12 @@ def test_quantise_window_stride_and_focus_by_hand():
 def test_viewer_embeds_the_strided_quantised_layers():
     rng = np.random.default_rng(0)
     image = rng.uniform(0, 1, (9, 5, 4)).astype(np.float32)
-    body, size = viewer("v-1", "a <b>", {"in": Layer(image, LayerKind.INTENSITY)}, [Panel("input", "in")], max_side=5)
+    body, size = viewer("v-1", "a <b>", {"in": Layer(image, LayerKind.INTENSITY)}, [Panel("input", "in")],
+                        spacing=(1.0, 1.0, 3.0), max_side=5)
     spec = json.loads(body.split('type="application/json" id="v-1-data">')[1].split("</script>")[0])
-    strided = image[::2, ::2, ::2]
-    assert spec["shape"] == list(strided.shape) and spec["spacing"] == [2.0, 2.0, 2.0] and size > 0
+    strided = image[::2]  # only x is longer than 5: y and z keep every voxel
+    assert spec["shape"] == list(strided.shape) and spec["spacing"] == [2.0, 1.0, 3.0] and size > 0
+    assert "(every 2nd voxel along x)</h3>" in body
     decoded = np.frombuffer(zlib.decompress(base64.b64decode(spec["layers"]["in"])), np.uint8).reshape(strided.shape)
     np.testing.assert_array_equal(decoded, quantise(strided, (0.0, 1.0), LayerKind.INTENSITY))
     assert "a &lt;b&gt;" in body and "<b>" not in body  # titles are escaped
@@ -340,6 +343,24 @@ def test_the_voxel_stride_is_named_with_its_ordinal():
 
     assert [_ordinal(n) for n in (1, 2, 3, 4, 11, 12, 13, 21, 22, 102, 111)] == [
         "1st", "2nd", "3rd", "4th", "11th", "12th", "13th", "21st", "22nd", "102nd", "111th"]
+    assert [thinning_note(s) for s in ((1, 1, 1), (2, 1, 2), (2, 2, 2), (2, 3, 2), (1, 1, 4))] == [
+        "", " (every 2nd voxel along x and z)", " (every 2nd voxel along x, y and z)",
+        " (every 2nd voxel along x and z, every 3rd along y)", " (every 4th voxel along z)"]
+
+
+def test_a_thick_slice_scan_keeps_every_slice_in_the_viewer():
+    """A 200 x 33 x 232 scan of 1 x 1 x 7 mm voxels (the finding: one stride for all axes showed 17 of
+    its 33 axial slices): x and y are thinned to fit 128, all 33 slices stay, each plane keeps its
+    mm aspect, and the page's data stays within the max_side ** 3 voxel bound."""
+    image = np.random.default_rng(1).uniform(0, 1, (200, 232, 33)).astype(np.float32)
+    assert stride_for(image.shape, 128) == (2, 2, 1)
+    body, size = viewer("v", "thick", {"in": Layer(image, LayerKind.INTENSITY)}, [Panel("input", "in")],
+                        spacing=(1.0, 1.0, 7.0), max_side=128)
+    spec = json.loads(body.split('type="application/json" id="v-data">')[1].split("</script>")[0])
+    assert spec["shape"] == [100, 116, 33] and spec["spacing"] == [2.0, 2.0, 7.0]
+    assert 'max="32"' in body  # the axial slider covers every slice
+    assert "(every 2nd voxel along x and y)</h3>" in body
+    assert size < 128 ** 3
 
 
 def test_a_shared_benchmark_listing_cannot_link_to_another_scheme(tmp_path, capsys):

@@ -8,11 +8,14 @@ from __future__ import annotations
 import json
 import re
 
+import numpy as np
 import pytest
 
 from core.Main import main
 from core.run.report import REPORT_FILE
 from core.run.results import read_results
+from dl_utils.report import html
+from dl_utils.report.volumes import Layer, LayerKind, Panel, viewer
 from tests import chromium
 from tests.demo_like_data import write_demo_like
 from tests.test_projects_end_to_end import ROOT, shrink
@@ -146,6 +149,21 @@ def test_a_demo_config_page_shows_every_task_and_test_set(browser, tmp_path):
         for name in sets:
             assert name in text, f"{task}: {name}"
     _slider_changes_the_slice(browser)
+
+
+def test_a_thick_slice_volume_shows_every_slice_in_its_true_aspect(browser, tmp_path):
+    """A 1 x 1 x 7 mm scan of 200 x 232 x 33 voxels: x and y are thinned to fit 128, the axial slider
+    reaches the 33rd slice, and each plane is drawn in mm (coronal: 200 mm wide, 231 mm high)."""
+    image = np.random.default_rng(0).uniform(0, 1, (200, 232, 33)).astype(np.float32)
+    body, _ = viewer("v", "thick", {"in": Layer(image, LayerKind.INTENSITY)}, [Panel("input", "in")], spacing=(1.0, 1.0, 7.0))
+    (tmp_path / REPORT_FILE).write_text(html.page("thick slices", "", [body], []))
+    _load(browser, tmp_path)
+    axial = f"{PLANE.format(plane=0)} input.slice"
+    browser.press(axial, "end")
+    assert browser.run(STATE, PLANE.format(plane=0))[1] == "z = 32 / 32"
+    width, height = browser.run("const c = document.querySelector(arguments[0]); return [c.style.width, c.style.height];",
+                                f"{PLANE.format(plane=1)} canvas")
+    assert float(height.removesuffix("px")) / float(width.removesuffix("px")) == pytest.approx(231 / 200, rel=0.01)
 
 
 def test_a_missing_browser_skips_with_its_reason_or_fails_when_required(monkeypatch):
