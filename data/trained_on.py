@@ -33,7 +33,8 @@ SUBJECT_COLUMNS = ("subject", "subject_id", "participant_id")  # a split CSV col
 # file-name / description words -> contrast; the first family found wins (post-contrast before T1; T2* before T2)
 CONTRAST_WORDS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("t1 post-contrast", ("t1ce", "t1c", "t1gd", "t1post", "t1wce", "gd", "gad", "gado", "gadolinium", "ce", "post", "postcon",
-                          "postcontrast", "postgd", "postgad", "contrast", "kontrast", "+c", "+gd", "+contrast")),
+                          "postcontrast", "postgd", "postgad", "contrast", "kontrast", "km", "+c", "+gd", "+gad", "+contrast",
+                          "+km")),  # km: Kontrastmittel ("T1-KM"); "C+" and "+ C" are read as "+c"
     ("flair", ("flair",)),
     ("t2* / swi", ("t2star", "t2s", "t2*", "swi", "swan")),
     ("dwi", ("dwi", "dti", "adc", "trace", "diffusion")),
@@ -41,9 +42,18 @@ CONTRAST_WORDS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("pd", ("pd", "pdw")),
     ("t1", ("t1", "t1w", "mprage", "spgr", "tfl")),
 )
-PRE_CONTRAST_WORDS = ("pre", "precon", "precontrast", "native", "nativ")  # "T1 pre contrast": no post-contrast family
+PRE_CONTRAST_WORDS = ("pre", "precon", "precontrast", "native", "nativ", "noncon", "noncontrast", "nonenhanced",
+                      "unenhanced")  # "T1 pre contrast", "T1 noncontrast": no post-contrast family
+NEGATIONS = ("without", "wo", "no", "non", "ohne")  # "WITHOUT CONTRAST", "W/O GAD", "non-contrast", "ohne KM"
+NEGATION_REACH = 2  # a post-contrast word within this many words after a negation is negated ("without IV contrast")
 WORD = re.compile(r"\+[a-z]+|[a-z0-9]+\*?")  # words of letters and digits; "+c" / "+gd" and "t2*" keep their sign
 NUMBERED = re.compile(r"b\d+")  # a diffusion weighting, "DWI_b1000"
+SPELLINGS = (  # notations rewritten before the text is split into words
+    (re.compile(r"\bw/o\b"), " without "),                       # "T1 W/O GAD"
+    (re.compile(r"\bw/"), " with "),                               # "T1 W/ GAD"
+    (re.compile(r"(?<![a-z0-9+])(c|gd|gad|km)\s*\+"), r" +\1 "),   # "T1 C+", "Gd+"
+    (re.compile(r"\+\s+(?=(c|gd|gad|contrast|km)\b)"), "+"),       # "ax t1 + c"
+)
 
 
 @dataclass(frozen=True)
@@ -210,15 +220,28 @@ class ScanHeader:
 
 
 def scan_contrast(*texts: str) -> str | None:
-    """The contrast a file name or header description names (`sub1_T1CE.nii.gz`, `T1_MPRAGE_POST`, `t1+c`:
-    t1 post-contrast; `T2star`, `SWI`: t2*; `DWI_b1000`: dwi), or None when they name none."""
-    words = {w for text in texts for w in WORD.findall(text.lower())}
+    """The contrast a file name or header description names (`sub1_T1CE.nii.gz`, `T1_MPRAGE_POST`, `t1+c`,
+    `T1 C+`, `T1-KM`: t1 post-contrast; `T1 WITHOUT CONTRAST`, `T1 W/O GAD`, `non-contrast`, `T1 pre`: not;
+    `T2star`, `SWI`: t2*; `DWI_b1000`: dwi), or None when they name none."""
+    words = {w for text in texts for w in _words(text)}
     words |= {"dwi" for w in words if NUMBERED.fullmatch(w)}
     families = CONTRAST_WORDS[1:] if words & set(PRE_CONTRAST_WORDS) else CONTRAST_WORDS
     for contrast, family in families:
         if words & set(family):
             return contrast
     return None
+
+
+def _words(text: str) -> list[str]:
+    """The words of one text, lower case, its notations rewritten (`SPELLINGS`) and each post-contrast word
+    that a negation reaches (`NEGATIONS`, `NEGATION_REACH`) dropped: "T1 WITHOUT CONTRAST" is t1 words only."""
+    text = text.lower()
+    for pattern, replacement in SPELLINGS:
+        text = pattern.sub(replacement, text)
+    words = WORD.findall(text)
+    post = set(CONTRAST_WORDS[0][1])
+    return [w for i, w in enumerate(words)
+            if w not in post or not set(words[max(0, i - NEGATION_REACH):i]) & set(NEGATIONS)]
 
 
 def scan_warnings(trained: TrainedOn, scan: ScanHeader) -> list[str]:

@@ -3,6 +3,8 @@
 Healthy subjects split BY SUBJECT (train MNI152, val OASIS, test Colin27), several
 seeded pose/intensity variants each, synthetic anomalies with exact masks on val/test
 variants, volume-layout CSVs and a manifest. Built in a staging folder, then swapped in.
+Each CSV row names its `subject` (the demo subject its volume is a variant of: both training
+volumes are MNI152, one mirrored), so a model trained on them records 1 subject, not 2.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from data import synthetic_anomalies as sa
+from data.csv_splits import VOLUME_COLUMNS
 from data.demo.geometry import (
     SubjectGrid,
     Variant,
@@ -39,7 +42,7 @@ from dl_utils.errors import UserInputError
 log = logging.getLogger(__name__)
 FORMAT_VERSION = 1
 FAMILIES = ("hyper_spheres", "hypo_spheres", "fpi", "deformation")
-COLUMNS = ("img_name", "age", "label", "img_path", "mask_path", "seg_path")
+COLUMNS = (*VOLUME_COLUMNS, "subject")  # the subject column is what `data.trained_on` counts subjects from
 
 
 @dataclass(frozen=True)
@@ -80,7 +83,7 @@ class _Writer:
         self.root = root
         self.splits: dict[str, list[dict[str, str]]] = {}
 
-    def add(self, split: str, name: str, image, mask, affine, seg=None) -> None:
+    def add(self, split: str, name: str, subject: str, image, mask, affine, seg=None) -> None:
         rel = {k: f"volumes/{name}{s}.nii.gz" for k, s in (("img", ""), ("mask", "_mask"), ("seg", "_seg"))}
         save_nifti(self.root / rel["img"], image, affine)
         save_nifti(self.root / rel["mask"], mask, affine)
@@ -88,7 +91,7 @@ class _Writer:
             save_nifti(self.root / rel["seg"], seg, affine)
         self.splits.setdefault(split, []).append({
             "img_name": name, "age": "", "label": str(int(seg is not None)), "img_path": rel["img"],
-            "mask_path": rel["mask"], "seg_path": rel["seg"] if seg is not None else "",
+            "mask_path": rel["mask"], "seg_path": rel["seg"] if seg is not None else "", "subject": subject,
         })
 
     def write_csvs(self) -> None:
@@ -116,7 +119,8 @@ def build(root: Path, grids: dict[str, SubjectGrid], subjects: Sequence[DemoSubj
     train = grids[by_split["train"]]
     for flip in (False, True):
         image, mask, affine = sample_variant(train, shape, Variant(flip_lr=flip))
-        writer.add("train_healthy", f"train_{by_split['train']}_{'flip' if flip else 'orig'}", image, mask, affine)
+        writer.add("train_healthy", f"train_{by_split['train']}_{'flip' if flip else 'orig'}", by_split["train"],
+                   image, mask, affine)
     donors = [sample_variant(train, shape, random_variant(_rng(plan, 3, 0, i), bool(i % 2)))[0] for i in range(4)]
     sizes = {"val": (plan.n_val_healthy, plan.n_val_anomalous), "test": (plan.n_test_healthy, plan.n_test_anomalous)}
     for code, (split, (n_healthy, n_anomalous)) in enumerate(sizes.items(), 1):
@@ -124,13 +128,13 @@ def build(root: Path, grids: dict[str, SubjectGrid], subjects: Sequence[DemoSubj
         pool = [sample_variant(grids[subject], shape, random_variant(_rng(plan, code, 0, i), bool(i % 2)))
                 for i in range(max(n_healthy, n_anomalous, 1))]
         for i in range(n_healthy):
-            writer.add(f"{split}_healthy", f"{split}_{subject}_{i:02d}", *pool[i])
+            writer.add(f"{split}_healthy", f"{split}_{subject}_{i:02d}", subject, *pool[i])
         for fam_code, family in enumerate(FAMILIES, 1):
             rng = _rng(plan, code, fam_code)
             for i in range(n_anomalous):
                 image, mask, affine = pool[i % len(pool)]
                 new, seg = _place(family, image, mask, rng, donors[i % len(donors)])
-                writer.add(f"{split}_{family}", f"{split}_{family}_{i:02d}", new, mask, affine, seg)
+                writer.add(f"{split}_{family}", f"{split}_{family}_{i:02d}", subject, new, mask, affine, seg)
     writer.write_csvs()
 
 

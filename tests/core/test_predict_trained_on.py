@@ -59,7 +59,7 @@ def test_predict_states_what_the_shipped_weights_were_trained_on_and_warns_on_a_
     assert "warning: contrast: the scan looks T1 POST-CONTRAST" in row["message"]
     assert "warning: slice thickness: 6.5 mm along inferior-superior" in row["message"]
     assert row["message"] in out[1]  # the per-scan line shows them too
-    assert "2 subjects" not in out[0]  # one brain and its mirror image: volumes, not subjects
+    assert "(2 volumes, 1 subject)" in out[0]  # one brain and its mirror image: the demo splits' subject column
     quoted = next(line for line in (ROOT / "README.md").read_text().splitlines() if line.startswith("weights/ra_demo.pt: trained on"))
     assert out[0].replace(f"{ROOT}/", "").startswith(quoted.removesuffix(" ...)")), "the README quotes this line"
     # the page shows them as well: what the weights were trained on, and each warning of the scan

@@ -66,7 +66,10 @@ def test_prepare_layout_and_idempotency(fake):
     assert manifest["splits"]["test_fpi"] == 3 and manifest["splits"]["train_healthy"] == 2
     with (out / "splits" / "test_hyper_spheres.csv").open() as handle:
         rows = list(csv.DictReader(handle))
-    assert list(rows[0]) == ["img_name", "age", "label", "img_path", "mask_path", "seg_path"]
+    assert list(rows[0]) == ["img_name", "age", "label", "img_path", "mask_path", "seg_path", "subject"]
+    assert {row["subject"] for row in rows} == {"gamma"}  # anomalies are placed on variants of the test subject
+    with (out / "splits" / "train_healthy.csv").open() as handle:  # one brain and its mirror image: one subject
+        assert [row["subject"] for row in csv.DictReader(handle)] == ["alpha", "alpha"]
     image, mask, seg = load_subject(out / rows[0]["img_path"], out / rows[0]["mask_path"], out / rows[0]["seg_path"])
     assert image.data.shape == (16, 16, 8) and rows[0]["label"] == "1" and seg.any() and not (seg & ~mask).any()
     assert 0 <= image.data.min() and image.data.max() <= 1
@@ -76,6 +79,24 @@ def test_prepare_layout_and_idempotency(fake):
     assert prepare(out, cache, subjects=subjects, plan=PLAN) is False
     assert (out / "manifest.json").stat().st_mtime_ns == stamp
     assert prepare(out, cache, force=True, subjects=subjects, plan=PLAN) is True
+
+
+def test_data_of_an_older_prepare_is_rebuilt_with_the_subject_column_and_the_same_volumes(fake):
+    """A folder written before the `subject` column (another code_sha256 in its manifest, CSVs without it) is
+    rebuilt by the next prepare, as README's demo section says: the column appears, every volume is identical."""
+    tmp_path, cache, _, subjects = fake
+    out = tmp_path / "demo"
+    prepare(out, cache, subjects=subjects, plan=PLAN)
+    before = {p.name: p.read_bytes() for p in (out / "volumes").iterdir()}
+    manifest = json.loads((out / "manifest.json").read_text())
+    manifest["spec"]["code_sha256"] = "0" * 64
+    (out / "manifest.json").write_text(json.dumps(manifest))
+    for split in (out / "splits").glob("*.csv"):
+        split.write_text("".join(line.rsplit(",", 1)[0] + "\n" for line in split.read_text().splitlines()))
+    assert prepare(out, cache, subjects=subjects, plan=PLAN) is True
+    with (out / "splits" / "train_healthy.csv").open() as handle:
+        assert [row["subject"] for row in csv.DictReader(handle)] == ["alpha", "alpha"]
+    assert {p.name: p.read_bytes() for p in (out / "volumes").iterdir()} == before
 
 
 def test_same_seed_same_volumes(fake):

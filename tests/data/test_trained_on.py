@@ -1,6 +1,7 @@
 """The training-data record and the scan-vs-training warnings (data/trained_on.py)."""
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import nibabel as nib
@@ -108,6 +109,14 @@ def test_header_read_from_a_file(tmp_path):
     (("T1_MPRAGE_POST.nii.gz",), "t1 post-contrast"), (("t1+c.nii.gz",), "t1 post-contrast"),
     (("T1w_postcon.nii.gz",), "t1 post-contrast"), (("sub-01_ce-gadolinium_T1w.nii.gz",), "t1 post-contrast"),
     (("head.nii", "T1 +Gd axial"), "t1 post-contrast"), (("T1_pre_contrast.nii.gz",), "t1"), (("flair_pre.nii",), "flair"),
+    # negations of a contrast agent (each once read as post-contrast) and more post-contrast notations (each once plain T1)
+    (("s.nii", "T1 MPRAGE WITHOUT CONTRAST"), "t1"), (("s.nii", "AX T1 NON CONTRAST"), "t1"), (("s.nii", "T1 W/O GAD"), "t1"),
+    (("s.nii", "T1 Ax non-contrast"), "t1"), (("s.nii", "T1 without IV contrast"), "t1"), (("T1_noncontrast.nii",), "t1"),
+    (("s.nii", "T1 ohne KM"), "t1"), (("s.nii", "AX T2 no contrast"), "t2"),
+    (("s.nii", "T1 C+"), "t1 post-contrast"), (("s.nii", "ax t1 + c"), "t1 post-contrast"), (("T1-KM.nii.gz",), "t1 post-contrast"),
+    (("s.nii", "T1 W/ GAD"), "t1 post-contrast"), (("s.nii", "Gd+ T1"), "t1 post-contrast"), (("T1+KM.nii",), "t1 post-contrast"),
+    (("s.nii", "T1 W/O AND W/ CONTRAST"), "t1 post-contrast"), (("s.nii", "T1 non fat sat post gad"), "t1 post-contrast"),
+    (("s.nii", "T2 + FLAIR"), "flair"),
     # other contrasts
     (("T2star.nii.gz",), "t2* / swi"), (("SWI_mag.nii.gz",), "t2* / swi"), (("DWI_b1000.nii.gz",), "dwi"),
     (("b1000.nii.gz",), "dwi"), (("sub-01_T2w.nii.gz",), "t2"),
@@ -163,3 +172,19 @@ def test_recording_the_training_data_leaves_the_runs_random_draws_alone(tmp_path
     from_data_module(module)
     assert torch.equal(before[0], torch.random.get_rng_state())
     assert (before[1] == np.random.get_state()[1]).all() and before[2] == random.getstate()
+
+
+def test_the_readme_lists_spellings_as_they_are_read():
+    """README's `uad predict` paragraph: each listed spelling names a contrast (those before `flair` post-contrast),
+    each listed negation after "T1" reads plain T1."""
+    text = " ".join((Path(__file__).resolve().parents[2] / "README.md").read_text().split())
+    named, negated = re.search(r"NIfTI description \(([^;]*); a negated agent, ([^;]*) are not post-contrast;", text).groups()
+    named_words, negated_words = re.findall(r"`([^`]+)`", named), re.findall(r"`([^`]+)`", negated)
+    post = named_words[:named_words.index("flair")]
+    assert len(post) >= 6 and len(negated_words) >= 4
+    for word in post:
+        assert scan_contrast("scan.nii", word) == "t1 post-contrast", word
+    for word in named_words[len(post):]:
+        assert scan_contrast("scan.nii", word) not in (None, "t1 post-contrast"), word
+    for word in negated_words:
+        assert scan_contrast("scan.nii", f"T1 {word}") == "t1", word
