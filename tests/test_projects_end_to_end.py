@@ -6,11 +6,13 @@ import json
 import math
 import os
 import re
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+import torch
 
 from core.config.configurator import load_config
 from core.Main import main
@@ -112,13 +114,23 @@ def _results(out: Path) -> dict:
     return read_results_json(files[0])  # undefined metrics: null in the file, NaN here
 
 
-RECORDED = json.loads((ROOT / "tests" / "fixtures" / "demo_results.json").read_text())
+FIXTURE = ROOT / "tests" / "fixtures" / "demo_results.json"
+RECORDED = json.loads(FIXTURE.read_text())["by_cpu_capability"]
+TIMING_METRICS = ("seconds_per_volume", "train_seconds")  # wall-clock: never recorded
 
 
 def _assert_recorded_results(config: Path, results: dict) -> None:
     """Every metric of the recorded results.json of this config (tests/fixtures/demo_results.json:
-    before and after the evaluation refactor) is reproduced; new metrics may be added."""
-    recorded = RECORDED["results"][str(config.relative_to(ROOT))]
+    before and after the evaluation refactor) is reproduced; new metrics may be added. The values pinned
+    are those of this CPU's vector unit (training rounds in the order of its kernels: AVX2 and AVX512 agree
+    only to ~1e-5, a sample AUROC over two nearly tied volumes may flip); a CPU of a kind not recorded yet
+    is told how to record it (tests/record_demo_results.py) and checked against nothing pinned."""
+    capability = torch.backends.cpu.get_cpu_capability()
+    if capability not in RECORDED:
+        warnings.warn(f"no demo results recorded for this CPU ({capability}; have {', '.join(RECORDED)}): "
+                      "record them with `python -m tests.record_demo_results` from a known-good commit", stacklevel=2)
+        return
+    recorded = RECORDED[capability][str(config.relative_to(ROOT))]
     differ = []
     for task, sets in recorded.items():
         for name, metrics in sets.items():
