@@ -5,16 +5,22 @@ Reports the best wall and process-CPU time of `--repeats` runs after one warm-up
 baselines run once; the best, not the median, because other jobs may share the machine)
 and, per group, the wall-time ratio to the group's first row. No assertions on time.
 `--quick` (a 40 x 40 x 16 volume, one run, one dense slice) only checks that it runs.
+`--fp16-mhd`: only the fp16 MHD path (`precision: fp16`) on one central slice: before vs after
+its in-place + lambda I, in alternating rounds on the same input (process-CPU-time ratio, bitwise
+check), the share of its time in the dense inverse, and how far other inverses would move its
+fp16-rounded scores.
 """
 
 import argparse
 import time
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import torch
 from pytorch_msssim import ssim as msssim_ssim
 from skimage.metrics import structural_similarity
+from torch.overrides import TorchFunctionMode
 
 from optim.scoring import (
     L1Scorer,
@@ -134,6 +140,117 @@ def mahalanobis_rows(repeats: int, dense_slices: int, shape: tuple[int, int, int
     ]
 
 
+def _fp16_scores_before(x: torch.Tensor, recs: torch.Tensor, mask: torch.Tensor,
+                        regularization: float = 0.01) -> torch.Tensor:
+    """`autocast_fp16_pixel_scores` before the in-place + lambda I: a P x P identity, scaled, added."""
+    n = recs.shape[0]
+    half = recs.to(torch.float16)
+    mean = half.mean(0)
+    out = torch.zeros(x.shape, dtype=torch.float32)
+    for k in range(x.shape[-1]):
+        inside = mask[..., k].bool()
+        mu = mean[..., k][inside]
+        centred = half[..., k][:, inside] - mu
+        d = x[..., k][inside].float() - mu.float()
+        covariance = (centred.mT @ centred) / (n - 1)
+        eye = torch.eye(covariance.shape[0], dtype=torch.float32)
+        inverse = torch.linalg.inv(covariance.float() + regularization * eye).to(torch.float16)
+        distance = ((d.to(torch.float16) @ inverse).float() * d).sqrt()
+        out[..., k][inside] = torch.where(torch.isfinite(distance), distance, torch.zeros_like(distance))
+    return out
+
+
+def _other_inverses(centred: torch.Tensor, regularization: float) -> dict[str, Callable[[torch.Tensor], torch.Tensor]]:
+    """Other ways to (fp16 covariance + lambda I)^-1: a -> inverse (float)."""
+    n = centred.shape[0]
+    r = centred.float()
+
+    def woodbury(a: torch.Tensor) -> torch.Tensor:  # of the unrounded covariance: exact in the reals
+        small = r @ r.mT + (n - 1) * regularization * torch.eye(n)
+        return (torch.eye(r.shape[1]) - r.mT @ torch.linalg.solve(small, r)) / regularization
+
+    return {
+        "Cholesky": lambda a: torch.cholesky_inverse(torch.linalg.cholesky(a)),
+        "float64 LU": lambda a: torch.linalg.inv(a.double()),
+        "Woodbury, unrounded covariance": woodbury,
+    }
+
+
+class _InverseTimer(TorchFunctionMode):
+    """Wall seconds spent in torch.linalg.inv while active."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.seconds = 0.0
+
+    def __torch_function__(self, func: Callable[..., Any], types: object, args: tuple[Any, ...] = (),
+                           kwargs: dict[str, Any] | None = None) -> Any:
+        start = time.perf_counter()
+        result = func(*args, **(kwargs or {}))
+        if func is torch.linalg.inv:
+            self.seconds += time.perf_counter() - start
+        return result
+
+
+def _timed_run(fn: Callable[[], torch.Tensor]) -> tuple[torch.Tensor, float, float, float]:
+    """fn() -> (result, wall s, process CPU s, share of the wall in torch.linalg.inv)."""
+    with _InverseTimer() as inverse:
+        wall, cpu = time.perf_counter(), time.process_time()
+        result = fn()
+        wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+    return result, wall, cpu, inverse.seconds / wall
+
+
+def fp16_mhd_report(rounds: int, shape: tuple[int, int, int] = SHAPE) -> str:
+    """The fp16 MHD on the central slice: before / after in alternating rounds (the same input,
+    bitwise compared), the dense inverse's share of the time, and other inverses' time and
+    distance from its scores."""
+    x, recs, mask = synthetic_case(10, shape=shape)
+    centre = shape[-1] // 2
+    x, recs, mask = x[..., centre:centre + 1], recs[..., centre:centre + 1], mask[..., centre:centre + 1]
+    inside = mask[..., 0]
+    lines = [f"fp16 MHD (precision fp16), one {shape[0]} x {shape[1]} slice, P = {int(inside.sum())} brain pixels, "
+             f"N = 10, CPU, torch {torch.__version__}, {torch.get_num_threads()} threads; wall and process-CPU s",
+             f"{'round':>5} {'before':>16} {'after':>16} {'before/after':>13} {'inverse share':>14}  bitwise"]
+    for fn in (_fp16_scores_before, autocast_fp16_pixel_scores):  # warm-up on a corner (threads, libraries)
+        fn(x[:16, :16], recs[:, :16, :16], torch.ones_like(mask[:16, :16]))
+    ratios, shares = [], []
+    for k in range(rounds):
+        order = [("before", _fp16_scores_before), ("after", autocast_fp16_pixel_scores)]
+        runs = {}
+        for name, fn in order if k % 2 == 0 else order[::-1]:  # alternate which runs first
+            runs[name] = _timed_run(lambda fn=fn: fn(x, recs, mask))
+        (old, old_wall, old_cpu, _), (new, new_wall, new_cpu, share) = runs["before"], runs["after"]
+        ratios.append(old_cpu / new_cpu)
+        shares.append(share)
+        same = torch.equal(old.view(torch.int32), new.view(torch.int32))
+        lines.append(f"{k + 1:>5} {old_wall:>7.2f} {old_cpu:>8.2f} {new_wall:>7.2f} {new_cpu:>8.2f} "
+                     f"{ratios[-1]:>13.3f} {share:>14.0%}  {same}")
+    lines.append(f"median before/after (CPU time): {float(np.median(ratios)):.3f}; "
+                 f"median share of the 'after' wall in torch.linalg.inv: {float(np.median(shares)):.0%}")
+    half = recs[..., 0][:, inside].to(torch.float16)
+    centred = half - half.mean(0)
+    d = x[..., 0][inside] - half.mean(0).float()
+    a = ((centred.mT @ centred) / (half.shape[0] - 1)).float()
+    a.diagonal().add_(0.01)
+
+    def scores(inverse: torch.Tensor) -> torch.Tensor:
+        distance = ((d.to(torch.float16) @ inverse.to(torch.float16)).float() * d).sqrt()
+        return torch.where(torch.isfinite(distance), distance, torch.zeros_like(distance))
+
+    reference = scores(torch.linalg.inv(a))
+    lu_cpu = timed(lambda: torch.linalg.inv(a), 1)[1]
+    lines.append(f"{'other inverse of the same matrix':<32} {'CPU / LU':>10} {'scores bitwise':>15} {'max |diff| / max':>17}")
+    for name, inverse in _other_inverses(centred, 0.01).items():
+        inverse(a[:64, :64].clone())  # warm-up
+        cpu = timed(lambda: inverse(a), 1)[1]
+        other = scores(inverse(a))
+        share = float((other == reference).double().mean())
+        lines.append(f"{name:<32} {cpu / lu_cpu:>10.2f} {share:>15.4f} "
+                     f"{float((other - reference).abs().max() / reference.max()):>17.2e}")
+    return "\n".join(lines)
+
+
 def l1_rows(repeats: int, shape: tuple[int, int, int] = SHAPE) -> list[Row]:
     x, recs, mask = synthetic_case(1, shape=shape)
     scorer = L1Scorer()
@@ -160,12 +277,19 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--dense-slices", type=int, default=2,
                         help="slices timed for the dense inverse (50 = whole volume)")
     parser.add_argument("--quick", action="store_true", help=f"a {QUICK_SHAPE} volume, one run, one dense slice")
+    parser.add_argument("--fp16-mhd", action="store_true",
+                        help="only the fp16 MHD path: before vs after, alternating rounds, and other inverses")
+    parser.add_argument("--rounds", type=int, default=3, help="alternating rounds of --fp16-mhd")
     args = parser.parse_args(argv)
     shape = QUICK_SHAPE if args.quick else SHAPE
     if args.quick:
-        args.repeats, args.dense_slices = 1, 1
+        args.repeats, args.dense_slices, args.rounds = 1, 1, 1
     if args.threads is not None:
         torch.set_num_threads(args.threads)
+    if args.fp16_mhd:
+        with torch.no_grad():
+            print(fp16_mhd_report(args.rounds, shape))
+        return
     with torch.no_grad():
         groups = [l1_rows(args.repeats, shape), ssim_rows(args.repeats, shape),
                   mahalanobis_rows(args.repeats, args.dense_slices, shape)]

@@ -129,6 +129,9 @@ RULES: tuple[Rule, ...] = (
          sub=(r"--folds( \d+)+", "--folds 0 1")),
     Rule(r"^python -m benchmarks\.bench_scorers$", Mode.RUN,
          "~1 min on 2 cores; --quick times a small volume once", add=("--quick",)),
+    Rule(r"^python -m benchmarks\.bench_scorers --fp16-mhd$", Mode.RUN,
+         "~5 min on 2 cores (a 96 x 96 slice's dense inverse, 3 rounds of two runs, three other inverses); "
+         "--quick: a 40 x 40 slice, one round", add=("--quick",), expect=r"median before/after \(CPU time\): [\d.]+"),
     Rule(r"^python -m benchmarks\.bench_diffusion$", Mode.RUN,
          "paper-size UNets take >10 min on 2 cores; --tiny runs every row with a small UNet", add=("--tiny",)),
     Rule(r"^python -m benchmarks\.bench_diffusion --cpu-precision$", Mode.RUN,

@@ -91,7 +91,11 @@ def autocast_fp16_pixel_scores(x: Tensor, recs: Tensor, mask: Tensor, regulariza
     (their UNet's output under autocast), d = x - mean in fp32; per slice over its brain pixels the
     covariance R^T R / (N - 1) of the fp16 centred rows as an fp16 product, + lambda I in fp32, the
     fp32 inverse cast to fp16, (d @ inverse) in fp16 times d in fp32, its square root; NaN (negative
-    shares) and inf -> 0, as their test step. Dense: O(P^3) per slice, P = brain pixels.
+    shares) and inf -> 0, as their test step. Dense: O(P^3) per slice, P = brain pixels. The fp32
+    inverse is ~93% of the time on CPU (the fp16 products cost about what fp32 ones would), some
+    15 s per 96 x 96 slice on 2 cores, where `mahalanobis_pixel_scores` takes milliseconds; its
+    rounding is part of the scores: a Cholesky or float64 inverse moves ~1% of them, Woodbury of
+    the unrounded covariance most (`python -m benchmarks.bench_scorers --fp16-mhd`).
     """
     check_inputs(x, recs, mask, min_recs=2)
     n = recs.shape[0]
@@ -106,8 +110,9 @@ def autocast_fp16_pixel_scores(x: Tensor, recs: Tensor, mask: Tensor, regulariza
         centred = half[..., k][:, inside] - mu  # (N, P) fp16
         d = x[..., k][inside].float() - mu.float()
         covariance = (centred.mT @ centred) / (n - 1)  # fp16, as autocast's matmul
-        eye = torch.eye(covariance.shape[0], dtype=torch.float32, device=x.device)
-        inverse = torch.linalg.inv(covariance.float() + regularization * eye).to(torch.float16)
+        regularised = covariance.float()
+        regularised.diagonal().add_(regularization)  # + lambda I without a P x P identity: the same values
+        inverse = torch.linalg.inv(regularised).to(torch.float16)  # the O(P^3) step, ~93% of the time
         distance = ((d.to(torch.float16) @ inverse).float() * d).sqrt()
         out[..., k][inside] = torch.where(torch.isfinite(distance), distance, torch.zeros_like(distance))
     return out.to(x.dtype)

@@ -128,6 +128,19 @@ def test_fp16_mhd_equals_the_originals_autocast(recorded) -> None:
     assert float((exact - theirs).abs().max()) > 1e-3
 
 
+def test_fp16_mhd_adds_lambda_in_place_bitwise_as_before() -> None:
+    """+ lambda I on the covariance's diagonal in place (no P x P identity) gives the same bits as
+    the previous identity sum (`benchmarks/bench_scorers.py` times both), here with constant
+    pixels too (zero covariance rows and columns)."""
+    from benchmarks.bench_scorers import _fp16_scores_before
+
+    x, recs, mask = _inputs(10, seed=4)
+    recs[:, :2] = 0.5  # constant in every reconstruction
+    x, recs = x.float(), recs.float()
+    ours = autocast_fp16_pixel_scores(x, recs, mask)
+    assert torch.equal(ours.view(torch.int32), _fp16_scores_before(x, recs, mask).view(torch.int32))
+
+
 def test_fp16_ssim_factor_equals_the_originals_autocast(recorded) -> None:
     """Their torchmetrics SSIM of the fp16 mean reconstruction under autocast (fp16 moments and
     window, fp32 squares): bitwise except where a conv3d sum falls on an fp16 rounding tie (8 of
