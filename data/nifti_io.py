@@ -22,6 +22,12 @@ class NiftiArray:
     spacing: tuple[float, float, float]
 
 
+def zero_size_axis(shape: tuple[int, ...]) -> str | None:
+    """'has a zero-size axis (shape ...): no voxels' when an axis of `shape` (a header's) is 0, else None."""
+    shape = tuple(int(s) for s in shape)
+    return f"has a zero-size axis (shape {shape}): no voxels" if 0 in shape else None
+
+
 def load_nifti(path: str | os.PathLike, role: str = "image", reorient: bool = True) -> NiftiArray:
     """Load a 3D NIfTI as float32 (X, Y, Z); a trailing singleton 4th dim is squeezed.
 
@@ -29,14 +35,17 @@ def load_nifti(path: str | os.PathLike, role: str = "image", reorient: bool = Tr
     orientation (nibabel.as_closest_canonical: axis 0 -> Right, 1 -> Anterior, 2 ->
     Superior, so axis 2 holds axial slices whatever the scanner's storage order) and
     the affine follows. Raises UserInputError (one line naming the file and the fix) for
-    a missing file, an unreadable file, an orientation that cannot be read, a non-3D
-    array or NaN/Inf voxels. `role` only words messages.
+    a missing file, an unreadable file, an axis of size 0, an orientation that cannot be
+    read, a non-3D array or NaN/Inf voxels. `role` only words messages.
     """
     path = Path(path)
     if not path.is_file():
         raise UserInputError(f"{role} file not found: {path}; fix the path in the split CSV or data_root")
     try:
         img = nib.load(str(path))
+        empty = zero_size_axis(img.shape)
+        if empty:  # nibabel reads such a file as a flat (0,) array: say what is wrong with it
+            raise UserInputError(f"{role} file {path} {empty}; re-export it as a 3D volume (X, Y, Z) with voxels")
         if reorient:
             img = _canonical(img, path, role)
         data = np.asarray(img.dataobj, dtype=np.float32)

@@ -9,6 +9,8 @@ earlier corner-aligned `ndimage.zoom` variant (output clipped to [0, 1]).
 
 from __future__ import annotations
 
+import logging
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
@@ -48,6 +50,7 @@ class VoxelSpacing(StrEnum):
     # target_spacing 2 halves every axis whatever the scan's voxel size; CurvatureFlow still sees the real spacing
 
 
+LOG = logging.getLogger(__name__)
 _TIO_INTERPOLATION = {0: "nearest", 1: "linear", 3: "bspline"}
 
 
@@ -99,6 +102,27 @@ def crop_or_pad(
         dst.append(slice(lo - start, hi - start))
     out[tuple(dst)] = array[tuple(src)]
     return out
+
+
+class FlatIntensities(UserInputError):
+    """An image whose brain intensities have no range to rescale (`VolumePreprocessor(...)(..., strict=True)`);
+    the message names no file: the caller adds it."""
+
+
+def flat_intensities(image: np.ndarray, mask: np.ndarray | None, percentiles: Sequence[float]) -> str | None:
+    """Why rescaling `image` between its `percentiles` inside `mask` (None: every voxel) has no range: an empty
+    mask, or both percentiles one value (a uniform scan); None when it has a range. torchio's RescaleIntensity
+    then leaves the image as it is (with a RuntimeWarning), `percentile_rescale` divides by 1."""
+    values = np.asarray(image, np.float32)
+    if mask is not None:
+        values = values[np.asarray(mask, bool)]
+        if values.size == 0:
+            return "its brain mask holds no voxel (inside the crop)"
+    lo, hi = np.percentile(values, [float(percentiles[0]), float(percentiles[1])])
+    if np.float32(hi) > np.float32(lo):
+        return None
+    return (f"its intensity percentiles {float(percentiles[0]):g} and {float(percentiles[1]):g} inside the brain mask "
+            f"are both {float(lo):g} (a uniform scan)")
 
 
 def percentile_rescale(
@@ -286,12 +310,14 @@ class VolumePreprocessor:
 
     def __call__(
         self, image: np.ndarray, mask: np.ndarray, seg: np.ndarray | None = None,
-        spacing: Sequence[float] = (1.0, 1.0, 1.0),
+        spacing: Sequence[float] = (1.0, 1.0, 1.0), *, strict: bool = False,
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
         """image float (X, Y, Z), mask/seg bool (X, Y, Z) -> float32, bool, bool | None.
 
         The zoom pipeline clips the image to [0, 1]; the torchio one, as the originals,
-        leaves B-spline over/undershoot.
+        leaves B-spline over/undershoot. Intensities without a range to rescale (a uniform scan,
+        `flat_intensities`) are kept as the pipeline leaves them, with one log line, or, with
+        `strict` (`uad predict`: nothing to score), refused as `FlatIntensities`.
         """
         mask = mask.astype(bool)
         seg = None if seg is None else seg.astype(bool)
@@ -299,7 +325,7 @@ class VolumePreprocessor:
             image = curvature_flow(image, spacing, self.curvature_flow_time_step, self.curvature_flow_iterations)
         spacing = self.assumed_spacing(spacing)
         if self.pipeline is Pipeline.TORCHIO:
-            return self._apply_torchio(image, mask, seg, spacing)
+            return self._apply_torchio(image, mask, seg, spacing, strict)
         out_shape = self.output_shape(image.shape, spacing)  # `spacing` already the grid's
         if self.crop_shape is not None:
             image = crop_or_pad(image, self.crop_shape)
@@ -307,6 +333,7 @@ class VolumePreprocessor:
             seg = None if seg is None else crop_or_pad(seg, self.crop_shape)
         image = image.astype(np.float32)
         if self.percentiles is not None:
+            self._check_range(image, mask if mask.any() else None, strict)  # percentile_rescale: all voxels for an empty mask
             image = percentile_rescale(image, mask, self.percentiles)
         if tuple(out_shape) != image.shape:
             image = np.clip(resample_to_shape(image, out_shape, self.image_order), 0.0, 1.0)
@@ -314,10 +341,25 @@ class VolumePreprocessor:
             seg = None if seg is None else resample_to_shape(seg, out_shape, order=0)
         return image.astype(np.float32), mask, seg
 
+    def _check_range(self, image: np.ndarray, mask: np.ndarray | None, strict: bool) -> None:
+        """Nothing when the intensities have a range to rescale; else one log line, or `FlatIntensities` with `strict`."""
+        problem = flat_intensities(image, mask, self.percentiles)
+        if problem is None:
+            return
+        if strict:
+            raise FlatIntensities(f"{problem}, so its intensities cannot be rescaled to [0, 1] as the model's were; "
+                                  "give a scan with contrast inside its brain mask")
+        LOG.warning("intensities not rescaled to [0, 1]: %s; the %s pipeline keeps them as they are", problem, self.pipeline)
+
     def _apply_torchio(
-        self, image: np.ndarray, mask: np.ndarray, seg: np.ndarray | None, spacing: Sequence[float],
+        self, image: np.ndarray, mask: np.ndarray, seg: np.ndarray | None, spacing: Sequence[float], strict: bool = False,
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
-        """The originals' torchio transforms on (image, mask, seg); the grid is diag(spacing)."""
+        """The originals' torchio transforms on (image, mask, seg); the grid is diag(spacing). A flat image (checked
+        on the crop RescaleIntensity sees) is `_check_range`'s one line, not torchio's two-line RuntimeWarning; the
+        transforms still run as one tio.Compose (each draws a torch random number: the RNG stream stays the same)."""
+        if self.percentiles is not None:
+            crop = (lambda a: crop_or_pad(a, self.crop_shape)) if self.crop_shape is not None else (lambda a: a)
+            self._check_range(crop(np.asarray(image, np.float32)), crop(mask), strict)
         grid = np.diag([*map(float, spacing), 1.0])
         images = {
             "image": tio.ScalarImage(tensor=torch.from_numpy(np.asarray(image, np.float32)[None].copy()), affine=grid),
@@ -325,7 +367,9 @@ class VolumePreprocessor:
         }
         if seg is not None:
             images["seg"] = tio.LabelMap(tensor=torch.from_numpy(seg[None].astype(np.uint8)), affine=grid)
-        out = self._torchio_transform()(tio.Subject(images))
+        with warnings.catch_warnings():  # said above in one line; RescaleIntensity leaves such an image as it is
+            warnings.filterwarnings("ignore", message=r'Rescaling image ".*" not possible', category=RuntimeWarning)
+            out = self._torchio_transform()(tio.Subject(images))
         img = out["image"].data[0].numpy().astype(np.float32)
         msk = out["mask"].data[0].numpy() > 0
         sg = None if seg is None else out["seg"].data[0].numpy() > 0

@@ -14,7 +14,7 @@ from torch.utils.data import Dataset
 from data.augmentation import Augmentation, item_generator
 from data.csv_splits import Contrast, SplitRow, read_volume_split
 from data.nifti_io import load_subject
-from data.preprocessing import VolumePreprocessor
+from data.preprocessing import FlatIntensities, VolumePreprocessor
 from data.volume import Volume
 from dl_utils.errors import UserInputError
 from dl_utils.options import parse_option
@@ -27,10 +27,14 @@ PreprocessingParams = Annotated[Mapping[str, Any] | None, ParamsOf(VolumePreproc
 AugmentationParams = Annotated[Mapping[str, Any] | None, ParamsOf(Augmentation)]
 
 
-def load_volume(row: SplitRow, preprocessor: VolumePreprocessor) -> Volume:
-    """Load and preprocess one CSV row into a Volume (image (H, W, D) float32 in [0, 1])."""
+def load_volume(row: SplitRow, preprocessor: VolumePreprocessor, strict: bool = False) -> Volume:
+    """Load and preprocess one CSV row into a Volume (image (H, W, D) float32 in [0, 1]); `strict`: intensities
+    without a range to rescale (a uniform scan) are a UserInputError naming the file (else one log line)."""
     image, mask, seg = load_subject(row.img_path, row.mask_path, row.seg_path, reorient=preprocessor.reorients)
-    img, msk, sg = preprocessor(image.data, mask, seg, spacing=image.spacing)
+    try:
+        img, msk, sg = preprocessor(image.data, mask, seg, spacing=image.spacing, strict=strict)
+    except FlatIntensities as exc:
+        raise UserInputError(f"{row.img_path}: {exc}") from None
     affine, grid_spacing = preprocessor.output_grid(image.affine, image.data.shape, image.spacing)
     return Volume(
         name=row.img_name,

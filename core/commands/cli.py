@@ -43,7 +43,8 @@ def _add_pipeline_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--template-mask", help="brain mask of a --template path (default: its voxels > 0)")
     group.add_argument("--skull-strip", default="deepbet", choices=("deepbet", "none"),
                        help="deepbet (weights in its wheel, offline) or none (scans already stripped)")
-    group.add_argument("--spacing", type=arg_types.positive_float, default=1.0, help="isotropic voxel size in mm (default 1)")
+    group.add_argument("--spacing", type=arg_types.spacing_mm, default=1.0,
+                       help=f"isotropic voxel size in mm, {arg_types.MIN_SPACING_MM:g} to {arg_types.MAX_SPACING_MM:g} (default 1)")
     group.add_argument("--no-registration", action="store_true", help="skip the affine registration to the template")
     group.add_argument("--no-n4", action="store_true", help="skip N4 bias correction")
     group.add_argument("--gpu", action="store_true", help="run deepbet on CUDA when available")
@@ -91,9 +92,11 @@ def build_parser() -> argparse.ArgumentParser:
                            description="Reorient to RAS, resample, skull strip, register, crop to the brain, N4; writes the volume layout.")
     pre.add_argument("--input", required=True, help="folder of raw NIfTI T1 scans, or a CSV (subject, t1[, t2, seg, mask, age, label])")
     pre.add_argument("--output", required=True, help="output folder (data_root of the written split CSVs)")
-    pre.add_argument("--workers", type=arg_types.positive_int, default=1, help="subjects in parallel (processes)")
+    pre.add_argument("--workers", type=arg_types.process_workers, default=1,
+                     help=f"subjects in parallel (processes; at most {arg_types.WORKERS_PER_CPU} per CPU: "
+                          f"{arg_types.MAX_PROCESS_WORKERS} here, and never more than subjects)")
     pre.add_argument("--folds", type=arg_types.fold_count, default=5, help="k of the seeded healthy train/val folds")
-    pre.add_argument("--seed", type=int, default=0, help="seed of the fold permutation")
+    pre.add_argument("--seed", type=arg_types.seed, default=0, help="seed of the fold permutation (0 to 2**63 - 1)")
     pre.add_argument("--no-qc", action="store_true", help="skip the QC montage per subject")
     _add_pipeline_options(pre)
 

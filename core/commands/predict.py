@@ -40,7 +40,7 @@ from core.run.report import try_write_report
 from data.csv_splits import SplitRow, read_volume_split
 from data.interpolation import Interpolation
 from data.nifti_io import load_nifti, save_nifti
-from data.preprocessing import VolumePreprocessor
+from data.preprocessing import FlatIntensities, VolumePreprocessor
 from data.raw_preprocessing.inputs import check_unique_names, is_nifti, read_subjects, scan_name
 from data.raw_preprocessing.pipeline import TRANSFORM_FILE, PipelineOptions, SubjectInput, preprocess_subject, raw_header
 from data.raw_preprocessing.qc import three_plane_png
@@ -254,7 +254,7 @@ def _model_grid(image: np.ndarray, mask: np.ndarray, affine: np.ndarray, predict
         grid = prepare_subject(image, mask, affine, predictor.input_shape)
         img, msk, out_affine = sample_variant(grid, predictor.input_shape, Variant())
         return img, msk, out_affine
-    img, msk, _ = pre(image, mask, None, spacing=tuple(float(s) for s in np.linalg.norm(affine[:3, :3], axis=0)))
+    img, msk, _ = pre(image, mask, None, spacing=tuple(float(s) for s in np.linalg.norm(affine[:3, :3], axis=0)), strict=True)
     return img, msk, pre.output_affine(affine, image.shape, tuple(float(s) for s in np.linalg.norm(affine[:3, :3], axis=0)))
 
 
@@ -290,7 +290,7 @@ def prepare_scan(scan: Scan, predictor: Predictor, options: PipelineOptions, tem
     """Bring one scan onto the model grid (raw scans through `uad preprocess`'s steps)."""
     if scan.row is not None:  # already preprocessed: the evaluator's own loading
         pre = predictor.preprocessor
-        volume = load_volume(scan.row, pre)
+        volume = load_volume(scan.row, pre, strict=True)  # a uniform scan: nothing to score
         expected = predictor.input_shape
         if expected and pre.is_identity and list(volume.image.shape[:2]) != list(expected[:2]):
             raise UserInputError(f"{scan.row.img_path}: slices are {tuple(volume.image.shape[:2])} but the model was evaluated "
@@ -300,13 +300,18 @@ def prepare_scan(scan: Scan, predictor: Predictor, options: PipelineOptions, tem
         return Prepared(volume, _back_to_raw(volume.affine, transform), np.asarray(transform["raw"]["affine"]))
     if scan.preprocessed_dir is not None:
         transform = read_transform(scan.preprocessed_dir)
-        image = load_nifti(scan.preprocessed_dir / f"{scan.name}_t1.nii.gz", "preprocessed T1")
+        source = scan.preprocessed_dir / f"{scan.name}_t1.nii.gz"
+        image = load_nifti(source, "preprocessed T1")
         mask = load_nifti(scan.preprocessed_dir / f"{scan.name}_mask.nii.gz", "preprocessed brain mask")
         arrays, affine = (image.data, mask.data > 0), image.affine
     else:
+        source = scan.subject.t1
         result = preprocess_subject(scan.subject, options, template)
         transform, arrays, affine = result.transform, (result.image, result.mask), result.affine
-    img, msk, grid_affine = _model_grid(arrays[0], arrays[1], affine, predictor)
+    try:
+        img, msk, grid_affine = _model_grid(arrays[0], arrays[1], affine, predictor)
+    except FlatIntensities as exc:  # a uniform scan: nothing to score
+        raise UserInputError(f"{source}: {exc}") from None
     volume = Volume(name=scan.name, image=torch.from_numpy(np.ascontiguousarray(img, np.float32)),
                     mask=torch.from_numpy(np.ascontiguousarray(msk, bool)), seg=None, label=0, affine=grid_affine)
     return Prepared(volume, _back_to_raw(grid_affine, transform), np.asarray(transform["raw"]["affine"], float))

@@ -17,6 +17,7 @@ import torch
 
 from core.evaluation.pipeline import ScoringPipeline
 from core.evaluation.reconstruction import reconstruct_volume
+from data.nifti_io import zero_size_axis
 from dl_utils.errors import UserInputError
 
 
@@ -55,6 +56,9 @@ def check_scan_headers(scans: Iterable[ScanFiles]) -> None:
     (already on the scan's grid) has another shape: every scan, before any output exists; headers only."""
     for scan in scans:
         shape = _header_shape(scan.image, "scan", scan.origin)
+        empty = zero_size_axis(shape)
+        if empty:
+            raise UserInputError(f"{scan.image} {empty}; give 3D scans (X, Y, Z) with voxels")
         if not _is_3d(shape):
             raise UserInputError(f"{scan.image}: shape {shape}; expected a 3D volume (X, Y, Z): give 3D scans "
                                  "(split a 4D series into 3D files)")

@@ -34,6 +34,7 @@ from dl_utils import recovery
 from dl_utils.checkpoint import atomic_write_csv, atomic_write_text
 from dl_utils.errors import UserInputError, WriteFailed
 from dl_utils.options import parse_option
+from dl_utils.param_ranges import PositiveInt
 from dl_utils.paths import check_component
 
 LOG = logging.getLogger(__name__)
@@ -214,15 +215,23 @@ def run_subject(subject: SubjectInput, out_root: Path, options: PipelineOptions)
     return {"subject": subject.name, "status": "done", "seconds": f"{time.perf_counter() - started:.1f}", "message": ""}
 
 
+def pool_size(workers: int, subjects: int) -> int:
+    """Processes to start for `subjects` with `workers` asked for: never more than subjects (an idle process
+    still costs its memory), at least one."""
+    return max(1, min(int(workers), int(subjects)))
+
+
 def run_all(subjects: list[SubjectInput], out_root: str | Path, options: PipelineOptions,
-            workers: int = 1) -> list[dict[str, str]]:
-    """Every subject (a process pool when workers > 1); writes `summary.csv`, returns its rows."""
+            workers: PositiveInt = 1) -> list[dict[str, str]]:
+    """Every subject (a process pool of `pool_size(workers, subjects)` when that is > 1); writes `summary.csv`,
+    returns its rows. `uad preprocess` bounds `workers` by the machine's CPUs (`core.commands.arg_types`)."""
     out_root = Path(out_root)
     (out_root / "subjects").mkdir(parents=True, exist_ok=True)
+    processes = pool_size(workers, len(subjects))
     # stopped part-way: a subject is written whole (a temporary folder renamed) or not at all
     with recovery.advise(recovery.run_again(f"the subjects finished in {out_root} are kept and skipped")):
-        if workers > 1 and len(subjects) > 1:
-            with ProcessPoolExecutor(max_workers=int(workers)) as pool:
+        if processes > 1:
+            with ProcessPoolExecutor(max_workers=processes) as pool:
                 rows = list(pool.map(run_subject, subjects, [out_root] * len(subjects), [options] * len(subjects)))
         else:
             rows = [run_subject(s, out_root, options) for s in subjects]

@@ -44,6 +44,30 @@ def test_bad_input_is_one_line_exit_2(tmp_path, capsys):
     assert not (tmp_path / "o").exists()
 
 
+def test_preprocess_values_have_documented_ranges(capsys):
+    """--workers at most twice the CPUs (the bound --help states), --seed 0..2**63 - 1, --spacing 0.25..10 mm: a value
+    outside is argparse's one line before any subject runs (small numbers only: nothing is forked here)."""
+    from core.commands import arg_types
+
+    cap = arg_types.MAX_PROCESS_WORKERS
+    assert cap == arg_types.WORKERS_PER_CPU * arg_types.usable_cpus() >= 2
+    assert arg_types.process_workers(str(cap)) == cap
+    parser = build_parser()
+    base = ["preprocess", "--input", "raw", "--output", "pre"]
+    for extra, words in ((["--workers", str(cap + 1)], f"<= {cap} "), (["--seed=-1"], "--seed: expected an integer >= 0"),
+                         (["--seed", str(2**63)], str(2**63 - 1)), (["--spacing", "1e9"], "<= 10, got '1e9'"),
+                         (["--spacing", "0.2"], "mm >= 0.25")):
+        with pytest.raises(SystemExit) as info:
+            parser.parse_args([*base, *extra])
+        err = capsys.readouterr().err.strip().splitlines()
+        assert info.value.code == 2 and len(err) == 1 and words in err[0], err
+    args = parser.parse_args([*base, "--seed", str(2**63 - 1), "--spacing", "0.25", "--workers", "1"])
+    assert (args.seed, args.spacing, args.workers) == (2**63 - 1, 0.25, 1)
+    with pytest.raises(SystemExit):
+        main(["preprocess", "--help"])
+    assert f"at most {arg_types.WORKERS_PER_CPU} per CPU: {cap} here" in " ".join(capsys.readouterr().out.split())
+
+
 def test_data_package_is_ours_from_any_folder(tmp_path):
     """deepbet's wheel puts a namespace folder `data/` into site-packages. setup.sh installs this
     project in setuptools' compat editable mode (the repository root on sys.path through a .pth), so

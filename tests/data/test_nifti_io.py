@@ -50,6 +50,14 @@ def test_wrong_dimensionality(tmp_path):
         load_nifti(path2)
 
 
+def test_zero_size_axis_is_named(tmp_path):
+    """A (16, 16, 0) file reads as a flat (0,) array: the message names its header shape, not (0,) and 4D series."""
+    path = write_nifti(tmp_path / "flat.nii.gz", np.zeros((16, 16, 0), np.float32))
+    with pytest.raises(UserInputError, match=r"flat.nii.gz has a zero-size axis \(shape \(16, 16, 0\)\): no voxels") as info:
+        load_nifti(path, "T1 image")
+    assert "4D" not in str(info.value) and "(0,)" not in str(info.value)
+
+
 def test_trailing_singleton_is_squeezed(tmp_path):
     path = write_nifti(tmp_path / "single.nii.gz", np.ones((4, 5, 6, 1), np.float32))
     assert load_nifti(path).data.shape == (4, 5, 6)

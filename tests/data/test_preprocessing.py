@@ -5,7 +5,14 @@ import numpy as np
 import pytest
 from data_helpers import brain_phantom
 
-from data.preprocessing import VolumePreprocessor, crop_or_pad, percentile_rescale, resample_to_shape, resampled_affine
+from data.preprocessing import (
+    FlatIntensities,
+    VolumePreprocessor,
+    crop_or_pad,
+    percentile_rescale,
+    resample_to_shape,
+    resampled_affine,
+)
 from dl_utils.errors import UserInputError
 
 
@@ -84,3 +91,30 @@ def test_is_identity_when_nothing_is_cropped_rescaled_resampled_or_smoothed():
     for key, value in (("crop_shape", (8, 8, 8)), ("percentiles", (1, 99)), ("target_shape", (4, 4, 4)),
                        ("target_spacing", (2.0, 2.0, 2.0)), ("curvature_flow", True)):
         assert not VolumePreprocessor(**{**none, key: value}).is_identity, key
+
+
+@pytest.mark.parametrize("pipeline", ["torchio", "zoom"])
+def test_uniform_scan_is_one_log_line_or_refused_when_strict(pipeline, caplog):
+    """A uniform brain has no intensity range to rescale: evaluation keeps the image as the pipeline leaves it
+    (torchio: unchanged) with one log line and no RuntimeWarning (torchio's is two lines); `strict` (predict)
+    refuses it."""
+    import warnings
+
+    image = np.zeros((12, 12, 6), np.float32)
+    image[2:10, 2:10, 1:5] = 0.5
+    mask = image > 0
+    pre = VolumePreprocessor(crop_shape=None, percentiles=(1, 99), target_shape=None, pipeline=pipeline)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        img, _, _ = pre(image, mask)
+    if pipeline == "torchio":
+        np.testing.assert_array_equal(img, image)  # what RescaleIntensity returns for it
+    assert [r.getMessage() for r in caplog.records] == [
+        "intensities not rescaled to [0, 1]: its intensity percentiles 1 and 99 inside the brain mask are both 0.5 "
+        f"(a uniform scan); the {pipeline} pipeline keeps them as they are"]
+    with pytest.raises(FlatIntensities, match="are both 0.5 .a uniform scan., so its intensities cannot be rescaled"):
+        pre(image, mask, strict=True)
+    image[2:6] *= 2.0  # a range (the percentiles differ): no message
+    caplog.clear()
+    pre(image, mask, strict=True)
+    assert not caplog.records

@@ -11,7 +11,7 @@ import pytest
 from data.raw_preprocessing.bias import n4_correct
 from data.raw_preprocessing.geometry import from_sitk, ras_matrix_to_transform, to_sitk, transform_to_ras_matrix
 from data.raw_preprocessing.inputs import read_subjects
-from data.raw_preprocessing.pipeline import PipelineOptions, SubjectInput, run_all
+from data.raw_preprocessing.pipeline import PipelineOptions, SubjectInput, pool_size, run_all
 from data.raw_preprocessing.resample import resample_isotropic, resample_to_grid
 from data.raw_preprocessing.splits import write_splits
 from tests.data.raw_scans import as_orientation, dice, oasis_raw_head, phantom
@@ -219,3 +219,31 @@ def test_split_csvs_name_each_rows_subject_so_training_counts_subjects(tmp_path)
                               preprocessing={"crop_shape": None, "percentiles": None, "target_shape": None})
     record = from_data_module(module)
     assert (record.volumes, record.subjects, record.subject_column) == (2, 2, "subject")
+
+
+def test_never_more_processes_than_subjects(tmp_path, monkeypatch):
+    """`--workers 64` for two subjects starts two processes (one: none, in this process); mocked pool, nothing forked."""
+    import data.raw_preprocessing.pipeline as pipeline
+
+    assert [pool_size(w, n) for w, n in ((100000, 2), (3, 10), (1, 5), (8, 0))] == [2, 3, 1, 1]
+    started = []
+
+    class Pool:  # records the size asked for, runs the subjects here
+        def __init__(self, max_workers):
+            started.append(max_workers)
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            return False
+
+        def map(self, fn, *iterables):
+            return map(fn, *iterables)
+
+    monkeypatch.setattr(pipeline, "ProcessPoolExecutor", Pool)
+    monkeypatch.setattr(pipeline, "run_subject", lambda s, out, options: {"subject": s.name, "status": "done", "seconds": "0", "message": ""})
+    subjects = [SubjectInput(n, tmp_path / f"{n}.nii.gz") for n in ("a", "b")]
+    assert len(run_all(subjects, tmp_path / "out", PipelineOptions(), workers=64)) == 2
+    run_all(subjects[:1], tmp_path / "out", PipelineOptions(), workers=64)
+    assert started == [2]

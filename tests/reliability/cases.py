@@ -26,6 +26,7 @@ import numpy as np
 import torch
 import yaml
 
+from core.commands.arg_types import MAX_PROCESS_WORKERS, WORKERS_PER_CPU
 from tests.core.tiny_project import SHAPE
 from tests.reliability.project import make_training_project, snapshot
 
@@ -624,6 +625,14 @@ def _predict_names_that_collide(root: Path, config: dict[str, Any]) -> list[str]
     return [*args, "--preprocessed", "--mask", str(root / "mask.nii.gz")]
 
 
+def _predict_uniform(root: Path, config: dict[str, Any]) -> list[str]:
+    """`--preprocessed` uniform scan (every voxel 0.5) under a checkpoint whose preprocessing rescales intensities
+    (torchio's RescaleIntensity, which would print a two-line RuntimeWarning for it)."""
+    args = _predict_scan(np.full((16, 16, 8), 0.5, np.float32), **BRAIN_CROP)(root, config)
+    nib.save(nib.Nifti1Image(np.ones((16, 16, 8), np.uint8), np.eye(4)), root / "mask.nii.gz")
+    return [*args, "--preprocessed", "--mask", str(root / "mask.nii.gz")]
+
+
 def _preprocess(*extra: str) -> Setup:
     """`uad preprocess` of the project's volumes with `extra` arguments."""
     return _uad(lambda root, config: ["preprocess", "--input", str(_data(root)), "--output", str(root / "pre"),
@@ -1084,7 +1093,8 @@ CASES: list[Case] = [
          "b.nii.gz: shape (12, 16, 8) but its brain mask", _predict_two_shapes),
     Case("predict: an all-zero raw scan", "predict", "scan.nii.gz: no voxel above 0 (an empty scan)",
          _predict_scan(np.zeros((16, 16, 8), np.float32), *RAW)),
-    Case("predict: --spacing 0", "predict", "argument --spacing: expected a finite number > 0, got '0'", _predict_scan(None, "--spacing", "0")),
+    Case("predict: --spacing 0", "predict", "argument --spacing: expected a number of mm >= 0.25 and <= 10, got '0'",
+         _predict_scan(None, "--spacing", "0")),
     Case("predict: --threshold nan", "predict", "argument --threshold: expected a fitted rule (e.g. fpr_5%) or a finite number",
          _predict_scan(None, "--threshold=nan")),
     Case("predict: --threshold -inf", "predict", "argument --threshold: expected a fitted rule (e.g. fpr_5%) or a finite number",
@@ -1146,9 +1156,29 @@ CASES: list[Case] = [
          _raw_scans("x y.nii.gz", "x_y.nii.gz")),
     Case("predict: two scans that become one name", "predict", "x y.nii.gz and x_y.nii.gz both become the name 'x_y'",
          _predict_names_that_collide),
-    Case("preprocess: --spacing nan", "preprocess", "argument --spacing: expected a finite number > 0, got 'nan'", _preprocess("--spacing", "nan")),
-    Case("preprocess: --workers -3", "preprocess", "argument --workers: expected an integer >= 1, got '-3'", _preprocess("--workers=-3")),
+    Case("preprocess: --spacing nan", "preprocess", "argument --spacing: expected a number of mm >= 0.25 and <= 10, got 'nan'",
+         _preprocess("--spacing", "nan")),
+    Case("preprocess: --workers -3", "preprocess", "argument --workers: expected an integer >= 1 and <= ", _preprocess("--workers=-3")),
     Case("preprocess: --folds 0", "preprocess", "argument --folds: expected an integer >= 2 (k of the k folds), got '0'", _preprocess("--folds", "0")),
+    # --- uad preprocess / predict: every value bounded before a subject runs (each once ran every subject, or forked
+    # thousands of processes, before failing), and a scan that cannot be scored is one line
+    Case("preprocess: --workers 100000", "preprocess",
+         f"argument --workers: expected an integer >= 1 and <= {MAX_PROCESS_WORKERS} ({WORKERS_PER_CPU} per CPU of this machine), "
+         "got '100000'", _preprocess("--workers", "100000")),
+    Case("preprocess: --seed=-1", "preprocess", f"argument --seed: expected an integer >= 0 and <= {2**63 - 1}, got '-1'",
+         _preprocess("--seed=-1")),
+    Case("preprocess: --seed 2**63", "preprocess", f"argument --seed: expected an integer >= 0 and <= {2**63 - 1}, got '{2**63}'",
+         _preprocess("--seed", str(2**63))),
+    Case("preprocess: --spacing 1e9", "preprocess", "argument --spacing: expected a number of mm >= 0.25 and <= 10, got '1e9'",
+         _preprocess("--spacing", "1e9")),
+    Case("preprocess: --spacing 1e-6", "preprocess", "argument --spacing: expected a number of mm >= 0.25 and <= 10, got '1e-6'",
+         _preprocess("--spacing", "1e-6")),
+    Case("predict: --spacing 1e9", "predict", "argument --spacing: expected a number of mm >= 0.25 and <= 10, got '1e9'",
+         _predict_scan(None, "--spacing", "1e9")),
+    Case("predict: a scan with a zero-size axis", "predict", "scan.nii.gz has a zero-size axis (shape (16, 16, 0)): no voxels",
+         _predict_scan(np.zeros((16, 16, 0), np.float32))),
+    Case("predict: a uniform preprocessed scan", "predict",
+         "scan.nii.gz: its intensity percentiles 1 and 99 inside the brain mask are both 0.5 (a uniform scan)", _predict_uniform),
     # --- a benchmark checks every method's config before its run folder exists
     Case("benchmark: a bad value in its second method", "benchmark",
          "orchestrator: methods.bad:", _benchmark(ok={}, bad={"set": [f"{T}.nr_epochs=0"]})),
