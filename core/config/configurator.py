@@ -383,29 +383,58 @@ def _kind(value: Any) -> str:
     return cls.__qualname__ if cls.__module__ == "builtins" else f"{cls.__module__}.{cls.__qualname__}"
 
 
+_LEAVE = object()  # a `check_yaml_data` stack entry's key that marks the end of a container's children
+
+
+def _key_path(entry: tuple[Any, Any, Any] | None) -> str:
+    """The key path of a `check_yaml_data` stack entry (parent entry, key or list index, value), built only
+    for an error message: the walk keeps one small tuple per value, not one string per depth."""
+    keys: list[Any] = []
+    while entry is not None and entry[1] is not None:
+        keys.append(entry[1])
+        entry = entry[0]
+    keys.reverse()
+    parts = [f"[{key}]" if isinstance(key, int) else (f".{key}" if i else key) for i, key in enumerate(keys)]
+    return "".join(parts if len(parts) <= 24 else [*parts[:12], "...", *parts[-10:]])  # thousands of levels: shortened
+
+
 def check_yaml_data(config: Any, path: str | Path, fix: str) -> None:
     """Refuse a config that is not plain YAML data (mappings with text keys, lists, text, numbers, true/false,
     null: what yaml.safe_dump writes and safe_load reads back), in one line naming the key path and `fix`.
     A file read by `load_yaml` always is; a config unpickled from a checkpoint may hold whatever
-    `torch.load(weights_only=True)` allows (a tensor, bytes, a tuple, an OrderedDict, a list holding itself)."""
-    stack: list[tuple[str, Any]] = [("", config)]
+    `torch.load(weights_only=True)` allows (a tensor, bytes, a tuple, an OrderedDict, a list or mapping holding
+    itself: refused as a loop, found by the ids of the containers on the current path; a value shared by two
+    keys is fine). At most MAX_CONFIG_NODES values are visited; memory stays linear in them."""
+    on_path: set[int] = set()
+    stack: list[tuple[Any, Any, Any]] = [(None, None, config)]  # (parent entry, key or index, value)
     seen = 0
     while stack:
-        where, value = stack.pop()
+        entry = stack.pop()
+        if entry[1] is _LEAVE:
+            on_path.discard(id(entry[2]))
+            continue
+        value = entry[2]
         seen += 1
         if seen > MAX_CONFIG_NODES:
-            raise ConfigError(path, where or "config", f"more than {MAX_CONFIG_NODES} values (a config is a few kilobytes); {fix}")
+            raise ConfigError(path, _key_path(entry) or "config", f"more than {MAX_CONFIG_NODES} values (a config is a few kilobytes); {fix}")
+        if type(value) in (dict, list):
+            if id(value) in on_path:
+                raise ConfigError(path, _key_path(entry) or "config", f"holds itself (a {type(value).__name__} "
+                                                                      f"inside itself never ends as YAML); {fix}")
+            on_path.add(id(value))
+            stack.append((None, _LEAVE, value))  # popped after its children
         if type(value) is dict:
             for key, item in value.items():
                 if type(key) is not str:
+                    where = _key_path(entry)
                     raise ConfigError(path, f"{where}.{key!r}" if where else repr(key),
                                       f"a key of type {_kind(key)}; config keys are text; {fix}")
-                stack.append((f"{where}.{key}" if where else key, item))
+                stack.append((entry, key, item))
         elif type(value) is list:
-            stack.extend((f"{where}[{i}]", item) for i, item in enumerate(value))
+            stack.extend((entry, i, item) for i, item in enumerate(value))
         elif type(value) not in (str, int, float, bool, type(None)):
-            raise ConfigError(path, where or "config", f"a {_kind(value)}, not plain YAML data (mappings with text keys, "
-                                                       f"lists, text, numbers, true/false, null); {fix}")
+            raise ConfigError(path, _key_path(entry) or "config", f"a {_kind(value)}, not plain YAML data (mappings with "
+                                                                  f"text keys, lists, text, numbers, true/false, null); {fix}")
 
 
 def _check_types(values: dict[str, Any], types_: dict[str, Any], prefix: str, path: str | Path) -> None:

@@ -776,6 +776,25 @@ def _predict_missing_scans(*names: str) -> Setup:
     return build
 
 
+def _looped_list() -> list[Any]:
+    """[8, <itself>]: a list holding itself (a weights-only pickle keeps it; YAML never ends writing it)."""
+    looped: list[Any] = [8]
+    looped.append(looped)
+    return looped
+
+
+def _stored_edit(edit: Callable[[dict[str, Any]], None], verb: str = "predict") -> Setup:
+    """`uad predict` (or `uad test --model`) of the shared checkpoint after `edit` changed its stored config in place."""
+    def build(root: Path, config: dict[str, Any]) -> list[str]:
+        args = _predict()(root, config) if verb == "predict" else _test_model()(root, config)
+        path = args[args.index("--model") + 1]
+        state = torch.load(path, weights_only=True)
+        edit(state["config"])
+        torch.save(state, path)
+        return args
+    return build
+
+
 # What each place says of subprocess.Popen once the command line allowed modules outside the project: the wrong kind.
 HOSTILE_ROLES = {
     "model": "subprocess.Popen is not a Module",
@@ -1275,6 +1294,13 @@ CASES: list[Case] = [
          _predict_missing_scans("t0", "t1")),
     Case("predict: the second scan of the CSV missing", "predict", "test.csv line 3: scan ",
          _predict_missing_scans("t1")),
+    # --- a stored config holding itself, split CSVs as spreadsheets write them, long names, duplicate keys (audit 63)
+    Case("predict: a stored list holding itself", "checkpoint", "shared.pt (stored config): model.params.channels[1]: holds itself",
+         _stored_edit(lambda c: c["model"]["params"].__setitem__("channels", _looped_list()))),
+    Case("predict: a stored mapping holding itself", "checkpoint", "shared.pt (stored config): trainer.params.self: holds itself",
+         _stored_edit(lambda c: c["trainer"]["params"].__setitem__("self", c["trainer"]["params"]))),
+    Case("test --model: a stored mapping holding itself", "checkpoint", "shared.pt (stored config): trainer.params.self: holds itself",
+         _stored_edit(lambda c: c["trainer"]["params"].__setitem__("self", c["trainer"]["params"]), verb="test")),
     # --- resume: the stored config is continued; a different one is refused, config.yaml never rewritten
     Case("resume with a changing --set", "resume", "--resume continues the stored config.yaml, but --set changes trainer.params.optimizer_params.lr",
          _resume_with(f"{T}.optimizer_params={{lr: 0.5}}", first=(f"{T}.patience=3",))),
