@@ -795,6 +795,9 @@ def _stored_edit(edit: Callable[[dict[str, Any]], None], verb: str = "predict") 
     return build
 
 
+VOLUME_HEADER = "img_name,age,label,img_path,mask_path,seg_path\n"
+
+
 # What each place says of subprocess.Popen once the command line allowed modules outside the project: the wrong kind.
 HOSTILE_ROLES = {
     "model": "subprocess.Popen is not a Module",
@@ -1090,7 +1093,7 @@ CASES: list[Case] = [
          _linked_run_folder("report")),
     Case("convert: crafted Lightning checkpoint", "checkpoint", "crafted.ckpt: weights do not fit the model of", _uad(_crafted_lightning)),
     Case("predict: a PNG as input", "checkpoint", "scan.png: not a NIfTI scan", _uad(_predict_png)),
-    Case("predict: a binary file named .csv", "checkpoint", "scans.csv: not a readable UTF-8 CSV", _uad(_predict_binary_csv)),
+    Case("predict: a binary file named .csv", "checkpoint", "scans.csv line 1: not a readable UTF-8 CSV", _uad(_predict_binary_csv)),
     Case("convert: a state_dict key that is not a name", "checkpoint", "crafted.ckpt: 'state_dict' holds the key 1 (int), not a parameter name",
          _uad(_convert_int_key)),
     # --- uad predict: inputs and the model's grid checked before the output folder exists
@@ -1301,6 +1304,12 @@ CASES: list[Case] = [
          _stored_edit(lambda c: c["trainer"]["params"].__setitem__("self", c["trainer"]["params"]))),
     Case("test --model: a stored mapping holding itself", "checkpoint", "shared.pt (stored config): trainer.params.self: holds itself",
          _stored_edit(lambda c: c["trainer"]["params"].__setitem__("self", c["trainer"]["params"]), verb="test")),
+    Case("training split in Latin-1", "data", "healthy.csv line 3: not a readable UTF-8 CSV (byte 0xe9",
+         _write_file("healthy.csv", (VOLUME_HEADER + "h0,,0,h0.nii.gz,h0_mask.nii.gz,\n").encode() + b"h\xe91,,0,h1.nii.gz,h1_mask.nii.gz,\n")),
+    Case("training split with a value over the csv limit", "data", "healthy.csv line 4: not a readable CSV row (field larger than field limit",
+         _csv_row("healthy.csv", "h2,,0,h1.nii.gz,h1_mask.nii.gz," + "x" * 131073)),
+    Case("split CSV error after a blank line and an empty row (the file's line)", "data", "healthy.csv line 5: label 'x' must be 0 or 1",
+         _csv_text("healthy.csv", VOLUME_HEADER + "h0,,0,h0.nii.gz,h0_mask.nii.gz,\n\n,,,,,\nh1,,x,h1.nii.gz,h1_mask.nii.gz,\n")),
     # --- resume: the stored config is continued; a different one is refused, config.yaml never rewritten
     Case("resume with a changing --set", "resume", "--resume continues the stored config.yaml, but --set changes trainer.params.optimizer_params.lr",
          _resume_with(f"{T}.optimizer_params={{lr: 0.5}}", first=(f"{T}.patience=3",))),
