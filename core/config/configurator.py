@@ -134,7 +134,6 @@ def safe_load(text: str) -> Any:
         loader.dispose()
 
 
-MAX_NAME = 128  # characters of a run name (a folder name; file systems allow 255 bytes)
 MAX_THREADS = 1024  # CPU threads of one process; far more makes torch.set_num_threads crash the process
 
 
@@ -346,8 +345,7 @@ def check_top_level(config: dict[str, Any], path: str | Path) -> WandbMode:
         if key not in config:
             raise ConfigError(path, key, "missing required key")
     _check_types(config, TOP_LEVEL_TYPES, "", path)
-    problem = component_problem(config["name"]) or (f"has {len(config['name'])} characters (at most {MAX_NAME})"
-                                                     if len(str(config["name"])) > MAX_NAME else None)
+    problem = component_problem(config["name"])  # a folder name: at most MAX_COMPONENT_BYTES
     if problem:
         raise ConfigError(path, "name", f"'{config['name']}' {problem}; the run name is a plain name (no '/', '\\', '..')")
     if not 0 <= config.get("seed", 0) < 2**63:

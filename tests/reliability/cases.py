@@ -1310,6 +1310,11 @@ CASES: list[Case] = [
          _csv_row("healthy.csv", "h2,,0,h1.nii.gz,h1_mask.nii.gz," + "x" * 131073)),
     Case("split CSV error after a blank line and an empty row (the file's line)", "data", "healthy.csv line 5: label 'x' must be 0 or 1",
          _csv_text("healthy.csv", VOLUME_HEADER + "h0,,0,h0.nii.gz,h0_mask.nii.gz,\n\n,,,,,\nh1,,x,h1.nii.gz,h1_mask.nii.gz,\n")),
+    Case("img_name of 300 characters", "paths", "test.csv line 4: img_name 'aaaaaaaaaa",
+         _csv_row("test.csv", "a" * 300 + ",,1,t1.nii.gz,t1_mask.nii.gz,t1_seg.nii.gz")),
+    Case("img_name of 300 characters (predict)", "paths", "is 300 bytes long (at most 128",
+         lambda root, config: _csv_row("test.csv", "a" * 300 + ",,1,t1.nii.gz,t1_mask.nii.gz,t1_seg.nii.gz")(root, config)
+         + _predict()(root, config)),
     # --- resume: the stored config is continued; a different one is refused, config.yaml never rewritten
     Case("resume with a changing --set", "resume", "--resume continues the stored config.yaml, but --set changes trainer.params.optimizer_params.lr",
          _resume_with(f"{T}.optimizer_params={{lr: 0.5}}", first=(f"{T}.patience=3",))),
