@@ -73,9 +73,31 @@ class Task(enum.StrEnum):
 
 
 
+class DuplicateKeyError(yaml.constructor.ConstructorError):
+    """One mapping of a YAML document states a key twice (YAML would keep the last silently)."""
+
+    def __init__(self, key: Any, first: yaml.Mark, again: yaml.Mark):
+        super().__init__(None, None, f"key '{key}' appears twice in one mapping (first at line {first.line + 1}); "
+                                     "keep one of them (YAML would silently keep the last)", again)
+
+
 class _SafeLoader(yaml.SafeLoader):
-    """`yaml.SafeLoader` that also reads `1e-4` as a float (YAML 1.1 needs `1.0e-4`), and refuses an
-    integer too long for Python to read (over 4300 digits) as invalid YAML at its line."""
+    """`yaml.SafeLoader` that also reads `1e-4` as a float (YAML 1.1 needs `1.0e-4`), refuses an
+    integer too long for Python to read (over 4300 digits) as invalid YAML at its line, and refuses a
+    key stated twice in one mapping (`DuplicateKeyError`; a merge `<<: *base` overridden by the
+    mapping's own keys is not a duplicate)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        if isinstance(node, yaml.MappingNode):
+            first: dict[Any, yaml.Mark] = {}
+            for key_node, _ in node.value:
+                if key_node.tag == "tag:yaml.org,2002:merge" or not isinstance(key_node, yaml.ScalarNode):
+                    continue  # merged keys may be overridden; a non-text key is refused by the config checks
+                key = self.construct_object(key_node)
+                if key in first:
+                    raise DuplicateKeyError(key, first[key], key_node.start_mark)
+                first[key] = key_node.start_mark
+        return super().construct_mapping(node, deep=deep)
 
     def construct_yaml_int(self, node: yaml.ScalarNode) -> int:
         try:
@@ -161,6 +183,8 @@ def load_yaml(path: str | Path) -> dict[str, Any]:
         raise UserInputError(f"{path}: invalid YAML: nested too deeply; a config is a few levels of mappings") from exc
     except UnicodeDecodeError as exc:
         raise UserInputError(f"{path}: not a UTF-8 text file ({exc.reason} at byte {exc.start}); pass a YAML config") from exc
+    except DuplicateKeyError as exc:
+        raise UserInputError(f"{path}: line {exc.problem_mark.line + 1}: {exc.problem}") from exc
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""

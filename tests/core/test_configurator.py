@@ -95,6 +95,18 @@ def test_a_stored_config_holding_itself_is_one_line_naming_the_key_path():
     assert len(str(err.value)) < 400  # the key path of a deep value is shortened
 
 
+def test_a_key_twice_in_one_mapping_is_refused_naming_the_line(tmp_path):
+    """YAML keeps the last of two equal keys silently (`seed: 7` then `seed: 8` ran with seed 8)."""
+    path = tmp_path / "c.yaml"
+    path.write_text("name: c\ntrainer:\n  params:\n    seed: 7\n    lr: 0.1\n    seed: 8\n")
+    with pytest.raises(UserInputError, match=r"^.*c\.yaml: line 6: key 'seed' appears twice in one mapping \(first at line 4\); keep one"):
+        load_yaml(path)
+    path.write_text("base: &b {seed: 7, lr: 0.1}\nrun:\n  <<: *b\n  seed: 8\nsame: {seed: 7}\nother: {seed: 7}\n")
+    assert load_yaml(path)["run"] == {"seed": 8, "lr": 0.1}  # a merge key overridden is no duplicate, nor equal keys apart
+    with pytest.raises(UserInputError, match=r"--set model=\{a: 1, a: 2\}: the value is not valid YAML \(key 'a' appears twice"):
+        apply_overrides({"model": {}}, ["model={a: 1, a: 2}"], "c.yaml")
+
+
 def test_overrides_are_typed_by_yaml():
     config = {"trainer": {"params": {"nr_epochs": 5, "amp": False}}}
     out = apply_overrides(config, ["trainer.params.nr_epochs=2", "trainer.params.amp=true", "trainer.params.lr=1e-3"], "c.yaml")

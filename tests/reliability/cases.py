@@ -1315,6 +1315,8 @@ CASES: list[Case] = [
     Case("img_name of 300 characters (predict)", "paths", "is 300 bytes long (at most 128",
          lambda root, config: _csv_row("test.csv", "a" * 300 + ",,1,t1.nii.gz,t1_mask.nii.gz,t1_seg.nii.gz")(root, config)
          + _predict()(root, config)),
+    Case("a key twice in one mapping of the config", "yaml", "key 'seed' appears twice in one mapping (first at line",
+         _raw_config_edit("seed: 7\n", "seed: 7\nseed: 8\n")),
     # --- resume: the stored config is continued; a different one is refused, config.yaml never rewritten
     Case("resume with a changing --set", "resume", "--resume continues the stored config.yaml, but --set changes trainer.params.optimizer_params.lr",
          _resume_with(f"{T}.optimizer_params={{lr: 0.5}}", first=(f"{T}.patience=3",))),
