@@ -1317,6 +1317,8 @@ CASES: list[Case] = [
          + _predict()(root, config)),
     Case("a key twice in one mapping of the config", "yaml", "key 'seed' appears twice in one mapping (first at line",
          _raw_config_edit("seed: 7\n", "seed: 7\nseed: 8\n")),
+    Case("no loss for a model without its own (--set trainer.params=null)", "config",
+         "tiny.yaml: trainer.params.loss: not set, and ConvAutoencoder has no training_loss()", _args(f"{T}=null")),
     # --- resume: the stored config is continued; a different one is refused, config.yaml never rewritten
     Case("resume with a changing --set", "resume", "--resume continues the stored config.yaml, but --set changes trainer.params.optimizer_params.lr",
          _resume_with(f"{T}.optimizer_params={{lr: 0.5}}", first=(f"{T}.patience=3",))),
