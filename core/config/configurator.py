@@ -263,8 +263,11 @@ def resolve_task_extensions(config: dict[str, Any], path: str | Path) -> dict[st
         if parent in chain:
             raise ConfigError(path, key, "tasks extend each other in a loop: " + " -> ".join((*chain, parent)))
         own = {k: v for k, v in spec.items() if k != TASK_EXTENDS_KEY}
+        base = resolved(parent, (*chain, parent))
+        if not isinstance(base, dict):
+            raise ConfigError(path, key, f"'{parent}' is not a task mapping {{module_name, class_name, params, data_loader}}")
         try:
-            return merge_configs(resolved(parent, (*chain, parent)), own)
+            return merge_configs(base, own)
         except ValueError as exc:
             raise ConfigError(path, f"downstream_tasks.{name}", str(exc)) from exc
 
