@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-import csv
 import logging
 import math
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
 
+from dl_utils.csv_files import read_csv
 from dl_utils.errors import UserInputError
 from dl_utils.options import parse_option
 from dl_utils.paths import check_component
@@ -36,6 +36,7 @@ class SplitRow:
     img_path: Path
     mask_path: Path
     seg_path: Path | None
+    line: int = field(default=0, compare=False)  # the CSV line it was read from (0: not read from a CSV)
 
 
 def resolve(path: str, data_root: str | os.PathLike | None, where: str = "") -> Path:
@@ -93,20 +94,19 @@ def _config_path(path: str, data_root: str | os.PathLike | None) -> Path:
     return Path(data_root) / p
 
 
-def _read_rows(csv_path: Path, required: Sequence[str]) -> list[dict[str, str]]:
+def _read_rows(csv_path: Path, required: Sequence[str]) -> list[tuple[int, dict[str, str]]]:
+    """(file line, row) of each non-empty row of a split CSV (`dl_utils.csv_files.read_csv`: UTF-8, every
+    error one line naming the file and line), after checking that its header has the `required` columns."""
     if not csv_path.is_file():
         raise UserInputError(f"split CSV not found: {csv_path}; fix the path or data_root in the config")
-    with csv_path.open(newline="", encoding="utf-8-sig") as handle:
-        reader = csv.DictReader(handle, skipinitialspace=True)
-        fields = [f.strip() for f in (reader.fieldnames or [])]
-        missing = [c for c in required if c not in fields]
-        if missing:
-            raise UserInputError(
-                f"split CSV {csv_path} lacks column(s) {', '.join(missing)}; "
-                f"its header must contain {', '.join(required)}"
-            )
-        rows = [{k.strip(): (v or "").strip() for k, v in row.items() if k is not None} for row in reader]
-    rows = [r for r in rows if any(r.values())]
+    table = read_csv(csv_path, f"a split CSV is UTF-8 text with the columns {', '.join(required)}")
+    missing = [c for c in required if c not in table.columns]
+    if missing:
+        raise UserInputError(
+            f"split CSV {csv_path} lacks column(s) {', '.join(missing)}; "
+            f"its header must contain {', '.join(required)}"
+        )
+    rows = [(line, row) for line, row in table.rows if any(row.values())]
     if not rows:
         raise UserInputError(f"split CSV {csv_path} has no rows; add at least one entry")
     return rows
@@ -116,7 +116,7 @@ def read_keep_list(csv_path: str | os.PathLike, data_root: str | os.PathLike | N
     """The T1 names of the originals' `avail_t2.csv` (column `0`: T2 scan names that have a T1
     counterpart; their datamodule keeps a row if its img_name is a listed name with 't2' -> 't1')."""
     path = _config_path(str(csv_path), data_root)
-    return {row["0"].replace("t2", "t1") for row in _read_rows(path, ("0",)) if row["0"]}
+    return {row["0"].replace("t2", "t1") for _, row in _read_rows(path, ("0",)) if row["0"]}
 
 
 def mode_rewrites(csv_path: str | os.PathLike, data_root: str | os.PathLike | None, mode: Contrast) -> bool:
@@ -124,7 +124,7 @@ def mode_rewrites(csv_path: str | os.PathLike, data_root: str | os.PathLike | No
     `contrast_path` rewrites); else `read_volume_split` reads the split as given."""
     mode = parse_option(Contrast, mode, "mode")
     rows = _read_rows(_config_path(str(csv_path), data_root), VOLUME_COLUMNS)
-    return mode is not Contrast.T1 and any(contrast_path(r["img_path"], mode) != r["img_path"] for r in rows)
+    return mode is not Contrast.T1 and any(contrast_path(r["img_path"], mode) != r["img_path"] for _, r in rows)
 
 
 def read_volume_split(csv_path: str | os.PathLike, data_root: str | os.PathLike | None,
@@ -146,7 +146,7 @@ def read_volume_split(csv_path: str | os.PathLike, data_root: str | os.PathLike 
                              "applies with mode: t2 only; remove it or set mode: t2")
     keep: set[str] | None = None
     out, seen, repeated, dropped = [], {}, [], 0
-    for line, row in enumerate(_read_rows(csv_path, VOLUME_COLUMNS), start=2):
+    for line, row in _read_rows(csv_path, VOLUME_COLUMNS):
         if keep_list is not None and contrast_path(row["img_path"], mode) != row["img_path"]:
             keep = read_keep_list(keep_list, data_root) if keep is None else keep
             if row["img_name"] not in keep:
@@ -173,7 +173,7 @@ def read_volume_split(csv_path: str | os.PathLike, data_root: str | os.PathLike 
         seen[name] = key
         seg = resolve(row["seg_path"], data_root, where) if row["seg_path"] else None
         out.append(SplitRow(name, age, label, resolve(contrast_path(row["img_path"], mode), data_root, where),
-                            resolve(row["mask_path"], data_root, where), seg))
+                            resolve(row["mask_path"], data_root, where), seg, line))
     if repeated:
         LOG.warning("split CSV %s lists %d scan(s) more than once (e.g. '%s'); kept, as the original code does",
                     csv_path, len(repeated), repeated[0])
@@ -195,5 +195,5 @@ def read_file_list(
     for csv_path in csv_paths:
         csv_path = _config_path(str(csv_path), data_root)
         files += [resolve(r["filename"], data_root, f"split CSV {csv_path} line {line}")
-                  for line, r in enumerate(_read_rows(csv_path, ("filename",)), start=2)]
+                  for line, r in _read_rows(csv_path, ("filename",))]
     return files

@@ -19,10 +19,14 @@ from pathlib import Path, PurePath
 from dl_utils.errors import UserInputError
 
 _SEPARATORS = ("/", "\\")
+# Bytes (UTF-8) of a name that becomes a file or folder name. File systems allow 255 per name; the
+# framework appends suffixes to a name (`_anomaly_map.nii.gz`, `_reconstruction.nii.gz`, `_roc_pr.json`),
+# so a name may use about half of them.
+MAX_COMPONENT_BYTES = 128
 
 
 def component_problem(name: object) -> str | None:
-    """None when `name` is one plain file or folder name; else what is wrong with it."""
+    """None when `name` is one plain file or folder name of at most MAX_COMPONENT_BYTES; else what is wrong with it."""
     if not isinstance(name, str) or not name.strip():
         return "is empty"
     if name in (".", ".."):
@@ -31,6 +35,9 @@ def component_problem(name: object) -> str | None:
         return "holds a path separator"
     if "\x00" in name:
         return "holds a NUL character"
+    size = len(name.encode("utf-8", "surrogatepass"))
+    if size > MAX_COMPONENT_BYTES:
+        return f"is {size} bytes long (at most {MAX_COMPONENT_BYTES}: file systems allow 255 and suffixes are added)"
     return None
 
 
@@ -39,7 +46,8 @@ def check_component(name: object, what: str) -> str:
     naming `what` (e.g. "split.csv line 3: img_name")."""
     problem = component_problem(name)
     if problem:
-        raise UserInputError(f"{what} '{name}' {problem}; it becomes a file or folder name, so it must be one plain "
+        shown = str(name) if len(str(name)) <= 60 else f"{str(name)[:40]}..."
+        raise UserInputError(f"{what} '{shown}' {problem}; it becomes a file or folder name, so it must be one plain "
                              "name (no '/', '\\', '..'), which keeps every output inside its folder")
     return str(name)
 

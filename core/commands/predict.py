@@ -51,6 +51,7 @@ from data.volume import Volume
 from data.volume_dataset import load_volume
 from dl_utils import recovery
 from dl_utils.checkpoint import atomic_write_csv, file_sha256, load_checkpoint
+from dl_utils.csv_files import read_csv
 from dl_utils.device import resolve_device
 from dl_utils.errors import UserInputError, WriteFailed
 
@@ -209,15 +210,10 @@ def read_scans(source: str | Path, preprocessed: bool = False, mask: str | Path 
         dirs = sorted(p for p in (source / "subjects").iterdir() if (p / TRANSFORM_FILE).is_file())
         return [Scan(p.name, preprocessed_dir=p) for p in dirs]
     if source.is_file() and source.suffix == ".csv":
-        try:
-            header = source.read_text(encoding="utf-8-sig").splitlines()[:1]
-        except UnicodeDecodeError as exc:
-            raise UserInputError(f"{source}: not a readable UTF-8 CSV ({exc.reason} at byte {exc.start}); give a CSV "
-                                 "of subjects or a volume-layout CSV, a scan or a folder of scans") from exc
-        columns = [c.strip() for c in (header[0].split(",") if header else [])]
+        columns = read_csv(source, "give a CSV of subjects or a volume-layout CSV, a scan or a folder of scans").columns
         if "img_path" in columns and "mask_path" in columns:
             rows = read_volume_split(source.resolve(), data_root if data_root is not None else source.parent)
-            return [Scan(r.img_name, row=r, origin=f"{source} line {line}") for line, r in enumerate(rows, start=2)]
+            return [Scan(r.img_name, row=r, origin=f"{source} line {r.line}") for r in rows]
     if preprocessed:
         files = sorted(p for p in source.iterdir() if is_nifti(p)) if source.is_dir() else [source]
         if not files or not all(is_nifti(f) for f in files):

@@ -73,9 +73,31 @@ class Task(enum.StrEnum):
 
 
 
+class DuplicateKeyError(yaml.constructor.ConstructorError):
+    """One mapping of a YAML document states a key twice (YAML would keep the last silently)."""
+
+    def __init__(self, key: Any, first: yaml.Mark, again: yaml.Mark):
+        super().__init__(None, None, f"key '{key}' appears twice in one mapping (first at line {first.line + 1}); "
+                                     "keep one of them (YAML would silently keep the last)", again)
+
+
 class _SafeLoader(yaml.SafeLoader):
-    """`yaml.SafeLoader` that also reads `1e-4` as a float (YAML 1.1 needs `1.0e-4`), and refuses an
-    integer too long for Python to read (over 4300 digits) as invalid YAML at its line."""
+    """`yaml.SafeLoader` that also reads `1e-4` as a float (YAML 1.1 needs `1.0e-4`), refuses an
+    integer too long for Python to read (over 4300 digits) as invalid YAML at its line, and refuses a
+    key stated twice in one mapping (`DuplicateKeyError`; a merge `<<: *base` overridden by the
+    mapping's own keys is not a duplicate)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        if isinstance(node, yaml.MappingNode):
+            first: dict[Any, yaml.Mark] = {}
+            for key_node, _ in node.value:
+                if key_node.tag == "tag:yaml.org,2002:merge" or not isinstance(key_node, yaml.ScalarNode):
+                    continue  # merged keys may be overridden; a non-text key is refused by the config checks
+                key = self.construct_object(key_node)
+                if key in first:
+                    raise DuplicateKeyError(key, first[key], key_node.start_mark)
+                first[key] = key_node.start_mark
+        return super().construct_mapping(node, deep=deep)
 
     def construct_yaml_int(self, node: yaml.ScalarNode) -> int:
         try:
@@ -134,7 +156,6 @@ def safe_load(text: str) -> Any:
         loader.dispose()
 
 
-MAX_NAME = 128  # characters of a run name (a folder name; file systems allow 255 bytes)
 MAX_THREADS = 1024  # CPU threads of one process; far more makes torch.set_num_threads crash the process
 
 
@@ -162,6 +183,8 @@ def load_yaml(path: str | Path) -> dict[str, Any]:
         raise UserInputError(f"{path}: invalid YAML: nested too deeply; a config is a few levels of mappings") from exc
     except UnicodeDecodeError as exc:
         raise UserInputError(f"{path}: not a UTF-8 text file ({exc.reason} at byte {exc.start}); pass a YAML config") from exc
+    except DuplicateKeyError as exc:
+        raise UserInputError(f"{path}: line {exc.problem_mark.line + 1}: {exc.problem}") from exc
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
@@ -240,8 +263,11 @@ def resolve_task_extensions(config: dict[str, Any], path: str | Path) -> dict[st
         if parent in chain:
             raise ConfigError(path, key, "tasks extend each other in a loop: " + " -> ".join((*chain, parent)))
         own = {k: v for k, v in spec.items() if k != TASK_EXTENDS_KEY}
+        base = resolved(parent, (*chain, parent))
+        if not isinstance(base, dict):
+            raise ConfigError(path, key, f"'{parent}' is not a task mapping {{module_name, class_name, params, data_loader}}")
         try:
-            return merge_configs(resolved(parent, (*chain, parent)), own)
+            return merge_configs(base, own)
         except ValueError as exc:
             raise ConfigError(path, f"downstream_tasks.{name}", str(exc)) from exc
 
@@ -346,8 +372,7 @@ def check_top_level(config: dict[str, Any], path: str | Path) -> WandbMode:
         if key not in config:
             raise ConfigError(path, key, "missing required key")
     _check_types(config, TOP_LEVEL_TYPES, "", path)
-    problem = component_problem(config["name"]) or (f"has {len(config['name'])} characters (at most {MAX_NAME})"
-                                                     if len(str(config["name"])) > MAX_NAME else None)
+    problem = component_problem(config["name"])  # a folder name: at most MAX_COMPONENT_BYTES
     if problem:
         raise ConfigError(path, "name", f"'{config['name']}' {problem}; the run name is a plain name (no '/', '\\', '..')")
     if not 0 <= config.get("seed", 0) < 2**63:
@@ -383,29 +408,58 @@ def _kind(value: Any) -> str:
     return cls.__qualname__ if cls.__module__ == "builtins" else f"{cls.__module__}.{cls.__qualname__}"
 
 
+_LEAVE = object()  # a `check_yaml_data` stack entry's key that marks the end of a container's children
+
+
+def _key_path(entry: tuple[Any, Any, Any] | None) -> str:
+    """The key path of a `check_yaml_data` stack entry (parent entry, key or list index, value), built only
+    for an error message: the walk keeps one small tuple per value, not one string per depth."""
+    keys: list[Any] = []
+    while entry is not None and entry[1] is not None:
+        keys.append(entry[1])
+        entry = entry[0]
+    keys.reverse()
+    parts = [f"[{key}]" if isinstance(key, int) else (f".{key}" if i else key) for i, key in enumerate(keys)]
+    return "".join(parts if len(parts) <= 24 else [*parts[:12], "...", *parts[-10:]])  # thousands of levels: shortened
+
+
 def check_yaml_data(config: Any, path: str | Path, fix: str) -> None:
     """Refuse a config that is not plain YAML data (mappings with text keys, lists, text, numbers, true/false,
     null: what yaml.safe_dump writes and safe_load reads back), in one line naming the key path and `fix`.
     A file read by `load_yaml` always is; a config unpickled from a checkpoint may hold whatever
-    `torch.load(weights_only=True)` allows (a tensor, bytes, a tuple, an OrderedDict, a list holding itself)."""
-    stack: list[tuple[str, Any]] = [("", config)]
+    `torch.load(weights_only=True)` allows (a tensor, bytes, a tuple, an OrderedDict, a list or mapping holding
+    itself: refused as a loop, found by the ids of the containers on the current path; a value shared by two
+    keys is fine). At most MAX_CONFIG_NODES values are visited; memory stays linear in them."""
+    on_path: set[int] = set()
+    stack: list[tuple[Any, Any, Any]] = [(None, None, config)]  # (parent entry, key or index, value)
     seen = 0
     while stack:
-        where, value = stack.pop()
+        entry = stack.pop()
+        if entry[1] is _LEAVE:
+            on_path.discard(id(entry[2]))
+            continue
+        value = entry[2]
         seen += 1
         if seen > MAX_CONFIG_NODES:
-            raise ConfigError(path, where or "config", f"more than {MAX_CONFIG_NODES} values (a config is a few kilobytes); {fix}")
+            raise ConfigError(path, _key_path(entry) or "config", f"more than {MAX_CONFIG_NODES} values (a config is a few kilobytes); {fix}")
+        if type(value) in (dict, list):
+            if id(value) in on_path:
+                raise ConfigError(path, _key_path(entry) or "config", f"holds itself (a {type(value).__name__} "
+                                                                      f"inside itself never ends as YAML); {fix}")
+            on_path.add(id(value))
+            stack.append((None, _LEAVE, value))  # popped after its children
         if type(value) is dict:
             for key, item in value.items():
                 if type(key) is not str:
+                    where = _key_path(entry)
                     raise ConfigError(path, f"{where}.{key!r}" if where else repr(key),
                                       f"a key of type {_kind(key)}; config keys are text; {fix}")
-                stack.append((f"{where}.{key}" if where else key, item))
+                stack.append((entry, key, item))
         elif type(value) is list:
-            stack.extend((f"{where}[{i}]", item) for i, item in enumerate(value))
+            stack.extend((entry, i, item) for i, item in enumerate(value))
         elif type(value) not in (str, int, float, bool, type(None)):
-            raise ConfigError(path, where or "config", f"a {_kind(value)}, not plain YAML data (mappings with text keys, "
-                                                       f"lists, text, numbers, true/false, null); {fix}")
+            raise ConfigError(path, _key_path(entry) or "config", f"a {_kind(value)}, not plain YAML data (mappings with "
+                                                                  f"text keys, lists, text, numbers, true/false, null); {fix}")
 
 
 def _check_types(values: dict[str, Any], types_: dict[str, Any], prefix: str, path: str | Path) -> None:

@@ -132,6 +132,8 @@ def check_model_on_one_sample(builder: ComponentBuilder, trainer: Trainer, confi
     try:
         with torch.no_grad():
             trainer.validation_step(batch)
+    except UserInputError as exc:  # e.g. no loss to train with: named in the config, so the line names the file
+        raise UserInputError(f"{builder.config_path}: {exc}") from exc
     except (RuntimeError, ValueError, IndexError) as exc:
         reason = " ".join(str(exc).split())[:200]
         model_params = config["model"].get("params") or {}

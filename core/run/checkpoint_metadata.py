@@ -32,7 +32,7 @@ from typing import Any
 from torch import nn
 
 from core.config.builder import MODEL, ComponentBuilder
-from core.config.configurator import check_top_level, check_yaml_data, load_yaml, refuse_file_opt_in
+from core.config.configurator import check_top_level, check_yaml_data, load_yaml, refuse_file_opt_in, resolve_task_extensions
 from core.evaluation.result import EvaluationResult, InputGrid, ScoredWith, SetResult
 from core.evaluation.thresholds import FittedThreshold, legacy_fitted, legacy_thresholds_from_metrics, thresholds_from_json
 from core.run.assembly import check_components
@@ -159,7 +159,8 @@ def _write(state: dict[str, Any], config: dict[str, Any], records: Mapping[str, 
 
 
 def read(state: dict[str, Any], source: Any) -> dict[str, Any]:
-    """The stored config of a loaded checkpoint; a one-line error when it has none or when a later
+    """The stored config of a loaded checkpoint, its tasks' `extends` resolved as a config file's are (so every
+    verb reads it as `uad test --model` does); a one-line error when it has none or when a later
     version of the framework wrote it (its records may mean what this version cannot read)."""
     version = state.get("metadata_version", 1)
     if isinstance(version, bool) or not isinstance(version, int) or not 1 <= version <= METADATA_VERSION:
@@ -176,6 +177,7 @@ def read(state: dict[str, Any], source: Any) -> dict[str, Any]:
         )
     refuse_file_opt_in(config, f"{source} (stored config)")  # a checkpoint never grants --allow-external-modules
     check_stored_config(config, source)
+    config = resolve_task_extensions(config, f"{source} (stored config)")  # as a config file's (`uad test --model`)
     stored_trained_on(state, source)  # every recorded value checked here, before any verb uses one
     task_records(state, config, source)
     return config
@@ -360,6 +362,7 @@ def rewrite_from_run(run_dir: str | Path, weights: str | Path | None = None, out
     config = load_yaml(config_path)  # one line for invalid YAML or a python tag
     refuse_file_opt_in(config, config_path)
     check_stored_config(config, config_path, "fix the run folder's config.yaml")  # as every verb will check the written one
+    config = resolve_task_extensions(config, config_path)
     builder = ComponentBuilder(config_path, allow_external_modules)
     with HeldWarnings():
         upgraded = builder.upgrade(config)

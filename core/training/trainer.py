@@ -196,7 +196,8 @@ class Trainer:
             return {"loss": self.loss(self.model(x), x)}
         if not isinstance(self.model, ModelWithOwnLoss):
             raise UserInputError(
-                f"{type(self.model).__name__} has no training_loss(); set trainer.params.loss in the YAML"
+                f"trainer.params.loss: not set, and {type(self.model).__name__} has no training_loss() of its own; set "
+                "trainer.params.loss (e.g. {module_name: optim.losses.reconstruction, class_name: ReconstructionLoss})"
             )
         losses = self.model.training_loss(x)
         return losses if isinstance(losses, dict) else {"loss": losses}

@@ -1,11 +1,11 @@
 """Which raw scans to preprocess: a folder of NIfTI files or a CSV of subjects."""
 from __future__ import annotations
 
-import csv
 import re
 from pathlib import Path
 
 from data.raw_preprocessing.pipeline import SubjectInput
+from dl_utils.csv_files import read_csv
 from dl_utils.errors import UserInputError
 from dl_utils.paths import check_component
 
@@ -53,18 +53,11 @@ def read_subjects(source: str | Path) -> list[SubjectInput]:
     if source.suffix.lower() != ".csv":
         raise UserInputError(f"{source}: not a NIfTI scan ({' / '.join(NIFTI_SUFFIXES)}) nor a CSV; give a scan, a folder "
                              "of scans or a CSV of subjects")
-    try:
-        with source.open(newline="", encoding="utf-8-sig") as handle:
-            reader = csv.DictReader(handle)
-            fields = [f.strip() for f in reader.fieldnames or []]
-            if "t1" not in fields:
-                raise UserInputError(f"{source}: CSV needs a 't1' column (optional: {', '.join(CSV_COLUMNS)})")
-            rows = [{(k or "").strip(): (v or "").strip() for k, v in r.items()} for r in reader]
-    except (UnicodeDecodeError, csv.Error) as exc:
-        raise UserInputError(f"{source}: not a readable UTF-8 CSV ({exc.__class__.__name__}); give a CSV of subjects, "
-                             "a scan or a folder of scans") from exc
+    table = read_csv(source, "give a CSV of subjects, a scan or a folder of scans")
+    if "t1" not in table.columns:
+        raise UserInputError(f"{source}: CSV needs a 't1' column (optional: {', '.join(CSV_COLUMNS)})")
     out, seen = [], set()
-    for line, row in enumerate(rows, start=2):
+    for line, row in table.rows:
         if not row.get("t1"):
             continue
 

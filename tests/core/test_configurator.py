@@ -64,11 +64,47 @@ def test_plain_yaml_data_is_checked_by_key_path():
         check_yaml_data({**BASE, 5: "x"}, "c.pt", "fix it")
     with pytest.raises(UserInputError, match=r"c\.pt: model\.\(1, 2\): a key of type tuple"):
         check_yaml_data({**BASE, "model": {(1, 2): 1}}, "c.pt", "fix it")
-    looped: list = []
+    with pytest.raises(UserInputError, match=f"more than {MAX_CONFIG_NODES} values"):
+        check_yaml_data({**BASE, "x": [0] * (MAX_CONFIG_NODES + 1)}, "c.pt", "fix it")
+
+
+def test_a_stored_config_holding_itself_is_one_line_naming_the_key_path():
+    """A weights-only pickle keeps a list or mapping that holds itself (1 KB); its walk kept a path string per
+    value, growing with the depth, until the process ran out of memory. A value two keys share is no loop."""
+    looped: list = [8]
     looped.append(looped)
-    for value in (looped, [0] * (MAX_CONFIG_NODES + 1)):
-        with pytest.raises(UserInputError, match=f"more than {MAX_CONFIG_NODES} values"):
-            check_yaml_data({**BASE, "x": value}, "c.pt", "fix it")
+    with pytest.raises(UserInputError, match=r"^c\.pt: model\.params\.channels\[1\]: holds itself .*; fix it$"):
+        check_yaml_data({**BASE, "model": {"params": {"channels": looped}}}, "c.pt", "fix it")
+    params: dict = {"lr": 0.1}
+    params["self"] = params
+    with pytest.raises(UserInputError, match=r"^c\.pt: trainer\.params\.self: holds itself"):
+        check_yaml_data({**BASE, "trainer": {"params": params}}, "c.pt", "fix it")
+    shared = {"k": [1, 2]}
+    check_yaml_data({**BASE, "a": shared, "b": [shared, shared]}, "c.pt", "fix it")  # an alias, as YAML writes one
+    deep: list = []
+    for _ in range(20_000):
+        deep = [deep]
+    check_yaml_data({**BASE, "deep": deep}, "c.pt", "fix it")  # deep but finite (and no recursion): passes
+    import torch
+
+    tensor_deep: list = [torch.tensor(1)]
+    for _ in range(80):
+        tensor_deep = [tensor_deep]
+    with pytest.raises(UserInputError, match=r"^c\.pt: deep(\[0\]){11}\.\.\.(\[0\]){10}: a torch\.Tensor") as err:
+        check_yaml_data({**BASE, "deep": tensor_deep}, "c.pt", "fix it")
+    assert len(str(err.value)) < 400  # the key path of a deep value is shortened
+
+
+def test_a_key_twice_in_one_mapping_is_refused_naming_the_line(tmp_path):
+    """YAML keeps the last of two equal keys silently (`seed: 7` then `seed: 8` ran with seed 8)."""
+    path = tmp_path / "c.yaml"
+    path.write_text("name: c\ntrainer:\n  params:\n    seed: 7\n    lr: 0.1\n    seed: 8\n")
+    with pytest.raises(UserInputError, match=r"^.*c\.yaml: line 6: key 'seed' appears twice in one mapping \(first at line 4\); keep one"):
+        load_yaml(path)
+    path.write_text("base: &b {seed: 7, lr: 0.1}\nrun:\n  <<: *b\n  seed: 8\nsame: {seed: 7}\nother: {seed: 7}\n")
+    assert load_yaml(path)["run"] == {"seed": 8, "lr": 0.1}  # a merge key overridden is no duplicate, nor equal keys apart
+    with pytest.raises(UserInputError, match=r"--set model=\{a: 1, a: 2\}: the value is not valid YAML \(key 'a' appears twice"):
+        apply_overrides({"model": {}}, ["model={a: 1, a: 2}"], "c.yaml")
 
 
 def test_overrides_are_typed_by_yaml():

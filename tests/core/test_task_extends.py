@@ -34,6 +34,7 @@ def test_a_task_extends_another_and_states_only_the_difference(tmp_path):
 @pytest.mark.parametrize("tasks,words", [
     ({"a": PROTOCOL, "b": {"extends": "nope"}}, "'nope' is not a task"),
     ({"a": {"extends": "b"}, "b": {"extends": "a"}}, "loop"),
+    ({"a": 5, "b": {"extends": "a"}}, "'a' is not a task mapping"),
 ])
 def test_a_bad_extends_is_one_line_naming_the_key(tmp_path, tasks, words):
     with pytest.raises(UserInputError) as err:
@@ -50,3 +51,21 @@ def test_ra_demo_config_evaluates_both_maps_with_one_protocol():
     assert {k: v for k, v in lpips["params"].items() if k != "scoring"} == {k: v for k, v in l1["params"].items() if k != "scoring"}
     assert {k: v for k, v in scoring[0].items() if k not in ("scorer", "skip_if_unavailable")} == \
            {k: v for k, v in scoring[1].items() if k not in ("scorer", "skip_if_unavailable")}
+
+
+def test_predict_reads_a_stored_task_that_extends_another_as_uad_test_does(tmp_path):
+    """A checkpoint's stored config is read as a config file is (`checkpoint_metadata.read`): `uad predict`
+    resolved no `extends` and refused it as an unknown key of the task, while `uad test --model` ran it."""
+    import torch
+
+    from core.commands.predict import load_predictor
+    from core.run import checkpoint_metadata
+
+    state = torch.load("weights/ra_demo.pt", map_location="cpu", weights_only=True)
+    state["config"]["downstream_tasks"]["l1_again"] = {"extends": "anomaly_detection_l1"}
+    torch.save(state, tmp_path / "extended.pt")
+    tasks = checkpoint_metadata.test_config(tmp_path / "extended.pt")["downstream_tasks"]
+    assert tasks["l1_again"] == tasks["anomaly_detection_l1"]
+    predictor = load_predictor(tmp_path / "extended.pt", task="l1_again", device="cpu")
+    stored = predictor.config["downstream_tasks"]
+    assert predictor.task == "l1_again" and stored["l1_again"] == stored["anomaly_detection_l1"]

@@ -69,6 +69,19 @@ def test_csv_errors(root):
         read_volume_split("badlabel.csv", root)
 
 
+def test_csv_errors_name_the_files_own_line(root):
+    """Blank lines and empty rows are skipped but counted: the line is the file's (was the row's number + 1)."""
+    header = "img_name,age,label,img_path,mask_path,seg_path\n"
+    (root / "gaps.csv").write_text(header + "a,,0,a.nii.gz,a_mask.nii.gz,\n\n,,,,,\nb,,x,b.nii.gz,b_mask.nii.gz,\n")
+    with pytest.raises(UserInputError, match=r"gaps\.csv line 5: label 'x' must be 0 or 1"):
+        read_volume_split("gaps.csv", root)
+    (root / "gaps.csv").write_text(header + "\na,,0,vols/s0.nii.gz,vols/s0_mask.nii.gz,\n\nb,,0,vols/s1.nii.gz,vols/s1_mask.nii.gz,\n")
+    assert [row.line for row in read_volume_split("gaps.csv", root)] == [3, 5]  # what `uad predict` names a scan by
+    (root / "latin1.csv").write_bytes(header.encode() + b"\xe9,,0,a.nii.gz,a_mask.nii.gz,\n")
+    with pytest.raises(UserInputError, match=r"latin1\.csv line 2: not a readable UTF-8 CSV .*; a split CSV is UTF-8 text"):
+        read_volume_split("latin1.csv", root)
+
+
 def test_missing_volume_named(root):
     write_volume_csv(root / "bad.csv", [{"img_name": "a", "label": "0", "img_path": "vols/gone.nii.gz",
                                          "mask_path": "vols/s0_mask.nii.gz"}])

@@ -12,6 +12,7 @@ from dl_utils.paths import check_component, check_links_stay_inside, component_p
 @pytest.mark.parametrize("name, ok", [
     ("t0", True), ("IXI002-Guys_0828.t1", True), ("a..b", True), ("..", False), (".", False), ("", False), ("  ", False),
     ("../x", False), ("a/b", False), ("a\\b", False), ("/etc", False), ("x\x00", False), (3, False), (None, False),
+    ("a" * 128, True), ("a" * 129, False), ("\u00e9" * 64, True), ("\u00e9" * 65, False),  # MAX_COMPONENT_BYTES, in UTF-8
 ])
 def test_a_component_is_one_plain_name(name, ok):
     assert (component_problem(name) is None) == ok
@@ -21,6 +22,8 @@ def test_check_component_names_what_and_the_fix():
     assert check_component("t0", "img_name") == "t0"
     with pytest.raises(UserInputError, match=r"^split.csv line 3: img_name '../../X' holds a path separator; .*one plain name"):
         check_component("../../X", "split.csv line 3: img_name")
+    with pytest.raises(UserInputError, match=r"^t.csv line 4: img_name 'a{40}\.\.\.' is 300 bytes long \(at most 128"):
+        check_component("a" * 300, "t.csv line 4: img_name")  # (a file name over 255 bytes failed when its map was written)
 
 
 def test_inside_refuses_a_join_that_leaves_the_folder(tmp_path):

@@ -785,6 +785,28 @@ def _predict_missing_scans(*names: str) -> Setup:
     return build
 
 
+def _looped_list() -> list[Any]:
+    """[8, <itself>]: a list holding itself (a weights-only pickle keeps it; YAML never ends writing it)."""
+    looped: list[Any] = [8]
+    looped.append(looped)
+    return looped
+
+
+def _stored_edit(edit: Callable[[dict[str, Any]], None], verb: str = "predict") -> Setup:
+    """`uad predict` (or `uad test --model`) of the shared checkpoint after `edit` changed its stored config in place."""
+    def build(root: Path, config: dict[str, Any]) -> list[str]:
+        args = _predict()(root, config) if verb == "predict" else _test_model()(root, config)
+        path = args[args.index("--model") + 1]
+        state = torch.load(path, weights_only=True)
+        edit(state["config"])
+        torch.save(state, path)
+        return args
+    return build
+
+
+VOLUME_HEADER = "img_name,age,label,img_path,mask_path,seg_path\n"
+
+
 # What each place says of subprocess.Popen once the command line allowed modules outside the project: the wrong kind.
 HOSTILE_ROLES = {
     "model": "subprocess.Popen is not a Module",
@@ -1080,7 +1102,7 @@ CASES: list[Case] = [
          _linked_run_folder("report")),
     Case("convert: crafted Lightning checkpoint", "checkpoint", "crafted.ckpt: weights do not fit the model of", _uad(_crafted_lightning)),
     Case("predict: a PNG as input", "checkpoint", "scan.png: not a NIfTI scan", _uad(_predict_png)),
-    Case("predict: a binary file named .csv", "checkpoint", "scans.csv: not a readable UTF-8 CSV", _uad(_predict_binary_csv)),
+    Case("predict: a binary file named .csv", "checkpoint", "scans.csv line 1: not a readable UTF-8 CSV", _uad(_predict_binary_csv)),
     Case("convert: a state_dict key that is not a name", "checkpoint", "crafted.ckpt: 'state_dict' holds the key 1 (int), not a parameter name",
          _uad(_convert_int_key)),
     # --- uad predict: inputs and the model's grid checked before the output folder exists
@@ -1305,6 +1327,31 @@ CASES: list[Case] = [
          _predict_missing_scans("t0", "t1")),
     Case("predict: the second scan of the CSV missing", "predict", "test.csv line 3: scan ",
          _predict_missing_scans("t1")),
+    # --- a stored config holding itself, split CSVs as spreadsheets write them, long names, duplicate keys (audit 63)
+    Case("predict: a stored list holding itself", "checkpoint", "shared.pt (stored config): model.params.channels[1]: holds itself",
+         _stored_edit(lambda c: c["model"]["params"].__setitem__("channels", _looped_list()))),
+    Case("predict: a stored mapping holding itself", "checkpoint", "shared.pt (stored config): trainer.params.self: holds itself",
+         _stored_edit(lambda c: c["trainer"]["params"].__setitem__("self", c["trainer"]["params"]))),
+    Case("test --model: a stored mapping holding itself", "checkpoint", "shared.pt (stored config): trainer.params.self: holds itself",
+         _stored_edit(lambda c: c["trainer"]["params"].__setitem__("self", c["trainer"]["params"]), verb="test")),
+    Case("predict: a stored task extending no task", "checkpoint",
+         "shared.pt (stored config): downstream_tasks.d2.extends: 'nope' is not a task of this config",
+         _stored_edit(lambda c: c["downstream_tasks"].__setitem__("d2", {"extends": "nope"}))),
+    Case("training split in Latin-1", "data", "healthy.csv line 3: not a readable UTF-8 CSV (byte 0xe9",
+         _write_file("healthy.csv", (VOLUME_HEADER + "h0,,0,h0.nii.gz,h0_mask.nii.gz,\n").encode() + b"h\xe91,,0,h1.nii.gz,h1_mask.nii.gz,\n")),
+    Case("training split with a value over the csv limit", "data", "healthy.csv line 4: not a readable CSV row (field larger than field limit",
+         _csv_row("healthy.csv", "h2,,0,h1.nii.gz,h1_mask.nii.gz," + "x" * 131073)),
+    Case("split CSV error after a blank line and an empty row (the file's line)", "data", "healthy.csv line 5: label 'x' must be 0 or 1",
+         _csv_text("healthy.csv", VOLUME_HEADER + "h0,,0,h0.nii.gz,h0_mask.nii.gz,\n\n,,,,,\nh1,,x,h1.nii.gz,h1_mask.nii.gz,\n")),
+    Case("img_name of 300 characters", "paths", "test.csv line 4: img_name 'aaaaaaaaaa",
+         _csv_row("test.csv", "a" * 300 + ",,1,t1.nii.gz,t1_mask.nii.gz,t1_seg.nii.gz")),
+    Case("img_name of 300 characters (predict)", "paths", "is 300 bytes long (at most 128",
+         lambda root, config: _csv_row("test.csv", "a" * 300 + ",,1,t1.nii.gz,t1_mask.nii.gz,t1_seg.nii.gz")(root, config)
+         + _predict()(root, config)),
+    Case("a key twice in one mapping of the config", "yaml", "key 'seed' appears twice in one mapping (first at line",
+         _raw_config_edit("seed: 7\n", "seed: 7\nseed: 8\n")),
+    Case("no loss for a model without its own (--set trainer.params=null)", "config",
+         "tiny.yaml: trainer.params.loss: not set, and ConvAutoencoder has no training_loss()", _args(f"{T}=null")),
     # --- resume: the stored config is continued; a different one is refused, config.yaml never rewritten
     Case("resume with a changing --set", "resume", "--resume continues the stored config.yaml, but --set changes trainer.params.optimizer_params.lr",
          _resume_with(f"{T}.optimizer_params={{lr: 0.5}}", first=(f"{T}.patience=3",))),
