@@ -11,7 +11,7 @@ import glob
 import logging
 import math
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path, PurePath
 from typing import Any
@@ -35,6 +35,7 @@ from dl_utils.run_logger import RunLogger
 from dl_utils.seeding import DEFAULT_SEED
 from dl_utils.termination import deferred, raise_if_terminated
 from dl_utils.weights import load_strict, weights_mismatch
+from optim.contracts import TrainingLoss
 
 LOG = logging.getLogger(__name__)
 STAGING_DIR = ".partial"  # in the run folder: checkpoints are written here, then renamed into checkpoints/
@@ -106,7 +107,7 @@ class Trainer:
         max_steps_per_epoch: SamplesPerEpoch | None = None,
         amp: bool = False,
         grad_clip: PositiveFloat | None = None,
-        loss: Callable[[Tensor, Tensor], Tensor] | None = None,
+        loss: TrainingLoss | None = None,
         weights: WeightFiles = WeightFiles(),
         progress: bool = True,
     ):

@@ -776,16 +776,41 @@ def _predict_missing_scans(*names: str) -> Setup:
     return build
 
 
+# --- components of the wrong kind
+def _spec(module: str, name: str, **params: Any) -> dict[str, Any]:
+    return {"module_name": module, "class_name": name, "params": params}
+
+
+L1_SCORER = _spec("optim.scoring.l1", "L1Scorer")
+L2_LOSS = _spec("optim.losses.reconstruction", "ReconstructionLoss", kind="l2")
+DECODER = _spec("model_zoo.spark", "LightDecoder", width=8, stages=1)  # an nn.Module, callable with one tensor
+AUTOENCODER = _spec("model_zoo.autoencoder", "ConvAutoencoder", image_size=16, channels=[8, 16], latent_dim=8, norm_groups=4)
+
+
+def _resume_stored(dotted: str, value: Any) -> Setup:
+    """Train once, then set `dotted` (dot separated) of the run folder's config.yaml, and of the project config so
+    that only the value is refused, to `value`, and `--resume` it."""
+    def setup(root: Path, config: dict[str, Any]) -> list[str]:
+        args = _resume_with()(root, config)
+        stored = yaml.safe_load((Path(args[1]) / "config.yaml").read_text())
+        _edit(dotted, value)(root, stored)
+        (Path(args[1]) / "config.yaml").write_text(yaml.safe_dump(stored, sort_keys=False))
+        config.clear()
+        config.update(stored, __keep__=True)
+        return args
+    return setup
+
+
 # What each place says of subprocess.Popen once the command line allowed modules outside the project: the wrong kind.
 HOSTILE_ROLES = {
     "model": "subprocess.Popen is not a Module",
     "trainer": "subprocess.Popen is not a Trainer",
     "training data loader": "subprocess.Popen is not a training data module",
-    "loss": "trainer.params.loss: expected a callable, Popen is not",
+    "loss": "trainer.params.loss: subprocess.Popen is not a TrainingLoss",
     "evaluator": "subprocess.Popen is not a DownstreamEvaluator",
     "evaluation data loader": "subprocess.Popen is not an evaluation data set",
-    "scorer": "expected a Scorer, Popen lacks num_reconstructions",
-    "post-processing": "map_postprocessing: [0]: expected a callable, Popen is not",
+    "scorer": "expected a Scorer, Popen lacks __call__, num_reconstructions",
+    "post-processing": "map_postprocessing: [0]: subprocess.Popen is not a MapStep",
 }
 RAW = ("--skull-strip", "none", "--no-registration", "--no-n4")
 BRAIN_CROP = {"downstream_tasks__detection__data_loader__params__preprocessing": {"percentiles": [1.0, 99.0]}}  # not the identity
@@ -984,7 +1009,7 @@ CASES: list[Case] = [
          _predict(model=_popen)),
     Case("checkpoint naming a shell command, flag given (predict)", "hostile", "subprocess.Popen is not a Module",
          _predict(model=_popen, flag=True)),
-    Case("checkpoint naming a shell command as scorer, flag given (predict)", "hostile", "expected a Scorer, Popen lacks num_reconstructions",
+    Case("checkpoint naming a shell command as scorer, flag given (predict)", "hostile", HOSTILE_ROLES["scorer"],
          _predict(downstream_tasks__detection__params__scorer=_popen, flag=True)),
     Case("checkpoint naming a shell command (uad test --model)", "hostile", "allow_external_modules: is not a config key",
          _test_model(allow_external_modules=True, model=_popen)),
@@ -1245,6 +1270,30 @@ CASES: list[Case] = [
     Case("partial checkpoint", "checkpoint", "weights do not fit the model: missing", _test_with_weights(_partial)),
     Case("mis-shaped checkpoint", "checkpoint", "shape mismatch", _test_with_weights(_misshapen)),
     Case("checkpoint of non-tensors", "checkpoint", "'model_weights' is not a mapping of names to tensors", _test_with_weights(_not_tensors)),
+    # --- a component of the wrong kind is refused on its class (optim.contracts, Scorer), before anything is built
+    Case("a scorer as the loss", "roles", "trainer.params.loss: optim.scoring.l1.L1Scorer is not a TrainingLoss",
+         _edit(f"{T}.loss", L1_SCORER)),
+    Case("the model's class as the loss", "roles", "trainer.params.loss: model_zoo.autoencoder.ConvAutoencoder is not a TrainingLoss",
+         _edit(f"{T}.loss", AUTOENCODER)),
+    Case("a scorer as the loss (--resume of a crafted config.yaml)", "roles",
+         "config.yaml: trainer.params.loss: optim.scoring.l1.L1Scorer is not a TrainingLoss", _resume_stored(f"{T}.loss", L1_SCORER)),
+    Case("the loss as a map step", "roles", "map_postprocessing: [0]: optim.losses.reconstruction.ReconstructionLoss is not a MapStep",
+         _edit(f"{EVAL}.params.map_postprocessing", [L2_LOSS])),
+    Case("a scorer as a map step", "roles", "map_postprocessing: [0]: optim.scoring.l1.L1Scorer is not a MapStep",
+         _edit(f"{EVAL}.params.map_postprocessing", [L1_SCORER])),
+    Case("a scorer as a binary step", "roles", "binary_postprocessing: [0]: optim.scoring.l1.L1Scorer is not a BinaryStep",
+         _edit(f"{EVAL}.params.binary_postprocessing", [L1_SCORER])),
+    Case("a map step as the scorer", "roles", "expected a Scorer, MedianFilter lacks num_reconstructions",
+         _edit(f"{EVAL}.params.scorer", _spec("optim.postprocessing", "MedianFilter", kernel_size=3))),
+    Case("test --model: a model as a map step in the stored config", "roles",
+         "shared.pt (stored config): downstream_tasks.detection.params.scoring.map_postprocessing: [0]: model_zoo.spark.LightDecoder is not a MapStep",
+         _test_model(downstream_tasks__detection__params__map_postprocessing=[DECODER])),
+    Case("predict: the loss as a map step in the stored config", "roles",
+         "map_postprocessing: [0]: optim.losses.reconstruction.ReconstructionLoss is not a MapStep",
+         _predict(downstream_tasks__detection__params__map_postprocessing=[L2_LOSS])),
+    Case("predict: a scorer as a binary step in the stored config", "roles",
+         "binary_postprocessing: [0]: optim.scoring.l1.L1Scorer is not a BinaryStep",
+         _predict(downstream_tasks__detection__params__binary_postprocessing=[L1_SCORER])),
     # --- a shared checkpoint's stored config is plain data, checked once for every verb; its weights fit its model
     Case("test --model: a tensor in the stored config", "checkpoint", "shared.pt (stored config): seed: a torch.Tensor, not plain YAML data",
          _stored_entry("seed", torch.tensor(7), verb="test")),
