@@ -776,7 +776,7 @@ def _predict_missing_scans(*names: str) -> Setup:
     return build
 
 
-# --- components of the wrong kind
+# --- components of the wrong kind, and checkpoint tensors no model can use
 def _spec(module: str, name: str, **params: Any) -> dict[str, Any]:
     return {"module_name": module, "class_name": name, "params": params}
 
@@ -799,6 +799,57 @@ def _resume_stored(dotted: str, value: Any) -> Setup:
         config.update(stored, __keep__=True)
         return args
     return setup
+
+
+def _sparse_weights() -> dict[str, torch.Tensor]:
+    state = _model_state()
+    key = next(k for k, v in state.items() if v.ndim == 2)
+    return {**state, key: state[key].to_sparse()}
+
+
+def _meta_weights() -> dict[str, torch.Tensor]:
+    return {k: torch.empty(v.shape, dtype=v.dtype, device="meta") for k, v in _model_state().items()}
+
+
+def _complex_weights() -> dict[str, torch.Tensor]:
+    return {k: v.to(torch.complex64) if v.is_floating_point() else v for k, v in _model_state().items()}
+
+
+def _integer_weights() -> dict[str, torch.Tensor]:
+    return {k: v.to(torch.int64) for k, v in _model_state().items()}
+
+
+def _nan_weights() -> dict[str, torch.Tensor]:
+    return {k: torch.full_like(v, float("nan")) if v.is_floating_point() else v for k, v in _model_state().items()}
+
+
+def _one_inf_weight() -> dict[str, torch.Tensor]:
+    state = _model_state()
+    key = sorted(k for k, v in state.items() if v.is_floating_point())[-1]
+    state[key].view(-1)[0] = float("inf")
+    return state
+
+
+def _weights_of(make: Callable[[], dict[str, torch.Tensor]], verb: str = "test", run_folder: bool = False) -> Setup:
+    """`uad test --model` (or `uad predict --model`) of the shared checkpoint with `make()` as its model_weights;
+    `run_folder`: the file is a run folder's checkpoints/best_model.pt and --model names the folder."""
+    def build(root: Path, config: dict[str, Any]) -> list[str]:
+        args = _predict()(root, config) if verb == "predict" else _test_model()(root, config)
+        at = args.index("--model") + 1
+        path = Path(args[at])
+        state = torch.load(path, weights_only=True)
+        state["model_weights"] = make()
+        if run_folder:
+            path.unlink()
+            (root / "shared_run" / "checkpoints").mkdir(parents=True)
+            path, args[at] = root / "shared_run" / "checkpoints" / "best_model.pt", str(root / "shared_run")
+        torch.save(state, path)
+        return args
+    return build
+
+
+def _weights_file(make: Callable[[], dict[str, torch.Tensor]]) -> Callable[[Path], None]:
+    return lambda path: torch.save({"model_weights": make()}, path)
 
 
 # What each place says of subprocess.Popen once the command line allowed modules outside the project: the wrong kind.
@@ -1294,6 +1345,26 @@ CASES: list[Case] = [
     Case("predict: a scorer as a binary step in the stored config", "roles",
          "binary_postprocessing: [0]: optim.scoring.l1.L1Scorer is not a BinaryStep",
          _predict(downstream_tasks__detection__params__binary_postprocessing=[L1_SCORER])),
+    # --- checkpoint tensors: dense, with values, real, of the model's kind of dtype, finite; refused when loaded
+    Case("test --model: a sparse tensor in the weights", "checkpoint", "shared.pt: weights unusable for the model: ",
+         _weights_of(_sparse_weights)),
+    Case("test --model: meta tensors as the weights", "checkpoint", "is on the meta device (it holds no values)",
+         _weights_of(_meta_weights)),
+    Case("predict --model RUN: meta tensors in best_model.pt", "checkpoint",
+         "best_model.pt: weights unusable for the model: decoder.", _weights_of(_meta_weights, "predict", run_folder=True)),
+    Case("predict --model RUN: a sparse tensor in best_model.pt", "checkpoint", "tensor, not a dense one",
+         _weights_of(_sparse_weights, "predict", run_folder=True)),
+    Case("experiment.weights: complex weights", "checkpoint", "decoder.0.0.bias is complex64 where the model has float32",
+         _test_with_weights(_weights_file(_complex_weights))),
+    Case("experiment.weights: meta tensors", "checkpoint", "is on the meta device", _test_with_weights(_weights_file(_meta_weights))),
+    Case("experiment.weights: integer weights", "checkpoint", "is int64 where the model has float32",
+         _test_with_weights(_weights_file(_integer_weights))),
+    Case("test --model: NaN weights", "checkpoint", "holds NaN or infinite values", _weights_of(_nan_weights)),
+    Case("predict --model RUN: NaN weights in best_model.pt", "checkpoint", "best_model.pt: weights unusable for the model: ",
+         _weights_of(_nan_weights, "predict", run_folder=True)),
+    Case("predict: one infinite weight", "checkpoint", "holds NaN or infinite values", _weights_of(_one_inf_weight, "predict")),
+    Case("training from NaN weights (experiment.weights)", "checkpoint", "weights unusable for the model",
+         lambda root, config: [_weights_file(_nan_weights)(root / "nan.pt")] and _args(f"experiment.weights={root / 'nan.pt'}")(root, config)),
     # --- a shared checkpoint's stored config is plain data, checked once for every verb; its weights fit its model
     Case("test --model: a tensor in the stored config", "checkpoint", "shared.pt (stored config): seed: a torch.Tensor, not plain YAML data",
          _stored_entry("seed", torch.tensor(7), verb="test")),
