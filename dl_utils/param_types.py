@@ -345,8 +345,27 @@ def protocol_members(protocol: type) -> set[str]:
 
 
 def _provides(cls: type, name: str) -> bool:
+    """Whether class `cls` itself (or a base other than `object`) defines `name`, or has it as a dataclass field:
+    not its metaclass (every class is callable through `type.__call__`, which is no `__call__` of its instances)."""
     fields = {f.name for f in dataclasses.fields(cls)} if dataclasses.is_dataclass(cls) else set()
-    return hasattr(cls, name) or name in fields
+    return name in fields or any(name in vars(klass) for klass in cls.__mro__ if klass is not object)
+
+
+def protocol_lacks(cls: type, protocol: type) -> list[str]:
+    """The members of `protocol` (a `typing.Protocol`) that class `cls` does not provide, checked on the class
+    (a dataclass field counts), sorted; [] when it fits."""
+    return sorted(m for m in protocol_members(protocol) if not _provides(cls, m))
+
+
+def kind_refusal(cls: type, contract: type) -> str | None:
+    """Why class `cls` cannot fill a place whose contract is `contract` (a base class or a `typing.Protocol`),
+    checked on the class before anything is constructed; None when it can."""
+    if getattr(contract, "_is_protocol", False):  # checked by its members
+        missing = protocol_lacks(cls, contract)
+        return f"lacks {', '.join(missing)}" if missing else None
+    if contract is object or issubclass(cls, contract):
+        return None
+    return f"is not a {contract.__name__} (subclass {contract.__module__}.{contract.__qualname__} to use it here)"
 
 
 def mismatch(value: Any, hint: Any, resolve: Callable[[dict[str, Any]], type] | None = None) -> str | None:
@@ -439,12 +458,12 @@ def _component_mismatch(value: dict[str, Any], hint: Any, origin: Any, resolve: 
     target = origin or hint
     if not inspect.isclass(target) or target in (int, float, bool, str) or target in _SEQUENCE_ORIGINS + _MAPPING_ORIGINS:
         return f"expected {describe(hint)}, got a {cls.__name__} component"
-    if getattr(target, "_is_protocol", False):  # a contract (typing.Protocol): checked by its members
-        missing = sorted(m for m in protocol_members(target) if not _provides(cls, m))
-        return None if not missing else f"expected a {target.__name__}, {cls.__name__} lacks {', '.join(missing)}"
-    if target is object or issubclass(cls, target):
+    why = kind_refusal(cls, target)  # a contract: a base class, or a typing.Protocol checked by its members
+    if why is None:
         return None
-    return f"expected {describe(hint)}, {cls.__name__} is not one"
+    if getattr(target, "_is_protocol", False):
+        return f"expected a {target.__name__}, {cls.__name__} {why}"
+    return f"{value['module_name']}.{value['class_name']} {why}"
 
 
 def build_part(cls: type, params: Mapping[str, Any] | None, key: str) -> Any:

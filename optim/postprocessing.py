@@ -1,8 +1,8 @@
 """Post-processing of anomaly maps (section 8 of the evaluation protocol).
 
-Map steps are callables ``(amap (H, W, D), mask (H, W, D) bool) -> amap`` applied in the
-listed order (``apply_map_steps``, the one chain the evaluator and prediction use);
-binary steps are ``(binary (H, W, D)) -> binary`` applied after thresholding
+Map steps (subclasses of ``optim.contracts.MapStep``) are ``(amap (H, W, D), mask (H, W, D) bool) -> amap``
+applied in the listed order (``apply_map_steps``, the one chain the evaluator and prediction use);
+binary steps (``optim.contracts.BinaryStep``) are ``(binary (H, W, D)) -> binary`` applied after thresholding
 (``apply_binary_steps``, used by ``core.evaluation.pipeline.ScoringPipeline.binary_chain``). Inputs may be tensors or numpy arrays; the result has the
 type (and for tensors the device and dtype) of ``amap``/``binary``. Inputs are never
 modified. The computation runs in scipy on the CPU.
@@ -15,7 +15,7 @@ originals' function, exact reference) is used.
 from __future__ import annotations
 
 import enum
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Annotated, Literal
 
@@ -26,10 +26,11 @@ from scipy import ndimage
 from dl_utils.options import parse_option
 from dl_utils.param_ranges import MAX_GRID_SIDE, MAX_VOXELS, KernelSize
 from dl_utils.param_types import Ge, Le, check_fields
+from optim.contracts import BinaryStep, MapStep
 from optim.metrics.arrays import ArrayLike, as_float, check_same_shape, like_input, to_numpy
 
-MapStep = Callable[[ArrayLike, ArrayLike], ArrayLike]
-BinaryStep = Callable[[ArrayLike], ArrayLike]
+__all__ = ["BinaryStep", "BrainMaskErosion", "MapStep", "MedianFilter", "RemoveSmallComponents", "Structure",
+           "apply_binary_steps", "apply_map_steps", "erode_mask_slicewise"]
 
 
 class Structure(enum.StrEnum):
@@ -65,7 +66,7 @@ def erode_mask_slicewise(mask: ArrayLike, iterations: int = 3, structure: Struct
 
 
 @dataclass(frozen=True)
-class BrainMaskErosion:
+class BrainMaskErosion(MapStep):
     """Multiply the map by the brain mask eroded slice-wise (originals: cross, 3 iterations).
 
     The originals use ``iterations = W // 25`` (3 at 96 x 96).
@@ -87,7 +88,7 @@ class BrainMaskErosion:
 
 
 @dataclass(frozen=True)
-class MedianFilter:
+class MedianFilter(MapStep):
     """3D median filter (``scipy.ndimage.median_filter``, size k^3, mode reflect), then x mask."""
 
     kernel_size: KernelSize = 5
@@ -104,7 +105,7 @@ class MedianFilter:
 
 
 @dataclass(frozen=True)
-class RemoveSmallComponents:
+class RemoveSmallComponents(BinaryStep):
     """Remove connected components with fewer than ``min_size`` voxels (``scipy.ndimage.label``).
 
     ``connectivity`` is 6, 18 or 26 (3D neighbourhoods). The originals drop components of

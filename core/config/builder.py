@@ -7,8 +7,10 @@ types and ranges its annotations state (`dl_utils.param_types`).
 Only classes defined in this project's packages are built, unless the person running the
 command passes `--allow-external-modules` (core/Main.py, core/commands/cli.py); no file
 (config, `base:`, run folder, checkpoint) can grant it. Each place a component fills has a
-`Role` (a base class, or the methods its class must define), checked on the class before it is
-constructed: `subprocess.Popen` is neither a model nor a scorer.
+`Role` (a base class, a `typing.Protocol`, or the methods its class must define), checked on the
+class before it is constructed: `subprocess.Popen` is neither a model nor a scorer, and a scorer
+is no training loss (`optim.contracts`). A nested component's place is its parameter's hint, checked
+the same way (`dl_utils.param_types.kind_refusal`).
 """
 from __future__ import annotations
 
@@ -24,7 +26,9 @@ from torch import nn
 from core.config.aliases import resolve_module_name
 from core.config.configurator import COMPONENT_KEYS, EXTERNAL_FLAG, PROJECT_PACKAGES, ConfigError, closest
 from dl_utils.errors import UserInputError
-from dl_utils.param_types import constructor_hints, describe, is_component, mismatch, params_of, part_class
+from dl_utils.param_types import constructor_hints, describe, is_component, kind_refusal, mismatch, params_of, part_class, protocol_lacks
+from optim.contracts import BinaryStep, MapStep, TrainingLoss
+from optim.scoring.base import Scorer
 
 
 @runtime_checkable
@@ -74,7 +78,8 @@ def _defines(cls: type, method: str) -> bool:
 @dataclass(frozen=True)
 class Role:
     """What a component must be to fill its place, checked on its class before construction:
-    a subclass of `base`, and/or a class defining `methods` (for protocol-like roles)."""
+    a subclass of `base` (or, where `base` is a `typing.Protocol`, a class providing its members),
+    and/or a class defining `methods` (for protocol-like roles)."""
 
     name: str
     base: type | None = None
@@ -82,19 +87,26 @@ class Role:
 
     def refusal(self, cls: type) -> str | None:
         """None when `cls` can fill this role; else why not, in words."""
-        if self.base is not None and not issubclass(cls, self.base):
+        article = "an" if self.name[:1] in "aeiou" else "a"
+        if self.base is not None and kind_refusal(cls, self.base) is not None:
+            if getattr(self.base, "_is_protocol", False):
+                return (f"is not {article} {self.name} (it lacks {', '.join(protocol_lacks(cls, self.base))} of "
+                        f"{self.base.__module__}.{self.base.__name__})")
             return (f"is not a {self.base.__name__} (subclass {self.base.__module__}.{self.base.__name__} "
                     f"to use it as the {self.name})")
         absent = [m for m in self.methods if not _defines(cls, m)]
         if absent:
-            article = "an" if self.name[:1] in "aeiou" else "a"
             return f"is not {article} {self.name} (it defines no {', '.join(absent)})"
         return None
 
 
+# The contracts of the places a YAML fills with a component; the same classes are the hints of the
+# constructors' parameters (Trainer.loss, ScoringSpec's scorer and steps), which the config check applies.
 MODEL = Role("model", base=nn.Module)
-SCORER = Role("scorer", methods=("__call__",))
-MAP_STEP = Role("post-processing step", methods=("__call__",))
+SCORER = Role("scorer", base=Scorer)
+LOSS = Role("training loss", base=TrainingLoss)
+MAP_STEP = Role("map post-processing step", base=MapStep)
+BINARY_STEP = Role("binary post-processing step", base=BinaryStep)
 DATA_MODULE = Role("training data module", methods=("train_dataset", "val_dataset"))
 EVALUATION_SET = Role("evaluation data set", methods=("__len__", "__getitem__"))
 ORCHESTRATOR = Role("orchestrator", methods=("check", "run"))  # check(check_config) before its run folder exists

@@ -18,6 +18,7 @@ import json
 import logging
 import os
 import re
+import warnings
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -143,7 +144,9 @@ def trained_on(checkpoint: Path | None, warn: bool = True) -> dict[str, Any] | N
     import torch
 
     try:  # memory-mapped: the weights are not read
-        state = torch.load(checkpoint, map_location="cpu", weights_only=True, mmap=True)
+        with warnings.catch_warnings():  # e.g. torch's note on sparse tensors: the loading that uses the weights judges them
+            warnings.simplefilter("ignore")
+            state = torch.load(checkpoint, map_location="cpu", weights_only=True, mmap=True)
     except Exception as exc:  # noqa: BLE001 - an unreadable file is reported on the page, not raised
         if warn:
             LOG.warning("report: %s not readable (%s)", checkpoint, exc)

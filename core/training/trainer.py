@@ -11,7 +11,7 @@ import glob
 import logging
 import math
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path, PurePath
 from typing import Any
@@ -34,7 +34,8 @@ from dl_utils.progress import progress
 from dl_utils.run_logger import RunLogger
 from dl_utils.seeding import DEFAULT_SEED
 from dl_utils.termination import deferred, raise_if_terminated
-from dl_utils.weights import load_strict, weights_mismatch
+from dl_utils.weights import load_strict, weights_mismatch, weights_unusable
+from optim.contracts import TrainingLoss
 
 LOG = logging.getLogger(__name__)
 STAGING_DIR = ".partial"  # in the run folder: checkpoints are written here, then renamed into checkpoints/
@@ -106,7 +107,7 @@ class Trainer:
         max_steps_per_epoch: SamplesPerEpoch | None = None,
         amp: bool = False,
         grad_clip: PositiveFloat | None = None,
-        loss: Callable[[Tensor, Tensor], Tensor] | None = None,
+        loss: TrainingLoss | None = None,
         weights: WeightFiles = WeightFiles(),
         progress: bool = True,
     ):
@@ -410,6 +411,8 @@ class Trainer:
         best_weights = load_checkpoint(best_path, map_location=self.device)["model_weights"] if best_path.is_file() else None
         if best_weights is not None and (report := weights_mismatch(self.model.state_dict(), best_weights)):
             raise UserInputError(f"{best_path}: weights do not fit the model: {report}; {RESUME_FIX}")
+        if best_weights is not None and (report := weights_unusable(self.model.state_dict(), best_weights)):
+            raise UserInputError(f"{best_path}: weights unusable for the model: {report}; {RESUME_FIX}")
         load_strict(self.model, resumed.model_weights, checkpoint_path)
         for name, opt_state in resumed.optimizer_weights.items():
             load_optimizer_state(self.optimizers[name], name, opt_state, checkpoint_path)

@@ -7,10 +7,11 @@ from torch import Tensor
 
 from dl_utils.options import parse_option
 from dl_utils.pixel_loss import PixelLoss, pixel_loss
+from optim.contracts import TrainingLoss
 
 
 @dataclass(frozen=True)
-class ReconstructionLoss:
+class ReconstructionLoss(TrainingLoss):
     """Mean L1 or L2 error between reconstruction (B, C, H, W) and target."""
 
     kind: PixelLoss = PixelLoss.L2

@@ -804,7 +804,83 @@ def _stored_edit(edit: Callable[[dict[str, Any]], None], verb: str = "predict") 
     return build
 
 
+# --- components of the wrong kind, and checkpoint tensors no model can use
+def _spec(module: str, name: str, **params: Any) -> dict[str, Any]:
+    return {"module_name": module, "class_name": name, "params": params}
+
+
+L1_SCORER = _spec("optim.scoring.l1", "L1Scorer")
+L2_LOSS = _spec("optim.losses.reconstruction", "ReconstructionLoss", kind="l2")
+DECODER = _spec("model_zoo.spark", "LightDecoder", width=8, stages=1)  # an nn.Module, callable with one tensor
+AUTOENCODER = _spec("model_zoo.autoencoder", "ConvAutoencoder", image_size=16, channels=[8, 16], latent_dim=8, norm_groups=4)
+
+
+def _resume_stored(dotted: str, value: Any) -> Setup:
+    """Train once, then set `dotted` (dot separated) of the run folder's config.yaml, and of the project config so
+    that only the value is refused, to `value`, and `--resume` it."""
+    def setup(root: Path, config: dict[str, Any]) -> list[str]:
+        args = _resume_with()(root, config)
+        stored = yaml.safe_load((Path(args[1]) / "config.yaml").read_text())
+        _edit(dotted, value)(root, stored)
+        (Path(args[1]) / "config.yaml").write_text(yaml.safe_dump(stored, sort_keys=False))
+        config.clear()
+        config.update(stored, __keep__=True)
+        return args
+    return setup
+
+
+def _sparse_weights() -> dict[str, torch.Tensor]:
+    state = _model_state()
+    key = next(k for k, v in state.items() if v.ndim == 2)
+    return {**state, key: state[key].to_sparse()}
+
+
+def _meta_weights() -> dict[str, torch.Tensor]:
+    return {k: torch.empty(v.shape, dtype=v.dtype, device="meta") for k, v in _model_state().items()}
+
+
+def _complex_weights() -> dict[str, torch.Tensor]:
+    return {k: v.to(torch.complex64) if v.is_floating_point() else v for k, v in _model_state().items()}
+
+
+def _integer_weights() -> dict[str, torch.Tensor]:
+    return {k: v.to(torch.int64) for k, v in _model_state().items()}
+
+
+def _nan_weights() -> dict[str, torch.Tensor]:
+    return {k: torch.full_like(v, float("nan")) if v.is_floating_point() else v for k, v in _model_state().items()}
+
+
+def _one_inf_weight() -> dict[str, torch.Tensor]:
+    state = _model_state()
+    key = sorted(k for k, v in state.items() if v.is_floating_point())[-1]
+    state[key].view(-1)[0] = float("inf")
+    return state
+
+
+def _weights_of(make: Callable[[], dict[str, torch.Tensor]], verb: str = "test", run_folder: bool = False) -> Setup:
+    """`uad test --model` (or `uad predict --model`) of the shared checkpoint with `make()` as its model_weights;
+    `run_folder`: the file is a run folder's checkpoints/best_model.pt and --model names the folder."""
+    def build(root: Path, config: dict[str, Any]) -> list[str]:
+        args = _predict()(root, config) if verb == "predict" else _test_model()(root, config)
+        at = args.index("--model") + 1
+        path = Path(args[at])
+        state = torch.load(path, weights_only=True)
+        state["model_weights"] = make()
+        if run_folder:
+            path.unlink()
+            (root / "shared_run" / "checkpoints").mkdir(parents=True)
+            path, args[at] = root / "shared_run" / "checkpoints" / "best_model.pt", str(root / "shared_run")
+        torch.save(state, path)
+        return args
+    return build
+
+
 VOLUME_HEADER = "img_name,age,label,img_path,mask_path,seg_path\n"
+
+
+def _weights_file(make: Callable[[], dict[str, torch.Tensor]]) -> Callable[[Path], None]:
+    return lambda path: torch.save({"model_weights": make()}, path)
 
 
 # What each place says of subprocess.Popen once the command line allowed modules outside the project: the wrong kind.
@@ -812,11 +888,11 @@ HOSTILE_ROLES = {
     "model": "subprocess.Popen is not a Module",
     "trainer": "subprocess.Popen is not a Trainer",
     "training data loader": "subprocess.Popen is not a training data module",
-    "loss": "trainer.params.loss: expected a callable, Popen is not",
+    "loss": "trainer.params.loss: subprocess.Popen is not a TrainingLoss",
     "evaluator": "subprocess.Popen is not a DownstreamEvaluator",
     "evaluation data loader": "subprocess.Popen is not an evaluation data set",
-    "scorer": "expected a Scorer, Popen lacks num_reconstructions",
-    "post-processing": "map_postprocessing: [0]: expected a callable, Popen is not",
+    "scorer": "expected a Scorer, Popen lacks __call__, num_reconstructions",
+    "post-processing": "map_postprocessing: [0]: subprocess.Popen is not a MapStep",
 }
 RAW = ("--skull-strip", "none", "--no-registration", "--no-n4")
 BRAIN_CROP = {"downstream_tasks__detection__data_loader__params__preprocessing": {"percentiles": [1.0, 99.0]}}  # not the identity
@@ -1015,7 +1091,7 @@ CASES: list[Case] = [
          _predict(model=_popen)),
     Case("checkpoint naming a shell command, flag given (predict)", "hostile", "subprocess.Popen is not a Module",
          _predict(model=_popen, flag=True)),
-    Case("checkpoint naming a shell command as scorer, flag given (predict)", "hostile", "expected a Scorer, Popen lacks num_reconstructions",
+    Case("checkpoint naming a shell command as scorer, flag given (predict)", "hostile", HOSTILE_ROLES["scorer"],
          _predict(downstream_tasks__detection__params__scorer=_popen, flag=True)),
     Case("checkpoint naming a shell command (uad test --model)", "hostile", "allow_external_modules: is not a config key",
          _test_model(allow_external_modules=True, model=_popen)),
@@ -1297,6 +1373,50 @@ CASES: list[Case] = [
     Case("partial checkpoint", "checkpoint", "weights do not fit the model: missing", _test_with_weights(_partial)),
     Case("mis-shaped checkpoint", "checkpoint", "shape mismatch", _test_with_weights(_misshapen)),
     Case("checkpoint of non-tensors", "checkpoint", "'model_weights' is not a mapping of names to tensors", _test_with_weights(_not_tensors)),
+    # --- a component of the wrong kind is refused on its class (optim.contracts, Scorer), before anything is built
+    Case("a scorer as the loss", "roles", "trainer.params.loss: optim.scoring.l1.L1Scorer is not a TrainingLoss",
+         _edit(f"{T}.loss", L1_SCORER)),
+    Case("the model's class as the loss", "roles", "trainer.params.loss: model_zoo.autoencoder.ConvAutoencoder is not a TrainingLoss",
+         _edit(f"{T}.loss", AUTOENCODER)),
+    Case("a scorer as the loss (--resume of a crafted config.yaml)", "roles",
+         "config.yaml: trainer.params.loss: optim.scoring.l1.L1Scorer is not a TrainingLoss", _resume_stored(f"{T}.loss", L1_SCORER)),
+    Case("the loss as a map step", "roles", "map_postprocessing: [0]: optim.losses.reconstruction.ReconstructionLoss is not a MapStep",
+         _edit(f"{EVAL}.params.map_postprocessing", [L2_LOSS])),
+    Case("a scorer as a map step", "roles", "map_postprocessing: [0]: optim.scoring.l1.L1Scorer is not a MapStep",
+         _edit(f"{EVAL}.params.map_postprocessing", [L1_SCORER])),
+    Case("a scorer as a binary step", "roles", "binary_postprocessing: [0]: optim.scoring.l1.L1Scorer is not a BinaryStep",
+         _edit(f"{EVAL}.params.binary_postprocessing", [L1_SCORER])),
+    Case("a map step as the scorer", "roles", "expected a Scorer, MedianFilter lacks num_reconstructions",
+         _edit(f"{EVAL}.params.scorer", _spec("optim.postprocessing", "MedianFilter", kernel_size=3))),
+    Case("test --model: a model as a map step in the stored config", "roles",
+         "shared.pt (stored config): downstream_tasks.detection.params.scoring.map_postprocessing: [0]: model_zoo.spark.LightDecoder is not a MapStep",
+         _test_model(downstream_tasks__detection__params__map_postprocessing=[DECODER])),
+    Case("predict: the loss as a map step in the stored config", "roles",
+         "map_postprocessing: [0]: optim.losses.reconstruction.ReconstructionLoss is not a MapStep",
+         _predict(downstream_tasks__detection__params__map_postprocessing=[L2_LOSS])),
+    Case("predict: a scorer as a binary step in the stored config", "roles",
+         "binary_postprocessing: [0]: optim.scoring.l1.L1Scorer is not a BinaryStep",
+         _predict(downstream_tasks__detection__params__binary_postprocessing=[L1_SCORER])),
+    # --- checkpoint tensors: dense, with values, real, of the model's kind of dtype, finite; refused when loaded
+    Case("test --model: a sparse tensor in the weights", "checkpoint", "shared.pt: weights unusable for the model: ",
+         _weights_of(_sparse_weights)),
+    Case("test --model: meta tensors as the weights", "checkpoint", "is on the meta device (it holds no values)",
+         _weights_of(_meta_weights)),
+    Case("predict --model RUN: meta tensors in best_model.pt", "checkpoint",
+         "best_model.pt: weights unusable for the model: decoder.", _weights_of(_meta_weights, "predict", run_folder=True)),
+    Case("predict --model RUN: a sparse tensor in best_model.pt", "checkpoint", "tensor, not a dense one",
+         _weights_of(_sparse_weights, "predict", run_folder=True)),
+    Case("experiment.weights: complex weights", "checkpoint", "decoder.0.0.bias is complex64 where the model has float32",
+         _test_with_weights(_weights_file(_complex_weights))),
+    Case("experiment.weights: meta tensors", "checkpoint", "is on the meta device", _test_with_weights(_weights_file(_meta_weights))),
+    Case("experiment.weights: integer weights", "checkpoint", "is int64 where the model has float32",
+         _test_with_weights(_weights_file(_integer_weights))),
+    Case("test --model: NaN weights", "checkpoint", "holds NaN or infinite values", _weights_of(_nan_weights)),
+    Case("predict --model RUN: NaN weights in best_model.pt", "checkpoint", "best_model.pt: weights unusable for the model: ",
+         _weights_of(_nan_weights, "predict", run_folder=True)),
+    Case("predict: one infinite weight", "checkpoint", "holds NaN or infinite values", _weights_of(_one_inf_weight, "predict")),
+    Case("training from NaN weights (experiment.weights)", "checkpoint", "weights unusable for the model",
+         lambda root, config: [_weights_file(_nan_weights)(root / "nan.pt")] and _args(f"experiment.weights={root / 'nan.pt'}")(root, config)),
     # --- a shared checkpoint's stored config is plain data, checked once for every verb; its weights fit its model
     Case("test --model: a tensor in the stored config", "checkpoint", "shared.pt (stored config): seed: a torch.Tensor, not plain YAML data",
          _stored_entry("seed", torch.tensor(7), verb="test")),
