@@ -1,6 +1,7 @@
 """Every volume paper config reads the authors' split CSVs as T2 with their IXI subject filter
 (issue 18): `mode: t2` and `keep_list: splits/avail_t2.csv`, as every released experiment of the
 three originals (`mode: t2`; their IXI datamodule keeps the rows listed in avail_t2.csv).
+ATLAS_v2 (T1 only) reads T1 under either mode, as their ATLAS_v2 datamodule.
 
 Recorded from FinnBehrendt/Conditioned-Diffusion-Models-UAD @ c5904a7, Data/splits, by their
 IXI datamodule's filter (pandas, in a scratch folder): IXI_train_fold0.csv 387 -> 385 rows
@@ -224,8 +225,11 @@ MSLUB_REWRITES = {
 MSLUB_PREPARED_T2 = "Test/MSLUB/t2/patient13_t2.nii.gz"
 # their 30 MSLUB rows (val 10, test 20) are all /Test/MSLUB/t1/patientNN_t1.nii.gz; 10 of them
 # (patient10 ... patient19) name a subject with 't1' inside its name, where the whole-path replace
-# reads another subject (patient13 -> patient23). Over all 7907 img_path rows of the three
-# repositories' split CSVs, ours equals their rewrite of that data set (M / S for MSLUB) on every row.
+# reads another subject (patient13 -> patient23). Over all 12218 img_path rows of the three
+# repositories' split CSVs (C 3596, M 4311, S 4311: M's files), ours under mode t2 equals their
+# rewrite of that data set on every row (for MSLUB M's / S's, C's 30 rows included: see above),
+# their 1310 ATLAS_v2 rows included: their ATLAS_v2 datamodule rewrites nothing (T1 only in their
+# layout, Test/ATLAS_v2/{mask,t1,seg}), and ours keeps those rows T1 too (`T1_ONLY_FOLDERS`).
 
 
 def test_mslub_t2_path_is_where_their_preparation_writes_it(tmp_path):
@@ -254,3 +258,46 @@ def test_mslub_t2_path_is_where_their_preparation_writes_it(tmp_path):
     assert not (tmp_path / MSLUB_REWRITES["C"].lstrip("/")).exists()
     volume = VolumeSet("MSLUB_test.csv", str(tmp_path), {"crop_shape": None, "percentiles": None, "target_shape": None}, mode="t2")[0]
     assert float(volume.image.max()) == pytest.approx(0.5)  # patient13's T2, not patient23's (0.9) nor its T1 (1.0)
+
+
+# Their ATLAS_v2 CSVs (M / S Data/splits/ATLAS_v2_{val,test}.csv: these columns among ~30, paths as
+# theirs) and WMH CSVs; their layout holds ATLAS_v2 in T1 only (README: Test/ATLAS_v2/{mask,t1,seg}).
+ATLAS_HEADER = ",img_name,label,age,img_path,mask_path,seg_path"
+ATLAS_ROW = ("{i},{n},1,,/Test/ATLAS_v2/t1/{n}_ses-1_space-MNI152NLin2009aSym_t1.nii.gz,"
+             "/Test/ATLAS_v2/mask/{n}_ses-1_space-MNI152NLin2009aSym_mask.nii.gz,"
+             "/Test/ATLAS_v2/seg/{n}_ses-1_space-MNI152NLin2009aSym_seg.nii.gz")
+WMH_ROW, WMH_REWRITE = "/Test/WMH/t1/Utrecht_49_t1.nii.gz", "/Test/WMH/t2/Utrecht_49_t2.nii.gz"  # their str.replace('t1', 't2')
+
+
+def _write_atlas(data: Path) -> None:
+    brain = np.zeros((8, 8, 4), np.float32)
+    brain[2:6, 2:6, 1:3] = 1
+    names = ["sub-r052s007", "sub-r031s006"]
+    (data / "splits" / "ATLAS_v2_test.csv").write_text(
+        "\n".join([ATLAS_HEADER, *[ATLAS_ROW.format(i=i, n=n) for i, n in enumerate(names)]]) + "\n")
+    for n in names:
+        stem = f"{n}_ses-1_space-MNI152NLin2009aSym"
+        save_nifti(data / f"Test/ATLAS_v2/t1/{stem}_t1.nii.gz", brain * 0.7, np.eye(4))
+        save_nifti(data / f"Test/ATLAS_v2/mask/{stem}_mask.nii.gz", brain > 0, np.eye(4))
+        save_nifti(data / f"Test/ATLAS_v2/seg/{stem}_seg.nii.gz", brain > 0, np.eye(4))
+
+
+@pytest.mark.parametrize("path", PAPERS, ids=lambda p: p.stem)
+def test_atlas_reads_its_t1_scans_under_either_mode(path, tmp_path, caplog):
+    """Their ATLAS_v2 datamodule never rewrites img_path, so their `mode: t2` runs read ATLAS's T1
+    scans (the only ones their layout has); ours too, with one info line, where it used to look for
+    `ATLAS_v2/t2/..._t2.nii.gz`. Other data sets still change (WMH as their whole-path replace)."""
+    from data.csv_splits import contrast_path
+
+    (tmp_path / "splits").mkdir()
+    _write_atlas(tmp_path)
+    loader = load_config(path)["downstream_tasks"]["anomaly_detection"]["data_loader"]
+    params = dict(loader["params"], preprocessing={"crop_shape": None, "percentiles": None, "target_shape": None})
+    with caplog.at_level("INFO", logger="data.csv_splits"):
+        volumes = _kept(params, "splits/ATLAS_v2_test.csv", tmp_path)
+    assert [r.img_path.relative_to(tmp_path).parts[:3] for r in volumes._rows] == [("Test", "ATLAS_v2", "t1")] * 2
+    assert all(r.img_path.name.endswith("_t1.nii.gz") for r in volumes._rows)
+    assert float(volumes[0].image.max()) > 0  # loads (the T1 scan, the only one there)
+    assert ("read as T1 under mode: t2" in caplog.text) == (params["mode"] == "t2")
+    row = ATLAS_ROW.format(i=0, n="sub-r052s007").split(",")[4]
+    assert contrast_path(row, "t2") == row and contrast_path(WMH_ROW, "t2") == WMH_REWRITE
