@@ -26,6 +26,11 @@ class Contrast(StrEnum):
     T2 = "t2"  # img_path's `t1` folder and file-name suffix -> `t2` ('FLAIR.nii.gz' -> 't2.nii.gz'), as their datamodules
 
 
+# Data sets the originals hold in T1 only (their data layout: Test/ATLAS_v2/{mask,t1,seg}); their ATLAS_v2
+# datamodule never rewrites img_path, so a `mode: t2` run reads these T1 scans, and so does ours.
+T1_ONLY_FOLDERS = frozenset({"ATLAS_v2"})
+
+
 @dataclass(frozen=True)
 class SplitRow:
     """One row of a volume-layout split; paths resolved against the data root."""
@@ -61,18 +66,25 @@ def resolve(path: str, data_root: str | os.PathLike | None, where: str = "") -> 
     return root / p
 
 
+def t1_only(img_path: str) -> bool:
+    """Whether `img_path` lies under a folder of `T1_ONLY_FOLDERS` (a data set with T1 scans only)."""
+    return not T1_ONLY_FOLDERS.isdisjoint(img_path.rpartition("/")[0].split("/"))
+
+
 def contrast_path(img_path: str, mode: Contrast) -> str:
     """`img_path` of the chosen contrast: a folder named `t1` becomes `mode`, and so does the `t1` of
-    a file name ending `t1.nii.gz` / `t1.nii` (`FLAIR.nii.gz` -> `<mode>.nii.gz`).
+    a file name ending `t1.nii.gz` / `t1.nii` (`FLAIR.nii.gz` -> `<mode>.nii.gz`). A path under a
+    folder of `T1_ONLY_FOLDERS` (ATLAS_v2) is returned as it is: the originals' ATLAS_v2 datamodule
+    never rewrites, so their `mode: t2` runs read its T1 scans (the only ones their layout has).
 
     The file each original reads on every row of their released split CSVs (recorded:
-    tests/projects/test_paper_contrast.py): their IXI and BraTS21 `str.replace('t1', mode)` on the
-    whole path gives the same there, and their MSLUB rewrite (Mahalanobis / Ensembled-SSIM
-    repositories: `MSLUB/t1` and `t1.nii.gz`) too, which the whole-path replace does not: it turns
-    `patient13_t1` into `patient23_t2`, another subject's scan.
+    tests/projects/test_paper_contrast.py): their IXI, BraTS21 and WMH `str.replace('t1', mode)` on
+    the whole path gives the same there, their ATLAS_v2 rows stay T1 as here, and their MSLUB rewrite
+    (Mahalanobis / Ensembled-SSIM repositories: `MSLUB/t1` and `t1.nii.gz`) too, which the
+    whole-path replace does not: it turns `patient13_t1` into `patient23_t2`, another subject's scan.
     """
     mode = parse_option(Contrast, mode, "mode")
-    if mode == Contrast.T1:
+    if mode == Contrast.T1 or t1_only(img_path):
         return img_path
     folder, sep, name = img_path.rpartition("/")
     folder = "/".join(mode.value if part == "t1" else part for part in folder.split("/"))
@@ -134,18 +146,20 @@ def read_volume_split(csv_path: str | os.PathLike, data_root: str | os.PathLike 
 
     Label 1 rows need a seg_path. A row repeated exactly (same name and paths) is kept, as
     the originals keep it (their IXI folds list 10-13 scans twice), with one warning per
-    file; one name with different paths is an error. `mode: t2` picks the T2 of each row;
+    file; one name with different paths is an error. `mode: t2` picks the T2 of each row
+    (`contrast_path`; an ATLAS_v2 row stays T1, as the originals read it, with one info line);
     `keep_list` (with `mode: t2`, the originals' `keep_t2`, `avail_t2.csv`) drops the rows
     whose subject has no T2 scan, as their IXI datamodule does. It concerns the rows that name
     a T1 scan (those `mode: t2` rewrites) and is read at the first of them: a split that names
     no T1 scan (the demo data: one contrast, no `t1` in its paths) is read as given.
     """
     csv_path = _config_path(str(csv_path), data_root)
-    if keep_list is not None and parse_option(Contrast, mode, "mode") is not Contrast.T2:
+    mode = parse_option(Contrast, mode, "mode")
+    if keep_list is not None and mode is not Contrast.T2:
         raise UserInputError(f"keep_list {keep_list}: the originals' T2 subject filter (avail_t2.csv) "
                              "applies with mode: t2 only; remove it or set mode: t2")
     keep: set[str] | None = None
-    out, seen, repeated, dropped = [], {}, [], 0
+    out, seen, repeated, dropped, as_t1 = [], {}, [], 0, 0
     for line, row in _read_rows(csv_path, VOLUME_COLUMNS):
         if keep_list is not None and contrast_path(row["img_path"], mode) != row["img_path"]:
             keep = read_keep_list(keep_list, data_root) if keep is None else keep
@@ -172,11 +186,15 @@ def read_volume_split(csv_path: str | os.PathLike, data_root: str | os.PathLike 
             repeated.append(name)
         seen[name] = key
         seg = resolve(row["seg_path"], data_root, where) if row["seg_path"] else None
+        as_t1 += mode is not Contrast.T1 and t1_only(row["img_path"])
         out.append(SplitRow(name, age, label, resolve(contrast_path(row["img_path"], mode), data_root, where),
                             resolve(row["mask_path"], data_root, where), seg, line))
     if repeated:
         LOG.warning("split CSV %s lists %d scan(s) more than once (e.g. '%s'); kept, as the original code does",
                     csv_path, len(repeated), repeated[0])
+    if as_t1:
+        LOG.info("split CSV %s: %d row(s) under %s read as T1 under mode: %s (T1 only there; the originals "
+                 "read them so)", csv_path, as_t1, "/".join(sorted(T1_ONLY_FOLDERS)), mode.value)
     if keep is not None:
         LOG.info("split CSV %s: %d row(s) kept, %d without a T2 scan in %s dropped", csv_path, len(out), dropped, keep_list)
         if not out:

@@ -1,6 +1,9 @@
 """Every volume paper config reads the authors' split CSVs as T2 with their IXI subject filter
 (issue 18): `mode: t2` and `keep_list: splits/avail_t2.csv`, as every released experiment of the
-three originals (`mode: t2`; their IXI datamodule keeps the rows listed in avail_t2.csv).
+three originals (`mode: t2`; their IXI datamodule keeps the rows listed in avail_t2.csv). Their
+papers report T1 results too (`mode=t1` in the MHD and SSIM READMEs): the T1 variants
+(`*_t1_paper.yaml`) read the same CSVs as T1, every row, no subject filter. ATLAS_v2 (T1 only)
+reads T1 under either mode, as their ATLAS_v2 datamodule.
 
 Recorded from FinnBehrendt/Conditioned-Diffusion-Models-UAD @ c5904a7, Data/splits, by their
 IXI datamodule's filter (pandas, in a scratch folder): IXI_train_fold0.csv 387 -> 385 rows
@@ -28,6 +31,7 @@ ROOT = Path(__file__).resolve().parents[2]
 PAPERS = [ROOT / p for p in ("projects/DDPM/configs/ddpm_paper.yaml", "projects/cDDPM/configs/cddpm_paper.yaml",
                              "projects/SSIM/configs/ssim_ensemble_paper.yaml", "projects/MHD/configs/mhd_paper.yaml")]
 SPARK = ROOT / "projects/cDDPM/configs/spark_pretrain_paper.yaml"
+T1_PAPERS = sorted(ROOT.glob("projects/*/configs/*_t1_paper.yaml"))
 IXI_HEADER = ',img_name,"SEX_ID (1=m, 2=f)",age,label,img_path,mask_path,seg_path,Agegroup'
 IXI_ROW = "{i},{n}_t1.nii.gz,1,55.8,0,/Train/ixi/t1/{n}_t1.nii.gz,/Train/ixi/mask/{n}_mask.nii.gz,,2.0"
 BRATS_HEADER = ",img_name,age,label,img_path,mask_path,seg_path"
@@ -224,8 +228,11 @@ MSLUB_REWRITES = {
 MSLUB_PREPARED_T2 = "Test/MSLUB/t2/patient13_t2.nii.gz"
 # their 30 MSLUB rows (val 10, test 20) are all /Test/MSLUB/t1/patientNN_t1.nii.gz; 10 of them
 # (patient10 ... patient19) name a subject with 't1' inside its name, where the whole-path replace
-# reads another subject (patient13 -> patient23). Over all 7907 img_path rows of the three
-# repositories' split CSVs, ours equals their rewrite of that data set (M / S for MSLUB) on every row.
+# reads another subject (patient13 -> patient23). Over all 12218 img_path rows of the three
+# repositories' split CSVs (C 3596, M 4311, S 4311: M's files), ours under mode t2 equals their
+# rewrite of that data set on every row (for MSLUB M's / S's, C's 30 rows included: see above),
+# their 1310 ATLAS_v2 rows included: their ATLAS_v2 datamodule rewrites nothing (T1 only in their
+# layout, Test/ATLAS_v2/{mask,t1,seg}), and ours keeps those rows T1 too (`T1_ONLY_FOLDERS`).
 
 
 def test_mslub_t2_path_is_where_their_preparation_writes_it(tmp_path):
@@ -254,3 +261,116 @@ def test_mslub_t2_path_is_where_their_preparation_writes_it(tmp_path):
     assert not (tmp_path / MSLUB_REWRITES["C"].lstrip("/")).exists()
     volume = VolumeSet("MSLUB_test.csv", str(tmp_path), {"crop_shape": None, "percentiles": None, "target_shape": None}, mode="t2")[0]
     assert float(volume.image.max()) == pytest.approx(0.5)  # patient13's T2, not patient23's (0.9) nor its T1 (1.0)
+
+
+# Their ATLAS_v2 CSVs (M / S Data/splits/ATLAS_v2_{val,test}.csv: these columns among ~30, paths as
+# theirs) and WMH CSVs; their layout holds ATLAS_v2 in T1 only (README: Test/ATLAS_v2/{mask,t1,seg}).
+ATLAS_HEADER = ",img_name,label,age,img_path,mask_path,seg_path"
+ATLAS_ROW = ("{i},{n},1,,/Test/ATLAS_v2/t1/{n}_ses-1_space-MNI152NLin2009aSym_t1.nii.gz,"
+             "/Test/ATLAS_v2/mask/{n}_ses-1_space-MNI152NLin2009aSym_mask.nii.gz,"
+             "/Test/ATLAS_v2/seg/{n}_ses-1_space-MNI152NLin2009aSym_seg.nii.gz")
+WMH_ROW, WMH_REWRITE = "/Test/WMH/t1/Utrecht_49_t1.nii.gz", "/Test/WMH/t2/Utrecht_49_t2.nii.gz"  # their str.replace('t1', 't2')
+
+
+def _write_atlas(data: Path) -> None:
+    brain = np.zeros((8, 8, 4), np.float32)
+    brain[2:6, 2:6, 1:3] = 1
+    names = ["sub-r052s007", "sub-r031s006"]
+    (data / "splits" / "ATLAS_v2_test.csv").write_text(
+        "\n".join([ATLAS_HEADER, *[ATLAS_ROW.format(i=i, n=n) for i, n in enumerate(names)]]) + "\n")
+    for n in names:
+        stem = f"{n}_ses-1_space-MNI152NLin2009aSym"
+        save_nifti(data / f"Test/ATLAS_v2/t1/{stem}_t1.nii.gz", brain * 0.7, np.eye(4))
+        save_nifti(data / f"Test/ATLAS_v2/mask/{stem}_mask.nii.gz", brain > 0, np.eye(4))
+        save_nifti(data / f"Test/ATLAS_v2/seg/{stem}_seg.nii.gz", brain > 0, np.eye(4))
+
+
+@pytest.mark.parametrize("path", [p for p in (*PAPERS, *T1_PAPERS) if "anomaly_detection" in load_config(p).get("downstream_tasks", {})],
+                         ids=lambda p: p.stem)
+def test_atlas_reads_its_t1_scans_under_either_mode(path, tmp_path, caplog):
+    """Their ATLAS_v2 datamodule never rewrites img_path, so their `mode: t2` runs read ATLAS's T1
+    scans (the only ones their layout has); ours too, with one info line, where it used to look for
+    `ATLAS_v2/t2/..._t2.nii.gz`. Other data sets still change (WMH as their whole-path replace)."""
+    from data.csv_splits import contrast_path
+
+    (tmp_path / "splits").mkdir()
+    _write_atlas(tmp_path)
+    loader = load_config(path)["downstream_tasks"]["anomaly_detection"]["data_loader"]
+    params = dict(loader["params"], preprocessing={"crop_shape": None, "percentiles": None, "target_shape": None})
+    with caplog.at_level("INFO", logger="data.csv_splits"):
+        volumes = _kept(params, "splits/ATLAS_v2_test.csv", tmp_path)
+    assert [r.img_path.relative_to(tmp_path).parts[:3] for r in volumes._rows] == [("Test", "ATLAS_v2", "t1")] * 2
+    assert all(r.img_path.name.endswith("_t1.nii.gz") for r in volumes._rows)
+    assert float(volumes[0].image.max()) > 0  # loads (the T1 scan, the only one there)
+    assert ("read as T1 under mode: t2" in caplog.text) == (params["mode"] == "t2")
+    row = ATLAS_ROW.format(i=0, n="sub-r052s007").split(",")[4]
+    assert contrast_path(row, "t2") == row and contrast_path(WMH_ROW, "t2") == WMH_REWRITE
+
+
+def _variant_of(path: Path) -> tuple[dict, dict]:
+    """The T1 variant's config and what its base becomes with the contrast switched to T1 by hand."""
+    import copy
+
+    import yaml
+
+    base = ROOT / yaml.safe_load(path.read_text())["base"]
+    expected = copy.deepcopy(load_config(base))
+    expected["trainer"]["data_loader"]["params"]["contrast"] = {"mode": "t1", "keep_list": None}
+    evaluation = (expected.get("downstream_tasks") or {}).get("anomaly_detection")
+    if evaluation:
+        evaluation["data_loader"]["params"]["mode"] = "t1"
+        for spec in evaluation["data_loader"]["datasets"].values():
+            if "keep_list" in spec:
+                spec["keep_list"] = None
+    return load_config(path), expected
+
+
+@pytest.mark.parametrize("path", T1_PAPERS, ids=lambda p: p.stem)
+def test_t1_variants_differ_from_their_base_only_in_contrast(path):
+    """Each `*_t1_paper.yaml` is its T2 paper config with `mode: t1` and no keep_list wherever the
+    base has them; MHD's cDDPM encoder comes from the T1 Spark pre-training instead of the T2 one."""
+    assert path.with_name(path.name.replace("_t1_paper", "_paper")).is_file()
+    config, expected = _variant_of(path)
+    init = (expected["trainer"]["params"].get("weights") or {}).get("init")
+    if init:  # the newest spark_pretrain_t1_paper run's export, under the same file name as the T2 one
+        spark_t1 = ROOT / "projects/cDDPM/configs/spark_pretrain_t1_paper.yaml"
+        assert spark_t1 in T1_PAPERS
+        export = load_config(spark_t1)["trainer"]["params"]["weights"]["export"]["backbone"]
+        expected["trainer"]["params"]["weights"]["init"] = {"encoder.backbone": f"runs/cDDPM/{spark_t1.stem}/*/{export}"}
+    assert config == expected
+
+
+@pytest.mark.parametrize("path", T1_PAPERS, ids=lambda p: p.stem)
+def test_t1_variants_read_every_subject_as_t1(path, authors_data):
+    """On the authors' CSV layout: training, validation and every evaluation set read the T1 scan
+    each row names, the subjects without T2 included (no avail_t2.csv filter)."""
+    config = load_config(path)
+    plain = {"crop_shape": None, "percentiles": None, "target_shape": None}
+    train = config["trainer"]["data_loader"]["params"]
+    readers = [(dict(train, preprocessing=plain), AUTHORS_CSVS[key], split) for key, split in (("train_csv", "train"), ("val_csv", "val"))]
+    if "anomaly_detection" in (config.get("downstream_tasks") or {}):
+        loader = config["downstream_tasks"]["anomaly_detection"]["data_loader"]
+        shared = dict(loader["params"], preprocessing=plain)
+        readers += [({**shared, **loader["datasets"][n]}, AUTHORS_CSVS[n], s) for n, s in (("val_healthy", "val"), ("test_healthy", "test"))]
+        readers += [({**shared, **spec}, AUTHORS_CSVS["labelled_test"], None) for n, spec in loader["datasets"].items()
+                    if n not in ("val_healthy", "test_healthy")]
+    for params, csv, split in readers:
+        volumes = _kept(params, csv, authors_data)
+        if split:
+            assert _names(volumes) == [f"{n}_t1.nii.gz" for n in NO_T2[split] + WITH_T2[split]]
+        assert all("/t1/" in str(r.img_path) and r.img_path.name.endswith("_t1.nii.gz") for r in volumes._rows)
+        assert float(volumes[0].image.max()) == pytest.approx(1.0)  # the T1 scan (the T2 ones are 0.5)
+
+
+@pytest.mark.parametrize("path", T1_PAPERS, ids=lambda p: p.stem)
+def test_t1_variants_keep_every_row_of_the_authors_folds(path, tmp_path):
+    """Fold 0 at the authors' scale through each T1 variant: 387, 44 and 160 rows, as their CSVs."""
+    from data.csv_splits import read_volume_split
+
+    root = _write_at_their_scale(tmp_path)
+    readers = _paper_readers(path)
+    assert all(reader == {"mode": "t1", "keep_list": None} for reader in readers.values())
+    for key, reader in readers.items():
+        facts = AUTHORS_SPLITS["splits"][FOLD0_CSVS[key]]
+        rows = read_volume_split(f"splits/{FOLD0_CSVS[key]}", root, reader["mode"], reader["keep_list"])
+        assert len(rows) == facts["rows_t1"] == {"train_csv": 387, "val_csv": 44, "test_healthy": 160}[key]
