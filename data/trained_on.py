@@ -11,7 +11,6 @@ training volumes', slices much thicker than the training grid's voxels.
 """
 from __future__ import annotations
 
-import csv
 import re
 from dataclasses import MISSING, asdict, dataclass, fields
 from pathlib import Path
@@ -22,6 +21,7 @@ import numpy as np
 import torch
 
 from data.nifti_io import header_description
+from dl_utils.csv_files import read_csv
 from dl_utils.param_ranges import GridSide, NonNegativeInt, PositiveFloat
 from dl_utils.param_types import constructor_hints, mismatch
 
@@ -175,13 +175,12 @@ def _subject_ids(train_csv: str, data_root: Any) -> tuple[str, dict[str, str]]:
     """The split CSV's subject column (`SUBJECT_COLUMNS`, any case) and img_name -> subject; ("", {}) without one."""
     from data.csv_splits import _config_path
 
-    with _config_path(str(train_csv), data_root).open(newline="", encoding="utf-8-sig") as handle:
-        reader = csv.DictReader(handle, skipinitialspace=True)
-        fields = {f.strip().lower(): f for f in reader.fieldnames or []}
-        column = next((fields[c] for c in SUBJECT_COLUMNS if c in fields), "")
-        if not column:
-            return "", {}
-        return column.strip(), {(row.get("img_name") or "").strip(): (row.get(column) or "").strip() for row in reader}
+    table = read_csv(_config_path(str(train_csv), data_root), "give the training split CSV as UTF-8 text")
+    fields = {f.lower(): f for f in table.columns}
+    column = next((fields[c] for c in SUBJECT_COLUMNS if c in fields), "")
+    if not column:
+        return "", {}
+    return column, {row.get("img_name", ""): row.get(column, "") for _, row in table.rows}
 
 
 def _rows(names: list[Any], root: Any) -> int:
