@@ -1,8 +1,8 @@
 """SIGTERM inside `deferred()` is raised when the block ends, never inside it (a fork hook or finaliser would swallow it)."""
 from __future__ import annotations
 
-import os
 import signal
+import threading
 import time
 
 import pytest
@@ -12,9 +12,15 @@ from dl_utils import termination
 from dl_utils.termination import Terminated, deferred, raise_if_terminated, worker_ignores_sigterm
 
 
+def _sigterm_to_this_thread() -> None:
+    """SIGTERM directed at this (the main) thread. A process-directed `os.kill` may be taken by another
+    thread (torch's, a browser driver's) whose C handler trips asynchronously: the Python handler could
+    then run after the `with` blocks below have ended and end the whole pytest session (seen in CI)."""
+    signal.pthread_kill(threading.get_ident(), signal.SIGTERM)
+
+
 def _until_delivered() -> None:
-    """Wait for the SIGTERM sent to this process: pending on this thread (blocked here), or taken by
-    another thread (torch's, a browser driver's), whose delivery is asynchronous, and handled here."""
+    """Wait for the SIGTERM sent to this thread: pending (blocked here) or handled."""
     deadline = time.monotonic() + 10
     while not termination._State.received and signal.SIGTERM not in signal.sigpending() and time.monotonic() < deadline:
         time.sleep(0.001)  # the handler runs between bytecodes: it must not raise inside `deferred`
@@ -24,7 +30,7 @@ def test_sigterm_inside_deferred_is_raised_when_the_block_ends():
     reached = False
     with sigterm_as_interrupt(), pytest.raises(Terminated):
         with deferred():
-            os.kill(os.getpid(), signal.SIGTERM)
+            _sigterm_to_this_thread()
             _until_delivered()
             reached = True
     assert reached
@@ -33,7 +39,7 @@ def test_sigterm_inside_deferred_is_raised_when_the_block_ends():
 
 def test_sigterm_outside_deferred_raises_at_once():
     with sigterm_as_interrupt(), pytest.raises(Terminated):
-        os.kill(os.getpid(), signal.SIGTERM)
+        _sigterm_to_this_thread()
         _until_delivered()
 
 
