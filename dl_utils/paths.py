@@ -13,6 +13,7 @@ it is written to (`--resume`, `uad describe`, `uad report`) and may come from so
 """
 from __future__ import annotations
 
+import hashlib
 import os
 from pathlib import Path, PurePath
 
@@ -65,7 +66,8 @@ def inside(folder: str | os.PathLike, *parts: str) -> Path:
 
 def flat_name(path: str | os.PathLike, root: str | os.PathLike | None = None) -> str:
     """A file path as one plain name: relative to `root` when inside it, parts joined by '__'
-    (`brain/x.png` -> `brain__x.png`), so names stay unique and never hold a separator."""
+    (`brain/x.png` -> `brain__x.png`), so names stay unique and never hold a separator. A name longer
+    than MAX_COMPONENT_BYTES keeps its end (the file name) behind a hash of the whole, so it stays unique."""
     pure = PurePath(path)
     if root is not None:
         try:
@@ -73,7 +75,13 @@ def flat_name(path: str | os.PathLike, root: str | os.PathLike | None = None) ->
         except ValueError:
             pass
     parts = [p for p in pure.parts if p not in (pure.anchor, ".", "..", "")]
-    return "__".join(parts) or pure.name or "unnamed"
+    name = "__".join(parts) or pure.name or "unnamed"
+    encoded = name.encode("utf-8", "surrogateescape")
+    if len(encoded) <= MAX_COMPONENT_BYTES:
+        return name
+    digest = hashlib.sha256(encoded).hexdigest()[:16]
+    tail = encoded[-(MAX_COMPONENT_BYTES - len(digest) - 2):].decode("utf-8", "ignore")  # a cut character is dropped
+    return f"{digest}__{tail}"
 
 
 def check_links_stay_inside(folder: str | os.PathLike, fix: str) -> None:

@@ -22,7 +22,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from core.config.configurator import apply_overrides, describe_sources, load_config
+from core.config.configurator import load_config
 from core.run.experiment import check_experiment, run_experiment
 from core.run.results import read_results, table_columns, table_header
 from core.run.run_folder import claim_run_dir, claimed_by_main
@@ -118,7 +118,7 @@ def run_folds(config_path: str | Path, folds: Sequence[int], overrides: Sequence
     if not folds or len(set(folds)) != len(folds) or min(folds) < 0:
         raise UserInputError(f"--folds {' '.join(map(str, folds))}: give distinct fold numbers >= 0, e.g. --folds 0 1 2 3 4")
     sources: list[Path] = []
-    config = apply_overrides(load_config(config_path, sources), overrides, describe_sources(config_path, sources))
+    config = load_config(config_path, sources, overrides)
     paths = fold_paths(config)
     if not paths:
         raise UserInputError(

@@ -235,12 +235,21 @@ def merge_configs(base: dict[str, Any], override: dict[str, Any]) -> dict[str, A
     return merged
 
 
-def load_config(path: str | Path, sources: list[Path] | None = None) -> dict[str, Any]:
-    """A project YAML with its `base` configs merged under it (in the order listed).
+def load_config(path: str | Path, sources: list[Path] | None = None, overrides: Iterable[str] = ()) -> dict[str, Any]:
+    """A project YAML with its `base` configs merged under it (in the order listed), `--set`
+    `overrides` applied, then its tasks' `extends` resolved.
 
-    `sources`, when given, receives every file read, bases before the files extending them.
+    `sources`, when given, receives every file read, bases before the files extending them. An
+    override of a task reaches the tasks that extend it (set before they are resolved), and may
+    name a key a task only inherits (its parents are created in that task).
     """
-    config = _load_with_bases(Path(path), (), sources if sources is not None else [])
+    sources = sources if sources is not None else []
+    config = _load_with_bases(Path(path), (), sources)
+    overrides = list(overrides)
+    if overrides:
+        where = describe_sources(path, sources)
+        apply_overrides(resolve_task_extensions(config, path), overrides, where)  # every key path checked as the user sees it
+        config = apply_overrides(config, overrides, where, create_parents=True)
     return resolve_task_extensions(config, path)
 
 
@@ -305,27 +314,35 @@ def _load_with_bases(path: Path, chain: tuple[Path, ...], sources: list[Path]) -
         raise UserInputError(f"{path}: {exc}") from exc
 
 
-def apply_overrides(config: dict[str, Any], overrides: Iterable[str], path: str | Path) -> dict[str, Any]:
-    """Apply `key.path=value` overrides; values are typed by YAML rules; parents must exist."""
+MAX_SHOWN_OVERRIDE = 80  # an error line quotes at most this much of a `--set` item
+
+
+def apply_overrides(config: dict[str, Any], overrides: Iterable[str], path: str | Path,
+                    create_parents: bool = False) -> dict[str, Any]:
+    """Apply `key.path=value` overrides; values are typed by YAML rules; parents must exist (or, with
+    `create_parents`, are created: `load_config` sets a key that a task inherits through `extends`)."""
     config = copy.deepcopy(config)
     for item in overrides:
+        shown = item if len(item) <= MAX_SHOWN_OVERRIDE else item[:MAX_SHOWN_OVERRIDE] + f"... ({len(item)} characters)"
         if "=" not in item:
-            raise UserInputError(f"--set {item}: expected key.path=value")
+            raise UserInputError(f"--set {shown}: expected key.path=value")
         dotted, raw = item.split("=", 1)
         keys = dotted.strip().split(".")
         if not dotted.strip() or any(not k for k in keys):
-            raise UserInputError(f"--set {item}: expected key.path=value with a non-empty key path")
+            raise UserInputError(f"--set {shown}: expected key.path=value with a non-empty key path")
         if keys[0] == BASE_KEY:  # the bases are merged when the file is read, before any --set
-            raise ConfigError(path, BASE_KEY, f"--set {item}: base configs are merged when the file is read, so --set "
+            raise ConfigError(path, BASE_KEY, f"--set {shown}: base configs are merged when the file is read, so --set "
                                               "cannot change them; write `base:` in the config file (or --set the keys themselves)")
         try:
             value = safe_load(raw)
         except (yaml.YAMLError, ConfigTooLarge, RecursionError) as exc:
             problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-            raise UserInputError(f"--set {item}: the value is not valid YAML ({problem}); quote a string as "
+            raise UserInputError(f"--set {shown}: the value is not valid YAML ({problem}); quote a string as "
                                  "key='\"text\"', write lists as [a, b] and mappings as {k: v}") from exc
         node: Any = config
         for depth, key in enumerate(keys[:-1]):
+            if create_parents and isinstance(node, dict) and key not in node:
+                node[key] = {}
             if not isinstance(node, dict) or key not in node:
                 here = ".".join(keys[: depth + 1])
                 options = node.keys() if isinstance(node, dict) else []

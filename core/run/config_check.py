@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from core.config.builder import ComponentBuilder
-from core.config.configurator import apply_overrides, describe_sources, load_config, validate_top_level
+from core.config.configurator import describe_sources, load_config, validate_top_level
 from core.run.assembly import check_parts
 from core.run.checkpoint_metadata import complete_config
 from dl_utils.param_groups import HeldWarnings
@@ -24,9 +24,8 @@ def check_config(config_path: str | Path, overrides: list[str] | None = None, al
     a config that runs other configs (`orchestrator`) is checked when it runs."""
     with HeldWarnings():  # a refused config is one line, without the upgrade warnings before it
         sources: list[Path] = []
-        config = load_config(config_path, sources)
+        config = load_config(config_path, sources, overrides or [])
         where = describe_sources(config_path, sources)
-        config = apply_overrides(config, list(overrides or []), where)
         if ORCHESTRATOR_KEY in config:
             return
         completed = complete_config(config)  # a test-only config takes its model (and tasks) from its weights

@@ -15,7 +15,7 @@ import torch
 import yaml
 
 from core.config.builder import ORCHESTRATOR, ComponentBuilder
-from core.config.configurator import ConfigError, apply_overrides, describe_sources, load_config, refuse_file_opt_in, run_seed, validate_top_level
+from core.config.configurator import ConfigError, describe_sources, load_config, refuse_file_opt_in, run_seed, validate_top_level
 from core.evaluation.result import EvaluationResult
 from core.run import checkpoint_metadata
 from core.run.assembly import Parts, build_parts
@@ -91,9 +91,8 @@ def check_experiment(config_path: str | Path, overrides: list[str] | None = None
 def _load(config_path: Path, overrides: list[str]) -> tuple[dict[str, Any], str]:
     """The config with its bases merged and `--set` applied, and how to name where it came from."""
     sources: list[Path] = []
-    config = load_config(config_path, sources)
-    where = describe_sources(config_path, sources)
-    return apply_overrides(config, overrides, where), where
+    config = load_config(config_path, sources, overrides)
+    return config, describe_sources(config_path, sources)
 
 
 def _build(config: dict[str, Any], config_path: Path, where: str, ctx: DistributedContext, device: torch.device,

@@ -71,7 +71,7 @@ def resume_config(run_dir: Path, config_path: Path, overrides: list[str]) -> dic
             raise UserInputError(f"{run_dir}: was started from {origin['config_path']}, not {config_path}; "
                                  "pass that --config_path to resume it")
         if config_path.is_file():
-            current = apply_overrides(load_config(config_path), origin.get("overrides", []), config_path)
+            current = load_config(config_path, overrides=origin.get("overrides", []))
             builder = ComponentBuilder(config_path)  # the stored config was upgraded before it was written
             changed = first_difference(builder.upgrade(stored), builder.upgrade(current))
             if changed:

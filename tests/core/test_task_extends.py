@@ -42,6 +42,22 @@ def test_a_bad_extends_is_one_line_naming_the_key(tmp_path, tasks, words):
     assert words in str(err.value) and "downstream_tasks." in str(err.value) and "\n" not in str(err.value)
 
 
+def test_a_set_on_a_task_reaches_the_tasks_that_extend_it(tmp_path):
+    """`--set` is applied before `extends` is resolved: one protocol changed once changes every task built on it."""
+    path = _write(tmp_path, {"a": PROTOCOL, "b": {"extends": "a"}})
+    tasks = load_config(path, overrides=["downstream_tasks.a.params.fpr_levels=[0.1]"])["downstream_tasks"]
+    assert tasks["a"]["params"]["fpr_levels"] == tasks["b"]["params"]["fpr_levels"] == [0.1]
+
+
+def test_a_set_may_name_a_key_that_a_task_only_inherits(tmp_path):
+    path = _write(tmp_path, {"a": PROTOCOL, "b": {"extends": "a"}})
+    tasks = load_config(path, overrides=["downstream_tasks.b.params.fpr_levels=[0.2]"])["downstream_tasks"]
+    assert tasks["a"]["params"]["fpr_levels"] == [0.01, 0.05] and tasks["b"]["params"]["fpr_levels"] == [0.2]
+    assert tasks["b"]["params"]["scorer"] == PROTOCOL["params"]["scorer"]  # the rest still inherited
+    with pytest.raises(UserInputError, match=r"downstream_tasks\.b\.params\.nope.*not in the config"):
+        load_config(path, overrides=["downstream_tasks.b.params.nope.x=1"])
+
+
 def test_ra_demo_config_evaluates_both_maps_with_one_protocol():
     tasks = load_config("projects/RA/configs/ra.yaml")["downstream_tasks"]
     lpips, l1 = tasks["anomaly_detection"], tasks["anomaly_detection_l1"]

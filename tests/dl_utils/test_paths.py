@@ -41,6 +41,13 @@ def test_flat_name_is_unique_and_plain():
     assert component_problem(flat_name("../../x.png")) is None
 
 
+def test_a_deep_path_is_a_short_unique_name_ending_in_its_file_name():
+    deep = "/".join(["ü" * 30] * 10)
+    a, b = flat_name(f"{deep}/a/slice_001.png"), flat_name(f"{deep}/b/slice_001.png")
+    assert component_problem(a) is None and component_problem(b) is None
+    assert a != b and a.endswith("slice_001.png") and b.endswith("slice_001.png")
+
+
 def test_links_inside_a_run_folder_are_fine_links_leaving_it_are_refused(tmp_path):
     run, outside = tmp_path / "run", tmp_path / "outside"
     (run / "checkpoints").mkdir(parents=True)
