@@ -30,7 +30,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import shutil
 import subprocess
 import sys
@@ -41,6 +40,8 @@ from pathlib import Path
 import numpy as np
 import torch
 from torch import nn
+
+from benchmarks.harness import max_rss_mb
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -112,7 +113,7 @@ def child(count: int, shape: tuple[int, int, int], out: Path) -> None:
         thresholds=ThresholdSettings(oracle=False), outputs=OutputSettings(figure_cases=1, save_maps=False))
     results = evaluator.run(out / "run").to_json()
     seconds = time.perf_counter() - started
-    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KB on Linux -> MB
+    rss = max_rss_mb()
     peaks = [rss]
     if ctx.enabled:
         import torch.distributed as dist

@@ -22,6 +22,7 @@ from pytorch_msssim import ssim as msssim_ssim
 from skimage.metrics import structural_similarity
 from torch.overrides import TorchFunctionMode
 
+from benchmarks.harness import alternating_rounds, best_of, median_ratio, timed_call
 from optim.scoring import (
     L1Scorer,
     MahalanobisScorer,
@@ -55,22 +56,9 @@ def synthetic_case(num_recs: int, seed: int = 0, shape: tuple[int, int, int] = S
     return x, recs, mask
 
 
-def timed(fn: Callable[[], object], repeats: int) -> tuple[float, float]:
-    """Best (wall, process CPU) seconds of `repeats` calls after one warm-up (none if 1)."""
-    if repeats > 1:
-        fn()
-    walls, cpus = [], []
-    for _ in range(repeats):
-        wall, cpu = time.perf_counter(), time.process_time()
-        fn()
-        walls.append(time.perf_counter() - wall)
-        cpus.append(time.process_time() - cpu)
-    return min(walls), min(cpus)
-
-
 def row(name: str, fn: Callable[[], object], repeats: int, note: str = "") -> Row:
-    """One table row: the timing of fn under name."""
-    return name, timed(fn, repeats), note
+    """One table row: the best timing of fn under name (after one warm-up when repeats > 1)."""
+    return name, best_of(fn, repeats, warm_up=repeats > 1), note
 
 
 def _window(sigma: float, truncate: float = 3.5) -> int:
@@ -120,8 +108,9 @@ def mahalanobis_rows(repeats: int, dense_slices: int, shape: tuple[int, int, int
     centre = depth // 2
     chosen = list(range(centre - dense_slices // 2, centre - dense_slices // 2 + dense_slices))
     brain = mask.flatten(0, 1).sum(0)
-    dense_time = timed(lambda: dense_mahalanobis_pixel_scores(x, recs, mask, slices=chosen), 1)
-    fp16_time = timed(lambda: autocast_fp16_pixel_scores(x[..., chosen], recs[..., chosen], mask[..., chosen]), 1)
+    dense_time = best_of(lambda: dense_mahalanobis_pixel_scores(x, recs, mask, slices=chosen), 1, warm_up=False)
+    fp16_time = best_of(lambda: autocast_fp16_pixel_scores(x[..., chosen], recs[..., chosen], mask[..., chosen]), 1,
+                        warm_up=False)
     note = "full volume"
     if len(chosen) < depth:
         dense_time = tuple(t * depth / len(chosen) for t in dense_time)
@@ -195,9 +184,7 @@ class _InverseTimer(TorchFunctionMode):
 def _timed_run(fn: Callable[[], torch.Tensor]) -> tuple[torch.Tensor, float, float, float]:
     """fn() -> (result, wall s, process CPU s, share of the wall in torch.linalg.inv)."""
     with _InverseTimer() as inverse:
-        wall, cpu = time.perf_counter(), time.process_time()
-        result = fn()
-        wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+        result, wall, cpu = timed_call(fn)
     return result, wall, cpu, inverse.seconds / wall
 
 
@@ -214,19 +201,16 @@ def fp16_mhd_report(rounds: int, shape: tuple[int, int, int] = SHAPE) -> str:
              f"{'round':>5} {'before':>16} {'after':>16} {'before/after':>13} {'inverse share':>14}  bitwise"]
     for fn in (_fp16_scores_before, autocast_fp16_pixel_scores):  # warm-up on a corner (threads, libraries)
         fn(x[:16, :16], recs[:, :16, :16], torch.ones_like(mask[:16, :16]))
-    ratios, shares = [], []
-    for k in range(rounds):
-        order = [("before", _fp16_scores_before), ("after", autocast_fp16_pixel_scores)]
-        runs = {}
-        for name, fn in order if k % 2 == 0 else order[::-1]:  # alternate which runs first
-            runs[name] = _timed_run(lambda fn=fn: fn(x, recs, mask))
-        (old, old_wall, old_cpu, _), (new, new_wall, new_cpu, share) = runs["before"], runs["after"]
-        ratios.append(old_cpu / new_cpu)
-        shares.append(share)
+    variants = {"before": _fp16_scores_before, "after": autocast_fp16_pixel_scores}
+    runs = alternating_rounds({name: lambda fn=fn: _timed_run(lambda: fn(x, recs, mask)) for name, fn in variants.items()},
+                              rounds, swap=True)  # alternate which runs first
+    for k, ((old, old_wall, old_cpu, _), (new, new_wall, new_cpu, share)) in enumerate(zip(runs["before"], runs["after"])):
         same = torch.equal(old.view(torch.int32), new.view(torch.int32))
         lines.append(f"{k + 1:>5} {old_wall:>7.2f} {old_cpu:>8.2f} {new_wall:>7.2f} {new_cpu:>8.2f} "
-                     f"{ratios[-1]:>13.3f} {share:>14.0%}  {same}")
-    lines.append(f"median before/after (CPU time): {float(np.median(ratios)):.3f}; "
+                     f"{old_cpu / new_cpu:>13.3f} {share:>14.0%}  {same}")
+    ratio = median_ratio((r[2] for r in runs["before"]), (r[2] for r in runs["after"]))
+    shares = [r[3] for r in runs["after"]]
+    lines.append(f"median before/after (CPU time): {ratio:.3f}; "
                  f"median share of the 'after' wall in torch.linalg.inv: {float(np.median(shares)):.0%}")
     half = recs[..., 0][:, inside].to(torch.float16)
     centred = half - half.mean(0)
@@ -239,11 +223,11 @@ def fp16_mhd_report(rounds: int, shape: tuple[int, int, int] = SHAPE) -> str:
         return torch.where(torch.isfinite(distance), distance, torch.zeros_like(distance))
 
     reference = scores(torch.linalg.inv(a))
-    lu_cpu = timed(lambda: torch.linalg.inv(a), 1)[1]
+    lu_cpu = best_of(lambda: torch.linalg.inv(a), 1, warm_up=False)[1]
     lines.append(f"{'other inverse of the same matrix':<32} {'CPU / LU':>10} {'scores bitwise':>15} {'max |diff| / max':>17}")
     for name, inverse in _other_inverses(centred, 0.01).items():
         inverse(a[:64, :64].clone())  # warm-up
-        cpu = timed(lambda: inverse(a), 1)[1]
+        cpu = best_of(lambda: inverse(a), 1, warm_up=False)[1]
         other = scores(inverse(a))
         share = float((other == reference).double().mean())
         lines.append(f"{name:<32} {cpu / lu_cpu:>10.2f} {share:>15.4f} "

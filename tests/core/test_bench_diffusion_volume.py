@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from benchmarks.bench_diffusion import evaluated_volume, labelled_test_set
+from benchmarks.diffusion.volumes import evaluated_volume, labelled_test_set
 from core.config.builder import ComponentBuilder
 from tests.demo_like_data import write_demo_like
 

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 
-from benchmarks.bench_diffusion import _randomize_zero_layers
+from benchmarks.diffusion.models import randomize_zero_layers
 from core.commands.cli import main as uad
 from core.evaluation.pipeline import InferenceSettings, ScoringPipeline, ScoringSpec
 from core.evaluation.unet_compile import toolchain_missing
@@ -27,7 +27,7 @@ def _maps(precision: str) -> tuple[np.ndarray, torch.Tensor]:
     torch.manual_seed(0)
     model = DDPM(image_size=16, unet=UNetArchitecture(base_channels=8, channel_mult=(1, 2), num_res_blocks=1, num_groups=4,
                                                       num_head_channels=8))
-    _randomize_zero_layers(model.unet)
+    randomize_zero_layers(model.unet)
     image, mask, _ = phantom((16, 16, 4), 1.0)
     volume = SimpleNamespace(name="v", image=torch.from_numpy(image), mask=torch.from_numpy(mask))
     inference = InferenceSettings(slice_batch_size=4, precision=precision, channels_last=True, compile_unet=False)
@@ -98,7 +98,7 @@ def test_bf16_with_the_compiled_unet_as_evaluated():
     torch.manual_seed(0)
     model = DDPM(image_size=8, unet=UNetArchitecture(base_channels=8, channel_mult=(1,), num_res_blocks=1, num_groups=4,
                                                      num_head_channels=8))
-    _randomize_zero_layers(model.unet)
+    randomize_zero_layers(model.unet)
     image = torch.rand(8, 8, 2, generator=torch.Generator().manual_seed(0))
     volume = SimpleNamespace(name="v", image=image, mask=torch.ones(8, 8, 2, dtype=torch.bool))
     maps = {}
