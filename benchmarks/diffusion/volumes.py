@@ -35,6 +35,7 @@ def evaluated_volume(builder: ComponentBuilder, config: dict[str, Any], slices: 
     when no task names a test set."""
     from types import SimpleNamespace
 
+    from core.config.configurator import shared_values
     from core.run.assembly import build_datasets
 
     for task, spec in (config.get("downstream_tasks") or {}).items():
@@ -43,7 +44,7 @@ def evaluated_volume(builder: ComponentBuilder, config: dict[str, Any], slices: 
         if name is None:
             continue
         loader = {**spec["data_loader"], "datasets": {name: spec["data_loader"]["datasets"][name]}}
-        found = build_datasets(builder, loader, f"{key}.data_loader", config.get("data_root"))[name][0]
+        found = build_datasets(builder, loader, f"{key}.data_loader", shared_values(config))[name][0]
         depth = found.image.shape[-1]
         start = max(0, (depth - slices) // 2)
         keep = slice(start, start + slices)

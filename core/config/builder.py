@@ -191,13 +191,13 @@ class ComponentBuilder:
     def check_params(self, cls: type, params: dict[str, Any], key: str, reserved: Iterable[str] = (),
                      prefix: str | None = None) -> None:
         """Names and types of `params` against `cls`'s constructor; nested components and typed
-        parts are checked too. `prefix`: where the params sit (default `<key>.params`)."""
+        parts are checked too. `prefix`: where the params sit (default `<key>.params`; "" for top-level keys)."""
         prefix = f"{key}.params" if prefix is None else prefix
         names, open_ended = constructor_keywords(cls)
         names -= set(reserved)
         hints = constructor_hints(cls)
         for name, value in params.items():
-            where = f"{prefix}.{name}"
+            where = f"{prefix}.{name}" if prefix else str(name)
             if name in reserved:
                 raise ConfigError(self.config_path, where, "is set by the framework, not the YAML")
             if not open_ended and name not in names:

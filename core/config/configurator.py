@@ -39,12 +39,17 @@ TOP_LEVEL_KEYS = {
     "output_root": "folder that holds run folders (default runs)",
     "data_root": "folder the data sets' CSV paths are relative to, given to every data loader that takes data_root "
                  "and does not set its own",
+    "preprocessing": "VolumePreprocessor settings, given to every data loader that takes preprocessing and does not "
+                     "set its own",
     "configurator": "kept for iml-dl compatibility (ignored)",
     "logging": "{wandb: {mode: disabled|offline|online, project, entity}}",
     "model": "{module_name, class_name, params}",
     "trainer": "{module_name, class_name, params, data_loader}",
     "downstream_tasks": "{task name: {module_name, class_name, params, data_loader}}",
 }
+# Top-level values stated once for the whole config: each goes to every data loader (training data
+# module, evaluation data set) whose constructor takes a parameter of that name and that does not set its own.
+SHARED_KEYS = ("data_root", "preprocessing")
 EXPERIMENT_KEYS = ("name", "task", "weights")
 COMPONENT_KEYS = ("module_name", "class_name", "params")
 LOGGING_KEYS = ("wandb",)
@@ -52,7 +57,7 @@ WANDB_KEYS = ("mode", "project", "entity")
 # Types of the top-level values (the components are typed by their constructors).
 TOP_LEVEL_TYPES: dict[str, Any] = {
     "name": str, "device": str, "seed": int, "deterministic": bool, "num_threads": int | None, "output_root": str,
-    "data_root": str | None,
+    "data_root": str | None, "preprocessing": dict[str, Any] | None,  # its fields: checked where a data loader takes it
     "experiment": dict, "logging": dict | None,
     "model": dict, "trainer": dict, "downstream_tasks": dict | None,
 }
@@ -367,6 +372,12 @@ def refuse_file_opt_in(config: Any, path: str | Path) -> None:
 def run_seed(config: dict[str, Any]) -> int:
     """The run's seed: the config's `seed`, else `DEFAULT_SEED`."""
     return int(config.get("seed", DEFAULT_SEED))
+
+
+def shared_values(config: dict[str, Any]) -> dict[str, Any]:
+    """The config's top-level values for its data loaders (`SHARED_KEYS`: `data_root`, `preprocessing`);
+    None where the config does not state one."""
+    return {key: config.get(key) for key in SHARED_KEYS}
 
 
 def validate_top_level(config: dict[str, Any], path: str | Path) -> None:

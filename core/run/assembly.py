@@ -6,7 +6,7 @@ data sets loaded), test weights. Only when all of this succeeded does a run fold
 """
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 from core.config.builder import DATA_MODULE, EVALUATION_SET, MODEL, ComponentBuilder, constructor_keywords
-from core.config.configurator import COMPONENT_KEYS, ConfigError, run_seed
+from core.config.configurator import COMPONENT_KEYS, ConfigError, run_seed, shared_values
 from core.evaluation.contracts import SliceGridSet
 from core.evaluation.evaluator import DownstreamEvaluator, EvaluationContext
 from core.evaluation.reconstruction import Precision, reconstruct_volume
@@ -91,8 +91,8 @@ def build_data_module(builder: ComponentBuilder, config: dict[str, Any], seed: i
     key = "trainer.data_loader"
     _check_keys(builder, spec, key, COMPONENT_KEYS)  # a sibling of params would be silently ignored
     cls = builder.check(spec, key, expected=DATA_MODULE)  # e.g. data.volume_dataset.VolumeDataModule
-    data_module = builder.build(spec, key, expected=DATA_MODULE,
-                                **_run_values(cls, spec, {"seed": seed, "data_root": config.get("data_root")}))
+    shared = _shared(builder, cls, spec, shared_values(config))
+    data_module = builder.build(spec, key, expected=DATA_MODULE, **_run_values(cls, spec, {"seed": seed}), **shared)
     problem = data_module_problem(data_module)
     if problem:
         raise ConfigError(builder.config_path, key, f"{cls.__name__} {problem}")
@@ -238,12 +238,20 @@ def _model_fails_on(model: nn.Module, image: torch.Tensor, device: torch.device)
     return None
 
 
-def _run_values(cls: type, spec: dict[str, Any], values: dict[str, Any]) -> dict[str, Any]:
-    """The run's values (seed, the config's `data_root`) for the constructor parameters of the
-    same name that the YAML leaves unset; a value of None is not passed."""
+def _run_values(cls: type, spec: dict[str, Any], values: Mapping[str, Any]) -> dict[str, Any]:
+    """The run's values (seed, the config's top-level `data_root` / `preprocessing`) for the constructor
+    parameters of the same name that the YAML leaves unset; a value of None is not passed."""
     names, _ = constructor_keywords(cls)
     params = spec.get("params") or {}
     return {k: v for k, v in values.items() if v is not None and k in names and k not in params}
+
+
+def _shared(builder: ComponentBuilder, cls: type, spec: dict[str, Any], values: Mapping[str, Any]) -> dict[str, Any]:
+    """The config's top-level values for data loaders (`shared_values`) that `cls` takes and `spec` does not
+    set, checked against its constructor as its own params are (an error names the top-level key)."""
+    given = _run_values(cls, spec, values)
+    builder.check_params(cls, given, "", prefix="")
+    return given
 
 
 def _task_specs(builder: ComponentBuilder, config: dict[str, Any]) -> Iterator[tuple[str, str, dict[str, Any]]]:
@@ -267,7 +275,7 @@ def build_evaluators(builder: ComponentBuilder, config: dict[str, Any], model: n
     for name, key, spec in _task_specs(builder, config):
         component = _component(spec)
         cls = builder.check(component, key, reserved=EVALUATOR_RESERVED, expected=DownstreamEvaluator)
-        datasets = build_datasets(builder, spec["data_loader"], f"{key}.data_loader", config.get("data_root")) \
+        datasets = build_datasets(builder, spec["data_loader"], f"{key}.data_loader", shared_values(config)) \
             if "data_loader" in spec else {}
         context = EvaluationContext(model=model, device=device, datasets=datasets)
         injected: dict[str, Any] = {"context": context,
@@ -283,17 +291,18 @@ def evaluation_seed(config: dict[str, Any], task: str) -> int:
     return int(params["seed"]) if params.get("seed") is not None else run_seed(config)
 
 
-def build_datasets(builder: ComponentBuilder, spec: Any, key: str, data_root: str | None = None) -> dict[str, Any]:
-    """`data_loader: {module_name, class_name, params, datasets: {name: params overrides}}`; the
-    config's `data_root` goes to each data set that takes one and does not set its own."""
+def build_datasets(builder: ComponentBuilder, spec: Any, key: str, shared: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """`data_loader: {module_name, class_name, params, datasets: {name: params overrides}}`; each of the
+    config's `shared` top-level values (`shared_values`: `data_root`, `preprocessing`) goes to each data
+    set that takes it and does not set its own."""
     datasets = {}
     for name, component in _dataset_components(builder, spec, key):
         cls = builder.resolve_class(component, f"{key}.datasets.{name}", expected=EVALUATION_SET)
         # each parameter checked where the YAML states it: the common `params`, or the data set's own overrides
         builder.check_params(cls, spec.get("params") or {}, key, prefix=f"{key}.params")
         builder.check_params(cls, spec["datasets"][name] or {}, key, prefix=f"{key}.datasets.{name}")
-        datasets[name] = builder.build(component, f"{key}.datasets.{name}", expected=EVALUATION_SET,
-                                       **_run_values(cls, component, {"data_root": data_root}))
+        given = _shared(builder, cls, component, shared or {})
+        datasets[name] = builder.build(component, f"{key}.datasets.{name}", expected=EVALUATION_SET, **given)
     return datasets
 
 
@@ -371,7 +380,7 @@ def check_components(config: dict[str, Any], builder: ComponentBuilder) -> None:
     for _, key, spec in _task_specs(builder, config):
         builder.check(_component(spec), key, reserved=EVALUATOR_RESERVED, expected=DownstreamEvaluator)
         if "data_loader" in spec:
-            check_dataset_specs(builder, spec["data_loader"], f"{key}.data_loader")
+            check_dataset_specs(builder, spec["data_loader"], f"{key}.data_loader", shared_values(config))
 
 
 def check_trainer_section(builder: ComponentBuilder, config: dict[str, Any]) -> None:
@@ -388,11 +397,13 @@ def check_trainer_section(builder: ComponentBuilder, config: dict[str, Any]) -> 
     builder.check(_component(trainer_cfg), "trainer", reserved=TRAINER_RESERVED, expected=Trainer)
     if trainer_cfg.get("data_loader") is not None:
         _check_keys(builder, trainer_cfg["data_loader"], "trainer.data_loader", COMPONENT_KEYS)
-        builder.check(trainer_cfg["data_loader"], "trainer.data_loader", expected=DATA_MODULE)
+        cls = builder.check(trainer_cfg["data_loader"], "trainer.data_loader", expected=DATA_MODULE)
+        _shared(builder, cls, trainer_cfg["data_loader"], shared_values(config))
 
 
-def check_dataset_specs(builder: ComponentBuilder, spec: Any, key: str) -> None:
+def check_dataset_specs(builder: ComponentBuilder, spec: Any, key: str, shared: Mapping[str, Any] | None = None) -> None:
     """A task's `data_loader` as `build_datasets` reads it (keys, names, class and role, every data
-    set's params), without reading any data."""
+    set's params and the `shared` top-level values it takes), without reading any data."""
     for name, component in _dataset_components(builder, spec, key):
-        builder.check(component, f"{key}.datasets.{name}", expected=EVALUATION_SET)
+        cls = builder.check(component, f"{key}.datasets.{name}", expected=EVALUATION_SET)
+        _shared(builder, cls, component, shared or {})

@@ -32,7 +32,14 @@ from typing import Any
 from torch import nn
 
 from core.config.builder import MODEL, ComponentBuilder
-from core.config.configurator import check_top_level, check_yaml_data, load_yaml, refuse_file_opt_in, resolve_task_extensions
+from core.config.configurator import (
+    SHARED_KEYS,
+    check_top_level,
+    check_yaml_data,
+    load_yaml,
+    refuse_file_opt_in,
+    resolve_task_extensions,
+)
 from core.evaluation.result import EvaluationResult, InputGrid, ScoredWith, SetResult
 from core.evaluation.thresholds import FittedThreshold, legacy_fitted, legacy_thresholds_from_metrics, thresholds_from_json
 from core.run.assembly import check_components
@@ -279,7 +286,7 @@ def complete_config(config: dict[str, Any]) -> dict[str, Any]:
         return config
     stored = read(load_checkpoint(weights), weights)
     out = copy.deepcopy(config)
-    for key in ("model", "downstream_tasks", "name", "data_root"):
+    for key in ("model", "downstream_tasks", "name", *SHARED_KEYS):
         if key not in out and key in stored:
             out[key] = copy.deepcopy(stored[key])
     return out
@@ -334,9 +341,10 @@ def _grid_from_maps(run_dir: Path, task: str, config: dict[str, Any]) -> InputGr
 
 
 def _task_preprocessing(config: dict[str, Any], task: str) -> Any:
-    """The preprocessing of a task's data loader, as written before input grids were recorded (version 1)."""
+    """The preprocessing of a task's data loader, as written before input grids were recorded (version 1);
+    the config's top-level `preprocessing` where the loader sets none (as `build_datasets` gives it)."""
     loader = ((config.get("downstream_tasks") or {}).get(task, {}).get("data_loader") or {}).get("params") or {}
-    return loader.get("preprocessing")
+    return loader.get("preprocessing", config.get("preprocessing"))
 
 
 def _volumes_from_rows(path: Path) -> dict[str, list[str]]:

@@ -269,7 +269,7 @@ def test_describe_records_a_resized_evaluation_grid_and_predict_scores_on_it(tra
     evaluated set, and a raw scan of another size, onto that grid: the evaluated set's maps to the digit."""
     from core.evaluation.pipeline import ScoringPipeline
 
-    resize = f"downstream_tasks.{TASK}.data_loader.params.preprocessing.target_shape=[{', '.join(map(str, RESIZED))}]"
+    resize = f"preprocessing.target_shape=[{', '.join(map(str, RESIZED))}]"
     assert uad(["test", "--model", str(trained_run), "--quiet", "--output_root", str(tmp_path / "runs"), "--set", resize]) == 0
     (evaluated,) = [p.parent for p in (tmp_path / "runs").rglob("results.json")]
     state = torch.load(trained_run / "checkpoints" / "best_model.pt", map_location="cpu", weights_only=True)

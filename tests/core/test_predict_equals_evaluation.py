@@ -23,6 +23,7 @@ from torch import nn
 
 from core.commands.cli import main as uad
 from core.config.builder import ComponentBuilder
+from core.config.configurator import shared_values
 from core.evaluation import pipeline as pipeline_module
 from core.evaluation import reconstruction, unet_compile
 from core.evaluation.evaluator import AnomalyDetectionEvaluator
@@ -117,7 +118,7 @@ def _evaluators_binarize(run: Path):
     key = f"downstream_tasks.{TASK}"
     spec = builder.build_param(task, key, AnomalyDetectionEvaluator.SCORING_PARAM)
     pipeline = ScoringPipeline(nn.Identity(), spec, torch.device("cpu"), 0)
-    volumes = build_datasets(builder, task["data_loader"], f"{key}.data_loader", config.get("data_root"))[TEST_SET]
+    volumes = build_datasets(builder, task["data_loader"], f"{key}.data_loader", shared_values(config))[TEST_SET]
     fitted = EvaluationResult.from_json(json.loads((run / "results.json").read_text())[TASK]).thresholds()[TEST_SET]
     return pipeline.binarize, [volumes[i] for i in range(len(volumes))], fitted[fpr_key(0.05)].value
 

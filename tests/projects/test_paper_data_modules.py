@@ -20,7 +20,7 @@ import pytest
 import torch
 
 from core.config.builder import ComponentBuilder
-from core.config.configurator import apply_overrides, load_config, run_seed
+from core.config.configurator import apply_overrides, load_config, run_seed, shared_values
 from core.run.assembly import build_data_module, build_datasets
 from data.csv_splits import SplitRow
 from data.nifti_io import save_nifti
@@ -175,7 +175,7 @@ def test_paper_evaluation_sets_read_t2(path, authors_data):
     config, builder = _authors_config(path, authors_data)
     key = "downstream_tasks.anomaly_detection.data_loader"
     spec = config["downstream_tasks"]["anomaly_detection"]["data_loader"]
-    datasets = build_datasets(builder, spec, key, config.get("data_root"))
+    datasets = build_datasets(builder, spec, key, shared_values(config))
     preprocessing = spec["params"]["preprocessing"]
     assert set(datasets) == set(spec["datasets"]) and len(datasets) == 10
     for name, volumes in datasets.items():
