@@ -35,6 +35,14 @@ from dl_utils.paths import flat_name
 CsvArg = str | Sequence[str] | None
 
 
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff")  # 2D image files (a NIfTI may be 2D or a 3D scan)
+
+
+def is_image_2d(path: Path) -> bool:
+    """Whether `path` names a 2D image file (PNG, JPEG, TIFF) by its suffix."""
+    return Path(path).suffix.lower() in IMAGE_SUFFIXES
+
+
 def load_image_2d(path: Path, mid_axial: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """(H, W) float32 array and (4, 4) affine from a PNG/JPEG/TIFF or a 2D NIfTI; with
     `mid_axial` a 3D NIfTI gives its slice D // 2."""
@@ -171,6 +179,51 @@ class ImageReading:
         object.__setattr__(self, "antialias", bool(self.antialias))
         object.__setattr__(self, "labels", parse_option(LabelGeometry, self.labels, "reading.labels"))
 
+    def to_plain(self) -> dict[str, Any]:
+        """The settings as plain values (a checkpoint's input grid records them: `uad predict` reads alike)."""
+        return {"target_size": list(self.target_size), "square": self.square, "intensity": str(self.intensity),
+                "resize": str(self.resize), "antialias": self.antialias, "labels": str(self.labels)}
+
+    def summary(self) -> str:
+        """One line for a person, e.g. `128 x 128, padded to square, to01, bilinear without antialias`."""
+        size = " x ".join(map(str, self.target_size))
+        square = ", padded to square" if self.square else ""
+        aliasing = "with" if self.antialias else "without"
+        return f"{size}{square}, {self.intensity}, {self.resize} {aliasing} antialias"
+
+    def geometry(self, data: np.ndarray, value: float | None = None) -> np.ndarray:
+        """Padded to square (`square`), else as it is."""
+        return pad_to_square(data, value) if self.square else data
+
+    def resized(self, data: np.ndarray) -> np.ndarray:
+        """(H, W) float -> target_size, by `resize` (no clipping)."""
+        if self.resize is Resize.BILINEAR:
+            tensor = torch.from_numpy(np.ascontiguousarray(data, dtype=np.float32))[None]
+            return tvf.resize(tensor, list(self.target_size), antialias=self.antialias)[0].numpy()
+        return sk_resize(data, self.target_size, order=1, anti_aliasing=self.antialias)
+
+    def image(self, path: Path, mid_axial: bool = False) -> tuple[np.ndarray, np.ndarray]:
+        """(the image file as a target_size slice in [0, 1], its affine): scaled (`intensity`), padded, resized, clipped."""
+        data, affine = load_image_2d(path, mid_axial)
+        scaled = to01(data) if self.intensity is Intensity.TO01 else min_max(data)
+        return np.clip(self.resized(self.geometry(scaled)), 0, 1), affine
+
+    def label(self, path: Path, mid_axial: bool = False) -> np.ndarray:
+        """A label or mask file (pixels > 0) at target_size as float: fractional at edges with `bilinear`
+        (RA's boxes as read), 0/1 (nearest) with `skimage`; padded like the image unless `labels` is `stretched`."""
+        data, _ = load_image_2d(path, mid_axial)
+        data = data > 0
+        if self.labels is LabelGeometry.AS_IMAGE:
+            data = self.geometry(data, 0.0)
+        if self.resize is Resize.BILINEAR:
+            return self.resized(data.astype(np.float32))
+        return sk_resize(data, self.target_size, order=0, preserve_range=True, anti_aliasing=False).astype(np.float32)
+
+    def binary(self, path: Path, mid_axial: bool = False, lesion: bool = False) -> np.ndarray:
+        """A mask (or, `lesion`, a label) file as booleans at target_size: lesion labels keep every pixel > 0
+        with `bilinear` (RA counts non-zero), other masks those > 0.5."""
+        return self.label(path, mid_axial) > (0.0 if lesion and self.resize is Resize.BILINEAR else 0.5)
+
 
 # Config version 1: the reading options were flat keys of ImageListSet and ImageListDataModule
 # (`labels` came later, only ever inside `reading`).
@@ -226,32 +279,8 @@ class ImageListSet(Sequence):
     def __len__(self) -> int:
         return len(self.files)
 
-    def _geometry(self, data: np.ndarray, value: float | None = None) -> np.ndarray:
-        return pad_to_square(data, value) if self.square else data
-
-    def _resized(self, data: np.ndarray) -> np.ndarray:
-        """(H, W) float -> target_size, by `resize` (no clipping)."""
-        if self.resize is Resize.BILINEAR:
-            tensor = torch.from_numpy(np.ascontiguousarray(data, dtype=np.float32))[None]
-            return tvf.resize(tensor, list(self.target_size), antialias=self.antialias)[0].numpy()
-        return sk_resize(data, self.target_size, order=1, anti_aliasing=self.antialias)
-
-    def _resized_label(self, path: Path) -> np.ndarray:
-        """The 0/1 label image at target_size as float: fractional at edges with `bilinear`
-        (RA's boxes as read), 0/1 (nearest) with `skimage`; padded like the image unless
-        `reading.labels` is `stretched`."""
-        data, _ = load_image_2d(path, self.mid_axial)
-        data = data > 0
-        if self.reading.labels is LabelGeometry.AS_IMAGE:
-            data = self._geometry(data, 0.0)
-        if self.resize is Resize.BILINEAR:
-            return self._resized(data.astype(np.float32))
-        return sk_resize(data, self.target_size, order=0, preserve_range=True, anti_aliasing=False).astype(np.float32)
-
     def _binary(self, path: Path | None, lesion: bool = False) -> np.ndarray | None:
-        if path is None:
-            return None
-        return self._resized_label(path) > (0.0 if lesion and self.resize is Resize.BILINEAR else 0.5)
+        return None if path is None else self.reading.binary(path, self.mid_axial, lesion)
 
     def _check_brain_mask(self, mask: np.ndarray, seg: np.ndarray | None, index: int) -> None:
         """A 'brain mask' that holds no pixel of a present lesion is RA's non-lesion mask:
@@ -268,10 +297,8 @@ class ImageListSet(Sequence):
             return [self[i] for i in range(*index.indices(len(self)))]
         index = range(len(self))[index]
         if index not in self._cache:
-            data, affine = load_image_2d(self.files[index], self.mid_axial)
-            scaled = to01(data) if self.intensity is Intensity.TO01 else min_max(data)
-            image = np.clip(self._resized(self._geometry(scaled)), 0, 1)
-            label_values = self._resized_label(self.labels[index]) if self.labels else None
+            image, affine = self.reading.image(self.files[index], self.mid_axial)
+            label_values = self.reading.label(self.labels[index], self.mid_axial) if self.labels else None
             seg = None if label_values is None else label_values > (0.0 if self.resize is Resize.BILINEAR else 0.5)
             given = self._binary(self.masks[index]) if self.masks else None
             negative = seg_weights = None
@@ -363,6 +390,7 @@ class ImageListDataModule:
         self.batch_size = int(batch_size)
         self.num_workers = int(num_workers)
         self.reading, self.masks = reading, masks
+        self.data_root = data_root  # (what `data.trained_on` reads of the training split)
         self._args = dict(data_root=data_root, mask_kind=masks.kind, reading=reading)
         self.drop_last = bool(drop_last)
         self.quantize_training = bool(quantize_training)

@@ -142,7 +142,10 @@ def from_data_module(data_module: Any) -> TrainedOn:
     dataset = ", ".join(str(Path(root) / str(n)) if root else str(n) for n in names)
     contrast = str(getattr(data_module, "mode", "unknown") or "unknown")
     if not isinstance(data_module, VolumeDataModule):
-        return TrainedOn(dataset, _rows(names, root), None, contrast, None, None)
+        reading = getattr(data_module, "reading", None)  # 2D images (`ImageListDataModule`): one slice of target_size
+        size = getattr(reading, "target_size", None)
+        grid = (int(size[0]), int(size[1]), 1) if size is not None else None
+        return TrainedOn(dataset, _rows(names, root), None, contrast, grid, None)
     from data.csv_splits import read_volume_split
     from data.preprocessing import VolumePreprocessor
     from data.volume_dataset import load_volume

@@ -68,7 +68,8 @@ def build_parser() -> argparse.ArgumentParser:
     predict = verbs.add_parser("predict", help="anomaly maps and masks for scans, in each scan's own space",
                                description="Score scans with a self-describing checkpoint; writes maps, masks, PNGs and predictions.csv.")
     predict.add_argument("--model", required=True, help="checkpoint (.pt) or run folder")
-    predict.add_argument("--input", required=True, help="a scan, a folder of scans, a `uad preprocess` output, or a CSV")
+    predict.add_argument("--input", required=True, help="a scan, a folder of scans, a `uad preprocess` output, or a CSV; for a checkpoint evaluated on 2D "
+                         "image lists: a PNG, a folder of PNGs or an image-list CSV")
     predict.add_argument("--output", required=True, help="output folder")
     examples = ", ".join(k.replace("%", "%%") for k in (VAL_DICE_KEY, fpr_key(0.01), fpr_key(0.05), fixed_key(0.009)))
     predict.add_argument("--threshold", default=fpr_key(0.05), type=arg_types.threshold_choice,
@@ -79,9 +80,9 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--precision", choices=[p.value for p in Precision],
                          help="model precision (default: the one the evaluation ran at, recorded in the checkpoint; auto = "
                               "bf16 autocast on CUDA, and on CPU for diffusion models where the CPU has bf16 units, else fp32)")
-    predict.add_argument("--data-root", help="folder the paths of a volume-layout --input CSV are relative to (default: its folder)")
+    predict.add_argument("--data-root", help="folder the paths of a volume-layout or image-list --input CSV are relative to (default: its folder)")
     predict.add_argument("--preprocessed", action="store_true", help="scans are already preprocessed (skip preprocessing); needs --mask")
-    predict.add_argument("--mask", help="brain mask of --preprocessed scans")
+    predict.add_argument("--mask", help="brain mask of --preprocessed scans (of 2D images: a brain-mask image)")
     predict.add_argument("--no-png", action="store_true", help="skip the three-plane pictures")
     predict.add_argument("--no-report", action="store_true",
                          help="skip report.html (and the input / reconstruction NIfTIs it shows)")

@@ -8,7 +8,11 @@ and one row of `predictions.csv` (the sample score, the threshold used); with th
 and made, taken back the same way) and one `report.html` for all scans (`core.run.report`);
 `predict.json` records the checkpoint (path, sha256, `trained_on`) and the settings used, so
 `uad report FOLDER` rebuilds that page from the folder alone (`core.run.predict_record`).
-Scoring is the
+A checkpoint evaluated on 2D image lists (`data.image_list_dataset.ImageListSet`) scores PNG / JPEG /
+TIFF images (a file, a folder of them, an image-list CSV with a `filename` column) or the mid-axial
+slices of a volume-layout CSV, each read by the `ImageReading` settings its evaluation recorded in the
+checkpoint (target size, padding, intensity scaling, resize and antialias); its maps and masks are
+written on that grid, as the evaluator writes them. Scoring is the
 evaluator's own `ScoringPipeline`, built from the checkpoint's stored task with the same
 inference settings and the same per-volume seed (`Predictor.seed_key`), so a volume the run
 evaluated gets the map and mask it got there.
@@ -37,7 +41,8 @@ from core.run.assembly import evaluation_seed
 from core.run.checkpoint_metadata import TaskRecord
 from core.run.predict_record import PredictRecord, PredictSettings
 from core.run.report import try_write_report
-from data.csv_splits import SplitRow, read_volume_split
+from data.csv_splits import SplitRow, read_file_list, read_volume_split
+from data.image_list_dataset import ImageReading, MaskKind, is_image_2d, load_image_2d
 from data.interpolation import Interpolation
 from data.nifti_io import load_nifti, save_nifti
 from data.preprocessing import FlatIntensities, VolumePreprocessor
@@ -54,6 +59,7 @@ from dl_utils.checkpoint import atomic_write_csv, file_sha256, load_checkpoint
 from dl_utils.csv_files import read_csv
 from dl_utils.device import resolve_device
 from dl_utils.errors import UserInputError, WriteFailed
+from dl_utils.paths import flat_name
 
 LOG = logging.getLogger(__name__)
 PREDICTION_COLUMNS = ("scan", "status", "sample_score", "threshold_protocol", "threshold", "lesion_voxels",
@@ -116,6 +122,18 @@ class Predictor:
     def input_shape(self) -> list[int] | None:
         grid = self.record.input_grid
         return None if grid is None else list(grid.shape)
+
+    @property
+    def reading(self) -> ImageReading | None:
+        """How the evaluation read its 2D image files (None: it scored volumes, or did not record it)."""
+        grid = self.record.input_grid
+        return None if grid is None or grid.reading is None else ImageReading(**grid.reading)
+
+    @property
+    def mask_kind(self) -> MaskKind | None:
+        """What the mask files of its 2D image lists marked (None: not an image-list evaluation)."""
+        grid = self.record.input_grid
+        return None if grid is None else grid.mask_kind
 
     @property
     def preprocessor(self) -> VolumePreprocessor:
@@ -181,13 +199,24 @@ def load_predictor(model: str | Path, task: str | None = None, device: str = "au
 # ---- inputs ------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class Scan:
-    """One scan to score: raw (`subject`), in the volume layout (`row`) or preprocessed by `uad preprocess`."""
+    """One scan to score: raw (`subject`), in the volume layout (`row`), preprocessed by `uad preprocess`
+    (`preprocessed_dir`) or a 2D image file (`image`: PNG, JPEG, TIFF)."""
 
     name: str
     subject: SubjectInput | None = None
     row: SplitRow | None = None
     preprocessed_dir: Path | None = None
     origin: str = ""  # the CSV line (or subject) that named it; '' for a scan given as a file or a folder's
+    image: Path | None = None
+
+    @property
+    def kind(self) -> str:
+        """What it is, for an error line."""
+        if self.image is not None:
+            return "a 2D image"
+        if self.row is not None:
+            return "a preprocessed volume"
+        return "a `uad preprocess` subject folder" if self.preprocessed_dir is not None else "a raw scan"
 
     def files(self) -> ScanFiles | None:
         """The files it names, for `check_scan_headers` (None: a `uad preprocess` subject folder, read through its
@@ -202,13 +231,20 @@ class Scan:
 
 def read_scans(source: str | Path, preprocessed: bool = False, mask: str | Path | None = None,
                data_root: str | Path | None = None) -> list[Scan]:
-    """A scan, a folder of scans, a `uad preprocess` output folder, a raw-subject CSV or a
+    """A scan, a folder of scans, a `uad preprocess` output folder, a raw-subject CSV, a
     volume-layout CSV (already preprocessed: img_path, mask_path, relative to `data_root`,
-    default the CSV's folder)."""
+    default the CSV's folder), or 2D images: a PNG / JPEG / TIFF file, a folder of them, an
+    image-list CSV (`filename` column, relative to `data_root`, default the CSV's folder; each
+    named as the evaluator names it)."""
     source = Path(source)
     if source.is_dir() and (source / "subjects").is_dir():
         dirs = sorted(p for p in (source / "subjects").iterdir() if (p / TRANSFORM_FILE).is_file())
         return [Scan(p.name, preprocessed_dir=p) for p in dirs]
+    images = _image_files(source, data_root)
+    if images is not None:
+        if preprocessed:
+            raise UserInputError(f"{source}: 2D images are read as the checkpoint's evaluation read them; drop --preprocessed")
+        return images
     if source.is_file() and source.suffix == ".csv":
         columns = read_csv(source, "give a CSV of subjects or a volume-layout CSV, a scan or a folder of scans").columns
         if "img_path" in columns and "mask_path" in columns:
@@ -224,6 +260,53 @@ def read_scans(source: str | Path, preprocessed: bool = False, mask: str | Path 
         return [Scan(scan_name(f), row=SplitRow(scan_name(f), float("nan"), 0, f, Path(mask), None)) for f in files]
     named = source.suffix.lower() == ".csv"  # a CSV of subjects: each scan named by its subject there
     return [Scan(s.name, subject=s, origin=f"{source} subject '{s.name}'" if named else "") for s in read_subjects(source)]
+
+
+def _image_files(source: Path, data_root: str | Path | None) -> list[Scan] | None:
+    """The 2D images `source` names (an image file, a folder holding images and no NIfTI scan, an image-list
+    CSV), each named as `ImageListSet` names it (its path relative to the root, `flat_name`); None: no 2D input."""
+    if source.is_file() and is_image_2d(source):
+        return [Scan(source.name, image=source)]
+    if source.is_dir():
+        files = sorted(p for p in source.iterdir() if p.is_file())
+        if any(is_nifti(p) for p in files) or not any(is_image_2d(p) for p in files):
+            return None
+        return [Scan(p.name, image=p) for p in files if is_image_2d(p)]
+    if source.is_file() and source.suffix.lower() == ".csv":
+        columns = read_csv(source, "give an image-list CSV, a CSV of subjects or a volume-layout CSV").columns
+        if "filename" not in columns:
+            return None
+        root = Path(data_root) if data_root is not None else source.resolve().parent
+        files = read_file_list(str(source.resolve()), root)
+        scans = [Scan(flat_name(f, root), image=f, origin=f"{source} row {i + 1}") for i, f in enumerate(files)]
+        check_unique_names([(s.name, str(s.image)) for s in scans], source)
+        return scans
+    return None
+
+
+def check_input_kinds(scans: list[Scan], predictor: Predictor, model: str | Path, mask: str | Path | None) -> None:
+    """Refuse, before any output, inputs the checkpoint cannot read as its evaluation read its data: 2D images for a
+    checkpoint that scored volumes (or recorded no image reading), raw scans for one evaluated on 2D images, `--mask`
+    where its image lists' masks marked non-lesion regions (every image is scored whole there)."""
+    reading = predictor.reading
+    images = [s for s in scans if s.image is not None]
+    if images and reading is None:
+        raise UserInputError(f"{images[0].image}: {model} records no reading of 2D images (its evaluation scored volumes, "
+                             "or ran before readings were recorded); give NIfTI scans, or evaluate it again with this "
+                             "version and write the record with `uad describe RUN_FOLDER --weights CHECKPOINT`")
+    if reading is None:
+        return
+    others = [s for s in scans if s.image is None and s.row is None]
+    if others:
+        raise UserInputError(f"{others[0].name}: {model} was evaluated on 2D images ({reading.summary()}); {others[0].kind} "
+                             "cannot be read so: give a PNG, a folder of PNGs, an image-list CSV (`filename` column) or "
+                             "a volume-layout CSV (its mid-axial slices)")
+    if mask is not None and images:
+        if predictor.mask_kind is MaskKind.NON_LESION:
+            raise UserInputError(f"--mask {mask}: {model}'s image lists marked non-lesion regions (mask_kind non_lesion), "
+                                 "so its evaluation scored every image whole; drop --mask")
+        if not Path(mask).is_file():
+            raise UserInputError(f"--mask {mask}: not found; give the brain-mask image of the 2D images, or drop --mask")
 
 
 # ---- grids -------------------------------------------------------------------------------
@@ -282,8 +365,27 @@ def _back_to_raw(grid_affine: np.ndarray, transform: dict[str, Any]) -> Callable
     return apply
 
 
-def prepare_scan(scan: Scan, predictor: Predictor, options: PipelineOptions, template: Template | None) -> Prepared:
-    """Bring one scan onto the model grid (raw scans through `uad preprocess`'s steps)."""
+def prepare_image(scan: Scan, reading: ImageReading, mask: str | Path | None = None) -> Prepared:
+    """A 2D image file (or a volume-layout row's mid-axial slice, with its brain mask) read as the evaluation's
+    `ImageListSet` read its images: the maps stay on that grid (target_size), as the evaluator writes them.
+    `mask`: a brain-mask image for an image file (default: the whole image, as an image list without masks)."""
+    mid_axial = scan.image is None
+    path = Path(scan.row.img_path) if mid_axial else scan.image
+    image, affine = reading.image(path, mid_axial)
+    mask_path = scan.row.mask_path if mid_axial else mask
+    brain = reading.binary(Path(mask_path), mid_axial) if mask_path is not None else np.ones(reading.target_size, bool)
+    volume = Volume(name=scan.name, image=torch.from_numpy(np.ascontiguousarray(image, np.float32))[..., None],
+                    mask=torch.from_numpy(np.ascontiguousarray(brain, bool))[..., None], seg=None, label=0, affine=affine)
+    return Prepared(volume, lambda array, interpolation: array, np.asarray(affine, float))
+
+
+def prepare_scan(scan: Scan, predictor: Predictor, options: PipelineOptions, template: Template | None,
+                 mask: str | Path | None = None) -> Prepared:
+    """Bring one scan onto the model grid (raw scans through `uad preprocess`'s steps; 2D images and a 2D
+    checkpoint's volume-layout rows by its recorded reading, `mask` the brain-mask image of 2D images)."""
+    reading = predictor.reading
+    if reading is not None:
+        return prepare_image(scan, reading, mask)
     if scan.row is not None:  # already preprocessed: the evaluator's own loading
         pre = predictor.preprocessor
         volume = load_volume(scan.row, pre, strict=True)  # a uniform scan: nothing to score
@@ -335,7 +437,11 @@ def read_transform(folder: Path) -> dict[str, Any]:
 def scan_header(scan: Scan) -> ScanHeader:
     """The header of the scan as acquired: the raw file's (for a `uad preprocess` output, a folder or a row
     of its split CSVs, as its transform.json recorded it, the raw file's own header when it is still there):
-    the preprocessed volume is cropped to the brain, its field of view is not the scan's."""
+    the preprocessed volume is cropped to the brain, its field of view is not the scan's; a 2D image: its file
+    name and pixel grid)."""
+    if scan.image is not None:
+        data, affine = load_image_2d(scan.image)
+        return ScanHeader.from_affine(scan.name, "", (*data.shape, 1), affine)
     if scan.subject is not None:
         return ScanHeader.read(scan.subject.t1, scan.name)
     folder = scan.preprocessed_dir
@@ -363,13 +469,13 @@ def _differences(scan: Scan, trained: TrainedOn | None) -> list[str]:
 
 
 def _prepare_first(scans: list[Scan], predictor: Predictor, options: PipelineOptions, template: Template | None,
-                   model: str | Path) -> Prepared | UserInputError | None:
+                   model: str | Path, mask: str | Path | None = None) -> Prepared | UserInputError | None:
     """The first scan on the model's grid, checked against it: every scan goes through the same steps, so a
     grid the model does not fit stops the command; a lone scan that cannot be prepared too (several: its row fails)."""
     if not scans:
         return None
     try:
-        prepared = prepare_scan(scans[0], predictor, options, template)
+        prepared = prepare_scan(scans[0], predictor, options, template, mask)
     except UserInputError as exc:
         if len(scans) == 1:
             raise
@@ -391,6 +497,9 @@ def predict(model: str | Path, inputs: str | Path, output: str | Path, threshold
     scans = read_scans(inputs, preprocessed, mask, data_root)  # a bad input stops before the model is loaded
     check_scan_headers(files for files in (s.files() for s in scans) if files is not None)  # before the model, before any output
     predictor = load_predictor(model, task, device, allow_external_modules)
+    check_input_kinds(scans, predictor, model, mask)
+    if predictor.reading is not None:
+        LOG.info("%s: reads 2D images as its evaluation did: %s", model, predictor.reading.summary())
     if precision is not None:
         spec = predictor.pipeline.spec
         predictor.pipeline.spec = replace(spec, inference=replace(spec.inference, precision=precision))
@@ -399,7 +508,7 @@ def predict(model: str | Path, inputs: str | Path, output: str | Path, threshold
     options = options or PipelineOptions()
     needs_template = options.register and any(s.subject is not None for s in scans)
     template = load_template(options.template, options.template_mask) if needs_template else None
-    first = _prepare_first(scans, predictor, options, template, model)  # before any output exists
+    first = _prepare_first(scans, predictor, options, template, model, mask)  # before any output exists
     output.mkdir(parents=True, exist_ok=True)
     # stopped part-way (predict has no --resume): its files are written anew, predictions.csv last
     with recovery.advise(recovery.run_again(f"the files in {output} are incomplete; predictions.csv is written last")):
@@ -417,7 +526,7 @@ def predict(model: str | Path, inputs: str | Path, output: str | Path, threshold
                     warnings = _differences(scan, predictor.trained_on)
                     if i == 0 and isinstance(first, UserInputError):
                         raise first
-                    prepared = first if i == 0 and first is not None else prepare_scan(scan, predictor, options, template)
+                    prepared = first if i == 0 and first is not None else prepare_scan(scan, predictor, options, template, mask)
                     check_model_grid(prepared.volume.image.shape, predictor.input_shape, scan.name, model)
                     scored = pipeline.score(prepared.volume, *predictor.seed_key(scan.name, test_set))
                     amap = scored.amap

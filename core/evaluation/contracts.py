@@ -10,6 +10,7 @@ from typing import Protocol, runtime_checkable
 
 from torch import Tensor, nn
 
+from data.image_list_dataset import ImageReading, MaskKind
 from data.preprocessing import VolumePreprocessor
 
 
@@ -39,9 +40,18 @@ class DiffusionModel(Protocol):
 class PreprocessedSet(Protocol):
     """An evaluation set whose volumes a `VolumePreprocessor` brought onto the model grid (data/'s
     `VolumeSet`): its settings are recorded with the grid, so `uad predict` brings a scan there alike.
-    Other sets (a list of volumes, 2D image lists) record the shape alone."""
+    Other sets (a list of volumes) record the shape alone; 2D image lists their `ImageReadingSet` settings."""
 
     preprocessor: VolumePreprocessor
+
+
+@runtime_checkable
+class ImageReadingSet(Protocol):
+    """An evaluation set of 2D images read by `ImageReading` settings (data/'s `ImageListSet`): they and what
+    its mask files mark (`mask_kind`) are recorded with the grid, so `uad predict` reads an image file alike."""
+
+    reading: ImageReading
+    mask_kind: MaskKind
 
 
 @runtime_checkable

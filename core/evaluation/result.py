@@ -13,9 +13,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from core.evaluation.contracts import PreprocessedSet
+from core.evaluation.contracts import ImageReadingSet, PreprocessedSet
 from core.evaluation.reconstruction import Precision
 from core.evaluation.thresholds import FittedThreshold, thresholds_from_json, thresholds_to_json
+from data.image_list_dataset import MaskKind
 from data.volume import Volume
 from dl_utils.param_ranges import GridSide
 from dl_utils.param_types import check_fields
@@ -29,37 +30,55 @@ SKIPPED_KEY = "skipped"
 @dataclass(frozen=True)
 class InputGrid:
     """The grid a data set was evaluated on: volume shape (H, W, D) and the preprocessing
-    (its data module's `VolumePreprocessor` settings) that brought scans onto it."""
+    (its data module's `VolumePreprocessor` settings) that brought scans onto it; for 2D
+    image lists instead how each image file was read (`reading`: `ImageReading` settings)
+    and what its mask files marked (`mask_kind`), so `uad predict` reads an image alike."""
 
     shape: tuple[GridSide, GridSide, GridSide]
     preprocessing: dict[str, Any] | None = None
+    reading: dict[str, Any] | None = None
+    mask_kind: MaskKind | None = None
 
     def to_json(self) -> dict[str, Any]:
-        return {"shape": list(self.shape), "preprocessing": self.preprocessing}
+        out: dict[str, Any] = {"shape": list(self.shape), "preprocessing": self.preprocessing}
+        if self.reading is not None:  # (a volume grid is written as before this entry existed)
+            out["reading"] = self.reading
+            out["mask_kind"] = None if self.mask_kind is None else str(self.mask_kind)
+        return out
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> InputGrid:
-        """A stored grid: three sides in range and a mapping of preprocessing settings (or none), else a
-        ValueError naming the field. The settings' names and ranges are checked by whoever builds them
-        (`core.run.checkpoint_metadata`, through the component builder)."""
+        """A stored grid: three sides in range and a mapping of preprocessing settings (or none), reading
+        settings (or none) and a mask kind (or none), else a ValueError naming the field. The settings'
+        names and ranges are checked by whoever builds them (`core.run.checkpoint_metadata`, through the
+        component builder)."""
         shape, preprocessing = data.get("shape"), data.get("preprocessing")
+        reading, mask_kind = data.get("reading"), data.get("mask_kind")
         if not isinstance(shape, (list, tuple)) or len(shape) != 3 or not all(_is_int(s) for s in shape):
             raise ValueError(f"shape: expected 3 integers (H, W, D), got {shape!r:.60}")
         if preprocessing is not None and not isinstance(preprocessing, Mapping):
             raise ValueError(f"preprocessing: expected a mapping of VolumePreprocessor settings, got {preprocessing!r:.60}")
-        grid = cls((shape[0], shape[1], shape[2]), None if preprocessing is None else dict(preprocessing))
+        if reading is not None and not isinstance(reading, Mapping):
+            raise ValueError(f"reading: expected a mapping of ImageReading settings, got {reading!r:.60}")
+        if mask_kind is not None and mask_kind not in [k.value for k in MaskKind]:
+            raise ValueError(f"mask_kind: expected one of {', '.join(MaskKind)}, got {mask_kind!r:.60}")
+        grid = cls((shape[0], shape[1], shape[2]), None if preprocessing is None else dict(preprocessing),
+                   None if reading is None else dict(reading), None if mask_kind is None else MaskKind(mask_kind))
         check_fields(grid)
         return grid
 
     @classmethod
     def of(cls, datasets: Sequence[Volume]) -> InputGrid | None:
-        """The grid of a data set's first volume, with its preprocessing settings when it is a `PreprocessedSet`."""
+        """The grid of a data set's first volume, with its preprocessing settings when it is a `PreprocessedSet`,
+        its reading settings and mask kind when it is an `ImageReadingSet`."""
         if not len(datasets):
             return None
         shape = tuple(int(s) for s in datasets[0].image.shape)
         settings = None
         if isinstance(datasets, PreprocessedSet):
             settings = json.loads(json.dumps(dataclasses.asdict(datasets.preprocessor)))  # plain values (enums -> str)
+        if isinstance(datasets, ImageReadingSet):
+            return cls(shape, settings, datasets.reading.to_plain(), MaskKind(datasets.mask_kind))
         return cls(shape, settings)
 
 

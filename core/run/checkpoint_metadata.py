@@ -6,7 +6,7 @@ post-processing of every downstream task travel with it), `model_spec` (the conf
 `model` entry), `metadata_version`, `trained_on` (the training data: split, volumes,
 subjects, contrast, grid; `data.trained_on`) and, once the run has been evaluated, `evaluation`:
 per task the fitted thresholds (`FittedThreshold` records per test set), the input grid
-(shape and preprocessing of the evaluated volumes), the names of the volumes scored per
+(shape and preprocessing of the evaluated volumes; for 2D image lists how each image file was read), the names of the volumes scored per
 data set, in order, and how they were scored (`ScoredWith`: the evaluator's seed, whether
 its UNet ran compiled, the precision it ran at), so `uad predict` scores a volume exactly as the evaluator did. Everything is
 plain values, so `torch.load(weights_only=True)` loads it and `predict` or a test-only
@@ -92,19 +92,25 @@ class TaskRecord:
                    _part(ScoredWith, data.get("scored_with"), f"{where}.scored_with"))
 
     def check_preprocessing(self, source: Any, where: str, fix: str) -> None:
-        """The input grid's preprocessing settings checked as a config's are (names, types, ranges: the
-        component builder's parameter check of `VolumePreprocessor`) and built once, so `uad predict`
-        never meets a setting it cannot build; a one-line error naming `source`, `where` and `fix`."""
-        if self.input_grid is None or self.input_grid.preprocessing is None:
+        """The input grid's preprocessing and reading settings checked as a config's are (names, types, ranges:
+        the component builder's parameter check of `VolumePreprocessor` / `ImageReading`) and built once, so
+        `uad predict` never meets a setting it cannot build; a one-line error naming `source`, `where` and `fix`."""
+        grid = self.input_grid
+        if grid is None:
             return
+        from data.image_list_dataset import ImageReading
         from data.preprocessing import VolumePreprocessor
 
-        builder, key = ComponentBuilder(source), f"{where}.input_grid.preprocessing"
-        try:
-            builder.check_params(VolumePreprocessor, dict(self.input_grid.preprocessing), key, prefix=key)
-            builder.build_value(dict(self.input_grid.preprocessing), key, VolumePreprocessor)
-        except UserInputError as exc:
-            raise UserInputError(f"{exc}; {fix}") from None
+        builder = ComponentBuilder(source)
+        for name, settings, cls in (("preprocessing", grid.preprocessing, VolumePreprocessor), ("reading", grid.reading, ImageReading)):
+            if settings is None:
+                continue
+            key = f"{where}.input_grid.{name}"
+            try:
+                builder.check_params(cls, dict(settings), key, prefix=key)
+                builder.build_value(dict(settings), key, cls)
+            except UserInputError as exc:
+                raise UserInputError(f"{exc}; {fix}") from None
 
     @classmethod
     def of(cls, result: EvaluationResult) -> TaskRecord:

@@ -1177,7 +1177,7 @@ CASES: list[Case] = [
     Case("report: run folder linking outside", "run folder", "outside the folder; writes through it would land there",
          _linked_run_folder("report")),
     Case("convert: crafted Lightning checkpoint", "checkpoint", "crafted.ckpt: weights do not fit the model of", _uad(_crafted_lightning)),
-    Case("predict: a PNG as input", "checkpoint", "scan.png: not a NIfTI scan", _uad(_predict_png)),
+    Case("predict: a PNG as input to a volume model", "checkpoint", "records no reading of 2D images (its evaluation scored volumes", _uad(_predict_png)),
     Case("predict: a binary file named .csv", "checkpoint", "scans.csv line 1: not a readable UTF-8 CSV", _uad(_predict_binary_csv)),
     Case("convert: a state_dict key that is not a name", "checkpoint", "crafted.ckpt: 'state_dict' holds the key 1 (int), not a parameter name",
          _uad(_convert_int_key)),

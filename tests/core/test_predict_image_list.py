@@ -1,0 +1,156 @@
+"""`uad predict` with a checkpoint evaluated on 2D image lists (ra_paper.yaml's `ImageListSet`: PNG files
+listed in CSVs, padded to square, To01, bilinear resize without antialias, non-lesion masks).
+
+The evaluator records how it read the images in the checkpoint's input grid; predict reads a PNG file,
+a folder of PNGs or the image-list CSV by that record and writes the evaluator's own map, bit for bit,
+and its mask (the map binarized as the evaluator binarizes). Inputs the checkpoint cannot read so are one
+line, exit 2, nothing written.
+"""
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import pytest
+import torch
+import yaml
+from skimage import io as skio
+from torch import nn
+
+from core.commands.cli import main as uad
+from core.config.builder import ComponentBuilder
+from core.evaluation.evaluator import AnomalyDetectionEvaluator
+from core.evaluation.pipeline import ScoringPipeline
+from core.evaluation.result import EvaluationResult
+from core.Main import main
+from data.image_list_dataset import ImageReading
+
+ROOT = Path(__file__).resolve().parents[2]
+RA_PAPER = ROOT / "projects" / "RA" / "configs" / "ra_paper.yaml"
+TASK = "anomaly_detection_l1"  # (the LPIPS task is skipped without its weights)
+TEST_SET = "test_hyper_spheres"
+SETS = {"train_healthy": 3, "val_healthy": 2, "test_healthy": 2, "val_hyper_spheres": 2, TEST_SET: 2}
+
+
+def _write_pngs(root: Path) -> None:
+    """Non-square 8-bit PNGs (padding matters), a bright box in the sphere sets, each set's image, box
+    (`_ann`) and non-lesion (`_neg`) CSVs as RA's layout has them."""
+    rng = np.random.default_rng(0)
+    (root / "png").mkdir(parents=True)
+    y, x = np.mgrid[:40, :52]
+    head = ((y - 20) ** 2 / 300 + (x - 26) ** 2 / 500) < 1
+    for name, count in SETS.items():
+        files = {"": [], "_ann": [], "_neg": []}
+        for i in range(count):
+            image = np.clip(120 + 60 * np.sin(x / 6.0) + 10 * rng.standard_normal(x.shape), 0, 255) * head
+            box = np.zeros(x.shape, np.uint8)
+            if "spheres" in name:
+                box[15:22, 20:28] = 255
+                image[box > 0] = 250
+            for suffix, array in (("", image), ("_ann", box), ("_neg", 255 * (box == 0))):
+                path = f"png/{name}_{i}{suffix}.png"
+                skio.imsave(root / path, array.astype(np.uint8), check_contrast=False)
+                files[suffix].append(path)
+        for suffix, paths in files.items():
+            (root / f"{name}{suffix}.csv").write_text("filename\n" + "".join(f"{p}\n" for p in paths))
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory) -> Path:
+    """ra_paper.yaml trained two steps of a tiny RA on 32 x 32 and evaluated on one test set."""
+    root = tmp_path_factory.mktemp("image_list")
+    _write_pngs(root / "data")
+    evaluation = "downstream_tasks.anomaly_detection"
+    sets = [f"data_root={root / 'data'}", "device=cpu", f"output_root={root / 'runs'}", "trainer.params.nr_epochs=1",
+            "trainer.params.max_steps_per_epoch=2", "trainer.data_loader.params.train_csv=train_healthy.csv",
+            "trainer.data_loader.params.val_csv=val_healthy.csv", "trainer.data_loader.params.batch_size=2",
+            "trainer.data_loader.params.drop_last=false", "trainer.data_loader.params.reading.target_size=[32, 32]",
+            "model.params.image_size=32", "model.params.channels=[4, 8]", "model.params.latent_dim=4",
+            "model.params.published_skip_convs=false",
+            f"{evaluation}.params.roles.labelled_validation={{{TEST_SET}: val_hyper_spheres}}",
+            f"{evaluation}.params.outputs={{figure_cases: 0}}",
+            f"{evaluation}.data_loader.params.reading.target_size=[32, 32]",
+            f"{evaluation}.data_loader.datasets={{val_healthy: {{csv: val_healthy.csv}}, test_healthy: {{csv: test_healthy.csv}}, "
+            + ", ".join(f"{s}: {{csv: {s}.csv, label_dir: {s}_ann.csv, mask_dir: {s}_neg.csv}}" for s in ("val_hyper_spheres", TEST_SET))
+            + "}"]
+    assert main(["--config_path", str(RA_PAPER), "--quiet", *[a for s in sets for a in ("--set", s)]]) == 0
+    (best,) = (root / "runs").rglob("checkpoints/best_model.pt")
+    return best.parent.parent
+
+
+def _evaluated(run: Path) -> tuple[dict[str, dict[str, str]], float, ScoringPipeline]:
+    """The test set's per-volume rows, the fpr_5% threshold the evaluator fitted, and its binarizing pipeline."""
+    rows = {r["name"]: r for r in csv.DictReader((run / TASK / "per_volume.csv").open()) if r["dataset"] == TEST_SET}
+    fitted = EvaluationResult.from_json(json.loads((run / "results.json").read_text())[TASK]).thresholds()[TEST_SET]
+    config = yaml.safe_load((run / "config.yaml").read_text())
+    spec = ComponentBuilder(run / "config.yaml").build_param(config["downstream_tasks"][TASK], f"downstream_tasks.{TASK}",
+                                                               AnomalyDetectionEvaluator.SCORING_PARAM)
+    return rows, fitted["fpr_5%"].value, ScoringPipeline(nn.Identity(), spec, torch.device("cpu"), 0)
+
+
+def _check_against_evaluation(run: Path, out: Path, evaluated_name: dict[str, str]) -> None:
+    """Each predicted map equals the evaluator's for that image bit for bit, its mask the evaluator's map
+    binarized at the evaluator's threshold (the whole image: non-lesion masks), its sample score the row's."""
+    rows, threshold, pipeline = _evaluated(run)
+    predicted = list(csv.DictReader((out / "predictions.csv").open()))
+    assert [r["scan"] for r in predicted] == list(evaluated_name) and all(r["status"] == "done" for r in predicted)
+    lesion = 0
+    for row in predicted:
+        name = evaluated_name[row["scan"]]
+        ours = np.asarray(nib.load(row["map_path"]).dataobj)
+        theirs = np.asarray(nib.load(run / TASK / "anomaly_maps" / TEST_SET / f"{name}_anomaly_map.nii.gz").dataobj)
+        assert ours.shape == (32, 32, 1)
+        np.testing.assert_array_equal(ours, theirs)
+        mask = np.asarray(nib.load(row["mask_path"]).dataobj) > 0
+        np.testing.assert_array_equal(mask, pipeline.binarize(theirs, np.ones(theirs.shape, bool), threshold))
+        assert float(row["threshold"]) == pytest.approx(threshold, rel=1e-5)
+        assert float(row["sample_score"]) == pytest.approx(float(rows[name]["sample_score"]), rel=1e-5)
+        lesion += int(mask.sum())
+    assert lesion > 0  # the masks compared are not all empty
+
+
+def test_the_checkpoint_records_how_its_evaluation_read_the_images(run):
+    grid = torch.load(run / "checkpoints" / "best_model.pt", map_location="cpu", weights_only=True)["evaluation"][TASK]["input_grid"]
+    assert grid["shape"] == [32, 32, 1] and grid["mask_kind"] == "non_lesion"
+    assert ImageReading(**grid["reading"]) == ImageReading([32, 32], square=True, intensity="to01", resize="bilinear",
+                                                           antialias=False, labels="stretched")
+
+
+def test_predict_on_the_image_list_gives_the_evaluators_maps_and_masks(run, tmp_path, capsys):
+    data = Path(yaml.safe_load((run / "config.yaml").read_text())["data_root"])
+    code = uad(["predict", "--model", str(run), "--input", str(data / f"{TEST_SET}.csv"), "--data-root", str(data),
+                "--output", str(tmp_path / "pred"), "--threshold", "fpr_5%"])
+    out = capsys.readouterr().out
+    assert code == 0, out
+    assert f"trained on {data / 'train_healthy.csv'} (3 volumes), UNKNOWN, grid 32 x 32 x 1" in out  # not "0 volumes"
+    names = [f"png__{TEST_SET}_{i}.png" for i in range(SETS[TEST_SET])]  # as the evaluator named them
+    _check_against_evaluation(run, tmp_path / "pred", {n: n for n in names})
+    assert (tmp_path / "pred" / f"{names[0]}.png").is_file()
+
+
+def test_predict_on_one_png_gives_the_evaluators_map(run, tmp_path, capsys):
+    data = Path(yaml.safe_load((run / "config.yaml").read_text())["data_root"])
+    image = data / "png" / f"{TEST_SET}_1.png"
+    code = uad(["predict", "--model", str(run), "--input", str(image), "--output", str(tmp_path / "one"),
+                "--threshold", "fpr_5%", "--no-png", "--no-report"])
+    assert code == 0, capsys.readouterr().err
+    _check_against_evaluation(run, tmp_path / "one", {image.name: f"png__{image.name}"})
+
+
+@pytest.mark.parametrize("inputs", ["nifti", "mask"])
+def test_what_the_checkpoint_cannot_read_is_one_line(run, tmp_path, capsys, inputs):
+    """A NIfTI scan for a checkpoint evaluated on 2D images; --mask where its masks marked non-lesion regions."""
+    data = Path(yaml.safe_load((run / "config.yaml").read_text())["data_root"])
+    if inputs == "nifti":
+        nib.save(nib.Nifti1Image(np.ones((8, 8, 8), np.float32), np.eye(4)), tmp_path / "scan.nii.gz")
+        extra, expected = ["--input", str(tmp_path / "scan.nii.gz")], "was evaluated on 2D images (32 x 32, padded to square"
+    else:
+        extra = ["--input", str(data / "png" / f"{TEST_SET}_0.png"), "--mask", str(data / "png" / f"{TEST_SET}_0_neg.png")]
+        expected = "marked non-lesion regions (mask_kind non_lesion), so its evaluation scored every image whole; drop --mask"
+    code = uad(["predict", "--model", str(run), *extra, "--output", str(tmp_path / "out")])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and expected in err[0], err
+    assert not (tmp_path / "out").exists()
