@@ -160,7 +160,7 @@ def _test(args: argparse.Namespace) -> Path | None:
 
     import yaml
 
-    from core.commands.predict import resolve_checkpoint
+    from core.commands.predictor import resolve_checkpoint
     from core.run import checkpoint_metadata
     from core.run.experiment import run_experiment
     from dl_utils.paths import check_component
@@ -192,7 +192,8 @@ def _dispatch(args: argparse.Namespace) -> Path | int | None:
     elif args.verb == "test":
         result = _test(args)
     elif args.verb == "predict":
-        from core.commands.predict import predict, resolve_checkpoint
+        from core.commands.predict import predict
+        from core.commands.predictor import resolve_checkpoint
         from core.run.checkpoint_metadata import check_trained_on
         from core.run.report import trained_on
 

@@ -146,7 +146,7 @@ def test_predict_errors_are_one_line(tmp_path, capsys):
 def test_missing_or_unreadable_scans_are_refused_naming_the_csv_line_before_any_output(tmp_path, capsys):
     """Every file a scan names is there and readable before the model is loaded or --output exists: one line
     naming the CSV line (or subject) that named it and the file."""
-    from core.commands.predict import read_scans
+    from core.commands.predict_inputs import read_scans
     from core.commands.scan_checks import check_scan_headers
 
     for name in ("a", "b"):
@@ -383,7 +383,7 @@ def test_default_task_is_the_first_with_thresholds_even_when_an_earlier_one_is_a
     """weights/ra_demo.pt (version 1) lists RA's LPIPS task first; it was skipped there (no SqueezeNet weights),
     so it has no thresholds. With the LPIPS weights installed it is available, and the default task (the first
     with thresholds, as `--task`'s help says) is still the L1 task the checkpoint was evaluated with."""
-    from core.commands.predict import load_predictor
+    from core.commands.predictor import load_predictor
     from optim.scoring.ra_lpips import RAPerceptualScorer
 
     monkeypatch.setattr(RAPerceptualScorer, "check_available", lambda self: None)  # as if the SqueezeNet file were there

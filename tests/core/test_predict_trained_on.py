@@ -14,7 +14,7 @@ import pytest
 import torch
 
 from core.commands.cli import main as uad
-from core.commands.predict import read_scans, read_transform, scan_header
+from core.commands.predict_inputs import read_scans, read_transform, scan_header
 from core.commands.training_record import main as record_main
 from core.Main import main
 from data.trained_on import TrainedOn

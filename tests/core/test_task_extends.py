@@ -74,7 +74,7 @@ def test_predict_reads_a_stored_task_that_extends_another_as_uad_test_does(tmp_p
     resolved no `extends` and refused it as an unknown key of the task, while `uad test --model` ran it."""
     import torch
 
-    from core.commands.predict import load_predictor
+    from core.commands.predictor import load_predictor
     from core.run import checkpoint_metadata
 
     state = torch.load("weights/ra_demo.pt", map_location="cpu", weights_only=True)

@@ -1,0 +1,294 @@
+"""`uad predict`'s inputs: which scans a path names (files, folders, CSVs, `uad preprocess` output, 2D images)
+and how each is brought onto the model's grid, and back to its own space."""
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from core.commands.predictor import Predictor
+from core.commands.scan_checks import ScanFiles
+from data.csv_splits import SplitRow, read_file_list, read_volume_split
+from data.image_list_dataset import ImageReading, MaskKind, is_image_2d, load_image_2d
+from data.interpolation import Interpolation
+from data.nifti_io import load_nifti
+from data.preprocessing import FlatIntensities
+from data.raw_preprocessing.inputs import check_unique_names, is_nifti, read_subjects, scan_name
+from data.raw_preprocessing.pipeline import TRANSFORM_FILE, PipelineOptions, SubjectInput, preprocess_subject, raw_header
+from data.raw_preprocessing.resample import resample_to_grid
+from data.raw_preprocessing.template import Template
+from data.trained_on import ScanHeader
+from data.volume import Volume
+from data.volume_dataset import load_volume
+from dl_utils.csv_files import read_csv
+from dl_utils.errors import UserInputError
+from dl_utils.paths import flat_name
+
+LOG = logging.getLogger(__name__)
+
+
+# ---- inputs ------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Scan:
+    """One scan to score: raw (`subject`), in the volume layout (`row`), preprocessed by `uad preprocess`
+    (`preprocessed_dir`) or a 2D image file (`image`: PNG, JPEG, TIFF)."""
+
+    name: str
+    subject: SubjectInput | None = None
+    row: SplitRow | None = None
+    preprocessed_dir: Path | None = None
+    origin: str = ""  # the CSV line (or subject) that named it; '' for a scan given as a file or a folder's
+    image: Path | None = None
+
+    @property
+    def kind(self) -> str:
+        """What it is, for an error line."""
+        if self.image is not None:
+            return "a 2D image"
+        if self.row is not None:
+            return "a preprocessed volume"
+        return "a `uad preprocess` subject folder" if self.preprocessed_dir is not None else "a raw scan"
+
+    def files(self) -> ScanFiles | None:
+        """The files it names, for `check_scan_headers` (None: a `uad preprocess` subject folder, read through its
+        checked transform record)."""
+        if self.subject is not None:
+            others = tuple(f for f in (self.subject.t2, self.subject.seg, self.subject.mask) if f is not None)
+            return ScanFiles(self.subject.t1, None, others, self.origin)
+        if self.row is not None:
+            return ScanFiles(self.row.img_path, self.row.mask_path, (self.row.seg_path,) if self.row.seg_path else (), self.origin)
+        return None
+
+
+def read_scans(source: str | Path, preprocessed: bool = False, mask: str | Path | None = None,
+               data_root: str | Path | None = None) -> list[Scan]:
+    """A scan, a folder of scans, a `uad preprocess` output folder, a raw-subject CSV, a
+    volume-layout CSV (already preprocessed: img_path, mask_path, relative to `data_root`,
+    default the CSV's folder), or 2D images: a PNG / JPEG / TIFF file, a folder of them, an
+    image-list CSV (`filename` column, relative to `data_root`, default the CSV's folder; each
+    named as the evaluator names it)."""
+    source = Path(source)
+    if source.is_dir() and (source / "subjects").is_dir():
+        dirs = sorted(p for p in (source / "subjects").iterdir() if (p / TRANSFORM_FILE).is_file())
+        return [Scan(p.name, preprocessed_dir=p) for p in dirs]
+    images = _image_files(source, data_root)
+    if images is not None:
+        if preprocessed:
+            raise UserInputError(f"{source}: 2D images are read as the checkpoint's evaluation read them; drop --preprocessed")
+        return images
+    if source.is_file() and source.suffix == ".csv":
+        columns = read_csv(source, "give a CSV of subjects or a volume-layout CSV, a scan or a folder of scans").columns
+        if "img_path" in columns and "mask_path" in columns:
+            rows = read_volume_split(source.resolve(), data_root if data_root is not None else source.parent)
+            return [Scan(r.img_name, row=r, origin=f"{source} line {r.line}") for r in rows]
+    if preprocessed:
+        files = sorted(p for p in source.iterdir() if is_nifti(p)) if source.is_dir() else [source]
+        if not files or not all(is_nifti(f) for f in files):
+            raise UserInputError(f"{source}: no NIfTI scans; give a scan, a folder of scans or a CSV")
+        if mask is None:
+            raise UserInputError("--preprocessed needs --mask BRAIN_MASK (or use a volume-layout CSV with mask_path)")
+        check_unique_names([(scan_name(f), f.name) for f in files], source)
+        return [Scan(scan_name(f), row=SplitRow(scan_name(f), float("nan"), 0, f, Path(mask), None)) for f in files]
+    named = source.suffix.lower() == ".csv"  # a CSV of subjects: each scan named by its subject there
+    return [Scan(s.name, subject=s, origin=f"{source} subject '{s.name}'" if named else "") for s in read_subjects(source)]
+
+
+def _image_files(source: Path, data_root: str | Path | None) -> list[Scan] | None:
+    """The 2D images `source` names (an image file, a folder holding images and no NIfTI scan, an image-list
+    CSV), each named as `ImageListSet` names it (its path relative to the root, `flat_name`); None: no 2D input."""
+    if source.is_file() and is_image_2d(source):
+        return [Scan(source.name, image=source)]
+    if source.is_dir():
+        files = sorted(p for p in source.iterdir() if p.is_file())
+        if any(is_nifti(p) for p in files) or not any(is_image_2d(p) for p in files):
+            return None
+        return [Scan(p.name, image=p) for p in files if is_image_2d(p)]
+    if source.is_file() and source.suffix.lower() == ".csv":
+        columns = read_csv(source, "give an image-list CSV, a CSV of subjects or a volume-layout CSV").columns
+        if "filename" not in columns:
+            return None
+        root = Path(data_root) if data_root is not None else source.resolve().parent
+        files = read_file_list(str(source.resolve()), root)
+        scans = [Scan(flat_name(f, root), image=f, origin=f"{source} row {i + 1}") for i, f in enumerate(files)]
+        check_unique_names([(s.name, str(s.image)) for s in scans], source)
+        return scans
+    return None
+
+
+def check_input_kinds(scans: list[Scan], predictor: Predictor, model: str | Path, mask: str | Path | None) -> None:
+    """Refuse, before any output, inputs the checkpoint cannot read as its evaluation read its data: 2D images for a
+    checkpoint that scored volumes (or recorded no image reading), raw scans for one evaluated on 2D images, `--mask`
+    where its image lists' masks marked non-lesion regions (every image is scored whole there)."""
+    reading = predictor.reading
+    images = [s for s in scans if s.image is not None]
+    if images and reading is None:
+        raise UserInputError(f"{images[0].image}: {model} records no reading of 2D images (its evaluation scored volumes, "
+                             "or ran before readings were recorded); give NIfTI scans, or evaluate it again with this "
+                             "version and write the record with `uad describe RUN_FOLDER --weights CHECKPOINT`")
+    if reading is None:
+        return
+    others = [s for s in scans if s.image is None and s.row is None]
+    if others:
+        raise UserInputError(f"{others[0].name}: {model} was evaluated on 2D images ({reading.summary()}); {others[0].kind} "
+                             "cannot be read so: give a PNG, a folder of PNGs, an image-list CSV (`filename` column) or "
+                             "a volume-layout CSV (its mid-axial slices)")
+    if mask is not None and images:
+        if predictor.mask_kind is MaskKind.NON_LESION:
+            raise UserInputError(f"--mask {mask}: {model}'s image lists marked non-lesion regions (mask_kind non_lesion), "
+                                 "so its evaluation scored every image whole; drop --mask")
+        if not Path(mask).is_file():
+            raise UserInputError(f"--mask {mask}: not found; give the brain-mask image of the 2D images, or drop --mask")
+
+
+# ---- grids -------------------------------------------------------------------------------
+@dataclass
+class Prepared:
+    """A scan on the model's grid and how to go back to the scan's own grid."""
+
+    volume: Volume
+    grid_to_raw: Callable[[np.ndarray, Interpolation], np.ndarray]  # (array on model grid, interpolation) -> raw grid
+    raw_affine: np.ndarray  # the scan's affine as stored: the outputs are written with it
+
+
+def _model_grid(image: np.ndarray, mask: np.ndarray, affine: np.ndarray, predictor: Predictor
+                ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Preprocessed (template-space) arrays -> the grid the model was evaluated on.
+
+    A config whose evaluation preprocessing is the identity read volumes already on the model
+    grid (the demo's brain box, data/demo/geometry.py): that box is re-created at the stored
+    evaluation shape. Otherwise the config's VolumePreprocessor runs, as in evaluation."""
+    pre = predictor.preprocessor
+    if pre.is_identity and predictor.input_shape:
+        from data.demo.geometry import Variant, prepare_subject, sample_variant
+
+        grid = prepare_subject(image, mask, affine, predictor.input_shape)
+        img, msk, out_affine = sample_variant(grid, predictor.input_shape, Variant())
+        return img, msk, out_affine
+    img, msk, _ = pre(image, mask, None, spacing=tuple(float(s) for s in np.linalg.norm(affine[:3, :3], axis=0)), strict=True)
+    return img, msk, pre.output_affine(affine, image.shape, tuple(float(s) for s in np.linalg.norm(affine[:3, :3], axis=0)))
+
+
+def _exact_reorientation(array: np.ndarray, grid_affine: np.ndarray, raw_shape: tuple[int, ...],
+                         raw_affine: np.ndarray) -> np.ndarray | None:
+    """`array` in the raw voxel order when the two grids differ only by axis order / flips, else None."""
+    from nibabel import orientations as ornt
+
+    change = ornt.ornt_transform(ornt.io_orientation(grid_affine), ornt.io_orientation(raw_affine))
+    out = ornt.apply_orientation(array, change)
+    affine = grid_affine @ ornt.inv_ornt_aff(change, array.shape)
+    if out.shape == tuple(raw_shape) and np.allclose(affine, raw_affine, atol=1e-4):
+        return np.ascontiguousarray(out)
+    return None
+
+
+def _back_to_raw(grid_affine: np.ndarray, transform: dict[str, Any]) -> Callable[[np.ndarray, Interpolation], np.ndarray]:
+    raw = transform["raw"]
+    raw_shape, raw_affine = tuple(raw["shape"]), np.asarray(raw["affine"], float)
+    to_template = np.linalg.inv(np.asarray(transform["template_to_subject"], float))  # scan point -> template point
+
+    def apply(array: np.ndarray, interpolation: Interpolation) -> np.ndarray:
+        if np.allclose(to_template, np.eye(4)):
+            exact = _exact_reorientation(array, grid_affine, raw_shape, raw_affine)
+            if exact is not None:  # same voxels (RAS loading only reordered them): no interpolation
+                return exact
+        return resample_to_grid(array, grid_affine, raw_shape, raw_affine, to_template, interpolation)
+
+    return apply
+
+
+def prepare_image(scan: Scan, reading: ImageReading, mask: str | Path | None = None) -> Prepared:
+    """A 2D image file (or a volume-layout row's mid-axial slice, with its brain mask) read as the evaluation's
+    `ImageListSet` read its images: the maps stay on that grid (target_size), as the evaluator writes them.
+    `mask`: a brain-mask image for an image file (default: the whole image, as an image list without masks)."""
+    mid_axial = scan.image is None
+    path = Path(scan.row.img_path) if mid_axial else scan.image
+    image, affine = reading.image(path, mid_axial)
+    mask_path = scan.row.mask_path if mid_axial else mask
+    brain = reading.binary(Path(mask_path), mid_axial) if mask_path is not None else np.ones(reading.target_size, bool)
+    volume = Volume(name=scan.name, image=torch.from_numpy(np.ascontiguousarray(image, np.float32))[..., None],
+                    mask=torch.from_numpy(np.ascontiguousarray(brain, bool))[..., None], seg=None, label=0, affine=affine)
+    return Prepared(volume, lambda array, interpolation: array, np.asarray(affine, float))
+
+
+def prepare_scan(scan: Scan, predictor: Predictor, options: PipelineOptions, template: Template | None,
+                 mask: str | Path | None = None) -> Prepared:
+    """Bring one scan onto the model grid (raw scans through `uad preprocess`'s steps; 2D images and a 2D
+    checkpoint's volume-layout rows by its recorded reading, `mask` the brain-mask image of 2D images)."""
+    reading = predictor.reading
+    if reading is not None:
+        return prepare_image(scan, reading, mask)
+    if scan.row is not None:  # already preprocessed: the evaluator's own loading
+        pre = predictor.preprocessor
+        volume = load_volume(scan.row, pre, strict=True)  # a uniform scan: nothing to score
+        expected = predictor.input_shape
+        if expected and pre.is_identity and list(volume.image.shape[:2]) != list(expected[:2]):
+            raise UserInputError(f"{scan.row.img_path}: slices are {tuple(volume.image.shape[:2])} but the model was evaluated "
+                                 f"on {tuple(expected[:2])}; give the raw scan (without --preprocessed) so predict "
+                                 "brings it onto the model's grid")
+        transform = {"raw": raw_header(scan.row.img_path), "template_to_subject": np.eye(4).tolist()}
+        return Prepared(volume, _back_to_raw(volume.affine, transform), np.asarray(transform["raw"]["affine"]))
+    if scan.preprocessed_dir is not None:
+        transform = read_transform(scan.preprocessed_dir)
+        source = scan.preprocessed_dir / f"{scan.name}_t1.nii.gz"
+        image = load_nifti(source, "preprocessed T1")
+        mask = load_nifti(scan.preprocessed_dir / f"{scan.name}_mask.nii.gz", "preprocessed brain mask")
+        arrays, affine = (image.data, mask.data > 0), image.affine
+    else:
+        source = scan.subject.t1
+        result = preprocess_subject(scan.subject, options, template)
+        transform, arrays, affine = result.transform, (result.image, result.mask), result.affine
+    try:
+        img, msk, grid_affine = _model_grid(arrays[0], arrays[1], affine, predictor)
+    except FlatIntensities as exc:  # a uniform scan: nothing to score
+        raise UserInputError(f"{source}: {exc}") from None
+    volume = Volume(name=scan.name, image=torch.from_numpy(np.ascontiguousarray(img, np.float32)),
+                    mask=torch.from_numpy(np.ascontiguousarray(msk, bool)), seg=None, label=0, affine=grid_affine)
+    return Prepared(volume, _back_to_raw(grid_affine, transform), np.asarray(transform["raw"]["affine"], float))
+
+
+def read_transform(folder: Path) -> dict[str, Any]:
+    """A `uad preprocess` subject folder's transform.json, checked: the raw scan's shape and affine and
+    the template-to-subject matrix (what maps the outputs back), a one-line error naming the file otherwise."""
+    path = folder / TRANSFORM_FILE
+    fix = "run `uad preprocess` again for this subject, or give its raw scan"
+    try:
+        transform = json.loads(path.read_text(encoding="utf-8"))
+        raw = transform["raw"]
+        shape_ok = len(raw["shape"]) == 3 and all(isinstance(n, int) and n > 0 for n in raw["shape"])
+        matrices_ok = all(np.asarray(m, float).shape == (4, 4) and np.isfinite(np.asarray(m, float)).all()
+                          for m in (raw["affine"], transform["template_to_subject"]))
+    except (OSError, UnicodeDecodeError, ValueError, TypeError, KeyError) as exc:
+        raise UserInputError(f"{path}: not a readable transform record ({type(exc).__name__}: {exc!s:.80}); {fix}") from None
+    if not (shape_ok and matrices_ok):
+        raise UserInputError(f"{path}: 'raw.shape' must be 3 positive integers and 'raw.affine' / 'template_to_subject' "
+                             f"finite 4x4 matrices; {fix}")
+    return transform
+
+
+def scan_header(scan: Scan) -> ScanHeader:
+    """The header of the scan as acquired: the raw file's (for a `uad preprocess` output, a folder or a row
+    of its split CSVs, as its transform.json recorded it, the raw file's own header when it is still there):
+    the preprocessed volume is cropped to the brain, its field of view is not the scan's; a 2D image: its file
+    name and pixel grid)."""
+    if scan.image is not None:
+        data, affine = load_image_2d(scan.image)
+        return ScanHeader.from_affine(scan.name, "", (*data.shape, 1), affine)
+    if scan.subject is not None:
+        return ScanHeader.read(scan.subject.t1, scan.name)
+    folder = scan.preprocessed_dir
+    if scan.row is not None:
+        folder = Path(scan.row.img_path).parent
+        if not (folder / TRANSFORM_FILE).is_file():
+            return ScanHeader.read(scan.row.img_path, scan.name)
+    raw = read_transform(folder)["raw"]
+    raw_path = Path(str(raw.get("path", "")))
+    name = f"{scan.name} {raw_path.name}"  # the raw file's name may say the contrast (`sub03_t1ce.nii.gz`)
+    if raw_path.is_file():
+        return ScanHeader.read(raw_path, name)
+    return ScanHeader.from_affine(name, str(raw.get("description", "")), tuple(raw["shape"]), np.asarray(raw["affine"], float))
