@@ -24,6 +24,7 @@ from core.training import loaders
 from core.training.contracts import EpochSeeded, ModelWithOwnLoss, TrainingDataModule
 from core.training.resume_state import RESUME_FIX, load_optimizer_state, read_resume_state
 from dl_utils.checkpoint import load_checkpoint, save_checkpoint
+from dl_utils.device import cpu_bf16_native
 from dl_utils.distributed import DistributedContext, all_reduce_gradients, all_reduce_mean, broadcast_parameters
 from dl_utils.errors import UserInputError
 from dl_utils.options import parse_option
@@ -86,6 +87,19 @@ FLAT_KEYS: dict[str, tuple[str, ...]] = {
 }
 
 
+def amp_dtype(device: torch.device) -> torch.dtype | None:
+    """What `amp: true` trains at on `device`: fp16 on CUDA (with a GradScaler), bf16 on a CPU with bf16
+    units (or one torch cannot tell), else None = fp32 with one warning: emulated bf16 runs many times
+    slower than fp32 there (a paper UNet's step: minutes), for no gain in memory that a CPU run needs."""
+    if device.type == "cuda":
+        return torch.float16
+    if device.type == "cpu" and cpu_bf16_native() is False:
+        LOG.warning("amp: this CPU has no bf16 units (torch reports neither AVX-512 BF16 nor AMX-BF16), so training "
+                    "runs in fp32 (emulated bf16 is many times slower); amp applies on CUDA and on bf16 CPUs")
+        return None
+    return torch.bfloat16
+
+
 class Trainer:
     """Owns the loop; subclasses own the step.
 
@@ -141,6 +155,7 @@ class Trainer:
         self.val_every = val_every
         self.max_steps_per_epoch = max_steps_per_epoch
         self.amp = amp
+        self.amp_dtype = amp_dtype(device) if amp else None
         self.grad_clip = grad_clip
         self.loss = loss
         self.progress = progress and self.dist.is_main
@@ -223,11 +238,10 @@ class Trainer:
 
     # ---- helpers for steps -------------------------------------------------------------
     def amp_context(self) -> contextlib.AbstractContextManager:
-        """Autocast when `amp` is on (fp16 on CUDA, bf16 on CPU); a null context otherwise."""
-        if not self.amp:
+        """Autocast at `amp_dtype` when `amp` is on (`amp_dtype`); a null context otherwise."""
+        if self.amp_dtype is None:
             return contextlib.nullcontext()
-        dtype = torch.float16 if self.device.type == "cuda" else torch.bfloat16
-        return torch.autocast(device_type=self.device.type, dtype=dtype)
+        return torch.autocast(device_type=self.device.type, dtype=self.amp_dtype)
 
     def optimize(self, name: str | tuple[str, ...], loss: Tensor) -> None:
         """zero_grad, backward, average gradients over ranks, clip, step one optimiser (or

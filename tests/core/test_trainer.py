@@ -57,8 +57,18 @@ def test_early_stopping_on_patience(tmp_path):
     assert len(trainer.history) == 2
 
 
-def test_amp_step_on_cpu(tmp_path):
+@pytest.mark.parametrize("bf16_units", [True, False, None])
+def test_amp_step_on_cpu(tmp_path, monkeypatch, caplog, bf16_units):
+    """amp on CPU is bf16 autocast where the CPU has bf16 units (or torch cannot tell); without them fp32 and one
+    warning (emulated bf16 made a paper UNet's one-sample check take minutes on an AVX2 CPU)."""
+    from core.training import trainer as trainer_module
+
+    monkeypatch.setattr(trainer_module, "cpu_bf16_native", lambda: bf16_units)
     trainer = _trainer(None, epochs=1, amp=True)
+    assert trainer.amp_dtype == (None if bf16_units is False else torch.bfloat16)
+    assert ("no bf16 units" in caplog.text) == (bf16_units is False)
+    with trainer.amp_context():
+        assert torch.is_autocast_enabled("cpu") == (bf16_units is not False)
     trainer.train()
     assert torch.isfinite(torch.tensor(trainer.history[-1]["train_loss"]))
 
