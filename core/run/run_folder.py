@@ -57,27 +57,44 @@ def resume_config(run_dir: Path, config_path: Path, overrides: list[str]) -> dic
     if not (run_dir / CONFIG_FILE).is_file():
         raise UserInputError(f"{run_dir}: --resume needs the run folder's {CONFIG_FILE}; it is missing")
     stored = load_yaml(run_dir / CONFIG_FILE)
-    changed = first_difference(stored, apply_overrides(stored, overrides, run_dir / CONFIG_FILE))
+    origin = _read_origin(run_dir, config_path)
+    if origin is None or not config_path.is_file():  # the stored config alone: the --set applied to it
+        _refuse_changing_set(run_dir, stored, apply_overrides(stored, overrides, run_dir / CONFIG_FILE))
+        return stored
+    # the config file with the run's own --set, then with the given ones too: a --set reaches the
+    # tasks that extend the one it names as it did when the run began (`load_config`)
+    builder = ComponentBuilder(config_path)  # the stored config was upgraded before it was written
+    current = builder.upgrade(load_config(config_path, overrides=origin["overrides"]))
+    if overrides:
+        _refuse_changing_set(run_dir, current, builder.upgrade(load_config(config_path, overrides=[*origin["overrides"], *overrides])))
+    changed = first_difference(builder.upgrade(stored), current)
+    if changed:
+        raise UserInputError(f"{run_dir}: {config_path} has changed since the run began: {changed} (stored vs now); "
+                             "restore it, or start a new run without --resume")
+    return stored
+
+
+def _refuse_changing_set(run_dir: Path, stored: dict[str, Any], given: dict[str, Any]) -> None:
+    changed = first_difference(stored, given)
     if changed:
         raise UserInputError(f"{run_dir}: --resume continues the stored {CONFIG_FILE}, but --set changes {changed} "
                              "(stored vs given); drop that --set, or start a new run without --resume")
+
+
+def _read_origin(run_dir: Path, config_path: Path) -> dict[str, Any] | None:
+    """The run's origin.json (config path, --set values), checked against `config_path`; None if it has none."""
     origin_file = run_dir / ORIGIN_FILE
-    if origin_file.is_file():
-        origin = read_json_mapping(origin_file, "restore it from a copy, or start a new run without --resume")
-        if not isinstance(origin.get("config_path"), str) or not isinstance(origin.get("overrides", []), list):
-            raise UserInputError(f"{origin_file}: lacks config_path / overrides; restore it from a copy, or start a new run "
-                                 "without --resume")
-        if Path(origin["config_path"]).resolve() != config_path.resolve():
-            raise UserInputError(f"{run_dir}: was started from {origin['config_path']}, not {config_path}; "
-                                 "pass that --config_path to resume it")
-        if config_path.is_file():
-            current = load_config(config_path, overrides=origin.get("overrides", []))
-            builder = ComponentBuilder(config_path)  # the stored config was upgraded before it was written
-            changed = first_difference(builder.upgrade(stored), builder.upgrade(current))
-            if changed:
-                raise UserInputError(f"{run_dir}: {config_path} has changed since the run began: {changed} (stored vs now); "
-                                     "restore it, or start a new run without --resume")
-    return stored
+    if not origin_file.is_file():
+        return None
+    origin = read_json_mapping(origin_file, "restore it from a copy, or start a new run without --resume")
+    if not isinstance(origin.get("config_path"), str) or not isinstance(origin.get("overrides", []), list) \
+            or not all(isinstance(o, str) for o in origin.get("overrides", [])):
+        raise UserInputError(f"{origin_file}: lacks config_path / overrides; restore it from a copy, or start a new run "
+                             "without --resume")
+    if Path(origin["config_path"]).resolve() != config_path.resolve():
+        raise UserInputError(f"{run_dir}: was started from {origin['config_path']}, not {config_path}; "
+                             "pass that --config_path to resume it")
+    return {**origin, "overrides": list(origin.get("overrides", []))}
 
 
 def claim_run_dir(config: dict[str, Any], config_path: Path, output_root: str | None, prefix: str = "") -> Path:

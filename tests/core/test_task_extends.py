@@ -85,3 +85,21 @@ def test_predict_reads_a_stored_task_that_extends_another_as_uad_test_does(tmp_p
     predictor = load_predictor(tmp_path / "extended.pt", task="l1_again", device="cpu")
     stored = predictor.config["downstream_tasks"]
     assert predictor.task == "l1_again" and stored["l1_again"] == stored["anomaly_detection_l1"]
+
+
+def test_resume_accepts_the_set_its_run_began_with_on_a_task_others_extend(tmp_path):
+    """A mapping given by --set to an extending task merges with what it inherits when the run begins;
+    --resume with the same --set compares it the same way (the config file with the run's --set), not by
+    replacing the mapping in the resolved stored config (which reported a change that was none)."""
+    from core.config.builder import ComponentBuilder
+    from core.run.run_folder import LATEST, resume_config, write_run_config
+
+    path = _write(tmp_path, {"a": PROTOCOL, "b": {"extends": "a"}})
+    given = ["downstream_tasks.b.params.data_loader_note={x: 1}", "downstream_tasks.b.data_loader.params={data_root: e}"]
+    run_dir = tmp_path / "run"
+    (run_dir / LATEST).parent.mkdir(parents=True)
+    (run_dir / LATEST).write_bytes(b"")
+    write_run_config(run_dir, ComponentBuilder(path).upgrade(load_config(path, overrides=given)), path, given)
+    assert resume_config(run_dir, path, given) == resume_config(run_dir, path, [])
+    with pytest.raises(UserInputError, match="--set changes downstream_tasks.b.data_loader.params.data_root"):
+        resume_config(run_dir, path, ["downstream_tasks.b.data_loader.params={data_root: f}"])
