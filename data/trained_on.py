@@ -22,6 +22,7 @@ import torch
 
 from data.nifti_io import header_description
 from dl_utils.csv_files import read_csv
+from dl_utils.errors import UserInputError
 from dl_utils.param_ranges import GridSide, NonNegativeInt, PositiveFloat
 from dl_utils.param_types import constructor_hints, mismatch
 
@@ -53,6 +54,8 @@ SPELLINGS = (  # notations rewritten before the text is split into words
     (re.compile(r"\bw/"), " with "),                               # "T1 W/ GAD"
     (re.compile(r"(?<![a-z0-9+])(c|gd|gad|km)\s*\+"), r" +\1 "),   # "T1 C+", "Gd+"
     (re.compile(r"\+\s+(?=(c|gd|gad|contrast|km)\b)"), "+"),       # "ax t1 + c"
+    (re.compile(r"(?<![a-z])(ax|cor|sag)(?=t1|t2|flair|pd|dwi|swi)"), r"\1 "),  # fastMRI's "AXT2", "AXT1POST", "AXFLAIR"
+    (re.compile(r"(?<![a-z])(t1|t2)(pre)(?![a-z])"), r"\1 \2"),  # fastMRI's "AXT1PRE": t1 before contrast
 )
 
 
@@ -145,6 +148,8 @@ def from_data_module(data_module: Any) -> TrainedOn:
         reading = getattr(data_module, "reading", None)  # 2D images (`ImageListDataModule`): one slice of target_size
         size = getattr(reading, "target_size", None)
         grid = (int(size[0]), int(size[1]), 1) if size is not None else None
+        if contrast == "unknown" and csv != "?":
+            contrast = _images_contrast(names, root)
         return TrainedOn(dataset, _rows(names, root), None, contrast, grid, None)
     from data.csv_splits import read_volume_split
     from data.preprocessing import VolumePreprocessor
@@ -159,6 +164,22 @@ def from_data_module(data_module: Any) -> TrainedOn:
     subjects = len({subject_of.get(r.img_name, r.img_name) for r in rows}) if column else None
     return TrainedOn(dataset, len(rows), subjects, contrast, tuple(int(n) for n in first.image.shape), spacing,
                      subject_column=column)
+
+
+def _images_contrast(csvs: list[Any], root: Any) -> str:
+    """The contrast the first training image's path names (`brain/AXT2/file_001.png`: t2), else "unknown":
+    an image file has no header, so its path is all there is (the volume path reads the header too)."""
+    from data.csv_splits import read_file_list
+
+    try:
+        files = read_file_list([str(c) for c in csvs], root)
+    except (UserInputError, OSError):
+        return "unknown"
+    if not files:
+        return "unknown"
+    first, base = Path(files[0]).resolve(), Path(root).resolve() if root else None
+    named = str(first.relative_to(base)) if base is not None and first.is_relative_to(base) else first.name
+    return scan_contrast(named) or "unknown"
 
 
 def _contrast_read(data_module: Any, rows: list[Any], mode: str) -> str:

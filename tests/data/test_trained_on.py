@@ -120,6 +120,10 @@ def test_header_read_from_a_file(tmp_path):
     # other contrasts
     (("T2star.nii.gz",), "t2* / swi"), (("SWI_mag.nii.gz",), "t2* / swi"), (("DWI_b1000.nii.gz",), "dwi"),
     (("b1000.nii.gz",), "dwi"), (("sub-01_T2w.nii.gz",), "t2"),
+    # fastMRI brain's acquisition names (RA's 2D slices): plane and contrast run together
+    (("file_brain_AXT2_200_2000019.png",), "t2"), (("file_brain_AXT1POST_201_6002.png",), "t1 post-contrast"),
+    (("file_brain_AXT1PRE_203_6000.png",), "t1"), (("file_brain_AXFLAIR_200_6002.png",), "flair"),
+    (("file_brain_AXT1_202_2020.png",), "t1"), (("relax_max.png",), None),
 ])
 def test_contrast_named_by_file_name_or_description(texts, contrast):
     assert scan_contrast(*texts) == contrast
@@ -188,3 +192,19 @@ def test_the_readme_lists_spellings_as_they_are_read():
         assert scan_contrast("scan.nii", word) not in (None, "t1 post-contrast"), word
     for word in negated_words:
         assert scan_contrast("scan.nii", f"T1 {word}") == "t1", word
+
+
+def test_the_contrast_of_2d_training_images_is_what_their_path_names(tmp_path):
+    """An image file has no header: the record reads the contrast from the first training image's path, so
+    predict can warn about a scan of another contrast (it had recorded "unknown" for every 2-D checkpoint)."""
+    from types import SimpleNamespace
+
+    (tmp_path / "AXT2").mkdir()
+    (tmp_path / "AXT2" / "file_001.png").write_bytes(b"")
+    (tmp_path / "train.csv").write_text("filename\nAXT2/file_001.png\n")
+    module = SimpleNamespace(train_csv="train.csv", data_root=str(tmp_path), reading=SimpleNamespace(target_size=(32, 32)))
+    record = from_data_module(module)
+    assert record.contrast == "t2" and record.grid_shape == (32, 32, 1) and record.volumes == 1
+    (tmp_path / "train.csv").write_text("filename\nAXT2/file_001.png\n".replace("AXT2/", ""))
+    (tmp_path / "file_001.png").write_bytes(b"")
+    assert from_data_module(module).contrast == "unknown"
