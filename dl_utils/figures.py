@@ -40,21 +40,30 @@ def plot_training_curves(history: Sequence[dict[str, float]], path: Path) -> Non
     _save(fig, path)
 
 
+def display_slice(axial: np.ndarray) -> np.ndarray:
+    """An axial slice (X, Y) of an RAS volume as `imshow` draws it with row 0 on top: anterior up,
+    the patient's right on the right (what `.T` with origin="lower" drew)."""
+    return np.asarray(axial).T[::-1]
+
+
 def plot_cases(rows: Sequence[dict[str, np.ndarray | str]], path: Path) -> None:
     """One row per case: input, reconstruction, anomaly map, input with lesion outline.
 
-    Each row holds 2D arrays `image`, `reconstruction`, `amap`, optional `seg`, and `title`.
+    Each row holds 2D arrays `image`, `reconstruction`, `amap`, optional `seg`, and `title`: an axial
+    slice (X, Y) of an RAS volume, drawn anterior up, or with `image_2d` true a 2D image (rows, columns)
+    drawn as its file has it (row 0 on top).
     """
     fig, axes = plt.subplots(len(rows), 4, figsize=(10, 2.6 * len(rows)), squeeze=False)
     vmax = max(float(np.percentile(r["amap"], 99.5)) for r in rows) or 1.0
     for ax_row, row in zip(axes, rows):
-        ax_row[0].imshow(row["image"].T, cmap="gray", vmin=0, vmax=1, origin="lower")
+        shown = display_slice if not row.get("image_2d") else np.asarray
         reconstruction = row["reconstruction"] if row.get("reconstruction") is not None else np.zeros_like(row["image"])
-        ax_row[1].imshow(reconstruction.T, cmap="gray", vmin=0, vmax=1, origin="lower")
-        ax_row[2].imshow(row["amap"].T, cmap="inferno", vmin=0, vmax=vmax, origin="lower")
-        ax_row[3].imshow(row["image"].T, cmap="gray", vmin=0, vmax=1, origin="lower")
+        ax_row[0].imshow(shown(row["image"]), cmap="gray", vmin=0, vmax=1)
+        ax_row[1].imshow(shown(reconstruction), cmap="gray", vmin=0, vmax=1)
+        ax_row[2].imshow(shown(row["amap"]), cmap="inferno", vmin=0, vmax=vmax)
+        ax_row[3].imshow(shown(row["image"]), cmap="gray", vmin=0, vmax=1)
         if row.get("seg") is not None and np.any(row["seg"]):
-            ax_row[3].contour(row["seg"].T.astype(float), levels=[0.5], colors="lime", linewidths=0.8, origin="lower")
+            ax_row[3].contour(shown(row["seg"]).astype(float), levels=[0.5], colors="lime", linewidths=0.8)
         ax_row[0].set_ylabel(str(row["title"]), fontsize=7)
         for ax, title in zip(ax_row, ("input", "reconstruction", "anomaly map", "ground truth")):
             ax.set_title(title, fontsize=8)

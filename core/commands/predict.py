@@ -150,7 +150,8 @@ def predict(model: str | Path, inputs: str | Path, output: str | Path, threshold
         checkpoint = resolve_checkpoint(model).resolve()
         settings = PredictSettings(threshold=str(threshold), threshold_protocol=protocol, threshold_value=value, test_set=test_set,
                                    precision=str(pipeline.autocast), device=str(pipeline.device),
-                                   compiled_unet=pipeline.compiled_unet, preprocessed=preprocessed, preprocessing=asdict(options))
+                                   compiled_unet=pipeline.compiled_unet, preprocessed=preprocessed, preprocessing=asdict(options),
+                                   images_2d=predictor.reading is not None)
         PredictRecord(str(checkpoint), file_sha256(checkpoint), predictor.task,
                       predictor.trained_on.to_plain() if predictor.trained_on else None, asdict(settings)).write(output)
         if report:

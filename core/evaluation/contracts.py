@@ -2,7 +2,9 @@
 
 `tests/model_zoo/test_model_contract.py` discovers every `nn.Module` of `model_zoo/`
 with a `reconstruct` method and checks it against `ReconstructionModel` at a tiny size.
-What the evaluation reads of a data set beyond its volumes is `PreprocessedSet`.
+What the evaluation reads of a data set beyond its volumes is one of the set contracts below: `PreprocessedSet`
+(its preprocessing), `ImageReadingSet` (how a 2D image list was read) and `SliceGridSet` (its slice grids);
+`tests/core/evaluation/test_evaluation_set_contracts.py` discovers every set that declares one and checks it.
 """
 from __future__ import annotations
 

@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from core.evaluation.contracts import ImageReadingSet
 from core.evaluation.pipeline import ScoringPipeline
 from core.evaluation.reconstruction import reconstruction_quality
 from core.evaluation.volume_files import save_volumes
@@ -46,7 +47,7 @@ class VolumeRecord:
     map_max: float
     metrics: dict[str, float] = field(default_factory=dict)  # per-volume AUPRC / AUROC
     quality: dict[str, float] | None = None
-    case: dict[str, Any] | None = None  # figure slices: image, reconstruction, amap, seg, title
+    case: dict[str, Any] | None = None  # figure slices: image, reconstruction, amap, seg, title, image_2d
 
 
 class VolumeStore:
@@ -122,9 +123,10 @@ def _per_volume_metrics(amap: np.ndarray, mask: np.ndarray, seg: np.ndarray) -> 
 
 
 def _score_one(pipeline: ScoringPipeline, set_name: str, index: int, volume: Volume, figure_cases: int,
-               keep_volumes: bool) -> dict[str, Any]:
+               keep_volumes: bool, image_2d: bool = False) -> dict[str, Any]:
     """One volume scored, as the (small) item a rank sends to rank 0; `keep_volumes`: with the
-    input and mean reconstruction for the files beside its map."""
+    input and mean reconstruction for the files beside its map; `image_2d`: it is a 2D image (its set
+    an `ImageReadingSet`), its figure case marked so (drawn as its file has it)."""
     started = time.perf_counter()
     scored = pipeline.score(volume, set_name, index)  # seeded from (seed, set, index): any sharding
     amap, recs = scored.amap, scored.reconstructions
@@ -137,7 +139,8 @@ def _score_one(pipeline: ScoringPipeline, set_name: str, index: int, volume: Vol
         z = int(np.argmax(seg.sum(axis=(0, 1)))) if seg is not None and seg.any() else amap.shape[2] // 2
         case = {"image": volume.image[..., z].numpy().copy(), "amap": amap[..., z].copy(),
                 "reconstruction": None if mean_rec is None else mean_rec[..., z].numpy().copy(),
-                "seg": None if seg is None else seg[..., z].copy(), "title": f"{volume.name} z={z}"}
+                "seg": None if seg is None else seg[..., z].copy(), "title": str(volume.name) if image_2d else f"{volume.name} z={z}",
+                "image_2d": image_2d}
     record = VolumeRecord(
         index=index, name=str(volume.name), label=int(volume.label),
         lesion_voxels=None if seg is None else int(seg.sum()),
@@ -167,6 +170,7 @@ def score_set(pipeline: ScoringPipeline, name: str, volumes: Sequence[Volume], c
     with the input and mean reconstruction when `keep_volumes` (the same on every rank: each sends
     them); `figure_cases`: keep slices of the first volumes for figures."""
     n = len(volumes)
+    image_2d = isinstance(volumes, ImageReadingSet)  # 2D images, read by recorded settings (not guessed from a shape)
     if ctx.is_main:
         LOG.info("scoring data set '%s' (%d volumes, %d rank%s)", name, n, ctx.world_size, "s" if ctx.enabled else "")
         folder = Path(scratch) / name
@@ -175,7 +179,8 @@ def score_set(pipeline: ScoringPipeline, name: str, volumes: Sequence[Volume], c
     bar = progress(total=n, desc=f"scoring {name}", unit="vol") if ctx.is_main else None
     for start in range(0, n, ctx.world_size):
         index = start + ctx.rank
-        item = _score_one(pipeline, name, index, volumes[index], figure_cases, keep_volumes) if index < n else None
+        item = (_score_one(pipeline, name, index, volumes[index], figure_cases, keep_volumes, image_2d)
+                if index < n else None)
         gathered = gather_to_main(item, ctx)
         if not ctx.is_main:
             continue

@@ -32,6 +32,7 @@ class PredictSettings:
     compiled_unet: bool
     preprocessed: bool              # scans were already preprocessed (no skull strip / registration)
     preprocessing: dict[str, Any]   # the scan preprocessing options
+    images_2d: bool = False         # the scans were 2D images (the checkpoint's recorded image-list reading)
 
 
 @dataclass(frozen=True)

@@ -28,7 +28,7 @@ from urllib.parse import quote
 import yaml
 
 from core.run.predict_record import PredictRecord
-from core.run.report_volumes import Budget, VolumeFiles, compared_layers, map_names, round_robin, volume_layers
+from core.run.report_volumes import Budget, VolumeFiles, compared_layers, images_2d, map_names, round_robin, volume_layers
 from core.run.results import BOX_FIGURES, TABLE_COLUMNS, box_localisation_rows, column_label, read_results
 from core.run.run_files import read_results_json, skipped_tasks
 from core.run.run_folder import CONFIG_FILE, ORIGIN_FILE
@@ -259,7 +259,8 @@ def _run_page(folder: Path, budget: Budget) -> tuple[str, list[Part]]:
     for (task, dataset), name in round_robin({k: v for k, v in groups.items() if v}):
         files = VolumeFiles(name, folder / task / "anomaly_maps" / dataset)
         vid = _slug(task, dataset, name)
-        body = budget.add(vid, f"{task} / {dataset} / {name}", lambda files=files: volume_layers(files))
+        body = budget.add(vid, f"{task} / {dataset} / {name}", lambda files=files: volume_layers(files),
+                          image_2d=images_2d(results[task], dataset))
         if body:
             anchors[(task, dataset, name)] = vid
             viewers.append(body)
@@ -291,7 +292,7 @@ def _results_part(results: dict[str, Any]) -> Part:
 
 def _volumes_part(viewers: list[str], budget: Budget, note: str = "") -> Part:
     text = note or ("Three planes per volume (patient's right on the right, anterior / superior up); "
-                    "move a slider to change the slice. Maps: inferno over [0, 99.5th percentile of the map].")
+                    "move a slider to change the slice; a 2D image is one picture, as its file has it. Maps: inferno over [0, 99.5th percentile of the map].")
     body = "".join(viewers) if viewers else '<p class="note">no volumes saved (save_maps: false, or nothing evaluated)</p>'
     return Part("volumes", "Volumes", html.section("Volumes", body + budget.note(), "volumes", text))
 
@@ -346,10 +347,12 @@ def _benchmark_page(folder: Path, budget: Budget) -> tuple[str, list[Part]]:
                                                      f"Baseline of the paired tests: {html.esc(baseline)}."))]
     parts.append(_comparison_part(comparison, baseline))
     curves: dict[str, dict[str, dict]] = {}
-    per_volume, groups = [], {}
+    per_volume, groups, flat = [], {}, set()
     for column, task, run_dir in columns:
         results = read_results_json(run_dir / "results.json")
         for dataset in results[task]:
+            if images_2d(results[task], dataset):
+                flat.add(dataset)
             path = run_dir / task / "figures" / f"{dataset}_roc_pr.json"
             if path.is_file():
                 curves.setdefault(dataset, {})[column] = read_curve_points(path)
@@ -360,7 +363,8 @@ def _benchmark_page(folder: Path, budget: Budget) -> tuple[str, list[Part]]:
     anchors, viewers = {}, []
     for dataset, name in round_robin({d: list(v) for d, v in groups.items()}):
         vid = _slug(dataset, name)
-        body = budget.add(vid, f"{dataset} / {name}", lambda entries=groups[dataset][name]: compared_layers(entries))
+        body = budget.add(vid, f"{dataset} / {name}", lambda entries=groups[dataset][name]: compared_layers(entries),
+                          image_2d=dataset in flat)
         if body:
             viewers.append(body)
             for column, _ in groups[dataset][name]:
@@ -427,7 +431,8 @@ def _prediction_page(folder: Path, budget: Budget, checkpoint: Path | None) -> t
         if not files.path("map").is_file():
             continue
         vid = _slug(row["scan"])
-        body = budget.add(vid, row["scan"], lambda files=files: volume_layers(files, labels_key="mask"))
+        body = budget.add(vid, row["scan"], lambda files=files: volume_layers(files, labels_key="mask"),
+                          image_2d=bool(settings.get("images_2d")))
         if body:
             anchors[(row["scan"],)] = vid
             viewers.append(body)

@@ -2,13 +2,14 @@
 and the byte budget that keeps the page small (core.run.report builds the pages)."""
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from core.evaluation.result import INPUT_GRID_KEY
 from core.evaluation.volume_files import SUFFIXES
 from data.nifti_io import load_nifti
 from dl_utils.report import html
@@ -21,13 +22,15 @@ class Budget:
     def __init__(self, max_bytes: int, max_side: int) -> None:
         self.left, self.max_side, self.drawn, self.skipped = max_bytes, max_side, 0, []
 
-    def add(self, viewer_id: str, title: str, volume: Callable[[], tuple[dict[str, Layer], list[Panel], Any]]) -> str:
-        """The viewer of `volume()` (layers, panels, spacing; read only while bytes are left), or '' past the budget."""
+    def add(self, viewer_id: str, title: str, volume: Callable[[], tuple[dict[str, Layer], list[Panel], Any]],
+            image_2d: bool = False) -> str:
+        """The viewer of `volume()` (layers, panels, spacing; read only while bytes are left), or '' past the budget;
+        `image_2d`: it is one 2D image (`images_2d` says which are), drawn as one picture."""
         if self.left <= 0:
             self.skipped.append(title)
             return ""
         layers, panels, spacing = volume()
-        body, size = viewer(viewer_id, title, layers, panels, spacing, self.max_side)
+        body, size = viewer(viewer_id, title, layers, panels, spacing, self.max_side, image_2d=image_2d)
         if size > self.left:
             self.left = 0
             self.skipped.append(title)
@@ -41,6 +44,20 @@ class Budget:
             return ""
         return (f"<p class=\"note\">{len(self.skipped)} more volume(s) not drawn, to keep this file small "
                 f"(<code>uad report FOLDER --max-mb N</code> draws more): {html.esc(', '.join(self.skipped))}</p>")
+
+
+def images_2d(task_results: Mapping[str, Any], dataset: str) -> bool:
+    """Whether a data set of a task (its entry in results.json) holds 2D images: its recorded input grid
+    has image-list reading settings (`core.evaluation.result.InputGrid.reading`); a set without a grid
+    (a healthy set) is 2D when the task's other sets are, as one data module gives a task its sets."""
+    def reading(entry: Any) -> bool | None:
+        grid = entry.get(INPUT_GRID_KEY) if isinstance(entry, Mapping) else None
+        return None if not isinstance(grid, Mapping) else grid.get("reading") is not None
+
+    own = reading(task_results.get(dataset))
+    if own is not None:
+        return own
+    return any(reading(entry) for entry in task_results.values())
 
 
 def read_nifti(path: Path, role: str) -> tuple[np.ndarray, tuple[float, float, float]] | None:

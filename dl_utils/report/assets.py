@@ -2,7 +2,8 @@
 
 The script sorts tables by a clicked header and draws volumes: each viewer's layers are
 zlib-compressed uint8 arrays (base64) inflated with the browser's DecompressionStream, and
-a slice of each plane is drawn on canvases whenever its slider moves. When every viewer is
+a slice of each plane is drawn on canvases whenever its slider moves (a 2D image: its one
+picture, once). When every viewer is
 drawn it sets `data-ready` on <html> (what the browser test waits for)."""
 from __future__ import annotations
 
@@ -77,9 +78,11 @@ _SCRIPT = r"""
     return new Uint8Array(await new Response(stream).arrayBuffer());
   }
 
-  // a (X, Y, Z) C-order volume seen in one plane: screen column c, row r (top first), slice s
-  function geometry(shape, spacing, plane) {
+  // a (X, Y, Z) C-order volume seen in one plane: screen column c, row r (top first), slice s;
+  // a 2D image (rows, columns, 1) as its file had it: row r of the array on screen row r
+  function geometry(shape, spacing, plane, image2d) {
     const [X, Y, Z] = shape;
+    if (image2d) return {w: Y, h: X, n: 1, sw: spacing[1], sh: spacing[0], at: (c, r, s) => (r * Y + c) * Z + s};
     if (plane === 0) return {w: X, h: Y, n: Z, sw: spacing[0], sh: spacing[1], at: (c, r, s) => (c * Y + (Y - 1 - r)) * Z + s};
     if (plane === 1) return {w: X, h: Z, n: Y, sw: spacing[0], sh: spacing[2], at: (c, r, s) => (c * Y + s) * Z + (Z - 1 - r)};
     return {w: Y, h: Z, n: X, sw: spacing[1], sh: spacing[2], at: (c, r, s) => (s * Y + c) * Z + (Z - 1 - r)};
@@ -87,9 +90,10 @@ _SCRIPT = r"""
 
   function draw(viewer, plane, s) {
     const {spec, layers} = viewer;
-    const g = geometry(spec.shape, spec.spacing, plane);
+    const g = geometry(spec.shape, spec.spacing, plane, spec.image2d);
     const box = viewer.element.querySelector(`.plane[data-plane="${plane}"]`);
-    box.querySelector(".slice-label").textContent = `${AXES[plane]} = ${s} / ${g.n - 1}`;
+    const label = box.querySelector(".slice-label");
+    if (label) label.textContent = `${AXES[plane]} = ${s} / ${g.n - 1}`;
     for (const canvas of box.querySelectorAll("canvas")) {
       const panel = spec.panels[Number(canvas.dataset.panel)];
       const values = layers[panel.layer];
@@ -122,10 +126,11 @@ _SCRIPT = r"""
     const layers = {};
     for (const [name, b64] of Object.entries(spec.layers)) layers[name] = await inflate(b64);
     const viewer = {element, spec, layers};
-    for (const input of element.querySelectorAll("input.slice")) {
-      const plane = Number(input.closest(".plane").dataset.plane);
-      input.addEventListener("input", () => draw(viewer, plane, Number(input.value)));
-      draw(viewer, plane, Number(input.value));
+    for (const box of element.querySelectorAll(".plane")) {
+      const plane = Number(box.dataset.plane);
+      const input = box.querySelector("input.slice");  // none for a 2D image: one picture
+      if (input) input.addEventListener("input", () => draw(viewer, plane, Number(input.value)));
+      draw(viewer, plane, input ? Number(input.value) : 0);
     }
   }
 

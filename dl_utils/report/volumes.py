@@ -6,7 +6,9 @@ Each layer is thinned per axis, every `stride[axis]` voxels, so no side exceeds 
 quantised to uint8 over its display window, zlib-compressed and base64-encoded; the page's
 script inflates it and draws the chosen slice on canvases (no image per slice, so a slider
 costs nothing in file size). Arrays are (X, Y, Z) in RAS order (axis 2 axial), as
-`data.nifti_io.load_nifti` returns them.
+`data.nifti_io.load_nifti` returns them; a 2D image (`image_2d`: the caller knows it from the
+run's record, e.g. an image list's reading, never from the shape) is (rows, columns, 1) as its
+file had them and is drawn as one picture, rows down and columns across, with no slider.
 """
 from __future__ import annotations
 
@@ -79,14 +81,16 @@ def stride_for(shape: Sequence[int], max_side: int) -> tuple[int, ...]:
     return tuple(max(1, math.ceil(n / max(max_side, 1))) for n in shape)
 
 
-def thinning_note(steps: Sequence[int]) -> str:
+def thinning_note(steps: Sequence[int], image_2d: bool = False) -> str:
     """The viewer title's note on the thinned axes, e.g. ' (every 2nd voxel along x and y)' or
-    ' (every 2nd voxel along x, every 3rd along z)'; '' when every axis keeps every voxel."""
+    ' (every 2nd voxel along x, every 3rd along z)' (a 2D image: ' (every 2nd pixel along rows
+    and columns)'); '' when every axis keeps every voxel."""
+    names, unit = (("rows", "columns", "slices"), "pixel") if image_2d else ("xyz", "voxel")
     by_step: dict[int, list[str]] = {}
-    for axis, step in zip("xyz", steps):
+    for axis, step in zip(names, steps):
         if step > 1:
             by_step.setdefault(step, []).append(axis)
-    parts = [f"{_ordinal(step)}{' voxel' if not index else ''} along {_and(axes)}"
+    parts = [f"{_ordinal(step)}{' ' + unit if not index else ''} along {_and(axes)}"
              for index, (step, axes) in enumerate(by_step.items())]
     return f" (every {', every '.join(parts)})" if parts else ""
 
@@ -109,23 +113,27 @@ def encode(array: np.ndarray) -> str:
 
 
 def viewer(viewer_id: str, title: str, layers: Mapping[str, Layer], panels: Sequence[Panel],
-           spacing: Sequence[float] = (1.0, 1.0, 1.0), max_side: int = 128) -> tuple[str, int]:
-    """HTML of one volume viewer (three planes x `panels`) and the bytes its data take."""
+           spacing: Sequence[float] = (1.0, 1.0, 1.0), max_side: int = 128, image_2d: bool = False) -> tuple[str, int]:
+    """HTML of one volume viewer (three planes x `panels`) and the bytes its data take; `image_2d`:
+    the layers are one 2D image (rows, columns, 1), drawn as one plane as its file had it, no slider."""
     shapes = {tuple(layer.array.shape) for layer in layers.values()}
     if len(shapes) != 1 or len(next(iter(shapes))) != 3:
         raise ValueError(f"{viewer_id}: the layers must share one 3D shape, got {sorted(shapes)}")
+    if image_2d and next(iter(shapes))[2] != 1:
+        raise ValueError(f"{viewer_id}: a 2D image is (rows, columns, 1), got {next(iter(shapes))}")
     for panel in panels:
         for name in (panel.layer, panel.outline):
             if name is not None and name not in layers:
                 raise ValueError(f"{viewer_id}: panel '{panel.label}' names layer '{name}', not given")
-    steps = stride_for(next(iter(shapes)), max_side)
+    full = next(iter(shapes))
+    steps = stride_for(full, max_side)
     thin = tuple(slice(None, None, step) for step in steps)
     small = {name: Layer(np.asarray(layer.array, dtype=np.float32)[thin], layer.kind) for name, layer in layers.items()}
     shape = next(iter(small.values())).array.shape
     spacing = [float(s) * step for s, step in zip(spacing, steps)]  # the page draws each plane in mm
     windows = {name: display_window(layer.array, layer.kind) for name, layer in small.items()}
     spec = {
-        "shape": [int(n) for n in shape], "spacing": spacing,
+        "shape": [int(n) for n in shape], "spacing": spacing, "image2d": image_2d,
         "scale": DISPLAY_PX / max(n * s for n, s in zip(shape, spacing)),
         "panels": [{"layer": p.layer, "outline": p.outline,
                     "cmap": "inferno" if p.layer and small[p.layer].kind == LayerKind.MAP else "gray"}
@@ -134,7 +142,7 @@ def viewer(viewer_id: str, title: str, layers: Mapping[str, Layer], panels: Sequ
     }
     start = focus(small, shape)
     planes = []
-    for plane, (name, axis) in enumerate(zip(PLANES, PLANE_AXIS)):
+    for plane, (name, axis) in enumerate(zip(PLANES[:1] if image_2d else PLANES, PLANE_AXIS)):
         figures = []
         for index, panel in enumerate(panels):
             if panel.layer is None:
@@ -145,12 +153,13 @@ def viewer(viewer_id: str, title: str, layers: Mapping[str, Layer], panels: Sequ
             legend = f" [{fmt(low, 3)}, {fmt(high, 3)}]" if kind == LayerKind.MAP else ""
             figures.append(f'<figure><canvas data-panel="{index}"></canvas>'
                            f"<figcaption>{esc(panel.label + legend)}</figcaption></figure>")
-        planes.append(f'<div class="plane" data-plane="{plane}"><div class="plane-head">{name} '
-                      f'<input type="range" class="slice" min="0" max="{shape[axis] - 1}" value="{start[axis]}" '
-                      f'aria-label="{esc(title)}: {name} slice"> <span class="slice-label"></span></div>'
+        head = (f'2D image, {full[0]} rows x {full[1]} columns' if image_2d else
+                f'{name} <input type="range" class="slice" min="0" max="{shape[axis] - 1}" value="{start[axis]}" '
+                f'aria-label="{esc(title)}: {name} slice"> <span class="slice-label"></span>')
+        planes.append(f'<div class="plane" data-plane="{plane}"><div class="plane-head">{head}</div>'
                       f'<div class="panels">{"".join(figures)}</div></div>')
     data = json.dumps(spec).replace("</", "<\\/")
-    note = thinning_note(steps)
+    note = thinning_note(steps, image_2d)
     body = (f'<div class="viewer" id="{esc(viewer_id)}" data-payload="{esc(viewer_id)}-data">'
             f"<h3>{esc(title)}{esc(note)}</h3>{''.join(planes)}</div>"
             f'<script type="application/json" id="{esc(viewer_id)}-data">{data}</script>')

@@ -131,6 +131,26 @@ def test_predict_on_the_image_list_gives_the_evaluators_maps_and_masks(run, tmp_
     assert (tmp_path / "pred" / f"{names[0]}.png").is_file()
 
 
+def _viewer_specs(page: Path) -> list[dict]:
+    """The JSON data of every viewer of a report page."""
+    text = page.read_text()
+    return [json.loads(part.split(">", 1)[1].split("</script>")[0]) for part in text.split('<script type="application/json"')[1:]]
+
+
+def test_the_reports_draw_each_image_as_one_picture(run, tmp_path):
+    """The run's report.html and predict's draw every map as a 2D image (one picture, rows x columns as the
+    file has them, no slider): the page knows it from the recorded reading (results.json's input grid;
+    predict.json's `images_2d`), not from a depth of 1."""
+    data = Path(yaml.safe_load((run / "config.yaml").read_text())["data_root"])
+    assert uad(["predict", "--model", str(run), "--input", str(data / "png" / f"{TEST_SET}_0.png"),
+                "--output", str(tmp_path / "pred"), "--threshold", "fpr_5%", "--no-png"]) == 0
+    assert json.loads((tmp_path / "pred" / "predict.json").read_text())["settings"]["images_2d"] is True
+    for page in (run / "report.html", tmp_path / "pred" / "report.html"):
+        specs = _viewer_specs(page)
+        assert specs and all(spec["image2d"] and spec["shape"] == [32, 32, 1] for spec in specs), page
+        assert 'type="range"' not in page.read_text(), page
+
+
 def test_predict_on_one_png_gives_the_evaluators_map(run, tmp_path, capsys):
     data = Path(yaml.safe_load((run / "config.yaml").read_text())["data_root"])
     image = data / "png" / f"{TEST_SET}_1.png"

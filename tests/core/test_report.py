@@ -375,3 +375,56 @@ def test_a_shared_benchmark_listing_cannot_link_to_another_scheme(tmp_path, caps
     assert uad(["report", str(folder)]) == 0, capsys.readouterr().err
     page = (folder / "report.html").read_text()
     assert 'href="javascript:' not in page and 'href="./javascript%3Aalert%281%29/x/report.html"' in page
+
+
+def test_a_2d_image_is_one_picture_of_rows_and_columns():
+    """A 2D image (rows, columns, 1) of an image list is drawn as its file has it: one plane of
+    rows x columns, no slider; the JSON says so (the page's script reads row r of the array onto
+    screen row r; the browser test reads the canvas back). A (X, Y, 1) volume keeps three planes."""
+    image = np.zeros((6, 10, 1), np.float32)
+    image[0, 9, 0] = 1.0  # the file's top-right pixel
+    body, _ = viewer("v", "2d", {"in": Layer(image, LayerKind.INTENSITY)}, [Panel("input", "in")], image_2d=True)
+    spec = json.loads(body.split('type="application/json" id="v-data">')[1].split("</script>")[0])
+    assert spec["image2d"] is True and spec["shape"] == [6, 10, 1]
+    assert body.count('class="plane"') == 1 and "input.slice" not in body and 'type="range"' not in body
+    assert "2D image, 6 rows x 10 columns" in body
+    decoded = np.frombuffer(zlib.decompress(base64.b64decode(spec["layers"]["in"])), np.uint8).reshape(6, 10, 1)
+    assert decoded[0, 9, 0] == 255 and decoded.sum() == 255
+    volume, _ = viewer("v", "1 slice", {"in": Layer(image, LayerKind.INTENSITY)}, [Panel("input", "in")])
+    assert volume.count('class="plane"') == 3 and '"image2d": false' in volume
+    with pytest.raises(ValueError, match="a 2D image is"):
+        viewer("v", "t", {"in": Layer(np.zeros((4, 4, 2)), LayerKind.INTENSITY)}, [Panel("input", "in")], image_2d=True)
+    assert thinning_note((2, 2, 1), image_2d=True) == " (every 2nd pixel along rows and columns)"
+
+
+def test_the_page_knows_a_2d_set_from_its_recorded_reading():
+    """results.json's input grid of an image-list set holds its reading settings: its sets (a healthy set
+    without a grid too) are 2D; a volume set's grid (preprocessing, or none) is not, whatever its shape."""
+    from core.run.report_volumes import images_2d
+
+    image_list = {"test": {"input_grid": {"shape": [32, 32, 1], "preprocessing": None, "reading": {"target_size": [32, 32]}}},
+                  "healthy": {"AUROC": 0.5}}
+    volumes = {"test": {"input_grid": {"shape": [32, 32, 1], "preprocessing": None}}, "healthy": {}}
+    assert images_2d(image_list, "test") and images_2d(image_list, "healthy")
+    assert not images_2d(volumes, "test") and not images_2d(volumes, "healthy")
+
+
+def test_case_figures_draw_a_2d_image_as_its_file_and_a_slice_anterior_up(monkeypatch, tmp_path):
+    """plot_cases: a 2D image's top-right pixel (row 0, last column) is drawn top right; an axial RAS
+    slice's right-anterior voxel (x, y highest) too (row 0 on top in both)."""
+    from dl_utils import figures
+
+    drawn = []
+    monkeypatch.setattr(figures, "_save", lambda fig, path: drawn.append(fig))
+    picture = np.zeros((6, 10), np.float32)
+    picture[0, 9] = 1.0
+    axial = np.zeros((10, 6), np.float32)
+    axial[9, 5] = 1.0
+    rows = [{"image": picture, "amap": picture, "reconstruction": None, "seg": None, "title": "a.png", "image_2d": True},
+            {"image": axial, "amap": axial, "reconstruction": None, "seg": None, "title": "v z=0"}]
+    figures.plot_cases(rows, tmp_path / "cases.png")
+    for ax_row in np.asarray(drawn[0].axes).reshape(2, 4):
+        for ax in (ax_row[0], ax_row[2]):
+            shown = ax.images[0]
+            array = np.asarray(shown.get_array())
+            assert shown.origin == "upper" and array.shape == (6, 10) and array[0, 9] == 1.0 and array.sum() == 1.0

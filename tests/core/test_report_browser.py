@@ -166,6 +166,24 @@ def test_a_thick_slice_volume_shows_every_slice_in_its_true_aspect(browser, tmp_
     assert float(height.removesuffix("px")) / float(width.removesuffix("px")) == pytest.approx(231 / 200, rel=0.01)
 
 
+def test_a_2d_image_is_drawn_as_its_file_has_it(browser, tmp_path):
+    """A 2D image (rows, columns, 1) of an image list: one canvas of columns x rows, its top-right pixel
+    (row 0, last column) lit top right (read back from the canvas), no slider, no slice label."""
+    image = np.zeros((6, 10, 1), np.float32)
+    image[0, 9, 0] = 1.0
+    body, _ = viewer("v", "2d", {"in": Layer(image, LayerKind.INTENSITY)}, [Panel("input", "in")], image_2d=True)
+    (tmp_path / REPORT_FILE).write_text(html.page("a 2D image", "", [body], []))
+    _load(browser, tmp_path)
+    assert browser.run("return document.querySelectorAll('.viewer .plane').length") == 1
+    assert browser.run("return document.querySelectorAll('.viewer input.slice, .viewer .slice-label').length") == 0
+    size, lit = browser.run("""const c = document.querySelector('.viewer canvas');
+        const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+        const lit = [];
+        for (let i = 0; i < d.length; i += 4) if (d[i] > 128) lit.push([(i / 4) % c.width, Math.floor(i / 4 / c.width)]);
+        return [[c.width, c.height], lit];""")
+    assert size == [10, 6] and lit == [[9, 0]]
+
+
 def test_a_missing_browser_skips_with_its_reason_or_fails_when_required(monkeypatch):
     """CI sets UAD_REQUIRE_BROWSER=1 (.ci/run): there a machine without chromium fails these tests, not skips them."""
     monkeypatch.setattr(chromium, "binaries", lambda: ("/usr/bin/chromium", None))
