@@ -199,3 +199,11 @@ def test_what_the_checkpoint_cannot_read_is_one_line(run, tmp_path, capsys, inpu
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and len(err) == 1 and expected in err[0], err
     assert not (tmp_path / "out").exists()
+
+
+def test_2d_outputs_are_named_by_the_stem_unless_two_would_meet():
+    from core.commands.predict_inputs import output_names
+
+    assert output_names(["png__a.png", "b.PNG", "c.nii.gz"]) == ["png__a", "b", "c.nii.gz"]
+    assert output_names(["x.png", "x.jpg", "y.tif"]) == ["x.png", "x.jpg", "y"]
+    assert output_names(["x.png.png", "x.png", "x.jpg"]) == ["x.png.png", "x.png", "x.jpg"]  # a stem meets a whole name
