@@ -139,14 +139,20 @@ def volume_rows(csv: str | Sequence[str], data_root) -> list[SplitRow] | None:
     return [row for p in paths for row in read_volume_split(p, data_root)]
 
 
-def _parallel(files: list[Path], csv: CsvArg, data_root, what: str) -> list[Path] | None:
+def parallel_files(files: list[Path], csv: CsvArg, data_root, what: str) -> list[Path] | None:
+    """The files of a `label_dir` / `mask_dir` CSV (or a list of them), row-parallel to the image
+    files `files` (None: no CSV); a different row count is one line naming the CSV."""
     if csv is None:
         return None
-    other = read_file_list(csv, data_root)
+    return check_parallel(files, read_file_list(csv, data_root), f"{what} CSV {csv}")
+
+
+def check_parallel(files: list[Path], other: list[Path], source: str) -> list[Path]:
+    """`other`, checked to pair one to one with the image files `files` (the i-th with the i-th)."""
     if len(other) != len(files):
         raise UserInputError(
-            f"{what} CSV {csv} has {len(other)} rows but the image CSV has {len(files)}; "
-            "rows must match one to one"
+            f"{source} lists {len(other)} files but there are {len(files)} images; "
+            "they must match one to one, in order (the i-th file is the i-th image's)"
         )
     return other
 
@@ -265,8 +271,8 @@ class ImageListSet(Sequence):
         else:
             self.files = read_file_list(csv, data_root)
             self.names = [flat_name(f, data_root) for f in self.files]  # one plain name: it names the map file
-            self.labels = _parallel(self.files, label_dir, data_root, "label_dir")
-            self.masks = _parallel(self.files, mask_dir, data_root, "mask_dir")
+            self.labels = parallel_files(self.files, label_dir, data_root, "label_dir")
+            self.masks = parallel_files(self.files, mask_dir, data_root, "mask_dir")
             self.row_labels = None
         self.mask_csv = mask_dir
         self._cache: dict[int, Volume] = {}

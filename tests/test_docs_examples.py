@@ -164,6 +164,10 @@ RULES: tuple[Rule, ...] = (
          "a small UNet, 6 slices", add=TINY_PAPER_DDPM),
     Rule(r"^params:\n  scoring: +\{scorer: \{\.\.\.\}", Mode.SYNTAX,
          "a YAML example: the sketch of an evaluation task's five params groups, `...` standing for values; parsed"),
+    Rule(r"^uad predict --model runs/RA/ra_paper/<timestamp> --input my_pngs/ --output predictions/pngs$", Mode.PARSE,
+         "README.md's 2D-image example needs a trained and evaluated paper RA run (~40 s here, a second one); "
+         "projects/RA/README.md runs the same prediction for real after its ra_paper run, and "
+         "tests/core/test_predict_image_list.py compares such predictions with the evaluation's"),
     Rule(r"^uad predict .*--input examples/", Mode.RUN,
          "deepbet, registration and N4 take ~2 min (tests/data/test_raw_preprocessing.py tests them); "
          "the rest of the raw-scan path runs for real",
@@ -383,8 +387,22 @@ def _their_ra_checkpoint(path: Path, argv: list[str]) -> None:
     torch.save({"model_weights": weights, "epoch": 0}, path)
 
 
+def _pngs(folder: Path, argv: list[str]) -> None:
+    """A reader's folder of 2D images: three non-square 8-bit PNG heads (padding to square matters)."""
+    import numpy as np
+    from skimage import io as skio
+
+    folder.mkdir(parents=True)
+    y, x = np.mgrid[:40, :52]
+    head = ((y - 20) ** 2 / 300 + (x - 26) ** 2 / 500) < 1
+    for i in range(3):
+        image = (120 + 60 * np.sin(x / (5.0 + i))) * head
+        skio.imsave(folder / f"slice_{i}.png", image.astype(np.uint8), check_contrast=False)
+
+
 # (argument as documented, what makes it): used only where the sandbox lacks it
-STAND_INS: dict[str, Callable[[Path, list[str]], None]] = {"raw/": _raw_scans, "best_model.pt": _their_ra_checkpoint}
+STAND_INS: dict[str, Callable[[Path, list[str]], None]] = {"raw/": _raw_scans, "best_model.pt": _their_ra_checkpoint,
+                                                          "my_pngs/": _pngs}
 
 
 def make_stand_ins(argv: list[str]) -> None:

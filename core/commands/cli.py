@@ -82,7 +82,8 @@ def build_parser() -> argparse.ArgumentParser:
                               "bf16 autocast on CUDA, and on CPU for diffusion models where the CPU has bf16 units, else fp32)")
     predict.add_argument("--data-root", help="folder the paths of a volume-layout or image-list --input CSV are relative to (default: its folder)")
     predict.add_argument("--preprocessed", action="store_true", help="scans are already preprocessed (skip preprocessing); needs --mask")
-    predict.add_argument("--mask", help="brain mask of --preprocessed scans (of 2D images: a brain-mask image)")
+    predict.add_argument("--mask", help="brain mask of --preprocessed scans (of 2D images: a brain-mask image, or for several "
+                         "the mask list their evaluation took: a CSV with a `filename` column, or a folder, in order)")
     predict.add_argument("--no-png", action="store_true", help="skip the three-plane pictures")
     predict.add_argument("--no-report", action="store_true",
                          help="skip report.html (and the input / reconstruction NIfTIs it shows)")

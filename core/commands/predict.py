@@ -12,7 +12,9 @@ A checkpoint evaluated on 2D image lists (`data.image_list_dataset.ImageListSet`
 TIFF images (a file, a folder of them, an image-list CSV with a `filename` column) or the mid-axial
 slices of a volume-layout CSV, each read by the `ImageReading` settings its evaluation recorded in the
 checkpoint (target size, padding, intensity scaling, resize and antialias); its maps and masks are
-written on that grid, as the evaluator writes them. Scoring is the
+written on that grid, as the evaluator writes them, named by the evaluator's name less the image's extension
+(`png__x_anomaly_map.nii.gz`; whole where two would meet); `--mask` gives their brain masks (one image, or
+the mask list the evaluation took: a CSV or a folder, the i-th mask the i-th image's). Scoring is the
 evaluator's own `ScoringPipeline`, built from the checkpoint's stored task with the same
 inference settings and the same per-volume seed (`Predictor.seed_key`), so a volume the run
 evaluated gets the map and mask it got there.
@@ -59,13 +61,13 @@ def _differences(scan: Scan, trained: TrainedOn | None) -> list[str]:
 
 
 def _prepare_first(scans: list[Scan], predictor: Predictor, options: PipelineOptions, template: Template | None,
-                   model: str | Path, mask: str | Path | None = None) -> Prepared | UserInputError | None:
+                   model: str | Path) -> Prepared | UserInputError | None:
     """The first scan on the model's grid, checked against it: every scan goes through the same steps, so a
     grid the model does not fit stops the command; a lone scan that cannot be prepared too (several: its row fails)."""
     if not scans:
         return None
     try:
-        prepared = prepare_scan(scans[0], predictor, options, template, mask)
+        prepared = prepare_scan(scans[0], predictor, options, template)
     except UserInputError as exc:
         if len(scans) == 1:
             raise
@@ -98,7 +100,7 @@ def predict(model: str | Path, inputs: str | Path, output: str | Path, threshold
     options = options or PipelineOptions()
     needs_template = options.register and any(s.subject is not None for s in scans)
     template = load_template(options.template, options.template_mask) if needs_template else None
-    first = _prepare_first(scans, predictor, options, template, model, mask)  # before any output exists
+    first = _prepare_first(scans, predictor, options, template, model)  # before any output exists
     output.mkdir(parents=True, exist_ok=True)
     # stopped part-way (predict has no --resume): its files are written anew, predictions.csv last
     with recovery.advise(recovery.run_again(f"the files in {output} are incomplete; predictions.csv is written last")):
@@ -116,9 +118,9 @@ def predict(model: str | Path, inputs: str | Path, output: str | Path, threshold
                     warnings = _differences(scan, predictor.trained_on)
                     if i == 0 and isinstance(first, UserInputError):
                         raise first
-                    prepared = first if i == 0 and first is not None else prepare_scan(scan, predictor, options, template, mask)
+                    prepared = first if i == 0 and first is not None else prepare_scan(scan, predictor, options, template)
                     check_model_grid(prepared.volume.image.shape, predictor.input_shape, scan.name, model)
-                    scored = pipeline.score(prepared.volume, *predictor.seed_key(scan.name, test_set))
+                    scored = pipeline.score(prepared.volume, *predictor.seed_key(scan.evaluated_name, test_set))
                     amap = scored.amap
                     brain = prepared.volume.mask.numpy()
                     lesion = pipeline.binarize(amap, brain, value)

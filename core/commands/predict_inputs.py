@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,7 +16,7 @@ import torch
 from core.commands.predictor import Predictor
 from core.commands.scan_checks import ScanFiles
 from data.csv_splits import SplitRow, read_file_list, read_volume_split
-from data.image_list_dataset import ImageReading, MaskKind, is_image_2d, load_image_2d
+from data.image_list_dataset import ImageReading, MaskKind, check_parallel, is_image_2d, load_image_2d, parallel_files
 from data.interpolation import Interpolation
 from data.nifti_io import load_nifti
 from data.preprocessing import FlatIntensities
@@ -37,7 +38,9 @@ LOG = logging.getLogger(__name__)
 @dataclass(frozen=True)
 class Scan:
     """One scan to score: raw (`subject`), in the volume layout (`row`), preprocessed by `uad preprocess`
-    (`preprocessed_dir`) or a 2D image file (`image`: PNG, JPEG, TIFF)."""
+    (`preprocessed_dir`) or a 2D image file (`image`: PNG, JPEG, TIFF; `image_mask` its brain-mask image,
+    None: the whole image). `name` names its output files; `evaluated_name` is the name its evaluation gave
+    it (`ImageListSet`'s, its image's extension kept), which `Predictor.seed_key` looks up."""
 
     name: str
     subject: SubjectInput | None = None
@@ -45,6 +48,13 @@ class Scan:
     preprocessed_dir: Path | None = None
     origin: str = ""  # the CSV line (or subject) that named it; '' for a scan given as a file or a folder's
     image: Path | None = None
+    image_mask: Path | None = None
+    volume_name: str = ""  # the evaluator's name where it differs from `name`
+
+    @property
+    def evaluated_name(self) -> str:
+        """The name the evaluator gives this scan (its per-volume name: the seed key)."""
+        return self.volume_name or self.name
 
     @property
     def kind(self) -> str:
@@ -72,12 +82,15 @@ def read_scans(source: str | Path, preprocessed: bool = False, mask: str | Path 
     volume-layout CSV (already preprocessed: img_path, mask_path, relative to `data_root`,
     default the CSV's folder), or 2D images: a PNG / JPEG / TIFF file, a folder of them, an
     image-list CSV (`filename` column, relative to `data_root`, default the CSV's folder; each
-    named as the evaluator names it)."""
+    named as the evaluator names it, its outputs by that name's stem). `mask` of 2D images: a brain-mask
+    image, or for several images the mask list their evaluation took (`ImageListSet`'s `mask_dir`: a CSV with
+    a `filename` column, relative to `data_root`, default its folder; or a folder of mask images in name
+    order), the i-th mask the i-th image's."""
     source = Path(source)
     if source.is_dir() and (source / "subjects").is_dir():
         dirs = sorted(p for p in (source / "subjects").iterdir() if (p / TRANSFORM_FILE).is_file())
         return [Scan(p.name, preprocessed_dir=p) for p in dirs]
-    images = _image_files(source, data_root)
+    images = _image_files(source, data_root, mask)
     if images is not None:
         if preprocessed:
             raise UserInputError(f"{source}: 2D images are read as the checkpoint's evaluation read them; drop --preprocessed")
@@ -99,32 +112,73 @@ def read_scans(source: str | Path, preprocessed: bool = False, mask: str | Path 
     return [Scan(s.name, subject=s, origin=f"{source} subject '{s.name}'" if named else "") for s in read_subjects(source)]
 
 
-def _image_files(source: Path, data_root: str | Path | None) -> list[Scan] | None:
+def _folder_images(folder: Path) -> list[Path] | None:
+    """The 2D image files of a folder in name order; None: it holds a NIfTI scan or no image."""
+    files = sorted(p for p in folder.iterdir() if p.is_file())
+    if any(is_nifti(p) for p in files) or not any(is_image_2d(p) for p in files):
+        return None
+    return [p for p in files if is_image_2d(p)]
+
+
+def _image_files(source: Path, data_root: str | Path | None, mask: str | Path | None = None) -> list[Scan] | None:
     """The 2D images `source` names (an image file, a folder holding images and no NIfTI scan, an image-list
-    CSV), each named as `ImageListSet` names it (its path relative to the root, `flat_name`); None: no 2D input."""
+    CSV), each named as `ImageListSet` names it (its path relative to the root, `flat_name`), with its brain
+    mask (`mask`, see `read_scans`); None: no 2D input."""
     if source.is_file() and is_image_2d(source):
-        return [Scan(source.name, image=source)]
-    if source.is_dir():
-        files = sorted(p for p in source.iterdir() if p.is_file())
-        if any(is_nifti(p) for p in files) or not any(is_image_2d(p) for p in files):
+        found = [(source.name, source, "")]
+    elif source.is_dir():
+        files = _folder_images(source)
+        if files is None:
             return None
-        return [Scan(p.name, image=p) for p in files if is_image_2d(p)]
-    if source.is_file() and source.suffix.lower() == ".csv":
+        found = [(p.name, p, "") for p in files]
+    elif source.is_file() and source.suffix.lower() == ".csv":
         columns = read_csv(source, "give an image-list CSV, a CSV of subjects or a volume-layout CSV").columns
         if "filename" not in columns:
             return None
         root = Path(data_root) if data_root is not None else source.resolve().parent
         files = read_file_list(str(source.resolve()), root)
-        scans = [Scan(flat_name(f, root), image=f, origin=f"{source} row {i + 1}") for i, f in enumerate(files)]
-        check_unique_names([(s.name, str(s.image)) for s in scans], source)
-        return scans
-    return None
+        found = [(flat_name(f, root), f, f"{source} row {i + 1}") for i, f in enumerate(files)]
+        check_unique_names([(name, str(f)) for name, f, _ in found], source)
+    else:
+        return None
+    masks = _image_masks([f for _, f, _ in found], mask, data_root)
+    outputs = output_names([name for name, _, _ in found])
+    return [Scan(out, image=f, origin=origin, image_mask=m, volume_name=name if out != name else "")
+            for out, (name, f, origin), m in zip(outputs, found, masks, strict=True)]
+
+
+def output_names(names: list[str]) -> list[str]:
+    """Output file names of 2D images: each evaluator name without its image extension (`png__x.png` ->
+    `png__x`, as a volume's `img_name` drops `.nii.gz`), kept whole where two would meet (`x.png`, `x.jpg`)."""
+    stems = [name[: -len(Path(name).suffix)] if is_image_2d(Path(name)) else name for name in names]
+    counts = Counter(stems)
+    chosen = [stem if counts[stem] == 1 else name for stem, name in zip(stems, names, strict=True)]
+    return chosen if len(set(chosen)) == len(chosen) else list(names)
+
+
+def _image_masks(images: list[Path], mask: str | Path | None, data_root: str | Path | None) -> list[Path | None]:
+    """Each image's brain-mask file: none; one mask image for all; or a mask list parallel to the images
+    (a CSV with a `filename` column as `ImageListSet`'s `mask_dir`, or a folder of mask images in name order)."""
+    if mask is None:
+        return [None] * len(images)
+    path = Path(mask)
+    if path.is_file() and path.suffix.lower() == ".csv":
+        root = Path(data_root) if data_root is not None else path.resolve().parent
+        return list(parallel_files(images, str(path.resolve()), root, "--mask"))
+    if path.is_dir():
+        files = _folder_images(path)
+        if files is None:
+            raise UserInputError(f"--mask {mask}: a folder without 2D mask images (or with NIfTI scans); give the brain "
+                                 "masks of the images, in their order, as a folder of images or a CSV with a `filename` column")
+        return list(check_parallel(images, files, f"--mask folder {mask}"))
+    return [path] * len(images)  # one brain-mask image (checked before any output: `check_input_kinds`)
 
 
 def check_input_kinds(scans: list[Scan], predictor: Predictor, model: str | Path, mask: str | Path | None) -> None:
     """Refuse, before any output, inputs the checkpoint cannot read as its evaluation read its data: 2D images for a
     checkpoint that scored volumes (or recorded no image reading), raw scans for one evaluated on 2D images, `--mask`
-    where its image lists' masks marked non-lesion regions (every image is scored whole there)."""
+    where its image lists' masks marked non-lesion regions (every image is scored whole there); a warning where
+    its image lists gave brain masks and `--mask` gives none."""
     reading = predictor.reading
     images = [s for s in scans if s.image is not None]
     if images and reading is None:
@@ -142,8 +196,13 @@ def check_input_kinds(scans: list[Scan], predictor: Predictor, model: str | Path
         if predictor.mask_kind is MaskKind.NON_LESION:
             raise UserInputError(f"--mask {mask}: {model}'s image lists marked non-lesion regions (mask_kind non_lesion), "
                                  "so its evaluation scored every image whole; drop --mask")
-        if not Path(mask).is_file():
-            raise UserInputError(f"--mask {mask}: not found; give the brain-mask image of the 2D images, or drop --mask")
+        if not Path(mask).exists():
+            raise UserInputError(f"--mask {mask}: not found; give the brain-mask image of the 2D image, the mask list "
+                                 "of several (a CSV with a `filename` column, or a folder), or drop --mask")
+    elif images and predictor.mask_kind is MaskKind.BRAIN and predictor.image_masks_given:
+        LOG.warning("%s: its evaluation scored the images inside their brain masks (mask_kind brain); without --mask "
+                    "each image is scored whole, unlike there: pass the mask list it took (--mask MASKS.csv with a "
+                    "`filename` column or a folder of masks, the i-th mask the i-th image's)", model)
 
 
 # ---- grids -------------------------------------------------------------------------------
@@ -202,27 +261,26 @@ def _back_to_raw(grid_affine: np.ndarray, transform: dict[str, Any]) -> Callable
     return apply
 
 
-def prepare_image(scan: Scan, reading: ImageReading, mask: str | Path | None = None) -> Prepared:
+def prepare_image(scan: Scan, reading: ImageReading) -> Prepared:
     """A 2D image file (or a volume-layout row's mid-axial slice, with its brain mask) read as the evaluation's
     `ImageListSet` read its images: the maps stay on that grid (target_size), as the evaluator writes them.
-    `mask`: a brain-mask image for an image file (default: the whole image, as an image list without masks)."""
+    An image file's mask is its `image_mask` (none: the whole image, as an image list without masks)."""
     mid_axial = scan.image is None
     path = Path(scan.row.img_path) if mid_axial else scan.image
     image, affine = reading.image(path, mid_axial)
-    mask_path = scan.row.mask_path if mid_axial else mask
+    mask_path = scan.row.mask_path if mid_axial else scan.image_mask
     brain = reading.binary(Path(mask_path), mid_axial) if mask_path is not None else np.ones(reading.target_size, bool)
     volume = Volume(name=scan.name, image=torch.from_numpy(np.ascontiguousarray(image, np.float32))[..., None],
                     mask=torch.from_numpy(np.ascontiguousarray(brain, bool))[..., None], seg=None, label=0, affine=affine)
     return Prepared(volume, lambda array, interpolation: array, np.asarray(affine, float))
 
 
-def prepare_scan(scan: Scan, predictor: Predictor, options: PipelineOptions, template: Template | None,
-                 mask: str | Path | None = None) -> Prepared:
+def prepare_scan(scan: Scan, predictor: Predictor, options: PipelineOptions, template: Template | None) -> Prepared:
     """Bring one scan onto the model grid (raw scans through `uad preprocess`'s steps; 2D images and a 2D
-    checkpoint's volume-layout rows by its recorded reading, `mask` the brain-mask image of 2D images)."""
+    checkpoint's volume-layout rows by its recorded reading, each image with its `image_mask`)."""
     reading = predictor.reading
     if reading is not None:
-        return prepare_image(scan, reading, mask)
+        return prepare_image(scan, reading)
     if scan.row is not None:  # already preprocessed: the evaluator's own loading
         pre = predictor.preprocessor
         volume = load_volume(scan.row, pre, strict=True)  # a uniform scan: nothing to score

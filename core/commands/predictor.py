@@ -12,7 +12,7 @@ from core.evaluation.evaluator import AnomalyDetectionEvaluator
 from core.evaluation.pipeline import ScoringPipeline
 from core.evaluation.thresholds import fpr_key
 from core.run import checkpoint_metadata
-from core.run.assembly import evaluation_seed
+from core.run.assembly import evaluation_seed, evaluation_set_params
 from core.run.checkpoint_metadata import TaskRecord
 from data.image_list_dataset import ImageReading, MaskKind
 from data.preprocessing import VolumePreprocessor
@@ -91,6 +91,11 @@ class Predictor:
         """What the mask files of its 2D image lists marked (None: not an image-list evaluation)."""
         grid = self.record.input_grid
         return None if grid is None else grid.mask_kind
+
+    @property
+    def image_masks_given(self) -> bool:
+        """Whether its evaluation's image lists had mask files (a data set's `mask_dir`, as its stored config gives it)."""
+        return any(params.get("mask_dir") for params in evaluation_set_params(self.config, self.task).values())
 
     @property
     def preprocessor(self) -> VolumePreprocessor:

@@ -291,6 +291,17 @@ def evaluation_seed(config: dict[str, Any], task: str) -> int:
     return int(params["seed"]) if params.get("seed") is not None else run_seed(config)
 
 
+def evaluation_set_params(config: dict[str, Any], task: str) -> dict[str, dict[str, Any]]:
+    """{data set: its params} of a task's `data_loader` (the common `params` with the set's own overrides, as
+    `build_datasets` merges them), from a config checked when its run began (a checkpoint's); {} where absent."""
+    loader = ((config.get("downstream_tasks") or {}).get(task) or {}).get("data_loader")
+    if not isinstance(loader, dict) or not isinstance(loader.get("datasets"), dict):
+        return {}
+    common = loader.get("params") if isinstance(loader.get("params"), dict) else {}
+    return {name: {**common, **(overrides if isinstance(overrides, dict) else {})}
+            for name, overrides in loader["datasets"].items()}
+
+
 def build_datasets(builder: ComponentBuilder, spec: Any, key: str, shared: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """`data_loader: {module_name, class_name, params, datasets: {name: params overrides}}`; each of the
     config's `shared` top-level values (`shared_values`: `data_root`, `preprocessing`) goes to each data

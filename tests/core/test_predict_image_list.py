@@ -37,20 +37,20 @@ SETS = {"train_healthy": 3, "val_healthy": 2, "test_healthy": 2, "val_hyper_sphe
 
 def _write_pngs(root: Path) -> None:
     """Non-square 8-bit PNGs (padding matters), a bright box in the sphere sets, each set's image, box
-    (`_ann`) and non-lesion (`_neg`) CSVs as RA's layout has them."""
+    (`_ann`) and non-lesion (`_neg`) CSVs as RA's layout has them, and brain masks (`_brain`: the head)."""
     rng = np.random.default_rng(0)
     (root / "png").mkdir(parents=True)
     y, x = np.mgrid[:40, :52]
     head = ((y - 20) ** 2 / 300 + (x - 26) ** 2 / 500) < 1
     for name, count in SETS.items():
-        files = {"": [], "_ann": [], "_neg": []}
+        files = {"": [], "_ann": [], "_neg": [], "_brain": []}
         for i in range(count):
             image = np.clip(120 + 60 * np.sin(x / 6.0) + 10 * rng.standard_normal(x.shape), 0, 255) * head
             box = np.zeros(x.shape, np.uint8)
             if "spheres" in name:
                 box[15:22, 20:28] = 255
                 image[box > 0] = 250
-            for suffix, array in (("", image), ("_ann", box), ("_neg", 255 * (box == 0))):
+            for suffix, array in (("", image), ("_ann", box), ("_neg", 255 * (box == 0)), ("_brain", 255 * head)):
                 path = f"png/{name}_{i}{suffix}.png"
                 skio.imsave(root / path, array.astype(np.uint8), check_contrast=False)
                 files[suffix].append(path)
@@ -58,10 +58,9 @@ def _write_pngs(root: Path) -> None:
             (root / f"{name}{suffix}.csv").write_text("filename\n" + "".join(f"{p}\n" for p in paths))
 
 
-@pytest.fixture(scope="module")
-def run(tmp_path_factory) -> Path:
-    """ra_paper.yaml trained two steps of a tiny RA on 32 x 32 and evaluated on one test set."""
-    root = tmp_path_factory.mktemp("image_list")
+def _train(root: Path, masks: str = "neg", extra: tuple[str, ...] = ()) -> Path:
+    """ra_paper.yaml trained two steps of a tiny RA on 32 x 32 and evaluated on one test set, its sphere
+    sets with the `_{masks}` mask lists."""
     _write_pngs(root / "data")
     evaluation = "downstream_tasks.anomaly_detection"
     sets = [f"data_root={root / 'data'}", "device=cpu", f"output_root={root / 'runs'}", "trainer.params.nr_epochs=1",
@@ -74,11 +73,24 @@ def run(tmp_path_factory) -> Path:
             f"{evaluation}.params.outputs={{figure_cases: 0}}",
             f"{evaluation}.data_loader.params.reading.target_size=[32, 32]",
             f"{evaluation}.data_loader.datasets={{val_healthy: {{csv: val_healthy.csv}}, test_healthy: {{csv: test_healthy.csv}}, "
-            + ", ".join(f"{s}: {{csv: {s}.csv, label_dir: {s}_ann.csv, mask_dir: {s}_neg.csv}}" for s in ("val_hyper_spheres", TEST_SET))
-            + "}"]
+            + ", ".join(f"{s}: {{csv: {s}.csv, label_dir: {s}_ann.csv, mask_dir: {s}_{masks}.csv}}" for s in ("val_hyper_spheres", TEST_SET))
+            + "}", *extra]
     assert main(["--config_path", str(RA_PAPER), "--quiet", *[a for s in sets for a in ("--set", s)]]) == 0
     (best,) = (root / "runs").rglob("checkpoints/best_model.pt")
     return best.parent.parent
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory) -> Path:
+    """The RA paper's protocol: non-lesion masks (`mask_kind: non_lesion`)."""
+    return _train(tmp_path_factory.mktemp("image_list"))
+
+
+@pytest.fixture(scope="module")
+def brain_run(tmp_path_factory) -> Path:
+    """Brain masks (`mask_kind: brain`, ImageListSet's default): maps are scored inside them."""
+    return _train(tmp_path_factory.mktemp("image_list_brain"), "brain",
+                  ("downstream_tasks.anomaly_detection.data_loader.params.mask_kind=brain",))
 
 
 def _evaluated(run: Path) -> tuple[dict[str, dict[str, str]], float, ScoringPipeline]:
@@ -91,21 +103,27 @@ def _evaluated(run: Path) -> tuple[dict[str, dict[str, str]], float, ScoringPipe
     return rows, fitted["fpr_5%"].value, ScoringPipeline(nn.Identity(), spec, torch.device("cpu"), 0)
 
 
-def _check_against_evaluation(run: Path, out: Path, evaluated_name: dict[str, str]) -> None:
-    """Each predicted map equals the evaluator's for that image bit for bit, its mask the evaluator's map
-    binarized at the evaluator's threshold (the whole image: non-lesion masks), its sample score the row's."""
+def _check_against_evaluation(run: Path, out: Path, evaluated_name: dict[str, str],
+                              brains: dict[str, Path] | None = None) -> None:
+    """Each predicted map (named by the image's stem) equals the evaluator's for that image bit for bit, its
+    mask the evaluator's map binarized at the evaluator's threshold inside the brain mask the evaluation read
+    (`brains`, by predicted name; none: the whole image, as with non-lesion masks), its sample score the row's."""
     rows, threshold, pipeline = _evaluated(run)
+    grid = torch.load(run / "checkpoints" / "best_model.pt", map_location="cpu", weights_only=True)["evaluation"][TASK]["input_grid"]
+    reading = ImageReading(**grid["reading"])
     predicted = list(csv.DictReader((out / "predictions.csv").open()))
     assert [r["scan"] for r in predicted] == list(evaluated_name) and all(r["status"] == "done" for r in predicted)
     lesion = 0
     for row in predicted:
         name = evaluated_name[row["scan"]]
+        assert Path(row["map_path"]) == out / f"{row['scan']}_anomaly_map.nii.gz" and ".png" not in row["scan"]
         ours = np.asarray(nib.load(row["map_path"]).dataobj)
         theirs = np.asarray(nib.load(run / TASK / "anomaly_maps" / TEST_SET / f"{name}_anomaly_map.nii.gz").dataobj)
         assert ours.shape == (32, 32, 1)
         np.testing.assert_array_equal(ours, theirs)
         mask = np.asarray(nib.load(row["mask_path"]).dataobj) > 0
-        np.testing.assert_array_equal(mask, pipeline.binarize(theirs, np.ones(theirs.shape, bool), threshold))
+        brain = reading.binary(brains[row["scan"]])[..., None] if brains else np.ones(theirs.shape, bool)
+        np.testing.assert_array_equal(mask, pipeline.binarize(theirs, brain, threshold))
         assert float(row["threshold"]) == pytest.approx(threshold, rel=1e-5)
         assert float(row["sample_score"]) == pytest.approx(float(rows[name]["sample_score"]), rel=1e-5)
         lesion += int(mask.sum())
@@ -126,9 +144,9 @@ def test_predict_on_the_image_list_gives_the_evaluators_maps_and_masks(run, tmp_
     out = capsys.readouterr().out
     assert code == 0, out
     assert f"trained on {data / 'train_healthy.csv'} (3 volumes), UNKNOWN, grid 32 x 32 x 1" in out  # not "0 volumes"
-    names = [f"png__{TEST_SET}_{i}.png" for i in range(SETS[TEST_SET])]  # as the evaluator named them
-    _check_against_evaluation(run, tmp_path / "pred", {n: n for n in names})
-    assert (tmp_path / "pred" / f"{names[0]}.png").is_file()
+    names = [f"png__{TEST_SET}_{i}" for i in range(SETS[TEST_SET])]  # as the evaluator named them, less `.png`
+    _check_against_evaluation(run, tmp_path / "pred", {n: f"{n}.png" for n in names})
+    assert (tmp_path / "pred" / f"{names[0]}.png").is_file() and not list((tmp_path / "pred").glob("*.png.*"))
 
 
 def _viewer_specs(page: Path) -> list[dict]:
@@ -157,7 +175,34 @@ def test_predict_on_one_png_gives_the_evaluators_map(run, tmp_path, capsys):
     code = uad(["predict", "--model", str(run), "--input", str(image), "--output", str(tmp_path / "one"),
                 "--threshold", "fpr_5%", "--no-png", "--no-report"])
     assert code == 0, capsys.readouterr().err
-    _check_against_evaluation(run, tmp_path / "one", {image.name: f"png__{image.name}"})
+    _check_against_evaluation(run, tmp_path / "one", {image.stem: f"png__{image.name}"})
+
+
+def test_predict_with_the_evaluations_brain_masks_gives_its_maps_masks_and_scores(brain_run, tmp_path, caplog):
+    """A checkpoint whose image lists gave brain masks: `--mask` takes the list its evaluation took (the CSV,
+    or a folder in the images' order); without it one warning line says the whole image is scored."""
+    data = Path(yaml.safe_load((brain_run / "config.yaml").read_text())["data_root"])
+    grid = torch.load(brain_run / "checkpoints" / "best_model.pt", map_location="cpu", weights_only=True)["evaluation"][TASK]["input_grid"]
+    assert grid["mask_kind"] == "brain"
+    names = {f"png__{TEST_SET}_{i}": data / "png" / f"{TEST_SET}_{i}_brain.png" for i in range(SETS[TEST_SET])}
+    common = ["--model", str(brain_run), "--input", str(data / f"{TEST_SET}.csv"), "--data-root", str(data),
+              "--threshold", "fpr_5%", "--no-png", "--no-report"]
+    assert uad(["predict", *common, "--mask", str(data / f"{TEST_SET}_brain.csv"), "--output", str(tmp_path / "csv")]) == 0
+    _check_against_evaluation(brain_run, tmp_path / "csv", {n: f"{n}.png" for n in names}, names)
+    assert "scored whole" not in caplog.text
+    folder = tmp_path / "masks"  # the same masks as a folder, named so that name order is the images' order
+    folder.mkdir()
+    for i, path in enumerate(names.values()):
+        (folder / f"m{i}.png").write_bytes(path.read_bytes())
+    assert uad(["predict", *common, "--mask", str(folder), "--output", str(tmp_path / "folder")]) == 0
+    _check_against_evaluation(brain_run, tmp_path / "folder", {n: f"{n}.png" for n in names}, names)
+    caplog.clear()
+    assert uad(["predict", *common, "--output", str(tmp_path / "none")]) == 0
+    warned = [r for r in caplog.records if "scored whole" in r.getMessage()]
+    assert len(warned) == 1 and "--mask MASKS.csv" in warned[0].getMessage()
+    evaluated = _evaluated(brain_run)[0]
+    whole = {r["scan"]: float(r["sample_score"]) for r in csv.DictReader((tmp_path / "none" / "predictions.csv").open())}
+    assert any(abs(score - float(evaluated[f"{n}.png"]["sample_score"])) > 1e-4 for n, score in whole.items())  # masks matter
 
 
 @pytest.mark.parametrize("inputs", ["nifti", "mask"])
@@ -174,3 +219,11 @@ def test_what_the_checkpoint_cannot_read_is_one_line(run, tmp_path, capsys, inpu
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and len(err) == 1 and expected in err[0], err
     assert not (tmp_path / "out").exists()
+
+
+def test_2d_outputs_are_named_by_the_stem_unless_two_would_meet():
+    from core.commands.predict_inputs import output_names
+
+    assert output_names(["png__a.png", "b.PNG", "c.nii.gz"]) == ["png__a", "b", "c.nii.gz"]
+    assert output_names(["x.png", "x.jpg", "y.tif"]) == ["x.png", "x.jpg", "y"]
+    assert output_names(["x.png.png", "x.png", "x.jpg"]) == ["x.png.png", "x.png", "x.jpg"]  # a stem meets a whole name
