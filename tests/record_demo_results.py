@@ -44,7 +44,7 @@ def main() -> int:
                 return 1
             entry[str(config.relative_to(ROOT))] = {
                 task: {name: {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in metrics.items()
-                              if k not in TIMING_METRICS and not isinstance(v, (dict, list))}
+                              if k not in TIMING_METRICS and not isinstance(v, (str, dict, list))}  # numbers only (a skip's reason is text)
                        for name, metrics in sets.items()}
                 for task, sets in _results(out).items()}
     commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
