@@ -15,4 +15,5 @@ if ! command -v chromedriver >/dev/null 2>&1; then
   fi
 fi
 .venv/bin/python -m ruff check .     # the linter (config: pyproject.toml [tool.ruff])
-.venv/bin/python -m pytest -rs tests "$@"
+# two workers (UAD_TEST_WORKERS); a test file runs in one worker, so its module fixtures are built once
+.venv/bin/python -m pytest -rs -n "${UAD_TEST_WORKERS:-2}" --dist loadfile tests "$@"
