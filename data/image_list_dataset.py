@@ -17,7 +17,6 @@ from typing import Annotated, Any
 import nibabel as nib
 import numpy as np
 import torch
-import torchvision.transforms.functional as tvf
 from skimage import io as skio
 from skimage.transform import resize as sk_resize
 
@@ -205,6 +204,9 @@ class ImageReading:
         """(H, W) float -> target_size, by `resize` (no clipping)."""
         if self.resize is Resize.BILINEAR:
             tensor = torch.from_numpy(np.ascontiguousarray(data, dtype=np.float32))[None]
+            # imported here: torchvision's import pulls in torch._dynamo (seconds), which no volume run needs
+            import torchvision.transforms.functional as tvf
+
             return tvf.resize(tensor, list(self.target_size), antialias=self.antialias)[0].numpy()
         return sk_resize(data, self.target_size, order=1, anti_aliasing=self.antialias)
 

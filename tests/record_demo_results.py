@@ -20,11 +20,11 @@ import torch
 from core.config.configurator import load_config
 from core.Main import main as run
 from tests.demo_like_data import write_demo_like
-from tests.test_projects_end_to_end import DEMO, FIXTURE, ROOT, TIMING_METRICS, _results, shrink
+from tests.test_projects_end_to_end import DEMO, FIXTURE, RECORDED_THREADS, ROOT, TIMING_METRICS, _results, shrink
 
 
 def main() -> int:
-    torch.set_num_threads(2)  # as tests/conftest.py
+    torch.set_num_threads(RECORDED_THREADS)  # training's reduction order depends on the thread count
     capability = torch.backends.cpu.get_cpu_capability()
     fixture = json.loads(FIXTURE.read_text())
     entry: dict[str, dict] = {}

@@ -122,6 +122,9 @@ def _results(out: Path) -> dict:
 FIXTURE = ROOT / "tests" / "fixtures" / "demo_results.json"
 RECORDED = json.loads(FIXTURE.read_text())["by_cpu_capability"]
 TIMING_METRICS = ("seconds_per_volume", "train_seconds")  # wall-clock: never recorded
+# torch's intra-op thread count changes the reduction order of training (1 and 2 threads agree to ~1e-4 only):
+# the demo results are recorded, and reproduced below, with 2 (tests/conftest.py gives an xdist worker 1)
+RECORDED_THREADS = 2
 
 
 def _assert_recorded_results(config: Path, results: dict) -> None:
@@ -154,6 +157,7 @@ def test_demo_config_runs_end_to_end(config, demo_like, tmp_path, capsys):
     weights = experiment.get("weights")
     if experiment.get("task") == "test" and weights and not (ROOT / weights).is_file():
         pytest.skip(f"{weights} not shipped yet")
+    torch.set_num_threads(RECORDED_THREADS)
     # fp32 pinned: the recorded results (tests/fixtures/demo_results.json) were scored in fp32, and what
     # `precision: auto` picks on CPU depends on the CPU (bf16 for the diffusion models where it has bf16 units)
     code = main(["--config_path", str(config), "--quiet", *shrink(config, demo_like, tmp_path, fp32=True)])
