@@ -114,6 +114,11 @@ RULES: tuple[Rule, ...] = (
          "here would add 10 s to minutes per command on 2 cores (spark_pretrain_paper's ResNet-50 ~10-20 s, "
          "cddpm_paper's 2 steps ~3 min, ddpm_paper ~9 min: paper networks on 96 x 96 x 50 volumes), beyond this file's "
          "time budget"),
+    Rule(r"^python core/Main\.py --config_path projects/cDDPM/configs/cddpm\.yaml --set \"?trainer\.params\.weights\.init=",
+         Mode.CHECK,
+         "the demo cDDPM with its encoder from a named Spark export or from scratch: checked, the named export loaded "
+         "strictly into the built model; tests/test_projects_end_to_end.py runs both for real with the same shrinking "
+         "(test_spark_encoder_flows_into_cddpm from a Spark run's export, the cddpm demo with `init=null`)"),
     Rule(r"^python core/Main\.py --config_path projects/benchmark/configs/benchmark\.yaml$", Mode.CHECK,
          "every method trained and evaluated (~40 min on 2 cores); tests/test_projects_end_to_end.py runs it shrunk "
          "end to end and renders docs/results.md's page from its run folder"),
