@@ -108,9 +108,9 @@ RULES: tuple[Rule, ...] = (
          expect=EVALUATED),
     Rule(r"^python core/Main\.py --config_path projects/RA/configs/ra_paper\.yaml$", Mode.RUN,
          "the paper RA (2D slices) trains and evaluates for real, shrunk, in ~10 s on 2 cores: the one paper config whose "
-         "evaluation fits here (tests/test_projects_end_to_end.py trains paper configs without evaluating them)"),
+         "evaluation fits here (tests/test_paper_configs_one_step.py trains paper configs without evaluating them)"),
     Rule(r"^python core/Main\.py --config_path \S+_paper\.yaml", Mode.CHECK,
-         "a paper config is for GPUs: shrunk, tests/test_projects_end_to_end.py trains each one step; a shrunk run "
+         "a paper config is for GPUs: shrunk, tests/test_paper_configs_one_step.py trains each one step; a shrunk run "
          "here would add 10 s to minutes per command on 2 cores (spark_pretrain_paper's ResNet-50 ~10-20 s, "
          "cddpm_paper's 2 steps ~3 min, ddpm_paper ~9 min: paper networks on 96 x 96 x 50 volumes), beyond this file's "
          "time budget"),
