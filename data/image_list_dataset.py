@@ -277,6 +277,7 @@ class ImageListSet(Sequence):
             self.masks = parallel_files(self.files, mask_dir, data_root, "mask_dir")
             self.row_labels = None
         self.mask_csv = mask_dir
+        self.masks_given = self.masks is not None  # recorded with the grid: predict warns when a scan comes without one
         self._cache: dict[int, Volume] = {}
 
     @staticmethod

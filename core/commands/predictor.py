@@ -94,7 +94,11 @@ class Predictor:
 
     @property
     def image_masks_given(self) -> bool:
-        """Whether its evaluation's image lists had mask files (a data set's `mask_dir`, as its stored config gives it)."""
+        """Whether its evaluation's image lists had mask files: as the evaluation recorded it with the grid, else
+        (a checkpoint from before it was recorded) whether a data set of its stored config names a `mask_dir`."""
+        grid = self.record.input_grid
+        if grid is not None and grid.masks_given is not None:
+            return grid.masks_given
         return any(params.get("mask_dir") for params in evaluation_set_params(self.config, self.task).values())
 
     @property

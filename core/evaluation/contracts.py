@@ -49,11 +49,13 @@ class PreprocessedSet(Protocol):
 
 @runtime_checkable
 class ImageReadingSet(Protocol):
-    """An evaluation set of 2D images read by `ImageReading` settings (data/'s `ImageListSet`): they and what
-    its mask files mark (`mask_kind`) are recorded with the grid, so `uad predict` reads an image file alike."""
+    """An evaluation set of 2D images read by `ImageReading` settings (data/'s `ImageListSet`): they, what
+    its mask files mark (`mask_kind`) and whether it had mask files at all (`masks_given`) are recorded with
+    the grid, so `uad predict` reads an image file alike (and says so when a scan comes without its mask)."""
 
     reading: ImageReading
     mask_kind: MaskKind
+    masks_given: bool
 
 
 @runtime_checkable

@@ -32,18 +32,22 @@ class InputGrid:
     """The grid a data set was evaluated on: volume shape (H, W, D) and the preprocessing
     (its data module's `VolumePreprocessor` settings) that brought scans onto it; for 2D
     image lists instead how each image file was read (`reading`: `ImageReading` settings)
-    and what its mask files marked (`mask_kind`), so `uad predict` reads an image alike."""
+    and what its mask files marked (`mask_kind`) and whether it had any (`masks_given`; None: not recorded,
+    an earlier run), so `uad predict` reads an image alike."""
 
     shape: tuple[GridSide, GridSide, GridSide]
     preprocessing: dict[str, Any] | None = None
     reading: dict[str, Any] | None = None
     mask_kind: MaskKind | None = None
+    masks_given: bool | None = None
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {"shape": list(self.shape), "preprocessing": self.preprocessing}
         if self.reading is not None:  # (a volume grid is written as before this entry existed)
             out["reading"] = self.reading
             out["mask_kind"] = None if self.mask_kind is None else str(self.mask_kind)
+            if self.masks_given is not None:
+                out["masks_given"] = self.masks_given
         return out
 
     @classmethod
@@ -53,7 +57,7 @@ class InputGrid:
         names and ranges are checked by whoever builds them (`core.run.checkpoint_metadata`, through the
         component builder)."""
         shape, preprocessing = data.get("shape"), data.get("preprocessing")
-        reading, mask_kind = data.get("reading"), data.get("mask_kind")
+        reading, mask_kind, masks_given = data.get("reading"), data.get("mask_kind"), data.get("masks_given")
         if not isinstance(shape, (list, tuple)) or len(shape) != 3 or not all(_is_int(s) for s in shape):
             raise ValueError(f"shape: expected 3 integers (H, W, D), got {shape!r:.60}")
         if preprocessing is not None and not isinstance(preprocessing, Mapping):
@@ -62,8 +66,11 @@ class InputGrid:
             raise ValueError(f"reading: expected a mapping of ImageReading settings, got {reading!r:.60}")
         if mask_kind is not None and mask_kind not in [k.value for k in MaskKind]:
             raise ValueError(f"mask_kind: expected one of {', '.join(MaskKind)}, got {mask_kind!r:.60}")
+        if masks_given is not None and not isinstance(masks_given, bool):
+            raise ValueError(f"masks_given: expected true or false, got {masks_given!r:.60}")
         grid = cls((shape[0], shape[1], shape[2]), None if preprocessing is None else dict(preprocessing),
-                   None if reading is None else dict(reading), None if mask_kind is None else MaskKind(mask_kind))
+                   None if reading is None else dict(reading), None if mask_kind is None else MaskKind(mask_kind),
+                   masks_given)
         check_fields(grid)
         return grid
 
@@ -78,7 +85,7 @@ class InputGrid:
         if isinstance(datasets, PreprocessedSet):
             settings = json.loads(json.dumps(dataclasses.asdict(datasets.preprocessor)))  # plain values (enums -> str)
         if isinstance(datasets, ImageReadingSet):
-            return cls(shape, settings, datasets.reading.to_plain(), MaskKind(datasets.mask_kind))
+            return cls(shape, settings, datasets.reading.to_plain(), MaskKind(datasets.mask_kind), bool(datasets.masks_given))
         return cls(shape, settings)
 
 

@@ -132,7 +132,7 @@ def _check_against_evaluation(run: Path, out: Path, evaluated_name: dict[str, st
 
 def test_the_checkpoint_records_how_its_evaluation_read_the_images(run):
     grid = torch.load(run / "checkpoints" / "best_model.pt", map_location="cpu", weights_only=True)["evaluation"][TASK]["input_grid"]
-    assert grid["shape"] == [32, 32, 1] and grid["mask_kind"] == "non_lesion"
+    assert grid["shape"] == [32, 32, 1] and grid["mask_kind"] == "non_lesion" and grid["masks_given"] is True
     assert ImageReading(**grid["reading"]) == ImageReading([32, 32], square=True, intensity="to01", resize="bilinear",
                                                            antialias=False, labels="stretched")
 
@@ -183,7 +183,7 @@ def test_predict_with_the_evaluations_brain_masks_gives_its_maps_masks_and_score
     or a folder in the images' order); without it one warning line says the whole image is scored."""
     data = Path(yaml.safe_load((brain_run / "config.yaml").read_text())["data_root"])
     grid = torch.load(brain_run / "checkpoints" / "best_model.pt", map_location="cpu", weights_only=True)["evaluation"][TASK]["input_grid"]
-    assert grid["mask_kind"] == "brain"
+    assert grid["mask_kind"] == "brain" and grid["masks_given"] is True  # the warning below follows this record
     names = {f"png__{TEST_SET}_{i}": data / "png" / f"{TEST_SET}_{i}_brain.png" for i in range(SETS[TEST_SET])}
     common = ["--model", str(brain_run), "--input", str(data / f"{TEST_SET}.csv"), "--data-root", str(data),
               "--threshold", "fpr_5%", "--no-png", "--no-report"]

@@ -74,6 +74,7 @@ def _check_image_reading(images: ImageReadingSet) -> None:
     grid = InputGrid.of(images)
     assert isinstance(images.reading, ImageReading) and MaskKind(images.mask_kind) == images.mask_kind
     assert ImageReading(**grid.reading) == images.reading and grid.mask_kind == images.mask_kind  # predict reads alike
+    assert grid.masks_given is images.masks_given and isinstance(images.masks_given, bool)  # predict warns from it
     assert all(tuple(image.image.shape) == (*images.reading.target_size, 1) for image in images)  # one 2D slice each
     assert InputGrid.from_json(grid.to_json()) == grid
 

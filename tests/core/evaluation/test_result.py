@@ -68,6 +68,8 @@ def test_stored_records_refuse_values_predict_cannot_use():
     for shape in ([16, 16], [-1, 0, 10**9], [16.0, 16, 8], [True, 16, 8]):
         with pytest.raises(ValueError, match="shape"):
             InputGrid.from_json({"shape": shape})
+    with pytest.raises(ValueError, match="masks_given"):
+        InputGrid.from_json({"shape": [16, 16, 1], "reading": {}, "mask_kind": "brain", "masks_given": "yes"})
     with pytest.raises(ValueError, match="thresholds.fpr_5%.value"):
         SetResult.from_json({"thresholds": {"fpr_5%": {**good, "value": math.nan}}})
 
