@@ -25,14 +25,3 @@ def _seed_and_threads():
     torch.set_num_threads(THREADS)
     yield
 
-
-# The files that take minutes, longest first, run before all others: the two workers (`--dist loadfile`: a file
-# stays in one) then end together, instead of one running the longest file alone at the end (collected last,
-# as tests/test_*.py sort after tests/*/). Order within a file, and among the other files, is kept.
-LONG_FILES = ("tests/test_projects_end_to_end.py", "tests/test_docs_examples.py", "tests/reliability/test_kill_resume.py",
-              "tests/test_paper_configs_one_step.py", "tests/reliability/test_bad_input.py")
-
-
-def pytest_collection_modifyitems(config, items):
-    rank = {path: i for i, path in enumerate(LONG_FILES)}
-    items.sort(key=lambda item: rank.get(item.nodeid.split("::")[0], len(rank)))
