@@ -22,6 +22,7 @@ from skimage.transform import resize as sk_resize
 
 from data.augmentation import Augmentation
 from data.csv_splits import SplitRow, read_file_list, read_volume_split, resolve
+from data.interpolation import Interpolation
 from data.volume import Volume
 from data.volume_dataset import EpochSeededDataset
 from dl_utils.errors import UserInputError
@@ -43,8 +44,8 @@ def is_image_2d(path: Path) -> bool:
 
 
 def load_image_2d(path: Path, mid_axial: bool = False) -> tuple[np.ndarray, np.ndarray]:
-    """(H, W) float32 array and (4, 4) affine from a PNG/JPEG/TIFF or a 2D NIfTI; with
-    `mid_axial` a 3D NIfTI gives its slice D // 2."""
+    """(H, W) float32 array and (4, 4) affine from a PNG/JPEG/TIFF (identity affine) or a 2D NIfTI; with
+    `mid_axial` a 3D NIfTI gives its slice D // 2, with that slice's affine (its place in the scan)."""
     if not path.is_file():
         raise UserInputError(f"image file not found: {path}; fix the path in the CSV or data_root")
     try:
@@ -59,12 +60,28 @@ def load_image_2d(path: Path, mid_axial: bool = False) -> tuple[np.ndarray, np.n
         data = data[..., :3].mean(-1)  # RGB(A) PNG -> gray
     data = np.squeeze(data)
     if mid_axial and data.ndim == 3:
-        data = data[:, :, data.shape[2] // 2]
+        middle = data.shape[2] // 2
+        data, affine = data[:, :, middle], affine @ _translation(0.0, 0.0, float(middle))
     if data.ndim != 2:
         raise UserInputError(f"image file {path} has shape {data.shape}; expected a 2D image")
     if not np.isfinite(data).all():
         raise UserInputError(f"image file {path} contains NaN or Inf; replace them before use")
     return data, affine
+
+
+def _translation(*shift: float) -> np.ndarray:
+    matrix = np.eye(4)
+    matrix[:3, 3] = shift
+    return matrix
+
+
+@dataclass(frozen=True)
+class SourceGrid:
+    """The pixel grid an image file has: its (H, W) and affine (a PNG's is the identity), which a
+    slice read by `ImageReading` came from and which `uad predict` writes its outputs on."""
+
+    shape: tuple[int, int]
+    affine: np.ndarray
 
 
 class MaskKind(StrEnum):
@@ -210,11 +227,42 @@ class ImageReading:
             return tvf.resize(tensor, list(self.target_size), antialias=self.antialias)[0].numpy()
         return sk_resize(data, self.target_size, order=1, anti_aliasing=self.antialias)
 
-    def image(self, path: Path, mid_axial: bool = False) -> tuple[np.ndarray, np.ndarray]:
-        """(the image file as a target_size slice in [0, 1], its affine): scaled (`intensity`), padded, resized, clipped."""
+    def image(self, path: Path, mid_axial: bool = False) -> tuple[np.ndarray, SourceGrid]:
+        """(the image file as a target_size slice in [0, 1], the file's own grid): scaled (`intensity`), padded,
+        resized, clipped. `grid_affine` places the slice's pixels, `to_source` takes a map back."""
         data, affine = load_image_2d(path, mid_axial)
         scaled = to01(data) if self.intensity is Intensity.TO01 else min_max(data)
-        return np.clip(self.resized(self.geometry(scaled)), 0, 1), affine
+        return np.clip(self.resized(self.geometry(scaled)), 0, 1), SourceGrid((int(data.shape[0]), int(data.shape[1])), affine)
+
+    def _placement(self, source: SourceGrid) -> tuple[tuple[int, int], tuple[int, int]]:
+        """(the resized grid's size in source pixels: the padded square or the image, the padding before each axis)."""
+        h, w = source.shape
+        if not self.square:
+            return (h, w), (0, 0)
+        size = max(h, w)
+        return (size, size), ((size - h) // 2, (size - w) // 2)
+
+    def grid_affine(self, source: SourceGrid) -> np.ndarray:
+        """The affine of the target_size slice (pixel centres as the resize samples them: half-pixel aligned,
+        in the padded square when `square`), so its maps overlay the file in a viewer."""
+        (ph, pw), (top, left) = self._placement(source)
+        th, tw = self.target_size
+        to_source = np.eye(4)  # target pixel index -> source pixel index
+        to_source[0, 0], to_source[1, 1] = ph / th, pw / tw
+        to_source[:2, 3] = (0.5 * ph / th - 0.5 - top, 0.5 * pw / tw - 0.5 - left)
+        return np.asarray(source.affine, float) @ to_source
+
+    def to_source(self, array: np.ndarray, source: SourceGrid, interpolation: Interpolation) -> np.ndarray:
+        """A (target_size) map or mask back on the file's (H, W) pixels: resized to the padded square (or the
+        image) by `interpolation` (linear or nearest, no low-pass), its padding cut off; the inverse of the
+        reading's geometry, for `uad predict`'s outputs on the scan's own grid."""
+        (ph, pw), (top, left) = self._placement(source)
+        order = 0 if interpolation is Interpolation.NEAREST else 1
+        data = np.asarray(array, np.float32)
+        if data.shape != (ph, pw):
+            data = sk_resize(data, (ph, pw), order=order, preserve_range=True, anti_aliasing=False).astype(np.float32)
+        h, w = source.shape
+        return np.ascontiguousarray(data[top:top + h, left:left + w])
 
     def label(self, path: Path, mid_axial: bool = False) -> np.ndarray:
         """A label or mask file (pixels > 0) at target_size as float: fractional at edges with `bilinear`
@@ -306,7 +354,7 @@ class ImageListSet(Sequence):
             return [self[i] for i in range(*index.indices(len(self)))]
         index = range(len(self))[index]
         if index not in self._cache:
-            image, affine = self.reading.image(self.files[index], self.mid_axial)
+            image, source = self.reading.image(self.files[index], self.mid_axial)
             label_values = self.reading.label(self.labels[index], self.mid_axial) if self.labels else None
             seg = None if label_values is None else label_values > (0.0 if self.resize is Resize.BILINEAR else 0.5)
             given = self._binary(self.masks[index]) if self.masks else None
@@ -327,7 +375,7 @@ class ImageListSet(Sequence):
                 seg=None if seg is None else torch.from_numpy(seg)[..., None],
                 # the slice's own lesion pixels decide (a volume's lesion may miss its mid slice)
                 label=int(bool(seg.any())) if seg is not None else int(bool(self.row_labels and self.row_labels[index])),
-                affine=affine,
+                affine=self.reading.grid_affine(source),  # its maps overlay the file in a viewer
                 negative=None if negative is None else torch.from_numpy(negative)[..., None],
                 seg_weights=seg_weights,
             )

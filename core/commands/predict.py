@@ -11,8 +11,9 @@ and made, taken back the same way) and one `report.html` for all scans (`core.ru
 A checkpoint evaluated on 2D image lists (`data.image_list_dataset.ImageListSet`) scores PNG / JPEG /
 TIFF images (a file, a folder of them, an image-list CSV with a `filename` column) or the mid-axial
 slices of a volume-layout CSV, each read by the `ImageReading` settings its evaluation recorded in the
-checkpoint (target size, padding, intensity scaling, resize and antialias); its maps and masks are
-written on that grid, as the evaluator writes them, named by the evaluator's name less the image's extension
+checkpoint (target size, padding, intensity scaling, resize and antialias) and scored on that grid as the
+evaluator scored it; maps and masks go back onto each image's own pixels (`ImageReading.to_source`), named
+by the evaluator's name less the image's extension
 (`png__x_anomaly_map.nii.gz`; whole where two would meet); `--mask` gives their brain masks (one image, or
 the mask list the evaluation took: a CSV or a folder, the i-th mask the i-th image's). Scoring is the
 evaluator's own `ScoringPipeline`, built from the checkpoint's stored task with the same

@@ -263,16 +263,23 @@ def _back_to_raw(grid_affine: np.ndarray, transform: dict[str, Any]) -> Callable
 
 def prepare_image(scan: Scan, reading: ImageReading) -> Prepared:
     """A 2D image file (or a volume-layout row's mid-axial slice, with its brain mask) read as the evaluation's
-    `ImageListSet` read its images: the maps stay on that grid (target_size), as the evaluator writes them.
-    An image file's mask is its `image_mask` (none: the whole image, as an image list without masks)."""
+    `ImageListSet` read its images; the model scores it on that grid (target_size), as the evaluator did, and
+    its outputs go back onto the file's own pixels (`ImageReading.to_source`: resized, the padding cut off), an
+    (H, W, 1) NIfTI with the file's affine (a PNG's: the identity). An image file's mask is its `image_mask`
+    (none: the whole image, as an image list without masks)."""
     mid_axial = scan.image is None
     path = Path(scan.row.img_path) if mid_axial else scan.image
-    image, affine = reading.image(path, mid_axial)
+    image, source = reading.image(path, mid_axial)
     mask_path = scan.row.mask_path if mid_axial else scan.image_mask
     brain = reading.binary(Path(mask_path), mid_axial) if mask_path is not None else np.ones(reading.target_size, bool)
     volume = Volume(name=scan.name, image=torch.from_numpy(np.ascontiguousarray(image, np.float32))[..., None],
-                    mask=torch.from_numpy(np.ascontiguousarray(brain, bool))[..., None], seg=None, label=0, affine=affine)
-    return Prepared(volume, lambda array, interpolation: array, np.asarray(affine, float))
+                    mask=torch.from_numpy(np.ascontiguousarray(brain, bool))[..., None], seg=None, label=0,
+                    affine=reading.grid_affine(source))
+
+    def to_source(array: np.ndarray, interpolation: Interpolation) -> np.ndarray:
+        return reading.to_source(array[..., 0], source, interpolation)[..., None]
+
+    return Prepared(volume, to_source, np.asarray(source.affine, float))
 
 
 def prepare_scan(scan: Scan, predictor: Predictor, options: PipelineOptions, template: Template | None) -> Prepared:

@@ -2,8 +2,9 @@
 listed in CSVs, padded to square, To01, bilinear resize without antialias, non-lesion masks).
 
 The evaluator records how it read the images in the checkpoint's input grid; predict reads a PNG file,
-a folder of PNGs or the image-list CSV by that record and writes the evaluator's own map, bit for bit,
-and its mask (the map binarized as the evaluator binarizes). Inputs the checkpoint cannot read so are one
+a folder of PNGs or the image-list CSV by that record, scores it as the evaluator did and writes the
+evaluator's own map and mask (the map binarized as the evaluator binarizes), bit for bit, taken back onto
+each PNG's own pixels (`ImageReading.to_source`). Inputs the checkpoint cannot read so are one
 line, exit 2, nothing written.
 """
 from __future__ import annotations
@@ -26,12 +27,14 @@ from core.evaluation.evaluator import AnomalyDetectionEvaluator
 from core.evaluation.pipeline import ScoringPipeline
 from core.evaluation.result import EvaluationResult
 from core.Main import main
-from data.image_list_dataset import ImageReading
+from data.image_list_dataset import ImageReading, SourceGrid
+from data.interpolation import Interpolation
 
 ROOT = Path(__file__).resolve().parents[2]
 RA_PAPER = ROOT / "projects" / "RA" / "configs" / "ra_paper.yaml"
 TASK = "anomaly_detection_l1"  # (the LPIPS task is skipped without its weights)
 TEST_SET = "test_hyper_spheres"
+SOURCE = SourceGrid((40, 52), np.eye(4))  # every PNG below: 40 x 52 pixels, a PNG's identity affine
 SETS = {"train_healthy": 3, "val_healthy": 2, "test_healthy": 2, "val_hyper_spheres": 2, TEST_SET: 2}
 
 
@@ -117,13 +120,18 @@ def _check_against_evaluation(run: Path, out: Path, evaluated_name: dict[str, st
     for row in predicted:
         name = evaluated_name[row["scan"]]
         assert Path(row["map_path"]) == out / f"{row['scan']}_anomaly_map.nii.gz" and ".png" not in row["scan"]
-        ours = np.asarray(nib.load(row["map_path"]).dataobj)
-        theirs = np.asarray(nib.load(run / TASK / "anomaly_maps" / TEST_SET / f"{name}_anomaly_map.nii.gz").dataobj)
-        assert ours.shape == (32, 32, 1)
-        np.testing.assert_array_equal(ours, theirs)
+        ours_file = nib.load(row["map_path"])
+        theirs_file = nib.load(run / TASK / "anomaly_maps" / TEST_SET / f"{name}_anomaly_map.nii.gz")
+        theirs = np.asarray(theirs_file.dataobj)
+        assert theirs.shape == (32, 32, 1)  # the evaluator's map: on the model's grid, placed on the PNG's pixels
+        np.testing.assert_allclose(theirs_file.affine, reading.grid_affine(SOURCE))
+        ours = np.asarray(ours_file.dataobj)  # predict's: on the PNG's own 40 x 52 pixels
+        assert ours.shape == (40, 52, 1) and np.allclose(ours_file.affine, np.eye(4))
+        np.testing.assert_array_equal(ours[..., 0], reading.to_source(theirs[..., 0], SOURCE, Interpolation.LINEAR))
         mask = np.asarray(nib.load(row["mask_path"]).dataobj) > 0
         brain = reading.binary(brains[row["scan"]])[..., None] if brains else np.ones(theirs.shape, bool)
-        np.testing.assert_array_equal(mask, pipeline.binarize(theirs, brain, threshold))
+        evaluated_mask = pipeline.binarize(theirs, brain, threshold)[..., 0].astype(np.float32)
+        np.testing.assert_array_equal(mask[..., 0], reading.to_source(evaluated_mask, SOURCE, Interpolation.NEAREST) > 0.5)
         assert float(row["threshold"]) == pytest.approx(threshold, rel=1e-5)
         assert float(row["sample_score"]) == pytest.approx(float(rows[name]["sample_score"]), rel=1e-5)
         lesion += int(mask.sum())
@@ -163,9 +171,9 @@ def test_the_reports_draw_each_image_as_one_picture(run, tmp_path):
     assert uad(["predict", "--model", str(run), "--input", str(data / "png" / f"{TEST_SET}_0.png"),
                 "--output", str(tmp_path / "pred"), "--threshold", "fpr_5%", "--no-png"]) == 0
     assert json.loads((tmp_path / "pred" / "predict.json").read_text())["settings"]["images_2d"] is True
-    for page in (run / "report.html", tmp_path / "pred" / "report.html"):
-        specs = _viewer_specs(page)
-        assert specs and all(spec["image2d"] and spec["shape"] == [32, 32, 1] for spec in specs), page
+    for page, shape in ((run / "report.html", [32, 32, 1]), (tmp_path / "pred" / "report.html", [40, 52, 1])):
+        specs = _viewer_specs(page)  # the evaluator's maps on the model grid, predict's on the PNG's pixels
+        assert specs and all(spec["image2d"] and spec["shape"] == shape for spec in specs), page
         assert 'type="range"' not in page.read_text(), page
 
 

@@ -1,13 +1,15 @@
 """iml-dl layout: filename CSVs of PNG / NIfTI images with parallel label and mask CSVs."""
 from __future__ import annotations
 
+import nibabel as nib
 import numpy as np
 import pytest
 import torch
 from data_helpers import write_nifti
 from skimage import io as skio
 
-from data.image_list_dataset import ImageListDataModule, ImageListSet, ImageReading, MaskLists
+from data.image_list_dataset import ImageListDataModule, ImageListSet, ImageReading, MaskLists, SourceGrid
+from data.interpolation import Interpolation
 from dl_utils.errors import UserInputError
 
 
@@ -127,3 +129,49 @@ def test_volume_split_gives_mid_axial_slices(tmp_path):
     assert np.array_equal(vol.mask[..., 0].numpy(), mask[:, :, 3]) and vol.seg[..., 0].numpy().sum() == 16
     with pytest.raises(UserInputError, match="volume-layout"):
         ImageListSet("split.csv", str(tmp_path), mask_dir="split.csv")
+
+
+def _resampled_by_nibabel(target: np.ndarray, target_affine: np.ndarray, source: SourceGrid, order: int) -> np.ndarray:
+    """Independent reference: nibabel (scipy) resamples the target-grid slice, placed by its affine, onto the
+    source pixels (edge values extended, as skimage's resize)."""
+    from nibabel.processing import resample_from_to
+
+    image = nib.Nifti1Image(target.astype(np.float32)[..., None], target_affine)
+    return np.asarray(resample_from_to(image, ((*source.shape, 1), source.affine), order=order, mode="nearest").dataobj)[..., 0]
+
+
+@pytest.mark.parametrize("square", [True, False])
+def test_maps_go_back_onto_the_files_own_pixels(tmp_path, square):
+    """`grid_affine` places the target_size slice on the file (a 2D NIfTI with its own affine, 30 x 46 pixels,
+    1.5 x 0.8 mm): `to_source` equals nibabel's resampling of the slice through that affine; with `square` the
+    padding is cut off; an image read and taken back is the image (smooth content)."""
+    affine = np.diag([1.5, 0.8, 3.0, 1.0])
+    affine[:3, 3] = (-20.0, 7.0, 2.0)
+    y, x = np.mgrid[:30, :46]
+    picture = 0.5 + 0.4 * np.sin(x / 9.0) * np.cos(y / 7.0)
+    write_nifti(tmp_path / "slice.nii.gz", picture.astype(np.float32)[..., None], affine)
+    reading = ImageReading(target_size=[64, 64], square=square, intensity="to01")
+    target, source = reading.image(tmp_path / "slice.nii.gz")
+    assert source.shape == (30, 46) and np.allclose(source.affine, affine)
+    grid = reading.grid_affine(source)
+    for order, interpolation in ((1, Interpolation.LINEAR), (0, Interpolation.NEAREST)):
+        back = reading.to_source(target, source, interpolation)
+        assert back.shape == (30, 46)
+        expected = _resampled_by_nibabel(target, grid, source, order)
+        inner = (slice(1, -1), slice(1, -1))  # nearest: ties at the exact half-pixel may round either way
+        if order == 1:
+            np.testing.assert_allclose(back, expected, atol=1e-5)
+        else:
+            assert np.mean(back[inner] == expected[inner]) > 0.97
+    np.testing.assert_allclose(reading.to_source(target, source, Interpolation.LINEAR)[inner], picture[inner], atol=0.01)
+    if square:  # the padded square is 46 x 46: 8 rows above the image
+        assert np.allclose(grid @ [0, 0, 0, 1], affine @ [46 / 64 / 2 - 0.5 - 8, 46 / 64 / 2 - 0.5, 0, 1])
+
+
+def test_a_mid_axial_slice_keeps_its_place_in_the_scan(tmp_path):
+    """A volume's mid-axial slice (D // 2) carries that slice's affine, so its maps overlay the scan."""
+    affine = np.diag([1.0, 1.0, 2.5, 1.0])
+    affine[:3, 3] = (5.0, -3.0, 10.0)
+    write_nifti(tmp_path / "v.nii.gz", np.random.default_rng(0).random((12, 14, 7)).astype(np.float32), affine)
+    _, source = ImageReading(target_size=[12, 14]).image(tmp_path / "v.nii.gz", mid_axial=True)
+    assert source.shape == (12, 14) and np.allclose(source.affine @ [0, 0, 0, 1], affine @ [0, 0, 3, 1])
