@@ -8,6 +8,7 @@ mid-axial slice of each volume, its mask and its seg (the RA paper's 2D protocol
 from __future__ import annotations
 
 import csv as csv_module
+import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
@@ -33,6 +34,8 @@ from dl_utils.param_types import ParamsOf, build_part
 from dl_utils.paths import flat_name
 
 CsvArg = str | Sequence[str] | None
+LOG = logging.getLogger(__name__)
+_WARNED_SATURATION: set[Path] = set()  # one warning per file and process, not one per epoch
 
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff")  # 2D image files (a NIfTI may be 2D or a 3D scan)
@@ -58,7 +61,8 @@ def load_image_2d(path: Path, mid_axial: bool = False) -> tuple[np.ndarray, np.n
         raise UserInputError(f"image file {path} is unreadable ({type(exc).__name__}); re-export it") from exc
     if data.ndim == 3 and data.shape[-1] in (3, 4) and not path.name.endswith((".nii", ".nii.gz")):
         data = data[..., :3].mean(-1)  # RGB(A) PNG -> gray
-    data = np.squeeze(data)
+    while data.ndim > 2 and data.shape[-1] == 1:  # a 2D NIfTI stored as (H, W, 1); a 1-pixel-high image stays 2D
+        data = data[..., 0]
     if mid_axial and data.ndim == 3:
         middle = data.shape[2] // 2
         data, affine = data[:, :, middle], affine @ _translation(0.0, 0.0, float(middle))
@@ -231,6 +235,10 @@ class ImageReading:
         """(the image file as a target_size slice in [0, 1], the file's own grid): scaled (`intensity`), padded,
         resized, clipped. `grid_affine` places the slice's pixels, `to_source` takes a map back."""
         data, affine = load_image_2d(path, mid_axial)
+        if self.intensity is Intensity.TO01 and float(data.max()) > 255 and path not in _WARNED_SATURATION:
+            _WARNED_SATURATION.add(path)
+            LOG.warning("%s: values up to %.6g (not an 8-bit image?) saturate under `intensity: to01` (divided by 255, "
+                        "clipped at 1): convert it to 8 bits as the training images were, or read with min_max", path, data.max())
         scaled = to01(data) if self.intensity is Intensity.TO01 else min_max(data)
         return np.clip(self.resized(self.geometry(scaled)), 0, 1), SourceGrid((int(data.shape[0]), int(data.shape[1])), affine)
 

@@ -175,3 +175,17 @@ def test_a_mid_axial_slice_keeps_its_place_in_the_scan(tmp_path):
     write_nifti(tmp_path / "v.nii.gz", np.random.default_rng(0).random((12, 14, 7)).astype(np.float32), affine)
     _, source = ImageReading(target_size=[12, 14]).image(tmp_path / "v.nii.gz", mid_axial=True)
     assert source.shape == (12, 14) and np.allclose(source.affine @ [0, 0, 0, 1], affine @ [0, 0, 3, 1])
+
+
+def test_a_one_pixel_high_image_is_still_2d_and_16_bits_under_to01_warn(tmp_path, caplog):
+    skio.imsave(tmp_path / "thin.png", np.arange(30, dtype=np.uint8)[None] * 8, check_contrast=False)
+    image, source = ImageReading(target_size=[8, 8], square=True).image(tmp_path / "thin.png")
+    assert source.shape == (1, 30) and image.shape == (8, 8)
+    skio.imsave(tmp_path / "deep.png", (np.arange(64, dtype=np.uint16) * 1000).reshape(8, 8), check_contrast=False)
+    for _ in range(2):
+        ImageReading(target_size=[8, 8], intensity="to01").image(tmp_path / "deep.png")
+    warned = [r.getMessage() for r in caplog.records if "saturate" in r.getMessage()]
+    assert len(warned) == 1 and "deep.png" in warned[0]
+    caplog.clear()
+    ImageReading(target_size=[8, 8]).image(tmp_path / "deep.png")  # min_max: nothing saturates
+    assert not caplog.records
