@@ -73,6 +73,24 @@ def load_image_2d(path: Path, mid_axial: bool = False) -> tuple[np.ndarray, np.n
     return data, affine
 
 
+def image_shape_2d(path: Path) -> tuple[int, int] | None:
+    """(H, W) of a 2D image file from its header alone (PIL / nibabel, nothing decoded); None where it cannot
+    be read so (a missing or unreadable file: `load_image_2d` then says why) or is not 2D."""
+    try:
+        if path.name.endswith((".nii", ".nii.gz")):
+            shape = tuple(nib.load(str(path)).shape)
+            while len(shape) > 2 and shape[-1] == 1:
+                shape = shape[:-1]
+        else:
+            from PIL import Image  # scikit-image's reader's own dependency
+
+            with Image.open(path) as image:
+                shape = (image.height, image.width)
+    except Exception:  # readers raise many types for corrupt files; load_image_2d names the problem
+        return None
+    return (int(shape[0]), int(shape[1])) if len(shape) == 2 else None
+
+
 def _translation(*shift: float) -> np.ndarray:
     matrix = np.eye(4)
     matrix[:3, 3] = shift

@@ -16,7 +16,7 @@ import torch
 from core.commands.predictor import Predictor
 from core.commands.scan_checks import ScanFiles
 from data.csv_splits import SplitRow, read_file_list, read_volume_split
-from data.image_list_dataset import ImageReading, MaskKind, check_parallel, is_image_2d, load_image_2d, parallel_files
+from data.image_list_dataset import ImageReading, MaskKind, check_parallel, image_shape_2d, is_image_2d, load_image_2d, parallel_files
 from data.interpolation import Interpolation
 from data.nifti_io import load_nifti
 from data.preprocessing import FlatIntensities
@@ -142,9 +142,22 @@ def _image_files(source: Path, data_root: str | Path | None, mask: str | Path | 
     else:
         return None
     masks = _image_masks([f for _, f, _ in found], mask, data_root)
+    _check_mask_sizes([f for _, f, _ in found], masks)
     outputs = output_names([name for name, _, _ in found])
     return [Scan(out, image=f, origin=origin, image_mask=m, volume_name=name if out != name else "")
             for out, (name, f, origin), m in zip(outputs, found, masks, strict=True)]
+
+
+def _check_mask_sizes(images: list[Path], masks: list[Path | None]) -> None:
+    """Each brain mask has its image's pixel grid (headers only): a mask of another size is another image's
+    (a list out of order) or another export; resized onto the image it would be scored without a word."""
+    for image, mask in zip(images, masks, strict=True):
+        if mask is None:
+            continue
+        image_shape, mask_shape = image_shape_2d(image), image_shape_2d(mask)
+        if image_shape is not None and mask_shape is not None and image_shape != mask_shape:
+            raise UserInputError(f"--mask {mask}: {mask_shape[0]} x {mask_shape[1]} pixels, but its image {image} is "
+                                 f"{image_shape[0]} x {image_shape[1]}; give each image's own brain mask, in the images' order")
 
 
 def output_names(names: list[str]) -> list[str]:

@@ -235,3 +235,15 @@ def test_2d_outputs_are_named_by_the_stem_unless_two_would_meet():
     assert output_names(["png__a.png", "b.PNG", "c.nii.gz"]) == ["png__a", "b", "c.nii.gz"]
     assert output_names(["x.png", "x.jpg", "y.tif"]) == ["x.png", "x.jpg", "y"]
     assert output_names(["x.png.png", "x.png", "x.jpg"]) == ["x.png.png", "x.png", "x.jpg"]  # a stem meets a whole name
+
+
+def test_a_brain_mask_of_another_size_is_one_line(brain_run, tmp_path, capsys):
+    """A mask whose pixel grid is not its image's (another image's mask, another export) would be resized onto
+    the image and scored without a word: refused from the headers, before the model is loaded."""
+    data = Path(yaml.safe_load((brain_run / "config.yaml").read_text())["data_root"])
+    skio.imsave(tmp_path / "small_mask.png", np.full((30, 30), 255, np.uint8), check_contrast=False)
+    code = uad(["predict", "--model", str(brain_run), "--input", str(data / "png" / f"{TEST_SET}_0.png"),
+                "--mask", str(tmp_path / "small_mask.png"), "--output", str(tmp_path / "out")])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and "30 x 30 pixels, but its image" in err[0] and "40 x 52" in err[0], err
+    assert not (tmp_path / "out").exists()

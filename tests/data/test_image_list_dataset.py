@@ -189,3 +189,15 @@ def test_a_one_pixel_high_image_is_still_2d_and_16_bits_under_to01_warn(tmp_path
     caplog.clear()
     ImageReading(target_size=[8, 8]).image(tmp_path / "deep.png")  # min_max: nothing saturates
     assert not caplog.records
+
+
+def test_image_shape_2d_reads_headers(tmp_path):
+    from data.image_list_dataset import image_shape_2d
+
+    skio.imsave(tmp_path / "a.png", np.zeros((7, 9, 3), np.uint8), check_contrast=False)
+    write_nifti(tmp_path / "b.nii.gz", np.zeros((5, 6, 1), np.float32))
+    write_nifti(tmp_path / "c.nii.gz", np.zeros((5, 6, 4), np.float32))
+    (tmp_path / "d.png").write_bytes(b"not a png")
+    assert image_shape_2d(tmp_path / "a.png") == (7, 9) and image_shape_2d(tmp_path / "b.nii.gz") == (5, 6)
+    assert image_shape_2d(tmp_path / "c.nii.gz") is None and image_shape_2d(tmp_path / "d.png") is None
+    assert image_shape_2d(tmp_path / "missing.png") is None
