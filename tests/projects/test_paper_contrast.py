@@ -313,7 +313,8 @@ def _variant_of(path: Path) -> tuple[dict, dict]:
 
     import yaml
 
-    base = ROOT / yaml.safe_load(path.read_text())["base"]
+    bases = yaml.safe_load(path.read_text())["base"]
+    base = ROOT / (bases if isinstance(bases, str) else bases[0])  # the T2 paper config, then the T1 protocol
     expected = copy.deepcopy(load_config(base))
     expected["trainer"]["data_loader"]["params"]["contrast"] = {"mode": "t1", "keep_list": None}
     evaluation = (expected.get("downstream_tasks") or {}).get("anomaly_detection")
