@@ -10,7 +10,7 @@ from __future__ import annotations
 import csv as csv_module
 import logging
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
@@ -35,7 +35,6 @@ from dl_utils.paths import flat_name
 
 CsvArg = str | Sequence[str] | None
 LOG = logging.getLogger(__name__)
-_WARNED_SATURATION: set[Path] = set()  # one warning per file and process, not one per epoch
 
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff")  # 2D image files (a NIfTI may be 2D or a 3D scan)
@@ -212,6 +211,7 @@ class ImageReading:
     resize: Resize = Resize.SKIMAGE
     antialias: bool = True
     labels: LabelGeometry = LabelGeometry.AS_IMAGE
+    _warned: set[Path] = field(default_factory=set, init=False, repr=False, compare=False)  # files warned about once
 
     def __post_init__(self) -> None:
         if len(self.target_size) != 2:
@@ -253,8 +253,8 @@ class ImageReading:
         """(the image file as a target_size slice in [0, 1], the file's own grid): scaled (`intensity`), padded,
         resized, clipped. `grid_affine` places the slice's pixels, `to_source` takes a map back."""
         data, affine = load_image_2d(path, mid_axial)
-        if self.intensity is Intensity.TO01 and float(data.max()) > 255 and path not in _WARNED_SATURATION:
-            _WARNED_SATURATION.add(path)
+        if self.intensity is Intensity.TO01 and float(data.max()) > 255 and path not in self._warned:
+            self._warned.add(path)
             LOG.warning("%s: values up to %.6g (not an 8-bit image?) saturate under `intensity: to01` (divided by 255, "
                         "clipped at 1): convert it to 8 bits as the training images were, or read with min_max", path, data.max())
         scaled = to01(data) if self.intensity is Intensity.TO01 else min_max(data)

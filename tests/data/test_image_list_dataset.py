@@ -182,8 +182,9 @@ def test_a_one_pixel_high_image_is_still_2d_and_16_bits_under_to01_warn(tmp_path
     image, source = ImageReading(target_size=[8, 8], square=True).image(tmp_path / "thin.png")
     assert source.shape == (1, 30) and image.shape == (8, 8)
     skio.imsave(tmp_path / "deep.png", (np.arange(64, dtype=np.uint16) * 1000).reshape(8, 8), check_contrast=False)
-    for _ in range(2):
-        ImageReading(target_size=[8, 8], intensity="to01").image(tmp_path / "deep.png")
+    reading = ImageReading(target_size=[8, 8], intensity="to01")
+    for _ in range(2):  # once per file and reading (a data set's, a checkpoint's), not once per epoch
+        reading.image(tmp_path / "deep.png")
     warned = [r.getMessage() for r in caplog.records if "saturate" in r.getMessage()]
     assert len(warned) == 1 and "deep.png" in warned[0]
     caplog.clear()
