@@ -208,8 +208,12 @@ def _dispatch(args: argparse.Namespace) -> Path | int | None:
                        args.preprocessed, args.mask, _pipeline_options(args), png=not args.no_png,
                        data_root=args.data_root, report=not args.no_report, precision=args.precision,
                        allow_external_modules=args.allow_external_modules)
-        for row in rows:
-            print(f"{row['scan']}: {row['status']} score={row['sample_score']} {row['message']}".rstrip())
+        previous = None
+        for row in rows:  # a scan with the warnings of the scan above says so instead of repeating them
+            repeated = row["status"] == "done" and row["message"] and row["message"] == previous
+            print(f"{row['scan']}: {row['status']} score={row['sample_score']} "
+                  f"{'(warnings as above)' if repeated else row['message']}".rstrip())
+            previous = row["message"] if row["status"] == "done" else None
         print(Path(args.output) / "predictions.csv")
         return 1 if any(r["status"] == "failed" for r in rows) else 0
     elif args.verb == "preprocess":

@@ -51,14 +51,24 @@ PREDICTION_COLUMNS = ("scan", "status", "sample_score", "threshold_protocol", "t
 
 
 # ---- the command ---------------------------------------------------------------------------
-def _differences(scan: Scan, trained: TrainedOn | None) -> list[str]:
-    """How the scan's header differs from the training data (`data.trained_on.scan_warnings`), each logged."""
+def _differences(scan: Scan, trained: TrainedOn | None, seen: dict[str, int]) -> list[str]:
+    """How the scan's header differs from the training data (`data.trained_on.scan_warnings`): each warning
+    logged for the first scan it concerns, counted in `seen` for later ones (`_log_repeated`)."""
     if trained is None:
         return []
     warnings = scan_warnings(trained, scan_header(scan))
     for warning in warnings:
-        LOG.warning("%s: %s", scan.name, warning)
+        if warning not in seen:
+            LOG.warning("%s: %s", scan.name, warning)
+        seen[warning] = seen.get(warning, 0) + 1
     return warnings
+
+
+def _log_repeated(seen: dict[str, int]) -> None:
+    """One line per warning that concerned more scans than the first (each scan's are in predictions.csv)."""
+    for warning, count in seen.items():
+        if count > 1:
+            LOG.warning("the same for %d more scan(s) (predictions.csv lists each scan's warnings): %s", count - 1, warning)
 
 
 def _prepare_first(scans: list[Scan], predictor: Predictor, options: PipelineOptions, template: Template | None,
@@ -107,6 +117,7 @@ def predict(model: str | Path, inputs: str | Path, output: str | Path, threshold
     with recovery.advise(recovery.run_again(f"the files in {output} are incomplete; predictions.csv is written last")):
         pipeline = predictor.pipeline
         rows = []
+        seen: dict[str, int] = {}  # warning -> scans it concerns
         scored_with = predictor.record.scored_with
         # the task's inference settings and its evaluation's compile decision and precision (unless --precision
         # replaces it): the evaluated maps to the last digit, whatever `auto` would pick on this machine
@@ -116,7 +127,7 @@ def predict(model: str | Path, inputs: str | Path, output: str | Path, threshold
                 row = {c: "" for c in PREDICTION_COLUMNS}
                 row.update(scan=scan.name, threshold_protocol=protocol, threshold=f"{value:.6g}")
                 try:
-                    warnings = _differences(scan, predictor.trained_on)
+                    warnings = _differences(scan, predictor.trained_on, seen)
                     if i == 0 and isinstance(first, UserInputError):
                         raise first
                     prepared = first if i == 0 and first is not None else prepare_scan(scan, predictor, options, template)
@@ -149,6 +160,7 @@ def predict(model: str | Path, inputs: str | Path, output: str | Path, threshold
                     row.update(status="failed", message=" ".join(str(exc).split()))
                     LOG.error("%s: %s", scan.name, row["message"])
                 rows.append(row)
+        _log_repeated(seen)
         atomic_write_csv(output / "predictions.csv", rows, PREDICTION_COLUMNS)
         checkpoint = resolve_checkpoint(model).resolve()
         settings = PredictSettings(threshold=str(threshold), threshold_protocol=protocol, threshold_value=value, test_set=test_set,

@@ -103,3 +103,27 @@ def test_a_damaged_transform_record_is_one_line_naming_it(tmp_path):
         (tmp_path / "transform.json").write_text(text)
         with pytest.raises(UserInputError, match="transform.json"):
             read_transform(tmp_path)
+
+
+def test_warnings_shared_by_several_scans_are_said_once_and_kept_per_scan(tmp_path, capsys, caplog):
+    """Two scans differing alike from the training data: each warning is logged for the first and once more with
+    the count of the others; the second's summary line points up; predictions.csv keeps every scan's own."""
+    image, _, affine = phantom((60, 70, 14), 1.0)
+    (tmp_path / "scans").mkdir()
+    for name in ("a_T1CE", "b_T1CE"):
+        nib.save(nib.Nifti1Image(image, affine @ np.diag([1.0, 1.0, 6.5, 1.0])), tmp_path / "scans" / f"{name}.nii.gz")
+    code = uad(["predict", "--model", str(ROOT / "weights" / "ra_demo.pt"), "--input", str(tmp_path / "scans"),
+                "--output", str(tmp_path / "out"), "--skull-strip", "none", "--no-registration", "--no-n4", "--no-png",
+                "--no-report"])
+    out = capsys.readouterr().out.splitlines()
+    assert code == 0
+    rows = list(csv.DictReader((tmp_path / "out" / "predictions.csv").open()))
+    assert [r["scan"] for r in rows] == ["a_T1CE", "b_T1CE"] and rows[0]["message"] == rows[1]["message"]
+    warnings = rows[0]["message"].removeprefix("warning: ").split("; warning: ")
+    assert len(warnings) == 4  # contrast, slice thickness, field of view left-right and posterior-anterior
+    logged = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    for warning in warnings:
+        assert logged.count(f"a_T1CE: {warning}") == 1 and not any(m.startswith("b_T1CE:") for m in logged)
+        assert f"the same for 1 more scan(s) (predictions.csv lists each scan's warnings): {warning}" in logged
+    assert any(line.startswith("a_T1CE: done") and rows[0]["message"] in line for line in out)
+    assert any(line.startswith("b_T1CE: done") and line.endswith("(warnings as above)") for line in out)
