@@ -353,6 +353,21 @@ class ImageListSet(Sequence):
         self.mask_csv = mask_dir
         self.masks_given = self.masks is not None  # recorded with the grid: predict warns when a scan comes without one
         self._cache: dict[int, Volume] = {}
+        self._size_warned = False
+
+    def _check_sizes(self, index: int, source: SourceGrid) -> None:
+        """One warning per set where a label or mask file's pixel grid is not its image's: it is resized onto the
+        image as the originals did, but a list out of order pairs files that way (headers only)."""
+        if self._size_warned or self.mid_axial:
+            return
+        for kind, files in (("label_dir", self.labels), ("mask_dir", self.masks)):
+            other = image_shape_2d(Path(files[index])) if files else None
+            if other is not None and other != source.shape:
+                self._size_warned = True
+                LOG.warning("%s: %s is %d x %d pixels but its image %s is %d x %d; it is resized onto the image (and any "
+                            "other such file of this set, without another warning): check that the lists pair each image "
+                            "with its own file", kind, files[index], *other, self.files[index], *source.shape)
+                return
 
     @staticmethod
     def upgrade_params(params: Mapping[str, Any]) -> dict[str, Any]:
@@ -381,6 +396,7 @@ class ImageListSet(Sequence):
         index = range(len(self))[index]
         if index not in self._cache:
             image, source = self.reading.image(self.files[index], self.mid_axial)
+            self._check_sizes(index, source)
             label_values = self.reading.label(self.labels[index], self.mid_axial) if self.labels else None
             seg = None if label_values is None else label_values > (0.0 if self.resize is Resize.BILINEAR else 0.5)
             given = self._binary(self.masks[index]) if self.masks else None

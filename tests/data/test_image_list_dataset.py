@@ -202,3 +202,23 @@ def test_image_shape_2d_reads_headers(tmp_path):
     assert image_shape_2d(tmp_path / "a.png") == (7, 9) and image_shape_2d(tmp_path / "b.nii.gz") == (5, 6)
     assert image_shape_2d(tmp_path / "c.nii.gz") is None and image_shape_2d(tmp_path / "d.png") is None
     assert image_shape_2d(tmp_path / "missing.png") is None
+
+
+def test_a_label_of_another_size_is_resized_with_one_warning_per_set(tmp_path, caplog):
+    """Label / mask files of another pixel size than their images are resized onto them (as the originals did),
+    with one warning per set naming the first pair: a list out of order would pair files so."""
+    for i in range(2):
+        skio.imsave(tmp_path / f"img{i}.png", np.full((20, 24), 100, np.uint8), check_contrast=False)
+        label = np.zeros((10, 12), np.uint8)
+        label[2:5, 3:6] = 255
+        skio.imsave(tmp_path / f"lab{i}.png", label, check_contrast=False)
+    _csv(tmp_path / "images.csv", ["img0.png", "img1.png"])
+    _csv(tmp_path / "labels.csv", ["lab0.png", "lab1.png"])
+    iset = ImageListSet("images.csv", str(tmp_path), label_dir="labels.csv", reading=ImageReading(target_size=[20, 24]))
+    assert iset[0].seg.sum() > 0 and iset[1].seg.sum() > 0  # still read, resized onto the image
+    warned = [r.getMessage() for r in caplog.records if "pixels but its image" in r.getMessage()]
+    assert len(warned) == 1 and warned[0].startswith("label_dir: ") and "10 x 12 pixels" in warned[0] and "20 x 24" in warned[0]
+    caplog.clear()
+    _csv(tmp_path / "same.csv", ["img0.png", "img1.png"])
+    ImageListSet("images.csv", str(tmp_path), mask_dir="same.csv", reading=ImageReading(target_size=[20, 24]))[0]
+    assert not caplog.records  # same size: nothing to say
