@@ -15,8 +15,6 @@ mode draws exactly as timm's ``DropPath``.
 
 from __future__ import annotations
 
-from enum import StrEnum
-
 import torch
 import torchvision
 from torch import Tensor, nn
@@ -24,12 +22,7 @@ from torchvision.models.resnet import BasicBlock, Bottleneck
 from torchvision.ops import stochastic_depth
 
 from dl_utils.options import parse_option
-
-
-class ResNetArch(StrEnum):
-    RESNET18 = "resnet18"
-    RESNET34 = "resnet34"
-    RESNET50 = "resnet50"
+from model_zoo.resnet_arch import ResNetArch
 
 
 def build_resnet_backbone(

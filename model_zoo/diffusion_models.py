@@ -34,9 +34,9 @@ from dl_utils.param_groups import group_flat_params
 from dl_utils.param_ranges import MAX_RECONSTRUCTIONS, DiffusionSteps, NonNegativeFloat, PositiveFloat, PositiveInt
 from dl_utils.param_types import Ge, Lt, MaxItems
 from dl_utils.weights import load_strict
-from model_zoo.condition_encoder import ConditionEncoder, ResNetArch
 from model_zoo.gaussian_diffusion import DiffusionProcess, ReconstructionMode
 from model_zoo.noise import GaussianNoise, NoiseSource, OpenSimplexNoise, SimplexNoise
+from model_zoo.resnet_arch import ResNetArch
 from model_zoo.unet_adm import UNetADM, UNetArchitecture
 
 ORIGINAL_UNET_PREFIX = "diffusion.model."
@@ -296,6 +296,9 @@ class ConditionalDDPM(DDPM):
         if unknown:
             raise TypeError(f"ConditionalDDPM got unexpected arguments {sorted(unknown)}")
         self._build(cond_dim=encoder.cond_dim, **{**_DDPM_DEFAULTS, **ddpm_params})
+        # imported here: torchvision's import takes seconds, which a DDPM without a condition never needs
+        from model_zoo.condition_encoder import ConditionEncoder
+
         self.encoder = ConditionEncoder(
             encoder.arch,
             encoder.cond_dim,
