@@ -66,7 +66,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_run_options(test)
 
     predict = verbs.add_parser("predict", help="anomaly maps and masks for scans, in each scan's own space",
-                               description="Score scans with a self-describing checkpoint; writes maps, masks, PNGs and predictions.csv.")
+                               description="Score scans with a self-describing checkpoint; writes maps and masks in each scan's own space "
+                               "(a 2D image's own pixels), PNGs, report.html and predictions.csv.")
     predict.add_argument("--model", required=True, help="checkpoint (.pt) or run folder")
     predict.add_argument("--input", required=True, help="a scan, a folder of scans, a `uad preprocess` output, or a CSV; for a checkpoint evaluated on 2D "
                          "image lists: a PNG, a folder of PNGs or an image-list CSV")
