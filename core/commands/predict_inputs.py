@@ -16,7 +16,8 @@ import torch
 from core.commands.predictor import Predictor
 from core.commands.scan_checks import ScanFiles
 from data.csv_splits import SplitRow, read_file_list, read_volume_split
-from data.image_list_dataset import ImageReading, MaskKind, check_parallel, image_shape_2d, is_image_2d, load_image_2d, parallel_files
+from data.image_list_dataset import MaskKind, check_parallel, parallel_files
+from data.image_reading import ImageReading, image_shape_2d, is_image_2d, load_image_2d
 from data.interpolation import Interpolation
 from data.nifti_io import load_nifti
 from data.preprocessing import FlatIntensities

@@ -14,7 +14,8 @@ from core.evaluation.thresholds import fpr_key
 from core.run import checkpoint_metadata
 from core.run.assembly import evaluation_seed, evaluation_set_params
 from core.run.checkpoint_metadata import TaskRecord
-from data.image_list_dataset import ImageReading, MaskKind
+from data.image_list_dataset import MaskKind
+from data.image_reading import ImageReading
 from data.preprocessing import VolumePreprocessor
 from data.trained_on import TrainedOn
 from dl_utils.checkpoint import load_checkpoint

@@ -12,7 +12,8 @@ from typing import Protocol, runtime_checkable
 
 from torch import Tensor, nn
 
-from data.image_list_dataset import ImageReading, MaskKind
+from data.image_list_dataset import MaskKind
+from data.image_reading import ImageReading
 from data.preprocessing import VolumePreprocessor
 
 

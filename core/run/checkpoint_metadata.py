@@ -98,7 +98,7 @@ class TaskRecord:
         grid = self.input_grid
         if grid is None:
             return
-        from data.image_list_dataset import ImageReading
+        from data.image_reading import ImageReading
         from data.preprocessing import VolumePreprocessor
 
         builder = ComponentBuilder(source)

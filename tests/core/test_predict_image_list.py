@@ -27,7 +27,7 @@ from core.evaluation.evaluator import AnomalyDetectionEvaluator
 from core.evaluation.pipeline import ScoringPipeline
 from core.evaluation.result import EvaluationResult
 from core.Main import main
-from data.image_list_dataset import ImageReading, SourceGrid
+from data.image_reading import ImageReading, SourceGrid
 from data.interpolation import Interpolation
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -8,7 +8,8 @@ import pytest
 from skimage import io as skio
 
 from core.config.builder import ComponentBuilder
-from data.image_list_dataset import ImageListDataModule, ImageListSet, ImageReading, MaskLists
+from data.image_list_dataset import ImageListDataModule, ImageListSet, MaskLists
+from data.image_reading import ImageReading
 from data.volume_dataset import ContrastSelection, SliceSampling, Slicing, Validation, VolumeDataModule
 
 VOLUME = {"module_name": "data.volume_dataset", "class_name": "VolumeDataModule"}

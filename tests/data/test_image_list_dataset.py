@@ -8,7 +8,8 @@ import torch
 from data_helpers import write_nifti
 from skimage import io as skio
 
-from data.image_list_dataset import ImageListDataModule, ImageListSet, ImageReading, MaskLists, SourceGrid
+from data.image_list_dataset import ImageListDataModule, ImageListSet, MaskLists
+from data.image_reading import ImageReading, SourceGrid
 from data.interpolation import Interpolation
 from dl_utils.errors import UserInputError
 
@@ -193,7 +194,7 @@ def test_a_one_pixel_high_image_is_still_2d_and_16_bits_under_to01_warn(tmp_path
 
 
 def test_image_shape_2d_reads_headers(tmp_path):
-    from data.image_list_dataset import image_shape_2d
+    from data.image_reading import image_shape_2d
 
     skio.imsave(tmp_path / "a.png", np.zeros((7, 9, 3), np.uint8), check_contrast=False)
     write_nifti(tmp_path / "b.nii.gz", np.zeros((5, 6, 1), np.float32))

@@ -21,7 +21,8 @@ import numpy as np
 import pytest
 from skimage import io as skio
 
-from data.image_list_dataset import ImageListDataModule, ImageListSet, ImageReading, MaskLists
+from data.image_list_dataset import ImageListDataModule, ImageListSet, MaskLists
+from data.image_reading import ImageReading
 
 FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "parity_data" / "ra_loader.npz"
 FIXTURE_TV010 = FIXTURE.with_name("ra_loader_tv010.npz")

@@ -16,7 +16,8 @@ from skimage import io as skio
 
 from core.evaluation.contracts import ImageReadingSet, PreprocessedSet, SliceGridSet
 from core.evaluation.result import InputGrid
-from data.image_list_dataset import ImageListSet, ImageReading, MaskKind
+from data.image_list_dataset import ImageListSet, MaskKind
+from data.image_reading import ImageReading
 from data.preprocessing import VolumePreprocessor
 from data.volume_dataset import VolumeSet
 from tests.core.tiny_project import write_split, write_volume
