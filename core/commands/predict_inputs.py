@@ -152,10 +152,13 @@ def _image_files(source: Path, data_root: str | Path | None, mask: str | Path | 
 def _check_mask_sizes(images: list[Path], masks: list[Path | None]) -> None:
     """Each brain mask has its image's pixel grid (headers only): a mask of another size is another image's
     (a list out of order) or another export; resized onto the image it would be scored without a word."""
+    mask_shapes: dict[Path, tuple[int, int] | None] = {}  # one mask image may serve every image
     for image, mask in zip(images, masks, strict=True):
         if mask is None:
             continue
-        image_shape, mask_shape = image_shape_2d(image), image_shape_2d(mask)
+        if mask not in mask_shapes:
+            mask_shapes[mask] = image_shape_2d(mask)
+        image_shape, mask_shape = image_shape_2d(image), mask_shapes[mask]
         if image_shape is not None and mask_shape is not None and image_shape != mask_shape:
             raise UserInputError(f"--mask {mask}: {mask_shape[0]} x {mask_shape[1]} pixels, but its image {image} is "
                                  f"{image_shape[0]} x {image_shape[1]}; give each image's own brain mask, in the images' order")
